@@ -1,0 +1,115 @@
+/*
+ * One FastCGI request and its response.  A request owns an arena and a list
+ * of jansson values; both are released together when the request ends, so a
+ * handler never frees anything it got from here.
+ *
+ * Handlers never parse raw input themselves: route captures arrive as
+ * range-checked integers in ids[], and body or query fields are declared in a
+ * cd_field table and validated by req_fields() before the handler looks.
+ */
+#ifndef CD_REQUEST_H
+#define CD_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "error.h"
+
+#define CD_MAX_ROUTE_IDS 4
+#define CD_MAX_OWNED 32
+
+typedef struct cd_user {
+	long long	 id;
+	const char	*email;
+	const char	*name;
+	const char	*role;		/* customer, expert, mechanic, admin */
+	const char	*tier;		/* free, firewall */
+	const char	*csrf;		/* the session's CSRF token */
+} cd_user;
+
+typedef struct cd_req {
+	cd_arena	*arena;
+	void		*fcgi;		/* FCGX_Request * */
+
+	const char	*method;	/* "GET", "POST", … */
+	const char	*path;		/* decoded, without the query string */
+	const char	*query;		/* raw query string, "" if none */
+	const char	*content_type;	/* "" if none */
+	bool		 secure;	/* reached over https */
+
+	const char	*body;		/* raw body, NUL-terminated */
+	size_t		 body_len;
+	json_t		*json;		/* parsed JSON object body, or NULL */
+
+	long long	 ids[CD_MAX_ROUTE_IDS];	/* {id} captures, in order */
+	const cd_user	*user;		/* signed-in user, or NULL */
+
+	/* Response being built. */
+	int		 status;
+	cd_buf		 headers;	/* "Name: value\r\n" lines */
+	cd_buf		 out;		/* body */
+	bool		 responded;
+	const char	*err_code;	/* set by req_fail() */
+	const char	*err_message;
+
+	json_t		*owned[CD_MAX_OWNED];
+	size_t		 nowned;
+} cd_req;
+
+/* CGI variable (HTTP headers as HTTP_X_Y), or NULL. */
+const char *req_param(cd_req *, const char *name);
+/* Cookie value by name, or NULL. */
+const char *req_cookie(cd_req *, const char *name);
+/* Query-string argument, URL-decoded into the arena, or NULL. */
+const char *req_query(cd_req *, const char *name);
+
+/* Records a specific error code and sentence; returns err for `return`. */
+cd_err	 req_fail(cd_req *, cd_err err, const char *code, const char *message);
+/* The request takes one reference of j and drops it when it ends. */
+json_t	*req_own(cd_req *, json_t *j);
+
+/*
+ * Declared request fields.  Integers are parsed with range-checked strtoll
+ * (JSON integers, or decimal strings with no trailing garbage); strings must
+ * have no NUL and a length within [min, max].
+ */
+typedef enum cd_ftype {
+	F_INT,		/* min..max is the value range */
+	F_STR,		/* min..max is the length range in bytes */
+	F_EMAIL,	/* a plausible address, at most max bytes */
+	F_ID,		/* Stripe or slug id: [A-Za-z0-9_-]{min,max} */
+	F_BOOL
+} cd_ftype;
+
+#define F_REQUIRED 1u
+
+typedef struct cd_field {
+	const char	*name;
+	cd_ftype	 type;
+	unsigned	 flags;
+	long long	 min, max;
+	const char	*missing;	/* sentence when absent, or NULL for a default */
+} cd_field;
+
+typedef struct cd_value {
+	bool		 present;
+	long long	 i;		/* F_INT, F_BOOL */
+	const char	*s;		/* F_STR, F_EMAIL, F_ID (arena-owned) */
+} cd_value;
+
+/* Validates the JSON body (or, for GET, the query string) against the table. */
+cd_err	 req_fields(cd_req *, const cd_field *, size_t, cd_value *out);
+cd_err	 req_query_fields(cd_req *, const cd_field *, size_t, cd_value *out);
+
+/* Responses.  Each ends the request's output; the first one wins. */
+void	 resp_header(cd_req *, const char *name, const char *value);
+void	 resp_json(cd_req *, int status, json_t *body);	/* steals body */
+void	 resp_html(cd_req *, int status, const char *html, size_t len);
+void	 resp_redirect(cd_req *, const char *location);	/* 303 */
+void	 resp_status(cd_req *, int status);		/* empty body */
+void	 resp_error(cd_req *, cd_err);	/* SPEC JSON error body */
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * Stripe API client over libcurl.  The code knows Stripe only as a base URL
+ * (STRIPE_API_BASE), so the same calls reach api.stripe.com or the local
+ * emulator.  Parameters are a jansson object encoded as Stripe's nested form
+ * (a[b][0][c]=v); every POST that creates something carries an
+ * Idempotency-Key, and a transport failure is retried once with the same key.
+ * A Stripe error returns CD_STRIPE after logging Stripe's message (never the
+ * key).
+ */
+#ifndef CD_STRIPE_H
+#define CD_STRIPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "buf.h"
+#include "error.h"
+
+/* method "GET" or "POST"; params may be NULL; idem_key required for creates. */
+cd_err	 stripe_call(const char *method, const char *path, json_t *params,
+	    const char *idem_key, json_t **out);
+/* Stripe's nested form encoding of an object. */
+void	 stripe_form_encode(const json_t *params, cd_buf *out);
+
+/*
+ * Webhook signatures: header "t=…,v1=…[,v1=…]", HMAC-SHA256 over "t.payload",
+ * compared in constant time against every configured secret, and rejected
+ * when t is more than tolerance seconds from now.
+ */
+typedef enum cd_sig {
+	SIG_OK,
+	SIG_MALFORMED,	/* missing header, no t= or no v1= */
+	SIG_MISMATCH,	/* no v1 matches any secret */
+	SIG_STALE	/* outside the tolerance window */
+} cd_sig;
+
+cd_sig	 stripe_sig_verify(const char *header, const void *payload, size_t len,
+	    const char *const *secrets, size_t nsecrets, long long now,
+	    long tolerance);
+/* Builds a header for payload (used by tools, tests and the benchmark). */
+void	 stripe_sig_sign(const char *secret, long long t, const void *payload,
+	    size_t len, cd_buf *out);
+
+#endif
