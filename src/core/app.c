@@ -1,0 +1,336 @@
+/*
+ * The responder runtime: FastCGI accept loop, route table dispatch, the
+ * checks every route declares by flags, and one log line per request.
+ * A child serves one request at a time; concurrency comes from running
+ * several children per family (multiwatch), each with its own connection.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <fcgiapp.h>
+
+#include "app.h"
+#include "cfg.h"
+#include "crypto.h"
+#include "escape.h"
+#include "db.h"
+#include "log.h"
+#include "page.h"
+#include "session.h"
+
+#define MAX_ID 9007199254740991LL	/* ids fit a JSON number exactly */
+
+int
+route_match(const char *pat, const char *path, long long *ids, size_t maxids)
+{
+	size_t nids = 0;
+	char *end;
+
+	while (*pat != '\0') {
+		if (strncmp(pat, "{id}", 4) == 0) {
+			if (*path < '1' || *path > '9' || nids == maxids)
+				return 0;
+			errno = 0;
+			ids[nids] = strtoll(path, &end, 10);
+			if (errno != 0 || ids[nids] > MAX_ID)
+				return 0;
+			nids++;
+			path = end;
+			pat += 4;
+			continue;
+		}
+		if (*pat++ != *path++)
+			return 0;
+	}
+	return *path == '\0';
+}
+
+static bool
+is_write(const char *method)
+{
+	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+}
+
+/* Finds the route; *path_known tells a 405 from a 404. */
+static const cd_route *
+find_route(const cd_app *app, cd_req *r, bool *path_known)
+{
+	const cd_route *rt;
+	size_t i;
+
+	*path_known = false;
+	for (i = 0; i < app->nroutes; i++) {
+		rt = &app->routes[i];
+		if (!route_match(rt->pattern, r->path, r->ids, CD_MAX_ROUTE_IDS))
+			continue;
+		*path_known = true;
+		if (strcmp(rt->method, r->method) == 0 ||
+		    (strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0))
+			return rt;
+	}
+	return NULL;
+}
+
+/* Reads the body up to the limit; 413 beyond it. */
+static cd_err
+read_body(cd_req *r, size_t limit)
+{
+	FCGX_Request *f = r->fcgi;
+	const char *cl = req_param(r, "CONTENT_LENGTH");
+	char *body, *end;
+	long long n = 0;
+	int got;
+
+	if (cl != NULL && *cl != '\0') {
+		errno = 0;
+		n = strtoll(cl, &end, 10);
+		if (errno != 0 || *end != '\0' || n < 0)
+			return req_fail(r, CD_BAD_REQUEST, "bad_content_length",
+			    "Content-Length is not valid.");
+	}
+	if ((unsigned long long)n > limit)
+		return CD_TOO_LARGE;
+	body = arena_alloc(r->arena, (size_t)n + 1);
+	got = n ? FCGX_GetStr(body, (int)n, f->in) : 0;
+	if (got != n)
+		return req_fail(r, CD_BAD_REQUEST, "short_body",
+		    "The request body ended early.");
+	r->body = body;
+	r->body_len = (size_t)n;
+	return CD_OK;
+}
+
+/* A JSON object body (empty = {}); anything else is 400 or 415. */
+static cd_err
+parse_json(cd_req *r)
+{
+	json_error_t jerr;
+
+	if (r->body_len == 0) {
+		r->json = req_own(r, json_object());
+		return CD_OK;
+	}
+	if (strncmp(r->content_type, "application/json", 16) != 0)
+		return CD_UNSUPPORTED_MEDIA;
+	r->json = req_own(r, json_loadb(r->body, r->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr));
+	if (!json_is_object(r->json))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_json",
+		    "The body must be a JSON object.");
+	return CD_OK;
+}
+
+/*
+ * Cross-site writes: a browser sends Origin on cross-site POSTs, and a
+ * cookie-authenticated write must also echo the session's CSRF token, which
+ * another site cannot read.
+ */
+static cd_err
+check_csrf(cd_req *r, const cd_route *rt)
+{
+	const char *origin = req_param(r, "HTTP_ORIGIN");
+	const char *host = req_param(r, "HTTP_HOST");
+	const char *token, *p;
+
+	if (origin != NULL && strcmp(origin, "null") != 0) {
+		p = strstr(origin, "://");
+		if (host == NULL || p == NULL || strcmp(p + 3, host) != 0)
+			return req_fail(r, CD_FORBIDDEN, "cross_site_request",
+			    "Cross-site requests are not allowed.");
+	}
+	if (r->user == NULL || (rt->flags & R_ANON))
+		return CD_OK;
+	token = req_param(r, "HTTP_X_CSRF_TOKEN");
+	if (token == NULL || strlen(token) != strlen(r->user->csrf) ||
+	    !ct_equal(token, r->user->csrf, strlen(token)))
+		return req_fail(r, CD_FORBIDDEN, "csrf_token_invalid",
+		    "The request is missing its CSRF token. Reload the page and try again.");
+	return CD_OK;
+}
+
+static cd_err
+check_access(cd_req *r, const cd_route *rt)
+{
+	if ((rt->flags & (R_USER | R_ADMIN)) && r->user == NULL)
+		return CD_UNAUTHORIZED;
+	if ((rt->flags & R_ADMIN) && strcmp(r->user->role, "admin") != 0)
+		return CD_FORBIDDEN;
+	return CD_OK;
+}
+
+static void
+login_redirect(cd_req *r)
+{
+	cd_buf b = CD_BUF_INIT;
+	const char *uri = req_param(r, "REQUEST_URI");
+
+	buf_puts(&b, "/login?redirect=");
+	esc_url_arg(&b, uri && local_path_ok(uri) ? uri : "/dashboard");
+	resp_redirect(r, arena_strdup(r->arena, buf_cstr(&b)));
+	buf_free(&b);
+}
+
+static cd_err
+dispatch(const cd_app *app, cd_req *r, const cd_route **rtp)
+{
+	const cd_route *rt;
+	bool known;
+	cd_err err;
+
+	if ((rt = find_route(app, r, &known)) == NULL)
+		return known ? CD_METHOD_NOT_ALLOWED : CD_NOT_FOUND;
+	*rtp = rt;
+	if (!(rt->flags & R_RAW) && (err = session_load(r)) != CD_OK)
+		return err;
+	if ((rt->flags & R_PAGE) && (rt->flags & R_USER) && r->user == NULL) {
+		login_redirect(r);
+		return CD_OK;
+	}
+	if ((err = check_access(r, rt)) != CD_OK)
+		return err;
+	if (is_write(r->method)) {
+		if ((err = read_body(r, app->body_limit ? app->body_limit :
+		    cfg->body_limit)) != CD_OK)
+			return err;
+		if (!(rt->flags & R_RAW) && (err = check_csrf(r, rt)) != CD_OK)
+			return err;
+		if (!(rt->flags & R_RAW) && (err = parse_json(r)) != CD_OK)
+			return err;
+	}
+	return rt->fn(r);
+}
+
+static void
+req_begin(cd_req *r, FCGX_Request *f, cd_arena *arena)
+{
+	const char *v, *q;
+
+	buf_reset(&r->headers);
+	buf_reset(&r->out);
+	r->arena = arena;
+	r->fcgi = f;
+	r->method = (v = req_param(r, "REQUEST_METHOD")) ? v : "GET";
+	r->query = (v = req_param(r, "QUERY_STRING")) ? v : "";
+	r->content_type = (v = req_param(r, "CONTENT_TYPE")) ? v : "";
+	r->secure = (v = req_param(r, "HTTPS")) != NULL && strcmp(v, "on") == 0;
+	if ((v = req_param(r, "DOCUMENT_URI")) != NULL)
+		r->path = v;
+	else if ((v = req_param(r, "REQUEST_URI")) != NULL)
+		r->path = (q = strchr(v, '?')) ?
+		    arena_strndup(arena, v, (size_t)(q - v)) : v;
+	else
+		r->path = "/";
+}
+
+static void
+req_end(cd_req *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nowned; i++)
+		json_decref(r->owned[i]);
+	r->nowned = 0;
+	r->json = NULL;
+	r->user = NULL;
+	r->body = NULL;
+	r->body_len = 0;
+	r->status = 0;
+	r->responded = false;
+	r->err_code = r->err_message = NULL;
+	memset(r->ids, 0, sizeof(r->ids));
+	arena_reset(r->arena);
+}
+
+static void
+write_response(cd_req *r)
+{
+	FCGX_Request *f = r->fcgi;
+
+	FCGX_FPrintF(f->out, "Status: %d\r\n", r->status);
+	FCGX_PutStr(buf_cstr(&r->headers), (int)r->headers.len, f->out);
+	FCGX_PutStr("\r\n", 2, f->out);
+	if (strcmp(r->method, "HEAD") != 0 && r->out.len > 0)
+		FCGX_PutStr(r->out.data, (int)r->out.len, f->out);
+}
+
+/* Printable copy of the path for the log line. */
+static const char *
+log_path(cd_req *r)
+{
+	char *p = arena_strndup(r->arena, r->path, strnlen(r->path, 200)), *s;
+
+	for (s = p; *s; s++)
+		if ((unsigned char)*s < 0x21 || (unsigned char)*s > 0x7e)
+			*s = '?';
+	return p;
+}
+
+static long long
+usec_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000000LL +
+	    (t1.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+static void
+serve_one(const cd_app *app, cd_req *r)
+{
+	const cd_route *rt = NULL;
+	struct timespec t0;
+	cd_err err;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	err = dispatch(app, r, &rt);
+	if (db_in_tx()) {
+		log_error("handler left a transaction open");
+		db_close();
+	}
+	if (err != CD_OK && !r->responded) {
+		if (rt != NULL && (rt->flags & R_PAGE))
+			page_error(r, err);
+		else
+			resp_error(r, err);
+	}
+	if (!r->responded) {
+		log_error("%s %s: handler gave no response", r->method, r->path);
+		resp_error(r, CD_INTERNAL);
+	}
+	write_response(r);
+	log_info("%s %s %d %lldus", r->method, log_path(r), r->status,
+	    usec_since(&t0));
+}
+
+int
+app_run(const cd_app *app)
+{
+	FCGX_Request f;
+	cd_req r;
+
+	log_init(app->name);
+	signal(SIGPIPE, SIG_IGN);
+	if (cfg_load() != 0 || FCGX_Init() != 0)
+		return 1;
+	if (app->init != NULL && app->init() != 0)
+		return 1;
+	if (db_open() != CD_OK)
+		log_warn("database not reachable yet; will retry per request");
+	if (FCGX_InitRequest(&f, 0, 0) != 0)
+		return 1;
+	memset(&r, 0, sizeof(r));
+	r.arena = arena_new();
+	while (FCGX_Accept_r(&f) >= 0) {
+		req_begin(&r, &f, r.arena);
+		serve_one(app, &r);
+		req_end(&r);
+		FCGX_Finish_r(&f);
+	}
+	db_close();
+	return 0;
+}

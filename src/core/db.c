@@ -1,0 +1,577 @@
+/*
+ * MariaDB access for one FastCGI child; see db.h.
+ *
+ * State is the one connection and the statements prepared on it.  Every
+ * cd_sql is registered the first time it is prepared so that a lost
+ * connection can invalidate them all at once; they are prepared again, on
+ * the new connection, when next used.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "log.h"
+
+#define MAX_PARAMS	32
+#define MAX_COLUMNS	48
+#define MAX_STMTS	256
+#define TX_ATTEMPTS	5
+
+static MYSQL	*conn;
+static unsigned	 generation;	/* bumped on every new connection */
+static bool	 in_tx;
+static unsigned	 last_errno;	/* of the last failed call, for db_tx */
+static cd_sql	*registry[MAX_STMTS];
+static size_t	 nregistry;
+
+static bool
+is_conn_error(unsigned e)
+{
+	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
+	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
+	    e == CR_SERVER_LOST_EXTENDED || e == ER_CONNECTION_KILLED ||
+	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC;
+}
+
+/* Forgets the connection and every statement prepared on it. */
+static void
+db_drop(void)
+{
+	size_t i;
+
+	if (conn != NULL)
+		mysql_close(conn);	/* detaches its statements first */
+	conn = NULL;
+	in_tx = false;
+	for (i = 0; i < nregistry; i++) {
+		if (registry[i]->stmt != NULL)
+			mysql_stmt_close(registry[i]->stmt);
+		registry[i]->stmt = NULL;
+	}
+}
+
+static cd_err
+db_connect(void)
+{
+	unsigned timeout = 3, io_timeout = 30;
+
+	if (conn != NULL)
+		return CD_OK;
+	if ((conn = mysql_init(NULL)) == NULL)
+		return CD_INTERNAL;
+	mysql_optionsv(conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_optionsv(conn, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+	mysql_optionsv(conn, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+	mysql_optionsv(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_optionsv(conn, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+	if (mysql_real_connect(conn, cfg->db_socket ? NULL : cfg->db_host,
+	    cfg->db_user, cfg->db_password, cfg->db_name,
+	    cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
+	    CLIENT_FOUND_ROWS) == NULL) {
+		last_errno = mysql_errno(conn);
+		log_error("db: connect failed: %s", mysql_error(conn));
+		mysql_close(conn);
+		conn = NULL;
+		return CD_DB;
+	}
+	generation++;
+	return CD_OK;
+}
+
+cd_err
+db_open(void)
+{
+	return db_connect();
+}
+
+void
+db_close(void)
+{
+	db_drop();
+}
+
+bool
+db_in_tx(void)
+{
+	return in_tx;
+}
+
+/* Maps a server or client error to cd_err, dropping a dead connection. */
+static cd_err
+db_fail(const char *what, unsigned e, const char *msg)
+{
+	last_errno = e;
+	if (is_conn_error(e)) {
+		log_warn("db: connection lost during %s (%u)", what, e);
+		db_drop();
+		return CD_DB;
+	}
+	switch (e) {
+	case ER_DUP_ENTRY:
+	case ER_CONSTRAINT_FAILED:
+	case ER_LOCK_DEADLOCK:
+	case ER_LOCK_WAIT_TIMEOUT:
+		return CD_CONFLICT;
+	case ER_NO_REFERENCED_ROW_2:
+	case ER_ROW_IS_REFERENCED_2:
+		return CD_CONFLICT;
+	}
+	log_error("db: %s failed (%u): %s", what, e, msg);
+	return CD_INTERNAL;
+}
+
+static cd_err
+prepare(cd_sql *q, MYSQL_STMT **out)
+{
+	MYSQL_STMT *st;
+	cd_err err;
+
+	if ((err = db_connect()) != CD_OK)
+		return err;
+	if (q->stmt != NULL && q->generation == generation) {
+		*out = q->stmt;
+		return CD_OK;
+	}
+	if (q->stmt == NULL && q->generation == 0) {
+		if (nregistry == MAX_STMTS) {
+			log_error("db: more than %d statements", MAX_STMTS);
+			return CD_INTERNAL;
+		}
+		registry[nregistry++] = q;
+	}
+	if ((st = mysql_stmt_init(conn)) == NULL)
+		return db_fail("stmt_init", mysql_errno(conn), mysql_error(conn));
+	if (mysql_stmt_prepare(st, q->text, strlen(q->text)) != 0) {
+		unsigned e = mysql_stmt_errno(st);
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", mysql_stmt_error(st));
+		mysql_stmt_close(st);
+		return db_fail("prepare", e, msg);
+	}
+	q->stmt = st;
+	q->generation = generation;
+	*out = st;
+	return CD_OK;
+}
+
+/* Parameter values live here while a statement executes. */
+struct params {
+	MYSQL_BIND	 bind[MAX_PARAMS];
+	long long	 ints[MAX_PARAMS];
+	my_bool		 nulls[MAX_PARAMS];
+	unsigned long	 lens[MAX_PARAMS];
+	size_t		 n;
+};
+
+static int
+bind_params(struct params *p, const char *fmt, va_list ap)
+{
+	const char *s;
+	size_t i;
+
+	memset(p, 0, sizeof(*p));
+	for (i = 0; fmt[i] != '\0'; i++) {
+		MYSQL_BIND *b = &p->bind[i];
+
+		if (i == MAX_PARAMS)
+			return -1;
+		b->is_null = &p->nulls[i];
+		b->length = &p->lens[i];
+		switch (fmt[i]) {
+		case 'i':
+			p->ints[i] = va_arg(ap, long long);
+			b->buffer_type = MYSQL_TYPE_LONGLONG;
+			b->buffer = &p->ints[i];
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			b->buffer_type = MYSQL_TYPE_STRING;
+			b->buffer = (void *)s;
+			p->nulls[i] = s == NULL;
+			p->lens[i] = s ? strlen(s) : 0;
+			break;
+		case 'b':
+			b->buffer_type = MYSQL_TYPE_BLOB;
+			b->buffer = va_arg(ap, void *);
+			p->lens[i] = va_arg(ap, size_t);
+			break;
+		default:
+			return -1;
+		}
+	}
+	p->n = i;
+	return 0;
+}
+
+/*
+ * Prepares (or reuses) q, binds the parameters and executes it.  A lost
+ * connection outside a transaction is reopened and the statement run once
+ * more; inside one the error goes up so the whole transaction is retried.
+ */
+static cd_err
+execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
+{
+	struct params p;
+	MYSQL_STMT *st;
+	cd_err err;
+	int attempt;
+	va_list cp;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		if ((err = prepare(q, &st)) != CD_OK) {
+			if (err == CD_DB && !in_tx && attempt == 0)
+				continue;
+			return err;
+		}
+		va_copy(cp, ap);
+		if (bind_params(&p, fmt, cp) != 0 ||
+		    p.n != mysql_stmt_param_count(st)) {
+			va_end(cp);
+			log_error("db: bad parameters for: %.60s", q->text);
+			return CD_INTERNAL;
+		}
+		va_end(cp);
+		if (mysql_stmt_bind_param(st, p.bind) == 0 &&
+		    mysql_stmt_execute(st) == 0) {
+			*out = st;
+			return CD_OK;
+		}
+		err = db_fail("execute", mysql_stmt_errno(st), mysql_stmt_error(st));
+		if (err != CD_DB || in_tx)
+			return err;
+	}
+	return err;
+}
+
+cd_err
+db_exec(cd_sql *q, unsigned long long *affected, const char *fmt, ...)
+{
+	MYSQL_STMT *st;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = execute(q, fmt, ap, &st);
+	va_end(ap);
+	if (err == CD_OK && affected != NULL)
+		*affected = mysql_stmt_affected_rows(st);
+	return err;
+}
+
+cd_err
+db_insert(cd_sql *q, long long *id, const char *fmt, ...)
+{
+	MYSQL_STMT *st;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = execute(q, fmt, ap, &st);
+	va_end(ap);
+	if (err == CD_OK && id != NULL)
+		*id = (long long)mysql_stmt_insert_id(st);
+	return err;
+}
+
+cd_err
+db_insert_once(cd_sql *q, bool *inserted, long long *id, const char *fmt, ...)
+{
+	MYSQL_STMT *st;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = execute(q, fmt, ap, &st);
+	va_end(ap);
+	*inserted = false;
+	if (err == CD_CONFLICT && last_errno == ER_DUP_ENTRY)
+		return CD_OK;
+	if (err != CD_OK)
+		return err;
+	*inserted = mysql_stmt_affected_rows(st) == 1;
+	if (id != NULL)
+		*id = (long long)mysql_stmt_insert_id(st);
+	return CD_OK;
+}
+
+/* One result column: where it is bound and how to turn it into JSON. */
+struct column {
+	const char	*name;
+	enum { C_INT, C_TIME, C_TEXT, C_DECIMAL } kind;
+	long long	 i;
+	MYSQL_TIME	 t;
+	char		*text;
+	unsigned long	 cap, len;
+	my_bool		 null, error;
+};
+
+static int
+column_kind(const MYSQL_FIELD *f)
+{
+	switch (f->type) {
+	case MYSQL_TYPE_TINY: case MYSQL_TYPE_SHORT: case MYSQL_TYPE_LONG:
+	case MYSQL_TYPE_INT24: case MYSQL_TYPE_LONGLONG: case MYSQL_TYPE_YEAR:
+		return C_INT;
+	case MYSQL_TYPE_DATETIME: case MYSQL_TYPE_TIMESTAMP: case MYSQL_TYPE_DATE:
+		return C_TIME;
+	case MYSQL_TYPE_NEWDECIMAL: case MYSQL_TYPE_DECIMAL:
+		/* SUM() of integers is DECIMAL with no scale: keep it an integer. */
+		return f->decimals == 0 ? C_DECIMAL : C_TEXT;
+	default:
+		return C_TEXT;
+	}
+}
+
+static json_t *
+column_json(struct column *c)
+{
+	char iso[32];
+
+	if (c->null)
+		return json_null();
+	switch (c->kind) {
+	case C_INT:
+		return json_integer(c->i);
+	case C_TIME:
+		snprintf(iso, sizeof(iso), "%04u-%02u-%02uT%02u:%02u:%02uZ",
+		    c->t.year, c->t.month, c->t.day, c->t.hour, c->t.minute,
+		    c->t.second);
+		return json_string(iso);
+	case C_DECIMAL:
+		return json_integer(strtoll(c->text, NULL, 10));
+	default:
+		return json_stringn(c->text, c->len);
+	}
+}
+
+static void
+bind_column(MYSQL_BIND *b, struct column *c, const MYSQL_FIELD *f)
+{
+	memset(b, 0, sizeof(*b));
+	c->name = f->name;
+	c->kind = column_kind(f);
+	b->is_null = &c->null;
+	b->error = &c->error;
+	b->length = &c->len;
+	switch (c->kind) {
+	case C_INT:
+		b->buffer_type = MYSQL_TYPE_LONGLONG;
+		b->buffer = &c->i;
+		break;
+	case C_TIME:
+		b->buffer_type = MYSQL_TYPE_DATETIME;
+		b->buffer = &c->t;
+		break;
+	default:
+		c->cap = 256;
+		if ((c->text = malloc(c->cap)) == NULL)
+			abort();
+		b->buffer_type = MYSQL_TYPE_STRING;
+		b->buffer = c->text;
+		b->buffer_length = c->cap;
+	}
+}
+
+/* Re-reads text columns that did not fit their buffer. */
+static int
+refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
+    size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct column *c = &cols[i];
+
+		if (!c->error || c->kind == C_INT || c->kind == C_TIME)
+			continue;
+		if ((c->text = realloc(c->text, c->len + 1)) == NULL)
+			abort();
+		c->cap = c->len + 1;
+		binds[i].buffer = c->text;
+		binds[i].buffer_length = c->cap;
+		if (mysql_stmt_fetch_column(st, &binds[i], (unsigned)i, 0) != 0)
+			return -1;
+		c->error = 0;
+	}
+	return 0;
+}
+
+/* Fetches every row of an executed statement into a new array. */
+static cd_err
+fetch_all(MYSQL_STMT *st, json_t **rows)
+{
+	MYSQL_BIND binds[MAX_COLUMNS];
+	struct column cols[MAX_COLUMNS];
+	MYSQL_RES *meta;
+	MYSQL_FIELD *fields;
+	cd_err err = CD_OK;
+	size_t i, n;
+	int rc;
+
+	*rows = json_array();
+	if ((meta = mysql_stmt_result_metadata(st)) == NULL)
+		return CD_OK;
+	n = mysql_num_fields(meta);
+	fields = mysql_fetch_fields(meta);
+	if (n > MAX_COLUMNS) {
+		mysql_free_result(meta);
+		return CD_INTERNAL;
+	}
+	memset(cols, 0, sizeof(cols));
+	for (i = 0; i < n; i++)
+		bind_column(&binds[i], &cols[i], &fields[i]);
+	if (mysql_stmt_bind_result(st, binds) != 0 ||
+	    mysql_stmt_store_result(st) != 0) {
+		err = db_fail("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
+		goto out;
+	}
+	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
+		json_t *row = json_object();
+
+		if (rc == MYSQL_DATA_TRUNCATED &&
+		    refetch_truncated(st, binds, cols, n) != 0) {
+			json_decref(row);
+			err = db_fail("fetch", mysql_stmt_errno(st),
+			    mysql_stmt_error(st));
+			goto out;
+		}
+		for (i = 0; i < n; i++)
+			json_object_set_new(row, cols[i].name,
+			    column_json(&cols[i]));
+		json_array_append_new(*rows, row);
+	}
+	if (rc != MYSQL_NO_DATA)
+		err = db_fail("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
+out:
+	mysql_stmt_free_result(st);
+	mysql_free_result(meta);
+	for (i = 0; i < n; i++)
+		free(cols[i].text);
+	if (err != CD_OK) {
+		json_decref(*rows);
+		*rows = NULL;
+	}
+	return err;
+}
+
+static cd_err
+vquery(cd_sql *q, json_t **rows, const char *fmt, va_list ap)
+{
+	MYSQL_STMT *st;
+	cd_err err;
+
+	*rows = NULL;
+	if ((err = execute(q, fmt, ap, &st)) != CD_OK)
+		return err;
+	return fetch_all(st, rows);
+}
+
+cd_err
+db_rows(cd_sql *q, json_t **rows, const char *fmt, ...)
+{
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = vquery(q, rows, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+cd_err
+db_row(cd_sql *q, json_t **row, const char *fmt, ...)
+{
+	json_t *rows;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = vquery(q, &rows, fmt, ap);
+	va_end(ap);
+	*row = NULL;
+	if (err != CD_OK)
+		return err;
+	if (json_array_size(rows) > 0)
+		*row = json_incref(json_array_get(rows, 0));
+	json_decref(rows);
+	return CD_OK;
+}
+
+static cd_err
+simple(const char *sql)
+{
+	cd_err err;
+
+	if ((err = db_connect()) != CD_OK)
+		return err;
+	if (mysql_query(conn, sql) != 0)
+		return db_fail(sql, mysql_errno(conn), mysql_error(conn));
+	return CD_OK;
+}
+
+static bool
+retryable(cd_err err)
+{
+	return (err == CD_CONFLICT && (last_errno == ER_LOCK_DEADLOCK ||
+	    last_errno == ER_LOCK_WAIT_TIMEOUT)) || err == CD_DB;
+}
+
+cd_err
+db_tx(cd_err (*fn)(void *), void *ctx)
+{
+	cd_err err = CD_INTERNAL;
+	int attempt;
+
+	if (in_tx)
+		return fn(ctx);		/* nested: part of the outer one */
+	for (attempt = 0; attempt < TX_ATTEMPTS; attempt++) {
+		last_errno = 0;
+		if ((err = simple("START TRANSACTION")) != CD_OK) {
+			if (err == CD_DB && attempt == 0)
+				continue;	/* reconnect once */
+			return err;
+		}
+		in_tx = true;
+		err = fn(ctx);
+		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
+			in_tx = false;
+			return CD_OK;
+		}
+		if (conn != NULL && mysql_rollback(conn) != 0)
+			db_drop();
+		in_tx = false;
+		if (!retryable(err))
+			return err;
+		if (err == CD_DB && attempt > 0)
+			return err;
+	}
+	return err;
+}
+
+long long
+jint(const json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (json_is_integer(v))
+		return json_integer_value(v);
+	if (json_is_string(v))
+		return strtoll(json_string_value(v), NULL, 10);
+	return 0;
+}
+
+const char *
+jstr(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}

@@ -1,0 +1,272 @@
+/*
+ * Fulfilment of paid Checkout Sessions and reversal of refunds; see fulfil.h.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit.h"
+#include "db.h"
+#include "fulfil.h"
+#include "log.h"
+#include "products.h"
+#include "stripe.h"
+
+static const cd_product *const products[] = {
+	&product_live_help,
+};
+
+static cd_sql q_local = CD_SQL(
+    "SELECT id, user_id, product, item_code, quantity, amount_cents, currency"
+    " FROM checkout_sessions WHERE stripe_session_id = ?");
+static cd_sql q_local_by_intent = CD_SQL(
+    "SELECT id, stripe_session_id, user_id, product, item_code, quantity, amount_cents"
+    " FROM checkout_sessions WHERE payment_intent_id = ?");
+static cd_sql q_mark_fulfilled = CD_SQL(
+    "UPDATE checkout_sessions SET status = 'fulfilled',"
+    " fulfilled_at = UTC_TIMESTAMP(6), payment_intent_id = ? WHERE id = ?");
+static cd_sql q_mark_refunded = CD_SQL(
+    "UPDATE checkout_sessions SET status = 'refunded' WHERE id = ?");
+static cd_sql q_mark_failed = CD_SQL(
+    "UPDATE checkout_sessions SET status = 'failed'"
+    " WHERE stripe_session_id = ? AND status = 'open'");
+static cd_sql q_reversal = CD_SQL(
+    "INSERT INTO payment_reversals (stripe_refund_id, stripe_session_id,"
+    " payment_intent_id, product, amount_cents, units_reversed)"
+    " VALUES (?, ?, ?, ?, ?, 0)");
+static cd_sql q_reversal_units = CD_SQL(
+    "UPDATE payment_reversals SET units_reversed = ? WHERE stripe_refund_id = ?");
+
+const cd_product *
+product_find(const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < sizeof(products) / sizeof(products[0]); i++)
+		if (strcmp(products[i]->name, name) == 0)
+			return products[i];
+	return NULL;
+}
+
+bool
+stripe_id_ok(const char *id, const char *prefix)
+{
+	size_t n;
+
+	if (id == NULL || strncmp(id, prefix, strlen(prefix)) != 0)
+		return false;
+	for (n = 0; id[n] != '\0'; n++)
+		if (!(id[n] >= 'A' && id[n] <= 'Z') && !(id[n] >= 'a' &&
+		    id[n] <= 'z') && !(id[n] >= '0' && id[n] <= '9') && id[n] != '_')
+			return false;
+	return n > strlen(prefix) && n < 255;
+}
+
+struct grant {
+	const cd_product	*product;
+	const cd_checkout	*ck;
+	bool			 granted;
+};
+
+static cd_err
+grant_tx(void *arg)
+{
+	struct grant *g = arg;
+	const cd_checkout *ck = g->ck;
+	json_t *details;
+	cd_err err;
+
+	if ((err = g->product->grant(ck, &g->granted)) != CD_OK || !g->granted)
+		return err;
+	if ((err = db_exec(&q_mark_fulfilled, NULL, "si", ck->payment_intent_id,
+	    ck->id)) != CD_OK)
+		return err;
+	details = json_pack("{s:s,s:s,s:I,s:I,s:s?}", "product", ck->product,
+	    "item", ck->item_code, "quantity", (json_int_t)ck->quantity,
+	    "amountCents", (json_int_t)ck->amount_cents,
+	    "paymentIntent", ck->payment_intent_id);
+	err = audit_write("PAYMENT_FULFILLED", "checkout_session",
+	    ck->stripe_session_id, ck->user_id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+/* Stripe's session must match what we created: same amount and currency. */
+static bool
+matches_local(const json_t *session, const json_t *local)
+{
+	const char *cur = jstr(session, "currency");
+
+	return jint(session, "amount_total") == jint(local, "amount_cents") &&
+	    cur != NULL && strcmp(cur, jstr(local, "currency")) == 0;
+}
+
+static void
+fill_checkout(cd_checkout *ck, const json_t *session, const json_t *local)
+{
+	ck->id = jint(local, "id");
+	ck->stripe_session_id = jstr(session, "id");
+	ck->user_id = jint(local, "user_id");
+	ck->product = jstr(local, "product");
+	ck->item_code = jstr(local, "item_code");
+	ck->quantity = jint(local, "quantity");
+	ck->amount_cents = jint(local, "amount_cents");
+	ck->payment_intent_id = jstr(session, "payment_intent");
+	ck->stripe = session;
+}
+
+static cd_err
+fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
+{
+	const char *status = jstr(session, "payment_status");
+	struct grant g = { NULL, NULL, false };
+	cd_checkout ck;
+	cd_err err;
+
+	out->paid = status != NULL && (strcmp(status, "paid") == 0 ||
+	    strcmp(status, "no_payment_required") == 0);
+	if (!out->paid)
+		return CD_OK;
+	if (!matches_local(session, local)) {
+		log_error("fulfil: %s amount or currency differs from the local record",
+		    jstr(session, "id"));
+		return CD_FORBIDDEN;	/* never granted, whoever asks */
+	}
+	fill_checkout(&ck, session, local);
+	if ((g.product = product_find(ck.product)) == NULL) {
+		log_error("fulfil: no product %s", ck.product);
+		return CD_INTERNAL;
+	}
+	g.ck = &ck;
+	if ((err = db_tx(grant_tx, &g)) != CD_OK)
+		return err;
+	out->granted_now = g.granted;
+	return g.product->route(&ck, out->route, sizeof(out->route));
+}
+
+cd_err
+fulfil_session_object(const json_t *session, long long user_id,
+    cd_fulfilment *out)
+{
+	const char *id = jstr(session, "id");
+	json_t *local;
+	cd_err err;
+
+	memset(out, 0, sizeof(*out));
+	if (!stripe_id_ok(id, "cs_"))
+		return CD_NOT_FOUND;
+	if ((err = db_row(&q_local, &local, "s", id)) != CD_OK)
+		return err;
+	if (local == NULL || (user_id > 0 && jint(local, "user_id") != user_id)) {
+		json_decref(local);
+		return CD_NOT_FOUND;
+	}
+	out->user_id = jint(local, "user_id");
+	snprintf(out->product, sizeof(out->product), "%s", jstr(local, "product"));
+	err = fulfil_local(session, local, out);
+	json_decref(local);
+	return err;
+}
+
+cd_err
+fulfil_session(const char *stripe_session_id, long long user_id,
+    cd_fulfilment *out)
+{
+	json_t *session = NULL;
+	char path[320];
+	cd_err err;
+
+	memset(out, 0, sizeof(*out));
+	if (!stripe_id_ok(stripe_session_id, "cs_"))
+		return CD_NOT_FOUND;
+	snprintf(path, sizeof(path), "/v1/checkout/sessions/%s", stripe_session_id);
+	if ((err = stripe_call("GET", path, NULL, NULL, &session)) != CD_OK)
+		return err;
+	err = fulfil_session_object(session, user_id, out);
+	json_decref(session);
+	return err;
+}
+
+cd_err
+fulfil_failed(const char *stripe_session_id)
+{
+	unsigned long long n;
+	cd_err err;
+
+	if ((err = db_exec(&q_mark_failed, &n, "s", stripe_session_id)) != CD_OK)
+		return err;
+	if (n > 0)
+		log_info("checkout %s: async payment failed", stripe_session_id);
+	return CD_OK;
+}
+
+struct reversal {
+	const cd_product	*product;
+	cd_checkout		 ck;
+	const char		*key;		/* charge id + cumulative amount */
+	long long		 refunded;	/* cumulative cents refunded */
+};
+
+static cd_err
+reverse_tx(void *arg)
+{
+	struct reversal *rv = arg;
+	long long units = 0;
+	json_t *details;
+	bool fresh;
+	cd_err err;
+
+	if ((err = db_insert_once(&q_reversal, &fresh, NULL, "ssssi", rv->key,
+	    rv->ck.stripe_session_id, rv->ck.payment_intent_id, rv->ck.product,
+	    rv->refunded)) != CD_OK || !fresh)
+		return err;
+	if ((err = rv->product->reverse(&rv->ck, rv->refunded, &units)) != CD_OK ||
+	    (err = db_exec(&q_reversal_units, NULL, "is", units, rv->key)) != CD_OK)
+		return err;
+	if (rv->refunded >= rv->ck.amount_cents &&
+	    (err = db_exec(&q_mark_refunded, NULL, "i", rv->ck.id)) != CD_OK)
+		return err;
+	details = json_pack("{s:s,s:I,s:I}", "product", rv->ck.product,
+	    "refundedCents", (json_int_t)rv->refunded, "unitsReversed",
+	    (json_int_t)units);
+	err = audit_write("PAYMENT_REFUNDED", "checkout_session",
+	    rv->ck.stripe_session_id, rv->ck.user_id, details, "warning");
+	json_decref(details);
+	return err;
+}
+
+cd_err
+fulfil_refund(const json_t *charge)
+{
+	const char *intent = jstr(charge, "payment_intent");
+	struct reversal rv;
+	json_t *local;
+	char key[300];
+	cd_err err;
+
+	if (!stripe_id_ok(intent, "pi_") || !stripe_id_ok(jstr(charge, "id"), "ch_"))
+		return CD_OK;
+	if ((err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK)
+		return err;
+	if (local == NULL)
+		return CD_OK;	/* not a Checkout purchase (a booking, or not ours) */
+	memset(&rv, 0, sizeof(rv));
+	rv.ck.id = jint(local, "id");
+	rv.ck.stripe_session_id = jstr(local, "stripe_session_id");
+	rv.ck.user_id = jint(local, "user_id");
+	rv.ck.product = jstr(local, "product");
+	rv.ck.item_code = jstr(local, "item_code");
+	rv.ck.quantity = jint(local, "quantity");
+	rv.ck.amount_cents = jint(local, "amount_cents");
+	rv.ck.payment_intent_id = intent;
+	rv.refunded = jint(charge, "amount_refunded");
+	snprintf(key, sizeof(key), "%s/%lld", jstr(charge, "id"), rv.refunded);
+	rv.key = key;
+	if ((rv.product = product_find(rv.ck.product)) == NULL ||
+	    rv.product->reverse == NULL || rv.refunded <= 0) {
+		json_decref(local);
+		return CD_OK;
+	}
+	err = db_tx(reverse_tx, &rv);
+	json_decref(local);
+	return err;
+}

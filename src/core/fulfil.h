@@ -1,0 +1,42 @@
+/*
+ * Fulfilment: turns a paid Checkout Session into what it bought, exactly
+ * once, whoever gets there first: the webhook, confirm-payment, the success
+ * page or the reconcile command.  The local record decides who and what;
+ * Stripe's retrieved session decides whether it is paid.  The product's
+ * UNIQUE key decides which caller's transaction counts.
+ */
+#ifndef CD_FULFIL_H
+#define CD_FULFIL_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "error.h"
+
+typedef struct cd_fulfilment {
+	bool		 paid;		/* Stripe says the session is paid */
+	bool		 granted_now;	/* this call made the grant */
+	long long	 user_id;
+	char		 product[32];
+	char		 route[64];	/* /chat/{id}, /thank-you or /dashboard */
+} cd_fulfilment;
+
+/*
+ * Retrieves the session from Stripe and fulfils it if paid.  user_id > 0
+ * restricts it to that user's sessions (others are CD_NOT_FOUND, as is a
+ * session we never created).
+ */
+cd_err	 fulfil_session(const char *stripe_session_id, long long user_id,
+	    cd_fulfilment *out);
+/* The same with Stripe's session object already retrieved. */
+cd_err	 fulfil_session_object(const json_t *session, long long user_id,
+	    cd_fulfilment *out);
+/* charge.refunded: reverses what the refunded part of a charge granted. */
+cd_err	 fulfil_refund(const json_t *charge);
+/* Marks an open local session failed (async payment failed). */
+cd_err	 fulfil_failed(const char *stripe_session_id);
+
+/* Stripe ids are short and of one alphabet; everything else is refused. */
+bool	 stripe_id_ok(const char *id, const char *prefix);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * Live Help hours.  A paid session adds its hours to the buyer's running
+ * total; a refund takes back the refunded share of those hours, but never
+ * hours the buyer has already redeemed into slots.
+ */
+#include <stdio.h>
+
+#include "db.h"
+#include "products.h"
+
+static cd_sql q_purchase = CD_SQL(
+    "INSERT INTO live_help_purchases (user_id, stripe_session_id, hours, amount_cents)"
+    " VALUES (?, ?, ?, ?)");
+static cd_sql q_add_total = CD_SQL(
+    "INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (?, ?)"
+    " ON DUPLICATE KEY UPDATE hours_total = hours_total + VALUES(hours_total)");
+static cd_sql q_lock = CD_SQL(
+    "SELECT p.hours, p.hours_refunded, t.hours_total, t.hours_used"
+    " FROM live_help_purchases p"
+    " JOIN user_live_help_totals t ON t.user_id = p.user_id"
+    " WHERE p.stripe_session_id = ? FOR UPDATE");
+static cd_sql q_refunded = CD_SQL(
+    "UPDATE live_help_purchases SET hours_refunded = ? WHERE stripe_session_id = ?");
+static cd_sql q_take = CD_SQL(
+    "UPDATE user_live_help_totals SET hours_total = hours_total - ? WHERE user_id = ?");
+
+static cd_err
+grant(const cd_checkout *ck, bool *granted)
+{
+	cd_err err;
+
+	if ((err = db_insert_once(&q_purchase, granted, NULL, "isii", ck->user_id,
+	    ck->stripe_session_id, ck->quantity, ck->amount_cents)) != CD_OK ||
+	    !*granted)
+		return err;
+	return db_exec(&q_add_total, NULL, "ii", ck->user_id, ck->quantity);
+}
+
+static cd_err
+reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
+{
+	long long hours, target, delta, unused;
+	json_t *row;
+	cd_err err;
+
+	*units = 0;
+	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	    row == NULL)
+		return err;
+	hours = jint(row, "hours");
+	target = refunded_cents >= ck->amount_cents ? hours :
+	    hours * refunded_cents / ck->amount_cents;
+	delta = target - jint(row, "hours_refunded");
+	unused = jint(row, "hours_total") - jint(row, "hours_used");
+	json_decref(row);
+	if (delta <= 0)
+		return CD_OK;
+	*units = delta < unused ? delta : unused;
+	if ((err = db_exec(&q_refunded, NULL, "is", target,
+	    ck->stripe_session_id)) != CD_OK)
+		return err;
+	return *units ? db_exec(&q_take, NULL, "ii", *units, ck->user_id) : CD_OK;
+}
+
+static cd_err
+route(const cd_checkout *ck, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "/dashboard");
+	return CD_OK;
+}
+
+const cd_product product_live_help = { "live_help", grant, reverse, route };

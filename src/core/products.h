@@ -1,0 +1,44 @@
+/*
+ * What a paid Checkout Session grants, one entry per product.  fulfil.c
+ * calls grant() inside the fulfilment transaction; grant() inserts the
+ * product's row under its UNIQUE stripe_session_id key and applies the
+ * product's effects only if that insert created the row.  reverse() undoes
+ * refunded units inside the refund transaction, never below what the user
+ * has already used.
+ */
+#ifndef CD_PRODUCTS_H
+#define CD_PRODUCTS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "error.h"
+
+/* The local record of a Checkout Session, with Stripe's facts about it. */
+typedef struct cd_checkout {
+	long long	 id;			/* checkout_sessions.id */
+	const char	*stripe_session_id;
+	long long	 user_id;
+	const char	*product;
+	const char	*item_code;
+	long long	 quantity;
+	long long	 amount_cents;
+	const char	*payment_intent_id;	/* from Stripe; may be NULL */
+	const json_t	*stripe;		/* Stripe's session object */
+} cd_checkout;
+
+typedef struct cd_product {
+	const char	*name;	/* checkout_sessions.product */
+	cd_err		(*grant)(const cd_checkout *, bool *granted);
+	/* Takes back units for refunded_cents of amount_cents; *units = taken. */
+	cd_err		(*reverse)(const cd_checkout *, long long refunded_cents,
+			    long long *units);
+	/* Where the buyer goes after paying (arena-free: static or buf). */
+	cd_err		(*route)(const cd_checkout *, char *out, size_t outlen);
+} cd_product;
+
+extern const cd_product product_live_help;
+
+const cd_product *product_find(const char *name);
+
+#endif

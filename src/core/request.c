@@ -1,0 +1,316 @@
+/*
+ * Request input (CGI variables, query, cookies, declared fields) and the
+ * response builders; see request.h.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <fcgiapp.h>
+
+#include "escape.h"
+#include "request.h"
+
+const char *
+req_param(cd_req *r, const char *name)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)r->fcgi)->envp);
+}
+
+/*
+ * Finds name=value in a list separated by sep ('&' for queries, ';' for
+ * cookies) and returns a copy of value in the arena, or NULL.
+ */
+static const char *
+find_pair(cd_req *r, const char *list, char sep, const char *name)
+{
+	size_t nlen = strlen(name);
+	const char *p = list, *end, *eq;
+
+	while (p != NULL && *p != '\0') {
+		while (*p == ' ')
+			p++;
+		end = strchr(p, sep);
+		if (end == NULL)
+			end = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq != NULL && (size_t)(eq - p) == nlen &&
+		    memcmp(p, name, nlen) == 0)
+			return arena_strndup(r->arena, eq + 1,
+			    (size_t)(end - eq - 1));
+		p = *end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+const char *
+req_cookie(cd_req *r, const char *name)
+{
+	const char *h = req_param(r, "HTTP_COOKIE");
+
+	return h ? find_pair(r, h, ';', name) : NULL;
+}
+
+const char *
+req_query(cd_req *r, const char *name)
+{
+	char *v = (char *)find_pair(r, r->query, '&', name);
+
+	if (v != NULL && !url_decode(v))
+		return NULL;
+	return v;
+}
+
+cd_err
+req_fail(cd_req *r, cd_err err, const char *code, const char *message)
+{
+	r->err_code = code;
+	r->err_message = message;
+	return err;
+}
+
+json_t *
+req_own(cd_req *r, json_t *j)
+{
+	if (j == NULL)
+		return NULL;
+	if (r->nowned == CD_MAX_OWNED)
+		abort();	/* a handler bug, not an input problem */
+	r->owned[r->nowned++] = j;
+	return j;
+}
+
+/* "boostPackId" → "boost_pack_id", for error codes. */
+static const char *
+snake(cd_req *r, const char *prefix, const char *name)
+{
+	cd_buf b = CD_BUF_INIT;
+	const char *s;
+	char *out;
+
+	buf_puts(&b, prefix);
+	for (s = name; *s; s++) {
+		if (isupper((unsigned char)*s)) {
+			buf_putc(&b, '_');
+			buf_putc(&b, (char)tolower((unsigned char)*s));
+		} else
+			buf_putc(&b, *s);
+	}
+	out = arena_strdup(r->arena, buf_cstr(&b));
+	buf_free(&b);
+	return out;
+}
+
+static bool
+parse_int(const char *s, long long *out)
+{
+	char *end;
+
+	if (*s == '\0' || isspace((unsigned char)*s))
+		return false;
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+static bool
+valid_email(const char *s, size_t len)
+{
+	const char *at = strchr(s, '@');
+
+	if (at == NULL || at == s || strchr(at + 1, '@') != NULL ||
+	    strchr(at + 1, '.') == NULL || s[len - 1] == '.')
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= ' ' || *s == 0x7f || strchr("<>,;\"\\", *s))
+			return false;
+	return true;
+}
+
+static bool
+valid_id(const char *s)
+{
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
+			return false;
+	return true;
+}
+
+static cd_err
+invalid(cd_req *r, const cd_field *f)
+{
+	const char *msg;
+
+	switch (f->type) {
+	case F_INT:
+		msg = arena_printf(r->arena, "%s must be a whole number from %lld to %lld.",
+		    f->name, f->min, f->max);
+		break;
+	case F_EMAIL:
+		msg = arena_printf(r->arena, "%s must be an email address.", f->name);
+		break;
+	case F_BOOL:
+		msg = arena_printf(r->arena, "%s must be true or false.", f->name);
+		break;
+	default:
+		msg = arena_printf(r->arena, "%s must be text of %lld to %lld characters.",
+		    f->name, f->min, f->max);
+	}
+	return req_fail(r, CD_BAD_REQUEST, snake(r, "invalid_", f->name), msg);
+}
+
+/* Validates one value (a JSON value, or a string from the query). */
+static cd_err
+check_field(cd_req *r, const cd_field *f, const json_t *j, const char *s,
+    cd_value *v)
+{
+	size_t len;
+
+	if (j != NULL && json_is_integer(j) && f->type == F_INT)
+		v->i = json_integer_value(j);
+	else if (j != NULL && json_is_boolean(j) && f->type == F_BOOL)
+		v->i = json_is_true(j);
+	else if (j != NULL && !json_is_string(j))
+		return invalid(r, f);
+	else {
+		if (j != NULL) {
+			s = json_string_value(j);
+			len = json_string_length(j);
+			if (strlen(s) != len)	/* embedded NUL */
+				return invalid(r, f);
+		}
+		len = strlen(s);
+		switch (f->type) {
+		case F_INT:
+			if (!parse_int(s, &v->i))
+				return invalid(r, f);
+			break;
+		case F_BOOL:
+			if (strcmp(s, "true") && strcmp(s, "false"))
+				return invalid(r, f);
+			v->i = strcmp(s, "true") == 0;
+			break;
+		case F_EMAIL:
+			if (len > (size_t)f->max || !valid_email(s, len))
+				return invalid(r, f);
+			break;
+		case F_ID:
+			if (!valid_id(s))
+				return invalid(r, f);
+			/* FALLTHROUGH */
+		case F_STR:
+			if (len < (size_t)f->min || len > (size_t)f->max)
+				return invalid(r, f);
+			break;
+		}
+		v->s = arena_strdup(r->arena, s);
+	}
+	if (f->type == F_INT && (v->i < f->min || v->i > f->max))
+		return invalid(r, f);
+	v->present = true;
+	return CD_OK;
+}
+
+static cd_err
+fields(cd_req *r, bool from_query, const cd_field *spec, size_t n,
+    cd_value *out)
+{
+	const json_t *j = NULL;
+	const char *s = NULL;
+	cd_err err;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const cd_field *f = &spec[i];
+
+		memset(&out[i], 0, sizeof(out[i]));
+		if (from_query)
+			s = req_query(r, f->name);
+		else if ((j = json_object_get(r->json, f->name)) != NULL &&
+		    json_is_null(j))
+			j = NULL;
+		if (j == NULL && s == NULL) {
+			if (!(f->flags & F_REQUIRED))
+				continue;
+			return req_fail(r, CD_BAD_REQUEST,
+			    snake(r, "missing_", f->name), f->missing ? f->missing :
+			    arena_printf(r->arena, "%s is required.", f->name));
+		}
+		if ((err = check_field(r, f, j, s, &out[i])) != CD_OK)
+			return err;
+	}
+	return CD_OK;
+}
+
+cd_err
+req_fields(cd_req *r, const cd_field *spec, size_t n, cd_value *out)
+{
+	return fields(r, r->json == NULL, spec, n, out);
+}
+
+cd_err
+req_query_fields(cd_req *r, const cd_field *spec, size_t n, cd_value *out)
+{
+	return fields(r, true, spec, n, out);
+}
+
+void
+resp_header(cd_req *r, const char *name, const char *value)
+{
+	if (!header_value_ok(value))
+		return;
+	buf_printf(&r->headers, "%s: %s\r\n", name, value);
+}
+
+static void
+respond(cd_req *r, int status, const char *type, const char *body, size_t len)
+{
+	if (r->responded)
+		return;
+	r->responded = true;
+	r->status = status;
+	if (type != NULL)
+		resp_header(r, "Content-Type", type);
+	buf_reset(&r->out);
+	if (body != NULL)
+		buf_append(&r->out, body, len);
+}
+
+void
+resp_json(cd_req *r, int status, json_t *body)
+{
+	char *s = json_dumps(body, JSON_COMPACT);
+
+	resp_header(r, "Cache-Control", "no-store");
+	respond(r, status, "application/json", s, s ? strlen(s) : 0);
+	free(s);
+	json_decref(body);
+}
+
+void
+resp_html(cd_req *r, int status, const char *html, size_t len)
+{
+	respond(r, status, "text/html; charset=utf-8", html, len);
+}
+
+void
+resp_redirect(cd_req *r, const char *location)
+{
+	resp_header(r, "Location", location);
+	respond(r, 303, NULL, NULL, 0);
+}
+
+void
+resp_status(cd_req *r, int status)
+{
+	respond(r, status, NULL, NULL, 0);
+}
+
+void
+resp_error(cd_req *r, cd_err err)
+{
+	resp_json(r, cd_err_status(err), json_pack("{s:{s:s,s:s}}", "error",
+	    "code", r->err_code ? r->err_code : cd_err_code(err),
+	    "message", r->err_message ? r->err_message : cd_err_message(err)));
+}

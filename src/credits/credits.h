@@ -1,0 +1,13 @@
+/*
+ * creditdesk-credits: balances and consumption.  Each product's routes live
+ * in their own file; credits.c holds the route table.
+ */
+#ifndef CD_CREDITS_H
+#define CD_CREDITS_H
+
+#include "request.h"
+
+cd_err	 live_help_summary(cd_req *);
+cd_err	 live_help_book(cd_req *);
+
+#endif

@@ -1,0 +1,127 @@
+/*
+ * Live Help hours: what the user has bought and redeemed, the upcoming
+ * slots, and booking one hour into a slot.
+ */
+#include "audit.h"
+#include "credits.h"
+#include "db.h"
+
+static cd_sql q_totals = CD_SQL(
+    "SELECT hours_total, hours_used FROM user_live_help_totals WHERE user_id = ?");
+/* Used only when the totals row is missing (e.g. data loaded by hand). */
+static cd_sql q_purchased = CD_SQL(
+    "SELECT COALESCE(SUM(hours - hours_refunded), 0) AS hours_total,"
+    " (SELECT COUNT(*) FROM live_help_redemptions WHERE user_id = ?) AS hours_used"
+    " FROM live_help_purchases WHERE user_id = ?");
+static cd_sql q_slots = CD_SQL(
+    "SELECT id, starts_at, ends_at, capacity, booked FROM live_help_slots"
+    " WHERE starts_at > UTC_TIMESTAMP() ORDER BY starts_at, id LIMIT 100");
+static cd_sql q_take_seat = CD_SQL(
+    "UPDATE live_help_slots SET booked = booked + 1"
+    " WHERE id = ? AND booked < capacity AND starts_at > UTC_TIMESTAMP()");
+static cd_sql q_slot_exists = CD_SQL(
+    "SELECT id, starts_at > UTC_TIMESTAMP() AS upcoming FROM live_help_slots WHERE id = ?");
+static cd_sql q_take_hour = CD_SQL(
+    "UPDATE user_live_help_totals SET hours_used = hours_used + 1"
+    " WHERE user_id = ? AND hours_used < hours_total");
+static cd_sql q_redeem = CD_SQL(
+    "INSERT INTO live_help_redemptions (user_id, slot_id) VALUES (?, ?)");
+
+/* Hours bought and used: from the totals row, or summed when it is missing. */
+static cd_err
+hours(cd_req *r, long long *total, long long *used)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_totals, &row, "i", r->user->id)) != CD_OK)
+		return err;
+	if (row == NULL && (err = db_row(&q_purchased, &row, "ii",
+	    r->user->id, r->user->id)) != CD_OK)
+		return err;
+	*total = jint(row, "hours_total");
+	*used = jint(row, "hours_used");
+	json_decref(row);
+	return CD_OK;
+}
+
+cd_err
+live_help_summary(cd_req *r)
+{
+	long long total, used;
+	json_t *slots;
+	cd_err err;
+
+	if ((err = hours(r, &total, &used)) != CD_OK ||
+	    (err = db_rows(&q_slots, &slots, "")) != CD_OK)
+		return err;
+	resp_json(r, 200, json_pack("{s:I,s:I,s:I,s:o}", "totalHours",
+	    (json_int_t)total, "usedHours", (json_int_t)used, "remainingHours",
+	    (json_int_t)(total - used), "slots", slots));
+	return CD_OK;
+}
+
+struct booking {
+	cd_req		*r;
+	long long	 slot_id;
+};
+
+/*
+ * Three guarded writes in one transaction: a seat in the slot, an hour from
+ * the user's balance, and the redemption row.  Each guard is in the UPDATE's
+ * WHERE (or a UNIQUE key), so concurrent bookings can never overfill a slot
+ * or spend an hour twice.
+ */
+static cd_err
+book_tx(void *arg)
+{
+	struct booking *b = arg;
+	cd_req *r = b->r;
+	unsigned long long n;
+	bool fresh;
+	json_t *slot, *details;
+	cd_err err;
+
+	if ((err = db_exec(&q_take_seat, &n, "i", b->slot_id)) != CD_OK)
+		return err;
+	if (n == 0) {
+		if ((err = db_row(&q_slot_exists, &slot, "i", b->slot_id)) != CD_OK)
+			return err;
+		err = slot == NULL || !jint(slot, "upcoming") ?
+		    req_fail(r, CD_NOT_FOUND, "slot_not_found", "No upcoming slot with this id.") :
+		    req_fail(r, CD_CONFLICT, "slot_full", "This slot is fully booked.");
+		json_decref(slot);
+		return err;
+	}
+	if ((err = db_exec(&q_take_hour, &n, "i", r->user->id)) != CD_OK)
+		return err;
+	if (n == 0)
+		return req_fail(r, CD_PAYMENT_REQUIRED, "no_hours_left",
+		    "You have no Live Help hours left. Buy more to book a slot.");
+	if ((err = db_insert_once(&q_redeem, &fresh, NULL, "ii", r->user->id,
+	    b->slot_id)) != CD_OK)
+		return err;
+	if (!fresh)
+		return req_fail(r, CD_CONFLICT, "already_booked",
+		    "You have already booked this slot.");
+	details = json_pack("{s:I}", "slotId", (json_int_t)b->slot_id);
+	err = audit_write("LIVE_HELP_BOOKED", "live_help_slot",
+	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+cd_err
+live_help_book(cd_req *r)
+{
+	struct booking b = { r, r->ids[0] };
+	long long total, used;
+	cd_err err;
+
+	if ((err = db_tx(book_tx, &b)) != CD_OK ||
+	    (err = hours(r, &total, &used)) != CD_OK)
+		return err;
+	resp_json(r, 201, json_pack("{s:I,s:I}", "slotId", (json_int_t)b.slot_id,
+	    "remainingHours", (json_int_t)(total - used)));
+	return CD_OK;
+}

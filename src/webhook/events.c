@@ -1,0 +1,178 @@
+/*
+ * Stripe event handling; see events.h.
+ *
+ * No handler trusts the payload alone: each retrieves the object the event
+ * is about from Stripe and acts on its current state, so late, repeated and
+ * out-of-order deliveries all converge on the same result.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit.h"
+#include "db.h"
+#include "events.h"
+#include "fulfil.h"
+#include "log.h"
+#include "stripe.h"
+
+static cd_sql q_record = CD_SQL(
+    "INSERT INTO stripe_events (event_id, type, object_id, stripe_created, payload, source)"
+    " VALUES (?, ?, ?, ?, ?, ?)");
+static cd_sql q_state = CD_SQL(
+    "SELECT processed_at FROM stripe_events WHERE event_id = ?");
+static cd_sql q_processed = CD_SQL(
+    "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6)"
+    " WHERE event_id = ? AND processed_at IS NULL");
+static cd_sql q_dispute = CD_SQL(
+    "INSERT INTO disputes (stripe_dispute_id, charge_id, payment_intent_id,"
+    " amount_cents, reason, status) VALUES (?, ?, ?, ?, ?, ?)");
+
+typedef cd_err (*event_fn)(const json_t *object);
+
+/* Retrieves /v1/<kind>/<id> when id has the expected prefix. */
+static cd_err
+retrieve(const char *kind, const char *prefix, const json_t *object,
+    json_t **out)
+{
+	const char *id = jstr(object, "id");
+	char path[320];
+
+	*out = NULL;
+	if (!stripe_id_ok(id, prefix)) {
+		log_warn("event object id %.40s is not a %s id", id ? id : "(none)",
+		    prefix);
+		return CD_OK;
+	}
+	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
+	return stripe_call("GET", path, NULL, NULL, out);
+}
+
+static cd_err
+on_session_paid(const json_t *object)
+{
+	cd_fulfilment f;
+	json_t *session;
+	cd_err err;
+
+	if ((err = retrieve("checkout/sessions", "cs_", object, &session)) !=
+	    CD_OK || session == NULL)
+		return err;
+	err = fulfil_session_object(session, 0, &f);
+	json_decref(session);
+	/* Not one of ours, or refused as not matching: nothing to retry. */
+	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
+}
+
+static cd_err
+on_session_failed(const json_t *object)
+{
+	json_t *session;
+	cd_err err;
+
+	if ((err = retrieve("checkout/sessions", "cs_", object, &session)) !=
+	    CD_OK || session == NULL)
+		return err;
+	if (strcmp(jstr(session, "payment_status") ?: "", "paid") != 0)
+		err = fulfil_failed(jstr(session, "id"));
+	json_decref(session);
+	return err;
+}
+
+static cd_err
+on_charge_refunded(const json_t *object)
+{
+	json_t *charge;
+	cd_err err;
+
+	if ((err = retrieve("charges", "ch_", object, &charge)) != CD_OK ||
+	    charge == NULL)
+		return err;
+	err = fulfil_refund(charge);
+	json_decref(charge);
+	return err;
+}
+
+static cd_err
+dispute_tx(void *arg)
+{
+	const json_t *d = arg;
+	bool fresh;
+	cd_err err;
+
+	if ((err = db_insert_once(&q_dispute, &fresh, NULL, "sssiss",
+	    jstr(d, "id"), jstr(d, "charge"), jstr(d, "payment_intent"),
+	    jint(d, "amount"), jstr(d, "reason"), jstr(d, "status") ?: "open")) !=
+	    CD_OK || !fresh)
+		return err;
+	return audit_write("DISPUTE_CREATED", "charge", jstr(d, "charge"), 0, d,
+	    "critical");
+}
+
+static cd_err
+on_dispute(const json_t *object)
+{
+	json_t *dispute;
+	cd_err err;
+
+	if ((err = retrieve("disputes", "dp_", object, &dispute)) != CD_OK ||
+	    dispute == NULL)
+		return err;
+	err = db_tx(dispute_tx, dispute);
+	json_decref(dispute);
+	return err;
+}
+
+static const struct {
+	const char	*type;
+	event_fn	 fn;
+} handlers[] = {
+	{ "checkout.session.completed", on_session_paid },
+	{ "checkout.session.async_payment_succeeded", on_session_paid },
+	{ "checkout.session.async_payment_failed", on_session_failed },
+	{ "charge.refunded", on_charge_refunded },
+	{ "charge.dispute.created", on_dispute },
+};
+
+static event_fn
+handler_for(const char *type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++)
+		if (strcmp(handlers[i].type, type) == 0)
+			return handlers[i].fn;
+	return NULL;
+}
+
+cd_err
+event_accept(const json_t *event, const char *raw, size_t rawlen,
+    const char *source, bool *duplicate)
+{
+	const char *id = jstr(event, "id"), *type = jstr(event, "type");
+	const json_t *object = json_object_get(json_object_get(event, "data"),
+	    "object");
+	json_t *row;
+	event_fn fn;
+	bool fresh;
+	cd_err err;
+
+	*duplicate = false;
+	if (!stripe_id_ok(id, "evt_") || type == NULL || !json_is_object(object))
+		return CD_BAD_REQUEST;
+	if ((err = db_insert_once(&q_record, &fresh, NULL, "sssibs", id, type,
+	    jstr(object, "id"), jint(event, "created"), raw, rawlen, source)) !=
+	    CD_OK)
+		return err;
+	if (!fresh) {
+		if ((err = db_row(&q_state, &row, "s", id)) != CD_OK)
+			return err;
+		*duplicate = row != NULL && !json_is_null(json_object_get(row,
+		    "processed_at"));
+		json_decref(row);
+		if (*duplicate)
+			return CD_OK;
+	}
+	if ((fn = handler_for(type)) != NULL && (err = fn(object)) != CD_OK)
+		return err;	/* left unprocessed: Stripe retries, reconcile too */
+	return db_exec(&q_processed, NULL, "s", id);
+}
