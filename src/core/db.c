@@ -222,8 +222,8 @@ static cd_err
 execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 {
 	struct params p;
-	MYSQL_STMT *st;
-	cd_err err;
+	MYSQL_STMT *st = NULL;
+	cd_err err = CD_DB;
 	int attempt;
 	va_list cp;
 
@@ -256,7 +256,7 @@ execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 cd_err
 db_exec(cd_sql *q, unsigned long long *affected, const char *fmt, ...)
 {
-	MYSQL_STMT *st;
+	MYSQL_STMT *st = NULL;
 	va_list ap;
 	cd_err err;
 

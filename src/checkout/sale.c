@@ -1,0 +1,187 @@
+/*
+ * Starting and recording Checkout Sessions; see checkout.h.
+ *
+ * Every session is recorded locally (who, what, how many, how much) in the
+ * same transaction as its audit row; fulfilment later trusts that record and
+ * Stripe's paid status, never what the browser sends.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit.h"
+#include "cfg.h"
+#include "checkout.h"
+#include "crypto.h"
+#include "db.h"
+#include "fulfil.h"
+#include "stripe.h"
+
+static cd_sql q_product = CD_SQL(
+    "SELECT unit_amount_cents, currency, name, description FROM products"
+    " WHERE code = ? AND active = 1");
+static cd_sql q_by_ref = CD_SQL(
+    "SELECT stripe_session_id, product, url, client_secret FROM checkout_sessions"
+    " WHERE user_id = ? AND client_ref = ?");
+static cd_sql q_record = CD_SQL(
+    "INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code,"
+    " quantity, amount_cents, currency, mode, client_ref, url, client_secret)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+
+static json_t *
+sale_params(cd_req *r, const struct sale *s)
+{
+	json_t *meta, *price, *p;
+
+	meta = json_pack("{s:s,s:s,s:s,s:s}", "user_id",
+	    arena_printf(r->arena, "%lld", r->user->id), "product", s->product,
+	    "item", s->item_code, "quantity",
+	    arena_printf(r->arena, "%lld", s->quantity));
+	price = json_pack("{s:s,s:I,s:{s:s,s:s}}", "currency", s->currency,
+	    "unit_amount", (json_int_t)s->unit_amount, "product_data",
+	    "name", s->name, "description", s->description);
+	if (s->subscription)
+		json_object_set_new(price, "recurring", json_pack("{s:s}",
+		    "interval", "month"));
+	p = json_pack("{s:s,s:s,s:[{s:I,s:o}],s:O}",
+	    "mode", s->subscription ? "subscription" : "payment",
+	    "client_reference_id", arena_printf(r->arena, "%lld", r->user->id),
+	    "line_items", "quantity", (json_int_t)s->quantity, "price_data", price,
+	    "metadata", meta);
+	json_object_set_new(p, s->subscription ? "subscription_data" :
+	    "payment_intent_data", json_pack("{s:o}", "metadata", meta));
+	if (s->embedded) {
+		json_object_set_new(p, "ui_mode", json_string("embedded"));
+		json_object_set_new(p, "return_url", json_string(arena_printf(
+		    r->arena, "%s/checkout/success?session_id={CHECKOUT_SESSION_ID}",
+		    cfg->public_url)));
+	} else {
+		json_object_set_new(p, "success_url", json_string(arena_printf(
+		    r->arena, "%s/checkout/success?session_id={CHECKOUT_SESSION_ID}",
+		    cfg->public_url)));
+		json_object_set_new(p, "cancel_url", json_string(arena_printf(
+		    r->arena, "%s/?checkout=cancelled", cfg->public_url)));
+	}
+	if (s->customer != NULL)
+		json_object_set_new(p, "customer", json_string(s->customer));
+	else
+		json_object_set_new(p, "customer_email", json_string(r->user->email));
+	return p;
+}
+
+struct record {
+	cd_req			*r;
+	const struct sale	*sale;
+	const json_t		*session;
+	bool			 created;
+};
+
+static cd_err
+record_tx(void *arg)
+{
+	struct record *rec = arg;
+	const struct sale *s = rec->sale;
+	const char *id = jstr(rec->session, "id");
+	json_t *details;
+	cd_err err;
+
+	if ((err = db_insert_once(&q_record, &rec->created, NULL, "sissiisssss",
+	    id, rec->r->user->id, s->product, s->item_code, s->quantity,
+	    s->quantity * s->unit_amount, s->currency,
+	    s->subscription ? "subscription" : "payment", s->client_ref,
+	    jstr(rec->session, "url"), jstr(rec->session, "client_secret"))) !=
+	    CD_OK || !rec->created)
+		return err;
+	details = json_pack("{s:s,s:s,s:I,s:I}", "product", s->product, "item",
+	    s->item_code, "quantity", (json_int_t)s->quantity, "amountCents",
+	    (json_int_t)(s->quantity * s->unit_amount));
+	if (s->audit_extra != NULL)
+		json_object_update(details, (json_t *)s->audit_extra);
+	err = audit_write(s->audit_action ? s->audit_action : "CHECKOUT_STARTED",
+	    "checkout_session", id, rec->r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+/* A retry with the same client key gets the session it already created. */
+static cd_err
+existing_session(cd_req *r, const struct sale *s, json_t **out)
+{
+	json_t *row;
+	cd_err err;
+
+	*out = NULL;
+	if (s->client_ref == NULL)
+		return CD_OK;
+	if ((err = db_row(&q_by_ref, &row, "is", r->user->id, s->client_ref)) !=
+	    CD_OK || row == NULL)
+		return err;
+	if (strcmp(jstr(row, "product"), s->product) != 0) {
+		json_decref(row);
+		return req_fail(r, CD_CONFLICT, "session_id_reused",
+		    "This session_id was already used for another purchase.");
+	}
+	*out = json_pack("{s:O,s:O,s:O}", "id", json_object_get(row,
+	    "stripe_session_id"), "url", json_object_get(row, "url"),
+	    "client_secret", json_object_get(row, "client_secret"));
+	json_decref(row);
+	return CD_OK;
+}
+
+cd_err
+start_checkout(cd_req *r, const struct sale *s, json_t **session)
+{
+	char token[CD_TOKEN_LEN + 1];
+	struct record rec = { r, s, NULL, false };
+	const char *key;
+	json_t *params;
+	cd_err err;
+
+	if ((err = existing_session(r, s, session)) != CD_OK || *session != NULL) {
+		req_own(r, *session);
+		return err;
+	}
+	if (s->client_ref != NULL)
+		key = arena_printf(r->arena, "checkout-%lld-%s", r->user->id,
+		    s->client_ref);
+	else if (random_token(token) == 0)
+		key = arena_printf(r->arena, "checkout-%lld-%s", r->user->id, token);
+	else
+		return CD_INTERNAL;
+	params = sale_params(r, s);
+	err = stripe_call("POST", "/v1/checkout/sessions", params, key, session);
+	json_decref(params);
+	if (err != CD_OK)
+		return err;
+	req_own(r, *session);
+	if (!stripe_id_ok(jstr(*session, "id"), "cs_"))
+		return CD_STRIPE;
+	rec.session = *session;
+	return db_tx(record_tx, &rec);
+}
+
+cd_err
+load_product(cd_req *r, const char *code, struct sale *s)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_product, &row, "s", code)) != CD_OK)
+		return err;
+	if (row == NULL)
+		return req_fail(r, CD_NOT_FOUND, "product_not_found",
+		    "This product is not for sale.");
+	req_own(r, row);
+	s->product = s->item_code = code;
+	s->unit_amount = jint(row, "unit_amount_cents");
+	s->currency = jstr(row, "currency");
+	s->name = jstr(row, "name");
+	s->description = jstr(row, "description");
+	return CD_OK;
+}
+
+void
+hosted_reply(cd_req *r, const json_t *session)
+{
+	resp_json(r, 200, json_pack("{s:O,s:O}", "url", json_object_get(session,
+	    "url"), "session_id", json_object_get(session, "id")));
+}
