@@ -39,6 +39,13 @@ cd_err	 load_product(cd_req *, const char *code, struct sale *s);
 /* {url, session_id} for a hosted-page session. */
 void	 hosted_reply(cd_req *, const json_t *session);
 
+/* The user's Stripe customer, created once and stored (arena string). */
+cd_err	 stripe_customer(cd_req *, const char **customer);
+
 cd_err	 buy_live_help(cd_req *);
+cd_err	 buy_voice_therapy(cd_req *);
+cd_err	 create_checkout(cd_req *);
+cd_err	 checkout_plan(cd_req *);
+cd_err	 resolve_by_stripe(cd_req *);
 
 #endif

@@ -185,3 +185,51 @@ hosted_reply(cd_req *r, const json_t *session)
 	resp_json(r, 200, json_pack("{s:O,s:O}", "url", json_object_get(session,
 	    "url"), "session_id", json_object_get(session, "id")));
 }
+
+static cd_sql q_customer = CD_SQL(
+    "SELECT stripe_customer_id FROM users WHERE id = ?");
+static cd_sql q_set_customer = CD_SQL(
+    "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id IS NULL");
+
+static cd_err
+stored_customer(cd_req *r, const char **customer)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_customer, &row, "i", r->user->id)) != CD_OK)
+		return err;
+	*customer = row && jstr(row, "stripe_customer_id") ?
+	    arena_strdup(r->arena, jstr(row, "stripe_customer_id")) : NULL;
+	json_decref(row);
+	return CD_OK;
+}
+
+/*
+ * Concurrent first purchases all send the same Idempotency-Key, so Stripe
+ * creates one customer and answers each with it; the guarded UPDATE stores
+ * it once, and everyone reads back what was stored.
+ */
+cd_err
+stripe_customer(cd_req *r, const char **customer)
+{
+	json_t *params, *created;
+	cd_err err;
+
+	if ((err = stored_customer(r, customer)) != CD_OK || *customer != NULL)
+		return err;
+	params = json_pack("{s:s,s:s,s:{s:I}}", "email", r->user->email, "name",
+	    r->user->name, "metadata", "user_id", (json_int_t)r->user->id);
+	err = stripe_call("POST", "/v1/customers", params, arena_printf(r->arena,
+	    "customer-%lld", r->user->id), &created);
+	json_decref(params);
+	if (err != CD_OK)
+		return err;
+	req_own(r, created);
+	if (!stripe_id_ok(jstr(created, "id"), "cus_"))
+		return CD_STRIPE;
+	if ((err = db_exec(&q_set_customer, NULL, "si", jstr(created, "id"),
+	    r->user->id)) != CD_OK)
+		return err;
+	return stored_customer(r, customer);
+}

@@ -13,6 +13,7 @@
 
 static const cd_product *const products[] = {
 	&product_live_help,
+	&product_consultation,
 };
 
 static cd_sql q_local = CD_SQL(
@@ -143,46 +144,65 @@ fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
 	return g.product->route(&ck, out->route, sizeof(out->route));
 }
 
+/* Our record of the session, if it is ours (and the user's, when given). */
+static cd_err
+load_local(const char *id, long long user_id, json_t **local)
+{
+	cd_err err;
+
+	*local = NULL;
+	if (!stripe_id_ok(id, "cs_"))
+		return CD_NOT_FOUND;
+	if ((err = db_row(&q_local, local, "s", id)) != CD_OK)
+		return err;
+	if (*local == NULL || (user_id > 0 && jint(*local, "user_id") != user_id)) {
+		json_decref(*local);
+		*local = NULL;
+		return CD_NOT_FOUND;
+	}
+	return CD_OK;
+}
+
+static cd_err
+fulfil_with(const json_t *session, const json_t *local, cd_fulfilment *out)
+{
+	out->user_id = jint(local, "user_id");
+	snprintf(out->product, sizeof(out->product), "%s", jstr(local, "product"));
+	return fulfil_local(session, local, out);
+}
+
 cd_err
 fulfil_session_object(const json_t *session, long long user_id,
     cd_fulfilment *out)
 {
-	const char *id = jstr(session, "id");
 	json_t *local;
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
-	if (!stripe_id_ok(id, "cs_"))
-		return CD_NOT_FOUND;
-	if ((err = db_row(&q_local, &local, "s", id)) != CD_OK)
+	if ((err = load_local(jstr(session, "id"), user_id, &local)) != CD_OK)
 		return err;
-	if (local == NULL || (user_id > 0 && jint(local, "user_id") != user_id)) {
-		json_decref(local);
-		return CD_NOT_FOUND;
-	}
-	out->user_id = jint(local, "user_id");
-	snprintf(out->product, sizeof(out->product), "%s", jstr(local, "product"));
-	err = fulfil_local(session, local, out);
+	err = fulfil_with(session, local, out);
 	json_decref(local);
 	return err;
 }
 
+/* The local record is checked first: an unknown id never reaches Stripe. */
 cd_err
 fulfil_session(const char *stripe_session_id, long long user_id,
     cd_fulfilment *out)
 {
-	json_t *session = NULL;
+	json_t *local, *session = NULL;
 	char path[320];
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
-	if (!stripe_id_ok(stripe_session_id, "cs_"))
-		return CD_NOT_FOUND;
-	snprintf(path, sizeof(path), "/v1/checkout/sessions/%s", stripe_session_id);
-	if ((err = stripe_call("GET", path, NULL, NULL, &session)) != CD_OK)
+	if ((err = load_local(stripe_session_id, user_id, &local)) != CD_OK)
 		return err;
-	err = fulfil_session_object(session, user_id, out);
+	snprintf(path, sizeof(path), "/v1/checkout/sessions/%s", stripe_session_id);
+	if ((err = stripe_call("GET", path, NULL, NULL, &session)) == CD_OK)
+		err = fulfil_with(session, local, out);
 	json_decref(session);
+	json_decref(local);
 	return err;
 }
 

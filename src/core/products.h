@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "buf.h"
 #include "error.h"
 
 /* The local record of a Checkout Session, with Stripe's facts about it. */
@@ -38,6 +39,17 @@ typedef struct cd_product {
 } cd_product;
 
 extern const cd_product product_live_help;
+extern const cd_product product_voice_therapy;
+extern const cd_product product_boost_pack;
+extern const cd_product product_subscription;
+extern const cd_product product_consultation;
+
+/* "Name: 22,916 Pilot Credits (includes 2,083 bonus)"; name may be NULL. */
+void	 pack_description(cd_buf *, const char *name, long long credits,
+	    long long bonus);
+/* invoice.paid: allocates the plan's monthly credits once per invoice. */
+cd_err	 subscription_invoice_paid(const json_t *invoice,
+	    const json_t *subscription);
 
 const cd_product *product_find(const char *name);
 

@@ -10,4 +10,12 @@
 cd_err	 live_help_summary(cd_req *);
 cd_err	 live_help_book(cd_req *);
 
+cd_err	 voice_credits(cd_req *);
+cd_err	 voice_start(cd_req *);
+cd_err	 voice_end(cd_req *);
+
+cd_err	 boost_packs(cd_req *);
+cd_err	 credit_balance(cd_req *);
+cd_err	 credit_transactions(cd_req *);
+
 #endif

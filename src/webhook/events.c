@@ -13,6 +13,7 @@
 #include "events.h"
 #include "fulfil.h"
 #include "log.h"
+#include "products.h"
 #include "stripe.h"
 
 static cd_sql q_record = CD_SQL(
@@ -122,6 +123,26 @@ on_dispute(const json_t *object)
 	return err;
 }
 
+static cd_err
+on_invoice_paid(const json_t *object)
+{
+	json_t *invoice, *sub = NULL, *ref;
+	cd_err err;
+
+	if ((err = retrieve("invoices", "in_", object, &invoice)) != CD_OK ||
+	    invoice == NULL)
+		return err;
+	ref = json_pack("{s:O}", "id", json_object_get(invoice, "subscription"));
+	if (json_is_string(json_object_get(ref, "id")))
+		err = retrieve("subscriptions", "sub_", ref, &sub);
+	if (err == CD_OK && sub != NULL)
+		err = subscription_invoice_paid(invoice, sub);
+	json_decref(ref);
+	json_decref(sub);
+	json_decref(invoice);
+	return err;
+}
+
 static const struct {
 	const char	*type;
 	event_fn	 fn;
@@ -131,6 +152,7 @@ static const struct {
 	{ "checkout.session.async_payment_failed", on_session_failed },
 	{ "charge.refunded", on_charge_refunded },
 	{ "charge.dispute.created", on_dispute },
+	{ "invoice.paid", on_invoice_paid },
 };
 
 static event_fn

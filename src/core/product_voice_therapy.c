@@ -1,0 +1,53 @@
+/*
+ * Voice AI Therapy minutes.  A paid session grants one credit of the pack's
+ * minutes that expires after the configured number of days; a refund
+ * deactivates whatever is left of that credit.
+ */
+#include <stdio.h>
+
+#include "db.h"
+#include "products.h"
+
+static cd_sql q_credit = CD_SQL(
+    "INSERT INTO voice_therapy_credits (user_id, stripe_session_id,"
+    " minutes_purchased, minutes_remaining, amount_cents, expires_at)"
+    " SELECT ?, ?, m.int_value * ?, m.int_value * ?, ?,"
+    "  UTC_TIMESTAMP(6) + INTERVAL d.int_value DAY"
+    " FROM platform_settings m, platform_settings d"
+    " WHERE m.name = 'voice_minutes_per_pack' AND d.name = 'voice_validity_days'");
+static cd_sql q_left = CD_SQL(
+    "SELECT minutes_remaining FROM voice_therapy_credits"
+    " WHERE stripe_session_id = ? AND is_active = 1 FOR UPDATE");
+static cd_sql q_deactivate = CD_SQL(
+    "UPDATE voice_therapy_credits SET is_active = 0 WHERE stripe_session_id = ?");
+
+static cd_err
+grant(const cd_checkout *ck, bool *granted)
+{
+	return db_insert_once(&q_credit, granted, NULL, "isiii", ck->user_id,
+	    ck->stripe_session_id, ck->quantity, ck->quantity, ck->amount_cents);
+}
+
+static cd_err
+reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
+{
+	json_t *row;
+	cd_err err;
+
+	*units = 0;
+	if ((err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	    row == NULL)
+		return err;
+	*units = jint(row, "minutes_remaining");
+	json_decref(row);
+	return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
+}
+
+static cd_err
+route(const cd_checkout *ck, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "/dashboard");
+	return CD_OK;
+}
+
+const cd_product product_voice_therapy = { "voice_therapy", grant, reverse, route };
