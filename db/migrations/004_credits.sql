@@ -52,7 +52,7 @@ INSERT INTO boost_packs (id, name, credits, bonus_credits, price_cents, badge, s
 CREATE TABLE boost_pack_purchases (
   id                 BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id            BIGINT UNSIGNED NOT NULL,
-  boost_pack_id      VARCHAR(32) NOT NULL,
+  boost_pack_id      VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
   stripe_session_id  VARCHAR(255) NOT NULL,
   payment_intent_id  VARCHAR(255) NULL,
   amount_cents       BIGINT UNSIGNED NOT NULL,
@@ -81,7 +81,7 @@ INSERT INTO subscription_plans (id, name, monthly_credits, price_cents) VALUES
 CREATE TABLE subscriptions (
   id                      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id                 BIGINT UNSIGNED NOT NULL,
-  plan_id                 VARCHAR(32) NOT NULL,
+  plan_id                 VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
   stripe_subscription_id  VARCHAR(255) NOT NULL,
   stripe_session_id       VARCHAR(255) NULL,
   status                  VARCHAR(32) NOT NULL,

@@ -293,7 +293,9 @@ serve_one(const cd_app *app, cd_req *r)
 		db_close();
 	}
 	if (err != CD_OK && !r->responded) {
-		if (rt != NULL && (rt->flags & R_PAGE))
+		/* Browsers get HTML errors for pages and unknown non-API paths. */
+		if (rt != NULL ? (rt->flags & R_PAGE) != 0 :
+		    strncmp(r->path, "/api/", 5) != 0)
 			page_error(r, err);
 		else
 			resp_error(r, err);

@@ -62,7 +62,8 @@ page_error(cd_req *r, cd_err err)
 	json_t *data = json_pack("{s:i,s:s}", "status", cd_err_status(err),
 	    "message", r->err_message ? r->err_message : cd_err_message(err));
 
-	if (page_render(r, cd_err_status(err), "error", data) != CD_OK)
+	if (templates == NULL ||
+	    page_render(r, cd_err_status(err), "error", data) != CD_OK)
 		resp_html(r, cd_err_status(err), cd_err_message(err),
 		    strlen(cd_err_message(err)));
 	json_decref(data);

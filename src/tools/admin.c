@@ -123,6 +123,7 @@ int
 main(int argc, char **argv)
 {
 	struct opts o;
+	int rc;
 
 	log_init("creditdesk-admin");
 	if (argc < 2 || parse(argc, argv, &o) != 0)
@@ -130,10 +131,13 @@ main(int argc, char **argv)
 	if (cfg_load() != 0 || db_open() != CD_OK)
 		return 1;
 	if (!strcmp(argv[1], "create-user"))
-		return create_user(&o);
-	if (!strcmp(argv[1], "set-tier"))
-		return update(&q_tier, o.tier, tiers, o.email);
-	if (!strcmp(argv[1], "set-role"))
-		return update(&q_role, o.role, roles, o.email);
-	return usage();
+		rc = create_user(&o);
+	else if (!strcmp(argv[1], "set-tier"))
+		rc = update(&q_tier, o.tier, tiers, o.email);
+	else if (!strcmp(argv[1], "set-role"))
+		rc = update(&q_role, o.role, roles, o.email);
+	else
+		rc = usage();
+	db_close();
+	return rc;
 }

@@ -123,5 +123,6 @@ main(void)
 	    " processed, %zu failed\n", seen, done, dups, failed);
 	free(events);
 	json_decref(all);
+	db_close();
 	return failed ? 1 : 0;
 }

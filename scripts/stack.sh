@@ -1,0 +1,670 @@
+#!/usr/bin/env bash
+# The whole creditdesk stack on one machine, in a private state directory:
+# a MariaDB server with its own datadir, the migrations and demo data, the
+# Stripe emulator, every route family's FastCGI responders (spawn-fcgi +
+# multiwatch) and nginx on 127.0.0.1.  Nothing touches the system MariaDB or
+# nginx; every process is started in the background with its PID recorded
+# and is stopped by that PID only.
+#
+# Usage: scripts/stack.sh start|stop|restart|status|env|start-db|stop-db|restart-db
+#
+#   start       start whatever is not running (safe to repeat); prints the URL
+#   stop        stop everything this state dir started (safe when stopped)
+#   restart     stop, then start
+#   status      what is running; exit 3 if something that could run does not
+#   env         print the shell-sourceable environment for tests and tools
+#   start-db / stop-db / restart-db   only the MariaDB server (tests use these
+#               to take the database away mid-test)
+#
+# Settings (environment): CD_STATE_DIR (default $repo/.state), CD_HTTP_PORT
+# (8080), CD_DB_PORT (3307), CD_EMU_PORT (12111), CD_CHILDREN (children per
+# family, 2), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
+# CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE and ASAN_OPTIONS
+# are passed on to the responders when set.
+#
+# Layout of the state directory:
+#   secrets             generated passwords and keys (mode 600)
+#   env                 exports for tests (mode 600)
+#   root.cnf admin.cnf app.cnf   mariadb client option files (mode 600)
+#   mysql/              the datadir (owned by mysql when run as root)
+#   mysqld/             server socket and pid file (mysqld.sock is linked
+#                       from the state dir's top level too)
+#   run/                responder sockets and every recorded PID
+#   log/                one log per process; responders' stderr included
+#   nginx.conf nginx/   rendered config, nginx pid and temp files
+set -euo pipefail
+umask 022
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STATE=$(realpath -m "${CD_STATE_DIR:-$REPO/.state}")
+HTTP_PORT=${CD_HTTP_PORT:-8080}
+DB_PORT=${CD_DB_PORT:-3307}
+EMU_PORT=${CD_EMU_PORT:-12111}
+CHILDREN=${CD_CHILDREN:-2}
+EMU_RETRY=${CD_EMU_RETRY:-1,2,4,8,16,32}
+DB_NAME=creditdesk
+APP_DB_USER=creditdesk
+ADMIN_DB_USER=creditdesk_admin
+
+# Every family the nginx template routes; each is started if its binary exists.
+FAMILIES=(auth checkout webhook credits sessions bookings pages)
+
+DATADIR=$STATE/mysql
+DBRUN=$STATE/mysqld
+DB_SOCK=$DBRUN/mysqld.sock
+RUN=$STATE/run
+LOG=$STATE/log
+SECRETS=$STATE/secrets
+ENV_FILE=$STATE/env
+ROOT_CNF=$STATE/root.cnf
+ADMIN_CNF=$STATE/admin.cnf
+APP_CNF=$STATE/app.cnf
+NGINX_PREFIX=$STATE/nginx
+NGINX_CONF=$STATE/nginx.conf
+NGINX_PID=$NGINX_PREFIX/nginx.pid
+
+BASE_URL=http://127.0.0.1:$HTTP_PORT
+EMU_URL=http://127.0.0.1:$EMU_PORT
+DEMO_PASSWORD=demo-password
+
+# Who runs what: as root, MariaDB runs as mysql, the responders as nobody and
+# nginx's workers as www-data; otherwise everything runs as the caller.
+if ((EUID == 0)); then
+	DB_OS_USER=mysql
+	APP_OS_USER=nobody APP_OS_GROUP=nogroup
+	NGINX_OS_USER=www-data NGINX_OS_GROUP=www-data
+else
+	DB_OS_USER='' APP_OS_USER='' APP_OS_GROUP='' NGINX_OS_USER='' NGINX_OS_GROUP=''
+fi
+
+log() { echo "stack: $*"; }
+warn() { echo "stack: warning: $*" >&2; }
+die() { echo "stack: error: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- processes
+
+# True if pid is a live (not zombie) process.
+alive() {
+	local state
+	state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[[ -n $state && $state != Z ]]
+}
+
+# Prints the PID recorded in pidfile if that process is alive and its
+# command line contains every given pattern (so a reused PID is never ours).
+recorded_pid() {
+	local file=$1 pid cmd p
+	shift
+	[[ -r $file ]] || return 1
+	pid=$(<"$file")
+	[[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+	for p in "$@"; do
+		[[ $cmd == *"$p"* ]] || return 1
+	done
+	echo "$pid"
+}
+
+# Waits up to $2 seconds for pid $1 to exit; false if it is still there.
+wait_exit() {
+	local pid=$1 i
+	for ((i = 0; i < $2 * 10; i++)); do
+		alive "$pid" || return 0
+		sleep 0.1
+	done
+	! alive "$pid"
+}
+
+# Sends $2 to pid $1, escalating to SIGKILL after $3 seconds.
+terminate() {
+	local pid=$1 sig=$2 timeout=$3
+	kill -"$sig" "$pid" 2>/dev/null || return 0
+	wait_exit "$pid" "$timeout" && return 0
+	warn "pid $pid did not stop after SIG$sig within ${timeout}s; sending SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait_exit "$pid" 5
+}
+
+# Starts a command in the background in its own session, detached from our
+# stdin/stdout and from the lock on fd 9, appending output to a log file;
+# its PID goes to a pid file.  (A background job of a non-interactive shell is
+# not a process-group leader, so setsid execs in place and $! is the daemon.)
+launch() {
+	local pidfile=$1 logfile=$2
+	shift 2
+	setsid "$@" </dev/null >>"$logfile" 2>&1 9>&- &
+	echo $! >"$pidfile"
+}
+
+# True if something accepts TCP connections on 127.0.0.1:$1.
+port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# True if user $1 (group $2) can run `test $3 $4`.
+user_can() {
+	setpriv --reuid="$1" --regid="$2" --clear-groups test "$3" "$4" 2>/dev/null
+}
+
+# ---------------------------------------------------------------- state dir
+
+# Creates the state layout, traversable by the service users.
+prepare_state() {
+	local n
+	for n in "$HTTP_PORT" "$DB_PORT" "$EMU_PORT" "$CHILDREN"; do
+		[[ $n =~ ^[1-9][0-9]{0,4}$ ]] || die "ports and CD_CHILDREN must be positive integers (got '$n')"
+	done
+	mkdir -p "$STATE" "$RUN" "$LOG" "$DBRUN" "$NGINX_PREFIX/tmp"
+	chmod 755 "$STATE" "$RUN" "$LOG"
+	local s
+	for s in "$DB_SOCK" "$RUN/checkout.sock"; do
+		((${#s} < 108)) || die "socket path too long for unix sockets: $s (choose a shorter CD_STATE_DIR)"
+	done
+	if ((EUID == 0)); then
+		user_can mysql mysql -x "$STATE" ||
+			die "user mysql cannot reach $STATE; put CD_STATE_DIR somewhere every user can traverse"
+		user_can "$NGINX_OS_USER" "$NGINX_OS_GROUP" -x "$RUN" ||
+			die "user $NGINX_OS_USER cannot reach $RUN; put CD_STATE_DIR somewhere every user can traverse"
+	fi
+}
+
+# A random string of $1 letters and digits.
+random_token() {
+	head -c 96 /dev/urandom | base64 -w0 | tr -dc 'A-Za-z0-9' | cut -c1-"$1"
+}
+
+# Secrets are generated once and kept; everything else derives from them.
+ensure_secrets() {
+	if [[ ! -s $SECRETS ]]; then
+		(
+			umask 077
+			cat >"$SECRETS" <<-EOF
+				# creditdesk local stack secrets, generated $(date -u +%Y-%m-%dT%H:%M:%SZ)
+				DB_ROOT_PASSWORD=$(random_token 32)
+				DB_APP_PASSWORD=$(random_token 32)
+				DB_ADMIN_PASSWORD=$(random_token 32)
+				STRIPE_SECRET_KEY=sk_test_$(random_token 32)
+				STRIPE_WEBHOOK_SECRET=whsec_$(random_token 32)
+			EOF
+		)
+		log "generated secrets in $SECRETS"
+	fi
+	chmod 600 "$SECRETS"
+	# shellcheck source=/dev/null
+	source "$SECRETS"
+	write_client_cnf "$ROOT_CNF" root "$DB_ROOT_PASSWORD"
+	write_client_cnf "$ADMIN_CNF" "$ADMIN_DB_USER" "$DB_ADMIN_PASSWORD"
+	write_client_cnf "$APP_CNF" "$APP_DB_USER" "$DB_APP_PASSWORD"
+}
+
+# A mariadb client option file for one account over the private socket.
+write_client_cnf() {
+	(
+		umask 077
+		cat >"$1" <<-EOF
+			[client]
+			user=$2
+			password=$3
+			socket=$DB_SOCK
+			default-character-set=utf8mb4
+		EOF
+	)
+}
+
+# The environment the responders and the admin tool read (see src/core/cfg.h).
+app_env() {
+	APP_ENV=(
+		PATH=/usr/local/bin:/usr/bin:/bin TZ=UTC LANG=C.UTF-8
+		CD_DB_SOCKET="$DB_SOCK" CD_DB_HOST=127.0.0.1 CD_DB_PORT="$DB_PORT"
+		CD_DB_USER="$APP_DB_USER" CD_DB_PASSWORD="$DB_APP_PASSWORD" CD_DB_NAME="$DB_NAME"
+		STRIPE_API_BASE="$EMU_URL" STRIPE_SECRET_KEY="$STRIPE_SECRET_KEY"
+		STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET"
+		CD_PUBLIC_URL="$BASE_URL" CD_TEMPLATE_DIR="$REPO/templates"
+	)
+	local v
+	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE ASAN_OPTIONS UBSAN_OPTIONS; do
+		[[ -z ${!v:-} ]] || APP_ENV+=("$v=${!v}")
+	done
+}
+
+# $STATE/env: everything tests and tools need, shell-sourceable, mode 600.
+write_env_file() {
+	local -a vars=(
+		CD_STATE_DIR="$STATE" CD_REPO="$REPO" CD_STACK="$REPO/scripts/stack.sh"
+		CD_BASE_URL="$BASE_URL" CD_PUBLIC_URL="$BASE_URL" CD_HTTP_PORT="$HTTP_PORT"
+		CD_EMU_URL="$EMU_URL" CD_EMU_PORT="$EMU_PORT" STRIPE_API_BASE="$EMU_URL"
+		STRIPE_SECRET_KEY="$STRIPE_SECRET_KEY" STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET"
+		CD_DB_HOST=127.0.0.1 CD_DB_PORT="$DB_PORT" CD_DB_SOCKET="$DB_SOCK" CD_DB_NAME="$DB_NAME"
+		CD_DB_USER="$APP_DB_USER" CD_DB_PASSWORD="$DB_APP_PASSWORD"
+		CD_DB_ADMIN_USER="$ADMIN_DB_USER" CD_DB_ADMIN_PASSWORD="$DB_ADMIN_PASSWORD"
+		CD_DB_ADMIN_CNF="$ADMIN_CNF" CD_DB_APP_CNF="$APP_CNF"
+		CD_TEMPLATE_DIR="$REPO/templates" CD_LOG_DIR="$LOG" CD_RUN_DIR="$RUN"
+		CD_CHILDREN="$CHILDREN" CD_EMU_RETRY="$EMU_RETRY"
+		CD_DEMO_EMAIL=demo@creditdesk.test CD_DEMO_PASSWORD="$DEMO_PASSWORD"
+		CD_ADMIN_EMAIL=admin@creditdesk.test CD_PREMIUM_EMAIL=premium@creditdesk.test
+		CD_MECHANIC_EMAIL=mechanic@creditdesk.test CD_EXPERT_EMAIL=expert@creditdesk.test
+	)
+	local kv v tmp q="'"
+	tmp=$(umask 077 && mktemp "$STATE/.env.XXXXXX")
+	{
+		echo "# creditdesk local stack ($STATE): source this file."
+		for kv in "${vars[@]}"; do
+			v=${kv#*=}
+			printf "export %s='%s'\n" "${kv%%=*}" "${v//$q/$q\\$q$q}"
+		done
+	} >"$tmp"
+	mv -f "$tmp" "$ENV_FILE"
+}
+
+# ---------------------------------------------------------------- MariaDB
+
+db_pid() { recorded_pid "$RUN/mariadbd.pid" mariadbd "--datadir=$DATADIR"; }
+
+# Initialises the datadir once, then starts mariadbd and waits for it.
+db_start() {
+	local pid
+	if pid=$(db_pid); then
+		log "mariadb already running (pid $pid)"
+		return 0
+	fi
+	! port_busy "$DB_PORT" || die "port $DB_PORT is already in use by another process (set CD_DB_PORT)"
+
+	local server_opts=(
+		--innodb-buffer-pool-size=128M --innodb-log-file-size=48M
+		--character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci
+	)
+	local user_opt=()
+	[[ -z $DB_OS_USER ]] || user_opt=(--user="$DB_OS_USER")
+
+	# First run: create the system tables (root gets a password below).
+	if [[ ! -d $DATADIR/mysql ]]; then
+		log "initialising MariaDB datadir $DATADIR"
+		mariadb-install-db --no-defaults --datadir="$DATADIR" "${user_opt[@]}" \
+			--auth-root-authentication-method=normal --skip-test-db \
+			"${server_opts[@]}" >"$LOG/mariadb-install.log" 2>&1 ||
+			die "mariadb-install-db failed; see $LOG/mariadb-install.log"
+	fi
+	touch "$LOG/mariadb.log"
+	if [[ -n $DB_OS_USER ]]; then
+		[[ $(stat -c %U "$DATADIR") == "$DB_OS_USER" ]] || chown -R "$DB_OS_USER:" "$DATADIR"
+		chown "$DB_OS_USER:" "$DBRUN" "$LOG/mariadb.log"
+	fi
+	ln -sfn mysqld/mysqld.sock "$STATE/mysqld.sock"
+
+	launch "$RUN/mariadbd.pid" "$LOG/mariadb.log" mariadbd --no-defaults \
+		--datadir="$DATADIR" --socket="$DB_SOCK" --port="$DB_PORT" \
+		--bind-address=127.0.0.1 --pid-file="$DBRUN/mysqld.pid" \
+		--log-error="$LOG/mariadb.log" --skip-name-resolve \
+		--max-connections=300 --default-time-zone=+00:00 \
+		"${server_opts[@]}" "${user_opt[@]}"
+	pid=$(<"$RUN/mariadbd.pid")
+
+	# Ready when the server answers a ping on its socket.
+	local i
+	for ((i = 0; i < 300; i++)); do
+		if mariadb-admin --no-defaults --socket="$DB_SOCK" --connect-timeout=1 ping >/dev/null 2>&1; then
+			log "mariadb up (pid $pid, port $DB_PORT, socket $DB_SOCK)"
+			db_secure_root
+			return 0
+		fi
+		alive "$pid" || break
+		sleep 0.1
+	done
+	tail -n 20 "$LOG/mariadb.log" >&2 || true
+	die "mariadb did not become ready within 30s; see $LOG/mariadb.log"
+}
+
+# A fresh datadir has a password-less root (and root@127.0.0.1 etc.); keep
+# only root@localhost, with the generated password.
+db_secure_root() {
+	if mariadb --defaults-file="$ROOT_CNF" -e 'SELECT 1' >/dev/null 2>&1; then
+		return 0
+	fi
+	local bare=(mariadb --no-defaults --socket="$DB_SOCK" -uroot --batch --skip-column-names)
+	local accounts account
+	accounts=$("${bare[@]}" -e "SELECT CONCAT(QUOTE(User), '@', QUOTE(Host)) FROM mysql.user
+		WHERE (User = 'root' AND Host <> 'localhost') OR User = ''") ||
+		die "cannot sign in to MariaDB as root (neither with the password in $SECRETS nor without one)"
+	for account in $accounts; do
+		"${bare[@]}" -e "DROP USER $account"
+	done
+	"${bare[@]}" -e "ALTER USER root@localhost IDENTIFIED BY '$DB_ROOT_PASSWORD'"
+	log "mariadb root account secured"
+}
+
+# The database and its two accounts: the application's least-privilege user
+# and the admin user for migrations and tests.  Passwords follow $SECRETS.
+db_setup() {
+	local host sql="CREATE DATABASE IF NOT EXISTS $DB_NAME CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
+	for host in localhost 127.0.0.1; do
+		sql+="
+		CREATE USER IF NOT EXISTS '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
+		ALTER USER '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
+		GRANT SELECT, INSERT, UPDATE, DELETE ON $DB_NAME.* TO '$APP_DB_USER'@'$host';
+		CREATE USER IF NOT EXISTS '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
+		ALTER USER '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
+		GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$ADMIN_DB_USER'@'$host';"
+	done
+	mariadb --defaults-file="$ROOT_CNF" -e "$sql" || die "creating the database and its users failed"
+}
+
+# Migrations as the admin user, then the demo rows.
+db_migrate() {
+	CD_DB_SOCKET=$DB_SOCK CD_DB_HOST='' CD_DB_PORT='' CD_DB_USER=$ADMIN_DB_USER \
+		CD_DB_PASSWORD=$DB_ADMIN_PASSWORD CD_DB_NAME=$DB_NAME \
+		"$REPO/db/migrate.sh" || die "migrations failed"
+	mariadb --defaults-file="$ADMIN_CNF" "$DB_NAME" <"$REPO/db/demo.sql" || die "loading db/demo.sql failed"
+	log "demo data loaded"
+}
+
+db_stop() {
+	local pid
+	if pid=$(db_pid); then
+		log "stopping mariadb (pid $pid)"
+		terminate "$pid" TERM 60
+	fi
+	rm -f "$RUN/mariadbd.pid"
+}
+
+# ---------------------------------------------------------------- emulator
+
+emu_pid() { recorded_pid "$RUN/emulator.pid" stripe_emulator.py "--port $EMU_PORT"; }
+
+emu_start() {
+	local script=$REPO/emulator/stripe_emulator.py pid i
+	if [[ ! -f $script ]]; then
+		warn "emulator/stripe_emulator.py not found; Stripe emulator skipped"
+		return 0
+	fi
+	if pid=$(emu_pid); then
+		log "emulator already running (pid $pid)"
+		return 0
+	fi
+	! port_busy "$EMU_PORT" || die "port $EMU_PORT is already in use by another process (set CD_EMU_PORT)"
+	# The system interpreter, as on a fresh Debian machine (not a pyenv shim).
+	local python=/usr/bin/python3
+	[[ -x $python ]] || python=python3
+	launch "$RUN/emulator.pid" "$LOG/emulator.log" "$python" "$script" \
+		--port "$EMU_PORT" --api-key "$STRIPE_SECRET_KEY" \
+		--webhook-url "$BASE_URL/api/stripe/webhook" \
+		--webhook-secret "$STRIPE_WEBHOOK_SECRET" \
+		--retry-schedule "$EMU_RETRY" --public-url "$EMU_URL"
+	pid=$(<"$RUN/emulator.pid")
+	for ((i = 0; i < 150; i++)); do
+		if curl -fsS -o /dev/null --max-time 1 "$EMU_URL/_emu/health" 2>/dev/null; then
+			log "emulator up (pid $pid, $EMU_URL)"
+			return 0
+		fi
+		alive "$pid" || break
+		sleep 0.1
+	done
+	tail -n 20 "$LOG/emulator.log" >&2 || true
+	die "the Stripe emulator did not answer $EMU_URL/_emu/health within 15s; see $LOG/emulator.log"
+}
+
+emu_stop() {
+	local pid
+	if pid=$(emu_pid); then
+		log "stopping emulator (pid $pid)"
+		terminate "$pid" TERM 10
+	fi
+	rm -f "$RUN/emulator.pid"
+}
+
+# ---------------------------------------------------------------- responders
+
+family_pid() { recorded_pid "$RUN/$1.pid" multiwatch "$REPO/creditdesk-$1"; }
+
+# One family: spawn-fcgi binds the socket (group = nginx's, mode 0660), drops
+# to the app user and execs multiwatch, which keeps CHILDREN copies of the
+# responder running on that socket (fd 0) and replaces any that crash.
+# spawn-fcgi runs with -n so the children's stderr reaches the family log.
+family_start() {
+	local fam=$1 bin=$REPO/creditdesk-$1 sock=$RUN/$1.sock pid i
+	if [[ ! -x $bin ]]; then
+		warn "creditdesk-$fam is not built; $fam skipped (nginx answers 503 for its routes)"
+		return 0
+	fi
+	if pid=$(family_pid "$fam"); then
+		log "$fam already running (pid $pid)"
+		return 0
+	fi
+	local opts=(-n -s "$sock" -M 0660)
+	if ((EUID == 0)); then
+		if user_can "$APP_OS_USER" "$APP_OS_GROUP" -x "$bin" &&
+			user_can "$APP_OS_USER" "$APP_OS_GROUP" -r "$REPO/templates"; then
+			opts+=(-u "$APP_OS_USER" -g "$APP_OS_GROUP" -U "$APP_OS_USER")
+		else
+			warn "$APP_OS_USER cannot run $bin; $fam runs as root"
+		fi
+		opts+=(-G "$NGINX_OS_GROUP")
+	fi
+	rm -f "$sock"
+	launch "$RUN/$fam.pid" "$LOG/$fam.log" env -i "${APP_ENV[@]}" \
+		spawn-fcgi "${opts[@]}" -- /usr/bin/multiwatch -f "$CHILDREN" -- "$bin"
+	pid=$(<"$RUN/$fam.pid")
+	for ((i = 0; i < 50; i++)); do
+		[[ -S $sock ]] && break
+		alive "$pid" || break
+		sleep 0.1
+	done
+	# Children that die at once (bad configuration) make multiwatch give up.
+	sleep 0.3
+	if [[ -S $sock ]] && alive "$pid"; then
+		log "$fam up (pid $pid, $CHILDREN children, $sock)"
+	else
+		tail -n 10 "$LOG/$fam.log" >&2 || true
+		warn "$fam failed to start; see $LOG/$fam.log"
+	fi
+}
+
+# SIGTERM makes multiwatch send its children SIGUSR1 (libfcgi's graceful
+# stop) and exit once they have; children that linger get SIGTERM.
+family_stop() {
+	local fam=$1 pid child
+	if pid=$(family_pid "$fam"); then
+		log "stopping $fam (pid $pid)"
+		kill -TERM "$pid" 2>/dev/null || true
+		if ! wait_exit "$pid" 5; then
+			for child in $(ps -o pid= --ppid "$pid"); do
+				kill -TERM "$child" 2>/dev/null || true
+			done
+			terminate "$pid" TERM 5 || true
+		fi
+	fi
+	rm -f "$RUN/$fam.pid" "$RUN/$fam.sock"
+}
+
+# ---------------------------------------------------------------- nginx
+
+nginx_pid() { recorded_pid "$NGINX_PID" "nginx: master" "$NGINX_CONF"; }
+
+# Renders nginx/creditdesk.conf.in into the state dir.
+nginx_render() {
+	local user_directive="# workers run as the invoking user"
+	[[ -z $NGINX_OS_USER ]] || user_directive="user $NGINX_OS_USER $NGINX_OS_GROUP;"
+	sed -e "s|@USER_DIRECTIVE@|$user_directive|g" \
+		-e "s|@PID_FILE@|$NGINX_PID|g" -e "s|@LOG_DIR@|$LOG|g" \
+		-e "s|@TEMP_DIR@|$NGINX_PREFIX/tmp|g" -e "s|@RUN_DIR@|$RUN|g" \
+		-e "s|@STATIC_DIR@|$REPO/templates/static|g" \
+		-e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
+		"$REPO/nginx/creditdesk.conf.in" >"$NGINX_CONF.new"
+	if grep -n '@[A-Z_]*@' "$NGINX_CONF.new" >&2; then
+		die "unsubstituted placeholders in nginx.conf"
+	fi
+	mv -f "$NGINX_CONF.new" "$NGINX_CONF"
+}
+
+nginx_start() {
+	local pid nginx=(nginx -p "$NGINX_PREFIX/" -e "$LOG/nginx-error.log" -c "$NGINX_CONF")
+	nginx_render
+	"${nginx[@]}" -t -q 9>&- || die "nginx rejected $NGINX_CONF"
+	if pid=$(nginx_pid); then
+		kill -HUP "$pid"
+		log "nginx already running (pid $pid); configuration reloaded"
+		return 0
+	fi
+	! port_busy "$HTTP_PORT" || die "port $HTTP_PORT is already in use by another process (set CD_HTTP_PORT)"
+	"${nginx[@]}" </dev/null >>"$LOG/nginx-error.log" 2>&1 9>&- ||
+		die "nginx failed to start; see $LOG/nginx-error.log"
+	local i
+	for ((i = 0; i < 50; i++)); do
+		pid=$(nginx_pid) && break
+		sleep 0.1
+	done
+	[[ -n $pid ]] || die "nginx did not write $NGINX_PID"
+	log "nginx up (pid $pid, $BASE_URL)"
+}
+
+nginx_stop() {
+	local pid
+	if pid=$(nginx_pid); then
+		log "stopping nginx (pid $pid)"
+		terminate "$pid" QUIT 10
+	fi
+}
+
+# ---------------------------------------------------------------- demo users
+
+# create-user through the admin tool, which hashes the password; exit code 3
+# means the user exists already, which is fine on every start after the first.
+demo_user() {
+	local rc=0
+	env -i "${APP_ENV[@]}" "$REPO/creditdesk-admin" create-user \
+		--email "$1" --password "$DEMO_PASSWORD" --name "$2" "${@:3}" \
+		>>"$LOG/admin.log" 2>&1 </dev/null || rc=$?
+	case $rc in
+	0) log "created demo user $1" ;;
+	3) ;;
+	*) warn "creditdesk-admin create-user $1 failed (exit $rc); see $LOG/admin.log" ;;
+	esac
+}
+
+demo_users() {
+	if [[ ! -x $REPO/creditdesk-admin ]]; then
+		warn "creditdesk-admin is not built; demo users not created"
+		return 0
+	fi
+	demo_user demo@creditdesk.test "Demo Customer"
+	demo_user admin@creditdesk.test "Demo Admin" --role admin
+	demo_user premium@creditdesk.test "Premium Customer" --tier firewall
+	demo_user mechanic@creditdesk.test "Demo Mechanic" --role mechanic
+	demo_user expert@creditdesk.test "Ada Brooks" --role expert
+	# The expert user signs in as demo expert 1 (to complete bookings).
+	mariadb --defaults-file="$ADMIN_CNF" "$DB_NAME" -e "UPDATE experts e
+		JOIN users u ON u.email = 'expert@creditdesk.test'
+		SET e.user_id = u.id WHERE e.id = 1 AND e.user_id IS NULL" ||
+		warn "linking expert@creditdesk.test to expert 1 failed"
+}
+
+# ---------------------------------------------------------------- commands
+
+# Serialises commands on one state dir (daemons never inherit fd 9).
+take_lock() {
+	mkdir -p "$STATE"
+	exec 9>"$STATE/.lock"
+	flock -w 120 9 || die "another stack.sh is busy with $STATE"
+}
+
+cmd_start() {
+	take_lock
+	prepare_state
+	ensure_secrets
+	app_env
+	write_env_file
+	db_start
+	db_setup
+	db_migrate
+	emu_start
+	local fam
+	for fam in "${FAMILIES[@]}"; do
+		family_start "$fam"
+	done
+	nginx_start
+	demo_users
+	echo
+	echo "creditdesk is running at $BASE_URL/"
+	echo "  sign in as demo@creditdesk.test / $DEMO_PASSWORD (also admin@, premium@, mechanic@, expert@creditdesk.test)"
+	echo "  environment for tests: source $ENV_FILE   (or: eval \"\$($0 env)\")"
+}
+
+cmd_stop() {
+	take_lock
+	nginx_stop
+	local fam
+	for fam in "${FAMILIES[@]}"; do
+		family_stop "$fam"
+	done
+	emu_stop
+	db_stop
+	log "stopped"
+}
+
+cmd_start_db() {
+	take_lock
+	prepare_state
+	ensure_secrets
+	db_start
+}
+
+cmd_stop_db() {
+	take_lock
+	db_stop
+}
+
+# One line per component; exit 3 when something that could run does not.
+cmd_status() {
+	local pid fam bad=0
+	if pid=$(db_pid); then
+		echo "mariadb   running  pid $pid  127.0.0.1:$DB_PORT  $DB_SOCK"
+	else
+		echo "mariadb   stopped"; bad=1
+	fi
+	if pid=$(emu_pid); then
+		echo "emulator  running  pid $pid  $EMU_URL"
+	elif [[ -f $REPO/emulator/stripe_emulator.py ]]; then
+		echo "emulator  stopped"; bad=1
+	else
+		echo "emulator  missing  (emulator/stripe_emulator.py)"
+	fi
+	for fam in "${FAMILIES[@]}"; do
+		if pid=$(family_pid "$fam"); then
+			printf '%-9s running  pid %s  %s children  %s\n' "$fam" "$pid" \
+				"$(ps -o pid= --ppid "$pid" | wc -l)" "$RUN/$fam.sock"
+		elif [[ -x $REPO/creditdesk-$fam ]]; then
+			printf '%-9s stopped\n' "$fam"; bad=1
+		else
+			printf '%-9s not built\n' "$fam"
+		fi
+	done
+	if pid=$(nginx_pid); then
+		echo "nginx     running  pid $pid  $BASE_URL/"
+	else
+		echo "nginx     stopped"; bad=1
+	fi
+	return $((bad ? 3 : 0))
+}
+
+cmd_env() {
+	[[ -r $ENV_FILE ]] || die "no $ENV_FILE yet; run: $0 start"
+	cat "$ENV_FILE"
+}
+
+main() {
+	case ${1:-} in
+	start) cmd_start ;;
+	stop) cmd_stop ;;
+	restart) cmd_stop; exec 9>&-; cmd_start ;;
+	status) cmd_status ;;
+	env) cmd_env ;;
+	start-db) cmd_start_db ;;
+	stop-db) cmd_stop_db ;;
+	restart-db) cmd_stop_db; cmd_start_db ;;
+	*)
+		echo "usage: $0 start|stop|restart|status|env|start-db|stop-db|restart-db" >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

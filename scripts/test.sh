@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Runs every test: installs missing packages, builds, runs the C unit tests
+# (make check), starts a private test stack (its own datadir, ports and
+# emulator, wiped at every run so results do not depend on earlier runs),
+# runs the integration tests against it, and stops it again whatever happens.
+# The last line printed is exactly "N passed, N failed" (unit test cases plus
+# integration tests); the exit status is non-zero if anything failed.
+#
+# Usage: scripts/test.sh
+# Settings: CD_TEST_STATE_DIR (default $repo/.state-test), CD_TEST_HTTP_PORT
+# (18081), CD_TEST_DB_PORT (13307), CD_TEST_EMU_PORT (12112);
+# CD_TEST_VALGRIND=1 runs the unit tests under valgrind; CD_SKIP_DEPS=1 skips
+# scripts/deps.sh.  Arguments after the script name go to the integration
+# runner (e.g. a test name filter, if the runner supports one).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEST_STATE=$(realpath -m "${CD_TEST_STATE_DIR:-$REPO/.state-test}")
+
+PASSED=0
+FAILED=0
+STACK_UP=
+
+# The stack is configured only through these, whatever the caller's shell
+# had exported (a sourced .state/env, for instance).
+stack() {
+	CD_STATE_DIR=$TEST_STATE \
+	CD_HTTP_PORT=${CD_TEST_HTTP_PORT:-18081} \
+	CD_DB_PORT=${CD_TEST_DB_PORT:-13307} \
+	CD_EMU_PORT=${CD_TEST_EMU_PORT:-12112} \
+	CD_EMU_RETRY=1,1,2,2,4 \
+	CD_CHILDREN=${CD_TEST_CHILDREN:-2} \
+		bash "$REPO/scripts/stack.sh" "$@"
+}
+
+# Stops the test stack if this run started it (also from the EXIT trap).
+stop_stack() {
+	if [[ -n $STACK_UP ]]; then
+		STACK_UP=
+		stack stop || echo "test: stopping the test stack failed" >&2
+	fi
+}
+
+summary() {
+	echo "$PASSED passed, $FAILED failed"
+	((FAILED == 0))
+}
+
+# ---- unit tests
+
+# Counts Check's per-program summary ("100%: Checks: 12, Failures: 0,
+# Errors: 0") from each test's automake log; a program that failed without
+# such a line (crash, valgrind error, link error) counts as one failure.
+count_unit_results() {
+	local stamp=$1 trs log result line checks failures errors
+	local found=0
+	while IFS= read -r trs; do
+		found=1
+		log=${trs%.trs}.log
+		result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
+		line=$(grep -Eo '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" 2>/dev/null | tail -n 1 || true)
+		if [[ $line =~ Checks:\ ([0-9]+),\ Failures:\ ([0-9]+),\ Errors:\ ([0-9]+) ]]; then
+			checks=${BASH_REMATCH[1]} failures=${BASH_REMATCH[2]} errors=${BASH_REMATCH[3]}
+			PASSED=$((PASSED + checks - failures - errors))
+			FAILED=$((FAILED + failures + errors))
+			if [[ $result != PASS && $result != SKIP && $result != XFAIL ]] && ((failures + errors == 0)); then
+				echo "test: ${trs%.trs}: $result although every check passed (see $log)" >&2
+				FAILED=$((FAILED + 1))
+			fi
+		else
+			case $result in
+			PASS|XFAIL) PASSED=$((PASSED + 1)) ;;
+			SKIP) ;;
+			*) FAILED=$((FAILED + 1)); echo "test: ${trs%.trs}: $result (see $log)" >&2 ;;
+			esac
+		fi
+	done < <(find "$REPO" -path "$TEST_STATE" -prune -o -path "$REPO/.state" -prune -o \
+		-name '*.trs' -newer "$stamp" -print | sort)
+	if ((found == 0)); then
+		echo "test: make check produced no test results" >&2
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+run_unit_tests() {
+	local stamp rc=0
+	stamp=$(mktemp "${TMPDIR:-/tmp}/cd-test-stamp.XXXXXX")
+	sleep 1	# .trs files must be strictly newer than the stamp
+	local make_args=()
+	if [[ -n ${CD_TEST_VALGRIND:-} ]]; then
+		make_args=(LOG_COMPILER=valgrind
+			"LOG_FLAGS=--quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --trace-children=yes")
+		export CK_FORK=no
+	fi
+	echo "== unit tests (make check)"
+	make -j"${CD_JOBS:-2}" check "${make_args[@]}" || rc=$?
+	count_unit_results "$stamp"
+	rm -f "$stamp"
+	((rc == 0)) || echo "test: make check exited with $rc" >&2
+}
+
+# ---- integration tests
+
+run_integration_tests() {
+	local out rc=0 line
+	if [[ ! -f $REPO/tests/integration/run.py ]]; then
+		echo "test: tests/integration/run.py not found; integration tests skipped" >&2
+		return 0
+	fi
+	echo "== integration tests"
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-integration.XXXXXX")
+	(
+		set -a
+		# shellcheck source=/dev/null
+		source "$TEST_STATE/env"
+		set +a
+		cd "$REPO"
+		exec /usr/bin/python3 -m tests.integration.run "$@"
+	) 2>&1 | tee "$out" || rc=$?
+	# The runner's own last "N passed, N failed" line is the count.
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+	rm -f "$out"
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		PASSED=$((PASSED + BASH_REMATCH[1]))
+		FAILED=$((FAILED + BASH_REMATCH[2]))
+		if ((rc != 0 && BASH_REMATCH[2] == 0)); then
+			echo "test: the integration runner exited with $rc" >&2
+			FAILED=$((FAILED + 1))
+		fi
+	else
+		echo "test: the integration runner exited with $rc without a result line" >&2
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+# ---- the run
+
+# Wipes the previous test stack's state, but only a directory that is one.
+reset_test_state() {
+	stack stop >/dev/null 2>&1 || true
+	if [[ -d $TEST_STATE ]]; then
+		if [[ -e $TEST_STATE/secrets || -e $TEST_STATE/.lock || -z $(ls -A "$TEST_STATE") ]]; then
+			rm -rf "$TEST_STATE"
+		else
+			echo "test: $TEST_STATE exists and is not a stack state dir; refusing to wipe it" >&2
+			exit 1
+		fi
+	fi
+}
+
+main() {
+	cd "$REPO"
+	trap stop_stack EXIT
+	trap 'exit 130' INT TERM
+
+	if [[ -z ${CD_SKIP_DEPS:-} ]]; then
+		bash "$REPO/scripts/deps.sh"
+	fi
+	if ! bash "$REPO/scripts/build.sh"; then
+		echo "test: the build failed" >&2
+		FAILED=$((FAILED + 1))
+		summary
+		exit 1
+	fi
+
+	run_unit_tests
+
+	echo "== test stack ($TEST_STATE)"
+	reset_test_state
+	STACK_UP=1
+	if stack start; then
+		run_integration_tests "$@"
+	else
+		echo "test: the test stack did not start; integration tests not run" >&2
+		FAILED=$((FAILED + 1))
+	fi
+	stop_stack
+	summary
+}
+
+main "$@"

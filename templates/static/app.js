@@ -1,0 +1,163 @@
+/*
+ * creditdesk: what the pages do beyond plain links.  Every action posts
+ * JSON to the family that owns it, with the session's CSRF token from
+ * <meta name="csrf-token">, and either follows the URL it gets back or
+ * writes the outcome next to the button.  Elements opt in with
+ * data-action (buttons) and data-form (forms); nothing else is touched.
+ */
+(function () {
+  'use strict';
+
+  function csrfToken() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute('content') : '';
+  }
+
+  /* The same rule as local_path_ok() in C: one leading slash, no "//" or "/\". */
+  function localPath(p) {
+    return typeof p === 'string' && p.charAt(0) === '/' &&
+      p.charAt(1) !== '/' && p.charAt(1) !== '\\';
+  }
+
+  function webUrl(u) {
+    return typeof u === 'string' && /^https?:\/\//i.test(u);
+  }
+
+  /* Resolves to {ok, status, data}; never rejects. */
+  function post(url, body) {
+    var headers = { 'Content-Type': 'application/json', 'Accept': 'application/json' };
+    var token = csrfToken();
+    if (token) headers['X-CSRF-Token'] = token;
+    return fetch(url, {
+      method: 'POST', credentials: 'same-origin', headers: headers,
+      body: JSON.stringify(body || {})
+    }).then(function (res) {
+      return res.text().then(function (text) {
+        var data = null;
+        try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
+        return { ok: res.ok, status: res.status, data: data };
+      });
+    }, function () {
+      return { ok: false, status: 0, data: null };
+    });
+  }
+
+  function errorText(res) {
+    if (res.data && res.data.error && res.data.error.message)
+      return res.data.error.message;
+    if (res.status === 0)
+      return 'Could not reach the server. Check your connection and try again.';
+    return 'Something went wrong (HTTP ' + res.status + '). Please try again.';
+  }
+
+  /* Writes text into the nearest [data-msg] of the card or form around el. */
+  function say(el, text, isError) {
+    var box = el.closest('form, .card') || document;
+    var m = box.querySelector('[data-msg]');
+    if (!m) return;
+    m.textContent = text;
+    m.classList.toggle('error', !!isError);
+  }
+
+  /* Runs one request with el disabled; done(res) handles success. */
+  function run(el, url, body, done) {
+    el.disabled = true;
+    say(el, 'Working…', false);
+    post(url, body).then(function (res) {
+      el.disabled = false;
+      if (!res.ok) { say(el, errorText(res), true); return; }
+      done(res);
+    });
+  }
+
+  function goToCheckout(el) {
+    return function (res) {
+      if (res.data && webUrl(res.data.url)) {
+        say(el, 'Redirecting to checkout…', false);
+        window.location = res.data.url;
+      } else {
+        say(el, 'Checkout could not be started. Please try again.', true);
+      }
+    };
+  }
+
+  var actions = {
+    'buy-live-help': function (el) {
+      var select = document.getElementById('live-help-hours');
+      var quantity = parseInt(select ? select.value : '1', 10);
+      run(el, '/api/buy/live_help', { quantity: quantity }, goToCheckout(el));
+    },
+    'buy-voice': function (el) {
+      run(el, '/api/stripe/voice-therapy', {}, goToCheckout(el));
+    },
+    'buy-pack': function (el) {
+      var body = { purchaseType: 'boost_pack', boostPackId: el.getAttribute('data-pack') };
+      run(el, '/api/stripe/create-checkout', body, function (res) {
+        var id = res.data && res.data.sessionId;
+        say(el, 'Checkout started' + (id ? ' (session ' + id + ').' : '.'), false);
+      });
+    },
+    'sign-out': function (el) {
+      el.disabled = true;
+      post('/api/auth/logout', {}).then(function () { window.location = '/'; });
+    }
+  };
+
+  function fieldsOf(form) {
+    var out = {};
+    Array.prototype.forEach.call(form.elements, function (f) {
+      if (f.name) out[f.name] = f.value;
+    });
+    return out;
+  }
+
+  function afterSignIn(form) {
+    var to = form.getAttribute('data-redirect');
+    window.location = localPath(to) ? to : '/dashboard';
+  }
+
+  var forms = {
+    login: function (form, button) {
+      var v = fieldsOf(form);
+      run(button, '/api/auth/login', { email: v.email, password: v.password },
+        function () { afterSignIn(form); });
+    },
+    register: function (form, button) {
+      var v = fieldsOf(form);
+      run(button, '/api/auth/register',
+        { email: v.email, password: v.password, name: v.name },
+        function () { afterSignIn(form); });
+    },
+    /* The datetime-local value is read as UTC, as the page says. */
+    booking: function (form, button) {
+      var v = fieldsOf(form);
+      var body = {
+        expertId: parseInt(form.getAttribute('data-expert'), 10),
+        startTime: v.startTime.length === 16 ? v.startTime + ':00Z' : v.startTime + 'Z',
+        durationMinutes: parseInt(v.durationMinutes, 10)
+      };
+      run(button, '/api/bookings', body, function (res) {
+        var b = res.data && res.data.booking;
+        var text = 'Booked (HTTP ' + res.status + ')';
+        if (b && b.id) text += ': booking #' + b.id;
+        if (b && b.status) text += ', ' + String(b.status).replace(/_/g, ' ');
+        say(button, text + '.', false);
+      });
+    }
+  };
+
+  document.addEventListener('click', function (ev) {
+    var el = ev.target.closest('[data-action]');
+    if (!el || !actions[el.getAttribute('data-action')]) return;
+    ev.preventDefault();
+    actions[el.getAttribute('data-action')](el);
+  });
+
+  document.addEventListener('submit', function (ev) {
+    var form = ev.target.closest('form[data-form]');
+    if (!form || !forms[form.getAttribute('data-form')]) return;
+    ev.preventDefault();
+    var button = form.querySelector('button[type="submit"]') || form;
+    forms[form.getAttribute('data-form')](form, button);
+  });
+})();

@@ -1,0 +1,201 @@
+/*
+ * creditdesk chat room (templates/chat.mustache).
+ *
+ * New messages arrive by short polling: GET /api/sessions/{id}/messages
+ * ?after=<last id shown> about once a second.  Each poll is an ordinary,
+ * quick request, so a browser waiting for messages never holds a server
+ * process.  The server hands out a session's message ids in commit order,
+ * so "everything after the last id I have" never skips one.
+ *
+ * Sending posts JSON with the session's CSRF token and then polls at once;
+ * the sent message is shown when the poll brings it back, so the list is
+ * always in the server's order.  Messages are added with textContent only.
+ */
+(function () {
+  'use strict';
+
+  var POLL_MS = 1000;
+  var WAITING_MS = 3000;
+  var MAX_BACKOFF_MS = 10000;
+
+  var room = document.getElementById('chat');
+  if (!room) return;
+  var sessionId = room.getAttribute('data-session');
+  var lastId = parseInt(room.getAttribute('data-last-id'), 10) || 0;
+  var list = room.querySelector('[data-messages]');
+  var form = room.querySelector('form[data-chat-form]');
+  var meName = (document.querySelector('.nav .who') || {}).textContent || '';
+  var base = '/api/sessions/' + encodeURIComponent(sessionId);
+
+  var polling = false;   /* a poll is in flight */
+  var again = false;     /* poll once more as soon as it returns */
+  var timer = null;
+  var backoff = POLL_MS;
+  var stopped = false;
+
+  function csrfToken() {
+    var m = document.querySelector('meta[name="csrf-token"]');
+    return m ? m.getAttribute('content') : '';
+  }
+
+  /* Resolves to {ok, status, data}; never rejects. */
+  function call(method, url, body) {
+    var opts = { method: method, credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Accept': 'application/json' } };
+    if (body !== undefined) {
+      opts.headers['Content-Type'] = 'application/json';
+      opts.headers['X-CSRF-Token'] = csrfToken();
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (res) {
+      return res.json().catch(function () { return null; }).then(function (data) {
+        return { ok: res.ok, status: res.status, data: data };
+      });
+    }, function () {
+      return { ok: false, status: 0, data: null };
+    });
+  }
+
+  function say(text, isError) {
+    var m = form && form.querySelector('[data-msg]');
+    if (!m) return;
+    m.textContent = text;
+    m.classList.toggle('error', !!isError);
+  }
+
+  function errorText(res) {
+    if (res.data && res.data.error && res.data.error.message)
+      return res.data.error.message;
+    if (res.status === 0)
+      return 'Could not reach the server. Check your connection and try again.';
+    return 'Something went wrong (HTTP ' + res.status + '). Please try again.';
+  }
+
+  function localTime(iso) {
+    var d = new Date(iso);
+    return isNaN(d.getTime()) ? iso : d.toLocaleString();
+  }
+
+  function nearBottom() {
+    return list.scrollHeight - list.scrollTop - list.clientHeight < 60;
+  }
+
+  function append(m) {
+    var li = document.createElement('li');
+    var meta = document.createElement('p');
+    var who = document.createElement('strong');
+    var when = document.createElement('time');
+    var body = document.createElement('p');
+
+    li.className = 'message' + (String(m.userId) === room.getAttribute('data-me') ? ' mine' : '');
+    li.setAttribute('data-id', String(m.id));
+    meta.className = 'meta';
+    who.textContent = m.name;
+    when.setAttribute('datetime', m.createdAt);
+    when.textContent = localTime(m.createdAt);
+    meta.appendChild(who);
+    meta.appendChild(document.createTextNode(' '));
+    meta.appendChild(when);
+    body.className = 'body';
+    body.textContent = m.body;
+    li.appendChild(meta);
+    li.appendChild(body);
+    list.appendChild(li);
+  }
+
+  function show(messages) {
+    var stick = nearBottom();
+    var empty = room.querySelector('[data-empty]');
+    messages.forEach(function (m) {
+      if (typeof m.id !== 'number' || m.id <= lastId) return;
+      append(m);
+      lastId = m.id;
+    });
+    if (messages.length && empty) empty.parentNode.removeChild(empty);
+    if (stick) list.scrollTop = list.scrollHeight;
+  }
+
+  function schedule(ms) {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = setTimeout(poll, ms);
+  }
+
+  function stop(text) {
+    stopped = true;
+    clearTimeout(timer);
+    say(text, true);
+    if (form) form.querySelector('button[type="submit"]').disabled = true;
+  }
+
+  function poll() {
+    if (stopped) return;
+    if (polling) { again = true; return; }
+    polling = true;
+    call('GET', base + '/messages?after=' + lastId).then(function (res) {
+      polling = false;
+      if (res.status === 401) return stop('You have been signed out. Sign in again to keep chatting.');
+      if (res.status === 404) return stop('This consultation is no longer available.');
+      if (!res.ok || !res.data || !Array.isArray(res.data.messages)) {
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        return schedule(backoff);
+      }
+      backoff = POLL_MS;
+      show(res.data.messages);
+      /* A full page (100) means there may be more: fetch them straight away. */
+      if (again || res.data.messages.length >= 100) { again = false; return schedule(0); }
+      schedule(POLL_MS);
+    });
+  }
+
+  /* While nobody has joined, look every few seconds for a mechanic. */
+  function watchForMechanic() {
+    var notice = room.querySelector('[data-waiting]');
+    if (!notice || stopped) return;
+    call('GET', base).then(function (res) {
+      var mech = res.ok && res.data && Array.isArray(res.data.participants) &&
+        res.data.participants.filter(function (p) { return p.role === 'mechanic'; })[0];
+      if (!mech) { setTimeout(watchForMechanic, WAITING_MS); return; }
+      notice.removeAttribute('data-waiting');
+      notice.textContent = mech.name + ' (mechanic) has joined the conversation.';
+    });
+  }
+
+  function send(ev) {
+    var box = form.querySelector('textarea[name="body"]');
+    var button = form.querySelector('button[type="submit"]');
+    var text = box.value;
+
+    ev.preventDefault();
+    if (!text.trim()) { say('Write a message first.', true); return; }
+    button.disabled = true;
+    say('Sending…', false);
+    call('POST', base + '/messages', { body: text }).then(function (res) {
+      button.disabled = stopped;
+      if (res.status !== 201) { say(errorText(res), true); return; }
+      say('', false);
+      box.value = '';
+      box.focus();
+      poll();
+    });
+  }
+
+  /* Which messages are "mine": the id the page was rendered for. */
+  room.setAttribute('data-me', room.getAttribute('data-me') || '');
+  Array.prototype.forEach.call(room.querySelectorAll('.message time'), function (t) {
+    t.textContent = localTime(t.getAttribute('datetime'));
+  });
+  list.scrollTop = list.scrollHeight;
+  if (form) {
+    form.addEventListener('submit', send);
+    form.querySelector('textarea').addEventListener('keydown', function (ev) {
+      if (ev.key === 'Enter' && !ev.shiftKey && !ev.isComposing) {
+        ev.preventDefault();
+        form.requestSubmit ? form.requestSubmit() : send(ev);
+      }
+    });
+  }
+  void meName;
+  schedule(POLL_MS);
+  watchForMechanic();
+})();
