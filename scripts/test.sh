@@ -20,6 +20,7 @@ TEST_STATE=$(realpath -m "${CD_TEST_STATE_DIR:-$REPO/.state-test}")
 PASSED=0
 FAILED=0
 STACK_UP=
+TMP_FILES=()
 
 # The stack is configured only through these, whatever the caller's shell
 # had exported (a sourced .state/env, for instance).
@@ -39,6 +40,12 @@ stop_stack() {
 		STACK_UP=
 		stack stop || echo "test: stopping the test stack failed" >&2
 	fi
+}
+
+# Everything the EXIT trap undoes, interrupted or not.
+cleanup() {
+	stop_stack
+	((${#TMP_FILES[@]} == 0)) || rm -f "${TMP_FILES[@]}"
 }
 
 summary() {
@@ -85,6 +92,7 @@ count_unit_results() {
 run_unit_tests() {
 	local stamp rc=0
 	stamp=$(mktemp "${TMPDIR:-/tmp}/cd-test-stamp.XXXXXX")
+	TMP_FILES+=("$stamp")
 	sleep 1	# .trs files must be strictly newer than the stamp
 	local make_args=()
 	if [[ -n ${CD_TEST_VALGRIND:-} ]]; then
@@ -109,6 +117,7 @@ run_integration_tests() {
 	fi
 	echo "== integration tests"
 	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-integration.XXXXXX")
+	TMP_FILES+=("$out")
 	(
 		set -a
 		# shellcheck source=/dev/null
@@ -150,7 +159,7 @@ reset_test_state() {
 
 main() {
 	cd "$REPO"
-	trap stop_stack EXIT
+	trap cleanup EXIT
 	trap 'exit 130' INT TERM
 
 	if [[ -z ${CD_SKIP_DEPS:-} ]]; then

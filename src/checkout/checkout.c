@@ -54,8 +54,12 @@ success_page(cd_req *r)
 
 static const cd_route routes[] = {
 	{ "POST", "/api/buy/live_help", buy_live_help, R_USER },
+	{ "POST", "/api/stripe/voice-therapy", buy_voice_therapy, R_USER },
+	{ "POST", "/api/stripe/create-checkout", create_checkout, R_USER },
 	{ "GET", "/api/confirm-payment", confirm_payment, R_USER },
 	{ "GET", "/checkout/success", success_page, R_USER | R_PAGE },
+	{ "GET", "/api/checkout", checkout_plan, R_USER | R_PAGE },
+	{ "GET", "/api/sessions/resolve-by-stripe", resolve_by_stripe, R_USER },
 };
 
 static const cd_app app = {

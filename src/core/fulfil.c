@@ -13,6 +13,9 @@
 
 static const cd_product *const products[] = {
 	&product_live_help,
+	&product_voice_therapy,
+	&product_boost_pack,
+	&product_subscription,
 	&product_consultation,
 };
 

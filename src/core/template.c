@@ -16,9 +16,11 @@
  *
  * Rendering never fails: the output is whatever the data produces.  To keep
  * a partial that includes itself from exhausting the stack, sections and
- * partials nested deeper than TPL_MAX_DEPTH at render time render nothing,
- * and a render stops after TPL_MAX_STEPS node visits, so no template, however
- * written, can turn one request into unbounded work.
+ * partials nested deeper than TPL_MAX_DEPTH at render time render nothing.
+ * And because a few lines of partials that include themselves twice can ask
+ * for 2^64 renders, a render stops after TPL_MAX_STEPS node visits or
+ * TPL_MAX_OUTPUT bytes, so no template, however written, can turn one
+ * request into unbounded work.  Real pages stay orders of magnitude below.
  */
 #include <sys/stat.h>
 
@@ -39,6 +41,9 @@
 #define TPL_MAX_DEPTH	64		/* sections and partials at render time */
 #ifndef TPL_MAX_STEPS
 #define TPL_MAX_STEPS	(1UL << 24)	/* node visits in one render */
+#endif
+#ifndef TPL_MAX_OUTPUT
+#define TPL_MAX_OUTPUT	(1UL << 26)	/* bytes one render may append */
 #endif
 #define TPL_MAX_DELIM	16		/* bytes in a set delimiter */
 #define TPL_MAX_FILE	(4 << 20)	/* bytes in a template file */
@@ -669,6 +674,7 @@ struct render {
 	bool			 bol;	/* indentation is due before output */
 	int			 depth;
 	unsigned long		 steps;
+	size_t			 start;	/* out->len when the render began */
 };
 
 static void
@@ -845,7 +851,9 @@ render_partial(struct render *r, const cd_tpl *t, const struct node *n,
 		return;
 	r->depth++;
 	if (n->standalone) {
-		r->ind = &ind;
+		/* An empty level would cost a call per line and write nothing. */
+		if (ind.len > 0)
+			r->ind = &ind;
 		r->bol = true;
 	} else {
 		flush(r);
@@ -865,7 +873,8 @@ render_range(struct render *r, const cd_tpl *t, size_t from, size_t to,
 	size_t i = from;
 
 	while (i < to) {
-		if (r->steps >= TPL_MAX_STEPS)
+		if (r->steps >= TPL_MAX_STEPS ||
+		    r->out->len - r->start > TPL_MAX_OUTPUT)
 			return;
 		r->steps++;
 		n = &t->nodes[i];
@@ -895,7 +904,7 @@ void
 tpl_render(const cd_tpl *t, const cd_tpl_set *set, const json_t *data,
     cd_buf *out)
 {
-	struct render r = { set, out, NULL, false, 0, 0 };
+	struct render r = { set, out, NULL, false, 0, 0, out->len };
 	struct ctx root = { data, NULL };
 
 	if (t != NULL)

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "booking_pay.h"
 #include "db.h"
 #include "events.h"
 #include "fulfil.h"
@@ -89,8 +90,38 @@ on_charge_refunded(const json_t *object)
 	    charge == NULL)
 		return err;
 	err = fulfil_refund(charge);
+	if (err == CD_OK)
+		err = booking_refund_seen(charge);
 	json_decref(charge);
 	return err;
+}
+
+/* A booking's PaymentIntent; anyone else's (a Checkout Session's) is ignored. */
+static cd_err
+on_intent(const json_t *object, cd_err (*fn)(const json_t *))
+{
+	json_t *pi;
+	cd_err err;
+
+	if ((err = retrieve("payment_intents", "pi_", object, &pi)) != CD_OK ||
+	    pi == NULL)
+		return err;
+	err = fn(pi);
+	json_decref(pi);
+	/* Not a booking's, or refused as not matching: nothing to retry. */
+	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
+}
+
+static cd_err
+on_intent_succeeded(const json_t *object)
+{
+	return on_intent(object, booking_payment_succeeded);
+}
+
+static cd_err
+on_intent_failed(const json_t *object)
+{
+	return on_intent(object, booking_payment_failed);
 }
 
 static cd_err
@@ -150,6 +181,8 @@ static const struct {
 	{ "checkout.session.completed", on_session_paid },
 	{ "checkout.session.async_payment_succeeded", on_session_paid },
 	{ "checkout.session.async_payment_failed", on_session_failed },
+	{ "payment_intent.succeeded", on_intent_succeeded },
+	{ "payment_intent.payment_failed", on_intent_failed },
 	{ "charge.refunded", on_charge_refunded },
 	{ "charge.dispute.created", on_dispute },
 	{ "invoice.paid", on_invoice_paid },

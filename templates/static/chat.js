@@ -24,7 +24,7 @@
   var lastId = parseInt(room.getAttribute('data-last-id'), 10) || 0;
   var list = room.querySelector('[data-messages]');
   var form = room.querySelector('form[data-chat-form]');
-  var meName = (document.querySelector('.nav .who') || {}).textContent || '';
+  var meId = room.getAttribute('data-me');
   var base = '/api/sessions/' + encodeURIComponent(sessionId);
 
   var polling = false;   /* a poll is in flight */
@@ -87,7 +87,7 @@
     var when = document.createElement('time');
     var body = document.createElement('p');
 
-    li.className = 'message' + (String(m.userId) === room.getAttribute('data-me') ? ' mine' : '');
+    li.className = 'message' + (String(m.userId) === meId ? ' mine' : '');
     li.setAttribute('data-id', String(m.id));
     meta.className = 'meta';
     who.textContent = m.name;
@@ -176,12 +176,10 @@
       say('', false);
       box.value = '';
       box.focus();
-      poll();
+      schedule(0);
     });
   }
 
-  /* Which messages are "mine": the id the page was rendered for. */
-  room.setAttribute('data-me', room.getAttribute('data-me') || '');
   Array.prototype.forEach.call(room.querySelectorAll('.message time'), function (t) {
     t.textContent = localTime(t.getAttribute('datetime'));
   });
@@ -195,7 +193,6 @@
       }
     });
   }
-  void meName;
   schedule(POLL_MS);
   watchForMechanic();
 })();

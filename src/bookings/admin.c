@@ -1,0 +1,224 @@
+/*
+ * Admin: expert payouts and booking metrics.
+ *
+ * A booking is owed to its expert once it is completed and its payment has
+ * succeeded (a refunded payment is owed to nobody).  A payout pays all of an
+ * expert's owed bookings in one transaction; UNIQUE payout_items.booking_id
+ * makes a booking part of at most one payout, even if two admins pay the
+ * same expert at once, and the expert row lock makes the second of them
+ * find nothing left instead of failing.
+ */
+#include <string.h>
+
+#include "audit.h"
+#include "bookings.h"
+#include "db.h"
+
+#define MAX_ID 9007199254740991LL
+
+#define OWED \
+    " FROM bookings b JOIN experts e ON e.id = b.expert_id" \
+    " JOIN payments p ON p.booking_id = b.id AND p.status = 'succeeded'" \
+    " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
+    " WHERE b.status = 'completed' AND b.payout_cents > 0 AND pi.booking_id IS NULL"
+
+static cd_sql q_owed = CD_SQL(
+    "SELECT b.id, b.expert_id, e.name, b.payout_cents" OWED
+    " ORDER BY b.expert_id, b.id");
+static cd_sql q_owed_expert = CD_SQL(
+    "SELECT b.id, b.payout_cents" OWED " AND b.expert_id = ? ORDER BY b.id");
+static cd_sql q_owed_total = CD_SQL(
+    "SELECT COALESCE(SUM(b.payout_cents), 0) AS cents" OWED);
+static cd_sql q_lock_expert = CD_SQL(
+    "SELECT id FROM experts WHERE id = ? FOR UPDATE");
+static cd_sql q_payout = CD_SQL(
+    "INSERT INTO payouts (expert_id, amount_cents, status, created_by)"
+    " VALUES (?, ?, 'paid', ?)");
+static cd_sql q_item = CD_SQL(
+    "INSERT INTO payout_items (payout_id, booking_id) VALUES (?, ?)");
+static cd_sql q_booking_counts = CD_SQL(
+    "SELECT COUNT(*) AS total,"
+    " COALESCE(SUM(status IN ('scheduled', 'completed')), 0) AS paid,"
+    " COALESCE(SUM(status = 'awaiting_payment'), 0) AS awaitingPayment,"
+    " COALESCE(SUM(status = 'scheduled'), 0) AS scheduled,"
+    " COALESCE(SUM(status = 'completed'), 0) AS completed,"
+    " COALESCE(SUM(status = 'cancelled_by_user'), 0) AS cancelled,"
+    " COALESCE(SUM(status = 'payment_failed'), 0) AS paymentFailed"
+    " FROM bookings");
+static cd_sql q_payment_counts = CD_SQL(
+    "SELECT COUNT(*) AS total,"
+    " COALESCE(SUM(status = 'pending'), 0) AS pending,"
+    " COALESCE(SUM(status = 'succeeded'), 0) AS succeeded,"
+    " COALESCE(SUM(status = 'failed'), 0) AS failed,"
+    " COALESCE(SUM(status = 'refunded'), 0) AS refunded"
+    " FROM payments");
+/* The platform keeps its fee of every payment that succeeded and stayed so. */
+static cd_sql q_revenue = CD_SQL(
+    "SELECT COALESCE(SUM(b.platform_fee_cents), 0) AS cents FROM bookings b"
+    " JOIN payments p ON p.booking_id = b.id WHERE p.status = 'succeeded'");
+static cd_sql q_paid_out = CD_SQL(
+    "SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payouts");
+
+static const cd_field payout_fields[] = {
+	{ "expertId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
+};
+
+cd_err
+payouts_pending(cd_req *r)
+{
+	json_t *rows, *row, *experts, *cur = NULL;
+	long long expert = 0;
+	size_t i;
+	cd_err err;
+
+	if ((err = db_rows(&q_owed, &rows, "")) != CD_OK)
+		return err;
+	req_own(r, rows);
+	experts = json_array();
+	json_array_foreach(rows, i, row) {
+		if (cur == NULL || jint(row, "expert_id") != expert) {
+			expert = jint(row, "expert_id");
+			cur = json_pack("{s:I,s:s,s:I,s:[]}", "expertId",
+			    (json_int_t)expert, "name", jstr(row, "name"),
+			    "amountCents", (json_int_t)0, "bookingIds");
+			json_array_append_new(experts, cur);
+		}
+		json_object_set_new(cur, "amountCents", json_integer(
+		    jint(cur, "amountCents") + jint(row, "payout_cents")));
+		json_array_append_new(json_object_get(cur, "bookingIds"),
+		    json_integer(jint(row, "id")));
+	}
+	resp_json(r, 200, json_pack("{s:o}", "experts", experts));
+	return CD_OK;
+}
+
+struct payout {
+	cd_req		*r;
+	long long	 expert_id;
+	long long	 id;
+	long long	 amount;
+	json_t		*booking_ids;	/* request-owned */
+};
+
+static cd_err
+payout_tx(void *arg)
+{
+	struct payout *p = arg;
+	cd_req *r = p->r;
+	json_t *rows, *row, *details;
+	bool fresh;
+	size_t i;
+	cd_err err;
+
+	if ((err = db_row(&q_lock_expert, &row, "i", p->expert_id)) != CD_OK)
+		return err;
+	if (row == NULL)
+		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
+		    "No expert with this id.");
+	json_decref(row);
+	if ((err = db_rows(&q_owed_expert, &rows, "i", p->expert_id)) != CD_OK)
+		return err;
+	json_array_clear(p->booking_ids);	/* a retried transaction starts over */
+	p->amount = 0;
+	json_array_foreach(rows, i, row) {
+		p->amount += jint(row, "payout_cents");
+		json_array_append_new(p->booking_ids, json_integer(jint(row, "id")));
+	}
+	json_decref(rows);
+	if (p->amount == 0)
+		return req_fail(r, CD_CONFLICT, "nothing_to_pay",
+		    "This expert has no completed bookings waiting for a payout.");
+	if ((err = db_insert(&q_payout, &p->id, "iii", p->expert_id, p->amount,
+	    r->user->id)) != CD_OK)
+		return err;
+	json_array_foreach(p->booking_ids, i, row) {
+		if ((err = db_insert_once(&q_item, &fresh, NULL, "ii", p->id,
+		    (long long)json_integer_value(row))) != CD_OK)
+			return err;
+		if (!fresh)
+			return req_fail(r, CD_CONFLICT, "already_paid_out",
+			    "A booking in this payout was paid out meanwhile; try again.");
+	}
+	details = json_pack("{s:I,s:I,s:O}", "expertId", (json_int_t)p->expert_id,
+	    "amountCents", (json_int_t)p->amount, "bookingIds", p->booking_ids);
+	err = audit_write("ADMIN_PAYOUT", "payout",
+	    arena_printf(r->arena, "%lld", p->id), r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+cd_err
+payout_create(cd_req *r)
+{
+	struct payout p;
+	cd_value v[1];
+	cd_err err;
+
+	if ((err = req_fields(r, payout_fields, 1, v)) != CD_OK)
+		return err;
+	memset(&p, 0, sizeof(p));
+	p.r = r;
+	p.expert_id = v[0].i;
+	p.booking_ids = req_own(r, json_array());
+	if ((err = db_tx(payout_tx, &p)) != CD_OK)
+		return err;
+	resp_json(r, 201, json_pack("{s:{s:I,s:I,s:I,s:s,s:O}}", "payout",
+	    "id", (json_int_t)p.id, "expertId", (json_int_t)p.expert_id,
+	    "amountCents", (json_int_t)p.amount, "status", "paid",
+	    "bookingIds", p.booking_ids));
+	return CD_OK;
+}
+
+/* part × 10000 / whole, in integer basis points; 0 when there is no whole. */
+static json_int_t
+bps(long long part, long long whole)
+{
+	return whole > 0 ? (json_int_t)(part * 10000 / whole) : 0;
+}
+
+static cd_err
+sum(cd_sql *q, long long *cents)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(q, &row, "")) != CD_OK)
+		return err;
+	*cents = jint(row, "cents");
+	json_decref(row);
+	return CD_OK;
+}
+
+/*
+ * Rates are integer basis points: bookings.rateBps is paid (scheduled or
+ * completed) over all bookings; payments.successRateBps is payments that
+ * succeeded (including those later refunded) over those that were decided.
+ */
+cd_err
+metrics(cd_req *r)
+{
+	json_t *bk, *pay;
+	long long revenue, owed, paid_out, ok, decided;
+	cd_err err;
+
+	if ((err = db_row(&q_booking_counts, &bk, "")) != CD_OK)
+		return err;
+	req_own(r, bk);
+	if ((err = db_row(&q_payment_counts, &pay, "")) != CD_OK)
+		return err;
+	req_own(r, pay);
+	if ((err = sum(&q_revenue, &revenue)) != CD_OK ||
+	    (err = sum(&q_owed_total, &owed)) != CD_OK ||
+	    (err = sum(&q_paid_out, &paid_out)) != CD_OK)
+		return err;
+	json_object_set_new(bk, "rateBps", json_integer(bps(jint(bk, "paid"),
+	    jint(bk, "total"))));
+	ok = jint(pay, "succeeded") + jint(pay, "refunded");
+	decided = ok + jint(pay, "failed");
+	json_object_set_new(pay, "successRateBps", json_integer(bps(ok, decided)));
+	resp_json(r, 200, json_pack("{s:O,s:O,s:I,s:I,s:I}", "bookings", bk,
+	    "payments", pay, "platformRevenueCents", (json_int_t)revenue,
+	    "pendingPayoutsCents", (json_int_t)owed, "paidOutCents",
+	    (json_int_t)paid_out));
+	return CD_OK;
+}

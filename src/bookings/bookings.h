@@ -1,0 +1,44 @@
+/*
+ * creditdesk-bookings: experts, bookings paid by PaymentIntent, refunds and
+ * payouts.  bookings.c holds the route table; each file serves one part.
+ */
+#ifndef CD_BOOKINGS_H
+#define CD_BOOKINGS_H
+
+#include <jansson.h>
+
+#include "request.h"
+
+/* experts.c */
+cd_err	 experts_list(cd_req *);
+cd_err	 expert_get(cd_req *);
+
+/* create.c */
+cd_err	 booking_create(cd_req *);
+
+/* payments.c */
+cd_err	 booking_confirm_payment(cd_req *);
+cd_err	 booking_cancel(cd_req *);
+
+/* mine.c */
+cd_err	 bookings_list(cd_req *);
+cd_err	 booking_complete(cd_req *);
+/*
+ * One booking as the API shows it (request-owned), or NULL with CD_OK when
+ * there is none.  *expert_user_id (may be NULL) receives the user id of the
+ * booking's expert (0 if none), for access checks; it is not shown.
+ */
+cd_err	 booking_load(cd_req *, long long id, json_t **booking,
+	    long long *expert_user_id);
+/* The booking if it is the signed-in user's own; otherwise 404. */
+cd_err	 booking_load_own(cd_req *, long long id, json_t **booking);
+/* {booking} (plus clientSecret when with_secret) for this id. */
+cd_err	 booking_respond(cd_req *, int status, long long id,
+	    const char *client_secret, bool with_secret);
+
+/* admin.c */
+cd_err	 payouts_pending(cd_req *);
+cd_err	 payout_create(cd_req *);
+cd_err	 metrics(cd_req *);
+
+#endif

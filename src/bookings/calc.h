@@ -1,0 +1,39 @@
+/*
+ * The pure parts of booking: reading a start time, checking a duration and
+ * splitting a price into the platform's fee and the expert's payout.  No I/O
+ * and no clock, so the unit tests can pin every edge.
+ */
+#ifndef CD_BOOKINGS_CALC_H
+#define CD_BOOKINGS_CALC_H
+
+#include <stdbool.h>
+
+#define BOOKING_MIN_MINUTES	15
+#define BOOKING_MAX_MINUTES	240
+#define BOOKING_STEP_MINUTES	15
+
+typedef struct booking_money {
+	long long	 price;		/* rate × minutes */
+	long long	 fee;		/* round-half-up(price × bps / 10000) */
+	long long	 payout;	/* price − fee */
+} booking_money;
+
+/*
+ * "YYYY-MM-DDTHH:MM:SSZ" or "YYYY-MM-DDTHH:MM" (both UTC) to seconds since
+ * the epoch.  Every field is a fixed number of digits and is range-checked
+ * against the real calendar (leap years included); anything else, including
+ * trailing bytes, other offsets and fractions, is refused.
+ */
+bool	 booking_parse_time(const char *s, long long *epoch);
+/* "YYYY-MM-DD HH:MM:SS" for the database; out holds at least 20 bytes. */
+void	 booking_format_time(long long epoch, char *out);
+/* 15..240 minutes in steps of 15. */
+bool	 booking_duration_ok(long long minutes);
+/*
+ * Integer cents only: false for negative input, a fee outside 0..10000 basis
+ * points or a price that would not fit.
+ */
+bool	 booking_money_compute(long long rate_cents_per_minute, long long minutes,
+	    long long fee_bps, booking_money *out);
+
+#endif

@@ -1,0 +1,244 @@
+/*
+ * POST /api/bookings: hold an expert's time slot, then ask Stripe for a
+ * PaymentIntent.
+ *
+ * Two transactions around one Stripe call, because a network call must not
+ * run while row locks are held.  The first takes the expert row lock, checks
+ * for an overlapping booking and inserts ours: every booking of one expert
+ * passes through that lock, so concurrent requests for the same slot are
+ * serialized and exactly one of them finds it free.  The PaymentIntent is
+ * created with the booking's id in its Idempotency-Key, and the second
+ * transaction records it.  If Stripe fails the booking becomes
+ * payment_failed, which frees the slot.  A free expert (rate 0) is scheduled
+ * at once with no PaymentIntent.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "bookings.h"
+#include "calc.h"
+#include "db.h"
+#include "fulfil.h"
+#include "log.h"
+#include "stripe.h"
+
+#define MAX_ID 9007199254740991LL
+#define MAX_AHEAD (366LL * 86400)	/* how far ahead a slot can be booked */
+
+static cd_sql q_fee = CD_SQL(
+    "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
+static cd_sql q_lock_expert = CD_SQL(
+    "SELECT id, user_id, rate_cents_per_minute FROM experts"
+    " WHERE id = ? AND active = 1 FOR UPDATE");
+/*
+ * Read after the expert lock is taken, as the transaction's first plain
+ * read, so it sees every booking committed by whoever held the lock before.
+ */
+static cd_sql q_overlap = CD_SQL(
+    "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
+    " AND status IN ('awaiting_payment', 'scheduled')"
+    " AND start_time < ? AND end_time > ?");
+static cd_sql q_insert = CD_SQL(
+    "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
+    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+static cd_sql q_payment = CD_SQL(
+    "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
+    " VALUES (?, ?, ?, 'pending')");
+static cd_sql q_set_intent = CD_SQL(
+    "UPDATE bookings SET payment_intent_id = ? WHERE id = ?");
+static cd_sql q_release = CD_SQL(
+    "UPDATE bookings SET status = 'payment_failed'"
+    " WHERE id = ? AND status = 'awaiting_payment'");
+
+static const cd_field fields[] = {
+	{ "expertId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
+	{ "startTime", F_STR, F_REQUIRED, 16, 20, NULL },
+	{ "durationMinutes", F_INT, F_REQUIRED, BOOKING_MIN_MINUTES,
+	    BOOKING_MAX_MINUTES, NULL },
+};
+
+struct newbooking {
+	cd_req		*r;
+	long long	 expert_id;
+	long long	 minutes;
+	long long	 fee_bps;
+	char		 start[20], end[20];	/* "YYYY-MM-DD HH:MM:SS" UTC */
+	booking_money	 money;
+	long long	 id;
+};
+
+static json_t *
+created_details(const struct newbooking *b)
+{
+	return json_pack("{s:I,s:s,s:I,s:I,s:I,s:I}", "expertId",
+	    (json_int_t)b->expert_id, "startTime", b->start, "durationMinutes",
+	    (json_int_t)b->minutes, "priceCents", (json_int_t)b->money.price,
+	    "platformFeeCents", (json_int_t)b->money.fee, "payoutCents",
+	    (json_int_t)b->money.payout);
+}
+
+static cd_err
+hold_tx(void *arg)
+{
+	struct newbooking *b = arg;
+	cd_req *r = b->r;
+	json_t *row, *details;
+	long long n;
+	cd_err err;
+
+	if ((err = db_row(&q_lock_expert, &row, "i", b->expert_id)) != CD_OK)
+		return err;
+	if (row == NULL)
+		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
+		    "No expert with this id.");
+	n = jint(row, "user_id");
+	if (!booking_money_compute(jint(row, "rate_cents_per_minute"), b->minutes,
+	    b->fee_bps, &b->money)) {
+		json_decref(row);
+		return CD_INTERNAL;
+	}
+	json_decref(row);
+	if (n == r->user->id)
+		return req_fail(r, CD_BAD_REQUEST, "own_expert_profile",
+		    "You cannot book yourself.");
+	if ((err = db_row(&q_overlap, &row, "iss", b->expert_id, b->end,
+	    b->start)) != CD_OK)
+		return err;
+	n = jint(row, "n");
+	json_decref(row);
+	if (n > 0)
+		return req_fail(r, CD_CONFLICT, "booking_conflict",
+		    "The expert is already booked for part of this time.");
+	if ((err = db_insert(&q_insert, &b->id, "iissiiiis", r->user->id,
+	    b->expert_id, b->start, b->end, b->minutes, b->money.price,
+	    b->money.fee, b->money.payout,
+	    b->money.price > 0 ? "awaiting_payment" : "scheduled")) != CD_OK)
+		return err;
+	if (b->money.price > 0)
+		return CD_OK;	/* BOOKING_CREATED comes with its PaymentIntent */
+	details = created_details(b);
+	err = audit_write("BOOKING_CREATED", "booking",
+	    arena_printf(r->arena, "%lld", b->id), r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+struct intent {
+	struct newbooking	*b;
+	const char		*pi_id;
+};
+
+static cd_err
+record_tx(void *arg)
+{
+	struct intent *in = arg;
+	struct newbooking *b = in->b;
+	json_t *details;
+	cd_err err;
+
+	if ((err = db_insert(&q_payment, NULL, "isi", b->id, in->pi_id,
+	    b->money.price)) != CD_OK ||
+	    (err = db_exec(&q_set_intent, NULL, "si", in->pi_id, b->id)) != CD_OK)
+		return err;
+	details = created_details(b);
+	json_object_set_new(details, "paymentIntent", json_string(in->pi_id));
+	err = audit_write("BOOKING_CREATED", "booking",
+	    arena_printf(b->r->arena, "%lld", b->id), b->r->user->id, details,
+	    "info");
+	json_decref(details);
+	return err;
+}
+
+/* Gives the slot back when the booking cannot be paid for. */
+static void
+release(struct newbooking *b, const char *why)
+{
+	log_error("booking %lld: %s; released", b->id, why);
+	if (db_exec(&q_release, NULL, "i", b->id) != CD_OK)
+		log_error("booking %lld: could not be released", b->id);
+}
+
+static cd_err
+create_intent(struct newbooking *b, const char **secret)
+{
+	cd_req *r = b->r;
+	struct intent in = { b, NULL };
+	json_t *params, *pi = NULL;
+	cd_err err;
+
+	params = json_pack("{s:I,s:s,s:{s:s,s:s,s:s},s:{s:b}}",
+	    "amount", (json_int_t)b->money.price, "currency", "usd",
+	    "metadata", "booking_id", arena_printf(r->arena, "%lld", b->id),
+	    "user_id", arena_printf(r->arena, "%lld", r->user->id),
+	    "expert_id", arena_printf(r->arena, "%lld", b->expert_id),
+	    "automatic_payment_methods", "enabled", 1);
+	err = stripe_call("POST", "/v1/payment_intents", params,
+	    arena_printf(r->arena, "booking-%lld-pi", b->id), &pi);
+	json_decref(params);
+	req_own(r, pi);
+	if (err == CD_OK && (!stripe_id_ok(jstr(pi, "id"), "pi_") ||
+	    jstr(pi, "client_secret") == NULL ||
+	    jint(pi, "amount") != b->money.price))
+		err = CD_STRIPE;
+	if (err != CD_OK) {
+		release(b, "no PaymentIntent");
+		return req_fail(r, CD_STRIPE, "stripe_error",
+		    "The payment could not be set up. The slot was not booked; please try again.");
+	}
+	in.pi_id = jstr(pi, "id");
+	if ((err = db_tx(record_tx, &in)) != CD_OK) {
+		release(b, "PaymentIntent not recorded");
+		return err;
+	}
+	*secret = jstr(pi, "client_secret");
+	return CD_OK;
+}
+
+cd_err
+booking_create(cd_req *r)
+{
+	struct newbooking b;
+	cd_value v[sizeof(fields) / sizeof(fields[0])];
+	const char *secret = NULL;
+	long long start, now = (long long)time(NULL);
+	json_t *row;
+	cd_err err;
+
+	if ((err = req_fields(r, fields, sizeof(fields) / sizeof(fields[0]), v)) !=
+	    CD_OK)
+		return err;
+	if (!booking_parse_time(v[1].s, &start))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_startTime",
+		    "startTime must be a UTC time as YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM.");
+	if (start <= now)
+		return req_fail(r, CD_BAD_REQUEST, "start_time_in_past",
+		    "startTime must be in the future.");
+	if (start > now + MAX_AHEAD)
+		return req_fail(r, CD_BAD_REQUEST, "start_time_too_far",
+		    "startTime must be within the next 366 days.");
+	if (!booking_duration_ok(v[2].i))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_durationMinutes",
+		    "durationMinutes must be a multiple of 15 from 15 to 240.");
+	memset(&b, 0, sizeof(b));
+	b.r = r;
+	b.expert_id = v[0].i;
+	b.minutes = v[2].i;
+	booking_format_time(start, b.start);
+	booking_format_time(start + b.minutes * 60, b.end);
+	if ((err = db_row(&q_fee, &row, "")) != CD_OK)
+		return err;
+	if (row == NULL) {
+		log_error("platform_settings has no platform_fee_bps");
+		return CD_INTERNAL;
+	}
+	b.fee_bps = jint(row, "int_value");
+	json_decref(row);
+	if ((err = db_tx(hold_tx, &b)) != CD_OK)
+		return err;
+	if (b.money.price > 0 && (err = create_intent(&b, &secret)) != CD_OK)
+		return err;
+	return booking_respond(r, 201, b.id, secret, true);
+}

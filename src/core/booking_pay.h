@@ -1,0 +1,57 @@
+/*
+ * Expert bookings paid by PaymentIntent: the state changes that both the
+ * webhook and the bookings responder make, so that whoever gets there first
+ * (payment_intent.succeeded, confirm-payment, the reconcile command) makes
+ * the one transition and writes the one audit row, and the others change
+ * nothing.
+ *
+ * Every function takes an object already RETRIEVED from Stripe, never a
+ * webhook payload.  The local payments row (UNIQUE stripe_payment_intent_id)
+ * decides which booking and what amount; Stripe's object decides whether it
+ * is paid.  A guarded UPDATE (… WHERE status = 'pending') decides who wins.
+ */
+#ifndef CD_BOOKING_PAY_H
+#define CD_BOOKING_PAY_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "error.h"
+
+/*
+ * A succeeded PaymentIntent: payment 'succeeded' and booking 'scheduled'
+ * (BOOKING_PAID), once.  CD_NOT_FOUND if no booking's payment has this
+ * PaymentIntent, CD_FORBIDDEN if its amount or currency differs from ours;
+ * a PaymentIntent that has not succeeded changes nothing.  If the booking
+ * can no longer be held (cancelled, or its slot was taken after an earlier
+ * failure), the payment is refunded instead of being kept.
+ */
+cd_err	 booking_payment_succeeded(const json_t *payment_intent);
+/*
+ * A failed PaymentIntent (canceled, or back to requires_payment_method with
+ * a last_payment_error): payment 'failed' from 'pending', booking
+ * 'payment_failed' from 'awaiting_payment', which frees the slot.  The same
+ * CD_NOT_FOUND as above; a PaymentIntent that has not failed changes nothing.
+ */
+cd_err	 booking_payment_failed(const json_t *payment_intent);
+/* True if Stripe's PaymentIntent counts as failed (see above). */
+bool	 booking_intent_failed(const json_t *payment_intent);
+/*
+ * charge.refunded for a booking's PaymentIntent, also when the refund was
+ * made outside the app: once the charge is fully refunded, one refunds row
+ * (UNIQUE payment_id and stripe_refund_id) and payment 'refunded'.  Not a
+ * booking's charge, or only partly refunded → CD_OK, nothing changed.
+ */
+cd_err	 booking_refund_seen(const json_t *charge);
+/*
+ * Refunds a booking's succeeded payment at Stripe (Idempotency-Key
+ * "booking-<id>-refund", so retries and racing callers make one refund) and
+ * records it: refunds row, payment 'refunded', REFUND_ISSUED.  With cancel,
+ * the same transaction moves the booking from awaiting_payment or scheduled
+ * to cancelled_by_user (BOOKING_CANCELLED).  A payment that is not
+ * 'succeeded' is not refunded (CD_OK; *refunded false).
+ */
+cd_err	 booking_refund(long long booking_id, long long user_id,
+	    const char *reason, bool cancel, bool *refunded);
+
+#endif

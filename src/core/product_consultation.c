@@ -1,0 +1,105 @@
+/*
+ * Paid consultations: Quick Chat (chat10), Live Video (video15) and
+ * Diagnostic.  A paid session opens one consultation (a `sessions` row under
+ * the UNIQUE stripe_session_id) with the buyer as its customer participant;
+ * the room's other participant, a mechanic, is added later by an admin.
+ *
+ * A full refund of a consultation nobody has started yet (status still
+ * 'waiting': no mechanic has joined) closes it, so the room stops taking
+ * messages.  One that is already under way is left as it is: the work was
+ * done, and closing it is a decision for the people in the room.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "products.h"
+
+/* Plan codes (checkout item_code, products.code) and the session type each opens. */
+static const struct {
+	const char	*plan;
+	const char	*type;
+} plans[] = {
+	{ "chat10", "chat" },
+	{ "video15", "video" },
+	{ "diagnostic", "diagnostic" },
+};
+
+static cd_sql q_session = CD_SQL(
+    "INSERT INTO sessions (stripe_session_id, user_id, type, plan, amount_cents)"
+    " VALUES (?, ?, ?, ?, ?)");
+static cd_sql q_customer = CD_SQL(
+    "INSERT INTO session_participants (session_id, user_id, role)"
+    " VALUES (?, ?, 'customer')");
+static cd_sql q_by_stripe = CD_SQL(
+    "SELECT id, type FROM sessions WHERE stripe_session_id = ?");
+static cd_sql q_close_unstarted = CD_SQL(
+    "UPDATE sessions SET status = 'closed'"
+    " WHERE stripe_session_id = ? AND status = 'waiting'");
+
+static const char *
+plan_type(const char *plan)
+{
+	size_t i;
+
+	for (i = 0; plan && i < sizeof(plans) / sizeof(plans[0]); i++)
+		if (strcmp(plans[i].plan, plan) == 0)
+			return plans[i].type;
+	return NULL;
+}
+
+static cd_err
+grant(const cd_checkout *ck, bool *granted)
+{
+	const char *type = plan_type(ck->item_code);
+	long long id;
+	cd_err err;
+
+	*granted = false;
+	if (type == NULL) {
+		/* Only checkout.c records consultations, and only for these plans. */
+		log_error("consultation %s: unknown plan", ck->stripe_session_id);
+		return CD_INTERNAL;
+	}
+	if ((err = db_insert_once(&q_session, granted, &id, "sissi",
+	    ck->stripe_session_id, ck->user_id, type, ck->item_code,
+	    ck->amount_cents)) != CD_OK || !*granted)
+		return err;
+	return db_exec(&q_customer, NULL, "ii", id, ck->user_id);
+}
+
+static cd_err
+reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	*units = 0;
+	if (refunded_cents < ck->amount_cents)
+		return CD_OK;	/* a partial refund is a goodwill gesture */
+	if ((err = db_exec(&q_close_unstarted, &n, "s",
+	    ck->stripe_session_id)) != CD_OK)
+		return err;
+	*units = (long long)n;
+	return CD_OK;
+}
+
+/* A chat goes straight to its room; video and diagnostic to the thank-you page. */
+static cd_err
+route(const cd_checkout *ck, char *out, size_t outlen)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_by_stripe, &row, "s", ck->stripe_session_id)) != CD_OK)
+		return err;
+	if (row != NULL && strcmp(jstr(row, "type"), "chat") == 0)
+		snprintf(out, outlen, "/chat/%lld", jint(row, "id"));
+	else
+		snprintf(out, outlen, "/thank-you");
+	json_decref(row);
+	return CD_OK;
+}
+
+const cd_product product_consultation = { "consultation", grant, reverse, route };

@@ -1,0 +1,116 @@
+/*
+ * An admin puts a mechanic into a consultation.  The participant's PRIMARY
+ * KEY (session, user) makes a repeated request a no-op (200, nothing
+ * written); the first add also wakes the session up ('waiting' → 'active')
+ * and writes its audit row, all in one transaction.  The session row is
+ * locked first so a concurrent refund cannot close it halfway through.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "audit.h"
+#include "db.h"
+#include "sessions.h"
+
+#define MAX_ID 9007199254740991LL
+
+static const cd_field add_fields[] = {
+	{ "userId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
+	{ "role", F_ID, F_REQUIRED, 1, 32, "role is required (mechanic)." },
+};
+
+static cd_sql q_lock = CD_SQL(
+    "SELECT status FROM sessions WHERE id = ? FOR UPDATE");
+static cd_sql q_user = CD_SQL("SELECT role FROM users WHERE id = ?");
+static cd_sql q_add = CD_SQL(
+    "INSERT INTO session_participants (session_id, user_id, role)"
+    " VALUES (?, ?, 'mechanic')");
+static cd_sql q_activate = CD_SQL(
+    "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'waiting'");
+static cd_sql q_session = CD_SQL(
+    "SELECT id, type, plan, status, created_at AS createdAt FROM sessions"
+    " WHERE id = ?");
+
+struct add {
+	cd_req		*r;
+	long long	 user_id;
+	bool		 added;
+};
+
+/* The user must exist and be a mechanic. */
+static cd_err
+check_mechanic(cd_req *r, long long user_id)
+{
+	json_t *u;
+	bool mechanic;
+	cd_err err;
+
+	if ((err = db_row(&q_user, &u, "i", user_id)) != CD_OK)
+		return err;
+	if (u == NULL)
+		return req_fail(r, CD_BAD_REQUEST, "user_not_found",
+		    "No user with this id.");
+	mechanic = strcmp(jstr(u, "role"), "mechanic") == 0;
+	json_decref(u);
+	return mechanic ? CD_OK : req_fail(r, CD_BAD_REQUEST, "user_not_mechanic",
+	    "This user is not a mechanic.");
+}
+
+static cd_err
+add_tx(void *arg)
+{
+	struct add *a = arg;
+	cd_req *r = a->r;
+	json_t *s, *details;
+	bool closed;
+	cd_err err;
+
+	if ((err = db_row(&q_lock, &s, "i", r->ids[0])) != CD_OK)
+		return err;
+	if (s == NULL)
+		return req_fail(r, CD_NOT_FOUND, "session_not_found",
+		    "No consultation with this id.");
+	closed = strcmp(jstr(s, "status"), "closed") == 0;
+	json_decref(s);
+	if (closed)
+		return req_fail(r, CD_CONFLICT, "session_closed",
+		    "This consultation is closed.");
+	if ((err = check_mechanic(r, a->user_id)) != CD_OK ||
+	    (err = db_insert_once(&q_add, &a->added, NULL, "ii", r->ids[0],
+	    a->user_id)) != CD_OK || !a->added)
+		return err;
+	if ((err = db_exec(&q_activate, NULL, "i", r->ids[0])) != CD_OK)
+		return err;
+	details = json_pack("{s:I,s:s}", "userId", (json_int_t)a->user_id,
+	    "role", "mechanic");
+	err = audit_write("ADMIN_ADD_PARTICIPANT", "session",
+	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+cd_err
+participants_add(cd_req *r)
+{
+	struct add a = { r, 0, false };
+	json_t *session;
+	cd_value v[2];
+	cd_err err;
+
+	if ((err = req_fields(r, add_fields, 2, v)) != CD_OK)
+		return err;
+	if (strcmp(v[1].s, "mechanic") != 0)
+		return req_fail(r, CD_BAD_REQUEST, "invalid_role",
+		    "role must be mechanic.");
+	a.user_id = v[0].i;
+	if ((err = db_tx(add_tx, &a)) != CD_OK ||
+	    (err = db_row(&q_session, &session, "i", r->ids[0])) != CD_OK)
+		return err;
+	if (session == NULL)
+		return CD_INTERNAL;
+	req_own(r, session);
+	if ((err = session_add_participants(r, session)) != CD_OK)
+		return err;
+	resp_json(r, a.added ? 201 : 200, json_incref(session));
+	return CD_OK;
+}

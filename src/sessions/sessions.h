@@ -1,0 +1,31 @@
+/*
+ * creditdesk-sessions: paid consultations and their chat rooms.
+ * sessions.c holds the route table and the read API, chat.c the room page
+ * and its messages, participants.c the admin's "add a mechanic".
+ *
+ * Only participants see a consultation: to anyone else it does not exist
+ * (404, never 403), so ids reveal nothing.
+ */
+#ifndef CD_SESSIONS_H
+#define CD_SESSIONS_H
+
+#include <jansson.h>
+
+#include "request.h"
+
+/*
+ * The consultation r->ids[0] as {id, type, plan, status, createdAt} if the
+ * caller takes part in it (owned by the request), else CD_NOT_FOUND.
+ */
+cd_err	 session_for_member(cd_req *, json_t **session);
+/* Adds participants:[{userId, name, role}] (oldest first) to session. */
+cd_err	 session_add_participants(cd_req *, json_t *session);
+
+cd_err	 sessions_list(cd_req *);
+cd_err	 sessions_get(cd_req *);
+cd_err	 chat_room(cd_req *);
+cd_err	 messages_list(cd_req *);
+cd_err	 messages_post(cd_req *);
+cd_err	 participants_add(cd_req *);
+
+#endif

@@ -1,0 +1,425 @@
+"""
+Paid consultations (Quick Chat chat10, Live Video video15, Diagnostic) and
+their chat rooms, end to end: GET /api/checkout?plan= → the emulator's hosted
+page → pay → the success page → the room; fulfilment exactly once however
+confirm-payment, the success page, resolve-by-stripe and webhooks race;
+who may see a room; the mechanic joining; messages between two browsers by
+short polling; refunds closing an unstarted consultation.
+"""
+
+import time
+import urllib.parse
+
+from . import lib
+from .lib import Case
+
+WAITING = "Waiting for a mechanic to join"
+PLANS = {"chat10": ("chat", 999), "video15": ("video", 2999), "diagnostic": ("diagnostic", 4999)}
+
+
+def start_plan(browser, plan):
+    """GET /api/checkout?plan= → (303 response, cs_ id from the hosted page URL)."""
+    r = browser.get("/api/checkout?" + urllib.parse.urlencode({"plan": plan}))
+    loc = r.header("location") or ""
+    sid = loc.rstrip("/").rsplit("/", 1)[-1] if r.status == 303 else None
+    return r, sid
+
+
+def paid_plan(browser, plan):
+    """A started and paid (not yet fulfilled by us) consultation checkout: its cs_ id."""
+    r, sid = start_plan(browser, plan)
+    lib.check_status(r, 303, f"checkout {plan}")
+    lib.emu_pay(sid)
+    return sid
+
+
+def session_rows(sid):
+    return lib.db_rows("SELECT * FROM sessions WHERE stripe_session_id = %s", sid)
+
+
+def participants(session_id):
+    return lib.db_rows("SELECT user_id, role FROM session_participants WHERE session_id = %s"
+                       " ORDER BY joined_at, user_id", session_id)
+
+
+def mechanic():
+    m = lib.register(name="Mia Mechanic")
+    lib.promote(m, role="mechanic")
+    return m
+
+
+def admin():
+    a = lib.register(name="Ada Admin")
+    lib.promote(a, role="admin")
+    return a
+
+
+class ConsultationCheckout(Case):
+
+    def test_plan_checkout_redirects_to_hosted_page(self):
+        b = lib.register()
+        for plan, (_, cents) in PLANS.items():
+            with self.subTest(plan=plan):
+                r, sid = start_plan(b, plan)
+                self.assertStatus(r, 303, plan)
+                self.assertTrue(r.header("location").startswith(
+                    lib.emu_url() + "/checkout/pay/cs_"), r.header("location"))
+                row = lib.db_row("SELECT product, item_code, quantity, amount_cents, status"
+                                 " FROM checkout_sessions WHERE stripe_session_id = %s", sid)
+                self.assertEqual(row, {"product": "consultation", "item_code": plan,
+                                       "quantity": 1, "amount_cents": cents, "status": "open"})
+                cs = lib.stripe_session(sid)
+                self.assertEqual(cs["amount_total"], cents)
+                self.assertEqual(cs["metadata"].get("product"), "consultation")
+                self.assertEqual(cs["metadata"].get("item"), plan)
+                self.assertEqual(cs["metadata"].get("user_id"), str(b.id))
+                self.assertEqual(lib.audit_count("CHECKOUT_STARTED", sid), 1)
+
+    def test_signed_out_checkout_goes_to_login(self):
+        r = lib.Browser().get("/api/checkout?plan=chat10")
+        self.assertStatus(r, 303)
+        self.assertEqual(r.header("location"),
+                         "/login?redirect=" + urllib.parse.quote("/api/checkout?plan=chat10", safe=""))
+
+    def test_bad_plan_is_400(self):
+        b = lib.register()
+        before = len(lib.checkout_rows(b.id))
+        for q in ("plan=bogus", "plan=chat10%27", "plan=CHAT10", "plan=live_help",
+                  "plan=" + "x" * 40):
+            with self.subTest(q=q):
+                self.assertError(b.get("/api/checkout?" + q), 400, "invalid_plan", q)
+        self.assertError(b.get("/api/checkout"), 400, "missing_plan")
+        self.assertEqual(len(lib.checkout_rows(b.id)), before, "no checkout was created")
+
+    def test_chat_goes_to_its_room_and_others_to_thank_you(self):
+        b = lib.register()
+        for plan, (kind, cents) in PLANS.items():
+            with self.subTest(plan=plan):
+                sid = paid_plan(b, plan)
+                r = b.get("/checkout/success?session_id=" + sid)
+                self.assertStatus(r, 303, "success page")
+                rows = session_rows(sid)
+                self.assertEqual(len(rows), 1, rows)
+                s = rows[0]
+                self.assertEqual((s["user_id"], s["type"], s["plan"], s["amount_cents"], s["status"]),
+                                 (b.id, kind, plan, cents, "waiting"))
+                self.assertEqual(participants(s["id"]), [{"user_id": b.id, "role": "customer"}])
+                want = f"/chat/{s['id']}" if kind == "chat" else "/thank-you"
+                self.assertEqual(r.header("location"), want)
+                if kind == "chat":
+                    page = b.get(want)
+                    self.assertStatus(page, 200, "room")
+                    self.assertIn(WAITING, page.text)
+
+    def test_fulfilled_once_when_everything_races(self):
+        b = lib.register()
+        lib.emu_hold()
+        sid = paid_plan(b, "chat10")
+        event = lib.completed_event(sid)["id"]
+
+        def act(what):
+            if what == "confirm":
+                return b.confirm(sid)
+            if what == "success":
+                return b.get("/checkout/success?session_id=" + sid)
+            if what == "resolve":
+                return b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
+            if what == "release":
+                return lib.emu_release("fifo")
+            return lib.emu_deliver(event, times=2)
+
+        work = ["confirm", "success", "resolve", "release", "deliver"] * 3
+        results = lib.parallel(act, work, threads=len(work))
+        errors = [x for x in results if isinstance(x, Exception)]
+        self.assertEqual(errors, [])
+        lib.wait_until(lambda: lib.event_processed(event), message="completed event processed")
+
+        rows = session_rows(sid)
+        self.assertEqual(len(rows), 1, rows)
+        sess = rows[0]["id"]
+        self.assertEqual(participants(sess), [{"user_id": b.id, "role": "customer"}])
+        self.assertEqual(lib.audit_count("PAYMENT_FULFILLED", sid), 1)
+        self.assertEqual(lib.db_scalar("SELECT status FROM checkout_sessions"
+                                       " WHERE stripe_session_id = %s", sid), "fulfilled")
+        for what, res in zip(work, results):
+            if what == "confirm":
+                self.assertStatus(res, 200, "confirm")
+                self.assertTrue(res.json["paid"])
+                self.assertEqual(res.json["route"], f"/chat/{sess}")
+            elif what == "success":
+                self.assertStatus(res, 303, "success")
+                self.assertEqual(res.header("location"), f"/chat/{sess}")
+            elif what == "resolve":
+                self.assertStatus(res, 200, "resolve")
+                self.assertEqual(res.json, {"id": sess, "type": "chat", "route": f"/chat/{sess}"})
+        granted = [r.json["fulfilledNow"] for w, r in zip(work, results) if w == "confirm"]
+        self.assertLessEqual(sum(granted), 1, granted)
+
+
+class ResolveByStripe(Case):
+
+    def test_resolve_fulfils_first_then_answers(self):
+        b = lib.register()
+        lib.emu_hold()
+        sid = paid_plan(b, "video15")
+        self.assertEqual(session_rows(sid), [], "nothing granted before anyone asks")
+        r = b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
+        self.assertStatus(r, 200)
+        sess = session_rows(sid)[0]["id"]
+        self.assertEqual(r.json, {"id": sess, "type": "video", "route": "/thank-you"})
+        lib.emu_release("fifo")
+        again = b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
+        self.assertEqual((again.status, again.json), (200, r.json))
+        self.assertEqual(len(session_rows(sid)), 1)
+
+    def test_resolve_is_404_for_others_unpaid_and_unknown(self):
+        owner, other = lib.register(), lib.register()
+        sid = paid_plan(owner, "chat10")
+        lib.check_status(owner.get("/checkout/success?session_id=" + sid), 303)
+        self.assertError(other.get("/api/sessions/resolve-by-stripe?session_id=" + sid), 404)
+        _, unpaid = start_plan(owner, "chat10")
+        self.assertError(owner.get("/api/sessions/resolve-by-stripe?session_id=" + unpaid), 404,
+                         "consultation_not_found")
+        self.assertError(owner.get("/api/sessions/resolve-by-stripe?session_id=cs_test_nope"), 404)
+        self.assertError(owner.get("/api/sessions/resolve-by-stripe"), 400, "missing_session_id")
+        self.assertError(lib.Browser().get("/api/sessions/resolve-by-stripe?session_id=" + sid), 401)
+
+
+def bought_chat(browser):
+    """A fulfilled chat10 consultation: its sessions.id."""
+    sid = paid_plan(browser, "chat10")
+    lib.check_status(browser.get("/checkout/success?session_id=" + sid), 303, "success page")
+    return session_rows(sid)[0]["id"]
+
+
+class Room(Case):
+
+    def test_room_is_for_participants_only(self):
+        owner, other = lib.register(), lib.register()
+        sess = bought_chat(owner)
+        mine = owner.get(f"/chat/{sess}")
+        self.assertStatus(mine, 200)
+        theirs = other.get(f"/chat/{sess}")
+        missing = other.get("/chat/999999999")
+        self.assertStatus(theirs, 404)
+        self.assertEqual((theirs.status, theirs.text), (missing.status, missing.text),
+                         "another user's room looks exactly like one that does not exist")
+        self.assertNotIn(WAITING, theirs.text)
+        out = lib.Browser().get(f"/chat/{sess}")
+        self.assertStatus(out, 303)
+        self.assertEqual(out.header("location"), f"/login?redirect=%2Fchat%2F{sess}")
+        self.assertError(other.get(f"/api/sessions/{sess}"), 404, "session_not_found")
+        self.assertError(other.get(f"/api/sessions/{sess}/messages"), 404, "session_not_found")
+        self.assertEqual(other.get("/api/sessions").json, {"sessions": []})
+        self.assertError(lib.Browser().get(f"/api/sessions/{sess}"), 401)
+
+    def test_waiting_until_an_admin_adds_a_mechanic(self):
+        owner, mech, boss = lib.register(), mechanic(), admin()
+        sess = bought_chat(owner)
+        self.assertIn(WAITING, owner.get(f"/chat/{sess}").text)
+        self.assertStatus(mech.get(f"/chat/{sess}"), 404, "room before joining")
+
+        path = f"/api/admin/sessions/{sess}/participants"
+        body = {"userId": mech.id, "role": "mechanic"}
+        self.assertError(owner.post(path, body), 403)
+        self.assertError(mech.post(path, body), 403)
+        self.assertError(boss.post(path, {"userId": owner.id, "role": "mechanic"}), 400,
+                         "user_not_mechanic")
+        self.assertError(boss.post(path, {"userId": 999999999, "role": "mechanic"}), 400,
+                         "user_not_found")
+        self.assertError(boss.post(path, {"userId": mech.id, "role": "customer"}), 400,
+                         "invalid_role")
+        self.assertError(boss.post(path, {"role": "mechanic"}), 400, "missing_user_id")
+        self.assertError(boss.post("/api/admin/sessions/999999999/participants", body), 404)
+        self.assertIn(WAITING, owner.get(f"/chat/{sess}").text)
+
+        r = boss.post(path, body)
+        self.assertStatus(r, 201)
+        self.assertEqual(r.json["status"], "active")
+        self.assertEqual([(p["userId"], p["role"]) for p in r.json["participants"]],
+                         [(owner.id, "customer"), (mech.id, "mechanic")])
+        self.assertEqual(lib.audit_count("ADMIN_ADD_PARTICIPANT", str(sess)), 1)
+        audit = lib.db_row("SELECT user_id, details FROM audit_log"
+                           " WHERE action = 'ADMIN_ADD_PARTICIPANT' AND entity_id = %s", str(sess))
+        self.assertEqual(audit["user_id"], boss.id)
+
+        again = boss.post(path, body)
+        self.assertStatus(again, 200, "second add")
+        self.assertEqual(again.json, r.json)
+        self.assertEqual(len(participants(sess)), 2)
+        self.assertEqual(lib.audit_count("ADMIN_ADD_PARTICIPANT", str(sess)), 1)
+
+        for who in (owner, mech):
+            page = who.get(f"/chat/{sess}")
+            self.assertStatus(page, 200)
+            self.assertNotIn(WAITING, page.text)
+            self.assertIn("Mia Mechanic", page.text)
+        listed = mech.get("/api/sessions").json["sessions"]
+        self.assertEqual([(s["id"], s["status"], s["route"]) for s in listed],
+                         [(sess, "active", f"/chat/{sess}")])
+        detail = mech.get(f"/api/sessions/{sess}").json
+        self.assertEqual(set(detail), {"id", "type", "plan", "status", "createdAt", "participants"})
+        self.assertEqual((detail["type"], detail["plan"]), ("chat", "chat10"))
+
+    def test_my_sessions_newest_first(self):
+        b = lib.register()
+        first = bought_chat(b)
+        sid = paid_plan(b, "diagnostic")
+        lib.check_status(b.get("/checkout/success?session_id=" + sid), 303)
+        second = session_rows(sid)[0]["id"]
+        got = b.get("/api/sessions").json["sessions"]
+        self.assertEqual([(s["id"], s["type"], s["plan"], s["status"], s["route"]) for s in got],
+                         [(second, "diagnostic", "diagnostic", "waiting", "/thank-you"),
+                          (first, "chat", "chat10", "waiting", f"/chat/{first}")])
+        self.assertRegex(got[0]["createdAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+
+class Messages(Case):
+
+    def setUp(self):
+        super().setUp()
+        self.owner, self.mech, self.boss = lib.register(), mechanic(), admin()
+        self.sess = bought_chat(self.owner)
+        lib.check_status(self.boss.post(f"/api/admin/sessions/{self.sess}/participants",
+                                        {"userId": self.mech.id, "role": "mechanic"}), 201)
+        self.path = f"/api/sessions/{self.sess}/messages"
+
+    def test_a_message_reaches_the_other_browser_within_two_seconds(self):
+        seen = self.mech.get(self.path).json["messages"]
+        last = seen[-1]["id"] if seen else 0
+        sent = self.owner.post(self.path, {"body": "My car makes a noise."})
+        self.assertStatus(sent, 201)
+        t0 = time.monotonic()
+        got = []
+        while time.monotonic() - t0 < 2.0 and not got:   # the page polls once a second
+            r = self.mech.get(f"{self.path}?after={last}")
+            self.assertStatus(r, 200)
+            got = r.json["messages"]
+            if not got:
+                time.sleep(0.25)
+        self.assertEqual(got, [sent.json["message"]])
+        m = got[0]
+        self.assertEqual((m["userId"], m["name"], m["body"]),
+                         (self.owner.id, "Integration Tester", "My car makes a noise."))
+        reply = self.mech.post(self.path, {"body": "Which kind of noise?"})
+        self.assertStatus(reply, 201)
+        r = self.owner.get(f"{self.path}?after={m['id']}")
+        self.assertEqual([x["body"] for x in r.json["messages"]], ["Which kind of noise?"])
+        everything = self.owner.get(self.path).json["messages"]
+        self.assertEqual([x["id"] for x in everything], sorted(x["id"] for x in everything))
+        page = self.mech.get(f"/chat/{self.sess}")
+        self.assertIn("My car makes a noise.", page.text)
+        self.assertIn(f'data-last-id="{reply.json["message"]["id"]}"', page.text)
+
+    def test_concurrent_posts_are_never_skipped_by_polling(self):
+        """Every message is seen by a poller that only ever asks for after=<last>."""
+        seen, last, stop = [], 0, [False]
+
+        def post(i):
+            who = self.owner if i % 2 else self.mech
+            return who.post(self.path, {"body": f"m{i}"})
+
+        import threading
+
+        def poller():
+            nonlocal last
+            while not stop[0]:
+                for m in self.owner.get(f"{self.path}?after={last}").json["messages"]:
+                    seen.append(m["id"])
+                    last = m["id"]
+        t = threading.Thread(target=poller)
+        t.start()
+        try:
+            results = lib.parallel(post, range(40), threads=8)
+        finally:
+            time.sleep(0.5)
+            stop[0] = True
+            t.join()
+        for m in self.owner.get(f"{self.path}?after={last}").json["messages"]:
+            seen.append(m["id"])
+        ids = sorted(r.json["message"]["id"] for r in results)
+        self.assertEqual(seen, ids)
+
+    def test_message_validation(self):
+        o = self.owner
+        for body in ({}, {"body": ""}, {"body": "   \n\t"}, {"body": "x" * 4001},
+                     {"body": "é" * 4001}, {"body": 5}, {"body": None}):
+            with self.subTest(body=str(body)[:30]):
+                self.assertError(o.post(self.path, body), 400)
+        self.assertError(o.post(self.path, {"body": "x" * 4001}), 400, "invalid_body")
+        self.assertStatus(o.post(self.path, {"body": "é" * 4000}), 201, "4000 two-byte characters")
+        self.assertStatus(o.post(self.path, {"body": "x" * 4000}), 201)
+        for q in ("after=-1", "after=abc", "after=1.5", "after=", "after=99999999999999999999"):
+            with self.subTest(q=q):
+                self.assertError(o.get(f"{self.path}?{q}"), 400, ("invalid_after",))
+        self.assertError(o.post(self.path, {"body": "hi"}, csrf=False), 403, "csrf_token_invalid")
+        self.assertError(o.request("POST", self.path, data="body=hi",
+                                   content_type="application/x-www-form-urlencoded"), 415)
+
+    def test_at_most_100_ascending_and_after_pages_on(self):
+        first = self.owner.post(self.path, {"body": "first"}).json["message"]["id"]
+        for i in range(104):
+            lib.db_exec("INSERT INTO session_messages (session_id, user_id, body) VALUES (%s, %s, %s)",
+                        self.sess, self.mech.id, f"bulk {i}")
+        page1 = self.owner.get(self.path).json["messages"]
+        self.assertEqual(len(page1), 100)
+        self.assertEqual(page1[0]["id"], first)
+        ids = [m["id"] for m in page1]
+        self.assertEqual(ids, sorted(ids))
+        page2 = self.owner.get(f"{self.path}?after={ids[-1]}").json["messages"]
+        self.assertEqual([m["body"] for m in page2], [f"bulk {i}" for i in range(99, 104)])
+
+    def test_outsiders_cannot_post_or_read(self):
+        other = lib.register()
+        self.assertError(other.post(self.path, {"body": "let me in"}), 404, "session_not_found")
+        self.assertError(other.get(self.path), 404, "session_not_found")
+        self.assertError(other.post("/api/sessions/999999999/messages", {"body": "x"}), 404)
+        self.assertError(lib.Browser().post(self.path, {"body": "x"}), 401)
+        self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM session_messages WHERE session_id = %s",
+                                       self.sess), 0)
+
+    def test_messages_are_escaped_in_the_room(self):
+        evil = '<script>alert("x")</script> & <b>'
+        self.assertStatus(self.mech.post(self.path, {"body": evil}), 201)
+        page = self.owner.get(f"/chat/{self.sess}").text
+        self.assertNotIn("<script>alert", page)
+        self.assertIn("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;b&gt;", page)
+
+    def test_a_closed_session_takes_no_messages(self):
+        self.assertStatus(self.owner.post(self.path, {"body": "before"}), 201)
+        lib.db_exec("UPDATE sessions SET status = 'closed' WHERE id = %s", self.sess)
+        self.assertError(self.owner.post(self.path, {"body": "after"}), 409, "session_closed")
+        self.assertEqual([m["body"] for m in self.owner.get(self.path).json["messages"]], ["before"])
+        page = self.owner.get(f"/chat/{self.sess}")
+        self.assertStatus(page, 200)
+        self.assertNotIn("data-chat-form", page.text)
+        self.assertError(self.boss.post(f"/api/admin/sessions/{self.sess}/participants",
+                                        {"userId": self.mech.id, "role": "mechanic"}),
+                         409, "session_closed")
+
+
+class Refunds(Case):
+
+    def refund(self, sid):
+        pi = lib.stripe_session(sid)["payment_intent"]
+        lib.check_status(lib.stripe_api("POST", "/v1/refunds", {"payment_intent": pi}), 200, "refund")
+
+    def test_a_full_refund_closes_an_unstarted_consultation(self):
+        b = lib.register()
+        sess = bought_chat(b)
+        sid = lib.db_scalar("SELECT stripe_session_id FROM sessions WHERE id = %s", sess)
+        self.refund(sid)
+        lib.wait_until(lambda: lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess)
+                       == "closed", message="session closed after the refund")
+        self.assertError(b.post(f"/api/sessions/{sess}/messages", {"body": "hi"}), 409)
+
+    def test_a_refund_leaves_a_started_consultation_alone(self):
+        b, mech, boss = lib.register(), mechanic(), admin()
+        sess = bought_chat(b)
+        sid = lib.db_scalar("SELECT stripe_session_id FROM sessions WHERE id = %s", sess)
+        lib.check_status(boss.post(f"/api/admin/sessions/{sess}/participants",
+                                   {"userId": mech.id, "role": "mechanic"}), 201)
+        self.refund(sid)
+        lib.wait_until(lambda: lib.audit_count("PAYMENT_REFUNDED", sid) == 1,
+                       message="refund processed")
+        self.assertEqual(lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess), "active")

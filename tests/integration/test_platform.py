@@ -1,0 +1,234 @@
+"""Auth, sessions, CSRF and the signed-out redirects (issue 2, test 1)."""
+
+import re
+
+from .lib import (Browser, Case, base_url, checkout_rows, db_row, db_scalar,
+                  emu_state, parse_set_cookie, register, unique_email)
+
+
+def session_cookie(resp):
+    for sc in resp.header_all("set-cookie"):
+        name, value, attrs = parse_set_cookie(sc)
+        if name == "cd_session":
+            return value, attrs
+    return None, None
+
+
+class AuthTests(Case):
+
+    def test_register_sets_session_cookie(self):
+        email = unique_email("Reg").replace("Reg", "ReG")
+        b = register(email=email, name="Ada <Tester>")
+        r = b.last_response
+        self.assertStatus(r, 201, "register")
+        j = r.json
+        self.assertEqual(j["email"], email.lower(), "email is stored lower-case")
+        self.assertEqual(j["name"], "Ada <Tester>")
+        self.assertEqual(j["role"], "customer")
+        self.assertEqual(j["tier"], "free")
+        self.assertIsInstance(j["id"], int)
+        self.assertIsInstance(j.get("csrfToken"), str)
+        self.assertGreaterEqual(len(j["csrfToken"]), 32)
+        self.assertNotIn("password", r.text.lower())
+        self.assertNotIn("password_hash", r.text)
+
+        value, attrs = session_cookie(r)
+        self.assertIsNotNone(value, f"no cd_session cookie: {r.headers}")
+        self.assertRegex(value, r"^[A-Za-z0-9_-]{32,}$")
+        self.assertIn("httponly", attrs, f"cookie not HttpOnly: {attrs}")
+        self.assertEqual(str(attrs.get("samesite", "")).lower(), "lax", f"{attrs}")
+        self.assertEqual(attrs.get("path"), "/", f"{attrs}")
+        self.assertNotIn("secure", attrs, "Secure on plain http would drop the cookie")
+        self.assertNotIn("domain", attrs)
+
+        row = db_row("SELECT email, name, role, tier, password_hash FROM users WHERE id = %s",
+                     j["id"])
+        self.assertEqual(row["email"], email.lower())
+        self.assertNotEqual(row["password_hash"], b.password)
+        self.assertNotIn(b.password, row["password_hash"])
+        # Only a hash of the cookie token is stored.
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM auth_sessions WHERE user_id = %s",
+                                   j["id"]), 1)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM auth_sessions WHERE token_hash = %s",
+                                   value), 0, "the raw cookie token is stored")
+
+        me = b.get("/api/me")
+        self.assertStatus(me, 200, "/api/me after register")
+        self.assertEqual(me.json["id"], j["id"])
+        self.assertEqual(me.json["email"], email.lower())
+
+    def test_register_duplicate_email_409(self):
+        a = register()
+        before = db_scalar("SELECT COUNT(*) FROM users")
+        for email in (a.email, a.email.upper()):
+            r = Browser().post("/api/auth/register", {"email": email, "password": "another-pass-1",
+                                                      "name": "Dup"})
+            self.assertError(r, 409, "email_taken", f"duplicate {email}")
+            self.assertIsNone(session_cookie(r)[0], "a cookie was set for a refused sign-up")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM users WHERE email = %s",
+                                   a.email.lower()), 1)
+        # the tests run one at a time, so nothing else adds users meanwhile
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM users"), before)
+
+    def test_register_bad_input_400(self):
+        good = {"email": unique_email(), "password": "long-enough-1", "name": "Bad Input"}
+        cases = [
+            ("email", "not-an-email", "invalid_email"),
+            ("email", "a@b", "invalid_email"),
+            ("email", "two@@example.test", "invalid_email"),
+            ("email", 12345, "invalid_email"),
+            ("password", "short7!", "invalid_password"),
+            ("password", "", "invalid_password"),
+            ("name", "", "invalid_name"),
+            ("name", "x" * 101, "invalid_name"),
+        ]
+        users_before = db_scalar("SELECT COUNT(*) FROM users")
+        for field, value, code in cases:
+            body = dict(good, email=unique_email())
+            body[field] = value
+            r = Browser().post("/api/auth/register", body)
+            self.assertError(r, 400, code, f"register with {field}={value!r}")
+            self.assertIsNone(session_cookie(r)[0])
+        for field in ("email", "password", "name"):
+            body = dict(good, email=unique_email())
+            del body[field]
+            r = Browser().post("/api/auth/register", body)
+            self.assertError(r, 400, f"missing_{field}", f"register without {field}")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM users"), users_before,
+                         "a refused sign-up created a user")
+
+    def test_login_logout_and_me(self):
+        a = register()
+        # wrong password, unknown email: the same 401, no cookie
+        for email, pw in ((a.email, a.password + "x"), (unique_email(), a.password)):
+            b = Browser()
+            r = b.post("/api/auth/login", {"email": email, "password": pw})
+            self.assertError(r, 401, "invalid_credentials", "bad login")
+            self.assertIsNone(session_cookie(r)[0])
+            self.assertError(b.get("/api/me"), 401, "not_signed_in")
+        r = Browser().post("/api/auth/login", {"email": a.email})
+        self.assertError(r, 400, "missing_password")
+
+        # a second browser signs in (email case does not matter)
+        b = Browser()
+        r = b.post("/api/auth/login", {"email": a.email.upper(), "password": a.password})
+        self.assertStatus(r, 200, "login")
+        value, attrs = session_cookie(r)
+        self.assertIsNotNone(value)
+        self.assertIn("httponly", attrs)
+        self.assertEqual(str(attrs.get("samesite")).lower(), "lax")
+        self.assertEqual(attrs.get("path"), "/")
+        b.signed_in(r)
+        self.assertEqual(r.json["id"], a.id)
+        self.assertIsInstance(r.json.get("csrfToken"), str)
+        me = b.get("/api/me")
+        self.assertStatus(me, 200)
+        self.assertEqual({k: me.json[k] for k in ("id", "email", "name", "role", "tier")}, a.user)
+        self.assertNotIn("password", me.text.lower())
+
+        # logout needs the CSRF token like every cookie-authenticated write
+        r = b.post("/api/auth/logout", csrf=False)
+        self.assertError(r, 403, "csrf_token_invalid", "logout without X-CSRF-Token")
+        self.assertStatus(b.get("/api/me"), 200, "still signed in after a refused logout")
+
+        old_token = b.cookie("cd_session")
+        r = b.post("/api/auth/logout")
+        self.assertStatus(r, 204, "logout")
+        self.assertEqual(r.body, b"")
+        value, attrs = session_cookie(r)
+        self.assertTrue(value == "" or attrs.get("max-age") == "0",
+                        f"logout did not clear the cookie: {r.headers.get('set-cookie')}")
+        self.assertError(b.get("/api/me"), 401, "not_signed_in", "/api/me after logout")
+        # the old token is dead on the server, not only forgotten by the browser
+        replay = Browser()
+        replay.set_cookie("cd_session", old_token)
+        self.assertError(replay.get("/api/me"), 401, "not_signed_in", "replayed old cookie")
+        # the first browser's session is independent and still valid
+        self.assertStatus(a.get("/api/me"), 200, "other session survives logout")
+
+    def test_garbage_cookie_is_signed_out(self):
+        b = Browser()
+        for v in ("x", "A" * 43, "../../etc/passwd", "A" * 5000):
+            b.set_cookie("cd_session", v)
+            self.assertError(b.get("/api/me"), 401, "not_signed_in", f"cookie {v[:20]!r}")
+
+    def test_csrf_token_required_for_cookie_writes(self):
+        a = register()
+        sessions_before = emu_state()["checkout_sessions"]
+
+        r = a.post("/api/buy/live_help", {"quantity": 1}, csrf=False)
+        self.assertError(r, 403, "csrf_token_invalid", "buy without X-CSRF-Token")
+        r = a.post("/api/buy/live_help", {"quantity": 1}, csrf=False,
+                   headers={"X-CSRF-Token": "A" * len(a.csrf)})
+        self.assertError(r, 403, "csrf_token_invalid", "buy with a wrong X-CSRF-Token")
+        other = register()
+        r = a.post("/api/buy/live_help", {"quantity": 1}, csrf=False,
+                   headers={"X-CSRF-Token": other.csrf})
+        self.assertError(r, 403, "csrf_token_invalid", "buy with another user's token")
+        r = a.post("/api/buy/live_help", {"quantity": 1},
+                   headers={"Origin": "https://evil.example"})
+        self.assertError(r, 403, "cross_site_request", "buy with a foreign Origin")
+        r = a.post("/api/buy/live_help", {"quantity": 1},
+                   headers={"Origin": base_url().replace("127.0.0.1", "localhost")})
+        self.assertError(r, 403, "cross_site_request", "buy with another host's Origin")
+
+        self.assertEqual(checkout_rows(a.id), [], "a refused request recorded a checkout")
+        self.assertEqual(emu_state()["checkout_sessions"], sessions_before,
+                         "a refused request created a Stripe Checkout Session")
+
+        # the same request with the token (and a same-origin Origin) goes through
+        r = a.post("/api/buy/live_help", {"quantity": 1}, headers={"Origin": base_url()})
+        self.assertStatus(r, 200, "buy with token and same Origin")
+        self.assertEqual(len(checkout_rows(a.id)), 1)
+
+    def test_foreign_origin_refused_for_sign_in(self):
+        a = register()
+        b = Browser()
+        r = b.post("/api/auth/login", {"email": a.email, "password": a.password},
+                   headers={"Origin": "https://evil.example"})
+        self.assertError(r, 403, "cross_site_request", "login from a foreign Origin")
+        self.assertIsNone(session_cookie(r)[0])
+        email = unique_email()
+        r = Browser().post("/api/auth/register", {"email": email, "password": "long-enough-1",
+                                                  "name": "X"},
+                           headers={"Origin": "http://evil.example"})
+        self.assertError(r, 403, "cross_site_request", "register from a foreign Origin")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM users WHERE email = %s", email), 0)
+
+    def test_signed_out_redirects_and_401(self):
+        b = Browser()
+        r = b.get("/dashboard")
+        self.assertStatus(r, 303, "signed-out /dashboard")
+        self.assertEqual(r.header("location"), "/login?redirect=%2Fdashboard")
+        r = b.get("/checkout/success?session_id=cs_test_nothing")
+        self.assertStatus(r, 303, "signed-out success page")
+        self.assertTrue(r.header("location", "").startswith("/login?redirect="),
+                        r.header("location"))
+        self.assertError(b.get("/api/live-help-hour"), 401, "not_signed_in")
+        self.assertError(b.get("/api/confirm-payment?status=success&session_id=cs_x1"), 401,
+                         "not_signed_in")
+        self.assertError(b.post("/api/buy/live_help", {"quantity": 1}), 401, "not_signed_in")
+        self.assertError(b.post("/api/auth/logout"), 401, "not_signed_in")
+
+    def test_dashboard_signed_in_shows_zero_hours(self):
+        a = register(name="Zoe <script>alert(1)</script>")
+        r = a.get("/dashboard")
+        self.assertStatus(r, 200, "dashboard")
+        self.assertIn("Total Live Help Purchased: 0 hours", r.text)
+        self.assertNotIn("<script>alert(1)</script>", r.text, "user name not escaped")
+
+    def test_unknown_route_and_method(self):
+        a = register()
+        self.assertError(a.get("/api/auth/register"), 405, "method_not_allowed")
+        self.assertError(a.get("/api/auth/nope"), 404)
+        r = a.request("DELETE", "/api/me")
+        self.assertError(r, 405, "method_not_allowed")
+
+    def test_error_responses_leak_nothing(self):
+        r = Browser().post("/api/auth/login", data='{"email": "x@example.test", "password": ',
+                           content_type="application/json")
+        self.assertError(r, 400, "invalid_json")
+        low = r.text.lower()
+        for word in ("select ", "insert ", "mariadb", "mysql", "sql", "trace", ".c:"):
+            self.assertNotIn(word, low, f"error body leaks {word!r}: {r.text}")
+        self.assertFalse(re.search(r"sk_test_|whsec_", r.text))
