@@ -107,6 +107,27 @@ run_unit_tests() {
 	((rc == 0)) || echo "test: make check exited with $rc" >&2
 }
 
+# ---- fuzzing
+
+# A short libFuzzer run of every parser harness (tests/fuzz/run.sh); each
+# harness that builds and runs without a finding counts as one passed test.
+run_fuzz_smoke() {
+	local f name
+	echo "== fuzz smoke (${CD_FUZZ_SECONDS:-10}s per harness)"
+	for f in "$REPO"/tests/fuzz/fuzz_*.c; do
+		name=$(basename "$f" .c)
+		if FUZZ_SECONDS=${CD_FUZZ_SECONDS:-10} bash "$REPO/tests/fuzz/run.sh" "$name" >"$TEST_STATE.fuzz.log" 2>&1; then
+			PASSED=$((PASSED + 1))
+			echo "ok   fuzz $name"
+		else
+			FAILED=$((FAILED + 1))
+			echo "FAIL fuzz $name (see tests/fuzz/out/)"
+			tail -n 20 "$TEST_STATE.fuzz.log" >&2
+		fi
+	done
+	rm -f "$TEST_STATE.fuzz.log"
+}
+
 # ---- integration tests
 
 run_integration_tests() {
@@ -173,6 +194,7 @@ main() {
 	fi
 
 	run_unit_tests
+	run_fuzz_smoke
 
 	echo "== test stack ($TEST_STATE)"
 	reset_test_state
