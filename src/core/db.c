@@ -78,7 +78,7 @@ db_connect(void)
 	    cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
 	    CLIENT_FOUND_ROWS) == NULL) {
 		last_errno = mysql_errno(conn);
-		log_error("db: connect failed: %s", mysql_error(conn));
+		log_error("db: connect failed (error %u)", last_errno);
 		mysql_close(conn);
 		conn = NULL;
 		return CD_DB;
@@ -125,7 +125,9 @@ db_fail(const char *what, unsigned e, const char *msg)
 	case ER_ROW_IS_REFERENCED_2:
 		return CD_CONFLICT;
 	}
-	log_error("db: %s failed (%u): %s", what, e, msg);
+	/* Server messages can quote SQL or row data: log the number only. */
+	log_error("db: %s failed (error %u)", what, e);
+	(void)msg;
 	return CD_INTERNAL;
 }
 
@@ -237,7 +239,7 @@ execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 		if (bind_params(&p, fmt, cp) != 0 ||
 		    p.n != mysql_stmt_param_count(st)) {
 			va_end(cp);
-			log_error("db: bad parameters for: %.60s", q->text);
+			log_error("db: parameters do not match statement %p", (void *)q);
 			return CD_INTERNAL;
 		}
 		va_end(cp);
