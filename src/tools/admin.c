@@ -8,6 +8,7 @@
  *   creditdesk-admin set-role --email E --role ROLE
  *
  * The password may come from CD_ADMIN_PASSWORD instead of the command line.
+ * Every change is written to the audit log in the same transaction.
  * Exit status: 0 done, 1 error, 2 usage, 3 the user already exists,
  * 4 no such user.
  */
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "cfg.h"
 #include "crypto.h"
 #include "db.h"
@@ -76,26 +78,70 @@ parse(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* One change and its audit row, committed together. */
+struct change {
+	cd_sql		*q;
+	const char	*action, *email, *name, *hash, *role, *tier, *value;
+	bool		 done;
+};
+
+static cd_err
+create_tx(void *arg)
+{
+	struct change *c = arg;
+	json_t *details;
+	long long id;
+	cd_err err;
+
+	if ((err = db_insert_once(&q_create, &c->done, &id, "sssss", c->email,
+	    c->name, c->hash, c->role, c->tier)) != CD_OK || !c->done)
+		return err;
+	details = json_pack("{s:s,s:s,s:s}", "email", c->email, "role", c->role,
+	    "tier", c->tier);
+	err = audit_write("ADMIN_CREATE_USER", "user", c->email, id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+static cd_err
+update_tx(void *arg)
+{
+	struct change *c = arg;
+	unsigned long long n;
+	json_t *details;
+	cd_err err;
+
+	if ((err = db_exec(c->q, &n, "ss", c->value, c->email)) != CD_OK ||
+	    !(c->done = n == 1))
+		return err;
+	details = json_pack("{s:s,s:s}", "email", c->email, "value", c->value);
+	err = audit_write(c->action, "user", c->email, 0, details, "warning");
+	json_decref(details);
+	return err;
+}
+
 static int
 create_user(struct opts *o)
 {
+	struct change c = { 0 };
 	cd_buf hash = CD_BUF_INIT;
-	bool created;
 	cd_err err;
 
+	c.role = o->role ? o->role : "customer";
+	c.tier = o->tier ? o->tier : "free";
 	if (o->password == NULL || strlen(o->password) < 8 || o->name == NULL ||
-	    !one_of(o->role ? o->role : "customer", roles) ||
-	    !one_of(o->tier ? o->tier : "free", tiers))
+	    !one_of(c.role, roles) || !one_of(c.tier, tiers))
 		return usage();
 	if (password_hash(o->password, &hash) != 0)
 		return 1;
-	err = db_insert_once(&q_create, &created, NULL, "sssss", o->email, o->name,
-	    buf_cstr(&hash), o->role ? o->role : "customer",
-	    o->tier ? o->tier : "free");
+	c.email = o->email;
+	c.name = o->name;
+	c.hash = buf_cstr(&hash);
+	err = db_tx(create_tx, &c);
 	buf_free(&hash);
 	if (err != CD_OK)
 		return 1;
-	if (!created) {
+	if (!c.done) {
 		fprintf(stderr, "creditdesk-admin: %s already exists\n", o->email);
 		return 3;
 	}
@@ -104,15 +150,20 @@ create_user(struct opts *o)
 }
 
 static int
-update(cd_sql *q, const char *value, const char *const *allowed, const char *email)
+update(cd_sql *q, const char *action, const char *value,
+    const char *const *allowed, const char *email)
 {
-	unsigned long long n;
+	struct change c = { 0 };
 
 	if (!one_of(value, allowed))
 		return usage();
-	if (db_exec(q, &n, "ss", value, email) != CD_OK)
+	c.q = q;
+	c.action = action;
+	c.value = value;
+	c.email = email;
+	if (db_tx(update_tx, &c) != CD_OK)
 		return 1;
-	if (n == 0) {
+	if (!c.done) {
 		fprintf(stderr, "creditdesk-admin: no user %s\n", email);
 		return 4;
 	}
@@ -133,9 +184,9 @@ main(int argc, char **argv)
 	if (!strcmp(argv[1], "create-user"))
 		rc = create_user(&o);
 	else if (!strcmp(argv[1], "set-tier"))
-		rc = update(&q_tier, o.tier, tiers, o.email);
+		rc = update(&q_tier, "ADMIN_SET_TIER", o.tier, tiers, o.email);
 	else if (!strcmp(argv[1], "set-role"))
-		rc = update(&q_role, o.role, roles, o.email);
+		rc = update(&q_role, "ADMIN_SET_ROLE", o.role, roles, o.email);
 	else
 		rc = usage();
 	db_close();
