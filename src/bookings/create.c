@@ -55,7 +55,7 @@ static cd_sql q_release = CD_SQL(
 
 static const cd_field fields[] = {
 	{ "expertId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
-	{ "startTime", F_STR, F_REQUIRED, 16, 20, NULL },
+	{ "startTime", F_STR, F_REQUIRED, 1, 64, NULL },
 	{ "durationMinutes", F_INT, F_REQUIRED, BOOKING_MIN_MINUTES,
 	    BOOKING_MAX_MINUTES, NULL },
 };
@@ -86,7 +86,7 @@ hold_tx(void *arg)
 	struct newbooking *b = arg;
 	cd_req *r = b->r;
 	json_t *row, *details;
-	long long n;
+	long long n, expert_user, rate;
 	cd_err err;
 
 	if ((err = db_row(&q_lock_expert, &row, "i", b->expert_id)) != CD_OK)
@@ -94,16 +94,14 @@ hold_tx(void *arg)
 	if (row == NULL)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
-	n = jint(row, "user_id");
-	if (!booking_money_compute(jint(row, "rate_cents_per_minute"), b->minutes,
-	    b->fee_bps, &b->money)) {
-		json_decref(row);
-		return CD_INTERNAL;
-	}
+	expert_user = jint(row, "user_id");
+	rate = jint(row, "rate_cents_per_minute");
 	json_decref(row);
-	if (n == r->user->id)
+	if (expert_user == r->user->id)
 		return req_fail(r, CD_BAD_REQUEST, "own_expert_profile",
 		    "You cannot book yourself.");
+	if (!booking_money_compute(rate, b->minutes, b->fee_bps, &b->money))
+		return CD_INTERNAL;
 	if ((err = db_row(&q_overlap, &row, "iss", b->expert_id, b->end,
 	    b->start)) != CD_OK)
 		return err;
@@ -211,7 +209,7 @@ booking_create(cd_req *r)
 	    CD_OK)
 		return err;
 	if (!booking_parse_time(v[1].s, &start))
-		return req_fail(r, CD_BAD_REQUEST, "invalid_startTime",
+		return req_fail(r, CD_BAD_REQUEST, "invalid_start_time",
 		    "startTime must be a UTC time as YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM.");
 	if (start <= now)
 		return req_fail(r, CD_BAD_REQUEST, "start_time_in_past",
@@ -220,7 +218,7 @@ booking_create(cd_req *r)
 		return req_fail(r, CD_BAD_REQUEST, "start_time_too_far",
 		    "startTime must be within the next 366 days.");
 	if (!booking_duration_ok(v[2].i))
-		return req_fail(r, CD_BAD_REQUEST, "invalid_durationMinutes",
+		return req_fail(r, CD_BAD_REQUEST, "invalid_duration_minutes",
 		    "durationMinutes must be a multiple of 15 from 15 to 240.");
 	memset(&b, 0, sizeof(b));
 	b.r = r;

@@ -1,0 +1,579 @@
+"""Expert bookings: PaymentIntents through the emulator, the webhook and
+confirm-payment racing, double-booking under concurrency, free experts,
+cancellation with refunds, fee arithmetic, completion, payouts and metrics.
+
+Every test makes its own experts (straight in the database) so that slots
+never collide with other tests or with earlier runs on the same stack.
+"""
+
+import datetime
+import secrets
+import threading
+
+from .lib import (Browser, Case, audit_count, db_exec, db_row, db_rows, db_scalar,
+                  emu, emu_fail, emu_hold, emu_ok, emu_release, emu_state,
+                  event_processed, events_about, parallel, promote, register,
+                  stripe_api, wait_until)
+
+
+# ---------------------------------------------------------------- helpers
+
+def new_expert(rate, user=None, active=1, name=None):
+    """An expert row at rate cents per minute; returns its id."""
+    uid = user.id if isinstance(user, Browser) else user
+    _, eid = db_exec(
+        "INSERT INTO experts (user_id, name, headline, bio, rate_cents_per_minute, active)"
+        " VALUES (%s, %s, 'Integration expert', 'Made by test_bookings.', %s, %s)",
+        uid, name or "Expert " + secrets.token_hex(3), rate, active)
+    return eid
+
+
+def future(days=None, hour=None, minute=0, short=False):
+    """A UTC start time in the future: (API string, datetime)."""
+    days = days if days is not None else 2 + secrets.randbelow(300)
+    hour = hour if hour is not None else secrets.randbelow(20)
+    d = (datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+         .replace(hour=hour, minute=minute, second=0, microsecond=0)
+         + datetime.timedelta(days=days))
+    return (d.strftime("%Y-%m-%dT%H:%M") if short else d.strftime("%Y-%m-%dT%H:%M:%SZ")), d
+
+
+def book(browser, expert_id, start, minutes=30):
+    return browser.post("/api/bookings", {"expertId": expert_id, "startTime": start,
+                                          "durationMinutes": minutes})
+
+
+def booking_row(bid):
+    return db_row("SELECT * FROM bookings WHERE id = %s", bid)
+
+
+def payment_row(bid):
+    return db_row("SELECT * FROM payments WHERE booking_id = %s", bid)
+
+
+def refund_rows(bid):
+    return db_rows("SELECT r.* FROM refunds r JOIN payments p ON p.id = r.payment_id"
+                   " WHERE p.booking_id = %s", bid)
+
+
+def status_is(bid, booking_status, payment_status=None):
+    def check():
+        b, p = booking_row(bid), payment_row(bid)
+        return b["status"] == booking_status and (
+            payment_status is None or (p and p["status"] == payment_status))
+    return wait_until(check, message=f"booking {bid} {booking_status}/{payment_status}")
+
+
+def emu_succeed(pi):
+    r = emu("POST", f"/_emu/payment_intents/{pi}/succeed", {})
+    if r.status != 200:
+        raise AssertionError(f"emulator succeed {pi}: {r!r}")
+    return r.json
+
+
+def emu_decline(pi):
+    r = emu("POST", f"/_emu/payment_intents/{pi}/fail", {})
+    if r.status != 402:
+        raise AssertionError(f"emulator fail {pi}: {r!r}")
+    return r.json
+
+
+def admin():
+    a = register()
+    promote(a, role="admin")
+    return a
+
+
+def events_done(object_id, event_type):
+    """Every emulator event of this type about object_id processed by us."""
+    evs = events_about(object_id, event_type)
+    return evs and all(event_processed(e["id"]) for e in evs)
+
+
+class BookingCase(Case):
+
+    def created(self, browser, expert_id, start=None, minutes=30):
+        start = start or future()[0]
+        r = book(browser, expert_id, start, minutes)
+        self.assertStatus(r, 201, "create booking")
+        return r.json
+
+    def paid(self, browser, expert_id, minutes=30):
+        """A booking paid through the emulator and scheduled by the webhook."""
+        j = self.created(browser, expert_id, minutes=minutes)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        wait_until(lambda: events_done(pi, "payment_intent.succeeded"),
+                   message="payment_intent.succeeded processed")
+        return bid, pi
+
+
+# ---------------------------------------------------------------- experts
+
+class ExpertTests(BookingCase):
+
+    def test_list_and_detail(self):
+        eid = new_expert(123)
+        hidden = new_expert(100, active=0)
+        r = Browser().get("/api/experts")
+        self.assertStatus(r, 200, "experts")
+        by_id = {e["id"]: e for e in r.json["experts"]}
+        self.assertIn(eid, by_id)
+        self.assertNotIn(hidden, by_id)
+        self.assertEqual(set(by_id[eid]), {"id", "name", "headline", "ratePerMinuteCents"})
+        self.assertEqual(by_id[eid]["ratePerMinuteCents"], 123)
+        r = Browser().get(f"/api/experts/{eid}")
+        self.assertStatus(r, 200, "expert")
+        self.assertEqual(r.json["expert"]["bio"], "Made by test_bookings.")
+        self.assertEqual(r.json["expert"]["ratePerMinuteCents"], 123)
+        self.assertError(Browser().get(f"/api/experts/{hidden}"), 404, "expert_not_found")
+        self.assertError(Browser().get("/api/experts/999999999"), 404, "expert_not_found")
+
+
+# ---------------------------------------------------------------- creating
+
+class CreateTests(BookingCase):
+
+    def test_create_payment_intent_then_webhook_schedules(self):
+        a = register()
+        eid = new_expert(150)
+        start, when = future()
+        j = self.created(a, eid, start, 30)
+        bk = j["booking"]
+        self.assertEqual((bk["status"], bk["priceCents"], bk["platformFeeCents"],
+                          bk["payoutCents"], bk["durationMinutes"], bk["expertId"],
+                          bk["userId"], bk["paymentStatus"]),
+                         ("awaiting_payment", 4500, 450, 4050, 30, eid, a.id, "pending"))
+        self.assertEqual(bk["startTime"], when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        self.assertEqual(bk["endTime"],
+                         (when + datetime.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        pi = bk["paymentIntentId"]
+        self.assertRegex(pi, r"^pi_")
+        self.assertTrue(j["clientSecret"].startswith(pi + "_secret_"), j)
+        spi = stripe_api("GET", f"/v1/payment_intents/{pi}").json
+        self.assertEqual((spi["amount"], spi["currency"]), (4500, "usd"))
+        self.assertEqual(spi["metadata"], {"booking_id": str(bk["id"]), "user_id": str(a.id),
+                                           "expert_id": str(eid)})
+        self.assertEqual(spi["automatic_payment_methods"], {"enabled": True})
+        p = payment_row(bk["id"])
+        self.assertEqual((p["stripe_payment_intent_id"], p["amount_cents"], p["status"]),
+                         (pi, 4500, "pending"))
+        self.assertEqual(audit_count("BOOKING_CREATED", str(bk["id"])), 1)
+
+        emu_succeed(pi)
+        status_is(bk["id"], "scheduled", "succeeded")
+        wait_until(lambda: events_done(pi, "payment_intent.succeeded"))
+        self.assertEqual(audit_count("BOOKING_PAID", str(bk["id"])), 1)
+        # confirm-payment afterwards changes nothing
+        r = a.post(f"/api/bookings/{bk['id']}/confirm-payment", {})
+        self.assertStatus(r, 200, "confirm")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("scheduled", "succeeded"))
+        self.assertEqual(audit_count("BOOKING_PAID", str(bk["id"])), 1)
+
+    def test_confirm_payment_races_the_webhook(self):
+        a = register()
+        eid = new_expert(200)
+        j = self.created(a, eid)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        # before paying: confirm-payment asks Stripe and changes nothing
+        r = a.post(f"/api/bookings/{bid}/confirm-payment", {})
+        self.assertStatus(r, 200, "confirm unpaid")
+        self.assertEqual(r.json["booking"]["status"], "awaiting_payment")
+
+        emu_hold()
+        emu_succeed(pi)
+        out = []
+
+        def release():
+            out.append(emu_release("fifo"))
+        t = threading.Thread(target=release)
+        t.start()
+        results = parallel(lambda _: a.post(f"/api/bookings/{bid}/confirm-payment", {}),
+                           range(6), threads=6)
+        t.join()
+        for r in results:
+            self.assertNotIsInstance(r, Exception)
+            self.assertStatus(r, 200, "racing confirm")
+            self.assertEqual(r.json["booking"]["status"], "scheduled")
+        wait_until(lambda: events_done(pi, "payment_intent.succeeded"))
+        # and a repeated delivery on top
+        ev = events_about(pi, "payment_intent.succeeded")[0]
+        emu_ok("POST", f"/_emu/events/{ev['id']}/deliver", {"times": 2, "delay_ms": 0})
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("scheduled", "succeeded"))
+
+    def test_concurrent_overlapping_bookings_one_wins(self):
+        eid = new_expert(100)
+        users = [register() for _ in range(10)]
+        _, when = future(hour=10)
+        # ten different but overlapping windows around 10:00-11:00
+        starts = [(when + datetime.timedelta(minutes=15 * (i % 4)))
+                  .strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(10)]
+        results = parallel(lambda i: book(users[i], eid, starts[i], 60), range(10), threads=10)
+        codes = sorted(r.status if not isinstance(r, Exception) else repr(r) for r in results)
+        self.assertEqual(codes, [201] + [409] * 9, results)
+        for r in results:
+            if r.status == 409:
+                self.assertError(r, 409, "booking_conflict")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE expert_id = %s", eid), 1)
+        # adjacent slots do not overlap
+        won = next(r for r in results if r.status == 201).json["booking"]
+        end = won["endTime"]
+        self.assertStatus(book(users[0], eid, end, 15), 201, "right after")
+
+    def test_free_expert_is_scheduled_at_once(self):
+        a = register()
+        eid = new_expert(0)
+        before = emu_state()["payment_intents"]
+        j = self.created(a, eid, future(short=True)[0], 45)
+        bk = j["booking"]
+        self.assertIsNone(j["clientSecret"])
+        self.assertEqual((bk["status"], bk["priceCents"], bk["platformFeeCents"],
+                          bk["payoutCents"], bk["paymentIntentId"], bk["paymentStatus"]),
+                         ("scheduled", 0, 0, 0, None, None))
+        self.assertIsNone(payment_row(bk["id"]))
+        self.assertEqual(emu_state()["payment_intents"], before)
+        self.assertEqual(audit_count("BOOKING_CREATED", str(bk["id"])), 1)
+        # cancelling it is just a cancel
+        r = a.post(f"/api/bookings/{bk['id']}/cancel", {})
+        self.assertStatus(r, 200, "cancel free")
+        self.assertEqual(r.json["booking"]["status"], "cancelled_by_user")
+
+    def test_fee_on_an_odd_price(self):
+        a = register()
+        eid = new_expert(67)         # 67 x 15 = 1005; 10% = 100.5 -> 101
+        bk = self.created(a, eid, minutes=15)["booking"]
+        self.assertEqual((bk["priceCents"], bk["platformFeeCents"], bk["payoutCents"]),
+                         (1005, 101, 904))
+        row = booking_row(bk["id"])
+        self.assertEqual((row["price_cents"], row["platform_fee_cents"], row["payout_cents"]),
+                         (1005, 101, 904))
+        pi = stripe_api("GET", f"/v1/payment_intents/{bk['paymentIntentId']}").json
+        self.assertEqual(pi["amount"], 1005)
+        eid = new_expert(97)         # 97 x 45 = 4365; 436.5 -> 437
+        bk = self.created(a, eid, minutes=45)["booking"]
+        self.assertEqual((bk["priceCents"], bk["platformFeeCents"], bk["payoutCents"]),
+                         (4365, 437, 3928))
+
+    def test_bad_input(self):
+        a = register()
+        eid = new_expert(50)
+        past = (datetime.datetime.now(datetime.timezone.utc)
+                - datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        good = future()[0]
+        cases = [
+            ({"expertId": eid, "startTime": "tomorrow", "durationMinutes": 30},
+             400, "invalid_start_time"),
+            ({"expertId": eid, "startTime": good[:-1] + "+01:00", "durationMinutes": 30},
+             400, "invalid_start_time"),
+            ({"expertId": eid, "startTime": "2031-02-30T10:00", "durationMinutes": 30},
+             400, "invalid_start_time"),
+            ({"expertId": eid, "startTime": past, "durationMinutes": 30},
+             400, "start_time_in_past"),
+            ({"expertId": eid, "startTime": good, "durationMinutes": 20},
+             400, "invalid_duration_minutes"),
+            ({"expertId": eid, "startTime": good, "durationMinutes": 255},
+             400, "invalid_duration_minutes"),
+            ({"expertId": eid, "startTime": good, "durationMinutes": "30x"},
+             400, "invalid_duration_minutes"),
+            ({"expertId": eid, "startTime": good}, 400, "missing_duration_minutes"),
+            ({"startTime": good, "durationMinutes": 30}, 400, "missing_expert_id"),
+            ({"expertId": 999999999, "startTime": good, "durationMinutes": 30},
+             404, "expert_not_found"),
+            ({"expertId": new_expert(50, active=0), "startTime": good, "durationMinutes": 30},
+             404, "expert_not_found"),
+        ]
+        for body, status, code in cases:
+            self.assertError(a.post("/api/bookings", body), status, code, repr(body))
+        self.assertError(book(a, new_expert(50, user=a), good, 30), 400, "own_expert_profile")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s", a.id), 0)
+        self.assertError(Browser().post("/api/bookings", {"expertId": eid, "startTime": good,
+                                                          "durationMinutes": 30}), 401)
+        self.assertError(a.post("/api/bookings", {"expertId": eid, "startTime": good,
+                                                  "durationMinutes": 30}, csrf=False), 403)
+
+    def test_stripe_failure_frees_the_slot(self):
+        a = register()
+        eid = new_expert(100)
+        start = future()[0]
+        emu_fail(count=2, status=500)
+        try:
+            r = book(a, eid, start, 30)
+        finally:
+            emu_fail(count=0)
+        self.assertError(r, 502)
+        row = db_row("SELECT * FROM bookings WHERE user_id = %s", a.id)
+        self.assertEqual(row["status"], "payment_failed")
+        self.assertIsNone(payment_row(row["id"]))
+        self.assertStatus(book(a, eid, start, 30), 201, "the slot is free again")
+
+
+# ---------------------------------------------------------------- payment failure
+
+class FailureTests(BookingCase):
+
+    def test_declined_then_paid_takes_the_slot_back(self):
+        a = register()
+        eid = new_expert(100)
+        j = self.created(a, eid)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_decline(pi)
+        status_is(bid, "payment_failed", "failed")
+        self.assertEqual(audit_count("BOOKING_PAYMENT_FAILED", str(bid)), 1)
+        r = a.post(f"/api/bookings/{bid}/confirm-payment", {})
+        self.assertStatus(r, 200, "confirm after decline")
+        self.assertEqual(r.json["booking"]["status"], "payment_failed")
+        # the customer retries on the same PaymentIntent and it goes through
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+
+    def test_paid_after_the_slot_was_taken_is_refunded(self):
+        a, b = register(), register()
+        eid = new_expert(100)
+        start = future()[0]
+        j = self.created(a, eid, start)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_decline(pi)
+        status_is(bid, "payment_failed", "failed")
+        self.created(b, eid, start)           # the slot was free, b takes it
+        emu_succeed(pi)
+        status_is(bid, "payment_failed", "refunded")
+        rows = refund_rows(bid)
+        self.assertEqual(len(rows), 1)
+        self.assertEqual(rows[0]["amount_cents"], 3000)
+        wait_until(lambda: events_done(pi, "payment_intent.succeeded"))
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
+
+
+# ---------------------------------------------------------------- cancel
+
+class CancelTests(BookingCase):
+
+    def test_cancel_paid_refunds_once(self):
+        a = register()
+        eid = new_expert(150)
+        bid, pi = self.paid(a, eid)
+        refunds_before = emu_state()["refunds"]
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("cancelled_by_user", "refunded"))
+        rows = refund_rows(bid)
+        self.assertEqual(len(rows), 1)
+        self.assertRegex(rows[0]["stripe_refund_id"], r"^re_")
+        self.assertEqual(rows[0]["amount_cents"], 4500)
+        self.assertEqual(emu_state()["refunds"], refunds_before + 1)
+        re_ = stripe_api("GET", f"/v1/refunds/{rows[0]['stripe_refund_id']}").json
+        self.assertEqual((re_["payment_intent"], re_["amount"]), (pi, 4500))
+        # the charge.refunded webhook for our own refund adds nothing
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        wait_until(lambda: events_done(ch, "charge.refunded"),
+                   message="charge.refunded processed")
+        # a second cancel: same state, no second refund
+        r2 = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r2, 200, "cancel again")
+        self.assertEqual(r2.json["booking"]["status"], "cancelled_by_user")
+        self.assertEqual(emu_state()["refunds"], refunds_before + 1)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 1)
+        self.assertEqual(payment_row(bid)["status"], "refunded")
+        # the slot is free again
+        self.assertStatus(book(register(), eid, r.json["booking"]["startTime"], 30), 201,
+                          "rebook")
+
+    def test_concurrent_cancels_one_refund(self):
+        a = register()
+        bid, _ = self.paid(a, new_expert(100))
+        before = emu_state()["refunds"]
+        results = parallel(lambda _: a.post(f"/api/bookings/{bid}/cancel", {}), range(5),
+                           threads=5)
+        for r in results:
+            self.assertNotIsInstance(r, Exception)
+            self.assertStatus(r, 200, "concurrent cancel")
+        self.assertEqual(emu_state()["refunds"], before + 1)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 1)
+
+    def test_cancel_unpaid_stops_the_payment_intent(self):
+        a = register()
+        eid = new_expert(100)
+        j = self.created(a, eid)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel unpaid")
+        self.assertEqual(r.json["booking"]["status"], "cancelled_by_user")
+        self.assertEqual(payment_row(bid)["status"], "failed")
+        self.assertEqual(stripe_api("GET", f"/v1/payment_intents/{pi}").json["status"],
+                         "canceled")
+        self.assertEqual(refund_rows(bid), [])
+        self.assertStatus(book(a, eid, j["booking"]["startTime"], 30), 201, "rebook")
+
+    def test_cancel_rules(self):
+        a, other = register(), register()
+        expert_user = register()
+        eid = new_expert(0, user=expert_user)
+        bid = self.created(a, eid)["booking"]["id"]
+        self.assertError(other.post(f"/api/bookings/{bid}/cancel", {}), 404,
+                         "booking_not_found")
+        self.assertError(other.post(f"/api/bookings/{bid}/confirm-payment", {}), 404,
+                         "booking_not_found")
+        self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
+        self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409,
+                         "booking_not_cancellable")
+
+
+# ---------------------------------------------------------------- complete, list
+
+class CompleteTests(BookingCase):
+
+    def test_only_the_expert_completes(self):
+        a, other, expert_user = register(), register(), register()
+        eid = new_expert(100, user=expert_user)
+        j = self.created(a, eid)
+        bid = j["booking"]["id"]
+        # not scheduled yet
+        self.assertError(expert_user.post(f"/api/bookings/{bid}/complete", {}), 409,
+                         "booking_not_completable")
+        emu_succeed(j["booking"]["paymentIntentId"])
+        status_is(bid, "scheduled", "succeeded")
+        self.assertError(a.post(f"/api/bookings/{bid}/complete", {}), 403, "not_the_expert")
+        self.assertError(other.post(f"/api/bookings/{bid}/complete", {}), 404,
+                         "booking_not_found")
+        r = expert_user.post(f"/api/bookings/{bid}/complete", {})
+        self.assertStatus(r, 200, "complete")
+        self.assertEqual(r.json["booking"]["status"], "completed")
+        r = expert_user.post(f"/api/bookings/{bid}/complete", {})
+        self.assertStatus(r, 200, "complete again")
+        self.assertEqual(audit_count("BOOKING_COMPLETED", str(bid)), 1)
+
+    def test_lists_mine_as_customer_and_as_expert(self):
+        a, expert_user = register(), register()
+        eid = new_expert(0, user=expert_user)
+        first = self.created(a, eid)["booking"]["id"]
+        second = self.created(a, eid)["booking"]["id"]
+        own = self.created(expert_user, new_expert(0))["booking"]["id"]
+        r = a.get("/api/bookings")
+        self.assertStatus(r, 200, "list")
+        self.assertEqual([b["id"] for b in r.json["bookings"]], [second, first])
+        self.assertEqual({b["role"] for b in r.json["bookings"]}, {"customer"})
+        r = expert_user.get("/api/bookings")
+        got = [(b["id"], b["role"]) for b in r.json["bookings"]]
+        self.assertEqual(got, [(own, "customer"), (second, "expert"), (first, "expert")])
+        self.assertEqual(register().get("/api/bookings").json["bookings"], [])
+        self.assertError(Browser().get("/api/bookings"), 401)
+
+
+# ---------------------------------------------------------------- admin
+
+class AdminTests(BookingCase):
+
+    def completed(self, customer, expert_user, eid, minutes=30):
+        bid, _ = self.paid(customer, eid, minutes)
+        self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
+        return bid
+
+    def test_payouts(self):
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(67, user=expert_user)
+        b1 = self.completed(a, expert_user, eid, 15)     # payout 904
+        b2 = self.completed(a, expert_user, eid, 30)     # 2010: fee 201, payout 1809
+        self.paid(a, eid)                                # scheduled: not owed yet
+        self.assertError(a.get("/api/admin/payouts/pending"), 403)
+        self.assertError(a.post("/api/admin/payouts", {"expertId": eid}), 403)
+
+        r = adm.get("/api/admin/payouts/pending")
+        self.assertStatus(r, 200, "pending")
+        mine = [e for e in r.json["experts"] if e["expertId"] == eid]
+        self.assertEqual(len(mine), 1)
+        self.assertEqual((mine[0]["amountCents"], mine[0]["bookingIds"]), (904 + 1809, [b1, b2]))
+
+        results = parallel(lambda _: adm.post("/api/admin/payouts", {"expertId": eid}),
+                           range(4), threads=4)
+        codes = sorted(r.status if not isinstance(r, Exception) else repr(r) for r in results)
+        self.assertEqual(codes, [201, 409, 409, 409], results)
+        won = next(r for r in results if r.status == 201).json["payout"]
+        self.assertEqual((won["expertId"], won["amountCents"], won["bookingIds"]),
+                         (eid, 2713, [b1, b2]))
+        for r in results:
+            if r.status == 409:
+                self.assertError(r, 409, "nothing_to_pay")
+        self.assertEqual(db_rows("SELECT expert_id, amount_cents, created_by FROM payouts"
+                                 " WHERE expert_id = %s", eid),
+                         [{"expert_id": eid, "amount_cents": 2713, "created_by": adm.id}])
+        self.assertEqual(sorted(x["booking_id"] for x in db_rows(
+            "SELECT booking_id FROM payout_items WHERE payout_id = %s", won["id"])), [b1, b2])
+        self.assertEqual(audit_count("ADMIN_PAYOUT", str(won["id"])), 1)
+        r = adm.get("/api/admin/payouts/pending")
+        self.assertEqual([e for e in r.json["experts"] if e["expertId"] == eid], [])
+        self.assertError(adm.post("/api/admin/payouts", {"expertId": 999999999}), 404)
+
+    def test_refunded_booking_is_not_owed(self):
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(100, user=expert_user)
+        bid = self.completed(a, expert_user, eid)
+        pi = payment_row(bid)["stripe_payment_intent_id"]
+        # refunded in Stripe's dashboard, outside the app
+        r = stripe_api("POST", "/v1/refunds", {"payment_intent": pi})
+        self.assertEqual(r.status, 200, r)
+        status_is(bid, "completed", "refunded")
+        rows = refund_rows(bid)
+        self.assertEqual([(x["stripe_refund_id"], x["amount_cents"]) for x in rows],
+                         [(r.json["id"], 3000)])
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
+        pending = adm.get("/api/admin/payouts/pending").json["experts"]
+        self.assertEqual([e for e in pending if e["expertId"] == eid], [])
+        self.assertError(adm.post("/api/admin/payouts", {"expertId": eid}), 409,
+                         "nothing_to_pay")
+
+    def test_metrics(self):
+        adm, a, expert_user = admin(), register(), register()
+        self.assertError(a.get("/api/admin/metrics"), 403)
+        eid = new_expert(100, user=expert_user)
+        self.completed(a, expert_user, eid)             # fee 300, owed 2700
+        j = self.created(a, eid)
+        emu_decline(j["booking"]["paymentIntentId"])
+        status_is(j["booking"]["id"], "payment_failed", "failed")
+        self.created(a, new_expert(0))                  # free, scheduled
+
+        def expected():
+            q = db_scalar
+            total = q("SELECT COUNT(*) FROM bookings")
+            paid = q("SELECT COUNT(*) FROM bookings WHERE status IN ('scheduled','completed')")
+            succ = q("SELECT COUNT(*) FROM payments WHERE status = 'succeeded'")
+            refd = q("SELECT COUNT(*) FROM payments WHERE status = 'refunded'")
+            failed = q("SELECT COUNT(*) FROM payments WHERE status = 'failed'")
+            revenue = q("SELECT COALESCE(SUM(b.platform_fee_cents), 0) FROM bookings b JOIN"
+                        " payments p ON p.booking_id = b.id WHERE p.status = 'succeeded'")
+            owed = q("SELECT COALESCE(SUM(b.payout_cents), 0) FROM bookings b JOIN payments p"
+                     " ON p.booking_id = b.id AND p.status = 'succeeded' WHERE"
+                     " b.status = 'completed' AND NOT EXISTS (SELECT 1 FROM payout_items i"
+                     " WHERE i.booking_id = b.id)")
+            return {"total": total, "paid": paid, "rateBps": paid * 10000 // total,
+                    "succeeded": succ, "failed": failed, "refunded": refd,
+                    "successRateBps": (succ + refd) * 10000 // (succ + refd + failed),
+                    "revenue": int(revenue), "owed": int(owed)}
+
+        def got():
+            m = adm.get("/api/admin/metrics").json
+            return {"total": m["bookings"]["total"], "paid": m["bookings"]["paid"],
+                    "rateBps": m["bookings"]["rateBps"],
+                    "succeeded": m["payments"]["succeeded"], "failed": m["payments"]["failed"],
+                    "refunded": m["payments"]["refunded"],
+                    "successRateBps": m["payments"]["successRateBps"],
+                    "revenue": m["platformRevenueCents"], "owed": m["pendingPayoutsCents"]}
+
+        wait_until(lambda: got() == expected(), message="metrics match the database")
+        before = got()
+        self.created(a, new_expert(0))
+        after = got()
+        self.assertEqual(after["total"], before["total"] + 1)
+        self.assertEqual(after["paid"], before["paid"] + 1)
+        self.assertGreaterEqual(after["revenue"], 300)
+        self.assertGreaterEqual(after["owed"], 2700)
