@@ -808,6 +808,20 @@ class CheckoutSessions(Resource):
     def retrieve(self, ctx, params, id):
         return self.s.get("checkout.session", id, "checkout.session")
 
+    def list(self, ctx, params):
+        """GET /v1/checkout/sessions, newest first; filters as Stripe's."""
+        limit = p_int(params, "limit", minimum=1)
+        limit = 10 if limit is None else limit
+        if limit > 100:
+            raise StripeError(400, "This value must be less than or equal to 100.", param="limit")
+        filters = {k: p_str(params, k) for k in ("payment_intent", "customer", "subscription")}
+        items = [cs for cs in self.s.objects["checkout.session"].values()
+                 if all(v is None or cs.get(k) == v for k, v in filters.items())]
+        items.sort(key=lambda cs: (cs["created"], cs["id"]), reverse=True)
+        page = list_of([view(cs) for cs in items[:limit]], "/v1/checkout/sessions")
+        page["has_more"] = len(items) > limit
+        return page
+
     def line_items_list(self, cs):
         return list_of([view(li) for li in cs["_line_items"]],
                        f"/v1/checkout/sessions/{cs['id']}/line_items")
@@ -1617,6 +1631,7 @@ class Emulator:
             ("POST", "/v1/customers", self.customers.create),
             ("GET", "/v1/customers/{id}", self.customers.retrieve),
             ("POST", "/v1/checkout/sessions", cs.create),
+            ("GET", "/v1/checkout/sessions", cs.list),
             ("GET", "/v1/checkout/sessions/{id}", cs.retrieve),
             ("GET", "/v1/checkout/sessions/{id}/line_items", cs.line_items),
             ("POST", "/v1/checkout/sessions/{id}/expire", cs.expire),

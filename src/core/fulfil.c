@@ -257,6 +257,35 @@ reverse_tx(void *arg)
 	return err;
 }
 
+/*
+ * A refund can be processed before anyone fulfilled the payment (events
+ * arrive out of order).  Asks Stripe which of our sessions the PaymentIntent
+ * paid and fulfils them first; the refund is then reversed as usual.  If a
+ * fulfilment is racing this one, its UNIQUE key makes this a no-op that
+ * waits for it to commit.
+ */
+static cd_err
+fulfil_sessions_of_intent(const char *intent)
+{
+	json_t *params, *list = NULL, *session;
+	cd_fulfilment f;
+	cd_err err;
+	size_t i;
+
+	params = json_pack("{s:s,s:i}", "payment_intent", intent, "limit", 10);
+	err = stripe_call("GET", "/v1/checkout/sessions", params, NULL, &list);
+	json_decref(params);
+	json_array_foreach(json_object_get(list, "data"), i, session) {
+		if (err != CD_OK)
+			break;
+		err = fulfil_session_object(session, 0, &f);
+		if (err == CD_NOT_FOUND || err == CD_FORBIDDEN)
+			err = CD_OK;	/* not ours, or refused */
+	}
+	json_decref(list);
+	return err;
+}
+
 cd_err
 fulfil_refund(const json_t *charge)
 {
@@ -269,6 +298,9 @@ fulfil_refund(const json_t *charge)
 	if (!stripe_id_ok(intent, "pi_") || !stripe_id_ok(jstr(charge, "id"), "ch_"))
 		return CD_OK;
 	if ((err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK)
+		return err;
+	if (local == NULL && ((err = fulfil_sessions_of_intent(intent)) != CD_OK ||
+	    (err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK))
 		return err;
 	if (local == NULL)
 		return CD_OK;	/* not a Checkout purchase (a booking, or not ours) */

@@ -677,6 +677,14 @@ struct render {
 	size_t			 start;	/* out->len when the render began */
 };
 
+/* Whether the render has used up its budget; see the top of the file. */
+static bool
+spent(const struct render *r)
+{
+	return r->steps >= TPL_MAX_STEPS ||
+	    r->out->len - r->start > TPL_MAX_OUTPUT;
+}
+
 static void
 put_indent(cd_buf *out, const struct indent *i)
 {
@@ -707,7 +715,7 @@ put_text(struct render *r, const char *s, size_t n)
 		buf_append(r->out, s, n);
 		return;
 	}
-	while (n > 0) {
+	while (n > 0 && !spent(r)) {
 		nl = memchr(s, '\n', n);
 		k = nl ? (size_t)(nl - s) + 1 : n;
 		flush(r);
@@ -732,7 +740,10 @@ fmt_real(char *tmp, size_t sz, double d)
 	snprintf(tmp, sz, "%.17g", d);
 }
 
-/* Objects, arrays and null interpolate as nothing. */
+/*
+ * Strings as they are, numbers as JSON would write them (85, 1.21), booleans
+ * as true and false; null, objects and arrays as nothing.
+ */
 static void
 put_value(struct render *r, const json_t *v, bool escape)
 {
@@ -826,7 +837,9 @@ render_section(struct render *r, const cd_tpl *t, size_t i,
 		if (!truthy(v))
 			render_range(r, t, i + 1, n->end, c);
 	} else if (json_is_array(v)) {
-		for (k = 0; k < json_array_size(v); k++) {
+		/* An empty body costs no node visits; each element counts. */
+		for (k = 0; k < json_array_size(v) && !spent(r); k++) {
+			r->steps++;
 			top.v = json_array_get(v, k);
 			render_range(r, t, i + 1, n->end, &top);
 		}
@@ -873,8 +886,7 @@ render_range(struct render *r, const cd_tpl *t, size_t from, size_t to,
 	size_t i = from;
 
 	while (i < to) {
-		if (r->steps >= TPL_MAX_STEPS ||
-		    r->out->len - r->start > TPL_MAX_OUTPUT)
+		if (spent(r))
 			return;
 		r->steps++;
 		n = &t->nodes[i];

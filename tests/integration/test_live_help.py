@@ -2,7 +2,6 @@
 purchases, bad input, isolation, slots and refunds (issue 2, tests 2-4, 6, 7,
 9, 10)."""
 
-import json
 import re
 import threading
 import time
@@ -10,11 +9,12 @@ import urllib.parse
 
 from .lib import (CARD_DECLINE, CARD_OK, Browser, Case, audit_count, base_url,
                   bought_live_help, check_status, checkout_rows, completed_event,
-                  db_row, db_rows, db_scalar, emu, emu_deliver, emu_hold, emu_pay,
+                  db_rows, db_scalar, emu_deliver, emu_fail, emu_hold, emu_pay,
                   emu_release, emu_state, event_processed, events_about, grant_hours,
+                  make_event, post_webhook,
                   new_slot, parallel, purchases_for_session, purchases_for_user,
                   register, session_event_ids, start_live_help, stripe_api,
-                  stripe_event_row, stripe_session, totals, wait_until)
+                  stripe_session, totals, wait_until)
 
 UNIT_CENTS = 4900   # products.live_help; read from the DB in the tests that need it
 
@@ -77,7 +77,9 @@ class CheckoutFlowTests(Case):
         m = re.search(r'<form[^>]*method="post"[^>]*action="([^"]+)"', page.text)
         self.assertIsNotNone(m, "no Pay form on the hosted page")
         self.assertIn('name="card"', page.text)
-        self.assertIn("$147.00", page.text, "3 x $49.00 not shown on the checkout page")
+        total = 3 * unit_cents()
+        self.assertIn(f"${total // 100}.{total % 100:02d}", page.text,
+                      "the 3-hour total is not on the checkout page")
         action = urllib.parse.urljoin(url, m.group(1).replace("&amp;", "&"))
 
         paid = a.request("POST", action, form={"card": CARD_OK})
@@ -277,7 +279,7 @@ class BadInputTests(Case):
             ({"quantity": 2.5}, None, 400, "invalid_quantity"),
             ({"quantity": True}, None, 400, "invalid_quantity"),
             ({"quantity": [1]}, None, 400, "invalid_quantity"),
-            ({"quantity": 99999999999999999999}, None, 400, "invalid_quantity"),
+            ({"quantity": 99999999999999999999}, None, 400, ("invalid_quantity", "invalid_json")),
             ({}, None, 400, "missing_quantity"),
             ({"quantity": None}, None, 400, "missing_quantity"),
             ({"quantity": 1, "session_id": "has spaces"}, None, 400, "invalid_session_id"),
@@ -514,3 +516,167 @@ class RefundTests(Case):
                                    " WHERE stripe_session_id = %s", sid), 2)
         self.assertEqual(db_scalar("SELECT SUM(units_reversed) FROM payment_reversals"
                                    " WHERE stripe_session_id = %s", sid), 4)
+
+
+class StripeTrustTests(Case):
+    """Fulfilment trusts the local record and Stripe's current state only."""
+
+    def test_session_not_created_by_the_app_grants_nothing(self):
+        a = register()
+        price = unit_cents()
+        r = stripe_api("POST", "/v1/checkout/sessions", {
+            "mode": "payment",
+            "success_url": f"{base_url()}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "line_items[0][quantity]": "5",
+            "line_items[0][price_data][currency]": "usd",
+            "line_items[0][price_data][unit_amount]": str(price),
+            "line_items[0][price_data][product_data][name]": "Live Help",
+            "metadata[user_id]": str(a.id), "metadata[product]": "live_help",
+            "metadata[item]": "live_help", "metadata[quantity]": "5",
+            "client_reference_id": str(a.id),
+        })
+        self.assertStatus(r, 200, "session made straight on Stripe")
+        sid = r.json["id"]
+        emu_pay(sid)
+        evt = completed_event(sid)
+        wait_until(lambda: event_processed(evt["id"]), 20,
+                   message="the foreign session's event processed")
+        self.assertError(a.confirm(sid), 404, "checkout_not_found")
+        self.assertEqual(a.get(f"/checkout/success?session_id={sid}").status, 404)
+        self.assertEqual(purchases_for_session(sid), [])
+        self.assertIsNone(totals(a.id))
+
+    def test_signed_event_claiming_paid_for_an_unpaid_session(self):
+        a = register()
+        sid = start_live_help(a, 5)
+        obj = dict(stripe_session(sid))
+        obj.update(status="complete", payment_status="paid", payment_intent="pi_itFake0001")
+        eid, body = make_event("checkout.session.completed", obj)
+        r = post_webhook(body)
+        self.assertStatus(r, 200, "a well-signed event about an unpaid session")
+        self.assertTrue(event_processed(eid))
+        self.assertEqual(purchases_for_session(sid), [], "granted on the payload's word")
+        self.assertIsNone(totals(a.id))
+        self.assertEqual(checkout_rows(a.id)[0]["status"], "open")
+
+
+class StripeFailureTests(Case):
+
+    def test_stripe_failure_on_buy_is_502_and_records_nothing(self):
+        a = register()
+        emu_fail(count=1, status=500)
+        r = a.buy_live_help(2)
+        self.assertError(r, 502, "payment_provider_error", "buy while Stripe fails")
+        self.assertEqual(checkout_rows(a.id), [])
+        self.assertNotIn("injected by the emulator", r.text, "Stripe's message leaked")
+        r = a.buy_live_help(2)
+        self.assertStatus(r, 200, "buy once Stripe is back")
+        self.assertEqual(len(checkout_rows(a.id)), 1)
+
+    def test_stripe_failure_on_confirm_is_502_then_recovers(self):
+        a = register()
+        sid = start_live_help(a, 2)
+        emu_hold()
+        emu_pay(sid)
+        emu_fail(count=1, status=500)
+        self.assertError(a.confirm(sid), 502, "payment_provider_error", "confirm, Stripe down")
+        self.assertEqual(purchases_for_session(sid), [])
+        r = a.confirm(sid)
+        self.assertStatus(r, 200)
+        self.assertEqual((r.json["paid"], r.json["fulfilledNow"]), (True, True))
+        self.assertEqual(len(purchases_for_session(sid)), 1)
+
+    def test_session_creation_sends_an_idempotency_key(self):
+        a = register()
+        before = emu_state()["idempotency_keys"]
+        start_live_help(a, 1)
+        start_live_help(a, 1)
+        self.assertEqual(emu_state()["idempotency_keys"], before + 2,
+                         "Checkout Session creation without an Idempotency-Key")
+
+    def test_concurrent_buys_with_one_client_key(self):
+        a = register()
+        barrier = threading.Barrier(8)
+
+        def buy(i):
+            barrier.wait(10)
+            return a.buy_live_help(3, session_id="double-click-1")
+
+        results = parallel(buy, range(8), threads=8)
+        for r in results:
+            self.assertNotIsInstance(r, Exception, repr(r))
+            self.assertStatus(r, 200, "concurrent buy with one client key")
+        self.assertEqual(len({r.json["session_id"] for r in results}), 1,
+                         [r.json for r in results])
+        self.assertEqual(len(checkout_rows(a.id)), 1)
+
+
+class OutOfOrderRefundTests(Case):
+
+    def test_refund_event_before_the_completed_event(self):
+        """charge.refunded delivered before checkout.session.completed: once
+        both are processed the refunded payment must not leave hours behind."""
+        a = register()
+        sid = start_live_help(a, 3)
+        emu_hold()
+        emu_pay(sid)
+        pi = stripe_session(sid)["payment_intent"]
+        r = stripe_api("POST", "/v1/refunds", {"payment_intent": pi})
+        self.assertStatus(r, 200, "refund")
+        refunded = events_about(r.json["charge"], "charge.refunded")
+        self.assertEqual(len(refunded), 1)
+        completed = completed_event(sid)
+        out = emu_release("reverse")
+        order = out["released"]
+        self.assertLess(order.index(refunded[0]["id"]), order.index(completed["id"]))
+        self.assertTrue(all(s == 200 for s in out["statuses"]), out)
+        for e in (refunded[0], completed):
+            self.assertTrue(event_processed(e["id"]))
+        self.assertEqual(hours_of(a), 0, "a fully refunded payment left its hours granted "
+                         f"(purchases {purchases_for_session(sid)}, totals {totals(a.id)})")
+        # and confirm-payment (the buyer coming back late) does not grant them either
+        r = a.confirm(sid)
+        self.assertStatus(r, 200)
+        self.assertEqual(hours_of(a), 0)
+
+
+class ConcurrentBookingTests(Case):
+
+    def test_one_hour_many_slots_concurrently(self):
+        a = register()
+        grant_hours(a, 1)
+        slots = [new_slot(3) for _ in range(6)]
+        barrier = threading.Barrier(len(slots))
+
+        def book(s):
+            barrier.wait(10)
+            return a.book(s)
+
+        results = parallel(book, slots, threads=len(slots))
+        statuses = sorted(r.status for r in results)
+        self.assertEqual(statuses, [201] + [402] * 5, [repr(r) for r in results])
+        self.assertEqual(totals(a.id), {"hours_total": 1, "hours_used": 1})
+        marks = ",".join(["%s"] * len(slots))
+        self.assertEqual(db_scalar(f"SELECT SUM(booked) FROM live_help_slots WHERE id IN "
+                                   f"({marks})", *slots), 1)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM live_help_redemptions"
+                                   " WHERE user_id = %s", a.id), 1)
+
+    def test_same_slot_concurrently_by_one_user(self):
+        a = register()
+        grant_hours(a, 5)
+        slot = new_slot(10)
+        barrier = threading.Barrier(5)
+
+        def book(i):
+            barrier.wait(10)
+            return a.book(slot)
+
+        results = parallel(book, range(5), threads=5)
+        statuses = sorted(r.status for r in results)
+        self.assertEqual(statuses, [201] + [409] * 4, [repr(r) for r in results])
+        for r in results:
+            if r.status == 409:
+                self.assertError(r, 409, "already_booked")
+        self.assertEqual(totals(a.id), {"hours_total": 5, "hours_used": 1})
+        self.assertEqual(db_scalar("SELECT booked FROM live_help_slots WHERE id = %s", slot), 1)

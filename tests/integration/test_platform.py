@@ -57,6 +57,14 @@ class AuthTests(Case):
         self.assertEqual(me.json["id"], j["id"])
         self.assertEqual(me.json["email"], email.lower())
 
+    def test_unicode_name_round_trips(self):
+        a = register(name="Zo\u00eb \U0001F680 \u6771\u4eac")
+        me = a.get("/api/me")
+        self.assertStatus(me, 200)
+        self.assertEqual(me.json["name"], "Zo\u00eb \U0001F680 \u6771\u4eac")
+        self.assertEqual(db_scalar("SELECT name FROM users WHERE id = %s", a.id),
+                         "Zo\u00eb \U0001F680 \u6771\u4eac")
+
     def test_register_duplicate_email_409(self):
         a = register()
         before = db_scalar("SELECT COUNT(*) FROM users")
@@ -232,3 +240,47 @@ class AuthTests(Case):
         for word in ("select ", "insert ", "mariadb", "mysql", "sql", "trace", ".c:"):
             self.assertNotIn(word, low, f"error body leaks {word!r}: {r.text}")
         self.assertFalse(re.search(r"sk_test_|whsec_", r.text))
+
+
+class SessionEdgeTests(Case):
+
+    def test_concurrent_registration_of_one_email(self):
+        import threading
+        from .lib import parallel
+        email = unique_email("race")
+        barrier = threading.Barrier(8)
+
+        def reg(i):
+            barrier.wait(10)
+            return Browser().post("/api/auth/register", {"email": email,
+                                                         "password": f"password-{i}-long",
+                                                         "name": f"Racer {i}"})
+
+        results = parallel(reg, range(8), threads=8)
+        statuses = sorted(r.status for r in results)
+        self.assertEqual(statuses, [201] + [409] * 7, [repr(r) for r in results])
+        for r in results:
+            if r.status == 409:
+                self.assertError(r, 409, "email_taken")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM users WHERE email = %s", email), 1)
+
+    def test_expired_session_is_signed_out(self):
+        from .lib import db_exec
+        a = register()
+        self.assertStatus(a.get("/api/me"), 200)
+        db_exec("UPDATE auth_sessions SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND"
+                " WHERE user_id = %s", a.id)
+        self.assertError(a.get("/api/me"), 401, "not_signed_in")
+        r = a.get("/dashboard")
+        self.assertStatus(r, 303)
+        self.assertEqual(r.header("location"), "/login?redirect=%2Fdashboard")
+
+    def test_csrf_token_belongs_to_its_session(self):
+        a = register()
+        b = Browser()
+        b.login(a.email, a.password)
+        self.assertNotEqual(a.csrf, b.csrf, "two sign-ins share one CSRF token")
+        r = b.post("/api/buy/live_help", {"quantity": 1}, csrf=False,
+                   headers={"X-CSRF-Token": a.csrf})
+        self.assertError(r, 403, "csrf_token_invalid", "token of the user's other session")
+        self.assertEqual(checkout_rows(a.id), [])

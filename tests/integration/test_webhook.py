@@ -6,7 +6,8 @@ import json
 import time
 
 from .lib import (Browser, Case, audit_count, completed_event, db_close, db_scalar,
-                  emu_config, emu_deliver, emu_deliveries, emu_hold, emu_ok, emu_pay,
+                  emu_config, emu_deliver, emu_deliveries, emu_fail, emu_hold, emu_ok,
+                  emu_pay,
                   emu_release, event_processed, events_about, make_event, post_webhook,
                   purchases_for_session, register, run_tool, session_event_ids, sign,
                   signature, stack, start_live_help, stripe_event_row, stripe_session,
@@ -322,3 +323,55 @@ class OrderingTests(Case):
         self.assertEqual(db_scalar("SELECT status FROM checkout_sessions"
                                    " WHERE stripe_session_id = %s", sid), "failed")
         self.assertEqual(stripe_session(sid)["payment_status"], "unpaid")
+
+
+class WebhookFailureTests(Case):
+
+    def test_stripe_down_while_processing_then_redelivery_fulfils(self):
+        a = register()
+        sid = start_live_help(a, 2)
+        emu_hold()
+        emu_pay(sid)
+        evt = completed_event(sid)
+        body = json.dumps(evt).encode()
+        emu_fail(count=1, status=500)
+        r = post_webhook(body)
+        self.assertTrue(500 <= r.status <= 599, f"webhook while Stripe fails: {r!r}")
+        self.assertError(r, r.status)
+        row = stripe_event_row(evt["id"])
+        if row is not None:
+            self.assertIsNone(row["processed_at"], "marked processed although it failed")
+        self.assertEqual(purchases_for_session(sid), [])
+        r = post_webhook(body)
+        self.assertStatus(r, 200, "redelivery")
+        self.assertEqual(r.json, {"received": True, "duplicate": False})
+        self.assertTrue(event_processed(evt["id"]))
+        self.assertEqual(len(purchases_for_session(sid)), 1)
+        self.assertEqual(totals(a.id)["hours_total"], 2)
+
+    def test_body_over_the_limit_is_413_and_not_stored(self):
+        eid, body = make_event("creditdesk.test_ping",
+                               {"id": "obj_big", "object": "thing", "pad": "x" * (1100 * 1024)})
+        r = post_webhook(body)
+        self.assertError(r, 413, "body_too_large")
+        self.assertEqual(event_rows(eid), 0)
+
+    def test_dispute_recorded_once(self):
+        a = register()
+        sid = start_live_help(a, 1)
+        emu_pay(sid)
+        pi = stripe_session(sid)["payment_intent"]
+        from .lib import stripe_api
+        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {})
+        ev = wait_until(lambda: events_about(dp["id"], "charge.dispute.created"), 10)
+        wait_until(lambda: event_processed(ev[0]["id"]), 20)
+        rows = db_scalar("SELECT COUNT(*) FROM disputes WHERE stripe_dispute_id = %s", dp["id"])
+        self.assertEqual(rows, 1)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
+                                   " 'DISPUTE_CREATED' AND entity_id = %s", charge), 1)
+        self.assertEqual(emu_deliver(ev[0]["id"], times=2)["statuses"], [200, 200])
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM disputes WHERE stripe_dispute_id = %s",
+                                   dp["id"]), 1)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
+                                   " 'DISPUTE_CREATED' AND entity_id = %s", charge), 1)

@@ -1,12 +1,14 @@
 /*
  * Unit tests for the Mustache engine (src/core/template.c).
  *
- * The first tables are every case of the five spec modules we implement
+ * The first tables are every case of the six spec modules we implement
  * (https://github.com/mustache/spec, specs/comments, interpolation,
- * sections, inverted, partials and delimiters .yml), with data and partials
- * written as JSON text.  The tables after them pin down what the spec leaves
- * open and what is ours: number formatting, truthiness of JSON values, error
- * messages, the recursion bound, and loading a directory.
+ * sections, inverted, partials and delimiters .yml, as of spec v1.3), with
+ * data and partials written as JSON text.  Lambdas, inheritance and dynamic
+ * names are optional modules and out of scope.  The tables after them pin
+ * down what the spec leaves open and what is ours: number formatting,
+ * truthiness of JSON values, error messages, the recursion and work bounds,
+ * and loading a directory.
  */
 #include <sys/stat.h>
 
@@ -624,6 +626,25 @@ START_TEST(recursion_is_bounded)
 }
 END_TEST
 
+/*
+ * Found by the fuzzer: a standalone partial that includes itself twice,
+ * with many lines, writes each line with 64 levels of indentation.  The
+ * output budget stops it at 64 MiB where the step budget alone let it run
+ * for minutes.
+ */
+START_TEST(indentation_is_budgeted)
+{
+	static const struct spec c = { "fan", "{}", "{{>self}}", "",
+	    "{\"self\":\" {{>self}}\\n }c\\n\\n\\n\\n\\n}}Ac\\n\\n"
+	    "\\n\\n\\n{{>self}}\\n\"}" };
+	cd_buf out = render_spec(&c);
+
+	ck_assert_uint_gt(out.len, 1 << 20);
+	ck_assert_uint_le(out.len, (1 << 26) + (1 << 20));
+	buf_free(&out);
+}
+END_TEST
+
 START_TEST(render_appends_and_repeats)
 {
 	cd_buf out = CD_BUF_INIT;
@@ -785,6 +806,7 @@ template_suite(void)
 	tcase_add_loop_test(tc, compile_error, 0, N(errors));
 	tcase_add_test(tc, nesting_limit);
 	tcase_add_test(tc, recursion_is_bounded);
+	tcase_add_test(tc, indentation_is_budgeted);
 	tcase_add_test(tc, render_appends_and_repeats);
 	tcase_add_test(tc, nul_bytes);
 	tcase_add_test(tc, set_replace_and_get);
