@@ -41,7 +41,7 @@ INSERT INTO platform_settings (name, int_value) VALUES
 
 -- What the one-time products cost.  Prices live here, not in C.
 CREATE TABLE products (
-  code               VARCHAR(32) NOT NULL PRIMARY KEY,
+  code               VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
   name               VARCHAR(100) NOT NULL,
   description        VARCHAR(255) NOT NULL,
   unit_amount_cents  INT UNSIGNED NOT NULL,

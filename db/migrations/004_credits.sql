@@ -30,10 +30,11 @@ CREATE TABLE credit_transactions (
   CONSTRAINT fk_credit_tx_user FOREIGN KEY (user_id) REFERENCES users (id)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
+-- Ids are compared byte for byte (ascii_bin): "BOOST-SMALL" is not a pack.
 -- Sized from the minimum subscription of 20,833 credits: half, one and two
 -- times it, with 0%, 10% and 15% bonus.
 CREATE TABLE boost_packs (
-  id             VARCHAR(32) NOT NULL PRIMARY KEY,
+  id             VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
   name           VARCHAR(64) NOT NULL,
   credits        INT UNSIGNED NOT NULL,
   bonus_credits  INT UNSIGNED NOT NULL,
@@ -52,7 +53,7 @@ INSERT INTO boost_packs (id, name, credits, bonus_credits, price_cents, badge, s
 CREATE TABLE boost_pack_purchases (
   id                 BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id            BIGINT UNSIGNED NOT NULL,
-  boost_pack_id      VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
+  boost_pack_id      VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   stripe_session_id  VARCHAR(255) NOT NULL,
   payment_intent_id  VARCHAR(255) NULL,
   amount_cents       BIGINT UNSIGNED NOT NULL,
@@ -66,7 +67,7 @@ CREATE TABLE boost_pack_purchases (
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE subscription_plans (
-  id               VARCHAR(32) NOT NULL PRIMARY KEY,
+  id               VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
   name             VARCHAR(64) NOT NULL,
   monthly_credits  INT UNSIGNED NOT NULL,
   price_cents      INT UNSIGNED NOT NULL,
@@ -81,7 +82,7 @@ INSERT INTO subscription_plans (id, name, monthly_credits, price_cents) VALUES
 CREATE TABLE subscriptions (
   id                      BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
   user_id                 BIGINT UNSIGNED NOT NULL,
-  plan_id                 VARCHAR(32) CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci NOT NULL,
+  plan_id                 VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   stripe_subscription_id  VARCHAR(255) NOT NULL,
   stripe_session_id       VARCHAR(255) NULL,
   status                  VARCHAR(32) NOT NULL,

@@ -187,12 +187,15 @@ hosted_reply(cd_req *r, const json_t *session)
 }
 
 static cd_sql q_customer = CD_SQL(
-    "SELECT stripe_customer_id FROM users WHERE id = ?");
+    "SELECT stripe_customer_id,"
+    " CAST(UNIX_TIMESTAMP(created_at) * 1000000 AS SIGNED) AS created"
+    " FROM users WHERE id = ?");
 static cd_sql q_set_customer = CD_SQL(
     "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id IS NULL");
 
+/* The stored customer, and the user row's creation time in microseconds. */
 static cd_err
-stored_customer(cd_req *r, const char **customer)
+stored_customer(cd_req *r, const char **customer, long long *created)
 {
 	json_t *row;
 	cd_err err;
@@ -201,6 +204,7 @@ stored_customer(cd_req *r, const char **customer)
 		return err;
 	*customer = row && jstr(row, "stripe_customer_id") ?
 	    arena_strdup(r->arena, jstr(row, "stripe_customer_id")) : NULL;
+	*created = jint(row, "created");
 	json_decref(row);
 	return CD_OK;
 }
@@ -208,20 +212,23 @@ stored_customer(cd_req *r, const char **customer)
 /*
  * Concurrent first purchases all send the same Idempotency-Key, so Stripe
  * creates one customer and answers each with it; the guarded UPDATE stores
- * it once, and everyone reads back what was stored.
+ * it once, and everyone reads back what was stored.  The key names the user
+ * row by id and creation time, so a reused id (a fresh database on the same
+ * Stripe account) never gets another user's customer.
  */
 cd_err
 stripe_customer(cd_req *r, const char **customer)
 {
 	json_t *params, *created;
+	long long since;
 	cd_err err;
 
-	if ((err = stored_customer(r, customer)) != CD_OK || *customer != NULL)
+	if ((err = stored_customer(r, customer, &since)) != CD_OK || *customer != NULL)
 		return err;
 	params = json_pack("{s:s,s:s,s:{s:I}}", "email", r->user->email, "name",
 	    r->user->name, "metadata", "user_id", (json_int_t)r->user->id);
 	err = stripe_call("POST", "/v1/customers", params, arena_printf(r->arena,
-	    "customer-%lld", r->user->id), &created);
+	    "customer-%lld-%lld", r->user->id, since), &created);
 	json_decref(params);
 	if (err != CD_OK)
 		return err;
@@ -231,5 +238,5 @@ stripe_customer(cd_req *r, const char **customer)
 	if ((err = db_exec(&q_set_customer, NULL, "si", jstr(created, "id"),
 	    r->user->id)) != CD_OK)
 		return err;
-	return stored_customer(r, customer);
+	return stored_customer(r, customer, &since);
 }
