@@ -6,14 +6,8 @@
  * partial "p".  A compile error is a normal outcome; a crash, a leak, an
  * out-of-bounds access or a hang is a bug.
  *
- * Build and run (the smaller budgets only keep runs fast; the defaults are
- * covered by a unit test and bound a render to well under a second):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -DTPL_MAX_STEPS=65536 -DTPL_MAX_OUTPUT=1048576 -Isrc/core \
- *     src/core/template.c src/core/buf.c src/core/escape.c \
- *     tests/fuzz/fuzz_template.c $(pkg-config --cflags --libs jansson) \
- *     -o fuzz_template
- *   ./fuzz_template -max_len=2048 -max_total_time=60
+ * Built and run by tests/fuzz/run.sh, with smaller step and output budgets
+ * that only keep runs fast (the defaults are covered by a unit test).
  */
 #include <stddef.h>
 #include <stdint.h>
