@@ -255,55 +255,61 @@ execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 	return err;
 }
 
+/* Executes q and reports what it changed; either output may be NULL. */
+static cd_err
+vrun(cd_sql *q, unsigned long long *affected, long long *id, const char *fmt,
+    va_list ap)
+{
+	MYSQL_STMT *st = NULL;
+	cd_err err;
+
+	if ((err = execute(q, fmt, ap, &st)) != CD_OK)
+		return err;
+	if (affected != NULL)
+		*affected = mysql_stmt_affected_rows(st);
+	if (id != NULL)
+		*id = (long long)mysql_stmt_insert_id(st);
+	return CD_OK;
+}
+
 cd_err
 db_exec(cd_sql *q, unsigned long long *affected, const char *fmt, ...)
 {
-	MYSQL_STMT *st = NULL;
 	va_list ap;
 	cd_err err;
 
 	va_start(ap, fmt);
-	err = execute(q, fmt, ap, &st);
+	err = vrun(q, affected, NULL, fmt, ap);
 	va_end(ap);
-	if (err == CD_OK && affected != NULL)
-		*affected = mysql_stmt_affected_rows(st);
 	return err;
 }
 
 cd_err
 db_insert(cd_sql *q, long long *id, const char *fmt, ...)
 {
-	MYSQL_STMT *st;
 	va_list ap;
 	cd_err err;
 
 	va_start(ap, fmt);
-	err = execute(q, fmt, ap, &st);
+	err = vrun(q, NULL, id, fmt, ap);
 	va_end(ap);
-	if (err == CD_OK && id != NULL)
-		*id = (long long)mysql_stmt_insert_id(st);
 	return err;
 }
 
 cd_err
 db_insert_once(cd_sql *q, bool *inserted, long long *id, const char *fmt, ...)
 {
-	MYSQL_STMT *st;
+	unsigned long long n = 0;
 	va_list ap;
 	cd_err err;
 
 	va_start(ap, fmt);
-	err = execute(q, fmt, ap, &st);
+	err = vrun(q, &n, id, fmt, ap);
 	va_end(ap);
-	*inserted = false;
+	*inserted = err == CD_OK && n == 1;
 	if (err == CD_CONFLICT && last_errno == ER_DUP_ENTRY)
-		return CD_OK;
-	if (err != CD_OK)
-		return err;
-	*inserted = mysql_stmt_affected_rows(st) == 1;
-	if (id != NULL)
-		*id = (long long)mysql_stmt_insert_id(st);
-	return CD_OK;
+		return CD_OK;	/* the key exists: someone else's insert counts */
+	return err;
 }
 
 /* One result column: where it is bound and how to turn it into JSON. */

@@ -45,8 +45,8 @@ esc_url_arg(cd_buf *b, const char *s)
 	}
 }
 
-static int
-hexval(char c)
+int
+hex_value(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -67,7 +67,7 @@ url_decode(char *s)
 		if (*s == '+') {
 			*w++ = ' ';
 		} else if (*s == '%') {
-			if ((hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0)
+			if ((hi = hex_value(s[1])) < 0 || (lo = hex_value(s[2])) < 0)
 				return false;
 			if (hi == 0 && lo == 0)
 				return false;

@@ -14,6 +14,8 @@
 void	 esc_html(cd_buf *, const char *, size_t);
 /* A query-string argument or path segment: all but unreserved %-encoded. */
 void	 esc_url_arg(cd_buf *, const char *);
+/* The value of one hex digit, or -1. */
+int	 hex_value(char);
 /* Decodes %XX and '+' in place; returns false on a bad escape or a NUL. */
 bool	 url_decode(char *);
 /* A header value must not contain CR, LF or NUL. */

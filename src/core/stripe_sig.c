@@ -22,24 +22,13 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "escape.h"
 #include "log.h"
 #include "stripe.h"
 
 #define MAC_LEN 32
 /* cfg allows 4 secrets; more than this is a caller's bug, not rotation. */
 #define MAX_SECRETS 8
-
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decodes exactly 64 hex digits into 32 bytes; -1 for anything else. */
 static int
@@ -51,7 +40,7 @@ parse_v1(const char *s, size_t n, unsigned char out[MAC_LEN])
 	if (n != 2 * MAC_LEN)
 		return -1;
 	for (i = 0; i < MAC_LEN; i++) {
-		if ((hi = hexval(s[2 * i])) < 0 || (lo = hexval(s[2 * i + 1])) < 0)
+		if ((hi = hex_value(s[2 * i])) < 0 || (lo = hex_value(s[2 * i + 1])) < 0)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
 	}
