@@ -72,7 +72,13 @@ db_connect(void)
 	mysql_optionsv(conn, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
 	mysql_optionsv(conn, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
 	mysql_optionsv(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
-	mysql_optionsv(conn, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");
+	/*
+	 * UTC everywhere; and a lock wait gives up (error 1205, which db_tx
+	 * retries) well before the client's read timeout would drop the
+	 * connection.
+	 */
+	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
+	    "SET time_zone = '+00:00', innodb_lock_wait_timeout = 10");
 	if (mysql_real_connect(conn, cfg->db_socket ? NULL : cfg->db_host,
 	    cfg->db_user, cfg->db_password, cfg->db_name,
 	    cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
@@ -215,44 +221,60 @@ bind_params(struct params *p, const char *fmt, va_list ap)
 	return 0;
 }
 
+/* Whether the last error was a deadlock or a lock-wait timeout. */
+static bool
+lock_conflict(void)
+{
+	return last_errno == ER_LOCK_DEADLOCK || last_errno == ER_LOCK_WAIT_TIMEOUT;
+}
+
+/* Prepares (or reuses) q, binds the parameters and executes it, once. */
+static cd_err
+execute_once(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
+{
+	struct params p;
+	MYSQL_STMT *st = NULL;
+	cd_err err;
+	va_list cp;
+
+	if ((err = prepare(q, &st)) != CD_OK)
+		return err;
+	va_copy(cp, ap);
+	err = bind_params(&p, fmt, cp) != 0 || p.n != mysql_stmt_param_count(st) ?
+	    CD_INTERNAL : CD_OK;
+	va_end(cp);
+	if (err != CD_OK) {
+		log_error("db: parameters do not match statement %p", (void *)q);
+		return err;
+	}
+	if (mysql_stmt_bind_param(st, p.bind) != 0 || mysql_stmt_execute(st) != 0)
+		return db_fail("execute", mysql_stmt_errno(st), mysql_stmt_error(st));
+	*out = st;
+	return CD_OK;
+}
+
 /*
- * Prepares (or reuses) q, binds the parameters and executes it.  A lost
- * connection outside a transaction is reopened and the statement run once
- * more; inside one the error goes up so the whole transaction is retried.
+ * Inside a transaction every error goes up, so that db_tx retries the whole
+ * transaction.  Outside one, a lone statement is its own transaction: a lost
+ * connection is reopened once, and a deadlock or lock-wait timeout is tried
+ * again a few times.
  */
 static cd_err
 execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 {
-	struct params p;
-	MYSQL_STMT *st = NULL;
-	cd_err err = CD_DB;
-	int attempt;
-	va_list cp;
+	int reconnects = 0, conflicts = 0;
+	cd_err err;
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		if ((err = prepare(q, &st)) != CD_OK) {
-			if (err == CD_DB && !in_tx && attempt == 0)
-				continue;
+	for (;;) {
+		err = execute_once(q, fmt, ap, out);
+		if (err == CD_OK || in_tx)
 			return err;
-		}
-		va_copy(cp, ap);
-		if (bind_params(&p, fmt, cp) != 0 ||
-		    p.n != mysql_stmt_param_count(st)) {
-			va_end(cp);
-			log_error("db: parameters do not match statement %p", (void *)q);
-			return CD_INTERNAL;
-		}
-		va_end(cp);
-		if (mysql_stmt_bind_param(st, p.bind) == 0 &&
-		    mysql_stmt_execute(st) == 0) {
-			*out = st;
-			return CD_OK;
-		}
-		err = db_fail("execute", mysql_stmt_errno(st), mysql_stmt_error(st));
-		if (err != CD_DB || in_tx)
-			return err;
+		if (err == CD_DB && reconnects++ == 0)
+			continue;
+		if (err == CD_CONFLICT && lock_conflict() && conflicts++ < 3)
+			continue;
+		return err;
 	}
-	return err;
 }
 
 /* Executes q and reports what it changed; either output may be NULL. */
@@ -530,8 +552,7 @@ simple(const char *sql)
 static bool
 retryable(cd_err err)
 {
-	return (err == CD_CONFLICT && (last_errno == ER_LOCK_DEADLOCK ||
-	    last_errno == ER_LOCK_WAIT_TIMEOUT)) || err == CD_DB;
+	return (err == CD_CONFLICT && lock_conflict()) || err == CD_DB;
 }
 
 cd_err

@@ -19,7 +19,8 @@ static cd_sql q_lock = CD_SQL(
     "SELECT credits_applied, credits_refunded FROM boost_pack_purchases"
     " WHERE stripe_session_id = ? FOR UPDATE");
 static cd_sql q_refunded = CD_SQL(
-    "UPDATE boost_pack_purchases SET credits_refunded = ? WHERE stripe_session_id = ?");
+    "UPDATE boost_pack_purchases SET credits_refunded = credits_refunded + ?"
+    " WHERE stripe_session_id = ?");
 
 void
 pack_description(cd_buf *b, const char *name, long long credits, long long bonus)
@@ -89,13 +90,15 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	json_decref(row);
 	if (delta <= 0)
 		return CD_OK;
-	if ((err = db_exec(&q_refunded, NULL, "is", target,
-	    ck->stripe_session_id)) != CD_OK ||
-	    (err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK)
+	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK)
 		return err;
+	/* Only what was taken back counts as refunded; spent credits stay spent. */
 	*units = delta < balance ? delta : balance;
 	if (*units == 0)
 		return CD_OK;
+	if ((err = db_exec(&q_refunded, NULL, "is", *units,
+	    ck->stripe_session_id)) != CD_OK)
+		return err;
 	meta = json_pack("{s:s,s:s?,s:I}", "stripeSessionId", ck->stripe_session_id,
 	    "paymentIntentId", ck->payment_intent_id, "refundedCents",
 	    (json_int_t)refunded_cents);

@@ -20,7 +20,8 @@ static cd_sql q_lock = CD_SQL(
     " JOIN user_live_help_totals t ON t.user_id = p.user_id"
     " WHERE p.stripe_session_id = ? FOR UPDATE");
 static cd_sql q_refunded = CD_SQL(
-    "UPDATE live_help_purchases SET hours_refunded = ? WHERE stripe_session_id = ?");
+    "UPDATE live_help_purchases SET hours_refunded = hours_refunded + ?"
+    " WHERE stripe_session_id = ?");
 static cd_sql q_take = CD_SQL(
     "UPDATE user_live_help_totals SET hours_total = hours_total - ? WHERE user_id = ?");
 
@@ -55,11 +56,14 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	json_decref(row);
 	if (delta <= 0)
 		return CD_OK;
+	/* Only what was taken back counts as refunded; used hours stay used. */
 	*units = delta < unused ? delta : unused;
-	if ((err = db_exec(&q_refunded, NULL, "is", target,
+	if (*units == 0)
+		return CD_OK;
+	if ((err = db_exec(&q_refunded, NULL, "is", *units,
 	    ck->stripe_session_id)) != CD_OK)
 		return err;
-	return *units ? db_exec(&q_take, NULL, "ii", *units, ck->user_id) : CD_OK;
+	return db_exec(&q_take, NULL, "ii", *units, ck->user_id);
 }
 
 static cd_err

@@ -254,7 +254,8 @@ stripe_parse_response(const char *method, const char *path, long status,
 		log_error("stripe %s %s: HTTP %ld: %s", method, path, status,
 		    msg);
 		json_decref(j);
-		return CD_STRIPE;
+		/* Stripe has no such object: a fact about the id, not an outage. */
+		return status == 404 ? CD_NOT_FOUND : CD_STRIPE;
 	}
 	if (!json_is_object(j)) {
 		log_error("stripe %s %s: HTTP %ld with a body that is not a "

@@ -5,7 +5,7 @@
  * (a[b][0][c]=v); every POST that creates something carries an
  * Idempotency-Key, and a transport failure is retried once with the same key.
  * A Stripe error returns CD_STRIPE after logging Stripe's message (never the
- * key).
+ * key); an object Stripe does not have (HTTP 404) is CD_NOT_FOUND.
  */
 #ifndef CD_STRIPE_H
 #define CD_STRIPE_H

@@ -38,6 +38,7 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
 {
 	const char *id = jstr(object, "id");
 	char path[320];
+	cd_err err;
 
 	*out = NULL;
 	if (!stripe_id_ok(id, prefix)) {
@@ -46,7 +47,13 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
 		return CD_OK;
 	}
 	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
-	return stripe_call("GET", path, NULL, NULL, out);
+	err = stripe_call("GET", path, NULL, NULL, out);
+	if (err == CD_NOT_FOUND) {
+		/* Stripe never had it: nothing to act on, nothing to retry. */
+		log_warn("event object %.60s is unknown to Stripe", id);
+		return CD_OK;
+	}
+	return err;
 }
 
 static cd_err

@@ -658,13 +658,14 @@ def post_webhook(body, signature_header=None, headers=None, sign_it=True):
 
 # ---------------------------------------------------------------- waiting, stack
 
-def wait_until(fn, timeout=20.0, interval=0.05, message=None):
+def wait_until(fn, timeout=20.0, interval=0.05, message=None, what=None):
     """Polls fn() until it returns something truthy; returns that value.
 
     Exceptions from fn (the database being away, say) count as "not yet".
     On timeout raises AssertionError naming what was awaited and the last
     value or exception seen.
     """
+    message = message or what
     deadline = time.monotonic() + timeout
     last = None
     while True:

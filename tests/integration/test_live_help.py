@@ -470,6 +470,8 @@ class RefundTests(Case):
                           rev[0]["amount_cents"], rev[0]["units_reversed"]),
                          (pi, "live_help", 3 * unit_cents(), 2))
         self.assertEqual(checkout_rows(a.id)[0]["status"], "refunded")
+        self.assertEqual(purchases_for_session(sid)[0]["hours_refunded"], 2,
+                         "the purchase records the hours taken back, not the used one")
         self.assertEqual(audit_count("PAYMENT_REFUNDED", sid), 1)
         lh = a.live_help().json
         self.assertEqual((lh["totalHours"], lh["usedHours"], lh["remainingHours"]), (1, 1, 0))

@@ -6,8 +6,8 @@ import signal
 import subprocess
 import threading
 
-from .lib import (Browser, Case, checkout_rows, emu_fail, env, register,
-                  wait_until)
+from .lib import (Browser, Case, checkout_rows, emu_fail, env, event_processed,
+                  make_event, post_webhook, register, wait_until)
 
 
 def children(family):
@@ -57,3 +57,15 @@ class StripeFailureTests(Case):
         r = b.buy_live_help(2)
         self.assertStatus(r, 200, "buy after Stripe recovers")
         self.assertEqual(len(checkout_rows(b.id)), 1)
+
+
+class UnknownObjectTests(Case):
+
+    def test_event_about_an_object_stripe_never_had_is_not_retried(self):
+        for etype, obj_id in (("checkout.session.completed", "cs_test_neverexisted42"),
+                              ("charge.refunded", "ch_neverexisted42"),
+                              ("invoice.paid", "in_neverexisted42")):
+            eid, body = make_event(etype, {"id": obj_id, "object": "x"})
+            r = post_webhook(body)
+            self.assertStatus(r, 200, f"{etype} about {obj_id}")
+            self.assertTrue(event_processed(eid), f"{etype} marked processed")
