@@ -141,9 +141,14 @@ fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
 		return CD_INTERNAL;
 	}
 	g.ck = &ck;
-	if ((err = db_tx(grant_tx, &g)) != CD_OK)
+	if ((err = db_tx(grant_tx, &g)) != CD_OK ||
+	    (g.product->after != NULL && (err = g.product->after(&ck)) != CD_OK))
 		return err;
 	out->granted_now = g.granted;
+	if (g.product->route == NULL) {
+		snprintf(out->route, sizeof(out->route), "/dashboard");
+		return CD_OK;
+	}
 	return g.product->route(&ck, out->route, sizeof(out->route));
 }
 

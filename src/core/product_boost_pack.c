@@ -109,11 +109,5 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return err;
 }
 
-static cd_err
-route(const cd_checkout *ck, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "/settings/billing");
-	return CD_OK;
-}
 
-const cd_product product_boost_pack = { "boost_pack", grant, reverse, route };
+const cd_product product_boost_pack = { "boost_pack", grant, reverse, NULL, NULL };

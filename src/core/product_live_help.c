@@ -66,11 +66,5 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return db_exec(&q_take, NULL, "ii", *units, ck->user_id);
 }
 
-static cd_err
-route(const cd_checkout *ck, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "/dashboard");
-	return CD_OK;
-}
 
-const cd_product product_live_help = { "live_help", grant, reverse, route };
+const cd_product product_live_help = { "live_help", grant, reverse, NULL, NULL };

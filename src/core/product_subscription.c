@@ -9,10 +9,12 @@
 #include <string.h>
 
 #include "db.h"
+#include "fulfil.h"
 #include "format.h"
 #include "ledger.h"
 #include "log.h"
 #include "products.h"
+#include "stripe.h"
 
 static cd_sql q_upsert = CD_SQL(
     "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id,"
@@ -51,14 +53,8 @@ grant(const cd_checkout *ck, bool *granted)
 	return CD_OK;
 }
 
-static cd_err
-route(const cd_checkout *ck, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "/settings/billing");
-	return CD_OK;
-}
 
-const cd_product product_subscription = { "subscription", grant, NULL, route };
+
 
 struct allocation {
 	const json_t	*invoice;
@@ -110,8 +106,8 @@ out:
 	return err;
 }
 
-cd_err
-subscription_invoice_paid(const json_t *invoice, const json_t *subscription)
+static cd_err
+invoice_paid(const json_t *invoice, const json_t *subscription)
 {
 	const json_t *meta = json_object_get(subscription, "metadata");
 	struct allocation a;
@@ -139,3 +135,47 @@ subscription_invoice_paid(const json_t *invoice, const json_t *subscription)
 	err = db_tx(allocate_tx, &a);
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
+
+/* GET /v1/<kind>/<id>; an id Stripe never had is *out = NULL, not an error. */
+static cd_err
+retrieve(const char *kind, const char *id, json_t **out)
+{
+	char path[320];
+	cd_err err;
+
+	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
+	err = stripe_call("GET", path, NULL, NULL, out);
+	return err == CD_NOT_FOUND ? CD_OK : err;
+}
+
+cd_err
+subscription_allocate_invoice(const char *invoice_id)
+{
+	json_t *invoice = NULL, *sub = NULL;
+	const char *sub_id;
+	cd_err err;
+
+	if (!stripe_id_ok(invoice_id, "in_"))
+		return CD_OK;
+	if ((err = retrieve("invoices", invoice_id, &invoice)) != CD_OK ||
+	    invoice == NULL)
+		return err;
+	sub_id = jstr(invoice, "subscription");
+	if (stripe_id_ok(sub_id, "sub_") &&
+	    (err = retrieve("subscriptions", sub_id, &sub)) == CD_OK && sub != NULL)
+		err = invoice_paid(invoice, sub);
+	json_decref(sub);
+	json_decref(invoice);
+	return err;
+}
+
+/* The first invoice is settled at once, whether or not invoice.paid came. */
+static cd_err
+after(const cd_checkout *ck)
+{
+	const char *invoice = jstr(ck->stripe, "invoice");
+
+	return invoice != NULL ? subscription_allocate_invoice(invoice) : CD_OK;
+}
+
+const cd_product product_subscription = { "subscription", grant, NULL, NULL, after };

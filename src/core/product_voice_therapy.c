@@ -43,11 +43,5 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
 }
 
-static cd_err
-route(const cd_checkout *ck, char *out, size_t outlen)
-{
-	snprintf(out, outlen, "/dashboard");
-	return CD_OK;
-}
 
-const cd_product product_voice_therapy = { "voice_therapy", grant, reverse, route };
+const cd_product product_voice_therapy = { "voice_therapy", grant, reverse, NULL, NULL };

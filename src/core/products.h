@@ -34,8 +34,10 @@ typedef struct cd_product {
 	/* Takes back units for refunded_cents of amount_cents; *units = taken. */
 	cd_err		(*reverse)(const cd_checkout *, long long refunded_cents,
 			    long long *units);
-	/* Where the buyer goes after paying (arena-free: static or buf). */
+	/* Where the buyer goes after paying; NULL means the dashboard. */
 	cd_err		(*route)(const cd_checkout *, char *out, size_t outlen);
+	/* Work that needs Stripe, after the grant committed; may be NULL. */
+	cd_err		(*after)(const cd_checkout *);
 } cd_product;
 
 extern const cd_product product_live_help;
@@ -47,9 +49,11 @@ extern const cd_product product_consultation;
 /* "Name: 22,916 Pilot Credits (includes 2,083 bonus)"; name may be NULL. */
 void	 pack_description(cd_buf *, const char *name, long long credits,
 	    long long bonus);
-/* invoice.paid: allocates the plan's monthly credits once per invoice. */
-cd_err	 subscription_invoice_paid(const json_t *invoice,
-	    const json_t *subscription);
+/*
+ * Retrieves the invoice and its subscription from Stripe and, if the invoice
+ * is paid, allocates the plan's monthly credits once for it.
+ */
+cd_err	 subscription_allocate_invoice(const char *invoice_id);
 
 const cd_product *product_find(const char *name);
 

@@ -164,21 +164,7 @@ on_dispute(const json_t *object)
 static cd_err
 on_invoice_paid(const json_t *object)
 {
-	json_t *invoice, *sub = NULL, *ref;
-	cd_err err;
-
-	if ((err = retrieve("invoices", "in_", object, &invoice)) != CD_OK ||
-	    invoice == NULL)
-		return err;
-	ref = json_pack("{s:O}", "id", json_object_get(invoice, "subscription"));
-	if (json_is_string(json_object_get(ref, "id")))
-		err = retrieve("subscriptions", "sub_", ref, &sub);
-	if (err == CD_OK && sub != NULL)
-		err = subscription_invoice_paid(invoice, sub);
-	json_decref(ref);
-	json_decref(sub);
-	json_decref(invoice);
-	return err;
+	return subscription_allocate_invoice(jstr(object, "id"));
 }
 
 static const struct {

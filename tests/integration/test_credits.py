@@ -293,6 +293,22 @@ class PackTests(CreditsCase):
         self.assertLedger()
 
 
+class SuccessPageTests(CreditsCase):
+
+    def test_success_page_fulfils_and_goes_to_the_dashboard(self):
+        u = self.user()
+        for body in ({"purchaseType": "boost_pack", "boostPackId": "boost-small"},
+                     {"purchaseType": "subscription", "planId": "starter"}):
+            r = create_checkout(u, body)
+            check_status(r, 200, f"create-checkout {body}")
+            sid = r.json["sessionId"]
+            emu_pay(sid)
+            r = u.get(f"/checkout/success?session_id={sid}")
+            self.assertStatus(r, 303, "success page")
+            self.assertEqual(r.header("location"), "/dashboard", body)
+        self.assertEqual(balance(u.id), (10417 + STARTER_CREDITS) * rate())
+
+
 class BadInputTests(CreditsCase):
 
     def test_missing_and_unknown_pack_ids(self):
