@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "bookings.h"
 #include "calc.h"
+#include "booking_pay.h"
 #include "db.h"
 #include "fulfil.h"
 #include "log.h"
@@ -38,8 +39,7 @@ static cd_sql q_lock_expert = CD_SQL(
  */
 static cd_sql q_overlap = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
-    " AND status IN ('awaiting_payment', 'scheduled')"
-    " AND start_time < ? AND end_time > ?");
+    " AND " BOOKING_HOLDS("bookings") " AND start_time < ? AND end_time > ?");
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
     " duration_minutes, price_cents, platform_fee_cents, payout_cents, status)"

@@ -37,10 +37,8 @@ static cd_sql q_pay_failed = CD_SQL(
 static cd_sql q_pay_refunded = CD_SQL(
     "UPDATE payments SET status = 'refunded' WHERE id = ? AND status <> 'refunded'");
 static cd_sql q_book_scheduled = CD_SQL(
-    "UPDATE bookings SET status = 'scheduled' WHERE id = ? AND status = 'awaiting_payment'");
-static cd_sql q_book_rescheduled = CD_SQL(
-    "UPDATE bookings SET status = 'scheduled'"
-    " WHERE id = ? AND status = 'payment_failed' AND start_time > UTC_TIMESTAMP()");
+    "UPDATE bookings SET status = 'scheduled' WHERE id = ?"
+    " AND status IN ('awaiting_payment', 'payment_failed') AND start_time > UTC_TIMESTAMP()");
 static cd_sql q_book_failed = CD_SQL(
     "UPDATE bookings SET status = 'payment_failed'"
     " WHERE id = ? AND status = 'awaiting_payment'");
@@ -50,8 +48,7 @@ static cd_sql q_book_cancelled = CD_SQL(
 /* Other bookings that hold any part of this booking's slot. */
 static cd_sql q_overlap_self = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings o JOIN bookings b ON b.id = ?"
-    " WHERE o.expert_id = b.expert_id AND o.id <> b.id"
-    " AND o.status IN ('awaiting_payment', 'scheduled')"
+    " WHERE o.expert_id = b.expert_id AND o.id <> b.id AND " BOOKING_HOLDS("o")
     " AND o.start_time < b.end_time AND o.end_time > b.start_time");
 static cd_sql q_refund_row = CD_SQL(
     "INSERT INTO refunds (payment_id, stripe_refund_id, amount_cents, reason)"
@@ -111,22 +108,20 @@ paid_tx(void *arg)
 	/* The one transition: whoever changes the payments row wins. */
 	if ((err = db_exec(&q_pay_succeeded, &n, "i", payment)) != CD_OK || n == 0)
 		return err;
-	if ((err = db_exec(&q_book_scheduled, &scheduled, "i", booking)) != CD_OK)
+	/*
+	 * The booking keeps (or, after a decline or an expired hold, takes
+	 * back) its slot only if nobody else holds that time; we hold the
+	 * expert lock, so nobody can book it while we look.  Otherwise it is
+	 * not scheduled, and the caller refunds the payment.
+	 */
+	if ((err = db_row(&q_overlap_self, &row, "i", booking)) != CD_OK)
 		return err;
-	if (scheduled == 0) {
-		/*
-		 * Paid after an earlier decline had released the slot: take the
-		 * slot back only if nobody has booked it since (we hold the
-		 * expert lock, so nobody can while we look).
-		 */
-		if ((err = db_row(&q_overlap_self, &row, "i", booking)) != CD_OK)
-			return err;
-		n = (unsigned long long)jint(row, "n");
-		json_decref(row);
-		if (n == 0 && (err = db_exec(&q_book_rescheduled, &scheduled, "i",
-		    booking)) != CD_OK)
-			return err;
-	}
+	n = (unsigned long long)jint(row, "n");
+	json_decref(row);
+	scheduled = 0;
+	if (n == 0 && (err = db_exec(&q_book_scheduled, &scheduled, "i",
+	    booking)) != CD_OK)
+		return err;
 	details = json_pack("{s:s,s:I,s:b}", "paymentIntent", jstr(p->pi, "id"),
 	    "amountCents", (json_int_t)jint(p->local, "amount_cents"), "scheduled",
 	    scheduled > 0);

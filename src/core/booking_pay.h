@@ -19,12 +19,23 @@
 #include "error.h"
 
 /*
+ * Whether booking alias b holds its expert's time: scheduled, or awaiting
+ * payment and created within the hold window (booking_hold_minutes).  One
+ * definition for every overlap check.
+ */
+#define BOOKING_HOLDS(b) \
+	"(" b ".status = 'scheduled' OR (" b ".status = 'awaiting_payment'" \
+	" AND " b ".created_at > UTC_TIMESTAMP(6) - INTERVAL (SELECT int_value" \
+	" FROM platform_settings WHERE name = 'booking_hold_minutes') MINUTE))"
+
+/*
  * A succeeded PaymentIntent: payment 'succeeded' and booking 'scheduled'
  * (BOOKING_PAID), once.  CD_NOT_FOUND if no booking's payment has this
  * PaymentIntent, CD_FORBIDDEN if its amount or currency differs from ours;
  * a PaymentIntent that has not succeeded changes nothing.  If the booking
  * can no longer be held (cancelled, or its slot was taken after an earlier
- * failure), the payment is refunded instead of being kept.
+ * failure or once its unpaid hold expired), the payment is refunded instead
+ * of being kept.
  */
 cd_err	 booking_payment_succeeded(const json_t *payment_intent);
 /*

@@ -349,6 +349,26 @@ class FailureTests(BookingCase):
         self.assertEqual(len(refund_rows(bid)), 1)
         self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
 
+    def test_unpaid_hold_expires_and_a_late_payment_is_refunded(self):
+        a, b = register(), register()
+        eid = new_expert(100)
+        start = future()[0]
+        j = self.created(a, eid, start)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        self.assertError(book(b, eid, start), 409, "booking_conflict", "held while unpaid")
+        hold = db_scalar("SELECT int_value FROM platform_settings"
+                         " WHERE name = 'booking_hold_minutes'")
+        self.assertEqual(hold, 30)
+        db_exec("UPDATE bookings SET created_at = UTC_TIMESTAMP(6) - INTERVAL 31 MINUTE"
+                " WHERE id = %s", bid)
+        self.created(b, eid, start)           # the hold expired: b takes the slot
+        emu_succeed(pi)                       # a pays late: refunded, released
+        status_is(bid, "payment_failed", "refunded")
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE expert_id = %s"
+                                   " AND status = 'scheduled'", eid), 0,
+                         "only b's booking may hold the slot, and it is unpaid yet")
+
 
 # ---------------------------------------------------------------- cancel
 
