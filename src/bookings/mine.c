@@ -29,7 +29,8 @@ static cd_sql q_mine = CD_SQL(
     " WHERE b.user_id = ? OR e.user_id = ?"
     " ORDER BY b.created_at DESC, b.id DESC LIMIT 200");
 static cd_sql q_complete = CD_SQL(
-    "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'");
+    "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'"
+    " AND start_time <= UTC_TIMESTAMP()");
 
 cd_err
 booking_load(cd_req *r, long long id, json_t **booking, long long *expert_user)
@@ -97,7 +98,8 @@ bookings_list(cd_req *r)
 struct completion {
 	cd_req		*r;
 	long long	 id;
-	bool		 done;
+	bool		 done;		/* this request completed it */
+	bool		 early;		/* scheduled, but it has not started */
 };
 
 static cd_err
@@ -107,22 +109,26 @@ complete_tx(void *arg)
 	unsigned long long n;
 	cd_err err;
 
-	if ((err = db_exec(&q_complete, &n, "i", c->id)) != CD_OK || n == 0)
+	if ((err = db_exec(&q_complete, &n, "i", c->id)) != CD_OK)
 		return err;
+	if (n == 0) {
+		c->early = true;	/* loaded as scheduled, so not started yet */
+		return CD_OK;
+	}
 	c->done = true;
 	return audit_write("BOOKING_COMPLETED", "booking",
 	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id, NULL, "info");
 }
 
 /*
- * Only the booking's expert completes it.  The customer knows the booking
- * exists, so they get 403; anyone else gets 404.  Completing a completed
- * booking again answers its state unchanged.
+ * Only the booking's expert completes it, and only once it has started.
+ * The customer knows the booking exists, so they get 403; anyone else gets
+ * 404.  Completing a completed booking again answers its state unchanged.
  */
 cd_err
 booking_complete(cd_req *r)
 {
-	struct completion c = { r, r->ids[0], false };
+	struct completion c = { r, r->ids[0], false, false };
 	long long expert_user;
 	json_t *booking;
 	cd_err err;
@@ -139,6 +145,10 @@ booking_complete(cd_req *r)
 	if (strcmp(jstr(booking, "status"), "scheduled") == 0 &&
 	    (err = db_tx(complete_tx, &c)) != CD_OK)
 		return err;
+	/* An expert is owed a payout only for a session that has happened. */
+	if (c.early)
+		return req_fail(r, CD_CONFLICT, "booking_not_started",
+		    "A booking can be marked completed once it has started.");
 	if ((err = booking_load(r, c.id, &booking, NULL)) != CD_OK)
 		return err;
 	if (booking == NULL || strcmp(jstr(booking, "status"), "completed") != 0)

@@ -64,6 +64,13 @@ def status_is(bid, booking_status, payment_status=None):
     return wait_until(check, message=f"booking {bid} {booking_status}/{payment_status}")
 
 
+def started(bid):
+    """Moves a booking two hours into the past, so that it has happened."""
+    db_exec("UPDATE bookings SET start_time = UTC_TIMESTAMP() - INTERVAL 2 HOUR,"
+            " end_time = UTC_TIMESTAMP() - INTERVAL 2 HOUR + INTERVAL duration_minutes MINUTE"
+            " WHERE id = %s", bid)
+
+
 def emu_succeed(pi):
     r = emu("POST", f"/_emu/payment_intents/{pi}/succeed", {})
     if r.status != 200:
@@ -444,6 +451,7 @@ class CancelTests(BookingCase):
                          "booking_not_found")
         self.assertError(other.post(f"/api/bookings/{bid}/confirm-payment", {}), 404,
                          "booking_not_found")
+        started(bid)
         self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
         self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409,
                          "booking_not_cancellable")
@@ -466,6 +474,10 @@ class CompleteTests(BookingCase):
         self.assertError(a.post(f"/api/bookings/{bid}/complete", {}), 403, "not_the_expert")
         self.assertError(other.post(f"/api/bookings/{bid}/complete", {}), 404,
                          "booking_not_found")
+        self.assertError(expert_user.post(f"/api/bookings/{bid}/complete", {}), 409,
+                         "booking_not_started")
+        self.assertEqual(booking_row(bid)["status"], "scheduled")
+        started(bid)
         r = expert_user.post(f"/api/bookings/{bid}/complete", {})
         self.assertStatus(r, 200, "complete")
         self.assertEqual(r.json["booking"]["status"], "completed")
@@ -496,6 +508,7 @@ class AdminTests(BookingCase):
 
     def completed(self, customer, expert_user, eid, minutes=30):
         bid, _ = self.paid(customer, eid, minutes)
+        started(bid)
         self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
         return bid
 
