@@ -32,8 +32,7 @@ intent_of(cd_req *r, const json_t *booking, json_t **pi)
 	*pi = NULL;
 	if (!stripe_id_ok(id, "pi_"))
 		return CD_INTERNAL;
-	err = stripe_call("GET", arena_printf(r->arena, "/v1/payment_intents/%s",
-	    id), NULL, NULL, pi);
+	err = stripe_retrieve("payment_intents", "pi_", id, pi);
 	req_own(r, *pi);
 	return err;
 }

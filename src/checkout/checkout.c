@@ -8,6 +8,7 @@
 #include "checkout.h"
 #include "fulfil.h"
 #include "page.h"
+#include "stripe.h"
 
 static const cd_field confirm_fields[] = {
 	{ "session_id", F_ID, F_REQUIRED, 4, 255, NULL },

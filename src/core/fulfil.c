@@ -51,20 +51,6 @@ product_find(const char *name)
 	return NULL;
 }
 
-bool
-stripe_id_ok(const char *id, const char *prefix)
-{
-	size_t n;
-
-	if (id == NULL || strncmp(id, prefix, strlen(prefix)) != 0)
-		return false;
-	for (n = 0; id[n] != '\0'; n++)
-		if (!(id[n] >= 'A' && id[n] <= 'Z') && !(id[n] >= 'a' &&
-		    id[n] <= 'z') && !(id[n] >= '0' && id[n] <= '9') && id[n] != '_')
-			return false;
-	return n > strlen(prefix) && n < 255;
-}
-
 struct grant {
 	const cd_product	*product;
 	const cd_checkout	*ck;
@@ -104,17 +90,19 @@ matches_local(const json_t *session, const json_t *local)
 	    cur != NULL && strcmp(cur, jstr(local, "currency")) == 0;
 }
 
+/* Our record of a checkout as a cd_checkout, with Stripe's facts passed in. */
 static void
-fill_checkout(cd_checkout *ck, const json_t *session, const json_t *local)
+fill_checkout(cd_checkout *ck, const json_t *local, const char *session_id,
+    const char *intent, const json_t *session)
 {
 	ck->id = jint(local, "id");
-	ck->stripe_session_id = jstr(session, "id");
+	ck->stripe_session_id = session_id;
 	ck->user_id = jint(local, "user_id");
 	ck->product = jstr(local, "product");
 	ck->item_code = jstr(local, "item_code");
 	ck->quantity = jint(local, "quantity");
 	ck->amount_cents = jint(local, "amount_cents");
-	ck->payment_intent_id = jstr(session, "payment_intent");
+	ck->payment_intent_id = intent;
 	ck->stripe = session;
 }
 
@@ -135,7 +123,8 @@ fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
 		    jstr(session, "id"));
 		return CD_FORBIDDEN;	/* never granted, whoever asks */
 	}
-	fill_checkout(&ck, session, local);
+	fill_checkout(&ck, local, jstr(session, "id"), jstr(session, "payment_intent"),
+	    session);
 	if ((g.product = product_find(ck.product)) == NULL) {
 		log_error("fulfil: no product %s", ck.product);
 		return CD_INTERNAL;
@@ -200,14 +189,13 @@ fulfil_session(const char *stripe_session_id, long long user_id,
     cd_fulfilment *out)
 {
 	json_t *local, *session = NULL;
-	char path[320];
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
 	if ((err = load_local(stripe_session_id, user_id, &local)) != CD_OK)
 		return err;
-	snprintf(path, sizeof(path), "/v1/checkout/sessions/%s", stripe_session_id);
-	if ((err = stripe_call("GET", path, NULL, NULL, &session)) == CD_OK)
+	if ((err = stripe_retrieve("checkout/sessions", "cs_", stripe_session_id,
+	    &session)) == CD_OK)
 		err = fulfil_with(session, local, out);
 	json_decref(session);
 	json_decref(local);
@@ -310,14 +298,7 @@ fulfil_refund(const json_t *charge)
 	if (local == NULL)
 		return CD_OK;	/* not a Checkout purchase (a booking, or not ours) */
 	memset(&rv, 0, sizeof(rv));
-	rv.ck.id = jint(local, "id");
-	rv.ck.stripe_session_id = jstr(local, "stripe_session_id");
-	rv.ck.user_id = jint(local, "user_id");
-	rv.ck.product = jstr(local, "product");
-	rv.ck.item_code = jstr(local, "item_code");
-	rv.ck.quantity = jint(local, "quantity");
-	rv.ck.amount_cents = jint(local, "amount_cents");
-	rv.ck.payment_intent_id = intent;
+	fill_checkout(&rv.ck, local, jstr(local, "stripe_session_id"), intent, NULL);
 	rv.refunded = jint(charge, "amount_refunded");
 	snprintf(key, sizeof(key), "%s/%lld", jstr(charge, "id"), rv.refunded);
 	rv.key = key;

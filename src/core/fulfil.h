@@ -36,7 +36,4 @@ cd_err	 fulfil_refund(const json_t *charge);
 /* Marks an open local session failed (async payment failed). */
 cd_err	 fulfil_failed(const char *stripe_session_id);
 
-/* Stripe ids are short and of one alphabet; everything else is refused. */
-bool	 stripe_id_ok(const char *id, const char *prefix);
-
 #endif

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "db.h"
-#include "fulfil.h"
 #include "format.h"
 #include "ledger.h"
 #include "log.h"
@@ -136,37 +135,21 @@ invoice_paid(const json_t *invoice, const json_t *subscription)
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
-/* GET /v1/<kind>/<id>; an id Stripe never had is *out = NULL, not an error. */
-static cd_err
-retrieve(const char *kind, const char *id, json_t **out)
-{
-	char path[320];
-	cd_err err;
-
-	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
-	err = stripe_call("GET", path, NULL, NULL, out);
-	return err == CD_NOT_FOUND ? CD_OK : err;
-}
-
 cd_err
 subscription_allocate_invoice(const char *invoice_id)
 {
 	json_t *invoice = NULL, *sub = NULL;
-	const char *sub_id;
 	cd_err err;
 
-	if (!stripe_id_ok(invoice_id, "in_"))
-		return CD_OK;
-	if ((err = retrieve("invoices", invoice_id, &invoice)) != CD_OK ||
-	    invoice == NULL)
-		return err;
-	sub_id = jstr(invoice, "subscription");
-	if (stripe_id_ok(sub_id, "sub_") &&
-	    (err = retrieve("subscriptions", sub_id, &sub)) == CD_OK && sub != NULL)
+	/* An invoice or subscription Stripe does not have: nothing to allocate. */
+	if ((err = stripe_retrieve("invoices", "in_", invoice_id, &invoice)) == CD_OK)
+		err = stripe_retrieve("subscriptions", "sub_",
+		    jstr(invoice, "subscription"), &sub);
+	if (err == CD_OK)
 		err = invoice_paid(invoice, sub);
 	json_decref(sub);
 	json_decref(invoice);
-	return err;
+	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
 /* The first invoice is settled at once, whether or not invoice.paid came. */

@@ -473,3 +473,30 @@ out:
 	buf_free(&sink.buf);
 	return err;
 }
+
+bool
+stripe_id_ok(const char *id, const char *prefix)
+{
+	size_t n;
+
+	if (id == NULL || strncmp(id, prefix, strlen(prefix)) != 0)
+		return false;
+	for (n = 0; id[n] != '\0'; n++)
+		if (!(id[n] >= 'A' && id[n] <= 'Z') && !(id[n] >= 'a' &&
+		    id[n] <= 'z') && !(id[n] >= '0' && id[n] <= '9') && id[n] != '_')
+			return false;
+	return n > strlen(prefix) && n < 255;
+}
+
+cd_err
+stripe_retrieve(const char *kind, const char *prefix, const char *id,
+    json_t **out)
+{
+	char path[320];
+
+	*out = NULL;
+	if (!stripe_id_ok(id, prefix))
+		return CD_NOT_FOUND;
+	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
+	return stripe_call("GET", path, NULL, NULL, out);
+}

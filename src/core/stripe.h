@@ -20,6 +20,14 @@
 /* method "GET" or "POST"; params may be NULL; idem_key required for creates. */
 cd_err	 stripe_call(const char *method, const char *path, json_t *params,
 	    const char *idem_key, json_t **out);
+/*
+ * GET /v1/<kind>/<id>, e.g. ("charges", "ch_", id): an id that is not of
+ * that kind, or that Stripe does not have, is CD_NOT_FOUND.
+ */
+cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
+	    json_t **out);
+/* Stripe ids are short and of one alphabet; everything else is refused. */
+bool	 stripe_id_ok(const char *id, const char *prefix);
 /* Stripe's nested form encoding of an object. */
 void	 stripe_form_encode(const json_t *params, cd_buf *out);
 

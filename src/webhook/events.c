@@ -31,26 +31,21 @@ static cd_sql q_dispute = CD_SQL(
 
 typedef cd_err (*event_fn)(const json_t *object);
 
-/* Retrieves /v1/<kind>/<id> when id has the expected prefix. */
+/*
+ * The object an event is about, as Stripe has it now.  An id of the wrong
+ * kind, or one Stripe never had, is *out = NULL: nothing to act on, and
+ * nothing for Stripe to retry.
+ */
 static cd_err
 retrieve(const char *kind, const char *prefix, const json_t *object,
     json_t **out)
 {
 	const char *id = jstr(object, "id");
-	char path[320];
 	cd_err err;
 
-	*out = NULL;
-	if (!stripe_id_ok(id, prefix)) {
-		log_warn("event object id %.40s is not a %s id", id ? id : "(none)",
-		    prefix);
-		return CD_OK;
-	}
-	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
-	err = stripe_call("GET", path, NULL, NULL, out);
-	if (err == CD_NOT_FOUND) {
-		/* Stripe never had it: nothing to act on, nothing to retry. */
-		log_warn("event object %.60s is unknown to Stripe", id);
+	if ((err = stripe_retrieve(kind, prefix, id, out)) == CD_NOT_FOUND) {
+		log_warn("event object %.60s is not a %s Stripe has",
+		    id ? id : "(none)", prefix);
 		return CD_OK;
 	}
 	return err;

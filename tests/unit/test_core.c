@@ -15,6 +15,7 @@
 #include "escape.h"
 #include "fulfil.h"
 #include "request.h"
+#include "stripe.h"
 
 START_TEST(route_literal_and_ids)
 {
