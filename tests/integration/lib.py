@@ -740,15 +740,19 @@ def start_live_help(browser, quantity, **extra):
     return sid
 
 
-def bought_live_help(browser, quantity):
-    """A paid and confirmed Live Help purchase; returns the session id."""
-    sid = start_live_help(browser, quantity)
+def pay_and_confirm(browser, sid):
+    """Pays a Checkout Session on the emulator and confirms it; returns sid."""
     emu_pay(sid)
     r = browser.confirm(sid)
     check_status(r, 200, "confirm-payment")
-    if not r.json.get("paid"):
+    if r.json.get("paid") is not True:
         raise AssertionError(f"confirm-payment: not paid: {r!r}")
     return sid
+
+
+def bought_live_help(browser, quantity):
+    """A paid and confirmed Live Help purchase; returns the session id."""
+    return pay_and_confirm(browser, start_live_help(browser, quantity))
 
 
 def log_sizes():

@@ -10,10 +10,10 @@ checked for every user it touched:
 import json
 import threading
 
-from .lib import (Browser, Case, check_status, checkout_rows, completed_event,
-                  db_exec, db_row, db_rows, db_scalar, emu_deliver, emu_hold,
-                  emu_ok, emu_pay, emu_release, emu_state, event_processed, events_about,
-                  list_events, parallel, register, session_event_ids, stripe_api,
+from .lib import (Browser, Case, check_status, checkout_rows, completed_event, db_exec,
+                  db_row, db_rows, db_scalar, emu_deliver, emu_hold, emu_ok, emu_pay,
+                  emu_release, emu_state, event_processed, events_about, list_events,
+                  parallel, pay_and_confirm, register, session_event_ids, stripe_api,
                   stripe_session, wait_until)
 
 PACKS = {
@@ -49,13 +49,7 @@ def start_pack(u, pack_id):
 
 def buy_pack(u, pack_id):
     """A paid, confirmed boost pack; returns the Checkout Session id."""
-    sid = start_pack(u, pack_id)
-    emu_pay(sid)
-    r = u.confirm(sid)
-    check_status(r, 200, "confirm-payment")
-    if r.json.get("paid") is not True:
-        raise AssertionError(f"confirm-payment: not paid: {r!r}")
-    return sid
+    return pay_and_confirm(u, start_pack(u, pack_id))
 
 
 def balance_row(user_id):

@@ -4,9 +4,9 @@ under concurrency, expiry, isolation, duplicate webhooks and refunds."""
 
 import threading
 
-from .lib import (Browser, Case, check_status, checkout_rows, completed_event,
-                  db_exec, db_row, db_rows, db_scalar, emu_deliver, emu_hold, emu_pay,
-                  emu_release, event_processed, events_about, promote, register,
+from .lib import (Browser, Case, check_status, checkout_rows, completed_event, db_exec,
+                  db_row, db_rows, db_scalar, emu_deliver, emu_hold, emu_pay, emu_release,
+                  event_processed, events_about, pay_and_confirm, promote, register,
                   session_event_ids, stripe_api, stripe_session, wait_until)
 
 MINUTES = 15          # platform_settings.voice_minutes_per_pack
@@ -32,13 +32,7 @@ def start_voice_checkout(u, **body):
 
 def buy_voice(u):
     """A paid, confirmed Voice AI Therapy pack; returns the Checkout Session id."""
-    sid = start_voice_checkout(u)
-    emu_pay(sid)
-    r = u.confirm(sid)
-    check_status(r, 200, "confirm-payment")
-    if r.json.get("paid") is not True:
-        raise AssertionError(f"confirm-payment: not paid: {r!r}")
-    return sid
+    return pay_and_confirm(u, start_voice_checkout(u))
 
 
 def credit_rows(user_id):
