@@ -31,7 +31,9 @@ answers() {
 
 STARTED=
 if ! answers; then
-	if bash "$STACK" status 2>/dev/null | grep -q '^mariadb *stopped'; then
+	# status exits 3 when something is stopped: read its output, not its code
+	status=$(bash "$STACK" status 2>/dev/null || true)
+	if grep -q '^mariadb *stopped' <<<"$status"; then
 		STARTED=1
 	fi
 	echo "bench: no stack answering for $CD_STATE_DIR; starting one"
