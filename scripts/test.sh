@@ -15,7 +15,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TEST_STATE=$(realpath -m "${CD_TEST_STATE_DIR:-$REPO/.state-test}")
+TEST_STATE_ASKED=$(realpath -m "${CD_TEST_STATE_DIR:-$REPO/.state-test}")
+TEST_STATE=	# the directory the stack really uses (set in main, see stack.sh state-dir)
 
 PASSED=0
 FAILED=0
@@ -25,7 +26,7 @@ TMP_FILES=()
 # The stack is configured only through these, whatever the caller's shell
 # had exported (a sourced .state/env, for instance).
 stack() {
-	CD_STATE_DIR=$TEST_STATE \
+	CD_STATE_DIR=$TEST_STATE_ASKED \
 	CD_HTTP_PORT=${CD_TEST_HTTP_PORT:-18081} \
 	CD_DB_PORT=${CD_TEST_DB_PORT:-13307} \
 	CD_EMU_PORT=${CD_TEST_EMU_PORT:-12112} \
@@ -192,6 +193,10 @@ main() {
 		summary
 		exit 1
 	fi
+
+	# Under /var/lib/creditdesk when the clone is where the service users
+	# cannot reach (known only once deps.sh has created those users).
+	TEST_STATE=$(stack state-dir)
 
 	run_unit_tests
 	run_fuzz_smoke
