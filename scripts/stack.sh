@@ -84,7 +84,8 @@ state_dir() {
 	if ((EUID != 0)) || services_reach "$(dirname "$STATE_ASKED")"; then
 		echo "$STATE_ASKED"
 	else
-		echo "/var/lib/creditdesk/$(basename "$STATE_ASKED")-$(printf %s "$STATE_ASKED" | sha256sum | cut -c1-12)"
+		local base=${STATE_ASKED##*/}
+		echo "/var/lib/creditdesk/${base#.}-$(printf %s "$STATE_ASKED" | sha256sum | cut -c1-12)"
 	fi
 }
 STATE=$(state_dir)
