@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing packages, builds, runs the C unit tests
 # (make check), the layout tests (tests/layout/), the Stripe emulator's
-# self-test and a short fuzz run of every harness, starts a private test stack (its own datadir, ports and
-# emulator, wiped at every run so results do not depend on earlier runs),
-# runs the integration tests against it, and stops it again whatever happens.
+# self-test and a short fuzz run of every harness, starts a private test
+# stack (its own datadir, ports and emulator, wiped at every run so results
+# do not depend on earlier runs), runs the integration tests against it,
+# and stops it again whatever happens.
 # The last line printed is exactly "N passed, N failed" (unit test cases plus
 # integration tests); the exit status is non-zero if anything failed.
 #
