@@ -115,20 +115,21 @@ run_unit_tests() {
 # A short libFuzzer run of every parser harness (tests/fuzz/run.sh); each
 # harness that builds and runs without a finding counts as one passed test.
 run_fuzz_smoke() {
-	local f name
+	local f name log
 	echo "== fuzz smoke (${CD_FUZZ_SECONDS:-10}s per harness)"
+	log=$(mktemp "${TMPDIR:-/tmp}/cd-test-fuzz.XXXXXX")
+	TMP_FILES+=("$log")
 	for f in "$REPO"/tests/fuzz/fuzz_*.c; do
 		name=$(basename "$f" .c)
-		if FUZZ_SECONDS=${CD_FUZZ_SECONDS:-10} bash "$REPO/tests/fuzz/run.sh" "$name" >"$TEST_STATE.fuzz.log" 2>&1; then
+		if FUZZ_SECONDS=${CD_FUZZ_SECONDS:-10} bash "$REPO/tests/fuzz/run.sh" "$name" >"$log" 2>&1; then
 			PASSED=$((PASSED + 1))
 			echo "ok   fuzz $name"
 		else
 			FAILED=$((FAILED + 1))
 			echo "FAIL fuzz $name (see tests/fuzz/out/)"
-			tail -n 20 "$TEST_STATE.fuzz.log" >&2
+			tail -n 20 "$log" >&2
 		fi
 	done
-	rm -f "$TEST_STATE.fuzz.log"
 }
 
 # ---- checks that need no stack
