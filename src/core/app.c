@@ -114,7 +114,7 @@ parse_json(cd_req *r)
 		r->json = req_own(r, json_object());
 		return CD_OK;
 	}
-	if (strncmp(r->content_type, "application/json", 16) != 0)
+	if (!media_type_is(r->content_type, "application/json"))
 		return CD_UNSUPPORTED_MEDIA;
 	r->json = req_own(r, json_loadb(r->body, r->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr));

@@ -67,6 +67,8 @@ const char *req_cookie(cd_req *, const char *name);
 const char *req_query(cd_req *, const char *name);
 
 /* Records a specific error code and sentence; returns err for `return`. */
+/* True if Content-Type ct is exactly type, parameters aside (RFC 9110). */
+bool	 media_type_is(const char *ct, const char *type);
 cd_err	 req_fail(cd_req *, cd_err err, const char *code, const char *message);
 /* The request takes one reference of j and drops it when it ends. */
 json_t	*req_own(cd_req *, json_t *j);

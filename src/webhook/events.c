@@ -176,6 +176,32 @@ static const struct {
 	{ "invoice.paid", on_invoice_paid },
 };
 
+/*
+ * What stripe_events can hold: an event id, a type and the id of the object
+ * it is about (when it has one), within their column sizes.  A signed event
+ * that does not fit is refused as bad input (400), never a database error
+ * (503), which would make Stripe redeliver it for days.
+ */
+#define EVENT_TYPE_MAX	100	/* stripe_events.type */
+#define OBJECT_ID_MAX	255	/* stripe_events.object_id */
+
+static bool
+event_fits(const char *id, const char *type, const json_t *object)
+{
+	const json_t *oid = json_object_get(object, "id");
+
+	if (!stripe_id_ok(id, "evt_") || type == NULL || *type == '\0' ||
+	    strlen(type) > EVENT_TYPE_MAX ||
+	    (oid != NULL && !json_is_null(oid) && (!json_is_string(oid) ||
+	    json_string_length(oid) > OBJECT_ID_MAX))) {
+		log_warn("event refused: id, type or object id missing or too"
+		    " long (id %.40s, type %.40s)", id ? id : "(none)",
+		    type ? type : "(none)");
+		return false;
+	}
+	return true;
+}
+
 static event_fn
 handler_for(const char *type)
 {
@@ -200,7 +226,7 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 	cd_err err;
 
 	*duplicate = false;
-	if (!stripe_id_ok(id, "evt_") || type == NULL || !json_is_object(object))
+	if (!json_is_object(object) || !event_fits(id, type, object))
 		return CD_BAD_REQUEST;
 	if ((err = db_insert_once(&q_record, &fresh, NULL, "sssibs", id, type,
 	    jstr(object, "id"), jint(event, "created"), raw, rawlen, source)) !=
