@@ -487,6 +487,7 @@ nginx_render() {
 		-e "s|@PID_FILE@|$NGINX_PID|g" -e "s|@LOG_DIR@|$LOG|g" \
 		-e "s|@TEMP_DIR@|$NGINX_PREFIX/tmp|g" -e "s|@RUN_DIR@|$RUN|g" \
 		-e "s|@STATIC_DIR@|$REPO/templates/static|g" \
+		-e "s|@HEADERS_CONF@|$REPO/nginx/security-headers.conf|g" \
 		-e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
 		"$REPO/nginx/creditdesk.conf.in" >"$NGINX_CONF.new"
 	if grep -n '@[A-Z_]*@' "$NGINX_CONF.new" >&2; then

@@ -81,6 +81,17 @@ media_type_is(const char *ct, const char *type)
 	return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * nginx sets HTTPS=on when it terminates TLS itself; behind a TLS-terminating
+ * proxy it does not, and the public URL tells that browsers use https.
+ */
+bool
+reached_over_https(const char *https, const char *public_url)
+{
+	return (https != NULL && strcmp(https, "on") == 0) ||
+	    (public_url != NULL && strncasecmp(public_url, "https://", 8) == 0);
+}
+
 cd_err
 req_fail(cd_req *r, cd_err err, const char *code, const char *message)
 {

@@ -73,6 +73,18 @@ START_TEST(media_type_exact)
 }
 END_TEST
 
+START_TEST(https_from_cgi_or_public_url)
+{
+	ck_assert(reached_over_https("on", "http://127.0.0.1:8080"));
+	ck_assert(reached_over_https(NULL, "https://creditdesk.example"));
+	ck_assert(reached_over_https("", "HTTPS://creditdesk.example/"));
+	ck_assert(!reached_over_https(NULL, "http://127.0.0.1:8080"));
+	ck_assert(!reached_over_https("off", "http://creditdesk.example"));
+	ck_assert(!reached_over_https(NULL, "httpsx://creditdesk.example"));
+	ck_assert(!reached_over_https(NULL, NULL));
+}
+END_TEST
+
 START_TEST(arena_allocates_and_resets)
 {
 	cd_arena *a = arena_new();
@@ -264,6 +276,7 @@ main(void)
 	tcase_add_test(tc, route_literal_and_ids);
 	tcase_add_test(tc, route_rejects_bad_ids);
 	tcase_add_test(tc, media_type_exact);
+	tcase_add_test(tc, https_from_cgi_or_public_url);
 	tcase_add_test(tc, arena_allocates_and_resets);
 	tcase_add_test(tc, buf_grows);
 	tcase_add_test(tc, escapers);
