@@ -362,33 +362,12 @@ db_setup() {
 	mariadb --defaults-file="$ROOT_CNF" -e "$sql" || die "creating the database and its users failed"
 }
 
-# The application's grants, table by table, renewed after every migration so
-# that tables a later migration adds get them too.  Two tables are
-# append-only by grants: audit_log may be read and added to, never changed or
-# emptied; stripe_events may be read and added to and an event marked
-# processed (processed_at, the one column the code updates), but an event is
-# never deleted and its id, type and body never change.  Privileges add up,
-# so the app must hold no database-level grant (one from an older stack is
-# revoked once the table grants are in place).
+# The application's grants, table by table (audit_log and stripe_events
+# append-only), renewed after every migration so new tables get them too.
 db_grant_app() {
-	local q="SELECT table_name FROM information_schema.tables WHERE table_schema = '$DB_NAME'
-		AND table_name NOT IN ('audit_log', 'stripe_events', 'schema_migrations')"
-	local tables t host who sql=""
-	tables=$(mariadb --defaults-file="$ROOT_CNF" --batch --skip-column-names -e "$q") ||
-		die "listing the tables of $DB_NAME failed"
-	for host in localhost 127.0.0.1; do
-		who="'$APP_DB_USER'@'$host'"
-		for t in $tables; do
-			sql+="GRANT SELECT, INSERT, UPDATE, DELETE ON \`$DB_NAME\`.\`$t\` TO $who;"
-		done
-		sql+="GRANT SELECT, INSERT ON \`$DB_NAME\`.audit_log TO $who;
-		GRANT SELECT, INSERT, UPDATE (processed_at) ON \`$DB_NAME\`.stripe_events TO $who;"
-		if [[ -n $(mariadb --defaults-file="$ROOT_CNF" --batch --skip-column-names -e \
-			"SELECT 1 FROM mysql.db WHERE User = '$APP_DB_USER' AND Host = '$host' AND Db = '$DB_NAME'") ]]; then
-			sql+="REVOKE ALL PRIVILEGES ON \`$DB_NAME\`.* FROM $who;"
-		fi
-	done
-	mariadb --defaults-file="$ROOT_CNF" -e "$sql" || die "granting $APP_DB_USER its table privileges failed"
+	"$REPO/db/grant-app.sh" --defaults-file="$ROOT_CNF" "$DB_NAME" \
+		"'$APP_DB_USER'@'localhost'" "'$APP_DB_USER'@'127.0.0.1'" ||
+		die "granting $APP_DB_USER its table privileges failed"
 }
 
 # Migrations as the admin user, then the demo rows.

@@ -5,6 +5,7 @@ migration adds get the app's grants on the next start; and each route
 family's processes hold only the Stripe secrets that family uses."""
 
 import os
+import secrets
 
 import pymysql
 
@@ -101,19 +102,20 @@ class DatabaseGrantTests(Case):
                          and "`stripe_events`" in g], grants)
 
     def test_a_table_added_by_a_later_migration_gets_the_grants_on_start(self):
-        lib.db_exec("DROP TABLE IF EXISTS it_later_table")
-        lib.db_exec("CREATE TABLE it_later_table (id INT PRIMARY KEY, v INT)")
+        # A new name each run: grants outlive a dropped table of the same name.
+        table = "it_later_" + secrets.token_hex(6)
+        lib.db_exec(f"CREATE TABLE {table} (id INT PRIMARY KEY, v INT)")
         try:
-            self.assertDenied("INSERT INTO it_later_table VALUES (1, 1)")
+            self.assertDenied(f"INSERT INTO {table} VALUES (1, 1)")
             lib.stack("start")
             conn = app_db()     # privileges are read at connect time
             with conn.cursor() as c:
-                c.execute("INSERT INTO it_later_table VALUES (1, 1)")
-                c.execute("UPDATE it_later_table SET v = 2 WHERE id = 1")
-                c.execute("DELETE FROM it_later_table WHERE id = 1")
+                c.execute(f"INSERT INTO {table} VALUES (1, 1)")
+                c.execute(f"UPDATE {table} SET v = 2 WHERE id = 1")
+                c.execute(f"DELETE FROM {table} WHERE id = 1")
             conn.close()
         finally:
-            lib.db_exec("DROP TABLE IF EXISTS it_later_table")
+            lib.db_exec(f"DROP TABLE IF EXISTS {table}")
 
 
 class FamilySecretTests(Case):
