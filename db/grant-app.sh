@@ -20,8 +20,9 @@ set -euo pipefail
 
 die() { echo "grant-app: $*" >&2; exit 1; }
 
-(($# >= 3)) && [[ $1 == --defaults-file=* ]] ||
+if (($# < 3)) || [[ $1 != --defaults-file=* ]]; then
 	die "usage: $0 --defaults-file=FILE DATABASE 'USER'@'HOST' ..."
+fi
 CNF=${1#*=} DB=$2
 shift 2
 [[ $DB =~ ^[A-Za-z0-9_]+$ ]] || die "bad database name: $DB"
