@@ -3,7 +3,14 @@ every response (API, pages, redirects, static files, nginx's own errors),
 and on HTML pages a Content-Security-Policy that runs only our own script
 files, with no inline code left in any page."""
 
+import http.client
+import os
 import re
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
 
 from . import lib
 from .lib import Case
@@ -104,3 +111,92 @@ class SecurityHeaderTests(Case):
         self.assertTrue(attrs.get("httponly"))
         self.assertEqual(attrs.get("samesite"), "Lax")
         self.assertNotIn("secure", attrs)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TlsFrontTests(Case):
+    """nginx/production.conf.example in front of this stack, with a throw-away
+    certificate: HTTP redirects to HTTPS, every HTTPS response has HSTS and
+    the common headers exactly once (the inner nginx's copies hidden)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp(prefix="cd-front-")
+        d = cls.dir
+        os.chmod(d, 0o755)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=creditdesk.example", "-keyout", f"{d}/key.pem",
+                        "-out", f"{d}/cert.pem"], check=True, capture_output=True)
+        repo = lib.env("CD_REPO")
+        cls.http_port, cls.https_port = free_port(), free_port()
+        with open(os.path.join(repo, "nginx", "production.conf.example")) as f:
+            site = f.read()
+        for old, new in (
+                ("/etc/letsencrypt/live/creditdesk.example/fullchain.pem", f"{d}/cert.pem"),
+                ("/etc/letsencrypt/live/creditdesk.example/privkey.pem", f"{d}/key.pem"),
+                ("/etc/nginx/creditdesk/security-headers.conf",
+                 os.path.join(repo, "nginx", "security-headers.conf")),
+                ("listen 80;", f"listen 127.0.0.1:{cls.http_port};"),
+                ("listen 443 ssl http2;", f"listen 127.0.0.1:{cls.https_port} ssl http2;"),
+                ("http://127.0.0.1:8080", lib.base_url()),
+                ("ssl_stapling on;", "ssl_stapling off;")):
+            assert old in site, old
+            site = site.replace(old, new)
+        site = "\n".join(line for line in site.splitlines() if "[::]" not in line)
+        with open(f"{d}/site.conf", "w") as f:
+            f.write(site)
+        with open(f"{d}/nginx.conf", "w") as f:
+            f.write(f"pid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\n"
+                    f"http {{\n access_log off;\n client_body_temp_path {d}/body;\n"
+                    f" proxy_temp_path {d}/proxy;\n include {d}/site.conf;\n}}\n")
+        subprocess.run(["nginx", "-p", d + "/", "-c", f"{d}/nginx.conf"], check=True,
+                       capture_output=True)
+        lib.wait_until(lambda: os.path.exists(f"{d}/nginx.pid"), timeout=10, what="front nginx")
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            with open(f"{cls.dir}/nginx.pid") as f:
+                os.kill(int(f.read().strip()), signal.SIGQUIT)
+        except (OSError, ValueError):
+            pass
+
+    def https(self, method, path, body=None, headers=None):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", self.https_port, context=ctx, timeout=30)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            out = {}
+            for k, v in r.getheaders():
+                out.setdefault(k.lower(), []).append(v)
+            return lib.Response(r.status, out, r.read())
+        finally:
+            conn.close()
+
+    def test_http_redirects_to_https(self):
+        r = lib.http_request("GET", f"http://127.0.0.1:{self.http_port}/dashboard?x=1",
+                             headers={"Host": "creditdesk.example"})
+        self.assertStatus(r, 301)
+        self.assertEqual(r.header("location"), "https://creditdesk.example/dashboard?x=1")
+
+    def test_every_https_response_has_hsts_and_the_headers_once(self):
+        for what, method, path, status in (("page", "GET", "/", 200),
+                                           ("redirect", "GET", "/dashboard", 303),
+                                           ("API 401", "GET", "/api/me", 401),
+                                           ("static", "GET", "/static/app.js", 200),
+                                           ("webhook 400", "POST", "/api/stripe/webhook", 400)):
+            with self.subTest(what):
+                r = self.https(method, path, body=b"{}" if method == "POST" else None,
+                               headers={"Content-Type": "application/json"})
+                self.assertStatus(r, status, what)
+                self.assertEqual(r.header_all("strict-transport-security"),
+                                 ["max-age=63072000; includeSubDomains"], what)
+                self.assertEqual(r.header_all("x-content-type-options"), [NOSNIFF], what)
+                self.assertEqual(r.header_all("referrer-policy"), [REFERRER], what)
