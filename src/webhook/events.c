@@ -185,15 +185,25 @@ static const struct {
 #define EVENT_TYPE_MAX	100	/* stripe_events.type */
 #define OBJECT_ID_MAX	255	/* stripe_events.object_id */
 
+/* A string of 1 to max bytes without an embedded NUL. */
 static bool
-event_fits(const char *id, const char *type, const json_t *object)
+fits(const json_t *s, size_t max)
 {
+	size_t n = json_string_length(s);
+
+	return json_is_string(s) && n > 0 && n <= max &&
+	    strlen(json_string_value(s)) == n;
+}
+
+static bool
+event_fits(const json_t *event, const json_t *object)
+{
+	const char *id = jstr(event, "id"), *type = jstr(event, "type");
 	const json_t *oid = json_object_get(object, "id");
 
-	if (!stripe_id_ok(id, "evt_") || type == NULL || *type == '\0' ||
-	    strlen(type) > EVENT_TYPE_MAX ||
-	    (oid != NULL && !json_is_null(oid) && (!json_is_string(oid) ||
-	    json_string_length(oid) > OBJECT_ID_MAX))) {
+	if (!stripe_id_ok(id, "evt_") ||
+	    !fits(json_object_get(event, "type"), EVENT_TYPE_MAX) ||
+	    (oid != NULL && !json_is_null(oid) && !fits(oid, OBJECT_ID_MAX))) {
 		log_warn("event refused: id, type or object id missing or too"
 		    " long (id %.40s, type %.40s)", id ? id : "(none)",
 		    type ? type : "(none)");
@@ -226,7 +236,7 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 	cd_err err;
 
 	*duplicate = false;
-	if (!json_is_object(object) || !event_fits(id, type, object))
+	if (!json_is_object(object) || !event_fits(event, object))
 		return CD_BAD_REQUEST;
 	if ((err = db_insert_once(&q_record, &fresh, NULL, "sssibs", id, type,
 	    jstr(object, "id"), jint(event, "created"), raw, rawlen, source)) !=

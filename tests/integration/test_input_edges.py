@@ -66,6 +66,14 @@ class OversizedEventTests(Case):
         self.assertRefused(eid, body, "event id too long")        # 255 >= 255
         eid, body = make_event("creditdesk.test_ping", obj={"id": 12345})
         self.assertRefused(eid, body, "object id not a string")
+        eid, body = make_event("")
+        self.assertRefused(eid, body, "empty type")
+        # A NUL inside a string never gets past the JSON parser.
+        for what, (eid, body) in (
+                ("object id with a NUL", make_event("x.y", obj={"id": "ch_1\u0000x"})),
+                ("type with a NUL", make_event("x.y\u0000z"))):
+            self.assertError(post_webhook(body), 400, "invalid_json", what)
+            self.assertEqual(event_rows(eid), 0, what)
 
     def test_the_longest_ids_that_fit_are_stored(self):
         eid, body = make_event("x." + "y" * 98, obj={"id": "ch_" + "a" * 252},
