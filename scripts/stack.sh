@@ -272,20 +272,34 @@ write_client_cnf() {
 	)
 }
 
-# The environment the responders and the admin tool read (see src/core/cfg.h).
+# The environment every responder and the admin tool read (see src/core/cfg.h):
+# the database and the public URL, and no Stripe secret (family_env adds
+# those only where they are used).
 app_env() {
 	APP_ENV=(
 		PATH=/usr/local/bin:/usr/bin:/bin TZ=UTC LANG=C.UTF-8
 		CD_DB_SOCKET="$DB_SOCK" CD_DB_HOST=127.0.0.1 CD_DB_PORT="$DB_PORT"
 		CD_DB_USER="$APP_DB_USER" CD_DB_PASSWORD="$DB_APP_PASSWORD" CD_DB_NAME="$DB_NAME"
-		STRIPE_API_BASE="$EMU_URL" STRIPE_SECRET_KEY="$STRIPE_SECRET_KEY"
-		STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET"
 		CD_PUBLIC_URL="$BASE_URL" CD_TEMPLATE_DIR="$APP/templates"
 	)
 	local v
 	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE ASAN_OPTIONS UBSAN_OPTIONS; do
 		[[ -z ${!v:-} ]] || APP_ENV+=("$v=${!v}")
 	done
+}
+
+# FAMILY_ENV: family $1's environment, APP_ENV plus only the secrets it uses.
+# checkout and bookings call Stripe; webhook calls Stripe and verifies
+# signatures, so it alone holds the signing secret (with creditdesk-reconcile,
+# which tests run from $STATE/env).  auth, credits, sessions and pages never
+# call Stripe and hold neither.
+family_env() {
+	local stripe=(STRIPE_API_BASE="$EMU_URL" STRIPE_SECRET_KEY="$STRIPE_SECRET_KEY")
+	FAMILY_ENV=("${APP_ENV[@]}")
+	case $1 in
+	checkout | bookings) FAMILY_ENV+=("${stripe[@]}") ;;
+	webhook) FAMILY_ENV+=("${stripe[@]}" STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET") ;;
+	esac
 }
 
 # $STATE/env: everything tests and tools need, shell-sourceable, mode 600.
@@ -394,19 +408,27 @@ db_secure_root() {
 }
 
 # The database and its two accounts: the application's least-privilege user
-# and the admin user for migrations and tests.  Passwords follow $SECRETS.
+# (its grants come from db_grant_app, after migrating) and the admin user for
+# migrations and tests.  Passwords follow $SECRETS.
 db_setup() {
 	local host sql="CREATE DATABASE IF NOT EXISTS $DB_NAME CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
 	for host in localhost 127.0.0.1; do
 		sql+="
 		CREATE USER IF NOT EXISTS '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
 		ALTER USER '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
-		GRANT SELECT, INSERT, UPDATE, DELETE ON $DB_NAME.* TO '$APP_DB_USER'@'$host';
 		CREATE USER IF NOT EXISTS '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
 		ALTER USER '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
 		GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$ADMIN_DB_USER'@'$host';"
 	done
 	mariadb --defaults-file="$ROOT_CNF" -e "$sql" || die "creating the database and its users failed"
+}
+
+# The application's grants, table by table (audit_log and stripe_events
+# append-only), renewed after every migration so new tables get them too.
+db_grant_app() {
+	"$REPO/db/grant-app.sh" --defaults-file="$ROOT_CNF" "$DB_NAME" \
+		"'$APP_DB_USER'@'localhost'" "'$APP_DB_USER'@'127.0.0.1'" ||
+		die "granting $APP_DB_USER its table privileges failed"
 }
 
 # Migrations as the admin user, then the demo rows.
@@ -501,7 +523,8 @@ family_start() {
 		opts+=(-G "$NGINX_OS_GROUP")
 	fi
 	rm -f "$sock"
-	launch "$RUN/$fam.pid" "$LOG/$fam.log" env -i "${APP_ENV[@]}" \
+	family_env "$fam"
+	launch "$RUN/$fam.pid" "$LOG/$fam.log" env -i "${FAMILY_ENV[@]}" \
 		spawn-fcgi "${opts[@]}" -- /usr/bin/multiwatch -f "$CHILDREN" -- "$bin"
 	pid=$(<"$RUN/$fam.pid")
 	for ((i = 0; i < 50; i++)); do
@@ -548,6 +571,7 @@ nginx_render() {
 		-e "s|@PID_FILE@|$NGINX_PID|g" -e "s|@LOG_DIR@|$LOG|g" \
 		-e "s|@TEMP_DIR@|$NGINX_PREFIX/tmp|g" -e "s|@RUN_DIR@|$RUN|g" \
 		-e "s|@STATIC_DIR@|$APP/templates/static|g" \
+		-e "s|@HEADERS_CONF@|$REPO/nginx/security-headers.conf|g" \
 		-e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
 		"$REPO/nginx/creditdesk.conf.in" >"$NGINX_CONF.new"
 	if grep -n '@[A-Z_]*@' "$NGINX_CONF.new" >&2; then
@@ -636,6 +660,7 @@ cmd_start() {
 	db_start
 	db_setup
 	db_migrate
+	db_grant_app
 	emu_start
 	deploy_app
 	local fam

@@ -417,6 +417,7 @@ static int
 refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
     size_t n)
 {
+	bool grown = false;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -432,8 +433,13 @@ refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
 		if (mysql_stmt_fetch_column(st, &binds[i], (unsigned)i, 0) != 0)
 			return -1;
 		c->error = 0;
+		grown = true;
 	}
-	return 0;
+	/*
+	 * The statement still holds the old, freed buffers: bind the grown
+	 * ones, or the next row's fetch writes into freed memory.
+	 */
+	return grown && mysql_stmt_bind_result(st, binds) != 0 ? -1 : 0;
 }
 
 /* Fetches every row of an executed statement into a new array. */

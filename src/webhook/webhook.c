@@ -48,7 +48,8 @@ receive(cd_req *r)
 		    "The event is not a JSON object.");
 	err = event_accept(event, r->body, r->body_len, "webhook", &duplicate);
 	if (err == CD_BAD_REQUEST)
-		return req_fail(r, err, "invalid_event", "The event has no id or type.");
+		return req_fail(r, err, "invalid_event",
+		    "The event's id, type or object id is missing or too long.");
 	if (err != CD_OK)
 		return err == CD_STRIPE ? CD_STRIPE : CD_DB;
 	resp_json(r, 200, json_pack("{s:b,s:b}", "received", 1, "duplicate",
