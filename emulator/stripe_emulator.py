@@ -19,17 +19,21 @@ asynchronous, redeliver events, hold and reorder webhooks, inject API
 failures, and reset the state.  See emulator/README.md.
 
 Python 3 standard library only.  All state is in memory, guarded by one
-lock that is never held while a webhook is on the network.  Listens on
+lock that is never held while a webhook is on the network; with
+--state-file it is also saved to that JSON file shortly after every change
+and on shutdown, and loaded on start, so a restarted emulator still knows
+every customer, session, event and idempotent result.  Listens on
 127.0.0.1 only.
 
 Usage:
   python3 emulator/stripe_emulator.py --port 12111 --api-key sk_test_x \
       --webhook-url http://127.0.0.1:8080/api/stripe/webhook \
       --webhook-secret whsec_x [--retry-schedule 1,2,4,8,16,32] \
-      [--public-url http://127.0.0.1:12111] [--webhook-workers 4]
+      [--public-url http://127.0.0.1:12111] [--webhook-workers 4] \
+      [--state-file STATE.json]
 Each option may also come from the environment: EMU_PORT, STRIPE_SECRET_KEY,
 EMU_WEBHOOK_URL, STRIPE_WEBHOOK_SECRET (comma-separated: the first signs),
-EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS.
+EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS, EMU_STATE_FILE.
 """
 
 import argparse
@@ -430,6 +434,105 @@ class Store:
         return evt
 
 
+class Persistence:
+    """The store saved in one JSON file, so a restart loses nothing.
+
+    Changes only mark the store dirty; one writer thread saves a snapshot a
+    moment later (coalescing bursts), and flush() saves at shutdown.  The file
+    is written to a temporary name and renamed, so it is always whole.  Saved:
+    every object, the events in order with the bodies they were signed with,
+    their delivery state and the kept idempotent results.  Not saved: the
+    delivery log, held or scheduled deliveries (a restart drops pending
+    retries, as a missed webhook; creditdesk-reconcile picks those up),
+    injected failures and webhook settings (they come from the command line).
+    """
+
+    VERSION = 1
+    QUIET = 0.05          # seconds to wait for more changes before saving
+
+    def __init__(self, store, path):
+        self.s = store
+        self.path = path
+        self.cond = threading.Condition()
+        self.io = threading.Lock()
+        self.dirty = False
+        threading.Thread(target=self._writer, name="persist", daemon=True).start()
+
+    def mark(self):
+        with self.cond:
+            self.dirty = True
+            self.cond.notify()
+
+    def _writer(self):
+        pause = self.QUIET
+        while True:
+            with self.cond:
+                while not self.dirty:
+                    self.cond.wait()
+            time.sleep(pause)
+            started = time.monotonic()
+            try:
+                self.flush()
+            except OSError as e:
+                log(f"cannot save state to {self.path}: {e}")
+            # A snapshot holds the store lock: under load keep that to a fifth.
+            pause = max(self.QUIET, 4 * (time.monotonic() - started))
+
+    def flush(self):
+        with self.io:
+            with self.cond:
+                self.dirty = False
+            with self.s.lock:
+                text = json.dumps(self._snapshot(), separators=(",", ":"))
+            tmp = f"{self.path}.tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                      "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, self.path)
+
+    def _snapshot(self):
+        s = self.s
+        return {
+            "version": self.VERSION,
+            "objects": {t: objs for t, objs in s.objects.items() if t != "event"},
+            "events": [[eid, s.event_body[eid].decode("utf-8"), s.event_state[eid]]
+                       for eid in s.event_order],
+            "idempotency": {k: {"path": e["path"], "fp": e["fp"], "status": e["resp"].status,
+                                "body": e["resp"].body.decode("utf-8")}
+                            for k, e in s.idem.items() if e["resp"] is not None},
+        }
+
+    def load(self):
+        """Restores a saved store; False when there is no file yet."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return False
+        if data.get("version") != self.VERSION:
+            raise ValueError(f"{self.path}: unknown state version {data.get('version')!r}")
+        s = self.s
+        with s.lock:
+            s.reset()
+            for t, objs in data["objects"].items():
+                s.objects[t].update(objs)
+            for eid, body, state in data["events"]:
+                evt = json.loads(body)
+                if state["delivered"]:
+                    evt["pending_webhooks"] = 0
+                s.objects["event"][eid] = evt
+                s.event_seq[eid] = len(s.event_order)
+                s.event_order.append(eid)
+                s.event_body[eid] = body.encode("utf-8")
+                s.event_state[eid] = state
+            for key, e in data["idempotency"].items():
+                done = threading.Event()
+                done.set()
+                s.idem[key] = {"path": e["path"], "fp": e["fp"], "done": done,
+                               "resp": Response(e["status"], e["body"].encode("utf-8"))}
+        return True
+
+
 class Resource:
     def __init__(self, emu):
         self.emu = emu
@@ -459,6 +562,14 @@ class Customers(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("customer", id, "customer")
+
+    def delete(self, ctx, params, id):
+        """As Stripe: the customer is gone; later references to it are
+        resource_missing errors."""
+        c = self.s.get("customer", id, "customer")
+        del self.s.objects["customer"][id]
+        self.s.emit(ctx, "customer.deleted", c)
+        return {"id": id, "object": "customer", "deleted": True}
 
 
 # ---------------------------------------------------------------------------
@@ -855,7 +966,7 @@ class CheckoutSessions(Resource):
     def _complete(self, cs, paid):
         email = cs["customer_email"]
         if not email and cs["customer"]:
-            email = self.s.objects["customer"][cs["customer"]]["email"]
+            email = self.s.objects["customer"].get(cs["customer"], {}).get("email")
         cs.update(status="complete", payment_status="paid" if paid else "unpaid",
                   customer_details={"address": None, "email": email, "name": None,
                                     "phone": None, "tax_exempt": "none", "tax_ids": []})
@@ -1304,6 +1415,7 @@ class Webhooks:
                         self._push(schedule[chain_no - 1], event_id, chain_no + 1, "retry", gen)
                 else:
                     state["gave_up"] = True
+        self.emu.changed()
         log(f"webhook {event_id} {etype} {kind} -> {status if status is not None else error} "
             f"({elapsed}ms)")
         return status, error
@@ -1383,6 +1495,10 @@ class Controls(Resource):
         with self.s.lock:
             self.s.fail_count, self.s.fail_status = count, status
         return {"count": count, "status": status}
+
+    def delete_customer(self, data, id):
+        with self.s.lock:
+            return self.emu.customers.delete(CONTROL, {}, id)
 
     def pay_session(self, data, id):
         with self.s.lock:
@@ -1604,7 +1720,8 @@ def log(msg):
 
 
 class Emulator:
-    def __init__(self, api_key, public_url, webhook, workers=4, webhook_timeout=10.0):
+    def __init__(self, api_key, public_url, webhook, workers=4, webhook_timeout=10.0,
+                 state_file=None):
         self.api_key = api_key
         self.public_url = public_url.rstrip("/")
         self.store = Store(webhook)
@@ -1621,6 +1738,14 @@ class Emulator:
         self.webhooks = Webhooks(self, workers, webhook_timeout)
         self.store.deliverer = self.webhooks
         self.routes = self._compile(self.route_table())
+        self.persist = Persistence(self.store, state_file) if state_file else None
+        if self.persist and self.persist.load():
+            log(f"state loaded from {state_file}: {len(self.store.event_order)} events")
+
+    def changed(self):
+        """Called after anything that may have changed the store."""
+        if self.persist:
+            self.persist.mark()
 
     def route_table(self):
         """(method, path, handler).  /v1 handlers take (ctx, params, **ids) and
@@ -1630,6 +1755,7 @@ class Emulator:
         return [
             ("POST", "/v1/customers", self.customers.create),
             ("GET", "/v1/customers/{id}", self.customers.retrieve),
+            ("DELETE", "/v1/customers/{id}", self.customers.delete),
             ("POST", "/v1/checkout/sessions", cs.create),
             ("GET", "/v1/checkout/sessions", cs.list),
             ("GET", "/v1/checkout/sessions/{id}", cs.retrieve),
@@ -1653,6 +1779,7 @@ class Emulator:
             ("GET", "/_emu/state", c.state),
             ("POST", "/_emu/reset", c.reset),
             ("POST", "/_emu/fail", c.fail),
+            ("POST", "/_emu/customers/{id}/delete", c.delete_customer),
             ("POST", "/_emu/checkout/sessions/{id}/pay", c.pay_session),
             ("POST", "/_emu/checkout/sessions/{id}/async", c.async_session),
             ("POST", "/_emu/payment_intents/{id}/succeed", c.pi_succeed),
@@ -1915,6 +2042,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
             resp = self.emu.dispatch(method, url.path, url.query, self.headers, body)
+            if method != "GET":
+                self.emu.changed()
         except ValueError:
             self.close_connection = True
             resp = Response.json(413, {"error": {"type": "invalid_request_error",
@@ -1969,6 +2098,8 @@ def main(argv=None):
     ap.add_argument("--webhook-workers", type=int, default=int(env("EMU_WEBHOOK_WORKERS", "4")))
     ap.add_argument("--webhook-timeout", type=float,
                     default=float(env("EMU_WEBHOOK_TIMEOUT", "10")))
+    ap.add_argument("--state-file", default=env("EMU_STATE_FILE"),
+                    help="JSON file the state is saved to and loaded from (default: memory only)")
     a = ap.parse_args(argv)
 
     try:
@@ -1981,8 +2112,13 @@ def main(argv=None):
     secret = (a.webhook_secret or "").split(",")[0].strip() or None
     webhook = {"url": a.webhook_url or None, "enabled": True, "secret": secret,
                "retry_schedule": a.retry_schedule}
-    Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
-                           workers=a.webhook_workers, webhook_timeout=a.webhook_timeout)
+    try:
+        Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
+                               workers=a.webhook_workers, webhook_timeout=a.webhook_timeout,
+                               state_file=a.state_file)
+    except (OSError, ValueError) as e:
+        sys.stderr.write(f"stripe emulator: cannot load --state-file: {e}\n")
+        return 1
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -1994,6 +2130,8 @@ def main(argv=None):
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if Handler.emu.persist:
+            Handler.emu.persist.flush()
     return 0
 
 

@@ -35,6 +35,7 @@
 #   run/                responder sockets and every recorded PID
 #   log/                one log per process; responders' stderr included
 #   nginx.conf nginx/   rendered config, nginx pid and temp files
+#   emulator.json       the Stripe emulator's saved state
 set -euo pipefail
 umask 022
 
@@ -433,6 +434,8 @@ db_stop() {
 
 emu_pid() { recorded_pid "$RUN/emulator.pid" stripe_emulator.py "--port $EMU_PORT"; }
 
+# The emulator keeps its objects in $STATE/emulator.json, so customers the
+# database refers to still exist after a restart.
 emu_start() {
 	local script=$REPO/emulator/stripe_emulator.py pid i
 	if [[ ! -f $script ]]; then
@@ -451,7 +454,8 @@ emu_start() {
 		--port "$EMU_PORT" --api-key "$STRIPE_SECRET_KEY" \
 		--webhook-url "$BASE_URL/api/stripe/webhook" \
 		--webhook-secret "$STRIPE_WEBHOOK_SECRET" \
-		--retry-schedule "$EMU_RETRY" --public-url "$EMU_URL"
+		--retry-schedule "$EMU_RETRY" --public-url "$EMU_URL" \
+		--state-file "$STATE/emulator.json"
 	pid=$(<"$RUN/emulator.pid")
 	for ((i = 0; i < 150; i++)); do
 		if curl -fsS -o /dev/null --max-time 1 "$EMU_URL/_emu/health" 2>/dev/null; then
