@@ -730,12 +730,18 @@ def t_restart(emulator):
           == [e["id"] for e in events] and after[-len(events):] == events)
 
 
-def t_reset():
+def t_reset(emulator):
     emu("POST", "/_emu/reset")
     st = emu("GET", "/_emu/state").json
     check("reset forgets everything", all(st[k] == 0 for k in (
         "customers", "checkout_sessions", "payment_intents", "charges", "refunds",
         "subscriptions", "invoices", "disputes", "events", "deliveries")), st)
+    c = api("POST", "/v1/customers", {"email": "after-reset@example.com"}).json
+    emulator.restart()
+    st = emu("GET", "/_emu/state").json
+    check("a restart after a reset keeps only what came after it",
+          st["customers"] == 1 and st["events"] == 1 and st["idempotency_keys"] == 0
+          and api("GET", f"/v1/customers/{c['id']}").status == 200, st)
 
 
 # ---------------------------------------------------------------------------
@@ -748,7 +754,7 @@ class Emulator:
                     "--port", str(PORT), "--api-key", KEY,
                     "--webhook-url", f"http://127.0.0.1:{rcv.port}/api/stripe/webhook",
                     "--webhook-secret", ",".join(SECRETS), "--retry-schedule", "0.2,0.2",
-                    "--state-file", os.path.join(state_dir, "emulator.json")]
+                    "--state-file", os.path.join(state_dir, "emulator.sqlite3")]
         self.log = log
         self.proc = None
 
@@ -786,7 +792,7 @@ def main():
                      lambda: t_hold_release(rcv), lambda: t_refunds(rcv),
                      lambda: t_subscription(rcv), lambda: t_payment_intents(rcv),
                      lambda: t_async(rcv), t_deleted_customer, lambda: t_restart(emulator),
-                     t_reset):
+                     lambda: t_reset(emulator)):
             try:
                 test()
             except Exception:

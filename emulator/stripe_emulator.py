@@ -20,9 +20,9 @@ failures, and reset the state.  See emulator/README.md.
 
 Python 3 standard library only.  All state is in memory, guarded by one
 lock that is never held while a webhook is on the network; with
---state-file it is also saved to that JSON file shortly after every change
-and on shutdown, and loaded on start, so a restarted emulator still knows
-every customer, session, event and idempotent result.  Listens on
+--state-file it is also saved to that sqlite3 file shortly after every
+change and on shutdown, and loaded on start, so a restarted emulator still
+knows every customer, session, event and idempotent result.  Listens on
 127.0.0.1 only.
 
 Usage:
@@ -30,7 +30,7 @@ Usage:
       --webhook-url http://127.0.0.1:8080/api/stripe/webhook \
       --webhook-secret whsec_x [--retry-schedule 1,2,4,8,16,32] \
       [--public-url http://127.0.0.1:12111] [--webhook-workers 4] \
-      [--state-file STATE.json]
+      [--state-file emulator.sqlite3]
 Each option may also come from the environment: EMU_PORT, STRIPE_SECRET_KEY,
 EMU_WEBHOOK_URL, STRIPE_WEBHOOK_SECRET (comma-separated: the first signs),
 EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS, EMU_STATE_FILE.
@@ -52,6 +52,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import string
 import sys
 import threading
@@ -435,27 +436,41 @@ class Store:
 
 
 class Persistence:
-    """The store saved in one JSON file, so a restart loses nothing.
+    """The store saved in an sqlite3 file, so a restart loses nothing.
 
-    Changes only mark the store dirty; one writer thread saves a snapshot a
-    moment later (coalescing bursts), and flush() saves at shutdown.  The file
-    is written to a temporary name and renamed, so it is always whole.  Saved:
-    every object, the events in order with the bodies they were signed with,
-    their delivery state and the kept idempotent results.  Not saved: the
-    delivery log, held or scheduled deliveries (a restart drops pending
-    retries, as a missed webhook; creditdesk-reconcile picks those up),
-    injected failures and webhook settings (they come from the command line).
+    Changes only mark the store dirty; one writer thread saves a moment later
+    (coalescing bursts), and flush() saves at shutdown, each save one
+    transaction.  What never changes once recorded is only appended: events
+    with the bodies they were signed with, and kept idempotent results.  The
+    objects and the events' delivery state are rewritten whole (one JSON
+    value each).  Not saved: the delivery log, held or scheduled deliveries
+    (a restart drops pending retries, like a missed webhook; creditdesk-
+    reconcile picks those up), injected failures and webhook settings (they
+    come from the command line).
     """
 
-    VERSION = 1
+    VERSION = "1"
     QUIET = 0.05          # seconds to wait for more changes before saving
 
     def __init__(self, store, path):
         self.s = store
-        self.path = path
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))   # buyers' emails: ours only
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.executescript("""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
+                                               body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, path TEXT NOT NULL,
+                fp TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
+        """)
         self.cond = threading.Condition()
         self.io = threading.Lock()
         self.dirty = False
+        self.saved_gen = None      # the store generation the file holds
+        self.saved_events = 0      # how many of event_order it holds
+        self.saved_idem = set()
         threading.Thread(target=self._writer, name="persist", daemon=True).start()
 
     def mark(self):
@@ -473,9 +488,9 @@ class Persistence:
             started = time.monotonic()
             try:
                 self.flush()
-            except OSError as e:
-                log(f"cannot save state to {self.path}: {e}")
-            # A snapshot holds the store lock: under load keep that to a fifth.
+            except sqlite3.Error as e:
+                log(f"cannot save state: {e}")
+            # A save holds the store lock for a while: keep that to a fifth.
             pause = max(self.QUIET, 4 * (time.monotonic() - started))
 
     def flush(self):
@@ -483,53 +498,61 @@ class Persistence:
             with self.cond:
                 self.dirty = False
             with self.s.lock:
-                text = json.dumps(self._snapshot(), separators=(",", ":"))
-            tmp = f"{self.path}.tmp"
-            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
-                      "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, self.path)
-
-    def _snapshot(self):
-        s = self.s
-        return {
-            "version": self.VERSION,
-            "objects": {t: objs for t, objs in s.objects.items() if t != "event"},
-            "events": [[eid, s.event_body[eid].decode("utf-8"), s.event_state[eid]]
-                       for eid in s.event_order],
-            "idempotency": {k: {"path": e["path"], "fp": e["fp"], "status": e["resp"].status,
-                                "body": e["resp"].body.decode("utf-8")}
-                            for k, e in s.idem.items() if e["resp"] is not None},
-        }
+                s = self.s
+                full = s.generation != self.saved_gen     # first save, or after a reset
+                if full:
+                    self.saved_events, self.saved_idem = 0, set()
+                objects = json.dumps({t: objs for t, objs in s.objects.items() if t != "event"},
+                                     separators=(",", ":"))
+                states = json.dumps(s.event_state, separators=(",", ":"))
+                events = [(i, eid, s.event_body[eid].decode("utf-8"))
+                          for i, eid in enumerate(s.event_order[self.saved_events:],
+                                                  self.saved_events)]
+                idem = [(k, e["path"], e["fp"], e["resp"].status, e["resp"].body.decode("utf-8"))
+                        for k, e in s.idem.items()
+                        if e["resp"] is not None and k not in self.saved_idem]
+                gen, count = s.generation, len(s.event_order)
+            with self.db:
+                self.db.execute("BEGIN")
+                if full:
+                    self.db.execute("DELETE FROM events")
+                    self.db.execute("DELETE FROM idempotency")
+                self.db.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
+                self.db.executemany("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)", idem)
+                self.db.executemany("REPLACE INTO meta VALUES (?, ?)", [
+                    ("version", self.VERSION), ("objects", objects), ("event_state", states)])
+            self.saved_gen, self.saved_events = gen, count
+            self.saved_idem.update(row[0] for row in idem)
 
     def load(self):
-        """Restores a saved store; False when there is no file yet."""
-        try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
+        """Restores a saved store; False when nothing was saved yet."""
+        meta = dict(self.db.execute("SELECT name, value FROM meta"))
+        if not meta:
             return False
-        if data.get("version") != self.VERSION:
-            raise ValueError(f"{self.path}: unknown state version {data.get('version')!r}")
+        if meta.get("version") != self.VERSION:
+            raise ValueError(f"unknown saved state version {meta.get('version')!r}")
         s = self.s
         with s.lock:
             s.reset()
-            for t, objs in data["objects"].items():
+            for t, objs in json.loads(meta["objects"]).items():
                 s.objects[t].update(objs)
-            for eid, body, state in data["events"]:
+            states = json.loads(meta["event_state"])
+            for _, eid, body in self.db.execute("SELECT seq, id, body FROM events ORDER BY seq"):
                 evt = json.loads(body)
-                if state["delivered"]:
+                if states[eid]["delivered"]:
                     evt["pending_webhooks"] = 0
                 s.objects["event"][eid] = evt
                 s.event_seq[eid] = len(s.event_order)
                 s.event_order.append(eid)
                 s.event_body[eid] = body.encode("utf-8")
-                s.event_state[eid] = state
-            for key, e in data["idempotency"].items():
+                s.event_state[eid] = states[eid]
+            for key, path, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
                 done = threading.Event()
                 done.set()
-                s.idem[key] = {"path": e["path"], "fp": e["fp"], "done": done,
-                               "resp": Response(e["status"], e["body"].encode("utf-8"))}
+                s.idem[key] = {"path": path, "fp": fp, "done": done,
+                               "resp": Response(status, body.encode("utf-8"))}
+                self.saved_idem.add(key)
+            self.saved_gen, self.saved_events = s.generation, len(s.event_order)
         return True
 
 
@@ -2099,7 +2122,7 @@ def main(argv=None):
     ap.add_argument("--webhook-timeout", type=float,
                     default=float(env("EMU_WEBHOOK_TIMEOUT", "10")))
     ap.add_argument("--state-file", default=env("EMU_STATE_FILE"),
-                    help="JSON file the state is saved to and loaded from (default: memory only)")
+                    help="sqlite3 file the state is saved to and loaded from (default: memory only)")
     a = ap.parse_args(argv)
 
     try:
@@ -2116,8 +2139,8 @@ def main(argv=None):
         Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
                                workers=a.webhook_workers, webhook_timeout=a.webhook_timeout,
                                state_file=a.state_file)
-    except (OSError, ValueError) as e:
-        sys.stderr.write(f"stripe emulator: cannot load --state-file: {e}\n")
+    except (sqlite3.Error, ValueError) as e:
+        sys.stderr.write(f"stripe emulator: cannot load --state-file {a.state_file}: {e}\n")
         return 1
 
     def stop(signum, frame):

@@ -35,7 +35,7 @@
 #   run/                responder sockets and every recorded PID
 #   log/                one log per process; responders' stderr included
 #   nginx.conf nginx/   rendered config, nginx pid and temp files
-#   emulator.json       the Stripe emulator's saved state
+#   emulator.sqlite3    the Stripe emulator's saved state
 set -euo pipefail
 umask 022
 
@@ -434,7 +434,7 @@ db_stop() {
 
 emu_pid() { recorded_pid "$RUN/emulator.pid" stripe_emulator.py "--port $EMU_PORT"; }
 
-# The emulator keeps its objects in $STATE/emulator.json, so customers the
+# The emulator keeps its objects in $STATE/emulator.sqlite3, so customers the
 # database refers to still exist after a restart.
 emu_start() {
 	local script=$REPO/emulator/stripe_emulator.py pid i
@@ -455,7 +455,7 @@ emu_start() {
 		--webhook-url "$BASE_URL/api/stripe/webhook" \
 		--webhook-secret "$STRIPE_WEBHOOK_SECRET" \
 		--retry-schedule "$EMU_RETRY" --public-url "$EMU_URL" \
-		--state-file "$STATE/emulator.json"
+		--state-file "$STATE/emulator.sqlite3"
 	pid=$(<"$RUN/emulator.pid")
 	for ((i = 0; i < 150; i++)); do
 		if curl -fsS -o /dev/null --max-time 1 "$EMU_URL/_emu/health" 2>/dev/null; then
