@@ -19,17 +19,21 @@ asynchronous, redeliver events, hold and reorder webhooks, inject API
 failures, and reset the state.  See emulator/README.md.
 
 Python 3 standard library only.  All state is in memory, guarded by one
-lock that is never held while a webhook is on the network.  Listens on
+lock that is never held while a webhook is on the network; with
+--state-file it is also saved to that sqlite3 file shortly after every
+change and on shutdown, and loaded on start, so a restarted emulator still
+knows every customer, session, event and idempotent result.  Listens on
 127.0.0.1 only.
 
 Usage:
   python3 emulator/stripe_emulator.py --port 12111 --api-key sk_test_x \
       --webhook-url http://127.0.0.1:8080/api/stripe/webhook \
       --webhook-secret whsec_x [--retry-schedule 1,2,4,8,16,32] \
-      [--public-url http://127.0.0.1:12111] [--webhook-workers 4]
+      [--public-url http://127.0.0.1:12111] [--webhook-workers 4] \
+      [--state-file emulator.sqlite3]
 Each option may also come from the environment: EMU_PORT, STRIPE_SECRET_KEY,
 EMU_WEBHOOK_URL, STRIPE_WEBHOOK_SECRET (comma-separated: the first signs),
-EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS.
+EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS, EMU_STATE_FILE.
 """
 
 import argparse
@@ -48,6 +52,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import string
 import sys
 import threading
@@ -430,6 +435,127 @@ class Store:
         return evt
 
 
+class Persistence:
+    """The store saved in an sqlite3 file, so a restart loses nothing.
+
+    Changes only mark the store dirty; one writer thread saves a moment later
+    (coalescing bursts), and flush() saves at shutdown, each save one
+    transaction.  What never changes once recorded is only appended: events
+    with the bodies they were signed with, and kept idempotent results.  The
+    objects and the events' delivery state are rewritten whole (one JSON
+    value each).  Not saved: the delivery log, held or scheduled deliveries
+    (a restart drops pending retries, like a missed webhook; creditdesk-
+    reconcile picks those up), injected failures and webhook settings (they
+    come from the command line).
+    """
+
+    VERSION = "1"
+    QUIET = 0.05          # seconds to wait for more changes before saving
+
+    def __init__(self, store, path):
+        self.s = store
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))   # buyers' emails: ours only
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.executescript("""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
+                                               body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, path TEXT NOT NULL,
+                fp TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
+        """)
+        self.cond = threading.Condition()
+        self.io = threading.Lock()
+        self.dirty = False
+        self.saved_gen = None      # the store generation the file holds
+        self.saved_events = 0      # how many of event_order it holds
+        self.saved_idem = set()
+        threading.Thread(target=self._writer, name="persist", daemon=True).start()
+
+    def mark(self):
+        with self.cond:
+            self.dirty = True
+            self.cond.notify()
+
+    def _writer(self):
+        pause = self.QUIET
+        while True:
+            with self.cond:
+                while not self.dirty:
+                    self.cond.wait()
+            time.sleep(pause)
+            started = time.monotonic()
+            try:
+                self.flush()
+            except sqlite3.Error as e:
+                log(f"cannot save state: {e}")
+            # A save holds the store lock for a while: keep that to a fifth.
+            pause = max(self.QUIET, 4 * (time.monotonic() - started))
+
+    def flush(self):
+        with self.io:
+            with self.cond:
+                self.dirty = False
+            with self.s.lock:
+                s = self.s
+                full = s.generation != self.saved_gen     # first save, or after a reset
+                if full:
+                    self.saved_events, self.saved_idem = 0, set()
+                objects = json.dumps({t: objs for t, objs in s.objects.items() if t != "event"},
+                                     separators=(",", ":"))
+                states = json.dumps(s.event_state, separators=(",", ":"))
+                events = [(i, eid, s.event_body[eid].decode("utf-8"))
+                          for i, eid in enumerate(s.event_order[self.saved_events:],
+                                                  self.saved_events)]
+                idem = [(k, e["path"], e["fp"], e["resp"].status, e["resp"].body.decode("utf-8"))
+                        for k, e in s.idem.items()
+                        if e["resp"] is not None and k not in self.saved_idem]
+                gen, count = s.generation, len(s.event_order)
+            with self.db:
+                self.db.execute("BEGIN")
+                if full:
+                    self.db.execute("DELETE FROM events")
+                    self.db.execute("DELETE FROM idempotency")
+                self.db.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
+                self.db.executemany("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)", idem)
+                self.db.executemany("REPLACE INTO meta VALUES (?, ?)", [
+                    ("version", self.VERSION), ("objects", objects), ("event_state", states)])
+            self.saved_gen, self.saved_events = gen, count
+            self.saved_idem.update(row[0] for row in idem)
+
+    def load(self):
+        """Restores a saved store; False when nothing was saved yet."""
+        meta = dict(self.db.execute("SELECT name, value FROM meta"))
+        if not meta:
+            return False
+        if meta.get("version") != self.VERSION:
+            raise ValueError(f"unknown saved state version {meta.get('version')!r}")
+        s = self.s
+        with s.lock:
+            s.reset()
+            for t, objs in json.loads(meta["objects"]).items():
+                s.objects[t].update(objs)
+            states = json.loads(meta["event_state"])
+            for _, eid, body in self.db.execute("SELECT seq, id, body FROM events ORDER BY seq"):
+                evt = json.loads(body)
+                if states[eid]["delivered"]:
+                    evt["pending_webhooks"] = 0
+                s.objects["event"][eid] = evt
+                s.event_seq[eid] = len(s.event_order)
+                s.event_order.append(eid)
+                s.event_body[eid] = body.encode("utf-8")
+                s.event_state[eid] = states[eid]
+            for key, path, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
+                done = threading.Event()
+                done.set()
+                s.idem[key] = {"path": path, "fp": fp, "done": done,
+                               "resp": Response(status, body.encode("utf-8"))}
+                self.saved_idem.add(key)
+            self.saved_gen, self.saved_events = s.generation, len(s.event_order)
+        return True
+
+
 class Resource:
     def __init__(self, emu):
         self.emu = emu
@@ -459,6 +585,14 @@ class Customers(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("customer", id, "customer")
+
+    def delete(self, ctx, params, id):
+        """As Stripe: the customer is gone; later references to it are
+        resource_missing errors."""
+        c = self.s.get("customer", id, "customer")
+        del self.s.objects["customer"][id]
+        self.s.emit(ctx, "customer.deleted", c)
+        return {"id": id, "object": "customer", "deleted": True}
 
 
 # ---------------------------------------------------------------------------
@@ -855,7 +989,7 @@ class CheckoutSessions(Resource):
     def _complete(self, cs, paid):
         email = cs["customer_email"]
         if not email and cs["customer"]:
-            email = self.s.objects["customer"][cs["customer"]]["email"]
+            email = self.s.objects["customer"].get(cs["customer"], {}).get("email")
         cs.update(status="complete", payment_status="paid" if paid else "unpaid",
                   customer_details={"address": None, "email": email, "name": None,
                                     "phone": None, "tax_exempt": "none", "tax_ids": []})
@@ -1304,6 +1438,7 @@ class Webhooks:
                         self._push(schedule[chain_no - 1], event_id, chain_no + 1, "retry", gen)
                 else:
                     state["gave_up"] = True
+        self.emu.changed()
         log(f"webhook {event_id} {etype} {kind} -> {status if status is not None else error} "
             f"({elapsed}ms)")
         return status, error
@@ -1383,6 +1518,10 @@ class Controls(Resource):
         with self.s.lock:
             self.s.fail_count, self.s.fail_status = count, status
         return {"count": count, "status": status}
+
+    def delete_customer(self, data, id):
+        with self.s.lock:
+            return self.emu.customers.delete(CONTROL, {}, id)
 
     def pay_session(self, data, id):
         with self.s.lock:
@@ -1604,7 +1743,8 @@ def log(msg):
 
 
 class Emulator:
-    def __init__(self, api_key, public_url, webhook, workers=4, webhook_timeout=10.0):
+    def __init__(self, api_key, public_url, webhook, workers=4, webhook_timeout=10.0,
+                 state_file=None):
         self.api_key = api_key
         self.public_url = public_url.rstrip("/")
         self.store = Store(webhook)
@@ -1621,6 +1761,14 @@ class Emulator:
         self.webhooks = Webhooks(self, workers, webhook_timeout)
         self.store.deliverer = self.webhooks
         self.routes = self._compile(self.route_table())
+        self.persist = Persistence(self.store, state_file) if state_file else None
+        if self.persist and self.persist.load():
+            log(f"state loaded from {state_file}: {len(self.store.event_order)} events")
+
+    def changed(self):
+        """Called after anything that may have changed the store."""
+        if self.persist:
+            self.persist.mark()
 
     def route_table(self):
         """(method, path, handler).  /v1 handlers take (ctx, params, **ids) and
@@ -1630,6 +1778,7 @@ class Emulator:
         return [
             ("POST", "/v1/customers", self.customers.create),
             ("GET", "/v1/customers/{id}", self.customers.retrieve),
+            ("DELETE", "/v1/customers/{id}", self.customers.delete),
             ("POST", "/v1/checkout/sessions", cs.create),
             ("GET", "/v1/checkout/sessions", cs.list),
             ("GET", "/v1/checkout/sessions/{id}", cs.retrieve),
@@ -1653,6 +1802,7 @@ class Emulator:
             ("GET", "/_emu/state", c.state),
             ("POST", "/_emu/reset", c.reset),
             ("POST", "/_emu/fail", c.fail),
+            ("POST", "/_emu/customers/{id}/delete", c.delete_customer),
             ("POST", "/_emu/checkout/sessions/{id}/pay", c.pay_session),
             ("POST", "/_emu/checkout/sessions/{id}/async", c.async_session),
             ("POST", "/_emu/payment_intents/{id}/succeed", c.pi_succeed),
@@ -1915,6 +2065,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
             resp = self.emu.dispatch(method, url.path, url.query, self.headers, body)
+            if method != "GET":
+                self.emu.changed()
         except ValueError:
             self.close_connection = True
             resp = Response.json(413, {"error": {"type": "invalid_request_error",
@@ -1969,6 +2121,8 @@ def main(argv=None):
     ap.add_argument("--webhook-workers", type=int, default=int(env("EMU_WEBHOOK_WORKERS", "4")))
     ap.add_argument("--webhook-timeout", type=float,
                     default=float(env("EMU_WEBHOOK_TIMEOUT", "10")))
+    ap.add_argument("--state-file", default=env("EMU_STATE_FILE"),
+                    help="sqlite3 file the state is saved to and loaded from (default: memory only)")
     a = ap.parse_args(argv)
 
     try:
@@ -1981,8 +2135,13 @@ def main(argv=None):
     secret = (a.webhook_secret or "").split(",")[0].strip() or None
     webhook = {"url": a.webhook_url or None, "enabled": True, "secret": secret,
                "retry_schedule": a.retry_schedule}
-    Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
-                           workers=a.webhook_workers, webhook_timeout=a.webhook_timeout)
+    try:
+        Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
+                               workers=a.webhook_workers, webhook_timeout=a.webhook_timeout,
+                               state_file=a.state_file)
+    except (sqlite3.Error, ValueError) as e:
+        sys.stderr.write(f"stripe emulator: cannot load --state-file {a.state_file}: {e}\n")
+        return 1
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -1994,6 +2153,8 @@ def main(argv=None):
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if Handler.emu.persist:
+            Handler.emu.persist.flush()
     return 0
 
 

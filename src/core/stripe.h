@@ -26,6 +26,20 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
  */
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
+/*
+ * What Stripe said about the last call that it refused (HTTP status, its
+ * error code and param, "" when absent); all zero after a call that did not
+ * get an error answer.  A responder makes one call at a time.
+ */
+struct stripe_error {
+	long	status;
+	char	code[64];
+	char	param[64];
+};
+const struct stripe_error *stripe_last_error(void);
+/* The last call was refused because Stripe has no object named by param. */
+bool	 stripe_missing(const char *param);
+
 /* Stripe ids are short and of one alphabet; everything else is refused. */
 bool	 stripe_id_ok(const char *id, const char *prefix);
 /* Stripe's nested form encoding of an object. */
