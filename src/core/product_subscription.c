@@ -22,8 +22,14 @@ static cd_sql q_upsert = CD_SQL(
     " stripe_session_id = COALESCE(stripe_session_id, VALUES(stripe_session_id))");
 static cd_sql q_claim = CD_SQL(
     "UPDATE checkout_sessions SET status = 'fulfilled' WHERE id = ? AND status <> 'fulfilled'");
-static cd_sql q_sub = CD_SQL(
-    "SELECT id, user_id, plan_id FROM subscriptions WHERE stripe_subscription_id = ?");
+/*
+ * The allocation takes the subscription's id from its own upsert: a SELECT
+ * would read the transaction's snapshot, which can predate the row a
+ * concurrent first fulfilment has just committed.
+ */
+static cd_sql q_upsert_id = CD_SQL(
+    "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id, status)"
+    " VALUES (?, ?, ?, 'active') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
 static cd_sql q_plan = CD_SQL(
     "SELECT name, monthly_credits FROM subscription_plans WHERE id = ?");
 /* Evidence that we created a checkout for this user and plan. */
@@ -52,9 +58,6 @@ grant(const cd_checkout *ck, bool *granted)
 	return CD_OK;
 }
 
-
-
-
 struct allocation {
 	const json_t	*invoice;
 	const char	*sub_id;
@@ -69,7 +72,7 @@ allocate_tx(void *arg)
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
 	long long rate, credits, sub;
 	cd_buf desc = CD_BUF_INIT;
-	json_t *plan, *row, *meta;
+	json_t *plan, *meta;
 	bool fresh;
 	cd_entry e;
 	cd_err err;
@@ -84,12 +87,13 @@ allocate_tx(void *arg)
 	format_count(&desc, credits);
 	buf_puts(&desc, " Pilot Credits");
 	json_decref(plan);
-	if ((err = db_exec(&q_upsert, NULL, "issss", a->user_id, a->plan_id,
-	    a->sub_id, NULL, "active")) != CD_OK ||
-	    (err = db_row(&q_sub, &row, "s", a->sub_id)) != CD_OK)
+	if ((err = db_insert(&q_upsert_id, &sub, "iss", a->user_id, a->plan_id,
+	    a->sub_id)) != CD_OK)
 		goto out;
-	sub = jint(row, "id");
-	json_decref(row);
+	if (sub <= 0) {
+		err = CD_INTERNAL;	/* the upsert always names the row */
+		goto out;
+	}
 	if ((err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub, invoice_id,
 	    credits * rate)) != CD_OK || !fresh)
 		goto out;

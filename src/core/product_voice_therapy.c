@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "products.h"
+#include "voice.h"
 
 static cd_sql q_credit = CD_SQL(
     "INSERT INTO voice_therapy_credits (user_id, stripe_session_id,"
@@ -35,7 +36,9 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	cd_err err;
 
 	*units = 0;
-	if ((err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	/* after a session that is being ended has taken its minutes */
+	if ((err = voice_guard(ck->user_id)) != CD_OK ||
+	    (err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
 	    row == NULL)
 		return err;
 	*units = jint(row, "minutes_remaining");

@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "credits.h"
 #include "db.h"
+#include "voice.h"
 
 #define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
     " AND minutes_remaining > 0"
@@ -85,28 +86,53 @@ static const cd_field start_fields[] = {
 	{ "persona", F_STR, 0, 1, 64, NULL },
 };
 
+struct starting {
+	cd_req		*r;
+	const char	*persona;
+	long long	 minutes, id;
+};
+
+/*
+ * The minutes are read after the guard row is written, in the transaction
+ * that opens the session: an end running at the same time has committed
+ * what it took by then.
+ */
+static cd_err
+start_tx(void *arg)
+{
+	struct starting *s = arg;
+	bool fresh;
+	cd_err err;
+
+	if ((err = voice_guard(s->r->user->id)) != CD_OK ||
+	    (err = available(s->r, &s->minutes)) != CD_OK)
+		return err;
+	if (s->minutes == 0)
+		return req_fail(s->r, CD_PAYMENT_REQUIRED, "no_voice_credits",
+		    "You have no Voice AI Therapy minutes left. Buy a pack to start a session.");
+	if ((err = db_insert_once(&q_start, &fresh, &s->id, "isi",
+	    s->r->user->id, s->persona, s->minutes)) != CD_OK)
+		return err;
+	if (!fresh)
+		return req_fail(s->r, CD_CONFLICT, "session_already_open",
+		    "You already have a Voice AI Therapy session open. End it first.");
+	return CD_OK;
+}
+
 cd_err
 voice_start(cd_req *r)
 {
-	long long minutes, id;
-	bool fresh;
+	struct starting s = { r, NULL, 0, 0 };
 	cd_value v[1];
 	cd_err err;
 
-	if ((err = req_fields(r, start_fields, 1, v)) != CD_OK ||
-	    (err = available(r, &minutes)) != CD_OK)
+	if ((err = req_fields(r, start_fields, 1, v)) != CD_OK)
 		return err;
-	if (minutes == 0)
-		return req_fail(r, CD_PAYMENT_REQUIRED, "no_voice_credits",
-		    "You have no Voice AI Therapy minutes left. Buy a pack to start a session.");
-	if ((err = db_insert_once(&q_start, &fresh, &id, "isi", r->user->id,
-	    v[0].s, minutes)) != CD_OK)
+	s.persona = v[0].s;
+	if ((err = db_tx(start_tx, &s)) != CD_OK)
 		return err;
-	if (!fresh)
-		return req_fail(r, CD_CONFLICT, "session_already_open",
-		    "You already have a Voice AI Therapy session open. End it first.");
-	resp_json(r, 200, json_pack("{s:I,s:I}", "sessionId", (json_int_t)id,
-	    "availableMinutes", (json_int_t)minutes));
+	resp_json(r, 200, json_pack("{s:I,s:I}", "sessionId", (json_int_t)s.id,
+	    "availableMinutes", (json_int_t)s.minutes));
 	return CD_OK;
 }
 
@@ -155,7 +181,8 @@ end_tx(void *arg)
 	cd_err err;
 
 	e->deducted = 0;
-	if ((err = db_row(&q_session, &s, "ii", e->session_id, e->r->user->id)) !=
+	if ((err = voice_guard(e->r->user->id)) != CD_OK ||
+	    (err = db_row(&q_session, &s, "ii", e->session_id, e->r->user->id)) !=
 	    CD_OK)
 		return err;
 	if (s == NULL)
