@@ -8,12 +8,13 @@ until the request under test is seen waiting for it, then letting go."""
 import threading
 import time
 
-from .lib import (Case, _db_connect, db_exec, db_row, db_rows, db_scalar, emu_deliver,
+from .lib import (Case, _db_connect, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
                   emu_hold, emu_pay, emu_release, wait_until)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
-from .test_voice_therapy import MINUTES, VoiceCase, buy_voice, firewall_user, session_row
+from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
+                                 session_row, usage_rows)
 
 
 # How long a request on this machine needs to reach a lock wait it cannot
@@ -188,3 +189,105 @@ class VoiceRaceTests(VoiceCase):
         else:
             self.assertError(out["start"], 409, "session_already_open")
         self.assertUsageConsistent(u.id)
+
+
+class VoiceClockTests(VoiceCase):
+    """Minutes are charged by the server's clock; the client may lower the
+    charge by at most the 30-second grace; overdue sessions end by themselves."""
+
+    def ended(self, sid):
+        row = session_row(sid)
+        return (row["status"], row["open_slot"], row["seconds_used"], row["seconds_charged"],
+                row["minutes_requested"], row["minutes_deducted"], row["ended_by"])
+
+    def test_grace_setting(self):
+        self.assertEqual(db_scalar("SELECT int_value FROM platform_settings"
+                                   " WHERE name = 'voice_grace_seconds'"), 30)
+
+    def test_ended_early_client_lowers_by_at_most_the_grace(self):
+        u = firewall_user()
+        buy_voice(u)
+        # ran 620 s; the client says 100 s: charged 590 s = 10 minutes (not 2, not 11)
+        s1 = self.start(u).json["sessionId"]
+        r = self.end(u, s1, 100, elapsed=620)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"minutesDeducted": 10, "remainingMinutes": MINUTES - 10})
+        self.assertEqual(self.ended(s1), ("ended", None, 100, 590, 10, 10, "user"))
+        # ran 120 s; the client claims 900 s: the server's 120 s = 2 minutes
+        s2 = self.start(u).json["sessionId"]
+        r = self.end(u, s2, 900, elapsed=120)
+        self.assertEqual(r.json, {"minutesDeducted": 2, "remainingMinutes": MINUTES - 12})
+        self.assertEqual(self.ended(s2), ("ended", None, 900, 120, 2, 2, "user"))
+        # ran 61 s, client says 40 s (within the grace): 40 s = 1 minute
+        s3 = self.start(u).json["sessionId"]
+        r = self.end(u, s3, 40, elapsed=61)
+        self.assertEqual(r.json, {"minutesDeducted": 1, "remainingMinutes": MINUTES - 13})
+        self.assertEqual(self.ended(s3), ("ended", None, 40, 40, 1, 1, "user"))
+        self.assertUsageConsistent(u.id)
+
+    def test_ended_late_within_grace_is_capped_at_available(self):
+        u = firewall_user()
+        buy_voice(u)
+        s1 = self.start(u).json["sessionId"]
+        r = self.end(u, s1, MINUTES * 60 + 20)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"minutesDeducted": MINUTES, "remainingMinutes": 0})
+        self.assertEqual(self.ended(s1), ("ended", None, MINUTES * 60 + 20, MINUTES * 60,
+                                          MINUTES, MINUTES, "user"))
+        self.assertUsageConsistent(u.id)
+
+    def test_never_ended_is_ended_by_the_next_request_and_charged_in_full(self):
+        u = firewall_user()
+        buy_voice(u)
+        buy_voice(u)
+        s1 = self.start(u).json
+        self.assertEqual(s1["availableMinutes"], 2 * MINUTES)
+        sid = s1["sessionId"]
+        run_for(sid, 2 * MINUTES * 60 + 29)      # inside the grace: still open
+        self.assertEqual(self.credits(u)["remainingMinutes"], 2 * MINUTES)
+        self.assertEqual(session_row(sid)["status"], "active")
+        run_for(sid, 2 * MINUTES * 60 + 31)      # past it: the next request ends it
+        self.assertEqual(self.credits(u), {"hasCredits": False, "remainingMinutes": 0,
+                                           "credits": []})
+        self.assertEqual(self.ended(sid), ("ended", None, None, 2 * MINUTES * 60,
+                                           2 * MINUTES, 2 * MINUTES, "server"))
+        self.assertEqual(sorted(x["minutes"] for x in usage_rows(sid)), [MINUTES, MINUTES])
+        # the client's late end changes nothing
+        r = u.post("/api/voice-therapy/end", {"sessionId": sid, "secondsUsed": 10})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"minutesDeducted": 2 * MINUTES, "remainingMinutes": 0})
+        self.assertEqual(self.ended(sid)[2], None)
+        self.assertUsageConsistent(u.id)
+
+    def test_start_ends_an_overdue_session_then_opens_one(self):
+        u = firewall_user()
+        buy_voice(u)
+        buy_voice(u)
+        s1 = self.start(u, persona="calm").json["sessionId"]
+        db_exec("UPDATE voice_therapy_sessions SET available_minutes = 5 WHERE id = %s", s1)
+        run_for(s1, 5 * 60 + 31)
+        r = self.start(u)
+        self.assertEqual(r.json["availableMinutes"], 2 * MINUTES - 5)
+        self.assertEqual(self.ended(s1), ("ended", None, None, 300, 5, 5, "server"))
+        self.assertEqual(session_row(r.json["sessionId"])["status"], "active")
+        self.assertUsageConsistent(u.id)
+
+    def test_periodic_job_ends_overdue_sessions(self):
+        u, v = firewall_user(), firewall_user()
+        buy_voice(u)
+        buy_voice(v)
+        su = self.start(u).json["sessionId"]
+        sv = self.start(v).json["sessionId"]
+        run_for(su, MINUTES * 60 + 31)
+        run_for(sv, MINUTES * 60 + 10)     # within the grace: left open
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.ended(su), ("ended", None, None, MINUTES * 60, MINUTES, MINUTES,
+                                          "server"))
+        self.assertEqual(session_row(sv)["status"], "active")
+        self.assertEqual(db_scalar("SELECT minutes_remaining FROM voice_therapy_credits"
+                                   " WHERE user_id = %s", u.id), 0)
+        self.assertEqual(db_scalar("SELECT minutes_remaining FROM voice_therapy_credits"
+                                   " WHERE user_id = %s", v.id), MINUTES)
+        self.assertUsageConsistent(u.id)
+        self.assertUsageConsistent(v.id)
