@@ -21,3 +21,49 @@ ALTER TABLE voice_therapy_sessions
   ADD COLUMN seconds_charged INT UNSIGNED NULL AFTER seconds_used,
   ADD COLUMN ended_by ENUM('user','server') NULL AFTER ended_at,
   ADD KEY ix_voice_session_open (status, started_at);
+
+-- Cancellation policy: a full refund up to cancel_full_refund_hours before
+-- the start, cancel_late_refund_bps of the price (half up) after that,
+-- nothing once the booking has started.  An expert may set their own; NULL
+-- takes the platform's.  At most booking_max_unpaid_holds bookings per user
+-- may be awaiting payment (and holding a slot) at a time.
+INSERT INTO platform_settings (name, int_value) VALUES
+  ('cancel_full_refund_hours', 24),
+  ('cancel_late_refund_bps', 5000),
+  ('booking_max_unpaid_holds', 3);
+
+ALTER TABLE experts
+  ADD COLUMN cancel_full_refund_hours INT UNSIGNED NULL,
+  ADD COLUMN cancel_late_refund_bps INT UNSIGNED NULL,
+  ADD CONSTRAINT ck_experts_cancel_bps CHECK (cancel_late_refund_bps <= 10000);
+
+-- cancel_refund_cents is what the cancellation decided to give back, written
+-- before Stripe is asked, so a retried or racing cancel refunds the same.
+-- The refunded amount is split between the platform's fee and the expert's
+-- payout in proportion to the price; the expert is owed payout_cents minus
+-- payout_refunded_cents.
+ALTER TABLE bookings
+  ADD COLUMN cancel_refund_cents BIGINT UNSIGNED NULL,
+  ADD COLUMN refunded_cents BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  ADD COLUMN fee_refunded_cents BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  ADD COLUMN payout_refunded_cents BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  ADD CONSTRAINT ck_bookings_refund CHECK (fee_refunded_cents + payout_refunded_cents = refunded_cents
+    AND fee_refunded_cents <= platform_fee_cents AND payout_refunded_cents <= payout_cents
+    AND cancel_refund_cents <= price_cents);
+
+ALTER TABLE payments
+  MODIFY status ENUM('pending','succeeded','failed','refunded','partially_refunded') NOT NULL DEFAULT 'pending';
+
+-- Written first by every booking hold of a user: holds of one user are
+-- counted one at a time.
+CREATE TABLE booking_hold_guards (
+  user_id     BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+  version     BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  CONSTRAINT fk_booking_hold_guard_user FOREIGN KEY (user_id) REFERENCES users (id)
+) ENGINE=InnoDB;
+
+-- Refunds recorded before: all were full refunds.
+UPDATE bookings b JOIN payments p ON p.booking_id = b.id JOIN refunds r ON r.payment_id = p.id
+   SET b.refunded_cents = b.price_cents, b.fee_refunded_cents = b.platform_fee_cents,
+       b.payout_refunded_cents = b.payout_cents
+ WHERE p.status = 'refunded' AND r.amount_cents = b.price_cents;

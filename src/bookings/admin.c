@@ -2,7 +2,9 @@
  * Admin: expert payouts and booking metrics.
  *
  * A booking is owed to its expert once it is completed and its payment has
- * succeeded (a refunded payment is owed to nobody).  A payout pays all of an
+ * succeeded (a refunded payment is owed to nobody), or once it was
+ * cancelled by the policy with less than everything refunded; the expert is
+ * owed the payout less what the refund took back from it.  A payout pays all of an
  * expert's owed bookings in one transaction; UNIQUE payout_items.booking_id
  * makes a booking part of at most one payout, even if two admins pay the
  * same expert at once, and the expert row lock makes the second of them
@@ -16,19 +18,24 @@
 
 #define MAX_ID 9007199254740991LL
 
+#define OWED_CENTS "(b.payout_cents - b.payout_refunded_cents)"
 #define OWED \
     " FROM bookings b JOIN experts e ON e.id = b.expert_id" \
-    " JOIN payments p ON p.booking_id = b.id AND p.status = 'succeeded'" \
+    " JOIN payments p ON p.booking_id = b.id" \
+    "  AND p.status IN ('succeeded', 'partially_refunded')" \
     " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
-    " WHERE b.status = 'completed' AND b.payout_cents > 0 AND pi.booking_id IS NULL"
+    " WHERE (b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
+    "  AND b.refunded_cents = b.cancel_refund_cents))" \
+    " AND " OWED_CENTS " > 0 AND pi.booking_id IS NULL"
 
 static cd_sql q_owed = CD_SQL(
-    "SELECT b.id, b.expert_id, e.name, b.payout_cents" OWED
+    "SELECT b.id, b.expert_id, e.name, " OWED_CENTS " AS payout_cents" OWED
     " ORDER BY b.expert_id, b.id");
 static cd_sql q_owed_expert = CD_SQL(
-    "SELECT b.id, b.payout_cents" OWED " AND b.expert_id = ? ORDER BY b.id");
+    "SELECT b.id, " OWED_CENTS " AS payout_cents" OWED
+    " AND b.expert_id = ? ORDER BY b.id");
 static cd_sql q_owed_total = CD_SQL(
-    "SELECT COALESCE(SUM(b.payout_cents), 0) AS cents" OWED);
+    "SELECT COALESCE(SUM" OWED_CENTS ", 0) AS cents" OWED);
 static cd_sql q_lock_expert = CD_SQL(
     "SELECT id FROM experts WHERE id = ? FOR UPDATE");
 static cd_sql q_payout = CD_SQL(
@@ -50,12 +57,14 @@ static cd_sql q_payment_counts = CD_SQL(
     " COALESCE(SUM(status = 'pending'), 0) AS pending,"
     " COALESCE(SUM(status = 'succeeded'), 0) AS succeeded,"
     " COALESCE(SUM(status = 'failed'), 0) AS failed,"
-    " COALESCE(SUM(status = 'refunded'), 0) AS refunded"
+    " COALESCE(SUM(status = 'refunded'), 0) AS refunded,"
+    " COALESCE(SUM(status = 'partially_refunded'), 0) AS partiallyRefunded"
     " FROM payments");
-/* The platform keeps its fee of every payment that succeeded and stayed so. */
+/* The platform keeps its fee of every payment, less what refunds took back. */
 static cd_sql q_revenue = CD_SQL(
-    "SELECT COALESCE(SUM(b.platform_fee_cents), 0) AS cents FROM bookings b"
-    " JOIN payments p ON p.booking_id = b.id WHERE p.status = 'succeeded'");
+    "SELECT COALESCE(SUM(b.platform_fee_cents - b.fee_refunded_cents), 0) AS cents"
+    " FROM bookings b JOIN payments p ON p.booking_id = b.id"
+    " WHERE p.status IN ('succeeded', 'partially_refunded')");
 static cd_sql q_paid_out = CD_SQL(
     "SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payouts");
 
@@ -213,7 +222,8 @@ metrics(cd_req *r)
 		return err;
 	json_object_set_new(bk, "rateBps", json_integer(bps(jint(bk, "paid"),
 	    jint(bk, "total"))));
-	ok = jint(pay, "succeeded") + jint(pay, "refunded");
+	ok = jint(pay, "succeeded") + jint(pay, "refunded") +
+	    jint(pay, "partiallyRefunded");
 	decided = ok + jint(pay, "failed");
 	json_object_set_new(pay, "successRateBps", json_integer(bps(ok, decided)));
 	resp_json(r, 200, json_pack("{s:O,s:O,s:I,s:I,s:I}", "bookings", bk,

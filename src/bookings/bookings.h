@@ -19,6 +19,7 @@ cd_err	 booking_create(cd_req *);
 /* payments.c */
 cd_err	 booking_confirm_payment(cd_req *);
 cd_err	 booking_cancel(cd_req *);
+cd_err	 booking_cancel_quote(cd_req *);
 
 /* mine.c */
 cd_err	 bookings_list(cd_req *);

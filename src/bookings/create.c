@@ -34,12 +34,22 @@ static cd_sql q_lock_expert = CD_SQL(
     "SELECT id, user_id, rate_cents_per_minute FROM experts"
     " WHERE id = ? AND active = 1 FOR UPDATE");
 /*
- * Read after the expert lock is taken, as the transaction's first plain
- * read, so it sees every booking committed by whoever held the lock before.
+ * Read after the expert lock is taken (as every plain read of the
+ * transaction is), so it sees every booking committed by whoever held the
+ * lock before.
  */
 static cd_sql q_overlap = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
     " AND " BOOKING_HOLDS("bookings") " AND start_time < ? AND end_time > ?");
+/* Serializes one user's holds, so the count below is exact; see hold_tx. */
+static cd_sql q_user_guard = CD_SQL(
+    "INSERT INTO booking_hold_guards (user_id, version) VALUES (?, 1)"
+    " ON DUPLICATE KEY UPDATE version = version + 1");
+static cd_sql q_unpaid_holds = CD_SQL(
+    "SELECT COUNT(*) AS n, (SELECT int_value FROM platform_settings"
+    "  WHERE name = 'booking_max_unpaid_holds') AS max"
+    " FROM bookings b WHERE b.user_id = ? AND b.status = 'awaiting_payment'"
+    " AND " BOOKING_HOLDS("b"));
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
     " duration_minutes, price_cents, platform_fee_cents, payout_cents, status)"
@@ -80,6 +90,25 @@ created_details(const struct newbooking *b)
 	    (json_int_t)b->money.payout);
 }
 
+/* A user may hold only so many unpaid slots at a time. */
+static cd_err
+unpaid_holds_ok(cd_req *r)
+{
+	json_t *row;
+	bool over;
+	cd_err err;
+
+	if ((err = db_row(&q_unpaid_holds, &row, "i", r->user->id)) != CD_OK)
+		return err;
+	over = jint(row, "n") >= jint(row, "max");
+	json_decref(row);
+	if (over)
+		return req_fail(r, CD_CONFLICT, "too_many_unpaid_bookings",
+		    "You already have the maximum number of bookings awaiting payment."
+		    " Pay for or cancel one of them first.");
+	return CD_OK;
+}
+
 static cd_err
 hold_tx(void *arg)
 {
@@ -102,6 +131,12 @@ hold_tx(void *arg)
 		    "You cannot book yourself.");
 	if (!booking_money_compute(rate, b->minutes, b->fee_bps, &b->money))
 		return CD_INTERNAL;
+	/* Written before the first plain read, so both reads below see every
+	 * hold this user and this expert committed before us. */
+	if ((err = db_exec(&q_user_guard, NULL, "i", r->user->id)) != CD_OK)
+		return err;
+	if (b->money.price > 0 && (err = unpaid_holds_ok(r)) != CD_OK)
+		return err;
 	if ((err = db_row(&q_overlap, &row, "iss", b->expert_id, b->end,
 	    b->start)) != CD_OK)
 		return err;

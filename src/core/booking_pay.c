@@ -19,13 +19,14 @@
 
 static cd_sql q_by_intent = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
-    " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status"
+    " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status,"
+    " b.price_cents, b.platform_fee_cents, b.payout_cents"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id"
     " WHERE p.stripe_payment_intent_id = ?");
 static cd_sql q_by_booking = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
     " p.stripe_payment_intent_id, p.status AS payment_status, b.user_id,"
-    " b.status AS booking_status"
+    " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
 static cd_sql q_lock_expert = CD_SQL(
     "SELECT id FROM experts WHERE id = ? FOR UPDATE");
@@ -35,7 +36,11 @@ static cd_sql q_pay_succeeded = CD_SQL(
 static cd_sql q_pay_failed = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE id = ? AND status = 'pending'");
 static cd_sql q_pay_refunded = CD_SQL(
-    "UPDATE payments SET status = 'refunded' WHERE id = ? AND status <> 'refunded'");
+    "UPDATE payments SET status = IF(? >= amount_cents, 'refunded', 'partially_refunded')"
+    " WHERE id = ? AND status NOT IN ('refunded', 'partially_refunded')");
+static cd_sql q_book_refunded = CD_SQL(
+    "UPDATE bookings SET refunded_cents = ?, fee_refunded_cents = ?,"
+    " payout_refunded_cents = ? WHERE id = ? AND refunded_cents = 0");
 static cd_sql q_book_scheduled = CD_SQL(
     "UPDATE bookings SET status = 'scheduled' WHERE id = ?"
     " AND status IN ('awaiting_payment', 'payment_failed') AND start_time > UTC_TIMESTAMP()");
@@ -171,7 +176,7 @@ booking_payment_succeeded(const json_t *pi)
 			log_warn("booking %lld is %s but its payment succeeded: refunding",
 			    jint(now, "booking_id"), bs);
 			err = booking_refund(jint(now, "booking_id"), 0,
-			    "booking_unavailable", false, NULL);
+			    "booking_unavailable", false, NULL, NULL);
 		}
 	}
 	json_decref(now);
@@ -229,13 +234,41 @@ booking_payment_failed(const json_t *pi)
 struct refund_rec {
 	const json_t	*local;		/* q_by_booking / q_by_intent row */
 	const char	*refund_id;	/* re_… (or the charge id, see below) */
-	long long	 amount;
+	booking_split	 split;		/* refund 0: cancel without a refund */
 	const char	*reason;
 	const char	*source;	/* "app" or "stripe" */
 	long long	 user_id;	/* for the audit rows; 0 = the booking's */
 	bool		 cancel;	/* also cancel the booking */
 	bool		 release;	/* unpaid booking: release its slot */
 };
+
+/*
+ * The refunds row, and only if it is new, the booking's refunded cents and
+ * the payment's status.
+ */
+static cd_err
+record_refund(struct refund_rec *rr, bool *fresh)
+{
+	long long payment = jint(rr->local, "payment_id");
+	cd_err err;
+
+	if ((err = db_insert_once(&q_refund_row, fresh, NULL, "isis", payment,
+	    rr->refund_id, rr->split.refund, rr->reason)) != CD_OK || !*fresh)
+		return err;
+	if ((err = db_exec(&q_book_refunded, NULL, "iiii", rr->split.refund,
+	    rr->split.fee, rr->split.payout, jint(rr->local, "booking_id"))) !=
+	    CD_OK)
+		return err;
+	return db_exec(&q_pay_refunded, NULL, "ii", rr->split.refund, payment);
+}
+
+/* The whole price back: the whole fee and the whole payout. */
+static booking_split
+whole(const json_t *local)
+{
+	return (booking_split){ jint(local, "price_cents"),
+	    jint(local, "platform_fee_cents"), jint(local, "payout_cents") };
+}
 
 /*
  * The refunds row, the payment and (optionally) the booking in one
@@ -256,17 +289,14 @@ refund_tx(void *arg)
 	cd_err err;
 
 	id_text(idbuf, sizeof(idbuf), booking);
-	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isis",
-	    jint(rr->local, "payment_id"), rr->refund_id, rr->amount, rr->reason)) !=
-	    CD_OK)
+	if (rr->split.refund > 0 && (err = record_refund(rr, &fresh)) != CD_OK)
 		return err;
-	if ((err = db_exec(&q_pay_refunded, NULL, "i",
-	    jint(rr->local, "payment_id"))) != CD_OK)
-		return err;
-	if (fresh) {
-		details = json_pack("{s:s,s:I,s:s,s:s}", "refund", rr->refund_id,
-		    "amountCents", (json_int_t)rr->amount, "reason", rr->reason,
-		    "source", rr->source);
+	if (rr->split.refund > 0 && fresh) {
+		details = json_pack("{s:s,s:I,s:I,s:I,s:s,s:s}", "refund",
+		    rr->refund_id, "amountCents", (json_int_t)rr->split.refund,
+		    "platformFeeCents", (json_int_t)rr->split.fee, "payoutCents",
+		    (json_int_t)rr->split.payout, "reason", rr->reason, "source",
+		    rr->source);
 		err = audit_write("REFUND_ISSUED", "booking", idbuf, user, details,
 		    "warning");
 		json_decref(details);
@@ -295,7 +325,7 @@ refund_tx(void *arg)
 
 cd_err
 booking_refund(long long booking_id, long long user_id, const char *reason,
-    bool cancel, bool *refunded)
+    bool cancel, const booking_split *part, bool *refunded)
 {
 	struct refund_rec rr;
 	json_t *local, *params, *refund = NULL;
@@ -310,8 +340,21 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 		json_decref(local);
 		return CD_OK;
 	}
-	params = json_pack("{s:s,s:{s:s}}", "payment_intent",
-	    jstr(local, "stripe_payment_intent_id"), "metadata", "booking_id",
+	memset(&rr, 0, sizeof(rr));
+	rr.local = local;
+	rr.split = part != NULL ? *part : whole(local);
+	rr.reason = reason;
+	rr.source = "app";
+	rr.user_id = user_id;
+	rr.cancel = cancel;
+	if (rr.split.refund == 0) {	/* nothing to give back: cancel only */
+		err = cancel ? db_tx(refund_tx, &rr) : CD_OK;
+		json_decref(local);
+		return err;
+	}
+	params = json_pack("{s:s,s:I,s:{s:s}}", "payment_intent",
+	    jstr(local, "stripe_payment_intent_id"), "amount",
+	    (json_int_t)rr.split.refund, "metadata", "booking_id",
 	    id_text(key, sizeof(key), booking_id));
 	if (cancel)
 		json_object_set_new(params, "reason",
@@ -325,14 +368,10 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 		json_decref(local);
 		return err != CD_OK ? err : CD_STRIPE;
 	}
-	memset(&rr, 0, sizeof(rr));
-	rr.local = local;
 	rr.refund_id = jstr(refund, "id");
-	rr.amount = jint(refund, "amount");
-	rr.reason = reason;
-	rr.source = "app";
-	rr.user_id = user_id;
-	rr.cancel = cancel;
+	if (jint(refund, "amount") != rr.split.refund)
+		log_error("booking %lld: Stripe refunded %lld, not %lld cents",
+		    booking_id, jint(refund, "amount"), rr.split.refund);
 	err = db_tx(refund_tx, &rr);
 	if (err == CD_OK && refunded != NULL)
 		*refunded = true;
@@ -375,7 +414,7 @@ booking_refund_seen(const json_t *charge)
 	 */
 	rr.refund_id = stripe_id_ok(jstr(latest, "id"), "re_") ? jstr(latest, "id") :
 	    jstr(charge, "id");
-	rr.amount = jint(charge, "amount_refunded");
+	rr.split = whole(local);
 	rr.reason = jstr(latest, "reason") ?: "refunded_in_stripe";
 	rr.source = "stripe";
 	/*

@@ -54,15 +54,25 @@ bool	 booking_intent_failed(const json_t *payment_intent);
  * booking's charge, or only partly refunded → CD_OK, nothing changed.
  */
 cd_err	 booking_refund_seen(const json_t *charge);
+/* What a refund gives back, and from whom: fee + payout == refund. */
+typedef struct booking_split {
+	long long	 refund;	/* cents to the customer */
+	long long	 fee;		/* taken back from the platform's fee */
+	long long	 payout;	/* taken back from the expert's payout */
+} booking_split;
+
 /*
  * Refunds a booking's succeeded payment at Stripe (Idempotency-Key
  * "booking-<id>-refund", so retries and racing callers make one refund) and
- * records it: refunds row, payment 'refunded', REFUND_ISSUED.  With cancel,
- * the same transaction moves the booking from awaiting_payment or scheduled
- * to cancelled_by_user (BOOKING_CANCELLED).  A payment that is not
- * 'succeeded' is not refunded (CD_OK; *refunded false).
+ * records it: refunds row, the booking's refunded cents split as in part
+ * (NULL: the whole price, fee and payout), payment 'refunded' or
+ * 'partially_refunded', REFUND_ISSUED.  With cancel, the same transaction
+ * moves the booking from awaiting_payment or scheduled to cancelled_by_user
+ * (BOOKING_CANCELLED); a part of 0 cents cancels without a refund.  A
+ * payment that is not 'succeeded' is not refunded (CD_OK; *refunded false).
  */
 cd_err	 booking_refund(long long booking_id, long long user_id,
-	    const char *reason, bool cancel, bool *refunded);
+	    const char *reason, bool cancel, const booking_split *part,
+	    bool *refunded);
 
 #endif

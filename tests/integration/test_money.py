@@ -5,6 +5,7 @@ charged by the server's clock.
 Races are made deterministic by holding a row lock from a test connection
 until the request under test is seen waiting for it, then letting go."""
 
+import datetime
 import threading
 import time
 
@@ -13,6 +14,9 @@ from .lib import (Case, _db_connect, run_tool, db_exec, db_row, db_rows, db_scal
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
+from .lib import audit_count, emu_state, parallel, register, stripe_api
+from .test_bookings import (BookingCase, admin, book, booking_row, emu_succeed, new_expert,
+                            payment_row, refund_rows, started, status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
                                  session_row, usage_rows)
 
@@ -291,3 +295,169 @@ class VoiceClockTests(VoiceCase):
                                    " WHERE user_id = %s", v.id), MINUTES)
         self.assertUsageConsistent(u.id)
         self.assertUsageConsistent(v.id)
+
+
+def hours_ahead(hours):
+    """A start time `hours` from now (to the second), as the API takes it."""
+    d = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=hours)
+    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CancellationPolicyTests(BookingCase):
+    """Full refund up to 24 h before the start, 50% inside 24 h, nothing once
+    started; the expert's payout is reduced by exactly what was refunded from it."""
+
+    def paid_at(self, browser, eid, hours, minutes=30):
+        r = book(browser, eid, hours_ahead(hours), minutes)
+        self.assertStatus(r, 201, "create booking")
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        return bid, pi
+
+    def quote(self, browser, bid):
+        r = browser.get(f"/api/bookings/{bid}/cancellation")
+        self.assertStatus(r, 200, "cancellation quote")
+        return r.json
+
+    def money(self, bid):
+        b = booking_row(bid)
+        return (b["status"], b["cancel_refund_cents"], b["refunded_cents"],
+                b["fee_refunded_cents"], b["payout_refunded_cents"])
+
+    def owed(self, adm, eid):
+        return [(e["amountCents"], e["bookingIds"])
+                for e in adm.get("/api/admin/payouts/pending").json["experts"]
+                if e["expertId"] == eid]
+
+    def test_platform_policy_settings(self):
+        self.assertEqual({r["name"]: r["int_value"] for r in db_rows(
+            "SELECT name, int_value FROM platform_settings WHERE name IN"
+            " ('cancel_full_refund_hours', 'cancel_late_refund_bps', 'booking_max_unpaid_holds')")},
+            {"cancel_full_refund_hours": 24, "cancel_late_refund_bps": 5000,
+             "booking_max_unpaid_holds": 3})
+
+    def test_cancel_25_hours_before_refunds_everything(self):
+        adm, a = admin(), register()
+        eid = new_expert(150)                      # 30 min: 4500, fee 450, payout 4050
+        bid, pi = self.paid_at(a, eid, 25)
+        q = self.quote(a, bid)
+        self.assertEqual(q, {"bookingId": bid, "status": "scheduled", "cancellable": True,
+                             "tier": "full", "priceCents": 4500, "refundCents": 4500,
+                             "payoutReductionCents": 4050,
+                             "policy": {"fullRefundHours": 24, "lateRefundBps": 5000}})
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("cancelled_by_user", "refunded"))
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 4500, 4500, 450, 4050))
+        rows = refund_rows(bid)
+        self.assertEqual([x["amount_cents"] for x in rows], [4500])
+        re_ = stripe_api("GET", f"/v1/refunds/{rows[0]['stripe_refund_id']}").json
+        self.assertEqual((re_["payment_intent"], re_["amount"]), (pi, 4500))
+        self.assertEqual(self.owed(adm, eid), [])
+
+    def test_cancel_23_hours_before_refunds_half_and_halves_the_payout(self):
+        adm, a = admin(), register()
+        eid = new_expert(150)
+        bid, pi = self.paid_at(a, eid, 23)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["cancellable"], q["refundCents"],
+                          q["payoutReductionCents"]), ("partial", True, 2250, 2025))
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("cancelled_by_user", "partially_refunded"))
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
+        rows = refund_rows(bid)
+        self.assertEqual([x["amount_cents"] for x in rows], [2250])
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = stripe_api("GET", f"/v1/charges/{ch}").json
+        self.assertEqual((charge["amount_refunded"], charge["refunded"]), (2250, False))
+        # cancelling again refunds nothing more
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
+        # the expert is owed what the refund left of the payout: 4050 - 2025
+        self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
+        p = adm.post("/api/admin/payouts", {"expertId": eid})
+        self.assertStatus(p, 201)
+        self.assertEqual(p.json["payout"]["amountCents"], 2025)
+        self.assertEqual(self.owed(adm, eid), [])
+
+    def test_expert_policy_and_odd_cents(self):
+        adm, a = admin(), register()
+        eid = new_expert(67)                       # 15 min: 1005, fee 101, payout 904
+        db_exec("UPDATE experts SET cancel_full_refund_hours = 48, cancel_late_refund_bps = 2500"
+                " WHERE id = %s", eid)
+        bid, _ = self.paid_at(a, eid, 30, minutes=15)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["priceCents"], q["refundCents"], q["payoutReductionCents"],
+                          q["policy"]), ("partial", 1005, 251, 226,
+                                         {"fullRefundHours": 48, "lateRefundBps": 2500}))
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        # 251.25 -> 251; fee part round-half-up(251 * 101 / 1005) = 25, payout part 226
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 251, 251, 25, 226))
+        self.assertEqual(self.owed(adm, eid), [(904 - 226, [bid])])
+        # 50% of 1005 = 502.5 -> 503 under the platform policy, 10 h before the start
+        eid2 = new_expert(67)
+        bid2, _ = self.paid_at(a, eid2, 10, minutes=15)
+        self.assertStatus(a.post(f"/api/bookings/{bid2}/cancel", {}), 200)
+        self.assertEqual(self.money(bid2), ("cancelled_by_user", 503, 503, 51, 452))
+        self.assertEqual(self.owed(adm, eid2), [(452, [bid2])])
+
+    def test_cancel_after_the_start_refunds_nothing_and_is_refused(self):
+        adm, a = admin(), register()
+        eid = new_expert(150)
+        bid, pi = self.paid_at(a, eid, 25)
+        started(bid)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["cancellable"], q["refundCents"],
+                          q["payoutReductionCents"]), ("started", False, 0, 0))
+        before = emu_state()["refunds"]
+        self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409, "booking_started")
+        self.assertEqual(self.money(bid), ("scheduled", None, 0, 0, 0))
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+        self.assertEqual(refund_rows(bid), [])
+        self.assertEqual(emu_state()["refunds"], before)
+        self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 0)
+
+    def test_quote_is_the_owners_only(self):
+        a, b = register(), register()
+        bid, _ = self.paid_at(a, new_expert(100), 30)
+        self.assertError(b.get(f"/api/bookings/{bid}/cancellation"), 404, "booking_not_found")
+
+
+class UnpaidHoldTests(BookingCase):
+
+    def test_fourth_unpaid_hold_is_409(self):
+        a = register()
+        ids = [self.created(a, new_expert(100))["booking"]["id"] for _ in range(3)]
+        r = book(a, new_expert(100), hours_ahead(50))
+        self.assertError(r, 409, "too_many_unpaid_bookings")
+        self.assertIn("awaiting payment", r.json["error"]["message"])
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s", a.id), 3)
+        # paying one frees a place
+        emu_succeed(payment_row(ids[0])["stripe_payment_intent_id"])
+        status_is(ids[0], "scheduled", "succeeded")
+        self.assertStatus(book(a, new_expert(100), hours_ahead(50)), 201)
+        self.assertError(book(a, new_expert(100), hours_ahead(50)), 409,
+                         "too_many_unpaid_bookings")
+        # an expired hold no longer counts
+        db_exec("UPDATE bookings SET created_at = created_at - INTERVAL 31 MINUTE WHERE id = %s",
+                ids[1])
+        self.assertStatus(book(a, new_expert(100), hours_ahead(50)), 201)
+        # a free booking is no unpaid hold
+        self.assertStatus(book(a, new_expert(0), hours_ahead(50)), 201)
+
+    def test_concurrent_holds_stop_at_three(self):
+        a = register()
+        experts = [new_expert(100) for _ in range(8)]
+        results = parallel(lambda e: book(a, e, hours_ahead(70)), experts, threads=8)
+        codes = sorted(r.status for r in results)
+        self.assertEqual(codes, [201] * 3 + [409] * 5, results)
+        for r in results:
+            if r.status == 409:
+                self.assertError(r, 409, "too_many_unpaid_bookings")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s"
+                                   " AND status = 'awaiting_payment'", a.id), 3)
