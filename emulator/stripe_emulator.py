@@ -1011,15 +1011,73 @@ class Billing(Resource):
         self.s.emit(ctx, "invoice.paid", inv)
         return inv
 
-    def renew(self, ctx, sub):
-        if sub["status"] != "active":
-            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}; only active "
-                              "subscriptions renew.")
+    def _next_period(self, sub):
         interval, count = sub["_interval"]
         start = sub["current_period_end"]
         sub.update(current_period_start=start,
                    current_period_end=add_interval(start, interval, count))
+
+    def renew(self, ctx, sub):
+        """The next period paid (a past_due subscription recovers: active again)."""
+        if sub["status"] not in ("active", "past_due"):
+            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}; only active "
+                              "or past_due subscriptions renew.")
+        if sub["cancel_at_period_end"]:
+            return self.end_period(ctx, sub)
+        if sub["status"] == "past_due":
+            sub["status"] = "active"
+            inv = self.paid_invoice(ctx, sub, "subscription_cycle")
+            self.s.emit(ctx, "customer.subscription.updated", sub)
+            return inv
+        self._next_period(sub)
         return self.paid_invoice(ctx, sub, "subscription_cycle")
+
+    def fail_renewal(self, ctx, sub):
+        """The renewal's payment fails: an open invoice, the subscription past_due."""
+        if sub["status"] != "active":
+            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}.")
+        self._next_period(sub)
+        iid, t = new_id("in"), now()
+        total = sum(si["price"]["unit_amount"] * si["quantity"] for si in sub["items"]["data"])
+        inv = self.s.add({
+            "id": iid, "object": "invoice", "amount_due": total, "amount_paid": 0,
+            "amount_remaining": total, "attempt_count": 1, "attempted": True,
+            "billing_reason": "subscription_cycle", "charge": None, "created": t,
+            "currency": sub["currency"], "customer": sub["customer"], "livemode": False,
+            "metadata": {}, "paid": False, "payment_intent": None,
+            "period_end": sub["current_period_end"], "period_start": sub["current_period_start"],
+            "status": "open", "subscription": sub["id"],
+            "subscription_details": {"metadata": dict(sub["metadata"])},
+            "subtotal": total, "total": total,
+        })
+        sub.update(status="past_due", latest_invoice=iid)
+        self.s.emit(ctx, "invoice.payment_failed", inv)
+        self.s.emit(ctx, "customer.subscription.updated", sub)
+        return inv
+
+    def end_period(self, ctx, sub):
+        """The period ends: a subscription set to cancel at period end is canceled."""
+        if not sub["cancel_at_period_end"]:
+            return self.renew(ctx, sub)
+        t = now()
+        sub.update(status="canceled", canceled_at=t, ended_at=t)
+        self.s.emit(ctx, "customer.subscription.deleted", sub)
+        return sub
+
+    def update_subscription(self, ctx, params, id):
+        sub = self.s.get("subscription", id, "subscription")
+        cape = p_bool(params, "cancel_at_period_end")
+        if sub["status"] == "canceled":
+            raise StripeError(400, f"Subscription {id} is canceled; it cannot be updated.")
+        if cape is not None:
+            sub.update(cancel_at_period_end=cape,
+                       cancel_at=sub["current_period_end"] if cape else None,
+                       canceled_at=now() if cape else None)
+        md = p_metadata(params)
+        if md:
+            sub["metadata"].update(md)
+        self.s.emit(ctx, "customer.subscription.updated", sub)
+        return sub
 
     def retrieve_subscription(self, ctx, params, id):
         return self.s.get("subscription", id, "subscription")
@@ -1414,6 +1472,16 @@ class Controls(Resource):
             sub = self.s.get("subscription", id, "subscription")
             return self.emu.billing.renew(CONTROL, sub)
 
+    def fail_renewal(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.fail_renewal(CONTROL, sub)
+
+    def end_period(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.end_period(CONTROL, sub)
+
     def dispute(self, data, id):
         with self.s.lock:
             ch = self.s.get("charge", id, "charge")
@@ -1644,6 +1712,7 @@ class Emulator:
             ("POST", "/v1/refunds", self.refunds.create),
             ("GET", "/v1/refunds/{id}", self.refunds.retrieve),
             ("GET", "/v1/subscriptions/{id}", bl.retrieve_subscription),
+            ("POST", "/v1/subscriptions/{id}", bl.update_subscription),
             ("DELETE", "/v1/subscriptions/{id}", bl.cancel_subscription),
             ("GET", "/v1/invoices/{id}", bl.retrieve_invoice),
             ("GET", "/v1/disputes/{id}", self.disputes.retrieve),
@@ -1658,6 +1727,8 @@ class Emulator:
             ("POST", "/_emu/payment_intents/{id}/succeed", c.pi_succeed),
             ("POST", "/_emu/payment_intents/{id}/fail", c.pi_fail),
             ("POST", "/_emu/subscriptions/{id}/renew", c.renew),
+            ("POST", "/_emu/subscriptions/{id}/fail_renewal", c.fail_renewal),
+            ("POST", "/_emu/subscriptions/{id}/end_period", c.end_period),
             ("POST", "/_emu/charges/{id}/dispute", c.dispute),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),

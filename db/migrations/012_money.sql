@@ -67,3 +67,18 @@ UPDATE bookings b JOIN payments p ON p.booking_id = b.id JOIN refunds r ON r.pay
    SET b.refunded_cents = b.price_cents, b.fee_refunded_cents = b.platform_fee_cents,
        b.payout_refunded_cents = b.payout_cents
  WHERE p.status = 'refunded' AND r.amount_cents = b.price_cents;
+
+-- Subscriptions keep Stripe's status (active, past_due, canceled; canceled is
+-- final), the end of the paid period (only ever later) and whether they end
+-- there.  A refunded invoice takes back its allocation's credits, never more
+-- than the balance (what was spent stays spent).
+ALTER TABLE subscriptions
+  ADD COLUMN current_period_end DATETIME NULL AFTER status,
+  ADD COLUMN cancel_at_period_end TINYINT(1) NOT NULL DEFAULT 0 AFTER current_period_end,
+  ADD COLUMN updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6);
+
+-- version is written first by every reversal of the allocation, so two
+-- refunds of one invoice take back credits one after the other.
+ALTER TABLE subscription_allocations
+  ADD COLUMN credits_reversed BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0;

@@ -94,6 +94,8 @@ on_charge_refunded(const json_t *object)
 	err = fulfil_refund(charge);
 	if (err == CD_OK)
 		err = booking_refund_seen(charge);
+	if (err == CD_OK)
+		err = subscription_refund(charge);
 	json_decref(charge);
 	return err;
 }
@@ -162,6 +164,36 @@ on_invoice_paid(const json_t *object)
 	return subscription_allocate_invoice(jstr(object, "id"));
 }
 
+static cd_err
+on_subscription(const json_t *object)
+{
+	json_t *sub;
+	cd_err err;
+
+	if ((err = retrieve("subscriptions", "sub_", object, &sub)) != CD_OK ||
+	    sub == NULL)
+		return err;
+	err = subscription_sync_object(sub);
+	json_decref(sub);
+	return err;
+}
+
+/* The subscription's status (past_due) is what changed: sync it. */
+static cd_err
+on_invoice_failed(const json_t *object)
+{
+	json_t *invoice;
+	cd_err err;
+
+	if ((err = retrieve("invoices", "in_", object, &invoice)) != CD_OK ||
+	    invoice == NULL)
+		return err;
+	err = jstr(invoice, "subscription") != NULL ?
+	    subscription_sync(jstr(invoice, "subscription")) : CD_OK;
+	json_decref(invoice);
+	return err;
+}
+
 static const struct {
 	const char	*type;
 	event_fn	 fn;
@@ -174,6 +206,9 @@ static const struct {
 	{ "charge.refunded", on_charge_refunded },
 	{ "charge.dispute.created", on_dispute },
 	{ "invoice.paid", on_invoice_paid },
+	{ "invoice.payment_failed", on_invoice_failed },
+	{ "customer.subscription.updated", on_subscription },
+	{ "customer.subscription.deleted", on_subscription },
 };
 
 static event_fn

@@ -15,8 +15,9 @@ from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
 from .lib import audit_count, emu_state, parallel, register, stripe_api
-from .test_bookings import (BookingCase, admin, book, booking_row, emu_succeed, new_expert,
-                            payment_row, refund_rows, started, status_is)
+from .lib import emu_ok, event_processed, events_about
+from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
+                            new_expert, payment_row, refund_rows, started, status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
                                  session_row, usage_rows)
 
@@ -461,3 +462,157 @@ class UnpaidHoldTests(BookingCase):
                 self.assertError(r, 409, "too_many_unpaid_bookings")
         self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s"
                                    " AND status = 'awaiting_payment'", a.id), 3)
+
+
+class ReverseOrderTests(BookingCase):
+    """An older event delivered after a newer one never moves anything back."""
+
+    def deliver_all(self, object_ids):
+        """Every event about these objects again, newest first; returns their ids."""
+        evs = events_about(object_ids)
+        for e in reversed(evs):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        return [e["id"] for e in evs]
+
+    def test_booking_declined_then_paid_delivered_newest_first(self):
+        a = register()
+        j = book(a, new_expert(100), hours_ahead(60)).json
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_hold()
+        emu_decline(pi)
+        emu_succeed(pi)
+        rel = emu_release("reverse")
+        self.assertEqual(set(rel["statuses"]), {200}, rel)
+        for e in rel["released"]:
+            wait_until(lambda: event_processed(e), 20, message=f"{e} processed")
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("scheduled", "succeeded"))
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_PAYMENT_FAILED", str(bid)), 0)
+
+    def test_cancelled_booking_stays_cancelled_when_old_events_come_again(self):
+        a = register()
+        r = book(a, new_expert(100), hours_ahead(60))
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        refunds = emu_state()["refunds"]
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        self.deliver_all([pi, ch])
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("cancelled_by_user", "refunded"))
+        self.assertEqual(emu_state()["refunds"], refunds)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+
+
+class SubscriptionLifecycleTests(CreditsCase):
+    """Status and period end from Stripe's subscription events; a refunded
+    invoice takes back its credits; cancelling at period end through Stripe."""
+
+    def subscribe(self, u):
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+        self.assertStatus(r, 200)
+        sid = r.json["sessionId"]
+        sub = emu_pay(sid).json["subscription"]
+        wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        return sid, sub
+
+    def row(self, sub):
+        return db_row("SELECT status, UNIX_TIMESTAMP(current_period_end) AS period_end,"
+                      " cancel_at_period_end FROM subscriptions WHERE stripe_subscription_id = %s",
+                      sub)
+
+    def stripe_sub(self, sub):
+        return stripe_api("GET", f"/v1/subscriptions/{sub}").json
+
+    def test_status_and_period_end_follow_stripe(self):
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        _, sub = self.subscribe(u)
+        s = self.stripe_sub(sub)
+        wait_until(lambda: self.row(sub)["period_end"] == s["current_period_end"], 20,
+                   message="period end kept")
+        self.assertEqual(self.row(sub), {"status": "active", "period_end": s["current_period_end"],
+                                         "cancel_at_period_end": 0})
+        # a failed renewal: past_due, the new period's end, no credits
+        inv = emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
+        s = self.stripe_sub(sub)
+        wait_until(lambda: self.row(sub)["status"] == "past_due", 20, message="past_due")
+        self.assertEqual(self.row(sub)["period_end"], s["current_period_end"])
+        self.assertEqual(len(allocations(sub)), 1)
+        self.assertEqual(balance(u.id), per)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(
+            inv["id"], "invoice.payment_failed")), 20, message="payment_failed processed")
+        # paid after all: active again, credited once more
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: len(allocations(sub)) == 2 and self.row(sub)["status"] == "active",
+                   20, message="recovered")
+        self.assertEqual(balance(u.id), 2 * per)
+
+    def test_cancel_at_period_end_then_canceled_and_final(self):
+        u, other = self.user(), self.user()
+        sid, sub = self.subscribe(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        self.assertError(other.post(f"/api/credits/subscriptions/{local}/cancel", {}), 404,
+                         "subscription_not_found")
+        r = u.post(f"/api/credits/subscriptions/{local}/cancel", {})
+        self.assertStatus(r, 200, "cancel at period end")
+        self.assertEqual((r.json["subscription"]["status"],
+                          r.json["subscription"]["cancelAtPeriodEnd"]), ("active", 1))
+        self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], True)
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
+        lst = u.get("/api/credits/subscriptions").json["subscriptions"]
+        self.assertEqual([(x["id"], x["status"], x["cancelAtPeriodEnd"]) for x in lst],
+                         [(local, "active", 1)])
+        # the period ends: Stripe cancels it, customer.subscription.deleted
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+        wait_until(lambda: self.row(sub)["status"] == "canceled", 20, message="canceled")
+        self.assertError(u.post(f"/api/credits/subscriptions/{local}/cancel", {}), 409,
+                         "subscription_canceled")
+        # every older event about it, delivered again newest first: still canceled
+        evs = events_about(sub) + [e for e in events_about(sid)]
+        for e in sorted(evs, key=lambda e: e["created"], reverse=True):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        for e in invoice_events(sub):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        self.assertEqual(self.row(sub)["status"], "canceled")
+        self.assertEqual(len(allocations(sub)), 1)
+
+    def test_refunded_invoice_takes_back_its_credits_not_below_spent(self):
+        from .test_credits import consume
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        _, sub = self.subscribe(u)
+        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        self.assertEqual(balance(u.id), 2 * per)
+        # half of the renewal refunded: half its credits back
+        r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"], "amount": 500})
+        self.assertEqual(r.status, 200, r)
+        wait_until(lambda: balance(u.id) == 2 * per - per // 2, 20, message="half reversed")
+        # the user spends all but 1,000 tokens; the rest refunded takes only those
+        consume(u.id, 2 * per - per // 2 - 1000)
+        r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"]})
+        self.assertEqual(r.status, 200, r)
+        wait_until(lambda: balance(u.id) == 0, 20, message="the rest reversed")
+        tx = ledger(u.id)
+        self.assertEqual([(t["credits_delta"], t["transaction_type"], t["activity_type"])
+                          for t in tx],
+                         [(per, "allocation", "subscription_renewal"),
+                          (per, "allocation", "subscription_renewal"),
+                          (-(per // 2), "refund", "subscription_refund"),
+                          (-(2 * per - per // 2 - 1000), "consumption", "integration_test"),
+                          (-1000, "refund", "subscription_refund")])
+        self.assertEqual(db_rows("SELECT credits, credits_reversed FROM subscription_allocations"
+                                 " WHERE stripe_invoice_id = %s", inv2["id"]),
+                         [{"credits": per, "credits_reversed": per // 2 + 1000}])
+        self.assertEqual(sorted(x["units_reversed"] for x in db_rows(
+            "SELECT units_reversed FROM payment_reversals WHERE product = 'subscription'"
+            " AND stripe_refund_id LIKE %s", inv2["charge"] + "/%")), [1000, per // 2])
+        # the refund events again: nothing more
+        for e in events_about(inv2["charge"], "charge.refunded"):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200])
+        self.assertEqual(balance(u.id), 0)
+        self.assertEqual(len(ledger(u.id)), 5)
