@@ -1187,6 +1187,15 @@ class Disputes(Resource):
     def retrieve(self, ctx, params, id):
         return self.s.get("dispute", id, "dispute")
 
+    def close(self, ctx, dp, outcome):
+        if outcome not in ("won", "lost"):
+            raise StripeError(400, 'status must be "won" or "lost"', param="status")
+        if dp["status"] in ("won", "lost"):
+            raise StripeError(400, f"Dispute {dp['id']} is already {dp['status']}.")
+        dp["status"] = outcome
+        self.s.emit(ctx, "charge.dispute.closed", dp)
+        return dp
+
 
 # ---------------------------------------------------------------------------
 # Events (list and retrieve)
@@ -1487,6 +1496,11 @@ class Controls(Resource):
             ch = self.s.get("charge", id, "charge")
             return self.emu.disputes.open(CONTROL, ch, data.get("amount"))
 
+    def close_dispute(self, data, id):
+        with self.s.lock:
+            dp = self.s.get("dispute", id, "dispute")
+            return self.emu.disputes.close(CONTROL, dp, data.get("status"))
+
     def deliveries(self, data):
         eid = data.get("event_id")
         with self.s.lock:
@@ -1730,6 +1744,7 @@ class Emulator:
             ("POST", "/_emu/subscriptions/{id}/fail_renewal", c.fail_renewal),
             ("POST", "/_emu/subscriptions/{id}/end_period", c.end_period),
             ("POST", "/_emu/charges/{id}/dispute", c.dispute),
+            ("POST", "/_emu/disputes/{id}/close", c.close_dispute),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),
             ("POST", "/_emu/webhooks/hold", c.hold),

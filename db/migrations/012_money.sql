@@ -82,3 +82,36 @@ ALTER TABLE subscriptions
 ALTER TABLE subscription_allocations
   ADD COLUMN credits_reversed BIGINT NOT NULL DEFAULT 0,
   ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0;
+
+-- Disputes: charge.dispute.created freezes what the disputed payment granted
+-- and is still unspent (frozen units cannot be spent); charge.dispute.closed
+-- releases them when won, and when lost takes back what it can like a
+-- refund (never below what was used) and records the rest as a loss.
+ALTER TABLE user_credits ADD COLUMN frozen BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE voice_therapy_credits
+  ADD COLUMN minutes_frozen INT UNSIGNED NOT NULL DEFAULT 0,
+  ADD CONSTRAINT ck_voice_credit_frozen CHECK (minutes_frozen <= minutes_remaining);
+ALTER TABLE user_live_help_totals
+  ADD COLUMN hours_frozen INT NOT NULL DEFAULT 0,
+  ADD CONSTRAINT ck_live_help_frozen CHECK (hours_frozen >= 0 AND hours_used + hours_frozen <= hours_total);
+
+ALTER TABLE disputes
+  ADD COLUMN user_id BIGINT UNSIGNED NULL,
+  ADD COLUMN stripe_session_id VARCHAR(255) NULL,
+  ADD COLUMN product VARCHAR(32) NULL,
+  ADD COLUMN units_frozen BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN units_reversed BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN units_lost BIGINT NOT NULL DEFAULT 0,
+  ADD COLUMN closed_at DATETIME(6) NULL;
+
+-- One row per step of a dispute (freeze, release, reverse), once each.
+CREATE TABLE dispute_steps (
+  id                 BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  stripe_dispute_id  VARCHAR(255) NOT NULL,
+  step               ENUM('freeze','release','reverse') NOT NULL,
+  product            VARCHAR(32) NOT NULL,
+  units              BIGINT NOT NULL,
+  units_lost         BIGINT NOT NULL DEFAULT 0,
+  created_at         DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+  UNIQUE KEY uq_dispute_step (stripe_dispute_id, step)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;

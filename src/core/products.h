@@ -38,6 +38,13 @@ typedef struct cd_product {
 	cd_err		(*route)(const cd_checkout *, char *out, size_t outlen);
 	/* Work that needs Stripe, after the grant committed; may be NULL. */
 	cd_err		(*after)(const cd_checkout *);
+	/*
+	 * A dispute: freezes what the payment granted and is still unspent
+	 * (*units = frozen), or with release, unfreezes units.  *granted =
+	 * the units the payment granted.  NULL: nothing to freeze.
+	 */
+	cd_err		(*freeze)(const cd_checkout *, bool release, long long units,
+			    long long *frozen, long long *granted);
 } cd_product;
 
 extern const cd_product product_live_help;

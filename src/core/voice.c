@@ -10,8 +10,9 @@
 #include "db.h"
 #include "voice.h"
 
+/* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
 #define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
-    " AND minutes_remaining > 0"
+    " AND minutes_remaining > minutes_frozen"
 /* An open session past its minutes plus the grace (the grace is bound). */
 #define OVERDUE " status = 'active' AND started_at +" \
     " INTERVAL (available_minutes * 60 + ?) SECOND < UTC_TIMESTAMP(6)"
@@ -22,11 +23,13 @@ static cd_sql q_guard = CD_SQL(
 static cd_sql q_grace = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'voice_grace_seconds'");
 static cd_sql q_lock_credits = CD_SQL(
-    "SELECT id, minutes_remaining FROM voice_therapy_credits WHERE" ACTIVE
-    " ORDER BY minutes_remaining DESC, expires_at, id FOR UPDATE");
+    "SELECT id, minutes_remaining - minutes_frozen AS usable"
+    " FROM voice_therapy_credits WHERE" ACTIVE
+    " ORDER BY usable DESC, expires_at, id FOR UPDATE");
 static cd_sql q_take = CD_SQL(
     "UPDATE voice_therapy_credits SET minutes_remaining = minutes_remaining - ?,"
-    " is_active = (minutes_remaining > 0) WHERE id = ? AND minutes_remaining >= ?");
+    " is_active = (minutes_remaining > 0)"
+    " WHERE id = ? AND minutes_remaining - minutes_frozen >= ?");
 static cd_sql q_usage = CD_SQL(
     "INSERT INTO voice_therapy_usage (session_id, credit_id, minutes) VALUES (?, ?, ?)");
 static cd_sql q_end = CD_SQL(
@@ -93,7 +96,7 @@ deduct(long long user_id, long long session_id, long long want, long long *took)
 	json_array_foreach(credits, i, c) {
 		if (want == 0)
 			break;
-		left = jint(c, "minutes_remaining");
+		left = jint(c, "usable");
 		take = want < left ? want : left;
 		if ((err = db_exec(&q_take, &n, "iii", take, jint(c, "id"), take)) !=
 		    CD_OK || (n != 1 && (err = CD_CONFLICT)) ||

@@ -11,14 +11,16 @@
 #include "db.h"
 #include "voice.h"
 
+/* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
 #define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
-    " AND minutes_remaining > 0"
+    " AND minutes_remaining > minutes_frozen"
 
 static cd_sql q_credits = CD_SQL(
-    "SELECT id, minutes_purchased, minutes_remaining, purchased_at, expires_at"
+    "SELECT id, minutes_purchased, minutes_remaining - minutes_frozen AS minutes_remaining,"
+    " purchased_at, expires_at"
     " FROM voice_therapy_credits WHERE" ACTIVE " ORDER BY expires_at, id");
 static cd_sql q_available = CD_SQL(
-    "SELECT COALESCE(SUM(minutes_remaining), 0) AS minutes"
+    "SELECT COALESCE(SUM(minutes_remaining - minutes_frozen), 0) AS minutes"
     " FROM voice_therapy_credits WHERE" ACTIVE);
 static cd_sql q_start = CD_SQL(
     "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"

@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "booking_pay.h"
 #include "db.h"
+#include "dispute.h"
 #include "events.h"
 #include "fulfil.h"
 #include "log.h"
@@ -25,9 +26,6 @@ static cd_sql q_state = CD_SQL(
 static cd_sql q_processed = CD_SQL(
     "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6)"
     " WHERE event_id = ? AND processed_at IS NULL");
-static cd_sql q_dispute = CD_SQL(
-    "INSERT INTO disputes (stripe_dispute_id, charge_id, payment_intent_id,"
-    " amount_cents, reason, status) VALUES (?, ?, ?, ?, ?, ?)");
 
 typedef cd_err (*event_fn)(const json_t *object);
 
@@ -129,23 +127,7 @@ on_intent_failed(const json_t *object)
 }
 
 static cd_err
-dispute_tx(void *arg)
-{
-	const json_t *d = arg;
-	bool fresh;
-	cd_err err;
-
-	if ((err = db_insert_once(&q_dispute, &fresh, NULL, "sssiss",
-	    jstr(d, "id"), jstr(d, "charge"), jstr(d, "payment_intent"),
-	    jint(d, "amount"), jstr(d, "reason"), jstr(d, "status") ?: "open")) !=
-	    CD_OK || !fresh)
-		return err;
-	return audit_write("DISPUTE_CREATED", "charge", jstr(d, "charge"), 0, d,
-	    "critical");
-}
-
-static cd_err
-on_dispute(const json_t *object)
+on_dispute(const json_t *object, cd_err (*fn)(const json_t *))
 {
 	json_t *dispute;
 	cd_err err;
@@ -153,9 +135,21 @@ on_dispute(const json_t *object)
 	if ((err = retrieve("disputes", "dp_", object, &dispute)) != CD_OK ||
 	    dispute == NULL)
 		return err;
-	err = db_tx(dispute_tx, dispute);
+	err = fn(dispute);
 	json_decref(dispute);
 	return err;
+}
+
+static cd_err
+on_dispute_created(const json_t *object)
+{
+	return on_dispute(object, dispute_opened);
+}
+
+static cd_err
+on_dispute_closed(const json_t *object)
+{
+	return on_dispute(object, dispute_closed);
 }
 
 static cd_err
@@ -204,7 +198,8 @@ static const struct {
 	{ "payment_intent.succeeded", on_intent_succeeded },
 	{ "payment_intent.payment_failed", on_intent_failed },
 	{ "charge.refunded", on_charge_refunded },
-	{ "charge.dispute.created", on_dispute },
+	{ "charge.dispute.created", on_dispute_created },
+	{ "charge.dispute.closed", on_dispute_closed },
 	{ "invoice.paid", on_invoice_paid },
 	{ "invoice.payment_failed", on_invoice_failed },
 	{ "customer.subscription.updated", on_subscription },

@@ -15,7 +15,8 @@ from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
 from .lib import audit_count, emu_state, parallel, register, stripe_api
-from .lib import emu_ok, event_processed, events_about
+from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
+                  stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
                             new_expert, payment_row, refund_rows, started, status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
@@ -615,4 +616,122 @@ class SubscriptionLifecycleTests(CreditsCase):
         for e in events_about(inv2["charge"], "charge.refunded"):
             self.assertEqual(emu_deliver(e["id"])["statuses"], [200])
         self.assertEqual(balance(u.id), 0)
+        self.assertEqual(len(ledger(u.id)), 5)
+
+
+def charge_of(session_id):
+    pi = stripe_session(session_id)["payment_intent"]
+    return stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+
+
+def open_dispute(session_id):
+    """A dispute of the session's charge, opened and processed; returns its id."""
+    dp = emu_ok("POST", f"/_emu/charges/{charge_of(session_id)}/dispute")
+    wait_until(lambda: db_row("SELECT units_frozen FROM disputes WHERE stripe_dispute_id"
+                              " = %s", dp["id"]) is not None and all(
+        event_processed(e["id"]) for e in events_about(dp["id"])), 20,
+        message="dispute opened")
+    return dp["id"]
+
+
+class DisputeTests(VoiceCase):
+    """A dispute freezes what its payment granted and is unspent; won releases
+    it, lost takes it back like a refund and records the rest as the loss."""
+
+    def dispute(self, session_id):
+        return open_dispute(session_id)
+
+    def close(self, dp, status):
+        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": status})
+        wait_until(lambda: db_scalar("SELECT closed_at IS NOT NULL FROM disputes WHERE"
+                                     " stripe_dispute_id = %s", dp) == 1, 20,
+                   message="dispute closed")
+
+    def steps(self, dp):
+        return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
+            "SELECT step, product, units, units_lost FROM dispute_steps"
+            " WHERE stripe_dispute_id = %s ORDER BY id", dp)]
+
+    def redeliver(self, dp):
+        for e in events_about(dp):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+
+    def test_voice_minutes_frozen_then_released_when_won(self):
+        u = firewall_user()
+        sid = buy_voice(u)
+        s = self.start(u).json["sessionId"]
+        self.assertEqual(self.end(u, s, 300).json["minutesDeducted"], 5)
+        dp = self.dispute(sid)
+        self.assertEqual(db_row("SELECT minutes_remaining, minutes_frozen FROM"
+                                " voice_therapy_credits WHERE stripe_session_id = %s", sid),
+                         {"minutes_remaining": MINUTES - 5, "minutes_frozen": MINUTES - 5})
+        self.assertEqual(self.credits(u)["remainingMinutes"], 0)
+        self.assertError(u.post("/api/voice-therapy/start", {}), 402, "no_voice_credits")
+        self.assertEqual(self.steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0)])
+        self.close(dp, "won")
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
+        self.assertEqual(self.steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0),
+                                          ("release", "voice_therapy", MINUTES - 5, 0)])
+        self.redeliver(dp)
+        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
+        self.assertEqual(self.start(u).json["availableMinutes"], MINUTES - 5)
+
+    def test_live_help_lost_takes_back_the_unused_hours(self):
+        u = register()
+        sid = bought_live_help(u, 3)
+        self.assertStatus(u.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 201)
+        dp = self.dispute(sid)
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 3, "hours_used": 1, "hours_frozen": 2})
+        self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 0)
+        self.assertError(u.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 402,
+                         "no_hours_left")
+        self.close(dp, "lost")
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 1, "hours_used": 1, "hours_frozen": 0})
+        self.assertEqual(db_row("SELECT status, product, units_frozen, units_reversed,"
+                                " units_lost FROM disputes WHERE stripe_dispute_id = %s", dp),
+                         {"status": "lost", "product": "live_help", "units_frozen": 2,
+                          "units_reversed": 2, "units_lost": 1})
+        self.assertEqual(self.steps(dp), [("freeze", "live_help", 2, 0),
+                                          ("reverse", "live_help", 2, 1)])
+        self.assertEqual(db_scalar("SELECT hours_refunded FROM live_help_purchases"
+                                   " WHERE stripe_session_id = %s", sid), 2)
+        self.redeliver(dp)
+        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(db_scalar("SELECT hours_total FROM user_live_help_totals"
+                                   " WHERE user_id = %s", u.id), 1)
+
+
+class CreditDisputeTests(CreditsCase):
+
+    def test_credits_frozen_then_reversed_when_lost(self):
+        from .test_credits import buy_pack, consume, pack_tokens
+        u = self.user()
+        sid = buy_pack(u, "boost-small")
+        tokens = pack_tokens("boost-small")
+        consume(u.id, 417_000)
+        left = tokens - 417_000
+        dp = open_dispute(sid)
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": left, "frozen": left})
+        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": "lost"})
+        wait_until(lambda: balance(u.id) == 0, 20, message="reversed")
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": 0, "frozen": 0})
+        self.assertEqual([(t["credits_delta"], t["transaction_type"], t["activity_type"])
+                          for t in ledger(u.id)],
+                         [(tokens, "allocation", "boost_pack_purchase"),
+                          (-417_000, "consumption", "integration_test"),
+                          (0, "adjustment", "dispute_freeze"),
+                          (0, "adjustment", "dispute_release"),
+                          (-left, "refund", "refund")])
+        self.assertEqual(db_row("SELECT units_frozen, units_reversed, units_lost FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"units_frozen": left, "units_reversed": left, "units_lost": 417_000})
+        for e in events_about(dp):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
         self.assertEqual(len(ledger(u.id)), 5)
