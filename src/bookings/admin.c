@@ -67,6 +67,41 @@ static cd_sql q_revenue = CD_SQL(
     " WHERE p.status IN ('succeeded', 'partially_refunded')");
 static cd_sql q_paid_out = CD_SQL(
     "SELECT COALESCE(SUM(amount_cents), 0) AS cents FROM payouts");
+/* Recent activity, by the database's clock. */
+static cd_sql q_recent = CD_SQL(
+    "SELECT COALESCE(SUM(created_at > UTC_TIMESTAMP(6) - INTERVAL 1 HOUR), 0) AS lastHour,"
+    " COUNT(*) AS last24h FROM bookings"
+    " WHERE created_at > UTC_TIMESTAMP(6) - INTERVAL 24 HOUR");
+/* Payments created in the last 24 h that were decided: how many succeeded. */
+static cd_sql q_payments_24h = CD_SQL(
+    "SELECT COALESCE(SUM(status IN ('succeeded', 'refunded', 'partially_refunded')), 0) AS ok,"
+    " COALESCE(SUM(status <> 'pending'), 0) AS decided FROM payments"
+    " WHERE created_at > UTC_TIMESTAMP(6) - INTERVAL 24 HOUR");
+/* The platform's fee, less refunds, of bookings completed that started in the last 30 days. */
+static cd_sql q_revenue_30d = CD_SQL(
+    "SELECT COALESCE(SUM(b.platform_fee_cents - b.fee_refunded_cents), 0) AS cents"
+    " FROM bookings b JOIN payments p ON p.booking_id = b.id"
+    " AND p.status IN ('succeeded', 'partially_refunded')"
+    " WHERE b.status = 'completed' AND b.start_time > UTC_TIMESTAMP() - INTERVAL 30 DAY");
+/*
+ * What customers paid for and have not used yet, in cents: unused Live Help
+ * hours at the hour's price, unexpired voice minutes at the price paid per
+ * minute of their pack, and credit balances at the average price paid per
+ * token (all boost packs and subscription invoices); each rounded down.
+ */
+static cd_sql q_liability = CD_SQL(
+    "SELECT"
+    " (SELECT COALESCE(SUM(GREATEST(t.hours_total - t.hours_used, 0)), 0) * p.unit_amount_cents"
+    "   FROM user_live_help_totals t, products p WHERE p.code = 'live_help') AS liveHelpCents,"
+    " (SELECT COALESCE(SUM(amount_cents * minutes_remaining DIV minutes_purchased), 0)"
+    "   FROM voice_therapy_credits WHERE is_active = 1 AND expires_at > UTC_TIMESTAMP(6)"
+    "   AND minutes_purchased > 0) AS voiceCents,"
+    " (SELECT COALESCE(SUM(balance), 0) FROM user_credits) AS tokens,"
+    " (SELECT COALESCE(SUM(amount_cents), 0) FROM boost_pack_purchases)"
+    "  + (SELECT COALESCE(SUM(ABS(JSON_VALUE(metadata, '$.amountPaidCents'))), 0)"
+    "     FROM credit_transactions WHERE activity_type = 'subscription_renewal') AS paidCents,"
+    " (SELECT COALESCE(SUM(credits_delta), 0) FROM credit_transactions"
+    "   WHERE transaction_type = 'allocation') AS grantedTokens");
 
 static const cd_field payout_fields[] = {
 	{ "expertId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
@@ -198,15 +233,60 @@ sum(cd_sql *q, long long *cents)
 	return CD_OK;
 }
 
+/* part × whole_value / whole, rounded down; 0 when there is no whole. */
+static long long
+prorate(long long part, long long whole_value, long long whole)
+{
+	return whole > 0 ? (long long)((__int128)part * whole_value / whole) : 0;
+}
+
+/* The recent figures and the prepaid liability, added to body. */
+static cd_err
+money_now(cd_req *r, json_t *body)
+{
+	json_t *recent, *pay, *li;
+	long long revenue, credits;
+	cd_err err;
+
+	if ((err = db_row(&q_recent, &recent, "")) != CD_OK)
+		return err;
+	req_own(r, recent);
+	if ((err = db_row(&q_payments_24h, &pay, "")) != CD_OK)
+		return err;
+	req_own(r, pay);
+	if ((err = db_row(&q_liability, &li, "")) != CD_OK)
+		return err;
+	req_own(r, li);
+	if ((err = sum(&q_revenue_30d, &revenue)) != CD_OK)
+		return err;
+	credits = prorate(jint(li, "tokens"), jint(li, "paidCents"),
+	    jint(li, "grantedTokens"));
+	json_object_set_new(body, "bookingsCreatedLastHour",
+	    json_integer(jint(recent, "lastHour")));
+	json_object_set_new(body, "bookingsCreatedLast24h",
+	    json_integer(jint(recent, "last24h")));
+	json_object_set_new(body, "paymentSuccessRate24hBps",
+	    json_integer(bps(jint(pay, "ok"), jint(pay, "decided"))));
+	json_object_set_new(body, "platformRevenue30dCents", json_integer(revenue));
+	json_object_set_new(body, "prepaidLiabilityCents", json_pack("{s:I,s:I,s:I,s:I}",
+	    "liveHelp", (json_int_t)jint(li, "liveHelpCents"),
+	    "voice", (json_int_t)jint(li, "voiceCents"),
+	    "credits", (json_int_t)credits,
+	    "total", (json_int_t)(jint(li, "liveHelpCents") + jint(li, "voiceCents") +
+	    credits)));
+	return CD_OK;
+}
+
 /*
  * Rates are integer basis points: bookings.rateBps is paid (scheduled or
  * completed) over all bookings; payments.successRateBps is payments that
  * succeeded (including those later refunded) over those that were decided.
+ * pendingPayoutsCents is what manual payouts owe experts now.
  */
 cd_err
 metrics(cd_req *r)
 {
-	json_t *bk, *pay;
+	json_t *bk, *pay, *body;
 	long long revenue, owed, paid_out, ok, decided;
 	cd_err err;
 
@@ -226,9 +306,15 @@ metrics(cd_req *r)
 	    jint(pay, "partiallyRefunded");
 	decided = ok + jint(pay, "failed");
 	json_object_set_new(pay, "successRateBps", json_integer(bps(ok, decided)));
-	resp_json(r, 200, json_pack("{s:O,s:O,s:I,s:I,s:I}", "bookings", bk,
+	body = json_pack("{s:O,s:O,s:I,s:I,s:I,s:I}", "bookings", bk,
 	    "payments", pay, "platformRevenueCents", (json_int_t)revenue,
-	    "pendingPayoutsCents", (json_int_t)owed, "paidOutCents",
-	    (json_int_t)paid_out));
+	    "pendingPayoutsCents", (json_int_t)owed,
+	    "pendingManualPayoutsCents", (json_int_t)owed,
+	    "paidOutCents", (json_int_t)paid_out);
+	if ((err = money_now(r, body)) != CD_OK) {
+		json_decref(body);
+		return err;
+	}
+	resp_json(r, 200, body);
 	return CD_OK;
 }

@@ -6,6 +6,7 @@ Races are made deterministic by holding a row lock from a test connection
 until the request under test is seen waiting for it, then letting go."""
 
 import datetime
+import json
 import threading
 import time
 
@@ -14,7 +15,7 @@ from .lib import (Case, _db_connect, run_tool, db_exec, db_row, db_rows, db_scal
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
-from .lib import audit_count, emu_state, parallel, register, stripe_api
+from .lib import audit_count, emu_state, parallel, promote, register, stripe_api
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
                   stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
@@ -735,3 +736,66 @@ class CreditDisputeTests(CreditsCase):
         for e in events_about(dp):
             self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
         self.assertEqual(len(ledger(u.id)), 5)
+
+
+class MetricsTests(BookingCase):
+    """Admin metrics in integer cents, checked by what each action adds."""
+
+    def metrics(self, adm):
+        r = adm.get("/api/admin/metrics")
+        self.assertStatus(r, 200, "metrics")
+        return r.json
+
+    def test_recent_counts_revenue_payouts_and_liability(self):
+        adm, a, expert_user = admin(), register(), register()
+        promote(a, tier="firewall")
+        self.assertError(a.get("/api/admin/metrics"), 403)
+        m0 = self.metrics(adm)
+        for k in ("bookingsCreatedLastHour", "bookingsCreatedLast24h", "paymentSuccessRate24hBps",
+                  "platformRevenue30dCents", "pendingManualPayoutsCents"):
+            self.assertIsInstance(m0[k], int, k)
+        self.assertEqual(m0["bookingsCreatedLast24h"], db_scalar(
+            "SELECT COUNT(*) FROM bookings WHERE created_at > UTC_TIMESTAMP(6) - INTERVAL 1 DAY"))
+        # a booking paid and completed: +1 created, its fee in revenue, its payout owed
+        eid = new_expert(100, user=expert_user)          # 30 min: 3000, fee 300, payout 2700
+        r = book(a, eid, hours_ahead(30))
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        started(bid)
+        self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
+        # a booking created 2 hours ago counts in 24 h only; one declined lowers the rate
+        old = book(a, new_expert(100), hours_ahead(40)).json["booking"]
+        db_exec("UPDATE bookings SET created_at = created_at - INTERVAL 2 HOUR WHERE id = %s",
+                old["id"])
+        emu_decline(old["paymentIntentId"])
+        status_is(old["id"], "payment_failed", "failed")
+        m1 = self.metrics(adm)
+        self.assertEqual(m1["bookingsCreatedLastHour"], m0["bookingsCreatedLastHour"] + 1)
+        self.assertEqual(m1["bookingsCreatedLast24h"], m0["bookingsCreatedLast24h"] + 2)
+        self.assertEqual(m1["platformRevenue30dCents"], m0["platformRevenue30dCents"] + 300)
+        self.assertEqual(m1["pendingManualPayoutsCents"], m0["pendingManualPayoutsCents"] + 2700)
+        ok, decided = (db_scalar("SELECT COUNT(*) FROM payments WHERE created_at >"
+                                 " UTC_TIMESTAMP(6) - INTERVAL 1 DAY AND status IN"
+                                 " ('succeeded', 'refunded', 'partially_refunded')"),
+                       db_scalar("SELECT COUNT(*) FROM payments WHERE created_at >"
+                                 " UTC_TIMESTAMP(6) - INTERVAL 1 DAY AND status <> 'pending'"))
+        self.assertEqual(m1["paymentSuccessRate24hBps"], ok * 10000 // decided)
+        # prepaid: 3 Live Help hours (3 x 4900), one used; a voice pack (999)
+        sid = bought_live_help(a, 3)
+        self.assertStatus(a.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 201)
+        buy_voice(a)
+        m2 = self.metrics(adm)
+        li0, li2 = m1["prepaidLiabilityCents"], m2["prepaidLiabilityCents"]
+        self.assertEqual(li2["liveHelp"], li0["liveHelp"] + 2 * 4900)
+        self.assertEqual(li2["voice"], li0["voice"] + 999)
+        self.assertEqual(li2["total"], li2["liveHelp"] + li2["voice"] + li2["credits"])
+        # credits at the average price paid per token, rounded down
+        tokens = int(db_scalar("SELECT COALESCE(SUM(balance), 0) FROM user_credits"))
+        paid = int(db_scalar("SELECT COALESCE(SUM(amount_cents), 0) FROM boost_pack_purchases"))
+        paid += sum(json.loads(x["metadata"])["amountPaidCents"] for x in db_rows(
+            "SELECT metadata FROM credit_transactions WHERE activity_type = 'subscription_renewal'"))
+        granted = int(db_scalar("SELECT COALESCE(SUM(credits_delta), 0) FROM credit_transactions"
+                                " WHERE transaction_type = 'allocation'"))
+        self.assertEqual(li2["credits"], tokens * paid // granted if granted else 0)
+        self.assertIsNotNone(sid)
