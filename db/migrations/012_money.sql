@@ -115,3 +115,9 @@ CREATE TABLE dispute_steps (
   created_at         DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
   UNIQUE KEY uq_dispute_step (stripe_dispute_id, step)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+
+-- Idempotency keys sent to Stripe are derived from our record and a random
+-- value stored with it when it is created (rows made before keep '' and
+-- their earlier keys).
+ALTER TABLE bookings ADD COLUMN stripe_nonce VARCHAR(64) NOT NULL DEFAULT '';
+ALTER TABLE subscriptions ADD COLUMN stripe_nonce VARCHAR(64) NOT NULL DEFAULT '';

@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "bookings.h"
 #include "calc.h"
+#include "crypto.h"
 #include "booking_pay.h"
 #include "db.h"
 #include "fulfil.h"
@@ -52,8 +53,8 @@ static cd_sql q_unpaid_holds = CD_SQL(
     " AND " BOOKING_HOLDS("b"));
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
-    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status,"
+    " stripe_nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 static cd_sql q_payment = CD_SQL(
     "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
     " VALUES (?, ?, ?, 'pending')");
@@ -78,6 +79,7 @@ struct newbooking {
 	char		 start[20], end[20];	/* "YYYY-MM-DD HH:MM:SS" UTC */
 	booking_money	 money;
 	long long	 id;
+	char		 nonce[CD_TOKEN_LEN + 1];	/* for Stripe's Idempotency-Keys */
 };
 
 static json_t *
@@ -145,10 +147,10 @@ hold_tx(void *arg)
 	if (n > 0)
 		return req_fail(r, CD_CONFLICT, "booking_conflict",
 		    "The expert is already booked for part of this time.");
-	if ((err = db_insert(&q_insert, &b->id, "iissiiiis", r->user->id,
+	if ((err = db_insert(&q_insert, &b->id, "iissiiiiss", r->user->id,
 	    b->expert_id, b->start, b->end, b->minutes, b->money.price,
 	    b->money.fee, b->money.payout,
-	    b->money.price > 0 ? "awaiting_payment" : "scheduled")) != CD_OK)
+	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce)) != CD_OK)
 		return err;
 	if (b->money.price > 0)
 		return CD_OK;	/* BOOKING_CREATED comes with its PaymentIntent */
@@ -200,6 +202,7 @@ create_intent(struct newbooking *b, const char **secret)
 	cd_req *r = b->r;
 	struct intent in = { b, NULL };
 	json_t *params, *pi = NULL;
+	char key[160];
 	cd_err err;
 
 	params = json_pack("{s:I,s:s,s:{s:s,s:s,s:s},s:{s:b}}",
@@ -208,8 +211,8 @@ create_intent(struct newbooking *b, const char **secret)
 	    "user_id", arena_printf(r->arena, "%lld", r->user->id),
 	    "expert_id", arena_printf(r->arena, "%lld", b->expert_id),
 	    "automatic_payment_methods", "enabled", 1);
-	err = stripe_call("POST", "/v1/payment_intents", params,
-	    arena_printf(r->arena, "booking-%lld-pi", b->id), &pi);
+	stripe_key(key, sizeof(key), "booking", b->id, b->nonce, "pi");
+	err = stripe_call("POST", "/v1/payment_intents", params, key, &pi);
 	json_decref(params);
 	req_own(r, pi);
 	if (err == CD_OK && (!stripe_id_ok(jstr(pi, "id"), "pi_") ||
@@ -256,6 +259,8 @@ booking_create(cd_req *r)
 		return req_fail(r, CD_BAD_REQUEST, "invalid_duration_minutes",
 		    "durationMinutes must be a multiple of 15 from 15 to 240.");
 	memset(&b, 0, sizeof(b));
+	if (random_token(b.nonce) != 0)
+		return CD_INTERNAL;
 	b.r = r;
 	b.expert_id = v[0].i;
 	b.minutes = v[2].i;

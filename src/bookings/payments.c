@@ -47,6 +47,9 @@ static cd_sql q_decide = CD_SQL(
 static cd_sql q_decided = CD_SQL(
     "SELECT status, cancel_refund_cents FROM bookings WHERE id = ? FOR UPDATE");
 
+static cd_sql q_nonce = CD_SQL(
+    "SELECT stripe_nonce FROM bookings WHERE id = ?");
+
 static const char *const tier_names[] = { "full", "partial", "started" };
 
 /* What cancelling a paid booking now gives back (row: q_policy). */
@@ -148,7 +151,8 @@ static cd_err
 stop_intent(cd_req *r, const json_t *booking)
 {
 	const char *status;
-	json_t *pi, *out = NULL;
+	json_t *pi, *row, *out = NULL;
+	char key[160];
 	cd_err err;
 
 	if ((err = intent_of(r, booking, &pi)) != CD_OK)
@@ -158,10 +162,13 @@ stop_intent(cd_req *r, const json_t *booking)
 		return apply_intent(r, pi);
 	if (strcmp(status, "canceled") == 0)
 		return CD_OK;
+	if ((err = db_row(&q_nonce, &row, "i", jint(booking, "id"))) != CD_OK)
+		return err;
+	stripe_key(key, sizeof(key), "booking", jint(booking, "id"),
+	    jstr(row, "stripe_nonce"), "pi-cancel");
+	json_decref(row);
 	err = stripe_call("POST", arena_printf(r->arena,
-	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL,
-	    arena_printf(r->arena, "booking-%lld-pi-cancel", jint(booking, "id")),
-	    &out);
+	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL, key, &out);
 	json_decref(out);
 	if (err != CD_OK)
 		return req_fail(r, CD_STRIPE, "stripe_error",

@@ -26,8 +26,9 @@ static cd_sql q_by_intent = CD_SQL(
 static cd_sql q_by_booking = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
     " p.stripe_payment_intent_id, p.status AS payment_status, b.user_id,"
-    " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents"
-    " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
+    " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents,"
+    " b.stripe_nonce FROM payments p JOIN bookings b ON b.id = p.booking_id"
+    " WHERE p.booking_id = ?");
 static cd_sql q_lock_expert = CD_SQL(
     "SELECT id FROM experts WHERE id = ? FOR UPDATE");
 static cd_sql q_pay_succeeded = CD_SQL(
@@ -329,7 +330,7 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 {
 	struct refund_rec rr;
 	json_t *local, *params, *refund = NULL;
-	char key[64];
+	char key[160];
 	cd_err err;
 
 	if (refunded != NULL)
@@ -359,7 +360,8 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 	if (cancel)
 		json_object_set_new(params, "reason",
 		    json_string("requested_by_customer"));
-	snprintf(key, sizeof(key), "booking-%lld-refund", booking_id);
+	stripe_key(key, sizeof(key), "booking", booking_id,
+	    jstr(local, "stripe_nonce"), "refund");
 	err = stripe_call("POST", "/v1/refunds", params, key, &refund);
 	json_decref(params);
 	if (err != CD_OK || !stripe_id_ok(jstr(refund, "id"), "re_")) {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "format.h"
 #include "ledger.h"
@@ -23,7 +24,7 @@
 
 static cd_sql q_upsert = CD_SQL(
     "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id,"
-    " stripe_session_id, status) VALUES (?, ?, ?, ?, ?)"
+    " stripe_session_id, status, stripe_nonce) VALUES (?, ?, ?, ?, ?, ?)"
     " ON DUPLICATE KEY UPDATE"
     " stripe_session_id = COALESCE(stripe_session_id, VALUES(stripe_session_id))");
 static cd_sql q_claim = CD_SQL(
@@ -34,8 +35,9 @@ static cd_sql q_claim = CD_SQL(
  * concurrent first fulfilment has just committed.
  */
 static cd_sql q_upsert_id = CD_SQL(
-    "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id, status)"
-    " VALUES (?, ?, ?, 'active') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
+    "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id, status,"
+    " stripe_nonce) VALUES (?, ?, ?, 'active', ?)"
+    " ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
 static cd_sql q_sync = CD_SQL(
     "UPDATE subscriptions SET status = IF(status = 'canceled', status, ?),"
     " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
@@ -66,18 +68,27 @@ static cd_sql q_allocate = CD_SQL(
     "INSERT INTO subscription_allocations (subscription_id, stripe_invoice_id, credits)"
     " VALUES (?, ?, ?)");
 
+/* The random value a new row keeps for its Stripe Idempotency-Keys. */
+static cd_err
+new_nonce(char out[CD_TOKEN_LEN + 1])
+{
+	return random_token(out) == 0 ? CD_OK : CD_INTERNAL;
+}
+
 static cd_err
 grant(const cd_checkout *ck, bool *granted)
 {
 	const char *sub = json_string_value(json_object_get(ck->stripe, "subscription"));
+	char nonce[CD_TOKEN_LEN + 1];
 	unsigned long long n;
 	cd_err err;
 
 	*granted = false;
 	if (sub == NULL)
 		return CD_OK;	/* not complete yet */
-	if ((err = db_exec(&q_upsert, NULL, "issss", ck->user_id, ck->item_code,
-	    sub, ck->stripe_session_id, "active")) != CD_OK ||
+	if ((err = new_nonce(nonce)) != CD_OK ||
+	    (err = db_exec(&q_upsert, NULL, "isssss", ck->user_id, ck->item_code,
+	    sub, ck->stripe_session_id, "active", nonce)) != CD_OK ||
 	    (err = db_exec(&q_claim, &n, "i", ck->id)) != CD_OK)
 		return err;
 	*granted = n == 1;
@@ -108,6 +119,7 @@ allocate_tx(void *arg)
 	struct allocation *a = arg;
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
 	long long rate, credits, sub;
+	char nonce[CD_TOKEN_LEN + 1];
 	cd_buf desc = CD_BUF_INIT;
 	json_t *plan, *meta;
 	bool fresh;
@@ -124,8 +136,9 @@ allocate_tx(void *arg)
 	format_count(&desc, credits);
 	buf_puts(&desc, " Pilot Credits");
 	json_decref(plan);
-	if ((err = db_insert(&q_upsert_id, &sub, "iss", a->user_id, a->plan_id,
-	    a->sub_id)) != CD_OK)
+	if ((err = new_nonce(nonce)) != CD_OK ||
+	    (err = db_insert(&q_upsert_id, &sub, "isss", a->user_id, a->plan_id,
+	    a->sub_id, nonce)) != CD_OK)
 		goto out;
 	if (sub <= 0) {
 		err = CD_INTERNAL;	/* the upsert always names the row */
@@ -228,11 +241,13 @@ static cd_err
 sync_tx(void *arg)
 {
 	struct syncing *s = arg;
+	char nonce[CD_TOKEN_LEN + 1];
 	long long id;
 	cd_err err;
 
-	if ((err = db_insert(&q_upsert_id, &id, "iss", s->user_id, s->plan_id,
-	    jstr(s->sub, "id"))) != CD_OK)
+	if ((err = new_nonce(nonce)) != CD_OK ||
+	    (err = db_insert(&q_upsert_id, &id, "isss", s->user_id, s->plan_id,
+	    jstr(s->sub, "id"), nonce)) != CD_OK)
 		return err;
 	return sync_row(s->sub);
 }

@@ -18,7 +18,7 @@
 static cd_sql q_mine = CD_SQL(
     "SELECT " SUB_COLUMNS " FROM subscriptions WHERE user_id = ? ORDER BY id DESC LIMIT 100");
 static cd_sql q_one = CD_SQL(
-    "SELECT " SUB_COLUMNS ", stripe_subscription_id FROM subscriptions"
+    "SELECT " SUB_COLUMNS ", stripe_subscription_id, stripe_nonce FROM subscriptions"
     " WHERE id = ? AND user_id = ?");
 
 cd_err
@@ -52,6 +52,7 @@ subscription_cancel(cd_req *r)
 {
 	json_t *row, *params, *sub = NULL;
 	const char *sid;
+	char key[160];
 	cd_err err;
 
 	if ((err = load_own(r, &row)) != CD_OK)
@@ -61,9 +62,10 @@ subscription_cancel(cd_req *r)
 		    "This subscription has already ended.");
 	sid = jstr(row, "stripe_subscription_id");
 	params = json_pack("{s:b}", "cancel_at_period_end", 1);
+	stripe_key(key, sizeof(key), "subscription", r->ids[0],
+	    jstr(row, "stripe_nonce"), "cancel-at-period-end");
 	err = stripe_call("POST", arena_printf(r->arena, "/v1/subscriptions/%s", sid),
-	    params, arena_printf(r->arena, "subscription-%lld-cancel-at-period-end",
-	    r->ids[0]), &sub);
+	    params, key, &sub);
 	json_decref(params);
 	req_own(r, sub);
 	if (err != CD_OK || strcmp(jstr(sub, "id") ?: "", sid) != 0)
@@ -73,6 +75,7 @@ subscription_cancel(cd_req *r)
 	    (err = load_own(r, &row)) != CD_OK)
 		return err;
 	json_object_del(row, "stripe_subscription_id");
+	json_object_del(row, "stripe_nonce");
 	resp_json(r, 200, json_pack("{s:O}", "subscription", row));
 	return CD_OK;
 }

@@ -564,6 +564,11 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertEqual((r.json["subscription"]["status"],
                           r.json["subscription"]["cancelAtPeriodEnd"]), ("active", 1))
         self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], True)
+        nonce = db_scalar("SELECT stripe_nonce FROM subscriptions WHERE id = %s", local)
+        self.assertRegex(nonce, r"^[A-Za-z0-9_-]{43}$")
+        upd = events_about(sub, "customer.subscription.updated")
+        self.assertEqual(upd[-1]["request"]["idempotency_key"],
+                         f"subscription-{local}-{nonce}-cancel-at-period-end")
         self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
         lst = u.get("/api/credits/subscriptions").json["subscriptions"]
         self.assertEqual([(x["id"], x["status"], x["cancelAtPeriodEnd"]) for x in lst],
@@ -799,3 +804,37 @@ class MetricsTests(BookingCase):
                                 " WHERE transaction_type = 'allocation'"))
         self.assertEqual(li2["credits"], tokens * paid // granted if granted else 0)
         self.assertIsNotNone(sid)
+
+
+class IdempotencyKeyTests(BookingCase):
+    """Keys sent to Stripe are our record's id plus a random value stored with it."""
+
+    def key_of(self, object_id, event_type):
+        evs = events_about(object_id, event_type)
+        self.assertEqual(len(evs), 1, f"{event_type} about {object_id}")
+        return evs[0]["request"]["idempotency_key"]
+
+    def test_booking_keys_carry_the_rows_random_value(self):
+        a = register()
+        eid = new_expert(100)
+        ids = []
+        for h in (30, 31):
+            r = book(a, eid, hours_ahead(h))
+            self.assertStatus(r, 201)
+            ids.append((r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]))
+        nonces = [booking_row(bid)["stripe_nonce"] for bid, _ in ids]
+        for n in nonces:
+            self.assertRegex(n, r"^[A-Za-z0-9_-]{43}$")
+        self.assertNotEqual(nonces[0], nonces[1])
+        for (bid, pi), n in zip(ids, nonces):
+            self.assertEqual(self.key_of(pi, "payment_intent.created"), f"booking-{bid}-{n}-pi")
+        # the refund of a paid one, the cancellation of an unpaid one
+        (b1, pi1), (b2, pi2) = ids
+        emu_succeed(pi1)
+        status_is(b1, "scheduled", "succeeded")
+        self.assertStatus(a.post(f"/api/bookings/{b1}/cancel", {}), 200)
+        re_id = refund_rows(b1)[0]["stripe_refund_id"]
+        self.assertEqual(self.key_of(re_id, "refund.created"), f"booking-{b1}-{nonces[0]}-refund")
+        self.assertStatus(a.post(f"/api/bookings/{b2}/cancel", {}), 200)
+        self.assertEqual(self.key_of(pi2, "payment_intent.canceled"),
+                         f"booking-{b2}-{nonces[1]}-pi-cancel")
