@@ -121,3 +121,21 @@ CREATE TABLE dispute_steps (
 -- their earlier keys).
 ALTER TABLE bookings ADD COLUMN stripe_nonce VARCHAR(64) NOT NULL DEFAULT '';
 ALTER TABLE subscriptions ADD COLUMN stripe_nonce VARCHAR(64) NOT NULL DEFAULT '';
+
+-- Stripe Connect (Express): an expert's connected account and whether Stripe
+-- lets it take charges and receive payouts (kept from account.updated).  A
+-- booking with an onboarded expert is a destination charge: destination_account
+-- is set at creation, the transfer and application fee ids once it is paid;
+-- it is never owed a manual payout.
+ALTER TABLE experts
+  ADD COLUMN stripe_account_id VARCHAR(255) NULL,
+  ADD COLUMN charges_enabled TINYINT(1) NOT NULL DEFAULT 0,
+  ADD COLUMN payouts_enabled TINYINT(1) NOT NULL DEFAULT 0,
+  ADD COLUMN stripe_nonce VARCHAR(64) NOT NULL DEFAULT '',
+  ADD UNIQUE KEY uq_experts_stripe_account (stripe_account_id);
+ALTER TABLE bookings
+  ADD COLUMN destination_account VARCHAR(255) NULL,
+  ADD COLUMN stripe_transfer_id VARCHAR(255) NULL,
+  ADD COLUMN stripe_application_fee_id VARCHAR(255) NULL;
+ALTER TABLE refunds
+  ADD COLUMN stripe_transfer_reversal_id VARCHAR(255) NULL;

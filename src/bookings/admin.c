@@ -26,7 +26,7 @@
     " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
     " WHERE (b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
     "  AND b.refunded_cents = b.cancel_refund_cents))" \
-    " AND " OWED_CENTS " > 0 AND pi.booking_id IS NULL"
+    " AND " OWED_CENTS " > 0 AND pi.booking_id IS NULL AND b.destination_account IS NULL"
 
 static cd_sql q_owed = CD_SQL(
     "SELECT b.id, b.expert_id, e.name, " OWED_CENTS " AS payout_cents" OWED
@@ -36,6 +36,15 @@ static cd_sql q_owed_expert = CD_SQL(
     " AND b.expert_id = ? ORDER BY b.id");
 static cd_sql q_owed_total = CD_SQL(
     "SELECT COALESCE(SUM" OWED_CENTS ", 0) AS cents" OWED);
+/* Paid by destination charges: Stripe pays the expert; listed, never owed. */
+static cd_sql q_destination = CD_SQL(
+    "SELECT b.id AS bookingId, b.expert_id AS expertId, b.status,"
+    " b.payout_cents - b.payout_refunded_cents AS payoutCents,"
+    " b.destination_account AS destinationAccount, b.stripe_transfer_id AS transferId,"
+    " b.stripe_application_fee_id AS applicationFeeId"
+    " FROM bookings b JOIN payments p ON p.booking_id = b.id"
+    " AND p.status IN ('succeeded', 'partially_refunded', 'refunded')"
+    " WHERE b.destination_account IS NOT NULL ORDER BY b.id DESC LIMIT 200");
 static cd_sql q_lock_expert = CD_SQL(
     "SELECT id FROM experts WHERE id = ? FOR UPDATE");
 static cd_sql q_payout = CD_SQL(
@@ -132,7 +141,12 @@ payouts_pending(cd_req *r)
 		json_array_append_new(json_object_get(cur, "bookingIds"),
 		    json_integer(jint(row, "id")));
 	}
-	resp_json(r, 200, json_pack("{s:o}", "experts", experts));
+	if ((err = db_rows(&q_destination, &rows, "")) != CD_OK) {
+		json_decref(experts);
+		return err;
+	}
+	resp_json(r, 200, json_pack("{s:o,s:o}", "experts", experts,
+	    "destinationCharges", rows));
 	return CD_OK;
 }
 

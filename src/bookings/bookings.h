@@ -13,6 +13,10 @@
 cd_err	 experts_list(cd_req *);
 cd_err	 expert_get(cd_req *);
 
+/* connect.c */
+cd_err	 expert_connect(cd_req *);
+cd_err	 expert_connect_state(cd_req *);
+
 /* create.c */
 cd_err	 booking_create(cd_req *);
 

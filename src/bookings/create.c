@@ -32,7 +32,8 @@
 static cd_sql q_fee = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
 static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id, user_id, rate_cents_per_minute FROM experts"
+    "SELECT id, user_id, rate_cents_per_minute, stripe_account_id,"
+    " charges_enabled AND payouts_enabled AS onboarded FROM experts"
     " WHERE id = ? AND active = 1 FOR UPDATE");
 /*
  * Read after the expert lock is taken (as every plain read of the
@@ -54,7 +55,7 @@ static cd_sql q_unpaid_holds = CD_SQL(
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
     " duration_minutes, price_cents, platform_fee_cents, payout_cents, status,"
-    " stripe_nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    " stripe_nonce, destination_account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 static cd_sql q_payment = CD_SQL(
     "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
     " VALUES (?, ?, ?, 'pending')");
@@ -80,6 +81,7 @@ struct newbooking {
 	booking_money	 money;
 	long long	 id;
 	char		 nonce[CD_TOKEN_LEN + 1];	/* for Stripe's Idempotency-Keys */
+	char		 destination[64];	/* an onboarded expert's account, or "" */
 };
 
 static json_t *
@@ -120,6 +122,7 @@ hold_tx(void *arg)
 	long long n, expert_user, rate;
 	cd_err err;
 
+	b->destination[0] = '\0';	/* a retried transaction starts over */
 	if ((err = db_row(&q_lock_expert, &row, "i", b->expert_id)) != CD_OK)
 		return err;
 	if (row == NULL)
@@ -127,6 +130,10 @@ hold_tx(void *arg)
 		    "No expert with this id.");
 	expert_user = jint(row, "user_id");
 	rate = jint(row, "rate_cents_per_minute");
+	/* An onboarded expert is paid by a destination charge, not manually. */
+	if (jint(row, "onboarded") && jstr(row, "stripe_account_id") != NULL)
+		snprintf(b->destination, sizeof(b->destination), "%s",
+		    jstr(row, "stripe_account_id"));
 	json_decref(row);
 	if (expert_user == r->user->id)
 		return req_fail(r, CD_BAD_REQUEST, "own_expert_profile",
@@ -147,10 +154,11 @@ hold_tx(void *arg)
 	if (n > 0)
 		return req_fail(r, CD_CONFLICT, "booking_conflict",
 		    "The expert is already booked for part of this time.");
-	if ((err = db_insert(&q_insert, &b->id, "iissiiiiss", r->user->id,
+	if ((err = db_insert(&q_insert, &b->id, "iissiiiisss", r->user->id,
 	    b->expert_id, b->start, b->end, b->minutes, b->money.price,
 	    b->money.fee, b->money.payout,
-	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce)) != CD_OK)
+	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce,
+	    *b->destination && b->money.price > 0 ? b->destination : NULL)) != CD_OK)
 		return err;
 	if (b->money.price > 0)
 		return CD_OK;	/* BOOKING_CREATED comes with its PaymentIntent */
@@ -211,6 +219,12 @@ create_intent(struct newbooking *b, const char **secret)
 	    "user_id", arena_printf(r->arena, "%lld", r->user->id),
 	    "expert_id", arena_printf(r->arena, "%lld", b->expert_id),
 	    "automatic_payment_methods", "enabled", 1);
+	if (*b->destination) {
+		json_object_set_new(params, "application_fee_amount",
+		    json_integer(b->money.fee));
+		json_object_set_new(params, "transfer_data", json_pack("{s:s}",
+		    "destination", b->destination));
+	}
 	stripe_key(key, sizeof(key), "booking", b->id, b->nonce, "pi");
 	err = stripe_call("POST", "/v1/payment_intents", params, key, &pi);
 	json_decref(params);

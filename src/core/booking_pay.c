@@ -20,15 +20,15 @@
 static cd_sql q_by_intent = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
     " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status,"
-    " b.price_cents, b.platform_fee_cents, b.payout_cents"
-    " FROM payments p JOIN bookings b ON b.id = p.booking_id"
+    " b.price_cents, b.platform_fee_cents, b.payout_cents, b.destination_account,"
+    " b.stripe_transfer_id FROM payments p JOIN bookings b ON b.id = p.booking_id"
     " WHERE p.stripe_payment_intent_id = ?");
 static cd_sql q_by_booking = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
     " p.stripe_payment_intent_id, p.status AS payment_status, b.user_id,"
     " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents,"
-    " b.stripe_nonce FROM payments p JOIN bookings b ON b.id = p.booking_id"
-    " WHERE p.booking_id = ?");
+    " b.stripe_nonce, b.destination_account"
+    " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
 static cd_sql q_lock_expert = CD_SQL(
     "SELECT id FROM experts WHERE id = ? FOR UPDATE");
 static cd_sql q_pay_succeeded = CD_SQL(
@@ -57,8 +57,14 @@ static cd_sql q_overlap_self = CD_SQL(
     " WHERE o.expert_id = b.expert_id AND o.id <> b.id AND " BOOKING_HOLDS("o")
     " AND o.start_time < b.end_time AND o.end_time > b.start_time");
 static cd_sql q_refund_row = CD_SQL(
-    "INSERT INTO refunds (payment_id, stripe_refund_id, amount_cents, reason)"
-    " VALUES (?, ?, ?, ?)");
+    "INSERT INTO refunds (payment_id, stripe_refund_id, amount_cents, reason,"
+    " stripe_transfer_reversal_id) VALUES (?, ?, ?, ?, ?)");
+/* A destination charge's transfer and application fee, once it is paid. */
+static cd_sql q_transfer = CD_SQL(
+    "UPDATE bookings SET stripe_transfer_id = ?, stripe_application_fee_id = ?"
+    " WHERE id = ? AND stripe_transfer_id IS NULL");
+static cd_sql q_account = CD_SQL(
+    "UPDATE experts SET charges_enabled = ?, payouts_enabled = ? WHERE stripe_account_id = ?");
 
 static const char *
 id_text(char *buf, size_t n, long long id)
@@ -138,6 +144,33 @@ paid_tx(void *arg)
 	return err;
 }
 
+/* A paid destination charge: its transfer and application fee ids, once. */
+static cd_err
+record_transfer(const json_t *pi, const json_t *local)
+{
+	json_t *charge = NULL;
+	cd_err err;
+
+	if (jstr(local, "destination_account") == NULL ||
+	    jstr(local, "stripe_transfer_id") != NULL)
+		return CD_OK;
+	if ((err = stripe_retrieve("charges", "ch_", jstr(pi, "latest_charge"),
+	    &charge)) == CD_OK && jstr(charge, "transfer") != NULL)
+		err = db_exec(&q_transfer, NULL, "ssi", jstr(charge, "transfer"),
+		    jstr(charge, "application_fee"), jint(local, "booking_id"));
+	json_decref(charge);
+	return err;
+}
+
+cd_err
+booking_account_seen(const json_t *account)
+{
+	return db_exec(&q_account, NULL, "iis",
+	    json_is_true(json_object_get(account, "charges_enabled")) ? 1LL : 0LL,
+	    json_is_true(json_object_get(account, "payouts_enabled")) ? 1LL : 0LL,
+	    jstr(account, "id"));
+}
+
 cd_err
 booking_payment_succeeded(const json_t *pi)
 {
@@ -161,6 +194,10 @@ booking_payment_succeeded(const json_t *pi)
 	}
 	p.local = local;
 	if ((err = db_tx(paid_tx, &p)) != CD_OK) {
+		json_decref(local);
+		return err;
+	}
+	if ((err = record_transfer(pi, local)) != CD_OK) {
 		json_decref(local);
 		return err;
 	}
@@ -235,6 +272,7 @@ booking_payment_failed(const json_t *pi)
 struct refund_rec {
 	const json_t	*local;		/* q_by_booking / q_by_intent row */
 	const char	*refund_id;	/* re_… (or the charge id, see below) */
+	const char	*reversal_id;	/* trr_… of a destination charge, or NULL */
 	booking_split	 split;		/* refund 0: cancel without a refund */
 	const char	*reason;
 	const char	*source;	/* "app" or "stripe" */
@@ -253,8 +291,9 @@ record_refund(struct refund_rec *rr, bool *fresh)
 	long long payment = jint(rr->local, "payment_id");
 	cd_err err;
 
-	if ((err = db_insert_once(&q_refund_row, fresh, NULL, "isis", payment,
-	    rr->refund_id, rr->split.refund, rr->reason)) != CD_OK || !*fresh)
+	if ((err = db_insert_once(&q_refund_row, fresh, NULL, "isiss", payment,
+	    rr->refund_id, rr->split.refund, rr->reason, rr->reversal_id)) != CD_OK ||
+	    !*fresh)
 		return err;
 	if ((err = db_exec(&q_book_refunded, NULL, "iiii", rr->split.refund,
 	    rr->split.fee, rr->split.payout, jint(rr->local, "booking_id"))) !=
@@ -360,6 +399,11 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 	if (cancel)
 		json_object_set_new(params, "reason",
 		    json_string("requested_by_customer"));
+	/* A destination charge gives back the transfer and the fee in proportion. */
+	if (jstr(local, "destination_account") != NULL) {
+		json_object_set_new(params, "reverse_transfer", json_true());
+		json_object_set_new(params, "refund_application_fee", json_true());
+	}
 	stripe_key(key, sizeof(key), "booking", booking_id,
 	    jstr(local, "stripe_nonce"), "refund");
 	err = stripe_call("POST", "/v1/refunds", params, key, &refund);
@@ -371,6 +415,7 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 		return err != CD_OK ? err : CD_STRIPE;
 	}
 	rr.refund_id = jstr(refund, "id");
+	rr.reversal_id = jstr(refund, "transfer_reversal");
 	if (jint(refund, "amount") != rr.split.refund)
 		log_error("booking %lld: Stripe refunded %lld, not %lld cents",
 		    booking_id, jint(refund, "amount"), rr.split.refund);

@@ -54,6 +54,16 @@ bool	 booking_intent_failed(const json_t *payment_intent);
  * booking's charge, or only partly refunded → CD_OK, nothing changed.
  */
 cd_err	 booking_refund_seen(const json_t *charge);
+/*
+ * account.updated: an expert's connected account as Stripe has it now
+ * (charges_enabled, payouts_enabled) onto the expert's row.  A booking with
+ * an expert whose account has both is a destination charge: the PaymentIntent
+ * carries application_fee_amount (the platform fee) and
+ * transfer_data[destination]; once paid the booking keeps the transfer and
+ * application fee ids; its refunds reverse the transfer and refund the fee
+ * in proportion; it is never owed a manual payout.
+ */
+cd_err	 booking_account_seen(const json_t *account);
 /* What a refund gives back, and from whom: fee + payout == refund. */
 typedef struct booking_split {
 	long long	 refund;	/* cents to the customer */

@@ -126,31 +126,7 @@ on_intent_failed(const json_t *object)
 	return on_intent(object, booking_payment_failed);
 }
 
-static cd_err
-on_dispute(const json_t *object, cd_err (*fn)(const json_t *))
-{
-	json_t *dispute;
-	cd_err err;
 
-	if ((err = retrieve("disputes", "dp_", object, &dispute)) != CD_OK ||
-	    dispute == NULL)
-		return err;
-	err = fn(dispute);
-	json_decref(dispute);
-	return err;
-}
-
-static cd_err
-on_dispute_created(const json_t *object)
-{
-	return on_dispute(object, dispute_opened);
-}
-
-static cd_err
-on_dispute_closed(const json_t *object)
-{
-	return on_dispute(object, dispute_closed);
-}
 
 static cd_err
 on_invoice_paid(const json_t *object)
@@ -158,18 +134,38 @@ on_invoice_paid(const json_t *object)
 	return subscription_allocate_invoice(jstr(object, "id"));
 }
 
+/* Passes the object as Stripe has it now to fn; one it never had: nothing. */
+static cd_err
+with_current(const char *kind, const char *prefix, const json_t *object,
+    cd_err (*fn)(const json_t *))
+{
+	json_t *current;
+	cd_err err;
+
+	if ((err = retrieve(kind, prefix, object, &current)) != CD_OK ||
+	    current == NULL)
+		return err;
+	err = fn(current);
+	json_decref(current);
+	return err;
+}
+
+static cd_err
+on_dispute_created(const json_t *object)
+{
+	return with_current("disputes", "dp_", object, dispute_opened);
+}
+
+static cd_err
+on_dispute_closed(const json_t *object)
+{
+	return with_current("disputes", "dp_", object, dispute_closed);
+}
+
 static cd_err
 on_subscription(const json_t *object)
 {
-	json_t *sub;
-	cd_err err;
-
-	if ((err = retrieve("subscriptions", "sub_", object, &sub)) != CD_OK ||
-	    sub == NULL)
-		return err;
-	err = subscription_sync_object(sub);
-	json_decref(sub);
-	return err;
+	return with_current("subscriptions", "sub_", object, subscription_sync_object);
 }
 
 /* The subscription's status (past_due) is what changed: sync it. */
@@ -188,6 +184,12 @@ on_invoice_failed(const json_t *object)
 	return err;
 }
 
+static cd_err
+on_account(const json_t *object)
+{
+	return with_current("accounts", "acct_", object, booking_account_seen);
+}
+
 static const struct {
 	const char	*type;
 	event_fn	 fn;
@@ -204,6 +206,7 @@ static const struct {
 	{ "invoice.payment_failed", on_invoice_failed },
 	{ "customer.subscription.updated", on_subscription },
 	{ "customer.subscription.deleted", on_subscription },
+	{ "account.updated", on_account },
 };
 
 static event_fn

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 
-from .lib import (Case, _db_connect, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
+from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
                   emu_hold, emu_pay, emu_release, wait_until)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
@@ -743,6 +743,17 @@ class CreditDisputeTests(CreditsCase):
         self.assertEqual(len(ledger(u.id)), 5)
 
 
+def completed_booking(customer, expert_user, eid, hours):
+    """A booking paid, started and marked completed by its expert; returns its id."""
+    r = book(customer, eid, hours_ahead(hours))
+    bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+    emu_succeed(pi)
+    status_is(bid, "scheduled", "succeeded")
+    started(bid)
+    check_status(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200, "complete")
+    return bid
+
+
 class MetricsTests(BookingCase):
     """Admin metrics in integer cents, checked by what each action adds."""
 
@@ -763,12 +774,7 @@ class MetricsTests(BookingCase):
             "SELECT COUNT(*) FROM bookings WHERE created_at > UTC_TIMESTAMP(6) - INTERVAL 1 DAY"))
         # a booking paid and completed: +1 created, its fee in revenue, its payout owed
         eid = new_expert(100, user=expert_user)          # 30 min: 3000, fee 300, payout 2700
-        r = book(a, eid, hours_ahead(30))
-        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
-        emu_succeed(pi)
-        status_is(bid, "scheduled", "succeeded")
-        started(bid)
-        self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
+        completed_booking(a, expert_user, eid, 30)
         # a booking created 2 hours ago counts in 24 h only; one declined lowers the rate
         old = book(a, new_expert(100), hours_ahead(40)).json["booking"]
         db_exec("UPDATE bookings SET created_at = created_at - INTERVAL 2 HOUR WHERE id = %s",
@@ -838,3 +844,86 @@ class IdempotencyKeyTests(BookingCase):
         self.assertStatus(a.post(f"/api/bookings/{b2}/cancel", {}), 200)
         self.assertEqual(self.key_of(pi2, "payment_intent.canceled"),
                          f"booking-{b2}-{nonces[1]}-pi-cancel")
+
+
+class ConnectTests(BookingCase):
+    """Stripe Connect Express accounts and destination charges."""
+
+    def expert(self):
+        u = register()
+        promote(u, role="expert")
+        return u, new_expert(150, user=u)      # 30 min: 4500, fee 450, payout 4050
+
+    def test_onboarding_and_destination_charges(self):
+        adm, customer = admin(), register()
+        u, eid = self.expert()
+        self.assertError(customer.post("/api/experts/me/connect", {}), 403, "not_an_expert")
+        # a booking before onboarding is paid out manually
+        manual = book(customer, eid, hours_ahead(60)).json["booking"]
+        r = u.post("/api/experts/me/connect", {})
+        self.assertStatus(r, 200, "connect")
+        acct = r.json["accountId"]
+        self.assertRegex(acct, r"^acct_")
+        self.assertTrue(r.json["url"].endswith(f"/connect/onboarding/{acct}"), r.json)
+        self.assertEqual((r.json["chargesEnabled"], r.json["payoutsEnabled"],
+                          r.json["onboarded"]), (False, False, False))
+        # once: a second call continues with the same account
+        r2 = u.post("/api/experts/me/connect", {})
+        self.assertEqual(r2.json["accountId"], acct)
+        self.assertEqual(db_scalar("SELECT stripe_account_id FROM experts WHERE id = %s", eid),
+                         acct)
+        a = stripe_api("GET", f"/v1/accounts/{acct}").json
+        self.assertEqual((a["type"], a["metadata"].get("expert_id")), ("express", str(eid)))
+        # onboarding finished at Stripe: account.updated keeps the flags
+        emu_ok("POST", f"/_emu/accounts/{acct}/onboard")
+        wait_until(lambda: db_row("SELECT charges_enabled, payouts_enabled FROM experts"
+                                  " WHERE id = %s", eid) == {"charges_enabled": 1,
+                                                            "payouts_enabled": 1},
+                   20, message="account.updated")
+        self.assertEqual(u.get("/api/experts/me/connect").json["onboarded"], True)
+        # a booking now is a destination charge
+        r = book(customer, eid, hours_ahead(23))
+        self.assertStatus(r, 201)
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        spi = stripe_api("GET", f"/v1/payment_intents/{pi}").json
+        self.assertEqual((spi["application_fee_amount"], spi["transfer_data"]),
+                         (450, {"destination": acct}))
+        self.assertIsNone(booking_row(manual["id"])["destination_account"])
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        ch_id = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = stripe_api("GET", f"/v1/charges/{ch_id}").json
+        b = booking_row(bid)
+        self.assertEqual((b["destination_account"], b["stripe_transfer_id"],
+                          b["stripe_application_fee_id"]),
+                         (acct, ch["transfer"], ch["application_fee"]))
+        self.assertRegex(b["stripe_transfer_id"], r"^tr_")
+        self.assertRegex(b["stripe_application_fee_id"], r"^fee_")
+        # cancelled 23 h before: half back, transfer reversed and fee refunded in proportion
+        self.assertStatus(customer.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        b = booking_row(bid)
+        self.assertEqual((b["refunded_cents"], b["fee_refunded_cents"], b["payout_refunded_cents"]),
+                         (2250, 225, 2025))
+        rf = refund_rows(bid)[0]
+        self.assertRegex(rf["stripe_transfer_reversal_id"], r"^trr_")
+        tr = stripe_api("GET", f"/v1/transfers/{b['stripe_transfer_id']}").json
+        fee = stripe_api("GET", f"/v1/application_fees/{b['stripe_application_fee_id']}").json
+        self.assertEqual((tr["amount"], tr["amount_reversed"]), (4500, 2250))
+        self.assertEqual((fee["amount"], fee["amount_refunded"]), (450, 225))
+        # the expert keeps 4500 - 2250 transferred, less the 450 - 225 fee: 2025
+        self.assertEqual((tr["amount"] - tr["amount_reversed"]) -
+                         (fee["amount"] - fee["amount_refunded"]), 4050 - 2025)
+        # a completed destination booking is never owed a manual payout
+        b2 = completed_booking(customer, u, eid, 70)
+        emu_succeed(manual["paymentIntentId"])
+        status_is(manual["id"], "scheduled", "succeeded")
+        started(manual["id"])
+        self.assertStatus(u.post(f"/api/bookings/{manual['id']}/complete", {}), 200)
+        p = adm.get("/api/admin/payouts/pending").json
+        self.assertEqual([(e["amountCents"], e["bookingIds"]) for e in p["experts"]
+                          if e["expertId"] == eid], [(4050, [manual["id"]])])
+        dest = {d["bookingId"]: d for d in p["destinationCharges"] if d["expertId"] == eid}
+        self.assertEqual(sorted(dest), sorted([bid, b2]))
+        self.assertEqual((dest[b2]["status"], dest[b2]["payoutCents"],
+                          dest[b2]["destinationAccount"]), ("completed", 4050, acct))
+        self.assertEqual(dest[bid]["payoutCents"], 2025)
