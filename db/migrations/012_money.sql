@@ -139,3 +139,7 @@ ALTER TABLE bookings
   ADD COLUMN stripe_application_fee_id VARCHAR(255) NULL;
 ALTER TABLE refunds
   ADD COLUMN stripe_transfer_reversal_id VARCHAR(255) NULL;
+
+-- The expert's guard row: every booking hold, payment and payout of an
+-- expert writes it first (booking_version + 1) instead of a read lock.
+ALTER TABLE experts ADD COLUMN booking_version BIGINT UNSIGNED NOT NULL DEFAULT 0;

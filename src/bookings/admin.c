@@ -7,12 +7,13 @@
  * owed the payout less what the refund took back from it.  A payout pays all of an
  * expert's owed bookings in one transaction; UNIQUE payout_items.booking_id
  * makes a booking part of at most one payout, even if two admins pay the
- * same expert at once, and the expert row lock makes the second of them
- * find nothing left instead of failing.
+ * same expert at once, and the expert's guard row (written first) makes
+ * the second of them find nothing left instead of failing.
  */
 #include <string.h>
 
 #include "audit.h"
+#include "booking_pay.h"
 #include "bookings.h"
 #include "db.h"
 
@@ -45,8 +46,6 @@ static cd_sql q_destination = CD_SQL(
     " FROM bookings b JOIN payments p ON p.booking_id = b.id"
     " AND p.status IN ('succeeded', 'partially_refunded', 'refunded')"
     " WHERE b.destination_account IS NOT NULL ORDER BY b.id DESC LIMIT 200");
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id FROM experts WHERE id = ? FOR UPDATE");
 static cd_sql q_payout = CD_SQL(
     "INSERT INTO payouts (expert_id, amount_cents, status, created_by)"
     " VALUES (?, ?, 'paid', ?)");
@@ -164,16 +163,15 @@ payout_tx(void *arg)
 	struct payout *p = arg;
 	cd_req *r = p->r;
 	json_t *rows, *row, *details;
-	bool fresh;
+	bool fresh, found;
 	size_t i;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", p->expert_id)) != CD_OK)
+	if ((err = booking_guard_expert(p->expert_id, false, &found)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
-	json_decref(row);
 	if ((err = db_rows(&q_owed_expert, &rows, "i", p->expert_id)) != CD_OK)
 		return err;
 	json_array_clear(p->booking_ids);	/* a retried transaction starts over */

@@ -3,12 +3,12 @@
  * PaymentIntent.
  *
  * Two transactions around one Stripe call, because a network call must not
- * run while row locks are held.  The first takes the expert row lock, checks
- * for an overlapping booking and inserts ours: every booking of one expert
- * passes through that lock, so concurrent requests for the same slot are
- * serialized and exactly one of them finds it free.  The PaymentIntent is
- * created with the booking's id in its Idempotency-Key, and the second
- * transaction records it.  If Stripe fails the booking becomes
+ * run while row locks are held.  The first writes the expert's guard row,
+ * checks for an overlapping booking and inserts ours: every booking of one
+ * expert passes through that write, so concurrent requests for the same slot
+ * are serialized and exactly one of them finds it free.  The PaymentIntent
+ * is created with the booking's id and random value in its Idempotency-Key,
+ * and the second transaction records it.  If Stripe fails the booking becomes
  * payment_failed, which frees the slot.  A free expert (rate 0) is scheduled
  * at once with no PaymentIntent.
  */
@@ -31,14 +31,13 @@
 
 static cd_sql q_fee = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
-static cd_sql q_lock_expert = CD_SQL(
+static cd_sql q_expert = CD_SQL(
     "SELECT id, user_id, rate_cents_per_minute, stripe_account_id,"
-    " charges_enabled AND payouts_enabled AS onboarded FROM experts"
-    " WHERE id = ? AND active = 1 FOR UPDATE");
+    " charges_enabled AND payouts_enabled AS onboarded FROM experts WHERE id = ?");
 /*
- * Read after the expert lock is taken (as every plain read of the
- * transaction is), so it sees every booking committed by whoever held the
- * lock before.
+ * Read after the expert's guard row is written (as every plain read of the
+ * transaction is), so it sees every booking committed by whoever wrote it
+ * before.
  */
 static cd_sql q_overlap = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
@@ -118,14 +117,23 @@ hold_tx(void *arg)
 {
 	struct newbooking *b = arg;
 	cd_req *r = b->r;
-	json_t *row, *details;
+	json_t *row = NULL, *details;
 	long long n, expert_user, rate;
+	bool found;
 	cd_err err;
 
 	b->destination[0] = '\0';	/* a retried transaction starts over */
-	if ((err = db_row(&q_lock_expert, &row, "i", b->expert_id)) != CD_OK)
+	/*
+	 * Both guard rows are written before the first plain read, so every
+	 * read below sees each hold this expert and this user committed before
+	 * us.  Always expert first, then user.
+	 */
+	if ((err = booking_guard_expert(b->expert_id, true, &found)) != CD_OK ||
+	    (err = db_exec(&q_user_guard, NULL, "i", r->user->id)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (found && (err = db_row(&q_expert, &row, "i", b->expert_id)) != CD_OK)
+		return err;
+	if (!found || row == NULL)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
 	expert_user = jint(row, "user_id");
@@ -140,10 +148,6 @@ hold_tx(void *arg)
 		    "You cannot book yourself.");
 	if (!booking_money_compute(rate, b->minutes, b->fee_bps, &b->money))
 		return CD_INTERNAL;
-	/* Written before the first plain read, so both reads below see every
-	 * hold this user and this expert committed before us. */
-	if ((err = db_exec(&q_user_guard, NULL, "i", r->user->id)) != CD_OK)
-		return err;
 	if (b->money.price > 0 && (err = unpaid_holds_ok(r)) != CD_OK)
 		return err;
 	if ((err = db_row(&q_overlap, &row, "iss", b->expert_id, b->end,

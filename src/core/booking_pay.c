@@ -2,8 +2,8 @@
  * Booking payments: PaymentIntent outcomes, refunds; see booking_pay.h.
  *
  * Lock order, everywhere a booking changes state together with the slot it
- * holds: the expert row first (SELECT … FOR UPDATE), then bookings and
- * payments.  Creating a booking takes the same lock before its overlap
+ * holds: the expert's guard row first (booking_guard_expert, a write), then
+ * bookings and payments.  Creating a booking takes the same lock before its overlap
  * check, so a booking that comes back from payment_failed can re-check its
  * slot without racing a new booking for it.
  */
@@ -29,8 +29,10 @@ static cd_sql q_by_booking = CD_SQL(
     " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents,"
     " b.stripe_nonce, b.destination_account"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id FROM experts WHERE id = ? FOR UPDATE");
+static cd_sql q_guard_expert = CD_SQL(
+    "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ?");
+static cd_sql q_guard_active_expert = CD_SQL(
+    "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ? AND active = 1");
 static cd_sql q_pay_succeeded = CD_SQL(
     "UPDATE payments SET status = 'succeeded'"
     " WHERE id = ? AND status IN ('pending', 'failed')");
@@ -66,6 +68,18 @@ static cd_sql q_transfer = CD_SQL(
 static cd_sql q_account = CD_SQL(
     "UPDATE experts SET charges_enabled = ?, payouts_enabled = ? WHERE stripe_account_id = ?");
 
+cd_err
+booking_guard_expert(long long expert_id, bool active_only, bool *found)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	err = db_exec(active_only ? &q_guard_active_expert : &q_guard_expert, &n,
+	    "i", expert_id);
+	*found = n == 1;	/* rows matched (CLIENT_FOUND_ROWS) */
+	return err;
+}
+
 static const char *
 id_text(char *buf, size_t n, long long id)
 {
@@ -100,6 +114,7 @@ matches_local(const json_t *pi, const json_t *local)
 struct paid {
 	const json_t	*pi;
 	const json_t	*local;
+	const json_t	*charge;	/* a destination charge's, else NULL */
 };
 
 static cd_err
@@ -111,19 +126,24 @@ paid_tx(void *arg)
 	unsigned long long n, scheduled;
 	json_t *row, *details;
 	char idbuf[32];
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", jint(p->local, "expert_id"))) !=
-	    CD_OK)
+	if ((err = booking_guard_expert(jint(p->local, "expert_id"), false,
+	    &found)) != CD_OK)
 		return err;
-	json_decref(row);
+	/* A destination charge's transfer and fee ids, with the payment. */
+	if (p->charge != NULL && jstr(p->charge, "transfer") != NULL &&
+	    (err = db_exec(&q_transfer, NULL, "ssi", jstr(p->charge, "transfer"),
+	    jstr(p->charge, "application_fee"), booking)) != CD_OK)
+		return err;
 	/* The one transition: whoever changes the payments row wins. */
 	if ((err = db_exec(&q_pay_succeeded, &n, "i", payment)) != CD_OK || n == 0)
 		return err;
 	/*
 	 * The booking keeps (or, after a decline or an expired hold, takes
-	 * back) its slot only if nobody else holds that time; we hold the
-	 * expert lock, so nobody can book it while we look.  Otherwise it is
+	 * back) its slot only if nobody else holds that time; we wrote the
+	 * expert's guard row, so nobody can book it while we look.  Otherwise it is
 	 * not scheduled, and the caller refunds the payment.
 	 */
 	if ((err = db_row(&q_overlap_self, &row, "i", booking)) != CD_OK)
@@ -144,22 +164,15 @@ paid_tx(void *arg)
 	return err;
 }
 
-/* A paid destination charge: its transfer and application fee ids, once. */
+/* A destination charge not yet recorded: the charge (its transfer, fee). */
 static cd_err
-record_transfer(const json_t *pi, const json_t *local)
+destination_charge(const json_t *pi, const json_t *local, json_t **charge)
 {
-	json_t *charge = NULL;
-	cd_err err;
-
+	*charge = NULL;
 	if (jstr(local, "destination_account") == NULL ||
 	    jstr(local, "stripe_transfer_id") != NULL)
 		return CD_OK;
-	if ((err = stripe_retrieve("charges", "ch_", jstr(pi, "latest_charge"),
-	    &charge)) == CD_OK && jstr(charge, "transfer") != NULL)
-		err = db_exec(&q_transfer, NULL, "ssi", jstr(charge, "transfer"),
-		    jstr(charge, "application_fee"), jint(local, "booking_id"));
-	json_decref(charge);
-	return err;
+	return stripe_retrieve("charges", "ch_", jstr(pi, "latest_charge"), charge);
 }
 
 cd_err
@@ -174,8 +187,8 @@ booking_account_seen(const json_t *account)
 cd_err
 booking_payment_succeeded(const json_t *pi)
 {
-	struct paid p = { pi, NULL };
-	json_t *local, *now = NULL;
+	struct paid p = { pi, NULL, NULL };
+	json_t *local, *now = NULL, *charge;
 	const char *bs, *ps;
 	bool held;
 	cd_err err;
@@ -193,11 +206,13 @@ booking_payment_succeeded(const json_t *pi)
 		return CD_FORBIDDEN;
 	}
 	p.local = local;
-	if ((err = db_tx(paid_tx, &p)) != CD_OK) {
-		json_decref(local);
-		return err;
+	/* Stripe is asked before the transaction, never while it holds locks. */
+	if ((err = destination_charge(pi, local, &charge)) == CD_OK) {
+		p.charge = charge;
+		err = db_tx(paid_tx, &p);
 	}
-	if ((err = record_transfer(pi, local)) != CD_OK) {
+	json_decref(charge);
+	if (err != CD_OK) {
 		json_decref(local);
 		return err;
 	}

@@ -39,6 +39,14 @@
  */
 cd_err	 booking_payment_succeeded(const json_t *payment_intent);
 /*
+ * Writes the expert's guard row (experts.booking_version): every change of
+ * an expert's bookings together with the time they hold, and every payout,
+ * does this first in its transaction, so they run one at a time per expert
+ * and each reads what the one before committed.  *found is false for an
+ * expert that does not exist (or, with active_only, is inactive).
+ */
+cd_err	 booking_guard_expert(long long expert_id, bool active_only, bool *found);
+/*
  * A failed PaymentIntent (canceled, or back to requires_payment_method with
  * a last_payment_error): payment 'failed' from 'pending', booking
  * 'payment_failed' from 'awaiting_payment', which frees the slot.  The same
