@@ -370,7 +370,9 @@ OBJECT_TYPES = {
     "customer": "customers", "checkout.session": "checkout_sessions",
     "payment_intent": "payment_intents", "charge": "charges", "refund": "refunds",
     "subscription": "subscriptions", "invoice": "invoices", "dispute": "disputes",
-    "event": "events",
+    "event": "events", "account": "accounts", "account_link": "account_links",
+    "transfer": "transfers", "transfer_reversal": "transfer_reversals",
+    "application_fee": "application_fees", "fee_refund": "fee_refunds",
 }
 
 
@@ -631,6 +633,8 @@ class Charges(Resource):
             "receipt_url": None, "refunded": False,
             "refunds": empty_list(f"/v1/charges/{cid}/refunds"),
             "status": "succeeded" if ok else "failed",
+            "application_fee": None, "application_fee_amount": pi.get("application_fee_amount"),
+            "transfer": None, "transfer_data": pi.get("transfer_data"),
         })
 
     def retrieve(self, ctx, params, id):
@@ -657,6 +661,7 @@ class PaymentIntents(Resource):
             "last_payment_error": None, "latest_charge": None, "livemode": False,
             "metadata": metadata or {}, "payment_method": None,
             "payment_method_types": ["card"], "status": "requires_payment_method",
+            "application_fee_amount": None, "transfer_data": None,
         })
         if emit_created:
             self.s.emit(ctx, "payment_intent.created", pi)
@@ -666,6 +671,8 @@ class PaymentIntents(Resource):
     def succeed(self, ctx, pi, card=TEST_CARDS[CARD_OK]):
         pm = new_id("pm")
         ch = self.emu.charges.new(pi, card, pm, declined=False)
+        if pi.get("transfer_data"):
+            self.emu.connect.destination_charge(ch, pi)
         pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=ch["id"],
                   last_payment_error=None, payment_method=pm)
         self.s.emit(ctx, "charge.succeeded", ch)
@@ -721,9 +728,26 @@ class PaymentIntents(Resource):
         confirm = p_bool(params, "confirm", default=False)
         if pm and pm not in TEST_PAYMENT_METHODS:
             raise no_such("PaymentMethod", pm, param="payment_method", status=400)
+        fee = p_int(params, "application_fee_amount", minimum=0)
+        td = p_obj(params, "transfer_data")
+        dest = p_str(td, "destination", "transfer_data[destination]") if td else None
+        if fee is not None and fee > amount:
+            raise StripeError(400, "application_fee_amount cannot exceed the amount.",
+                              param="application_fee_amount")
+        if dest:
+            acct = self.s.get("account", dest, "account", param="transfer_data[destination]")
+            if not acct["charges_enabled"]:
+                raise StripeError(400, f"The destination account {dest} cannot receive charges.",
+                                  param="transfer_data[destination]")
+        elif fee is not None:
+            raise StripeError(400, "application_fee_amount needs transfer_data[destination] "
+                              "(or a Stripe-Account header).", param="application_fee_amount")
         pi = self.new(ctx, amount, currency, customer=customer,
                       metadata=p_metadata(params),
-                      description=p_str(params, "description"), apm=apm)
+                      description=p_str(params, "description"), apm=apm, emit_created=False)
+        pi.update(application_fee_amount=fee,
+                  transfer_data={"destination": dest} if dest else None)
+        self.s.emit(ctx, "payment_intent.created", pi)
         if pm:
             pi["status"] = "requires_confirmation"
         if confirm:
@@ -1145,15 +1169,73 @@ class Billing(Resource):
         self.s.emit(ctx, "invoice.paid", inv)
         return inv
 
-    def renew(self, ctx, sub):
-        if sub["status"] != "active":
-            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}; only active "
-                              "subscriptions renew.")
+    def _next_period(self, sub):
         interval, count = sub["_interval"]
         start = sub["current_period_end"]
         sub.update(current_period_start=start,
                    current_period_end=add_interval(start, interval, count))
+
+    def renew(self, ctx, sub):
+        """The next period paid (a past_due subscription recovers: active again)."""
+        if sub["status"] not in ("active", "past_due"):
+            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}; only active "
+                              "or past_due subscriptions renew.")
+        if sub["cancel_at_period_end"]:
+            return self.end_period(ctx, sub)
+        if sub["status"] == "past_due":
+            sub["status"] = "active"
+            inv = self.paid_invoice(ctx, sub, "subscription_cycle")
+            self.s.emit(ctx, "customer.subscription.updated", sub)
+            return inv
+        self._next_period(sub)
         return self.paid_invoice(ctx, sub, "subscription_cycle")
+
+    def fail_renewal(self, ctx, sub):
+        """The renewal's payment fails: an open invoice, the subscription past_due."""
+        if sub["status"] != "active":
+            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}.")
+        self._next_period(sub)
+        iid, t = new_id("in"), now()
+        total = sum(si["price"]["unit_amount"] * si["quantity"] for si in sub["items"]["data"])
+        inv = self.s.add({
+            "id": iid, "object": "invoice", "amount_due": total, "amount_paid": 0,
+            "amount_remaining": total, "attempt_count": 1, "attempted": True,
+            "billing_reason": "subscription_cycle", "charge": None, "created": t,
+            "currency": sub["currency"], "customer": sub["customer"], "livemode": False,
+            "metadata": {}, "paid": False, "payment_intent": None,
+            "period_end": sub["current_period_end"], "period_start": sub["current_period_start"],
+            "status": "open", "subscription": sub["id"],
+            "subscription_details": {"metadata": dict(sub["metadata"])},
+            "subtotal": total, "total": total,
+        })
+        sub.update(status="past_due", latest_invoice=iid)
+        self.s.emit(ctx, "invoice.payment_failed", inv)
+        self.s.emit(ctx, "customer.subscription.updated", sub)
+        return inv
+
+    def end_period(self, ctx, sub):
+        """The period ends: a subscription set to cancel at period end is canceled."""
+        if not sub["cancel_at_period_end"]:
+            return self.renew(ctx, sub)
+        t = now()
+        sub.update(status="canceled", canceled_at=t, ended_at=t)
+        self.s.emit(ctx, "customer.subscription.deleted", sub)
+        return sub
+
+    def update_subscription(self, ctx, params, id):
+        sub = self.s.get("subscription", id, "subscription")
+        cape = p_bool(params, "cancel_at_period_end")
+        if sub["status"] == "canceled":
+            raise StripeError(400, f"Subscription {id} is canceled; it cannot be updated.")
+        if cape is not None:
+            sub.update(cancel_at_period_end=cape,
+                       cancel_at=sub["current_period_end"] if cape else None,
+                       canceled_at=now() if cape else None)
+        md = p_metadata(params)
+        if md:
+            sub["metadata"].update(md)
+        self.s.emit(ctx, "customer.subscription.updated", sub)
+        return sub
 
     def retrieve_subscription(self, ctx, params, id):
         return self.s.get("subscription", id, "subscription")
@@ -1216,6 +1298,11 @@ class Refunds(Resource):
                               code="amount_too_large", param="amount")
         reason = p_enum(params, "reason", ["duplicate", "fraudulent", "requested_by_customer"])
         metadata = p_metadata(params)
+        reverse_transfer = p_bool(params, "reverse_transfer", default=False)
+        refund_fee = p_bool(params, "refund_application_fee", default=False)
+        if (reverse_transfer or refund_fee) and not ch.get("transfer"):
+            raise StripeError(400, "reverse_transfer and refund_application_fee need a "
+                              "destination charge.", param="reverse_transfer")
         re_ = self.s.add({
             "id": new_id("re"), "object": "refund", "amount": amount,
             "balance_transaction": None, "charge": ch["id"], "created": now(),
@@ -1224,6 +1311,10 @@ class Refunds(Resource):
             "reason": reason, "receipt_number": None, "source_transfer_reversal": None,
             "status": "succeeded", "transfer_reversal": None,
         })
+        if reverse_transfer:
+            re_["transfer_reversal"] = self.emu.connect.reverse(ch, amount)
+        if refund_fee:
+            self.emu.connect.refund_fee(ch, amount)
         ch["amount_refunded"] += amount
         ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
         ch["refunds"]["data"].insert(0, view(re_))
@@ -1234,6 +1325,96 @@ class Refunds(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("refund", id, "refund")
+
+
+class Connect(Resource):
+    """Express accounts, onboarding links, and destination charges: the whole
+    amount is transferred to the account and the application fee is taken
+    back from it; refunds can reverse the transfer and refund the fee in
+    proportion (rounded half up)."""
+
+    def create_account(self, ctx, params):
+        kind = p_enum(params, "type", ["express", "standard", "custom"], required=True)
+        acct = self.s.add({
+            "id": new_id("acct", 16), "object": "account", "type": kind,
+            "email": p_str(params, "email"), "country": p_str(params, "country") or "US",
+            "charges_enabled": False, "payouts_enabled": False, "details_submitted": False,
+            "created": now(), "metadata": p_metadata(params),
+            "requirements": {"currently_due": ["external_account", "tos_acceptance.date"],
+                             "disabled_reason": "requirements.past_due"},
+        })
+        return acct
+
+    def retrieve_account(self, ctx, params, id):
+        return self.s.get("account", id, "account")
+
+    def create_link(self, ctx, params):
+        acct = self.s.get("account", p_str(params, "account", required=True), "account",
+                          param="account")
+        p_enum(params, "type", ["account_onboarding", "account_update"], required=True)
+        for name in ("refresh_url", "return_url"):
+            p_str(params, name, required=True)
+        t = now()
+        return {"object": "account_link", "created": t, "expires_at": t + 300,
+                "url": f"{self.emu.public_url}/connect/onboarding/{acct['id']}"}
+
+    def onboard(self, ctx, acct):
+        acct.update(charges_enabled=True, payouts_enabled=True, details_submitted=True,
+                    requirements={"currently_due": [], "disabled_reason": None})
+        self.s.emit(ctx, "account.updated", acct)
+        return acct
+
+    def destination_charge(self, ch, pi):
+        dest, fee = pi["transfer_data"]["destination"], pi.get("application_fee_amount") or 0
+        tr = self.s.add({
+            "id": new_id("tr"), "object": "transfer", "amount": ch["amount"],
+            "amount_reversed": 0, "created": now(), "currency": ch["currency"],
+            "destination": dest, "source_transaction": ch["id"], "reversed": False,
+            "reversals": empty_list("/v1/transfers/reversals"),
+        })
+        ch.update(transfer=tr["id"], destination=dest)
+        if fee:
+            af = self.s.add({
+                "id": new_id("fee"), "object": "application_fee", "account": dest,
+                "amount": fee, "amount_refunded": 0, "charge": ch["id"], "created": now(),
+                "currency": ch["currency"], "refunded": False,
+                "refunds": empty_list("/v1/application_fees/refunds"),
+            })
+            ch["application_fee"] = af["id"]
+
+    @staticmethod
+    def _share(part, amount, whole):
+        return (2 * part * amount + whole) // (2 * whole) if whole else 0
+
+    def _give_back(self, parent, done_key, flag, child_type, prefix, link, ch, amount):
+        """A proportional part of parent back to the platform, as a child object."""
+        back = min(self._share(parent["amount"], amount, ch["amount"]),
+                   parent["amount"] - parent[done_key])
+        child = self.s.add({"id": new_id(prefix), "object": child_type, "amount": back,
+                            "created": now(), "currency": ch["currency"], link: parent["id"]})
+        parent[done_key] += back
+        parent[flag] = parent[done_key] >= parent["amount"]
+        parent["reversals" if child_type == "transfer_reversal" else "refunds"]["data"] \
+            .insert(0, view(child))
+        return child["id"]
+
+    def reverse(self, ch, amount):
+        tr = self.s.objects["transfer"][ch["transfer"]]
+        return self._give_back(tr, "amount_reversed", "reversed", "transfer_reversal", "trr",
+                               "transfer", ch, amount)
+
+    def refund_fee(self, ch, amount):
+        if not ch.get("application_fee"):
+            return None
+        af = self.s.objects["application_fee"][ch["application_fee"]]
+        return self._give_back(af, "amount_refunded", "refunded", "fee_refund", "fr", "fee",
+                               ch, amount)
+
+    def retrieve_transfer(self, ctx, params, id):
+        return self.s.get("transfer", id, "transfer")
+
+    def retrieve_fee(self, ctx, params, id):
+        return self.s.get("application_fee", id, "application_fee")
 
 
 class Disputes(Resource):
@@ -1262,6 +1443,15 @@ class Disputes(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("dispute", id, "dispute")
+
+    def close(self, ctx, dp, outcome):
+        if outcome not in ("won", "lost"):
+            raise StripeError(400, 'status must be "won" or "lost"', param="status")
+        if dp["status"] in ("won", "lost"):
+            raise StripeError(400, f"Dispute {dp['id']} is already {dp['status']}.")
+        dp["status"] = outcome
+        self.s.emit(ctx, "charge.dispute.closed", dp)
+        return dp
 
 
 # ---------------------------------------------------------------------------
@@ -1553,10 +1743,30 @@ class Controls(Resource):
             sub = self.s.get("subscription", id, "subscription")
             return self.emu.billing.renew(CONTROL, sub)
 
+    def fail_renewal(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.fail_renewal(CONTROL, sub)
+
+    def end_period(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.end_period(CONTROL, sub)
+
     def dispute(self, data, id):
         with self.s.lock:
             ch = self.s.get("charge", id, "charge")
             return self.emu.disputes.open(CONTROL, ch, data.get("amount"))
+
+    def onboard(self, data, id):
+        with self.s.lock:
+            acct = self.s.get("account", id, "account")
+            return self.emu.connect.onboard(CONTROL, acct)
+
+    def close_dispute(self, data, id):
+        with self.s.lock:
+            dp = self.s.get("dispute", id, "dispute")
+            return self.emu.disputes.close(CONTROL, dp, data.get("status"))
 
     def deliveries(self, data):
         eid = data.get("event_id")
@@ -1755,6 +1965,7 @@ class Emulator:
         self.billing = Billing(self)
         self.refunds = Refunds(self)
         self.disputes = Disputes(self)
+        self.connect = Connect(self)
         self.events = Events(self)
         self.controls = Controls(self)
         self.hosted = HostedPage(self)
@@ -1793,9 +2004,15 @@ class Emulator:
             ("POST", "/v1/refunds", self.refunds.create),
             ("GET", "/v1/refunds/{id}", self.refunds.retrieve),
             ("GET", "/v1/subscriptions/{id}", bl.retrieve_subscription),
+            ("POST", "/v1/subscriptions/{id}", bl.update_subscription),
             ("DELETE", "/v1/subscriptions/{id}", bl.cancel_subscription),
             ("GET", "/v1/invoices/{id}", bl.retrieve_invoice),
             ("GET", "/v1/disputes/{id}", self.disputes.retrieve),
+            ("POST", "/v1/accounts", self.connect.create_account),
+            ("GET", "/v1/accounts/{id}", self.connect.retrieve_account),
+            ("POST", "/v1/account_links", self.connect.create_link),
+            ("GET", "/v1/transfers/{id}", self.connect.retrieve_transfer),
+            ("GET", "/v1/application_fees/{id}", self.connect.retrieve_fee),
             ("GET", "/v1/events", self.events.list),
             ("GET", "/v1/events/{id}", self.events.retrieve),
             ("GET", "/_emu/health", c.health),
@@ -1808,7 +2025,11 @@ class Emulator:
             ("POST", "/_emu/payment_intents/{id}/succeed", c.pi_succeed),
             ("POST", "/_emu/payment_intents/{id}/fail", c.pi_fail),
             ("POST", "/_emu/subscriptions/{id}/renew", c.renew),
+            ("POST", "/_emu/subscriptions/{id}/fail_renewal", c.fail_renewal),
+            ("POST", "/_emu/subscriptions/{id}/end_period", c.end_period),
             ("POST", "/_emu/charges/{id}/dispute", c.dispute),
+            ("POST", "/_emu/disputes/{id}/close", c.close_dispute),
+            ("POST", "/_emu/accounts/{id}/onboard", c.onboard),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),
             ("POST", "/_emu/webhooks/hold", c.hold),

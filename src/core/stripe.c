@@ -509,6 +509,16 @@ out:
 	return err;
 }
 
+void
+stripe_key(char *out, size_t n, const char *kind, long long id,
+    const char *nonce, const char *action)
+{
+	if (nonce == NULL || *nonce == '\0')
+		snprintf(out, n, "%s-%lld-%s", kind, id, action);
+	else
+		snprintf(out, n, "%s-%lld-%s-%s", kind, id, nonce, action);
+}
+
 bool
 stripe_id_ok(const char *id, const char *prefix)
 {

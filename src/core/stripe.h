@@ -40,6 +40,14 @@ const struct stripe_error *stripe_last_error(void);
 /* The last call was refused because Stripe has no object named by param. */
 bool	 stripe_missing(const char *param);
 
+/*
+ * The Idempotency-Key of one action on one of our records: "<kind>-<id>-
+ * <nonce>-<action>", the nonce being the random value stored with the row
+ * when it was created; rows made before nonces had "" and keep the key
+ * they had ("<kind>-<id>-<action>").  out holds at least 160 bytes.
+ */
+void	 stripe_key(char *out, size_t n, const char *kind, long long id,
+	    const char *nonce, const char *action);
 /* Stripe ids are short and of one alphabet; everything else is refused. */
 bool	 stripe_id_ok(const char *id, const char *prefix);
 /* Stripe's nested form encoding of an object. */
