@@ -2,9 +2,10 @@
 # Runs every test: installs missing packages, builds, runs the C unit tests
 # (make check), starts a private test stack (its own datadir, ports and
 # emulator, wiped at every run so results do not depend on earlier runs),
-# runs the integration tests against it, and stops it again whatever happens.
+# runs the integration tests and then the browser journeys (tests/browser,
+# headless Chromium) against it, and stops it again whatever happens.
 # The last line printed is exactly "N passed, N failed" (unit test cases plus
-# integration tests); the exit status is non-zero if anything failed.
+# integration tests plus browser journeys); the exit status is non-zero if anything failed.
 #
 # Usage: scripts/test.sh
 # Settings: CD_TEST_STATE_DIR (default $repo/.state-test), CD_TEST_HTTP_PORT
@@ -132,7 +133,7 @@ run_fuzz_smoke() {
 # ---- integration tests
 
 run_integration_tests() {
-	local out rc=0 line
+	local out rc=0
 	if [[ ! -f $REPO/tests/integration/run.py ]]; then
 		echo "test: tests/integration/run.py not found; integration tests skipped" >&2
 		return 0
@@ -148,20 +149,53 @@ run_integration_tests() {
 		cd "$REPO"
 		exec /usr/bin/python3 -m tests.integration.run "$@"
 	) 2>&1 | tee "$out" || rc=$?
-	# The runner's own last "N passed, N failed" line is the count.
+	add_runner_counts integration "$out" "$rc"
+}
+
+# Adds a runner's own last "N passed, N failed" line (in file $2) to the
+# totals; a runner that exited non-zero ($3) with no failure counted, or
+# printed no such line, counts as one failure.
+add_runner_counts() {
+	local name=$1 out=$2 rc=$3 line
 	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
 	rm -f "$out"
 	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
 		PASSED=$((PASSED + BASH_REMATCH[1]))
 		FAILED=$((FAILED + BASH_REMATCH[2]))
 		if ((rc != 0 && BASH_REMATCH[2] == 0)); then
-			echo "test: the integration runner exited with $rc" >&2
+			echo "test: the $name runner exited with $rc" >&2
 			FAILED=$((FAILED + 1))
 		fi
 	else
-		echo "test: the integration runner exited with $rc without a result line" >&2
+		echo "test: the $name runner exited with $rc without a result line" >&2
 		FAILED=$((FAILED + 1))
 	fi
+}
+
+# ---- browser tests
+
+# Every journey clicked through in Debian's headless Chromium (puppeteer-core,
+# installed from tests/browser/package-lock.json), against the same stack.
+# A failing step leaves a screenshot under $TEST_STATE/browser-screenshots/.
+run_browser_tests() {
+	local out rc=0
+	echo "== browser tests"
+	if ! (cd "$REPO/tests/browser" && npm ci --no-audit --no-fund --loglevel=error); then
+		echo "test: npm ci in tests/browser failed; browser tests not run" >&2
+		FAILED=$((FAILED + 1))
+		return 0
+	fi
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-browser.XXXXXX")
+	TMP_FILES+=("$out")
+	(
+		set -a
+		# shellcheck source=/dev/null
+		source "$TEST_STATE/env"
+		set +a
+		cd "$REPO"
+		exec node tests/browser/run.js
+	) 2>&1 | tee "$out" || rc=$?
+	add_runner_counts browser "$out" "$rc"
 }
 
 # ---- the run
@@ -206,6 +240,7 @@ main() {
 	STACK_UP=1
 	if stack start; then
 		run_integration_tests "$@"
+		run_browser_tests
 	else
 		echo "test: the test stack did not start; integration tests not run" >&2
 		FAILED=$((FAILED + 1))

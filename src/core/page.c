@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cfg.h"
 #include "log.h"
 #include "page.h"
@@ -11,6 +12,31 @@
 #include "template.h"
 
 static cd_tpl_set *templates;
+static char *csp;	/* built once from the configuration */
+
+/*
+ * The Content-Security-Policy: our own origin, plus exactly the origins
+ * Stripe.js is loaded from and frames its card forms from (and, for real
+ * Stripe.js, calls).
+ */
+static int
+build_csp(void)
+{
+	cd_buf b = CD_BUF_INIT;
+
+	buf_puts(&b, "default-src 'self'; script-src 'self' 'unsafe-inline' ");
+	buf_puts(&b, cfg->stripe_js_origin);
+	buf_puts(&b, "; frame-src ");
+	buf_puts(&b, cfg->stripe_frame_src);
+	if (cfg->stripe_connect_src != NULL) {
+		buf_puts(&b, "; connect-src 'self' ");
+		buf_puts(&b, cfg->stripe_connect_src);
+	}
+	buf_puts(&b, "; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
+	csp = strdup(buf_cstr(&b));
+	buf_free(&b);
+	return csp == NULL ? -1 : 0;
+}
 
 int
 page_init(void)
@@ -22,7 +48,7 @@ page_init(void)
 		free(err);
 		return -1;
 	}
-	return 0;
+	return build_csp();
 }
 
 cd_err
@@ -38,6 +64,10 @@ page_render(cd_req *r, int status, const char *name, json_t *data)
 	}
 	/* A shallow copy: the layout keys must not leak into the caller's data. */
 	ctx = data ? json_copy(data) : json_object();
+	/* Pages that take a card include the "stripe_js" partial. */
+	json_object_set_new(ctx, "stripeJsUrl", json_string(cfg->stripe_js_url));
+	json_object_set_new(ctx, "stripeKey",
+	    json_string(cfg->stripe_publishable_key));
 	if (r->user != NULL) {
 		json_object_set_new(ctx, "me", session_user_json(r->user));
 		json_object_set_new(ctx, "csrf", json_string(r->user->csrf));
@@ -47,9 +77,7 @@ page_render(cd_req *r, int status, const char *name, json_t *data)
 	tpl_render(t, templates, ctx, &out);
 	resp_header(r, "Cache-Control", "no-store");
 	resp_header(r, "X-Content-Type-Options", "nosniff");
-	resp_header(r, "Content-Security-Policy",
-	    "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-	    "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'");
+	resp_header(r, "Content-Security-Policy", csp);
 	resp_html(r, status, buf_cstr(&out), out.len);
 	buf_free(&out);
 	json_decref(ctx);

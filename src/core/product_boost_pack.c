@@ -110,4 +110,4 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 }
 
 
-const cd_product product_boost_pack = { "boost_pack", grant, reverse, NULL, NULL };
+const cd_product product_boost_pack = { "boost_pack", grant, reverse, route_billing, NULL };

@@ -14,6 +14,7 @@
  * templates/static/app.js to the family that owns it.
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -75,6 +76,17 @@ static cd_sql q_transactions = CD_SQL(
     "SELECT id, description, credits_delta, balance_after, "
     "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created "
     "FROM credit_transactions WHERE user_id = ? ORDER BY id DESC LIMIT 10");
+/* What a checkout of this user bought, for the notice after paying. */
+static cd_sql q_purchase = CD_SQL(
+    "SELECT cs.product, cs.quantity, cs.status, bp.name AS pack_name, "
+    "bp.credits + bp.bonus_credits AS pack_credits, sp.name AS plan_name, "
+    "sp.monthly_credits, pr.name AS product_name FROM checkout_sessions cs "
+    "LEFT JOIN boost_packs bp ON cs.product = 'boost_pack' "
+    "AND bp.id = CONVERT(cs.item_code USING ascii) "
+    "LEFT JOIN subscription_plans sp ON cs.product = 'subscription' "
+    "AND sp.id = CONVERT(cs.item_code USING ascii) "
+    "LEFT JOIN products pr ON pr.code = cs.item_code "
+    "WHERE cs.id = ? AND cs.user_id = ?");
 static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
@@ -119,6 +131,19 @@ static json_t *jcount(long long n) { return jfmt(format_count, "", n); }
 static json_t *jdelta(long long n) { return jfmt(format_count, n > 0 ? "+" : "", n); }
 /* As jcount, but null for zero, so a template section can skip it. */
 static json_t *jcount_nz(long long n) { return n ? jcount(n) : json_null(); }
+
+/* n as "20,833", in the arena. */
+static const char *
+fmt_count(cd_req *r, long long n)
+{
+	cd_buf b = CD_BUF_INIT;
+	const char *s;
+
+	format_count(&b, n);
+	s = arena_strdup(r->arena, buf_cstr(&b));
+	buf_free(&b);
+	return s;
+}
 
 /* Adds row[to] = f(row[from]) to every row. */
 static void
@@ -293,6 +318,67 @@ h_register(cd_req *r)
 	return sign_in_page(r, "register", "Create an account");
 }
 
+/* The ledger counts tokens; people are shown whole credits (d has "settings"). */
+static long long
+tokens_per_credit(json_t *d)
+{
+	long long n = jint(GET(d, "settings"), "tokens_per_credit");
+
+	return n > 0 ? n : 1;
+}
+
+/*
+ * ?purchased=<checkout id>: one sentence naming what was bought and where it
+ * is, or that the payment is still being confirmed.  Another user's id, or
+ * none, shows nothing.
+ */
+static cd_err
+purchase_notice(cd_req *r, json_t *d)
+{
+	const char *v = req_query(r, "purchased"), *what, *where;
+	long long id, n;
+	json_t *p;
+	cd_err err;
+
+	if (v == NULL || (id = strtoll(v, NULL, 10)) <= 0)
+		return CD_OK;
+	if ((err = db_row(&q_purchase, &p, "ii", id, r->user->id)) != CD_OK)
+		return err;
+	if (p == NULL)
+		return CD_OK;
+	req_own(r, p);
+	n = jint(p, "quantity");
+	if (strcmp(jstr(p, "status"), "open") == 0) {
+		json_object_set_new(d, "notice", json_string("Thank you: your "
+		    "payment is being confirmed. What you bought appears here "
+		    "as soon as it is, usually within a minute."));
+		return CD_OK;
+	}
+	if (strcmp(jstr(p, "product"), "boost_pack") == 0) {
+		what = arena_printf(r->arena, "%s (%s credits)",
+		    jstr(p, "pack_name"), fmt_count(r, jint(p, "pack_credits")));
+		where = "The credits are in your balance below.";
+	} else if (strcmp(jstr(p, "product"), "subscription") == 0) {
+		what = arena_printf(r->arena, "the %s plan (%s credits every month)",
+		    jstr(p, "plan_name"), fmt_count(r, jint(p, "monthly_credits")));
+		where = "Your plan and its renewal date are shown below.";
+	} else if (strcmp(jstr(p, "product"), "live_help") == 0) {
+		what = arena_printf(r->arena, "%lld Live Help hour%s", n,
+		    n == 1 ? "" : "s");
+		where = "Book a session with them under Live Help below.";
+	} else if (strcmp(jstr(p, "product"), "voice_therapy") == 0) {
+		what = "Voice AI Therapy minutes";
+		where = "Start a session from Voice AI Therapy below.";
+	} else {
+		what = jstr(p, "product_name") ? jstr(p, "product_name") :
+		    "a consultation";
+		where = "It is listed under My consultations below.";
+	}
+	json_object_set_new(d, "notice", json_string(arena_printf(r->arena,
+	    "Payment received: you bought %s. %s", what, where)));
+	return CD_OK;
+}
+
 /*
  * The dashboard.  Live Help totals come from user_live_help_totals; a user
  * whose purchases predate that row (or whose row was never created) still
@@ -304,6 +390,7 @@ h_dashboard(cd_req *r)
 	json_t *d = req_own(r, json_object()), *lh;
 	const char *pay = req_query(r, "payment");
 	long long uid = r->user->id;
+	cd_err err;
 
 	ROW(d, "liveHelp", &q_lh_totals, "i", uid);
 	if (json_is_null(GET(d, "liveHelp")))
@@ -313,21 +400,26 @@ h_dashboard(cd_req *r)
 	    jint(lh, "hours_total") - jint(lh, "hours_used")));
 	ROW(d, "voice", &q_voice, "i", uid);
 	ROW(d, "credits", &q_balance, "i", uid);
-	json_object_set_new(d, "balance",
-	    jcount(jint(GET(d, "credits"), "balance")));
+	ROW(d, "settings", &q_settings, "");
+	json_object_set_new(d, "balance", jcount(jint(GET(d, "credits"),
+	    "balance") / tokens_per_credit(d)));
 	ROWS(d, "sessions", &q_my_sessions, "i", uid);
 	ROWS(d, "bookings", &q_my_bookings, "i", uid);
 	fmt_col(GET(d, "bookings"), "price_cents", "price", jmoney);
 	json_object_set_new(d, "paymentPending",
 	    json_boolean(pay != NULL && strcmp(pay, "pending") == 0));
+	if ((err = purchase_notice(r, d)) != CD_OK)
+		return err;
 	return render(r, "dashboard", "Dashboard", d);
 }
 
 static cd_err
 h_billing(cd_req *r)
 {
-	json_t *d = req_own(r, json_object()), *c;
-	long long uid = r->user->id;
+	json_t *d = req_own(r, json_object()), *c, *row;
+	long long uid = r->user->id, tpc;
+	size_t i;
+	cd_err err;
 
 	ROWS(d, "packs", &q_packs, "");
 	fmt_col(GET(d, "packs"), "total_credits", "total", jcount);
@@ -335,14 +427,20 @@ h_billing(cd_req *r)
 	fmt_col(GET(d, "packs"), "price_cents", "price", jmoney);
 	ROW(d, "credits", &q_balance, "i", uid);
 	c = GET(d, "credits");
-	json_object_set_new(d, "available", jcount(jint(c, "balance")));
-	json_object_set_new(d, "bonusEarned", jcount(jint(c, "bonus_earned")));
 	ROW(d, "settings", &q_settings, "");
-	json_object_set_new(d, "tokensPerCredit",
-	    jcount(jint(GET(d, "settings"), "tokens_per_credit")));
+	tpc = tokens_per_credit(d);
+	json_object_set_new(d, "available", jcount(jint(c, "balance") / tpc));
+	json_object_set_new(d, "bonusEarned",
+	    jcount(jint(c, "bonus_earned") / tpc));
 	ROWS(d, "transactions", &q_transactions, "i", uid);
-	fmt_col(GET(d, "transactions"), "credits_delta", "delta", jdelta);
-	fmt_col(GET(d, "transactions"), "balance_after", "after", jcount);
+	json_array_foreach(GET(d, "transactions"), i, row) {
+		json_object_set_new(row, "delta",
+		    jdelta(jint(row, "credits_delta") / tpc));
+		json_object_set_new(row, "after",
+		    jcount(jint(row, "balance_after") / tpc));
+	}
+	if ((err = purchase_notice(r, d)) != CD_OK)
+		return err;
 	return render(r, "billing", "Billing", d);
 }
 

@@ -42,12 +42,22 @@
     });
   }
 
+  /* A sentence for a failed request: the server's own message, or what the
+     status means to a person (never the number itself). */
   function errorText(res) {
     if (res.data && res.data.error && res.data.error.message)
       return res.data.error.message;
     if (res.status === 0)
       return 'Could not reach the server. Check your connection and try again.';
-    return 'Something went wrong (HTTP ' + res.status + '). Please try again.';
+    if (res.status === 401)
+      return 'Your session has ended. Please sign in again.';
+    if (res.status === 403)
+      return 'Your account cannot do this.';
+    if (res.status === 429)
+      return 'Too many attempts. Please wait a minute and try again.';
+    if (res.status >= 500)
+      return 'The service is having trouble right now. Please try again in a moment.';
+    return 'That did not work. Please check and try again.';
   }
 
   /* Writes text into the nearest [data-msg] of the card or form around el. */
@@ -89,13 +99,6 @@
     },
     'buy-voice': function (el) {
       run(el, '/api/stripe/voice-therapy', {}, goToCheckout(el));
-    },
-    'buy-pack': function (el) {
-      var body = { purchaseType: 'boost_pack', boostPackId: el.getAttribute('data-pack') };
-      run(el, '/api/stripe/create-checkout', body, function (res) {
-        var id = res.data && res.data.sessionId;
-        say(el, 'Checkout started' + (id ? ' (session ' + id + ').' : '.'), false);
-      });
     },
     'sign-out': function (el) {
       el.disabled = true;
@@ -144,6 +147,13 @@
         say(button, text + '.', false);
       });
     }
+  };
+
+  /* For the page scripts (loaded with defer, so after this file): they add
+     their own actions and forms and reuse the request helpers. */
+  window.creditdesk = {
+    post: post, errorText: errorText, say: say, run: run,
+    localPath: localPath, actions: actions, forms: forms
   };
 
   document.addEventListener('click', function (ev) {

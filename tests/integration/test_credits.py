@@ -289,7 +289,7 @@ class PackTests(CreditsCase):
 
 class SuccessPageTests(CreditsCase):
 
-    def test_success_page_fulfils_and_goes_to_the_dashboard(self):
+    def test_success_page_fulfils_and_goes_to_billing(self):
         u = self.user()
         for body in ({"purchaseType": "boost_pack", "boostPackId": "boost-small"},
                      {"purchaseType": "subscription", "planId": "starter"}):
@@ -299,7 +299,9 @@ class SuccessPageTests(CreditsCase):
             emu_pay(sid)
             r = u.get(f"/checkout/success?session_id={sid}")
             self.assertStatus(r, 303, "success page")
-            self.assertEqual(r.header("location"), "/dashboard", body)
+            local_id = db_scalar("SELECT id FROM checkout_sessions WHERE stripe_session_id = %s",
+                                 sid)
+            self.assertEqual(r.header("location"), f"/settings/billing?purchased={local_id}", body)
         self.assertEqual(balance(u.id), (10417 + STARTER_CREDITS) * rate())
 
 

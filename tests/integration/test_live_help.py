@@ -89,7 +89,8 @@ class CheckoutFlowTests(Case):
 
         back = a.get(success)
         self.assertStatus(back, 303, "success page")
-        self.assertEqual(back.header("location"), "/dashboard")
+        local_id = checkout_rows(a.id)[0]["id"]
+        self.assertEqual(back.header("location"), f"/dashboard?purchased={local_id}")
         rows = purchases_for_session(sid)
         self.assertEqual(len(rows), 1, "the redirect did not fulfil exactly once")
         self.assertEqual((rows[0]["user_id"], rows[0]["hours"], rows[0]["amount_cents"]),
@@ -99,6 +100,8 @@ class CheckoutFlowTests(Case):
         dash = a.get("/dashboard")
         self.assertStatus(dash, 200, "dashboard")
         self.assertIn("Total Live Help Purchased: 3 hours", dash.text)
+        self.assertIn("Payment received: you bought 3 Live Help hours.",
+                      a.get(back.header("location")).text)
 
         # the webhook arrives (before or after the redirect): still one grant
         evt = completed_event(sid)
@@ -116,7 +119,8 @@ class CheckoutFlowTests(Case):
         r = a.confirm(sid)
         self.assertStatus(r, 200)
         self.assertEqual((r.json["paid"], r.json["fulfilledNow"], r.json["product"],
-                          r.json["route"]), (True, False, "live_help", "/dashboard"))
+                          r.json["route"]), (True, False, "live_help",
+                                             f"/dashboard?purchased={local_id}"))
         self.assertEqual(len(purchases_for_session(sid)), 1)
         self.assertEqual(totals(a.id)["hours_total"], 3)
         lh = a.live_help()
