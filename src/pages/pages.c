@@ -87,6 +87,27 @@ static cd_sql q_purchase = CD_SQL(
     "AND sp.id = CONVERT(cs.item_code USING ascii) "
     "LEFT JOIN products pr ON pr.code = cs.item_code "
     "WHERE cs.id = ? AND cs.user_id = ?");
+/* Live Help slots, for /live-help; ISO times are shown in the viewer's zone. */
+#define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
+static cd_sql q_lh_slots = CD_SQL(
+    "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
+    "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
+    "TIMESTAMPDIFF(MINUTE, s.starts_at, s.ends_at) AS minutes, "
+    "s.capacity - s.booked AS seats_left, s.booked >= s.capacity AS full, "
+    "r.id IS NOT NULL AS mine FROM live_help_slots s "
+    "LEFT JOIN live_help_redemptions r ON r.slot_id = s.id AND r.user_id = ? "
+    "WHERE s.starts_at > UTC_TIMESTAMP() ORDER BY s.starts_at, s.id LIMIT 60");
+static cd_sql q_lh_booked = CD_SQL(
+    "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
+    "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
+    "s.starts_at > UTC_TIMESTAMP() + INTERVAL p.int_value HOUR AS can_cancel "
+    "FROM live_help_redemptions r JOIN live_help_slots s ON s.id = r.slot_id "
+    "JOIN platform_settings p ON p.name = 'live_help_cancel_hours' "
+    "WHERE r.user_id = ? AND s.ends_at > UTC_TIMESTAMP() "
+    "ORDER BY s.starts_at, s.id LIMIT 100");
+static cd_sql q_lh_policy = CD_SQL(
+    "SELECT int_value AS cancel_hours FROM platform_settings "
+    "WHERE name = 'live_help_cancel_hours'");
 static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
@@ -143,6 +164,17 @@ fmt_count(cd_req *r, long long n)
 	s = arena_strdup(r->arena, buf_cstr(&b));
 	buf_free(&b);
 	return s;
+}
+
+/* Turns row[key] (0/1 from SQL) into a JSON boolean, for template sections. */
+static void
+bool_col(json_t *rows, const char *key)
+{
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(rows, i, row)
+		json_object_set_new(row, key, json_boolean(jint(row, key) != 0));
 }
 
 /* Adds row[to] = f(row[from]) to every row. */
@@ -385,12 +417,10 @@ purchase_notice(cd_req *r, json_t *d)
  * sees the sum of what was bought, less refunds and redemptions.
  */
 static cd_err
-h_dashboard(cd_req *r)
+live_help_hours(cd_req *r, json_t *d)
 {
-	json_t *d = req_own(r, json_object()), *lh;
-	const char *pay = req_query(r, "payment");
 	long long uid = r->user->id;
-	cd_err err;
+	json_t *lh;
 
 	ROW(d, "liveHelp", &q_lh_totals, "i", uid);
 	if (json_is_null(GET(d, "liveHelp")))
@@ -398,6 +428,19 @@ h_dashboard(cd_req *r)
 	lh = GET(d, "liveHelp");
 	json_object_set_new(lh, "remaining", json_integer(
 	    jint(lh, "hours_total") - jint(lh, "hours_used")));
+	return CD_OK;
+}
+
+static cd_err
+h_dashboard(cd_req *r)
+{
+	json_t *d = req_own(r, json_object());
+	const char *pay = req_query(r, "payment");
+	long long uid = r->user->id;
+	cd_err err;
+
+	if ((err = live_help_hours(r, d)) != CD_OK)
+		return err;
 	ROW(d, "voice", &q_voice, "i", uid);
 	ROW(d, "credits", &q_balance, "i", uid);
 	ROW(d, "settings", &q_settings, "");
@@ -442,6 +485,36 @@ h_billing(cd_req *r)
 	if ((err = purchase_notice(r, d)) != CD_OK)
 		return err;
 	return render(r, "billing", "Billing", d);
+}
+
+/*
+ * /live-help: the upcoming slots with their free seats (Book spends one
+ * hour), and the user's booked slots (Cancel gives the hour back while the
+ * slot is more than live_help_cancel_hours away).
+ */
+static cd_err
+h_live_help(cd_req *r)
+{
+	json_t *d = req_own(r, json_object());
+	long long uid = r->user->id;
+	const char *done = req_query(r, "done");
+	cd_err err;
+
+	if ((err = live_help_hours(r, d)) != CD_OK)
+		return err;
+	ROWS(d, "slots", &q_lh_slots, "i", uid);
+	bool_col(GET(d, "slots"), "mine");
+	bool_col(GET(d, "slots"), "full");
+	ROWS(d, "booked", &q_lh_booked, "i", uid);
+	bool_col(GET(d, "booked"), "can_cancel");
+	ROW(d, "policy", &q_lh_policy, "");
+	if (done != NULL && strcmp(done, "booked") == 0)
+		json_object_set_new(d, "notice", json_string("Booked: one Live "
+		    "Help hour was used. The slot is listed under My Live Help."));
+	else if (done != NULL && strcmp(done, "cancelled") == 0)
+		json_object_set_new(d, "notice", json_string("Cancelled: the "
+		    "hour is back in your balance."));
+	return render(r, "live_help", "Live Help", d);
 }
 
 static cd_err
@@ -552,6 +625,7 @@ static const cd_route routes[] = {
 	{ "GET", "/register",		h_register,	R_PAGE },
 	{ "GET", "/dashboard",		h_dashboard,	R_USER | R_PAGE },
 	{ "GET", "/settings/billing",	h_billing,	R_USER | R_PAGE },
+	{ "GET", "/live-help",		h_live_help,	R_USER | R_PAGE },
 	{ "GET", "/experts",		h_experts,	R_PAGE },
 	{ "GET", "/experts/{id}/schedule", h_schedule,	R_PAGE },
 	{ "GET", "/thank-you",		h_thank_you,	R_PAGE },

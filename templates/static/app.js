@@ -156,6 +156,21 @@
     localPath: localPath, actions: actions, forms: forms
   };
 
+  /* <time datetime="…Z"> elements show the moment in the viewer's time zone. */
+  function localTimes() {
+    var fmt;
+    try {
+      fmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', year: 'numeric',
+        month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+    } catch (e) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll('time[datetime]'), function (t) {
+      var d = new Date(t.getAttribute('datetime'));
+      if (!isNaN(d.getTime())) t.textContent = fmt.format(d);
+    });
+  }
+  localTimes();
+  window.creditdesk.localTimes = localTimes;
+
   document.addEventListener('click', function (ev) {
     var el = ev.target.closest('[data-action]');
     if (!el || !actions[el.getAttribute('data-action')]) return;
