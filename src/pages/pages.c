@@ -61,7 +61,8 @@ static cd_sql q_voice = CD_SQL(
 static cd_sql q_balance = CD_SQL(
     "SELECT balance, bonus_earned FROM user_credits WHERE user_id = ?");
 static cd_sql q_my_sessions = CD_SQL(
-    "SELECT s.id, s.type, COALESCE(pr.name, s.plan) AS plan_name, s.status, "
+    "SELECT s.id, s.type, s.type = 'chat' AS is_chat, "
+    "COALESCE(pr.name, s.plan) AS plan_name, s.status, "
     "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created "
     "FROM sessions s JOIN session_participants p ON p.session_id = s.id "
     "LEFT JOIN products pr ON pr.code = s.plan "
@@ -108,6 +109,16 @@ static cd_sql q_lh_booked = CD_SQL(
 static cd_sql q_lh_policy = CD_SQL(
     "SELECT int_value AS cancel_hours FROM platform_settings "
     "WHERE name = 'live_help_cancel_hours'");
+/* One consultation the user takes part in, for /thank-you. */
+static cd_sql q_consultation = CD_SQL(
+    "SELECT s.id, s.type, s.status, s.amount_cents, s.type = 'video' AS is_video, "
+    "COALESCE(pr.name, s.plan) AS plan_name, u.email, "
+    "(SELECT mu.name FROM session_participants mp JOIN users mu ON mu.id = mp.user_id "
+    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' ORDER BY mp.joined_at LIMIT 1) "
+    "AS mechanic FROM sessions s "
+    "JOIN session_participants me ON me.session_id = s.id AND me.user_id = ? "
+    "JOIN users u ON u.id = s.user_id "
+    "LEFT JOIN products pr ON pr.code = s.plan WHERE s.id = ?");
 static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
@@ -166,6 +177,12 @@ fmt_count(cd_req *r, long long n)
 	return s;
 }
 
+static void
+bool_col_one(json_t *row, const char *key)
+{
+	json_object_set_new(row, key, json_boolean(jint(row, key) != 0));
+}
+
 /* Turns row[key] (0/1 from SQL) into a JSON boolean, for template sections. */
 static void
 bool_col(json_t *rows, const char *key)
@@ -174,7 +191,7 @@ bool_col(json_t *rows, const char *key)
 	size_t i;
 
 	json_array_foreach(rows, i, row)
-		json_object_set_new(row, key, json_boolean(jint(row, key) != 0));
+		bool_col_one(row, key);
 }
 
 /* Adds row[to] = f(row[from]) to every row. */
@@ -447,6 +464,7 @@ h_dashboard(cd_req *r)
 	json_object_set_new(d, "balance", jcount(jint(GET(d, "credits"),
 	    "balance") / tokens_per_credit(d)));
 	ROWS(d, "sessions", &q_my_sessions, "i", uid);
+	bool_col(GET(d, "sessions"), "is_chat");
 	ROWS(d, "bookings", &q_my_bookings, "i", uid);
 	fmt_col(GET(d, "bookings"), "price_cents", "price", jmoney);
 	json_object_set_new(d, "paymentPending",
@@ -544,11 +562,26 @@ h_schedule(cd_req *r)
 	return render(r, "expert_schedule", jstr(e, "name"), d);
 }
 
+/*
+ * /thank-you?session=<consultation id>: what was bought and what happens
+ * next (a mechanic takes it, then gets in touch).  Only a participant sees
+ * the consultation; anyone else gets the plain thank-you.
+ */
 static cd_err
 h_thank_you(cd_req *r)
 {
-	return render(r, "thank_you", "Thank you",
-	    req_own(r, json_object()));
+	json_t *d = req_own(r, json_object()), *c;
+	const char *v = req_query(r, "session");
+	long long id;
+
+	if (r->user != NULL && v != NULL && (id = strtoll(v, NULL, 10)) > 0) {
+		ROW(d, "consultation", &q_consultation, "ii", r->user->id, id);
+		if (!json_is_null(c = GET(d, "consultation"))) {
+			json_object_set_new(c, "price", jmoney(jint(c, "amount_cents")));
+			bool_col_one(c, "is_video");
+		}
+	}
+	return render(r, "thank_you", "Thank you", d);
 }
 
 static cd_err

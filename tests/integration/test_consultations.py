@@ -104,7 +104,7 @@ class ConsultationCheckout(Case):
                 self.assertEqual((s["user_id"], s["type"], s["plan"], s["amount_cents"], s["status"]),
                                  (b.id, kind, plan, cents, "waiting"))
                 self.assertEqual(participants(s["id"]), [{"user_id": b.id, "role": "customer"}])
-                want = f"/chat/{s['id']}" if kind == "chat" else "/thank-you"
+                want = f"/chat/{s['id']}" if kind == "chat" else f"/thank-you?session={s['id']}"
                 self.assertEqual(r.header("location"), want)
                 if kind == "chat":
                     page = b.get(want)
@@ -166,7 +166,8 @@ class ResolveByStripe(Case):
         r = b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
         self.assertStatus(r, 200)
         sess = session_rows(sid)[0]["id"]
-        self.assertEqual(r.json, {"id": sess, "type": "video", "route": "/thank-you"})
+        self.assertEqual(r.json, {"id": sess, "type": "video",
+                                  "route": f"/thank-you?session={sess}"})
         lib.emu_release("fifo")
         again = b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
         self.assertEqual((again.status, again.json), (200, r.json))
@@ -269,7 +270,8 @@ class Room(Case):
         second = session_rows(sid)[0]["id"]
         got = b.get("/api/sessions").json["sessions"]
         self.assertEqual([(s["id"], s["type"], s["plan"], s["status"], s["route"]) for s in got],
-                         [(second, "diagnostic", "diagnostic", "waiting", "/thank-you"),
+                         [(second, "diagnostic", "diagnostic", "waiting",
+                           f"/thank-you?session={second}"),
                           (first, "chat", "chat10", "waiting", f"/chat/{first}")])
         self.assertRegex(got[0]["createdAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
