@@ -1028,6 +1028,35 @@ class Billing(Resource):
     def retrieve_subscription(self, ctx, params, id):
         return self.s.get("subscription", id, "subscription")
 
+    def update_subscription(self, ctx, params, id):
+        """POST /v1/subscriptions/{id}: cancel_at_period_end (true or false) and metadata."""
+        sub = self.s.get("subscription", id, "subscription")
+        flag = p_bool(params, "cancel_at_period_end")
+        if sub["status"] == "canceled" and flag is not None:
+            raise StripeError(400, "A canceled subscription can only update its cancellation_details "
+                              "and metadata.", code="resource_missing")
+        changed = False
+        if flag is not None and flag != sub["cancel_at_period_end"]:
+            sub.update(cancel_at_period_end=flag,
+                       cancel_at=sub["current_period_end"] if flag else None,
+                       canceled_at=now() if flag else None)
+            changed = True
+        md = p_obj(params, "metadata")
+        if md:
+            sub["metadata"].update(p_metadata({"metadata": md}))
+            changed = True
+        if changed:
+            self.s.emit(ctx, "customer.subscription.updated", sub)
+        return sub
+
+    def end_period(self, ctx, sub):
+        """The paid period is over: a subscription set to cancel then ends."""
+        if sub["status"] != "active" or not sub["cancel_at_period_end"]:
+            raise StripeError(400, f"Subscription {sub['id']} is not set to end at its period end.")
+        sub.update(status="canceled", ended_at=now())
+        self.s.emit(ctx, "customer.subscription.deleted", sub)
+        return sub
+
     def cancel_subscription(self, ctx, params, id):
         sub = self.s.get("subscription", id, "subscription")
         if sub["status"] == "canceled":
@@ -1418,6 +1447,11 @@ class Controls(Resource):
             sub = self.s.get("subscription", id, "subscription")
             return self.emu.billing.renew(CONTROL, sub)
 
+    def end_period(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.end_period(CONTROL, sub)
+
     def dispute(self, data, id):
         with self.s.lock:
             ch = self.s.get("charge", id, "charge")
@@ -1656,6 +1690,7 @@ class Emulator:
             ("POST", "/v1/refunds", self.refunds.create),
             ("GET", "/v1/refunds/{id}", self.refunds.retrieve),
             ("GET", "/v1/subscriptions/{id}", bl.retrieve_subscription),
+            ("POST", "/v1/subscriptions/{id}", bl.update_subscription),
             ("DELETE", "/v1/subscriptions/{id}", bl.cancel_subscription),
             ("GET", "/v1/invoices/{id}", bl.retrieve_invoice),
             ("GET", "/v1/disputes/{id}", self.disputes.retrieve),
@@ -1670,6 +1705,7 @@ class Emulator:
             ("POST", "/_emu/payment_intents/{id}/succeed", c.pi_succeed),
             ("POST", "/_emu/payment_intents/{id}/fail", c.pi_fail),
             ("POST", "/_emu/subscriptions/{id}/renew", c.renew),
+            ("POST", "/_emu/subscriptions/{id}/end", c.end_period),
             ("POST", "/_emu/charges/{id}/dispute", c.dispute),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),

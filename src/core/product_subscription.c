@@ -18,8 +18,14 @@
 static cd_sql q_upsert = CD_SQL(
     "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id,"
     " stripe_session_id, status) VALUES (?, ?, ?, ?, ?)"
-    " ON DUPLICATE KEY UPDATE status = VALUES(status),"
+    " ON DUPLICATE KEY UPDATE"
+    " status = IF(status = 'canceled', status, VALUES(status)),"
     " stripe_session_id = COALESCE(stripe_session_id, VALUES(stripe_session_id))");
+/* Stripe's view of a subscription onto our row; canceled is final. */
+static cd_sql q_sync = CD_SQL(
+    "UPDATE subscriptions SET status = ?, current_period_end = FROM_UNIXTIME(?),"
+    " cancel_at_period_end = ? WHERE stripe_subscription_id = ?"
+    " AND status <> 'canceled'");
 static cd_sql q_claim = CD_SQL(
     "UPDATE checkout_sessions SET status = 'fulfilled' WHERE id = ? AND status <> 'fulfilled'");
 static cd_sql q_sub = CD_SQL(
@@ -132,7 +138,22 @@ invoice_paid(const json_t *invoice, const json_t *subscription)
 		return CD_OK;
 	}
 	err = db_tx(allocate_tx, &a);
+	if (err == CD_OK)
+		err = subscription_sync(subscription);
 	return err == CD_NOT_FOUND ? CD_OK : err;
+}
+
+cd_err
+subscription_sync(const json_t *sub)
+{
+	const char *id = jstr(sub, "id"), *status = jstr(sub, "status");
+
+	if (id == NULL || status == NULL)
+		return CD_OK;
+	return db_exec(&q_sync, NULL, "siis", status,
+	    jint(sub, "current_period_end"),
+	    json_is_true(json_object_get(sub, "cancel_at_period_end")) ? 1LL : 0LL,
+	    id);
 }
 
 cd_err

@@ -57,6 +57,8 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * is paid, allocates the plan's monthly credits once for it.
  */
 cd_err	 subscription_allocate_invoice(const char *invoice_id);
+/* Copies status, period end and cancel_at_period_end from Stripe's object. */
+cd_err	 subscription_sync(const json_t *subscription);
 
 const cd_product *product_find(const char *name);
 

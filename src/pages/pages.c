@@ -28,6 +28,8 @@
 
 /* Dates for people: the session runs in UTC, so the pages say so. */
 #define HUMAN_TIME "'%Y-%m-%d %H:%i UTC'"
+/* The same moment for <time datetime>, which app.js shows in the viewer's zone. */
+#define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
 
 static cd_sql q_products = CD_SQL(
     "SELECT code, name, description, unit_amount_cents FROM products "
@@ -88,8 +90,7 @@ static cd_sql q_purchase = CD_SQL(
     "AND sp.id = CONVERT(cs.item_code USING ascii) "
     "LEFT JOIN products pr ON pr.code = cs.item_code "
     "WHERE cs.id = ? AND cs.user_id = ?");
-/* Live Help slots, for /live-help; ISO times are shown in the viewer's zone. */
-#define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
+/* Live Help slots, for /live-help. */
 static cd_sql q_lh_slots = CD_SQL(
     "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
     "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
@@ -119,6 +120,18 @@ static cd_sql q_consultation = CD_SQL(
     "JOIN session_participants me ON me.session_id = s.id AND me.user_id = ? "
     "JOIN users u ON u.id = s.user_id "
     "LEFT JOIN products pr ON pr.code = s.plan WHERE s.id = ?");
+/* The plans on sale, and the user's current subscription (if any). */
+static cd_sql q_plans = CD_SQL(
+    "SELECT id, name, monthly_credits, price_cents FROM subscription_plans "
+    "WHERE active = 1 ORDER BY price_cents, id");
+static cd_sql q_subscription = CD_SQL(
+    "SELECT s.id, s.status, s.cancel_at_period_end AS ending, "
+    "DATE_FORMAT(s.current_period_end, " ISO_TIME ") AS period_end_iso, "
+    "DATE_FORMAT(s.current_period_end, " HUMAN_TIME ") AS period_end, "
+    "p.name, p.monthly_credits FROM subscriptions s "
+    "JOIN subscription_plans p ON p.id = s.plan_id "
+    "WHERE s.user_id = ? AND s.status IN ('active', 'trialing', 'past_due') "
+    "ORDER BY s.id DESC LIMIT 1");
 static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
@@ -499,6 +512,15 @@ h_billing(cd_req *r)
 		    jdelta(jint(row, "credits_delta") / tpc));
 		json_object_set_new(row, "after",
 		    jcount(jint(row, "balance_after") / tpc));
+	}
+	ROWS(d, "plans", &q_plans, "");
+	fmt_col(GET(d, "plans"), "monthly_credits", "credits", jcount);
+	fmt_col(GET(d, "plans"), "price_cents", "price", jmoney);
+	ROW(d, "subscription", &q_subscription, "i", uid);
+	if (!json_is_null(row = GET(d, "subscription"))) {
+		bool_col_one(row, "ending");
+		json_object_set_new(row, "credits",
+		    jcount(jint(row, "monthly_credits")));
 	}
 	if ((err = purchase_notice(r, d)) != CD_OK)
 		return err;

@@ -162,6 +162,21 @@ on_invoice_paid(const json_t *object)
 	return subscription_allocate_invoice(jstr(object, "id"));
 }
 
+/* A subscription changed or ended: what Stripe has now goes onto our row. */
+static cd_err
+on_subscription(const json_t *object)
+{
+	json_t *sub;
+	cd_err err;
+
+	if ((err = retrieve("subscriptions", "sub_", object, &sub)) != CD_OK ||
+	    sub == NULL)
+		return err;
+	err = subscription_sync(sub);
+	json_decref(sub);
+	return err;
+}
+
 static const struct {
 	const char	*type;
 	event_fn	 fn;
@@ -174,6 +189,8 @@ static const struct {
 	{ "charge.refunded", on_charge_refunded },
 	{ "charge.dispute.created", on_dispute },
 	{ "invoice.paid", on_invoice_paid },
+	{ "customer.subscription.updated", on_subscription },
+	{ "customer.subscription.deleted", on_subscription },
 };
 
 static event_fn

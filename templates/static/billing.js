@@ -1,9 +1,10 @@
 /*
- * creditdesk billing page: Buy Now opens Stripe's embedded Checkout in a
- * modal (Stripe.js from the page's <script>, key from <meta name="stripe-key">).
+ * creditdesk billing page: Buy Now (boost packs) and Subscribe (plans) open
+ * Stripe's embedded Checkout in a modal (Stripe.js from the page's <script>, key from <meta name="stripe-key">).
  * Paying ends on /checkout/success, which fulfils the purchase and brings the
  * buyer back here with a notice; closing the modal abandons nothing that
- * costs money (the Checkout Session simply expires).
+ * costs money (the Checkout Session simply expires).  Cancel at period end
+ * asks the server, then reloads to show the end date.
  */
 (function () {
   'use strict';
@@ -63,6 +64,11 @@
   cd.actions['subscribe'] = function (el) {
     startCheckout(el, { purchaseType: 'subscription', planId: el.getAttribute('data-plan') },
       'Subscribe to ' + (el.getAttribute('data-name') || 'a plan'));
+  };
+
+  cd.actions['cancel-subscription'] = function (el) {
+    cd.run(el, '/api/subscriptions/' + encodeURIComponent(el.getAttribute('data-subscription')) +
+      '/cancel', {}, function () { window.location.reload(); });
   };
 
   document.addEventListener('click', function (ev) {
