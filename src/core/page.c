@@ -73,6 +73,10 @@ page_render(cd_req *r, int status, const char *name, json_t *data)
 		json_object_set_new(ctx, "csrf", json_string(r->user->csrf));
 		if (strcmp(r->user->role, "admin") == 0)
 			json_object_set_new(ctx, "isAdmin", json_true());
+		if (strcmp(r->user->role, "mechanic") == 0)
+			json_object_set_new(ctx, "isMechanic", json_true());
+		if (strcmp(r->user->role, "expert") == 0)
+			json_object_set_new(ctx, "isExpert", json_true());
 	}
 	tpl_render(t, templates, ctx, &out);
 	resp_header(r, "Cache-Control", "no-store");

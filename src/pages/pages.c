@@ -132,6 +132,15 @@ static cd_sql q_subscription = CD_SQL(
     "JOIN subscription_plans p ON p.id = s.plan_id "
     "WHERE s.user_id = ? AND s.status IN ('active', 'trialing', 'past_due') "
     "ORDER BY s.id DESC LIMIT 1");
+/* Paid consultations no mechanic has yet, oldest first (queue and admin). */
+static cd_sql q_waiting = CD_SQL(
+    "SELECT s.id, s.type, COALESCE(pr.name, s.plan) AS plan_name, u.name AS customer, "
+    "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso, "
+    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created FROM sessions s "
+    "JOIN users u ON u.id = s.user_id LEFT JOIN products pr ON pr.code = s.plan "
+    "WHERE s.status = 'waiting' AND NOT EXISTS (SELECT 1 FROM session_participants p "
+    "WHERE p.session_id = s.id AND p.role = 'mechanic') "
+    "ORDER BY s.created_at, s.id LIMIT 100");
 static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
@@ -557,6 +566,19 @@ h_live_help(cd_req *r)
 	return render(r, "live_help", "Live Help", d);
 }
 
+/* /mechanic/queue: consultations waiting for a mechanic, each with Take. */
+static cd_err
+h_mechanic_queue(cd_req *r)
+{
+	json_t *d = req_own(r, json_object());
+
+	if (strcmp(r->user->role, "mechanic") != 0)
+		return req_fail(r, CD_FORBIDDEN, "not_mechanic",
+		    "This page is for mechanics.");
+	ROWS(d, "waiting", &q_waiting, "");
+	return render(r, "mechanic_queue", "Queue", d);
+}
+
 static cd_err
 h_experts(cd_req *r)
 {
@@ -681,6 +703,7 @@ static const cd_route routes[] = {
 	{ "GET", "/dashboard",		h_dashboard,	R_USER | R_PAGE },
 	{ "GET", "/settings/billing",	h_billing,	R_USER | R_PAGE },
 	{ "GET", "/live-help",		h_live_help,	R_USER | R_PAGE },
+	{ "GET", "/mechanic/queue",	h_mechanic_queue, R_USER | R_PAGE },
 	{ "GET", "/experts",		h_experts,	R_PAGE },
 	{ "GET", "/experts/{id}/schedule", h_schedule,	R_PAGE },
 	{ "GET", "/thank-you",		h_thank_you,	R_PAGE },

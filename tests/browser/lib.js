@@ -102,6 +102,19 @@ class Journey {
 
   url(p) { return BASE() + p; }
 
+  /*
+   * Another person at another browser (own cookies): a Journey on a page of
+   * a new incognito context, closed with this journey (see run.js).
+   */
+  async another(name) {
+    const context = await this.page.browser().createBrowserContext();
+    this.extraContexts = (this.extraContexts || []).concat(context);
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    page.setDefaultTimeout(15000);
+    return new Journey(`${this.name}-${name}`, page);
+  }
+
   async goto(p) {
     const res = await this.page.goto(this.url(p), { waitUntil: 'load' });
     return res;

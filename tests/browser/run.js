@@ -51,6 +51,7 @@ async function runOne(browser, j) {
     if (!t.shot) await t.screenshot(t.stepName);
     return { ok: false, step: e.step || t.stepName, message: e.message.split('\n')[0], shot: t.shot };
   } finally {
+    for (const c of t.extraContexts || []) await c.close().catch(() => {});
     await context.close().catch(() => {});
   }
 }
