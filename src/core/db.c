@@ -468,8 +468,10 @@ fetch_all(MYSQL_STMT *st, json_t **rows)
 	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
 		json_t *row = json_object();
 
+		/* A grown buffer is bound again: the next fetch writes into it. */
 		if (rc == MYSQL_DATA_TRUNCATED &&
-		    refetch_truncated(st, binds, cols, n) != 0) {
+		    (refetch_truncated(st, binds, cols, n) != 0 ||
+		    mysql_stmt_bind_result(st, binds) != 0)) {
 			json_decref(row);
 			err = db_fail("fetch", mysql_stmt_errno(st),
 			    mysql_stmt_error(st));

@@ -13,6 +13,7 @@
  * Pages read, they never write: every purchase and booking is a POST from
  * templates/static/app.js to the family that owns it.
  */
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,10 +158,30 @@ static cd_sql q_counts = CD_SQL(
     "SELECT (SELECT COUNT(*) FROM users) AS users, "
     "(SELECT COUNT(*) FROM checkout_sessions WHERE status = 'fulfilled') "
     "AS fulfilled, (SELECT COUNT(*) FROM live_help_purchases) AS live_help");
-static cd_sql q_audit_recent = CD_SQL(
-    "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
-    "DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') AS created "
-    "FROM audit_log ORDER BY id DESC LIMIT 50");
+/*
+ * The admin console's audit log: newest first, keyset-paginated on id, each
+ * filter off when its value is empty (user: an id or an email; dates are
+ * whole UTC days, both ends included).
+ */
+static cd_sql q_audit_filtered = CD_SQL(
+    "SELECT a.id, a.action, a.entity_type, a.entity_id, a.user_id, "
+    "u.email AS user_email, a.details, a.severity, "
+    "DATE_FORMAT(a.created_at, " ISO_TIME ") AS created_iso, "
+    "DATE_FORMAT(a.created_at, '%Y-%m-%d %H:%i:%s UTC') AS created "
+    "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id "
+    "WHERE a.id < ? AND (? = '' OR a.action = ?) "
+    "AND (? = '' OR a.user_id = ? OR u.email = ?) "
+    "AND (? = '' OR a.created_at >= ?) "
+    "AND (? = '' OR a.created_at < ? + INTERVAL 1 DAY) "
+    "ORDER BY a.id DESC LIMIT ?");
+static cd_sql q_audit_actions = CD_SQL(
+    "SELECT DISTINCT action FROM audit_log ORDER BY action LIMIT 200");
+static cd_sql q_users_search = CD_SQL(
+    "SELECT id, email, name, role, tier FROM users "
+    "WHERE ? = '' OR email LIKE CONCAT('%', ?, '%') OR name LIKE CONCAT('%', ?, '%') "
+    "ORDER BY id DESC LIMIT 20");
+static cd_sql q_mechanics = CD_SQL(
+    "SELECT id, name, email FROM users WHERE role = 'mechanic' ORDER BY name, id LIMIT 200");
 static cd_sql q_audit_page = CD_SQL(
     "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
     "created_at FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?");
@@ -628,13 +649,126 @@ h_thank_you(cd_req *r)
 	return render(r, "thank_you", "Thank you", d);
 }
 
+#define AUDIT_PAGE 15	/* rows per page: one screen */
+
+/* A query parameter, or "" when absent or longer than max. */
+static const char *
+query_or_empty(cd_req *r, const char *name, size_t max)
+{
+	const char *v = req_query(r, name);
+
+	return v != NULL && strlen(v) <= max ? v : "";
+}
+
+/* "YYYY-MM-DD" or ""; anything else is dropped (the filter is then off). */
+static const char *
+day_or_empty(cd_req *r, const char *name)
+{
+	const char *v = query_or_empty(r, name, 10);
+	size_t i;
+
+	for (i = 0; v[i] != '\0'; i++)
+		if (i == 4 || i == 7 ? v[i] != '-' : !isdigit((unsigned char)v[i]))
+			return "";
+	return i == 10 ? v : "";
+}
+
+/* "/admin?action=…&user=…&from=…&to=…[&before=id]#audit", in the arena. */
+static const char *
+audit_href(cd_req *r, json_t *f, long long before)
+{
+	static const char *const keys[] = { "action", "user", "from", "to" };
+	cd_buf b = CD_BUF_INIT;
+	const char *s;
+	size_t i;
+
+	buf_puts(&b, "/admin?");
+	for (i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+		buf_printf(&b, "%s%s=", i ? "&" : "", keys[i]);
+		esc_url_arg(&b, jstr(f, keys[i]));
+	}
+	if (before > 0)
+		buf_printf(&b, "&before=%lld", before);
+	buf_puts(&b, "#audit");
+	s = arena_strdup(r->arena, buf_cstr(&b));
+	buf_free(&b);
+	return s;
+}
+
+/* The audit section: filters (echoed back), one page of rows, older/newest links. */
+static cd_err
+admin_audit(cd_req *r, json_t *d)
+{
+	const char *user = query_or_empty(r, "user", 254), *v;
+	long long before = (v = req_query(r, "before")) ? strtoll(v, NULL, 10) : 0;
+	json_t *f, *rows;
+	cd_err err;
+
+	f = json_pack("{s:s,s:s,s:s,s:s}", "action", query_or_empty(r, "action", 64),
+	    "user", user, "from", day_or_empty(r, "from"), "to", day_or_empty(r, "to"));
+	json_object_set_new(d, "filter", f);
+	if (before <= 0)
+		before = 9007199254740991LL;
+	if ((err = db_rows(&q_audit_filtered, &rows, "isssisssssi", before,
+	    jstr(f, "action"), jstr(f, "action"), user, strtoll(user, NULL, 10),
+	    user, jstr(f, "from"), jstr(f, "from"), jstr(f, "to"), jstr(f, "to"),
+	    (long long)AUDIT_PAGE + 1)) != CD_OK)
+		return err;
+	json_object_set_new(d, "audit", rows);
+	if (json_array_size(rows) > AUDIT_PAGE) {
+		json_array_remove(rows, AUDIT_PAGE);
+		json_object_set_new(d, "olderHref", json_string(audit_href(r, f,
+		    jint(json_array_get(rows, AUDIT_PAGE - 1), "id"))));
+	}
+	if (req_query(r, "before") != NULL)
+		json_object_set_new(d, "newestHref", json_string(audit_href(r, f, 0)));
+	ROWS(d, "actions", &q_audit_actions, "");
+	return CD_OK;
+}
+
+/* Each user row gets its role and tier choices, the current one selected. */
+static void
+add_choices(json_t *users)
+{
+	static const char *const roles[] = { "customer", "expert", "mechanic", "admin" };
+	static const char *const tiers[] = { "free", "firewall" };
+	json_t *u, *list;
+	size_t i, k;
+
+	json_array_foreach(users, i, u) {
+		list = json_array();
+		for (k = 0; k < 4; k++)
+			json_array_append_new(list, json_pack("{s:s,s:b}", "v", roles[k],
+			    "sel", strcmp(roles[k], jstr(u, "role")) == 0));
+		json_object_set_new(u, "roles", list);
+		list = json_array();
+		for (k = 0; k < 2; k++)
+			json_array_append_new(list, json_pack("{s:s,s:b}", "v", tiers[k],
+			    "sel", strcmp(tiers[k], jstr(u, "tier")) == 0));
+		json_object_set_new(u, "tiers", list);
+	}
+}
+
+/*
+ * /admin: metrics and pending payouts (filled in by admin.js from the
+ * bookings family's admin API), consultations waiting for a mechanic with
+ * Assign, users with their role and tier, and the audit log.
+ */
 static cd_err
 h_admin(cd_req *r)
 {
 	json_t *d = req_own(r, json_object());
+	const char *q = query_or_empty(r, "q", 254);
+	cd_err err;
 
 	ROW(d, "counts", &q_counts, "");
-	ROWS(d, "audit", &q_audit_recent, "");
+	ROWS(d, "waiting", &q_waiting, "");
+	ROWS(d, "mechanics", &q_mechanics, "");
+	json_object_set_new(d, "q", json_string(q));
+	ROWS(d, "users", &q_users_search, "sss", q, q, q);
+	add_choices(GET(d, "users"));
+	if ((err = admin_audit(r, d)) != CD_OK)
+		return err;
 	return render(r, "admin", "Admin", d);
 }
 
