@@ -58,7 +58,8 @@ static cd_sql q_lh_fallback = CD_SQL(
     "WHERE user_id = ?) AS hours_used");
 static cd_sql q_voice = CD_SQL(
     "SELECT COALESCE(SUM(minutes_remaining), 0) AS minutes, "
-    "DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires "
+    "DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
+    "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso "
     "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
     "AND minutes_remaining > 0 AND expires_at > UTC_TIMESTAMP()");
 static cd_sql q_balance = CD_SQL(
@@ -142,6 +143,12 @@ static cd_sql q_waiting = CD_SQL(
     "WHERE s.status = 'waiting' AND NOT EXISTS (SELECT 1 FROM session_participants p "
     "WHERE p.session_id = s.id AND p.role = 'mechanic') "
     "ORDER BY s.created_at, s.id LIMIT 100");
+/* The user's open Voice AI Therapy session, to resume its timer. */
+static cd_sql q_voice_open = CD_SQL(
+    "SELECT id, available_minutes, "
+    "DATE_FORMAT(started_at, " ISO_TIME ") AS started_iso "
+    "FROM voice_therapy_sessions WHERE user_id = ? AND status = 'active' "
+    "ORDER BY id DESC LIMIT 1");
 static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
@@ -587,6 +594,24 @@ h_live_help(cd_req *r)
 	return render(r, "live_help", "Live Help", d);
 }
 
+/*
+ * /voice: a Voice AI Therapy session for a premium user with minutes: Start,
+ * a timer of the minutes left, End (voice.js); an open session resumes.
+ */
+static cd_err
+h_voice(cd_req *r)
+{
+	json_t *d = req_own(r, json_object());
+	bool premium = strcmp(r->user->tier, "firewall") == 0;
+
+	json_object_set_new(d, "premium", json_boolean(premium));
+	ROW(d, "voice", &q_voice, "i", r->user->id);
+	json_object_set_new(d, "hasMinutes", json_boolean(premium &&
+	    jint(GET(d, "voice"), "minutes") > 0));
+	ROW(d, "open", &q_voice_open, "i", r->user->id);
+	return render(r, "voice", "Voice AI Therapy", d);
+}
+
 /* /mechanic/queue: consultations waiting for a mechanic, each with Take. */
 static cd_err
 h_mechanic_queue(cd_req *r)
@@ -838,6 +863,7 @@ static const cd_route routes[] = {
 	{ "GET", "/settings/billing",	h_billing,	R_USER | R_PAGE },
 	{ "GET", "/live-help",		h_live_help,	R_USER | R_PAGE },
 	{ "GET", "/mechanic/queue",	h_mechanic_queue, R_USER | R_PAGE },
+	{ "GET", "/voice",		h_voice,	R_USER | R_PAGE },
 	{ "GET", "/experts",		h_experts,	R_PAGE },
 	{ "GET", "/experts/{id}/schedule", h_schedule,	R_PAGE },
 	{ "GET", "/thank-you",		h_thank_you,	R_PAGE },
