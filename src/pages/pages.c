@@ -21,6 +21,7 @@
 #include <jansson.h>
 
 #include "app.h"
+#include "booking_pay.h"
 #include "db.h"
 #include "escape.h"
 #include "format.h"
@@ -74,9 +75,21 @@ static cd_sql q_my_sessions = CD_SQL(
 static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
-    "REPLACE(b.status, '_', ' ') AS status "
+    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
+    "REPLACE(b.status, '_', ' ') AS status, "
+    "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
+/* The bookings of the expert this user is, for /expert/bookings. */
+static cd_sql q_expert_bookings = CD_SQL(
+    "SELECT b.id, u.name AS customer, b.duration_minutes, b.payout_cents, "
+    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
+    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
+    "REPLACE(b.status, '_', ' ') AS status, "
+    "b.status = 'scheduled' AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
+    "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
+    "WHERE e.user_id = ? AND b.status IN ('scheduled', 'completed', 'cancelled_by_user') "
+    "ORDER BY b.start_time DESC, b.id DESC LIMIT 100");
 static cd_sql q_transactions = CD_SQL(
     "SELECT id, description, credits_delta, balance_after, "
     "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created "
@@ -155,12 +168,20 @@ static cd_sql q_experts = CD_SQL(
 static cd_sql q_expert = CD_SQL(
     "SELECT id, name, headline, bio, rate_cents_per_minute FROM experts "
     "WHERE id = ? AND active = 1");
-/* Busy times only: no customer, price or status leaves this query. */
-static cd_sql q_busy = CD_SQL(
-    "SELECT DATE_FORMAT(start_time, " HUMAN_TIME ") AS start, "
-    "DATE_FORMAT(end_time, " HUMAN_TIME ") AS end FROM bookings "
-    "WHERE expert_id = ? AND status = 'scheduled' "
-    "AND end_time > UTC_TIMESTAMP() ORDER BY start_time LIMIT 100");
+/*
+ * The bookable hours of the next days (08:00–19:00 UTC starts), each busy
+ * when a booking or a live unpaid hold overlaps it (the same rule as
+ * booking, BOOKING_HOLDS).  No customer, price or status leaves this query.
+ */
+static cd_sql q_hours = CD_SQL(
+    "WITH RECURSIVE h (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM h WHERE n < 120) "
+    "SELECT DATE_FORMAT(t.s, " ISO_TIME ") AS start_iso, "
+    "DATE_FORMAT(t.s, " HUMAN_TIME ") AS start, "
+    "EXISTS (SELECT 1 FROM bookings b WHERE b.expert_id = ? AND " BOOKING_HOLDS("b")
+    " AND b.start_time < t.s + INTERVAL 1 HOUR AND b.end_time > t.s) AS busy "
+    "FROM (SELECT TIMESTAMP(UTC_DATE()) + INTERVAL n HOUR AS s FROM h) t "
+    "WHERE t.s > UTC_TIMESTAMP() + INTERVAL 1 HOUR AND HOUR(t.s) BETWEEN 8 AND 18 "
+    "ORDER BY t.s LIMIT 44");
 static cd_sql q_counts = CD_SQL(
     "SELECT (SELECT COUNT(*) FROM users) AS users, "
     "(SELECT COUNT(*) FROM checkout_sessions WHERE status = 'fulfilled') "
@@ -517,6 +538,7 @@ h_dashboard(cd_req *r)
 	bool_col(GET(d, "sessions"), "is_chat");
 	ROWS(d, "bookings", &q_my_bookings, "i", uid);
 	fmt_col(GET(d, "bookings"), "price_cents", "price", jmoney);
+	bool_col(GET(d, "bookings"), "can_cancel");
 	json_object_set_new(d, "paymentPending",
 	    json_boolean(pay != NULL && strcmp(pay, "pending") == 0));
 	if ((err = purchase_notice(r, d)) != CD_OK)
@@ -612,6 +634,21 @@ h_voice(cd_req *r)
 	return render(r, "voice", "Voice AI Therapy", d);
 }
 
+/* /expert/bookings: an expert's bookings, with Complete once one has started. */
+static cd_err
+h_expert_bookings(cd_req *r)
+{
+	json_t *d = req_own(r, json_object());
+
+	if (strcmp(r->user->role, "expert") != 0)
+		return req_fail(r, CD_FORBIDDEN, "not_expert",
+		    "This page is for experts.");
+	ROWS(d, "bookings", &q_expert_bookings, "i", r->user->id);
+	fmt_col(GET(d, "bookings"), "payout_cents", "payout", jmoney);
+	bool_col(GET(d, "bookings"), "can_complete");
+	return render(r, "expert_bookings", "My expert bookings", d);
+}
+
 /* /mechanic/queue: consultations waiting for a mechanic, each with Take. */
 static cd_err
 h_mechanic_queue(cd_req *r)
@@ -646,7 +683,12 @@ h_schedule(cd_req *r)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "There is no such expert.");
 	json_object_set_new(e, "rate", jmoney(jint(e, "rate_cents_per_minute")));
-	ROWS(d, "busy", &q_busy, "i", r->ids[0]);
+	ROWS(d, "hours", &q_hours, "i", r->ids[0]);
+	bool_col(GET(d, "hours"), "busy");
+	json_object_set_new(d, "durations", json_pack("[{s:i,s:o},{s:i,s:o},{s:i,s:o}]",
+	    "minutes", 15, "price", jmoney(jint(e, "rate_cents_per_minute") * 15),
+	    "minutes", 30, "price", jmoney(jint(e, "rate_cents_per_minute") * 30),
+	    "minutes", 60, "price", jmoney(jint(e, "rate_cents_per_minute") * 60)));
 	self = arena_printf(r->arena, "/experts/%lld/schedule", r->ids[0]);
 	json_object_set_new(d, "loginHref", json_string(login_href(r, self)));
 	return render(r, "expert_schedule", jstr(e, "name"), d);
@@ -864,6 +906,7 @@ static const cd_route routes[] = {
 	{ "GET", "/live-help",		h_live_help,	R_USER | R_PAGE },
 	{ "GET", "/mechanic/queue",	h_mechanic_queue, R_USER | R_PAGE },
 	{ "GET", "/voice",		h_voice,	R_USER | R_PAGE },
+	{ "GET", "/expert/bookings",	h_expert_bookings, R_USER | R_PAGE },
 	{ "GET", "/experts",		h_experts,	R_PAGE },
 	{ "GET", "/experts/{id}/schedule", h_schedule,	R_PAGE },
 	{ "GET", "/thank-you",		h_thank_you,	R_PAGE },

@@ -130,22 +130,6 @@
       run(button, '/api/auth/register',
         { email: v.email, password: v.password, name: v.name },
         function () { afterSignIn(form); });
-    },
-    /* The datetime-local value is read as UTC, as the page says. */
-    booking: function (form, button) {
-      var v = fieldsOf(form);
-      var body = {
-        expertId: parseInt(form.getAttribute('data-expert'), 10),
-        startTime: v.startTime.length === 16 ? v.startTime + ':00Z' : v.startTime + 'Z',
-        durationMinutes: parseInt(v.durationMinutes, 10)
-      };
-      run(button, '/api/bookings', body, function (res) {
-        var b = res.data && res.data.booking;
-        var text = 'Booked (HTTP ' + res.status + ')';
-        if (b && b.id) text += ': booking #' + b.id;
-        if (b && b.status) text += ', ' + String(b.status).replace(/_/g, ' ');
-        say(button, text + '.', false);
-      });
     }
   };
 

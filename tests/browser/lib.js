@@ -26,7 +26,7 @@ const SHOTS = () => path.join(env('CD_STATE_DIR'), 'browser-screenshots');
 /* A literal for SQL: only integers and our own generated strings pass. */
 function lit(v) {
   if (typeof v === 'number' && Number.isInteger(v)) return String(v);
-  if (typeof v === 'string' && /^[A-Za-z0-9@._+:-]*$/.test(v)) return `'${v}'`;
+  if (typeof v === 'string' && /^[A-Za-z0-9@._+: -]*$/.test(v)) return `'${v}'`;
   throw new Error(`refusing to put ${JSON.stringify(v)} into SQL`);
 }
 
