@@ -14,6 +14,8 @@ hosted and embedded), PaymentIntents (create, confirm, cancel), charges,
 refunds, subscriptions, invoices, disputes and events (list + retrieve).
 A hosted checkout page (GET/POST /checkout/pay/{cs_id}) plays the part of
 checkout.stripe.com: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 declines.
+A Stripe.js stand-in (GET /v3/, see stripe_js.py) mounts embedded Checkout
+and the payment Element as iframes served from here.
 Test controls under /_emu/ (no auth, JSON) pay sessions, make payments
 asynchronous, redeliver events, hold and reorder webhooks, inject API
 failures, and reset the state.  See emulator/README.md.
@@ -60,6 +62,8 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
+
+from stripe_js import StripeJs
 
 API_VERSION = "2024-06-20"
 ALNUM = string.ascii_letters + string.digits
@@ -1869,7 +1873,8 @@ table{{border-collapse:collapse;width:100%}}td,th{{padding:.3em;border-bottom:1p
 
 
 class HostedPage(Resource):
-    def render(self, cs, message=None, status=200):
+    def line_rows(self, cs):
+        """The session's line items as table rows (HTML)."""
         rows = []
         for li in cs["_line_items"]:
             price = li["price"]
@@ -1880,6 +1885,10 @@ class HostedPage(Resource):
                 f"<br><small>{html.escape(desc)}</small>" if desc else "",
                 li["quantity"], html.escape(format_money(price["unit_amount"], li["currency"])),
                 per, html.escape(format_money(li["amount_total"], li["currency"]))))
+        return rows
+
+    def render(self, cs, message=None, status=200):
+        rows = self.line_rows(cs)
         action = html.escape(f"/checkout/pay/{cs['id']}")
         if cs["status"] == "complete":
             target = self.emu.sessions.redirect_url(cs)
@@ -1969,6 +1978,9 @@ class Emulator:
         self.events = Events(self)
         self.controls = Controls(self)
         self.hosted = HostedPage(self)
+        self.stripe_js = StripeJs(self, {
+            "Response": Response, "StripeError": StripeError, "TEST_CARDS": TEST_CARDS,
+            "CONTROL": CONTROL, "format_money": format_money})
         self.webhooks = Webhooks(self, workers, webhook_timeout)
         self.store.deliverer = self.webhooks
         self.routes = self._compile(self.route_table())
@@ -2038,7 +2050,7 @@ class Emulator:
             ("POST", "/_emu/webhooks/config", c.config),
             ("GET", "/checkout/pay/{id}", self.hosted.get),
             ("POST", "/checkout/pay/{id}", self.hosted.post),
-        ]
+        ] + self.stripe_js.routes()
 
     @staticmethod
     def _compile(table):

@@ -13,7 +13,11 @@ PACKAGES=(
 	libfcgi-dev libmariadb-dev libcurl4-openssl-dev libssl-dev libjansson-dev check
 	mariadb-server mariadb-client nginx-light spawn-fcgi multiwatch
 	python3 python3-pymysql wrk clang libclang-rt-14-dev valgrind curl ca-certificates
+	chromium fonts-liberation nodejs
 )
+# The browser tests' npm: Debian packages it apart from nodejs; a nodejs that
+# already brings its own npm (another vendor's build) must not get Debian's.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 # Prints the packages from PACKAGES that dpkg does not report as installed.
 missing_packages() {

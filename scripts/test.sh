@@ -3,10 +3,11 @@
 # (make check), the layout tests (tests/layout/), the Stripe emulator's
 # self-test and a short fuzz run of every harness, starts a private test
 # stack (its own datadir, ports and emulator, wiped at every run so results
-# do not depend on earlier runs), runs the integration tests against it,
-# and stops it again whatever happens.
+# do not depend on earlier runs), runs the integration tests and then the
+# browser journeys (tests/browser, headless Chromium) against it, and stops
+# it again whatever happens.
 # The last line printed is exactly "N passed, N failed" (unit test cases plus
-# integration tests); the exit status is non-zero if anything failed.
+# integration tests plus browser journeys); the exit status is non-zero if anything failed.
 #
 # Usage: scripts/test.sh
 # Settings: CD_TEST_STATE_DIR (default $repo/.state-test), CD_TEST_HTTP_PORT
@@ -134,20 +135,6 @@ run_fuzz_smoke() {
 
 # ---- checks that need no stack
 
-# Adds a runner's own "N passed, N failed" line (the last one in file $1) to
-# the totals; a run that printed none counts as one failure named $2.
-add_counts() {
-	local line
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1 || true)
-	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		PASSED=$((PASSED + BASH_REMATCH[1]))
-		FAILED=$((FAILED + BASH_REMATCH[2]))
-	else
-		echo "test: $2 printed no result line" >&2
-		FAILED=$((FAILED + 1))
-	fi
-}
-
 # The layout tests: the family list and the URL-to-family mapping agree
 # wherever they are written (tests/layout/).
 run_layout_tests() {
@@ -173,20 +160,20 @@ run_layout_tests() {
 
 # The Stripe emulator's own end-to-end checks, on a port of their own.
 run_emulator_selftest() {
-	local out
+	local out rc=0
 	echo "== emulator self-test"
 	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-emu.XXXXXX")
 	TMP_FILES+=("$out")
 	EMU_SELFTEST_PORT=${CD_TEST_EMU_SELFTEST_PORT:-12190} \
-		/usr/bin/python3 "$REPO/emulator/selftest.py" >"$out" 2>&1 || true
+		/usr/bin/python3 "$REPO/emulator/selftest.py" >"$out" 2>&1 || rc=$?
 	grep -E '^(FAIL|[0-9]+ passed)' "$out" || true
-	add_counts "$out" "the emulator self-test"
+	add_runner_counts "emulator self-test" "$out" "$rc"
 }
 
 # ---- integration tests
 
 run_integration_tests() {
-	local out rc=0 line
+	local out rc=0
 	if [[ ! -f $REPO/tests/integration/run.py ]]; then
 		echo "test: tests/integration/run.py not found; integration tests skipped" >&2
 		return 0
@@ -202,14 +189,53 @@ run_integration_tests() {
 		cd "$REPO"
 		exec /usr/bin/python3 -m tests.integration.run "$@"
 	) 2>&1 | tee "$out" || rc=$?
-	# The runner's own last "N passed, N failed" line is the count.
-	local failed_before=$FAILED
-	add_counts "$out" "the integration runner (exit $rc)"
+	add_runner_counts integration "$out" "$rc"
+}
+
+# Adds a runner's own last "N passed, N failed" line (in file $2) to the
+# totals; a runner that exited non-zero ($3) with no failure counted, or
+# printed no such line, counts as one failure.
+add_runner_counts() {
+	local name=$1 out=$2 rc=$3 line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
 	rm -f "$out"
-	if ((rc != 0 && FAILED == failed_before)); then
-		echo "test: the integration runner exited with $rc" >&2
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		PASSED=$((PASSED + BASH_REMATCH[1]))
+		FAILED=$((FAILED + BASH_REMATCH[2]))
+		if ((rc != 0 && BASH_REMATCH[2] == 0)); then
+			echo "test: the $name runner exited with $rc" >&2
+			FAILED=$((FAILED + 1))
+		fi
+	else
+		echo "test: the $name runner exited with $rc without a result line" >&2
 		FAILED=$((FAILED + 1))
 	fi
+}
+
+# ---- browser tests
+
+# Every journey clicked through in Debian's headless Chromium (puppeteer-core,
+# installed from tests/browser/package-lock.json), against the same stack.
+# A failing step leaves a screenshot under $TEST_STATE/browser-screenshots/.
+run_browser_tests() {
+	local out rc=0
+	echo "== browser tests"
+	if ! (cd "$REPO/tests/browser" && npm ci --no-audit --no-fund --loglevel=error); then
+		echo "test: npm ci in tests/browser failed; browser tests not run" >&2
+		FAILED=$((FAILED + 1))
+		return 0
+	fi
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-browser.XXXXXX")
+	TMP_FILES+=("$out")
+	(
+		set -a
+		# shellcheck source=/dev/null
+		source "$TEST_STATE/env"
+		set +a
+		cd "$REPO"
+		exec node tests/browser/run.js
+	) 2>&1 | tee "$out" || rc=$?
+	add_runner_counts browser "$out" "$rc"
 }
 
 # ---- the run
@@ -256,6 +282,7 @@ main() {
 	STACK_UP=1
 	if stack start; then
 		run_integration_tests "$@"
+		run_browser_tests
 	else
 		echo "test: the test stack did not start; integration tests not run" >&2
 		FAILED=$((FAILED + 1))

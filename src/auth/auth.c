@@ -1,10 +1,12 @@
 /*
- * creditdesk-auth: register, sign in, sign out, and who am I.
+ * creditdesk-auth: register, sign in, sign out, and who am I; admins change
+ * users' roles and tiers (admin_users.c).
  */
 #include <ctype.h>
 #include <string.h>
 
 #include "app.h"
+#include "auth.h"
 #include "crypto.h"
 #include "db.h"
 #include "session.h"
@@ -126,6 +128,7 @@ static const cd_route routes[] = {
 	{ "POST", "/api/auth/login", do_login, R_ANON },
 	{ "POST", "/api/auth/logout", do_logout, R_USER },
 	{ "GET", "/api/me", do_me, R_USER },
+	{ "POST", "/api/admin/users/{id}", admin_user_update, R_ADMIN },
 };
 
 static const cd_app app = {

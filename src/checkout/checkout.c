@@ -1,6 +1,7 @@
 /*
  * creditdesk-checkout: starts Stripe Checkout Sessions for every product and
- * confirms them when the buyer comes back (confirm-payment, success page).
+ * confirms them when the buyer comes back (confirm-payment, success page);
+ * cancels subscriptions at the end of their period.
  */
 #include <string.h>
 
@@ -62,6 +63,7 @@ static const cd_route routes[] = {
 	{ "GET", "/api/checkout", checkout_plan_page, R_USER | R_PAGE },
 	{ "POST", "/api/checkout", checkout_plan, R_USER },
 	{ "GET", "/api/sessions/resolve-by-stripe", resolve_by_stripe, R_USER },
+	{ "POST", "/api/subscriptions/{id}/cancel", cancel_subscription, R_USER },
 };
 
 static const cd_app app = {

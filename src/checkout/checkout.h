@@ -53,5 +53,6 @@ cd_err	 create_checkout(cd_req *);
 cd_err	 checkout_plan(cd_req *);
 cd_err	 checkout_plan_page(cd_req *);
 cd_err	 resolve_by_stripe(cd_req *);
+cd_err	 cancel_subscription(cd_req *);
 
 #endif

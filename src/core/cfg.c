@@ -2,6 +2,7 @@
  * Configuration from the environment; see cfg.h.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,6 +61,49 @@ load_webhook_secrets(void)
 	return 0;
 }
 
+#define STRIPE_JS_DEFAULT "https://js.stripe.com/v3/"
+
+/*
+ * Stripe.js and the origins the Content-Security-Policy names for it.  Real
+ * Stripe.js runs its iframes on js.stripe.com and checkout.stripe.com and
+ * calls api.stripe.com from the page; a stand-in (the emulator) serves the
+ * script and its iframes from its own origin and calls nothing from the page.
+ */
+static int
+load_stripe_js(void)
+{
+	const char *url = env_or("STRIPE_JS_URL", STRIPE_JS_DEFAULT);
+	const char *host, *end;
+	bool real = strcmp(url, STRIPE_JS_DEFAULT) == 0;
+	char *origin;
+
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+		log_error("STRIPE_JS_URL must be an http(s) URL");
+		return -1;
+	}
+	host = strstr(url, "//") + 2;
+	end = host + strcspn(host, "/?#");
+	if (end == host || strcspn(url, " ;,'\"") != strlen(url)) {
+		log_error("STRIPE_JS_URL is not a usable URL");
+		return -1;
+	}
+	if ((origin = strndup(url, (size_t)(end - url))) == NULL)
+		return -1;
+	the_cfg.stripe_js_url = url;
+	the_cfg.stripe_js_origin = origin;
+	the_cfg.stripe_publishable_key = env_or("STRIPE_PUBLISHABLE_KEY", "");
+	the_cfg.stripe_frame_src = env_or("STRIPE_FRAME_SRC", real ?
+	    "https://js.stripe.com https://checkout.stripe.com" : origin);
+	the_cfg.stripe_connect_src = real ?
+	    "https://api.stripe.com https://checkout.stripe.com" : NULL;
+	if (strcspn(the_cfg.stripe_frame_src, ";,'\"") !=
+	    strlen(the_cfg.stripe_frame_src)) {
+		log_error("STRIPE_FRAME_SRC must be a space-separated list of origins");
+		return -1;
+	}
+	return 0;
+}
+
 int
 cfg_load(void)
 {
@@ -83,5 +127,5 @@ cfg_load(void)
 	the_cfg.body_limit = (size_t)limit;
 	the_cfg.stripe_timeout_ms = timeout;
 	the_cfg.webhook_tolerance = tolerance;
-	return load_webhook_secrets();
+	return load_webhook_secrets() || load_stripe_js() ? -1 : 0;
 }

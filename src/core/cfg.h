@@ -24,6 +24,13 @@ typedef struct cd_cfg {
 	size_t		 nwebhook_secrets;	/* STRIPE_WEBHOOK_SECRET, comma-separated */
 	long		 webhook_tolerance;	/* seconds, 300 */
 
+	/* Stripe.js for the pages that take a card, and the CSP that allows it. */
+	const char	*stripe_js_url;		/* STRIPE_JS_URL, Stripe's v3 */
+	const char	*stripe_publishable_key; /* STRIPE_PUBLISHABLE_KEY */
+	const char	*stripe_js_origin;	/* scheme://host[:port] of stripe_js_url */
+	const char	*stripe_frame_src;	/* STRIPE_FRAME_SRC, origins of its iframes */
+	const char	*stripe_connect_src;	/* origins Stripe.js calls from the page */
+
 	const char	*public_url;		/* CD_PUBLIC_URL, for success/cancel URLs */
 	const char	*template_dir;		/* CD_TEMPLATE_DIR */
 	size_t		 body_limit;		/* CD_BODY_LIMIT, bytes of JSON body */

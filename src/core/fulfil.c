@@ -134,11 +134,20 @@ fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
 	    (g.product->after != NULL && (err = g.product->after(&ck)) != CD_OK))
 		return err;
 	out->granted_now = g.granted;
+	/* The page names what was bought (see pages.c, purchase_notice). */
 	if (g.product->route == NULL) {
-		snprintf(out->route, sizeof(out->route), "/dashboard");
+		snprintf(out->route, sizeof(out->route), "/dashboard?purchased=%lld",
+		    ck.id);
 		return CD_OK;
 	}
 	return g.product->route(&ck, out->route, sizeof(out->route));
+}
+
+cd_err
+route_billing(const cd_checkout *ck, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "/settings/billing?purchased=%lld", ck->id);
+	return CD_OK;
 }
 
 /* Our record of the session, if it is ours (and the user's, when given). */

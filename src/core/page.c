@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cfg.h"
 #include "log.h"
 #include "page.h"
@@ -11,21 +12,37 @@
 #include "template.h"
 
 static cd_tpl_set *templates;
+static char *csp;	/* built once from the configuration */
 
 /*
- * Every page's Content-Security-Policy.  Scripts and styles come only from
- * our own /static/ files (no inline code, so an injected <script> or
- * on*= attribute never runs); pages talk only to us.  Stripe's hosted
- * checkout is reached by navigation (the page's script follows the URL the
- * POST returned), which no directive governs, so Stripe's origin appears
- * nowhere.  nosniff and Referrer-Policy are set on every response by nginx
+ * Every page's Content-Security-Policy, built once from the configuration.
+ * Scripts and styles come only from our own /static/ files (no inline code,
+ * so an injected <script> or on*= attribute never runs) and from the one
+ * origin Stripe.js is loaded from; frames only from Stripe's card-form
+ * origin; pages talk to us (and, for real Stripe.js, to Stripe's API).
+ * nosniff and Referrer-Policy are set on every response by nginx
  * (nginx/security-headers.conf), not here.
  */
-static const char csp[] =
-    "default-src 'self'; script-src 'self'; style-src 'self'; "
-    "connect-src 'self'; form-action 'self'; "
-    "frame-src 'none'; frame-ancestors 'none'; object-src 'none'; "
-    "base-uri 'none'";
+static int
+build_csp(void)
+{
+	cd_buf b = CD_BUF_INIT;
+
+	buf_puts(&b, "default-src 'self'; script-src 'self' ");
+	buf_puts(&b, cfg->stripe_js_origin);
+	buf_puts(&b, "; style-src 'self'; connect-src 'self'");
+	if (cfg->stripe_connect_src != NULL) {
+		buf_puts(&b, " ");
+		buf_puts(&b, cfg->stripe_connect_src);
+	}
+	buf_puts(&b, "; frame-src ");
+	buf_puts(&b, cfg->stripe_frame_src);
+	buf_puts(&b, "; form-action 'self'; frame-ancestors 'none'; "
+	    "object-src 'none'; base-uri 'none'");
+	csp = strdup(buf_cstr(&b));
+	buf_free(&b);
+	return csp == NULL ? -1 : 0;
+}
 
 int
 page_init(void)
@@ -37,7 +54,7 @@ page_init(void)
 		free(err);
 		return -1;
 	}
-	return 0;
+	return build_csp();
 }
 
 cd_err
@@ -53,11 +70,19 @@ page_render(cd_req *r, int status, const char *name, json_t *data)
 	}
 	/* A shallow copy: the layout keys must not leak into the caller's data. */
 	ctx = data ? json_copy(data) : json_object();
+	/* Pages that take a card include the "stripe_js" partial. */
+	json_object_set_new(ctx, "stripeJsUrl", json_string(cfg->stripe_js_url));
+	json_object_set_new(ctx, "stripeKey",
+	    json_string(cfg->stripe_publishable_key));
 	if (r->user != NULL) {
 		json_object_set_new(ctx, "me", session_user_json(r->user));
 		json_object_set_new(ctx, "csrf", json_string(r->user->csrf));
 		if (strcmp(r->user->role, "admin") == 0)
 			json_object_set_new(ctx, "isAdmin", json_true());
+		if (strcmp(r->user->role, "mechanic") == 0)
+			json_object_set_new(ctx, "isMechanic", json_true());
+		if (strcmp(r->user->role, "expert") == 0)
+			json_object_set_new(ctx, "isExpert", json_true());
 	}
 	tpl_render(t, templates, ctx, &out);
 	resp_header(r, "Cache-Control", "no-store");

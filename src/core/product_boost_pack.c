@@ -161,5 +161,5 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	return err;
 }
 
-const cd_product product_boost_pack = { "boost_pack", grant, reverse, NULL, NULL,
+const cd_product product_boost_pack = { "boost_pack", grant, reverse, route_billing, NULL,
     freeze };

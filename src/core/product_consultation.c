@@ -85,7 +85,8 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return CD_OK;
 }
 
-/* A chat goes straight to its room; video and diagnostic to the thank-you page. */
+/* A chat goes straight to its room; video and diagnostic to the thank-you
+ * page, which names the consultation and says what happens next. */
 static cd_err
 route(const cd_checkout *ck, char *out, size_t outlen)
 {
@@ -97,7 +98,7 @@ route(const cd_checkout *ck, char *out, size_t outlen)
 	if (row != NULL && strcmp(jstr(row, "type"), "chat") == 0)
 		snprintf(out, outlen, "/chat/%lld", jint(row, "id"));
 	else
-		snprintf(out, outlen, "/thank-you");
+		snprintf(out, outlen, "/thank-you?session=%lld", jint(row, "id"));
 	json_decref(row);
 	return CD_OK;
 }

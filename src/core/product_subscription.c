@@ -355,4 +355,4 @@ after(const cd_checkout *ck)
 	return invoice != NULL ? subscription_allocate_invoice(invoice) : CD_OK;
 }
 
-const cd_product product_subscription = { "subscription", grant, NULL, NULL, after, NULL };
+const cd_product product_subscription = { "subscription", grant, NULL, route_billing, after, NULL };

@@ -47,6 +47,9 @@ typedef struct cd_product {
 			    long long *frozen, long long *granted);
 } cd_product;
 
+/* A route for products whose purchases are shown on the billing page. */
+cd_err	 route_billing(const cd_checkout *, char *out, size_t outlen);
+
 extern const cd_product product_live_help;
 extern const cd_product product_voice_therapy;
 extern const cd_product product_boost_pack;

@@ -7,6 +7,7 @@
 static const cd_route routes[] = {
 	{ "GET", "/api/live-help-hour", live_help_summary, R_USER },
 	{ "POST", "/api/live-help-hour/{id}/book", live_help_book, R_USER },
+	{ "POST", "/api/live-help-hour/{id}/cancel", live_help_cancel, R_USER },
 	{ "GET", "/api/voice-therapy/credits", voice_credits, R_USER },
 	{ "POST", "/api/voice-therapy/start", voice_start, R_USER },
 	{ "POST", "/api/voice-therapy/end", voice_end, R_USER },
@@ -14,7 +15,6 @@ static const cd_route routes[] = {
 	{ "GET", "/api/credits/balance", credit_balance, R_USER },
 	{ "GET", "/api/credits/transactions", credit_transactions, R_USER },
 	{ "GET", "/api/credits/subscriptions", subscriptions_list, R_USER },
-	{ "POST", "/api/credits/subscriptions/{id}/cancel", subscription_cancel, R_USER },
 };
 
 static const cd_app app = {

@@ -9,6 +9,7 @@
 
 cd_err	 live_help_summary(cd_req *);
 cd_err	 live_help_book(cd_req *);
+cd_err	 live_help_cancel(cd_req *);
 
 cd_err	 voice_credits(cd_req *);
 cd_err	 voice_start(cd_req *);
@@ -19,6 +20,5 @@ cd_err	 credit_balance(cd_req *);
 cd_err	 credit_transactions(cd_req *);
 
 cd_err	 subscriptions_list(cd_req *);
-cd_err	 subscription_cancel(cd_req *);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * Live Help hours: what the user has bought and redeemed, the upcoming
- * slots, and booking one hour into a slot.
+ * slots, booking one hour into a slot and cancelling it again.
  */
 #include "audit.h"
 #include "credits.h"
@@ -112,6 +112,76 @@ book_tx(void *arg)
 	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");
 	json_decref(details);
 	return err;
+}
+
+/*
+ * Cancelling: deleting the user's redemption is the guarded write (one
+ * cancel wins; a second finds no row), and only while the slot starts more
+ * than live_help_cancel_hours from now.  The seat and the hour go back in
+ * the same transaction, with an audit row that keeps the history.
+ */
+static cd_sql q_unredeem = CD_SQL(
+    "DELETE r FROM live_help_redemptions r"
+    " JOIN live_help_slots s ON s.id = r.slot_id"
+    " JOIN platform_settings p ON p.name = 'live_help_cancel_hours'"
+    " WHERE r.user_id = ? AND r.slot_id = ?"
+    " AND s.starts_at > UTC_TIMESTAMP() + INTERVAL p.int_value HOUR");
+static cd_sql q_my_redemption = CD_SQL(
+    "SELECT hours FROM live_help_redemptions WHERE user_id = ? AND slot_id = ?");
+static cd_sql q_give_seat = CD_SQL(
+    "UPDATE live_help_slots SET booked = booked - 1 WHERE id = ? AND booked > 0");
+static cd_sql q_give_hour = CD_SQL(
+    "UPDATE user_live_help_totals SET hours_used = hours_used - 1"
+    " WHERE user_id = ? AND hours_used > 0");
+
+static cd_err
+cancel_tx(void *arg)
+{
+	struct booking *b = arg;
+	cd_req *r = b->r;
+	unsigned long long n;
+	json_t *row, *details;
+	bool booked;
+	cd_err err;
+
+	if ((err = db_exec(&q_unredeem, &n, "ii", r->user->id, b->slot_id)) != CD_OK)
+		return err;
+	if (n == 0) {
+		if ((err = db_row(&q_my_redemption, &row, "ii", r->user->id,
+		    b->slot_id)) != CD_OK)
+			return err;
+		booked = row != NULL;
+		json_decref(row);
+		return !booked ?
+		    req_fail(r, CD_NOT_FOUND, "booking_not_found",
+		    "You have not booked this slot.") :
+		    req_fail(r, CD_CONFLICT, "too_late_to_cancel",
+		    "This slot starts too soon to be cancelled; the hour stays booked.");
+	}
+	if ((err = db_exec(&q_give_seat, &n, "i", b->slot_id)) != CD_OK ||
+	    (err = db_exec(&q_give_hour, &n, "i", r->user->id)) != CD_OK)
+		return err;
+	details = json_pack("{s:I,s:i}", "slotId", (json_int_t)b->slot_id,
+	    "hoursReturned", 1);
+	err = audit_write("LIVE_HELP_CANCELLED", "live_help_slot",
+	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+cd_err
+live_help_cancel(cd_req *r)
+{
+	struct booking b = { r, r->ids[0] };
+	long long total, used;
+	cd_err err;
+
+	if ((err = db_tx(cancel_tx, &b)) != CD_OK ||
+	    (err = hours(r, &total, &used)) != CD_OK)
+		return err;
+	resp_json(r, 200, json_pack("{s:I,s:I}", "slotId", (json_int_t)b.slot_id,
+	    "remainingHours", (json_int_t)(total - used)));
+	return CD_OK;
 }
 
 cd_err

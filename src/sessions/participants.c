@@ -114,3 +114,67 @@ participants_add(cd_req *r)
 	resp_json(r, a.added ? 201 : 200, json_incref(session));
 	return CD_OK;
 }
+
+/*
+ * POST /api/sessions/{id}/take: a mechanic takes a consultation from the
+ * queue.  Moving the session from 'waiting' to 'active' is the guarded
+ * write: of two mechanics taking the same one, exactly one changes the row
+ * and joins it; the other is told it was taken.  A session an admin already
+ * gave a mechanic is active too, so it cannot be taken again.
+ */
+static cd_sql q_claim = CD_SQL(
+    "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'waiting'");
+static cd_sql q_exists = CD_SQL("SELECT status FROM sessions WHERE id = ?");
+
+static cd_err
+take_tx(void *arg)
+{
+	cd_req *r = arg;
+	unsigned long long n;
+	bool added, exists;
+	json_t *s, *details;
+	cd_err err;
+
+	if ((err = db_exec(&q_claim, &n, "i", r->ids[0])) != CD_OK)
+		return err;
+	if (n == 0) {
+		if ((err = db_row(&q_exists, &s, "i", r->ids[0])) != CD_OK)
+			return err;
+		exists = s != NULL;
+		json_decref(s);
+		return exists ? req_fail(r, CD_CONFLICT, "already_taken",
+		    "Another mechanic has already taken this consultation.") :
+		    req_fail(r, CD_NOT_FOUND, "session_not_found",
+		    "No consultation with this id.");
+	}
+	if ((err = db_insert_once(&q_add, &added, NULL, "ii", r->ids[0],
+	    r->user->id)) != CD_OK)
+		return err;
+	details = json_pack("{s:I}", "userId", (json_int_t)r->user->id);
+	err = audit_write("MECHANIC_TOOK_SESSION", "session",
+	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "info");
+	json_decref(details);
+	return err;
+}
+
+cd_err
+participants_take(cd_req *r)
+{
+	json_t *session;
+	cd_err err;
+
+	if (strcmp(r->user->role, "mechanic") != 0)
+		return req_fail(r, CD_FORBIDDEN, "not_mechanic",
+		    "Only mechanics can take consultations.");
+	if ((err = db_tx(take_tx, r)) != CD_OK ||
+	    (err = db_row(&q_session, &session, "i", r->ids[0])) != CD_OK)
+		return err;
+	if (session == NULL)
+		return CD_INTERNAL;
+	req_own(r, session);
+	/* Every consultation has its room, where the mechanic meets the customer. */
+	json_object_set_new(session, "route", json_string(arena_printf(r->arena,
+	    "/chat/%lld", r->ids[0])));
+	resp_json(r, 201, json_incref(session));
+	return CD_OK;
+}

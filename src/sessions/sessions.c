@@ -17,12 +17,14 @@ static cd_sql q_participants = CD_SQL(
     " ORDER BY p.joined_at, p.user_id");
 /*
  * route is where the consultation lives, by the same rule as after payment
- * (product_consultation.c): a chat in its room, the others on /thank-you.
+ * (product_consultation.c): a chat in its room, the others on /thank-you
+ * (?session=id: the page that says what happens next).
  * One person has a handful of consultations; 100 is a backstop, not paging.
  */
 static cd_sql q_mine = CD_SQL(
     "SELECT s.id, s.type, s.plan, s.status, s.created_at AS createdAt,"
-    " IF(s.type = 'chat', CONCAT('/chat/', s.id), '/thank-you') AS route"
+    " IF(s.type = 'chat', CONCAT('/chat/', s.id),"
+    " CONCAT('/thank-you?session=', s.id)) AS route"
     " FROM sessions s JOIN session_participants p ON p.session_id = s.id"
     " WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 100");
 
@@ -86,6 +88,7 @@ static const cd_route routes[] = {
 	{ "GET", "/api/sessions/{id}/messages", messages_list, R_USER },
 	{ "POST", "/api/sessions/{id}/messages", messages_post, R_USER },
 	{ "POST", "/api/admin/sessions/{id}/participants", participants_add, R_ADMIN },
+	{ "POST", "/api/sessions/{id}/take", participants_take, R_USER },
 };
 
 static const cd_app app = {

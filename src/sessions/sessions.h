@@ -27,5 +27,6 @@ cd_err	 chat_room(cd_req *);
 cd_err	 messages_list(cd_req *);
 cd_err	 messages_post(cd_req *);
 cd_err	 participants_add(cd_req *);
+cd_err	 participants_take(cd_req *);
 
 #endif

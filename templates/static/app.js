@@ -42,12 +42,22 @@
     });
   }
 
+  /* A sentence for a failed request: the server's own message, or what the
+     status means to a person (never the number itself). */
   function errorText(res) {
     if (res.data && res.data.error && res.data.error.message)
       return res.data.error.message;
     if (res.status === 0)
       return 'Could not reach the server. Check your connection and try again.';
-    return 'Something went wrong (HTTP ' + res.status + '). Please try again.';
+    if (res.status === 401)
+      return 'Your session has ended. Please sign in again.';
+    if (res.status === 403)
+      return 'Your account cannot do this.';
+    if (res.status === 429)
+      return 'Too many attempts. Please wait a minute and try again.';
+    if (res.status >= 500)
+      return 'The service is having trouble right now. Please try again in a moment.';
+    return 'That did not work. Please check and try again.';
   }
 
   /* Writes text into the nearest [data-msg] of the card or form around el. */
@@ -90,13 +100,6 @@
     'buy-voice': function (el) {
       run(el, '/api/stripe/voice-therapy', {}, goToCheckout(el));
     },
-    'buy-pack': function (el) {
-      var body = { purchaseType: 'boost_pack', boostPackId: el.getAttribute('data-pack') };
-      run(el, '/api/stripe/create-checkout', body, function (res) {
-        var id = res.data && res.data.sessionId;
-        say(el, 'Checkout started' + (id ? ' (session ' + id + ').' : '.'), false);
-      });
-    },
     'sign-out': function (el) {
       el.disabled = true;
       post('/api/auth/logout', {}).then(function () { window.location = '/'; });
@@ -131,24 +134,30 @@
       run(button, '/api/auth/register',
         { email: v.email, password: v.password, name: v.name },
         function () { afterSignIn(form); });
-    },
-    /* The datetime-local value is read as UTC, as the page says. */
-    booking: function (form, button) {
-      var v = fieldsOf(form);
-      var body = {
-        expertId: parseInt(form.getAttribute('data-expert'), 10),
-        startTime: v.startTime.length === 16 ? v.startTime + ':00Z' : v.startTime + 'Z',
-        durationMinutes: parseInt(v.durationMinutes, 10)
-      };
-      run(button, '/api/bookings', body, function (res) {
-        var b = res.data && res.data.booking;
-        var text = 'Booked (HTTP ' + res.status + ')';
-        if (b && b.id) text += ': booking #' + b.id;
-        if (b && b.status) text += ', ' + String(b.status).replace(/_/g, ' ');
-        say(button, text + '.', false);
-      });
     }
   };
+
+  /* For the page scripts (loaded with defer, so after this file): they add
+     their own actions and forms and reuse the request helpers. */
+  window.creditdesk = {
+    post: post, errorText: errorText, say: say, run: run,
+    localPath: localPath, actions: actions, forms: forms
+  };
+
+  /* <time datetime="…Z"> elements show the moment in the viewer's time zone. */
+  function localTimes() {
+    var fmt;
+    try {
+      fmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', year: 'numeric',
+        month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+    } catch (e) { return; }
+    Array.prototype.forEach.call(document.querySelectorAll('time[datetime]'), function (t) {
+      var d = new Date(t.getAttribute('datetime'));
+      if (!isNaN(d.getTime())) t.textContent = fmt.format(d);
+    });
+  }
+  localTimes();
+  window.creditdesk.localTimes = localTimes;
 
   document.addEventListener('click', function (ev) {
     var el = ev.target.closest('[data-action]');

@@ -136,7 +136,7 @@ class ConsultationCheckout(Case):
                 self.assertEqual((s["user_id"], s["type"], s["plan"], s["amount_cents"], s["status"]),
                                  (b.id, kind, plan, cents, "waiting"))
                 self.assertEqual(participants(s["id"]), [{"user_id": b.id, "role": "customer"}])
-                want = f"/chat/{s['id']}" if kind == "chat" else "/thank-you"
+                want = f"/chat/{s['id']}" if kind == "chat" else f"/thank-you?session={s['id']}"
                 self.assertEqual(r.header("location"), want)
                 if kind == "chat":
                     page = b.get(want)
@@ -198,7 +198,8 @@ class ResolveByStripe(Case):
         r = b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
         self.assertStatus(r, 200)
         sess = session_rows(sid)[0]["id"]
-        self.assertEqual(r.json, {"id": sess, "type": "video", "route": "/thank-you"})
+        self.assertEqual(r.json, {"id": sess, "type": "video",
+                                  "route": f"/thank-you?session={sess}"})
         lib.emu_release("fifo")
         again = b.get("/api/sessions/resolve-by-stripe?session_id=" + sid)
         self.assertEqual((again.status, again.json), (200, r.json))
@@ -301,7 +302,8 @@ class Room(Case):
         second = session_rows(sid)[0]["id"]
         got = b.get("/api/sessions").json["sessions"]
         self.assertEqual([(s["id"], s["type"], s["plan"], s["status"], s["route"]) for s in got],
-                         [(second, "diagnostic", "diagnostic", "waiting", "/thank-you"),
+                         [(second, "diagnostic", "diagnostic", "waiting",
+                           f"/thank-you?session={second}"),
                           (first, "chat", "chat10", "waiting", f"/chat/{first}")])
         self.assertRegex(got[0]["createdAt"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
@@ -455,3 +457,50 @@ class Refunds(Case):
         lib.wait_until(lambda: lib.audit_count("PAYMENT_REFUNDED", sid) == 1,
                        message="refund processed")
         self.assertEqual(lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess), "active")
+
+
+class MechanicQueue(Case):
+    """POST /api/sessions/{id}/take: one mechanic wins a consultation."""
+
+    def test_concurrent_takes_one_wins(self):
+        import threading
+        b = lib.register()
+        sess = bought_chat(b)
+        mechanics = [mechanic() for _ in range(4)]
+        barrier = threading.Barrier(len(mechanics))
+
+        def take(m):
+            barrier.wait(10)
+            return m.post(f"/api/sessions/{sess}/take", {})
+
+        results = lib.parallel(take, mechanics, threads=len(mechanics))
+        self.assertEqual(sorted(r.status for r in results), [201, 409, 409, 409],
+                         [repr(r) for r in results])
+        winner = mechanics[[r.status for r in results].index(201)]
+        for r in results:
+            if r.status == 409:
+                self.assertEqual(r.error_code, "already_taken")
+        ok = [r for r in results if r.status == 201][0]
+        self.assertEqual((ok.json["id"], ok.json["status"], ok.json["route"]),
+                         (sess, "active", f"/chat/{sess}"))
+        self.assertEqual(participants(sess), [{"user_id": b.id, "role": "customer"},
+                                              {"user_id": winner.id, "role": "mechanic"}])
+        self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
+                                       " 'MECHANIC_TOOK_SESSION' AND entity_id = %s",
+                                       str(sess)), 1)
+
+    def test_only_mechanics_take_and_only_waiting(self):
+        b = lib.register()
+        sess = bought_chat(b)
+        r = b.post(f"/api/sessions/{sess}/take", {})
+        self.assertStatus(r, 403)
+        self.assertEqual(r.error_code, "not_mechanic")
+        m = mechanic()
+        self.assertStatus(m.post("/api/sessions/999999999/take", {}), 404)
+        a = admin()
+        lib.check_status(a.post(f"/api/admin/sessions/{sess}/participants",
+                                {"userId": m.id, "role": "mechanic"}), 201, "admin assigns")
+        r = mechanic().post(f"/api/sessions/{sess}/take", {})
+        self.assertStatus(r, 409, "take an assigned consultation")
+        self.assertEqual(participants(sess), [{"user_id": b.id, "role": "customer"},
+                                              {"user_id": m.id, "role": "mechanic"}])

@@ -291,7 +291,7 @@ class PackTests(CreditsCase):
 
 class SuccessPageTests(CreditsCase):
 
-    def test_success_page_fulfils_and_goes_to_the_dashboard(self):
+    def test_success_page_fulfils_and_goes_to_billing(self):
         u = self.user()
         for body in ({"purchaseType": "boost_pack", "boostPackId": "boost-small"},
                      {"purchaseType": "subscription", "planId": "starter"}):
@@ -301,7 +301,9 @@ class SuccessPageTests(CreditsCase):
             emu_pay(sid)
             r = u.get(f"/checkout/success?session_id={sid}")
             self.assertStatus(r, 303, "success page")
-            self.assertEqual(r.header("location"), "/dashboard", body)
+            local_id = db_scalar("SELECT id FROM checkout_sessions WHERE stripe_session_id = %s",
+                                 sid)
+            self.assertEqual(r.header("location"), f"/settings/billing?purchased={local_id}", body)
         self.assertEqual(balance(u.id), (10417 + STARTER_CREDITS) * rate())
 
 
@@ -736,6 +738,40 @@ class SubscriptionTests(CreditsCase):
         sub = paid.get("subscription")
         self.assertTrue(isinstance(sub, str) and sub.startswith("sub_"), paid)
         return sid, sub
+
+    def test_cancel_at_period_end_then_it_ends(self):
+        u, other = self.user(), self.user()
+        sid, sub = self.subscribe(u)
+        wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        local = db_row("SELECT id, status, cancel_at_period_end,"
+                       " UNIX_TIMESTAMP(current_period_end) AS ends FROM subscriptions"
+                       " WHERE stripe_subscription_id = %s", sub)
+        stripe_sub = stripe_api("GET", f"/v1/subscriptions/{sub}").json
+        self.assertEqual((local["status"], local["cancel_at_period_end"], int(local["ends"])),
+                         ("active", 0, stripe_sub["current_period_end"]))
+        path = f"/api/subscriptions/{local['id']}/cancel"
+        self.assertStatus(other.post(path, {}), 404, "another user's subscription")
+        r = u.post(path, {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["id"], r.json["status"], r.json["cancelAtPeriodEnd"]),
+                         (local["id"], "active", True))
+        self.assertIs(stripe_api("GET", f"/v1/subscriptions/{sub}").json["cancel_at_period_end"],
+                      True)
+        self.assertStatus(u.post(path, {}), 200, "cancel again")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
+                                   " 'SUBSCRIPTION_CANCEL_REQUESTED' AND entity_id = %s",
+                                   str(local["id"])), 1)
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+        wait_until(lambda: db_scalar("SELECT status FROM subscriptions WHERE id = %s",
+                                     local["id"]) == "canceled", 20,
+                   message="customer.subscription.deleted processed")
+        r = u.post(path, {})
+        self.assertStatus(r, 409, "cancel an ended subscription")
+        self.assertEqual(r.error_code, "subscription_not_active")
+        # a late invoice.paid for it does not bring it back
+        self.assertEqual(emu_deliver(invoice_events(sub)[0]["id"])["statuses"], [200])
+        self.assertEqual(db_scalar("SELECT status FROM subscriptions WHERE id = %s",
+                                   local["id"]), "canceled")
 
     def test_two_invoices_credit_twice_and_each_once(self):
         u = self.user()

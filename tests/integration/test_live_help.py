@@ -9,7 +9,7 @@ import urllib.parse
 
 from .lib import (CARD_DECLINE, CARD_OK, Browser, Case, audit_count, base_url,
                   bought_live_help, check_status, checkout_rows, completed_event,
-                  db_rows, db_scalar, emu_deliver, emu_fail, emu_hold, emu_pay,
+                  db_exec, db_rows, db_scalar, emu_deliver, emu_fail, emu_hold, emu_pay,
                   emu_release, emu_state, event_processed, events_about, grant_hours,
                   make_event, post_webhook,
                   new_slot, parallel, purchases_for_session, purchases_for_user,
@@ -89,7 +89,8 @@ class CheckoutFlowTests(Case):
 
         back = a.get(success)
         self.assertStatus(back, 303, "success page")
-        self.assertEqual(back.header("location"), "/dashboard")
+        local_id = checkout_rows(a.id)[0]["id"]
+        self.assertEqual(back.header("location"), f"/dashboard?purchased={local_id}")
         rows = purchases_for_session(sid)
         self.assertEqual(len(rows), 1, "the redirect did not fulfil exactly once")
         self.assertEqual((rows[0]["user_id"], rows[0]["hours"], rows[0]["amount_cents"]),
@@ -99,6 +100,8 @@ class CheckoutFlowTests(Case):
         dash = a.get("/dashboard")
         self.assertStatus(dash, 200, "dashboard")
         self.assertIn("Total Live Help Purchased: 3 hours", dash.text)
+        self.assertIn("Payment received: you bought 3 Live Help hours.",
+                      a.get(back.header("location")).text)
 
         # the webhook arrives (before or after the redirect): still one grant
         evt = completed_event(sid)
@@ -116,7 +119,8 @@ class CheckoutFlowTests(Case):
         r = a.confirm(sid)
         self.assertStatus(r, 200)
         self.assertEqual((r.json["paid"], r.json["fulfilledNow"], r.json["product"],
-                          r.json["route"]), (True, False, "live_help", "/dashboard"))
+                          r.json["route"]), (True, False, "live_help",
+                                             f"/dashboard?purchased={local_id}"))
         self.assertEqual(len(purchases_for_session(sid)), 1)
         self.assertEqual(totals(a.id)["hours_total"], 3)
         lh = a.live_help()
@@ -682,3 +686,51 @@ class ConcurrentBookingTests(Case):
                 self.assertError(r, 409, "already_booked")
         self.assertEqual(totals(a.id), {"hours_total": 5, "hours_used": 1})
         self.assertEqual(db_scalar("SELECT booked FROM live_help_slots WHERE id = %s", slot), 1)
+
+
+class CancelTests(Case):
+    """POST /api/live-help-hour/{id}/cancel: the hour and the seat come back once."""
+
+    def cancel(self, user, slot):
+        return user.post(f"/api/live-help-hour/{slot}/cancel", {})
+
+    def test_concurrent_cancels_give_back_one_hour(self):
+        a = register()
+        grant_hours(a, 2)
+        slot = new_slot(3, days_ahead=3)
+        self.assertStatus(a.book(slot), 201)
+        barrier = threading.Barrier(5)
+
+        def cancel(i):
+            barrier.wait(10)
+            return self.cancel(a, slot)
+
+        results = parallel(cancel, range(5), threads=5)
+        statuses = sorted(r.status for r in results)
+        self.assertEqual(statuses, [200] + [404] * 4, [repr(r) for r in results])
+        ok = [r for r in results if r.status == 200][0]
+        self.assertEqual(ok.json, {"slotId": slot, "remainingHours": 2})
+        self.assertEqual(totals(a.id), {"hours_total": 2, "hours_used": 0})
+        self.assertEqual(db_scalar("SELECT booked FROM live_help_slots WHERE id = %s", slot), 0)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM live_help_redemptions"
+                                   " WHERE user_id = %s", a.id), 0)
+        self.assertEqual(audit_count("LIVE_HELP_CANCELLED", str(slot)), 1)
+        # booked again after cancelling: the seat and the hour are spent again
+        self.assertStatus(a.book(slot), 201)
+        self.assertEqual(totals(a.id), {"hours_total": 2, "hours_used": 1})
+
+    def test_inside_24_hours_and_other_users(self):
+        a, b = register(), register()
+        grant_hours(a, 1)
+        soon = new_slot(2)
+        db_exec("UPDATE live_help_slots SET starts_at = UTC_TIMESTAMP() + INTERVAL 2 HOUR,"
+                " ends_at = UTC_TIMESTAMP() + INTERVAL 3 HOUR WHERE id = %s", soon)
+        self.assertStatus(a.book(soon), 201)
+        r = self.cancel(a, soon)
+        self.assertStatus(r, 409)
+        self.assertEqual(r.error_code, "too_late_to_cancel")
+        r = self.cancel(b, soon)
+        self.assertStatus(r, 404)
+        self.assertEqual(r.error_code, "booking_not_found")
+        self.assertEqual(totals(a.id), {"hours_total": 1, "hours_used": 1})
+        self.assertEqual(db_scalar("SELECT booked FROM live_help_slots WHERE id = %s", soon), 1)

@@ -1,10 +1,11 @@
 """Auth, sessions, CSRF and the signed-out redirects (issue 2, test 1)."""
 
+import json
 import re
 
 from . import lib
 from .lib import (Browser, Case, base_url, checkout_rows, db_row, db_scalar,
-                  emu_state, parse_set_cookie, register, unique_email)
+                  emu_state, parse_set_cookie, promote, register, unique_email)
 
 
 def session_cookie(resp):
@@ -308,3 +309,36 @@ class LongTextRowTests(Case):
             for mark in marks:
                 self.assertIn(mark, r.text)
             self.assertIn("x" * 70000, r.text)
+
+
+class AdminUserTests(Case):
+    """POST /api/admin/users/{id}: role and tier changes, audited, admins only."""
+
+    def test_change_role_and_tier(self):
+        admin, u = register(), register()
+        promote(admin, role="admin")
+        r = u.post(f"/api/admin/users/{admin.id}", {"role": "customer"})
+        self.assertStatus(r, 403, "a customer changing roles")
+        r = admin.post(f"/api/admin/users/{u.id}", {"role": "mechanic", "tier": "firewall"})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json["user"], {"id": u.id, "email": u.email, "role": "mechanic",
+                                          "tier": "firewall"})
+        self.assertEqual(db_row("SELECT role, tier FROM users WHERE id = %s", u.id),
+                         {"role": "mechanic", "tier": "firewall"})
+        row = db_row("SELECT user_id, details FROM audit_log WHERE action = 'ADMIN_USER_UPDATED'"
+                     " AND entity_id = %s", str(u.id))
+        self.assertEqual(row["user_id"], admin.id)
+        self.assertEqual(json.loads(row["details"]),
+                         {"before": {"role": "customer", "tier": "free"},
+                          "after": {"role": "mechanic", "tier": "firewall"}})
+        for body, code in (({"role": "root"}, "invalid_role"), ({"tier": "gold"}, "invalid_tier"),
+                           ({}, "nothing_to_change")):
+            r = admin.post(f"/api/admin/users/{u.id}", body)
+            self.assertStatus(r, 400, body)
+            self.assertEqual(r.error_code, code)
+        self.assertStatus(admin.post("/api/admin/users/999999999", {"tier": "free"}), 404)
+        r = admin.post(f"/api/admin/users/{admin.id}", {"role": "customer"})
+        self.assertStatus(r, 409, "an admin demoting themselves")
+        self.assertEqual(r.error_code, "own_role")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
+                                   " 'ADMIN_USER_UPDATED' AND entity_id = %s", str(u.id)), 1)

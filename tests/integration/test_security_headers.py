@@ -17,9 +17,12 @@ from .lib import Case
 
 NOSNIFF = "nosniff"
 REFERRER = "strict-origin-when-cross-origin"
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-       "form-action 'self'; frame-src 'none'; frame-ancestors 'none'; object-src 'none'; "
-       "base-uri 'none'")
+# The pages' policy names exactly one more origin: the one Stripe.js (here
+# the emulator's stand-in) is loaded from and frames its forms from.
+STRIPE_JS_ORIGIN = lib.env("CD_EMU_URL").rstrip("/")
+CSP = (f"default-src 'self'; script-src 'self' {STRIPE_JS_ORIGIN}; style-src 'self'; "
+       f"connect-src 'self'; frame-src {STRIPE_JS_ORIGIN}; form-action 'self'; "
+       "frame-ancestors 'none'; object-src 'none'; base-uri 'none'")
 NGINX_PAGE_CSP = "default-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 

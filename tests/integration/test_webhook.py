@@ -202,6 +202,9 @@ class DatabaseDownTests(Case):
         self.assertEqual(len(purchases_for_session(sid)), 1)
         self.assertEqual(totals(a.id), {"hours_total": 2, "hours_used": 0})
         self.assertEqual(audit_count("PAYMENT_FULFILLED", sid), 1)
+        # the event is processed before its 200 reaches the emulator's log
+        wait_until(lambda: emu_deliveries(evt["id"])[-1]["status"] == 200, 10,
+                   message="the emulator recording the successful delivery")
         statuses = [d["status"] for d in emu_deliveries(evt["id"])]
         self.assertIn(503, statuses)
         self.assertEqual(statuses[-1], 200, statuses)

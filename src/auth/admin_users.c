@@ -1,0 +1,102 @@
+/*
+ * POST /api/admin/users/{id} {role?, tier?}: an admin changes a user's role
+ * or tier.  The change and its audit row (before and after) are one
+ * transaction; the user row is written under its lock, so two admins
+ * changing the same user each see what the other left.  An admin cannot
+ * change their own role (nobody locks themselves out by accident).
+ */
+#include <string.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "db.h"
+
+static const cd_field fields[] = {
+	{ "role", F_ID, 0, 1, 16, NULL },
+	{ "tier", F_ID, 0, 1, 16, NULL },
+};
+
+static const char *const roles[] = { "customer", "expert", "mechanic", "admin", NULL };
+static const char *const tiers[] = { "free", "firewall", NULL };
+
+static cd_sql q_lock = CD_SQL(
+    "SELECT id, email, role, tier FROM users WHERE id = ? FOR UPDATE");
+static cd_sql q_update = CD_SQL(
+    "UPDATE users SET role = ?, tier = ? WHERE id = ?");
+
+struct change {
+	cd_req		*r;
+	const char	*role;	/* NULL: unchanged */
+	const char	*tier;
+	json_t		*after;	/* request-owned */
+};
+
+static bool
+one_of(const char *s, const char *const *list)
+{
+	for (; *list != NULL; list++)
+		if (strcmp(s, *list) == 0)
+			return true;
+	return false;
+}
+
+static cd_err
+change_tx(void *arg)
+{
+	struct change *c = arg;
+	cd_req *r = c->r;
+	const char *role, *tier;
+	json_t *u, *details;
+	cd_err err;
+
+	if ((err = db_row(&q_lock, &u, "i", r->ids[0])) != CD_OK)
+		return err;
+	if (u == NULL)
+		return req_fail(r, CD_NOT_FOUND, "user_not_found", "No user with this id.");
+	req_own(r, u);
+	role = c->role ? c->role : jstr(u, "role");
+	tier = c->tier ? c->tier : jstr(u, "tier");
+	if (r->ids[0] == r->user->id && strcmp(role, jstr(u, "role")) != 0)
+		return req_fail(r, CD_CONFLICT, "own_role",
+		    "You cannot change your own role; ask another admin.");
+	if ((err = db_exec(&q_update, NULL, "ssi", role, tier, r->ids[0])) != CD_OK)
+		return err;
+	details = json_pack("{s:{s:s,s:s},s:{s:s,s:s}}",
+	    "before", "role", jstr(u, "role"), "tier", jstr(u, "tier"),
+	    "after", "role", role, "tier", tier);
+	err = audit_write("ADMIN_USER_UPDATED", "user",
+	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "warning");
+	json_decref(details);
+	json_object_set_new(c->after, "id", json_integer(r->ids[0]));
+	json_object_set_new(c->after, "email", json_string(jstr(u, "email")));
+	json_object_set_new(c->after, "role", json_string(role));
+	json_object_set_new(c->after, "tier", json_string(tier));
+	return err;
+}
+
+cd_err
+admin_user_update(cd_req *r)
+{
+	struct change c = { r, NULL, NULL, NULL };
+	cd_value v[2];
+	cd_err err;
+
+	if ((err = req_fields(r, fields, 2, v)) != CD_OK)
+		return err;
+	if (!v[0].present && !v[1].present)
+		return req_fail(r, CD_BAD_REQUEST, "nothing_to_change",
+		    "Give a role or a tier.");
+	if (v[0].present && !one_of(v[0].s, roles))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_role",
+		    "role must be customer, expert, mechanic or admin.");
+	if (v[1].present && !one_of(v[1].s, tiers))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_tier",
+		    "tier must be free or firewall.");
+	c.role = v[0].present ? v[0].s : NULL;
+	c.tier = v[1].present ? v[1].s : NULL;
+	c.after = req_own(r, json_object());
+	if ((err = db_tx(change_tx, &c)) != CD_OK)
+		return err;
+	resp_json(r, 200, json_pack("{s:O}", "user", c.after));
+	return CD_OK;
+}

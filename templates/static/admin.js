@@ -1,0 +1,135 @@
+/*
+ * creditdesk admin console: fills the metrics and pending payouts from the
+ * admin API, and posts Mark paid, Assign and the user role/tier changes.
+ * Every value is put into the page as text, never as HTML.
+ */
+(function () {
+  'use strict';
+  var cd = window.creditdesk;
+
+  function money(cents) {
+    var c = Math.abs(cents), s = String(Math.floor(c / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    return (cents < 0 ? '-$' : '$') + s + '.' + String(c % 100).padStart(2, '0');
+  }
+  function percent(bps) { return (bps / 100).toFixed(1) + '%'; }
+
+  function getJson(url) {
+    return fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+      .then(function (res) {
+        return res.json().then(function (data) { return { ok: res.ok, status: res.status, data: data }; },
+          function () { return { ok: false, status: res.status, data: null }; });
+      }, function () { return { ok: false, status: 0, data: null }; });
+  }
+
+  function setMetric(name, text) {
+    var el = document.querySelector('[data-metric="' + name + '"]');
+    if (el) el.textContent = text;
+  }
+
+  function loadMetrics() {
+    getJson('/api/admin/metrics').then(function (res) {
+      if (!res.ok) { setMetric('revenue', '–'); return; }
+      var m = res.data;
+      setMetric('revenue', money(m.platformRevenueCents));
+      setMetric('bookingRate', percent(m.bookings.rateBps));
+      setMetric('paymentRate', percent(m.payments.successRateBps));
+      setMetric('pending', money(m.pendingPayoutsCents));
+    });
+  }
+
+  function cell(tr, text, cls) {
+    var td = document.createElement('td');
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function loadPayouts() {
+    var body = document.querySelector('#payouts-table tbody');
+    getJson('/api/admin/payouts/pending').then(function (res) {
+      body.textContent = '';
+      var experts = res.ok && res.data ? res.data.experts : null;
+      if (!experts) {
+        var tr0 = body.insertRow();
+        cell(tr0, 'The pending payouts could not be loaded. Reload the page to try again.', 'muted').colSpan = 4;
+        return;
+      }
+      if (experts.length === 0) {
+        var tr1 = body.insertRow();
+        cell(tr1, 'No expert is owed anything.', 'muted').colSpan = 4;
+        return;
+      }
+      experts.forEach(function (e) {
+        var tr = body.insertRow();
+        tr.setAttribute('data-expert', e.expertId);
+        cell(tr, e.name);
+        cell(tr, String(e.bookingIds.length), 'num');
+        cell(tr, money(e.amountCents), 'num');
+        var b = document.createElement('button');
+        b.type = 'button';
+        b.textContent = 'Mark paid';
+        b.setAttribute('data-action', 'mark-paid');
+        b.setAttribute('data-expert', e.expertId);
+        b.setAttribute('data-amount', money(e.amountCents));
+        b.setAttribute('data-name', e.name);
+        cell(tr, '', 'num').appendChild(b);
+      });
+    });
+  }
+
+  function report(id, text, isError) {
+    var m = document.getElementById(id);
+    m.textContent = text;
+    m.classList.toggle('error', !!isError);
+  }
+
+  cd.actions['mark-paid'] = function (el) {
+    el.disabled = true;
+    cd.post('/api/admin/payouts', { expertId: parseInt(el.getAttribute('data-expert'), 10) })
+      .then(function (res) {
+        if (!res.ok) { el.disabled = false; report('payouts-msg', cd.errorText(res), true); return; }
+        report('payouts-msg', 'Marked paid: ' + money(res.data.payout.amountCents) + ' to ' +
+          el.getAttribute('data-name') + '.', false);
+        loadPayouts();
+        loadMetrics();
+      });
+  };
+
+  cd.actions['assign-mechanic'] = function (el) {
+    var id = el.getAttribute('data-session');
+    var select = document.querySelector('select[data-mechanic-for="' + id + '"]');
+    if (!select || !select.value) { report('assign-msg', 'There is no mechanic to assign yet.', true); return; }
+    var name = select.options[select.selectedIndex].text;
+    el.disabled = true;
+    cd.post('/api/admin/sessions/' + encodeURIComponent(id) + '/participants',
+      { userId: parseInt(select.value, 10), role: 'mechanic' }).then(function (res) {
+      if (!res.ok) { el.disabled = false; report('assign-msg', cd.errorText(res), true); return; }
+      report('assign-msg', 'Consultation #' + id + ' assigned to ' + name + '.', false);
+      var row = el.closest('tr');
+      row.parentNode.removeChild(row);
+    });
+  };
+
+  cd.actions['save-user'] = function (el) {
+    var row = el.closest('tr');
+    var body = { role: row.querySelector('select[name="role"]').value,
+      tier: row.querySelector('select[name="tier"]').value };
+    el.disabled = true;
+    cd.post('/api/admin/users/' + encodeURIComponent(el.getAttribute('data-user')), body)
+      .then(function (res) {
+        el.disabled = false;
+        if (!res.ok) { report('users-msg', cd.errorText(res), true); return; }
+        var u = res.data.user;
+        report('users-msg', 'Saved: ' + u.email + ' is now ' + u.role + ' on the ' + u.tier + ' tier.', false);
+      });
+  };
+
+  /* The action filter shows what the page was filtered by. */
+  var sel = document.querySelector('[data-selected-action]');
+  var actionSelect = document.querySelector('select[name="action"]');
+  if (sel && actionSelect) actionSelect.value = sel.getAttribute('data-selected-action');
+
+  loadMetrics();
+  loadPayouts();
+})();

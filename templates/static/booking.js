@@ -1,0 +1,120 @@
+/*
+ * creditdesk expert booking: picking a free time holds it (POST
+ * /api/bookings), then Stripe's payment form appears on the page; Pay
+ * confirms the PaymentIntent with Stripe.js and then asks the server to
+ * check it (POST /api/bookings/{id}/confirm-payment), which schedules the
+ * booking.  A declined card shows Stripe's message and the hold stays until
+ * it expires, so the customer can try another card.
+ */
+(function () {
+  'use strict';
+  var cd = window.creditdesk;
+  var box = document.getElementById('booking');
+  if (!box || !document.getElementById('slots')) return;
+  var msg = document.getElementById('booking-msg');
+  var pay = document.getElementById('pay');
+  var payBtn = document.getElementById('pay-button');
+  var payMsg = document.getElementById('pay-msg');
+  var held = null;	/* {booking, stripe, elements} */
+
+  function money(cents) {
+    return '$' + String(Math.floor(cents / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',') +
+      '.' + String(cents % 100).padStart(2, '0');
+  }
+  function say(el, text, isError) {
+    el.textContent = text;
+    el.classList.toggle('error', !!isError);
+  }
+  function localTime(iso) {
+    var t = document.createElement('time');
+    t.setAttribute('datetime', iso);
+    t.textContent = iso;
+    return t;
+  }
+  function stripe() {
+    var meta = document.querySelector('meta[name="stripe-key"]');
+    return typeof window.Stripe === 'function' && meta ? window.Stripe(meta.getAttribute('content')) : null;
+  }
+
+  function lockSlots(chosen) {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-action="pick-time"]'), function (b) {
+      b.disabled = true;
+      b.classList.toggle('chosen', b === chosen);
+    });
+  }
+
+  function showPayment(booking, secret, startIso) {
+    var s = stripe();
+    if (!s) { say(msg, 'The payment form could not be loaded. Reload the page to try again.', true); return; }
+    var heldText = pay.querySelector('[data-held]');
+    heldText.textContent = 'We are holding ' + booking.durationMinutes + ' minutes with ' +
+      box.getAttribute('data-expert-name') + ' from ';
+    heldText.appendChild(localTime(startIso));
+    heldText.appendChild(document.createTextNode(' for you while you pay.'));
+    cd.localTimes();
+    var elements = s.elements({ clientSecret: secret });
+    elements.create('payment').mount('#payment-element');
+    held = { booking: booking, stripe: s, elements: elements };
+    payBtn.textContent = 'Pay ' + money(booking.priceCents);
+    pay.hidden = false;
+  }
+
+  function booked(startIso) {
+    pay.hidden = true;
+    say(msg, '', false);
+    msg.appendChild(document.createTextNode('Booked: your session with ' +
+      box.getAttribute('data-expert-name') + ' on '));
+    msg.appendChild(localTime(startIso));
+    msg.appendChild(document.createTextNode(' is scheduled. '));
+    var a = document.createElement('a');
+    a.href = '/dashboard#my-bookings';
+    a.textContent = 'See My bookings';
+    msg.appendChild(a);
+    msg.setAttribute('data-booked', '');
+    cd.localTimes();
+  }
+
+  cd.actions['pick-time'] = function (el) {
+    var start = el.getAttribute('data-start');
+    var minutes = parseInt(document.getElementById('duration').value, 10);
+    lockSlots(el);
+    say(msg, 'Holding this time…', false);
+    cd.post('/api/bookings', {
+      expertId: parseInt(box.getAttribute('data-expert'), 10), startTime: start, durationMinutes: minutes
+    }).then(function (res) {
+      if (!res.ok) {
+        say(msg, cd.errorText(res), true);
+        Array.prototype.forEach.call(document.querySelectorAll('[data-action="pick-time"]'), function (b) {
+          if (!b.title) b.disabled = false;
+        });
+        return;
+      }
+      var b = res.data.booking;
+      if (!res.data.clientSecret) { booked(start); return; }
+      say(msg, '', false);
+      showPayment(b, res.data.clientSecret, start);
+      held.start = start;
+    });
+  };
+
+  cd.actions['pay-booking'] = function () {
+    if (!held) return;
+    payBtn.disabled = true;
+    say(payMsg, 'Paying…', false);
+    held.stripe.confirmPayment({ elements: held.elements, redirect: 'if_required' }).then(function (result) {
+      if (result.error) {
+        payBtn.disabled = false;
+        say(payMsg, result.error.message || 'The payment did not go through. Please try again.', true);
+        return;
+      }
+      cd.post('/api/bookings/' + held.booking.id + '/confirm-payment', {}).then(function (res) {
+        if (!res.ok) {
+          payBtn.disabled = false;
+          say(payMsg, cd.errorText(res), true);
+          return;
+        }
+        booked(held.start);
+      });
+    });
+  };
+})();

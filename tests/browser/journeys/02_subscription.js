@@ -1,0 +1,88 @@
+/*
+ * Journey 2: a subscription on /settings/billing: the plans with their
+ * monthly credits, Subscribe through embedded Checkout, the active plan with
+ * its renewal date, Cancel at period end shown as ending on that date, and a
+ * new subscription once the old one has ended.
+ */
+'use strict';
+
+const { assert, eq, dbRow, env, eventually } = require('../lib');
+
+/* Subscribe to plan in the modal and pay with the good card. */
+async function subscribe(t, plan, name) {
+  const p = t.page;
+  await p.click(`button[data-action="subscribe"][data-plan="${plan}"]`);
+  await p.waitForSelector('#checkout-dialog[open]');
+  await t.waitText('#checkout-title', `Subscribe to ${name} plan`);
+  const f = await t.frame('/embedded/');
+  await f.waitForSelector('input[name="card"]');
+  await f.type('input[name="card"]', '4242 4242 4242 4242');
+  await Promise.all([p.waitForNavigation({ waitUntil: 'load' }), f.click('button[type="submit"]')]);
+}
+
+async function emu(path) {
+  const res = await fetch(env('CD_EMU_URL') + path, { method: 'POST',
+    headers: { 'Content-Type': 'application/json' }, body: '{}' });
+  assert(res.ok, `emulator ${path}: ${res.status}`);
+  return res.json();
+}
+
+async function subscription(t) {
+  const p = t.page;
+  const user = await t.step('sign-up', () => t.signUp('sub'));
+
+  await t.step('plans-listed', async () => {
+    await t.goto('/settings/billing');
+    const plans = await t.text('#plans');
+    assert(plans.includes('Starter') && plans.includes('20,833 credits every month'), 'Starter plan: ' + plans);
+    assert(plans.includes('Pro') && plans.includes('62,500 credits every month'), 'Pro plan: ' + plans);
+  });
+
+  let sub;
+  await t.step('subscribe', async () => {
+    await subscribe(t, 'starter', 'Starter');
+    eq(new URL(p.url()).pathname, '/settings/billing', 'page after paying');
+    await t.waitText('[data-notice]', 'Payment received: you bought the Starter plan (20,833 credits every month).');
+    sub = dbRow("SELECT id, stripe_subscription_id, status, cancel_at_period_end, " +
+      "DATE_FORMAT(current_period_end, '%Y-%m-%dT%H:%i:%sZ') AS ends FROM subscriptions WHERE user_id = ?", user.id);
+    assert(sub, 'no subscriptions row');
+    eq(sub.status, 'active', 'subscription status');
+    assert(sub.ends, 'no renewal date stored');
+    const card = await t.text('#subscription');
+    assert(card.includes('Starter plan') && card.includes('20,833'), 'plan card: ' + card);
+    await t.waitText('[data-sub-status]', 'Active: renews on');
+    const shown = await p.$eval('#subscription time', (e) => e.getAttribute('datetime'));
+    eq(shown, sub.ends, 'renewal date on the page');
+    eq(await t.text('[data-balance]'), '20,833', 'credits after the first invoice');
+  });
+
+  await t.step('cancel-at-period-end', async () => {
+    await p.click('button[data-action="cancel-subscription"]');
+    await t.waitText('[data-sub-status]', 'Cancelled: your plan ends on');
+    assert(!(await p.$('button[data-action="cancel-subscription"]')), 'Cancel still offered');
+    const row = dbRow('SELECT status, cancel_at_period_end FROM subscriptions WHERE id = ?', Number(sub.id));
+    eq(row.status, 'active', 'status until the period ends');
+    eq(row.cancel_at_period_end, 1, 'cancel_at_period_end');
+    eq(dbRow("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'SUBSCRIPTION_CANCEL_REQUESTED' AND user_id = ?",
+      user.id).n, 1, 'audit rows');
+  });
+
+  await t.step('period-ends', async () => {
+    await emu(`/_emu/subscriptions/${sub.stripe_subscription_id}/end_period`);
+    await eventually(() => dbRow('SELECT status FROM subscriptions WHERE id = ?', Number(sub.id)).status === 'canceled',
+      'customer.subscription.deleted to end the subscription');
+    await t.goto('/settings/billing');
+    await p.waitForSelector('#plans');
+  });
+
+  await t.step('resubscribe', async () => {
+    await subscribe(t, 'pro', 'Pro');
+    await t.waitText('[data-notice]', 'you bought the Pro plan (62,500 credits every month).');
+    await t.waitText('[data-sub-status]', 'Active: renews on');
+    eq(dbRow("SELECT COUNT(*) AS n FROM subscriptions WHERE user_id = ? AND status = 'active'", user.id).n, 1,
+      'active subscriptions');
+    eq(await t.text('[data-balance]'), '83,333', 'credits after both plans');
+  });
+}
+
+module.exports = [{ name: 'subscription-plans', run: subscription }];

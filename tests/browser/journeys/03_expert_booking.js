@@ -1,0 +1,117 @@
+/*
+ * Journey 3: an expert booking.  Free times in the viewer's zone, an unpaid
+ * hold greyed out, a time held and paid on the page with Stripe's payment
+ * form (a declined card first), the webhook arriving too; My bookings offers
+ * Cancel with the refund; the expert completes a session that has started.
+ */
+'use strict';
+
+const { assert, eq, db, dbRow, dbValue, eventually } = require('../lib');
+
+/* A fresh expert at $2.00 a minute, so nobody else's bookings are in the way. */
+function newExpert(tag) {
+  db("INSERT INTO experts (name, headline, bio, rate_cents_per_minute) VALUES (CONCAT('Expert ', ?), 'Networks', 'Bio', 200)",
+    tag);
+  return Number(dbValue('SELECT MAX(id) FROM experts'));
+}
+
+async function slotStarts(p) {
+  return p.$$eval('button[data-action="pick-time"]', (bs) => bs.map((b) => ({
+    start: b.getAttribute('data-start'), disabled: b.disabled })));
+}
+
+async function expertBooking(t) {
+  const p = t.page;
+  await p.emulateTimezone('Asia/Tokyo');
+  const tag = String(Date.now()).slice(-6);
+  const expert = newExpert(tag);
+  const customer = await t.step('sign-up', () => t.signUp('booking'));
+  let start, booking;
+
+  await t.step('hold-greyed', async () => {
+    await t.goto(`/experts/${expert}/schedule`);
+    const slots = await slotStarts(p);
+    // a slot more than a day ahead (the full refund window), and the one before it held by someone else
+    const i = slots.findIndex((s) => Date.parse(s.start) > Date.now() + 26 * 3600 * 1000);
+    assert(i > 0, 'no slot more than a day ahead');
+    start = slots[i].start;
+    const other = dbValue("SELECT id FROM users WHERE email = 'demo@creditdesk.test'");
+    db("INSERT INTO bookings (user_id, expert_id, start_time, end_time, duration_minutes, price_cents, " +
+      "platform_fee_cents, payout_cents, status) VALUES (?, ?, ?, ? + INTERVAL 30 MINUTE, 30, 6000, 600, 5400, 'awaiting_payment')",
+    Number(other), expert, slots[i - 1].start.replace('T', ' ').replace('Z', ''), slots[i - 1].start.replace('T', ' ').replace('Z', ''));
+    await t.goto(`/experts/${expert}/schedule`);
+    const after = await slotStarts(p);
+    assert(after.find((s) => s.start === slots[i - 1].start).disabled, 'an unpaid hold is not greyed');
+    assert(!after.find((s) => s.start === start).disabled, 'the chosen time is greyed');
+    const label = await p.$eval(`button[data-start="${start}"] time`, (e) => e.textContent);
+    assert(/GMT\+9/.test(label), `times not in the viewer's zone: ${label}`);
+  });
+
+  await t.step('hold', async () => {
+    await p.click(`button[data-action="pick-time"][data-start="${start}"]`);
+    await p.waitForSelector('#pay:not([hidden])');
+    eq(await t.text('#pay-button'), 'Pay $30.00', 'pay button');
+    booking = dbRow("SELECT id, status, price_cents, payment_intent_id FROM bookings WHERE user_id = ? AND expert_id = ?",
+      customer.id, expert);
+    eq(`${booking.status}/${booking.price_cents}`, 'awaiting_payment/3000', 'held booking');
+  });
+
+  const frame = await t.step('declined', async () => {
+    const f = await t.frame('/elements/');
+    await f.waitForSelector('#card');
+    await f.type('#card', '4000 0000 0000 0002');
+    await p.click('#pay-button');
+    await t.waitText('#pay-msg', 'Your card was declined.');
+    await t.assertHumanPage();
+    // Nothing was paid; the same payment form takes another card (the hold
+    // rules after a decline are the bookings family's: see booking_pay.c).
+    eq(dbRow('SELECT status FROM payments WHERE booking_id = ?', Number(booking.id)).status === 'succeeded', false,
+      'a declined payment counted as paid');
+    assert(!(await p.$eval('#pay-button', (b) => b.disabled)), 'Pay is not offered again after a decline');
+    return f;
+  });
+
+  await t.step('paid', async () => {
+    await frame.click('#card', { clickCount: 3 });
+    await frame.type('#card', '4242 4242 4242 4242');
+    await p.click('#pay-button');
+    await t.waitText('#booking-msg', `Booked: your session with Expert ${tag} on`);
+    const b = dbRow('SELECT b.status, p.status AS pay FROM bookings b JOIN payments p ON p.booking_id = b.id WHERE b.id = ?',
+      Number(booking.id));
+    eq(`${b.status}/${b.pay}`, 'scheduled/succeeded', 'booking and payment');
+    await eventually(() => Number(dbValue("SELECT COUNT(*) FROM stripe_events WHERE type = 'payment_intent.succeeded' " +
+      'AND object_id = ? AND processed_at IS NOT NULL', booking.payment_intent_id)) === 1, 'the payment_intent.succeeded webhook');
+    eq(dbRow('SELECT status FROM bookings WHERE id = ?', Number(booking.id)).status, 'scheduled', 'after the webhook');
+  });
+
+  await t.step('cancel', async () => {
+    await t.clickAndWaitForNavigation('#booking-msg a');
+    const sel = `tr[data-booking="${booking.id}"]`;
+    eq(await t.text(`${sel} button[data-action="cancel-booking"]`), 'Cancel (refund $30.00)', 'cancel button');
+    await t.clickAndWaitForNavigation(`${sel} button[data-action="cancel-booking"]`);
+    eq(await t.text(`${sel} [data-status]`), 'cancelled by user', 'status after cancelling');
+    const r = dbRow('SELECT r.amount_cents FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.booking_id = ?',
+      Number(booking.id));
+    eq(r && r.amount_cents, 3000, 'refund');
+  });
+
+  await t.step('expert-completes', async () => {
+    await t.signOut();
+    const ex = await t.signUp('expert');
+    db("UPDATE users SET role = 'expert' WHERE id = ?", ex.id);
+    db('UPDATE experts SET user_id = ? WHERE id = ?', ex.id, expert);
+    db("INSERT INTO bookings (user_id, expert_id, start_time, end_time, duration_minutes, price_cents, " +
+      "platform_fee_cents, payout_cents, status) VALUES (?, ?, UTC_TIMESTAMP() - INTERVAL 10 MINUTE, " +
+      "UTC_TIMESTAMP() + INTERVAL 20 MINUTE, 30, 6000, 600, 5400, 'scheduled')", customer.id, expert);
+    const started = Number(dbValue("SELECT MAX(id) FROM bookings WHERE expert_id = ? AND status = 'scheduled'", expert));
+    await t.goto('/dashboard');
+    await t.clickAndWaitForNavigation('a[href="/expert/bookings"]');
+    assert(!(await p.$(`tr[data-booking="${booking.id}"] button[data-action="complete-booking"]`)),
+      'Complete offered for a cancelled booking');
+    await t.clickAndWaitForNavigation(`tr[data-booking="${started}"] button[data-action="complete-booking"]`);
+    eq(await t.text(`tr[data-booking="${started}"] [data-status]`), 'completed', 'status after Complete');
+    eq(dbRow('SELECT status FROM bookings WHERE id = ?', started).status, 'completed', 'booking row');
+  });
+}
+
+module.exports = [{ name: 'expert-booking', run: expertBooking }];

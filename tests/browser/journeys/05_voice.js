@@ -1,0 +1,66 @@
+/*
+ * Journey 5: Voice AI Therapy.  The dashboard shows the minutes left and the
+ * nearest expiry; /voice starts a session, counts the minutes down, End
+ * charges the whole minutes used, and a session ends by itself when the
+ * minutes run out (the page's clock runs 60 times faster for that part).
+ */
+'use strict';
+
+const { assert, eq, db, dbRow } = require('../lib');
+
+async function voice(t) {
+  const p = t.page;
+  const user = await t.step('sign-up', () => t.signUp('voice'));
+
+  await t.step('not-premium', async () => {
+    await t.goto('/voice');
+    await t.waitText('main', 'Voice AI Therapy is part of the Firewall (premium) plan.');
+  });
+
+  db("UPDATE users SET tier = 'firewall' WHERE id = ?", user.id);
+  db('INSERT INTO voice_therapy_credits (user_id, stripe_session_id, minutes_purchased, minutes_remaining, ' +
+    'amount_cents, expires_at) VALUES (?, ?, 15, 3, 999, UTC_TIMESTAMP() + INTERVAL 3 DAY)', user.id, `cs_voice${user.id}`);
+  const expires = dbRow("SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ') AS e FROM voice_therapy_credits " +
+    'WHERE user_id = ?', user.id).e;
+
+  await t.step('dashboard', async () => {
+    await t.goto('/dashboard');
+    const card = await t.text('#voice-card');
+    assert(/^3\s*\nminutes remaining/m.test(card), 'minutes on the dashboard: ' + card);
+    eq(await p.$eval('[data-voice-expiry]', (e) => e.getAttribute('datetime')), expires, 'nearest expiry');
+    await t.clickAndWaitForNavigation('a[href="/voice"]');
+  });
+
+  await t.step('start-and-end', async () => {
+    eq(await t.text('[data-minutes-left]'), '3', 'minutes on /voice');
+    await p.click('button[data-action="voice-start"]');
+    await t.waitText('[data-timer]', /^2:5\d left in this session$|^3:00 left/);
+    await p.click('button[data-action="voice-end"]');
+    await t.waitText('#voice-msg', 'Session ended. 1 minute(s) used, 2 left.');
+    eq(await t.text('[data-minutes-left]'), '2', 'minutes after ending');
+    const s = dbRow("SELECT status, minutes_deducted FROM voice_therapy_sessions WHERE user_id = ? ORDER BY id LIMIT 1", user.id);
+    eq(`${s.status}/${s.minutes_deducted}`, 'ended/1', 'first session');
+    eq(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining, 2,
+      'credit after the first session');
+  });
+
+  await t.step('runs-out', async () => {
+    await p.evaluateOnNewDocument(() => {
+      const real = Date.now.bind(Date), t0 = real();
+      Date.now = () => t0 + (real() - t0) * 60;
+    });
+    await t.goto('/voice');
+    await p.click('button[data-action="voice-start"]');
+    await t.waitText('#voice-msg', 'Your minutes ran out, so the session ended.', 15000);
+    const s = dbRow("SELECT status, minutes_deducted FROM voice_therapy_sessions WHERE user_id = ? ORDER BY id DESC LIMIT 1",
+      user.id);
+    eq(s.status, 'ended', 'second session');
+    const left = Number(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining);
+    eq(left, 2 - Number(s.minutes_deducted), 'credit after the second session');
+    await t.waitText('#voice-msg', `${s.minutes_deducted} minute(s) used, ${left} left.`);
+    eq(await t.text('[data-minutes-left]'), String(left), 'minutes shown');
+    assert(!(await p.$eval('[data-action="voice-end"]', (b) => b.offsetParent !== null)), 'End still shown');
+  });
+}
+
+module.exports = [{ name: 'voice-session', run: voice }];

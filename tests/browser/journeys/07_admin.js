@@ -1,0 +1,141 @@
+/*
+ * Journey 7: the admin console.  Metrics, a pending payout marked paid, a
+ * waiting consultation assigned to a mechanic, a user's role and tier
+ * changed (and audited), and the audit log filtered and paged on one screen.
+ * Rows the console acts on are made directly in the database (test setup).
+ */
+'use strict';
+
+const { assert, eq, db, dbRow, dbValue } = require('../lib');
+
+function insertId(sql, ...args) {
+  db(sql, ...args);
+  return Number(dbValue('SELECT LAST_INSERT_ID()'));
+}
+
+/* An expert with one completed, paid booking: $30.00, $3.00 fee, $27.00 owed. */
+function owedExpert(customerId, tag) {
+  db("INSERT INTO experts (name, headline, bio, rate_cents_per_minute) VALUES (?, 'Payouts', 'x', 100)",
+    `Expert-${tag}`);
+  const expert = Number(dbValue('SELECT MAX(id) FROM experts'));
+  db('INSERT INTO bookings (user_id, expert_id, start_time, end_time, duration_minutes, price_cents, ' +
+    "platform_fee_cents, payout_cents, status, payment_intent_id) VALUES (?, ?, UTC_TIMESTAMP() - INTERVAL 2 DAY, " +
+    "UTC_TIMESTAMP() - INTERVAL 2 DAY + INTERVAL 30 MINUTE, 30, 3000, 300, 2700, 'completed', ?)",
+  customerId, expert, `pi_adm${tag}`);
+  const booking = Number(dbValue('SELECT id FROM bookings WHERE payment_intent_id = ?', `pi_adm${tag}`));
+  db("INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status) VALUES (?, ?, 3000, 'succeeded')",
+    booking, `pi_adm${tag}`);
+  return { expert, booking };
+}
+
+/* A paid chat consultation nobody has taken yet. */
+function waitingConsultation(customerId, tag) {
+  db("INSERT INTO sessions (stripe_session_id, user_id, type, plan, amount_cents) VALUES (?, ?, 'chat', 'chat10', 999)",
+    `cs_adm${tag}`, customerId);
+  const id = Number(dbValue('SELECT id FROM sessions WHERE stripe_session_id = ?', `cs_adm${tag}`));
+  db("INSERT INTO session_participants (session_id, user_id, role) VALUES (?, ?, 'customer')", id, customerId);
+  return id;
+}
+
+async function adminConsole(t) {
+  const p = t.page;
+  const tag = String(Date.now());
+  const customer = await t.step('customer', async () => {
+    const c = await t.signUp('adm-cust');
+    const res = await t.goto('/admin');
+    eq(res.status(), 403, '/admin for a customer');
+    await t.assertHumanPage();
+    await t.signOut();
+    return c;
+  });
+  const mech = await t.step('mechanic', async () => {
+    const m = await t.signUp('adm-mech');
+    db("UPDATE users SET role = 'mechanic' WHERE id = ?", m.id);
+    await t.signOut();
+    return m;
+  });
+  const admin = await t.step('admin', async () => {
+    const a = await t.signUp('adm-admin');
+    db("UPDATE users SET role = 'admin' WHERE id = ?", a.id);
+    return a;
+  });
+  const owed = owedExpert(customer.id, tag);
+  const session = waitingConsultation(customer.id, tag);
+
+  await t.step('metrics', async () => {
+    await t.goto('/admin');
+    await t.page.waitForFunction(() => !/…/.test(document.querySelector('[data-metric="pending"]').textContent));
+    assert(/^\$[\d,]+\.\d\d$/.test(await t.text('[data-metric="revenue"]')), 'revenue metric');
+    assert(/%$/.test(await t.text('[data-metric="paymentRate"]')), 'payment success metric');
+  });
+
+  await t.step('mark-paid', async () => {
+    const sel = `#payouts-table tr[data-expert="${owed.expert}"]`;
+    await p.waitForSelector(sel);
+    assert((await t.text(sel)).includes('$27.00'), 'owed amount: ' + (await t.text(sel)));
+    await p.click(`${sel} button[data-action="mark-paid"]`);
+    await t.waitText('#payouts-msg', `Marked paid: $27.00 to Expert-${tag}.`);
+    await p.waitForFunction((s) => !document.querySelector(s), {}, sel);
+    const row = dbRow('SELECT amount_cents, status, created_by FROM payouts WHERE expert_id = ?', owed.expert);
+    eq(row.amount_cents, 2700, 'payout amount');
+    eq(row.created_by, admin.id, 'payout made by');
+    eq(dbRow('SELECT COUNT(*) AS n FROM payout_items WHERE booking_id = ?', owed.booking).n, 1, 'payout items');
+  });
+
+  await t.step('assign', async () => {
+    const sel = `#waiting tr[data-session="${session}"]`;
+    await p.select(`select[data-mechanic-for="${session}"]`, String(mech.id));
+    await p.click(`${sel} button[data-action="assign-mechanic"]`);
+    await t.waitText('#assign-msg', `Consultation #${session} assigned to Browser adm-mech.`);
+    eq(dbRow("SELECT user_id FROM session_participants WHERE session_id = ? AND role = 'mechanic'", session).user_id,
+      mech.id, 'assigned mechanic');
+    eq(dbRow('SELECT status FROM sessions WHERE id = ?', session).status, 'active', 'session status');
+  });
+
+  await t.step('change-user', async () => {
+    await t.goto('/admin?q=' + encodeURIComponent(customer.email) + '#users');
+    const sel = `#users-table tr[data-user="${customer.id}"]`;
+    await p.waitForSelector(sel);
+    await p.select(`${sel} select[name="role"]`, 'expert');
+    await p.select(`${sel} select[name="tier"]`, 'firewall');
+    await p.click(`${sel} button[data-action="save-user"]`);
+    await t.waitText('#users-msg', `Saved: ${customer.email} is now expert on the firewall tier.`);
+    const u = dbRow('SELECT role, tier FROM users WHERE id = ?', customer.id);
+    eq(`${u.role}/${u.tier}`, 'expert/firewall', 'user after the change');
+    const a = dbRow("SELECT user_id, details FROM audit_log WHERE action = 'ADMIN_USER_UPDATED' AND entity_id = ?",
+      String(customer.id));
+    eq(a.user_id, admin.id, 'audited as');
+    assert(a.details.includes('"before"') && a.details.includes('"firewall"'), 'audit details ' + a.details);
+  });
+
+  await t.step('audit-filter-and-pages', async () => {
+    await t.goto('/admin');
+    await p.select('select[name="action"]', 'ADMIN_USER_UPDATED');
+    await p.type('input[name="user"]', admin.email);
+    await t.clickAndWaitForNavigation('#audit ~ form button[type="submit"], form[action="/admin#audit"] button[type="submit"]');
+    const rows = await p.$$eval('#audit-table tbody tr[data-audit]', (trs) => trs.map((tr) => tr.innerText));
+    eq(rows.length, 1, 'filtered audit rows');
+    assert(rows[0].includes('ADMIN_USER_UPDATED'), 'filtered row: ' + rows[0]);
+    // details start collapsed and open on a click
+    assert(!(await p.$eval('#audit-table details', (d) => d.open)), 'details open by default');
+    await p.click('#audit-table details summary');
+    assert(await p.$eval('#audit-table details', (d) => d.open), 'details do not expand');
+    // the unfiltered log: one page fits one screen, Older goes further back
+    await t.goto('/admin#audit');
+    const first = await p.$$eval('#audit-table tbody tr[data-audit]', (trs) => trs.map((tr) => Number(tr.getAttribute('data-audit'))));
+    eq(first.length, 15, 'rows on a page');
+    const h = await p.$eval('#audit-table', (el) => el.getBoundingClientRect().height);
+    assert(h < 900, `the audit page is ${h}px tall`);
+    await t.clickAndWaitForNavigation('a[data-older]');
+    const next = await p.$$eval('#audit-table tbody tr[data-audit]', (trs) => trs.map((tr) => Number(tr.getAttribute('data-audit'))));
+    assert(next.length > 0 && next[0] < first[first.length - 1], 'Older shows older rows');
+    // today's date range keeps today's rows
+    const today = new Date().toISOString().slice(0, 10);
+    await t.goto(`/admin?from=${today}&to=${today}&action=ADMIN_PAYOUT#audit`);
+    assert((await t.text('#audit-table')).includes('ADMIN_PAYOUT'), 'date filter lost today\'s payout');
+    await t.goto('/admin?from=2000-01-01&to=2000-01-02#audit');
+    assert((await t.text('#audit-table')).includes('Nothing matches these filters.'), 'date filter in 2000');
+  });
+}
+
+module.exports = [{ name: 'admin-console', run: adminConsole }];

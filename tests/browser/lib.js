@@ -1,0 +1,217 @@
+/*
+ * Helpers for the browser journeys: the stack's environment, the database
+ * (read through the mariadb client with the stack's admin option file), a
+ * person's actions on a page (sign up, click, type, wait for text), and
+ * steps that save a screenshot when they fail.
+ */
+'use strict';
+
+const { execFileSync } = require('child_process');
+const crypto = require('crypto');
+const fs = require('fs');
+const path = require('path');
+
+function env(name, dflt) {
+  const v = process.env[name];
+  if (v === undefined || v === '') {
+    if (dflt !== undefined) return dflt;
+    throw new Error(`${name} is not set: source the stack's env file first`);
+  }
+  return v;
+}
+
+const BASE = () => env('CD_BASE_URL');
+const SHOTS = () => path.join(env('CD_STATE_DIR'), 'browser-screenshots');
+
+/* A literal for SQL: only integers and our own generated strings pass. */
+function lit(v) {
+  if (typeof v === 'number' && Number.isInteger(v)) return String(v);
+  if (typeof v === 'string' && /^[A-Za-z0-9@._+: -]*$/.test(v)) return `'${v}'`;
+  throw new Error(`refusing to put ${JSON.stringify(v)} into SQL`);
+}
+
+/* Runs sql (with ? replaced by literals); returns rows as objects. */
+function db(sql, ...args) {
+  let i = 0;
+  const text = sql.replace(/\?/g, () => lit(args[i++]));
+  const out = execFileSync('mariadb', [
+    `--defaults-extra-file=${env('CD_DB_ADMIN_CNF')}`, '--batch', '--raw',
+    env('CD_DB_NAME'), '-e', text,
+  ], { encoding: 'utf8' });
+  const lines = out.split('\n').filter((l) => l !== '');
+  if (lines.length === 0) return [];
+  const cols = lines[0].split('\t');
+  return lines.slice(1).map((l) => {
+    const vals = l.split('\t');
+    const row = {};
+    cols.forEach((c, j) => { row[c] = vals[j] === 'NULL' ? null : vals[j]; });
+    return row;
+  });
+}
+const dbRow = (sql, ...a) => db(sql, ...a)[0] || null;
+const dbValue = (sql, ...a) => { const r = dbRow(sql, ...a); return r ? Object.values(r)[0] : null; };
+
+class AssertionError extends Error {}
+
+function assert(cond, msg) {
+  if (!cond) throw new AssertionError(msg);
+}
+function eq(actual, expected, what) {
+  if (String(actual) !== String(expected))
+    throw new AssertionError(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`);
+}
+
+/* A password long and random enough for any password rule. */
+const password = () => 'Pw-' + crypto.randomBytes(12).toString('hex');
+const uniqueEmail = (tag) => `br-${tag}-${Date.now()}-${crypto.randomBytes(3).toString('hex')}@creditdesk.test`;
+
+/*
+ * One journey's context: its page, and step(name, fn), which records the
+ * step and, if fn throws, saves <journey>-<step>.png and rethrows.
+ */
+class Journey {
+  constructor(name, page) {
+    this.name = name;
+    this.page = page;
+    this.stepName = 'start';
+    this.shot = null;
+  }
+
+  async step(name, fn) {
+    this.stepName = name;
+    if (process.env.CD_BROWSER_DEBUG) console.log(`  .. ${this.name}: ${name} at ${new Date().toISOString().slice(11, 23)}`);
+    try {
+      return await fn();
+    } catch (e) {
+      await this.screenshot(name);
+      e.step = name;
+      throw e;
+    }
+  }
+
+  async screenshot(step) {
+    try {
+      fs.mkdirSync(SHOTS(), { recursive: true });
+      const file = path.join(SHOTS(), `${this.name}-${step}`.replace(/[^A-Za-z0-9._-]+/g, '_') + '.png');
+      await this.page.screenshot({ path: file, fullPage: true });
+      this.shot = file;
+    } catch (e) {
+      this.shot = `(no screenshot: ${e.message})`;
+    }
+  }
+
+  url(p) { return BASE() + p; }
+
+  /*
+   * Another person at another browser (own cookies): a Journey on a page of
+   * a new incognito context, closed with this journey (see run.js).
+   */
+  async another(name) {
+    const context = await this.page.browser().createBrowserContext();
+    this.extraContexts = (this.extraContexts || []).concat(context);
+    const page = await context.newPage();
+    await page.setViewport({ width: 1280, height: 900 });
+    page.setDefaultTimeout(15000);
+    return new Journey(`${this.name}-${name}`, page);
+  }
+
+  async goto(p) {
+    const res = await this.page.goto(this.url(p), { waitUntil: 'load' });
+    return res;
+  }
+
+  /* Signs up through /register as a person would; returns {id, email, password}. */
+  async signUp(tag) {
+    const email = uniqueEmail(tag), pw = password();
+    await this.goto('/register');
+    await this.page.type('input[name="name"]', 'Browser ' + tag);
+    await this.page.type('input[name="email"]', email);
+    await this.page.type('input[name="password"]', pw);
+    await Promise.all([
+      this.page.waitForNavigation({ waitUntil: 'load' }),
+      this.page.click('form[data-form="register"] button[type="submit"]'),
+    ]);
+    const id = dbValue('SELECT id FROM users WHERE email = ?', email);
+    assert(id, `user ${email} was not created`);
+    return { id: Number(id), email, password: pw };
+  }
+
+  async signIn(email, pw) {
+    await this.goto('/login');
+    await this.page.type('input[name="email"]', email);
+    await this.page.type('input[name="password"]', pw);
+    await Promise.all([
+      this.page.waitForNavigation({ waitUntil: 'load' }),
+      this.page.click('form[data-form="login"] button[type="submit"]'),
+    ]);
+  }
+
+  async signOut() {
+    await this.page.deleteCookie(...(await this.page.cookies()));
+  }
+
+  /* The visible text of selector (the whole page by default). */
+  async text(selector = 'body') {
+    return this.page.$eval(selector, (el) => el.innerText);
+  }
+
+  /* Waits until selector's text contains s (or matches a RegExp). */
+  async waitText(selector, s, timeout = 10000) {
+    try {
+      await this.page.waitForFunction((sel, src, isRe) => {
+        const el = document.querySelector(sel);
+        if (!el) return false;
+        return isRe ? new RegExp(src).test(el.innerText) : el.innerText.includes(src);
+      }, { timeout }, selector, s instanceof RegExp ? s.source : s, s instanceof RegExp);
+    } catch (e) {
+      const got = await this.text(selector).catch(() => '(not on the page)');
+      throw new AssertionError(`"${selector}" never showed ${s}; it shows: ${got.slice(0, 400)}`);
+    }
+  }
+
+  async clickAndWaitForNavigation(selector) {
+    await Promise.all([
+      this.page.waitForNavigation({ waitUntil: 'load' }),
+      this.page.click(selector),
+    ]);
+  }
+
+  /* The frame whose URL contains part (Stripe's iframes). */
+  async frame(part, timeout = 10000) {
+    const end = Date.now() + timeout;
+    for (;;) {
+      const f = this.page.frames().find((fr) => fr.url().includes(part));
+      if (f) {
+        await f.waitForSelector('body');
+        return f;
+      }
+      if (Date.now() > end) throw new AssertionError(`no iframe ${part} on the page`);
+      await sleep(100);
+    }
+  }
+
+  /* Checks the page shows no raw JSON, HTTP status codes or stack traces. */
+  async assertHumanPage() {
+    const t = await this.text();
+    assert(!/\{\s*"error"/.test(t), 'the page shows raw JSON: ' + t.slice(0, 300));
+    assert(!/\bHTTP\s*\d{3}\b/.test(t), 'the page shows an HTTP status: ' + t.slice(0, 300));
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/* Polls fn until it returns a truthy value (database rows written by a webhook). */
+async function eventually(fn, what, timeout = 15000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > end) throw new AssertionError(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+module.exports = {
+  env, db, dbRow, dbValue, assert, eq, AssertionError, Journey, password, uniqueEmail,
+  sleep, eventually,
+};
