@@ -500,3 +500,35 @@ stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
 	return stripe_call("GET", path, NULL, NULL, out);
 }
+
+cd_err
+stripe_list(const char *path, const json_t *params, size_t max_pages,
+    json_t *all)
+{
+	const char *after = NULL;
+	json_t *page = NULL, *data;
+	cd_err err = CD_OK;
+	size_t n;
+
+	for (n = 0; n < max_pages; n++) {
+		json_t *p = json_deep_copy(params);
+
+		if (after != NULL)
+			json_object_set_new(p, "starting_after", json_string(after));
+		json_decref(page);
+		page = NULL;
+		err = stripe_call("GET", path, p, NULL, &page);
+		json_decref(p);
+		if (err != CD_OK)
+			break;
+		data = json_object_get(page, "data");
+		json_array_extend(all, data);
+		if (!json_is_true(json_object_get(page, "has_more")) ||
+		    json_array_size(data) == 0)
+			break;
+		after = json_string_value(json_object_get(json_array_get(data,
+		    json_array_size(data) - 1), "id"));
+	}
+	json_decref(page);
+	return err;
+}

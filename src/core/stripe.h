@@ -26,6 +26,12 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
  */
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
+/*
+ * GET a list endpoint page after page (params: filters and "limit"),
+ * appending every object to all; stops after max_pages.
+ */
+cd_err	 stripe_list(const char *path, const json_t *params, size_t max_pages,
+	    json_t *all);
 /* Stripe ids are short and of one alphabet; everything else is refused. */
 bool	 stripe_id_ok(const char *id, const char *prefix);
 /* Stripe's nested form encoding of an object. */
