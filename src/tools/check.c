@@ -6,7 +6,7 @@
  *	creditdesk-check [--json] [--stripe] [--record]
  *
  * --json prints one object for machines: {"ok", "checks": [{"check",
- * "what", "findings"}], "findings": [{"check", ...ids and values}]};
+ * "what", "findings", "ms"}], "findings": [{"check", ...ids and values}]};
  * otherwise a table for people.  --record also stores the run in
  * integrity_runs (see record.c) for /admin and the metrics.
  *
@@ -82,10 +82,11 @@ print_table(const json_t *counts, const json_t *findings, double secs)
 	json_t *c, *f;
 	size_t i;
 
-	printf("%-6s %-24s %8s  %s\n", "", "invariant", "findings", "what must hold");
+	printf("%-6s %-24s %8s %7s  %s\n", "", "invariant", "findings", "ms",
+	    "what must hold");
 	json_array_foreach(counts, i, c)
-		printf("%-6s %-24s %8lld  %s\n", jint(c, "findings") ? "FAIL" : "ok",
-		    jstr(c, "check"), jint(c, "findings"), jstr(c, "what"));
+		printf("%-6s %-24s %8lld %7lld  %s\n", jint(c, "findings") ? "FAIL" : "ok",
+		    jstr(c, "check"), jint(c, "findings"), jint(c, "ms"), jstr(c, "what"));
 	if (json_array_size(findings) > 0) {
 		printf("\nfindings:\n");
 		json_array_foreach(findings, i, f)

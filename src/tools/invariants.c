@@ -7,24 +7,35 @@
  * Unsigned columns are compared by addition, never subtraction, so a broken
  * row is reported instead of failing the statement with a range error.
  */
+#include <time.h>
+
 #include "invariants.h"
 
 #define LIMIT " LIMIT 1000"
 
-/* The rows that fulfil a Checkout Session, whichever product it sold. */
-#define FULFILMENTS \
-	"SELECT 'live_help_purchases' AS tbl, stripe_session_id COLLATE utf8mb4_bin AS sid" \
-	" FROM live_help_purchases" \
-	" UNION ALL SELECT 'voice_therapy_credits', stripe_session_id COLLATE utf8mb4_bin" \
-	" FROM voice_therapy_credits" \
-	" UNION ALL SELECT 'boost_pack_purchases', stripe_session_id COLLATE utf8mb4_bin" \
-	" FROM boost_pack_purchases" \
-	" UNION ALL SELECT 'sessions', stripe_session_id COLLATE utf8mb4_bin FROM sessions" \
-	" UNION ALL SELECT 'subscriptions', stripe_session_id COLLATE utf8mb4_bin" \
-	" FROM subscriptions WHERE stripe_session_id IS NOT NULL"
-
 /* A local session counts as paid once it was fulfilled (refunded ones were). */
 #define PAID "('fulfilled','refunded')"
+
+/*
+ * How many rows fulfil the Checkout Session `cs` across the product tables,
+ * each looked up by its UNIQUE key (compared in the tables' binary
+ * collation, so the key is used).
+ */
+#define FULFILMENT_COUNT(t) \
+	"(SELECT COUNT(*) FROM " t " f" \
+	" WHERE f.stripe_session_id = cs.stripe_session_id COLLATE utf8mb4_bin)"
+#define FULFILMENT_ROWS \
+	FULFILMENT_COUNT("live_help_purchases") " + " \
+	FULFILMENT_COUNT("voice_therapy_credits") " + " \
+	FULFILMENT_COUNT("boost_pack_purchases") " + " \
+	FULFILMENT_COUNT("sessions") " + " FULFILMENT_COUNT("subscriptions")
+
+/* A fulfilment row of table t without a paid local session. */
+#define UNPAID_FULFILMENT(t) \
+	"SELECT '" t "' AS fulfilment_table, f.stripe_session_id FROM " t " f" \
+	" WHERE f.stripe_session_id IS NOT NULL AND NOT EXISTS (SELECT 1" \
+	" FROM checkout_sessions cs WHERE cs.stripe_session_id =" \
+	"  f.stripe_session_id COLLATE utf8mb4_unicode_ci AND cs.status IN " PAID ")"
 
 /* charge.refunded events as processed: the charge, its intent, the amount. */
 #define REFUND_EVENTS \
@@ -35,6 +46,15 @@
 	" MAX(JSON_VALUE(payload, '$.data.object.refunded') = 'true') AS full_refund" \
 	" FROM stripe_events WHERE type = 'charge.refunded' AND processed_at IS NOT NULL" \
 	" GROUP BY 1, 2"
+
+/*
+ * The ledger passes keep a row per user (grouping) or per ledger row (the
+ * window) in an in-memory temporary table; the server's 16 MB default
+ * would spill a million rows to disk and take several times as long.
+ */
+static cd_sql q_session_sizes = CD_SQL(
+    "SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912,"
+    " sort_buffer_size = 16777216");
 
 static cd_sql q_credit_balance = CD_SQL(
     "SELECT u.user_id, c.balance, c.total_earned, c.total_spent,"
@@ -111,23 +131,23 @@ static cd_sql q_voice_session = CD_SQL(
 
 static cd_sql q_fulfilment = CD_SQL(
     "SELECT cs.stripe_session_id, cs.user_id, cs.product, cs.status,"
-    " COALESCE(f.n, 0) AS fulfilment_rows, COALESCE(a.n, 0) AS audit_rows"
-    " FROM checkout_sessions cs"
-    " LEFT JOIN (SELECT sid, COUNT(*) AS n FROM (" FULFILMENTS ") x GROUP BY sid) f"
-    "  ON f.sid = cs.stripe_session_id"
-    " LEFT JOIN (SELECT entity_id COLLATE utf8mb4_bin AS sid, COUNT(*) AS n FROM audit_log"
-    "  WHERE action = 'PAYMENT_FULFILLED' AND entity_type = 'checkout_session'"
-    "  GROUP BY entity_id) a ON a.sid = cs.stripe_session_id"
-    " WHERE cs.status IN " PAID
-    "  AND (COALESCE(f.n, 0) <> 1 OR COALESCE(a.n, 0) <> 1)"
+    " " FULFILMENT_ROWS " AS fulfilment_rows,"
+    " (SELECT COUNT(*) FROM audit_log a WHERE a.action = 'PAYMENT_FULFILLED'"
+    "  AND a.entity_id = cs.stripe_session_id) AS audit_rows"
+    " FROM checkout_sessions cs WHERE cs.status IN " PAID
+    " HAVING fulfilment_rows <> 1 OR audit_rows <> 1"
     " ORDER BY cs.id" LIMIT);
 
 static cd_sql q_unpaid_fulfilment = CD_SQL(
-    "SELECT x.tbl AS fulfilment_table, x.sid AS stripe_session_id"
-    " FROM (" FULFILMENTS ") x"
-    " LEFT JOIN checkout_sessions cs ON cs.stripe_session_id = x.sid"
-    "  AND cs.status IN " PAID
-    " WHERE cs.id IS NULL ORDER BY x.tbl, x.sid" LIMIT);
+    UNPAID_FULFILMENT("live_help_purchases")
+    " UNION ALL " UNPAID_FULFILMENT("voice_therapy_credits")
+    " UNION ALL " UNPAID_FULFILMENT("boost_pack_purchases")
+    " UNION ALL " UNPAID_FULFILMENT("sessions")
+    " UNION ALL " UNPAID_FULFILMENT("subscriptions")
+    " UNION ALL SELECT 'audit_log', a.entity_id FROM audit_log a"
+    " WHERE a.action = 'PAYMENT_FULFILLED' AND NOT EXISTS (SELECT 1 FROM checkout_sessions cs"
+    "  WHERE cs.stripe_session_id = a.entity_id AND cs.status IN " PAID ")"
+    " ORDER BY 1, 2" LIMIT);
 
 static cd_sql q_unreversed_refund = CD_SQL(
     "SELECT e.charge_id, e.payment_intent, cs.stripe_session_id, e.refunded_cents,"
@@ -201,7 +221,8 @@ const cd_invariant invariants[] = {
 	    &q_voice_session, false },
 	{ "fulfilment", "a paid Checkout Session has exactly one fulfilment row and"
 	    " one PAYMENT_FULFILLED audit row", &q_fulfilment, false },
-	{ "unpaid_fulfilment", "every fulfilment row belongs to a paid Checkout Session",
+	{ "unpaid_fulfilment", "every fulfilment row and PAYMENT_FULFILLED audit row"
+	    " belongs to a paid Checkout Session",
 	    &q_unpaid_fulfilment, false },
 	{ "unreversed_refund", "every refund of a Checkout payment has its reversal",
 	    &q_unreversed_refund, false },
@@ -223,10 +244,12 @@ static cd_err
 run_one(const cd_invariant *inv, const char *stripe_json, json_t *findings,
     json_t *counts)
 {
+	struct timespec t0, t1;
 	json_t *rows, *row;
 	cd_err err;
 	size_t i;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = inv->stripe ? db_rows(inv->sql, &rows, "s", stripe_json) :
 	    db_rows(inv->sql, &rows, "");
 	if (err != CD_OK)
@@ -237,8 +260,11 @@ run_one(const cd_invariant *inv, const char *stripe_json, json_t *findings,
 		json_object_update(f, row);
 		json_array_append_new(findings, f);
 	}
-	json_array_append_new(counts, json_pack("{s:s,s:s,s:I}", "check", inv->code,
-	    "what", inv->what, "findings", (json_int_t)json_array_size(rows)));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	json_array_append_new(counts, json_pack("{s:s,s:s,s:I,s:I}", "check",
+	    inv->code, "what", inv->what, "findings",
+	    (json_int_t)json_array_size(rows), "ms", (json_int_t)((t1.tv_sec -
+	    t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000)));
 	json_decref(rows);
 	return CD_OK;
 }
@@ -249,6 +275,8 @@ invariants_run(const char *stripe_json, json_t *findings, json_t *counts)
 	cd_err err;
 	size_t i;
 
+	if ((err = db_exec(&q_session_sizes, NULL, "")) != CD_OK)
+		return err;
 	for (i = 0; i < ninvariants; i++) {
 		if (invariants[i].stripe && stripe_json == NULL)
 			continue;
