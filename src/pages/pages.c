@@ -95,6 +95,14 @@ static cd_sql q_audit_recent = CD_SQL(
     "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
     "DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s') AS created "
     "FROM audit_log ORDER BY id DESC LIMIT 50");
+/* The latest books check (creditdesk-check --record) and its findings. */
+static cd_sql q_books_run = CD_SQL(
+    "SELECT id, DATE_FORMAT(ran_at, '%Y-%m-%d %H:%i:%s') AS ran, events_recovered,"
+    " findings FROM integrity_runs ORDER BY id DESC LIMIT 1");
+static cd_sql q_books_findings = CD_SQL(
+    "SELECT f.code, f.finding FROM integrity_runs r, JSON_TABLE(r.details, '$[*]'"
+    " COLUMNS (code VARCHAR(64) PATH '$.check', finding JSON PATH '$')) f"
+    " WHERE r.id = (SELECT MAX(id) FROM integrity_runs) LIMIT 100");
 static cd_sql q_audit_page = CD_SQL(
     "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
     "created_at FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?");
@@ -386,6 +394,8 @@ h_admin(cd_req *r)
 	json_t *d = req_own(r, json_object());
 
 	ROW(d, "counts", &q_counts, "");
+	ROW(d, "books", &q_books_run, "");
+	ROWS(d, "bookFindings", &q_books_findings, "");
 	ROWS(d, "audit", &q_audit_recent, "");
 	return render(r, "admin", "Admin", d);
 }

@@ -3,12 +3,13 @@
  * against the database and, with --stripe, against Stripe's own list of
  * Checkout Sessions, and prints each violation with the ids involved.
  *
- *	creditdesk-check [--json] [--stripe] [--record]
+ *	creditdesk-check [--json] [--stripe] [--record] [--metrics FILE]
  *
  * --json prints one object for machines: {"ok", "checks": [{"check",
  * "what", "findings", "ms"}], "findings": [{"check", ...ids and values}]};
  * otherwise a table for people.  --record also stores the run in
- * integrity_runs (see record.c) for /admin and the metrics.
+ * integrity_runs (see record.c) for /admin; --metrics FILE writes the
+ * gauges for Prometheus' node exporter (check_metrics.c).
  *
  * Exit status: 0 every invariant holds, 1 findings, 2 the check could not
  * run (database or Stripe unreachable).
@@ -27,12 +28,14 @@ struct opts {
 	bool	json;
 	bool	stripe;
 	bool	record;
+	const char *metrics;
 };
 
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: creditdesk-check [--json] [--stripe] [--record]\n");
+	fprintf(stderr, "usage: creditdesk-check [--json] [--stripe] [--record]"
+	    " [--metrics FILE]\n");
 	return 2;
 }
 
@@ -49,6 +52,8 @@ parse(int argc, char **argv, struct opts *o)
 			o->stripe = true;
 		else if (strcmp(argv[i], "--record") == 0)
 			o->record = true;
+		else if (strcmp(argv[i], "--metrics") == 0 && i + 1 < argc)
+			o->metrics = argv[++i];
 		else
 			return -1;
 	}
@@ -128,7 +133,9 @@ main(int argc, char **argv)
 		log_error("check: an invariant could not be evaluated");
 		return 2;
 	}
-	if (o.record && check_record(findings) != CD_OK)
+	if ((o.record && check_record(findings) != CD_OK) ||
+	    (o.metrics != NULL && check_write_metrics(o.metrics, counts,
+	    json_array_size(findings)) != CD_OK))
 		return 2;
 	if (o.json) {
 		out = json_pack("{s:b,s:O,s:O}", "ok", json_array_size(findings) == 0,

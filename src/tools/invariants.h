@@ -36,6 +36,9 @@ cd_err	 invariants_run(const char *stripe_json, json_t *findings,
 	    json_t *counts);
 /* Stores this run and its findings in integrity_runs. */
 cd_err	 check_record(const json_t *findings);
+/* Writes the node-exporter textfile with the run's and the books' gauges. */
+cd_err	 check_write_metrics(const char *path, const json_t *counts,
+	    size_t findings);
 /* Stripe's Checkout Sessions as [{"id","paid"}], for invariants_run. */
 cd_err	 check_stripe_list(char **json);
 

@@ -1,14 +1,17 @@
 """Proving the books: creditdesk-check finds exactly the corruption put into a
 database (a ledger row changed, a duplicate fulfilment, an overfilled slot, a
 refund without its reversal) and nothing else, and with --stripe it compares
-our paid sessions with Stripe's own list.  Every corruption is undone before
+our paid sessions with Stripe's own list.  A recorded run (as the reconcile
+job makes one) shows on /admin, and --metrics writes the gauges.  Every corruption is undone before
 the test ends, so the module's own books check still passes."""
 
 import json
+import os
 
 from .lib import (Case, assert_books_balance, books_check, bought_live_help, db_exec,
-                  db_row, db_rows, emu_hold, emu_pay, emu_release, event_processed,
-                  events_about, grant_hours, new_slot, register, stripe_api, stripe_session,
+                  db_row, db_rows, db_scalar, emu_config, emu_hold, emu_pay, emu_release, env,
+                  event_processed, events_about, grant_hours, new_slot, promote, register,
+                  run_tool, session_event_ids, start_live_help, stripe_api, stripe_session,
                   totals, wait_until)
 from .test_credits import buy_pack
 
@@ -179,3 +182,92 @@ class StripeListTests(Case):
         wait_until(lambda: totals(u.id) == {"hours_total": 1, "hours_used": 0}, 20,
                    message="the held webhook fulfils the session")
         self.assertEqual(mine(), [])
+
+
+def record(*extra):
+    """One recorded books check, as the reconcile job runs it; returns the run's row."""
+    p = run_tool("creditdesk-check", "--record", *extra)
+    if p.returncode not in (0, 1):
+        raise AssertionError(f"creditdesk-check --record exited {p.returncode}: {p.stderr}")
+    return db_row("SELECT * FROM integrity_runs ORDER BY id DESC LIMIT 1")
+
+
+class RecordedRunTests(Case):
+
+    def setUp(self):
+        super().setUp()
+        self.admin = register()
+        promote(self.admin, role="admin")
+
+    def tearDown(self):
+        emu_config(enabled=True)
+        super().tearDown()
+
+    def admin_page(self):
+        r = self.admin.get("/admin")
+        self.assertStatus(r, 200, "/admin")
+        return r.text
+
+    def test_a_run_records_the_events_reconcile_recovered(self):
+        record()
+        u = register()
+        sid = start_live_help(u, 1)
+        emu_config(enabled=False)
+        emu_pay(sid)
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ids = session_event_ids(sid)
+        marks = ",".join(["%s"] * len(ids))
+        recovered = db_scalar(f"SELECT COUNT(*) FROM stripe_events WHERE source = 'reconcile'"
+                              f" AND event_id IN ({marks})", *ids)
+        self.assertGreaterEqual(recovered, 1, "reconcile stored the session's events")
+
+        run = record()
+        self.assertEqual((run["events_recovered"], run["findings"], json.loads(run["details"])),
+                         (recovered, 0, []))
+        page = self.admin_page()
+        ran = run["ran_at"].strftime("%Y-%m-%d %H:%M:%S")
+        self.assertIn(f"Last run {ran} UTC: {recovered} events recovered,", page)
+        self.assertIn('<strong class="findings">0 findings</strong>', page)
+        self.assertIn("No findings: the books balance.", page)
+        self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")
+
+    def test_admin_shows_the_findings_of_the_last_run(self):
+        u = register()
+        db_exec("INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (%s, 4)", u.id)
+        try:
+            run = record()
+            self.assertEqual(run["findings"], 1)
+            self.assertEqual(json.loads(run["details"]), [{
+                "check": "live_help_hours", "user_id": u.id, "hours_total": 4,
+                "hours_used": 0, "hours_purchased": 0, "hours_reversed": 0,
+                "hours_redeemed": 0}])
+            page = self.admin_page()
+            self.assertIn('<strong class="findings">1 findings</strong>', page)
+            self.assertRegex(page, r"<td>live_help_hours</td><td><code>[^<]*user_id"
+                                   rf"[^<]*\b{u.id}\b")
+        finally:
+            db_exec("DELETE FROM user_live_help_totals WHERE user_id = %s", u.id)
+        self.assertEqual(record()["findings"], 0)
+        self.assertIn("No findings: the books balance.", self.admin_page())
+
+    def test_metrics_textfile_has_the_gauges(self):
+        path = os.path.join(env("CD_STATE_DIR"), "books-test.prom")
+        u = register()
+        grant_hours(u, 3)
+        run_tool("creditdesk-check", "--metrics", path)
+        with open(path, encoding="utf-8") as f:
+            lines = dict(line.rsplit(" ", 1) for line in f.read().splitlines()
+                         if line and not line.startswith("#"))
+        hours = db_scalar("SELECT SUM(hours_total - hours_used) FROM user_live_help_totals")
+        price = db_scalar("SELECT unit_amount_cents FROM products WHERE code = 'live_help'")
+        unprocessed = db_scalar("SELECT COUNT(*) FROM stripe_events WHERE processed_at IS NULL")
+        self.assertEqual(lines['creditdesk_prepaid_unused{product="live_help",unit="hours"}'],
+                         str(hours))
+        self.assertEqual(lines['creditdesk_prepaid_liability_cents{product="live_help"}'],
+                         str(hours * price))
+        self.assertEqual(lines["creditdesk_stripe_events_unprocessed"], str(unprocessed))
+        self.assertEqual(lines["creditdesk_books_findings_total"], "0")
+        self.assertEqual(lines['creditdesk_books_findings{check="ledger_chain"}'], "0")
+        self.assertIn("creditdesk_stripe_events_oldest_unprocessed_age_seconds", lines)
+        os.unlink(path)
