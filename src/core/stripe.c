@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 #include "stripe.h"
 
 #define STRIPE_VERSION		"2024-06-20"
@@ -463,6 +464,8 @@ stripe_call(const char *method, const char *path, json_t *params,
 	err = stripe_parse_response(method, path, status, sink.buf.data,
 	    sink.buf.len, out);
 out:
+	if (err == CD_STRIPE)
+		metrics_count(M_STRIPE_ERRORS);
 	/* Drop the options, which point into this frame; keep the connections. */
 	if (h != NULL)
 		curl_easy_reset(h);
