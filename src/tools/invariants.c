@@ -149,6 +149,20 @@ static cd_sql q_unpaid_fulfilment = CD_SQL(
     "  WHERE cs.stripe_session_id = a.entity_id AND cs.status IN " PAID ")"
     " ORDER BY 1, 2" LIMIT);
 
+/*
+ * Once every paid session has exactly one fulfilment row and one audit row
+ * (the fulfilment invariant, just before), there is a row without a paid
+ * session exactly when the tables hold more rows than there are paid
+ * sessions: six counts instead of a lookup per row.
+ */
+static cd_sql q_unpaid_quick = CD_SQL(
+    "SELECT (SELECT COUNT(*) FROM live_help_purchases)"
+    " + (SELECT COUNT(*) FROM voice_therapy_credits)"
+    " + (SELECT COUNT(*) FROM boost_pack_purchases) + (SELECT COUNT(*) FROM sessions)"
+    " + (SELECT COUNT(*) FROM subscriptions WHERE stripe_session_id IS NOT NULL)"
+    " + (SELECT COUNT(*) FROM audit_log WHERE action = 'PAYMENT_FULFILLED')"
+    " - 2 * (SELECT COUNT(*) FROM checkout_sessions WHERE status IN " PAID ") AS n");
+
 static cd_sql q_unreversed_refund = CD_SQL(
     "SELECT e.charge_id, e.payment_intent, cs.stripe_session_id, e.refunded_cents,"
     " COALESCE(r.reversed_cents, 0) AS reversed_cents"
@@ -208,50 +222,73 @@ static cd_sql q_stripe_fulfilled_unpaid = CD_SQL(
 
 const cd_invariant invariants[] = {
 	{ "credit_balance", "credit balance and totals = the sums of the user's ledger rows",
-	    &q_credit_balance, false },
+	    &q_credit_balance, false, NULL },
 	{ "ledger_chain", "each ledger row's balance_after = balance_before + delta,"
-	    " and follows the previous row", &q_ledger_chain, false },
+	    " and follows the previous row", &q_ledger_chain, false, NULL },
 	{ "live_help_hours", "hours_total = purchased - reversed, hours_used = redemptions,"
-	    " 0 <= used <= total", &q_live_help_hours, false },
+	    " 0 <= used <= total", &q_live_help_hours, false, NULL },
 	{ "live_help_slot", "a slot's booked seats = its redemptions <= capacity",
-	    &q_live_help_slot, false },
+	    &q_live_help_slot, false, NULL },
 	{ "voice_credit", "0 <= minutes_remaining <= purchased, purchased - remaining = usage",
-	    &q_voice_credit, false },
+	    &q_voice_credit, false, NULL },
 	{ "voice_session", "a session's minutes_deducted = its usage rows",
-	    &q_voice_session, false },
+	    &q_voice_session, false, NULL },
 	{ "fulfilment", "a paid Checkout Session has exactly one fulfilment row and"
-	    " one PAYMENT_FULFILLED audit row", &q_fulfilment, false },
+	    " one PAYMENT_FULFILLED audit row", &q_fulfilment, false, NULL },
 	{ "unpaid_fulfilment", "every fulfilment row and PAYMENT_FULFILLED audit row"
 	    " belongs to a paid Checkout Session",
-	    &q_unpaid_fulfilment, false },
+	    &q_unpaid_fulfilment, false, &q_unpaid_quick },
 	{ "unreversed_refund", "every refund of a Checkout payment has its reversal",
-	    &q_unreversed_refund, false },
+	    &q_unreversed_refund, false, NULL },
 	{ "booking_refund", "a booking payment is refunded exactly when it has one refund row",
-	    &q_booking_refund, false },
+	    &q_booking_refund, false, NULL },
 	{ "booking_paid", "a succeeded booking payment holds a scheduled or completed booking",
-	    &q_booking_paid, false },
+	    &q_booking_paid, false, NULL },
 	{ "stale_event", "no verified event unprocessed for more than 10 minutes",
-	    &q_stale_event, false },
+	    &q_stale_event, false, NULL },
 	{ "stripe_paid_unfulfilled", "every session Stripe reports paid is fulfilled",
-	    &q_stripe_paid_unfulfilled, true },
+	    &q_stripe_paid_unfulfilled, true, NULL },
 	{ "stripe_fulfilled_unpaid", "every fulfilled session is one Stripe reports paid",
-	    &q_stripe_fulfilled_unpaid, true },
+	    &q_stripe_fulfilled_unpaid, true, NULL },
 };
 const size_t ninvariants = sizeof(invariants) / sizeof(invariants[0]);
 
+/* Whether the quick count proves inv holds (see cd_invariant.quick). */
+static cd_err
+proven_by_count(const cd_invariant *inv, bool previous_clean, bool *proven)
+{
+	json_t *row;
+	cd_err err;
+
+	*proven = false;
+	if (inv->quick == NULL || !previous_clean)
+		return CD_OK;
+	if ((err = db_row(inv->quick, &row, "")) != CD_OK)
+		return err;
+	*proven = row != NULL && jint(row, "n") == 0;
+	json_decref(row);
+	return CD_OK;
+}
+
 /* Appends the rows of one invariant to findings, tagged with its code. */
 static cd_err
-run_one(const cd_invariant *inv, const char *stripe_json, json_t *findings,
-    json_t *counts)
+run_one(const cd_invariant *inv, const char *stripe_json, bool previous_clean,
+    json_t *findings, json_t *counts)
 {
 	struct timespec t0, t1;
 	json_t *rows, *row;
+	bool proven;
 	cd_err err;
 	size_t i;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	err = inv->stripe ? db_rows(inv->sql, &rows, "s", stripe_json) :
-	    db_rows(inv->sql, &rows, "");
+	if ((err = proven_by_count(inv, previous_clean, &proven)) != CD_OK)
+		return err;
+	if (proven)
+		rows = json_array();
+	else
+		err = inv->stripe ? db_rows(inv->sql, &rows, "s", stripe_json) :
+		    db_rows(inv->sql, &rows, "");
 	if (err != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
@@ -272,17 +309,20 @@ run_one(const cd_invariant *inv, const char *stripe_json, json_t *findings,
 cd_err
 invariants_run(const char *stripe_json, json_t *findings, json_t *counts)
 {
+	size_t i, before;
+	bool clean = false;
 	cd_err err;
-	size_t i;
 
 	if ((err = db_exec(&q_session_sizes, NULL, "")) != CD_OK)
 		return err;
 	for (i = 0; i < ninvariants; i++) {
 		if (invariants[i].stripe && stripe_json == NULL)
 			continue;
-		if ((err = run_one(&invariants[i], stripe_json, findings,
+		before = json_array_size(findings);
+		if ((err = run_one(&invariants[i], stripe_json, clean, findings,
 		    counts)) != CD_OK)
 			return err;
+		clean = json_array_size(findings) == before;
 	}
 	return CD_OK;
 }

@@ -20,6 +20,12 @@ typedef struct cd_invariant {
 	const char	*what;		/* what must hold, for people */
 	cd_sql		*sql;		/* returns one row per violation */
 	bool		 stripe;	/* takes Stripe's list (--stripe) */
+	/*
+	 * Optional: one row {n} where n = 0 proves the invariant holds,
+	 * provided the invariant before it in the table found nothing; sql
+	 * then runs only to name the rows when n is not 0.
+	 */
+	cd_sql		*quick;
 } cd_invariant;
 
 extern const cd_invariant invariants[];
