@@ -134,6 +134,17 @@ class CorruptionTests(Case):
         self.undo = []
         self.assertEqual(books_check()["findings"], [], "clean once the corruption is undone")
 
+    def test_fulfilment_without_a_paid_session(self):
+        u = register()
+        sid = "cs_test_orphan_" + u.email.split("@")[0].replace("-", "_")[-20:]
+        _, pid = db_exec("INSERT INTO boost_pack_purchases (user_id, boost_pack_id,"
+                         " stripe_session_id, amount_cents, credits_applied)"
+                         " VALUES (%s, 'boost-small', %s, 500, 0)", u.id, sid)
+        self.undo.append(lambda: db_exec("DELETE FROM boost_pack_purchases WHERE id = %s", pid))
+        self.assertEqual(books_check()["findings"], [{
+            "check": "unpaid_fulfilment", "fulfilment_table": "boost_pack_purchases",
+            "stripe_session_id": sid}])
+
     def test_ledger_gap_is_a_chain_finding(self):
         u = register()
         buy_pack(u, "boost-small")
