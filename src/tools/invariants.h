@@ -21,11 +21,13 @@ typedef struct cd_invariant {
 	cd_sql		*sql;		/* returns one row per violation */
 	bool		 stripe;	/* takes Stripe's list (--stripe) */
 	/*
-	 * Optional: one row {n} where n = 0 proves the invariant holds,
-	 * provided the invariant before it in the table found nothing; sql
-	 * then runs only to name the rows when n is not 0.
+	 * Optional: one row {n} where n = 0 proves the invariant holds (when
+	 * quick_alone, by itself; otherwise provided the invariant before it
+	 * in the table found nothing); sql then runs only to name the rows
+	 * when n is not 0.
 	 */
 	cd_sql		*quick;
+	bool		 quick_alone;
 } cd_invariant;
 
 extern const cd_invariant invariants[];
