@@ -412,12 +412,17 @@ bind_column(MYSQL_BIND *b, struct column *c, const MYSQL_FIELD *f)
 	}
 }
 
-/* Re-reads text columns that did not fit their buffer. */
+/*
+ * Re-reads text columns that did not fit their buffer.  The grown buffers
+ * are bound again: libmysql keeps its own copy of the bindings, and would
+ * otherwise write the next rows into the buffers realloc() just freed.
+ */
 static int
 refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
     size_t n)
 {
 	size_t i;
+	bool grown = false;
 
 	for (i = 0; i < n; i++) {
 		struct column *c = &cols[i];
@@ -432,8 +437,9 @@ refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
 		if (mysql_stmt_fetch_column(st, &binds[i], (unsigned)i, 0) != 0)
 			return -1;
 		c->error = 0;
+		grown = true;
 	}
-	return 0;
+	return grown && mysql_stmt_bind_result(st, binds) != 0 ? -1 : 0;
 }
 
 /* Fetches every row of an executed statement into a new array. */

@@ -244,21 +244,27 @@ class RecordedRunTests(Case):
         self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")
 
     def test_admin_shows_the_findings_of_the_last_run(self):
-        u = register()
-        db_exec("INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (%s, 4)", u.id)
+        # two findings, each longer than a fetch buffer's first 256 bytes
+        users = [register(), register()]
+        for u in users:
+            db_exec("INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (%s, 4)",
+                    u.id)
         try:
             run = record()
-            self.assertEqual(run["findings"], 1)
+            self.assertEqual(run["findings"], 2)
             self.assertEqual(json.loads(run["details"]), [{
                 "check": "live_help_hours", "user_id": u.id, "hours_total": 4,
                 "hours_used": 0, "hours_purchased": 0, "hours_reversed": 0,
-                "hours_redeemed": 0}])
-            page = self.admin_page()
-            self.assertIn('<strong class="findings">1 findings</strong>', page)
-            self.assertRegex(page, r"<td>live_help_hours</td><td><code>[^<]*user_id"
-                                   rf"[^<]*\b{u.id}\b")
+                "hours_redeemed": 0} for u in users])
+            for _ in range(3):
+                page = self.admin_page()
+                self.assertIn('<strong class="findings">2 findings</strong>', page)
+                for u in users:
+                    self.assertRegex(page, r"<td>live_help_hours</td><td><code>[^<]*user_id"
+                                           rf"[^<]*\b{u.id}\b")
         finally:
-            db_exec("DELETE FROM user_live_help_totals WHERE user_id = %s", u.id)
+            for u in users:
+                db_exec("DELETE FROM user_live_help_totals WHERE user_id = %s", u.id)
         self.assertEqual(record()["findings"], 0)
         self.assertIn("No findings: the books balance.", self.admin_page())
 
