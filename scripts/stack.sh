@@ -575,6 +575,7 @@ books_loop() {
 	[[ -z $pid && $interval =~ ^[0-9]+$ && $interval -gt 0 && -x $REPO/creditdesk-check ]] ||
 		return 0
 	mkdir -p "$STATE/metrics"
+	# shellcheck disable=SC2016 # the loop's own arguments, expanded there
 	launch "$pidfile" "$LOG/books.log" env -i "${APP_ENV[@]}" bash -c '
 		while sleep "$2"; do
 			"$1/creditdesk-reconcile"
