@@ -12,7 +12,7 @@ PACKAGES=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libmariadb-dev libcurl4-openssl-dev libssl-dev libjansson-dev check
 	mariadb-server mariadb-client nginx-light spawn-fcgi multiwatch
-	python3 python3-pymysql wrk clang valgrind curl ca-certificates
+	python3 python3-pymysql wrk clang libclang-rt-14-dev valgrind curl ca-certificates
 )
 
 # Prints the packages from PACKAGES that dpkg does not report as installed.

@@ -6,13 +6,14 @@
 # nginx; every process is started in the background with its PID recorded
 # and is stopped by that PID only.
 #
-# Usage: scripts/stack.sh start|stop|restart|status|env|start-db|stop-db|restart-db
+# Usage: scripts/stack.sh start|stop|restart|status|env|state-dir|start-db|stop-db|restart-db
 #
 #   start       start whatever is not running (safe to repeat); prints the URL
 #   stop        stop everything this state dir started (safe when stopped)
 #   restart     stop, then start
 #   status      what is running; exit 3 if something that could run does not
 #   env         print the shell-sourceable environment for tests and tools
+#   state-dir   print the state directory in use (see state_dir below)
 #   start-db / stop-db / restart-db   only the MariaDB server (tests use these
 #               to take the database away mid-test)
 #
@@ -29,6 +30,8 @@
 #   mysql/              the datadir (owned by mysql when run as root)
 #   mysqld/             server socket and pid file (mysqld.sock is linked
 #                       from the state dir's top level too)
+#   app/                the installed responders (bin/) and templates/,
+#                       readable by the service users
 #   run/                responder sockets and every recorded PID
 #   log/                one log per process; responders' stderr included
 #   nginx.conf nginx/   rendered config, nginx pid and temp files
@@ -36,7 +39,6 @@ set -euo pipefail
 umask 022
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-STATE=$(realpath -m "${CD_STATE_DIR:-$REPO/.state}")
 HTTP_PORT=${CD_HTTP_PORT:-8080}
 DB_PORT=${CD_DB_PORT:-3307}
 EMU_PORT=${CD_EMU_PORT:-12111}
@@ -49,6 +51,46 @@ ADMIN_DB_USER=creditdesk_admin
 # Every family the nginx template routes; each is started if its binary exists.
 FAMILIES=(auth checkout webhook credits sessions bookings pages)
 
+# Who runs what: as root, MariaDB runs as mysql, the responders as nobody and
+# nginx's workers as www-data; otherwise everything runs as the caller.
+if ((EUID == 0)); then
+	DB_OS_USER=mysql
+	APP_OS_USER=nobody APP_OS_GROUP=nogroup
+	NGINX_OS_USER=www-data NGINX_OS_GROUP=www-data
+else
+	DB_OS_USER='' APP_OS_USER='' APP_OS_GROUP='' NGINX_OS_USER='' NGINX_OS_GROUP=''
+fi
+
+# True if user $1 (group $2) can run `test $3 $4`.
+user_can() {
+	setpriv --reuid="$1" --regid="$2" --clear-groups test "$3" "$4" 2>/dev/null
+}
+
+# True if every service user can traverse directory $1.
+services_reach() {
+	user_can "${DB_OS_USER:-mysql}" "${DB_OS_USER:-mysql}" -x "$1" &&
+		user_can "$NGINX_OS_USER" "$NGINX_OS_GROUP" -x "$1" &&
+		user_can "$APP_OS_USER" "$APP_OS_GROUP" -x "$1"
+}
+
+# The state directory asked for ($CD_STATE_DIR, default $repo/.state), and
+# the one used.  As root the services run as their own users, who must reach
+# the datadir, the sockets and the installed responders; a clone in a private
+# home (/root is mode 700) cannot give them that, so its state lives under
+# /var/lib/creditdesk instead and the asked-for path is a symlink to it
+# (made by prepare_state).  Nothing on the way to the clone is opened up.
+STATE_ASKED=$(realpath -m "${CD_STATE_DIR:-$REPO/.state}")
+state_dir() {
+	if ((EUID != 0)) || services_reach "$(dirname "$STATE_ASKED")"; then
+		echo "$STATE_ASKED"
+	else
+		local base=${STATE_ASKED##*/}
+		echo "/var/lib/creditdesk/${base#.}-$(printf %s "$STATE_ASKED" | sha256sum | cut -c1-12)"
+	fi
+}
+STATE=$(state_dir)
+
+APP=$STATE/app
 DATADIR=$STATE/mysql
 DBRUN=$STATE/mysqld
 DB_SOCK=$DBRUN/mysqld.sock
@@ -66,16 +108,6 @@ NGINX_PID=$NGINX_PREFIX/nginx.pid
 BASE_URL=http://127.0.0.1:$HTTP_PORT
 EMU_URL=http://127.0.0.1:$EMU_PORT
 DEMO_PASSWORD=demo-password
-
-# Who runs what: as root, MariaDB runs as mysql, the responders as nobody and
-# nginx's workers as www-data; otherwise everything runs as the caller.
-if ((EUID == 0)); then
-	DB_OS_USER=mysql
-	APP_OS_USER=nobody APP_OS_GROUP=nogroup
-	NGINX_OS_USER=www-data NGINX_OS_GROUP=www-data
-else
-	DB_OS_USER='' APP_OS_USER='' APP_OS_GROUP='' NGINX_OS_USER='' NGINX_OS_GROUP=''
-fi
 
 log() { echo "stack: $*"; }
 warn() { echo "stack: warning: $*" >&2; }
@@ -141,11 +173,6 @@ port_busy() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# True if user $1 (group $2) can run `test $3 $4`.
-user_can() {
-	setpriv --reuid="$1" --regid="$2" --clear-groups test "$3" "$4" 2>/dev/null
-}
-
 # ---------------------------------------------------------------- state dir
 
 # Creates the state layout, traversable by the service users.
@@ -154,6 +181,7 @@ prepare_state() {
 	for n in "$HTTP_PORT" "$DB_PORT" "$EMU_PORT" "$CHILDREN"; do
 		[[ $n =~ ^[1-9][0-9]{0,4}$ ]] || die "ports and CD_CHILDREN must be positive integers (got '$n')"
 	done
+	link_state_dir
 	mkdir -p "$STATE" "$RUN" "$LOG" "$DBRUN" "$NGINX_PREFIX/tmp"
 	chmod 755 "$STATE" "$RUN" "$LOG"
 	local s
@@ -166,6 +194,39 @@ prepare_state() {
 		user_can "$NGINX_OS_USER" "$NGINX_OS_GROUP" -x "$RUN" ||
 			die "user $NGINX_OS_USER cannot reach $RUN; put CD_STATE_DIR somewhere every user can traverse"
 	fi
+}
+
+# When the state lives elsewhere (see state_dir), the asked-for path
+# becomes a symlink to it; a real directory there is never replaced.
+link_state_dir() {
+	[[ $STATE != "$STATE_ASKED" ]] || return 0
+	mkdir -p "$STATE"
+	chmod 755 "$(dirname "$STATE")" "$STATE"
+	if [[ -L $STATE_ASKED || ! -e $STATE_ASKED ]]; then
+		ln -sfn "$STATE" "$STATE_ASKED"
+	else
+		die "$STATE_ASKED is a directory the service users cannot reach; move it away (the state now lives in $STATE)"
+	fi
+}
+
+# Installs what the service users run and read (the responders, templates
+# and static files) into $APP, as a package would, so the clone itself can
+# stay private; running children keep their old files until replaced.
+deploy_app() {
+	local new=$STATE/app.new bin n=0
+	rm -rf "$new" "$STATE/app.old"
+	mkdir -p "$new/bin"
+	for bin in "$REPO"/creditdesk-*; do
+		[[ -f $bin && -x $bin ]] || continue
+		cp "$bin" "$new/bin/"
+		n=$((n + 1))
+	done
+	cp -R "$REPO/templates" "$new/templates"
+	chmod -R a+rX,go-w "$new"
+	[[ ! -d $APP ]] || mv "$APP" "$STATE/app.old"
+	mv "$new" "$APP"
+	rm -rf "$STATE/app.old"
+	log "installed $n programs and the templates in $APP"
 }
 
 # A random string of $1 letters and digits.
@@ -211,20 +272,34 @@ write_client_cnf() {
 	)
 }
 
-# The environment the responders and the admin tool read (see src/core/cfg.h).
+# The environment every responder and the admin tool read (see src/core/cfg.h):
+# the database and the public URL, and no Stripe secret (family_env adds
+# those only where they are used).
 app_env() {
 	APP_ENV=(
 		PATH=/usr/local/bin:/usr/bin:/bin TZ=UTC LANG=C.UTF-8
 		CD_DB_SOCKET="$DB_SOCK" CD_DB_HOST=127.0.0.1 CD_DB_PORT="$DB_PORT"
 		CD_DB_USER="$APP_DB_USER" CD_DB_PASSWORD="$DB_APP_PASSWORD" CD_DB_NAME="$DB_NAME"
-		STRIPE_API_BASE="$EMU_URL" STRIPE_SECRET_KEY="$STRIPE_SECRET_KEY"
-		STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET"
-		CD_PUBLIC_URL="$BASE_URL" CD_TEMPLATE_DIR="$REPO/templates"
+		CD_PUBLIC_URL="$BASE_URL" CD_TEMPLATE_DIR="$APP/templates"
 	)
 	local v
 	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE ASAN_OPTIONS UBSAN_OPTIONS; do
 		[[ -z ${!v:-} ]] || APP_ENV+=("$v=${!v}")
 	done
+}
+
+# FAMILY_ENV: family $1's environment, APP_ENV plus only the secrets it uses.
+# checkout and bookings call Stripe; webhook calls Stripe and verifies
+# signatures, so it alone holds the signing secret (with creditdesk-reconcile,
+# which tests run from $STATE/env).  auth, credits, sessions and pages never
+# call Stripe and hold neither.
+family_env() {
+	local stripe=(STRIPE_API_BASE="$EMU_URL" STRIPE_SECRET_KEY="$STRIPE_SECRET_KEY")
+	FAMILY_ENV=("${APP_ENV[@]}")
+	case $1 in
+	checkout | bookings) FAMILY_ENV+=("${stripe[@]}") ;;
+	webhook) FAMILY_ENV+=("${stripe[@]}" STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET") ;;
+	esac
 }
 
 # $STATE/env: everything tests and tools need, shell-sourceable, mode 600.
@@ -238,7 +313,7 @@ write_env_file() {
 		CD_DB_USER="$APP_DB_USER" CD_DB_PASSWORD="$DB_APP_PASSWORD"
 		CD_DB_ADMIN_USER="$ADMIN_DB_USER" CD_DB_ADMIN_PASSWORD="$DB_ADMIN_PASSWORD"
 		CD_DB_ADMIN_CNF="$ADMIN_CNF" CD_DB_APP_CNF="$APP_CNF"
-		CD_TEMPLATE_DIR="$REPO/templates" CD_LOG_DIR="$LOG" CD_RUN_DIR="$RUN"
+		CD_TEMPLATE_DIR="$APP/templates" CD_LOG_DIR="$LOG" CD_RUN_DIR="$RUN"
 		CD_CHILDREN="$CHILDREN" CD_EMU_RETRY="$EMU_RETRY"
 		CD_DEMO_EMAIL=demo@creditdesk.test CD_DEMO_PASSWORD="$DEMO_PASSWORD"
 		CD_ADMIN_EMAIL=admin@creditdesk.test CD_PREMIUM_EMAIL=premium@creditdesk.test
@@ -333,19 +408,27 @@ db_secure_root() {
 }
 
 # The database and its two accounts: the application's least-privilege user
-# and the admin user for migrations and tests.  Passwords follow $SECRETS.
+# (its grants come from db_grant_app, after migrating) and the admin user for
+# migrations and tests.  Passwords follow $SECRETS.
 db_setup() {
 	local host sql="CREATE DATABASE IF NOT EXISTS $DB_NAME CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
 	for host in localhost 127.0.0.1; do
 		sql+="
 		CREATE USER IF NOT EXISTS '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
 		ALTER USER '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
-		GRANT SELECT, INSERT, UPDATE, DELETE ON $DB_NAME.* TO '$APP_DB_USER'@'$host';
 		CREATE USER IF NOT EXISTS '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
 		ALTER USER '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
 		GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$ADMIN_DB_USER'@'$host';"
 	done
 	mariadb --defaults-file="$ROOT_CNF" -e "$sql" || die "creating the database and its users failed"
+}
+
+# The application's grants, table by table (audit_log and stripe_events
+# append-only), renewed after every migration so new tables get them too.
+db_grant_app() {
+	"$REPO/db/grant-app.sh" --defaults-file="$ROOT_CNF" "$DB_NAME" \
+		"'$APP_DB_USER'@'localhost'" "'$APP_DB_USER'@'127.0.0.1'" ||
+		die "granting $APP_DB_USER its table privileges failed"
 }
 
 # Migrations as the admin user, then the demo rows.
@@ -413,14 +496,14 @@ emu_stop() {
 
 # ---------------------------------------------------------------- responders
 
-family_pid() { recorded_pid "$RUN/$1.pid" multiwatch "$REPO/creditdesk-$1"; }
+family_pid() { recorded_pid "$RUN/$1.pid" multiwatch "$APP/bin/creditdesk-$1"; }
 
 # One family: spawn-fcgi binds the socket (group = nginx's, mode 0660), drops
 # to the app user and execs multiwatch, which keeps CHILDREN copies of the
 # responder running on that socket (fd 0) and replaces any that crash.
 # spawn-fcgi runs with -n so the children's stderr reaches the family log.
 family_start() {
-	local fam=$1 bin=$REPO/creditdesk-$1 sock=$RUN/$1.sock pid i
+	local fam=$1 bin=$APP/bin/creditdesk-$1 sock=$RUN/$1.sock pid i
 	if [[ ! -x $bin ]]; then
 		warn "creditdesk-$fam is not built; $fam skipped (nginx answers 503 for its routes)"
 		return 0
@@ -432,7 +515,7 @@ family_start() {
 	local opts=(-n -s "$sock" -M 0660)
 	if ((EUID == 0)); then
 		if user_can "$APP_OS_USER" "$APP_OS_GROUP" -x "$bin" &&
-			user_can "$APP_OS_USER" "$APP_OS_GROUP" -r "$REPO/templates"; then
+			user_can "$APP_OS_USER" "$APP_OS_GROUP" -r "$APP/templates"; then
 			opts+=(-u "$APP_OS_USER" -g "$APP_OS_GROUP" -U "$APP_OS_USER")
 		else
 			warn "$APP_OS_USER cannot run $bin; $fam runs as root"
@@ -440,7 +523,8 @@ family_start() {
 		opts+=(-G "$NGINX_OS_GROUP")
 	fi
 	rm -f "$sock"
-	launch "$RUN/$fam.pid" "$LOG/$fam.log" env -i "${APP_ENV[@]}" \
+	family_env "$fam"
+	launch "$RUN/$fam.pid" "$LOG/$fam.log" env -i "${FAMILY_ENV[@]}" \
 		spawn-fcgi "${opts[@]}" -- /usr/bin/multiwatch -f "$CHILDREN" -- "$bin"
 	pid=$(<"$RUN/$fam.pid")
 	for ((i = 0; i < 50; i++)); do
@@ -486,7 +570,8 @@ nginx_render() {
 	sed -e "s|@USER_DIRECTIVE@|$user_directive|g" \
 		-e "s|@PID_FILE@|$NGINX_PID|g" -e "s|@LOG_DIR@|$LOG|g" \
 		-e "s|@TEMP_DIR@|$NGINX_PREFIX/tmp|g" -e "s|@RUN_DIR@|$RUN|g" \
-		-e "s|@STATIC_DIR@|$REPO/templates/static|g" \
+		-e "s|@STATIC_DIR@|$APP/templates/static|g" \
+		-e "s|@HEADERS_CONF@|$REPO/nginx/security-headers.conf|g" \
 		-e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
 		"$REPO/nginx/creditdesk.conf.in" >"$NGINX_CONF.new"
 	if grep -n '@[A-Z_]*@' "$NGINX_CONF.new" >&2; then
@@ -564,24 +649,26 @@ demo_users() {
 # because reconcile would process webhooks a test is holding back)
 # creditdesk-reconcile recovers missed events, then creditdesk-check records
 # its run (shown on /admin) and writes $STATE/metrics/creditdesk_books.prom.
+# Both get the database and the Stripe API key only, as checkout does.
 # Output goes to $LOG/books.log.  Usage: books_loop start|stop
 books_loop() {
 	local pidfile=$RUN/books.pid interval=${CD_BOOKS_INTERVAL:-180} pid
-	pid=$(recorded_pid "$pidfile" creditdesk-books-loop "$REPO") || pid=
+	pid=$(recorded_pid "$pidfile" creditdesk-books-loop "$APP/bin") || pid=
 	if [[ $1 == stop ]]; then
 		[[ -z $pid ]] || { kill -TERM -- "-$pid" 2>/dev/null; wait_exit "$pid" 5; }
 		return 0
 	fi
-	[[ -z $pid && $interval =~ ^[0-9]+$ && $interval -gt 0 && -x $REPO/creditdesk-check ]] ||
+	[[ -z $pid && $interval =~ ^[0-9]+$ && $interval -gt 0 && -x $APP/bin/creditdesk-check ]] ||
 		return 0
 	mkdir -p "$STATE/metrics"
+	family_env checkout
 	# shellcheck disable=SC2016 # the loop's own arguments, expanded there
-	launch "$pidfile" "$LOG/books.log" env -i "${APP_ENV[@]}" bash -c '
+	launch "$pidfile" "$LOG/books.log" env -i "${FAMILY_ENV[@]}" bash -c '
 		while sleep "$2"; do
 			"$1/creditdesk-reconcile"
 			"$1/creditdesk-check" --record --metrics "$3" >/dev/null
 			echo "books: $(date -u +%FT%TZ) check exit $?"
-		done' creditdesk-books-loop "$REPO" "$interval" "$STATE/metrics/creditdesk_books.prom"
+		done' creditdesk-books-loop "$APP/bin" "$interval" "$STATE/metrics/creditdesk_books.prom"
 	log "books loop every ${interval}s ($LOG/books.log)"
 }
 
@@ -603,7 +690,9 @@ cmd_start() {
 	db_start
 	db_setup
 	db_migrate
+	db_grant_app
 	emu_start
+	deploy_app
 	local fam
 	for fam in "${FAMILIES[@]}"; do
 		family_start "$fam"
@@ -687,11 +776,12 @@ main() {
 	restart) cmd_stop; exec 9>&-; cmd_start ;;
 	status) cmd_status ;;
 	env) cmd_env ;;
+	state-dir) echo "$STATE" ;;
 	start-db) cmd_start_db ;;
 	stop-db) cmd_stop_db ;;
 	restart-db) cmd_stop_db; cmd_start_db ;;
 	*)
-		echo "usage: $0 start|stop|restart|status|env|start-db|stop-db|restart-db" >&2
+		echo "usage: $0 start|stop|restart|status|env|state-dir|start-db|stop-db|restart-db" >&2
 		exit 2
 		;;
 	esac

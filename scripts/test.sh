@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing packages, builds, runs the C unit tests
-# (make check), starts a private test stack (its own datadir, ports and
-# emulator, wiped at every run so results do not depend on earlier runs),
-# runs the integration tests against it, and stops it again whatever happens.
+# (make check), the layout tests (tests/layout/), the Stripe emulator's
+# self-test and a short fuzz run of every harness, starts a private test
+# stack (its own datadir, ports and emulator, wiped at every run so results
+# do not depend on earlier runs), runs the integration tests against it,
+# and stops it again whatever happens.
 # The last line printed is exactly "N passed, N failed" (unit test cases plus
 # integration tests); the exit status is non-zero if anything failed.
 #
@@ -15,7 +17,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-TEST_STATE=$(realpath -m "${CD_TEST_STATE_DIR:-$REPO/.state-test}")
+TEST_STATE_ASKED=$(realpath -m "${CD_TEST_STATE_DIR:-$REPO/.state-test}")
+TEST_STATE=	# the directory the stack really uses (set in main, see stack.sh state-dir)
 
 PASSED=0
 FAILED=0
@@ -25,7 +28,7 @@ TMP_FILES=()
 # The stack is configured only through these, whatever the caller's shell
 # had exported (a sourced .state/env, for instance).
 stack() {
-	CD_STATE_DIR=$TEST_STATE \
+	CD_STATE_DIR=$TEST_STATE_ASKED \
 	CD_HTTP_PORT=${CD_TEST_HTTP_PORT:-18081} \
 	CD_DB_PORT=${CD_TEST_DB_PORT:-13307} \
 	CD_EMU_PORT=${CD_TEST_EMU_PORT:-12112} \
@@ -113,20 +116,72 @@ run_unit_tests() {
 # A short libFuzzer run of every parser harness (tests/fuzz/run.sh); each
 # harness that builds and runs without a finding counts as one passed test.
 run_fuzz_smoke() {
-	local f name
+	local f name log
 	echo "== fuzz smoke (${CD_FUZZ_SECONDS:-10}s per harness)"
+	log=$(mktemp "${TMPDIR:-/tmp}/cd-test-fuzz.XXXXXX")
+	TMP_FILES+=("$log")
 	for f in "$REPO"/tests/fuzz/fuzz_*.c; do
 		name=$(basename "$f" .c)
-		if FUZZ_SECONDS=${CD_FUZZ_SECONDS:-10} bash "$REPO/tests/fuzz/run.sh" "$name" >"$TEST_STATE.fuzz.log" 2>&1; then
+		if FUZZ_SECONDS=${CD_FUZZ_SECONDS:-10} bash "$REPO/tests/fuzz/run.sh" "$name" >"$log" 2>&1; then
 			PASSED=$((PASSED + 1))
 			echo "ok   fuzz $name"
 		else
 			FAILED=$((FAILED + 1))
 			echo "FAIL fuzz $name (see tests/fuzz/out/)"
-			tail -n 20 "$TEST_STATE.fuzz.log" >&2
+			tail -n 20 "$log" >&2
 		fi
 	done
-	rm -f "$TEST_STATE.fuzz.log"
+}
+
+# ---- checks that need no stack
+
+# Adds a runner's own "N passed, N failed" line (the last one in file $1) to
+# the totals; a run that printed none counts as one failure named $2.
+add_counts() {
+	local line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" | tail -n 1 || true)
+	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
+		PASSED=$((PASSED + BASH_REMATCH[1]))
+		FAILED=$((FAILED + BASH_REMATCH[2]))
+	else
+		echo "test: $2 printed no result line" >&2
+		FAILED=$((FAILED + 1))
+	fi
+}
+
+# The layout tests: the family list and the URL-to-family mapping agree
+# wherever they are written (tests/layout/).
+run_layout_tests() {
+	local out rc=0
+	echo "== layout tests"
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-layout.XXXXXX")
+	TMP_FILES+=("$out")
+	/usr/bin/python3 -m unittest discover -s tests/layout -v >"$out" 2>&1 || rc=$?
+	grep -E ' \.\.\. ' "$out" || true
+	local ran fails
+	ran=$(sed -n 's/^Ran \([0-9]*\) tests\? .*/\1/p' "$out")
+	fails=$(grep -cE ' \.\.\. (FAIL|ERROR|skipped)' "$out" || true)
+	if [[ -z $ran ]] || ((ran == 0)); then
+		echo "test: the layout tests did not run" >&2
+		cat "$out" >&2
+		FAILED=$((FAILED + 1))
+		return
+	fi
+	((rc == 0)) || sed -n '/^=====/,$p' "$out" >&2
+	PASSED=$((PASSED + ran - fails))
+	FAILED=$((FAILED + fails))
+}
+
+# The Stripe emulator's own end-to-end checks, on a port of their own.
+run_emulator_selftest() {
+	local out
+	echo "== emulator self-test"
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-emu.XXXXXX")
+	TMP_FILES+=("$out")
+	EMU_SELFTEST_PORT=${CD_TEST_EMU_SELFTEST_PORT:-12190} \
+		/usr/bin/python3 "$REPO/emulator/selftest.py" >"$out" 2>&1 || true
+	grep -E '^(FAIL|[0-9]+ passed)' "$out" || true
+	add_counts "$out" "the emulator self-test"
 }
 
 # ---- integration tests
@@ -149,17 +204,11 @@ run_integration_tests() {
 		exec /usr/bin/python3 -m tests.integration.run "$@"
 	) 2>&1 | tee "$out" || rc=$?
 	# The runner's own last "N passed, N failed" line is the count.
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1 || true)
+	local failed_before=$FAILED
+	add_counts "$out" "the integration runner (exit $rc)"
 	rm -f "$out"
-	if [[ $line =~ ^([0-9]+)\ passed,\ ([0-9]+)\ failed$ ]]; then
-		PASSED=$((PASSED + BASH_REMATCH[1]))
-		FAILED=$((FAILED + BASH_REMATCH[2]))
-		if ((rc != 0 && BASH_REMATCH[2] == 0)); then
-			echo "test: the integration runner exited with $rc" >&2
-			FAILED=$((FAILED + 1))
-		fi
-	else
-		echo "test: the integration runner exited with $rc without a result line" >&2
+	if ((rc != 0 && FAILED == failed_before)); then
+		echo "test: the integration runner exited with $rc" >&2
 		FAILED=$((FAILED + 1))
 	fi
 }
@@ -194,7 +243,13 @@ main() {
 		exit 1
 	fi
 
+	# Under /var/lib/creditdesk when the clone is where the service users
+	# cannot reach (known only once deps.sh has created those users).
+	TEST_STATE=$(stack state-dir)
+
 	run_unit_tests
+	run_layout_tests
+	run_emulator_selftest
 	run_fuzz_smoke
 
 	echo "== test stack ($TEST_STATE)"

@@ -59,7 +59,8 @@ static const cd_route routes[] = {
 	{ "POST", "/api/stripe/create-checkout", create_checkout, R_USER },
 	{ "GET", "/api/confirm-payment", confirm_payment, R_USER },
 	{ "GET", "/checkout/success", success_page, R_USER | R_PAGE },
-	{ "GET", "/api/checkout", checkout_plan, R_USER | R_PAGE },
+	{ "GET", "/api/checkout", checkout_plan_page, R_USER | R_PAGE },
+	{ "POST", "/api/checkout", checkout_plan, R_USER },
 	{ "GET", "/api/sessions/resolve-by-stripe", resolve_by_stripe, R_USER },
 };
 

@@ -46,6 +46,7 @@ cd_err	 buy_live_help(cd_req *);
 cd_err	 buy_voice_therapy(cd_req *);
 cd_err	 create_checkout(cd_req *);
 cd_err	 checkout_plan(cd_req *);
+cd_err	 checkout_plan_page(cd_req *);
 cd_err	 resolve_by_stripe(cd_req *);
 
 #endif

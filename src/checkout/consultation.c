@@ -1,24 +1,29 @@
 /*
  * Consultations: Quick Chat (chat10), Live Video (video15) and Diagnostic.
  *
- * GET /api/checkout?plan= is a plain link on the explore page, so it answers
- * with a redirect to Stripe's hosted page rather than JSON; its errors are
- * still the JSON errors of every /api/ route.  resolve-by-stripe tells the
- * page Stripe returns to which consultation a checkout opened, fulfilling
- * the checkout first when the webhook has not arrived yet.
+ * GET /api/checkout?plan= is a plain link on the explore page.  A GET never
+ * changes anything, so it only shows the plan and its price on a page whose
+ * button POSTs {plan} (with the CSRF token) to /api/checkout, which starts
+ * the Checkout Session and answers {url, session_id} like every other buy.
+ * resolve-by-stripe tells the page Stripe returns to which consultation a
+ * checkout opened, fulfilling the checkout first when the webhook has not
+ * arrived yet.
  */
 #include <string.h>
 
 #include "checkout.h"
 #include "db.h"
+#include "format.h"
 #include "fulfil.h"
+#include "page.h"
 #include "products.h"
 
 static const char *const plans[] = { "chat10", "video15", "diagnostic" };
 
 static const cd_field plan_fields[] = {
 	{ "plan", F_ID, F_REQUIRED, 1, 32,
-	    "plan is required (chat10, video15 or diagnostic)." },
+	    "Choose a consultation plan: chat10, video15 or diagnostic." },
+	{ "session_id", F_ID, 0, 1, 64, NULL },	/* client key for retries */
 };
 
 static const cd_field resolve_fields[] = {
@@ -39,41 +44,59 @@ known_plan(const char *plan)
 	return false;
 }
 
+/* The plan asked for (query or JSON body), known and for sale, as a sale. */
 static cd_err
-start_plan(cd_req *r)
+plan_sale(cd_req *r, struct sale *s)
 {
-	struct sale s = { 0 };
-	const char *url;
-	json_t *session;
-	cd_value v[1];
+	cd_value v[2];
 	cd_err err;
 
-	if ((err = req_query_fields(r, plan_fields, 1, v)) != CD_OK)
+	if ((err = req_fields(r, plan_fields, 2, v)) != CD_OK)
 		return err;
 	if (!known_plan(v[0].s))
 		return req_fail(r, CD_BAD_REQUEST, "invalid_plan",
-		    "plan must be chat10, video15 or diagnostic.");
-	if ((err = load_product(r, v[0].s, &s)) != CD_OK)
+		    "There is no consultation plan by that name: choose Quick Chat"
+		    " (chat10), Live Video (video15) or Diagnostic.");
+	if ((err = load_product(r, v[0].s, s)) != CD_OK)
 		return err;
-	s.product = "consultation";
-	s.quantity = 1;
-	if ((err = start_checkout(r, &s, &session)) != CD_OK)
-		return err;
-	if ((url = jstr(session, "url")) == NULL)
-		return CD_STRIPE;
-	resp_redirect(r, url);
+	s->product = "consultation";
+	s->quantity = 1;
+	s->client_ref = v[1].present ? v[1].s : NULL;
 	return CD_OK;
 }
 
-/* The route is R_PAGE (signed out → login), but its errors stay JSON. */
+/* GET: the plan, its price and a button that POSTs; an error is a page too. */
+cd_err
+checkout_plan_page(cd_req *r)
+{
+	struct sale s = { 0 };
+	cd_buf price = CD_BUF_INIT;
+	json_t *data;
+	cd_err err;
+
+	if ((err = plan_sale(r, &s)) != CD_OK)
+		return err;
+	format_cents(&price, s.unit_amount);
+	data = req_own(r, json_pack("{s:s,s:s,s:s,s:s,s:s}", "title", s.name,
+	    "plan", s.item_code, "name", s.name, "description",
+	    s.description ? s.description : "", "price", buf_cstr(&price)));
+	buf_free(&price);
+	return page_render(r, 200, "checkout_plan", data);
+}
+
+/* POST {plan}: starts the Checkout Session; {url, session_id}. */
 cd_err
 checkout_plan(cd_req *r)
 {
-	cd_err err = start_plan(r);
+	struct sale s = { 0 };
+	json_t *session;
+	cd_err err;
 
-	if (err != CD_OK)
-		resp_error(r, err);
-	return err;
+	if ((err = plan_sale(r, &s)) != CD_OK ||
+	    (err = start_checkout(r, &s, &session)) != CD_OK)
+		return err;
+	hosted_reply(r, session);
+	return CD_OK;
 }
 
 /* The caller's consultation opened by this checkout, as {id, type, route}. */

@@ -115,7 +115,7 @@ parse_json(cd_req *r)
 		r->json = req_own(r, json_object());
 		return CD_OK;
 	}
-	if (strncmp(r->content_type, "application/json", 16) != 0)
+	if (!media_type_is(r->content_type, "application/json"))
 		return CD_UNSUPPORTED_MEDIA;
 	r->json = req_own(r, json_loadb(r->body, r->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr));
@@ -217,7 +217,7 @@ req_begin(cd_req *r, FCGX_Request *f, cd_arena *arena)
 	r->method = (v = req_param(r, "REQUEST_METHOD")) ? v : "GET";
 	r->query = (v = req_param(r, "QUERY_STRING")) ? v : "";
 	r->content_type = (v = req_param(r, "CONTENT_TYPE")) ? v : "";
-	r->secure = (v = req_param(r, "HTTPS")) != NULL && strcmp(v, "on") == 0;
+	r->secure = reached_over_https(req_param(r, "HTTPS"), cfg->public_url);
 	if ((v = req_param(r, "DOCUMENT_URI")) != NULL)
 		r->path = v;
 	else if ((v = req_param(r, "REQUEST_URI")) != NULL)

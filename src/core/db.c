@@ -412,17 +412,13 @@ bind_column(MYSQL_BIND *b, struct column *c, const MYSQL_FIELD *f)
 	}
 }
 
-/*
- * Re-reads text columns that did not fit their buffer.  The grown buffers
- * are bound again: libmysql keeps its own copy of the bindings, and would
- * otherwise write the next rows into the buffers realloc() just freed.
- */
+/* Re-reads text columns that did not fit their buffer. */
 static int
 refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
     size_t n)
 {
-	size_t i;
 	bool grown = false;
+	size_t i;
 
 	for (i = 0; i < n; i++) {
 		struct column *c = &cols[i];
@@ -439,6 +435,10 @@ refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
 		c->error = 0;
 		grown = true;
 	}
+	/*
+	 * The statement still holds the old, freed buffers: bind the grown
+	 * ones, or the next row's fetch writes into freed memory.
+	 */
 	return grown && mysql_stmt_bind_result(st, binds) != 0 ? -1 : 0;
 }
 

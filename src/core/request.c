@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <fcgiapp.h>
 
@@ -60,6 +61,35 @@ req_query(cd_req *r, const char *name)
 	if (v != NULL && !url_decode(v))
 		return NULL;
 	return v;
+}
+
+/*
+ * RFC 9110 media type: type "/" subtype, case-insensitive, then only
+ * optional whitespace and ";" parameters.  A prefix is not a match, so
+ * "application/jsonx" or "application/json-seq" is another type.
+ */
+bool
+media_type_is(const char *ct, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (ct == NULL || strncasecmp(ct, type, n) != 0)
+		return false;
+	ct += n;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	return *ct == '\0' || *ct == ';';
+}
+
+/*
+ * nginx sets HTTPS=on when it terminates TLS itself; behind a TLS-terminating
+ * proxy it does not, and the public URL tells that browsers use https.
+ */
+bool
+reached_over_https(const char *https, const char *public_url)
+{
+	return (https != NULL && strcmp(https, "on") == 0) ||
+	    (public_url != NULL && strncasecmp(public_url, "https://", 8) == 0);
 }
 
 cd_err

@@ -38,7 +38,7 @@ typedef struct cd_req {
 	const char	*path;		/* decoded, without the query string */
 	const char	*query;		/* raw query string, "" if none */
 	const char	*content_type;	/* "" if none */
-	bool		 secure;	/* reached over https */
+	bool		 secure;	/* reached over https (or CD_PUBLIC_URL is https) */
 
 	const char	*body;		/* raw body, NUL-terminated */
 	size_t		 body_len;
@@ -67,6 +67,10 @@ const char *req_cookie(cd_req *, const char *name);
 const char *req_query(cd_req *, const char *name);
 
 /* Records a specific error code and sentence; returns err for `return`. */
+/* From HTTPS (the CGI variable) and CD_PUBLIC_URL: cookies get Secure. */
+bool	 reached_over_https(const char *https, const char *public_url);
+/* True if Content-Type ct is exactly type, parameters aside (RFC 9110). */
+bool	 media_type_is(const char *ct, const char *type);
 cd_err	 req_fail(cd_req *, cd_err err, const char *code, const char *message);
 /* The request takes one reference of j and drops it when it ends. */
 json_t	*req_own(cd_req *, json_t *j);

@@ -40,11 +40,12 @@ void	 stripe_form_encode(const json_t *params, cd_buf *out);
 /*
  * Webhook signatures: header "t=…,v1=…[,v1=…]", HMAC-SHA256 over "t.payload",
  * compared in constant time against every configured secret, and rejected
- * when t is more than tolerance seconds from now.
+ * when t is more than tolerance seconds from now (stripe_sig.c lists
+ * exactly which headers parse).
  */
 typedef enum cd_sig {
 	SIG_OK,
-	SIG_MALFORMED,	/* missing header, no t= or no v1= */
+	SIG_MALFORMED,	/* missing header, an item not key=value, no single t, no v1 */
 	SIG_MISMATCH,	/* no v1 matches any secret */
 	SIG_STALE	/* outside the tolerance window */
 } cd_sig;

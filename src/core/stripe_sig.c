@@ -2,15 +2,25 @@
  * Stripe webhook signatures; see stripe.h.
  *
  * The header is attacker-controlled, so it is parsed strictly and without
- * allocation: items are separated by ',', each is key=value with no
- * whitespace, unknown keys (v0, future schemes) are ignored, and a v1 that
- * is not 64 hex digits is ignored as well.  Exactly one t= made only of
- * digits is required.  The HMAC is computed once per secret over the
- * canonical "<t>.<payload>" and compared in constant time with every v1.
+ * allocation, accepting only what both of Stripe's reference libraries
+ * (stripe-go and stripe-python) accept:
+ *   - items are separated by ',' and each is exactly key=value, with one
+ *     '=' and no whitespace trimmed (stripe-go refuses anything else, an
+ *     empty item included);
+ *   - exactly one t, made only of digits (the libraries disagree on which
+ *     of two t's wins, so two are refused);
+ *   - v1 values count only as 64 lower-case hex digits (stripe-python
+ *     compares the text with a lower-case hexdigest); any other v1 value
+ *     and any other key (v0, future schemes) is ignored;
+ *   - at least one v1 must be left.
+ * The HMAC is computed once per secret over the canonical "<t>.<payload>"
+ * and compared in constant time with every v1.
  *
  * As in Stripe's own libraries the signature is checked before the time:
  * a forged header learns nothing about our clock, and a genuine but old
- * delivery is reported as stale rather than as a mismatch.
+ * delivery is reported as stale rather than as a mismatch.  Unlike them the
+ * window is applied both ways: a t further ahead of our clock than the
+ * tolerance is stale too, so a captured header never stays valid for long.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -30,7 +40,16 @@
 /* cfg allows 4 secrets; more than this is a caller's bug, not rotation. */
 #define MAX_SECRETS 8
 
-/* Decodes exactly 64 hex digits into 32 bytes; -1 for anything else. */
+/* One lower-case hex digit's value; -1 for anything else. */
+static int
+lower_hex(char c)
+{
+	if (c >= 'a' && c <= 'f')
+		return hex_value(c);
+	return c >= '0' && c <= '9' ? c - '0' : -1;
+}
+
+/* Decodes exactly 64 lower-case hex digits into 32 bytes; -1 otherwise. */
 static int
 parse_v1(const char *s, size_t n, unsigned char out[MAC_LEN])
 {
@@ -40,7 +59,7 @@ parse_v1(const char *s, size_t n, unsigned char out[MAC_LEN])
 	if (n != 2 * MAC_LEN)
 		return -1;
 	for (i = 0; i < MAC_LEN; i++) {
-		if ((hi = hex_value(s[2 * i])) < 0 || (lo = hex_value(s[2 * i + 1])) < 0)
+		if ((hi = lower_hex(s[2 * i])) < 0 || (lo = lower_hex(s[2 * i + 1])) < 0)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
 	}
@@ -70,8 +89,8 @@ parse_t(const char *s, size_t n, long long *out)
 /*
  * Walks the items of the header: finds t, counts the well-formed v1 items
  * and compares each of them with every MAC in macs, setting *match when one
- * is equal.  Returns -1 unless there is exactly one valid t and at least one
- * valid v1.
+ * is equal.  Returns -1 when an item is not key=value, unless there is
+ * exactly one valid t and at least one valid v1.
  */
 static int
 scan(const char *header, long long *t, size_t *nv1,
@@ -87,21 +106,22 @@ scan(const char *header, long long *t, size_t *nv1,
 		end = strchr(item, ',');
 		if (end == NULL)
 			end = item + strlen(item);
+		/* Exactly one '=' per item, as stripe-go requires. */
 		eq = memchr(item, '=', (size_t)(end - item));
-		if (eq != NULL) {
-			klen = (size_t)(eq - item);
-			vlen = (size_t)(end - eq - 1);
-			if (klen == 1 && item[0] == 't') {
-				if (have_t || parse_t(eq + 1, vlen, t) != 0)
-					return -1;
-				have_t = true;
-			} else if (klen == 2 && item[0] == 'v' && item[1] == '1' &&
-			    parse_v1(eq + 1, vlen, sig) == 0) {
-				(*nv1)++;
-				for (i = 0; i < nmacs; i++)
-					*match |= CRYPTO_memcmp(sig, macs[i],
-					    MAC_LEN) == 0;
-			}
+		if (eq == NULL || memchr(eq + 1, '=', (size_t)(end - eq - 1)))
+			return -1;
+		klen = (size_t)(eq - item);
+		vlen = (size_t)(end - eq - 1);
+		if (klen == 1 && item[0] == 't') {
+			if (have_t || parse_t(eq + 1, vlen, t) != 0)
+				return -1;
+			have_t = true;
+		} else if (klen == 2 && item[0] == 'v' && item[1] == '1' &&
+		    parse_v1(eq + 1, vlen, sig) == 0) {
+			(*nv1)++;
+			for (i = 0; i < nmacs; i++)
+				*match |= CRYPTO_memcmp(sig, macs[i],
+				    MAC_LEN) == 0;
 		}
 		if (*end == '\0')
 			break;

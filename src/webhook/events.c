@@ -176,6 +176,42 @@ static const struct {
 	{ "invoice.paid", on_invoice_paid },
 };
 
+/*
+ * What stripe_events can hold: an event id, a type and the id of the object
+ * it is about (when it has one), within their column sizes.  A signed event
+ * that does not fit is refused as bad input (400), never a database error
+ * (503), which would make Stripe redeliver it for days.
+ */
+#define EVENT_TYPE_MAX	100	/* stripe_events.type */
+#define OBJECT_ID_MAX	255	/* stripe_events.object_id */
+
+/* A string of 1 to max bytes without an embedded NUL. */
+static bool
+fits(const json_t *s, size_t max)
+{
+	size_t n = json_string_length(s);
+
+	return json_is_string(s) && n > 0 && n <= max &&
+	    strlen(json_string_value(s)) == n;
+}
+
+static bool
+event_fits(const json_t *event, const json_t *object)
+{
+	const char *id = jstr(event, "id"), *type = jstr(event, "type");
+	const json_t *oid = json_object_get(object, "id");
+
+	if (!stripe_id_ok(id, "evt_") ||
+	    !fits(json_object_get(event, "type"), EVENT_TYPE_MAX) ||
+	    (oid != NULL && !json_is_null(oid) && !fits(oid, OBJECT_ID_MAX))) {
+		log_warn("event refused: id, type or object id missing or too"
+		    " long (id %.40s, type %.40s)", id ? id : "(none)",
+		    type ? type : "(none)");
+		return false;
+	}
+	return true;
+}
+
 static event_fn
 handler_for(const char *type)
 {
@@ -200,7 +236,7 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 	cd_err err;
 
 	*duplicate = false;
-	if (!stripe_id_ok(id, "evt_") || type == NULL || !json_is_object(object))
+	if (!json_is_object(object) || !event_fits(event, object))
 		return CD_BAD_REQUEST;
 	if ((err = db_insert_once(&q_record, &fresh, NULL, "sssibs", id, type,
 	    jstr(object, "id"), jint(event, "created"), raw, rawlen, source)) !=

@@ -49,7 +49,8 @@ receive(cd_req *r)
 		    "The event is not a JSON object.");
 	err = event_accept(event, r->body, r->body_len, "webhook", &duplicate);
 	if (err == CD_BAD_REQUEST)
-		return req_fail(r, err, "invalid_event", "The event has no id or type.");
+		return req_fail(r, err, "invalid_event",
+		    "The event's id, type or object id is missing or too long.");
 	metrics_count(M_WEBHOOK_RECEIVED);
 	if (err != CD_OK) {
 		metrics_count(M_WEBHOOK_FAILED);

@@ -117,6 +117,10 @@
   }
 
   var forms = {
+    /* A consultation plan: the checkout starts on POST, never on the GET. */
+    plan: function (form, button) {
+      run(button, '/api/checkout', { plan: fieldsOf(form).plan }, goToCheckout(button));
+    },
     login: function (form, button) {
       var v = fieldsOf(form);
       run(button, '/api/auth/login', { email: v.email, password: v.password },

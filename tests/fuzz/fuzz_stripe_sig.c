@@ -7,10 +7,12 @@
  * memory errors the harness checks three properties on every input:
  *   - the result is one of the four cd_sig values;
  *   - a header that verifies must contain "t=" and "v1=";
+ *   - a header that verifies has no empty item and no item without '=';
  *   - signing the fuzzed payload with stripe_sig_sign() and verifying it
  *     again (with the fuzzed header appended as an extra item, which is
- *     ignored, when it has no '=') gives SIG_OK, SIG_STALE just outside
- *     the tolerance and SIG_MISMATCH with only the other secret.
+ *     ignored, when it is one key=value of an unknown key) gives SIG_OK,
+ *     SIG_STALE just outside the tolerance and SIG_MISMATCH with only the
+ *     other secret.
  *
  * Build and run from the top of the tree:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/core \
@@ -29,6 +31,35 @@
 static const char *const secrets[] = { "whsec_fuzz_one", "whsec_fuzz_two" };
 
 int	 LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* One key=value item whose key is neither t nor v1: the parser skips it. */
+static int
+unknown_item(const char *h)
+{
+	const char *eq = strchr(h, '=');
+
+	return eq != NULL && strchr(eq + 1, '=') == NULL &&
+	    strchr(h, ',') == NULL && strncmp(h, "t=", 2) != 0 &&
+	    strncmp(h, "v1=", 3) != 0;
+}
+
+/* Every item of a header that verified is key=value: none empty or bare. */
+static int
+items_well_formed(const char *h)
+{
+	const char *item = h, *end;
+
+	for (;;) {
+		end = strchr(item, ',');
+		if (end == NULL)
+			end = item + strlen(item);
+		if (memchr(item, '=', (size_t)(end - item)) == NULL)
+			return 0;
+		if (*end == '\0')
+			return 1;
+		item = end + 1;
+	}
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -55,7 +86,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    r != SIG_STALE)
 		abort();
 	if (r == SIG_OK && (strstr(header, "t=") == NULL ||
-	    strstr(header, "v1=") == NULL))
+	    strstr(header, "v1=") == NULL || !items_well_formed(header)))
 		abort();
 
 	/* Round trip with a timestamp taken from the input. */
@@ -63,7 +94,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		u = u << 8 | data[i];
 	t = (long long)(u & 0x7fffffffffffULL);
 	stripe_sig_sign(secrets[hlen % 2], t, payload, plen, &b);
-	if (hlen > 0 && memchr(header, '=', hlen) == NULL) {
+	if (unknown_item(header)) {
 		buf_putc(&b, ',');
 		buf_puts(&b, header);
 	}

@@ -1,6 +1,7 @@
 """
 Paid consultations (Quick Chat chat10, Live Video video15, Diagnostic) and
-their chat rooms, end to end: GET /api/checkout?plan= → the emulator's hosted
+their chat rooms, end to end: GET /api/checkout?plan= (a page that changes
+nothing) → its button's POST /api/checkout {plan} → the emulator's hosted
 page → pay → the success page → the room; fulfilment exactly once however
 confirm-payment, the success page, resolve-by-stripe and webhooks race;
 who may see a room; the mechanic joining; messages between two browsers by
@@ -18,17 +19,16 @@ PLANS = {"chat10": ("chat", 999), "video15": ("video", 2999), "diagnostic": ("di
 
 
 def start_plan(browser, plan):
-    """GET /api/checkout?plan= → (303 response, cs_ id from the hosted page URL)."""
-    r = browser.get("/api/checkout?" + urllib.parse.urlencode({"plan": plan}))
-    loc = r.header("location") or ""
-    sid = loc.rstrip("/").rsplit("/", 1)[-1] if r.status == 303 else None
+    """The page's button: POST /api/checkout {plan} → (response, its cs_ id)."""
+    r = browser.post("/api/checkout", {"plan": plan})
+    sid = (r.json or {}).get("session_id") if r.status == 200 else None
     return r, sid
 
 
 def paid_plan(browser, plan):
     """A started and paid (not yet fulfilled by us) consultation checkout: its cs_ id."""
     r, sid = start_plan(browser, plan)
-    lib.check_status(r, 303, f"checkout {plan}")
+    lib.check_status(r, 200, f"checkout {plan}")
     lib.emu_pay(sid)
     return sid
 
@@ -56,14 +56,13 @@ def admin():
 
 class ConsultationCheckout(Case):
 
-    def test_plan_checkout_redirects_to_hosted_page(self):
+    def test_plan_checkout_post_returns_hosted_page(self):
         b = lib.register()
         for plan, (_, cents) in PLANS.items():
             with self.subTest(plan=plan):
                 r, sid = start_plan(b, plan)
-                self.assertStatus(r, 303, plan)
-                self.assertTrue(r.header("location").startswith(
-                    lib.emu_url() + "/checkout/pay/cs_"), r.header("location"))
+                self.assertStatus(r, 200, plan)
+                self.assertEqual(r.json["url"], lib.emu_url() + "/checkout/pay/" + sid)
                 row = lib.db_row("SELECT product, item_code, quantity, amount_cents, status"
                                  " FROM checkout_sessions WHERE stripe_session_id = %s", sid)
                 self.assertEqual(row, {"product": "consultation", "item_code": plan,
@@ -81,14 +80,47 @@ class ConsultationCheckout(Case):
         self.assertEqual(r.header("location"),
                          "/login?redirect=" + urllib.parse.quote("/api/checkout?plan=chat10", safe=""))
 
-    def test_bad_plan_is_400(self):
+    def test_plan_page_changes_nothing_and_its_button_posts(self):
+        b = lib.register()
+        before = len(lib.checkout_rows(b.id))
+        for plan, (_, cents) in PLANS.items():
+            with self.subTest(plan=plan):
+                for method in ("GET", "HEAD"):
+                    r = b.request(method, "/api/checkout?plan=" + plan)
+                    self.assertStatus(r, 200, method)
+                    self.assertTrue(r.header("content-type").startswith("text/html"))
+                page = b.get("/api/checkout?plan=" + plan).text
+                self.assertIn('<form method="post" action="/api/checkout" data-form="plan">', page)
+                self.assertIn(f'<input type="hidden" name="plan" value="{plan}">', page)
+                self.assertIn(f'<meta name="csrf-token" content="{b.csrf}">', page)
+                self.assertIn(f"${cents // 100}.{cents % 100:02d}", page)
+        self.assertEqual(len(lib.checkout_rows(b.id)), before, "a GET or HEAD started a checkout")
+        self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM audit_log WHERE user_id = %s"
+                                       " AND action = 'CHECKOUT_STARTED'", b.id), 0)
+        # The POST needs the CSRF token, as every cookie-authenticated write.
+        self.assertError(b.post("/api/checkout", {"plan": "chat10"}, csrf=False), 403,
+                         "csrf_token_invalid")
+        self.assertError(lib.Browser().post("/api/checkout", {"plan": "chat10"}), 401)
+        self.assertEqual(len(lib.checkout_rows(b.id)), before)
+
+    def test_bad_plan_is_a_page_with_a_sentence_and_a_400_error_on_post(self):
         b = lib.register()
         before = len(lib.checkout_rows(b.id))
         for q in ("plan=bogus", "plan=chat10%27", "plan=CHAT10", "plan=live_help",
-                  "plan=" + "x" * 40):
+                  "plan=" + "x" * 40, ""):
             with self.subTest(q=q):
-                self.assertError(b.get("/api/checkout?" + q), 400, "invalid_plan", q)
-        self.assertError(b.get("/api/checkout"), 400, "missing_plan")
+                r = b.get("/api/checkout?" + q)
+                self.assertStatus(r, 400, q)
+                self.assertEqual(r.header("content-type"), "text/html; charset=utf-8")
+                self.assertIn("<h1>", r.text)
+                self.assertNotIn('"error"', r.text)
+        self.assertIn("There is no consultation plan by that name",
+                      b.get("/api/checkout?plan=bogus").text)
+        self.assertIn("Choose a consultation plan", b.get("/api/checkout").text)
+        for plan in ("bogus", "CHAT10", "live_help", "x" * 40):
+            with self.subTest(plan=plan):
+                self.assertError(b.post("/api/checkout", {"plan": plan}), 400, "invalid_plan")
+        self.assertError(b.post("/api/checkout", {}), 400, "missing_plan")
         self.assertEqual(len(lib.checkout_rows(b.id)), before, "no checkout was created")
 
     def test_chat_goes_to_its_room_and_others_to_thank_you(self):

@@ -2,6 +2,7 @@
 
 import re
 
+from . import lib
 from .lib import (Browser, Case, base_url, checkout_rows, db_row, db_scalar,
                   emu_state, parse_set_cookie, register, unique_email)
 
@@ -284,3 +285,26 @@ class SessionEdgeTests(Case):
                    headers={"X-CSRF-Token": a.csrf})
         self.assertError(r, 403, "csrf_token_invalid", "token of the user's other session")
         self.assertEqual(checkout_rows(a.id), [])
+
+
+class LongTextRowTests(Case):
+    """Rows whose text outgrows the first fetch buffer (256 bytes), followed
+    by more rows: every row arrives whole and the responder survives."""
+
+    def test_admin_page_lists_long_audit_details_between_short_ones(self):
+        admin = lib.register(name="Long Rows Admin")
+        lib.promote(admin, role="admin")
+        admin.login()
+        marks = []
+        for i, size in enumerate((10, 3000, 20, 70000, 5, 400, 8)):
+            mark = f"it-long-{i}-{size}-" + lib.secrets.token_hex(4)
+            marks.append(mark)
+            lib.db_exec("INSERT INTO audit_log (action, entity_type, entity_id, details)"
+                        " VALUES ('IT_LONG_ROW', 'test', %s, JSON_OBJECT('pad', %s))",
+                        mark, "x" * size)
+        for _ in range(4):      # every child, more than once
+            r = admin.get("/admin")
+            self.assertStatus(r, 200)
+            for mark in marks:
+                self.assertIn(mark, r.text)
+            self.assertIn("x" * 70000, r.text)

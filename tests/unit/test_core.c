@@ -1,6 +1,6 @@
 /*
  * Unit tests for the pure parts of the core: routing, arena, buffer,
- * escapers, the error table and declared-field validation.
+ * escapers, the error table, declared-field validation and media types.
  */
 #include <check.h>
 #include <stddef.h>
@@ -45,6 +45,43 @@ START_TEST(route_rejects_bad_ids)
 	ck_assert_int_eq(route_match("/s/{id}", "/s/9007199254740992", ids, 1), 0);
 	ck_assert_int_eq(route_match("/s/{id}", "/s/9007199254740991", ids, 1), 1);
 	ck_assert_int_eq(route_match("/s/{id}/{id}", "/s/1/2", ids, 1), 0);
+}
+END_TEST
+
+START_TEST(media_type_exact)
+{
+	static const char *const json[] = {
+		"application/json", "application/json; charset=utf-8",
+		"Application/JSON", "APPLICATION/JSON;charset=UTF-8",
+		"application/json ;charset=utf-8", "application/json\t",
+	};
+	static const char *const other[] = {
+		"application/jsonx", "application/json-seq", "application/json+x",
+		"application/jso", "application/x-www-form-urlencoded",
+		"text/json", " application/json", "application/json, text/html",
+		"application/json/x", "", "application/jsonp; charset=utf-8",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(json) / sizeof(*json); i++)
+		ck_assert_msg(media_type_is(json[i], "application/json"),
+		    "%s refused", json[i]);
+	for (i = 0; i < sizeof(other) / sizeof(*other); i++)
+		ck_assert_msg(!media_type_is(other[i], "application/json"),
+		    "%s accepted", other[i]);
+	ck_assert(!media_type_is(NULL, "application/json"));
+}
+END_TEST
+
+START_TEST(https_from_cgi_or_public_url)
+{
+	ck_assert(reached_over_https("on", "http://127.0.0.1:8080"));
+	ck_assert(reached_over_https(NULL, "https://creditdesk.example"));
+	ck_assert(reached_over_https("", "HTTPS://creditdesk.example/"));
+	ck_assert(!reached_over_https(NULL, "http://127.0.0.1:8080"));
+	ck_assert(!reached_over_https("off", "http://creditdesk.example"));
+	ck_assert(!reached_over_https(NULL, "httpsx://creditdesk.example"));
+	ck_assert(!reached_over_https(NULL, NULL));
 }
 END_TEST
 
@@ -238,6 +275,8 @@ main(void)
 
 	tcase_add_test(tc, route_literal_and_ids);
 	tcase_add_test(tc, route_rejects_bad_ids);
+	tcase_add_test(tc, media_type_exact);
+	tcase_add_test(tc, https_from_cgi_or_public_url);
 	tcase_add_test(tc, arena_allocates_and_resets);
 	tcase_add_test(tc, buf_grows);
 	tcase_add_test(tc, escapers);

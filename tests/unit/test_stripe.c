@@ -907,12 +907,20 @@ START_TEST(sig_multiple_v1_and_rotation)
 	    300), SIG_OK);
 	ck_assert_int_eq(stripe_sig_verify(H1, EVT1, strlen(EVT1), old, 1, T1,
 	    300), SIG_MISMATCH);
-	/* Upper-case hex is the same signature. */
+	/*
+	 * Upper-case hex is not a v1 (stripe-python compares lower-case
+	 * text): ignored, so alone it leaves no v1, beside a good one it
+	 * changes nothing.
+	 */
 	ck_assert_int_eq(verify("t=1700000000,v1=C89214B5B5DA833DAED6F0B8C5BB6B"
-	    "D58CEA9022BD80CCC78230F3942D632925", EVT1, T1), SIG_OK);
-	/* Unknown and empty items are ignored. */
-	ck_assert_int_eq(verify(",t=1700000000,,foo,v2=x,v0=y,=z," "v1=" SIG_TEST
-	    ",", EVT1, T1), SIG_OK);
+	    "D58CEA9022BD80CCC78230F3942D632925", EVT1, T1), SIG_MALFORMED);
+	ck_assert_int_eq(verify("t=1700000000,v1=C89214B5B5DA833DAED6F0B8C5BB6B"
+	    "D58CEA9022BD80CCC78230F3942D632925,v1=" SIG_TEST, EVT1, T1), SIG_OK);
+	ck_assert_int_eq(verify("t=1700000000,v1=c89214b5b5da833daed6f0b8c5bb6b"
+	    "d58cea9022bd80ccc78230f3942d63292F", EVT1, T1), SIG_MALFORMED);
+	/* Unknown keys, an empty key and an empty value are ignored. */
+	ck_assert_int_eq(verify("t=1700000000,foo=1,v2=x,v0=y,=z,v1=,"
+	    " v1=" SIG_OLD ",v1=" SIG_TEST, EVT1, T1), SIG_OK);
 }
 END_TEST
 
@@ -980,6 +988,17 @@ START_TEST(sig_malformed)
 		"t=1700000000=1,v1=" SIG_TEST,
 		"t1700000000,v1" SIG_TEST,
 		",,,",
+		/* Every item is key=value with one '=' (stripe-go's rule). */
+		",t=1700000000,v1=" SIG_TEST,
+		"t=1700000000,,v1=" SIG_TEST,
+		"t=1700000000,v1=" SIG_TEST ",",
+		"t=1700000000,foo,v1=" SIG_TEST,
+		"t=1700000000,v0=a=b,v1=" SIG_TEST,
+		"t=1700000000,v1=" SIG_TEST "=",
+		"t=1700000000,v1==" SIG_TEST,
+		/* Upper-case hex is no v1, so none is left. */
+		"t=1700000000,v1=C89214B5B5DA833DAED6F0B8C5BB6BD58CEA9022BD80CCC"
+		    "78230F3942D632925",
 	};
 	size_t i;
 

@@ -802,6 +802,9 @@ template_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ours");
+	/* indentation_is_budgeted renders up to its 64 MiB budget: on a
+	   loaded machine that takes longer than Check's 4 s default. */
+	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, extra, 0, N(extras));
 	tcase_add_loop_test(tc, compile_error, 0, N(errors));
 	tcase_add_test(tc, nesting_limit);
