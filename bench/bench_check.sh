@@ -7,9 +7,10 @@
 # credit with one ended session each.  The data is generated inside MariaDB
 # (the Sequence engine), so setting up takes seconds, not hours.
 #
-# Prints the check's own table and its wall time; fails if the check finds
-# anything (the data is consistent by construction) or takes longer than
-# CD_BENCH_CHECK_LIMIT seconds (10).  CD_BENCH_KEEP=1 keeps the database.
+# Runs the check twice (the first run also warms the buffer pool) and prints
+# the second run's table and both wall times; fails if the check finds
+# anything (the data is consistent by construction) or the second run takes
+# longer than CD_BENCH_CHECK_LIMIT seconds (10).  CD_BENCH_KEEP=1 keeps the database.
 #
 # Needs a stack started by scripts/stack.sh (its root option file in
 # $CD_STATE_DIR, default $repo/.state) and a built creditdesk-check.
@@ -46,21 +47,28 @@ create_db() {
 		--defaults-extra-file="$CD_STATE_DIR/root.cnf" >/dev/null
 }
 
-# Row k of a user's ledger: odd rows allocate 300, even rows spend 100, so
-# before = 300 * (k DIV 2) - 100 * ((k - 1) DIV 2) and the final balance is
-# 1,000 with 1,500 earned and 500 spent.
+# Row k of every user's ledger, one INSERT per k so that each user's rows
+# get increasing ids without sorting a million rows: odd rows allocate 300,
+# even rows spend 100, so before = 300 * (k DIV 2) - 100 * ((k - 1) DIV 2)
+# and the final balance is 1,000 with 1,500 earned and 500 spent.
+ledger_rows() {
+	local k before delta type
+	for k in {1..10}; do
+		before=$((300 * (k / 2) - 100 * ((k - 1) / 2)))
+		if ((k % 2)); then delta=300 type=allocation; else delta=-100 type=consumption; fi
+		echo "INSERT INTO credit_transactions (user_id, credits_delta, balance_before,"
+		echo "    balance_after, transaction_type, activity_type, description, metadata)"
+		echo "  SELECT seq, $delta, $before, $((before + delta)), '$type', 'bench', 'bench', '{}'"
+		echo "  FROM seq_1_to_$USERS;"
+	done
+}
+
 generate() {
 	"${ROOT[@]}" "$BENCH_DB" <<-EOF
 		SET SESSION foreign_key_checks = 0, unique_checks = 0;
 		INSERT INTO users (id, email, name, password_hash)
 		  SELECT seq, CONCAT('bench', seq, '@bench.test'), 'Bench', 'x' FROM seq_1_to_$USERS;
-		INSERT INTO credit_transactions (user_id, credits_delta, balance_before, balance_after,
-		    transaction_type, activity_type, description, metadata)
-		  SELECT u.seq, IF(k.seq % 2 = 1, 300, -100),
-		    300 * (k.seq DIV 2) - 100 * ((k.seq - 1) DIV 2),
-		    300 * (k.seq DIV 2) - 100 * ((k.seq - 1) DIV 2) + IF(k.seq % 2 = 1, 300, -100),
-		    IF(k.seq % 2 = 1, 'allocation', 'consumption'), 'bench', 'bench', '{}'
-		  FROM seq_1_to_$USERS u, seq_1_to_10 k ORDER BY u.seq, k.seq;
+$(ledger_rows)
 		INSERT INTO user_credits (user_id, balance, total_earned, total_spent)
 		  SELECT seq, 1000, 1500, 500 FROM seq_1_to_$USERS;
 		INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code, quantity,
@@ -111,15 +119,20 @@ run_check() {
 }
 
 main() {
-	local t0
+	local t0 cold
 	echo "bench: building $BENCH_DB with $USERS users and $((USERS * 10)) ledger rows"
 	t0=$(date +%s)
 	create_db
 	generate >/dev/null
-	echo "bench: data ready in $(($(date +%s) - t0)) s; running creditdesk-check"
+	echo "bench: data ready in $(($(date +%s) - t0)) s; running creditdesk-check twice"
+	# The first run also reads the fresh rows into the buffer pool; the
+	# second is the steady state of a check that runs every few minutes.
+	run_check >/dev/null
+	cold=$ELAPSED_MS
 	run_check
-	printf 'bench: creditdesk-check took %d.%03d s for %d users, %d ledger rows (limit %d s)\n' \
-		$((ELAPSED_MS / 1000)) $((ELAPSED_MS % 1000)) "$USERS" $((USERS * 10)) "$LIMIT"
+	printf 'bench: creditdesk-check took %d.%03d s (first run %d.%03d s) for %d users,' \
+		$((ELAPSED_MS / 1000)) $((ELAPSED_MS % 1000)) $((cold / 1000)) $((cold % 1000)) "$USERS"
+	printf ' %d ledger rows (limit %d s)\n' $((USERS * 10)) "$LIMIT"
 	((ELAPSED_MS <= LIMIT * 1000)) || die "slower than $LIMIT s"
 }
 
