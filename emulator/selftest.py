@@ -692,45 +692,115 @@ def t_async(rcv):
     check("second outcome -> 400", r.status == 400)
 
 
-def t_reset():
+def t_deleted_customer():
+    c = api("POST", "/v1/customers", {"email": "gone@example.com"}).json
+    r = emu("POST", f"/_emu/customers/{c['id']}/delete")
+    check("control deletes a customer", r.status == 200 and r.json == {
+        "id": c["id"], "object": "customer", "deleted": True}, r.text)
+    r = api("GET", f"/v1/customers/{c['id']}")
+    check("deleted customer -> 404 resource_missing", r.status == 404
+          and r.json["error"]["code"] == "resource_missing", r.text)
+    r = api("POST", "/v1/checkout/sessions", session_params(customer=c["id"]))
+    check("session for a deleted customer -> 400 resource_missing on customer",
+          r.status == 400 and r.json["error"]["code"] == "resource_missing"
+          and r.json["error"]["param"] == "customer", r.text)
+    c2 = api("POST", "/v1/customers", {"email": "gone2@example.com"}).json
+    r = api("DELETE", f"/v1/customers/{c2['id']}")
+    check("DELETE /v1/customers/{id}", r.status == 200 and r.json["deleted"] is True, r.text)
+    check("customer.deleted events", event_types().count("customer.deleted") == 2)
+
+
+def t_restart(emulator):
+    """With --state-file a restarted emulator knows what it knew."""
+    c = api("POST", "/v1/customers", {"email": "kept@example.com"}, idem="restart-cus").json
+    cs = new_session(customer=c["id"])
+    events = api("GET", "/v1/events", query={"limit": 100}).json["data"]
+    emulator.restart()
+    r = api("GET", f"/v1/customers/{c['id']}")
+    check("customer survives a restart", r.status == 200 and r.json == c, r.text)
+    r = api("POST", "/v1/customers", {"email": "kept@example.com"}, idem="restart-cus")
+    check("idempotent result survives a restart", r.status == 200 and r.json["id"] == c["id"]
+          and r.headers.get("idempotent-replayed") == "true", r.text)
+    r = api("GET", f"/v1/checkout/sessions/{cs['id']}")
+    check("session survives a restart", r.status == 200 and r.json == cs, r.text)
+    r = api("POST", "/v1/checkout/sessions", session_params(customer=c["id"]))
+    check("a new session for the kept customer", r.status == 200, r.text)
+    after = api("GET", "/v1/events", query={"limit": 100}).json["data"]
+    check("events survive a restart, in order", [e["id"] for e in after[-len(events):]]
+          == [e["id"] for e in events] and after[-len(events):] == events)
+
+
+def t_reset(emulator):
     emu("POST", "/_emu/reset")
     st = emu("GET", "/_emu/state").json
     check("reset forgets everything", all(st[k] == 0 for k in (
         "customers", "checkout_sessions", "payment_intents", "charges", "refunds",
         "subscriptions", "invoices", "disputes", "events", "deliveries")), st)
+    c = api("POST", "/v1/customers", {"email": "after-reset@example.com"}).json
+    emulator.restart()
+    st = emu("GET", "/_emu/state").json
+    check("a restart after a reset keeps only what came after it",
+          st["customers"] == 1 and st["events"] == 1 and st["idempotency_keys"] == 0
+          and api("GET", f"/v1/customers/{c['id']}").status == 200, st)
 
 
 # ---------------------------------------------------------------------------
 
+class Emulator:
+    """The emulator under test, saving its state to a file in a temporary dir."""
+
+    def __init__(self, rcv, log, state_dir):
+        self.cmd = [sys.executable, "-B", os.path.join(HERE, "stripe_emulator.py"),
+                    "--port", str(PORT), "--api-key", KEY,
+                    "--webhook-url", f"http://127.0.0.1:{rcv.port}/api/stripe/webhook",
+                    "--webhook-secret", ",".join(SECRETS), "--retry-schedule", "0.2,0.2",
+                    "--state-file", os.path.join(state_dir, "emulator.sqlite3")]
+        self.log = log
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        line = self.proc.stdout.readline().strip()
+        return check("startup line", line == f"stripe emulator listening on http://127.0.0.1:{PORT}",
+                     line) and self.proc.poll() is None
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        check("stops on SIGTERM", self.proc.returncode == 0, self.proc.returncode)
+
+    def restart(self):
+        self.stop()
+        assert self.start(), "restart"
+
+
 def main():
+    import tempfile
     rcv = Receiver()
-    cmd = [sys.executable, "-B", os.path.join(HERE, "stripe_emulator.py"), "--port", str(PORT),
-           "--api-key", KEY, "--webhook-url", f"http://127.0.0.1:{rcv.port}/api/stripe/webhook",
-           "--webhook-secret", ",".join(SECRETS), "--retry-schedule", "0.2,0.2"]
     log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), f"stripe-emu-selftest-{PORT}.log"), "w")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
+    state_dir = tempfile.TemporaryDirectory(prefix="stripe-emu-selftest-")
+    emulator = Emulator(rcv, log, state_dir.name)
     try:
-        line = proc.stdout.readline().strip()
-        check("startup line", line == f"stripe emulator listening on http://127.0.0.1:{PORT}", line)
-        if proc.poll() is not None:
+        if not emulator.start():
             print("emulator exited; see", log.name)
             return 1
         for test in (t_form_parser, t_basics, lambda: t_hosted_checkout(rcv), t_decline,
                      t_idempotency, t_events_pagination, lambda: t_retry(rcv),
                      lambda: t_hold_release(rcv), lambda: t_refunds(rcv),
                      lambda: t_subscription(rcv), lambda: t_payment_intents(rcv),
-                     lambda: t_async(rcv), t_reset):
+                     lambda: t_async(rcv), t_deleted_customer, lambda: t_restart(emulator),
+                     lambda: t_reset(emulator)):
             try:
                 test()
             except Exception:
                 check(getattr(test, "__name__", "test"), False, traceback.format_exc())
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        emulator.stop()
         log.close()
+        state_dir.cleanup()
     with open(log.name) as f:
         text = f.read()
     check("API key never logged", KEY not in text)

@@ -19,17 +19,21 @@ asynchronous, redeliver events, hold and reorder webhooks, inject API
 failures, and reset the state.  See emulator/README.md.
 
 Python 3 standard library only.  All state is in memory, guarded by one
-lock that is never held while a webhook is on the network.  Listens on
+lock that is never held while a webhook is on the network; with
+--state-file it is also saved to that sqlite3 file shortly after every
+change and on shutdown, and loaded on start, so a restarted emulator still
+knows every customer, session, event and idempotent result.  Listens on
 127.0.0.1 only.
 
 Usage:
   python3 emulator/stripe_emulator.py --port 12111 --api-key sk_test_x \
       --webhook-url http://127.0.0.1:8080/api/stripe/webhook \
       --webhook-secret whsec_x [--retry-schedule 1,2,4,8,16,32] \
-      [--public-url http://127.0.0.1:12111] [--webhook-workers 4]
+      [--public-url http://127.0.0.1:12111] [--webhook-workers 4] \
+      [--state-file emulator.sqlite3]
 Each option may also come from the environment: EMU_PORT, STRIPE_SECRET_KEY,
 EMU_WEBHOOK_URL, STRIPE_WEBHOOK_SECRET (comma-separated: the first signs),
-EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS.
+EMU_RETRY_SCHEDULE, EMU_PUBLIC_URL, EMU_WEBHOOK_WORKERS, EMU_STATE_FILE.
 """
 
 import argparse
@@ -48,6 +52,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import string
 import sys
 import threading
@@ -365,7 +370,9 @@ OBJECT_TYPES = {
     "customer": "customers", "checkout.session": "checkout_sessions",
     "payment_intent": "payment_intents", "charge": "charges", "refund": "refunds",
     "subscription": "subscriptions", "invoice": "invoices", "dispute": "disputes",
-    "event": "events",
+    "event": "events", "account": "accounts", "account_link": "account_links",
+    "transfer": "transfers", "transfer_reversal": "transfer_reversals",
+    "application_fee": "application_fees", "fee_refund": "fee_refunds",
 }
 
 
@@ -430,6 +437,127 @@ class Store:
         return evt
 
 
+class Persistence:
+    """The store saved in an sqlite3 file, so a restart loses nothing.
+
+    Changes only mark the store dirty; one writer thread saves a moment later
+    (coalescing bursts), and flush() saves at shutdown, each save one
+    transaction.  What never changes once recorded is only appended: events
+    with the bodies they were signed with, and kept idempotent results.  The
+    objects and the events' delivery state are rewritten whole (one JSON
+    value each).  Not saved: the delivery log, held or scheduled deliveries
+    (a restart drops pending retries, like a missed webhook; creditdesk-
+    reconcile picks those up), injected failures and webhook settings (they
+    come from the command line).
+    """
+
+    VERSION = "1"
+    QUIET = 0.05          # seconds to wait for more changes before saving
+
+    def __init__(self, store, path):
+        self.s = store
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))   # buyers' emails: ours only
+        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.db.executescript("""
+            PRAGMA journal_mode = WAL;
+            PRAGMA synchronous = NORMAL;
+            CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, id TEXT NOT NULL,
+                                               body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS idempotency (key TEXT PRIMARY KEY, path TEXT NOT NULL,
+                fp TEXT NOT NULL, status INTEGER NOT NULL, body TEXT NOT NULL);
+        """)
+        self.cond = threading.Condition()
+        self.io = threading.Lock()
+        self.dirty = False
+        self.saved_gen = None      # the store generation the file holds
+        self.saved_events = 0      # how many of event_order it holds
+        self.saved_idem = set()
+        threading.Thread(target=self._writer, name="persist", daemon=True).start()
+
+    def mark(self):
+        with self.cond:
+            self.dirty = True
+            self.cond.notify()
+
+    def _writer(self):
+        pause = self.QUIET
+        while True:
+            with self.cond:
+                while not self.dirty:
+                    self.cond.wait()
+            time.sleep(pause)
+            started = time.monotonic()
+            try:
+                self.flush()
+            except sqlite3.Error as e:
+                log(f"cannot save state: {e}")
+            # A save holds the store lock for a while: keep that to a fifth.
+            pause = max(self.QUIET, 4 * (time.monotonic() - started))
+
+    def flush(self):
+        with self.io:
+            with self.cond:
+                self.dirty = False
+            with self.s.lock:
+                s = self.s
+                full = s.generation != self.saved_gen     # first save, or after a reset
+                if full:
+                    self.saved_events, self.saved_idem = 0, set()
+                objects = json.dumps({t: objs for t, objs in s.objects.items() if t != "event"},
+                                     separators=(",", ":"))
+                states = json.dumps(s.event_state, separators=(",", ":"))
+                events = [(i, eid, s.event_body[eid].decode("utf-8"))
+                          for i, eid in enumerate(s.event_order[self.saved_events:],
+                                                  self.saved_events)]
+                idem = [(k, e["path"], e["fp"], e["resp"].status, e["resp"].body.decode("utf-8"))
+                        for k, e in s.idem.items()
+                        if e["resp"] is not None and k not in self.saved_idem]
+                gen, count = s.generation, len(s.event_order)
+            with self.db:
+                self.db.execute("BEGIN")
+                if full:
+                    self.db.execute("DELETE FROM events")
+                    self.db.execute("DELETE FROM idempotency")
+                self.db.executemany("INSERT INTO events VALUES (?, ?, ?)", events)
+                self.db.executemany("INSERT INTO idempotency VALUES (?, ?, ?, ?, ?)", idem)
+                self.db.executemany("REPLACE INTO meta VALUES (?, ?)", [
+                    ("version", self.VERSION), ("objects", objects), ("event_state", states)])
+            self.saved_gen, self.saved_events = gen, count
+            self.saved_idem.update(row[0] for row in idem)
+
+    def load(self):
+        """Restores a saved store; False when nothing was saved yet."""
+        meta = dict(self.db.execute("SELECT name, value FROM meta"))
+        if not meta:
+            return False
+        if meta.get("version") != self.VERSION:
+            raise ValueError(f"unknown saved state version {meta.get('version')!r}")
+        s = self.s
+        with s.lock:
+            s.reset()
+            for t, objs in json.loads(meta["objects"]).items():
+                s.objects[t].update(objs)
+            states = json.loads(meta["event_state"])
+            for _, eid, body in self.db.execute("SELECT seq, id, body FROM events ORDER BY seq"):
+                evt = json.loads(body)
+                if states[eid]["delivered"]:
+                    evt["pending_webhooks"] = 0
+                s.objects["event"][eid] = evt
+                s.event_seq[eid] = len(s.event_order)
+                s.event_order.append(eid)
+                s.event_body[eid] = body.encode("utf-8")
+                s.event_state[eid] = states[eid]
+            for key, path, fp, status, body in self.db.execute("SELECT * FROM idempotency"):
+                done = threading.Event()
+                done.set()
+                s.idem[key] = {"path": path, "fp": fp, "done": done,
+                               "resp": Response(status, body.encode("utf-8"))}
+                self.saved_idem.add(key)
+            self.saved_gen, self.saved_events = s.generation, len(s.event_order)
+        return True
+
+
 class Resource:
     def __init__(self, emu):
         self.emu = emu
@@ -459,6 +587,14 @@ class Customers(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("customer", id, "customer")
+
+    def delete(self, ctx, params, id):
+        """As Stripe: the customer is gone; later references to it are
+        resource_missing errors."""
+        c = self.s.get("customer", id, "customer")
+        del self.s.objects["customer"][id]
+        self.s.emit(ctx, "customer.deleted", c)
+        return {"id": id, "object": "customer", "deleted": True}
 
 
 # ---------------------------------------------------------------------------
@@ -497,6 +633,8 @@ class Charges(Resource):
             "receipt_url": None, "refunded": False,
             "refunds": empty_list(f"/v1/charges/{cid}/refunds"),
             "status": "succeeded" if ok else "failed",
+            "application_fee": None, "application_fee_amount": pi.get("application_fee_amount"),
+            "transfer": None, "transfer_data": pi.get("transfer_data"),
         })
 
     def retrieve(self, ctx, params, id):
@@ -523,6 +661,7 @@ class PaymentIntents(Resource):
             "last_payment_error": None, "latest_charge": None, "livemode": False,
             "metadata": metadata or {}, "payment_method": None,
             "payment_method_types": ["card"], "status": "requires_payment_method",
+            "application_fee_amount": None, "transfer_data": None,
         })
         if emit_created:
             self.s.emit(ctx, "payment_intent.created", pi)
@@ -532,6 +671,8 @@ class PaymentIntents(Resource):
     def succeed(self, ctx, pi, card=TEST_CARDS[CARD_OK]):
         pm = new_id("pm")
         ch = self.emu.charges.new(pi, card, pm, declined=False)
+        if pi.get("transfer_data"):
+            self.emu.connect.destination_charge(ch, pi)
         pi.update(status="succeeded", amount_received=pi["amount"], latest_charge=ch["id"],
                   last_payment_error=None, payment_method=pm)
         self.s.emit(ctx, "charge.succeeded", ch)
@@ -587,9 +728,26 @@ class PaymentIntents(Resource):
         confirm = p_bool(params, "confirm", default=False)
         if pm and pm not in TEST_PAYMENT_METHODS:
             raise no_such("PaymentMethod", pm, param="payment_method", status=400)
+        fee = p_int(params, "application_fee_amount", minimum=0)
+        td = p_obj(params, "transfer_data")
+        dest = p_str(td, "destination", "transfer_data[destination]") if td else None
+        if fee is not None and fee > amount:
+            raise StripeError(400, "application_fee_amount cannot exceed the amount.",
+                              param="application_fee_amount")
+        if dest:
+            acct = self.s.get("account", dest, "account", param="transfer_data[destination]")
+            if not acct["charges_enabled"]:
+                raise StripeError(400, f"The destination account {dest} cannot receive charges.",
+                                  param="transfer_data[destination]")
+        elif fee is not None:
+            raise StripeError(400, "application_fee_amount needs transfer_data[destination] "
+                              "(or a Stripe-Account header).", param="application_fee_amount")
         pi = self.new(ctx, amount, currency, customer=customer,
                       metadata=p_metadata(params),
-                      description=p_str(params, "description"), apm=apm)
+                      description=p_str(params, "description"), apm=apm, emit_created=False)
+        pi.update(application_fee_amount=fee,
+                  transfer_data={"destination": dest} if dest else None)
+        self.s.emit(ctx, "payment_intent.created", pi)
         if pm:
             pi["status"] = "requires_confirmation"
         if confirm:
@@ -861,7 +1019,7 @@ class CheckoutSessions(Resource):
     def _complete(self, cs, paid):
         email = cs["customer_email"]
         if not email and cs["customer"]:
-            email = self.s.objects["customer"][cs["customer"]]["email"]
+            email = self.s.objects["customer"].get(cs["customer"], {}).get("email")
         cs.update(status="complete", payment_status="paid" if paid else "unpaid",
                   customer_details={"address": None, "email": email, "name": None,
                                     "phone": None, "tax_exempt": "none", "tax_ids": []})
@@ -1017,15 +1175,73 @@ class Billing(Resource):
         self.s.emit(ctx, "invoice.paid", inv)
         return inv
 
-    def renew(self, ctx, sub):
-        if sub["status"] != "active":
-            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}; only active "
-                              "subscriptions renew.")
+    def _next_period(self, sub):
         interval, count = sub["_interval"]
         start = sub["current_period_end"]
         sub.update(current_period_start=start,
                    current_period_end=add_interval(start, interval, count))
+
+    def renew(self, ctx, sub):
+        """The next period paid (a past_due subscription recovers: active again)."""
+        if sub["status"] not in ("active", "past_due"):
+            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}; only active "
+                              "or past_due subscriptions renew.")
+        if sub["cancel_at_period_end"]:
+            return self.end_period(ctx, sub)
+        if sub["status"] == "past_due":
+            sub["status"] = "active"
+            inv = self.paid_invoice(ctx, sub, "subscription_cycle")
+            self.s.emit(ctx, "customer.subscription.updated", sub)
+            return inv
+        self._next_period(sub)
         return self.paid_invoice(ctx, sub, "subscription_cycle")
+
+    def fail_renewal(self, ctx, sub):
+        """The renewal's payment fails: an open invoice, the subscription past_due."""
+        if sub["status"] != "active":
+            raise StripeError(400, f"Subscription {sub['id']} is {sub['status']}.")
+        self._next_period(sub)
+        iid, t = new_id("in"), now()
+        total = sum(si["price"]["unit_amount"] * si["quantity"] for si in sub["items"]["data"])
+        inv = self.s.add({
+            "id": iid, "object": "invoice", "amount_due": total, "amount_paid": 0,
+            "amount_remaining": total, "attempt_count": 1, "attempted": True,
+            "billing_reason": "subscription_cycle", "charge": None, "created": t,
+            "currency": sub["currency"], "customer": sub["customer"], "livemode": False,
+            "metadata": {}, "paid": False, "payment_intent": None,
+            "period_end": sub["current_period_end"], "period_start": sub["current_period_start"],
+            "status": "open", "subscription": sub["id"],
+            "subscription_details": {"metadata": dict(sub["metadata"])},
+            "subtotal": total, "total": total,
+        })
+        sub.update(status="past_due", latest_invoice=iid)
+        self.s.emit(ctx, "invoice.payment_failed", inv)
+        self.s.emit(ctx, "customer.subscription.updated", sub)
+        return inv
+
+    def end_period(self, ctx, sub):
+        """The period ends: a subscription set to cancel at period end is canceled."""
+        if not sub["cancel_at_period_end"]:
+            return self.renew(ctx, sub)
+        t = now()
+        sub.update(status="canceled", canceled_at=t, ended_at=t)
+        self.s.emit(ctx, "customer.subscription.deleted", sub)
+        return sub
+
+    def update_subscription(self, ctx, params, id):
+        sub = self.s.get("subscription", id, "subscription")
+        cape = p_bool(params, "cancel_at_period_end")
+        if sub["status"] == "canceled":
+            raise StripeError(400, f"Subscription {id} is canceled; it cannot be updated.")
+        if cape is not None:
+            sub.update(cancel_at_period_end=cape,
+                       cancel_at=sub["current_period_end"] if cape else None,
+                       canceled_at=now() if cape else None)
+        md = p_metadata(params)
+        if md:
+            sub["metadata"].update(md)
+        self.s.emit(ctx, "customer.subscription.updated", sub)
+        return sub
 
     def retrieve_subscription(self, ctx, params, id):
         return self.s.get("subscription", id, "subscription")
@@ -1088,6 +1304,11 @@ class Refunds(Resource):
                               code="amount_too_large", param="amount")
         reason = p_enum(params, "reason", ["duplicate", "fraudulent", "requested_by_customer"])
         metadata = p_metadata(params)
+        reverse_transfer = p_bool(params, "reverse_transfer", default=False)
+        refund_fee = p_bool(params, "refund_application_fee", default=False)
+        if (reverse_transfer or refund_fee) and not ch.get("transfer"):
+            raise StripeError(400, "reverse_transfer and refund_application_fee need a "
+                              "destination charge.", param="reverse_transfer")
         re_ = self.s.add({
             "id": new_id("re"), "object": "refund", "amount": amount,
             "balance_transaction": None, "charge": ch["id"], "created": now(),
@@ -1096,6 +1317,10 @@ class Refunds(Resource):
             "reason": reason, "receipt_number": None, "source_transfer_reversal": None,
             "status": "succeeded", "transfer_reversal": None,
         })
+        if reverse_transfer:
+            re_["transfer_reversal"] = self.emu.connect.reverse(ch, amount)
+        if refund_fee:
+            self.emu.connect.refund_fee(ch, amount)
         ch["amount_refunded"] += amount
         ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
         ch["refunds"]["data"].insert(0, view(re_))
@@ -1106,6 +1331,96 @@ class Refunds(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("refund", id, "refund")
+
+
+class Connect(Resource):
+    """Express accounts, onboarding links, and destination charges: the whole
+    amount is transferred to the account and the application fee is taken
+    back from it; refunds can reverse the transfer and refund the fee in
+    proportion (rounded half up)."""
+
+    def create_account(self, ctx, params):
+        kind = p_enum(params, "type", ["express", "standard", "custom"], required=True)
+        acct = self.s.add({
+            "id": new_id("acct", 16), "object": "account", "type": kind,
+            "email": p_str(params, "email"), "country": p_str(params, "country") or "US",
+            "charges_enabled": False, "payouts_enabled": False, "details_submitted": False,
+            "created": now(), "metadata": p_metadata(params),
+            "requirements": {"currently_due": ["external_account", "tos_acceptance.date"],
+                             "disabled_reason": "requirements.past_due"},
+        })
+        return acct
+
+    def retrieve_account(self, ctx, params, id):
+        return self.s.get("account", id, "account")
+
+    def create_link(self, ctx, params):
+        acct = self.s.get("account", p_str(params, "account", required=True), "account",
+                          param="account")
+        p_enum(params, "type", ["account_onboarding", "account_update"], required=True)
+        for name in ("refresh_url", "return_url"):
+            p_str(params, name, required=True)
+        t = now()
+        return {"object": "account_link", "created": t, "expires_at": t + 300,
+                "url": f"{self.emu.public_url}/connect/onboarding/{acct['id']}"}
+
+    def onboard(self, ctx, acct):
+        acct.update(charges_enabled=True, payouts_enabled=True, details_submitted=True,
+                    requirements={"currently_due": [], "disabled_reason": None})
+        self.s.emit(ctx, "account.updated", acct)
+        return acct
+
+    def destination_charge(self, ch, pi):
+        dest, fee = pi["transfer_data"]["destination"], pi.get("application_fee_amount") or 0
+        tr = self.s.add({
+            "id": new_id("tr"), "object": "transfer", "amount": ch["amount"],
+            "amount_reversed": 0, "created": now(), "currency": ch["currency"],
+            "destination": dest, "source_transaction": ch["id"], "reversed": False,
+            "reversals": empty_list("/v1/transfers/reversals"),
+        })
+        ch.update(transfer=tr["id"], destination=dest)
+        if fee:
+            af = self.s.add({
+                "id": new_id("fee"), "object": "application_fee", "account": dest,
+                "amount": fee, "amount_refunded": 0, "charge": ch["id"], "created": now(),
+                "currency": ch["currency"], "refunded": False,
+                "refunds": empty_list("/v1/application_fees/refunds"),
+            })
+            ch["application_fee"] = af["id"]
+
+    @staticmethod
+    def _share(part, amount, whole):
+        return (2 * part * amount + whole) // (2 * whole) if whole else 0
+
+    def _give_back(self, parent, done_key, flag, child_type, prefix, link, ch, amount):
+        """A proportional part of parent back to the platform, as a child object."""
+        back = min(self._share(parent["amount"], amount, ch["amount"]),
+                   parent["amount"] - parent[done_key])
+        child = self.s.add({"id": new_id(prefix), "object": child_type, "amount": back,
+                            "created": now(), "currency": ch["currency"], link: parent["id"]})
+        parent[done_key] += back
+        parent[flag] = parent[done_key] >= parent["amount"]
+        parent["reversals" if child_type == "transfer_reversal" else "refunds"]["data"] \
+            .insert(0, view(child))
+        return child["id"]
+
+    def reverse(self, ch, amount):
+        tr = self.s.objects["transfer"][ch["transfer"]]
+        return self._give_back(tr, "amount_reversed", "reversed", "transfer_reversal", "trr",
+                               "transfer", ch, amount)
+
+    def refund_fee(self, ch, amount):
+        if not ch.get("application_fee"):
+            return None
+        af = self.s.objects["application_fee"][ch["application_fee"]]
+        return self._give_back(af, "amount_refunded", "refunded", "fee_refund", "fr", "fee",
+                               ch, amount)
+
+    def retrieve_transfer(self, ctx, params, id):
+        return self.s.get("transfer", id, "transfer")
+
+    def retrieve_fee(self, ctx, params, id):
+        return self.s.get("application_fee", id, "application_fee")
 
 
 class Disputes(Resource):
@@ -1134,6 +1449,15 @@ class Disputes(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("dispute", id, "dispute")
+
+    def close(self, ctx, dp, outcome):
+        if outcome not in ("won", "lost"):
+            raise StripeError(400, 'status must be "won" or "lost"', param="status")
+        if dp["status"] in ("won", "lost"):
+            raise StripeError(400, f"Dispute {dp['id']} is already {dp['status']}.")
+        dp["status"] = outcome
+        self.s.emit(ctx, "charge.dispute.closed", dp)
+        return dp
 
 
 # ---------------------------------------------------------------------------
@@ -1310,6 +1634,7 @@ class Webhooks:
                         self._push(schedule[chain_no - 1], event_id, chain_no + 1, "retry", gen)
                 else:
                     state["gave_up"] = True
+        self.emu.changed()
         log(f"webhook {event_id} {etype} {kind} -> {status if status is not None else error} "
             f"({elapsed}ms)")
         return status, error
@@ -1390,6 +1715,10 @@ class Controls(Resource):
             self.s.fail_count, self.s.fail_status = count, status
         return {"count": count, "status": status}
 
+    def delete_customer(self, data, id):
+        with self.s.lock:
+            return self.emu.customers.delete(CONTROL, {}, id)
+
     def pay_session(self, data, id):
         with self.s.lock:
             cs = self.s.get("checkout.session", id, "checkout.session")
@@ -1420,10 +1749,30 @@ class Controls(Resource):
             sub = self.s.get("subscription", id, "subscription")
             return self.emu.billing.renew(CONTROL, sub)
 
+    def fail_renewal(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.fail_renewal(CONTROL, sub)
+
+    def end_period(self, data, id):
+        with self.s.lock:
+            sub = self.s.get("subscription", id, "subscription")
+            return self.emu.billing.end_period(CONTROL, sub)
+
     def dispute(self, data, id):
         with self.s.lock:
             ch = self.s.get("charge", id, "charge")
             return self.emu.disputes.open(CONTROL, ch, data.get("amount"))
+
+    def onboard(self, data, id):
+        with self.s.lock:
+            acct = self.s.get("account", id, "account")
+            return self.emu.connect.onboard(CONTROL, acct)
+
+    def close_dispute(self, data, id):
+        with self.s.lock:
+            dp = self.s.get("dispute", id, "dispute")
+            return self.emu.disputes.close(CONTROL, dp, data.get("status"))
 
     def deliveries(self, data):
         eid = data.get("event_id")
@@ -1610,7 +1959,8 @@ def log(msg):
 
 
 class Emulator:
-    def __init__(self, api_key, public_url, webhook, workers=4, webhook_timeout=10.0):
+    def __init__(self, api_key, public_url, webhook, workers=4, webhook_timeout=10.0,
+                 state_file=None):
         self.api_key = api_key
         self.public_url = public_url.rstrip("/")
         self.store = Store(webhook)
@@ -1621,12 +1971,21 @@ class Emulator:
         self.billing = Billing(self)
         self.refunds = Refunds(self)
         self.disputes = Disputes(self)
+        self.connect = Connect(self)
         self.events = Events(self)
         self.controls = Controls(self)
         self.hosted = HostedPage(self)
         self.webhooks = Webhooks(self, workers, webhook_timeout)
         self.store.deliverer = self.webhooks
         self.routes = self._compile(self.route_table())
+        self.persist = Persistence(self.store, state_file) if state_file else None
+        if self.persist and self.persist.load():
+            log(f"state loaded from {state_file}: {len(self.store.event_order)} events")
+
+    def changed(self):
+        """Called after anything that may have changed the store."""
+        if self.persist:
+            self.persist.mark()
 
     def route_table(self):
         """(method, path, handler).  /v1 handlers take (ctx, params, **ids) and
@@ -1636,6 +1995,7 @@ class Emulator:
         return [
             ("POST", "/v1/customers", self.customers.create),
             ("GET", "/v1/customers/{id}", self.customers.retrieve),
+            ("DELETE", "/v1/customers/{id}", self.customers.delete),
             ("POST", "/v1/checkout/sessions", cs.create),
             ("GET", "/v1/checkout/sessions", cs.list),
             ("GET", "/v1/checkout/sessions/{id}", cs.retrieve),
@@ -1650,21 +2010,32 @@ class Emulator:
             ("POST", "/v1/refunds", self.refunds.create),
             ("GET", "/v1/refunds/{id}", self.refunds.retrieve),
             ("GET", "/v1/subscriptions/{id}", bl.retrieve_subscription),
+            ("POST", "/v1/subscriptions/{id}", bl.update_subscription),
             ("DELETE", "/v1/subscriptions/{id}", bl.cancel_subscription),
             ("GET", "/v1/invoices/{id}", bl.retrieve_invoice),
             ("GET", "/v1/disputes/{id}", self.disputes.retrieve),
+            ("POST", "/v1/accounts", self.connect.create_account),
+            ("GET", "/v1/accounts/{id}", self.connect.retrieve_account),
+            ("POST", "/v1/account_links", self.connect.create_link),
+            ("GET", "/v1/transfers/{id}", self.connect.retrieve_transfer),
+            ("GET", "/v1/application_fees/{id}", self.connect.retrieve_fee),
             ("GET", "/v1/events", self.events.list),
             ("GET", "/v1/events/{id}", self.events.retrieve),
             ("GET", "/_emu/health", c.health),
             ("GET", "/_emu/state", c.state),
             ("POST", "/_emu/reset", c.reset),
             ("POST", "/_emu/fail", c.fail),
+            ("POST", "/_emu/customers/{id}/delete", c.delete_customer),
             ("POST", "/_emu/checkout/sessions/{id}/pay", c.pay_session),
             ("POST", "/_emu/checkout/sessions/{id}/async", c.async_session),
             ("POST", "/_emu/payment_intents/{id}/succeed", c.pi_succeed),
             ("POST", "/_emu/payment_intents/{id}/fail", c.pi_fail),
             ("POST", "/_emu/subscriptions/{id}/renew", c.renew),
+            ("POST", "/_emu/subscriptions/{id}/fail_renewal", c.fail_renewal),
+            ("POST", "/_emu/subscriptions/{id}/end_period", c.end_period),
             ("POST", "/_emu/charges/{id}/dispute", c.dispute),
+            ("POST", "/_emu/disputes/{id}/close", c.close_dispute),
+            ("POST", "/_emu/accounts/{id}/onboard", c.onboard),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),
             ("POST", "/_emu/webhooks/hold", c.hold),
@@ -1921,6 +2292,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             body = self._read_body()
             resp = self.emu.dispatch(method, url.path, url.query, self.headers, body)
+            if method != "GET":
+                self.emu.changed()
         except ValueError:
             self.close_connection = True
             resp = Response.json(413, {"error": {"type": "invalid_request_error",
@@ -1975,6 +2348,8 @@ def main(argv=None):
     ap.add_argument("--webhook-workers", type=int, default=int(env("EMU_WEBHOOK_WORKERS", "4")))
     ap.add_argument("--webhook-timeout", type=float,
                     default=float(env("EMU_WEBHOOK_TIMEOUT", "10")))
+    ap.add_argument("--state-file", default=env("EMU_STATE_FILE"),
+                    help="sqlite3 file the state is saved to and loaded from (default: memory only)")
     a = ap.parse_args(argv)
 
     try:
@@ -1987,8 +2362,13 @@ def main(argv=None):
     secret = (a.webhook_secret or "").split(",")[0].strip() or None
     webhook = {"url": a.webhook_url or None, "enabled": True, "secret": secret,
                "retry_schedule": a.retry_schedule}
-    Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
-                           workers=a.webhook_workers, webhook_timeout=a.webhook_timeout)
+    try:
+        Handler.emu = Emulator(a.api_key, a.public_url or f"http://127.0.0.1:{port}", webhook,
+                               workers=a.webhook_workers, webhook_timeout=a.webhook_timeout,
+                               state_file=a.state_file)
+    except (sqlite3.Error, ValueError) as e:
+        sys.stderr.write(f"stripe emulator: cannot load --state-file {a.state_file}: {e}\n")
+        return 1
 
     def stop(signum, frame):
         threading.Thread(target=server.shutdown, daemon=True).start()
@@ -2000,6 +2380,8 @@ def main(argv=None):
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()
+        if Handler.emu.persist:
+            Handler.emu.persist.flush()
     return 0
 
 

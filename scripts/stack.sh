@@ -2,7 +2,7 @@
 # The whole creditdesk stack on one machine, in a private state directory:
 # a MariaDB server with its own datadir, the migrations and demo data, the
 # Stripe emulator, every route family's FastCGI responders (spawn-fcgi +
-# multiwatch) and nginx on 127.0.0.1.  Nothing touches the system MariaDB or
+# multiwatch, kept running by scripts/respawn.sh) and nginx on 127.0.0.1.  Nothing touches the system MariaDB or
 # nginx; every process is started in the background with its PID recorded
 # and is stopped by that PID only.
 #
@@ -35,6 +35,7 @@
 #   run/                responder sockets and every recorded PID
 #   log/                one log per process; responders' stderr included
 #   nginx.conf nginx/   rendered config, nginx pid and temp files
+#   emulator.sqlite3    the Stripe emulator's saved state
 set -euo pipefail
 umask 022
 
@@ -221,6 +222,8 @@ deploy_app() {
 		cp "$bin" "$new/bin/"
 		n=$((n + 1))
 	done
+	# The families' supervisor runs as the app user too (see family_start).
+	cp "$REPO/scripts/respawn.sh" "$new/bin/"
 	cp -R "$REPO/templates" "$new/templates"
 	chmod -R a+rX,go-w "$new"
 	[[ ! -d $APP ]] || mv "$APP" "$STATE/app.old"
@@ -453,6 +456,8 @@ db_stop() {
 
 emu_pid() { recorded_pid "$RUN/emulator.pid" stripe_emulator.py "--port $EMU_PORT"; }
 
+# The emulator keeps its objects in $STATE/emulator.sqlite3, so customers the
+# database refers to still exist after a restart.
 emu_start() {
 	local script=$REPO/emulator/stripe_emulator.py pid i
 	if [[ ! -f $script ]]; then
@@ -471,7 +476,8 @@ emu_start() {
 		--port "$EMU_PORT" --api-key "$STRIPE_SECRET_KEY" \
 		--webhook-url "$BASE_URL/api/stripe/webhook" \
 		--webhook-secret "$STRIPE_WEBHOOK_SECRET" \
-		--retry-schedule "$EMU_RETRY" --public-url "$EMU_URL"
+		--retry-schedule "$EMU_RETRY" --public-url "$EMU_URL" \
+		--state-file "$STATE/emulator.sqlite3"
 	pid=$(<"$RUN/emulator.pid")
 	for ((i = 0; i < 150; i++)); do
 		if curl -fsS -o /dev/null --max-time 1 "$EMU_URL/_emu/health" 2>/dev/null; then
@@ -496,14 +502,30 @@ emu_stop() {
 
 # ---------------------------------------------------------------- responders
 
-family_pid() { recorded_pid "$RUN/$1.pid" multiwatch "$APP/bin/creditdesk-$1"; }
+# The responders under a family's supervisor $1: multiwatch's children.
+family_children() {
+	local mw
+	for mw in $(ps -o pid= --ppid "$1"); do
+		[[ $(cat "/proc/$mw/comm" 2>/dev/null) == multiwatch ]] && ps -o pid= --ppid "$mw"
+	done
+	return 0
+}
+
+# The family's supervisor (respawn.sh running multiwatch).
+family_pid() { recorded_pid "$RUN/$1.pid" respawn.sh multiwatch "$APP/bin/creditdesk-$1"; }
 
 # One family: spawn-fcgi binds the socket (group = nginx's, mode 0660), drops
-# to the app user and execs multiwatch, which keeps CHILDREN copies of the
-# responder running on that socket (fd 0) and replaces any that crash.
+# to the app user and execs respawn.sh (scripts/respawn.sh, installed next
+# to the responders by deploy_app), which keeps the socket open
+# on fd 0 and runs multiwatch on it, starting multiwatch again (with a
+# back-off) whenever it exits or runs short of children; multiwatch keeps
+# CHILDREN copies of the responder running and replaces any that crash, but
+# gives up on a child that dies 3 times in 10 s (and exits when it has given
+# up on all of them).
 # spawn-fcgi runs with -n so the children's stderr reaches the family log.
 family_start() {
 	local fam=$1 bin=$APP/bin/creditdesk-$1 sock=$RUN/$1.sock pid i
+	local respawn=$APP/bin/respawn.sh
 	if [[ ! -x $bin ]]; then
 		warn "creditdesk-$fam is not built; $fam skipped (nginx answers 503 for its routes)"
 		return 0
@@ -515,6 +537,7 @@ family_start() {
 	local opts=(-n -s "$sock" -M 0660)
 	if ((EUID == 0)); then
 		if user_can "$APP_OS_USER" "$APP_OS_GROUP" -x "$bin" &&
+			user_can "$APP_OS_USER" "$APP_OS_GROUP" -r "$respawn" &&
 			user_can "$APP_OS_USER" "$APP_OS_GROUP" -r "$APP/templates"; then
 			opts+=(-u "$APP_OS_USER" -g "$APP_OS_GROUP" -U "$APP_OS_USER")
 		else
@@ -523,18 +546,25 @@ family_start() {
 		opts+=(-G "$NGINX_OS_GROUP")
 	fi
 	rm -f "$sock"
+	local logged
+	logged=$(stat -c %s "$LOG/$fam.log" 2>/dev/null || echo 0)
 	family_env "$fam"
 	launch "$RUN/$fam.pid" "$LOG/$fam.log" env -i "${FAMILY_ENV[@]}" \
-		spawn-fcgi "${opts[@]}" -- /usr/bin/multiwatch -f "$CHILDREN" -- "$bin"
+		spawn-fcgi "${opts[@]}" -- /bin/bash "$respawn" -c "$CHILDREN" -- \
+		/usr/bin/multiwatch -f "$CHILDREN" -- "$bin"
 	pid=$(<"$RUN/$fam.pid")
 	for ((i = 0; i < 50; i++)); do
 		[[ -S $sock ]] && break
 		alive "$pid" || break
 		sleep 0.1
 	done
-	# Children that die at once (bad configuration) make multiwatch give up.
-	sleep 0.3
-	if [[ -S $sock ]] && alive "$pid"; then
+	# Children that die at once (bad configuration) make multiwatch give up,
+	# and the supervisor then says so in the log.
+	sleep 0.5
+	if tail -c +$((logged + 1)) "$LOG/$fam.log" 2>/dev/null | grep -q '^respawn: '; then
+		tail -n 10 "$LOG/$fam.log" >&2 || true
+		warn "$fam keeps crashing and is being restarted; see $LOG/$fam.log"
+	elif [[ -S $sock ]] && alive "$pid"; then
 		log "$fam up (pid $pid, $CHILDREN children, $sock)"
 	else
 		tail -n 10 "$LOG/$fam.log" >&2 || true
@@ -542,18 +572,19 @@ family_start() {
 	fi
 }
 
-# SIGTERM makes multiwatch send its children SIGUSR1 (libfcgi's graceful
-# stop) and exit once they have; children that linger get SIGTERM.
+# SIGTERM to the supervisor ends its loop and reaches multiwatch, which sends
+# its children SIGUSR1 (libfcgi's graceful stop) and exits once they have.
+# The supervisor leads its own process group (launch uses setsid) holding
+# multiwatch and the children, so whatever lingers is stopped through it.
 family_stop() {
-	local fam=$1 pid child
+	local fam=$1 pid
 	if pid=$(family_pid "$fam"); then
 		log "stopping $fam (pid $pid)"
 		kill -TERM "$pid" 2>/dev/null || true
-		if ! wait_exit "$pid" 5; then
-			for child in $(ps -o pid= --ppid "$pid"); do
-				kill -TERM "$child" 2>/dev/null || true
-			done
-			terminate "$pid" TERM 5 || true
+		if ! wait_exit "$pid" 10; then
+			warn "$fam did not stop within 10s; sending SIGTERM to its process group"
+			kill -TERM -- "-$pid" 2>/dev/null || true
+			wait_exit "$pid" 5 || kill -KILL -- "-$pid" 2>/dev/null || true
 		fi
 	fi
 	rm -f "$RUN/$fam.pid" "$RUN/$fam.sock"
@@ -749,7 +780,7 @@ cmd_status() {
 	for fam in "${FAMILIES[@]}"; do
 		if pid=$(family_pid "$fam"); then
 			printf '%-9s running  pid %s  %s children  %s\n' "$fam" "$pid" \
-				"$(ps -o pid= --ppid "$pid" | wc -l)" "$RUN/$fam.sock"
+				"$(family_children "$pid" | wc -l)" "$RUN/$fam.sock"
 		elif [[ -x $REPO/creditdesk-$fam ]]; then
 			printf '%-9s stopped\n' "$fam"; bad=1
 		else

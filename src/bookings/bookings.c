@@ -10,9 +10,12 @@
 static const cd_route routes[] = {
 	{ "GET", "/api/experts", experts_list, 0 },
 	{ "GET", "/api/experts/{id}", expert_get, 0 },
+	{ "GET", "/api/experts/me/connect", expert_connect_state, R_USER },
+	{ "POST", "/api/experts/me/connect", expert_connect, R_USER },
 	{ "GET", "/api/bookings", bookings_list, R_USER },
 	{ "POST", "/api/bookings", booking_create, R_USER },
 	{ "POST", "/api/bookings/{id}/confirm-payment", booking_confirm_payment, R_USER },
+	{ "GET", "/api/bookings/{id}/cancellation", booking_cancel_quote, R_USER },
 	{ "POST", "/api/bookings/{id}/cancel", booking_cancel, R_USER },
 	{ "POST", "/api/bookings/{id}/complete", booking_complete, R_USER },
 	{ "GET", "/api/admin/payouts/pending", payouts_pending, R_ADMIN },

@@ -13,12 +13,17 @@
 cd_err	 experts_list(cd_req *);
 cd_err	 expert_get(cd_req *);
 
+/* connect.c */
+cd_err	 expert_connect(cd_req *);
+cd_err	 expert_connect_state(cd_req *);
+
 /* create.c */
 cd_err	 booking_create(cd_req *);
 
 /* payments.c */
 cd_err	 booking_confirm_payment(cd_req *);
 cd_err	 booking_cancel(cd_req *);
+cd_err	 booking_cancel_quote(cd_req *);
 
 /* mine.c */
 cd_err	 bookings_list(cd_req *);

@@ -138,3 +138,35 @@ booking_money_compute(long long rate, long long minutes, long long fee_bps,
 	out->payout = out->price - out->fee;
 	return true;
 }
+
+/* round-half-up(a × b / c) for non-negative a, b and positive c. */
+static long long
+mul_div_half_up(long long a, long long b, long long c)
+{
+	return (long long)(((__int128)a * b * 2 + c) / ((__int128)c * 2));
+}
+
+booking_cancel_tier
+booking_cancel_refund(long long price, long long seconds_to_start,
+    long long full_hours, long long late_bps, long long *refund)
+{
+	if (seconds_to_start <= 0) {
+		*refund = 0;
+		return CANCEL_STARTED;
+	}
+	if (seconds_to_start >= full_hours * 3600) {
+		*refund = price;
+		return CANCEL_FULL;
+	}
+	*refund = mul_div_half_up(price, late_bps, 10000);
+	return CANCEL_PARTIAL;
+}
+
+void
+booking_refund_divide(long long price, long long fee, long long refund,
+    booking_split *out)
+{
+	out->refund = refund;
+	out->fee = price > 0 ? mul_div_half_up(refund, fee, price) : 0;
+	out->payout = refund - out->fee;
+}

@@ -8,6 +8,8 @@
 
 #include <stdbool.h>
 
+#include "booking_pay.h"
+
 #define BOOKING_MIN_MINUTES	15
 #define BOOKING_MAX_MINUTES	240
 #define BOOKING_STEP_MINUTES	15
@@ -35,5 +37,23 @@ bool	 booking_duration_ok(long long minutes);
  */
 bool	 booking_money_compute(long long rate_cents_per_minute, long long minutes,
 	    long long fee_bps, booking_money *out);
+
+typedef enum { CANCEL_FULL, CANCEL_PARTIAL, CANCEL_STARTED } booking_cancel_tier;
+
+/*
+ * The cancellation policy: a full refund up to full_hours before the start
+ * (inclusive), late_bps of the price (rounded half up) after that, nothing
+ * once the booking has started (seconds_to_start <= 0).
+ */
+booking_cancel_tier booking_cancel_refund(long long price,
+	    long long seconds_to_start, long long full_hours, long long late_bps,
+	    long long *refund);
+/*
+ * Splits a refund between the platform's fee and the expert's payout in
+ * proportion to the price: fee part = round-half-up(refund × fee / price),
+ * the payout part the rest, so the parts add up to the refund exactly.
+ */
+void	 booking_refund_divide(long long price, long long fee, long long refund,
+	    booking_split *out);
 
 #endif

@@ -3,12 +3,12 @@
  * PaymentIntent.
  *
  * Two transactions around one Stripe call, because a network call must not
- * run while row locks are held.  The first takes the expert row lock, checks
- * for an overlapping booking and inserts ours: every booking of one expert
- * passes through that lock, so concurrent requests for the same slot are
- * serialized and exactly one of them finds it free.  The PaymentIntent is
- * created with the booking's id in its Idempotency-Key, and the second
- * transaction records it.  If Stripe fails the booking becomes
+ * run while row locks are held.  The first writes the expert's guard row,
+ * checks for an overlapping booking and inserts ours: every booking of one
+ * expert passes through that write, so concurrent requests for the same slot
+ * are serialized and exactly one of them finds it free.  The PaymentIntent
+ * is created with the booking's id and random value in its Idempotency-Key,
+ * and the second transaction records it.  If Stripe fails the booking becomes
  * payment_failed, which frees the slot.  A free expert (rate 0) is scheduled
  * at once with no PaymentIntent.
  */
@@ -19,6 +19,7 @@
 #include "audit.h"
 #include "bookings.h"
 #include "calc.h"
+#include "crypto.h"
 #include "booking_pay.h"
 #include "db.h"
 #include "fulfil.h"
@@ -30,20 +31,30 @@
 
 static cd_sql q_fee = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id, user_id, rate_cents_per_minute FROM experts"
-    " WHERE id = ? AND active = 1 FOR UPDATE");
+static cd_sql q_expert = CD_SQL(
+    "SELECT id, user_id, rate_cents_per_minute, stripe_account_id,"
+    " charges_enabled AND payouts_enabled AS onboarded FROM experts WHERE id = ?");
 /*
- * Read after the expert lock is taken, as the transaction's first plain
- * read, so it sees every booking committed by whoever held the lock before.
+ * Read after the expert's guard row is written (as every plain read of the
+ * transaction is), so it sees every booking committed by whoever wrote it
+ * before.
  */
 static cd_sql q_overlap = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
     " AND " BOOKING_HOLDS("bookings") " AND start_time < ? AND end_time > ?");
+/* Serializes one user's holds, so the count below is exact; see hold_tx. */
+static cd_sql q_user_guard = CD_SQL(
+    "INSERT INTO booking_hold_guards (user_id, version) VALUES (?, 1)"
+    " ON DUPLICATE KEY UPDATE version = version + 1");
+static cd_sql q_unpaid_holds = CD_SQL(
+    "SELECT COUNT(*) AS n, (SELECT int_value FROM platform_settings"
+    "  WHERE name = 'booking_max_unpaid_holds') AS max"
+    " FROM bookings b WHERE b.user_id = ? AND b.status = 'awaiting_payment'"
+    " AND " BOOKING_HOLDS("b"));
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
-    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status,"
+    " stripe_nonce, destination_account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 static cd_sql q_payment = CD_SQL(
     "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
     " VALUES (?, ?, ?, 'pending')");
@@ -68,6 +79,8 @@ struct newbooking {
 	char		 start[20], end[20];	/* "YYYY-MM-DD HH:MM:SS" UTC */
 	booking_money	 money;
 	long long	 id;
+	char		 nonce[CD_TOKEN_LEN + 1];	/* for Stripe's Idempotency-Keys */
+	char		 destination[64];	/* an onboarded expert's account, or "" */
 };
 
 static json_t *
@@ -80,28 +93,63 @@ created_details(const struct newbooking *b)
 	    (json_int_t)b->money.payout);
 }
 
+/* A user may hold only so many unpaid slots at a time. */
+static cd_err
+unpaid_holds_ok(cd_req *r)
+{
+	json_t *row;
+	bool over;
+	cd_err err;
+
+	if ((err = db_row(&q_unpaid_holds, &row, "i", r->user->id)) != CD_OK)
+		return err;
+	over = jint(row, "n") >= jint(row, "max");
+	json_decref(row);
+	if (over)
+		return req_fail(r, CD_CONFLICT, "too_many_unpaid_bookings",
+		    "You already have the maximum number of bookings awaiting payment."
+		    " Pay for or cancel one of them first.");
+	return CD_OK;
+}
+
 static cd_err
 hold_tx(void *arg)
 {
 	struct newbooking *b = arg;
 	cd_req *r = b->r;
-	json_t *row, *details;
+	json_t *row = NULL, *details;
 	long long n, expert_user, rate;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", b->expert_id)) != CD_OK)
+	b->destination[0] = '\0';	/* a retried transaction starts over */
+	/*
+	 * Both guard rows are written before the first plain read, so every
+	 * read below sees each hold this expert and this user committed before
+	 * us.  Always expert first, then user.
+	 */
+	if ((err = booking_guard_expert(b->expert_id, true, &found)) != CD_OK ||
+	    (err = db_exec(&q_user_guard, NULL, "i", r->user->id)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (found && (err = db_row(&q_expert, &row, "i", b->expert_id)) != CD_OK)
+		return err;
+	if (!found || row == NULL)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
 	expert_user = jint(row, "user_id");
 	rate = jint(row, "rate_cents_per_minute");
+	/* An onboarded expert is paid by a destination charge, not manually. */
+	if (jint(row, "onboarded") && jstr(row, "stripe_account_id") != NULL)
+		snprintf(b->destination, sizeof(b->destination), "%s",
+		    jstr(row, "stripe_account_id"));
 	json_decref(row);
 	if (expert_user == r->user->id)
 		return req_fail(r, CD_BAD_REQUEST, "own_expert_profile",
 		    "You cannot book yourself.");
 	if (!booking_money_compute(rate, b->minutes, b->fee_bps, &b->money))
 		return CD_INTERNAL;
+	if (b->money.price > 0 && (err = unpaid_holds_ok(r)) != CD_OK)
+		return err;
 	if ((err = db_row(&q_overlap, &row, "iss", b->expert_id, b->end,
 	    b->start)) != CD_OK)
 		return err;
@@ -110,10 +158,11 @@ hold_tx(void *arg)
 	if (n > 0)
 		return req_fail(r, CD_CONFLICT, "booking_conflict",
 		    "The expert is already booked for part of this time.");
-	if ((err = db_insert(&q_insert, &b->id, "iissiiiis", r->user->id,
+	if ((err = db_insert(&q_insert, &b->id, "iissiiiisss", r->user->id,
 	    b->expert_id, b->start, b->end, b->minutes, b->money.price,
 	    b->money.fee, b->money.payout,
-	    b->money.price > 0 ? "awaiting_payment" : "scheduled")) != CD_OK)
+	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce,
+	    *b->destination && b->money.price > 0 ? b->destination : NULL)) != CD_OK)
 		return err;
 	if (b->money.price > 0)
 		return CD_OK;	/* BOOKING_CREATED comes with its PaymentIntent */
@@ -165,6 +214,7 @@ create_intent(struct newbooking *b, const char **secret)
 	cd_req *r = b->r;
 	struct intent in = { b, NULL };
 	json_t *params, *pi = NULL;
+	char key[160];
 	cd_err err;
 
 	params = json_pack("{s:I,s:s,s:{s:s,s:s,s:s},s:{s:b}}",
@@ -173,8 +223,14 @@ create_intent(struct newbooking *b, const char **secret)
 	    "user_id", arena_printf(r->arena, "%lld", r->user->id),
 	    "expert_id", arena_printf(r->arena, "%lld", b->expert_id),
 	    "automatic_payment_methods", "enabled", 1);
-	err = stripe_call("POST", "/v1/payment_intents", params,
-	    arena_printf(r->arena, "booking-%lld-pi", b->id), &pi);
+	if (*b->destination) {
+		json_object_set_new(params, "application_fee_amount",
+		    json_integer(b->money.fee));
+		json_object_set_new(params, "transfer_data", json_pack("{s:s}",
+		    "destination", b->destination));
+	}
+	stripe_key(key, sizeof(key), "booking", b->id, b->nonce, "pi");
+	err = stripe_call("POST", "/v1/payment_intents", params, key, &pi);
 	json_decref(params);
 	req_own(r, pi);
 	if (err == CD_OK && (!stripe_id_ok(jstr(pi, "id"), "pi_") ||
@@ -221,6 +277,8 @@ booking_create(cd_req *r)
 		return req_fail(r, CD_BAD_REQUEST, "invalid_duration_minutes",
 		    "durationMinutes must be a multiple of 15 from 15 to 240.");
 	memset(&b, 0, sizeof(b));
+	if (random_token(b.nonce) != 0)
+		return CD_INTERNAL;
 	b.r = r;
 	b.expert_id = v[0].i;
 	b.minutes = v[2].i;

@@ -1,7 +1,8 @@
 /*
  * The booking's payment after creation: confirm-payment asks Stripe for the
  * PaymentIntent (never trusting the browser) and applies what it says;
- * cancel refunds a paid booking or stops an unpaid one from being paid.
+ * cancel refunds a paid booking by the cancellation policy (quoted first by
+ * GET …/cancellation) or stops an unpaid one from being paid.
  * Both leave the decisions to booking_pay.c, the code the webhook runs too,
  * so the two paths race safely.
  */
@@ -11,6 +12,7 @@
 #include "audit.h"
 #include "booking_pay.h"
 #include "bookings.h"
+#include "calc.h"
 #include "db.h"
 #include "fulfil.h"
 #include "log.h"
@@ -21,6 +23,48 @@ static cd_sql q_cancel_unpaid = CD_SQL(
     " WHERE id = ? AND status IN ('awaiting_payment', 'scheduled')");
 static cd_sql q_payment_dropped = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
+
+/* The booking with its expert's policy (or the platform's), by the DB clock. */
+static cd_sql q_policy = CD_SQL(
+    "SELECT b.status, b.price_cents, b.platform_fee_cents, b.cancel_refund_cents,"
+    " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), b.start_time) AS to_start,"
+    " COALESCE(e.cancel_full_refund_hours, (SELECT int_value FROM platform_settings"
+    "  WHERE name = 'cancel_full_refund_hours')) AS full_hours,"
+    " COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings"
+    "  WHERE name = 'cancel_late_refund_bps')) AS late_bps"
+    " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
+/*
+ * The cancellation's refund is decided once, before Stripe is asked: a
+ * retried or racing cancel reads the same amount back (its own write makes
+ * the row's latest version visible to it).  Once started, nothing is decided.
+ */
+static cd_sql q_decide = CD_SQL(
+    "UPDATE bookings SET cancel_refund_cents = COALESCE(cancel_refund_cents, ?)"
+    " WHERE id = ? AND status = 'scheduled'"
+    " AND (cancel_refund_cents IS NOT NULL OR start_time > UTC_TIMESTAMP())");
+/* Locking only to read the latest commit, not the snapshot: a cancel that
+ * finished meanwhile has decided already. */
+static cd_sql q_decided = CD_SQL(
+    "SELECT status, cancel_refund_cents FROM bookings WHERE id = ? FOR UPDATE");
+
+static cd_sql q_nonce = CD_SQL(
+    "SELECT stripe_nonce FROM bookings WHERE id = ?");
+
+static const char *const tier_names[] = { "full", "partial", "started" };
+
+/* What cancelling a paid booking now gives back (row: q_policy). */
+static booking_cancel_tier
+quote_of(const json_t *row, booking_split *split)
+{
+	booking_cancel_tier tier;
+	long long refund;
+
+	tier = booking_cancel_refund(jint(row, "price_cents"), jint(row, "to_start"),
+	    jint(row, "full_hours"), jint(row, "late_bps"), &refund);
+	booking_refund_divide(jint(row, "price_cents"),
+	    jint(row, "platform_fee_cents"), refund, split);
+	return tier;
+}
 
 /* Stripe's current PaymentIntent of a booking (request-owned). */
 static cd_err
@@ -72,6 +116,9 @@ booking_confirm_payment(cd_req *r)
 struct cancel {
 	cd_req		*r;
 	long long	 id;
+	bool		 decided;	/* paid: the policy's refund is fixed */
+	bool		 scheduled;	/* still scheduled (and so, if undecided, started) */
+	booking_split	 split;
 };
 
 static cd_err
@@ -104,7 +151,8 @@ static cd_err
 stop_intent(cd_req *r, const json_t *booking)
 {
 	const char *status;
-	json_t *pi, *out = NULL;
+	json_t *pi, *row, *out = NULL;
+	char key[160];
 	cd_err err;
 
 	if ((err = intent_of(r, booking, &pi)) != CD_OK)
@@ -114,10 +162,13 @@ stop_intent(cd_req *r, const json_t *booking)
 		return apply_intent(r, pi);
 	if (strcmp(status, "canceled") == 0)
 		return CD_OK;
+	if ((err = db_row(&q_nonce, &row, "i", jint(booking, "id"))) != CD_OK)
+		return err;
+	stripe_key(key, sizeof(key), "booking", jint(booking, "id"),
+	    jstr(row, "stripe_nonce"), "pi-cancel");
+	json_decref(row);
 	err = stripe_call("POST", arena_printf(r->arena,
-	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL,
-	    arena_printf(r->arena, "booking-%lld-pi-cancel", jint(booking, "id")),
-	    &out);
+	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL, key, &out);
 	json_decref(out);
 	if (err != CD_OK)
 		return req_fail(r, CD_STRIPE, "stripe_error",
@@ -125,10 +176,60 @@ stop_intent(cd_req *r, const json_t *booking)
 	return CD_OK;
 }
 
+static cd_err
+decide_tx(void *arg)
+{
+	struct cancel *c = arg;
+	json_t *policy, *row = NULL;
+	cd_err err;
+
+	c->decided = c->scheduled = false;
+	if ((err = db_row(&q_policy, &policy, "i", c->id)) != CD_OK)
+		return err;
+	if (policy == NULL)
+		return CD_NOT_FOUND;
+	quote_of(policy, &c->split);
+	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) ==
+	    CD_OK)
+		err = db_row(&q_decided, &row, "i", c->id);
+	if (row != NULL)
+		c->scheduled = strcmp(jstr(row, "status"), "scheduled") == 0;
+	if (err == CD_OK && json_is_integer(json_object_get(row,
+	    "cancel_refund_cents"))) {
+		c->decided = true;
+		booking_refund_divide(jint(policy, "price_cents"),
+		    jint(policy, "platform_fee_cents"),
+		    jint(row, "cancel_refund_cents"), &c->split);
+	}
+	json_decref(row);
+	json_decref(policy);
+	return err;
+}
+
+/*
+ * A paid booking is refunded by the policy: the amount is decided first
+ * (decide_tx), then refunded and the booking cancelled.  Once it has started
+ * it cannot be cancelled.  A payment that went through for a booking
+ * cancelled while unpaid (nothing decided) is refunded in full.
+ */
+static cd_err
+cancel_paid(struct cancel *c)
+{
+	cd_err err;
+
+	if ((err = db_tx(decide_tx, c)) != CD_OK)
+		return err;
+	if (!c->decided && c->scheduled)
+		return req_fail(c->r, CD_CONFLICT, "booking_started",
+		    "This booking has started; it can no longer be cancelled.");
+	return booking_refund(c->id, c->r->user->id, "requested_by_customer",
+	    true, c->decided ? &c->split : NULL, NULL);
+}
+
 cd_err
 booking_cancel(cd_req *r)
 {
-	struct cancel c = { r, r->ids[0] };
+	struct cancel c = { r, r->ids[0], false, false, { 0, 0, 0 } };
 	const char *status, *paid;
 	json_t *booking;
 	cd_err err;
@@ -157,11 +258,55 @@ booking_cancel(cd_req *r)
 	 */
 	paid = jstr(booking, "paymentStatus");
 	if (paid != NULL && strcmp(paid, "succeeded") == 0)
-		err = booking_refund(c.id, r->user->id, "requested_by_customer",
-		    true, NULL);
+		err = cancel_paid(&c);
 	else if (strcmp(status, "cancelled_by_user") != 0)
 		err = db_tx(cancel_unpaid_tx, &c);
 	if (err != CD_OK)
 		return err;
 	return booking_respond(r, 200, c.id, NULL, false);
+}
+
+/*
+ * GET /api/bookings/{id}/cancellation: what cancelling now would give back,
+ * by the same policy and clock the cancel itself uses.
+ */
+cd_err
+booking_cancel_quote(cd_req *r)
+{
+	const char *status, *paid, *tier = "unpaid";
+	booking_split split = { 0, 0, 0 };
+	bool cancellable;
+	json_t *booking, *row, *body;
+	cd_err err;
+
+	if ((err = booking_load_own(r, r->ids[0], &booking)) != CD_OK ||
+	    (err = db_row(&q_policy, &row, "i", r->ids[0])) != CD_OK)
+		return err;
+	if (row == NULL)
+		return CD_INTERNAL;
+	req_own(r, row);
+	status = jstr(booking, "status");
+	paid = jstr(booking, "paymentStatus");
+	cancellable = strcmp(status, "awaiting_payment") == 0 ||
+	    strcmp(status, "scheduled") == 0;
+	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
+		tier = tier_names[quote_of(row, &split)];
+		if (json_is_integer(json_object_get(row, "cancel_refund_cents")))
+			booking_refund_divide(jint(row, "price_cents"),
+			    jint(row, "platform_fee_cents"),
+			    jint(row, "cancel_refund_cents"), &split);
+		else if (strcmp(tier, "started") == 0)
+			cancellable = false;
+	} else if (!cancellable)
+		tier = "none";
+	body = json_pack("{s:I,s:s,s:b,s:s,s:I,s:I,s:I,s:{s:I,s:I}}",
+	    "bookingId", (json_int_t)r->ids[0], "status", status,
+	    "cancellable", cancellable, "tier", tier,
+	    "priceCents", (json_int_t)jint(row, "price_cents"),
+	    "refundCents", (json_int_t)split.refund,
+	    "payoutReductionCents", (json_int_t)split.payout,
+	    "policy", "fullRefundHours", (json_int_t)jint(row, "full_hours"),
+	    "lateRefundBps", (json_int_t)jint(row, "late_bps"));
+	resp_json(r, 200, body);
+	return CD_OK;
 }

@@ -39,8 +39,13 @@ cd_err	 load_product(cd_req *, const char *code, struct sale *s);
 /* {url, session_id} for a hosted-page session. */
 void	 hosted_reply(cd_req *, const json_t *session);
 
-/* The user's Stripe customer, created once and stored (arena string). */
-cd_err	 stripe_customer(cd_req *, const char **customer);
+/*
+ * start_checkout for the user's Stripe customer, created once and stored
+ * (s->customer is set here, an arena string).
+ * A stored customer Stripe no longer has (deleted on Stripe's side) is
+ * replaced by a new one, stored, and the session is created for that.
+ */
+cd_err	 start_customer_checkout(cd_req *, struct sale *s, json_t **session);
 
 cd_err	 buy_live_help(cd_req *);
 cd_err	 buy_voice_therapy(cd_req *);

@@ -99,12 +99,12 @@ create_checkout(cd_req *r)
 	else
 		return req_fail(r, CD_BAD_REQUEST, "invalid_purchase_type",
 		    "purchaseType must be boost_pack or subscription.");
-	if (err != CD_OK || (err = stripe_customer(r, &s.customer)) != CD_OK)
+	if (err != CD_OK)
 		return err;
 	s.quantity = 1;
 	s.embedded = true;
 	s.client_ref = v[3].s;
-	if ((err = start_checkout(r, &s, &session)) != CD_OK)
+	if ((err = start_customer_checkout(r, &s, &session)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:O,s:O}", "sessionId",
 	    json_object_get(session, "id"), "clientSecret",

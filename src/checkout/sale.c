@@ -14,6 +14,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "fulfil.h"
+#include "log.h"
 #include "stripe.h"
 
 static cd_sql q_product = CD_SQL(
@@ -147,6 +148,9 @@ start_checkout(cd_req *r, const struct sale *s, json_t **session)
 		key = arena_printf(r->arena, "checkout-%lld-%s", r->user->id, token);
 	else
 		return CD_INTERNAL;
+	/* Another customer (one replacing a deleted one) is another request. */
+	if (s->customer != NULL)
+		key = arena_printf(r->arena, "%s-%s", key, s->customer);
 	params = sale_params(r, s);
 	err = stripe_call("POST", "/v1/checkout/sessions", params, key, session);
 	json_decref(params);
@@ -192,6 +196,8 @@ static cd_sql q_customer = CD_SQL(
     " FROM users WHERE id = ?");
 static cd_sql q_set_customer = CD_SQL(
     "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id IS NULL");
+static cd_sql q_replace_customer = CD_SQL(
+    "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id = ?");
 
 /* The stored customer, and the user row's creation time in microseconds. */
 static cd_err
@@ -209,6 +215,24 @@ stored_customer(cd_req *r, const char **customer, long long *created)
 	return CD_OK;
 }
 
+/* Creates a Stripe customer for the user under idempotency key idem. */
+static cd_err
+create_customer(cd_req *r, const char *idem, const char **id)
+{
+	json_t *params, *created;
+	cd_err err;
+
+	params = json_pack("{s:s,s:s,s:{s:I}}", "email", r->user->email, "name",
+	    r->user->name, "metadata", "user_id", (json_int_t)r->user->id);
+	err = stripe_call("POST", "/v1/customers", params, idem, &created);
+	json_decref(params);
+	if (err != CD_OK)
+		return err;
+	req_own(r, created);
+	*id = jstr(created, "id");
+	return stripe_id_ok(*id, "cus_") ? CD_OK : CD_STRIPE;
+}
+
 /*
  * Concurrent first purchases all send the same Idempotency-Key, so Stripe
  * creates one customer and answers each with it; the guarded UPDATE stores
@@ -216,27 +240,56 @@ stored_customer(cd_req *r, const char **customer, long long *created)
  * row by id and creation time, so a reused id (a fresh database on the same
  * Stripe account) never gets another user's customer.
  */
-cd_err
+static cd_err
 stripe_customer(cd_req *r, const char **customer)
 {
-	json_t *params, *created;
+	const char *created;
 	long long since;
 	cd_err err;
 
 	if ((err = stored_customer(r, customer, &since)) != CD_OK || *customer != NULL)
 		return err;
-	params = json_pack("{s:s,s:s,s:{s:I}}", "email", r->user->email, "name",
-	    r->user->name, "metadata", "user_id", (json_int_t)r->user->id);
-	err = stripe_call("POST", "/v1/customers", params, arena_printf(r->arena,
-	    "customer-%lld-%lld", r->user->id, since), &created);
-	json_decref(params);
-	if (err != CD_OK)
-		return err;
-	req_own(r, created);
-	if (!stripe_id_ok(jstr(created, "id"), "cus_"))
-		return CD_STRIPE;
-	if ((err = db_exec(&q_set_customer, NULL, "si", jstr(created, "id"),
-	    r->user->id)) != CD_OK)
+	if ((err = create_customer(r, arena_printf(r->arena, "customer-%lld-%lld",
+	    r->user->id, since), &created)) != CD_OK ||
+	    (err = db_exec(&q_set_customer, NULL, "si", created, r->user->id)) != CD_OK)
 		return err;
 	return stored_customer(r, customer, &since);
+}
+
+/*
+ * Replaces a stored customer that Stripe no longer has.  Everyone replacing
+ * the same one sends the same key (it names the gone customer), the UPDATE
+ * only takes effect while the gone one is still stored, and everyone reads
+ * back what was stored: concurrent checkouts end with one new customer.
+ */
+static cd_err
+replace_customer(cd_req *r, const char **customer)
+{
+	const char *gone = *customer, *created;
+	long long since;
+	cd_err err;
+
+	log_warn("stripe customer %s of user %lld no longer exists; replacing it",
+	    gone, r->user->id);
+	if ((err = create_customer(r, arena_printf(r->arena, "customer-%lld-%s",
+	    r->user->id, gone), &created)) != CD_OK ||
+	    (err = db_exec(&q_replace_customer, NULL, "sis", created, r->user->id,
+	    gone)) != CD_OK)
+		return err;
+	return stored_customer(r, customer, &since);
+}
+
+cd_err
+start_customer_checkout(cd_req *r, struct sale *s, json_t **session)
+{
+	cd_err err;
+
+	if ((err = stripe_customer(r, &s->customer)) != CD_OK)
+		return err;
+	err = start_checkout(r, s, session);
+	if (err == CD_OK || !stripe_missing("customer"))
+		return err;
+	if ((err = replace_customer(r, &s->customer)) != CD_OK)
+		return err;
+	return start_checkout(r, s, session);
 }

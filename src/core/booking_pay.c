@@ -2,8 +2,8 @@
  * Booking payments: PaymentIntent outcomes, refunds; see booking_pay.h.
  *
  * Lock order, everywhere a booking changes state together with the slot it
- * holds: the expert row first (SELECT … FOR UPDATE), then bookings and
- * payments.  Creating a booking takes the same lock before its overlap
+ * holds: the expert's guard row first (booking_guard_expert, a write), then
+ * bookings and payments.  Creating a booking takes the same lock before its overlap
  * check, so a booking that comes back from payment_failed can re-check its
  * slot without racing a new booking for it.
  */
@@ -19,23 +19,31 @@
 
 static cd_sql q_by_intent = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
-    " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status"
-    " FROM payments p JOIN bookings b ON b.id = p.booking_id"
+    " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status,"
+    " b.price_cents, b.platform_fee_cents, b.payout_cents, b.destination_account,"
+    " b.stripe_transfer_id FROM payments p JOIN bookings b ON b.id = p.booking_id"
     " WHERE p.stripe_payment_intent_id = ?");
 static cd_sql q_by_booking = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
     " p.stripe_payment_intent_id, p.status AS payment_status, b.user_id,"
-    " b.status AS booking_status"
+    " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents,"
+    " b.stripe_nonce, b.destination_account"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id FROM experts WHERE id = ? FOR UPDATE");
+static cd_sql q_guard_expert = CD_SQL(
+    "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ?");
+static cd_sql q_guard_active_expert = CD_SQL(
+    "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ? AND active = 1");
 static cd_sql q_pay_succeeded = CD_SQL(
     "UPDATE payments SET status = 'succeeded'"
     " WHERE id = ? AND status IN ('pending', 'failed')");
 static cd_sql q_pay_failed = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE id = ? AND status = 'pending'");
 static cd_sql q_pay_refunded = CD_SQL(
-    "UPDATE payments SET status = 'refunded' WHERE id = ? AND status <> 'refunded'");
+    "UPDATE payments SET status = IF(? >= amount_cents, 'refunded', 'partially_refunded')"
+    " WHERE id = ? AND status NOT IN ('refunded', 'partially_refunded')");
+static cd_sql q_book_refunded = CD_SQL(
+    "UPDATE bookings SET refunded_cents = ?, fee_refunded_cents = ?,"
+    " payout_refunded_cents = ? WHERE id = ? AND refunded_cents = 0");
 static cd_sql q_book_scheduled = CD_SQL(
     "UPDATE bookings SET status = 'scheduled' WHERE id = ?"
     " AND status IN ('awaiting_payment', 'payment_failed') AND start_time > UTC_TIMESTAMP()");
@@ -51,8 +59,26 @@ static cd_sql q_overlap_self = CD_SQL(
     " WHERE o.expert_id = b.expert_id AND o.id <> b.id AND " BOOKING_HOLDS("o")
     " AND o.start_time < b.end_time AND o.end_time > b.start_time");
 static cd_sql q_refund_row = CD_SQL(
-    "INSERT INTO refunds (payment_id, stripe_refund_id, amount_cents, reason)"
-    " VALUES (?, ?, ?, ?)");
+    "INSERT INTO refunds (payment_id, stripe_refund_id, amount_cents, reason,"
+    " stripe_transfer_reversal_id) VALUES (?, ?, ?, ?, ?)");
+/* A destination charge's transfer and application fee, once it is paid. */
+static cd_sql q_transfer = CD_SQL(
+    "UPDATE bookings SET stripe_transfer_id = ?, stripe_application_fee_id = ?"
+    " WHERE id = ? AND stripe_transfer_id IS NULL");
+static cd_sql q_account = CD_SQL(
+    "UPDATE experts SET charges_enabled = ?, payouts_enabled = ? WHERE stripe_account_id = ?");
+
+cd_err
+booking_guard_expert(long long expert_id, bool active_only, bool *found)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	err = db_exec(active_only ? &q_guard_active_expert : &q_guard_expert, &n,
+	    "i", expert_id);
+	*found = n == 1;	/* rows matched (CLIENT_FOUND_ROWS) */
+	return err;
+}
 
 static const char *
 id_text(char *buf, size_t n, long long id)
@@ -88,6 +114,7 @@ matches_local(const json_t *pi, const json_t *local)
 struct paid {
 	const json_t	*pi;
 	const json_t	*local;
+	const json_t	*charge;	/* a destination charge's, else NULL */
 };
 
 static cd_err
@@ -99,19 +126,24 @@ paid_tx(void *arg)
 	unsigned long long n, scheduled;
 	json_t *row, *details;
 	char idbuf[32];
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", jint(p->local, "expert_id"))) !=
-	    CD_OK)
+	if ((err = booking_guard_expert(jint(p->local, "expert_id"), false,
+	    &found)) != CD_OK)
 		return err;
-	json_decref(row);
+	/* A destination charge's transfer and fee ids, with the payment. */
+	if (p->charge != NULL && jstr(p->charge, "transfer") != NULL &&
+	    (err = db_exec(&q_transfer, NULL, "ssi", jstr(p->charge, "transfer"),
+	    jstr(p->charge, "application_fee"), booking)) != CD_OK)
+		return err;
 	/* The one transition: whoever changes the payments row wins. */
 	if ((err = db_exec(&q_pay_succeeded, &n, "i", payment)) != CD_OK || n == 0)
 		return err;
 	/*
 	 * The booking keeps (or, after a decline or an expired hold, takes
-	 * back) its slot only if nobody else holds that time; we hold the
-	 * expert lock, so nobody can book it while we look.  Otherwise it is
+	 * back) its slot only if nobody else holds that time; we wrote the
+	 * expert's guard row, so nobody can book it while we look.  Otherwise it is
 	 * not scheduled, and the caller refunds the payment.
 	 */
 	if ((err = db_row(&q_overlap_self, &row, "i", booking)) != CD_OK)
@@ -132,11 +164,31 @@ paid_tx(void *arg)
 	return err;
 }
 
+/* A destination charge not yet recorded: the charge (its transfer, fee). */
+static cd_err
+destination_charge(const json_t *pi, const json_t *local, json_t **charge)
+{
+	*charge = NULL;
+	if (jstr(local, "destination_account") == NULL ||
+	    jstr(local, "stripe_transfer_id") != NULL)
+		return CD_OK;
+	return stripe_retrieve("charges", "ch_", jstr(pi, "latest_charge"), charge);
+}
+
+cd_err
+booking_account_seen(const json_t *account)
+{
+	return db_exec(&q_account, NULL, "iis",
+	    json_is_true(json_object_get(account, "charges_enabled")) ? 1LL : 0LL,
+	    json_is_true(json_object_get(account, "payouts_enabled")) ? 1LL : 0LL,
+	    jstr(account, "id"));
+}
+
 cd_err
 booking_payment_succeeded(const json_t *pi)
 {
-	struct paid p = { pi, NULL };
-	json_t *local, *now = NULL;
+	struct paid p = { pi, NULL, NULL };
+	json_t *local, *now = NULL, *charge;
 	const char *bs, *ps;
 	bool held;
 	cd_err err;
@@ -154,7 +206,13 @@ booking_payment_succeeded(const json_t *pi)
 		return CD_FORBIDDEN;
 	}
 	p.local = local;
-	if ((err = db_tx(paid_tx, &p)) != CD_OK) {
+	/* Stripe is asked before the transaction, never while it holds locks. */
+	if ((err = destination_charge(pi, local, &charge)) == CD_OK) {
+		p.charge = charge;
+		err = db_tx(paid_tx, &p);
+	}
+	json_decref(charge);
+	if (err != CD_OK) {
 		json_decref(local);
 		return err;
 	}
@@ -171,7 +229,7 @@ booking_payment_succeeded(const json_t *pi)
 			log_warn("booking %lld is %s but its payment succeeded: refunding",
 			    jint(now, "booking_id"), bs);
 			err = booking_refund(jint(now, "booking_id"), 0,
-			    "booking_unavailable", false, NULL);
+			    "booking_unavailable", false, NULL, NULL);
 		}
 	}
 	json_decref(now);
@@ -229,13 +287,43 @@ booking_payment_failed(const json_t *pi)
 struct refund_rec {
 	const json_t	*local;		/* q_by_booking / q_by_intent row */
 	const char	*refund_id;	/* re_… (or the charge id, see below) */
-	long long	 amount;
+	const char	*reversal_id;	/* trr_… of a destination charge, or NULL */
+	booking_split	 split;		/* refund 0: cancel without a refund */
 	const char	*reason;
 	const char	*source;	/* "app" or "stripe" */
 	long long	 user_id;	/* for the audit rows; 0 = the booking's */
 	bool		 cancel;	/* also cancel the booking */
 	bool		 release;	/* unpaid booking: release its slot */
 };
+
+/*
+ * The refunds row, and only if it is new, the booking's refunded cents and
+ * the payment's status.
+ */
+static cd_err
+record_refund(struct refund_rec *rr, bool *fresh)
+{
+	long long payment = jint(rr->local, "payment_id");
+	cd_err err;
+
+	if ((err = db_insert_once(&q_refund_row, fresh, NULL, "isiss", payment,
+	    rr->refund_id, rr->split.refund, rr->reason, rr->reversal_id)) != CD_OK ||
+	    !*fresh)
+		return err;
+	if ((err = db_exec(&q_book_refunded, NULL, "iiii", rr->split.refund,
+	    rr->split.fee, rr->split.payout, jint(rr->local, "booking_id"))) !=
+	    CD_OK)
+		return err;
+	return db_exec(&q_pay_refunded, NULL, "ii", rr->split.refund, payment);
+}
+
+/* The whole price back: the whole fee and the whole payout. */
+static booking_split
+whole(const json_t *local)
+{
+	return (booking_split){ jint(local, "price_cents"),
+	    jint(local, "platform_fee_cents"), jint(local, "payout_cents") };
+}
 
 /*
  * The refunds row, the payment and (optionally) the booking in one
@@ -256,17 +344,14 @@ refund_tx(void *arg)
 	cd_err err;
 
 	id_text(idbuf, sizeof(idbuf), booking);
-	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isis",
-	    jint(rr->local, "payment_id"), rr->refund_id, rr->amount, rr->reason)) !=
-	    CD_OK)
+	if (rr->split.refund > 0 && (err = record_refund(rr, &fresh)) != CD_OK)
 		return err;
-	if ((err = db_exec(&q_pay_refunded, NULL, "i",
-	    jint(rr->local, "payment_id"))) != CD_OK)
-		return err;
-	if (fresh) {
-		details = json_pack("{s:s,s:I,s:s,s:s}", "refund", rr->refund_id,
-		    "amountCents", (json_int_t)rr->amount, "reason", rr->reason,
-		    "source", rr->source);
+	if (rr->split.refund > 0 && fresh) {
+		details = json_pack("{s:s,s:I,s:I,s:I,s:s,s:s}", "refund",
+		    rr->refund_id, "amountCents", (json_int_t)rr->split.refund,
+		    "platformFeeCents", (json_int_t)rr->split.fee, "payoutCents",
+		    (json_int_t)rr->split.payout, "reason", rr->reason, "source",
+		    rr->source);
 		err = audit_write("REFUND_ISSUED", "booking", idbuf, user, details,
 		    "warning");
 		json_decref(details);
@@ -295,11 +380,11 @@ refund_tx(void *arg)
 
 cd_err
 booking_refund(long long booking_id, long long user_id, const char *reason,
-    bool cancel, bool *refunded)
+    bool cancel, const booking_split *part, bool *refunded)
 {
 	struct refund_rec rr;
 	json_t *local, *params, *refund = NULL;
-	char key[64];
+	char key[160];
 	cd_err err;
 
 	if (refunded != NULL)
@@ -310,13 +395,32 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 		json_decref(local);
 		return CD_OK;
 	}
-	params = json_pack("{s:s,s:{s:s}}", "payment_intent",
-	    jstr(local, "stripe_payment_intent_id"), "metadata", "booking_id",
+	memset(&rr, 0, sizeof(rr));
+	rr.local = local;
+	rr.split = part != NULL ? *part : whole(local);
+	rr.reason = reason;
+	rr.source = "app";
+	rr.user_id = user_id;
+	rr.cancel = cancel;
+	if (rr.split.refund == 0) {	/* nothing to give back: cancel only */
+		err = cancel ? db_tx(refund_tx, &rr) : CD_OK;
+		json_decref(local);
+		return err;
+	}
+	params = json_pack("{s:s,s:I,s:{s:s}}", "payment_intent",
+	    jstr(local, "stripe_payment_intent_id"), "amount",
+	    (json_int_t)rr.split.refund, "metadata", "booking_id",
 	    id_text(key, sizeof(key), booking_id));
 	if (cancel)
 		json_object_set_new(params, "reason",
 		    json_string("requested_by_customer"));
-	snprintf(key, sizeof(key), "booking-%lld-refund", booking_id);
+	/* A destination charge gives back the transfer and the fee in proportion. */
+	if (jstr(local, "destination_account") != NULL) {
+		json_object_set_new(params, "reverse_transfer", json_true());
+		json_object_set_new(params, "refund_application_fee", json_true());
+	}
+	stripe_key(key, sizeof(key), "booking", booking_id,
+	    jstr(local, "stripe_nonce"), "refund");
 	err = stripe_call("POST", "/v1/refunds", params, key, &refund);
 	json_decref(params);
 	if (err != CD_OK || !stripe_id_ok(jstr(refund, "id"), "re_")) {
@@ -325,14 +429,11 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 		json_decref(local);
 		return err != CD_OK ? err : CD_STRIPE;
 	}
-	memset(&rr, 0, sizeof(rr));
-	rr.local = local;
 	rr.refund_id = jstr(refund, "id");
-	rr.amount = jint(refund, "amount");
-	rr.reason = reason;
-	rr.source = "app";
-	rr.user_id = user_id;
-	rr.cancel = cancel;
+	rr.reversal_id = jstr(refund, "transfer_reversal");
+	if (jint(refund, "amount") != rr.split.refund)
+		log_error("booking %lld: Stripe refunded %lld, not %lld cents",
+		    booking_id, jint(refund, "amount"), rr.split.refund);
 	err = db_tx(refund_tx, &rr);
 	if (err == CD_OK && refunded != NULL)
 		*refunded = true;
@@ -375,7 +476,7 @@ booking_refund_seen(const json_t *charge)
 	 */
 	rr.refund_id = stripe_id_ok(jstr(latest, "id"), "re_") ? jstr(latest, "id") :
 	    jstr(charge, "id");
-	rr.amount = jint(charge, "amount_refunded");
+	rr.split = whole(local);
 	rr.reason = jstr(latest, "reason") ?: "refunded_in_stripe";
 	rr.source = "stripe";
 	/*

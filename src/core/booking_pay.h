@@ -39,6 +39,14 @@
  */
 cd_err	 booking_payment_succeeded(const json_t *payment_intent);
 /*
+ * Writes the expert's guard row (experts.booking_version): every change of
+ * an expert's bookings together with the time they hold, and every payout,
+ * does this first in its transaction, so they run one at a time per expert
+ * and each reads what the one before committed.  *found is false for an
+ * expert that does not exist (or, with active_only, is inactive).
+ */
+cd_err	 booking_guard_expert(long long expert_id, bool active_only, bool *found);
+/*
  * A failed PaymentIntent (canceled, or back to requires_payment_method with
  * a last_payment_error): payment 'failed' from 'pending', booking
  * 'payment_failed' from 'awaiting_payment', which frees the slot.  The same
@@ -55,14 +63,34 @@ bool	 booking_intent_failed(const json_t *payment_intent);
  */
 cd_err	 booking_refund_seen(const json_t *charge);
 /*
+ * account.updated: an expert's connected account as Stripe has it now
+ * (charges_enabled, payouts_enabled) onto the expert's row.  A booking with
+ * an expert whose account has both is a destination charge: the PaymentIntent
+ * carries application_fee_amount (the platform fee) and
+ * transfer_data[destination]; once paid the booking keeps the transfer and
+ * application fee ids; its refunds reverse the transfer and refund the fee
+ * in proportion; it is never owed a manual payout.
+ */
+cd_err	 booking_account_seen(const json_t *account);
+/* What a refund gives back, and from whom: fee + payout == refund. */
+typedef struct booking_split {
+	long long	 refund;	/* cents to the customer */
+	long long	 fee;		/* taken back from the platform's fee */
+	long long	 payout;	/* taken back from the expert's payout */
+} booking_split;
+
+/*
  * Refunds a booking's succeeded payment at Stripe (Idempotency-Key
  * "booking-<id>-refund", so retries and racing callers make one refund) and
- * records it: refunds row, payment 'refunded', REFUND_ISSUED.  With cancel,
- * the same transaction moves the booking from awaiting_payment or scheduled
- * to cancelled_by_user (BOOKING_CANCELLED).  A payment that is not
- * 'succeeded' is not refunded (CD_OK; *refunded false).
+ * records it: refunds row, the booking's refunded cents split as in part
+ * (NULL: the whole price, fee and payout), payment 'refunded' or
+ * 'partially_refunded', REFUND_ISSUED.  With cancel, the same transaction
+ * moves the booking from awaiting_payment or scheduled to cancelled_by_user
+ * (BOOKING_CANCELLED); a part of 0 cents cancels without a refund.  A
+ * payment that is not 'succeeded' is not refunded (CD_OK; *refunded false).
  */
 cd_err	 booking_refund(long long booking_id, long long user_id,
-	    const char *reason, bool cancel, bool *refunded);
+	    const char *reason, bool cancel, const booking_split *part,
+	    bool *refunded);
 
 #endif

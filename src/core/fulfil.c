@@ -203,6 +203,22 @@ fulfil_session(const char *stripe_session_id, long long user_id,
 }
 
 cd_err
+fulfil_checkout_of_intent(const char *intent, json_t **local, cd_checkout *ck)
+{
+	cd_err err;
+
+	*local = NULL;
+	if (!stripe_id_ok(intent, "pi_"))
+		return CD_OK;
+	if ((err = db_row(&q_local_by_intent, local, "s", intent)) != CD_OK ||
+	    *local == NULL)
+		return err;
+	memset(ck, 0, sizeof(*ck));
+	fill_checkout(ck, *local, jstr(*local, "stripe_session_id"), intent, NULL);
+	return CD_OK;
+}
+
+cd_err
 fulfil_failed(const char *stripe_session_id)
 {
 	unsigned long long n;

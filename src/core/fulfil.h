@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "products.h"
 
 typedef struct cd_fulfilment {
 	bool		 paid;		/* Stripe says the session is paid */
@@ -33,6 +34,13 @@ cd_err	 fulfil_session_object(const json_t *session, long long user_id,
 	    cd_fulfilment *out);
 /* charge.refunded: reverses what the refunded part of a charge granted. */
 cd_err	 fulfil_refund(const json_t *charge);
+/*
+ * Our record of the Checkout Session a PaymentIntent paid, as a cd_checkout
+ * whose strings live in *local (the caller's to release); *local is NULL
+ * when no session of ours has this PaymentIntent.
+ */
+cd_err	 fulfil_checkout_of_intent(const char *intent, json_t **local,
+	    cd_checkout *ck);
 /* Marks an open local session failed (async payment failed). */
 cd_err	 fulfil_failed(const char *stripe_session_id);
 

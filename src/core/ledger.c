@@ -16,8 +16,9 @@ static cd_sql q_move = CD_SQL(
     "UPDATE user_credits SET balance = balance + ?,"
     " total_earned = total_earned + IF(? = 'allocation', ?, IF(? = 'refund', ?, 0)),"
     " total_spent = total_spent + IF(? = 'consumption', -?, 0),"
-    " bonus_earned = bonus_earned + ?"
-    " WHERE user_id = ? AND balance + ? >= 0");
+    " bonus_earned = bonus_earned + ?,"
+    " frozen = LEAST(frozen, balance)"	/* assigned after balance: the new one */
+    " WHERE user_id = ? AND balance + ? >= IF(? = 'consumption', frozen, 0)");
 static cd_sql q_entry = CD_SQL(
     "INSERT INTO credit_transactions (user_id, credits_delta, balance_before,"
     " balance_after, transaction_type, activity_type, description, metadata)"
@@ -49,9 +50,9 @@ ledger_apply(const cd_entry *e, long long *balance_after)
 
 	if ((err = ledger_balance_for_update(e->user_id, &before)) != CD_OK)
 		return err;
-	if ((err = db_exec(&q_move, &n, "isisisiiii", e->delta, e->type, e->delta,
+	if ((err = db_exec(&q_move, &n, "isisisiiiis", e->delta, e->type, e->delta,
 	    e->type, e->delta, e->type, e->delta, e->bonus, e->user_id,
-	    e->delta)) != CD_OK)
+	    e->delta, e->type)) != CD_OK)
 		return err;
 	if (n != 1)
 		return CD_PAYMENT_REQUIRED;

@@ -22,7 +22,11 @@ typedef struct cd_entry {
 	const json_t	*metadata;	/* borrowed; NULL = {} */
 } cd_entry;
 
-/* Applies e; a debit beyond the balance is CD_PAYMENT_REQUIRED. */
+/*
+ * Applies e; a debit beyond the balance, or a consumption into the frozen
+ * part of it (user_credits.frozen, a disputed payment's credits), is
+ * CD_PAYMENT_REQUIRED.
+ */
 cd_err	 ledger_apply(const cd_entry *e, long long *balance_after);
 /* The current balance, locked for the rest of the transaction. */
 cd_err	 ledger_balance_for_update(long long user_id, long long *balance);

@@ -18,6 +18,10 @@ static cd_sql q_purchase = CD_SQL(
 static cd_sql q_lock = CD_SQL(
     "SELECT credits_applied, credits_refunded FROM boost_pack_purchases"
     " WHERE stripe_session_id = ? FOR UPDATE");
+static cd_sql q_frozen = CD_SQL(
+    "SELECT frozen FROM user_credits WHERE user_id = ?");
+static cd_sql q_freeze = CD_SQL(
+    "UPDATE user_credits SET frozen = frozen + ? WHERE user_id = ? AND frozen + ? >= 0");
 static cd_sql q_refunded = CD_SQL(
     "UPDATE boost_pack_purchases SET credits_refunded = credits_refunded + ?"
     " WHERE stripe_session_id = ?");
@@ -109,5 +113,53 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return err;
 }
 
+/*
+ * Frozen tokens stay in the balance but cannot be spent (the ledger refuses
+ * a consumption below user_credits.frozen); a zero-delta ledger row records
+ * each freeze and release.
+ */
+static cd_err
+freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
+    long long *granted)
+{
+	long long balance, left;
+	json_t *row, *meta;
+	cd_entry e;
+	cd_err err;
 
-const cd_product product_boost_pack = { "boost_pack", grant, reverse, NULL, NULL };
+	*frozen = 0;
+	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	    row == NULL)
+		return err;
+	*granted = jint(row, "credits_applied");
+	left = *granted - jint(row, "credits_refunded");
+	json_decref(row);
+	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK ||
+	    (err = db_row(&q_frozen, &row, "i", ck->user_id)) != CD_OK)
+		return err;
+	if (!release) {
+		balance -= jint(row, "frozen");	/* spendable */
+		units = left < balance ? left : balance;
+	}
+	json_decref(row);
+	if (units <= 0)
+		return CD_OK;
+	*frozen = release ? -units : units;
+	if ((err = db_exec(&q_freeze, NULL, "iii", *frozen, ck->user_id,
+	    *frozen)) != CD_OK)
+		return err;
+	meta = json_pack("{s:s,s:s?,s:I}", "stripeSessionId", ck->stripe_session_id,
+	    "paymentIntentId", ck->payment_intent_id, "frozenDelta",
+	    (json_int_t)*frozen);
+	e = (cd_entry){ ck->user_id, 0, 0, "adjustment",
+	    release ? "dispute_release" : "dispute_freeze",
+	    release ? "Disputed payment: credits released" :
+	    "Disputed payment: credits frozen", meta };
+	err = ledger_apply(&e, NULL);
+	json_decref(meta);
+	*frozen = units;
+	return err;
+}
+
+const cd_product product_boost_pack = { "boost_pack", grant, reverse, NULL, NULL,
+    freeze };

@@ -102,4 +102,4 @@ route(const cd_checkout *ck, char *out, size_t outlen)
 	return CD_OK;
 }
 
-const cd_product product_consultation = { "consultation", grant, reverse, route, NULL };
+const cd_product product_consultation = { "consultation", grant, reverse, route, NULL, NULL };

@@ -15,7 +15,7 @@ static cd_sql q_add_total = CD_SQL(
     "INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (?, ?)"
     " ON DUPLICATE KEY UPDATE hours_total = hours_total + VALUES(hours_total)");
 static cd_sql q_lock = CD_SQL(
-    "SELECT p.hours, p.hours_refunded, t.hours_total, t.hours_used"
+    "SELECT p.hours, p.hours_refunded, t.hours_total, t.hours_used, t.hours_frozen"
     " FROM live_help_purchases p"
     " JOIN user_live_help_totals t ON t.user_id = p.user_id"
     " WHERE p.stripe_session_id = ? FOR UPDATE");
@@ -24,6 +24,10 @@ static cd_sql q_refunded = CD_SQL(
     " WHERE stripe_session_id = ?");
 static cd_sql q_take = CD_SQL(
     "UPDATE user_live_help_totals SET hours_total = hours_total - ? WHERE user_id = ?");
+
+/* Frozen hours stay in hours_total but cannot be booked. */
+static cd_sql q_freeze = CD_SQL(
+    "UPDATE user_live_help_totals SET hours_frozen = hours_frozen + ? WHERE user_id = ?");
 
 static cd_err
 grant(const cd_checkout *ck, bool *granted)
@@ -52,7 +56,8 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	target = refunded_cents >= ck->amount_cents ? hours :
 	    hours * refunded_cents / ck->amount_cents;
 	delta = target - jint(row, "hours_refunded");
-	unused = jint(row, "hours_total") - jint(row, "hours_used");
+	unused = jint(row, "hours_total") - jint(row, "hours_used") -
+	    jint(row, "hours_frozen");
 	json_decref(row);
 	if (delta <= 0)
 		return CD_OK;
@@ -66,5 +71,30 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return db_exec(&q_take, NULL, "ii", *units, ck->user_id);
 }
 
+static cd_err
+freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
+    long long *granted)
+{
+	long long left, unused;
+	json_t *row;
+	cd_err err;
 
-const cd_product product_live_help = { "live_help", grant, reverse, NULL, NULL };
+	*frozen = 0;
+	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	    row == NULL)
+		return err;
+	*granted = jint(row, "hours");
+	left = *granted - jint(row, "hours_refunded");
+	unused = jint(row, "hours_total") - jint(row, "hours_used") -
+	    jint(row, "hours_frozen");
+	json_decref(row);
+	if (!release)
+		units = left < unused ? left : unused;
+	if (units <= 0)
+		return CD_OK;
+	*frozen = units;
+	return db_exec(&q_freeze, NULL, "ii", release ? -units : units, ck->user_id);
+}
+
+const cd_product product_live_help = { "live_help", grant, reverse, NULL, NULL,
+    freeze };

@@ -4,10 +4,17 @@
  * once, guarded by the UNIQUE invoice id.  invoice.paid may arrive before
  * checkout.session.completed, so both paths create the subscription row with
  * an upsert on its UNIQUE Stripe id and neither depends on the other.
+ *
+ * The row keeps Stripe's status, period end and cancel_at_period_end from
+ * every subscription Stripe returns (always retrieved, never a payload).
+ * Status only moves forward: canceled is final, and the period end only
+ * ever moves later.  A refunded invoice takes back its allocation's credits
+ * in proportion, never more than the user's balance.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "crypto.h"
 #include "db.h"
 #include "format.h"
 #include "ledger.h"
@@ -17,13 +24,40 @@
 
 static cd_sql q_upsert = CD_SQL(
     "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id,"
-    " stripe_session_id, status) VALUES (?, ?, ?, ?, ?)"
-    " ON DUPLICATE KEY UPDATE status = VALUES(status),"
+    " stripe_session_id, status, stripe_nonce) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON DUPLICATE KEY UPDATE"
     " stripe_session_id = COALESCE(stripe_session_id, VALUES(stripe_session_id))");
 static cd_sql q_claim = CD_SQL(
     "UPDATE checkout_sessions SET status = 'fulfilled' WHERE id = ? AND status <> 'fulfilled'");
-static cd_sql q_sub = CD_SQL(
-    "SELECT id, user_id, plan_id FROM subscriptions WHERE stripe_subscription_id = ?");
+/*
+ * The allocation takes the subscription's id from its own upsert: a SELECT
+ * would read the transaction's snapshot, which can predate the row a
+ * concurrent first fulfilment has just committed.
+ */
+static cd_sql q_upsert_id = CD_SQL(
+    "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id, status,"
+    " stripe_nonce) VALUES (?, ?, ?, 'active', ?)"
+    " ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
+static cd_sql q_sync = CD_SQL(
+    "UPDATE subscriptions SET status = IF(status = 'canceled', status, ?),"
+    " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
+    "  FROM_UNIXTIME(?)),"
+    " cancel_at_period_end = IF(status = 'canceled', cancel_at_period_end, ?)"
+    " WHERE stripe_subscription_id = ?");
+static cd_sql q_guard_allocation = CD_SQL(
+    "UPDATE subscription_allocations SET version = version + 1 WHERE stripe_invoice_id = ?");
+static cd_sql q_allocation = CD_SQL(
+    "SELECT a.credits, a.credits_reversed, s.user_id, s.stripe_subscription_id"
+    " FROM subscription_allocations a JOIN subscriptions s ON s.id = a.subscription_id"
+    " WHERE a.stripe_invoice_id = ?");
+static cd_sql q_reversed = CD_SQL(
+    "UPDATE subscription_allocations SET credits_reversed = credits_reversed + ?"
+    " WHERE stripe_invoice_id = ?");
+static cd_sql q_reversal = CD_SQL(
+    "INSERT INTO payment_reversals (stripe_refund_id, payment_intent_id, product,"
+    " amount_cents, units_reversed) VALUES (?, ?, 'subscription', ?, 0)");
+static cd_sql q_reversal_units = CD_SQL(
+    "UPDATE payment_reversals SET units_reversed = ? WHERE stripe_refund_id = ?");
 static cd_sql q_plan = CD_SQL(
     "SELECT name, monthly_credits FROM subscription_plans WHERE id = ?");
 /* Evidence that we created a checkout for this user and plan. */
@@ -34,29 +68,46 @@ static cd_sql q_allocate = CD_SQL(
     "INSERT INTO subscription_allocations (subscription_id, stripe_invoice_id, credits)"
     " VALUES (?, ?, ?)");
 
+/* The random value a new row keeps for its Stripe Idempotency-Keys. */
+static cd_err
+new_nonce(char out[CD_TOKEN_LEN + 1])
+{
+	return random_token(out) == 0 ? CD_OK : CD_INTERNAL;
+}
+
 static cd_err
 grant(const cd_checkout *ck, bool *granted)
 {
 	const char *sub = json_string_value(json_object_get(ck->stripe, "subscription"));
+	char nonce[CD_TOKEN_LEN + 1];
 	unsigned long long n;
 	cd_err err;
 
 	*granted = false;
 	if (sub == NULL)
 		return CD_OK;	/* not complete yet */
-	if ((err = db_exec(&q_upsert, NULL, "issss", ck->user_id, ck->item_code,
-	    sub, ck->stripe_session_id, "active")) != CD_OK ||
+	if ((err = new_nonce(nonce)) != CD_OK ||
+	    (err = db_exec(&q_upsert, NULL, "isssss", ck->user_id, ck->item_code,
+	    sub, ck->stripe_session_id, "active", nonce)) != CD_OK ||
 	    (err = db_exec(&q_claim, &n, "i", ck->id)) != CD_OK)
 		return err;
 	*granted = n == 1;
 	return CD_OK;
 }
 
-
-
+/* Stripe's state of the subscription onto our row (see the top). */
+static cd_err
+sync_row(const json_t *sub)
+{
+	return db_exec(&q_sync, NULL, "siis", jstr(sub, "status") ?: "active",
+	    jint(sub, "current_period_end"),
+	    json_is_true(json_object_get(sub, "cancel_at_period_end")) ? 1LL : 0LL,
+	    jstr(sub, "id"));
+}
 
 struct allocation {
 	const json_t	*invoice;
+	const json_t	*sub;
 	const char	*sub_id;
 	long long	 user_id;
 	const char	*plan_id;
@@ -68,8 +119,9 @@ allocate_tx(void *arg)
 	struct allocation *a = arg;
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
 	long long rate, credits, sub;
+	char nonce[CD_TOKEN_LEN + 1];
 	cd_buf desc = CD_BUF_INIT;
-	json_t *plan, *row, *meta;
+	json_t *plan, *meta;
 	bool fresh;
 	cd_entry e;
 	cd_err err;
@@ -84,12 +136,16 @@ allocate_tx(void *arg)
 	format_count(&desc, credits);
 	buf_puts(&desc, " Pilot Credits");
 	json_decref(plan);
-	if ((err = db_exec(&q_upsert, NULL, "issss", a->user_id, a->plan_id,
-	    a->sub_id, NULL, "active")) != CD_OK ||
-	    (err = db_row(&q_sub, &row, "s", a->sub_id)) != CD_OK)
+	if ((err = new_nonce(nonce)) != CD_OK ||
+	    (err = db_insert(&q_upsert_id, &sub, "isss", a->user_id, a->plan_id,
+	    a->sub_id, nonce)) != CD_OK)
 		goto out;
-	sub = jint(row, "id");
-	json_decref(row);
+	if (sub <= 0) {
+		err = CD_INTERNAL;	/* the upsert always names the row */
+		goto out;
+	}
+	if ((err = sync_row(a->sub)) != CD_OK)
+		goto out;
 	if ((err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub, invoice_id,
 	    credits * rate)) != CD_OK || !fresh)
 		goto out;
@@ -117,6 +173,7 @@ invoice_paid(const json_t *invoice, const json_t *subscription)
 	    strcmp(jstr(invoice, "status") ?: "", "paid") != 0)
 		return CD_OK;
 	a.invoice = invoice;
+	a.sub = subscription;
 	a.sub_id = jstr(subscription, "id");
 	a.user_id = jint(meta, "user_id");
 	a.plan_id = jstr(meta, "item");
@@ -152,6 +209,143 @@ subscription_allocate_invoice(const char *invoice_id)
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
+/* Our subscription (sold through our checkout): user and plan, or user 0. */
+static cd_err
+ours(const json_t *sub, long long *user_id, const char **plan_id)
+{
+	const json_t *meta = json_object_get(sub, "metadata");
+	json_t *row = NULL;
+	cd_err err;
+
+	*user_id = jint(meta, "user_id");
+	*plan_id = jstr(meta, "item");
+	if (*user_id <= 0 || *plan_id == NULL || jstr(sub, "id") == NULL) {
+		*user_id = 0;
+		return CD_OK;
+	}
+	if ((err = db_row(&q_ours, &row, "is", *user_id, *plan_id)) != CD_OK)
+		return err;
+	if (row == NULL)
+		*user_id = 0;
+	json_decref(row);
+	return CD_OK;
+}
+
+struct syncing {
+	const json_t	*sub;
+	long long	 user_id;
+	const char	*plan_id;
+};
+
+static cd_err
+sync_tx(void *arg)
+{
+	struct syncing *s = arg;
+	char nonce[CD_TOKEN_LEN + 1];
+	long long id;
+	cd_err err;
+
+	if ((err = new_nonce(nonce)) != CD_OK ||
+	    (err = db_insert(&q_upsert_id, &id, "isss", s->user_id, s->plan_id,
+	    jstr(s->sub, "id"), nonce)) != CD_OK)
+		return err;
+	return sync_row(s->sub);
+}
+
+cd_err
+subscription_sync_object(const json_t *sub)
+{
+	struct syncing s = { sub, 0, NULL };
+	cd_err err;
+
+	if ((err = ours(sub, &s.user_id, &s.plan_id)) != CD_OK || s.user_id == 0)
+		return err;
+	return db_tx(sync_tx, &s);
+}
+
+cd_err
+subscription_sync(const char *subscription_id)
+{
+	json_t *sub = NULL;
+	cd_err err;
+
+	if ((err = stripe_retrieve("subscriptions", "sub_", subscription_id,
+	    &sub)) == CD_OK)
+		err = subscription_sync_object(sub);
+	json_decref(sub);
+	return err == CD_NOT_FOUND ? CD_OK : err;
+}
+
+struct sub_refund {
+	const json_t	*charge;
+	const char	*invoice_id;
+	const char	*key;		/* charge id / cumulative cents refunded */
+};
+
+/* Credits to take back in all for refunded of paid cents of an allocation. */
+static long long
+reverse_target(long long credits, long long refunded, long long paid)
+{
+	if (paid <= 0 || refunded >= paid)
+		return credits;
+	return credits * refunded / paid;
+}
+
+static cd_err
+refund_tx(void *arg)
+{
+	struct sub_refund *sr = arg;
+	long long refunded = jint(sr->charge, "amount_refunded"), user, delta,
+	    balance, units = 0;
+	json_t *row, *meta;
+	bool fresh;
+	cd_entry e;
+	cd_err err;
+
+	if ((err = db_insert_once(&q_reversal, &fresh, NULL, "ssi", sr->key,
+	    jstr(sr->charge, "payment_intent"), refunded)) != CD_OK || !fresh ||
+	    (err = db_exec(&q_guard_allocation, NULL, "s", sr->invoice_id)) != CD_OK ||
+	    (err = db_row(&q_allocation, &row, "s", sr->invoice_id)) != CD_OK ||
+	    row == NULL)
+		return err;
+	user = jint(row, "user_id");
+	delta = reverse_target(jint(row, "credits"), refunded,
+	    jint(sr->charge, "amount")) - jint(row, "credits_reversed");
+	if (delta > 0 && (err = ledger_balance_for_update(user, &balance)) == CD_OK)
+		units = delta < balance ? delta : balance;
+	if (err == CD_OK && units > 0) {
+		meta = json_pack("{s:s,s:s?,s:I}", "stripeInvoiceId", sr->invoice_id,
+		    "stripeSubscriptionId", jstr(row, "stripe_subscription_id"),
+		    "refundedCents", (json_int_t)refunded);
+		e = (cd_entry){ user, -units, 0, "refund", "subscription_refund",
+		    "Subscription invoice refund", meta };
+		if ((err = db_exec(&q_reversed, NULL, "is", units,
+		    sr->invoice_id)) == CD_OK)
+			err = ledger_apply(&e, NULL);
+		json_decref(meta);
+	}
+	json_decref(row);
+	if (err != CD_OK)
+		return err;
+	return db_exec(&q_reversal_units, NULL, "is", units, sr->key);
+}
+
+cd_err
+subscription_refund(const json_t *charge)
+{
+	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL };
+	char key[300];
+
+	if (!stripe_id_ok(sr.invoice_id, "in_") ||
+	    !stripe_id_ok(jstr(charge, "id"), "ch_") ||
+	    jint(charge, "amount_refunded") <= 0)
+		return CD_OK;
+	snprintf(key, sizeof(key), "%s/%lld", jstr(charge, "id"),
+	    jint(charge, "amount_refunded"));
+	sr.key = key;
+	return db_tx(refund_tx, &sr);
+}
+
 /* The first invoice is settled at once, whether or not invoice.paid came. */
 static cd_err
 after(const cd_checkout *ck)
@@ -161,4 +355,4 @@ after(const cd_checkout *ck)
 	return invoice != NULL ? subscription_allocate_invoice(invoice) : CD_OK;
 }
 
-const cd_product product_subscription = { "subscription", grant, NULL, NULL, after };
+const cd_product product_subscription = { "subscription", grant, NULL, NULL, after, NULL };

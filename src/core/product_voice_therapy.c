@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "products.h"
+#include "voice.h"
 
 static cd_sql q_credit = CD_SQL(
     "INSERT INTO voice_therapy_credits (user_id, stripe_session_id,"
@@ -18,6 +19,13 @@ static cd_sql q_credit = CD_SQL(
 static cd_sql q_left = CD_SQL(
     "SELECT minutes_remaining FROM voice_therapy_credits"
     " WHERE stripe_session_id = ? AND is_active = 1 FOR UPDATE");
+static cd_sql q_granted = CD_SQL(
+    "SELECT minutes_purchased, minutes_remaining, minutes_frozen, is_active"
+    " FROM voice_therapy_credits WHERE stripe_session_id = ?");
+/* Frozen minutes stay in minutes_remaining but cannot be used. */
+static cd_sql q_freeze = CD_SQL(
+    "UPDATE voice_therapy_credits SET minutes_frozen = minutes_frozen + ?"
+    " WHERE stripe_session_id = ?");
 static cd_sql q_deactivate = CD_SQL(
     "UPDATE voice_therapy_credits SET is_active = 0 WHERE stripe_session_id = ?");
 
@@ -35,7 +43,9 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	cd_err err;
 
 	*units = 0;
-	if ((err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	/* after a session that is being ended has taken its minutes */
+	if ((err = voice_guard(ck->user_id)) != CD_OK ||
+	    (err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
 	    row == NULL)
 		return err;
 	*units = jint(row, "minutes_remaining");
@@ -43,5 +53,29 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
 }
 
+static cd_err
+freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
+    long long *granted)
+{
+	json_t *row;
+	cd_err err;
 
-const cd_product product_voice_therapy = { "voice_therapy", grant, reverse, NULL, NULL };
+	*frozen = 0;
+	if ((err = voice_guard(ck->user_id)) != CD_OK ||
+	    (err = db_row(&q_granted, &row, "s", ck->stripe_session_id)) != CD_OK ||
+	    row == NULL)
+		return err;
+	*granted = jint(row, "minutes_purchased");
+	if (!release)
+		units = jint(row, "is_active") ? jint(row, "minutes_remaining") -
+		    jint(row, "minutes_frozen") : 0;
+	json_decref(row);
+	if (units <= 0)
+		return CD_OK;
+	*frozen = units;
+	return db_exec(&q_freeze, NULL, "is", release ? -units : units,
+	    ck->stripe_session_id);
+}
+
+const cd_product product_voice_therapy = { "voice_therapy", grant, reverse, NULL, NULL,
+    freeze };

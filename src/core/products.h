@@ -38,6 +38,13 @@ typedef struct cd_product {
 	cd_err		(*route)(const cd_checkout *, char *out, size_t outlen);
 	/* Work that needs Stripe, after the grant committed; may be NULL. */
 	cd_err		(*after)(const cd_checkout *);
+	/*
+	 * A dispute: freezes what the payment granted and is still unspent
+	 * (*units = frozen), or with release, unfreezes units.  *granted =
+	 * the units the payment granted.  NULL: nothing to freeze.
+	 */
+	cd_err		(*freeze)(const cd_checkout *, bool release, long long units,
+			    long long *frozen, long long *granted);
 } cd_product;
 
 extern const cd_product product_live_help;
@@ -54,6 +61,19 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * is paid, allocates the plan's monthly credits once for it.
  */
 cd_err	 subscription_allocate_invoice(const char *invoice_id);
+/*
+ * Keeps our row of a subscription we sold in step with Stripe's: status
+ * (canceled is final), period end (only later), cancel_at_period_end.  The
+ * first retrieves it; the second takes an object Stripe returned.
+ */
+cd_err	 subscription_sync(const char *subscription_id);
+cd_err	 subscription_sync_object(const json_t *subscription);
+/*
+ * charge.refunded for a subscription invoice's charge: takes back that
+ * invoice's credits in proportion to the refund, once per cumulative
+ * amount, never more than the user's balance.  Other charges: nothing.
+ */
+cd_err	 subscription_refund(const json_t *charge);
 
 const cd_product *product_find(const char *name);
 

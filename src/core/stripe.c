@@ -237,6 +237,34 @@ log_message(char *dst, size_t dstlen, const char *msg)
 	dst[o] = '\0';
 }
 
+static struct stripe_error last_error;
+
+const struct stripe_error *
+stripe_last_error(void)
+{
+	return &last_error;
+}
+
+/*
+ * Stripe answers 400 when a parameter names an object it does not have
+ * (param says which) and 404 when the path does; both say resource_missing.
+ */
+bool
+stripe_missing(const char *param)
+{
+	return strcmp(last_error.code, "resource_missing") == 0 &&
+	    (last_error.status == 404 || strcmp(last_error.param, param) == 0);
+}
+
+/* Copies an error field, if it is a string, into a last_error buffer. */
+static void
+error_field(char *dst, size_t size, const json_t *error, const char *name)
+{
+	const char *v = json_string_value(json_object_get(error, name));
+
+	snprintf(dst, size, "%s", v ? v : "");
+}
+
 cd_err
 stripe_parse_response(const char *method, const char *path, long status,
     const char *body, size_t len, json_t **out)
@@ -248,7 +276,13 @@ stripe_parse_response(const char *method, const char *path, long status,
 
 	*out = NULL;
 	j = json_loadb(body ? body : "", len, 0, &jerr);
+	memset(&last_error, 0, sizeof(last_error));
 	if (status < 200 || status > 299) {
+		last_error.status = status;
+		error_field(last_error.code, sizeof(last_error.code),
+		    json_object_get(j, "error"), "code");
+		error_field(last_error.param, sizeof(last_error.param),
+		    json_object_get(j, "error"), "param");
 		m = json_string_value(json_object_get(json_object_get(j,
 		    "error"), "message"));
 		log_message(msg, sizeof(msg), m ? m : "(no error message)");
@@ -388,6 +422,7 @@ stripe_call(const char *method, const char *path, json_t *params,
 	CURL *h = NULL;
 
 	*out = NULL;
+	memset(&last_error, 0, sizeof(last_error));
 	if (method == NULL || path == NULL)
 		return CD_INTERNAL;
 	post = strcmp(method, "POST") == 0;
@@ -475,6 +510,16 @@ out:
 	buf_free(&body);
 	buf_free(&sink.buf);
 	return err;
+}
+
+void
+stripe_key(char *out, size_t n, const char *kind, long long id,
+    const char *nonce, const char *action)
+{
+	if (nonce == NULL || *nonce == '\0')
+		snprintf(out, n, "%s-%lld-%s", kind, id, action);
+	else
+		snprintf(out, n, "%s-%lld-%s-%s", kind, id, nonce, action);
 }
 
 bool

@@ -32,6 +32,28 @@ cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
  */
 cd_err	 stripe_list(const char *path, const json_t *params, size_t max_pages,
 	    json_t *all);
+/*
+ * What Stripe said about the last call that it refused (HTTP status, its
+ * error code and param, "" when absent); all zero after a call that did not
+ * get an error answer.  A responder makes one call at a time.
+ */
+struct stripe_error {
+	long	status;
+	char	code[64];
+	char	param[64];
+};
+const struct stripe_error *stripe_last_error(void);
+/* The last call was refused because Stripe has no object named by param. */
+bool	 stripe_missing(const char *param);
+
+/*
+ * The Idempotency-Key of one action on one of our records: "<kind>-<id>-
+ * <nonce>-<action>", the nonce being the random value stored with the row
+ * when it was created; rows made before nonces had "" and keep the key
+ * they had ("<kind>-<id>-<action>").  out holds at least 160 bytes.
+ */
+void	 stripe_key(char *out, size_t n, const char *kind, long long id,
+	    const char *nonce, const char *action);
 /* Stripe ids are short and of one alphabet; everything else is refused. */
 bool	 stripe_id_ok(const char *id, const char *prefix);
 /* Stripe's nested form encoding of an object. */

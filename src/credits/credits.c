@@ -13,6 +13,8 @@ static const cd_route routes[] = {
 	{ "GET", "/api/boost-packs", boost_packs, 0 },
 	{ "GET", "/api/credits/balance", credit_balance, R_USER },
 	{ "GET", "/api/credits/transactions", credit_transactions, R_USER },
+	{ "GET", "/api/credits/subscriptions", subscriptions_list, R_USER },
+	{ "POST", "/api/credits/subscriptions/{id}/cancel", subscription_cancel, R_USER },
 };
 
 static const cd_app app = {

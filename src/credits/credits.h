@@ -18,4 +18,7 @@ cd_err	 boost_packs(cd_req *);
 cd_err	 credit_balance(cd_req *);
 cd_err	 credit_transactions(cd_req *);
 
+cd_err	 subscriptions_list(cd_req *);
+cd_err	 subscription_cancel(cd_req *);
+
 #endif

@@ -7,7 +7,7 @@
 #include "db.h"
 
 static cd_sql q_totals = CD_SQL(
-    "SELECT hours_total, hours_used FROM user_live_help_totals WHERE user_id = ?");
+    "SELECT hours_total, hours_used, hours_frozen FROM user_live_help_totals WHERE user_id = ?");
 /* Used only when the totals row is missing (e.g. data loaded by hand). */
 static cd_sql q_purchased = CD_SQL(
     "SELECT COALESCE(SUM(hours - hours_refunded), 0) AS hours_total,"
@@ -23,11 +23,14 @@ static cd_sql q_slot_exists = CD_SQL(
     "SELECT id, starts_at > UTC_TIMESTAMP() AS upcoming FROM live_help_slots WHERE id = ?");
 static cd_sql q_take_hour = CD_SQL(
     "UPDATE user_live_help_totals SET hours_used = hours_used + 1"
-    " WHERE user_id = ? AND hours_used < hours_total");
+    " WHERE user_id = ? AND hours_used + hours_frozen < hours_total");
 static cd_sql q_redeem = CD_SQL(
     "INSERT INTO live_help_redemptions (user_id, slot_id) VALUES (?, ?)");
 
-/* Hours bought and used: from the totals row, or summed when it is missing. */
+/*
+ * Hours bought and used (frozen hours of a disputed payment count as used
+ * until the dispute closes): from the totals row, or summed when it is missing.
+ */
 static cd_err
 hours(cd_req *r, long long *total, long long *used)
 {
@@ -40,7 +43,7 @@ hours(cd_req *r, long long *total, long long *used)
 	    r->user->id, r->user->id)) != CD_OK)
 		return err;
 	*total = jint(row, "hours_total");
-	*used = jint(row, "hours_used");
+	*used = jint(row, "hours_used") + jint(row, "hours_frozen");
 	json_decref(row);
 	return CD_OK;
 }

@@ -1,45 +1,34 @@
 /*
- * Voice AI Therapy minutes: what is left, starting a session, and ending it
- * by deducting the minutes used from the user's credits.
- *
- * Deduction takes from the credit with the most minutes left first and goes
- * on across credits.  The credits are locked (FOR UPDATE) in one index order
- * for the whole transaction, so concurrent ends of different sessions queue
- * on them and none can drive a credit below zero.
+ * Voice AI Therapy minutes: what is left, starting a session, and ending it.
+ * A session is charged by the server's clock (see core/voice.h); every
+ * request first ends the user's overdue sessions, so what it reports and
+ * uses is what is really left.
  */
 #include <string.h>
 
 #include "audit.h"
 #include "credits.h"
 #include "db.h"
+#include "voice.h"
 
+/* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
 #define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
-    " AND minutes_remaining > 0"
+    " AND minutes_remaining > minutes_frozen"
 
 static cd_sql q_credits = CD_SQL(
-    "SELECT id, minutes_purchased, minutes_remaining, purchased_at, expires_at"
+    "SELECT id, minutes_purchased, minutes_remaining - minutes_frozen AS minutes_remaining,"
+    " purchased_at, expires_at"
     " FROM voice_therapy_credits WHERE" ACTIVE " ORDER BY expires_at, id");
 static cd_sql q_available = CD_SQL(
-    "SELECT COALESCE(SUM(minutes_remaining), 0) AS minutes"
+    "SELECT COALESCE(SUM(minutes_remaining - minutes_frozen), 0) AS minutes"
     " FROM voice_therapy_credits WHERE" ACTIVE);
 static cd_sql q_start = CD_SQL(
     "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"
     " VALUES (?, ?, ?)");
 static cd_sql q_session = CD_SQL(
-    "SELECT id, status, minutes_deducted FROM voice_therapy_sessions"
-    " WHERE id = ? AND user_id = ? FOR UPDATE");
-static cd_sql q_lock_credits = CD_SQL(
-    "SELECT id, minutes_remaining FROM voice_therapy_credits WHERE" ACTIVE
-    " ORDER BY minutes_remaining DESC, expires_at, id FOR UPDATE");
-static cd_sql q_take = CD_SQL(
-    "UPDATE voice_therapy_credits SET minutes_remaining = minutes_remaining - ?,"
-    " is_active = (minutes_remaining > 0) WHERE id = ? AND minutes_remaining >= ?");
-static cd_sql q_usage = CD_SQL(
-    "INSERT INTO voice_therapy_usage (session_id, credit_id, minutes) VALUES (?, ?, ?)");
-static cd_sql q_end = CD_SQL(
-    "UPDATE voice_therapy_sessions SET status = 'ended', open_slot = NULL,"
-    " ended_at = UTC_TIMESTAMP(6), seconds_used = ?, minutes_requested = ?,"
-    " minutes_deducted = ?, summary = ? WHERE id = ?");
+    "SELECT id, status, minutes_deducted, available_minutes,"
+    " TIMESTAMPDIFF(SECOND, started_at, UTC_TIMESTAMP(6)) AS elapsed"
+    " FROM voice_therapy_sessions WHERE id = ? AND user_id = ?");
 
 static cd_err
 available(cd_req *r, long long *minutes)
@@ -62,6 +51,8 @@ voice_credits(cd_req *r)
 	size_t i;
 	cd_err err;
 
+	if ((err = voice_settle(r->user->id)) != CD_OK)
+		return err;
 	if ((err = db_rows(&q_credits, &rows, "i", r->user->id)) != CD_OK) {
 		json_decref(list);
 		return err;
@@ -85,28 +76,54 @@ static const cd_field start_fields[] = {
 	{ "persona", F_STR, 0, 1, 64, NULL },
 };
 
+struct starting {
+	cd_req		*r;
+	const char	*persona;
+	long long	 minutes, id;
+};
+
+/*
+ * The minutes are read after the guard row is written, in the transaction
+ * that opens the session: an end running at the same time has committed
+ * what it took by then.
+ */
+static cd_err
+start_tx(void *arg)
+{
+	struct starting *s = arg;
+	bool fresh;
+	cd_err err;
+
+	if ((err = voice_guard(s->r->user->id)) != CD_OK ||
+	    (err = voice_end_overdue(s->r->user->id)) != CD_OK ||
+	    (err = available(s->r, &s->minutes)) != CD_OK)
+		return err;
+	if (s->minutes == 0)
+		return req_fail(s->r, CD_PAYMENT_REQUIRED, "no_voice_credits",
+		    "You have no Voice AI Therapy minutes left. Buy a pack to start a session.");
+	if ((err = db_insert_once(&q_start, &fresh, &s->id, "isi",
+	    s->r->user->id, s->persona, s->minutes)) != CD_OK)
+		return err;
+	if (!fresh)
+		return req_fail(s->r, CD_CONFLICT, "session_already_open",
+		    "You already have a Voice AI Therapy session open. End it first.");
+	return CD_OK;
+}
+
 cd_err
 voice_start(cd_req *r)
 {
-	long long minutes, id;
-	bool fresh;
+	struct starting s = { r, NULL, 0, 0 };
 	cd_value v[1];
 	cd_err err;
 
-	if ((err = req_fields(r, start_fields, 1, v)) != CD_OK ||
-	    (err = available(r, &minutes)) != CD_OK)
+	if ((err = req_fields(r, start_fields, 1, v)) != CD_OK)
 		return err;
-	if (minutes == 0)
-		return req_fail(r, CD_PAYMENT_REQUIRED, "no_voice_credits",
-		    "You have no Voice AI Therapy minutes left. Buy a pack to start a session.");
-	if ((err = db_insert_once(&q_start, &fresh, &id, "isi", r->user->id,
-	    v[0].s, minutes)) != CD_OK)
+	s.persona = v[0].s;
+	if ((err = db_tx(start_tx, &s)) != CD_OK)
 		return err;
-	if (!fresh)
-		return req_fail(r, CD_CONFLICT, "session_already_open",
-		    "You already have a Voice AI Therapy session open. End it first.");
-	resp_json(r, 200, json_pack("{s:I,s:I}", "sessionId", (json_int_t)id,
-	    "availableMinutes", (json_int_t)minutes));
+	resp_json(r, 200, json_pack("{s:I,s:I}", "sessionId", (json_int_t)s.id,
+	    "availableMinutes", (json_int_t)s.minutes));
 	return CD_OK;
 }
 
@@ -117,60 +134,33 @@ struct ending {
 	long long	 deducted;
 };
 
-/* Takes up to want minutes across the locked credits; returns what it took. */
-static cd_err
-deduct(struct ending *e, long long want)
-{
-	unsigned long long n;
-	long long take, left;
-	json_t *credits, *c;
-	size_t i;
-	cd_err err;
-
-	if ((err = db_rows(&q_lock_credits, &credits, "i", e->r->user->id)) != CD_OK)
-		return err;
-	json_array_foreach(credits, i, c) {
-		if (want == 0)
-			break;
-		left = jint(c, "minutes_remaining");
-		take = want < left ? want : left;
-		if ((err = db_exec(&q_take, &n, "iii", take, jint(c, "id"), take)) !=
-		    CD_OK || (n != 1 && (err = CD_CONFLICT)) ||
-		    (err = db_exec(&q_usage, NULL, "iii", e->session_id,
-		    jint(c, "id"), take)) != CD_OK)
-			break;
-		e->deducted += take;
-		want -= take;
-	}
-	json_decref(credits);
-	return err;
-}
-
 static cd_err
 end_tx(void *arg)
 {
 	struct ending *e = arg;
-	long long want = (e->seconds + 59) / 60;
+	long long user_id = e->r->user->id, grace, charged;
 	json_t *s;
 	cd_err err;
 
 	e->deducted = 0;
-	if ((err = db_row(&q_session, &s, "ii", e->session_id, e->r->user->id)) !=
-	    CD_OK)
+	if ((err = voice_guard(user_id)) != CD_OK ||
+	    (err = voice_end_overdue(user_id)) != CD_OK ||
+	    (err = voice_grace(&grace)) != CD_OK ||
+	    (err = db_row(&q_session, &s, "ii", e->session_id, user_id)) != CD_OK)
 		return err;
 	if (s == NULL)
 		return req_fail(e->r, CD_NOT_FOUND, "session_not_found",
 		    "No Voice AI Therapy session with this id.");
 	if (strcmp(jstr(s, "status"), "ended") == 0) {
-		e->deducted = jint(s, "minutes_deducted");	/* ending twice */
+		e->deducted = jint(s, "minutes_deducted");	/* ended already */
 		json_decref(s);
 		return CD_OK;
 	}
+	charged = voice_charge_seconds(jint(s, "elapsed"), e->seconds,
+	    jint(s, "available_minutes"), grace);
 	json_decref(s);
-	if ((err = deduct(e, want)) != CD_OK)
-		return err;
-	return db_exec(&q_end, NULL, "iiisi", e->seconds, want, e->deducted,
-	    e->summary, e->session_id);
+	return voice_close(user_id, e->session_id, charged, e->seconds,
+	    e->summary, "user", &e->deducted);
 }
 
 static const cd_field end_fields[] = {

@@ -7,6 +7,9 @@
  * their UNIQUE id, so running it twice changes nothing.  The cursor only
  * moves past events that were processed, so a failure is retried next run.
  *
+ * It also ends Voice AI Therapy sessions left open past their minutes
+ * (charged in full), so a user who never comes back is charged too.
+ *
  * Exit status: 0 all processed, 1 some failed (see the log).
  */
 #include <stdio.h>
@@ -18,6 +21,7 @@
 #include "events.h"
 #include "log.h"
 #include "stripe.h"
+#include "voice.h"
 
 #define PAGE_LIMIT 100
 #define MAX_PAGES 1000
@@ -41,7 +45,7 @@ by_created(const void *a, const void *b)
 int
 main(void)
 {
-	long long since = 0, low_failed = -1, high = 0;
+	long long since = 0, low_failed = -1, high = 0, voice_users = 0;
 	size_t i, n, seen = 0, done = 0, dups = 0, failed = 0;
 	json_t *all = json_array(), *row, *base, **events;
 	bool dup;
@@ -50,6 +54,11 @@ main(void)
 	if (cfg_load() != 0 || db_open() != CD_OK ||
 	    db_row(&q_cursor, &row, "") != CD_OK)
 		return 1;
+	if (voice_sweep(&voice_users) != CD_OK)
+		return 1;
+	if (voice_users > 0)
+		printf("reconcile: ended overdue voice sessions of %lld users\n",
+		    voice_users);
 	since = row ? jint(row, "last_created") : 0;
 	json_decref(row);
 	base = json_pack("{s:i,s:I}", "limit", PAGE_LIMIT, "created[gte]",

@@ -11,6 +11,7 @@
 #include "audit.h"
 #include "booking_pay.h"
 #include "db.h"
+#include "dispute.h"
 #include "events.h"
 #include "fulfil.h"
 #include "log.h"
@@ -25,9 +26,6 @@ static cd_sql q_state = CD_SQL(
 static cd_sql q_processed = CD_SQL(
     "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6)"
     " WHERE event_id = ? AND processed_at IS NULL");
-static cd_sql q_dispute = CD_SQL(
-    "INSERT INTO disputes (stripe_dispute_id, charge_id, payment_intent_id,"
-    " amount_cents, reason, status) VALUES (?, ?, ?, ?, ?, ?)");
 
 typedef cd_err (*event_fn)(const json_t *object);
 
@@ -94,6 +92,8 @@ on_charge_refunded(const json_t *object)
 	err = fulfil_refund(charge);
 	if (err == CD_OK)
 		err = booking_refund_seen(charge);
+	if (err == CD_OK)
+		err = subscription_refund(charge);
 	json_decref(charge);
 	return err;
 }
@@ -126,40 +126,68 @@ on_intent_failed(const json_t *object)
 	return on_intent(object, booking_payment_failed);
 }
 
-static cd_err
-dispute_tx(void *arg)
-{
-	const json_t *d = arg;
-	bool fresh;
-	cd_err err;
 
-	if ((err = db_insert_once(&q_dispute, &fresh, NULL, "sssiss",
-	    jstr(d, "id"), jstr(d, "charge"), jstr(d, "payment_intent"),
-	    jint(d, "amount"), jstr(d, "reason"), jstr(d, "status") ?: "open")) !=
-	    CD_OK || !fresh)
-		return err;
-	return audit_write("DISPUTE_CREATED", "charge", jstr(d, "charge"), 0, d,
-	    "critical");
-}
-
-static cd_err
-on_dispute(const json_t *object)
-{
-	json_t *dispute;
-	cd_err err;
-
-	if ((err = retrieve("disputes", "dp_", object, &dispute)) != CD_OK ||
-	    dispute == NULL)
-		return err;
-	err = db_tx(dispute_tx, dispute);
-	json_decref(dispute);
-	return err;
-}
 
 static cd_err
 on_invoice_paid(const json_t *object)
 {
 	return subscription_allocate_invoice(jstr(object, "id"));
+}
+
+/* Passes the object as Stripe has it now to fn; one it never had: nothing. */
+static cd_err
+with_current(const char *kind, const char *prefix, const json_t *object,
+    cd_err (*fn)(const json_t *))
+{
+	json_t *current;
+	cd_err err;
+
+	if ((err = retrieve(kind, prefix, object, &current)) != CD_OK ||
+	    current == NULL)
+		return err;
+	err = fn(current);
+	json_decref(current);
+	return err;
+}
+
+static cd_err
+on_dispute_created(const json_t *object)
+{
+	return with_current("disputes", "dp_", object, dispute_opened);
+}
+
+static cd_err
+on_dispute_closed(const json_t *object)
+{
+	return with_current("disputes", "dp_", object, dispute_closed);
+}
+
+static cd_err
+on_subscription(const json_t *object)
+{
+	return with_current("subscriptions", "sub_", object, subscription_sync_object);
+}
+
+/* The subscription's status (past_due) is what changed: sync it. */
+static cd_err
+on_invoice_failed(const json_t *object)
+{
+	json_t *invoice;
+	cd_err err;
+
+	if ((err = retrieve("invoices", "in_", object, &invoice)) != CD_OK ||
+	    invoice == NULL)
+		return err;
+	err = jstr(invoice, "subscription") != NULL ?
+	    subscription_sync(jstr(invoice, "subscription")) : CD_OK;
+	json_decref(invoice);
+	return err;
+}
+
+static cd_err
+on_account(const json_t *object)
+{
+	return with_current("accounts", "acct_", object, booking_account_seen);
 }
 
 static const struct {
@@ -172,8 +200,13 @@ static const struct {
 	{ "payment_intent.succeeded", on_intent_succeeded },
 	{ "payment_intent.payment_failed", on_intent_failed },
 	{ "charge.refunded", on_charge_refunded },
-	{ "charge.dispute.created", on_dispute },
+	{ "charge.dispute.created", on_dispute_created },
+	{ "charge.dispute.closed", on_dispute_closed },
 	{ "invoice.paid", on_invoice_paid },
+	{ "invoice.payment_failed", on_invoice_failed },
+	{ "customer.subscription.updated", on_subscription },
+	{ "customer.subscription.deleted", on_subscription },
+	{ "account.updated", on_account },
 };
 
 /*

@@ -582,15 +582,21 @@ class AdminTests(BookingCase):
             succ = q("SELECT COUNT(*) FROM payments WHERE status = 'succeeded'")
             refd = q("SELECT COUNT(*) FROM payments WHERE status = 'refunded'")
             failed = q("SELECT COUNT(*) FROM payments WHERE status = 'failed'")
-            revenue = q("SELECT COALESCE(SUM(b.platform_fee_cents), 0) FROM bookings b JOIN"
-                        " payments p ON p.booking_id = b.id WHERE p.status = 'succeeded'")
-            owed = q("SELECT COALESCE(SUM(b.payout_cents), 0) FROM bookings b JOIN payments p"
-                     " ON p.booking_id = b.id AND p.status = 'succeeded' WHERE"
-                     " b.status = 'completed' AND NOT EXISTS (SELECT 1 FROM payout_items i"
+            part = q("SELECT COUNT(*) FROM payments WHERE status = 'partially_refunded'")
+            revenue = q("SELECT COALESCE(SUM(b.platform_fee_cents - b.fee_refunded_cents), 0)"
+                        " FROM bookings b JOIN payments p ON p.booking_id = b.id"
+                        " WHERE p.status IN ('succeeded', 'partially_refunded')")
+            owed = q("SELECT COALESCE(SUM(b.payout_cents - b.payout_refunded_cents), 0)"
+                     " FROM bookings b JOIN payments p ON p.booking_id = b.id"
+                     " AND p.status IN ('succeeded', 'partially_refunded') WHERE"
+                     " (b.status = 'completed' OR (b.status = 'cancelled_by_user'"
+                     " AND b.refunded_cents = b.cancel_refund_cents))"
+                     " AND b.destination_account IS NULL"
+                     " AND NOT EXISTS (SELECT 1 FROM payout_items i"
                      " WHERE i.booking_id = b.id)")
             return {"total": total, "paid": paid, "rateBps": paid * 10000 // total,
                     "succeeded": succ, "failed": failed, "refunded": refd,
-                    "successRateBps": (succ + refd) * 10000 // (succ + refd + failed),
+                    "successRateBps": (succ + refd + part) * 10000 // (succ + refd + part + failed),
                     "revenue": int(revenue), "owed": int(owed)}
 
         def got():

@@ -8,12 +8,14 @@ checked for every user it touched:
   the previous row's balance_after (0 for the first)."""
 
 import json
+import os
+import signal
 import threading
 
 from .lib import (Browser, Case, check_status, checkout_rows, completed_event, db_exec,
-                  db_row, db_rows, db_scalar, emu_deliver, emu_hold, emu_ok, emu_pay,
-                  emu_release, emu_state, event_processed, events_about, list_events,
-                  parallel, pay_and_confirm, register, session_event_ids, stripe_api,
+                  db_row, db_rows, db_scalar, emu_deliver, emu_fail, emu_hold, emu_ok, emu_pay,
+                  emu_release, emu_state, env, event_processed, events_about, list_events,
+                  parallel, pay_and_confirm, register, session_event_ids, stack, stripe_api,
                   stripe_session, wait_until)
 
 PACKS = {
@@ -516,6 +518,108 @@ class RaceTests(CreditsCase):
         self.assertEqual(emu_state()["customers"], before + 1)
         self.assertEqual(balance(u.id), pack_tokens("boost-small"))
         self.assertLedger()
+
+
+def stored_customer(user_id):
+    return db_scalar("SELECT stripe_customer_id FROM users WHERE id = %s", user_id)
+
+
+def restart_emulator():
+    """Stops the Stripe emulator by its recorded PID and lets stack.sh start
+    it again (start only starts what is not running)."""
+    with open(os.path.join(env("CD_RUN_DIR"), "emulator.pid")) as f:
+        pid = int(f.read().strip())
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+               open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+               timeout=15, message="the emulator exits")
+    stack("start")
+    with open(os.path.join(env("CD_RUN_DIR"), "emulator.pid")) as f:
+        if int(f.read().strip()) == pid:
+            raise AssertionError("the emulator was not started again")
+
+
+class StripeCustomerTests(CreditsCase):
+
+    def test_customer_survives_an_emulator_restart(self):
+        u = self.user()
+        first = buy_pack(u, "boost-small")
+        cus = stored_customer(u.id)
+        self.assertTrue(cus and cus.startswith("cus_"), cus)
+        customers = emu_state()["customers"]
+        restart_emulator()
+        self.assertEqual(emu_state()["customers"], customers)
+        self.assertEqual(stripe_session(first)["customer"], cus)
+        second = buy_pack(u, "boost-medium")
+        self.assertEqual(stripe_session(second)["customer"], cus)
+        self.assertEqual(stored_customer(u.id), cus)
+        self.assertEqual(emu_state()["customers"], customers, "no new customer")
+        self.assertEqual([(p["stripe_session_id"], p["boost_pack_id"]) for p in purchases(u.id)],
+                         [(first, "boost-small"), (second, "boost-medium")])
+        self.assertEqual(balance(u.id), pack_tokens("boost-small") + pack_tokens("boost-medium"))
+        self.assertLedger()
+
+    def test_deleted_customer_is_replaced(self):
+        u = self.user()
+        first = buy_pack(u, "boost-small")
+        gone = stored_customer(u.id)
+        emu_ok("POST", f"/_emu/customers/{gone}/delete")
+        self.assertEqual(stripe_api("GET", f"/v1/customers/{gone}").status, 404)
+
+        # Another Stripe failure is a 502 and keeps the stored customer.
+        emu_fail(count=1, status=500)
+        self.assertError(create_checkout(u, {"purchaseType": "boost_pack",
+                                             "boostPackId": "boost-large"}),
+                         502, "payment_provider_error", "create-checkout while Stripe fails")
+        self.assertEqual(stored_customer(u.id), gone)
+        self.assertEqual(len(checkout_rows(u.id)), 1)
+
+        customers = emu_state()["customers"]
+        second = buy_pack(u, "boost-large")
+        cus = stored_customer(u.id)
+        self.assertTrue(cus and cus.startswith("cus_") and cus != gone, cus)
+        self.assertEqual(emu_state()["customers"], customers + 1)
+        self.assertEqual(stripe_session(second)["customer"], cus)
+        c = stripe_api("GET", f"/v1/customers/{cus}")
+        self.assertStatus(c, 200)
+        self.assertEqual((c.json["email"], c.json["metadata"].get("user_id")),
+                         (u.email, str(u.id)))
+        self.assertEqual([(r["stripe_session_id"], r["item_code"], r["status"])
+                          for r in checkout_rows(u.id)],
+                         [(first, "boost-small", "fulfilled"), (second, "boost-large", "fulfilled")])
+        self.assertEqual(balance(u.id), pack_tokens("boost-small") + pack_tokens("boost-large"))
+        # and it is used from now on
+        third = start_pack(u, "boost-small")
+        self.assertEqual(stripe_session(third)["customer"], cus)
+        self.assertEqual(emu_state()["customers"], customers + 1)
+        self.assertLedger()
+
+    def test_concurrent_checkouts_after_deletion_store_one_new_customer(self):
+        u = self.user()
+        start_pack(u, "boost-small")
+        gone = stored_customer(u.id)
+        emu_ok("POST", f"/_emu/customers/{gone}/delete")
+        customers = emu_state()["customers"]
+        n = 8
+        barrier = threading.Barrier(n)
+        bodies = [{"purchaseType": "boost_pack", "boostPackId": list(PACKS)[i % 3]}
+                  for i in range(n - 2)]
+        bodies += [{"purchaseType": "subscription", "planId": "starter"}] * 2
+
+        def go(body):
+            barrier.wait(20)
+            return create_checkout(u, body)
+
+        res = parallel(go, bodies, threads=n)
+        for r in res:
+            self.assertNotIsInstance(r, Exception, f"create-checkout raised {r!r}")
+            self.assertStatus(r, 200, "concurrent create-checkout")
+        cus = stored_customer(u.id)
+        self.assertTrue(cus and cus.startswith("cus_") and cus != gone, cus)
+        self.assertEqual({stripe_session(r.json["sessionId"])["customer"] for r in res}, {cus})
+        self.assertEqual(emu_state()["customers"], customers + 1,
+                         "concurrent replacements created more than one Stripe customer")
+        self.assertEqual(len(checkout_rows(u.id)), n + 1)
 
 
 class RefundTests(CreditsCase):

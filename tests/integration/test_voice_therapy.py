@@ -66,6 +66,12 @@ def usage_rows(session_id=None, credit_ids=None):
                    f" WHERE credit_id IN ({marks}) ORDER BY id", *credit_ids)
 
 
+def run_for(session_id, seconds):
+    """Moves an open session's start back so it has run `seconds` by the server's clock."""
+    db_exec("UPDATE voice_therapy_sessions SET started_at = UTC_TIMESTAMP(6) - INTERVAL %s SECOND"
+            " WHERE id = %s AND status = 'active'", seconds, session_id)
+
+
 def voice_price():
     return db_scalar("SELECT unit_amount_cents FROM products WHERE code = 'voice_therapy'")
 
@@ -82,7 +88,10 @@ class VoiceCase(Case):
         self.assertIsInstance(r.json.get("sessionId"), int, f"start: {r!r}")
         return r
 
-    def end(self, u, session_id, seconds, **extra):
+    def end(self, u, session_id, seconds, elapsed=None, **extra):
+        """Ends a session that ran `elapsed` seconds (default: seconds) by the
+        server's clock, reporting `seconds` as the client's secondsUsed."""
+        run_for(session_id, seconds if elapsed is None else elapsed)
         body = {"sessionId": session_id, "secondsUsed": seconds}
         body.update(extra)
         return u.post("/api/voice-therapy/end", body)
@@ -114,7 +123,7 @@ class VoiceCase(Case):
                               f"session {s['id']} took from another user's credit")
             if s["status"] == "ended":
                 self.assertIsNone(s["open_slot"])
-                self.assertEqual(s["minutes_requested"], ceil_minutes(s["seconds_used"]))
+                self.assertEqual(s["minutes_requested"], ceil_minutes(s["seconds_charged"]))
                 self.assertLessEqual(s["minutes_deducted"], s["minutes_requested"])
                 self.assertEqual(sum(x["minutes"] for x in us), s["minutes_deducted"],
                                  f"session {s['id']}: usage rows vs minutes_deducted")
@@ -384,14 +393,17 @@ class SessionTests(VoiceCase):
                          sorted([(c2, 15), (c1, 5)]))
         self.assertEqual(credit_for(s2)["is_active"], 0)
         self.assertEqual(credit_for(s1)["is_active"], 1)
-        # more than is left: takes only what there is, never below zero
+        # an hour on 7 minutes: the server ended it when they ran out and
+        # charged the 7 available at start, never more
         sess = self.start(u).json
         self.assertEqual(sess["availableMinutes"], 7)
         r = self.end(u, sess["sessionId"], 3600)
         self.assertStatus(r, 200)
         self.assertEqual(r.json, {"minutesDeducted": 7, "remainingMinutes": 0})
         row = session_row(sess["sessionId"])
-        self.assertEqual((row["minutes_requested"], row["minutes_deducted"]), (60, 7))
+        self.assertEqual((row["minutes_requested"], row["minutes_deducted"], row["ended_by"],
+                          row["seconds_charged"], row["seconds_used"]),
+                         (7, 7, "server", 7 * 60, None))
         self.assertEqual(remaining(u.id), {c1: 0, c2: 0})
         self.assertEqual([c["is_active"] for c in credit_rows(u.id)], [0, 0])
         self.assertEqual(self.credits(u), {"hasCredits": False, "remainingMinutes": 0,
@@ -560,10 +572,10 @@ class ConcurrencyTests(VoiceCase):
     def run_ends(self, u, seconds, available):
         """Inserts one open session per entry (as if started), ends them all at once."""
         ids = []
-        for _ in seconds:
+        for s in seconds:
             _, sid = db_exec("INSERT INTO voice_therapy_sessions (user_id, status, open_slot,"
-                             " available_minutes) VALUES (%s, 'active', NULL, %s)",
-                             u.id, available)
+                             " available_minutes, started_at) VALUES (%s, 'active', NULL, %s,"
+                             " UTC_TIMESTAMP(6) - INTERVAL %s SECOND)", u.id, available, s)
             ids.append(sid)
         n = len(ids)
         barrier = threading.Barrier(n)
@@ -572,7 +584,8 @@ class ConcurrencyTests(VoiceCase):
         def go(i):
             try:
                 barrier.wait(20)
-                out[i] = self.end(u, ids[i], seconds[i])
+                out[i] = u.post("/api/voice-therapy/end", {"sessionId": ids[i],
+                                                           "secondsUsed": seconds[i]})
             except Exception as e:  # noqa: BLE001 -- asserted below
                 out[i] = e
 

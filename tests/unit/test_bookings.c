@@ -194,6 +194,61 @@ START_TEST(money_edges)
 }
 END_TEST
 
+/* The cancellation policy at its edges, in cents, half up. */
+START_TEST(cancel_policy)
+{
+	long long refund = -1;
+
+	/* 25 h and exactly 24 h before: everything back */
+	ck_assert_int_eq(booking_cancel_refund(4500, 25 * 3600, 24, 5000, &refund), CANCEL_FULL);
+	ck_assert_int_eq(refund, 4500);
+	ck_assert_int_eq(booking_cancel_refund(4500, 24 * 3600, 24, 5000, &refund), CANCEL_FULL);
+	ck_assert_int_eq(refund, 4500);
+	/* a second inside 24 h, and 23 h: half */
+	ck_assert_int_eq(booking_cancel_refund(4500, 24 * 3600 - 1, 24, 5000, &refund),
+	    CANCEL_PARTIAL);
+	ck_assert_int_eq(refund, 2250);
+	ck_assert_int_eq(booking_cancel_refund(1999, 23 * 3600, 24, 5000, &refund), CANCEL_PARTIAL);
+	ck_assert_int_eq(refund, 1000);		/* 999.5 rounds up */
+	ck_assert_int_eq(booking_cancel_refund(1999, 60, 24, 3333, &refund), CANCEL_PARTIAL);
+	ck_assert_int_eq(refund, 666);		/* 666.2667 */
+	/* at and after the start: nothing */
+	ck_assert_int_eq(booking_cancel_refund(4500, 0, 24, 5000, &refund), CANCEL_STARTED);
+	ck_assert_int_eq(refund, 0);
+	ck_assert_int_eq(booking_cancel_refund(4500, -60, 24, 5000, &refund), CANCEL_STARTED);
+	ck_assert_int_eq(refund, 0);
+}
+END_TEST
+
+/* A refund's fee and payout parts add up to it exactly. */
+START_TEST(refund_divide)
+{
+	booking_split s;
+	long long price, fee, refund;
+
+	booking_refund_divide(4500, 450, 2250, &s);
+	ck_assert_int_eq(s.refund, 2250);
+	ck_assert_int_eq(s.fee, 225);
+	ck_assert_int_eq(s.payout, 2025);
+	booking_refund_divide(1999, 200, 1000, &s);
+	ck_assert_int_eq(s.fee, 100);		/* 100.05 */
+	ck_assert_int_eq(s.payout, 900);
+	booking_refund_divide(4500, 450, 4500, &s);	/* full: exactly the fee back */
+	ck_assert_int_eq(s.fee, 450);
+	ck_assert_int_eq(s.payout, 4050);
+	booking_refund_divide(0, 0, 0, &s);
+	ck_assert_int_eq(s.fee + s.payout, 0);
+	for (price = 1; price < 400; price += 7)
+		for (fee = 0; fee <= price; fee += 13)
+			for (refund = 0; refund <= price; refund += 11) {
+				booking_refund_divide(price, fee, refund, &s);
+				ck_assert_int_eq(s.fee + s.payout, refund);
+				ck_assert(s.fee >= 0 && s.fee <= fee);
+				ck_assert(s.payout >= 0 && s.payout <= price - fee);
+			}
+}
+END_TEST
+
 static Suite *
 bookings_suite(void)
 {
@@ -208,6 +263,8 @@ bookings_suite(void)
 	tcase_add_test(tc, money_even);
 	tcase_add_test(tc, money_odd_cents);
 	tcase_add_test(tc, money_edges);
+	tcase_add_test(tc, cancel_policy);
+	tcase_add_test(tc, refund_divide);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -272,6 +272,51 @@ START_TEST(response_bad_bodies)
 }
 END_TEST
 
+/* The last error's status, code and param, and what counts as missing. */
+START_TEST(response_error_detail)
+{
+	const char *param = "{\"error\":{\"type\":\"invalid_request_error\","
+	    "\"message\":\"No such customer: 'cus_x'\",\"code\":"
+	    "\"resource_missing\",\"param\":\"customer\"}}";
+	const char *path = "{\"error\":{\"code\":\"resource_missing\","
+	    "\"param\":\"id\",\"message\":\"No such customer\"}}";
+	const char *other = "{\"error\":{\"code\":\"parameter_missing\","
+	    "\"param\":\"customer\",\"message\":\"Missing\"}}";
+	json_t *out = NULL;
+	cd_buf log = CD_BUF_INIT;
+
+	setup_cfg();
+	capture_begin();
+	ck_assert_int_eq(stripe_parse_response("POST", "/v1/checkout/sessions",
+	    400, param, strlen(param), &out), CD_STRIPE);
+	ck_assert_int_eq(stripe_last_error()->status, 400);
+	ck_assert_str_eq(stripe_last_error()->code, "resource_missing");
+	ck_assert_str_eq(stripe_last_error()->param, "customer");
+	ck_assert(stripe_missing("customer"));
+	ck_assert(!stripe_missing("payment_intent"));
+	/* A 404 about the path is about whatever the path names. */
+	ck_assert_int_eq(stripe_parse_response("GET", "/v1/customers/cus_x",
+	    404, path, strlen(path), &out), CD_NOT_FOUND);
+	ck_assert(stripe_missing("customer"));
+	ck_assert_int_eq(stripe_parse_response("POST", "/v1/checkout/sessions",
+	    400, other, strlen(other), &out), CD_STRIPE);
+	ck_assert(!stripe_missing("customer"));
+	/* No error body at all: no code, nothing missing. */
+	ck_assert_int_eq(stripe_parse_response("POST", "/v1/x", 500, "oops", 4,
+	    &out), CD_STRIPE);
+	ck_assert_int_eq(stripe_last_error()->status, 500);
+	ck_assert_str_eq(stripe_last_error()->code, "");
+	ck_assert(!stripe_missing("customer"));
+	/* A success clears it. */
+	ck_assert_int_eq(stripe_parse_response("GET", "/v1/x", 200, "{}", 2,
+	    &out), CD_OK);
+	json_decref(out);
+	ck_assert_int_eq(stripe_last_error()->status, 0);
+	capture_end(&log);
+	buf_free(&log);
+}
+END_TEST
+
 START_TEST(response_error_logged)
 {
 	const char *body = "{\"error\":{\"type\":\"card_error\",\"message\":"
@@ -1286,6 +1331,7 @@ stripe_suite(void)
 	tcase_add_test(resp, response_ok);
 	tcase_add_test(resp, response_bad_bodies);
 	tcase_add_test(resp, response_error_logged);
+	tcase_add_test(resp, response_error_detail);
 	suite_add_tcase(s, resp);
 
 	tcase_set_timeout(call, 30);

@@ -1,0 +1,173 @@
+/*
+ * Disputed payments; see dispute.h.
+ */
+#include <string.h>
+
+#include "audit.h"
+#include "db.h"
+#include "dispute.h"
+#include "fulfil.h"
+#include "products.h"
+
+static cd_sql q_dispute = CD_SQL(
+    "INSERT INTO disputes (stripe_dispute_id, charge_id, payment_intent_id,"
+    " amount_cents, reason, status) VALUES (?, ?, ?, ?, ?, ?)");
+static cd_sql q_frozen = CD_SQL(
+    "UPDATE disputes SET user_id = ?, stripe_session_id = ?, product = ?,"
+    " units_frozen = ? WHERE stripe_dispute_id = ?");
+/* The one transition to closed: whoever changes the row wins. */
+static cd_sql q_close = CD_SQL(
+    "UPDATE disputes SET status = ?, closed_at = UTC_TIMESTAMP(6)"
+    " WHERE stripe_dispute_id = ? AND closed_at IS NULL");
+static cd_sql q_row = CD_SQL(
+    "SELECT units_frozen FROM disputes WHERE stripe_dispute_id = ?");
+static cd_sql q_lost = CD_SQL(
+    "UPDATE disputes SET units_reversed = ?, units_lost = ? WHERE stripe_dispute_id = ?");
+static cd_sql q_step = CD_SQL(
+    "INSERT INTO dispute_steps (stripe_dispute_id, step, product, units, units_lost)"
+    " VALUES (?, ?, ?, ?, ?)");
+
+struct disputed {
+	const json_t		*d;
+	const cd_product	*product;	/* NULL: not a purchase of ours */
+	cd_checkout		 ck;
+};
+
+static cd_err
+step(struct disputed *x, const char *name, long long units, long long lost)
+{
+	return db_exec(&q_step, NULL, "sssii", jstr(x->d, "id"), name,
+	    x->product->name, units, lost);
+}
+
+static cd_err
+opened_tx(void *arg)
+{
+	struct disputed *x = arg;
+	const json_t *d = x->d;
+	long long frozen = 0, granted = 0;
+	bool fresh;
+	cd_err err;
+
+	if ((err = db_insert_once(&q_dispute, &fresh, NULL, "sssiss",
+	    jstr(d, "id"), jstr(d, "charge"), jstr(d, "payment_intent"),
+	    jint(d, "amount"), jstr(d, "reason"), jstr(d, "status") ?: "open")) !=
+	    CD_OK || !fresh)
+		return err;
+	if ((err = audit_write("DISPUTE_CREATED", "charge", jstr(d, "charge"), 0,
+	    d, "critical")) != CD_OK || x->product == NULL)
+		return err;
+	if ((err = x->product->freeze(&x->ck, false, 0, &frozen, &granted)) !=
+	    CD_OK ||
+	    (err = db_exec(&q_frozen, NULL, "issis", x->ck.user_id,
+	    x->ck.stripe_session_id, x->product->name, frozen, jstr(d, "id"))) !=
+	    CD_OK)
+		return err;
+	return step(x, "freeze", frozen, 0);
+}
+
+/* Won: the frozen units are spendable again. */
+static cd_err
+won(struct disputed *x, long long frozen)
+{
+	long long released = 0, granted = 0;
+	cd_err err;
+
+	if ((err = x->product->freeze(&x->ck, true, frozen, &released,
+	    &granted)) != CD_OK)
+		return err;
+	return step(x, "release", released, 0);
+}
+
+/* Lost: released, then reversed like a full refund; the rest is the loss. */
+static cd_err
+lost(struct disputed *x, long long frozen)
+{
+	long long released = 0, granted = 0, units = 0, loss;
+	cd_err err;
+
+	if ((err = x->product->freeze(&x->ck, true, frozen, &released,
+	    &granted)) != CD_OK ||
+	    (err = x->product->reverse(&x->ck, x->ck.amount_cents, &units)) != CD_OK)
+		return err;
+	loss = granted - units;
+	if ((err = db_exec(&q_lost, NULL, "iis", units, loss, jstr(x->d, "id"))) !=
+	    CD_OK)
+		return err;
+	return step(x, "reverse", units, loss);
+}
+
+static cd_err
+closed_tx(void *arg)
+{
+	struct disputed *x = arg;
+	const char *status = jstr(x->d, "status");
+	unsigned long long n;
+	long long frozen;
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_exec(&q_close, &n, "ss", status, jstr(x->d, "id"))) != CD_OK ||
+	    n == 0)
+		return err;
+	if ((err = audit_write("DISPUTE_CLOSED", "charge", jstr(x->d, "charge"), 0,
+	    x->d, strcmp(status, "lost") == 0 ? "critical" : "info")) != CD_OK ||
+	    x->product == NULL)
+		return err;
+	if ((err = db_row(&q_row, &row, "s", jstr(x->d, "id"))) != CD_OK)
+		return err;
+	frozen = jint(row, "units_frozen");
+	json_decref(row);
+	if (strcmp(status, "won") == 0)
+		return won(x, frozen);
+	return lost(x, frozen);
+}
+
+/* The purchase the disputed payment made, if it is one of ours. */
+static cd_err
+purchase_of(struct disputed *x, json_t **local)
+{
+	cd_err err;
+
+	x->product = NULL;
+	if ((err = fulfil_checkout_of_intent(jstr(x->d, "payment_intent"), local,
+	    &x->ck)) != CD_OK || *local == NULL)
+		return err;
+	x->product = product_find(x->ck.product);
+	if (x->product != NULL && (x->product->freeze == NULL ||
+	    x->product->reverse == NULL))
+		x->product = NULL;
+	return CD_OK;
+}
+
+cd_err
+dispute_opened(const json_t *d)
+{
+	struct disputed x = { d, NULL, { 0 } };
+	json_t *local = NULL;
+	cd_err err;
+
+	if ((err = purchase_of(&x, &local)) == CD_OK)
+		err = db_tx(opened_tx, &x);
+	json_decref(local);
+	return err;
+}
+
+/* A closed dispute whose opening we missed is opened first. */
+cd_err
+dispute_closed(const json_t *d)
+{
+	struct disputed x = { d, NULL, { 0 } };
+	const char *status = jstr(d, "status") ?: "";
+	json_t *local = NULL;
+	cd_err err;
+
+	if (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0)
+		return CD_OK;	/* not closed (yet), or warning_closed */
+	if ((err = dispute_opened(d)) != CD_OK)
+		return err;
+	if ((err = purchase_of(&x, &local)) == CD_OK)
+		err = db_tx(closed_tx, &x);
+	json_decref(local);
+	return err;
+}

@@ -1,0 +1,22 @@
+/*
+ * Disputed payments.  charge.dispute.created freezes what the payment
+ * granted and is still unspent (the product's freeze hook: frozen units
+ * cannot be spent).  charge.dispute.closed releases them when the dispute
+ * is won; when it is lost they are released and the payment is reversed
+ * like a full refund (the product's reverse: never below what was used),
+ * and what could not be taken back is recorded as the loss.  Each step is
+ * one dispute_steps row (UNIQUE per dispute and step), plus the product's
+ * own ledger or reversal rows, so redelivered events change nothing.
+ * Both take the dispute as retrieved from Stripe.
+ */
+#ifndef CD_DISPUTE_H
+#define CD_DISPUTE_H
+
+#include <jansson.h>
+
+#include "error.h"
+
+cd_err	 dispute_opened(const json_t *dispute);
+cd_err	 dispute_closed(const json_t *dispute);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * Voice AI Therapy minutes: the per-user guard row, the charge of a session
+ * by the server's clock, and ending sessions (see voice.h).
+ *
+ * Deduction takes from the credit with the most minutes left first and goes
+ * on across credits.  Every caller has written the user's guard row first,
+ * so deductions of one user never interleave; the credits are also read
+ * FOR UPDATE so the values taken are the committed ones.
+ */
+#include "db.h"
+#include "voice.h"
+
+/* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
+#define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
+    " AND minutes_remaining > minutes_frozen"
+/* An open session past its minutes plus the grace (the grace is bound). */
+#define OVERDUE " status = 'active' AND started_at +" \
+    " INTERVAL (available_minutes * 60 + ?) SECOND < UTC_TIMESTAMP(6)"
+
+static cd_sql q_guard = CD_SQL(
+    "INSERT INTO voice_therapy_guards (user_id, version) VALUES (?, 1)"
+    " ON DUPLICATE KEY UPDATE version = version + 1");
+static cd_sql q_grace = CD_SQL(
+    "SELECT int_value FROM platform_settings WHERE name = 'voice_grace_seconds'");
+static cd_sql q_lock_credits = CD_SQL(
+    "SELECT id, minutes_remaining - minutes_frozen AS usable"
+    " FROM voice_therapy_credits WHERE" ACTIVE
+    " ORDER BY usable DESC, expires_at, id FOR UPDATE");
+static cd_sql q_take = CD_SQL(
+    "UPDATE voice_therapy_credits SET minutes_remaining = minutes_remaining - ?,"
+    " is_active = (minutes_remaining > 0)"
+    " WHERE id = ? AND minutes_remaining - minutes_frozen >= ?");
+static cd_sql q_usage = CD_SQL(
+    "INSERT INTO voice_therapy_usage (session_id, credit_id, minutes) VALUES (?, ?, ?)");
+static cd_sql q_end = CD_SQL(
+    "UPDATE voice_therapy_sessions SET status = 'ended', open_slot = NULL,"
+    " ended_at = UTC_TIMESTAMP(6), seconds_used = NULLIF(?, -1),"
+    " seconds_charged = ?, minutes_requested = ?, minutes_deducted = ?,"
+    " summary = ?, ended_by = ? WHERE id = ? AND status = 'active'");
+static cd_sql q_overdue = CD_SQL(
+    "SELECT id, available_minutes FROM voice_therapy_sessions"
+    " WHERE user_id = ? AND" OVERDUE " ORDER BY id");
+static cd_sql q_any_overdue = CD_SQL(
+    "SELECT id FROM voice_therapy_sessions WHERE user_id = ? AND" OVERDUE " LIMIT 1");
+static cd_sql q_overdue_users = CD_SQL(
+    "SELECT DISTINCT user_id FROM voice_therapy_sessions WHERE" OVERDUE
+    " LIMIT 1000");
+
+cd_err
+voice_guard(long long user_id)
+{
+	return db_exec(&q_guard, NULL, "i", user_id);
+}
+
+cd_err
+voice_grace(long long *seconds)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_grace, &row, "")) != CD_OK)
+		return err;
+	*seconds = row != NULL ? jint(row, "int_value") : 0;
+	json_decref(row);
+	return CD_OK;
+}
+
+long long
+voice_charge_seconds(long long elapsed, long long client,
+    long long available_minutes, long long grace)
+{
+	long long server = elapsed < 0 ? 0 : elapsed;
+	long long cap = available_minutes * 60, floor;
+
+	if (server > cap)
+		server = cap;
+	if (client < 0 || client >= server)
+		return server;
+	floor = server - grace;
+	return client > floor ? client : (floor > 0 ? floor : 0);
+}
+
+/* Takes up to want minutes across the user's credits; *took = taken. */
+static cd_err
+deduct(long long user_id, long long session_id, long long want, long long *took)
+{
+	unsigned long long n;
+	long long take, left;
+	json_t *credits, *c;
+	size_t i;
+	cd_err err;
+
+	*took = 0;
+	if ((err = db_rows(&q_lock_credits, &credits, "i", user_id)) != CD_OK)
+		return err;
+	json_array_foreach(credits, i, c) {
+		if (want == 0)
+			break;
+		left = jint(c, "usable");
+		take = want < left ? want : left;
+		if ((err = db_exec(&q_take, &n, "iii", take, jint(c, "id"), take)) !=
+		    CD_OK || (n != 1 && (err = CD_CONFLICT)) ||
+		    (err = db_exec(&q_usage, NULL, "iii", session_id,
+		    jint(c, "id"), take)) != CD_OK)
+			break;
+		*took += take;
+		want -= take;
+	}
+	json_decref(credits);
+	return err;
+}
+
+cd_err
+voice_close(long long user_id, long long session_id, long long charged_seconds,
+    long long client_seconds, const char *summary, const char *ended_by,
+    long long *deducted)
+{
+	long long want = (charged_seconds + 59) / 60;
+	unsigned long long n;
+	cd_err err;
+
+	if ((err = deduct(user_id, session_id, want, deducted)) != CD_OK ||
+	    (err = db_exec(&q_end, &n, "iiiissi", client_seconds < 0 ? -1 :
+	    client_seconds, charged_seconds, want, *deducted, summary, ended_by,
+	    session_id)) != CD_OK)
+		return err;
+	return n == 1 ? CD_OK : CD_CONFLICT;	/* guarded: cannot be ended twice */
+}
+
+cd_err
+voice_end_overdue(long long user_id)
+{
+	long long grace, minutes, took;
+	json_t *rows, *s;
+	size_t i;
+	cd_err err;
+
+	if ((err = voice_grace(&grace)) != CD_OK ||
+	    (err = db_rows(&q_overdue, &rows, "ii", user_id, grace)) != CD_OK)
+		return err;
+	json_array_foreach(rows, i, s) {
+		minutes = jint(s, "available_minutes");
+		if ((err = voice_close(user_id, jint(s, "id"), minutes * 60, -1,
+		    NULL, "server", &took)) != CD_OK)
+			break;
+	}
+	json_decref(rows);
+	return err;
+}
+
+static cd_err
+settle_tx(void *arg)
+{
+	long long user_id = *(long long *)arg;
+	cd_err err;
+
+	if ((err = voice_guard(user_id)) != CD_OK)
+		return err;
+	return voice_end_overdue(user_id);
+}
+
+cd_err
+voice_settle(long long user_id)
+{
+	long long grace;
+	json_t *row;
+	cd_err err;
+
+	if ((err = voice_grace(&grace)) != CD_OK ||
+	    (err = db_row(&q_any_overdue, &row, "ii", user_id, grace)) != CD_OK)
+		return err;
+	if (row == NULL)
+		return CD_OK;
+	json_decref(row);
+	return db_tx(settle_tx, &user_id);
+}
+
+cd_err
+voice_sweep(long long *users)
+{
+	long long grace, user_id;
+	json_t *rows, *u;
+	size_t i;
+	cd_err err;
+
+	*users = 0;
+	if ((err = voice_grace(&grace)) != CD_OK ||
+	    (err = db_rows(&q_overdue_users, &rows, "i", grace)) != CD_OK)
+		return err;
+	json_array_foreach(rows, i, u) {
+		user_id = jint(u, "user_id");
+		if ((err = db_tx(settle_tx, &user_id)) != CD_OK)
+			break;
+		(*users)++;
+	}
+	json_decref(rows);
+	return err;
+}

@@ -1,0 +1,929 @@
+"""Money rules under concurrency and time: a subscription's first invoice
+racing its first fulfilment, Voice AI Therapy start racing end, and minutes
+charged by the server's clock.
+
+Races are made deterministic by holding a row lock from a test connection
+until the request under test is seen waiting for it, then letting go."""
+
+import datetime
+import json
+import threading
+import time
+
+from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
+                  emu_hold, emu_pay, emu_release, wait_until)
+from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
+                           completed_processed, create_checkout, invoice_events, ledger,
+                           rate)
+from .lib import audit_count, emu_state, parallel, promote, register, stripe_api
+from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
+                  stripe_session)
+from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
+                            new_expert, payment_row, refund_rows, started, status_is)
+from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
+                                 session_row, usage_rows)
+
+
+# How long a request on this machine needs to reach a lock wait it cannot
+# be seen in (the test's database user may not read other sessions' locks).
+REACH_WAIT_S = 1.0
+
+
+def row_locked(sql, *args):
+    """True when another transaction holds a lock this locking read needs."""
+    conn = _db_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute(sql + " NOWAIT", args)
+                return False
+            except Exception as e:  # noqa: BLE001 -- 1205/3572: locked
+                if e.args and e.args[0] in (1205, 3572):
+                    return True
+                raise
+            finally:
+                cur.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+def in_thread(fn, out, key):
+    def run():
+        try:
+            out[key] = fn()
+        except Exception as e:  # noqa: BLE001 -- asserted by the caller
+            out[key] = e
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+class Holder:
+    """A test transaction on its own connection that keeps row locks until released."""
+
+    def __init__(self):
+        self.conn = _db_connect()
+        self.conn.autocommit(False)
+        self.cur = self.conn.cursor()
+        self.cur.execute("BEGIN")
+
+    def run(self, sql, *args):
+        self.cur.execute(sql, args)
+        return self.cur.fetchall()
+
+    def commit(self):
+        self.conn.commit()
+        self.conn.close()
+
+    def rollback(self):
+        self.conn.rollback()
+        self.conn.close()
+
+
+class InvoiceRaceTests(CreditsCase):
+
+    def test_invoice_paid_racing_first_fulfilment_allocates_once(self):
+        """The fulfilment commits the subscription row while the invoice's
+        allocation waits for it: the allocation must use that row, not 503."""
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        emu_hold()
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+        self.assertStatus(r, 200, "create-checkout subscription")
+        sid = r.json["sessionId"]
+        sub = emu_pay(sid).json["subscription"]
+        inv_ev = wait_until(lambda: invoice_events(sub), 10, message="invoice.paid")
+        # the first fulfilment, as it writes the subscription row, not yet committed
+        h = Holder()
+        h.run("INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id,"
+              " stripe_session_id, status) VALUES (%s, 'starter', %s, %s, 'active')",
+              u.id, sub, sid)
+        out = {}
+        t = in_thread(lambda: emu_deliver(inv_ev[0]["id"]), out, "deliver")
+        try:
+            time.sleep(REACH_WAIT_S)  # the allocation waits for the subscription row
+        finally:
+            h.commit()
+        t.join(30)
+        self.assertEqual(out["deliver"]["statuses"], [200], out["deliver"])
+        sub_id = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        self.assertEqual(db_rows("SELECT subscription_id, credits FROM subscription_allocations"
+                                 " WHERE subscription_id = %s", sub_id),
+                         [{"subscription_id": sub_id, "credits": per}])
+        self.assertEqual(balance(u.id), per)
+        # the held events (completed and the same invoice again) change nothing more
+        emu_release("fifo")
+        wait_until(lambda: completed_processed([sid]) == 1, 20, message="completed processed")
+        self.assertEqual(len(allocations(sub)), 1)
+        self.assertEqual([(t["credits_delta"], t["transaction_type"]) for t in ledger(u.id)],
+                         [(per, "allocation")])
+        self.assertEqual(balance(u.id), per)
+
+    def test_many_first_invoices_racing_fulfilment(self):
+        """Real races: completed and invoice.paid delivered at the same moment."""
+        per = STARTER_CREDITS * rate()
+        users, pairs = [], []
+        emu_hold()
+        for _ in range(6):
+            u = self.user()
+            r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+            self.assertStatus(r, 200)
+            sid = r.json["sessionId"]
+            sub = emu_pay(sid).json["subscription"]
+            users.append(u)
+            pairs.append((sid, sub))
+        rel = emu_release("reverse")
+        self.assertEqual(set(rel["statuses"]), {200}, rel)
+        for u, (sid, sub) in zip(users, pairs):
+            wait_until(lambda: completed_processed([sid]) == 1, 20, message="completed")
+            self.assertEqual(len(allocations(sub)), 1)
+            self.assertEqual(balance(u.id), per)
+
+
+class VoiceRaceTests(VoiceCase):
+
+    def test_start_racing_end_sees_the_minutes_end_used(self):
+        """start waits for a concurrent end of the same user and reports what is
+        left after it, not what was there before."""
+        u = firewall_user()
+        buy_voice(u)
+        s1 = self.start(u).json["sessionId"]
+        # the session has run 5 minutes by the server's clock
+        db_exec("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 300 SECOND"
+                " WHERE id = %s", s1)
+        # a reader holding the open-session index entry makes end wait at its last step
+        h = Holder()
+        h.run("SELECT user_id FROM voice_therapy_sessions FORCE INDEX (uq_voice_session_open)"
+              " WHERE user_id = %s AND open_slot = 1 LOCK IN SHARE MODE", u.id)
+        out = {}
+        te = in_thread(lambda: self.end(u, s1, 300), out, "end")
+        try:
+            # end has taken the minutes (it holds the credit) and waits to close
+            wait_until(lambda: row_locked("SELECT id FROM voice_therapy_credits WHERE user_id = %s"
+                                          " FOR UPDATE", u.id), 10, message="end waiting")
+            ts = in_thread(lambda: u.post("/api/voice-therapy/start", {}), out, "start")
+            time.sleep(REACH_WAIT_S)  # start waits behind end
+        finally:
+            h.commit()
+        te.join(30)
+        ts.join(30)
+        self.assertStatus(out["end"], 200, "end")
+        self.assertEqual(out["end"].json["minutesDeducted"], 5)
+        self.assertStatus(out["start"], 200, "start")
+        self.assertEqual(out["start"].json["availableMinutes"], MINUTES - 5)
+        s2 = out["start"].json["sessionId"]
+        self.assertEqual(session_row(s2)["available_minutes"], MINUTES - 5)
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
+        self.assertUsageConsistent(u.id)
+
+    def test_start_and_end_hammered_concurrently(self):
+        """Many start/end pairs of one user at once: every open session's
+        available minutes are what its start could really use."""
+        u = firewall_user()
+        buy_voice(u)
+        sid = self.start(u).json["sessionId"]
+        db_exec("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 60 SECOND"
+                " WHERE id = %s", sid)
+        out = {}
+        te = in_thread(lambda: self.end(u, sid, 60), out, "end")
+        ts = in_thread(lambda: u.post("/api/voice-therapy/start", {}), out, "start")
+        te.join(30)
+        ts.join(30)
+        self.assertStatus(out["end"], 200)
+        if out["start"].status == 200:
+            self.assertEqual(out["start"].json["availableMinutes"], MINUTES - 1)
+        else:
+            self.assertError(out["start"], 409, "session_already_open")
+        self.assertUsageConsistent(u.id)
+
+
+class VoiceClockTests(VoiceCase):
+    """Minutes are charged by the server's clock; the client may lower the
+    charge by at most the 30-second grace; overdue sessions end by themselves."""
+
+    def ended(self, sid):
+        row = session_row(sid)
+        return (row["status"], row["open_slot"], row["seconds_used"], row["seconds_charged"],
+                row["minutes_requested"], row["minutes_deducted"], row["ended_by"])
+
+    def test_grace_setting(self):
+        self.assertEqual(db_scalar("SELECT int_value FROM platform_settings"
+                                   " WHERE name = 'voice_grace_seconds'"), 30)
+
+    def test_ended_early_client_lowers_by_at_most_the_grace(self):
+        u = firewall_user()
+        buy_voice(u)
+        # ran 620 s; the client says 100 s: charged 590 s = 10 minutes (not 2, not 11)
+        s1 = self.start(u).json["sessionId"]
+        r = self.end(u, s1, 100, elapsed=620)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"minutesDeducted": 10, "remainingMinutes": MINUTES - 10})
+        self.assertEqual(self.ended(s1), ("ended", None, 100, 590, 10, 10, "user"))
+        # ran 120 s; the client claims 900 s: the server's 120 s = 2 minutes
+        s2 = self.start(u).json["sessionId"]
+        r = self.end(u, s2, 900, elapsed=120)
+        self.assertEqual(r.json, {"minutesDeducted": 2, "remainingMinutes": MINUTES - 12})
+        self.assertEqual(self.ended(s2), ("ended", None, 900, 120, 2, 2, "user"))
+        # ran 61 s, client says 40 s (within the grace): 40 s = 1 minute
+        s3 = self.start(u).json["sessionId"]
+        r = self.end(u, s3, 40, elapsed=61)
+        self.assertEqual(r.json, {"minutesDeducted": 1, "remainingMinutes": MINUTES - 13})
+        self.assertEqual(self.ended(s3), ("ended", None, 40, 40, 1, 1, "user"))
+        self.assertUsageConsistent(u.id)
+
+    def test_ended_late_within_grace_is_capped_at_available(self):
+        u = firewall_user()
+        buy_voice(u)
+        s1 = self.start(u).json["sessionId"]
+        r = self.end(u, s1, MINUTES * 60 + 20)
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"minutesDeducted": MINUTES, "remainingMinutes": 0})
+        self.assertEqual(self.ended(s1), ("ended", None, MINUTES * 60 + 20, MINUTES * 60,
+                                          MINUTES, MINUTES, "user"))
+        self.assertUsageConsistent(u.id)
+
+    def test_never_ended_is_ended_by_the_next_request_and_charged_in_full(self):
+        u = firewall_user()
+        buy_voice(u)
+        buy_voice(u)
+        s1 = self.start(u).json
+        self.assertEqual(s1["availableMinutes"], 2 * MINUTES)
+        sid = s1["sessionId"]
+        run_for(sid, 2 * MINUTES * 60 + 29)      # inside the grace: still open
+        self.assertEqual(self.credits(u)["remainingMinutes"], 2 * MINUTES)
+        self.assertEqual(session_row(sid)["status"], "active")
+        run_for(sid, 2 * MINUTES * 60 + 31)      # past it: the next request ends it
+        self.assertEqual(self.credits(u), {"hasCredits": False, "remainingMinutes": 0,
+                                           "credits": []})
+        self.assertEqual(self.ended(sid), ("ended", None, None, 2 * MINUTES * 60,
+                                           2 * MINUTES, 2 * MINUTES, "server"))
+        self.assertEqual(sorted(x["minutes"] for x in usage_rows(sid)), [MINUTES, MINUTES])
+        # the client's late end changes nothing
+        r = u.post("/api/voice-therapy/end", {"sessionId": sid, "secondsUsed": 10})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"minutesDeducted": 2 * MINUTES, "remainingMinutes": 0})
+        self.assertEqual(self.ended(sid)[2], None)
+        self.assertUsageConsistent(u.id)
+
+    def test_start_ends_an_overdue_session_then_opens_one(self):
+        u = firewall_user()
+        buy_voice(u)
+        buy_voice(u)
+        s1 = self.start(u, persona="calm").json["sessionId"]
+        db_exec("UPDATE voice_therapy_sessions SET available_minutes = 5 WHERE id = %s", s1)
+        run_for(s1, 5 * 60 + 31)
+        r = self.start(u)
+        self.assertEqual(r.json["availableMinutes"], 2 * MINUTES - 5)
+        self.assertEqual(self.ended(s1), ("ended", None, None, 300, 5, 5, "server"))
+        self.assertEqual(session_row(r.json["sessionId"])["status"], "active")
+        self.assertUsageConsistent(u.id)
+
+    def test_periodic_job_ends_overdue_sessions(self):
+        u, v = firewall_user(), firewall_user()
+        buy_voice(u)
+        buy_voice(v)
+        su = self.start(u).json["sessionId"]
+        sv = self.start(v).json["sessionId"]
+        run_for(su, MINUTES * 60 + 31)
+        run_for(sv, MINUTES * 60 + 10)     # within the grace: left open
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(self.ended(su), ("ended", None, None, MINUTES * 60, MINUTES, MINUTES,
+                                          "server"))
+        self.assertEqual(session_row(sv)["status"], "active")
+        self.assertEqual(db_scalar("SELECT minutes_remaining FROM voice_therapy_credits"
+                                   " WHERE user_id = %s", u.id), 0)
+        self.assertEqual(db_scalar("SELECT minutes_remaining FROM voice_therapy_credits"
+                                   " WHERE user_id = %s", v.id), MINUTES)
+        self.assertUsageConsistent(u.id)
+        self.assertUsageConsistent(v.id)
+
+
+def hours_ahead(hours):
+    """A start time `hours` from now (to the second), as the API takes it."""
+    d = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=hours)
+    return d.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CancellationPolicyTests(BookingCase):
+    """Full refund up to 24 h before the start, 50% inside 24 h, nothing once
+    started; the expert's payout is reduced by exactly what was refunded from it."""
+
+    def paid_at(self, browser, eid, hours, minutes=30):
+        r = book(browser, eid, hours_ahead(hours), minutes)
+        self.assertStatus(r, 201, "create booking")
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        return bid, pi
+
+    def quote(self, browser, bid):
+        r = browser.get(f"/api/bookings/{bid}/cancellation")
+        self.assertStatus(r, 200, "cancellation quote")
+        return r.json
+
+    def money(self, bid):
+        b = booking_row(bid)
+        return (b["status"], b["cancel_refund_cents"], b["refunded_cents"],
+                b["fee_refunded_cents"], b["payout_refunded_cents"])
+
+    def owed(self, adm, eid):
+        return [(e["amountCents"], e["bookingIds"])
+                for e in adm.get("/api/admin/payouts/pending").json["experts"]
+                if e["expertId"] == eid]
+
+    def test_platform_policy_settings(self):
+        self.assertEqual({r["name"]: r["int_value"] for r in db_rows(
+            "SELECT name, int_value FROM platform_settings WHERE name IN"
+            " ('cancel_full_refund_hours', 'cancel_late_refund_bps', 'booking_max_unpaid_holds')")},
+            {"cancel_full_refund_hours": 24, "cancel_late_refund_bps": 5000,
+             "booking_max_unpaid_holds": 3})
+
+    def test_cancel_25_hours_before_refunds_everything(self):
+        adm, a = admin(), register()
+        eid = new_expert(150)                      # 30 min: 4500, fee 450, payout 4050
+        bid, pi = self.paid_at(a, eid, 25)
+        q = self.quote(a, bid)
+        self.assertEqual(q, {"bookingId": bid, "status": "scheduled", "cancellable": True,
+                             "tier": "full", "priceCents": 4500, "refundCents": 4500,
+                             "payoutReductionCents": 4050,
+                             "policy": {"fullRefundHours": 24, "lateRefundBps": 5000}})
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("cancelled_by_user", "refunded"))
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 4500, 4500, 450, 4050))
+        rows = refund_rows(bid)
+        self.assertEqual([x["amount_cents"] for x in rows], [4500])
+        re_ = stripe_api("GET", f"/v1/refunds/{rows[0]['stripe_refund_id']}").json
+        self.assertEqual((re_["payment_intent"], re_["amount"]), (pi, 4500))
+        self.assertEqual(self.owed(adm, eid), [])
+
+    def test_cancel_23_hours_before_refunds_half_and_halves_the_payout(self):
+        adm, a = admin(), register()
+        eid = new_expert(150)
+        bid, pi = self.paid_at(a, eid, 23)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["cancellable"], q["refundCents"],
+                          q["payoutReductionCents"]), ("partial", True, 2250, 2025))
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("cancelled_by_user", "partially_refunded"))
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
+        rows = refund_rows(bid)
+        self.assertEqual([x["amount_cents"] for x in rows], [2250])
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = stripe_api("GET", f"/v1/charges/{ch}").json
+        self.assertEqual((charge["amount_refunded"], charge["refunded"]), (2250, False))
+        # cancelling again refunds nothing more
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 1)
+        # the expert is owed what the refund left of the payout: 4050 - 2025
+        self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
+        p = adm.post("/api/admin/payouts", {"expertId": eid})
+        self.assertStatus(p, 201)
+        self.assertEqual(p.json["payout"]["amountCents"], 2025)
+        self.assertEqual(self.owed(adm, eid), [])
+
+    def test_expert_policy_and_odd_cents(self):
+        adm, a = admin(), register()
+        eid = new_expert(67)                       # 15 min: 1005, fee 101, payout 904
+        db_exec("UPDATE experts SET cancel_full_refund_hours = 48, cancel_late_refund_bps = 2500"
+                " WHERE id = %s", eid)
+        bid, _ = self.paid_at(a, eid, 30, minutes=15)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["priceCents"], q["refundCents"], q["payoutReductionCents"],
+                          q["policy"]), ("partial", 1005, 251, 226,
+                                         {"fullRefundHours": 48, "lateRefundBps": 2500}))
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        # 251.25 -> 251; fee part round-half-up(251 * 101 / 1005) = 25, payout part 226
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 251, 251, 25, 226))
+        self.assertEqual(self.owed(adm, eid), [(904 - 226, [bid])])
+        # 50% of 1005 = 502.5 -> 503 under the platform policy, 10 h before the start
+        eid2 = new_expert(67)
+        bid2, _ = self.paid_at(a, eid2, 10, minutes=15)
+        self.assertStatus(a.post(f"/api/bookings/{bid2}/cancel", {}), 200)
+        self.assertEqual(self.money(bid2), ("cancelled_by_user", 503, 503, 51, 452))
+        self.assertEqual(self.owed(adm, eid2), [(452, [bid2])])
+
+    def test_cancel_after_the_start_refunds_nothing_and_is_refused(self):
+        adm, a = admin(), register()
+        eid = new_expert(150)
+        bid, pi = self.paid_at(a, eid, 25)
+        started(bid)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["cancellable"], q["refundCents"],
+                          q["payoutReductionCents"]), ("started", False, 0, 0))
+        before = emu_state()["refunds"]
+        self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409, "booking_started")
+        self.assertEqual(self.money(bid), ("scheduled", None, 0, 0, 0))
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+        self.assertEqual(refund_rows(bid), [])
+        self.assertEqual(emu_state()["refunds"], before)
+        self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 0)
+
+    def test_quote_is_the_owners_only(self):
+        a, b = register(), register()
+        bid, _ = self.paid_at(a, new_expert(100), 30)
+        self.assertError(b.get(f"/api/bookings/{bid}/cancellation"), 404, "booking_not_found")
+
+
+class UnpaidHoldTests(BookingCase):
+
+    def test_fourth_unpaid_hold_is_409(self):
+        a = register()
+        ids = [self.created(a, new_expert(100))["booking"]["id"] for _ in range(3)]
+        r = book(a, new_expert(100), hours_ahead(50))
+        self.assertError(r, 409, "too_many_unpaid_bookings")
+        self.assertIn("awaiting payment", r.json["error"]["message"])
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s", a.id), 3)
+        # paying one frees a place
+        emu_succeed(payment_row(ids[0])["stripe_payment_intent_id"])
+        status_is(ids[0], "scheduled", "succeeded")
+        self.assertStatus(book(a, new_expert(100), hours_ahead(50)), 201)
+        self.assertError(book(a, new_expert(100), hours_ahead(50)), 409,
+                         "too_many_unpaid_bookings")
+        # an expired hold no longer counts
+        db_exec("UPDATE bookings SET created_at = created_at - INTERVAL 31 MINUTE WHERE id = %s",
+                ids[1])
+        self.assertStatus(book(a, new_expert(100), hours_ahead(50)), 201)
+        # a free booking is no unpaid hold
+        self.assertStatus(book(a, new_expert(0), hours_ahead(50)), 201)
+
+    def test_concurrent_holds_stop_at_three(self):
+        a = register()
+        experts = [new_expert(100) for _ in range(8)]
+        results = parallel(lambda e: book(a, e, hours_ahead(70)), experts, threads=8)
+        codes = sorted(r.status for r in results)
+        self.assertEqual(codes, [201] * 3 + [409] * 5, results)
+        for r in results:
+            if r.status == 409:
+                self.assertError(r, 409, "too_many_unpaid_bookings")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s"
+                                   " AND status = 'awaiting_payment'", a.id), 3)
+
+
+class ReverseOrderTests(BookingCase):
+    """An older event delivered after a newer one never moves anything back."""
+
+    def deliver_all(self, object_ids):
+        """Every event about these objects again, newest first; returns their ids."""
+        evs = events_about(object_ids)
+        for e in reversed(evs):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        return [e["id"] for e in evs]
+
+    def test_booking_declined_then_paid_delivered_newest_first(self):
+        a = register()
+        j = book(a, new_expert(100), hours_ahead(60)).json
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_hold()
+        emu_decline(pi)
+        emu_succeed(pi)
+        rel = emu_release("reverse")
+        self.assertEqual(set(rel["statuses"]), {200}, rel)
+        for e in rel["released"]:
+            wait_until(lambda: event_processed(e), 20, message=f"{e} processed")
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("scheduled", "succeeded"))
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_PAYMENT_FAILED", str(bid)), 0)
+
+    def test_cancelled_booking_stays_cancelled_when_old_events_come_again(self):
+        a = register()
+        r = book(a, new_expert(100), hours_ahead(60))
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        refunds = emu_state()["refunds"]
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        self.deliver_all([pi, ch])
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("cancelled_by_user", "refunded"))
+        self.assertEqual(emu_state()["refunds"], refunds)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+
+
+class SubscriptionLifecycleTests(CreditsCase):
+    """Status and period end from Stripe's subscription events; a refunded
+    invoice takes back its credits; cancelling at period end through Stripe."""
+
+    def subscribe(self, u):
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+        self.assertStatus(r, 200)
+        sid = r.json["sessionId"]
+        sub = emu_pay(sid).json["subscription"]
+        wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        return sid, sub
+
+    def row(self, sub):
+        return db_row("SELECT status, UNIX_TIMESTAMP(current_period_end) AS period_end,"
+                      " cancel_at_period_end FROM subscriptions WHERE stripe_subscription_id = %s",
+                      sub)
+
+    def stripe_sub(self, sub):
+        return stripe_api("GET", f"/v1/subscriptions/{sub}").json
+
+    def test_status_and_period_end_follow_stripe(self):
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        _, sub = self.subscribe(u)
+        s = self.stripe_sub(sub)
+        wait_until(lambda: self.row(sub)["period_end"] == s["current_period_end"], 20,
+                   message="period end kept")
+        self.assertEqual(self.row(sub), {"status": "active", "period_end": s["current_period_end"],
+                                         "cancel_at_period_end": 0})
+        # a failed renewal: past_due, the new period's end, no credits
+        inv = emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
+        s = self.stripe_sub(sub)
+        wait_until(lambda: self.row(sub)["status"] == "past_due", 20, message="past_due")
+        self.assertEqual(self.row(sub)["period_end"], s["current_period_end"])
+        self.assertEqual(len(allocations(sub)), 1)
+        self.assertEqual(balance(u.id), per)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(
+            inv["id"], "invoice.payment_failed")), 20, message="payment_failed processed")
+        # paid after all: active again, credited once more
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: len(allocations(sub)) == 2 and self.row(sub)["status"] == "active",
+                   20, message="recovered")
+        self.assertEqual(balance(u.id), 2 * per)
+
+    def test_cancel_at_period_end_then_canceled_and_final(self):
+        u, other = self.user(), self.user()
+        sid, sub = self.subscribe(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        self.assertError(other.post(f"/api/credits/subscriptions/{local}/cancel", {}), 404,
+                         "subscription_not_found")
+        r = u.post(f"/api/credits/subscriptions/{local}/cancel", {})
+        self.assertStatus(r, 200, "cancel at period end")
+        self.assertEqual((r.json["subscription"]["status"],
+                          r.json["subscription"]["cancelAtPeriodEnd"]), ("active", 1))
+        self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], True)
+        nonce = db_scalar("SELECT stripe_nonce FROM subscriptions WHERE id = %s", local)
+        self.assertRegex(nonce, r"^[A-Za-z0-9_-]{43}$")
+        upd = events_about(sub, "customer.subscription.updated")
+        self.assertEqual(upd[-1]["request"]["idempotency_key"],
+                         f"subscription-{local}-{nonce}-cancel-at-period-end")
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
+        lst = u.get("/api/credits/subscriptions").json["subscriptions"]
+        self.assertEqual([(x["id"], x["status"], x["cancelAtPeriodEnd"]) for x in lst],
+                         [(local, "active", 1)])
+        # the period ends: Stripe cancels it, customer.subscription.deleted
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+        wait_until(lambda: self.row(sub)["status"] == "canceled", 20, message="canceled")
+        self.assertError(u.post(f"/api/credits/subscriptions/{local}/cancel", {}), 409,
+                         "subscription_canceled")
+        # every older event about it, delivered again newest first: still canceled
+        evs = events_about(sub) + [e for e in events_about(sid)]
+        for e in sorted(evs, key=lambda e: e["created"], reverse=True):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        for e in invoice_events(sub):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        self.assertEqual(self.row(sub)["status"], "canceled")
+        self.assertEqual(len(allocations(sub)), 1)
+
+    def test_refunded_invoice_takes_back_its_credits_not_below_spent(self):
+        from .test_credits import consume
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        _, sub = self.subscribe(u)
+        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        self.assertEqual(balance(u.id), 2 * per)
+        # half of the renewal refunded: half its credits back
+        r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"], "amount": 500})
+        self.assertEqual(r.status, 200, r)
+        wait_until(lambda: balance(u.id) == 2 * per - per // 2, 20, message="half reversed")
+        # the user spends all but 1,000 tokens; the rest refunded takes only those
+        consume(u.id, 2 * per - per // 2 - 1000)
+        r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"]})
+        self.assertEqual(r.status, 200, r)
+        wait_until(lambda: balance(u.id) == 0, 20, message="the rest reversed")
+        tx = ledger(u.id)
+        self.assertEqual([(t["credits_delta"], t["transaction_type"], t["activity_type"])
+                          for t in tx],
+                         [(per, "allocation", "subscription_renewal"),
+                          (per, "allocation", "subscription_renewal"),
+                          (-(per // 2), "refund", "subscription_refund"),
+                          (-(2 * per - per // 2 - 1000), "consumption", "integration_test"),
+                          (-1000, "refund", "subscription_refund")])
+        self.assertEqual(db_rows("SELECT credits, credits_reversed FROM subscription_allocations"
+                                 " WHERE stripe_invoice_id = %s", inv2["id"]),
+                         [{"credits": per, "credits_reversed": per // 2 + 1000}])
+        self.assertEqual(sorted(x["units_reversed"] for x in db_rows(
+            "SELECT units_reversed FROM payment_reversals WHERE product = 'subscription'"
+            " AND stripe_refund_id LIKE %s", inv2["charge"] + "/%")), [1000, per // 2])
+        # the refund events again: nothing more
+        for e in events_about(inv2["charge"], "charge.refunded"):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200])
+        self.assertEqual(balance(u.id), 0)
+        self.assertEqual(len(ledger(u.id)), 5)
+
+
+def charge_of(session_id):
+    pi = stripe_session(session_id)["payment_intent"]
+    return stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+
+
+def open_dispute(session_id):
+    """A dispute of the session's charge, opened and processed; returns its id."""
+    dp = emu_ok("POST", f"/_emu/charges/{charge_of(session_id)}/dispute")
+    wait_until(lambda: db_row("SELECT units_frozen FROM disputes WHERE stripe_dispute_id"
+                              " = %s", dp["id"]) is not None and all(
+        event_processed(e["id"]) for e in events_about(dp["id"])), 20,
+        message="dispute opened")
+    return dp["id"]
+
+
+class DisputeTests(VoiceCase):
+    """A dispute freezes what its payment granted and is unspent; won releases
+    it, lost takes it back like a refund and records the rest as the loss."""
+
+    def dispute(self, session_id):
+        return open_dispute(session_id)
+
+    def close(self, dp, status):
+        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": status})
+        wait_until(lambda: db_scalar("SELECT closed_at IS NOT NULL FROM disputes WHERE"
+                                     " stripe_dispute_id = %s", dp) == 1, 20,
+                   message="dispute closed")
+
+    def steps(self, dp):
+        return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
+            "SELECT step, product, units, units_lost FROM dispute_steps"
+            " WHERE stripe_dispute_id = %s ORDER BY id", dp)]
+
+    def redeliver(self, dp):
+        for e in events_about(dp):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+
+    def test_voice_minutes_frozen_then_released_when_won(self):
+        u = firewall_user()
+        sid = buy_voice(u)
+        s = self.start(u).json["sessionId"]
+        self.assertEqual(self.end(u, s, 300).json["minutesDeducted"], 5)
+        dp = self.dispute(sid)
+        self.assertEqual(db_row("SELECT minutes_remaining, minutes_frozen FROM"
+                                " voice_therapy_credits WHERE stripe_session_id = %s", sid),
+                         {"minutes_remaining": MINUTES - 5, "minutes_frozen": MINUTES - 5})
+        self.assertEqual(self.credits(u)["remainingMinutes"], 0)
+        self.assertError(u.post("/api/voice-therapy/start", {}), 402, "no_voice_credits")
+        self.assertEqual(self.steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0)])
+        self.close(dp, "won")
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
+        self.assertEqual(self.steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0),
+                                          ("release", "voice_therapy", MINUTES - 5, 0)])
+        self.redeliver(dp)
+        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
+        self.assertEqual(self.start(u).json["availableMinutes"], MINUTES - 5)
+
+    def test_live_help_lost_takes_back_the_unused_hours(self):
+        u = register()
+        sid = bought_live_help(u, 3)
+        self.assertStatus(u.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 201)
+        dp = self.dispute(sid)
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 3, "hours_used": 1, "hours_frozen": 2})
+        self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 0)
+        self.assertError(u.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 402,
+                         "no_hours_left")
+        self.close(dp, "lost")
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 1, "hours_used": 1, "hours_frozen": 0})
+        self.assertEqual(db_row("SELECT status, product, units_frozen, units_reversed,"
+                                " units_lost FROM disputes WHERE stripe_dispute_id = %s", dp),
+                         {"status": "lost", "product": "live_help", "units_frozen": 2,
+                          "units_reversed": 2, "units_lost": 1})
+        self.assertEqual(self.steps(dp), [("freeze", "live_help", 2, 0),
+                                          ("reverse", "live_help", 2, 1)])
+        self.assertEqual(db_scalar("SELECT hours_refunded FROM live_help_purchases"
+                                   " WHERE stripe_session_id = %s", sid), 2)
+        self.redeliver(dp)
+        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(db_scalar("SELECT hours_total FROM user_live_help_totals"
+                                   " WHERE user_id = %s", u.id), 1)
+
+
+class CreditDisputeTests(CreditsCase):
+
+    def test_credits_frozen_then_reversed_when_lost(self):
+        from .test_credits import buy_pack, consume, pack_tokens
+        u = self.user()
+        sid = buy_pack(u, "boost-small")
+        tokens = pack_tokens("boost-small")
+        consume(u.id, 417_000)
+        left = tokens - 417_000
+        dp = open_dispute(sid)
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": left, "frozen": left})
+        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": "lost"})
+        wait_until(lambda: balance(u.id) == 0, 20, message="reversed")
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": 0, "frozen": 0})
+        self.assertEqual([(t["credits_delta"], t["transaction_type"], t["activity_type"])
+                          for t in ledger(u.id)],
+                         [(tokens, "allocation", "boost_pack_purchase"),
+                          (-417_000, "consumption", "integration_test"),
+                          (0, "adjustment", "dispute_freeze"),
+                          (0, "adjustment", "dispute_release"),
+                          (-left, "refund", "refund")])
+        self.assertEqual(db_row("SELECT units_frozen, units_reversed, units_lost FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"units_frozen": left, "units_reversed": left, "units_lost": 417_000})
+        for e in events_about(dp):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        self.assertEqual(len(ledger(u.id)), 5)
+
+
+def completed_booking(customer, expert_user, eid, hours):
+    """A booking paid, started and marked completed by its expert; returns its id."""
+    r = book(customer, eid, hours_ahead(hours))
+    bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+    emu_succeed(pi)
+    status_is(bid, "scheduled", "succeeded")
+    started(bid)
+    check_status(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200, "complete")
+    return bid
+
+
+class MetricsTests(BookingCase):
+    """Admin metrics in integer cents, checked by what each action adds."""
+
+    def metrics(self, adm):
+        r = adm.get("/api/admin/metrics")
+        self.assertStatus(r, 200, "metrics")
+        return r.json
+
+    def test_recent_counts_revenue_payouts_and_liability(self):
+        adm, a, expert_user = admin(), register(), register()
+        promote(a, tier="firewall")
+        self.assertError(a.get("/api/admin/metrics"), 403)
+        m0 = self.metrics(adm)
+        for k in ("bookingsCreatedLastHour", "bookingsCreatedLast24h", "paymentSuccessRate24hBps",
+                  "platformRevenue30dCents", "pendingManualPayoutsCents"):
+            self.assertIsInstance(m0[k], int, k)
+        self.assertEqual(m0["bookingsCreatedLast24h"], db_scalar(
+            "SELECT COUNT(*) FROM bookings WHERE created_at > UTC_TIMESTAMP(6) - INTERVAL 1 DAY"))
+        # a booking paid and completed: +1 created, its fee in revenue, its payout owed
+        eid = new_expert(100, user=expert_user)          # 30 min: 3000, fee 300, payout 2700
+        completed_booking(a, expert_user, eid, 30)
+        # a booking created 2 hours ago counts in 24 h only; one declined lowers the rate
+        old = book(a, new_expert(100), hours_ahead(40)).json["booking"]
+        db_exec("UPDATE bookings SET created_at = created_at - INTERVAL 2 HOUR WHERE id = %s",
+                old["id"])
+        emu_decline(old["paymentIntentId"])
+        status_is(old["id"], "payment_failed", "failed")
+        m1 = self.metrics(adm)
+        self.assertEqual(m1["bookingsCreatedLastHour"], m0["bookingsCreatedLastHour"] + 1)
+        self.assertEqual(m1["bookingsCreatedLast24h"], m0["bookingsCreatedLast24h"] + 2)
+        self.assertEqual(m1["platformRevenue30dCents"], m0["platformRevenue30dCents"] + 300)
+        self.assertEqual(m1["pendingManualPayoutsCents"], m0["pendingManualPayoutsCents"] + 2700)
+        ok, decided = (db_scalar("SELECT COUNT(*) FROM payments WHERE created_at >"
+                                 " UTC_TIMESTAMP(6) - INTERVAL 1 DAY AND status IN"
+                                 " ('succeeded', 'refunded', 'partially_refunded')"),
+                       db_scalar("SELECT COUNT(*) FROM payments WHERE created_at >"
+                                 " UTC_TIMESTAMP(6) - INTERVAL 1 DAY AND status <> 'pending'"))
+        self.assertEqual(m1["paymentSuccessRate24hBps"], ok * 10000 // decided)
+        # prepaid: 3 Live Help hours (3 x 4900), one used; a voice pack (999)
+        sid = bought_live_help(a, 3)
+        self.assertStatus(a.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 201)
+        buy_voice(a)
+        m2 = self.metrics(adm)
+        li0, li2 = m1["prepaidLiabilityCents"], m2["prepaidLiabilityCents"]
+        self.assertEqual(li2["liveHelp"], li0["liveHelp"] + 2 * 4900)
+        self.assertEqual(li2["voice"], li0["voice"] + 999)
+        self.assertEqual(li2["total"], li2["liveHelp"] + li2["voice"] + li2["credits"])
+        # credits at the average price paid per token, rounded down
+        tokens = int(db_scalar("SELECT COALESCE(SUM(balance), 0) FROM user_credits"))
+        paid = int(db_scalar("SELECT COALESCE(SUM(amount_cents), 0) FROM boost_pack_purchases"))
+        paid += sum(json.loads(x["metadata"])["amountPaidCents"] for x in db_rows(
+            "SELECT metadata FROM credit_transactions WHERE activity_type = 'subscription_renewal'"))
+        granted = int(db_scalar("SELECT COALESCE(SUM(credits_delta), 0) FROM credit_transactions"
+                                " WHERE transaction_type = 'allocation'"))
+        self.assertEqual(li2["credits"], tokens * paid // granted if granted else 0)
+        self.assertIsNotNone(sid)
+
+
+class IdempotencyKeyTests(BookingCase):
+    """Keys sent to Stripe are our record's id plus a random value stored with it."""
+
+    def key_of(self, object_id, event_type):
+        evs = events_about(object_id, event_type)
+        self.assertEqual(len(evs), 1, f"{event_type} about {object_id}")
+        return evs[0]["request"]["idempotency_key"]
+
+    def test_booking_keys_carry_the_rows_random_value(self):
+        a = register()
+        eid = new_expert(100)
+        ids = []
+        for h in (30, 31):
+            r = book(a, eid, hours_ahead(h))
+            self.assertStatus(r, 201)
+            ids.append((r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]))
+        nonces = [booking_row(bid)["stripe_nonce"] for bid, _ in ids]
+        for n in nonces:
+            self.assertRegex(n, r"^[A-Za-z0-9_-]{43}$")
+        self.assertNotEqual(nonces[0], nonces[1])
+        for (bid, pi), n in zip(ids, nonces):
+            self.assertEqual(self.key_of(pi, "payment_intent.created"), f"booking-{bid}-{n}-pi")
+        # the refund of a paid one, the cancellation of an unpaid one
+        (b1, pi1), (b2, pi2) = ids
+        emu_succeed(pi1)
+        status_is(b1, "scheduled", "succeeded")
+        self.assertStatus(a.post(f"/api/bookings/{b1}/cancel", {}), 200)
+        re_id = refund_rows(b1)[0]["stripe_refund_id"]
+        self.assertEqual(self.key_of(re_id, "refund.created"), f"booking-{b1}-{nonces[0]}-refund")
+        self.assertStatus(a.post(f"/api/bookings/{b2}/cancel", {}), 200)
+        self.assertEqual(self.key_of(pi2, "payment_intent.canceled"),
+                         f"booking-{b2}-{nonces[1]}-pi-cancel")
+
+
+class ConnectTests(BookingCase):
+    """Stripe Connect Express accounts and destination charges."""
+
+    def expert(self):
+        u = register()
+        promote(u, role="expert")
+        return u, new_expert(150, user=u)      # 30 min: 4500, fee 450, payout 4050
+
+    def test_onboarding_and_destination_charges(self):
+        adm, customer = admin(), register()
+        u, eid = self.expert()
+        self.assertError(customer.post("/api/experts/me/connect", {}), 403, "not_an_expert")
+        # a booking before onboarding is paid out manually
+        manual = book(customer, eid, hours_ahead(60)).json["booking"]
+        r = u.post("/api/experts/me/connect", {})
+        self.assertStatus(r, 200, "connect")
+        acct = r.json["accountId"]
+        self.assertRegex(acct, r"^acct_")
+        self.assertTrue(r.json["url"].endswith(f"/connect/onboarding/{acct}"), r.json)
+        self.assertEqual((r.json["chargesEnabled"], r.json["payoutsEnabled"],
+                          r.json["onboarded"]), (False, False, False))
+        # once: a second call continues with the same account
+        r2 = u.post("/api/experts/me/connect", {})
+        self.assertEqual(r2.json["accountId"], acct)
+        self.assertEqual(db_scalar("SELECT stripe_account_id FROM experts WHERE id = %s", eid),
+                         acct)
+        a = stripe_api("GET", f"/v1/accounts/{acct}").json
+        self.assertEqual((a["type"], a["metadata"].get("expert_id")), ("express", str(eid)))
+        # onboarding finished at Stripe: account.updated keeps the flags
+        emu_ok("POST", f"/_emu/accounts/{acct}/onboard")
+        wait_until(lambda: db_row("SELECT charges_enabled, payouts_enabled FROM experts"
+                                  " WHERE id = %s", eid) == {"charges_enabled": 1,
+                                                            "payouts_enabled": 1},
+                   20, message="account.updated")
+        self.assertEqual(u.get("/api/experts/me/connect").json["onboarded"], True)
+        # a booking now is a destination charge
+        r = book(customer, eid, hours_ahead(23))
+        self.assertStatus(r, 201)
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        spi = stripe_api("GET", f"/v1/payment_intents/{pi}").json
+        self.assertEqual((spi["application_fee_amount"], spi["transfer_data"]),
+                         (450, {"destination": acct}))
+        self.assertIsNone(booking_row(manual["id"])["destination_account"])
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        ch_id = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = stripe_api("GET", f"/v1/charges/{ch_id}").json
+        b = booking_row(bid)
+        self.assertEqual((b["destination_account"], b["stripe_transfer_id"],
+                          b["stripe_application_fee_id"]),
+                         (acct, ch["transfer"], ch["application_fee"]))
+        self.assertRegex(b["stripe_transfer_id"], r"^tr_")
+        self.assertRegex(b["stripe_application_fee_id"], r"^fee_")
+        # cancelled 23 h before: half back, transfer reversed and fee refunded in proportion
+        self.assertStatus(customer.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        b = booking_row(bid)
+        self.assertEqual((b["refunded_cents"], b["fee_refunded_cents"], b["payout_refunded_cents"]),
+                         (2250, 225, 2025))
+        rf = refund_rows(bid)[0]
+        self.assertRegex(rf["stripe_transfer_reversal_id"], r"^trr_")
+        tr = stripe_api("GET", f"/v1/transfers/{b['stripe_transfer_id']}").json
+        fee = stripe_api("GET", f"/v1/application_fees/{b['stripe_application_fee_id']}").json
+        self.assertEqual((tr["amount"], tr["amount_reversed"]), (4500, 2250))
+        self.assertEqual((fee["amount"], fee["amount_refunded"]), (450, 225))
+        # the expert keeps 4500 - 2250 transferred, less the 450 - 225 fee: 2025
+        self.assertEqual((tr["amount"] - tr["amount_reversed"]) -
+                         (fee["amount"] - fee["amount_refunded"]), 4050 - 2025)
+        # a completed destination booking is never owed a manual payout
+        b2 = completed_booking(customer, u, eid, 70)
+        emu_succeed(manual["paymentIntentId"])
+        status_is(manual["id"], "scheduled", "succeeded")
+        started(manual["id"])
+        self.assertStatus(u.post(f"/api/bookings/{manual['id']}/complete", {}), 200)
+        p = adm.get("/api/admin/payouts/pending").json
+        self.assertEqual([(e["amountCents"], e["bookingIds"]) for e in p["experts"]
+                          if e["expertId"] == eid], [(4050, [manual["id"]])])
+        dest = {d["bookingId"]: d for d in p["destinationCharges"] if d["expertId"] == eid}
+        self.assertEqual(sorted(dest), sorted([bid, b2]))
+        self.assertEqual((dest[b2]["status"], dest[b2]["payoutCents"],
+                          dest[b2]["destinationAccount"]), ("completed", 4050, acct))
+        self.assertEqual(dest[bid]["payoutCents"], 2025)
