@@ -211,7 +211,7 @@ static cd_sql q_booking_refund = CD_SQL(
     " LEFT JOIN (" REFUND_EVENTS ") e ON e.payment_intent = p.stripe_payment_intent_id"
     "  AND e.full_refund = 1 AND e.refunded_cents >= p.amount_cents"
     " GROUP BY p.id"
-    " HAVING (p.status = 'refunded') <> (COUNT(DISTINCT r.id) = 1)"
+    " HAVING (p.status IN ('refunded', 'partially_refunded')) <> (COUNT(DISTINCT r.id) = 1)"
     "  OR (COUNT(e.charge_id) > 0 AND COUNT(DISTINCT r.id) = 0)"
     " ORDER BY p.booking_id" LIMIT);
 
@@ -270,7 +270,8 @@ const cd_invariant invariants[] = {
 	    &q_unpaid_fulfilment, false, &q_unpaid_quick, false },
 	{ "unreversed_refund", "every refund of a Checkout payment has its reversal",
 	    &q_unreversed_refund, false, NULL, false },
-	{ "booking_refund", "a booking payment is refunded exactly when it has one refund row",
+	{ "booking_refund", "a booking payment is (partially) refunded exactly when it has"
+	    " one refund row",
 	    &q_booking_refund, false, NULL, false },
 	{ "booking_paid", "a succeeded booking payment holds a scheduled or completed booking",
 	    &q_booking_paid, false, NULL, false },
