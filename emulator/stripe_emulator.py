@@ -980,6 +980,12 @@ class CheckoutSessions(Resource):
         items = [cs for cs in self.s.objects["checkout.session"].values()
                  if all(v is None or cs.get(k) == v for k, v in filters.items())]
         items.sort(key=lambda cs: (cs["created"], cs["id"]), reverse=True)
+        after = p_str(params, "starting_after")
+        if after is not None:
+            keys = [cs["id"] for cs in items]
+            if after not in keys:
+                raise no_such("checkout.session", after, param="starting_after", status=400)
+            items = items[keys.index(after) + 1:]
         page = list_of([view(cs) for cs in items[:limit]], "/v1/checkout/sessions")
         page["has_more"] = len(items) > limit
         return page

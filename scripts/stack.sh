@@ -678,6 +678,36 @@ demo_users() {
 		warn "linking expert@creditdesk.test to expert 1 failed"
 }
 
+# ---------------------------------------------------------------- books loop
+
+# Proves the books locally as the production timer does: every
+# CD_BOOKS_INTERVAL seconds (default 180; 0 turns it off, as test stacks do,
+# because reconcile would process webhooks a test is holding back)
+# creditdesk-reconcile recovers missed events, then creditdesk-check records
+# its run (shown on /admin) and writes $STATE/metrics/creditdesk_books.prom.
+# Both get the database and the Stripe API key only, as checkout does.
+# Output goes to $LOG/books.log.  Usage: books_loop start|stop
+books_loop() {
+	local pidfile=$RUN/books.pid interval=${CD_BOOKS_INTERVAL:-180} pid
+	pid=$(recorded_pid "$pidfile" creditdesk-books-loop "$APP/bin") || pid=
+	if [[ $1 == stop ]]; then
+		[[ -z $pid ]] || { kill -TERM -- "-$pid" 2>/dev/null; wait_exit "$pid" 5; }
+		return 0
+	fi
+	[[ -z $pid && $interval =~ ^[0-9]+$ && $interval -gt 0 && -x $APP/bin/creditdesk-check ]] ||
+		return 0
+	mkdir -p "$STATE/metrics"
+	family_env checkout
+	# shellcheck disable=SC2016 # the loop's own arguments, expanded there
+	launch "$pidfile" "$LOG/books.log" env -i "${FAMILY_ENV[@]}" bash -c '
+		while sleep "$2"; do
+			"$1/creditdesk-reconcile"
+			"$1/creditdesk-check" --record --metrics "$3" >/dev/null
+			echo "books: $(date -u +%FT%TZ) check exit $?"
+		done' creditdesk-books-loop "$APP/bin" "$interval" "$STATE/metrics/creditdesk_books.prom"
+	log "books loop every ${interval}s ($LOG/books.log)"
+}
+
 # ---------------------------------------------------------------- commands
 
 # Serialises commands on one state dir (daemons never inherit fd 9).
@@ -705,6 +735,7 @@ cmd_start() {
 	done
 	nginx_start
 	demo_users
+	books_loop start
 	echo
 	echo "creditdesk is running at $BASE_URL/"
 	echo "  sign in as demo@creditdesk.test / $DEMO_PASSWORD (also admin@, premium@, mechanic@, expert@creditdesk.test)"
@@ -713,6 +744,7 @@ cmd_start() {
 
 cmd_stop() {
 	take_lock
+	books_loop stop
 	nginx_stop
 	local fam
 	for fam in "${FAMILIES[@]}"; do

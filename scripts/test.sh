@@ -35,6 +35,7 @@ stack() {
 	CD_EMU_PORT=${CD_TEST_EMU_PORT:-12112} \
 	CD_EMU_RETRY=1,1,2,2,4 \
 	CD_CHILDREN=${CD_TEST_CHILDREN:-2} \
+	CD_BOOKS_INTERVAL=0 \
 		bash "$REPO/scripts/stack.sh" "$@"
 }
 

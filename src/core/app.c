@@ -19,6 +19,7 @@
 #include "escape.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "page.h"
 #include "session.h"
 
@@ -279,13 +280,35 @@ usec_since(const struct timespec *t0)
 	    (t1.tv_nsec - t0->tv_nsec) / 1000;
 }
 
+/*
+ * GET /internal/metrics/<family>: the family's counters for Prometheus.
+ * nginx passes this location only from loopback; it is not counted itself.
+ */
+static bool
+serve_metrics(const cd_app *app, cd_req *r)
+{
+	cd_buf b = CD_BUF_INIT;
+
+	if (!metrics_path(app, r->path))
+		return false;
+	metrics_render(app, &b);
+	resp_typed(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+	    b.len ? buf_cstr(&b) : "", b.len);
+	buf_free(&b);
+	write_response(r);
+	return true;
+}
+
 static void
 serve_one(const cd_app *app, cd_req *r)
 {
 	const cd_route *rt = NULL;
 	struct timespec t0;
+	long long usec;
 	cd_err err;
 
+	if (serve_metrics(app, r))
+		return;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	err = dispatch(app, r, &rt);
 	if (db_in_tx()) {
@@ -305,8 +328,10 @@ serve_one(const cd_app *app, cd_req *r)
 		resp_error(r, CD_INTERNAL);
 	}
 	write_response(r);
-	log_info("%s %s %d %lldus", r->method, log_path(r), r->status,
-	    usec_since(&t0));
+	usec = usec_since(&t0);
+	metrics_request(rt != NULL ? (size_t)(rt - app->routes) : app->nroutes,
+	    r->status, usec);
+	log_info("%s %s %d %lldus", r->method, log_path(r), r->status, usec);
 }
 
 int
@@ -321,6 +346,7 @@ app_run(const cd_app *app)
 		return 1;
 	if (app->init != NULL && app->init() != 0)
 		return 1;
+	(void)metrics_open(app);	/* without it, nothing is counted */
 	if (db_open() != CD_OK)
 		log_warn("database not reachable yet; will retry per request");
 	if (FCGX_InitRequest(&f, 0, 0) != 0)

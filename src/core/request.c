@@ -325,6 +325,12 @@ resp_html(cd_req *r, int status, const char *html, size_t len)
 }
 
 void
+resp_typed(cd_req *r, int status, const char *type, const char *body, size_t len)
+{
+	respond(r, status, type, body, len);
+}
+
+void
 resp_redirect(cd_req *r, const char *location)
 {
 	resp_header(r, "Location", location);

@@ -112,6 +112,8 @@ cd_err	 req_query_fields(cd_req *, const cd_field *, size_t, cd_value *out);
 void	 resp_header(cd_req *, const char *name, const char *value);
 void	 resp_json(cd_req *, int status, json_t *body);	/* steals body */
 void	 resp_html(cd_req *, int status, const char *html, size_t len);
+void	 resp_typed(cd_req *, int status, const char *type, const char *body,
+	    size_t len);		/* any Content-Type */
 void	 resp_redirect(cd_req *, const char *location);	/* 303 */
 void	 resp_status(cd_req *, int status);		/* empty body */
 void	 resp_error(cd_req *, cd_err);	/* SPEC JSON error body */

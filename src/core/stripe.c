@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "metrics.h"
 #include "stripe.h"
 
 #define STRIPE_VERSION		"2024-06-20"
@@ -498,6 +499,8 @@ stripe_call(const char *method, const char *path, json_t *params,
 	err = stripe_parse_response(method, path, status, sink.buf.data,
 	    sink.buf.len, out);
 out:
+	if (err == CD_STRIPE)
+		metrics_count(M_STRIPE_ERRORS);
 	/* Drop the options, which point into this frame; keep the connections. */
 	if (h != NULL)
 		curl_easy_reset(h);
@@ -544,4 +547,36 @@ stripe_retrieve(const char *kind, const char *prefix, const char *id,
 		return CD_NOT_FOUND;
 	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
 	return stripe_call("GET", path, NULL, NULL, out);
+}
+
+cd_err
+stripe_list(const char *path, const json_t *params, size_t max_pages,
+    json_t *all)
+{
+	const char *after = NULL;
+	json_t *page = NULL, *data;
+	cd_err err = CD_OK;
+	size_t n;
+
+	for (n = 0; n < max_pages; n++) {
+		json_t *p = json_deep_copy(params);
+
+		if (after != NULL)
+			json_object_set_new(p, "starting_after", json_string(after));
+		json_decref(page);
+		page = NULL;
+		err = stripe_call("GET", path, p, NULL, &page);
+		json_decref(p);
+		if (err != CD_OK)
+			break;
+		data = json_object_get(page, "data");
+		json_array_extend(all, data);
+		if (!json_is_true(json_object_get(page, "has_more")) ||
+		    json_array_size(data) == 0)
+			break;
+		after = json_string_value(json_object_get(json_array_get(data,
+		    json_array_size(data) - 1), "id"));
+	}
+	json_decref(page);
+	return err;
 }

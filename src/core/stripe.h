@@ -27,6 +27,12 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
 /*
+ * GET a list endpoint page after page (params: filters and "limit"),
+ * appending every object to all; stops after max_pages.
+ */
+cd_err	 stripe_list(const char *path, const json_t *params, size_t max_pages,
+	    json_t *all);
+/*
  * What Stripe said about the last call that it refused (HTTP status, its
  * error code and param, "" when absent); all zero after a call that did not
  * get an error answer.  A responder makes one call at a time.

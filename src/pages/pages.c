@@ -210,6 +210,14 @@ static cd_sql q_users_search = CD_SQL(
     "ORDER BY id DESC LIMIT 20");
 static cd_sql q_mechanics = CD_SQL(
     "SELECT id, name, email FROM users WHERE role = 'mechanic' ORDER BY name, id LIMIT 200");
+/* The latest books check (creditdesk-check --record) and its findings. */
+static cd_sql q_books_run = CD_SQL(
+    "SELECT id, DATE_FORMAT(ran_at, '%Y-%m-%d %H:%i:%s') AS ran, events_recovered,"
+    " findings FROM integrity_runs ORDER BY id DESC LIMIT 1");
+static cd_sql q_books_findings = CD_SQL(
+    "SELECT f.code, f.finding FROM integrity_runs r, JSON_TABLE(r.details, '$[*]'"
+    " COLUMNS (code VARCHAR(64) PATH '$.check', finding JSON PATH '$')) f"
+    " WHERE r.id = (SELECT MAX(id) FROM integrity_runs) LIMIT 100");
 static cd_sql q_audit_page = CD_SQL(
     "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
     "created_at FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?");
@@ -829,6 +837,8 @@ h_admin(cd_req *r)
 	cd_err err;
 
 	ROW(d, "counts", &q_counts, "");
+	ROW(d, "books", &q_books_run, "");
+	ROWS(d, "bookFindings", &q_books_findings, "");
 	ROWS(d, "waiting", &q_waiting, "");
 	ROWS(d, "mechanics", &q_mechanics, "");
 	json_object_set_new(d, "q", json_string(q));

@@ -33,36 +33,6 @@ static cd_sql q_save = CD_SQL(
     " ON DUPLICATE KEY UPDATE last_created = GREATEST(last_created, VALUES(last_created)),"
     " updated_at = UTC_TIMESTAMP(6)");
 
-/* Appends every page of GET /v1/events with the filter in base to all. */
-static cd_err
-list_events(json_t *base, json_t *all)
-{
-	const char *after = NULL;
-	json_t *page = NULL, *data;
-	cd_err err = CD_OK;
-	int n;
-
-	for (n = 0; n < MAX_PAGES; n++) {
-		json_t *params = json_deep_copy(base);
-
-		if (after != NULL)
-			json_object_set_new(params, "starting_after", json_string(after));
-		json_decref(page);
-		err = stripe_call("GET", "/v1/events", params, NULL, &page);
-		json_decref(params);
-		if (err != CD_OK)
-			return err;
-		data = json_object_get(page, "data");
-		json_array_extend(all, data);
-		if (!json_is_true(json_object_get(page, "has_more")) ||
-		    json_array_size(data) == 0)
-			break;
-		after = jstr(json_array_get(data, json_array_size(data) - 1), "id");
-	}
-	json_decref(page);
-	return err;
-}
-
 static int
 by_created(const void *a, const void *b)
 {
@@ -93,11 +63,11 @@ main(void)
 	json_decref(row);
 	base = json_pack("{s:i,s:I}", "limit", PAGE_LIMIT, "created[gte]",
 	    (json_int_t)since);
-	if (list_events(base, all) != CD_OK)
+	if (stripe_list("/v1/events", base, MAX_PAGES, all) != CD_OK)
 		return 1;
 	json_decref(base);
 	base = json_pack("{s:i,s:b}", "limit", PAGE_LIMIT, "delivery_success", 0);
-	if (list_events(base, all) != CD_OK)
+	if (stripe_list("/v1/events", base, MAX_PAGES, all) != CD_OK)
 		return 1;
 	json_decref(base);
 

@@ -12,6 +12,7 @@
 #include "db.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "stripe.h"
 
 static cd_err
@@ -50,8 +51,13 @@ receive(cd_req *r)
 	if (err == CD_BAD_REQUEST)
 		return req_fail(r, err, "invalid_event",
 		    "The event's id, type or object id is missing or too long.");
-	if (err != CD_OK)
+	metrics_count(M_WEBHOOK_RECEIVED);
+	if (err != CD_OK) {
+		metrics_count(M_WEBHOOK_FAILED);
 		return err == CD_STRIPE ? CD_STRIPE : CD_DB;
+	}
+	if (duplicate)
+		metrics_count(M_WEBHOOK_DUPLICATE);
 	resp_json(r, 200, json_pack("{s:b,s:b}", "received", 1, "duplicate",
 	    duplicate));
 	return CD_OK;

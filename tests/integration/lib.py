@@ -465,11 +465,24 @@ def new_slot(capacity, days_ahead=30, past=False):
 
 
 def grant_hours(user, hours):
-    """Test setup only: gives a user Live Help hours straight in the totals table."""
+    """Test setup only: gives a user Live Help hours as a paid purchase would
+    (a fulfilled checkout row, the purchase, the totals and the audit row), so
+    the books still balance for creditdesk-check."""
     uid = user.id if isinstance(user, Browser) else int(user)
+    sid = "cs_test_grant_" + secrets.token_hex(12)
+    cents = hours * db_scalar("SELECT unit_amount_cents FROM products WHERE code = 'live_help'")
+    db_exec("INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code,"
+            " quantity, amount_cents, status, fulfilled_at) VALUES"
+            " (%s, %s, 'live_help', 'live_help', %s, %s, 'fulfilled', UTC_TIMESTAMP(6))",
+            sid, uid, hours, cents)
+    db_exec("INSERT INTO live_help_purchases (user_id, stripe_session_id, hours, amount_cents)"
+            " VALUES (%s, %s, %s, %s)", uid, sid, hours, cents)
     db_exec("INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (%s, %s)"
             " ON DUPLICATE KEY UPDATE hours_total = hours_total + VALUES(hours_total)",
             uid, hours)
+    db_exec("INSERT INTO audit_log (action, entity_type, entity_id, user_id, details)"
+            " VALUES ('PAYMENT_FULFILLED', 'checkout_session', %s, %s, '{}')", sid, uid)
+    return sid
 
 
 # ---------------------------------------------------------------- emulator
@@ -711,6 +724,43 @@ def run_tool(name, *args, timeout=120):
     path = os.path.join(env("CD_REPO"), name)
     return subprocess.run([path, *args], env=app_env(), capture_output=True, text=True,
                           timeout=timeout)
+
+
+def books_check(*args):
+    """Runs the built creditdesk-check --json against the stack's database;
+    returns its parsed report (exit status 0 or 1, anything else raises)."""
+    p = run_tool("creditdesk-check", "--json", *args)
+    if p.returncode not in (0, 1):
+        raise AssertionError(f"creditdesk-check exited {p.returncode}: "
+                             f"{(p.stdout + p.stderr).strip()[-800:]}")
+    report = json.loads(p.stdout)
+    if (p.returncode == 1) != bool(report["findings"]):
+        raise AssertionError(f"creditdesk-check exit {p.returncode} disagrees with {report}")
+    return report
+
+
+def assert_books_balance(what=""):
+    """Fails with every finding when creditdesk-check finds the books broken."""
+    findings = books_check()["findings"]
+    if findings:
+        shown = "; ".join(json.dumps(f, sort_keys=True) for f in findings[:20])
+        raise AssertionError(f"creditdesk-check {what}: {len(findings)} finding(s): {shown}")
+
+
+def check_books_after(module):
+    """Makes the module's teardown run creditdesk-check: a test module that
+    leaves the books broken fails, whichever test broke them."""
+    own = getattr(module, "tearDownModule", None)
+    name = module.__name__.rsplit(".", 1)[-1]
+
+    def tearDownModule():
+        try:
+            if own is not None:
+                own()
+        finally:
+            assert_books_balance(f"after {name}")
+            db_close()
+    module.tearDownModule = tearDownModule
 
 
 def parallel(fn, items, threads=16):

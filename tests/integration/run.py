@@ -12,6 +12,8 @@ one after another (the tests share the emulator's global webhook controls),
 and prints one line per test, "ok   test_x" or "FAIL test_x: reason", then
 the details of every failure (tracebacks, new log lines) on stderr, and as
 its last line "N passed, N failed".  A skipped test counts as failed.
+After each module, creditdesk-check runs against the stack's database (the
+module's teardown) and any finding fails it as "tearDownModule".
 Exit status: 0 when everything passed, 1 otherwise.
 """
 
@@ -170,6 +172,7 @@ def main(argv=None):
             print(f"FAIL {modname}: cannot import: {one_line(traceback.format_exc(limit=1))}")
             print("0 passed, 1 failed")
             return 1
+        lib.check_books_after(mod)
         suite.addTests(loader.loadTestsFromModule(mod))
     if a.pattern:
         sub = unittest.TestSuite()

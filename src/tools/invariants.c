@@ -1,0 +1,359 @@
+/*
+ * The invariants, one SQL statement each; see invariants.h.
+ *
+ * Every statement is an aggregate over whole tables joined on their keys
+ * (GROUP BY, a window for the ledger chain), never a loop per user, so the
+ * cost grows with the size of the tables and not with a round trip per row.
+ * Unsigned columns are compared by addition, never subtraction, so a broken
+ * row is reported instead of failing the statement with a range error.
+ */
+#include <time.h>
+
+#include "invariants.h"
+
+#define LIMIT " LIMIT 1000"
+
+/* A local session counts as paid once it was fulfilled (refunded ones were). */
+#define PAID "('fulfilled','refunded')"
+
+/*
+ * How many rows fulfil the Checkout Session `cs` across the product tables,
+ * each looked up by its UNIQUE key (compared in the tables' binary
+ * collation, so the key is used).
+ */
+#define FULFILMENT_COUNT(t) \
+	"(SELECT COUNT(*) FROM " t " f" \
+	" WHERE f.stripe_session_id = cs.stripe_session_id COLLATE utf8mb4_bin)"
+#define FULFILMENT_ROWS \
+	FULFILMENT_COUNT("live_help_purchases") " + " \
+	FULFILMENT_COUNT("voice_therapy_credits") " + " \
+	FULFILMENT_COUNT("boost_pack_purchases") " + " \
+	FULFILMENT_COUNT("sessions") " + " FULFILMENT_COUNT("subscriptions")
+
+/* A fulfilment row of table t without a paid local session. */
+#define UNPAID_FULFILMENT(t) \
+	"SELECT '" t "' AS fulfilment_table, f.stripe_session_id FROM " t " f" \
+	" WHERE f.stripe_session_id IS NOT NULL AND NOT EXISTS (SELECT 1" \
+	" FROM checkout_sessions cs WHERE cs.stripe_session_id =" \
+	"  f.stripe_session_id COLLATE utf8mb4_unicode_ci AND cs.status IN " PAID ")"
+
+/* charge.refunded events as processed: the charge, its intent, the amount. */
+#define REFUND_EVENTS \
+	"SELECT JSON_VALUE(payload, '$.data.object.id') AS charge_id," \
+	" JSON_VALUE(payload, '$.data.object.payment_intent') AS payment_intent," \
+	" MAX(CAST(JSON_VALUE(payload, '$.data.object.amount_refunded') AS SIGNED))" \
+	"  AS refunded_cents," \
+	" MAX(JSON_VALUE(payload, '$.data.object.refunded') = 'true') AS full_refund" \
+	" FROM stripe_events WHERE type = 'charge.refunded' AND processed_at IS NOT NULL" \
+	" GROUP BY 1, 2"
+
+/*
+ * The ledger passes keep a row per user (grouping) or per ledger row (the
+ * window) in an in-memory temporary table; the server's 16 MB default
+ * would spill a million rows to disk and take several times as long.  And
+ * a grouped ledger joined to user_credits must be grouped once, not once
+ * per user through the index ("split materialized": 10x slower here).
+ */
+static cd_sql q_session_sizes = CD_SQL(
+    "SET SESSION tmp_table_size = 536870912, max_heap_table_size = 536870912,"
+    " sort_buffer_size = 16777216, optimizer_switch = 'split_materialized=off'");
+
+static cd_sql q_credit_balance = CD_SQL(
+    "SELECT u.user_id, c.balance, c.total_earned, c.total_spent,"
+    " COALESCE(l.ledger_sum, 0) AS ledger_sum, COALESCE(l.ledger_earned, 0) AS ledger_earned,"
+    " COALESCE(l.ledger_spent, 0) AS ledger_spent"
+    " FROM (SELECT user_id FROM user_credits UNION"
+    "  SELECT DISTINCT user_id FROM credit_transactions) u"
+    " LEFT JOIN user_credits c ON c.user_id = u.user_id"
+    " LEFT JOIN (SELECT user_id, SUM(credits_delta) AS ledger_sum,"
+    "  SUM(IF(transaction_type IN ('allocation', 'refund'), credits_delta, 0)) AS ledger_earned,"
+    "  SUM(IF(transaction_type = 'consumption', -credits_delta, 0)) AS ledger_spent"
+    "  FROM credit_transactions GROUP BY user_id) l ON l.user_id = u.user_id"
+    " WHERE c.user_id IS NULL OR c.balance <> COALESCE(l.ledger_sum, 0)"
+    "  OR c.total_earned <> COALESCE(l.ledger_earned, 0)"
+    "  OR c.total_spent <> COALESCE(l.ledger_spent, 0)"
+    " ORDER BY u.user_id" LIMIT);
+
+static cd_sql q_ledger_chain = CD_SQL(
+    "SELECT user_id, id AS transaction_id, credits_delta, balance_before, balance_after,"
+    " COALESCE(prev_after, 0) AS previous_balance_after"
+    " FROM (SELECT user_id, id, credits_delta, balance_before, balance_after,"
+    "  LAG(balance_after) OVER (PARTITION BY user_id ORDER BY id) AS prev_after"
+    "  FROM credit_transactions) t"
+    " WHERE balance_after <> balance_before + credits_delta"
+    "  OR balance_before <> COALESCE(prev_after, 0)"
+    " ORDER BY user_id, id" LIMIT);
+
+static cd_sql q_live_help_hours = CD_SQL(
+    "SELECT u.user_id, COALESCE(t.hours_total, 0) AS hours_total,"
+    " COALESCE(t.hours_used, 0) AS hours_used,"
+    " COALESCE(p.purchased, 0) AS hours_purchased, COALESCE(p.reversed, 0) AS hours_reversed,"
+    " COALESCE(r.redeemed, 0) AS hours_redeemed"
+    " FROM (SELECT user_id FROM user_live_help_totals"
+    "  UNION SELECT user_id FROM live_help_purchases"
+    "  UNION SELECT user_id FROM live_help_redemptions) u"
+    " LEFT JOIN user_live_help_totals t ON t.user_id = u.user_id"
+    " LEFT JOIN (SELECT user_id, SUM(hours) AS purchased, SUM(hours_refunded) AS reversed"
+    "  FROM live_help_purchases GROUP BY user_id) p ON p.user_id = u.user_id"
+    " LEFT JOIN (SELECT user_id, SUM(hours) AS redeemed FROM live_help_redemptions"
+    "  GROUP BY user_id) r ON r.user_id = u.user_id"
+    " WHERE COALESCE(t.hours_total, 0) + COALESCE(p.reversed, 0) <> COALESCE(p.purchased, 0)"
+    "  OR COALESCE(t.hours_used, 0) <> COALESCE(r.redeemed, 0)"
+    "  OR COALESCE(t.hours_used, 0) < 0"
+    "  OR COALESCE(t.hours_used, 0) > COALESCE(t.hours_total, 0)"
+    " ORDER BY u.user_id" LIMIT);
+
+static cd_sql q_live_help_slot = CD_SQL(
+    "SELECT s.id AS slot_id, s.capacity, s.booked, COALESCE(r.seats, 0) AS redemptions"
+    " FROM live_help_slots s"
+    " LEFT JOIN (SELECT slot_id, SUM(hours) AS seats FROM live_help_redemptions"
+    "  GROUP BY slot_id) r ON r.slot_id = s.id"
+    " WHERE s.booked > s.capacity OR COALESCE(r.seats, 0) > s.capacity"
+    "  OR s.booked <> COALESCE(r.seats, 0)"
+    " ORDER BY s.id" LIMIT);
+
+static cd_sql q_voice_credit = CD_SQL(
+    "SELECT c.id AS credit_id, c.user_id, c.minutes_purchased, c.minutes_remaining,"
+    " COALESCE(u.used, 0) AS usage_minutes"
+    " FROM voice_therapy_credits c"
+    " LEFT JOIN (SELECT credit_id, SUM(minutes) AS used FROM voice_therapy_usage"
+    "  GROUP BY credit_id) u ON u.credit_id = c.id"
+    " WHERE c.minutes_remaining > c.minutes_purchased"
+    "  OR c.minutes_remaining + COALESCE(u.used, 0) <> c.minutes_purchased"
+    " ORDER BY c.id" LIMIT);
+
+static cd_sql q_voice_session = CD_SQL(
+    "SELECT s.id AS session_id, s.user_id, s.status, s.minutes_deducted,"
+    " COALESCE(u.used, 0) AS usage_minutes"
+    " FROM voice_therapy_sessions s"
+    " LEFT JOIN (SELECT session_id, SUM(minutes) AS used FROM voice_therapy_usage"
+    "  GROUP BY session_id) u ON u.session_id = s.id"
+    " WHERE COALESCE(s.minutes_deducted, 0) <> COALESCE(u.used, 0)"
+    " ORDER BY s.id" LIMIT);
+
+/* Whether the paid session `cs` has its row in its own product's table. */
+#define OWN_ROW(product, t) \
+	" WHEN '" product "' THEN EXISTS (SELECT 1 FROM " t " f" \
+	"  WHERE f.stripe_session_id = cs.stripe_session_id COLLATE utf8mb4_bin)"
+
+/*
+ * The common case in two lookups per session instead of six: every paid
+ * session has its row in its own product's table and one audit row, and
+ * the product tables hold no more rows than there are paid sessions (so
+ * none is a duplicate in another table).  n = 0 proves the invariant.
+ */
+static cd_sql q_fulfilment_quick = CD_SQL(
+    "SELECT (SELECT COUNT(*) FROM checkout_sessions cs WHERE cs.status IN " PAID
+    "  AND (NOT CASE cs.product"
+    OWN_ROW("live_help", "live_help_purchases")
+    OWN_ROW("voice_therapy", "voice_therapy_credits")
+    OWN_ROW("boost_pack", "boost_pack_purchases")
+    OWN_ROW("consultation", "sessions")
+    OWN_ROW("subscription", "subscriptions") " ELSE 0 END"
+    "  OR (SELECT COUNT(*) FROM audit_log a WHERE a.action = 'PAYMENT_FULFILLED'"
+    "   AND a.entity_id = cs.stripe_session_id) <> 1))"
+    " + ((SELECT COUNT(*) FROM live_help_purchases)"
+    " + (SELECT COUNT(*) FROM voice_therapy_credits)"
+    " + (SELECT COUNT(*) FROM boost_pack_purchases) + (SELECT COUNT(*) FROM sessions)"
+    " + (SELECT COUNT(*) FROM subscriptions WHERE stripe_session_id IS NOT NULL)"
+    " <> (SELECT COUNT(*) FROM checkout_sessions WHERE status IN " PAID ")) AS n");
+
+static cd_sql q_fulfilment = CD_SQL(
+    "SELECT cs.stripe_session_id, cs.user_id, cs.product, cs.status,"
+    " " FULFILMENT_ROWS " AS fulfilment_rows,"
+    " (SELECT COUNT(*) FROM audit_log a WHERE a.action = 'PAYMENT_FULFILLED'"
+    "  AND a.entity_id = cs.stripe_session_id) AS audit_rows"
+    " FROM checkout_sessions cs WHERE cs.status IN " PAID
+    " HAVING fulfilment_rows <> 1 OR audit_rows <> 1"
+    " ORDER BY cs.id" LIMIT);
+
+static cd_sql q_unpaid_fulfilment = CD_SQL(
+    UNPAID_FULFILMENT("live_help_purchases")
+    " UNION ALL " UNPAID_FULFILMENT("voice_therapy_credits")
+    " UNION ALL " UNPAID_FULFILMENT("boost_pack_purchases")
+    " UNION ALL " UNPAID_FULFILMENT("sessions")
+    " UNION ALL " UNPAID_FULFILMENT("subscriptions")
+    " UNION ALL SELECT 'audit_log', a.entity_id FROM audit_log a"
+    " WHERE a.action = 'PAYMENT_FULFILLED' AND NOT EXISTS (SELECT 1 FROM checkout_sessions cs"
+    "  WHERE cs.stripe_session_id = a.entity_id AND cs.status IN " PAID ")"
+    " ORDER BY 1, 2" LIMIT);
+
+/*
+ * Once every paid session has exactly one fulfilment row and one audit row
+ * (the fulfilment invariant, just before), there is a row without a paid
+ * session exactly when the tables hold more rows than there are paid
+ * sessions: six counts instead of a lookup per row.
+ */
+static cd_sql q_unpaid_quick = CD_SQL(
+    "SELECT (SELECT COUNT(*) FROM live_help_purchases)"
+    " + (SELECT COUNT(*) FROM voice_therapy_credits)"
+    " + (SELECT COUNT(*) FROM boost_pack_purchases) + (SELECT COUNT(*) FROM sessions)"
+    " + (SELECT COUNT(*) FROM subscriptions WHERE stripe_session_id IS NOT NULL)"
+    " + (SELECT COUNT(*) FROM audit_log WHERE action = 'PAYMENT_FULFILLED')"
+    " - 2 * (SELECT COUNT(*) FROM checkout_sessions WHERE status IN " PAID ") AS n");
+
+static cd_sql q_unreversed_refund = CD_SQL(
+    "SELECT e.charge_id, e.payment_intent, cs.stripe_session_id, e.refunded_cents,"
+    " COALESCE(r.reversed_cents, 0) AS reversed_cents"
+    " FROM (" REFUND_EVENTS ") e"
+    " JOIN checkout_sessions cs ON cs.payment_intent_id = e.payment_intent"
+    "  AND cs.product <> 'subscription'"
+    " LEFT JOIN (SELECT SUBSTRING_INDEX(stripe_refund_id, '/', 1) AS charge_id,"
+    "  MAX(amount_cents) AS reversed_cents FROM payment_reversals GROUP BY 1) r"
+    "  ON r.charge_id = e.charge_id"
+    " WHERE e.refunded_cents > COALESCE(r.reversed_cents, 0)"
+    " ORDER BY e.charge_id" LIMIT);
+
+static cd_sql q_booking_refund = CD_SQL(
+    "SELECT p.booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
+    " COUNT(DISTINCT r.id) AS refund_rows"
+    " FROM payments p LEFT JOIN refunds r ON r.payment_id = p.id"
+    " LEFT JOIN (" REFUND_EVENTS ") e ON e.payment_intent = p.stripe_payment_intent_id"
+    "  AND e.full_refund = 1 AND e.refunded_cents >= p.amount_cents"
+    " GROUP BY p.id"
+    " HAVING (p.status IN ('refunded', 'partially_refunded')) <> (COUNT(DISTINCT r.id) = 1)"
+    "  OR (COUNT(e.charge_id) > 0 AND COUNT(DISTINCT r.id) = 0)"
+    " ORDER BY p.booking_id" LIMIT);
+
+static cd_sql q_booking_paid = CD_SQL(
+    "SELECT p.booking_id, p.stripe_payment_intent_id, b.status AS booking_status"
+    " FROM payments p JOIN bookings b ON b.id = p.booking_id"
+    " WHERE p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed')"
+    " ORDER BY p.booking_id" LIMIT);
+
+static cd_sql q_stale_event = CD_SQL(
+    "SELECT event_id, type, object_id, received_at FROM stripe_events"
+    " WHERE processed_at IS NULL AND received_at < UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE"
+    " ORDER BY id" LIMIT);
+
+/*
+ * Stripe's own list of Checkout Sessions arrives as one JSON parameter,
+ * [{"id": "cs_…", "paid": 0|1}, …] (see check_stripe.c), read as a table.
+ */
+#define STRIPE_LISTED \
+	"JSON_TABLE(?, '$[*]' COLUMNS (id VARCHAR(255) PATH '$.id'," \
+	" paid INT PATH '$.paid')) s"
+
+static cd_sql q_stripe_paid_unfulfilled = CD_SQL(
+    "SELECT cs.stripe_session_id, cs.user_id, cs.product, cs.status"
+    " FROM " STRIPE_LISTED
+    " JOIN checkout_sessions cs ON cs.stripe_session_id = s.id"
+    " WHERE s.paid = 1 AND cs.status NOT IN " PAID
+    " ORDER BY cs.id" LIMIT);
+
+static cd_sql q_stripe_fulfilled_unpaid = CD_SQL(
+    "SELECT cs.stripe_session_id, cs.user_id, cs.product, cs.status"
+    " FROM checkout_sessions cs"
+    " LEFT JOIN (SELECT s.id FROM " STRIPE_LISTED " WHERE s.paid = 1) p"
+    "  ON p.id = cs.stripe_session_id"
+    " WHERE cs.status IN " PAID " AND p.id IS NULL"
+    " ORDER BY cs.id" LIMIT);
+
+const cd_invariant invariants[] = {
+	{ "credit_balance", "credit balance and totals = the sums of the user's ledger rows",
+	    &q_credit_balance, false, NULL, false },
+	{ "ledger_chain", "each ledger row's balance_after = balance_before + delta,"
+	    " and follows the previous row", &q_ledger_chain, false, NULL, false },
+	{ "live_help_hours", "hours_total = purchased - reversed, hours_used = redemptions,"
+	    " 0 <= used <= total", &q_live_help_hours, false, NULL, false },
+	{ "live_help_slot", "a slot's booked seats = its redemptions <= capacity",
+	    &q_live_help_slot, false, NULL, false },
+	{ "voice_credit", "0 <= minutes_remaining <= purchased, purchased - remaining = usage",
+	    &q_voice_credit, false, NULL, false },
+	{ "voice_session", "a session's minutes_deducted = its usage rows",
+	    &q_voice_session, false, NULL, false },
+	{ "fulfilment", "a paid Checkout Session has exactly one fulfilment row and"
+	    " one PAYMENT_FULFILLED audit row", &q_fulfilment, false,
+	    &q_fulfilment_quick, true },
+	{ "unpaid_fulfilment", "every fulfilment row and PAYMENT_FULFILLED audit row"
+	    " belongs to a paid Checkout Session",
+	    &q_unpaid_fulfilment, false, &q_unpaid_quick, false },
+	{ "unreversed_refund", "every refund of a Checkout payment has its reversal",
+	    &q_unreversed_refund, false, NULL, false },
+	{ "booking_refund", "a booking payment is (partially) refunded exactly when it has"
+	    " one refund row",
+	    &q_booking_refund, false, NULL, false },
+	{ "booking_paid", "a succeeded booking payment holds a scheduled or completed booking",
+	    &q_booking_paid, false, NULL, false },
+	{ "stale_event", "no verified event unprocessed for more than 10 minutes",
+	    &q_stale_event, false, NULL, false },
+	{ "stripe_paid_unfulfilled", "every session Stripe reports paid is fulfilled",
+	    &q_stripe_paid_unfulfilled, true, NULL, false },
+	{ "stripe_fulfilled_unpaid", "every fulfilled session is one Stripe reports paid",
+	    &q_stripe_fulfilled_unpaid, true, NULL, false },
+};
+const size_t ninvariants = sizeof(invariants) / sizeof(invariants[0]);
+
+/* Whether the quick count proves inv holds (see cd_invariant.quick). */
+static cd_err
+proven_by_count(const cd_invariant *inv, bool previous_clean, bool *proven)
+{
+	json_t *row;
+	cd_err err;
+
+	*proven = false;
+	if (inv->quick == NULL || (!inv->quick_alone && !previous_clean))
+		return CD_OK;
+	if ((err = db_row(inv->quick, &row, "")) != CD_OK)
+		return err;
+	*proven = row != NULL && jint(row, "n") == 0;
+	json_decref(row);
+	return CD_OK;
+}
+
+/* Appends the rows of one invariant to findings, tagged with its code. */
+static cd_err
+run_one(const cd_invariant *inv, const char *stripe_json, bool previous_clean,
+    json_t *findings, json_t *counts)
+{
+	struct timespec t0, t1;
+	json_t *rows, *row;
+	bool proven;
+	cd_err err;
+	size_t i;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if ((err = proven_by_count(inv, previous_clean, &proven)) != CD_OK)
+		return err;
+	if (proven)
+		rows = json_array();
+	else
+		err = inv->stripe ? db_rows(inv->sql, &rows, "s", stripe_json) :
+		    db_rows(inv->sql, &rows, "");
+	if (err != CD_OK)
+		return err;
+	json_array_foreach(rows, i, row) {
+		json_t *f = json_pack("{s:s}", "check", inv->code);
+
+		json_object_update(f, row);
+		json_array_append_new(findings, f);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	json_array_append_new(counts, json_pack("{s:s,s:s,s:I,s:I}", "check",
+	    inv->code, "what", inv->what, "findings",
+	    (json_int_t)json_array_size(rows), "ms", (json_int_t)((t1.tv_sec -
+	    t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000)));
+	json_decref(rows);
+	return CD_OK;
+}
+
+cd_err
+invariants_run(const char *stripe_json, json_t *findings, json_t *counts)
+{
+	size_t i, before;
+	bool clean = false;
+	cd_err err;
+
+	if ((err = db_exec(&q_session_sizes, NULL, "")) != CD_OK)
+		return err;
+	for (i = 0; i < ninvariants; i++) {
+		if (invariants[i].stripe && stripe_json == NULL)
+			continue;
+		before = json_array_size(findings);
+		if ((err = run_one(&invariants[i], stripe_json, clean, findings,
+		    counts)) != CD_OK)
+			return err;
+		clean = json_array_size(findings) == before;
+	}
+	return CD_OK;
+}

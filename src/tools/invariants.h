@@ -1,0 +1,53 @@
+/*
+ * The invariants that prove the books: each one is a single set-based SQL
+ * statement that returns the rows breaking it (empty when it holds), so the
+ * whole database is checked in a few aggregate passes however many users it
+ * has.  creditdesk-check runs them and reports every row as a finding.
+ */
+#ifndef CD_INVARIANTS_H
+#define CD_INVARIANTS_H
+
+#include <stdbool.h>
+#include <jansson.h>
+
+#include "db.h"
+
+/* At most this many findings are reported per invariant. */
+#define INV_LIMIT	1000
+
+typedef struct cd_invariant {
+	const char	*code;		/* the finding's "check" */
+	const char	*what;		/* what must hold, for people */
+	cd_sql		*sql;		/* returns one row per violation */
+	bool		 stripe;	/* takes Stripe's list (--stripe) */
+	/*
+	 * Optional: one row {n} where n = 0 proves the invariant holds (when
+	 * quick_alone, by itself; otherwise provided the invariant before it
+	 * in the table found nothing); sql then runs only to name the rows
+	 * when n is not 0.
+	 */
+	cd_sql		*quick;
+	bool		 quick_alone;
+} cd_invariant;
+
+extern const cd_invariant invariants[];
+extern const size_t ninvariants;
+
+/*
+ * Runs every invariant (those marked stripe only when stripe_json, the
+ * list check_stripe_list() made, is not NULL) and
+ * appends one object per violation to findings: {"check": code, ...the
+ * row's columns}.  counts gets one {"check","what","findings"} per
+ * invariant run.
+ */
+cd_err	 invariants_run(const char *stripe_json, json_t *findings,
+	    json_t *counts);
+/* Stores this run and its findings in integrity_runs. */
+cd_err	 check_record(const json_t *findings);
+/* Writes the node-exporter textfile with the run's and the books' gauges. */
+cd_err	 check_write_metrics(const char *path, const json_t *counts,
+	    size_t findings);
+/* Stripe's Checkout Sessions as [{"id","paid"}], for invariants_run. */
+cd_err	 check_stripe_list(char **json);
+
+#endif

@@ -1,0 +1,290 @@
+"""Proving the books: creditdesk-check finds exactly the corruption put into a
+database (a ledger row changed, a duplicate fulfilment, an overfilled slot, a
+refund without its reversal) and nothing else, and with --stripe it compares
+our paid sessions with Stripe's own list.  A recorded run (as the reconcile
+job makes one) shows on /admin, and --metrics writes the gauges.  Every corruption is undone before
+the test ends, so the module's own books check still passes."""
+
+import json
+import os
+
+from .lib import (Case, assert_books_balance, books_check, bought_live_help, db_exec,
+                  db_row, db_rows, db_scalar, emu_config, emu_hold, emu_pay, emu_release, env,
+                  event_processed, events_about, grant_hours, new_slot, promote, register,
+                  run_tool, session_event_ids, start_live_help, stripe_api, stripe_session,
+                  totals, wait_until)
+from .test_credits import buy_pack
+
+
+def ledger_rows(user_id):
+    return db_rows("SELECT * FROM credit_transactions WHERE user_id = %s ORDER BY id", user_id)
+
+
+def credits_row(user_id):
+    return db_row("SELECT balance, total_earned, total_spent FROM user_credits"
+                  " WHERE user_id = %s", user_id)
+
+
+def refunded(sid):
+    """Refunds a paid session in Stripe and waits for its reversal; returns the
+    charge id."""
+    r = stripe_api("POST", "/v1/refunds", {"payment_intent": stripe_session(sid)["payment_intent"]})
+    if r.status != 200:
+        raise AssertionError(f"refund: {r!r}")
+    charge = r.json["charge"]
+    ev = wait_until(lambda: events_about(charge, "charge.refunded"), 10,
+                    message="charge.refunded event")
+    wait_until(lambda: event_processed(ev[0]["id"]), 20, message="refund processed")
+    return charge
+
+
+class CorruptionTests(Case):
+    """Each corruption is made through the admin DB user, after real purchases."""
+
+    def setUp(self):
+        super().setUp()
+        assert_books_balance("before corrupting")
+        self.undo = []
+
+    def tearDown(self):
+        for fn in reversed(self.undo):
+            fn()
+        super().tearDown()
+
+    def change_ledger_row(self):
+        u = register()
+        buy_pack(u, "boost-small")
+        row = ledger_rows(u.id)[-1]
+        # the row stays self-consistent (its CHECK holds), but no longer
+        # explains the balance
+        db_exec("UPDATE credit_transactions SET credits_delta = credits_delta + 7,"
+                " balance_after = balance_after + 7 WHERE id = %s", row["id"])
+        self.undo.append(lambda: db_exec(
+            "UPDATE credit_transactions SET credits_delta = credits_delta - 7,"
+            " balance_after = balance_after - 7 WHERE id = %s", row["id"]))
+        c = credits_row(u.id)
+        return {"check": "credit_balance", "user_id": u.id, "balance": c["balance"],
+                "total_earned": c["total_earned"], "total_spent": c["total_spent"],
+                "ledger_sum": c["balance"] + 7, "ledger_earned": c["total_earned"] + 7,
+                "ledger_spent": 0}
+
+    def duplicate_fulfilment(self):
+        u = register()
+        sid = bought_live_help(u, 2)
+        _, cid = db_exec("INSERT INTO voice_therapy_credits (user_id, stripe_session_id,"
+                         " minutes_purchased, minutes_remaining, amount_cents, expires_at)"
+                         " VALUES (%s, %s, 15, 15, 999, UTC_TIMESTAMP(6) + INTERVAL 1 DAY)",
+                         u.id, sid)
+        self.undo.append(lambda: db_exec("DELETE FROM voice_therapy_credits WHERE id = %s", cid))
+        return {"check": "fulfilment", "stripe_session_id": sid, "user_id": u.id,
+                "product": "live_help", "status": "fulfilled", "fulfilment_rows": 2,
+                "audit_rows": 1}
+
+    def overfill_slot(self):
+        a, b = register(), register()
+        grant_hours(a, 1)
+        grant_hours(b, 1)
+        slot = new_slot(1)
+        self.assertStatus(a.book(slot), 201)
+        self.assertError(b.book(slot), 409, "slot_full")
+        # b's seat as if written past the guard: the redemption and the hour
+        _, rid = db_exec("INSERT INTO live_help_redemptions (user_id, slot_id) VALUES (%s, %s)",
+                         b.id, slot)
+        db_exec("UPDATE user_live_help_totals SET hours_used = hours_used + 1"
+                " WHERE user_id = %s", b.id)
+
+        def undo():
+            db_exec("UPDATE user_live_help_totals SET hours_used = hours_used - 1"
+                    " WHERE user_id = %s", b.id)
+            db_exec("DELETE FROM live_help_redemptions WHERE id = %s", rid)
+        self.undo.append(undo)
+        self.assertEqual(totals(b.id), {"hours_total": 1, "hours_used": 1})
+        return {"check": "live_help_slot", "slot_id": slot, "capacity": 1, "booked": 1,
+                "redemptions": 2}
+
+    def drop_reversal(self):
+        u = register()
+        sid = bought_live_help(u, 1)
+        charge = refunded(sid)
+        rev = db_row("SELECT * FROM payment_reversals WHERE stripe_session_id = %s", sid)
+        self.assertIsNotNone(rev, "the refund was reversed")
+        db_exec("DELETE FROM payment_reversals WHERE id = %s", rev["id"])
+        cols = list(rev)
+        self.undo.append(lambda: db_exec(
+            f"INSERT INTO payment_reversals ({', '.join(cols)}) VALUES"
+            f" ({', '.join(['%s'] * len(cols))})", *[rev[c] for c in cols]))
+        return {"check": "unreversed_refund", "charge_id": charge,
+                "payment_intent": rev["payment_intent_id"], "stripe_session_id": sid,
+                "refunded_cents": rev["amount_cents"], "reversed_cents": 0}
+
+    def test_each_corruption_is_found_and_nothing_else(self):
+        expected = [self.change_ledger_row(), self.duplicate_fulfilment(),
+                    self.overfill_slot(), self.drop_reversal()]
+        report = books_check()
+        self.assertFalse(report["ok"])
+        key = lambda f: (f["check"], json.dumps(f, sort_keys=True))  # noqa: E731
+        self.assertEqual(sorted(report["findings"], key=key), sorted(expected, key=key))
+        counts = {c["check"]: c["findings"] for c in report["checks"]}
+        self.assertEqual({k: v for k, v in counts.items() if v},
+                         {"credit_balance": 1, "fulfilment": 1, "live_help_slot": 1,
+                          "unreversed_refund": 1})
+
+        for fn in reversed(self.undo):
+            fn()
+        self.undo = []
+        self.assertEqual(books_check()["findings"], [], "clean once the corruption is undone")
+
+    def test_fulfilment_without_a_paid_session(self):
+        u = register()
+        sid = "cs_test_orphan_" + u.email.split("@")[0].replace("-", "_")[-20:]
+        _, pid = db_exec("INSERT INTO boost_pack_purchases (user_id, boost_pack_id,"
+                         " stripe_session_id, amount_cents, credits_applied)"
+                         " VALUES (%s, 'boost-small', %s, 500, 0)", u.id, sid)
+        self.undo.append(lambda: db_exec("DELETE FROM boost_pack_purchases WHERE id = %s", pid))
+        self.assertEqual(books_check()["findings"], [{
+            "check": "unpaid_fulfilment", "fulfilment_table": "boost_pack_purchases",
+            "stripe_session_id": sid}])
+
+    def test_ledger_gap_is_a_chain_finding(self):
+        u = register()
+        buy_pack(u, "boost-small")
+        buy_pack(u, "boost-small")
+        first, second = ledger_rows(u.id)
+        # move 5 of the first row's amount into the second: the deltas still
+        # sum to the balance and each row adds up, but the second row no
+        # longer starts where the first one ends
+        db_exec("UPDATE credit_transactions SET credits_delta = credits_delta - 5,"
+                " balance_after = balance_after - 5 WHERE id = %s", first["id"])
+        db_exec("UPDATE credit_transactions SET credits_delta = credits_delta + 5,"
+                " balance_after = balance_after + 5 WHERE id = %s", second["id"])
+        self.undo.append(lambda: db_exec(
+            "UPDATE credit_transactions SET credits_delta = credits_delta + 5,"
+            " balance_after = balance_after + 5 WHERE id = %s", first["id"]))
+        self.undo.append(lambda: db_exec(
+            "UPDATE credit_transactions SET credits_delta = credits_delta - 5,"
+            " balance_after = balance_after - 5 WHERE id = %s", second["id"]))
+        findings = books_check()["findings"]
+        self.assertEqual(findings, [{
+            "check": "ledger_chain", "user_id": u.id, "transaction_id": second["id"],
+            "credits_delta": second["credits_delta"] + 5,
+            "balance_before": second["balance_before"],
+            "balance_after": second["balance_after"] + 5,
+            "previous_balance_after": first["balance_after"] - 5}])
+
+
+class StripeListTests(Case):
+
+    def test_paid_in_stripe_but_not_fulfilled_until_the_webhook_arrives(self):
+        u = register()
+        r = u.buy_live_help(1)
+        self.assertStatus(r, 200)
+        sid = r.json["session_id"]
+        emu_hold()
+        emu_pay(sid)
+        mine = lambda: [f for f in books_check("--stripe")["findings"]  # noqa: E731
+                        if f.get("stripe_session_id") == sid]
+        self.assertEqual(mine(), [{"check": "stripe_paid_unfulfilled",
+                                   "stripe_session_id": sid, "user_id": u.id,
+                                   "product": "live_help", "status": "open"}])
+        self.assertEqual([f for f in books_check()["findings"]
+                          if f.get("stripe_session_id") == sid], [],
+                         "without --stripe the local books are consistent")
+        emu_release()
+        wait_until(lambda: totals(u.id) == {"hours_total": 1, "hours_used": 0}, 20,
+                   message="the held webhook fulfils the session")
+        self.assertEqual(mine(), [])
+
+
+def record(*extra):
+    """One recorded books check, as the reconcile job runs it; returns the run's row."""
+    p = run_tool("creditdesk-check", "--record", *extra)
+    if p.returncode not in (0, 1):
+        raise AssertionError(f"creditdesk-check --record exited {p.returncode}: {p.stderr}")
+    return db_row("SELECT * FROM integrity_runs ORDER BY id DESC LIMIT 1")
+
+
+class RecordedRunTests(Case):
+
+    def setUp(self):
+        super().setUp()
+        self.admin = register()
+        promote(self.admin, role="admin")
+
+    def tearDown(self):
+        emu_config(enabled=True)
+        super().tearDown()
+
+    def admin_page(self):
+        r = self.admin.get("/admin")
+        self.assertStatus(r, 200, "/admin")
+        return r.text
+
+    def test_a_run_records_the_events_reconcile_recovered(self):
+        record()
+        u = register()
+        sid = start_live_help(u, 1)
+        emu_config(enabled=False)
+        emu_pay(sid)
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        ids = session_event_ids(sid)
+        marks = ",".join(["%s"] * len(ids))
+        recovered = db_scalar(f"SELECT COUNT(*) FROM stripe_events WHERE source = 'reconcile'"
+                              f" AND event_id IN ({marks})", *ids)
+        self.assertGreaterEqual(recovered, 1, "reconcile stored the session's events")
+
+        run = record()
+        self.assertEqual((run["events_recovered"], run["findings"], json.loads(run["details"])),
+                         (recovered, 0, []))
+        page = self.admin_page()
+        ran = run["ran_at"].strftime("%Y-%m-%d %H:%M:%S")
+        self.assertIn(f"Last run {ran} UTC: {recovered} events recovered,", page)
+        self.assertIn('<strong class="findings">0 findings</strong>', page)
+        self.assertIn("No findings: the books balance.", page)
+        self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")
+
+    def test_admin_shows_the_findings_of_the_last_run(self):
+        # two findings, each longer than a fetch buffer's first 256 bytes
+        users = [register(), register()]
+        for u in users:
+            db_exec("INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (%s, 4)",
+                    u.id)
+        try:
+            run = record()
+            self.assertEqual(run["findings"], 2)
+            self.assertEqual(json.loads(run["details"]), [{
+                "check": "live_help_hours", "user_id": u.id, "hours_total": 4,
+                "hours_used": 0, "hours_purchased": 0, "hours_reversed": 0,
+                "hours_redeemed": 0} for u in users])
+            for _ in range(3):
+                page = self.admin_page()
+                self.assertIn('<strong class="findings">2 findings</strong>', page)
+                for u in users:
+                    self.assertRegex(page, r"<td>live_help_hours</td><td><code>[^<]*user_id"
+                                           rf"[^<]*\b{u.id}\b")
+        finally:
+            for u in users:
+                db_exec("DELETE FROM user_live_help_totals WHERE user_id = %s", u.id)
+        self.assertEqual(record()["findings"], 0)
+        self.assertIn("No findings: the books balance.", self.admin_page())
+
+    def test_metrics_textfile_has_the_gauges(self):
+        path = os.path.join(env("CD_STATE_DIR"), "books-test.prom")
+        u = register()
+        grant_hours(u, 3)
+        run_tool("creditdesk-check", "--metrics", path)
+        with open(path, encoding="utf-8") as f:
+            lines = dict(line.rsplit(" ", 1) for line in f.read().splitlines()
+                         if line and not line.startswith("#"))
+        hours = db_scalar("SELECT SUM(hours_total - hours_used) FROM user_live_help_totals")
+        price = db_scalar("SELECT unit_amount_cents FROM products WHERE code = 'live_help'")
+        unprocessed = db_scalar("SELECT COUNT(*) FROM stripe_events WHERE processed_at IS NULL")
+        self.assertEqual(lines['creditdesk_prepaid_unused{product="live_help",unit="hours"}'],
+                         str(hours))
+        self.assertEqual(lines['creditdesk_prepaid_liability_cents{product="live_help"}'],
+                         str(hours * price))
+        self.assertEqual(lines["creditdesk_stripe_events_unprocessed"], str(unprocessed))
+        self.assertEqual(lines["creditdesk_books_findings_total"], "0")
+        self.assertEqual(lines['creditdesk_books_findings{check="ledger_chain"}'], "0")
+        self.assertIn("creditdesk_stripe_events_oldest_unprocessed_age_seconds", lines)
+        os.unlink(path)
