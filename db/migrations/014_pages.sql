@@ -9,6 +9,7 @@ ON DUPLICATE KEY UPDATE int_value = int_value;
 -- renewal, or the end date once cancelled at period end) and whether it is
 -- set to end then.  Kept from the retrieved subscription on every paid
 -- invoice, on customer.subscription.updated/deleted and on cancelling.
+-- 012_money adds the same columns: IF NOT EXISTS lets both apply.
 ALTER TABLE subscriptions
-  ADD COLUMN current_period_end DATETIME NULL AFTER status,
-  ADD COLUMN cancel_at_period_end TINYINT(1) NOT NULL DEFAULT 0 AFTER current_period_end;
+  ADD COLUMN IF NOT EXISTS current_period_end DATETIME NULL AFTER status,
+  ADD COLUMN IF NOT EXISTS cancel_at_period_end TINYINT(1) NOT NULL DEFAULT 0 AFTER current_period_end;
