@@ -9,7 +9,8 @@
  * are serialized and exactly one of them finds it free.  The PaymentIntent
  * is created with the booking's id and random value in its Idempotency-Key,
  * and the second transaction records it.  If Stripe fails the booking becomes
- * payment_failed, which frees the slot.  A free expert (rate 0) is scheduled
+ * payment_failed, which frees the slot (a declined card does not: the hold
+ * stays until it expires, see booking_pay.h).  A free expert (rate 0) is scheduled
  * at once with no PaymentIntent.
  */
 #include <stdio.h>

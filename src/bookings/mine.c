@@ -15,6 +15,7 @@
     " b.duration_minutes AS durationMinutes, b.price_cents AS priceCents," \
     " b.platform_fee_cents AS platformFeeCents, b.payout_cents AS payoutCents," \
     " b.status, p.status AS paymentStatus, b.payment_intent_id AS paymentIntentId," \
+    " p.last_payment_error AS lastPaymentError," \
     " b.created_at AS createdAt, b.updated_at AS updatedAt"
 
 static cd_sql q_one = CD_SQL(

@@ -4,8 +4,8 @@
  * Lock order, everywhere a booking changes state together with the slot it
  * holds: the expert's guard row first (booking_guard_expert, a write), then
  * bookings and payments.  Creating a booking takes the same lock before its overlap
- * check, so a booking that comes back from payment_failed can re-check its
- * slot without racing a new booking for it.
+ * check, so a booking paid after its hold expired (or after it gave up its
+ * slot) can re-check its slot without racing a new booking for it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +38,15 @@ static cd_sql q_pay_succeeded = CD_SQL(
     " WHERE id = ? AND status IN ('pending', 'failed')");
 static cd_sql q_pay_failed = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE id = ? AND status = 'pending'");
+/*
+ * One declined attempt, counted once: each attempt has its own failed
+ * charge, so a redelivered event (same charge) changes nothing.
+ */
+static cd_sql q_pay_declined = CD_SQL(
+    "UPDATE payments SET status = 'failed', last_payment_error = ?,"
+    " last_failed_charge = ?, failed_attempts = failed_attempts + 1"
+    " WHERE id = ? AND status IN ('pending', 'failed')"
+    " AND NOT (last_failed_charge <=> ?)");
 static cd_sql q_pay_refunded = CD_SQL(
     "UPDATE payments SET status = IF(? >= amount_cents, 'refunded', 'partially_refunded')"
     " WHERE id = ? AND status NOT IN ('refunded', 'partially_refunded')");
@@ -247,22 +256,44 @@ booking_intent_failed(const json_t *pi)
 	    (strcmp(status, "requires_payment_method") == 0 && json_is_object(lpe));
 }
 
+struct failed {
+	const json_t	*local;
+	const json_t	*pi;
+};
+
+/*
+ * A canceled PaymentIntent can never be paid: the booking gives up its
+ * slot (payment_failed).  A declined card (requires_payment_method with a
+ * last_payment_error) only records the attempt: the booking keeps its hold
+ * until it expires, and another card may still pay.
+ */
 static cd_err
 failed_tx(void *arg)
 {
-	const json_t *local = arg;
+	struct failed *f = arg;
+	const json_t *local = f->local;
+	const json_t *lpe = json_object_get(f->pi, "last_payment_error");
+	bool canceled = strcmp(jstr(f->pi, "status") ?: "", "canceled") == 0;
+	const char *charge = jstr(lpe, "charge") ?: jstr(f->pi, "latest_charge");
+	char message[500], idbuf[32];
 	unsigned long long n;
 	json_t *details;
-	char idbuf[32];
 	cd_err err;
 
-	if ((err = db_exec(&q_pay_failed, NULL, "i", jint(local, "payment_id"))) !=
-	    CD_OK ||
-	    (err = db_exec(&q_book_failed, &n, "i", jint(local, "booking_id"))) !=
-	    CD_OK || n == 0)
+	snprintf(message, sizeof(message), "%s",
+	    jstr(lpe, "message") ?: "The payment did not go through.");
+	if (canceled) {
+		if ((err = db_exec(&q_pay_failed, NULL, "i",
+		    jint(local, "payment_id"))) != CD_OK ||
+		    (err = db_exec(&q_book_failed, &n, "i",
+		    jint(local, "booking_id"))) != CD_OK || n == 0)
+			return err;
+	} else if ((err = db_exec(&q_pay_declined, &n, "ssis", message, charge,
+	    jint(local, "payment_id"), charge)) != CD_OK || n == 0)
 		return err;
-	details = json_pack("{s:I}", "amountCents",
-	    (json_int_t)jint(local, "amount_cents"));
+	details = json_pack("{s:I,s:s,s:b}", "amountCents",
+	    (json_int_t)jint(local, "amount_cents"), "message", message,
+	    "holdKept", !canceled);
 	err = audit_write("BOOKING_PAYMENT_FAILED", "booking", id_text(idbuf,
 	    sizeof(idbuf), jint(local, "booking_id")), jint(local, "user_id"),
 	    details, "warning");
@@ -273,13 +304,16 @@ failed_tx(void *arg)
 cd_err
 booking_payment_failed(const json_t *pi)
 {
+	struct failed f;
 	json_t *local;
 	cd_err err;
 
 	if ((err = local_payment(pi, &local)) != CD_OK)
 		return err;
+	f.local = local;
+	f.pi = pi;
 	if (booking_intent_failed(pi))
-		err = db_tx(failed_tx, local);
+		err = db_tx(failed_tx, &f);
 	json_decref(local);
 	return err;
 }

@@ -47,10 +47,14 @@ cd_err	 booking_payment_succeeded(const json_t *payment_intent);
  */
 cd_err	 booking_guard_expert(long long expert_id, bool active_only, bool *found);
 /*
- * A failed PaymentIntent (canceled, or back to requires_payment_method with
- * a last_payment_error): payment 'failed' from 'pending', booking
- * 'payment_failed' from 'awaiting_payment', which frees the slot.  The same
- * CD_NOT_FOUND as above; a PaymentIntent that has not failed changes nothing.
+ * A failed PaymentIntent.  A declined card (back to requires_payment_method
+ * with a last_payment_error): payment 'failed' with Stripe's message and one
+ * more failed attempt (once per failed charge), and the booking keeps its
+ * hold: it stays awaiting_payment until booking_hold_minutes have passed, and
+ * another card may pay meanwhile.  A canceled PaymentIntent can never be
+ * paid: booking 'payment_failed' from 'awaiting_payment', which frees the
+ * slot.  The same CD_NOT_FOUND as above; a PaymentIntent that has not failed
+ * changes nothing.
  */
 cd_err	 booking_payment_failed(const json_t *payment_intent);
 /* True if Stripe's PaymentIntent counts as failed (see above). */

@@ -322,31 +322,54 @@ class CreateTests(BookingCase):
 
 class FailureTests(BookingCase):
 
-    def test_declined_then_paid_takes_the_slot_back(self):
-        a = register()
+    def test_declined_card_keeps_the_hold_and_another_card_pays(self):
+        a, b = register(), register()
         eid = new_expert(100)
-        j = self.created(a, eid)
+        start = future()[0]
+        j = self.created(a, eid, start)
         bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
-        emu_decline(pi)
-        status_is(bid, "payment_failed", "failed")
+        declined = emu_decline(pi)
+        self.assertEqual(declined["error"]["message"], "Your card was declined.")
+        status_is(bid, "awaiting_payment", "failed")
+        wait_until(lambda: events_done(pi, "payment_intent.payment_failed"),
+                   message="payment_intent.payment_failed processed")
+        p = payment_row(bid)
+        self.assertEqual((p["last_payment_error"], p["failed_attempts"]),
+                         ("Your card was declined.", 1))
+        self.assertEqual(p["last_failed_charge"], declined["error"]["charge"])
         self.assertEqual(audit_count("BOOKING_PAYMENT_FAILED", str(bid)), 1)
+        # the hold stays: nobody else can take the time
+        self.assertError(book(b, eid, start), 409, "booking_conflict", "held after a decline")
         r = a.post(f"/api/bookings/{bid}/confirm-payment", {})
         self.assertStatus(r, 200, "confirm after decline")
-        self.assertEqual(r.json["booking"]["status"], "payment_failed")
-        # the customer retries on the same PaymentIntent and it goes through
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"],
+                          r.json["booking"]["lastPaymentError"]),
+                         ("awaiting_payment", "failed", "Your card was declined."))
+        # the redelivered event and the confirm count the attempt once
+        self.assertEqual(payment_row(bid)["failed_attempts"], 1)
+        # a second declined card is a second attempt; the hold still stays
+        emu_decline(pi)
+        wait_until(lambda: payment_row(bid)["failed_attempts"] == 2, message="second attempt")
+        self.assertEqual(booking_row(bid)["status"], "awaiting_payment")
+        self.assertEqual(audit_count("BOOKING_PAYMENT_FAILED", str(bid)), 2)
+        # another card on the same PaymentIntent goes through
         emu_succeed(pi)
         status_is(bid, "scheduled", "succeeded")
         self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+        self.assertEqual(refund_rows(bid), [])
 
-    def test_paid_after_the_slot_was_taken_is_refunded(self):
+    def test_declined_hold_expires_and_a_late_payment_is_refunded(self):
         a, b = register(), register()
         eid = new_expert(100)
         start = future()[0]
         j = self.created(a, eid, start)
         bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
         emu_decline(pi)
-        status_is(bid, "payment_failed", "failed")
-        self.created(b, eid, start)           # the slot was free, b takes it
+        status_is(bid, "awaiting_payment", "failed")
+        self.assertError(book(b, eid, start), 409, "booking_conflict", "held after a decline")
+        db_exec("UPDATE bookings SET created_at = UTC_TIMESTAMP(6) - INTERVAL 31 MINUTE"
+                " WHERE id = %s", bid)
+        self.created(b, eid, start)           # the hold expired: b takes the slot
         emu_succeed(pi)
         status_is(bid, "payment_failed", "refunded")
         rows = refund_rows(bid)
@@ -572,7 +595,7 @@ class AdminTests(BookingCase):
         self.completed(a, expert_user, eid)             # fee 300, owed 2700
         j = self.created(a, eid)
         emu_decline(j["booking"]["paymentIntentId"])
-        status_is(j["booking"]["id"], "payment_failed", "failed")
+        status_is(j["booking"]["id"], "awaiting_payment", "failed")
         self.created(a, new_expert(0))                  # free, scheduled
 
         def expected():

@@ -779,7 +779,7 @@ class MetricsTests(BookingCase):
         db_exec("UPDATE bookings SET created_at = created_at - INTERVAL 2 HOUR WHERE id = %s",
                 old["id"])
         emu_decline(old["paymentIntentId"])
-        status_is(old["id"], "payment_failed", "failed")
+        status_is(old["id"], "awaiting_payment", "failed")
         m1 = self.metrics(adm)
         self.assertEqual(m1["bookingsCreatedLastHour"], m0["bookingsCreatedLastHour"] + 1)
         self.assertEqual(m1["bookingsCreatedLast24h"], m0["bookingsCreatedLast24h"] + 2)

@@ -1,7 +1,7 @@
 /*
  * Journey 3: an expert booking.  Free times in the viewer's zone, an unpaid
  * hold greyed out, a time held and paid on the page with Stripe's payment
- * form (a declined card first), the webhook arriving too; My bookings offers
+ * form (a declined card first, which keeps the hold), the webhook arriving too; My bookings offers
  * Cancel with the refund; the expert completes a session that has started.
  */
 'use strict';
@@ -63,10 +63,20 @@ async function expertBooking(t) {
     await p.click('#pay-button');
     await t.waitText('#pay-msg', 'Your card was declined.');
     await t.assertHumanPage();
-    // Nothing was paid; the same payment form takes another card (the hold
-    // rules after a decline are the bookings family's: see booking_pay.c).
-    eq(dbRow('SELECT status FROM payments WHERE booking_id = ?', Number(booking.id)).status === 'succeeded', false,
-      'a declined payment counted as paid');
+    // Nothing was paid, and the hold stays: the booking still awaits payment,
+    // the decline is recorded, the time stays greyed for others, and the same
+    // payment form takes another card.
+    await eventually(() => Number(dbValue('SELECT failed_attempts FROM payments WHERE booking_id = ?',
+      Number(booking.id))) === 1, 'the decline recorded on the payment');
+    const d = dbRow('SELECT b.status, p.status AS pay, p.last_payment_error FROM bookings b ' +
+      'JOIN payments p ON p.booking_id = b.id WHERE b.id = ?', Number(booking.id));
+    eq(`${d.status}/${d.pay}/${d.last_payment_error}`, 'awaiting_payment/failed/Your card was declined.',
+      'booking and payment after a decline');
+    const other = await t.another('other');
+    await other.signUp('other');
+    await other.goto(`/experts/${expert}/schedule`);
+    const seen = await slotStarts(other.page);
+    assert(seen.find((x) => x.start === start).disabled, 'the declined booking lost its hold');
     assert(!(await p.$eval('#pay-button', (b) => b.disabled)), 'Pay is not offered again after a decline');
     return f;
   });

@@ -1,0 +1,8 @@
+-- A declined card keeps the booking's hold: the booking stays awaiting
+-- payment until booking_hold_minutes have passed, and the customer may try
+-- another card meanwhile.  The payment records the last attempt that failed
+-- (Stripe's message), and goes back to succeeded if a later card pays.
+ALTER TABLE payments
+  ADD COLUMN last_payment_error VARCHAR(500) NULL AFTER status,
+  ADD COLUMN failed_attempts INT UNSIGNED NOT NULL DEFAULT 0 AFTER last_payment_error,
+  ADD COLUMN last_failed_charge VARCHAR(255) NULL AFTER failed_attempts;
