@@ -7,10 +7,7 @@
   'use strict';
   var cd = window.creditdesk;
 
-  function money(cents) {
-    var c = Math.abs(cents), s = String(Math.floor(c / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-    return (cents < 0 ? '-$' : '$') + s + '.' + String(c % 100).padStart(2, '0');
-  }
+  var money = window.creditdesk.money;
   function percent(bps) { return (bps / 100).toFixed(1) + '%'; }
 
   function getJson(url) {

@@ -42,6 +42,22 @@
     });
   }
 
+  /* GET a JSON API: resolves to {ok, status, data} like post. */
+  function getJSON(url) {
+    return fetch(url, { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+      .then(function (res) {
+        return res.json().then(function (data) {
+          return { ok: res.ok, status: res.status, data: data };
+        }, function () { return { ok: res.ok, status: res.status, data: null }; });
+      }, function () { return { ok: false, status: 0, data: null }; });
+  }
+
+  /* Integer cents as dollars: 123456 -> "$1,234.56". */
+  function money(cents) {
+    var c = Math.abs(cents), s = String(Math.floor(c / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+    return (cents < 0 ? '-$' : '$') + s + '.' + String(c % 100).padStart(2, '0');
+  }
+
   /* A sentence for a failed request: the server's own message, or what the
      status means to a person (never the number itself). */
   function errorText(res) {
@@ -140,7 +156,7 @@
   /* For the page scripts (loaded with defer, so after this file): they add
      their own actions and forms and reuse the request helpers. */
   window.creditdesk = {
-    post: post, errorText: errorText, say: say, run: run,
+    post: post, getJSON: getJSON, money: money, errorText: errorText, say: say, run: run,
     localPath: localPath, actions: actions, forms: forms
   };
 

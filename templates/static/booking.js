@@ -17,10 +17,7 @@
   var payMsg = document.getElementById('pay-msg');
   var held = null;	/* {booking, stripe, elements} */
 
-  function money(cents) {
-    return '$' + String(Math.floor(cents / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ',') +
-      '.' + String(cents % 100).padStart(2, '0');
-  }
+  var money = window.creditdesk.money;
   function say(el, text, isError) {
     el.textContent = text;
     el.classList.toggle('error', !!isError);

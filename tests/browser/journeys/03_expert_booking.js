@@ -2,7 +2,7 @@
  * Journey 3: an expert booking.  Free times in the viewer's zone, an unpaid
  * hold greyed out, a time held and paid on the page with Stripe's payment
  * form (a declined card first, which keeps the hold), the webhook arriving too; My bookings offers
- * Cancel with the refund; the expert completes a session that has started.
+ * Cancel with the refund the policy quotes; the expert completes a session that has started.
  */
 'use strict';
 
@@ -95,9 +95,35 @@ async function expertBooking(t) {
   });
 
   await t.step('cancel', async () => {
+    // two more paid bookings of this customer: one starting in 5 hours (inside
+    // the 24-hour window: half back), one that has started (no Cancel)
+    const paidBooking = (startSql) => {
+      db("INSERT INTO bookings (user_id, expert_id, start_time, end_time, duration_minutes, price_cents, " +
+        `platform_fee_cents, payout_cents, status) VALUES (?, ?, ${startSql}, ${startSql} + INTERVAL 30 MINUTE, ` +
+        "30, 6000, 600, 5400, 'scheduled')", customer.id, expert);
+      const id = Number(dbValue('SELECT MAX(id) FROM bookings WHERE expert_id = ?', expert));
+      db("INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status) " +
+        "VALUES (?, CONCAT('pi_browser', ?), 6000, 'succeeded')", id, id);
+      return id;
+    };
+    const late = paidBooking('UTC_TIMESTAMP() + INTERVAL 5 HOUR');
+    const begun = paidBooking('UTC_TIMESTAMP() - INTERVAL 10 MINUTE');
     await t.clickAndWaitForNavigation('#booking-msg a');
     const sel = `tr[data-booking="${booking.id}"]`;
-    eq(await t.text(`${sel} button[data-action="cancel-booking"]`), 'Cancel (refund $30.00)', 'cancel button');
+    // the buttons show the quote: the whole price a day ahead, half inside it
+    await t.waitText(`${sel} button[data-action="cancel-booking"]`, 'Cancel (refund $30.00)');
+    await t.waitText(`tr[data-booking="${late}"] button[data-action="cancel-booking"]`, 'Cancel (refund $30.00)');
+    const quote = await p.evaluate(async (id) => (await fetch(`/api/bookings/${id}/cancellation`)).json(), late);
+    eq(`${quote.cancellable}/${quote.tier}/${quote.priceCents}/${quote.refundCents}`, 'true/partial/6000/3000',
+      'quote inside 24 hours');
+    const full = await p.evaluate(async (id) => (await fetch(`/api/bookings/${id}/cancellation`)).json(),
+      Number(booking.id));
+    eq(`${full.tier}/${full.refundCents}`, 'full/3000', 'quote a day ahead');
+    assert(await p.$(`tr[data-booking="${begun}"]`), 'the started booking is not listed');
+    assert(!(await p.$(`tr[data-booking="${begun}"] button[data-action="cancel-booking"]`)),
+      'Cancel offered for a booking that has started');
+    db('DELETE FROM payments WHERE booking_id IN (?, ?)', late, begun);
+    db("UPDATE bookings SET status = 'cancelled_by_user' WHERE id IN (?, ?)", late, begun);
     await t.clickAndWaitForNavigation(`${sel} button[data-action="cancel-booking"]`);
     eq(await t.text(`${sel} [data-status]`), 'cancelled by user', 'status after cancelling');
     const r = dbRow('SELECT r.amount_cents FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.booking_id = ?',
