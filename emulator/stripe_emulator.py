@@ -1365,6 +1365,9 @@ class Connect(Resource):
         for name in ("refresh_url", "return_url"):
             p_str(params, name, required=True)
         t = now()
+        # the hosted onboarding page sends the person back to the latest link's return_url
+        acct["_return_url"] = p_str(params, "return_url")
+        acct["_refresh_url"] = p_str(params, "refresh_url")
         return {"object": "account_link", "created": t, "expires_at": t + 300,
                 "url": f"{self.emu.public_url}/connect/onboarding/{acct['id']}"}
 
@@ -1941,6 +1944,48 @@ class HostedPage(Resource):
             return Response(303, b"", [("Location", target)], "text/plain")
 
 
+class OnboardingPage(Resource):
+    """The hosted Express onboarding an Account Link points at: one button
+    finishes onboarding (as /_emu/accounts/{id}/onboard does) and returns the
+    person to the link's return_url."""
+
+    def render(self, acct):
+        done = acct["charges_enabled"] and acct["payouts_enabled"]
+        back = acct.get("_return_url")
+        if done:
+            body = "<p>Your account is set up: charges and payouts are enabled.</p>" + (
+                f'<p><a href="{html.escape(back)}">Return</a></p>' if back else "")
+        else:
+            body = (f'<form method="post" action="/connect/onboarding/{html.escape(acct["id"])}">'
+                    '<p>Test mode: no details are needed.</p>'
+                    '<button type="submit" id="finish-onboarding">Finish onboarding</button></form>')
+        return Response.html(200, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                                  "<title>Set up payouts</title></head><body>"
+                                  f"<h1>Set up payouts for {html.escape(acct['id'])}</h1>"
+                                  f"{body}</body></html>")
+
+    def not_found(self):
+        return Response.html(404, "<!doctype html><title>Not found</title>"
+                                  "<p>No such account.</p>")
+
+    def get(self, method, query, headers, body, id):
+        with self.s.lock:
+            acct = self.s.objects["account"].get(id)
+            return self.not_found() if acct is None else self.render(acct)
+
+    def post(self, method, query, headers, body, id):
+        with self.s.lock:
+            acct = self.s.objects["account"].get(id)
+            if acct is None:
+                return self.not_found()
+            if not (acct["charges_enabled"] and acct["payouts_enabled"]):
+                self.emu.connect.onboard(CONTROL, acct)
+            back = acct.get("_return_url")
+            if back is None:
+                return self.render(acct)
+            return Response(303, b"", [("Location", back)], "text/plain")
+
+
 # ---------------------------------------------------------------------------
 # HTTP plumbing: responses, the route table, the request handler
 # ---------------------------------------------------------------------------
@@ -1984,6 +2029,7 @@ class Emulator:
         self.events = Events(self)
         self.controls = Controls(self)
         self.hosted = HostedPage(self)
+        self.onboarding = OnboardingPage(self)
         self.stripe_js = StripeJs(self, {
             "Response": Response, "StripeError": StripeError, "TEST_CARDS": TEST_CARDS,
             "CONTROL": CONTROL, "format_money": format_money})
@@ -2056,6 +2102,8 @@ class Emulator:
             ("POST", "/_emu/webhooks/config", c.config),
             ("GET", "/checkout/pay/{id}", self.hosted.get),
             ("POST", "/checkout/pay/{id}", self.hosted.post),
+            ("GET", "/connect/onboarding/{id}", self.onboarding.get),
+            ("POST", "/connect/onboarding/{id}", self.onboarding.post),
         ] + self.stripe_js.routes()
 
     @staticmethod

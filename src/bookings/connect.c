@@ -4,13 +4,15 @@
  * stored; the Idempotency-Key comes from the expert row and its stored
  * random value, so retries and racing requests get the same account) and
  * answers an Account Link to continue onboarding.  GET shows the state,
- * which account.updated keeps (booking_account_seen).
+ * which account.updated keeps (booking_account_seen) and GET itself brings
+ * up to date while the account is not yet onboarded.
  */
 #include <string.h>
 
 #include "bookings.h"
 #include "cfg.h"
 #include "crypto.h"
+#include "booking_pay.h"
 #include "db.h"
 #include "stripe.h"
 
@@ -56,13 +58,41 @@ state(const json_t *row, const char *url)
 	    (int)jint(row, "payouts_enabled"), "onboarded", onboarded, "url", url);
 }
 
+/*
+ * An account that is not yet onboarded is asked for at Stripe, as
+ * account.updated would be, so an expert back from onboarding sees the
+ * state at once even if the event is still on its way.  If Stripe cannot be
+ * reached the stored state is shown.
+ */
+static cd_err
+sync_account(cd_req *r, json_t **row)
+{
+	json_t *acct = NULL;
+
+	if (jstr(*row, "stripe_account_id") == NULL ||
+	    (jint(*row, "charges_enabled") && jint(*row, "payouts_enabled")))
+		return CD_OK;
+	if (stripe_retrieve("accounts", "acct_", jstr(*row, "stripe_account_id"),
+	    &acct) != CD_OK) {
+		json_decref(acct);
+		return CD_OK;
+	}
+	req_own(r, acct);
+	if (booking_account_seen(acct) != CD_OK ||
+	    db_row(&q_me, row, "i", r->user->id) != CD_OK || *row == NULL)
+		return CD_DB;
+	req_own(r, *row);
+	return CD_OK;
+}
+
 cd_err
 expert_connect_state(cd_req *r)
 {
 	json_t *row;
 	cd_err err;
 
-	if ((err = my_expert(r, &row)) != CD_OK)
+	if ((err = my_expert(r, &row)) != CD_OK ||
+	    (err = sync_account(r, &row)) != CD_OK)
 		return err;
 	resp_json(r, 200, state(row, NULL));
 	return CD_OK;

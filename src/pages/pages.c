@@ -80,6 +80,11 @@ static cd_sql q_my_bookings = CD_SQL(
     "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
+/* The expert this user is, and whether Stripe pays them out (Connect). */
+static cd_sql q_my_expert = CD_SQL(
+    "SELECT id, stripe_account_id IS NOT NULL AS has_account, "
+    "charges_enabled = 1 AND payouts_enabled = 1 AS payouts_active "
+    "FROM experts WHERE user_id = ?");
 /* The bookings of the expert this user is, for /expert/bookings. */
 static cd_sql q_expert_bookings = CD_SQL(
     "SELECT b.id, u.name AS customer, b.duration_minutes, b.payout_cents, "
@@ -547,6 +552,11 @@ h_dashboard(cd_req *r)
 	ROWS(d, "bookings", &q_my_bookings, "i", uid);
 	fmt_col(GET(d, "bookings"), "price_cents", "price", jmoney);
 	bool_col(GET(d, "bookings"), "can_cancel");
+	ROW(d, "expert", &q_my_expert, "i", uid);
+	if (json_is_object(GET(d, "expert"))) {
+		bool_col_one(GET(d, "expert"), "has_account");
+		bool_col_one(GET(d, "expert"), "payouts_active");
+	}
 	json_object_set_new(d, "paymentPending",
 	    json_boolean(pay != NULL && strcmp(pay, "pending") == 0));
 	if ((err = purchase_notice(r, d)) != CD_OK)

@@ -3,7 +3,10 @@
  * cancelling now would give, as GET /api/bookings/{id}/cancellation quotes
  * it, on the button; a booking the quote says cannot be cancelled loses its
  * button) and Complete (the expert, once the session has started); the
- * page reloads to show the new state.
+ * page reloads to show the new state.  On an expert's dashboard, Set up
+ * payouts / Continue onboarding opens Stripe's hosted onboarding (the URL
+ * POST /api/experts/me/connect answers), and the state is asked for again
+ * when the expert comes back.
  */
 (function () {
   'use strict';
@@ -33,5 +36,26 @@
       });
   }
   Array.prototype.forEach.call(document.querySelectorAll('button[data-action="cancel-booking"]'), quote);
+
+  /* Payouts (an expert's dashboard): Stripe's hosted onboarding, then its state. */
+  cd.actions['connect-payouts'] = function (el) {
+    cd.run(el, '/api/experts/me/connect', {}, function (res) {
+      if (/^https?:\/\//i.test(res.data && res.data.url)) window.location.assign(res.data.url);
+    });
+  };
+  function showConnect(box, state) {
+    if (!state || !state.onboarded) return;
+    box.querySelector('[data-connect-status]').textContent = 'Payouts through Stripe: active';
+    var b = box.querySelector('button[data-action="connect-payouts"]');
+    if (b) b.parentNode.remove();
+  }
+  var payouts = document.getElementById('payouts');
+  // Back from onboarding (or part way through): ask for the account's state now.
+  if (payouts && payouts.getAttribute('data-has-account') === '1' &&
+      payouts.querySelector('button[data-action="connect-payouts"]')) {
+    cd.getJSON('/api/experts/me/connect').then(function (res) {
+      if (res.ok) showConnect(payouts, res.data);
+    });
+  }
   cd.actions['complete-booking'] = function (el) { act(el, 'complete'); };
 })();

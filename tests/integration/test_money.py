@@ -11,7 +11,7 @@ import threading
 import time
 
 from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
-                  emu_hold, emu_pay, emu_release, wait_until)
+                  emu_hold, emu_pay, emu_release, env, http_request, wait_until)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
@@ -926,3 +926,36 @@ class ConnectTests(BookingCase):
         self.assertEqual((dest[b2]["status"], dest[b2]["payoutCents"],
                           dest[b2]["destinationAccount"]), ("completed", 4050, acct))
         self.assertEqual(dest[bid]["payoutCents"], 2025)
+
+    def test_hosted_onboarding_page_and_state_without_the_event(self):
+        u, eid = self.expert()
+        r = u.post("/api/experts/me/connect", {})
+        self.assertStatus(r, 200, "connect")
+        acct, url = r.json["accountId"], r.json["url"]
+        # the hosted page offers to finish; finishing goes back to our return_url
+        page = http_request("GET", url)
+        self.assertStatus(page, 200, "onboarding page")
+        self.assertIn('id="finish-onboarding"', page.text)
+        emu_hold()                 # account.updated is held back: GET must ask Stripe
+        try:
+            done = http_request("POST", url, body=b"")
+            self.assertEqual(done.status, 303, repr(done))
+            self.assertEqual(done.header("location"),
+                             env("CD_PUBLIC_URL").rstrip("/") + "/dashboard?connect=return")
+            self.assertEqual(db_row("SELECT charges_enabled, payouts_enabled FROM experts"
+                                    " WHERE id = %s", eid),
+                             {"charges_enabled": 0, "payouts_enabled": 0})
+            s = u.get("/api/experts/me/connect")
+            self.assertStatus(s, 200, "state")
+            self.assertEqual((s.json["accountId"], s.json["chargesEnabled"],
+                              s.json["payoutsEnabled"], s.json["onboarded"]),
+                             (acct, True, True, True))
+            self.assertEqual(db_row("SELECT charges_enabled, payouts_enabled FROM experts"
+                                    " WHERE id = %s", eid),
+                             {"charges_enabled": 1, "payouts_enabled": 1})
+        finally:
+            rel = emu_release()
+        self.assertEqual(set(rel["statuses"]) - {200}, set(), rel)
+        self.assertEqual(db_row("SELECT charges_enabled, payouts_enabled FROM experts"
+                                " WHERE id = %s", eid),
+                         {"charges_enabled": 1, "payouts_enabled": 1})
