@@ -6,3 +6,12 @@ ALTER TABLE payments
   ADD COLUMN last_payment_error VARCHAR(500) NULL AFTER status,
   ADD COLUMN failed_attempts INT UNSIGNED NOT NULL DEFAULT 0 AFTER last_payment_error,
   ADD COLUMN last_failed_charge VARCHAR(255) NULL AFTER failed_attempts;
+
+-- A dispute on an expert booking's payment: the booking is disputed (open)
+-- and owed to nobody until it closes; won makes it owed again (a manual
+-- payout), lost reverses its payment like a full refund.  Only forward:
+-- NULL -> open -> won | lost.  The disputes row names the booking.
+ALTER TABLE bookings
+  ADD COLUMN dispute_status ENUM('open','won','lost') NULL;
+ALTER TABLE disputes
+  ADD COLUMN booking_id BIGINT UNSIGNED NULL AFTER stripe_session_id;

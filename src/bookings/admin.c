@@ -4,7 +4,8 @@
  * A booking is owed to its expert once it is completed and its payment has
  * succeeded (a refunded payment is owed to nobody), or once it was
  * cancelled by the policy with less than everything refunded; the expert is
- * owed the payout less what the refund took back from it.  A payout pays all of an
+ * owed the payout less what the refund took back from it.  A booking whose
+ * payment is disputed is owed to nobody until the dispute is won.  A payout pays all of an
  * expert's owed bookings in one transaction; UNIQUE payout_items.booking_id
  * makes a booking part of at most one payout, even if two admins pay the
  * same expert at once, and the expert's guard row (written first) makes
@@ -27,7 +28,8 @@
     " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
     " WHERE (b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
     "  AND b.refunded_cents = b.cancel_refund_cents))" \
-    " AND " OWED_CENTS " > 0 AND pi.booking_id IS NULL AND b.destination_account IS NULL"
+    " AND " OWED_CENTS " > 0 AND pi.booking_id IS NULL AND b.destination_account IS NULL" \
+    " AND (b.dispute_status IS NULL OR b.dispute_status = 'won')"
 
 static cd_sql q_owed = CD_SQL(
     "SELECT b.id, b.expert_id, e.name, " OWED_CENTS " AS payout_cents" OWED

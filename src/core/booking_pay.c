@@ -21,7 +21,8 @@ static cd_sql q_by_intent = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
     " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status,"
     " b.price_cents, b.platform_fee_cents, b.payout_cents, b.destination_account,"
-    " b.stripe_transfer_id FROM payments p JOIN bookings b ON b.id = p.booking_id"
+    " b.stripe_transfer_id, b.refunded_cents, b.payout_refunded_cents"
+    " FROM payments p JOIN bookings b ON b.id = p.booking_id"
     " WHERE p.stripe_payment_intent_id = ?");
 static cd_sql q_by_booking = CD_SQL(
     "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
@@ -76,6 +77,19 @@ static cd_sql q_transfer = CD_SQL(
     " WHERE id = ? AND stripe_transfer_id IS NULL");
 static cd_sql q_account = CD_SQL(
     "UPDATE experts SET charges_enabled = ?, payouts_enabled = ? WHERE stripe_account_id = ?");
+
+/* A booking's dispute status, only forward (NULL -> open -> won | lost). */
+static cd_sql q_dispute_open = CD_SQL(
+    "UPDATE bookings SET dispute_status = 'open' WHERE id = ? AND dispute_status IS NULL");
+static cd_sql q_dispute_close = CD_SQL(
+    "UPDATE bookings SET dispute_status = ? WHERE id = ? AND dispute_status = 'open'");
+/* Lost: the whole price reversed, from the fee and the payout. */
+static cd_sql q_book_reversed = CD_SQL(
+    "UPDATE bookings SET refunded_cents = price_cents, fee_refunded_cents ="
+    " platform_fee_cents, payout_refunded_cents = payout_cents WHERE id = ?");
+static cd_sql q_pay_reversed = CD_SQL(
+    "UPDATE payments SET status = 'refunded'"
+    " WHERE id = ? AND status IN ('succeeded', 'partially_refunded')");
 
 cd_err
 booking_guard_expert(long long expert_id, bool active_only, bool *found)
@@ -522,5 +536,66 @@ booking_refund_seen(const json_t *charge)
 	rr.release = true;
 	err = db_tx(refund_tx, &rr);
 	json_decref(local);
+	return err;
+}
+
+cd_err
+booking_of_intent(const char *payment_intent, json_t **row)
+{
+	*row = NULL;
+	if (!stripe_id_ok(payment_intent, "pi_"))
+		return CD_OK;
+	return db_row(&q_by_intent, row, "s", payment_intent);
+}
+
+/* Lost: the refunds row (the dispute's id as its key), cents and status. */
+static cd_err
+dispute_reverse(const json_t *row, const char *dispute_id, long long *cents)
+{
+	long long payment = jint(row, "payment_id");
+	bool fresh;
+	cd_err err;
+
+	*cents = jint(row, "price_cents") - jint(row, "refunded_cents");
+	/* An earlier partial refund keeps its one row; the rest is reversed too. */
+	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isiss", payment,
+	    dispute_id, *cents, "dispute_lost", NULL)) != CD_OK ||
+	    (err = db_exec(&q_book_reversed, NULL, "i",
+	    jint(row, "booking_id"))) != CD_OK)
+		return err;
+	return db_exec(&q_pay_reversed, NULL, "i", payment);
+}
+
+cd_err
+booking_disputed(const json_t *row, const char *dispute_id, const char *to,
+    long long *cents, bool *moved)
+{
+	long long booking = jint(row, "booking_id");
+	unsigned long long n = 0;
+	json_t *details;
+	char idbuf[32];
+	bool found;
+	cd_err err;
+
+	*cents = jint(row, "payout_cents") - jint(row, "payout_refunded_cents");
+	*moved = false;
+	if ((err = booking_guard_expert(jint(row, "expert_id"), false, &found)) !=
+	    CD_OK)
+		return err;
+	err = strcmp(to, "open") == 0 ?
+	    db_exec(&q_dispute_open, &n, "i", booking) :
+	    db_exec(&q_dispute_close, &n, "si", to, booking);
+	if (err != CD_OK || n == 0)
+		return err;
+	*moved = true;
+	if (strcmp(to, "lost") == 0 &&
+	    (err = dispute_reverse(row, dispute_id, cents)) != CD_OK)
+		return err;
+	details = json_pack("{s:s,s:s,s:I}", "dispute", dispute_id, "status", to,
+	    "cents", (json_int_t)*cents);
+	err = audit_write("BOOKING_DISPUTE", "booking", id_text(idbuf,
+	    sizeof(idbuf), booking), jint(row, "user_id"), details,
+	    strcmp(to, "won") == 0 ? "info" : "critical");
+	json_decref(details);
 	return err;
 }

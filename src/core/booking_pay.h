@@ -76,6 +76,23 @@ cd_err	 booking_refund_seen(const json_t *charge);
  * in proportion; it is never owed a manual payout.
  */
 cd_err	 booking_account_seen(const json_t *account);
+/*
+ * The booking whose payment a PaymentIntent is (*row NULL if none): the row
+ * booking_disputed takes.
+ */
+cd_err	 booking_of_intent(const char *payment_intent, json_t **row);
+/*
+ * A dispute on a booking's payment, inside the caller's transaction (after
+ * the expert's guard row, which it writes): to is "open", "won" or "lost",
+ * and the booking's dispute_status moves only forward (NULL -> open -> won
+ * or lost).  While open the booking is owed to nobody; won makes it owed
+ * again; lost reverses the payment like a full refund (its one refunds row,
+ * keyed by the dispute, the whole price refunded from fee and payout,
+ * payment 'refunded').  *cents is the payout held (open), released (won) or
+ * the cents reversed (lost); *moved is false if the status had moved already.
+ */
+cd_err	 booking_disputed(const json_t *row, const char *dispute_id,
+	    const char *to, long long *cents, bool *moved);
 /* What a refund gives back, and from whom: fee + payout == refund. */
 typedef struct booking_split {
 	long long	 refund;	/* cents to the customer */

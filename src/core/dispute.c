@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "audit.h"
+#include "booking_pay.h"
 #include "db.h"
 #include "dispute.h"
 #include "fulfil.h"
@@ -23,6 +24,9 @@ static cd_sql q_row = CD_SQL(
     "SELECT units_frozen FROM disputes WHERE stripe_dispute_id = ?");
 static cd_sql q_lost = CD_SQL(
     "UPDATE disputes SET units_reversed = ?, units_lost = ? WHERE stripe_dispute_id = ?");
+static cd_sql q_booking = CD_SQL(
+    "UPDATE disputes SET user_id = ?, booking_id = ?, product = 'booking',"
+    " units_frozen = ? WHERE stripe_dispute_id = ?");
 static cd_sql q_step = CD_SQL(
     "INSERT INTO dispute_steps (stripe_dispute_id, step, product, units, units_lost)"
     " VALUES (?, ?, ?, ?, ?)");
@@ -31,13 +35,38 @@ struct disputed {
 	const json_t		*d;
 	const cd_product	*product;	/* NULL: not a purchase of ours */
 	cd_checkout		 ck;
+	json_t			*booking;	/* else an expert booking's payment */
 };
 
 static cd_err
 step(struct disputed *x, const char *name, long long units, long long lost)
 {
 	return db_exec(&q_step, NULL, "sssii", jstr(x->d, "id"), name,
-	    x->product->name, units, lost);
+	    x->product != NULL ? x->product->name : "booking", units, lost);
+}
+
+/*
+ * A booking's dispute moves to "to" (open, won, lost); the step row (in
+ * cents: the payout held, released, or the price reversed) with it.
+ */
+static cd_err
+booking_step(struct disputed *x, const char *to, const char *name)
+{
+	long long cents;
+	bool moved;
+	cd_err err;
+
+	if ((err = booking_disputed(x->booking, jstr(x->d, "id"), to, &cents,
+	    &moved)) != CD_OK || !moved)
+		return err;
+	if (strcmp(to, "open") == 0 && (err = db_exec(&q_booking, NULL, "iiis",
+	    jint(x->booking, "user_id"), jint(x->booking, "booking_id"), cents,
+	    jstr(x->d, "id"))) != CD_OK)
+		return err;
+	if (strcmp(to, "lost") == 0 && (err = db_exec(&q_lost, NULL, "iis",
+	    cents, 0LL, jstr(x->d, "id"))) != CD_OK)
+		return err;
+	return step(x, name, cents, 0);
 }
 
 static cd_err
@@ -55,7 +84,11 @@ opened_tx(void *arg)
 	    CD_OK || !fresh)
 		return err;
 	if ((err = audit_write("DISPUTE_CREATED", "charge", jstr(d, "charge"), 0,
-	    d, "critical")) != CD_OK || x->product == NULL)
+	    d, "critical")) != CD_OK)
+		return err;
+	if (x->booking != NULL)
+		return booking_step(x, "open", "freeze");
+	if (x->product == NULL)
 		return err;
 	if ((err = x->product->freeze(&x->ck, false, 0, &frozen, &granted)) !=
 	    CD_OK ||
@@ -111,8 +144,12 @@ closed_tx(void *arg)
 	    n == 0)
 		return err;
 	if ((err = audit_write("DISPUTE_CLOSED", "charge", jstr(x->d, "charge"), 0,
-	    x->d, strcmp(status, "lost") == 0 ? "critical" : "info")) != CD_OK ||
-	    x->product == NULL)
+	    x->d, strcmp(status, "lost") == 0 ? "critical" : "info")) != CD_OK)
+		return err;
+	if (x->booking != NULL)
+		return booking_step(x, status, strcmp(status, "won") == 0 ?
+		    "release" : "reverse");
+	if (x->product == NULL)
 		return err;
 	if ((err = db_row(&q_row, &row, "s", jstr(x->d, "id"))) != CD_OK)
 		return err;
@@ -123,16 +160,22 @@ closed_tx(void *arg)
 	return lost(x, frozen);
 }
 
-/* The purchase the disputed payment made, if it is one of ours. */
+/*
+ * The purchase the disputed payment made, if it is one of ours: a Checkout
+ * purchase (x->product) or an expert booking (x->booking, owned by x).
+ */
 static cd_err
 purchase_of(struct disputed *x, json_t **local)
 {
 	cd_err err;
 
 	x->product = NULL;
+	x->booking = NULL;
 	if ((err = fulfil_checkout_of_intent(jstr(x->d, "payment_intent"), local,
-	    &x->ck)) != CD_OK || *local == NULL)
+	    &x->ck)) != CD_OK)
 		return err;
+	if (*local == NULL)
+		return booking_of_intent(jstr(x->d, "payment_intent"), &x->booking);
 	x->product = product_find(x->ck.product);
 	if (x->product != NULL && (x->product->freeze == NULL ||
 	    x->product->reverse == NULL))
@@ -143,12 +186,13 @@ purchase_of(struct disputed *x, json_t **local)
 cd_err
 dispute_opened(const json_t *d)
 {
-	struct disputed x = { d, NULL, { 0 } };
+	struct disputed x = { d, NULL, { 0 }, NULL };
 	json_t *local = NULL;
 	cd_err err;
 
 	if ((err = purchase_of(&x, &local)) == CD_OK)
 		err = db_tx(opened_tx, &x);
+	json_decref(x.booking);
 	json_decref(local);
 	return err;
 }
@@ -157,7 +201,7 @@ dispute_opened(const json_t *d)
 cd_err
 dispute_closed(const json_t *d)
 {
-	struct disputed x = { d, NULL, { 0 } };
+	struct disputed x = { d, NULL, { 0 }, NULL };
 	const char *status = jstr(d, "status") ?: "";
 	json_t *local = NULL;
 	cd_err err;
@@ -168,6 +212,7 @@ dispute_closed(const json_t *d)
 		return err;
 	if ((err = purchase_of(&x, &local)) == CD_OK)
 		err = db_tx(closed_tx, &x);
+	json_decref(x.booking);
 	json_decref(local);
 	return err;
 }

@@ -7,6 +7,9 @@
  * and what could not be taken back is recorded as the loss.  Each step is
  * one dispute_steps row (UNIQUE per dispute and step), plus the product's
  * own ledger or reversal rows, so redelivered events change nothing.
+ * A dispute on an expert booking's payment marks the booking disputed (owed
+ * to nobody), won makes it owed again, lost reverses the payment like a
+ * full refund (booking_disputed); its steps are counted in cents.
  * Both take the dispute as retrieved from Stripe.
  */
 #ifndef CD_DISPUTE_H

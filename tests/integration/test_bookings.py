@@ -615,6 +615,7 @@ class AdminTests(BookingCase):
                      " (b.status = 'completed' OR (b.status = 'cancelled_by_user'"
                      " AND b.refunded_cents = b.cancel_refund_cents))"
                      " AND b.destination_account IS NULL"
+                     " AND (b.dispute_status IS NULL OR b.dispute_status = 'won')"
                      " AND NOT EXISTS (SELECT 1 FROM payout_items i"
                      " WHERE i.booking_id = b.id)")
             return {"total": total, "paid": paid, "rateBps": paid * 10000 // total,

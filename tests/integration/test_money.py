@@ -711,6 +711,122 @@ class DisputeTests(VoiceCase):
                                    " WHERE user_id = %s", u.id), 1)
 
 
+class BookingDisputeTests(BookingCase):
+    """A dispute on a booking's payment: owed to nobody while open; won makes
+    it owed again; lost reverses the payment like a full refund."""
+
+    def completed(self, customer, expert_user, eid):
+        bid, pi = self.paid(customer, eid)
+        started(bid)
+        self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
+        return bid, pi
+
+    def owed(self, adm, eid):
+        r = adm.get("/api/admin/payouts/pending")
+        self.assertStatus(r, 200, "pending payouts")
+        return [(e["amountCents"], e["bookingIds"]) for e in r.json["experts"]
+                if e["expertId"] == eid]
+
+    def open(self, pi):
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        dp = emu_ok("POST", f"/_emu/charges/{ch}/dispute")["id"]
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp))
+                   and db_row("SELECT booking_id FROM disputes WHERE stripe_dispute_id = %s",
+                              dp) is not None, 20, message="dispute opened")
+        return dp
+
+    def close(self, dp, status):
+        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": status})
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)) and db_scalar(
+            "SELECT closed_at IS NOT NULL FROM disputes WHERE stripe_dispute_id = %s", dp) == 1,
+            20, message="dispute closed")
+
+    def steps(self, dp):
+        return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
+            "SELECT step, product, units, units_lost FROM dispute_steps"
+            " WHERE stripe_dispute_id = %s ORDER BY id", dp)]
+
+    def redeliver(self, dp):
+        for e in events_about(dp):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+
+    def test_open_then_won_is_owed_again(self):
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(100, user=expert_user)          # 30 min: 3000, fee 300, payout 2700
+        bid, pi = self.completed(a, expert_user, eid)
+        self.assertEqual(self.owed(adm, eid), [(2700, [bid])])
+        dp = self.open(pi)
+        self.assertEqual(db_row("SELECT booking_id, user_id, product, amount_cents, units_frozen,"
+                                " status FROM disputes WHERE stripe_dispute_id = %s", dp),
+                         {"booking_id": bid, "user_id": a.id, "product": "booking",
+                          "amount_cents": 3000, "units_frozen": 2700,
+                          "status": "needs_response"})
+        self.assertEqual(booking_row(bid)["dispute_status"], "open")
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+        self.assertEqual(self.owed(adm, eid), [], "a disputed booking is owed to nobody")
+        self.assertError(adm.post("/api/admin/payouts", {"expertId": eid}), 409, "nothing_to_pay")
+        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0)])
+        self.redeliver(dp)
+        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0)])
+        self.close(dp, "won")
+        self.assertEqual(booking_row(bid)["dispute_status"], "won")
+        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0),
+                                          ("release", "booking", 2700, 0)])
+        self.assertEqual(self.owed(adm, eid), [(2700, [bid])], "won: owed again")
+        self.redeliver(dp)
+        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
+        self.assertEqual(refund_rows(bid), [])
+        r = adm.post("/api/admin/payouts", {"expertId": eid})
+        self.assertStatus(r, 201, "payout after the dispute was won")
+        self.assertEqual(r.json["payout"]["amountCents"], 2700)
+
+    def test_lost_reverses_the_payment_like_a_full_refund(self):
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(100, user=expert_user)
+        bid, pi = self.completed(a, expert_user, eid)
+        dp = self.open(pi)
+        self.close(dp, "lost")
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["dispute_status"], b["refunded_cents"],
+                          b["fee_refunded_cents"], b["payout_refunded_cents"]),
+                         ("completed", "lost", 3000, 300, 2700))
+        self.assertEqual(payment_row(bid)["status"], "refunded")
+        self.assertEqual([(x["stripe_refund_id"], x["amount_cents"], x["reason"])
+                          for x in refund_rows(bid)], [(dp, 3000, "dispute_lost")])
+        self.assertEqual(db_row("SELECT status, units_frozen, units_reversed, units_lost"
+                                " FROM disputes WHERE stripe_dispute_id = %s", dp),
+                         {"status": "lost", "units_frozen": 2700, "units_reversed": 3000,
+                          "units_lost": 0})
+        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0),
+                                          ("reverse", "booking", 3000, 0)])
+        self.assertEqual(self.owed(adm, eid), [])
+        self.redeliver(dp)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
+        # status only forward: a won close arriving later changes nothing
+        self.assertEqual(booking_row(bid)["dispute_status"], "lost")
+
+    def test_closed_without_the_opening_event(self):
+        a = register()
+        eid = new_expert(100)
+        bid, pi = self.paid(a, eid)
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        emu_hold()
+        try:
+            dp = emu_ok("POST", f"/_emu/charges/{ch}/dispute")["id"]
+            emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": "won"})
+        finally:
+            rel = emu_release("reverse")           # closed first, then created
+        self.assertEqual(set(rel["statuses"]), {200}, rel)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)), 20)
+        self.assertEqual(booking_row(bid)["dispute_status"], "won")
+        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0),
+                                          ("release", "booking", 2700, 0)])
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+
+
 class CreditDisputeTests(CreditsCase):
 
     def test_credits_frozen_then_reversed_when_lost(self):
