@@ -1787,6 +1787,14 @@ class Controls(Resource):
             rows = [d for d in self.s.deliveries if not eid or d["event_id"] == eid]
             return {"object": "list", "data": copy.deepcopy(rows)}
 
+    def idempotency_keys(self, data):
+        """The Idempotency-Keys the API has seen (optionally for one path)."""
+        path = data.get("path")
+        with self.s.lock:
+            rows = [{"key": k, "path": e["path"]} for k, e in self.s.idem.items()
+                    if not path or e["path"] == path]
+            return {"object": "list", "data": rows}
+
     def deliver(self, data, id):
         times, delay_ms = data.get("times", 1), data.get("delay_ms", 0)
         if not isinstance(times, int) or not 1 <= times <= 100 \
@@ -2096,6 +2104,7 @@ class Emulator:
             ("POST", "/_emu/accounts/{id}/onboard", c.onboard),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),
+            ("GET", "/_emu/idempotency_keys", c.idempotency_keys),
             ("POST", "/_emu/webhooks/hold", c.hold),
             ("POST", "/_emu/webhooks/release", c.release),
             ("GET", "/_emu/webhooks/config", c.config),

@@ -15,3 +15,9 @@ ALTER TABLE bookings
   ADD COLUMN dispute_status ENUM('open','won','lost') NULL;
 ALTER TABLE disputes
   ADD COLUMN booking_id BIGINT UNSIGNED NULL AFTER stripe_session_id;
+
+-- Idempotency-Keys of a user's Checkout Sessions and Stripe customer are
+-- derived from the user row and this random value, written once when first
+-- needed, so a database restored from a backup (where a user id can be
+-- given again) never sends a key Stripe already saw for another request.
+ALTER TABLE users ADD COLUMN stripe_nonce VARCHAR(64) NOT NULL DEFAULT '';

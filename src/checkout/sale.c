@@ -128,12 +128,55 @@ existing_session(cd_req *r, const struct sale *s, json_t **out)
 	return CD_OK;
 }
 
+static cd_sql q_nonce = CD_SQL(
+    "SELECT stripe_nonce FROM users WHERE id = ?");
+static cd_sql q_set_nonce = CD_SQL(
+    "UPDATE users SET stripe_nonce = ? WHERE id = ? AND stripe_nonce = ''");
+
+/*
+ * The user row's random value for Idempotency-Keys, written the first time
+ * it is needed (the guarded UPDATE keeps the first of racing writers).
+ */
+static cd_err
+user_nonce(cd_req *r, const char **nonce)
+{
+	char fresh[CD_TOKEN_LEN + 1];
+	json_t *row;
+	cd_err err;
+
+	for (int i = 0; i < 2; i++) {
+		if ((err = db_row(&q_nonce, &row, "i", r->user->id)) != CD_OK)
+			return err;
+		if (row == NULL)
+			return CD_INTERNAL;
+		*nonce = arena_strdup(r->arena, jstr(row, "stripe_nonce") ?: "");
+		json_decref(row);
+		if (**nonce != '\0')
+			return CD_OK;
+		if (random_token(fresh) != 0 ||
+		    (err = db_exec(&q_set_nonce, NULL, "si", fresh, r->user->id)) != CD_OK)
+			return err != CD_OK ? err : CD_INTERNAL;
+	}
+	return CD_INTERNAL;
+}
+
+/* "user-<id>-<nonce>-<action>", the action made from parts. */
+static const char *
+user_key(cd_req *r, const char *nonce, const char *action)
+{
+	size_t n = strlen(nonce) + strlen(action) + 64;
+	char *key = arena_alloc(r->arena, n);
+
+	stripe_key(key, n, "user", r->user->id, nonce, action);
+	return key;
+}
+
 cd_err
 start_checkout(cd_req *r, const struct sale *s, json_t **session)
 {
 	char token[CD_TOKEN_LEN + 1];
 	struct record rec = { r, s, NULL, false };
-	const char *key;
+	const char *key, *nonce, *ref;
 	json_t *params;
 	cd_err err;
 
@@ -141,16 +184,19 @@ start_checkout(cd_req *r, const struct sale *s, json_t **session)
 		req_own(r, *session);
 		return err;
 	}
+	if ((err = user_nonce(r, &nonce)) != CD_OK)
+		return err;
+	/* The client's key makes its retries one request; else a fresh one. */
 	if (s->client_ref != NULL)
-		key = arena_printf(r->arena, "checkout-%lld-%s", r->user->id,
-		    s->client_ref);
+		ref = s->client_ref;
 	else if (random_token(token) == 0)
-		key = arena_printf(r->arena, "checkout-%lld-%s", r->user->id, token);
+		ref = token;
 	else
 		return CD_INTERNAL;
 	/* Another customer (one replacing a deleted one) is another request. */
-	if (s->customer != NULL)
-		key = arena_printf(r->arena, "%s-%s", key, s->customer);
+	key = user_key(r, nonce, s->customer != NULL ?
+	    arena_printf(r->arena, "checkout-%s-%s", ref, s->customer) :
+	    arena_printf(r->arena, "checkout-%s", ref));
 	params = sale_params(r, s);
 	err = stripe_call("POST", "/v1/checkout/sessions", params, key, session);
 	json_decref(params);
@@ -191,17 +237,15 @@ hosted_reply(cd_req *r, const json_t *session)
 }
 
 static cd_sql q_customer = CD_SQL(
-    "SELECT stripe_customer_id,"
-    " CAST(UNIX_TIMESTAMP(created_at) * 1000000 AS SIGNED) AS created"
-    " FROM users WHERE id = ?");
+    "SELECT stripe_customer_id FROM users WHERE id = ?");
 static cd_sql q_set_customer = CD_SQL(
     "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id IS NULL");
 static cd_sql q_replace_customer = CD_SQL(
     "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id = ?");
 
-/* The stored customer, and the user row's creation time in microseconds. */
+/* The stored customer. */
 static cd_err
-stored_customer(cd_req *r, const char **customer, long long *created)
+stored_customer(cd_req *r, const char **customer)
 {
 	json_t *row;
 	cd_err err;
@@ -210,7 +254,6 @@ stored_customer(cd_req *r, const char **customer, long long *created)
 		return err;
 	*customer = row && jstr(row, "stripe_customer_id") ?
 	    arena_strdup(r->arena, jstr(row, "stripe_customer_id")) : NULL;
-	*created = jint(row, "created");
 	json_decref(row);
 	return CD_OK;
 }
@@ -237,23 +280,24 @@ create_customer(cd_req *r, const char *idem, const char **id)
  * Concurrent first purchases all send the same Idempotency-Key, so Stripe
  * creates one customer and answers each with it; the guarded UPDATE stores
  * it once, and everyone reads back what was stored.  The key names the user
- * row by id and creation time, so a reused id (a fresh database on the same
- * Stripe account) never gets another user's customer.
+ * row by id and its stored random value, so a reused id (a database restored
+ * from a backup, on the same Stripe account) never gets another user's
+ * customer.
  */
 static cd_err
 stripe_customer(cd_req *r, const char **customer)
 {
-	const char *created;
-	long long since;
+	const char *created, *nonce;
 	cd_err err;
 
-	if ((err = stored_customer(r, customer, &since)) != CD_OK || *customer != NULL)
+	if ((err = stored_customer(r, customer)) != CD_OK || *customer != NULL)
 		return err;
-	if ((err = create_customer(r, arena_printf(r->arena, "customer-%lld-%lld",
-	    r->user->id, since), &created)) != CD_OK ||
+	if ((err = user_nonce(r, &nonce)) != CD_OK ||
+	    (err = create_customer(r, user_key(r, nonce, "customer"),
+	    &created)) != CD_OK ||
 	    (err = db_exec(&q_set_customer, NULL, "si", created, r->user->id)) != CD_OK)
 		return err;
-	return stored_customer(r, customer, &since);
+	return stored_customer(r, customer);
 }
 
 /*
@@ -265,18 +309,18 @@ stripe_customer(cd_req *r, const char **customer)
 static cd_err
 replace_customer(cd_req *r, const char **customer)
 {
-	const char *gone = *customer, *created;
-	long long since;
+	const char *gone = *customer, *created, *nonce;
 	cd_err err;
 
 	log_warn("stripe customer %s of user %lld no longer exists; replacing it",
 	    gone, r->user->id);
-	if ((err = create_customer(r, arena_printf(r->arena, "customer-%lld-%s",
-	    r->user->id, gone), &created)) != CD_OK ||
+	if ((err = user_nonce(r, &nonce)) != CD_OK ||
+	    (err = create_customer(r, user_key(r, nonce, arena_printf(r->arena,
+	    "customer-%s", gone)), &created)) != CD_OK ||
 	    (err = db_exec(&q_replace_customer, NULL, "sis", created, r->user->id,
 	    gone)) != CD_OK)
 		return err;
-	return stored_customer(r, customer, &since);
+	return stored_customer(r, customer);
 }
 
 cd_err

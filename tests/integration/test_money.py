@@ -11,7 +11,7 @@ import threading
 import time
 
 from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
-                  emu_hold, emu_pay, emu_release, env, http_request, wait_until)
+                  emu_hold, emu_pay, emu_release, env, http_request, wait_until, checkout_rows)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
@@ -959,6 +959,64 @@ class IdempotencyKeyTests(BookingCase):
         self.assertStatus(a.post(f"/api/bookings/{b2}/cancel", {}), 200)
         self.assertEqual(self.key_of(pi2, "payment_intent.canceled"),
                          f"booking-{b2}-{nonces[1]}-pi-cancel")
+
+
+class CheckoutKeyTests(CreditsCase):
+    """Checkout Sessions and Stripe customers: keys from the user row and the
+    random value stored with it, never from the id alone."""
+
+    def keys(self, path):
+        return {k["key"] for k in emu_ok("GET", "/_emu/idempotency_keys?path=" + path)["data"]}
+
+    def test_keys_carry_the_users_random_value(self):
+        u, v = register(), register()
+        self.assertEqual(db_scalar("SELECT stripe_nonce FROM users WHERE id = %s", u.id), "")
+        before = self.keys("/v1/checkout/sessions")
+        r = create_checkout(u, {"purchaseType": "boost_pack", "boostPackId": "boost-small"})
+        self.assertStatus(r, 200, "boost pack checkout")
+        nonce = db_scalar("SELECT stripe_nonce FROM users WHERE id = %s", u.id)
+        self.assertRegex(nonce, r"^[A-Za-z0-9_-]{43}$")
+        cus = db_scalar("SELECT stripe_customer_id FROM users WHERE id = %s", u.id)
+        self.assertIn(f"user-{u.id}-{nonce}-customer", self.keys("/v1/customers"))
+        self.assertEqual(evs_key(cus, "customer.created"), f"user-{u.id}-{nonce}-customer")
+        new = self.keys("/v1/checkout/sessions") - before
+        self.assertEqual(len(new), 1, new)
+        key = new.pop()
+        self.assertRegex(key, rf"^user-{u.id}-{nonce}-checkout-[A-Za-z0-9_-]{{43}}-{cus}$")
+        # a client key for retries: the same key for the same request
+        r1 = v.buy_live_help(2, session_id="retry-key-1")
+        self.assertStatus(r1, 200, "live help checkout")
+        vn = db_scalar("SELECT stripe_nonce FROM users WHERE id = %s", v.id)
+        self.assertNotEqual(vn, nonce)
+        self.assertIn(f"user-{v.id}-{vn}-checkout-retry-key-1", self.keys("/v1/checkout/sessions"))
+        # a nonce stays once written
+        self.assertStatus(create_checkout(u, {"purchaseType": "boost_pack",
+                                              "boostPackId": "boost-small"}), 200)
+        self.assertEqual(db_scalar("SELECT stripe_nonce FROM users WHERE id = %s", u.id), nonce)
+
+    def test_a_restored_database_never_reuses_a_key(self):
+        # A backup restored: the user row comes back without the nonce it had
+        # when it first bought (here: the nonce is cleared), as a reused id would.
+        u = register()
+        self.assertStatus(u.buy_live_help(1, session_id="same-client-key"), 200)
+        first = db_scalar("SELECT stripe_nonce FROM users WHERE id = %s", u.id)
+        db_exec("UPDATE users SET stripe_nonce = '' WHERE id = %s", u.id)
+        db_exec("DELETE FROM checkout_sessions WHERE user_id = %s", u.id)
+        r = u.buy_live_help(3, session_id="same-client-key")
+        self.assertStatus(r, 200, "the same client key after a restore is a new request")
+        second = db_scalar("SELECT stripe_nonce FROM users WHERE id = %s", u.id)
+        self.assertNotEqual(first, second)
+        keys = self.keys("/v1/checkout/sessions")
+        self.assertIn(f"user-{u.id}-{first}-checkout-same-client-key", keys)
+        self.assertIn(f"user-{u.id}-{second}-checkout-same-client-key", keys)
+        self.assertEqual(checkout_rows(u.id)[0]["quantity"], 3)
+
+
+def evs_key(object_id, event_type):
+    evs = events_about(object_id, event_type)
+    if len(evs) != 1:
+        raise AssertionError(f"{event_type} about {object_id}: {evs!r}")
+    return evs[0]["request"]["idempotency_key"]
 
 
 class ConnectTests(BookingCase):
