@@ -288,7 +288,9 @@ failed_tx(void *arg)
 	const json_t *local = f->local;
 	const json_t *lpe = json_object_get(f->pi, "last_payment_error");
 	bool canceled = strcmp(jstr(f->pi, "status") ?: "", "canceled") == 0;
-	const char *charge = jstr(lpe, "charge") ?: jstr(f->pi, "latest_charge");
+	/* The attempt: its failed charge (or, without one, its payment method). */
+	const char *charge = jstr(lpe, "charge") ?: jstr(f->pi, "latest_charge") ?:
+	    jstr(json_object_get(lpe, "payment_method"), "id") ?: "-";
 	char message[500], idbuf[32];
 	unsigned long long n;
 	json_t *details;
