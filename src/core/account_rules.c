@@ -3,8 +3,12 @@
  * common-password check is cracklib's FascistCheck against the dictionary
  * the cracklib-runtime package builds (a packaged list, not one of ours).
  */
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <crack.h>
 #include <unicase.h>
@@ -66,6 +70,16 @@ one_character(const char *pw, size_t len)
 	return i == len;
 }
 
+/* Asked first, so that a missing dictionary is never mistaken for a weak password. */
+static bool
+dictionary_readable(void)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s.pwd", GetDefaultCracklibDict());
+	return access(path, R_OK) == 0;
+}
+
 cd_pw_verdict
 password_check(const char *password, const char **reason)
 {
@@ -77,10 +91,12 @@ password_check(const char *password, const char **reason)
 		return PW_TOO_SHORT;
 	if (one_character(password, len))
 		return PW_ONE_CHARACTER;
+	if (!dictionary_readable())
+		return PW_NO_DICTIONARY;
 	if ((why = FascistCheck(password, GetDefaultCracklibDict())) == NULL)
 		return PW_OK;
 	*reason = why;
-	return strstr(why, "error") != NULL ? PW_NO_DICTIONARY : PW_GUESSABLE;
+	return PW_GUESSABLE;
 }
 
 long
