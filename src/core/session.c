@@ -19,13 +19,13 @@ static cd_sql q_lookup = CD_SQL(
 static cd_sql q_touch = CD_SQL(
     "UPDATE auth_sessions SET last_seen_at = UTC_TIMESTAMP(6) WHERE token_hash = ?");
 static cd_sql q_insert = CD_SQL(
-    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, remember, expires_at)"
-    " SELECT ?, ?, ?, ?, UTC_TIMESTAMP(6) + INTERVAL int_value HOUR"
+    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, last_seen_at, remember,"
+    " expires_at) SELECT ?, ?, ?, UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6) + INTERVAL int_value HOUR"
     " FROM platform_settings WHERE name = ?");
 /* The rotated copy keeps the original sign-in's expiry and lifetime choice. */
 static cd_sql q_copy = CD_SQL(
-    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, created_at, remember, expires_at)"
-    " SELECT ?, user_id, ?, created_at, remember, expires_at"
+    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, created_at, last_seen_at,"
+    " remember, expires_at) SELECT ?, user_id, ?, created_at, UTC_TIMESTAMP(6), remember, expires_at"
     " FROM auth_sessions WHERE token_hash = ?");
 static cd_sql q_delete_others = CD_SQL(
     "DELETE FROM auth_sessions WHERE user_id = ? AND token_hash <> ?");
