@@ -383,8 +383,14 @@ class RateLimitTests(Case):
         for r in limited[:20]:
             self.assertError(r, 429, "too_many_requests", path)
             self.assertEqual(r.header("retry-after"), "1")
+            self.assertEqual(r.header_all("x-content-type-options"), ["nosniff"])
         # never more through than the burst plus what the rate allowed meanwhile
         self.assertLessEqual(len(passed), burst + rate * (elapsed + 1) + 1, path)
+        # the zone counts per client: another one behind the TLS front is not limited
+        r = http_request("POST", base_url() + path, body=body,
+                         headers={"Content-Type": "application/json",
+                                  "X-Forwarded-For": "198.51.100.1, 203.0.113.9"})
+        self.assertNotEqual(r.status, 429, f"{path}: another client was limited")
         # the zone empties again at its rate: later tests are not limited
         time.sleep(burst / rate + 1.5)
         r = http_request("POST", base_url() + path, body=body,
