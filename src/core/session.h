@@ -35,8 +35,8 @@ cd_err	 session_end(cd_req *);
  * run inside the caller's transaction: session_replace() writes a new token
  * for the current session (same expiry and lifetime choice) and deletes
  * every other session of the user; after the commit, session_adopt() sets
- * the cookie and r->user to it.  cd_new_session
- * carries the new token between the two.
+ * the cookie and r->user to it.  cd_new_session carries the new token
+ * between the two.
  */
 typedef struct cd_new_session {
 	char	 token[CD_TOKEN_LEN + 1];
