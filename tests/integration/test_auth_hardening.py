@@ -7,7 +7,7 @@ import threading
 import time
 
 from .lib import (Browser, Case, audit_count, db_exec, db_row, db_rows, db_scalar, env,
-                  http_request, base_url, parallel, parse_set_cookie, register, run_tool,
+                  http_request, base_url, parallel, parse_set_cookie, promote, register, run_tool,
                   unique_email)
 
 
@@ -205,6 +205,23 @@ class PasswordChangeTests(Case):
         self.assertError(b.get("/api/me"), 401, "not_signed_in")
         r = a.login(a.email, a.password)
         self.assertEqual((r.json["role"], r.json["tier"]), ("mechanic", "firewall"))
+
+
+    def test_role_change_by_an_admin_ends_sessions(self):
+        admin, u = register(), register()
+        promote(admin, role="admin")
+        other = Browser()
+        other.login(u.email, u.password)
+        self.assertEqual(sessions_of(u.id), 2)
+        # a tier change leaves the sessions alone
+        self.assertStatus(admin.post(f"/api/admin/users/{u.id}", {"tier": "firewall"}), 200)
+        self.assertEqual(sessions_of(u.id), 2)
+        self.assertStatus(admin.post(f"/api/admin/users/{u.id}", {"role": "expert"}), 200)
+        self.assertEqual(sessions_of(u.id), 0)
+        self.assertError(u.get("/api/me"), 401, "not_signed_in")
+        self.assertError(other.get("/api/me"), 401, "not_signed_in")
+        self.assertStatus(admin.get("/api/me"), 200, "the admin's own session")
+        self.assertEqual(u.login(u.email, u.password).json["role"], "expert")
 
 
 class PasswordPolicyTests(Case):
