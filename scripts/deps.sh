@@ -11,6 +11,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libmariadb-dev libcurl4-openssl-dev libssl-dev libjansson-dev check
+	libunistring-dev libcrack2-dev cracklib-runtime
 	mariadb-server mariadb-client nginx-light spawn-fcgi multiwatch
 	python3 python3-pymysql wrk clang libclang-rt-14-dev valgrind curl ca-certificates
 	chromium fonts-liberation nodejs

@@ -20,8 +20,12 @@
 # Settings (environment): CD_STATE_DIR (default $repo/.state), CD_HTTP_PORT
 # (8080), CD_DB_PORT (3307), CD_EMU_PORT (12111), CD_CHILDREN (children per
 # family, 2), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
-# CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE and ASAN_OPTIONS
-# are passed on to the responders when set.
+# CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE, CD_SESSION_IDLE
+# and ASAN_OPTIONS are passed on to the responders when set.
+# nginx's per-address limits, RATE:BURST (requests per second, and how many
+# more at once): CD_LIMIT_SIGNIN (20:100), CD_LIMIT_REGISTER (10:50),
+# CD_LIMIT_CHECKOUT (50:300); generous enough for the tests and benches,
+# which sign in many users from 127.0.0.1.
 #
 # Layout of the state directory:
 #   secrets             generated passwords and keys (mode 600)
@@ -45,6 +49,9 @@ DB_PORT=${CD_DB_PORT:-3307}
 EMU_PORT=${CD_EMU_PORT:-12111}
 CHILDREN=${CD_CHILDREN:-2}
 EMU_RETRY=${CD_EMU_RETRY:-1,2,4,8,16,32}
+LIMIT_SIGNIN=${CD_LIMIT_SIGNIN:-20:100}
+LIMIT_REGISTER=${CD_LIMIT_REGISTER:-10:50}
+LIMIT_CHECKOUT=${CD_LIMIT_CHECKOUT:-50:300}
 DB_NAME=creditdesk
 APP_DB_USER=creditdesk
 ADMIN_DB_USER=creditdesk_admin
@@ -185,6 +192,9 @@ prepare_state() {
 	for n in "$HTTP_PORT" "$DB_PORT" "$EMU_PORT" "$CHILDREN"; do
 		[[ $n =~ ^[1-9][0-9]{0,4}$ ]] || die "ports and CD_CHILDREN must be positive integers (got '$n')"
 	done
+	for n in "$LIMIT_SIGNIN" "$LIMIT_REGISTER" "$LIMIT_CHECKOUT"; do
+		[[ $n =~ ^[1-9][0-9]{0,5}:[0-9]{1,6}$ ]] || die "CD_LIMIT_* must be RATE:BURST, e.g. 20:100 (got '$n')"
+	done
 	link_state_dir
 	mkdir -p "$STATE" "$RUN" "$LOG" "$DBRUN" "$NGINX_PREFIX/tmp"
 	chmod 755 "$STATE" "$RUN" "$LOG"
@@ -290,7 +300,8 @@ app_env() {
 		CD_PUBLIC_URL="$BASE_URL" CD_TEMPLATE_DIR="$APP/templates"
 	)
 	local v
-	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE ASAN_OPTIONS UBSAN_OPTIONS; do
+	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE CD_SESSION_IDLE \
+		ASAN_OPTIONS UBSAN_OPTIONS; do
 		[[ -z ${!v:-} ]] || APP_ENV+=("$v=${!v}")
 	done
 }
@@ -323,6 +334,8 @@ write_env_file() {
 		CD_DB_ADMIN_CNF="$ADMIN_CNF" CD_DB_APP_CNF="$APP_CNF"
 		CD_TEMPLATE_DIR="$APP/templates" CD_LOG_DIR="$LOG" CD_RUN_DIR="$RUN"
 		CD_CHILDREN="$CHILDREN" CD_EMU_RETRY="$EMU_RETRY"
+		CD_LIMIT_SIGNIN="$LIMIT_SIGNIN" CD_LIMIT_REGISTER="$LIMIT_REGISTER"
+		CD_LIMIT_CHECKOUT="$LIMIT_CHECKOUT" CD_SESSION_IDLE="${CD_SESSION_IDLE:-1800}"
 		CD_DEMO_EMAIL=demo@creditdesk.test CD_DEMO_PASSWORD="$DEMO_PASSWORD"
 		CD_ADMIN_EMAIL=admin@creditdesk.test CD_PREMIUM_EMAIL=premium@creditdesk.test
 		CD_MECHANIC_EMAIL=mechanic@creditdesk.test CD_EXPERT_EMAIL=expert@creditdesk.test
@@ -609,6 +622,9 @@ nginx_render() {
 		-e "s|@STATIC_DIR@|$APP/templates/static|g" \
 		-e "s|@HEADERS_CONF@|$REPO/nginx/security-headers.conf|g" \
 		-e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
+		-e "s|@SIGNIN_RATE@|${LIMIT_SIGNIN%:*}|g" -e "s|@SIGNIN_BURST@|${LIMIT_SIGNIN#*:}|g" \
+		-e "s|@REGISTER_RATE@|${LIMIT_REGISTER%:*}|g" -e "s|@REGISTER_BURST@|${LIMIT_REGISTER#*:}|g" \
+		-e "s|@CHECKOUT_RATE@|${LIMIT_CHECKOUT%:*}|g" -e "s|@CHECKOUT_BURST@|${LIMIT_CHECKOUT#*:}|g" \
 		"$REPO/nginx/creditdesk.conf.in" >"$NGINX_CONF.new"
 	if grep -n '@[A-Z_]*@' "$NGINX_CONF.new" >&2; then
 		die "unsubstituted placeholders in nginx.conf"

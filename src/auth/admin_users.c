@@ -3,13 +3,15 @@
  * or tier.  The change and its audit row (before and after) are one
  * transaction; the user row is written under its lock, so two admins
  * changing the same user each see what the other left.  An admin cannot
- * change their own role (nobody locks themselves out by accident).
+ * change their own role (nobody locks themselves out by accident).  A role
+ * change ends every session of the user in the same transaction.
  */
 #include <string.h>
 
 #include "audit.h"
 #include "auth.h"
 #include "db.h"
+#include "session.h"
 
 static const cd_field fields[] = {
 	{ "role", F_ID, 0, 1, 16, NULL },
@@ -60,6 +62,10 @@ change_tx(void *arg)
 		return req_fail(r, CD_CONFLICT, "own_role",
 		    "You cannot change your own role; ask another admin.");
 	if ((err = db_exec(&q_update, NULL, "ssi", role, tier, r->ids[0])) != CD_OK)
+		return err;
+	/* New rights start with a new sign-in: a role change ends the user's sessions. */
+	if (strcmp(role, jstr(u, "role")) != 0 &&
+	    (err = session_end_all(r->ids[0])) != CD_OK)
 		return err;
 	details = json_pack("{s:{s:s,s:s},s:{s:s,s:s}}",
 	    "before", "role", jstr(u, "role"), "tier", jstr(u, "tier"),

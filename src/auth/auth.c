@@ -1,8 +1,9 @@
 /*
- * creditdesk-auth: register, sign in, sign out, and who am I; admins change
- * users' roles and tiers (admin_users.c).
+ * creditdesk-auth: register, sign in, sign out, and who am I.  Changing the
+ * password and signing out everywhere are in password.c, the per-account
+ * sign-in throttle in throttle.c; admins change users' roles and tiers in
+ * admin_users.c.
  */
-#include <ctype.h>
 #include <string.h>
 
 #include "app.h"
@@ -21,30 +22,21 @@ static const char dummy_hash[] =
     "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$"
     "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
+/* Emails arrive normalised (request.c): trimmed, NFKC, lower-case. */
 static const cd_field register_fields[] = {
 	{ "email", F_EMAIL, F_REQUIRED, 3, 254, NULL },
-	{ "password", F_STR, F_REQUIRED, 8, 200, NULL },
+	{ "password", F_STR, F_REQUIRED, 1, 200, NULL },
 	{ "name", F_STR, F_REQUIRED, 1, 100, NULL },
 };
 
 static const cd_field login_fields[] = {
 	{ "email", F_EMAIL, F_REQUIRED, 3, 254, NULL },
 	{ "password", F_STR, F_REQUIRED, 1, 200, NULL },
+	{ "remember", F_BOOL, 0, 0, 1, NULL },
 };
 
-/* Emails compare case-insensitively: store and look up lower-case. */
-static const char *
-lower(const char *s)
-{
-	char *p;
-
-	for (p = (char *)s; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return s;
-}
-
-static void
-signed_in(cd_req *r, int status)
+void
+auth_signed_in(cd_req *r, int status)
 {
 	json_t *body = session_user_json(r->user);
 
@@ -52,6 +44,12 @@ signed_in(cd_req *r, int status)
 	resp_json(r, status, body);
 }
 
+/*
+ * A new email and one already taken get the same answer, and cost the same
+ * (one scrypt, one INSERT), so registration cannot tell anyone which
+ * addresses have accounts.  A taken address's account is left untouched;
+ * either way the next step is signing in.
+ */
 static cd_err
 do_register(cd_req *r)
 {
@@ -61,35 +59,37 @@ do_register(cd_req *r)
 	bool created;
 	cd_err err;
 
-	if ((err = req_fields(r, register_fields, 3, v)) != CD_OK)
+	if ((err = req_fields(r, register_fields, 3, v)) != CD_OK ||
+	    (err = password_acceptable(r, v[1].s)) != CD_OK)
 		return err;
 	if (password_hash(v[1].s, &hash) != 0)
 		return CD_INTERNAL;
-	err = db_insert_once(&q_create, &created, &id, "sss", lower(v[0].s),
-	    v[2].s, buf_cstr(&hash));
+	err = db_insert_once(&q_create, &created, &id, "sss", v[0].s, v[2].s,
+	    buf_cstr(&hash));
 	buf_free(&hash);
 	if (err != CD_OK)
 		return err;
-	if (!created)
-		return req_fail(r, CD_CONFLICT, "email_taken",
-		    "An account with this email already exists.");
-	if ((err = session_start(r, id)) != CD_OK)
-		return err;
-	signed_in(r, 201);
+	resp_json(r, 201, json_pack("{s:s}", "message",
+	    "Thank you. Sign in with this email address and password to continue."));
 	return CD_OK;
 }
 
 static cd_err
 do_login(cd_req *r)
 {
-	cd_value v[2];
+	cd_value v[3];
 	json_t *row;
+	long wait;
 	bool ok;
 	cd_err err;
 
-	if ((err = req_fields(r, login_fields, 2, v)) != CD_OK)
+	if ((err = req_fields(r, login_fields, 3, v)) != CD_OK)
 		return err;
-	if ((err = db_row(&q_by_email, &row, "s", lower(v[0].s))) != CD_OK)
+	if ((err = throttle_attempt(v[0].s, &wait)) == CD_TOO_MANY)
+		return throttle_refuse(r, wait);
+	if (err != CD_OK)
+		return err;
+	if ((err = db_row(&q_by_email, &row, "s", v[0].s)) != CD_OK)
 		return err;
 	ok = password_verify(v[1].s, row ? jstr(row, "password_hash") : dummy_hash);
 	if (!ok || row == NULL) {
@@ -97,11 +97,12 @@ do_login(cd_req *r)
 		return req_fail(r, CD_UNAUTHORIZED, "invalid_credentials",
 		    "The email or password is not correct.");
 	}
-	err = session_start(r, jint(row, "id"));
+	if ((err = throttle_clear(v[0].s)) == CD_OK)
+		err = session_start(r, jint(row, "id"), v[2].present && v[2].i);
 	json_decref(row);
 	if (err != CD_OK)
 		return err;
-	signed_in(r, 200);
+	auth_signed_in(r, 200);
 	return CD_OK;
 }
 
@@ -119,7 +120,7 @@ do_logout(cd_req *r)
 static cd_err
 do_me(cd_req *r)
 {
-	signed_in(r, 200);
+	auth_signed_in(r, 200);
 	return CD_OK;
 }
 
@@ -127,6 +128,8 @@ static const cd_route routes[] = {
 	{ "POST", "/api/auth/register", do_register, R_ANON },
 	{ "POST", "/api/auth/login", do_login, R_ANON },
 	{ "POST", "/api/auth/logout", do_logout, R_USER },
+	{ "POST", "/api/auth/logout-all", do_logout_all, R_USER },
+	{ "POST", "/api/auth/password", do_change_password, R_USER },
 	{ "GET", "/api/me", do_me, R_USER },
 	{ "POST", "/api/admin/users/{id}", admin_user_update, R_ADMIN },
 };

@@ -107,12 +107,13 @@ load_stripe_js(void)
 int
 cfg_load(void)
 {
-	long port, limit, timeout, tolerance;
+	long port, limit, timeout, tolerance, idle;
 
 	if (env_long("CD_DB_PORT", 3306, 1, 65535, &port) ||
 	    env_long("CD_BODY_LIMIT", 65536, 1024, 16 << 20, &limit) ||
 	    env_long("CD_STRIPE_TIMEOUT_MS", 10000, 100, 120000, &timeout) ||
-	    env_long("CD_WEBHOOK_TOLERANCE", 300, 1, 86400, &tolerance))
+	    env_long("CD_WEBHOOK_TOLERANCE", 300, 1, 86400, &tolerance) ||
+	    env_long("CD_SESSION_IDLE", 1800, 60, 30L * 86400, &idle))
 		return -1;
 	the_cfg.db_host = env_or("CD_DB_HOST", "127.0.0.1");
 	the_cfg.db_port = (unsigned)port;
@@ -127,5 +128,6 @@ cfg_load(void)
 	the_cfg.body_limit = (size_t)limit;
 	the_cfg.stripe_timeout_ms = timeout;
 	the_cfg.webhook_tolerance = tolerance;
+	the_cfg.session_idle = idle;
 	return load_webhook_secrets() || load_stripe_js() ? -1 : 0;
 }

@@ -35,6 +35,7 @@ typedef struct cd_cfg {
 	const char	*template_dir;		/* CD_TEMPLATE_DIR */
 	size_t		 body_limit;		/* CD_BODY_LIMIT, bytes of JSON body */
 	long		 stripe_timeout_ms;	/* CD_STRIPE_TIMEOUT_MS */
+	long		 session_idle;		/* CD_SESSION_IDLE, seconds without a request, 1800 */
 } cd_cfg;
 
 extern const cd_cfg *cfg;

@@ -18,6 +18,7 @@ static const struct {
 	[CD_CONFLICT]		= { 409, "conflict", "The request conflicts with the current state." },
 	[CD_TOO_LARGE]		= { 413, "body_too_large", "The request body is too large." },
 	[CD_UNSUPPORTED_MEDIA]	= { 415, "unsupported_media_type", "Send the body as application/json." },
+	[CD_TOO_MANY]		= { 429, "too_many_requests", "Too many attempts. Please wait and try again." },
 	[CD_INTERNAL]		= { 500, "internal_error", "Something went wrong on our side." },
 	[CD_STRIPE]		= { 502, "payment_provider_error", "The payment provider could not complete the request." },
 	[CD_DB]			= { 503, "database_unavailable", "The service is temporarily unavailable. Please retry." },

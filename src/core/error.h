@@ -19,6 +19,7 @@ typedef enum cd_err {
 	CD_CONFLICT,		/* 409 */
 	CD_TOO_LARGE,		/* 413 */
 	CD_UNSUPPORTED_MEDIA,	/* 415 */
+	CD_TOO_MANY,		/* 429: slow down (with Retry-After) */
 	CD_INTERNAL,		/* 500 */
 	CD_STRIPE,		/* 502: Stripe failed or refused */
 	CD_DB,			/* 503: database unavailable */

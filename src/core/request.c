@@ -10,6 +10,7 @@
 
 #include <fcgiapp.h>
 
+#include "account_rules.h"
 #include "escape.h"
 #include "request.h"
 
@@ -195,6 +196,7 @@ static cd_err
 check_field(cd_req *r, const cd_field *f, const json_t *j, const char *s,
     cd_value *v)
 {
+	cd_buf norm = CD_BUF_INIT;
 	size_t len;
 
 	if (j != NULL && json_is_integer(j) && f->type == F_INT)
@@ -222,7 +224,15 @@ check_field(cd_req *r, const cd_field *f, const json_t *j, const char *s,
 			v->i = strcmp(s, "true") == 0;
 			break;
 		case F_EMAIL:
-			if (len > (size_t)f->max || !valid_email(s, len))
+			/* Checked and handed on in its one normalised spelling. */
+			if (email_normalize(s, len, &norm) != 0) {
+				buf_free(&norm);
+				return invalid(r, f);
+			}
+			s = arena_strdup(r->arena, buf_cstr(&norm));
+			len = norm.len;
+			buf_free(&norm);
+			if (len > (size_t)f->max || len == 0 || !valid_email(s, len))
 				return invalid(r, f);
 			break;
 		case F_ID:

@@ -28,6 +28,7 @@ typedef struct cd_user {
 	const char	*role;		/* customer, expert, mechanic, admin */
 	const char	*tier;		/* free, firewall */
 	const char	*csrf;		/* the session's CSRF token */
+	const char	*session;	/* the session's token hash (its row's key) */
 } cd_user;
 
 typedef struct cd_req {

@@ -3,20 +3,36 @@
  */
 #include <string.h>
 
+#include "cfg.h"
 #include "crypto.h"
 #include "db.h"
 #include "session.h"
 
+/* Live = before its absolute expiry and seen within the idle timeout. */
 static cd_sql q_lookup = CD_SQL(
-    "SELECT u.id, u.email, u.name, u.role, u.tier, s.csrf_token"
+    "SELECT u.id, u.email, u.name, u.role, u.tier, s.csrf_token, s.remember,"
+    " s.last_seen_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND AS stale,"
+    " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), s.expires_at) AS ttl"
     " FROM auth_sessions s JOIN users u ON u.id = s.user_id"
-    " WHERE s.token_hash = ? AND s.expires_at > UTC_TIMESTAMP(6)");
+    " WHERE s.token_hash = ? AND s.expires_at > UTC_TIMESTAMP(6)"
+    " AND s.last_seen_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND");
+static cd_sql q_touch = CD_SQL(
+    "UPDATE auth_sessions SET last_seen_at = UTC_TIMESTAMP(6) WHERE token_hash = ?");
 static cd_sql q_insert = CD_SQL(
-    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, expires_at)"
-    " SELECT ?, ?, ?, UTC_TIMESTAMP(6) + INTERVAL int_value HOUR"
-    " FROM platform_settings WHERE name = 'session_ttl_hours'");
+    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, last_seen_at, remember,"
+    " expires_at) SELECT ?, ?, ?, UTC_TIMESTAMP(6), ?, UTC_TIMESTAMP(6) + INTERVAL int_value HOUR"
+    " FROM platform_settings WHERE name = ?");
+/* The rotated copy keeps the original sign-in's expiry and lifetime choice. */
+static cd_sql q_copy = CD_SQL(
+    "INSERT INTO auth_sessions (token_hash, user_id, csrf_token, created_at, last_seen_at,"
+    " remember, expires_at) SELECT ?, user_id, ?, created_at, UTC_TIMESTAMP(6), remember, expires_at"
+    " FROM auth_sessions WHERE token_hash = ?");
+static cd_sql q_delete_others = CD_SQL(
+    "DELETE FROM auth_sessions WHERE user_id = ? AND token_hash <> ?");
 static cd_sql q_delete = CD_SQL(
     "DELETE FROM auth_sessions WHERE token_hash = ?");
+static cd_sql q_delete_all = CD_SQL(
+    "DELETE FROM auth_sessions WHERE user_id = ?");
 
 static bool
 token_shape_ok(const char *t)
@@ -30,16 +46,43 @@ token_shape_ok(const char *t)
 	return i == CD_TOKEN_LEN;
 }
 
-static cd_err
-lookup(cd_req *r, const char *token)
+/* The request's own token hash, or NULL without a well-formed cookie. */
+static const char *
+cookie_hash(cd_req *r)
 {
-	char hash[CD_SHA256_HEX];
+	const char *token = req_cookie(r, CD_SESSION_COOKIE);
+	char *hash;
+
+	if (token == NULL || !token_shape_ok(token))
+		return NULL;
+	hash = arena_alloc(r->arena, CD_SHA256_HEX);
+	sha256_hex(token, strlen(token), hash);
+	return hash;
+}
+
+static void
+set_cookie(cd_req *r, const char *value, long max_age)
+{
+	/* Without "keep me signed in" the cookie lasts as long as the browser. */
+	const char *age = max_age >= 0 ?
+	    arena_printf(r->arena, "; Max-Age=%ld", max_age) : "";
+
+	resp_header(r, "Set-Cookie", arena_printf(r->arena,
+	    "%s=%s; Path=/%s; HttpOnly; SameSite=Lax%s",
+	    CD_SESSION_COOKIE, value, age, r->secure ? "; Secure" : ""));
+}
+
+/* Loads the session with this token hash; *row gets the row (or NULL). */
+static cd_err
+lookup(cd_req *r, const char *hash, json_t **rowp)
+{
 	cd_user *u;
 	json_t *row;
 	cd_err err;
 
-	sha256_hex(token, strlen(token), hash);
-	if ((err = db_row(&q_lookup, &row, "s", hash)) != CD_OK || row == NULL)
+	*rowp = NULL;
+	if ((err = db_row(&q_lookup, &row, "si", hash,
+	    (long long)cfg->session_idle)) != CD_OK || row == NULL)
 		return err;
 	u = arena_alloc(r->arena, sizeof(*u));
 	u->id = jint(row, "id");
@@ -48,60 +91,115 @@ lookup(cd_req *r, const char *token)
 	u->role = arena_strdup(r->arena, jstr(row, "role"));
 	u->tier = arena_strdup(r->arena, jstr(row, "tier"));
 	u->csrf = arena_strdup(r->arena, jstr(row, "csrf_token"));
+	u->session = arena_strdup(r->arena, hash);
 	r->user = u;
-	json_decref(row);
+	*rowp = req_own(r, row);
 	return CD_OK;
 }
 
 cd_err
 session_load(cd_req *r)
 {
-	const char *token = req_cookie(r, CD_SESSION_COOKIE);
+	const char *hash = cookie_hash(r);
+	json_t *row;
+	cd_err err;
 
-	if (token == NULL || !token_shape_ok(token))
+	if (hash == NULL)
 		return CD_OK;
-	return lookup(r, token);
+	if ((err = lookup(r, hash, &row)) != CD_OK || row == NULL)
+		return err;
+	/* The idle clock moves at most once a minute: reads stay reads. */
+	if (jint(row, "stale"))
+		return db_exec(&q_touch, NULL, "s", hash);
+	return CD_OK;
 }
 
-static void
-set_cookie(cd_req *r, const char *value, long max_age)
+/* After a new token is stored: the cookie, then r->user from the database. */
+static cd_err
+adopt(cd_req *r, const char *token)
 {
-	resp_header(r, "Set-Cookie", arena_printf(r->arena,
-	    "%s=%s; Path=/; Max-Age=%ld; HttpOnly; SameSite=Lax%s",
-	    CD_SESSION_COOKIE, value, max_age, r->secure ? "; Secure" : ""));
+	char *hash = arena_alloc(r->arena, CD_SHA256_HEX);
+	json_t *row;
+	cd_err err;
+
+	sha256_hex(token, strlen(token), hash);
+	r->user = NULL;
+	if ((err = lookup(r, hash, &row)) != CD_OK)
+		return err;
+	if (row == NULL)
+		return CD_INTERNAL;
+	set_cookie(r, token, jint(row, "remember") ? jint(row, "ttl") : -1);
+	return CD_OK;
 }
 
 cd_err
-session_start(cd_req *r, long long user_id)
+session_new_token(cd_new_session *s)
 {
-	char token[CD_TOKEN_LEN + 1], csrf[CD_TOKEN_LEN + 1];
+	if (random_token(s->token) != 0 || random_token(s->csrf) != 0)
+		return CD_INTERNAL;
+	return CD_OK;
+}
+
+cd_err
+session_start(cd_req *r, long long user_id, bool remember)
+{
+	const char *old = cookie_hash(r);
+	char hash[CD_SHA256_HEX];
+	cd_new_session s;
+	unsigned long long n;
+	cd_err err;
+
+	/* A token the browser held before signing in is never promoted. */
+	if (old != NULL && (err = db_exec(&q_delete, NULL, "s", old)) != CD_OK)
+		return err;
+	if ((err = session_new_token(&s)) != CD_OK)
+		return err;
+	sha256_hex(s.token, strlen(s.token), hash);
+	if ((err = db_exec(&q_insert, &n, "sisis", hash, user_id, s.csrf,
+	    (long long)remember, remember ? "session_remember_hours" :
+	    "session_ttl_hours")) != CD_OK)
+		return err;
+	if (n != 1)
+		return CD_INTERNAL;
+	return adopt(r, s.token);
+}
+
+cd_err
+session_replace(cd_req *r, const cd_new_session *s)
+{
 	char hash[CD_SHA256_HEX];
 	unsigned long long n;
 	cd_err err;
 
-	if (random_token(token) != 0 || random_token(csrf) != 0)
-		return CD_INTERNAL;
-	sha256_hex(token, strlen(token), hash);
-	if ((err = db_exec(&q_insert, &n, "sis", hash, user_id, csrf)) != CD_OK)
+	sha256_hex(s->token, strlen(s->token), hash);
+	if ((err = db_exec(&q_copy, &n, "sss", hash, s->csrf,
+	    r->user->session)) != CD_OK)
 		return err;
-	if (n != 1)
-		return CD_INTERNAL;
-	set_cookie(r, token, 30L * 24 * 3600);
-	return lookup(r, token);
+	if (n != 1)	/* the current session ended meanwhile */
+		return CD_UNAUTHORIZED;
+	return db_exec(&q_delete_others, NULL, "is", r->user->id, hash);
+}
+
+cd_err
+session_adopt(cd_req *r, const cd_new_session *s)
+{
+	return adopt(r, s->token);
+}
+
+cd_err
+session_end_all(long long user_id)
+{
+	return db_exec(&q_delete_all, NULL, "i", user_id);
 }
 
 cd_err
 session_end(cd_req *r)
 {
-	const char *token = req_cookie(r, CD_SESSION_COOKIE);
-	char hash[CD_SHA256_HEX];
+	const char *hash = cookie_hash(r);
 	cd_err err;
 
-	if (token != NULL && token_shape_ok(token)) {
-		sha256_hex(token, strlen(token), hash);
-		if ((err = db_exec(&q_delete, NULL, "s", hash)) != CD_OK)
-			return err;
-	}
+	if (hash != NULL && (err = db_exec(&q_delete, NULL, "s", hash)) != CD_OK)
+		return err;
 	set_cookie(r, "", 0);
 	r->user = NULL;
 	return CD_OK;

@@ -2,20 +2,53 @@
  * Sign-in sessions.  The cookie holds a random token; the database holds only
  * its SHA-256, the user and a per-session CSRF token that cookie-authenticated
  * writes must echo in the X-CSRF-Token header.
+ *
+ * A session ends at its absolute expiry (12 hours after sign-in, or 30 days
+ * with "keep me signed in"; both in platform_settings) or after CD_SESSION_IDLE
+ * seconds without a request.  last_seen_at is written at most once a minute,
+ * so the check on every signed-in request is one indexed read.
+ *
+ * Tokens are never reused across a change of privilege: signing in replaces
+ * the browser's old session, a password change replaces the current session
+ * and ends every other one, a role change ends them all.
  */
 #ifndef CD_SESSION_H
 #define CD_SESSION_H
 
+#include "crypto.h"
 #include "request.h"
 
 #define CD_SESSION_COOKIE "cd_session"
 
 /* Sets r->user when the cookie names a live session; no cookie is not an error. */
 cd_err	 session_load(cd_req *);
-/* Starts a session for user_id, sets the cookie and r->user. */
-cd_err	 session_start(cd_req *, long long user_id);
+/*
+ * Starts a session for user_id (ending the one the browser had, if any),
+ * sets the cookie and r->user.  remember: the 30-day lifetime.
+ */
+cd_err	 session_start(cd_req *, long long user_id, bool remember);
 /* Ends the current session (if any) and clears the cookie. */
 cd_err	 session_end(cd_req *);
+
+/*
+ * Rotation of the signed-in user's sessions, in two halves so the first can
+ * run inside the caller's transaction: session_replace() writes a new token
+ * for the current session (same expiry and lifetime choice) and deletes
+ * every other session of the user; after the commit, session_adopt() sets
+ * the cookie and r->user to it.  cd_new_session carries the new token
+ * between the two.
+ */
+typedef struct cd_new_session {
+	char	 token[CD_TOKEN_LEN + 1];
+	char	 csrf[CD_TOKEN_LEN + 1];
+} cd_new_session;
+
+cd_err	 session_new_token(cd_new_session *);
+cd_err	 session_replace(cd_req *, const cd_new_session *);
+cd_err	 session_adopt(cd_req *, const cd_new_session *);
+/* Deletes every session of the user (sign out everywhere, role change). */
+cd_err	 session_end_all(long long user_id);
+
 /* The signed-in user as {id, email, name, role, tier} (new reference). */
 json_t	*session_user_json(const cd_user *);
 

@@ -7,16 +7,19 @@
  *   creditdesk-admin set-tier --email E --tier free|firewall
  *   creditdesk-admin set-role --email E --role ROLE
  *
- * The password may come from CD_ADMIN_PASSWORD instead of the command line.
+ * The password may come from CD_ADMIN_PASSWORD instead of the command line;
+ * it must pass the same rules as a sign-up (account_rules.h).  Emails are
+ * normalised exactly as the auth responder does.  A role change ends every
+ * session of the user, so new rights start with a new sign-in.
  * Every change is written to the audit log in the same transaction.
- * Exit status: 0 done, 1 error, 2 usage, 3 the user already exists,
- * 4 no such user.
+ * Exit status: 0 done, 1 error, 2 usage (or a refused password), 3 the user
+ * already exists, 4 no such user.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "account_rules.h"
 #include "audit.h"
 #include "cfg.h"
 #include "crypto.h"
@@ -27,6 +30,8 @@ static cd_sql q_create = CD_SQL(
     "INSERT INTO users (email, name, password_hash, role, tier) VALUES (?, ?, ?, ?, ?)");
 static cd_sql q_tier = CD_SQL("UPDATE users SET tier = ? WHERE email = ?");
 static cd_sql q_role = CD_SQL("UPDATE users SET role = ? WHERE email = ?");
+static cd_sql q_end_sessions = CD_SQL(
+    "DELETE s FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = ?");
 
 struct opts {
 	const char *email, *password, *name, *role, *tier;
@@ -54,6 +59,21 @@ usage(void)
 	return 2;
 }
 
+/* The address as the auth responder stores it; the copy lives for the process. */
+static int
+normalize(const char **email)
+{
+	cd_buf b = CD_BUF_INIT;
+
+	if (email_normalize(*email, strlen(*email), &b) != 0 || b.len == 0 ||
+	    strchr(buf_cstr(&b), '@') == NULL) {
+		buf_free(&b);
+		return -1;
+	}
+	*email = buf_steal(&b);
+	return 0;
+}
+
 static int
 parse(int argc, char **argv, struct opts *o)
 {
@@ -73,15 +93,14 @@ parse(int argc, char **argv, struct opts *o)
 	}
 	if (i != argc || o->email == NULL)
 		return -1;
-	for (char *p = (char *)o->email; *p; p++)
-		*p = (char)tolower((unsigned char)*p);
-	return 0;
+	return normalize(&o->email);
 }
 
 /* One change and its audit row, committed together. */
 struct change {
 	cd_sql		*q;
 	const char	*action, *email, *name, *hash, *role, *tier, *value;
+	bool		 end_sessions;	/* the change alters what the user may do */
 	bool		 done;
 };
 
@@ -114,10 +133,35 @@ update_tx(void *arg)
 	if ((err = db_exec(c->q, &n, "ss", c->value, c->email)) != CD_OK ||
 	    !(c->done = n == 1))
 		return err;
+	if (c->end_sessions &&
+	    (err = db_exec(&q_end_sessions, NULL, "s", c->email)) != CD_OK)
+		return err;
 	details = json_pack("{s:s,s:s}", "email", c->email, "value", c->value);
 	err = audit_write(c->action, "user", c->email, 0, details, "warning");
 	json_decref(details);
 	return err;
+}
+
+static bool
+password_ok(const char *password)
+{
+	const char *why;
+
+	switch (password_check(password, &why)) {
+	case PW_OK:
+		return true;
+	case PW_TOO_SHORT:
+		fprintf(stderr, "creditdesk-admin: the password needs at least %d characters\n",
+		    CD_PASSWORD_MIN_CHARS);
+		return false;
+	case PW_ONE_CHARACTER:
+		fprintf(stderr, "creditdesk-admin: the password is one character repeated\n");
+		return false;
+	default:
+		fprintf(stderr, "creditdesk-admin: the password is refused: %s\n",
+		    why ? why : "the dictionary is unreadable");
+		return false;
+	}
 }
 
 static int
@@ -129,9 +173,11 @@ create_user(struct opts *o)
 
 	c.role = o->role ? o->role : "customer";
 	c.tier = o->tier ? o->tier : "free";
-	if (o->password == NULL || strlen(o->password) < 8 || o->name == NULL ||
+	if (o->password == NULL || o->name == NULL ||
 	    !one_of(c.role, roles) || !one_of(c.tier, tiers))
 		return usage();
+	if (!password_ok(o->password))
+		return 2;
 	if (password_hash(o->password, &hash) != 0)
 		return 1;
 	c.email = o->email;
@@ -153,7 +199,7 @@ static int
 update(cd_sql *q, const char *action, const char *value,
     const char *const *allowed, const char *email)
 {
-	struct change c = { 0 };
+	struct change c = { .end_sessions = q == &q_role };
 
 	if (!one_of(value, allowed))
 		return usage();

@@ -125,7 +125,7 @@
   function fieldsOf(form) {
     var out = {};
     Array.prototype.forEach.call(form.elements, function (f) {
-      if (f.name) out[f.name] = f.value;
+      if (f.name) out[f.name] = f.type === 'checkbox' ? f.checked : f.value;
     });
     return out;
   }
@@ -142,14 +142,20 @@
     },
     login: function (form, button) {
       var v = fieldsOf(form);
-      run(button, '/api/auth/login', { email: v.email, password: v.password },
+      run(button, '/api/auth/login',
+        { email: v.email, password: v.password, remember: v.remember === true },
         function () { afterSignIn(form); });
     },
+    /* Registering never signs in by itself (its answer is the same whether
+       the address was new or not), so a sign-in follows with the same pair. */
     register: function (form, button) {
       var v = fieldsOf(form);
       run(button, '/api/auth/register',
         { email: v.email, password: v.password, name: v.name },
-        function () { afterSignIn(form); });
+        function () {
+          run(button, '/api/auth/login', { email: v.email, password: v.password },
+            function () { afterSignIn(form); });
+        });
     }
   };
 

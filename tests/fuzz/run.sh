@@ -9,7 +9,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=${FUZZ_OUT:-$REPO/tests/fuzz/out}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-CORE=(arena buf error escape request app cfg log metrics db session crypto page template template_render)
+CORE=(account_rules arena buf error escape request app cfg log metrics db session crypto page template template_render)
 
 mkdir -p "$OUT"
 cd "$REPO"
@@ -27,7 +27,7 @@ for name in "${names[@]}"; do
 		-D_GNU_SOURCE -DTPL_MAX_STEPS=65536 -DTPL_MAX_OUTPUT=1048576 -Isrc/core -Isrc/bookings \
 		"${srcs[@]}" "tests/fuzz/$name.c" \
 		$(mariadb_config --cflags --libs) \
-		$(pkg-config --cflags --libs jansson libcurl libcrypto) -lfcgi \
+		$(pkg-config --cflags --libs jansson libcurl libcrypto) -lfcgi -lunistring -lcrack \
 		-o "$OUT/$name"
 	mkdir -p "$OUT/$name.corpus"
 	echo "fuzz: running $name for ${SECONDS_EACH}s"

@@ -12,7 +12,7 @@ Pieces:
   Browser      one browser: own cookie jar, no redirects followed, CSRF
                header on writes once signed in; returns Response objects
                that unpack as (status, headers, json-or-body)
-  register()   a new unique user, signed in (keeps the csrfToken)
+  register()   a new unique user, registered then signed in (keeps the csrfToken)
   db_rows() db_scalar() db_exec()   the database as the admin user
   emu_*()      the Stripe emulator's /_emu/ test controls and /v1 API
   sign() post_webhook() make_event()   webhooks signed exactly like Stripe
@@ -295,17 +295,23 @@ def unique_email(prefix="it"):
 
 
 def register(email=None, password=None, name=None, expect=201):
-    """A new user through POST /api/auth/register; returns its Browser."""
+    """A new user through POST /api/auth/register, then signed in through
+    POST /api/auth/login (registering never signs in); returns its Browser.
+    b.last_response is the register answer, b.login_response the sign-in."""
     b = Browser()
-    b.password = password or "correct horse battery " + secrets.token_hex(4)
-    resp = b.post("/api/auth/register", {"email": email or unique_email(),
+    # Dashes between the random digits: cracklib calls a password systematic
+    # when more than four of its neighbouring characters are one apart ("ab", "87").
+    b.password = password or "correct horse battery " + "-".join(secrets.token_hex(4))
+    email = email or unique_email()
+    resp = b.post("/api/auth/register", {"email": email,
                                          "password": b.password,
                                          "name": name or "Integration Tester"})
     if expect is not None:
         check_status(resp, expect, "register")
-    if resp.status == 201:
-        b.signed_in(resp)
     b.last_response = resp
+    b.login_response = None
+    if resp.status == 201:
+        b.login_response = b.login(email, b.password)
     return b
 
 

@@ -104,10 +104,9 @@ class SecurityHeaderTests(Case):
 
     def test_session_cookie_over_plain_http_is_not_secure(self):
         # CD_PUBLIC_URL is http here; with https it gets Secure (see the README).
-        b = lib.Browser()
-        r = b.post("/api/auth/register", {"email": lib.unique_email(), "password": "pw-" + "x" * 12,
-                                          "name": "Cookie"})
-        self.assertStatus(r, 201)
+        b = lib.register()
+        r = b.login_response
+        self.assertStatus(r, 200)
         cookies = [lib.parse_set_cookie(v) for v in r.header_all("set-cookie")]
         self.assertEqual(len(cookies), 1, cookies)
         _, _, attrs = cookies[0]

@@ -252,6 +252,27 @@ START_TEST(fields_validate)
 	ck_assert(v[0].present);
 	ck_assert_int_eq(v[0].i, 4);
 	ck_assert(!v[1].present);
+	ck_assert_int_eq(validate("{\"quantity\":1,\"email\":\"   \"}", v, &code),
+	    CD_BAD_REQUEST);
+	ck_assert_str_eq(code, "invalid_email");
+	free((char *)code);
+}
+END_TEST
+
+/* An email field hands the handler its normalised spelling. */
+START_TEST(fields_normalise_email)
+{
+	static const cd_field email[] = { { "email", F_EMAIL, F_REQUIRED, 3, 254, NULL } };
+	static cd_req r;
+	cd_value v;
+
+	memset(&r, 0, sizeof(r));
+	r.arena = arena_new();
+	r.json = json_loads("{\"email\":\" \\uff21da@Example.CO\\t\"}", 0, NULL);
+	ck_assert_int_eq(req_fields(&r, email, 1, &v), CD_OK);
+	ck_assert_str_eq(v.s, "ada@example.co");
+	json_decref(r.json);
+	arena_free(r.arena);
 }
 END_TEST
 
@@ -299,6 +320,7 @@ main(void)
 	tcase_add_test(tc, escapers);
 	tcase_add_test(tc, error_table);
 	tcase_add_test(tc, fields_validate);
+	tcase_add_test(tc, fields_normalise_email);
 	tcase_add_test(tc, stripe_ids);
 	tcase_add_test(tc, voice_charge);
 	suite_add_tcase(s, tc);
