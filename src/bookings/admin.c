@@ -5,8 +5,8 @@
  * succeeded (a refunded payment is owed to nobody).  A payout pays all of an
  * expert's owed bookings in one transaction; UNIQUE payout_items.booking_id
  * makes a booking part of at most one payout, even if two admins pay the
- * same expert at once, and the expert row lock makes the second of them
- * find nothing left instead of failing.
+ * same expert at once, and writing the expert's guard row (db_guard) makes
+ * the second of them find nothing left instead of failing.
  */
 #include <string.h>
 
@@ -29,8 +29,8 @@ static cd_sql q_owed_expert = CD_SQL(
     "SELECT b.id, b.payout_cents" OWED " AND b.expert_id = ? ORDER BY b.id");
 static cd_sql q_owed_total = CD_SQL(
     "SELECT COALESCE(SUM(b.payout_cents), 0) AS cents" OWED);
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id FROM experts WHERE id = ? FOR UPDATE");
+static cd_sql q_guard_expert = CD_SQL(
+    "UPDATE experts SET version = version + 1 WHERE id = ?");
 static cd_sql q_payout = CD_SQL(
     "INSERT INTO payouts (expert_id, amount_cents, status, created_by)"
     " VALUES (?, ?, 'paid', ?)");
@@ -106,16 +106,15 @@ payout_tx(void *arg)
 	struct payout *p = arg;
 	cd_req *r = p->r;
 	json_t *rows, *row, *details;
-	bool fresh;
+	bool fresh, found;
 	size_t i;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", p->expert_id)) != CD_OK)
+	if ((err = db_guard(&q_guard_expert, &found, "i", p->expert_id)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
-	json_decref(row);
 	if ((err = db_rows(&q_owed_expert, &rows, "i", p->expert_id)) != CD_OK)
 		return err;
 	json_array_clear(p->booking_ids);	/* a retried transaction starts over */

@@ -3,9 +3,10 @@
  * PaymentIntent.
  *
  * Two transactions around one Stripe call, because a network call must not
- * run while row locks are held.  The first takes the expert row lock, checks
- * for an overlapping booking and inserts ours: every booking of one expert
- * passes through that lock, so concurrent requests for the same slot are
+ * run while row locks are held.  The first writes the expert's guard row
+ * (db_guard, see db.h), checks for an overlapping booking and inserts ours:
+ * every booking of one expert writes that row, so concurrent requests for
+ * the same slot, on one server or on different cluster nodes, are
  * serialized and exactly one of them finds it free.  The PaymentIntent is
  * created with the booking's id in its Idempotency-Key, and the second
  * transaction records it.  If Stripe fails the booking becomes
@@ -30,12 +31,13 @@
 
 static cd_sql q_fee = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id, user_id, rate_cents_per_minute FROM experts"
-    " WHERE id = ? AND active = 1 FOR UPDATE");
+static cd_sql q_guard_expert = CD_SQL(
+    "UPDATE experts SET version = version + 1 WHERE id = ? AND active = 1");
+static cd_sql q_expert = CD_SQL(
+    "SELECT id, user_id, rate_cents_per_minute FROM experts WHERE id = ?");
 /*
- * Read after the expert lock is taken, as the transaction's first plain
- * read, so it sees every booking committed by whoever held the lock before.
+ * Read after the guard row is written, as the transaction's first plain
+ * read, so it sees every booking committed by whoever wrote it before.
  */
 static cd_sql q_overlap = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
@@ -87,11 +89,13 @@ hold_tx(void *arg)
 	cd_req *r = b->r;
 	json_t *row, *details;
 	long long n, expert_user, rate;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", b->expert_id)) != CD_OK)
+	if ((err = db_guard(&q_guard_expert, &found, "i", b->expert_id)) != CD_OK ||
+	    (found && (err = db_row(&q_expert, &row, "i", b->expert_id)) != CD_OK))
 		return err;
-	if (row == NULL)
+	if (!found || row == NULL)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
 	expert_user = jint(row, "user_id");

@@ -2,8 +2,8 @@
  * Booking payments: PaymentIntent outcomes, refunds; see booking_pay.h.
  *
  * Lock order, everywhere a booking changes state together with the slot it
- * holds: the expert row first (SELECT … FOR UPDATE), then bookings and
- * payments.  Creating a booking takes the same lock before its overlap
+ * holds: the expert's guard row first (written, see db.h), then bookings
+ * and payments.  Creating a booking writes the same row before its overlap
  * check, so a booking that comes back from payment_failed can re-check its
  * slot without racing a new booking for it.
  */
@@ -27,8 +27,8 @@ static cd_sql q_by_booking = CD_SQL(
     " p.stripe_payment_intent_id, p.status AS payment_status, b.user_id,"
     " b.status AS booking_status"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
-static cd_sql q_lock_expert = CD_SQL(
-    "SELECT id FROM experts WHERE id = ? FOR UPDATE");
+static cd_sql q_guard_expert = CD_SQL(
+    "UPDATE experts SET version = version + 1 WHERE id = ?");
 static cd_sql q_pay_succeeded = CD_SQL(
     "UPDATE payments SET status = 'succeeded'"
     " WHERE id = ? AND status IN ('pending', 'failed')");
@@ -99,19 +99,19 @@ paid_tx(void *arg)
 	unsigned long long n, scheduled;
 	json_t *row, *details;
 	char idbuf[32];
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_lock_expert, &row, "i", jint(p->local, "expert_id"))) !=
-	    CD_OK)
+	if ((err = db_guard(&q_guard_expert, &found, "i",
+	    jint(p->local, "expert_id"))) != CD_OK)
 		return err;
-	json_decref(row);
 	/* The one transition: whoever changes the payments row wins. */
 	if ((err = db_exec(&q_pay_succeeded, &n, "i", payment)) != CD_OK || n == 0)
 		return err;
 	/*
 	 * The booking keeps (or, after a decline or an expired hold, takes
-	 * back) its slot only if nobody else holds that time; we hold the
-	 * expert lock, so nobody can book it while we look.  Otherwise it is
+	 * back) its slot only if nobody else holds that time; we wrote the
+	 * expert's guard row, so nobody can book it while we look.  Otherwise it is
 	 * not scheduled, and the caller refunds the payment.
 	 */
 	if ((err = db_row(&q_overlap_self, &row, "i", booking)) != CD_OK)

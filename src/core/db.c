@@ -5,6 +5,10 @@
  * cd_sql is registered the first time it is prepared so that a lost
  * connection can invalidate them all at once; they are prepared again, on
  * the new connection, when next used.
+ *
+ * CD_DB_HOST may list several servers (the nodes of a cluster, the local
+ * one first): a connection goes to the first that answers, starting with
+ * the one after the server that last failed us.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mysql.h>
 #include <errmsg.h>
@@ -24,7 +30,8 @@
 #define MAX_PARAMS	32
 #define MAX_COLUMNS	48
 #define MAX_STMTS	256
-#define TX_ATTEMPTS	5
+#define TX_ATTEMPTS	8
+#define MAX_HOSTS	8
 
 static MYSQL	*conn;
 static unsigned	 generation;	/* bumped on every new connection */
@@ -32,6 +39,8 @@ static bool	 in_tx;
 static unsigned	 last_errno;	/* of the last failed call, for db_tx */
 static cd_sql	*registry[MAX_STMTS];
 static size_t	 nregistry;
+static char	*hosts[MAX_HOSTS];	/* CD_DB_HOST, split at commas */
+static size_t	 nhosts, host_at;	/* host_at: the one to try first */
 
 static bool
 is_conn_error(unsigned e)
@@ -39,7 +48,8 @@ is_conn_error(unsigned e)
 	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
 	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
 	    e == CR_SERVER_LOST_EXTENDED || e == ER_CONNECTION_KILLED ||
-	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC;
+	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC ||
+	    e == ER_UNKNOWN_COM_ERROR;	/* a cluster node outside the primary component */
 }
 
 /* Forgets the connection and every statement prepared on it. */
@@ -59,36 +69,75 @@ db_drop(void)
 	}
 }
 
-static cd_err
-db_connect(void)
+/* Splits CD_DB_HOST into hosts[] once. */
+static void
+split_hosts(void)
+{
+	char *list, *h, *save = NULL;
+
+	if (nhosts > 0)
+		return;
+	if ((list = strdup(cfg->db_host ? cfg->db_host : "127.0.0.1")) == NULL)
+		abort();
+	for (h = strtok_r(list, ",", &save); h != NULL && nhosts < MAX_HOSTS;
+	    h = strtok_r(NULL, ",", &save))
+		hosts[nhosts++] = h;
+	if (nhosts == 0)
+		hosts[nhosts++] = list;
+}
+
+/* One connection attempt to host (NULL with a socket). */
+static MYSQL *
+connect_to(const char *host)
 {
 	unsigned timeout = 3, io_timeout = 30;
+	MYSQL *c;
 
-	if (conn != NULL)
-		return CD_OK;
-	if ((conn = mysql_init(NULL)) == NULL)
-		return CD_INTERNAL;
-	mysql_optionsv(conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-	mysql_optionsv(conn, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
-	mysql_optionsv(conn, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
-	mysql_optionsv(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if ((c = mysql_init(NULL)) == NULL)
+		return NULL;
+	mysql_optionsv(c, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_optionsv(c, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+	mysql_optionsv(c, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+	mysql_optionsv(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	/*
 	 * UTC everywhere; and a lock wait gives up (error 1205, which db_tx
 	 * retries) well before the client's read timeout would drop the
 	 * connection.
 	 */
-	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
+	mysql_optionsv(c, MYSQL_INIT_COMMAND,
 	    "SET time_zone = '+00:00', innodb_lock_wait_timeout = 10");
-	if (mysql_real_connect(conn, cfg->db_socket ? NULL : cfg->db_host,
-	    cfg->db_user, cfg->db_password, cfg->db_name,
-	    cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
+	if (mysql_real_connect(c, host, cfg->db_user, cfg->db_password,
+	    cfg->db_name, cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
 	    CLIENT_FOUND_ROWS) == NULL) {
-		last_errno = mysql_errno(conn);
-		log_error("db: connect failed (error %u)", last_errno);
-		mysql_close(conn);
-		conn = NULL;
-		return CD_DB;
+		last_errno = mysql_errno(c);
+		log_error("db: connect to %s failed (error %u)",
+		    host ? host : "socket", last_errno);
+		mysql_close(c);
+		return NULL;
 	}
+	return c;
+}
+
+static cd_err
+db_connect(void)
+{
+	size_t i;
+
+	if (conn != NULL)
+		return CD_OK;
+	if (cfg->db_socket != NULL) {
+		if ((conn = connect_to(NULL)) == NULL)
+			return CD_DB;
+		generation++;
+		return CD_OK;
+	}
+	split_hosts();
+	for (i = 0; i < nhosts && conn == NULL; i++) {
+		if ((conn = connect_to(hosts[host_at])) == NULL)
+			host_at = (host_at + 1) % nhosts;
+	}
+	if (conn == NULL)
+		return CD_DB;
 	generation++;
 	return CD_OK;
 }
@@ -119,6 +168,8 @@ db_fail(const char *what, unsigned e, const char *msg)
 	if (is_conn_error(e)) {
 		log_warn("db: connection lost during %s (%u)", what, e);
 		db_drop();
+		if (nhosts > 0)		/* the next connection tries another */
+			host_at = (host_at + 1) % nhosts;
 		return CD_DB;
 	}
 	switch (e) {
@@ -315,6 +366,20 @@ db_insert(cd_sql *q, long long *id, const char *fmt, ...)
 	va_start(ap, fmt);
 	err = vrun(q, NULL, id, fmt, ap);
 	va_end(ap);
+	return err;
+}
+
+cd_err
+db_guard(cd_sql *q, bool *found, const char *fmt, ...)
+{
+	unsigned long long n = 0;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = vrun(q, &n, NULL, fmt, ap);
+	va_end(ap);
+	*found = err == CD_OK && n > 0;
 	return err;
 }
 
@@ -555,6 +620,26 @@ retryable(cd_err err)
 	return (err == CD_CONFLICT && lock_conflict()) || err == CD_DB;
 }
 
+/*
+ * A short random pause before running a conflicting transaction again, so
+ * that two that keep colliding (on two cluster nodes) fall out of step.
+ */
+static void
+backoff(int attempt)
+{
+	static bool seeded;
+	struct timespec ts = { 0, 0 };
+
+	if (!seeded) {		/* children of one program must not pause alike */
+		srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+		seeded = true;
+	}
+	ts.tv_nsec = (long)(1 + random() % (2 << attempt)) * 1000000L;
+	if (ts.tv_nsec > 200000000L)
+		ts.tv_nsec = 200000000L;
+	nanosleep(&ts, NULL);
+}
+
 cd_err
 db_tx(cd_err (*fn)(void *), void *ctx)
 {
@@ -583,6 +668,8 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 			return err;
 		if (err == CD_DB && attempt > 0)
 			return err;
+		if (err == CD_CONFLICT)
+			backoff(attempt);
 	}
 	return err;
 }

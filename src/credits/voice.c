@@ -5,7 +5,10 @@
  * Deduction takes from the credit with the most minutes left first and goes
  * on across credits.  The credits are locked (FOR UPDATE) in one index order
  * for the whole transaction, so concurrent ends of different sessions queue
- * on them and none can drive a credit below zero.
+ * on them; what guards them (see db.h) is that every deduction writes the
+ * credit it takes from, only WHERE minutes_remaining >= what it takes, and
+ * the session row it ends, so no credit goes below zero and no session is
+ * charged twice, on one server or across cluster nodes.
  */
 #include <string.h>
 

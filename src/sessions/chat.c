@@ -6,8 +6,9 @@
  * waiting browser never ties up a responder child.  Polling by id is only
  * safe if a session's message ids become visible in increasing order: were
  * id 11 to commit before id 10, a reader that saw 11 would skip 10 for good.
- * So a message is inserted while holding the session's row lock, which
- * makes the inserts of one session (and their commits) strictly sequential.
+ * So a message is inserted in the transaction that writes the session's
+ * guard row (db_guard, see db.h), which makes the inserts of one session
+ * (and their commits) strictly sequential, on every node of a cluster.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -38,10 +39,12 @@ static cd_sql q_latest = CD_SQL(
     "SELECT * FROM (" MESSAGE_SELECT " WHERE m.session_id = ?"
     " ORDER BY m.id DESC LIMIT 100) t ORDER BY id");
 static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
-static cd_sql q_lock = CD_SQL(
+static cd_sql q_guard = CD_SQL(
+    "UPDATE sessions SET version = version + 1 WHERE id = ?");
+static cd_sql q_state = CD_SQL(
     "SELECT s.status, EXISTS (SELECT 1 FROM session_participants p"
     " WHERE p.session_id = s.id AND p.user_id = ?) AS member"
-    " FROM sessions s WHERE s.id = ? FOR UPDATE");
+    " FROM sessions s WHERE s.id = ?");
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO session_messages (session_id, user_id, body) VALUES (?, ?, ?)");
 static cd_sql q_plan_name = CD_SQL("SELECT name FROM products WHERE code = ?");
@@ -89,11 +92,13 @@ post_tx(void *arg)
 {
 	struct post *p = arg;
 	cd_req *r = p->r;
-	json_t *s;
-	bool member, closed;
+	json_t *s = NULL;
+	bool found, member, closed;
 	cd_err err;
 
-	if ((err = db_row(&q_lock, &s, "ii", r->user->id, r->ids[0])) != CD_OK)
+	if ((err = db_guard(&q_guard, &found, "i", r->ids[0])) != CD_OK ||
+	    (found && (err = db_row(&q_state, &s, "ii", r->user->id,
+	    r->ids[0])) != CD_OK))
 		return err;
 	member = s != NULL && jint(s, "member");
 	closed = s != NULL && strcmp(jstr(s, "status"), "closed") == 0;

@@ -1,0 +1,15 @@
+-- Guard rows for mutual exclusion that also holds on a Galera cluster.
+--
+-- A transaction that must exclude another one (two bookings of one expert,
+-- two messages of one consultation, a mechanic joining while a refund closes
+-- it) WRITES the row that guards the invariant: UPDATE … SET version =
+-- version + 1.  On one server that is the same exclusive row lock a SELECT …
+-- FOR UPDATE takes; on Galera a row that is written is certified across the
+-- cluster, so the second of two such transactions on different nodes fails
+-- at commit (1213) and is retried, where a read lock would only be local.
+ALTER TABLE experts
+	ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0
+	COMMENT 'bumped by every transaction that books this expert''s time';
+ALTER TABLE sessions
+	ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0
+	COMMENT 'bumped by every message and participant change of this consultation';
