@@ -13,6 +13,7 @@ PACKAGES=(
 	libfcgi-dev libmariadb-dev libcurl4-openssl-dev libssl-dev libjansson-dev check
 	mariadb-server mariadb-client nginx-light spawn-fcgi multiwatch
 	python3 python3-pymysql wrk clang libclang-rt-14-dev valgrind curl ca-certificates
+	galera-4 rsync socat iproute2
 )
 
 # Prints the packages from PACKAGES that dpkg does not report as installed.
