@@ -19,6 +19,8 @@
 #        scripts/cluster.sh kill-node N|start-node N      (mariadbd: kill -9 / restart, rejoins by IST)
 #        scripts/cluster.sh kill-app N|start-app N        (the machine's responders: kill -9 / restart)
 #        scripts/cluster.sh partition N|heal N            (cut node N off the bridge / reconnect it)
+#        scripts/cluster.sh deploy                        (rolling restart of every machine's responders on new builds)
+#        scripts/cluster.sh front [N...]                  (the front balances over these machines only; default all)
 #        scripts/cluster.sh sock N                        (the unix socket of machine N's nginx)
 #
 # Settings: CD_CLUSTER_DIR (default $repo/.state-cluster), CD_CLUSTER_PORT
@@ -256,9 +258,12 @@ node_start() {
 
 # ---------------------------------------------------------------- front nginx
 
+FRONT_MACHINES=()
+
 front_conf() {
 	local n servers=""
-	for ((n = 1; n <= MACHINES; n++)); do
+	((${#FRONT_MACHINES[@]} > 0)) || mapfile -t FRONT_MACHINES < <(seq 1 "$MACHINES")
+	for n in "${FRONT_MACHINES[@]}"; do
 		servers+="		server unix:$(mstate "$n")/run/http.sock max_fails=2 fail_timeout=3s;
 "
 	done
@@ -467,6 +472,18 @@ main() {
 	partition) ip -n "$(ns "$2")" link set eth0 down; log "node $2 cut off" ;;
 	heal) ip -n "$(ns "$2")" link set eth0 up; log "node $2 reconnected" ;;
 	sock) echo "$(mstate "$2")/run/http.sock" ;;
+	deploy)
+		local n
+		for ((n = 1; n <= MACHINES; n++)); do
+			stack "$n" stop-app
+			stack "$n" start-app
+		done
+		;;
+	front)
+		shift
+		FRONT_MACHINES=("$@")
+		front_start
+		;;
 	*)
 		echo "usage: $0 start|stop|status|env|kill-node N|start-node N|kill-app N|start-app N|partition N|heal N|sock N" >&2
 		exit 2

@@ -36,6 +36,7 @@
 static MYSQL	*conn;
 static unsigned	 generation;	/* bumped on every new connection */
 static bool	 in_tx;
+static bool	 wsrep;		/* the server is a Galera node (wsrep_on) */
 static unsigned	 last_errno;	/* of the last failed call, for db_tx */
 static cd_sql	*registry[MAX_STMTS];
 static size_t	 nregistry;
@@ -118,6 +119,24 @@ connect_to(const char *host)
 	return c;
 }
 
+/* Whether the new connection's server is a Galera node. */
+static bool
+is_wsrep_node(void)
+{
+	MYSQL_RES *res;
+	MYSQL_ROW row;
+	bool on = false;
+
+	if (mysql_query(conn, "SELECT @@wsrep_on") != 0)
+		return false;		/* a server built without wsrep */
+	if ((res = mysql_store_result(conn)) == NULL)
+		return false;
+	if ((row = mysql_fetch_row(res)) != NULL && row[0] != NULL)
+		on = strcmp(row[0], "1") == 0;
+	mysql_free_result(res);
+	return on;
+}
+
 static cd_err
 db_connect(void)
 {
@@ -139,6 +158,7 @@ db_connect(void)
 	if (conn == NULL)
 		return CD_DB;
 	generation++;
+	wsrep = is_wsrep_node();
 	return CD_OK;
 }
 
@@ -640,6 +660,23 @@ backoff(int attempt)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * On a Galera node, START TRANSACTION waits (wsrep_sync_wait=1) until the
+ * node has applied everything committed anywhere before it; the statements
+ * after it must not wait again: a read that waits while the transaction
+ * holds a row lock that an incoming write set needs would stall until the
+ * causal-read timeout.  Inside a transaction, certification of its guard
+ * row (see db.h) is what keeps it correct.
+ */
+static cd_err
+causal_reads(bool on)
+{
+	if (!wsrep)
+		return CD_OK;
+	return simple(on ? "SET SESSION wsrep_sync_wait = DEFAULT" :
+	    "SET SESSION wsrep_sync_wait = 0");
+}
+
 cd_err
 db_tx(cd_err (*fn)(void *), void *ctx)
 {
@@ -656,14 +693,18 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 			return err;
 		}
 		in_tx = true;
-		err = fn(ctx);
+		err = causal_reads(false);
+		if (err == CD_OK)
+			err = fn(ctx);
 		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
 			in_tx = false;
-			return CD_OK;
+			return causal_reads(true);
 		}
 		if (conn != NULL && mysql_rollback(conn) != 0)
 			db_drop();
 		in_tx = false;
+		if (conn != NULL)
+			(void)causal_reads(true);	/* a failure drops the connection */
 		if (!retryable(err))
 			return err;
 		if (err == CD_DB && attempt > 0)
