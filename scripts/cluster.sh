@@ -19,7 +19,7 @@
 #        scripts/cluster.sh kill-node N|start-node N      (mariadbd: kill -9 / restart, rejoins by IST)
 #        scripts/cluster.sh kill-app N|start-app N        (the machine's responders: kill -9 / restart)
 #        scripts/cluster.sh partition N|heal N            (cut node N off the bridge / reconnect it)
-#        scripts/cluster.sh deploy                        (rolling restart of every machine's responders on new builds)
+#        scripts/cluster.sh deploy                        (new migrations, then a rolling restart of every machine's responders)
 #        scripts/cluster.sh front [N...]                  (the front balances over these machines only; default all)
 #        scripts/cluster.sh sock N                        (the unix socket of machine N's nginx)
 #
@@ -93,7 +93,7 @@ galera_opts() {
 		"--wsrep-node-address=$me --wsrep-node-name=m$n --wsrep-sst-method=rsync" \
 		"--wsrep-sst-receive-address=$me" \
 		"--wsrep-provider-options=gmcast.listen_addr=tcp://$me:4567;ist.recv_addr=$me;gcache.size=128M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S;evs.install_timeout=PT5S" \
-		"--wsrep-sync-wait=1 --wsrep-slave-threads=2 --binlog-format=ROW" \
+		"--wsrep-sync-wait=1 --wsrep-slave-threads=1 --binlog-format=ROW" \
 		"--default-storage-engine=InnoDB --innodb-autoinc-lock-mode=2" \
 		"--innodb-flush-log-at-trx-commit=2"
 }
@@ -474,6 +474,7 @@ main() {
 	sock) echo "$(mstate "$2")/run/http.sock" ;;
 	deploy)
 		local n
+		stack 1 setup-db	# new migrations first; they replicate
 		for ((n = 1; n <= MACHINES; n++)); do
 			stack "$n" stop-app
 			stack "$n" start-app

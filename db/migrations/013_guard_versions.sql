@@ -13,3 +13,13 @@ ALTER TABLE experts
 ALTER TABLE sessions
 	ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0
 	COMMENT 'bumped by every message and participant change of this consultation';
+
+-- A consultation's messages in one order on every node: each message takes
+-- the next value of its session's guard row (sessions.version, written in
+-- the same transaction), so positions follow commit order.  AUTO_INCREMENT
+-- ids do not: on a cluster each node hands out its own interleaved series.
+-- Rows from before this migration keep position 0 and their id order.
+ALTER TABLE session_messages
+	ADD COLUMN seq BIGINT UNSIGNED NOT NULL DEFAULT 0
+	COMMENT 'position in the session: sessions.version when it was posted',
+	ADD KEY ix_messages_session_seq (session_id, seq, id);

@@ -318,8 +318,11 @@ execute_once(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 		log_error("db: parameters do not match statement %p", (void *)q);
 		return err;
 	}
-	if (mysql_stmt_bind_param(st, p.bind) != 0 || mysql_stmt_execute(st) != 0)
+	if (mysql_stmt_bind_param(st, p.bind) != 0 || mysql_stmt_execute(st) != 0) {
+		if (is_conn_error(mysql_stmt_errno(st)))	/* which statement: SQL text, no data */
+			log_warn("db: lost during %.60s", q->text);
 		return db_fail("execute", mysql_stmt_errno(st), mysql_stmt_error(st));
+	}
 	*out = st;
 	return CD_OK;
 }
@@ -334,11 +337,12 @@ static cd_err
 execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 {
 	int reconnects = 0, conflicts = 0;
+	bool tx = in_tx;	/* a failure may drop the connection and clear in_tx */
 	cd_err err;
 
 	for (;;) {
 		err = execute_once(q, fmt, ap, out);
-		if (err == CD_OK || in_tx)
+		if (err == CD_OK || tx)
 			return err;
 		if (err == CD_DB && reconnects++ == 0)
 			continue;
@@ -675,6 +679,13 @@ causal_reads(bool on)
 		return CD_OK;
 	return simple(on ? "SET SESSION wsrep_sync_wait = DEFAULT" :
 	    "SET SESSION wsrep_sync_wait = 0");
+}
+
+cd_err
+db_retry(void)
+{
+	last_errno = ER_LOCK_DEADLOCK;
+	return CD_CONFLICT;
 }
 
 cd_err

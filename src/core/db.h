@@ -98,6 +98,13 @@ cd_err	 db_row(cd_sql *, json_t **row, const char *fmt, ...);
  * state in memory that a retry would double), up to a few times.
  */
 cd_err	 db_tx(cd_err (*fn)(void *), void *ctx);
+/*
+ * For fn inside db_tx: a guarded UPDATE (… WHERE balance >= ?) matched no
+ * row although this transaction had just read one that qualified, i.e. a
+ * write from another cluster node got in between: returns CD_CONFLICT
+ * marked like a certification conflict, so db_tx runs fn again.
+ */
+cd_err	 db_retry(void);
 bool	 db_in_tx(void);
 
 /* Small accessors for result objects. */

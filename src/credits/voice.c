@@ -138,7 +138,7 @@ deduct(struct ending *e, long long want)
 		left = jint(c, "minutes_remaining");
 		take = want < left ? want : left;
 		if ((err = db_exec(&q_take, &n, "iii", take, jint(c, "id"), take)) !=
-		    CD_OK || (n != 1 && (err = CD_CONFLICT)) ||
+		    CD_OK || (n != 1 && (err = db_retry())) ||
 		    (err = db_exec(&q_usage, NULL, "iii", e->session_id,
 		    jint(c, "id"), take)) != CD_OK)
 			break;

@@ -241,9 +241,13 @@ class Races(Case):
             for t in pollers:
                 t.join(60)
         self.assertEqual(errors, [])
-        rows = [r["id"] for r in lib.db_rows(
-            "SELECT id FROM session_messages WHERE session_id = %s ORDER BY id", sess)]
-        self.assertEqual(sorted(posted), rows)
+        listed = lib.db_rows("SELECT id, seq FROM session_messages WHERE session_id = %s"
+                             " ORDER BY seq, id", sess)
+        rows = [r["id"] for r in listed]
+        self.assertEqual(sorted(posted), sorted(rows))
         self.assertEqual(len(rows), 3 * ROUNDS)
+        seqs = [r["seq"] for r in listed]
+        self.assertEqual(len(set(seqs)), len(seqs), "two messages at one position")
+        self.assertEqual(seqs, sorted(seqs))
         for m in (1, 2, 3):
             self.assertEqual(seen[m], rows, f"the poller on machine {m} skipped or repeated")
