@@ -56,7 +56,10 @@ stack() {
 	local vars=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 		HOME=/root LANG=C.UTF-8 TZ=UTC
 		CD_HTTP_PORT="$PORT" CD_EMU_PORT="$EMU_PORT" CD_DB_PORT="$DB_PORT"
-		CD_EMU_RETRY=1,1,2,2,4 CD_CHILDREN="$CHILDREN")
+		CD_EMU_RETRY=1,1,2,2,4 CD_CHILDREN="$CHILDREN"
+		# A statement stuck on a node (one that lost its peers, say) is
+		# given up after 6 s, and the transaction runs again elsewhere.
+		CD_DB_TIMEOUT="${CD_DB_TIMEOUT:-6}")
 	if ((n == 0)); then
 		env -i "${vars[@]}" CD_STATE_DIR="$CL_ASKED/front" bash "$REPO/scripts/stack.sh" "$cmd"
 		return

@@ -25,7 +25,7 @@
 # Settings (environment): CD_STATE_DIR (default $repo/.state), CD_HTTP_PORT
 # (8080), CD_DB_PORT (3307), CD_EMU_PORT (12111), CD_CHILDREN (children per
 # family, 2), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
-# CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE and ASAN_OPTIONS
+# CD_DB_TIMEOUT, CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE and ASAN_OPTIONS
 # are passed on to the responders when set.  For one machine of a cluster:
 # CD_LISTEN (what nginx listens on, default 127.0.0.1:$CD_HTTP_PORT; may be
 # unix:/path), CD_DB_BIND (mariadbd's bind address, 127.0.0.1), CD_DB_OPTS
@@ -304,7 +304,7 @@ app_env() {
 		APP_ENV+=(CD_DB_SOCKET="$DB_SOCK" CD_DB_HOST=127.0.0.1)
 	fi
 	local v
-	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE ASAN_OPTIONS UBSAN_OPTIONS; do
+	for v in CD_DB_TIMEOUT CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE ASAN_OPTIONS UBSAN_OPTIONS; do
 		[[ -z ${!v:-} ]] || APP_ENV+=("$v=${!v}")
 	done
 }

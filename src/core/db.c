@@ -91,7 +91,8 @@ split_hosts(void)
 static MYSQL *
 connect_to(const char *host)
 {
-	unsigned timeout = 3, io_timeout = 30;
+	unsigned timeout = 3, io_timeout = (unsigned)cfg->db_timeout;
+	char init[96];
 	MYSQL *c;
 
 	if ((c = mysql_init(NULL)) == NULL)
@@ -105,8 +106,9 @@ connect_to(const char *host)
 	 * retries) well before the client's read timeout would drop the
 	 * connection.
 	 */
-	mysql_optionsv(c, MYSQL_INIT_COMMAND,
-	    "SET time_zone = '+00:00', innodb_lock_wait_timeout = 10");
+	snprintf(init, sizeof(init), "SET time_zone = '+00:00', "
+	    "innodb_lock_wait_timeout = %u", io_timeout / 3);
+	mysql_optionsv(c, MYSQL_INIT_COMMAND, init);
 	if (mysql_real_connect(c, host, cfg->db_user, cfg->db_password,
 	    cfg->db_name, cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
 	    CLIENT_FOUND_ROWS) == NULL) {
