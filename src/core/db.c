@@ -194,6 +194,16 @@ db_fail(const char *what, unsigned e, const char *msg)
 			host_at = (host_at + 1) % nhosts;
 		return CD_DB;
 	}
+	if (e == ER_LOCK_DEADLOCK && wsrep) {
+		/*
+		 * A Galera node that aborts an idle transaction for a
+		 * conflicting write set can leave the connection's replies one
+		 * behind (a later statement then waits for a reply that never
+		 * comes): the retry starts on a fresh connection.
+		 */
+		db_drop();
+		return CD_CONFLICT;
+	}
 	switch (e) {
 	case ER_DUP_ENTRY:
 	case ER_CONSTRAINT_FAILED:
@@ -711,7 +721,8 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 			err = fn(ctx);
 		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
 			in_tx = false;
-			return causal_reads(true);
+			(void)causal_reads(true);	/* committed: a failure here only drops the connection */
+			return CD_OK;
 		}
 		if (conn != NULL && mysql_rollback(conn) != 0)
 			db_drop();
