@@ -228,9 +228,10 @@ recovered_position() {
 	grep -q '^seqno: *-1' "$grastate" || return 0
 	out=$(mktemp "$st/log/recover.XXXXXX")
 	chown mysql: "$out"
+	# shellcheck disable=SC2046  # galera_opts is a list of words
 	ip netns exec "$(ns "$2")" mariadbd --no-defaults --user=mysql --datadir="$st/mysql" \
 		--innodb-buffer-pool-size=128M --innodb-log-file-size=48M \
-		--wsrep-on=ON --wsrep-provider="$GALERA" --wsrep-recover \
+		$(galera_opts "$2") --wsrep-recover \
 		--log-error="$out" --skip-networking --socket="$st/mysqld/recover.sock" >/dev/null 2>&1 || true
 	sed -n 's/.*WSREP: Recovered position: *\([0-9a-f-]*:-\?[0-9]*\).*/\1/p' "$out" | tail -n 1
 	rm -f "$out"

@@ -50,7 +50,8 @@ is_conn_error(unsigned e)
 	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
 	    e == CR_SERVER_LOST_EXTENDED || e == ER_CONNECTION_KILLED ||
 	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC ||
-	    e == ER_UNKNOWN_COM_ERROR;	/* a cluster node outside the primary component */
+	    e == ER_UNKNOWN_COM_ERROR ||	/* a cluster node outside the primary component */
+	    e == ER_ERROR_DURING_COMMIT;	/* … or one that lost it while committing */
 }
 
 /* Forgets the connection and every statement prepared on it. */
