@@ -47,7 +47,7 @@ class Load:
         self.expert = lib.db_exec(
             "INSERT INTO experts (name, headline, bio, rate_cents_per_minute, active)"
             " VALUES ('Fault expert', 'Faults', 'Booked under faults.', 0, 1)")[1]
-        self.hour_base = secrets.randbelow(1000) * 100
+        self.hour_base = secrets.randbelow(60) * 100     # within the 366 days ahead
         self.threads = [threading.Thread(target=self._loop, args=(fn,))
                         for fn in (self._purchase, self._booking, self._chat, self._read)]
 
@@ -83,7 +83,7 @@ class Load:
         # node that is cut off.
         start = (datetime.datetime.now(datetime.timezone.utc).replace(
             minute=0, second=0, microsecond=0, tzinfo=None)
-            + datetime.timedelta(days=300, hours=self.hour_base + i)).strftime(
+            + datetime.timedelta(days=1, hours=self.hour_base + i)).strftime(
             "%Y-%m-%dT%H:%M:%SZ")
         self.record("book", self.booker.post("/api/bookings", {
             "expertId": self.expert, "startTime": start, "durationMinutes": 30}))
