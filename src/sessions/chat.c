@@ -45,7 +45,9 @@ static cd_sql q_after = CD_SQL(
 static cd_sql q_after_id = CD_SQL(	/* an id that is not one of this session's */
     MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.seq, m.id LIMIT 100");
 static cd_sql q_latest = CD_SQL(
-    "SELECT id, userId, name, body, createdAt FROM (" MESSAGE_SELECT ", m.seq"
+    "SELECT id, userId, name, body, createdAt FROM (SELECT m.id,"
+    " m.user_id AS userId, u.name, m.body, m.created_at AS createdAt, m.seq"
+    " FROM session_messages m JOIN users u ON u.id = m.user_id"
     " WHERE m.session_id = ? ORDER BY m.seq DESC, m.id DESC LIMIT 100) t"
     " ORDER BY seq, id");
 static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
