@@ -398,6 +398,14 @@ cmd_stop() {
 		ip netns list | grep -qw "$(ns "$n")" || continue
 		stack "$n" stop-app || true
 	done
+	# Responder children that outlived their multiwatch (a killed one,
+	# say) run this cluster's own binaries: end them by PID.
+	local pid
+	for ((n = 1; n <= MACHINES; n++)); do
+		for pid in $(pgrep -f "^$(mstate "$n")/app/bin/creditdesk-" || true); do
+			kill -TERM "$pid" 2>/dev/null || true
+		done
+	done
 	# The last node down is the one that can start the cluster again.
 	for ((n = MACHINES; n >= 1; n--)); do
 		ip netns list | grep -qw "$(ns "$n")" || continue
