@@ -23,3 +23,9 @@ ALTER TABLE session_messages
 	ADD COLUMN seq BIGINT UNSIGNED NOT NULL DEFAULT 0
 	COMMENT 'position in the session: sessions.version when it was posted',
 	ADD KEY ix_messages_session_seq (session_id, seq, id);
+
+-- Ending a Voice AI Therapy session writes its guard row first, so two ends
+-- of one session on two nodes cannot both deduct.
+ALTER TABLE voice_therapy_sessions
+	ADD COLUMN version BIGINT UNSIGNED NOT NULL DEFAULT 0
+	COMMENT 'bumped by every transaction that ends this session';

@@ -28,9 +28,12 @@ static cd_sql q_available = CD_SQL(
 static cd_sql q_start = CD_SQL(
     "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"
     " VALUES (?, ?, ?)");
+static cd_sql q_guard = CD_SQL(
+    "UPDATE voice_therapy_sessions SET version = version + 1"
+    " WHERE id = ? AND user_id = ?");
 static cd_sql q_session = CD_SQL(
     "SELECT id, status, minutes_deducted FROM voice_therapy_sessions"
-    " WHERE id = ? AND user_id = ? FOR UPDATE");
+    " WHERE id = ? AND user_id = ?");
 static cd_sql q_lock_credits = CD_SQL(
     "SELECT id, minutes_remaining FROM voice_therapy_credits WHERE" ACTIVE
     " ORDER BY minutes_remaining DESC, expires_at, id FOR UPDATE");
@@ -154,12 +157,15 @@ end_tx(void *arg)
 {
 	struct ending *e = arg;
 	long long want = (e->seconds + 59) / 60;
-	json_t *s;
+	json_t *s = NULL;
+	bool found;
 	cd_err err;
 
 	e->deducted = 0;
-	if ((err = db_row(&q_session, &s, "ii", e->session_id, e->r->user->id)) !=
-	    CD_OK)
+	/* The session's guard row first (see db.h), then what it says. */
+	if ((err = db_guard(&q_guard, &found, "ii", e->session_id,
+	    e->r->user->id)) != CD_OK || (found && (err = db_row(&q_session, &s,
+	    "ii", e->session_id, e->r->user->id)) != CD_OK))
 		return err;
 	if (s == NULL)
 		return req_fail(e->r, CD_NOT_FOUND, "session_not_found",
