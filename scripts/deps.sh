@@ -15,6 +15,7 @@ PACKAGES=(
 	mariadb-server mariadb-client nginx-light spawn-fcgi multiwatch
 	python3 python3-pymysql wrk clang libclang-rt-14-dev valgrind curl ca-certificates
 	chromium fonts-liberation nodejs
+	galera-4 rsync socat iproute2
 )
 # The browser tests' npm: Debian packages it apart from nodejs; a nodejs that
 # already brings its own npm (another vendor's build) must not get Debian's.

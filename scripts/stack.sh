@@ -7,6 +7,7 @@
 # and is stopped by that PID only.
 #
 # Usage: scripts/stack.sh start|stop|restart|status|env|state-dir|start-db|stop-db|restart-db
+#        scripts/stack.sh setup-db|start-app|stop-app|start-emu|stop-emu
 #
 #   start       start whatever is not running (safe to repeat); prints the URL
 #   stop        stop everything this state dir started (safe when stopped)
@@ -16,16 +17,26 @@
 #   state-dir   print the state directory in use (see state_dir below)
 #   start-db / stop-db / restart-db   only the MariaDB server (tests use these
 #               to take the database away mid-test)
+#   setup-db    the database, its accounts, migrations and demo rows
+#   start-app / stop-app   only the responders and nginx
+#   start-emu / stop-emu   only the Stripe emulator
+#   (scripts/cluster.sh runs one machine of a cluster with these parts)
 #
 # Settings (environment): CD_STATE_DIR (default $repo/.state), CD_HTTP_PORT
 # (8080), CD_DB_PORT (3307), CD_EMU_PORT (12111), CD_CHILDREN (children per
 # family, 2), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
-# CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE, CD_SESSION_IDLE
-# and ASAN_OPTIONS are passed on to the responders when set.
+# CD_DB_TIMEOUT, CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE,
+# CD_SESSION_IDLE and ASAN_OPTIONS are passed on to the responders when set.
 # nginx's per-address limits, RATE:BURST (requests per second, and how many
 # more at once): CD_LIMIT_SIGNIN (20:100), CD_LIMIT_REGISTER (10:50),
 # CD_LIMIT_CHECKOUT (50:300); generous enough for the tests and benches,
-# which sign in many users from 127.0.0.1.
+# which sign in many users from 127.0.0.1.  For one machine of a cluster:
+# CD_LISTEN (what nginx listens on, default 127.0.0.1:$CD_HTTP_PORT; may be
+# unix:/path), CD_DB_BIND (mariadbd's bind address, 127.0.0.1), CD_DB_OPTS
+# (more mariadbd options, e.g. the wsrep settings), CD_DB_USER_HOSTS (hosts
+# the accounts may connect from, "localhost 127.0.0.1") and CD_APP_DB_HOST
+# (the servers the responders use, comma-separated, over TCP instead of the
+# local socket).
 #
 # Layout of the state directory:
 #   secrets             generated passwords and keys (mode 600)
@@ -52,6 +63,11 @@ EMU_RETRY=${CD_EMU_RETRY:-1,2,4,8,16,32}
 LIMIT_SIGNIN=${CD_LIMIT_SIGNIN:-20:100}
 LIMIT_REGISTER=${CD_LIMIT_REGISTER:-10:50}
 LIMIT_CHECKOUT=${CD_LIMIT_CHECKOUT:-50:300}
+LISTEN=${CD_LISTEN:-127.0.0.1:$HTTP_PORT}
+DB_BIND=${CD_DB_BIND:-127.0.0.1}
+read -r -a DB_EXTRA_OPTS <<<"${CD_DB_OPTS:-}"
+read -r -a DB_USER_HOSTS <<<"${CD_DB_USER_HOSTS:-localhost 127.0.0.1}"
+APP_DB_HOST=${CD_APP_DB_HOST:-}
 DB_NAME=creditdesk
 APP_DB_USER=creditdesk
 ADMIN_DB_USER=creditdesk_admin
@@ -294,14 +310,19 @@ write_client_cnf() {
 app_env() {
 	APP_ENV=(
 		PATH=/usr/local/bin:/usr/bin:/bin TZ=UTC LANG=C.UTF-8
-		CD_DB_SOCKET="$DB_SOCK" CD_DB_HOST=127.0.0.1 CD_DB_PORT="$DB_PORT"
+		CD_DB_PORT="$DB_PORT"
 		CD_DB_USER="$APP_DB_USER" CD_DB_PASSWORD="$DB_APP_PASSWORD" CD_DB_NAME="$DB_NAME"
 		STRIPE_JS_URL="$STRIPE_JS_URL" STRIPE_PUBLISHABLE_KEY="$STRIPE_PUBLISHABLE_KEY"
 		CD_PUBLIC_URL="$BASE_URL" CD_TEMPLATE_DIR="$APP/templates"
 	)
+	if [[ -n $APP_DB_HOST ]]; then
+		APP_ENV+=(CD_DB_HOST="$APP_DB_HOST")
+	else
+		APP_ENV+=(CD_DB_SOCKET="$DB_SOCK" CD_DB_HOST=127.0.0.1)
+	fi
 	local v
-	for v in CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE CD_SESSION_IDLE \
-		ASAN_OPTIONS UBSAN_OPTIONS; do
+	for v in CD_DB_TIMEOUT CD_BODY_LIMIT CD_STRIPE_TIMEOUT_MS CD_WEBHOOK_TOLERANCE \
+		CD_SESSION_IDLE ASAN_OPTIONS UBSAN_OPTIONS; do
 		[[ -z ${!v:-} ]] || APP_ENV+=("$v=${!v}")
 	done
 }
@@ -389,10 +410,10 @@ db_start() {
 
 	launch "$RUN/mariadbd.pid" "$LOG/mariadb.log" mariadbd --no-defaults \
 		--datadir="$DATADIR" --socket="$DB_SOCK" --port="$DB_PORT" \
-		--bind-address=127.0.0.1 --pid-file="$DBRUN/mysqld.pid" \
+		--bind-address="$DB_BIND" --pid-file="$DBRUN/mysqld.pid" \
 		--log-error="$LOG/mariadb.log" --skip-name-resolve \
 		--max-connections=300 --default-time-zone=+00:00 \
-		"${server_opts[@]}" "${user_opt[@]}"
+		"${server_opts[@]}" "${user_opt[@]}" "${DB_EXTRA_OPTS[@]}"
 	pid=$(<"$RUN/mariadbd.pid")
 
 	# Ready when the server answers a ping on its socket.
@@ -433,7 +454,7 @@ db_secure_root() {
 # migrations and tests.  Passwords follow $SECRETS.
 db_setup() {
 	local host sql="CREATE DATABASE IF NOT EXISTS $DB_NAME CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
-	for host in localhost 127.0.0.1; do
+	for host in "${DB_USER_HOSTS[@]}"; do
 		sql+="
 		CREATE USER IF NOT EXISTS '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
 		ALTER USER '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
@@ -621,6 +642,7 @@ nginx_render() {
 		-e "s|@TEMP_DIR@|$NGINX_PREFIX/tmp|g" -e "s|@RUN_DIR@|$RUN|g" \
 		-e "s|@STATIC_DIR@|$APP/templates/static|g" \
 		-e "s|@HEADERS_CONF@|$REPO/nginx/security-headers.conf|g" \
+		-e "s|@LISTEN_ADDR@:@HTTP_PORT@|$LISTEN|g" \
 		-e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@HTTP_PORT@|$HTTP_PORT|g" \
 		-e "s|@SIGNIN_RATE@|${LIMIT_SIGNIN%:*}|g" -e "s|@SIGNIN_BURST@|${LIMIT_SIGNIN#*:}|g" \
 		-e "s|@REGISTER_RATE@|${LIMIT_REGISTER%:*}|g" -e "s|@REGISTER_BURST@|${LIMIT_REGISTER#*:}|g" \
@@ -771,6 +793,52 @@ cmd_stop() {
 	log "stopped"
 }
 
+cmd_setup_db() {
+	take_lock
+	prepare_state
+	ensure_secrets
+	app_env
+	db_setup
+	db_migrate
+	demo_users
+}
+
+# The responders and nginx of this state dir only (a cluster machine).
+cmd_start_app() {
+	take_lock
+	prepare_state
+	ensure_secrets
+	app_env
+	write_env_file
+	deploy_app
+	local fam
+	for fam in "${FAMILIES[@]}"; do
+		family_start "$fam"
+	done
+	nginx_start
+}
+
+cmd_stop_app() {
+	take_lock
+	nginx_stop
+	local fam
+	for fam in "${FAMILIES[@]}"; do
+		family_stop "$fam"
+	done
+}
+
+cmd_start_emu() {
+	take_lock
+	prepare_state
+	ensure_secrets
+	emu_start
+}
+
+cmd_stop_emu() {
+	take_lock
+	emu_stop
+}
+
 cmd_start_db() {
 	take_lock
 	prepare_state
@@ -832,8 +900,13 @@ main() {
 	start-db) cmd_start_db ;;
 	stop-db) cmd_stop_db ;;
 	restart-db) cmd_stop_db; cmd_start_db ;;
+	setup-db) cmd_setup_db ;;
+	start-app) cmd_start_app ;;
+	stop-app) cmd_stop_app ;;
+	start-emu) cmd_start_emu ;;
+	stop-emu) cmd_stop_emu ;;
 	*)
-		echo "usage: $0 start|stop|restart|status|env|state-dir|start-db|stop-db|restart-db" >&2
+		echo "usage: $0 start|stop|restart|status|env|state-dir|start-db|stop-db|restart-db|setup-db|start-app|stop-app|start-emu|stop-emu" >&2
 		exit 2
 		;;
 	esac

@@ -10,6 +10,10 @@
 # integration tests plus browser journeys); the exit status is non-zero if anything failed.
 #
 # Usage: scripts/test.sh
+#        scripts/test.sh --cluster   the cluster suite instead (tests/cluster:
+#                    cross-node races and faults) against a fresh three-machine
+#                    cluster from scripts/cluster.sh (root; CD_CLUSTER_RACES
+#                    races per invariant, 200)
 # Settings: CD_TEST_STATE_DIR (default $repo/.state-test), CD_TEST_HTTP_PORT
 # (18081), CD_TEST_DB_PORT (13307), CD_TEST_EMU_PORT (12112);
 # CD_TEST_VALGRIND=1 runs the unit tests under valgrind; CD_SKIP_DEPS=1 skips
@@ -185,7 +189,7 @@ run_integration_tests() {
 	(
 		set -a
 		# shellcheck source=/dev/null
-		source "$TEST_STATE/env"
+		source "${TESTS_ENV:-$TEST_STATE/env}"
 		set +a
 		cd "$REPO"
 		exec /usr/bin/python3 -m tests.integration.run "$@"
@@ -254,6 +258,42 @@ reset_test_state() {
 	fi
 }
 
+# ---- the cluster suite
+
+CLUSTER_UP=
+
+stop_cluster() {
+	if [[ -n $CLUSTER_UP ]]; then
+		CLUSTER_UP=
+		bash "$REPO/scripts/cluster.sh" stop || echo "test: stopping the cluster failed" >&2
+	fi
+}
+
+# A fresh cluster (its state dir wiped), the tests/cluster suite, stopped again.
+run_cluster_suite() {
+	local dir=${CD_CLUSTER_DIR:-$REPO/.state-cluster} front
+	trap 'stop_cluster; cleanup' EXIT
+	bash "$REPO/scripts/cluster.sh" stop >/dev/null 2>&1 || true
+	if [[ -d $dir || -L $dir ]]; then
+		rm -rf "$(CD_STATE_DIR=$dir/front bash "$REPO/scripts/stack.sh" state-dir)"
+		local m
+		for m in 1 2 3; do
+			rm -rf "$(CD_STATE_DIR=$dir/m$m bash "$REPO/scripts/stack.sh" state-dir)"
+		done
+		rm -rf "$dir"
+	fi
+	CLUSTER_UP=1
+	if bash "$REPO/scripts/cluster.sh" start; then
+		front=$(CD_STATE_DIR=$dir/front bash "$REPO/scripts/stack.sh" state-dir)
+		TESTS_ENV=$front/env run_integration_tests --suite cluster --env "$front/env" -v
+	else
+		echo "test: the cluster did not start" >&2
+		FAILED=$((FAILED + 1))
+	fi
+	stop_cluster
+	summary
+}
+
 main() {
 	cd "$REPO"
 	trap cleanup EXIT
@@ -272,6 +312,10 @@ main() {
 	# Under /var/lib/creditdesk when the clone is where the service users
 	# cannot reach (known only once deps.sh has created those users).
 	TEST_STATE=$(stack state-dir)
+	if [[ ${1:-} == --cluster ]]; then
+		run_cluster_suite
+		return
+	fi
 
 	run_unit_tests
 	run_layout_tests

@@ -107,9 +107,10 @@ load_stripe_js(void)
 int
 cfg_load(void)
 {
-	long port, limit, timeout, tolerance, idle;
+	long port, limit, timeout, tolerance, idle, db_timeout;
 
 	if (env_long("CD_DB_PORT", 3306, 1, 65535, &port) ||
+	    env_long("CD_DB_TIMEOUT", 30, 3, 3600, &db_timeout) ||
 	    env_long("CD_BODY_LIMIT", 65536, 1024, 16 << 20, &limit) ||
 	    env_long("CD_STRIPE_TIMEOUT_MS", 10000, 100, 120000, &timeout) ||
 	    env_long("CD_WEBHOOK_TOLERANCE", 300, 1, 86400, &tolerance) ||
@@ -121,6 +122,7 @@ cfg_load(void)
 	the_cfg.db_user = env_or("CD_DB_USER", "creditdesk");
 	the_cfg.db_password = env_or("CD_DB_PASSWORD", "");
 	the_cfg.db_name = env_or("CD_DB_NAME", "creditdesk");
+	the_cfg.db_timeout = db_timeout;
 	the_cfg.stripe_api_base = env_or("STRIPE_API_BASE", "https://api.stripe.com");
 	the_cfg.stripe_secret_key = env_or("STRIPE_SECRET_KEY", "");
 	the_cfg.public_url = env_or("CD_PUBLIC_URL", "http://127.0.0.1:8080");

@@ -17,6 +17,9 @@ typedef struct cd_cfg {
 	const char	*db_user;		/* CD_DB_USER, creditdesk */
 	const char	*db_password;		/* CD_DB_PASSWORD */
 	const char	*db_name;		/* CD_DB_NAME, creditdesk */
+	/* Seconds a statement may take before the connection is given up
+	 * (a lock wait gives up at a third of it): CD_DB_TIMEOUT, 30. */
+	long		 db_timeout;
 
 	const char	*stripe_api_base;	/* STRIPE_API_BASE */
 	const char	*stripe_secret_key;	/* STRIPE_SECRET_KEY */

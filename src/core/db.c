@@ -5,6 +5,10 @@
  * cd_sql is registered the first time it is prepared so that a lost
  * connection can invalidate them all at once; they are prepared again, on
  * the new connection, when next used.
+ *
+ * CD_DB_HOST may list several servers (the nodes of a cluster, the local
+ * one first): a connection goes to the first that answers, starting with
+ * the one after the server that last failed us.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <mysql.h>
 #include <errmsg.h>
@@ -24,14 +30,18 @@
 #define MAX_PARAMS	32
 #define MAX_COLUMNS	48
 #define MAX_STMTS	256
-#define TX_ATTEMPTS	5
+#define TX_ATTEMPTS	8
+#define MAX_HOSTS	8
 
 static MYSQL	*conn;
 static unsigned	 generation;	/* bumped on every new connection */
 static bool	 in_tx;
+static bool	 wsrep;		/* the server is a Galera node (wsrep_on) */
 static unsigned	 last_errno;	/* of the last failed call, for db_tx */
 static cd_sql	*registry[MAX_STMTS];
 static size_t	 nregistry;
+static char	*hosts[MAX_HOSTS];	/* CD_DB_HOST, split at commas */
+static size_t	 nhosts, host_at;	/* host_at: the one to try first */
 
 static bool
 is_conn_error(unsigned e)
@@ -39,7 +49,9 @@ is_conn_error(unsigned e)
 	return e == CR_SERVER_GONE_ERROR || e == CR_SERVER_LOST ||
 	    e == CR_CONNECTION_ERROR || e == CR_CONN_HOST_ERROR ||
 	    e == CR_SERVER_LOST_EXTENDED || e == ER_CONNECTION_KILLED ||
-	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC;
+	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC ||
+	    e == ER_UNKNOWN_COM_ERROR ||	/* a cluster node outside the primary component */
+	    e == ER_ERROR_DURING_COMMIT;	/* … or one that lost it while committing */
 }
 
 /* Forgets the connection and every statement prepared on it. */
@@ -59,37 +71,97 @@ db_drop(void)
 	}
 }
 
-static cd_err
-db_connect(void)
+/* Splits CD_DB_HOST into hosts[] once. */
+static void
+split_hosts(void)
 {
-	unsigned timeout = 3, io_timeout = 30;
+	char *list, *h, *save = NULL;
 
-	if (conn != NULL)
-		return CD_OK;
-	if ((conn = mysql_init(NULL)) == NULL)
-		return CD_INTERNAL;
-	mysql_optionsv(conn, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
-	mysql_optionsv(conn, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
-	mysql_optionsv(conn, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
-	mysql_optionsv(conn, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	if (nhosts > 0)
+		return;
+	if ((list = strdup(cfg->db_host ? cfg->db_host : "127.0.0.1")) == NULL)
+		abort();
+	for (h = strtok_r(list, ",", &save); h != NULL && nhosts < MAX_HOSTS;
+	    h = strtok_r(NULL, ",", &save))
+		hosts[nhosts++] = h;
+	if (nhosts == 0)
+		hosts[nhosts++] = list;
+}
+
+/* One connection attempt to host (NULL with a socket). */
+static MYSQL *
+connect_to(const char *host)
+{
+	unsigned timeout = 3, io_timeout = (unsigned)cfg->db_timeout;
+	char init[96];
+	MYSQL *c;
+
+	if ((c = mysql_init(NULL)) == NULL)
+		return NULL;
+	mysql_optionsv(c, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+	mysql_optionsv(c, MYSQL_OPT_READ_TIMEOUT, &io_timeout);
+	mysql_optionsv(c, MYSQL_OPT_WRITE_TIMEOUT, &io_timeout);
+	mysql_optionsv(c, MYSQL_SET_CHARSET_NAME, "utf8mb4");
 	/*
 	 * UTC everywhere; and a lock wait gives up (error 1205, which db_tx
 	 * retries) well before the client's read timeout would drop the
 	 * connection.
 	 */
-	mysql_optionsv(conn, MYSQL_INIT_COMMAND,
-	    "SET time_zone = '+00:00', innodb_lock_wait_timeout = 10");
-	if (mysql_real_connect(conn, cfg->db_socket ? NULL : cfg->db_host,
-	    cfg->db_user, cfg->db_password, cfg->db_name,
-	    cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
+	snprintf(init, sizeof(init), "SET time_zone = '+00:00', "
+	    "innodb_lock_wait_timeout = %u", io_timeout / 3);
+	mysql_optionsv(c, MYSQL_INIT_COMMAND, init);
+	if (mysql_real_connect(c, host, cfg->db_user, cfg->db_password,
+	    cfg->db_name, cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
 	    CLIENT_FOUND_ROWS) == NULL) {
-		last_errno = mysql_errno(conn);
-		log_error("db: connect failed (error %u)", last_errno);
-		mysql_close(conn);
-		conn = NULL;
-		return CD_DB;
+		last_errno = mysql_errno(c);
+		log_error("db: connect to %s failed (error %u)",
+		    host ? host : "socket", last_errno);
+		mysql_close(c);
+		return NULL;
 	}
+	return c;
+}
+
+/* Whether the new connection's server is a Galera node. */
+static bool
+is_wsrep_node(void)
+{
+	MYSQL_RES *res;
+	MYSQL_ROW row;
+	bool on = false;
+
+	if (mysql_query(conn, "SELECT @@wsrep_on") != 0)
+		return false;		/* a server built without wsrep */
+	if ((res = mysql_store_result(conn)) == NULL)
+		return false;
+	if ((row = mysql_fetch_row(res)) != NULL && row[0] != NULL)
+		on = strcmp(row[0], "1") == 0;
+	mysql_free_result(res);
+	return on;
+}
+
+static cd_err
+db_connect(void)
+{
+	size_t i;
+
+	if (conn != NULL)
+		return CD_OK;
+	if (cfg->db_socket != NULL) {
+		if ((conn = connect_to(NULL)) == NULL)
+			return CD_DB;
+		generation++;
+		return CD_OK;
+	}
+	split_hosts();
+	for (i = 0; i < nhosts && conn == NULL; i++) {
+		if ((conn = connect_to(hosts[host_at])) == NULL)
+			host_at = (host_at + 1) % nhosts;
+	}
+	if (conn == NULL)
+		return CD_DB;
 	generation++;
+	wsrep = is_wsrep_node();
 	return CD_OK;
 }
 
@@ -119,7 +191,19 @@ db_fail(const char *what, unsigned e, const char *msg)
 	if (is_conn_error(e)) {
 		log_warn("db: connection lost during %s (%u)", what, e);
 		db_drop();
+		if (nhosts > 0)		/* the next connection tries another */
+			host_at = (host_at + 1) % nhosts;
 		return CD_DB;
+	}
+	if (e == ER_LOCK_DEADLOCK && wsrep) {
+		/*
+		 * A Galera node that aborts an idle transaction for a
+		 * conflicting write set can leave the connection's replies one
+		 * behind (a later statement then waits for a reply that never
+		 * comes): the retry starts on a fresh connection.
+		 */
+		db_drop();
+		return CD_CONFLICT;
 	}
 	switch (e) {
 	case ER_DUP_ENTRY:
@@ -247,8 +331,11 @@ execute_once(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 		log_error("db: parameters do not match statement %p", (void *)q);
 		return err;
 	}
-	if (mysql_stmt_bind_param(st, p.bind) != 0 || mysql_stmt_execute(st) != 0)
+	if (mysql_stmt_bind_param(st, p.bind) != 0 || mysql_stmt_execute(st) != 0) {
+		if (is_conn_error(mysql_stmt_errno(st)))	/* which statement: SQL text, no data */
+			log_warn("db: lost during %.60s", q->text);
 		return db_fail("execute", mysql_stmt_errno(st), mysql_stmt_error(st));
+	}
 	*out = st;
 	return CD_OK;
 }
@@ -263,11 +350,12 @@ static cd_err
 execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 {
 	int reconnects = 0, conflicts = 0;
+	bool tx = in_tx;	/* a failure may drop the connection and clear in_tx */
 	cd_err err;
 
 	for (;;) {
 		err = execute_once(q, fmt, ap, out);
-		if (err == CD_OK || in_tx)
+		if (err == CD_OK || tx)
 			return err;
 		if (err == CD_DB && reconnects++ == 0)
 			continue;
@@ -315,6 +403,20 @@ db_insert(cd_sql *q, long long *id, const char *fmt, ...)
 	va_start(ap, fmt);
 	err = vrun(q, NULL, id, fmt, ap);
 	va_end(ap);
+	return err;
+}
+
+cd_err
+db_guard(cd_sql *q, bool *found, const char *fmt, ...)
+{
+	unsigned long long n = 0;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = vrun(q, &n, NULL, fmt, ap);
+	va_end(ap);
+	*found = err == CD_OK && n > 0;
 	return err;
 }
 
@@ -561,6 +663,50 @@ retryable(cd_err err)
 	return (err == CD_CONFLICT && lock_conflict()) || err == CD_DB;
 }
 
+/*
+ * A short random pause before running a conflicting transaction again, so
+ * that two that keep colliding (on two cluster nodes) fall out of step.
+ */
+static void
+backoff(int attempt)
+{
+	static bool seeded;
+	struct timespec ts = { 0, 0 };
+
+	if (!seeded) {		/* children of one program must not pause alike */
+		srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+		seeded = true;
+	}
+	ts.tv_nsec = (long)(1 + random() % (2 << attempt)) * 1000000L;
+	if (ts.tv_nsec > 200000000L)
+		ts.tv_nsec = 200000000L;
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * On a Galera node, START TRANSACTION waits (wsrep_sync_wait=1) until the
+ * node has applied everything committed anywhere before it; the statements
+ * after it must not wait again: a read that waits while the transaction
+ * holds a row lock that an incoming write set needs would stall until the
+ * causal-read timeout.  Inside a transaction, certification of its guard
+ * row (see db.h) is what keeps it correct.
+ */
+static cd_err
+causal_reads(bool on)
+{
+	if (!wsrep)
+		return CD_OK;
+	return simple(on ? "SET SESSION wsrep_sync_wait = DEFAULT" :
+	    "SET SESSION wsrep_sync_wait = 0");
+}
+
+cd_err
+db_retry(void)
+{
+	last_errno = ER_LOCK_DEADLOCK;
+	return CD_CONFLICT;
+}
+
 cd_err
 db_tx(cd_err (*fn)(void *), void *ctx)
 {
@@ -577,18 +723,25 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 			return err;
 		}
 		in_tx = true;
-		err = fn(ctx);
+		err = causal_reads(false);
+		if (err == CD_OK)
+			err = fn(ctx);
 		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
 			in_tx = false;
+			(void)causal_reads(true);	/* committed: a failure here only drops the connection */
 			return CD_OK;
 		}
 		if (conn != NULL && mysql_rollback(conn) != 0)
 			db_drop();
 		in_tx = false;
+		if (conn != NULL)
+			(void)causal_reads(true);	/* a failure drops the connection */
 		if (!retryable(err))
 			return err;
 		if (err == CD_DB && attempt > 0)
 			return err;
+		if (err == CD_CONFLICT)
+			backoff(attempt);
 	}
 	return err;
 }

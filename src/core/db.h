@@ -18,6 +18,37 @@
  * Result rows come back as jansson objects keyed by column name: integers as
  * integers, DATETIME/TIMESTAMP as "YYYY-MM-DDTHH:MM:SSZ" (the session runs in
  * UTC), NULL as null, everything else as strings.
+ *
+ * Mutual exclusion: the one rule, on one server and on a Galera cluster.
+ * A transaction that must exclude another (two bookings of one expert's
+ * time, two messages of one consultation, two refunds of one purchase)
+ * WRITES the row that guards the invariant before it reads what it decides
+ * on: an UPDATE of a counter or of the guarded value itself, or
+ * db_guard()'s "UPDATE t SET version = version + 1 WHERE id = ?".  A read
+ * lock alone (SELECT … FOR UPDATE / LOCK IN SHARE MODE) is never the guard:
+ * Galera certifies only the rows a transaction writes, so a row that is
+ * locked on one node and not written does not stop a transaction on another
+ * node.  A written row does: on one server the second writer waits for the
+ * row lock; on a cluster the transaction that commits second fails
+ * certification with 1213 (at any statement or at COMMIT), and db_tx runs
+ * it again from the start, now seeing the first one's rows.  Fulfilment
+ * itself stays guarded by UNIQUE keys (db_insert_once), which a cluster
+ * certifies the same way.  Two consequences on a cluster:
+ *  - AUTO_INCREMENT ids of one table are unique but interleave between
+ *    nodes (each node takes its own offset).  Where order matters (a
+ *    consultation's messages) the inserts of one thing are serialized by
+ *    its guard row, so each starts only once the previous one is applied
+ *    on its node, and the node's counter is past every id applied there:
+ *    ids of one guarded thing still grow in commit order.
+ *  - A plain read on one node may not yet see a row just committed on
+ *    another; the cluster runs with wsrep_sync_wait=1 so every read, and
+ *    every START TRANSACTION, first waits until its node has applied
+ *    everything committed before it.  Inside db_tx the statements after
+ *    START TRANSACTION do not wait again (db.c: causal_reads): a wait while
+ *    holding a guard row that an incoming write set needs would stall.
+ * Errors that mean "this node cannot serve now" (gone, or not part of the
+ * primary component: 1047) drop the connection; the next call connects to
+ * the next host of CD_DB_HOST (a comma-separated list, local node first).
  */
 #ifndef CD_DB_H
 #define CD_DB_H
@@ -50,17 +81,30 @@ cd_err	 db_insert(cd_sql *, long long *id, const char *fmt, ...);
  */
 cd_err	 db_insert_once(cd_sql *, bool *inserted, long long *id,
 	    const char *fmt, ...);
+/*
+ * Writes a guard row (an "UPDATE … SET version = version + 1 WHERE …"
+ * statement, see the rule above); *found is true if a row matched.
+ */
+cd_err	 db_guard(cd_sql *, bool *found, const char *fmt, ...);
 /* All rows as a new array of objects (caller owns the reference). */
 cd_err	 db_rows(cd_sql *, json_t **rows, const char *fmt, ...);
 /* The first row as a new object, or *row = NULL when there is none. */
 cd_err	 db_row(cd_sql *, json_t **row, const char *fmt, ...);
 
 /*
- * Runs fn inside BEGIN … COMMIT.  Any error from fn rolls back.  On deadlock
- * or lock-wait timeout the whole transaction is retried (fn must not keep
+ * Runs fn inside BEGIN … COMMIT.  Any error from fn rolls back.  On deadlock,
+ * a cluster's certification conflict (1213, also at COMMIT) or a lock-wait
+ * timeout the whole transaction is retried (fn must not keep
  * state in memory that a retry would double), up to a few times.
  */
 cd_err	 db_tx(cd_err (*fn)(void *), void *ctx);
+/*
+ * For fn inside db_tx: a guarded UPDATE (… WHERE balance >= ?) matched no
+ * row although this transaction had just read one that qualified, i.e. a
+ * write from another cluster node got in between: returns CD_CONFLICT
+ * marked like a certification conflict, so db_tx runs fn again.
+ */
+cd_err	 db_retry(void);
 bool	 db_in_tx(void);
 
 /* Small accessors for result objects. */

@@ -10,6 +10,9 @@
 static cd_sql q_ensure = CD_SQL(
     "INSERT INTO user_credits (user_id) VALUES (?)"
     " ON DUPLICATE KEY UPDATE user_id = user_id");
+/* Read for the entry's balance_before; q_move then writes this same row, the
+ * guard of the chain (see db.h), so a concurrent move on another cluster
+ * node fails certification instead of forking the chain. */
 static cd_sql q_lock = CD_SQL(
     "SELECT balance FROM user_credits WHERE user_id = ? FOR UPDATE");
 static cd_sql q_move = CD_SQL(

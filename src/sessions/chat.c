@@ -3,11 +3,16 @@
  *
  * Browsers poll GET …/messages?after=<last id seen> about once a second
  * (templates/static/chat.js) instead of holding a long request open, so a
- * waiting browser never ties up a responder child.  Polling by id is only
- * safe if a session's message ids become visible in increasing order: were
- * id 11 to commit before id 10, a reader that saw 11 would skip 10 for good.
- * So a message is inserted while holding the session's row lock, which
- * makes the inserts of one session (and their commits) strictly sequential.
+ * waiting browser never ties up a responder child.  Polling is only safe
+ * if a session's messages become visible in the order they are listed: were
+ * the 11th to commit before the 10th, a reader that saw 11 would skip 10 for
+ * good.  So a message is inserted in the transaction that writes the
+ * session's guard row (db_guard, see db.h), and takes the row's new version
+ * as its position (seq): the inserts of one session are strictly
+ * sequential and their positions follow commit order, on every node of a
+ * cluster.  Messages are listed by (seq, id), and "after=<id>" means after
+ * that message's position.  (AUTO_INCREMENT ids alone would not do on a
+ * cluster: each node hands out its own interleaved series.)
  */
 #include <stdbool.h>
 #include <string.h>
@@ -32,18 +37,28 @@ static const cd_field message_fields[] = {
 	    "body is required (1 to 4000 characters)." },
 };
 
+static cd_sql q_cursor = CD_SQL(
+    "SELECT seq FROM session_messages WHERE id = ? AND session_id = ?");
 static cd_sql q_after = CD_SQL(
-    MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.id LIMIT 100");
+    MESSAGE_SELECT " WHERE m.session_id = ? AND (m.seq > ? OR (m.seq = ? AND m.id > ?))"
+    " ORDER BY m.seq, m.id LIMIT 100");
+static cd_sql q_after_id = CD_SQL(	/* an id that is not one of this session's */
+    MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.seq, m.id LIMIT 100");
 static cd_sql q_latest = CD_SQL(
-    "SELECT * FROM (" MESSAGE_SELECT " WHERE m.session_id = ?"
-    " ORDER BY m.id DESC LIMIT 100) t ORDER BY id");
+    "SELECT id, userId, name, body, createdAt FROM (SELECT m.id,"
+    " m.user_id AS userId, u.name, m.body, m.created_at AS createdAt, m.seq"
+    " FROM session_messages m JOIN users u ON u.id = m.user_id"
+    " WHERE m.session_id = ? ORDER BY m.seq DESC, m.id DESC LIMIT 100) t"
+    " ORDER BY seq, id");
 static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
-static cd_sql q_lock = CD_SQL(
-    "SELECT s.status, EXISTS (SELECT 1 FROM session_participants p"
+static cd_sql q_guard = CD_SQL(
+    "UPDATE sessions SET version = version + 1 WHERE id = ?");
+static cd_sql q_state = CD_SQL(
+    "SELECT s.status, s.version, EXISTS (SELECT 1 FROM session_participants p"
     " WHERE p.session_id = s.id AND p.user_id = ?) AS member"
-    " FROM sessions s WHERE s.id = ? FOR UPDATE");
+    " FROM sessions s WHERE s.id = ?");
 static cd_sql q_insert = CD_SQL(
-    "INSERT INTO session_messages (session_id, user_id, body) VALUES (?, ?, ?)");
+    "INSERT INTO session_messages (session_id, user_id, body, seq) VALUES (?, ?, ?, ?)");
 static cd_sql q_plan_name = CD_SQL("SELECT name FROM products WHERE code = ?");
 
 /* 1 to 4000 UTF-8 characters (jansson has checked the encoding), not all blank. */
@@ -62,6 +77,25 @@ body_ok(const char *s)
 	return text && chars <= 4000;
 }
 
+/* The messages after message `after` of this session (all when 0). */
+static cd_err
+messages_after(long long session, long long after, json_t **rows)
+{
+	json_t *cursor = NULL;
+	long long seq;
+	cd_err err;
+
+	if (after > 0 && (err = db_row(&q_cursor, &cursor, "ii", after,
+	    session)) != CD_OK)
+		return err;
+	if (after > 0 && cursor == NULL)
+		return db_rows(&q_after_id, rows, "ii", session, after);
+	seq = cursor ? jint(cursor, "seq") : -1;
+	json_decref(cursor);
+	return db_rows(&q_after, rows, "iiii", session, seq, seq,
+	    cursor ? after : 0);
+}
+
 cd_err
 messages_list(cd_req *r)
 {
@@ -71,8 +105,8 @@ messages_list(cd_req *r)
 
 	if ((err = req_query_fields(r, after_fields, 1, v)) != CD_OK ||
 	    (err = session_for_member(r, &session)) != CD_OK ||
-	    (err = db_rows(&q_after, &rows, "ii", r->ids[0],
-	    v[0].present ? v[0].i : 0)) != CD_OK)
+	    (err = messages_after(r->ids[0], v[0].present ? v[0].i : 0,
+	    &rows)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:o}", "messages", rows));
 	return CD_OK;
@@ -89,14 +123,18 @@ post_tx(void *arg)
 {
 	struct post *p = arg;
 	cd_req *r = p->r;
-	json_t *s;
-	bool member, closed;
+	json_t *s = NULL;
+	bool found, member, closed;
+	long long seq;
 	cd_err err;
 
-	if ((err = db_row(&q_lock, &s, "ii", r->user->id, r->ids[0])) != CD_OK)
+	if ((err = db_guard(&q_guard, &found, "i", r->ids[0])) != CD_OK ||
+	    (found && (err = db_row(&q_state, &s, "ii", r->user->id,
+	    r->ids[0])) != CD_OK))
 		return err;
 	member = s != NULL && jint(s, "member");
 	closed = s != NULL && strcmp(jstr(s, "status"), "closed") == 0;
+	seq = s != NULL ? jint(s, "version") : 0;
 	json_decref(s);
 	if (!member)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",
@@ -104,7 +142,8 @@ post_tx(void *arg)
 	if (closed)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed; it takes no new messages.");
-	return db_insert(&q_insert, &p->id, "iis", r->ids[0], r->user->id, p->body);
+	return db_insert(&q_insert, &p->id, "iisi", r->ids[0], r->user->id, p->body,
+	    seq);
 }
 
 cd_err

@@ -2,8 +2,9 @@
  * An admin puts a mechanic into a consultation.  The participant's PRIMARY
  * KEY (session, user) makes a repeated request a no-op (200, nothing
  * written); the first add also wakes the session up ('waiting' → 'active')
- * and writes its audit row, all in one transaction.  The session row is
- * locked first so a concurrent refund cannot close it halfway through.
+ * and writes its audit row, all in one transaction.  The session's guard
+ * row is written first (db_guard, see db.h) so a concurrent refund, which
+ * writes the same row, cannot close it halfway through.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -19,8 +20,9 @@ static const cd_field add_fields[] = {
 	{ "role", F_ID, F_REQUIRED, 1, 32, "role is required (mechanic)." },
 };
 
-static cd_sql q_lock = CD_SQL(
-    "SELECT status FROM sessions WHERE id = ? FOR UPDATE");
+static cd_sql q_guard = CD_SQL(
+    "UPDATE sessions SET version = version + 1 WHERE id = ?");
+static cd_sql q_status = CD_SQL("SELECT status FROM sessions WHERE id = ?");
 static cd_sql q_user = CD_SQL("SELECT role FROM users WHERE id = ?");
 static cd_sql q_add = CD_SQL(
     "INSERT INTO session_participants (session_id, user_id, role)"
@@ -61,11 +63,12 @@ add_tx(void *arg)
 {
 	struct add *a = arg;
 	cd_req *r = a->r;
-	json_t *s, *details;
-	bool closed;
+	json_t *s = NULL, *details;
+	bool found, closed;
 	cd_err err;
 
-	if ((err = db_row(&q_lock, &s, "i", r->ids[0])) != CD_OK)
+	if ((err = db_guard(&q_guard, &found, "i", r->ids[0])) != CD_OK ||
+	    (found && (err = db_row(&q_status, &s, "i", r->ids[0])) != CD_OK))
 		return err;
 	if (s == NULL)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",

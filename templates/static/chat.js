@@ -4,8 +4,9 @@
  * New messages arrive by short polling: GET /api/sessions/{id}/messages
  * ?after=<last id shown> about once a second.  Each poll is an ordinary,
  * quick request, so a browser waiting for messages never holds a server
- * process.  The server hands out a session's message ids in commit order,
- * so "everything after the last id I have" never skips one.
+ * process.  The server lists a session's messages in commit order (not
+ * always id order: several database nodes hand out ids), so "everything
+ * after the last message I have" never skips one.
  *
  * Sending posts JSON with the session's CSRF token and then polls at once;
  * the sent message is shown when the poll brings it back, so the list is
@@ -23,6 +24,10 @@
   var sessionId = room.getAttribute('data-session');
   var lastId = parseInt(room.getAttribute('data-last-id'), 10) || 0;
   var list = room.querySelector('[data-messages]');
+  var seen = {};   /* ids shown, so an overlapping poll adds nothing twice */
+  Array.prototype.forEach.call(list.querySelectorAll('[data-id]'), function (li) {
+    seen[li.getAttribute('data-id')] = true;
+  });
   var form = room.querySelector('form[data-chat-form]');
   var meId = room.getAttribute('data-me');
   var base = '/api/sessions/' + encodeURIComponent(sessionId);
@@ -107,7 +112,8 @@
     var stick = nearBottom();
     var empty = room.querySelector('[data-empty]');
     messages.forEach(function (m) {
-      if (typeof m.id !== 'number' || m.id <= lastId) return;
+      if (typeof m.id !== 'number' || seen[m.id]) return;
+      seen[m.id] = true;
       append(m);
       lastId = m.id;
     });

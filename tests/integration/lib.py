@@ -21,6 +21,7 @@ Pieces:
   stack()      scripts/stack.sh start-db / stop-db with the same environment
 """
 
+import copy
 import hashlib
 import hmac
 import http.client
@@ -29,6 +30,7 @@ import json
 import os
 import secrets
 import shlex
+import socket
 import subprocess
 import threading
 import time
@@ -142,10 +144,27 @@ def parse_set_cookie(value):
     return name.strip(), val.strip(), attrs
 
 
-def http_request(method, url, body=None, headers=None, timeout=30):
-    """One request on a fresh connection; never follows redirects."""
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP to a server on a unix socket (one machine's nginx in a cluster)."""
+
+    def __init__(self, path, host, port, timeout):
+        super().__init__(host, port, timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def http_request(method, url, body=None, headers=None, timeout=30, unix_socket=None):
+    """One request on a fresh connection; never follows redirects.  With
+    unix_socket, the request for url goes to the server on that socket."""
     u = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+    if unix_socket:
+        conn = UnixHTTPConnection(unix_socket, u.hostname, u.port or 80, timeout)
+    else:
+        conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
     try:
         path = u.path or "/"
         if u.query:
@@ -176,6 +195,14 @@ class Browser:
         self.user = None           # the JSON user from register/login/me
         self.password = None
         self.lock = threading.Lock()
+        self.unix_socket = None    # set by via(): one machine of a cluster
+
+    def via(self, unix_socket):
+        """The same browser (cookies, CSRF token) talking to the server on
+        unix_socket, e.g. one cluster machine's nginx instead of the front."""
+        other = copy.copy(self)
+        other.unix_socket = unix_socket
+        return other
 
     @property
     def id(self):
@@ -236,7 +263,8 @@ class Browser:
         if csrf and self.csrf and method in _WRITE_METHODS and url.startswith(self.base):
             hdrs["X-CSRF-Token"] = self.csrf
         hdrs.update(headers or {})
-        resp = http_request(method, url, body=body, headers=hdrs, timeout=timeout)
+        resp = http_request(method, url, body=body, headers=hdrs, timeout=timeout,
+                            unix_socket=self.unix_socket if url.startswith(self.base) else None)
         self._store_cookies(host, resp)
         return resp
 
@@ -661,7 +689,7 @@ def make_event(event_type="creditdesk.test_ping", obj=None, event_id=None, creat
     return event_id, (json.dumps(evt, indent=2) + "\n").encode()
 
 
-def post_webhook(body, signature_header=None, headers=None, sign_it=True):
+def post_webhook(body, signature_header=None, headers=None, sign_it=True, unix_socket=None):
     """POST /api/stripe/webhook as Stripe does (no cookies)."""
     if isinstance(body, str):
         body = body.encode()
@@ -672,7 +700,8 @@ def post_webhook(body, signature_header=None, headers=None, sign_it=True):
     elif sign_it:
         hdrs["Stripe-Signature"] = sign(body)
     hdrs.update(headers or {})
-    return http_request("POST", base_url() + "/api/stripe/webhook", body=body, headers=hdrs)
+    return http_request("POST", base_url() + "/api/stripe/webhook", body=body, headers=hdrs,
+                        unix_socket=unix_socket)
 
 
 # ---------------------------------------------------------------- waiting, stack

@@ -151,6 +151,8 @@ def main(argv=None):
                     help="run only tests whose id contains this (repeatable)")
     ap.add_argument("-v", "--verbose", action="store_true", help="show durations")
     ap.add_argument("--list", action="store_true", help="list the tests and exit")
+    ap.add_argument("--suite", default="integration", choices=("integration", "cluster"),
+                    help="tests/<suite>/test_*.py (cluster: against scripts/cluster.sh)")
     a = ap.parse_args(argv)
 
     env_file = a.env
@@ -163,8 +165,9 @@ def main(argv=None):
 
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
-    pkg = __package__ or "tests.integration"
-    for path in sorted(glob.glob(os.path.join(HERE, "test_*.py"))):
+    pkg = "tests." + a.suite
+    here = os.path.join(os.path.dirname(HERE), a.suite)
+    for path in sorted(glob.glob(os.path.join(here, "test_*.py"))):
         modname = os.path.splitext(os.path.basename(path))[0]
         try:
             mod = importlib.import_module(f"{pkg}.{modname}")

@@ -393,8 +393,9 @@ class Messages(Case):
     def test_at_most_100_ascending_and_after_pages_on(self):
         first = self.owner.post(self.path, {"body": "first"}).json["message"]["id"]
         for i in range(104):
-            lib.db_exec("INSERT INTO session_messages (session_id, user_id, body) VALUES (%s, %s, %s)",
-                        self.sess, self.mech.id, f"bulk {i}")
+            # Positions after "first", as the product gives them (seq).
+            lib.db_exec("INSERT INTO session_messages (session_id, user_id, body, seq)"
+                        " VALUES (%s, %s, %s, %s)", self.sess, self.mech.id, f"bulk {i}", 1000 + i)
         page1 = self.owner.get(self.path).json["messages"]
         self.assertEqual(len(page1), 100)
         self.assertEqual(page1[0]["id"], first)

@@ -1,0 +1,1 @@
+"""Tests against the three-machine cluster of scripts/cluster.sh (scripts/test.sh --cluster)."""
