@@ -18,7 +18,6 @@
 #include "bookings.h"
 #include "db.h"
 
-#define MAX_ID 9007199254740991LL
 
 #define OWED_CENTS "(b.payout_cents - b.payout_refunded_cents)"
 #define OWED \
@@ -114,7 +113,7 @@ static cd_sql q_liability = CD_SQL(
     "   WHERE transaction_type = 'allocation') AS grantedTokens");
 
 static const cd_field payout_fields[] = {
-	{ "expertId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
+	{ "expertId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
 };
 
 cd_err

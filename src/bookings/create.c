@@ -27,7 +27,6 @@
 #include "log.h"
 #include "stripe.h"
 
-#define MAX_ID 9007199254740991LL
 #define MAX_AHEAD (366LL * 86400)	/* how far ahead a slot can be booked */
 
 static cd_sql q_fee = CD_SQL(
@@ -66,7 +65,7 @@ static cd_sql q_release = CD_SQL(
     " WHERE id = ? AND status = 'awaiting_payment'");
 
 static const cd_field fields[] = {
-	{ "expertId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
+	{ "expertId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
 	{ "startTime", F_STR, F_REQUIRED, 1, 64, NULL },
 	{ "durationMinutes", F_INT, F_REQUIRED, BOOKING_MIN_MINUTES,
 	    BOOKING_MAX_MINUTES, NULL },

@@ -23,7 +23,6 @@
 #include "page.h"
 #include "session.h"
 
-#define MAX_ID 9007199254740991LL	/* ids fit a JSON number exactly */
 
 int
 route_match(const char *pat, const char *path, long long *ids, size_t maxids)
@@ -37,7 +36,7 @@ route_match(const char *pat, const char *path, long long *ids, size_t maxids)
 				return 0;
 			errno = 0;
 			ids[nids] = strtoll(path, &end, 10);
-			if (errno != 0 || ids[nids] > MAX_ID)
+			if (errno != 0 || ids[nids] > CD_MAX_ID)
 				return 0;
 			nids++;
 			path = end;

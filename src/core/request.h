@@ -18,6 +18,8 @@
 #include "buf.h"
 #include "error.h"
 
+/* The largest id a JSON number holds exactly (2^53 - 1): ids never exceed it. */
+#define CD_MAX_ID 9007199254740991LL
 #define CD_MAX_ROUTE_IDS 4
 #define CD_MAX_OWNED 32
 

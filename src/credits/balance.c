@@ -62,7 +62,7 @@ credit_balance(cd_req *r)
 
 static const cd_field page_fields[] = {
 	{ "limit", F_INT, 0, 1, 100, NULL },
-	{ "before", F_INT, 0, 1, 9007199254740991LL, NULL },
+	{ "before", F_INT, 0, 1, CD_MAX_ID, NULL },
 };
 
 static json_t *
@@ -94,7 +94,7 @@ credit_transactions(cd_req *r)
 	if ((err = req_query_fields(r, page_fields, 2, v)) != CD_OK ||
 	    (limit = v[0].present ? v[0].i : 20,
 	    err = db_rows(&q_transactions, &rows, "iii", r->user->id,
-	    v[1].present ? v[1].i : 9007199254740991LL, limit + 1)) != CD_OK) {
+	    v[1].present ? v[1].i : CD_MAX_ID, limit + 1)) != CD_OK) {
 		json_decref(list);
 		return err;
 	}

@@ -164,7 +164,7 @@ end_tx(void *arg)
 }
 
 static const cd_field end_fields[] = {
-	{ "sessionId", F_INT, F_REQUIRED, 1, 9007199254740991LL, NULL },
+	{ "sessionId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
 	{ "secondsUsed", F_INT, F_REQUIRED, 0, 86400, NULL },
 	{ "summary", F_STR, 0, 0, 4000, NULL },
 };

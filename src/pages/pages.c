@@ -793,7 +793,7 @@ admin_audit(cd_req *r, json_t *d)
 	    "user", user, "from", day_or_empty(r, "from"), "to", day_or_empty(r, "to"));
 	json_object_set_new(d, "filter", f);
 	if (before <= 0)
-		before = 9007199254740991LL;
+		before = CD_MAX_ID;
 	if ((err = db_rows(&q_audit_filtered, &rows, "isssisssssi", before,
 	    jstr(f, "action"), jstr(f, "action"), user, strtoll(user, NULL, 10),
 	    user, jstr(f, "from"), jstr(f, "from"), jstr(f, "to"), jstr(f, "to"),
@@ -865,7 +865,7 @@ h_admin(cd_req *r)
  */
 static const cd_field audit_fields[] = {
 	{ "limit", F_INT, 0, 1, 100, NULL },
-	{ "before", F_INT, 0, 1, 9007199254740991LL, NULL },
+	{ "before", F_INT, 0, 1, CD_MAX_ID, NULL },
 };
 
 static json_t *
@@ -899,7 +899,7 @@ h_audit(cd_req *r)
 	if ((err = req_query_fields(r, audit_fields, 2, v)) != CD_OK)
 		return err;
 	limit = v[0].present ? v[0].i : 50;
-	before = v[1].present ? v[1].i : 9007199254740991LL + 1;
+	before = v[1].present ? v[1].i : CD_MAX_ID + 1;
 	if ((err = db_rows(&q_audit_page, &rows, "ii", before, limit + 1)) != CD_OK)
 		return err;
 	req_own(r, rows);

@@ -21,14 +21,13 @@
 #include "page.h"
 #include "sessions.h"
 
-#define MAX_ID 9007199254740991LL
 #define BODY_RULE "body must be text of 1 to 4000 characters."
 #define MESSAGE_SELECT \
     "SELECT m.id, m.user_id AS userId, u.name, m.body, m.created_at AS createdAt" \
     " FROM session_messages m JOIN users u ON u.id = m.user_id"
 
 static const cd_field after_fields[] = {
-	{ "after", F_INT, 0, 0, MAX_ID, NULL },
+	{ "after", F_INT, 0, 0, CD_MAX_ID, NULL },
 };
 
 /* Bytes here (4 per character at most); characters are counted below. */

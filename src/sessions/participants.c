@@ -13,10 +13,9 @@
 #include "db.h"
 #include "sessions.h"
 
-#define MAX_ID 9007199254740991LL
 
 static const cd_field add_fields[] = {
-	{ "userId", F_INT, F_REQUIRED, 1, MAX_ID, NULL },
+	{ "userId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
 	{ "role", F_ID, F_REQUIRED, 1, 32, "role is required (mechanic)." },
 };
 
