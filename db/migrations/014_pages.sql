@@ -10,5 +10,5 @@ ON DUPLICATE KEY UPDATE int_value = int_value;
 -- set to end then.  Kept from the retrieved subscription on every paid
 -- invoice, on customer.subscription.updated/deleted and on cancelling.
 ALTER TABLE subscriptions
-  ADD COLUMN current_period_end DATETIME NULL AFTER status,
-  ADD COLUMN cancel_at_period_end TINYINT(1) NOT NULL DEFAULT 0 AFTER current_period_end;
+  ADD COLUMN IF NOT EXISTS current_period_end DATETIME NULL AFTER status,
+  ADD COLUMN IF NOT EXISTS cancel_at_period_end TINYINT(1) NOT NULL DEFAULT 0 AFTER current_period_end;
