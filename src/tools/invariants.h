@@ -42,6 +42,17 @@ extern const size_t ninvariants;
  */
 cd_err	 invariants_run(const char *stripe_json, json_t *findings,
 	    json_t *counts);
+/*
+ * The same for one part: INV_LEDGER the invariants that read the whole
+ * ledger, INV_REST the others.  creditdesk-check runs the two parts at
+ * once on two connections (check_parallel.c); together they are one run.
+ */
+enum inv_part { INV_ALL, INV_LEDGER, INV_REST };
+cd_err	 invariants_run_part(const char *stripe_json, enum inv_part part,
+	    json_t *findings, json_t *counts);
+/* Both parts at once, merged in the order of invariants[] (check_parallel.c). */
+cd_err	 invariants_run_parallel(const char *stripe_json, json_t *findings,
+	    json_t *counts);
 /* Stores this run and its findings in integrity_runs. */
 cd_err	 check_record(const json_t *findings);
 /* Writes the node-exporter textfile with the run's and the books' gauges. */
