@@ -4,7 +4,7 @@
  * proves the others, so a large book takes about as long as its longest
  * half.  The child sends its findings and counts back as one JSON object
  * on a pipe; they are merged in the order of invariants[], so the result
- * is exactly that of invariants_run().
+ * is exactly that of running every invariant in turn.
  */
 #include <stdlib.h>
 #include <string.h>

@@ -375,9 +375,3 @@ invariants_run_part(const char *stripe_json, enum inv_part part,
 	}
 	return CD_OK;
 }
-
-cd_err
-invariants_run(const char *stripe_json, json_t *findings, json_t *counts)
-{
-	return invariants_run_part(stripe_json, INV_ALL, findings, counts);
-}
