@@ -150,7 +150,6 @@ static const char timeline_sql[] =
     OF_USER("s.user_id") " AND s.status = 'ended'"
     " UNION ALL SELECT 3, t.id, t.created_at FROM @.credit_transactions t"
     OF_USER("t.user_id") " AND t.transaction_type = 'consumption'"
-    "  AND t.activity_type <> 'refund'"
     ") x ORDER BY at, kind, ref";
 
 static cd_err
@@ -171,7 +170,8 @@ replay_event(long long ref)
 	object = json_object_get(json_object_get(event, "data"), "object");
 	if (json_is_string(json_object_get(object, "id")))
 		json_object_set(seen, jstr(object, "id"), object);
-	err = event ? event_accept(event, body, strlen(body), jstr(row, "source"), &dup) : CD_OK;
+	err = event == NULL ? CD_OK : event_accept(event, body, strlen(body),
+	    jstr(row, "source"), &dup);
 	if (err != CD_OK)
 		log_error("replay: event %s could not be replayed", jstr(event, "id"));
 	json_decref(event);
