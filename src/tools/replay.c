@@ -135,7 +135,9 @@ copy_inputs(long long user)
 
 /*
  * The timeline: (kind, ref) oldest first; at equal times events first, as
- * a payment precedes what it pays for.
+ * a payment precedes what it pays for.  With --user, the events about the
+ * user's Checkout Sessions, their PaymentIntents and what names those
+ * (charges, refunds, disputes).
  */
 static const char timeline_sql[] =
     "SELECT kind, ref FROM ("
@@ -143,7 +145,10 @@ static const char timeline_sql[] =
     "  e.processed_at) AS at FROM @.stripe_events e"
     "  LEFT JOIN @.checkout_sessions cs ON e.type LIKE 'checkout.session.%'"
     "   AND cs.stripe_session_id = e.object_id"
-    "  WHERE e.processed_at IS NOT NULL AND ? = ?"
+    "  WHERE e.processed_at IS NOT NULL AND (? = 0 OR EXISTS (SELECT 1"
+    "   FROM @.checkout_sessions u WHERE u.user_id = ? AND (u.stripe_session_id ="
+    "   e.object_id OR u.payment_intent_id IN (e.object_id,"
+    "   JSON_VALUE(e.payload, '$.data.object.payment_intent')))))"
     " UNION ALL SELECT 1, r.id, r.created_at FROM @.live_help_redemptions r"
     OF_USER("r.user_id")
     " UNION ALL SELECT 2, s.id, s.ended_at FROM @.voice_therapy_sessions s"
@@ -192,15 +197,17 @@ redemption_tx(void *arg)
 	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
 	    " SET s.booked = s.booked + r.hours WHERE r.id = ?");
 	long long ref = *(long long *)arg;
+	unsigned long long n = 0;
 	cd_err err;
 
 	if (copy == NULL)
 		copy = on_live("INSERT INTO live_help_redemptions"
 		    " SELECT * FROM @.live_help_redemptions WHERE id = ?");
 	if ((err = db_exec(copy, NULL, "i", ref)) != CD_OK ||
-	    (err = db_exec(&use, NULL, "i", ref)) != CD_OK)
+	    (err = db_exec(&use, &n, "i", ref)) != CD_OK)
 		return err;
-	return db_exec(&seat, NULL, "i", ref);
+	/* No hours to use: the purchase never replayed. */
+	return n == 1 ? db_exec(&seat, NULL, "i", ref) : CD_CONFLICT;
 }
 
 /*
@@ -210,12 +217,18 @@ redemption_tx(void *arg)
 static cd_err
 voice_tx(void *arg)
 {
-	static cd_sql *session, *usage;
+	static cd_sql *session, *usage, *count;
 	static cd_sql take = CD_SQL(
 	    "UPDATE voice_therapy_credits c JOIN voice_therapy_usage u ON u.credit_id = c.id"
 	    " SET c.minutes_remaining = c.minutes_remaining - u.minutes"
 	    " WHERE u.session_id = ?");
+	/* As the deduction does: a credit with no minutes left is used up. */
+	static cd_sql used_up = CD_SQL(
+	    "UPDATE voice_therapy_credits c JOIN voice_therapy_usage u ON u.credit_id = c.id"
+	    " SET c.is_active = (c.minutes_remaining > 0) WHERE u.session_id = ?");
 	long long ref = *(long long *)arg;
+	unsigned long long used = 0;
+	json_t *row;
 	cd_err err;
 
 	if (session == NULL) {
@@ -227,11 +240,20 @@ voice_tx(void *arg)
 		    "  ON lc.id = u.credit_id"
 		    " JOIN voice_therapy_credits c ON c.stripe_session_id = lc.stripe_session_id"
 		    " WHERE u.session_id = ? ORDER BY u.id");
+		count = on_live("SELECT COUNT(*) AS n FROM @.voice_therapy_usage"
+		    " WHERE session_id = ?");
 	}
 	if ((err = db_exec(session, NULL, "i", ref)) != CD_OK ||
-	    (err = db_exec(usage, NULL, "i", ref)) != CD_OK)
+	    (err = db_exec(usage, &used, "i", ref)) != CD_OK ||
+	    (err = db_row(count, &row, "i", ref)) != CD_OK)
 		return err;
-	return db_exec(&take, NULL, "i", ref);
+	/* A usage row whose credit never replayed: not this session. */
+	if (row == NULL || (unsigned long long)jint(row, "n") != used)
+		err = CD_CONFLICT;
+	json_decref(row);
+	if (err != CD_OK || (err = db_exec(&take, NULL, "i", ref)) != CD_OK)
+		return err;
+	return db_exec(&used_up, NULL, "i", ref);
 }
 
 /* Credits spent, through the ledger as they were spent live. */
@@ -259,8 +281,16 @@ spend_tx(void *arg)
 	return err;
 }
 
+/*
+ * Replays the timeline; a step that fails (an event about something not
+ * covered, a consumption whose purchase never replayed) is appended to
+ * failed as {"table", "side": "not replayed", "id"}: the live row's id.
+ */
+static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
+	"voice_therapy_sessions", "credit_transactions" };
+
 static cd_err
-replay_timeline(long long user, size_t *steps)
+replay_timeline(long long user, size_t *steps, json_t *failed)
 {
 	json_t *rows, *row;
 	cd_err err = CD_OK;
@@ -278,15 +308,15 @@ replay_timeline(long long user, size_t *steps)
 		case 2: err = db_tx(voice_tx, &ref); break;
 		default: err = db_tx(spend_tx, &ref); break;
 		}
-		if (err != CD_OK) {
-			log_error("replay: step %zu of %zu (kind %lld, row %lld) failed",
-			    i + 1, json_array_size(rows), jint(row, "kind"), ref);
-			break;
-		}
+		/* Rolled back; the rest still replays, and this is reported. */
+		if (err != CD_OK)
+			json_array_append_new(failed, json_pack("{s:s,s:s,s:I}",
+			    "table", kinds[jint(row, "kind") & 3], "side", "not replayed",
+			    "id", (json_int_t)ref));
 	}
 	*steps = json_array_size(rows);
 	json_decref(rows);
-	return err;
+	return CD_OK;
 }
 
 /*
@@ -435,7 +465,7 @@ main(int argc, char **argv)
 	}
 	seen = json_object();
 	stripe_replay_source(from_events);
-	if (copy_inputs(user) != CD_OK || replay_timeline(user, &steps) != CD_OK)
+	if (copy_inputs(user) != CD_OK || replay_timeline(user, &steps, diffs) != CD_OK)
 		return 2;
 	for (i = 0; i < sizeof(compared) / sizeof(compared[0]); i++)
 		if (compare_one(&compared[i], user, diffs) != CD_OK)
