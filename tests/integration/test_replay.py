@@ -9,8 +9,8 @@ import json
 import os
 import subprocess
 
-from .lib import (Case, bought_live_help, db_exec, db_row,
-                  env, new_slot, register)
+from .lib import (Case, bought_live_help, completed_event, db_exec, db_row, env,
+                  event_processed, new_slot, register, wait_until)
 from .test_books import refunded
 from .test_credits import buy_pack
 from .test_voice_therapy import buy_voice, firewall_user, run_for
@@ -24,6 +24,14 @@ def replay(*args):
     if p.returncode not in (0, 1):
         raise AssertionError(f"replay exited {p.returncode}: {(p.stdout + p.stderr)[-1500:]}")
     return p.returncode, json.loads(p.stdout)
+
+
+def settled(sid):
+    """sid once its checkout.session.completed event is processed: the replay
+    fulfils from stored events, and a late delivery must not fulfil again."""
+    ev = wait_until(lambda: completed_event(sid), 10, message="completed event")
+    wait_until(lambda: event_processed(ev["id"]), 20, message="completed event processed")
+    return sid
 
 
 def used_voice(u, seconds):
@@ -42,11 +50,11 @@ class ReplayTests(Case):
 
     def test_scripted_mix_replays_to_the_live_state(self):
         u = firewall_user()
-        hours = bought_live_help(u, 3)
+        hours = settled(bought_live_help(u, 3))
         self.assertStatus(u.book(new_slot(2)), 201, "book")
-        buy_voice(u)
+        settled(buy_voice(u))
         used_voice(u, 61)
-        buy_pack(u, "boost-small")
+        settled(buy_pack(u, "boost-small"))
         refunded(hours)         # two unused hours go back, the booked one stays
         self.assertEqual(db_row("SELECT hours_total, hours_used FROM user_live_help_totals"
                                 " WHERE user_id = %s", u.id),
@@ -59,7 +67,7 @@ class ReplayTests(Case):
 
     def test_a_removed_fulfilment_row_is_reported_alone(self):
         u = register()
-        sid = buy_pack(u, "boost-small")
+        sid = settled(buy_pack(u, "boost-small"))
         row = db_row("SELECT * FROM boost_pack_purchases WHERE stripe_session_id = %s", sid)
         db_exec("DELETE FROM boost_pack_purchases WHERE id = %s", row["id"])
         try:
