@@ -460,7 +460,8 @@ db_setup() {
 		ALTER USER '$APP_DB_USER'@'$host' IDENTIFIED BY '$DB_APP_PASSWORD';
 		CREATE USER IF NOT EXISTS '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
 		ALTER USER '$ADMIN_DB_USER'@'$host' IDENTIFIED BY '$DB_ADMIN_PASSWORD';
-		GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$ADMIN_DB_USER'@'$host';"
+		GRANT ALL PRIVILEGES ON $DB_NAME.* TO '$ADMIN_DB_USER'@'$host';
+		GRANT ALL PRIVILEGES ON \`${DB_NAME}_replay\`.* TO '$ADMIN_DB_USER'@'$host';"
 	done
 	mariadb --defaults-file="$ROOT_CNF" -e "$sql" || die "creating the database and its users failed"
 }

@@ -27,6 +27,15 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
 /*
+ * Replay (creditdesk-replay): with a source set, every call is answered by
+ * it (from the objects as stored events carried them) instead of Stripe,
+ * since there is no historical Stripe to ask; GET only.  NULL returns to
+ * the real API.
+ */
+typedef cd_err (*stripe_replay_fn)(const char *path, const json_t *params,
+    json_t **out);
+void	 stripe_replay_source(stripe_replay_fn);
+/*
  * GET a list endpoint page after page (params: filters and "limit"),
  * appending every object to all; stops after max_pages.
  */

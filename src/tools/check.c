@@ -123,13 +123,14 @@ main(int argc, char **argv)
 	log_init("creditdesk-check");
 	if (parse(argc, argv, &o) != 0)
 		return usage();
-	if (cfg_load() != 0 || db_open() != CD_OK)
+	if (cfg_load() != 0)
 		return 2;
 	if (o.stripe && (err = check_stripe_list(&listed)) != CD_OK) {
 		log_error("check: listing Stripe's Checkout Sessions failed");
 		return 2;
 	}
-	if ((err = invariants_run(listed, findings, counts)) != CD_OK) {
+	/* Opens this process's connection (and the ledger part's own). */
+	if ((err = invariants_run_parallel(listed, findings, counts)) != CD_OK) {
 		log_error("check: an invariant could not be evaluated");
 		return 2;
 	}

@@ -1,0 +1,487 @@
+/*
+ * creditdesk-replay: rebuilds what payments determine from the records
+ * they came from, and compares the rebuild with the live database.
+ *
+ *	CD_DB_NAME=<scratch> CD_REPLAY_LIVE_DB=<live> creditdesk-replay [--user ID]
+ *
+ * The scratch database is empty and migrated (scripts/replay.sh makes it).
+ * Into it go the catalogue and, from live, what people created: users and
+ * their Checkout Sessions (as opened: status open, no PaymentIntent).  Then
+ * one timeline, oldest first: every processed Stripe event (as stored in
+ * stripe_events.body) and every local consumption (a Live Help slot
+ * booked, a Voice AI Therapy session ended with its usage rows, credits
+ * spent).  Events go through event_accept(), the webhook's own code; the
+ * Stripe client answers its retrieve() calls from the stored events (the
+ * latest event about that object so far), since there is no historical
+ * Stripe to ask.  An event takes its place at the moment it took effect
+ * live: when it was processed, or for a Checkout Session when the session
+ * was fulfilled if that was earlier (the buyer's confirm-payment).
+ *
+ * Last, the payment-determined tables (replay.c's compared[]) are compared
+ * row by row on natural keys (Stripe ids; a user's ledger by its position),
+ * leaving out wall-clock times and auto-increment ids.  --user limits the
+ * copy and the comparison to one user.
+ *
+ * Exit status: 0 the rebuild equals live, 1 differences (printed), 2 the
+ * replay could not run.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "events.h"
+#include "ledger.h"
+#include "log.h"
+#include "stripe.h"
+
+/* Every statement names the live database; only [A-Za-z0-9_] is accepted. */
+static char live[65];
+
+/* The latest object each stored event carried so far, by Stripe id. */
+static json_t *seen;
+
+/*
+ * Stripe during the replay: GET /v1/<kind>/<id> is the latest object so
+ * far with that id; GET /v1/checkout/sessions?payment_intent=… lists the
+ * sessions so far of that PaymentIntent.  Anything else has no answer.
+ */
+static cd_err
+from_events(const char *path, const json_t *params, json_t **out)
+{
+	const char *id = strrchr(path, '/') + 1, *pi = jstr(params, "payment_intent");
+	json_t *o, *list;
+	const char *key;
+
+	*out = NULL;
+	if (strcmp(path, "/v1/checkout/sessions") == 0 && pi != NULL) {
+		list = json_array();
+		json_object_foreach(seen, key, o)
+			if (strncmp(key, "cs_", 3) == 0 &&
+			    strcmp(jstr(o, "payment_intent") ?: "", pi) == 0)
+				json_array_append(list, o);
+		*out = json_pack("{s:o,s:b}", "data", list, "has_more", 0);
+		return CD_OK;
+	}
+	if ((o = json_object_get(seen, id)) == NULL) {
+		log_warn("replay: no stored event carried %s", path);
+		return CD_NOT_FOUND;
+	}
+	*out = json_deep_copy(o);
+	return CD_OK;
+}
+
+/* One statement whose text names the live database: "@." becomes "`live`.". */
+static cd_sql *
+on_live(const char *text)
+{
+	size_t n = strlen(text) + 64 * 16, len = 0;
+	char *out = malloc(n + 1);
+	cd_sql *q = calloc(1, sizeof(*q));
+	const char *p;
+
+	if (out == NULL || q == NULL)
+		abort();
+	for (p = text; *p; p++) {
+		if (p[0] == '@' && p[1] == '.') {
+			len += (size_t)snprintf(out + len, n - len, "`%s`.", live);
+			p++;
+		} else if (len < n)
+			out[len++] = *p;
+	}
+	out[len] = '\0';
+	q->text = out;
+	return q;
+}
+
+#define OF_USER(col) " WHERE (? = 0 OR " col " = ?)"
+
+/* The catalogue, whole; then what people created, as before they paid. */
+static const char *const catalogue_steps[] = {
+	"REPLACE INTO platform_settings SELECT * FROM @.platform_settings",
+	"REPLACE INTO products SELECT * FROM @.products",
+	"REPLACE INTO boost_packs SELECT * FROM @.boost_packs",
+	"REPLACE INTO subscription_plans SELECT * FROM @.subscription_plans",
+	"REPLACE INTO live_help_slots SELECT * FROM @.live_help_slots",
+	"UPDATE live_help_slots SET booked = 0",
+};
+static const char *const user_steps[] = {
+	"INSERT INTO users SELECT * FROM @.users" OF_USER("id"),
+	"INSERT INTO checkout_sessions SELECT * FROM @.checkout_sessions"
+	OF_USER("user_id"),
+	"UPDATE checkout_sessions SET status = 'open', payment_intent_id = NULL,"
+	" fulfilled_at = NULL" OF_USER("user_id"),
+};
+
+static cd_err
+copy_inputs(long long user)
+{
+	const size_t ncat = sizeof(catalogue_steps) / sizeof(catalogue_steps[0]);
+	const size_t n = ncat + sizeof(user_steps) / sizeof(user_steps[0]);
+	cd_err err;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		err = i < ncat ? db_exec(on_live(catalogue_steps[i]), NULL, "") :
+		    db_exec(on_live(user_steps[i - ncat]), NULL, "ii", user, user);
+		if (err != CD_OK) {
+			log_error("replay: copying the inputs failed at step %zu", i + 1);
+			return err;
+		}
+	}
+	return CD_OK;
+}
+
+/*
+ * The timeline: (kind, ref) oldest first; at equal times events first, as
+ * a payment precedes what it pays for.  With --user, the events about the
+ * user's Checkout Sessions, their PaymentIntents and what names those
+ * (charges, refunds, disputes).
+ */
+static const char timeline_sql[] =
+    "SELECT kind, ref FROM ("
+    " SELECT 0 AS kind, e.id AS ref, COALESCE(LEAST(e.processed_at, cs.fulfilled_at),"
+    "  e.processed_at) AS at FROM @.stripe_events e"
+    "  LEFT JOIN @.checkout_sessions cs ON e.type LIKE 'checkout.session.%'"
+    "   AND cs.stripe_session_id = e.object_id"
+    "  WHERE e.processed_at IS NOT NULL AND (? = 0 OR EXISTS (SELECT 1"
+    "   FROM @.checkout_sessions u WHERE u.user_id = ? AND (u.stripe_session_id ="
+    "   e.object_id OR u.payment_intent_id IN (e.object_id,"
+    "   JSON_VALUE(e.payload, '$.data.object.payment_intent')))))"
+    " UNION ALL SELECT 1, r.id, r.created_at FROM @.live_help_redemptions r"
+    OF_USER("r.user_id")
+    " UNION ALL SELECT 2, s.id, s.ended_at FROM @.voice_therapy_sessions s"
+    OF_USER("s.user_id") " AND s.status = 'ended'"
+    " UNION ALL SELECT 3, t.id, t.created_at FROM @.credit_transactions t"
+    OF_USER("t.user_id") " AND t.transaction_type = 'consumption'"
+    ") x ORDER BY at, kind, ref";
+
+static cd_err
+replay_event(long long ref)
+{
+	static cd_sql *q;
+	json_t *row, *event, *object;
+	const char *body;
+	bool dup;
+	cd_err err;
+
+	if (q == NULL)
+		q = on_live("SELECT payload, source FROM @.stripe_events WHERE id = ?");
+	if ((err = db_row(q, &row, "i", ref)) != CD_OK || row == NULL)
+		return err;
+	body = jstr(row, "payload");
+	event = body ? json_loads(body, 0, NULL) : NULL;
+	object = json_object_get(json_object_get(event, "data"), "object");
+	if (json_is_string(json_object_get(object, "id")))
+		json_object_set(seen, jstr(object, "id"), object);
+	err = event == NULL ? CD_OK : event_accept(event, body, strlen(body),
+	    jstr(row, "source"), &dup);
+	if (err != CD_OK)
+		log_error("replay: event %s could not be replayed", jstr(event, "id"));
+	json_decref(event);
+	json_decref(row);
+	return err;
+}
+
+/* A booked Live Help hour: the redemption, the seat, the hour used. */
+static cd_err
+redemption_tx(void *arg)
+{
+	static cd_sql *copy;
+	static cd_sql use = CD_SQL(
+	    "UPDATE user_live_help_totals t JOIN live_help_redemptions r"
+	    " ON r.user_id = t.user_id SET t.hours_used = t.hours_used + r.hours"
+	    " WHERE r.id = ?");
+	static cd_sql seat = CD_SQL(
+	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
+	    " SET s.booked = s.booked + r.hours WHERE r.id = ?");
+	long long ref = *(long long *)arg;
+	unsigned long long n = 0;
+	cd_err err;
+
+	if (copy == NULL)
+		copy = on_live("INSERT INTO live_help_redemptions"
+		    " SELECT * FROM @.live_help_redemptions WHERE id = ?");
+	if ((err = db_exec(copy, NULL, "i", ref)) != CD_OK ||
+	    (err = db_exec(&use, &n, "i", ref)) != CD_OK)
+		return err;
+	/* No hours to use: the purchase never replayed. */
+	return n == 1 ? db_exec(&seat, NULL, "i", ref) : CD_CONFLICT;
+}
+
+/*
+ * An ended voice session and its usage, each usage row on the credit of the
+ * same Checkout Session (credit ids differ between the two databases).
+ */
+static cd_err
+voice_tx(void *arg)
+{
+	static cd_sql *session, *usage, *count;
+	static cd_sql take = CD_SQL(
+	    "UPDATE voice_therapy_credits c JOIN voice_therapy_usage u ON u.credit_id = c.id"
+	    " SET c.minutes_remaining = c.minutes_remaining - u.minutes"
+	    " WHERE u.session_id = ?");
+	/* As the deduction does: a credit with no minutes left is used up. */
+	static cd_sql used_up = CD_SQL(
+	    "UPDATE voice_therapy_credits c JOIN voice_therapy_usage u ON u.credit_id = c.id"
+	    " SET c.is_active = (c.minutes_remaining > 0) WHERE u.session_id = ?");
+	long long ref = *(long long *)arg;
+	unsigned long long used = 0;
+	json_t *row;
+	cd_err err;
+
+	if (session == NULL) {
+		session = on_live("INSERT INTO voice_therapy_sessions"
+		    " SELECT * FROM @.voice_therapy_sessions WHERE id = ?");
+		usage = on_live("INSERT INTO voice_therapy_usage (session_id, credit_id,"
+		    " minutes, created_at) SELECT u.session_id, c.id, u.minutes, u.created_at"
+		    " FROM @.voice_therapy_usage u JOIN @.voice_therapy_credits lc"
+		    "  ON lc.id = u.credit_id"
+		    " JOIN voice_therapy_credits c ON c.stripe_session_id = lc.stripe_session_id"
+		    " WHERE u.session_id = ? ORDER BY u.id");
+		count = on_live("SELECT COUNT(*) AS n FROM @.voice_therapy_usage"
+		    " WHERE session_id = ?");
+	}
+	if ((err = db_exec(session, NULL, "i", ref)) != CD_OK ||
+	    (err = db_exec(usage, &used, "i", ref)) != CD_OK ||
+	    (err = db_row(count, &row, "i", ref)) != CD_OK)
+		return err;
+	/* A usage row whose credit never replayed: not this session. */
+	if (row == NULL || (unsigned long long)jint(row, "n") != used)
+		err = CD_CONFLICT;
+	json_decref(row);
+	if (err != CD_OK || (err = db_exec(&take, NULL, "i", ref)) != CD_OK)
+		return err;
+	return db_exec(&used_up, NULL, "i", ref);
+}
+
+/* Credits spent, through the ledger as they were spent live. */
+static cd_err
+spend_tx(void *arg)
+{
+	static cd_sql *q;
+	long long after, ref = *(long long *)arg;
+	json_t *row, *meta;
+	cd_entry e;
+	cd_err err;
+
+	if (q == NULL)
+		q = on_live("SELECT user_id, credits_delta, transaction_type, activity_type,"
+		    " description, metadata FROM @.credit_transactions WHERE id = ?");
+	if ((err = db_row(q, &row, "i", ref)) != CD_OK || row == NULL)
+		return err;
+	meta = json_loads(jstr(row, "metadata") ?: "{}", 0, NULL);
+	e = (cd_entry){ jint(row, "user_id"), jint(row, "credits_delta"), 0,
+	    jstr(row, "transaction_type"), jstr(row, "activity_type"),
+	    jstr(row, "description"), meta };
+	err = ledger_apply(&e, &after);
+	json_decref(meta);
+	json_decref(row);
+	return err;
+}
+
+/*
+ * Replays the timeline; a step that fails (an event about something not
+ * covered, a consumption whose purchase never replayed) is appended to
+ * failed as {"table", "side": "not replayed", "id"}: the live row's id.
+ */
+static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
+	"voice_therapy_sessions", "credit_transactions" };
+
+static cd_err
+replay_timeline(long long user, size_t *steps, json_t *failed)
+{
+	json_t *rows, *row;
+	cd_err err = CD_OK;
+	size_t i;
+
+	if ((err = db_rows(on_live(timeline_sql), &rows, "iiiiiiii", user, user,
+	    user, user, user, user, user, user)) != CD_OK)
+		return err;
+	json_array_foreach(rows, i, row) {
+		long long ref = jint(row, "ref");
+
+		switch (jint(row, "kind")) {
+		case 0: err = replay_event(ref); break;
+		case 1: err = db_tx(redemption_tx, &ref); break;
+		case 2: err = db_tx(voice_tx, &ref); break;
+		default: err = db_tx(spend_tx, &ref); break;
+		}
+		/* Rolled back; the rest still replays, and this is reported. */
+		if (err != CD_OK)
+			json_array_append_new(failed, json_pack("{s:s,s:s,s:I}",
+			    "table", kinds[jint(row, "kind") & 3], "side", "not replayed",
+			    "id", (json_int_t)ref));
+	}
+	*steps = json_array_size(rows);
+	json_decref(rows);
+	return CD_OK;
+}
+
+/*
+ * A compared table: what to read ("@." marks the live database; the rebuild
+ * is read by the same text without it), the columns that payments determine
+ * (the first being the natural key) and the name shown.
+ */
+struct compared {
+	const char	*name;
+	const char	*from;
+	const char	*cols;
+};
+
+static const struct compared compared[] = {
+	{ "checkout_sessions", "@.checkout_sessions",
+	    "stripe_session_id, user_id, status, payment_intent_id" },
+	{ "live_help_purchases", "@.live_help_purchases",
+	    "stripe_session_id, user_id, hours, amount_cents, hours_refunded" },
+	{ "user_live_help_totals", "@.user_live_help_totals",
+	    "user_id, hours_total, hours_used, hours_frozen" },
+	{ "voice_therapy_credits", "@.voice_therapy_credits",
+	    "stripe_session_id, user_id, minutes_purchased, minutes_remaining,"
+	    " amount_cents, is_active, minutes_frozen" },
+	{ "boost_pack_purchases", "@.boost_pack_purchases",
+	    "stripe_session_id, user_id, boost_pack_id, payment_intent_id, amount_cents,"
+	    " credits_applied, credits_refunded" },
+	{ "user_credits", "@.user_credits",
+	    "user_id, balance, total_earned, total_spent, bonus_earned, frozen" },
+	/* A user's ledger by position: the nth row of one is the nth of the other. */
+	{ "credit_transactions", "(SELECT ROW_NUMBER() OVER (PARTITION BY user_id"
+	    " ORDER BY id) AS position, t.* FROM @.credit_transactions t) l",
+	    "CONCAT(user_id, '#', position) AS row_key, user_id, credits_delta,"
+	    " balance_before, balance_after, transaction_type, activity_type, description" },
+	{ "payment_reversals", "(SELECT r.*, cs.user_id FROM @.payment_reversals r"
+	    " JOIN @.checkout_sessions cs ON cs.stripe_session_id = r.stripe_session_id) r",
+	    "stripe_refund_id, stripe_session_id, payment_intent_id, product, amount_cents,"
+	    " units_reversed, user_id" },
+};
+
+/* text without its "@." marks: the same statement on the rebuild. */
+static void
+strip_live(const char *text, char *out, size_t n)
+{
+	size_t len = 0;
+
+	for (; *text && len + 1 < n; text++) {
+		if (text[0] == '@' && text[1] == '.')
+			text++;
+		else
+			out[len++] = *text;
+	}
+	out[len] = '\0';
+}
+
+/* Rows of one side that the other lacks: the same SELECT on both. */
+static cd_err
+compare_one(const struct compared *c, long long user, json_t *diffs)
+{
+	char on_live_side[1024], on_rebuild[1024], text[8192];
+	json_t *rows, *row;
+	cd_err err;
+	size_t i;
+
+	snprintf(on_live_side, sizeof(on_live_side),
+	    "SELECT %s FROM %s WHERE (? = 0 OR user_id = ?)", c->cols, c->from);
+	strip_live(on_live_side, on_rebuild, sizeof(on_rebuild));
+	snprintf(text, sizeof(text),
+	    "SELECT 'live only' AS side, x.* FROM ((%s) EXCEPT (%s)) x"
+	    " UNION ALL SELECT 'replay only', y.* FROM ((%s) EXCEPT (%s)) y"
+	    " ORDER BY 2, 1", on_live_side, on_rebuild, on_rebuild, on_live_side);
+	if ((err = db_rows(on_live(text), &rows, "iiiiiiii", user, user, user,
+	    user, user, user, user, user)) != CD_OK)
+		return err;
+	json_array_foreach(rows, i, row) {
+		json_object_set_new(row, "table", json_string(c->name));
+		json_array_append(diffs, row);
+	}
+	json_decref(rows);
+	return CD_OK;
+}
+
+static void
+print_diff(const json_t *d)
+{
+	const char *key;
+	json_t *v;
+
+	printf("  %-22s %-12s", jstr(d, "table"), jstr(d, "side"));
+	json_object_foreach((json_t *)d, key, v) {
+		char *text;
+
+		if (strcmp(key, "table") == 0 || strcmp(key, "side") == 0)
+			continue;
+		text = json_is_string(v) ? strdup(json_string_value(v)) :
+		    json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		printf(" %s=%s", key, text ? text : "?");
+		free(text);
+	}
+	putchar('\n');
+}
+
+static bool
+name_ok(const char *s)
+{
+	size_t n = s ? strlen(s) : 0, i;
+
+	if (n == 0 || n > 64)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+int
+main(int argc, char **argv)
+{
+	json_t *diffs = json_array(), *d;
+	long long user = 0;
+	size_t i, steps = 0;
+	bool as_json = false;
+	int a;
+
+	log_init("creditdesk-replay");
+	for (a = 1; a < argc; a++) {
+		if (strcmp(argv[a], "--user") == 0 && a + 1 < argc)
+			user = atoll(argv[++a]);
+		else if (strcmp(argv[a], "--json") == 0)
+			as_json = true;
+		else {
+			fprintf(stderr, "usage: creditdesk-replay [--json] [--user ID]\n");
+			return 2;
+		}
+	}
+	if (!name_ok(getenv("CD_REPLAY_LIVE_DB"))) {
+		fprintf(stderr, "replay: CD_REPLAY_LIVE_DB must name the live database\n");
+		return 2;
+	}
+	snprintf(live, sizeof(live), "%s", getenv("CD_REPLAY_LIVE_DB"));
+	if (cfg_load() != 0 || db_open() != CD_OK)
+		return 2;
+	if (strcmp(live, cfg->db_name) == 0) {
+		fprintf(stderr, "replay: CD_DB_NAME must be a scratch database, not live\n");
+		return 2;
+	}
+	seen = json_object();
+	stripe_replay_source(from_events);
+	if (copy_inputs(user) != CD_OK || replay_timeline(user, &steps, diffs) != CD_OK)
+		return 2;
+	for (i = 0; i < sizeof(compared) / sizeof(compared[0]); i++)
+		if (compare_one(&compared[i], user, diffs) != CD_OK)
+			return 2;
+	if (as_json) {
+		d = json_pack("{s:b,s:I,s:O}", "ok", json_array_size(diffs) == 0,
+		    "steps", (json_int_t)steps, "differences", diffs);
+		json_dumpf(d, stdout, JSON_COMPACT);
+		putchar('\n');
+		json_decref(d);
+	} else {
+		json_array_foreach(diffs, i, d)
+			print_diff(d);
+		printf("replay: %zu steps replayed; %zu difference%s\n", steps,
+		    json_array_size(diffs), json_array_size(diffs) == 1 ? "" : "s");
+	}
+	db_close();
+	return json_array_size(diffs) > 0 ? 1 : 0;
+}
