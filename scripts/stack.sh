@@ -469,8 +469,11 @@ db_setup() {
 # The application's grants, table by table (audit_log and stripe_events
 # append-only), renewed after every migration so new tables get them too.
 db_grant_app() {
-	"$REPO/db/grant-app.sh" --defaults-file="$ROOT_CNF" "$DB_NAME" \
-		"'$APP_DB_USER'@'localhost'" "'$APP_DB_USER'@'127.0.0.1'" ||
+	local host accounts=()
+	for host in "${DB_USER_HOSTS[@]}"; do
+		accounts+=("'$APP_DB_USER'@'$host'")
+	done
+	"$REPO/db/grant-app.sh" --defaults-file="$ROOT_CNF" "$DB_NAME" "${accounts[@]}" ||
 		die "granting $APP_DB_USER its table privileges failed"
 }
 
@@ -801,6 +804,7 @@ cmd_setup_db() {
 	app_env
 	db_setup
 	db_migrate
+	db_grant_app
 	demo_users
 }
 
