@@ -152,13 +152,32 @@ check_csrf(cd_req *r, const cd_route *rt)
 	return CD_OK;
 }
 
+/* The roles a route may require, and what someone else is told. */
+static const struct role_gate {
+	unsigned	 flag;
+	const char	*role, *code, *page_msg, *api_msg;
+} role_gates[] = {
+	{ R_EXPERT, "expert", "not_expert", "This page is for experts.",
+	    "Only experts can do this." },
+	{ R_MECHANIC, "mechanic", "not_mechanic", "This page is for mechanics.",
+	    "Only mechanics can take consultations." },
+};
+
 static cd_err
 check_access(cd_req *r, const cd_route *rt)
 {
-	if ((rt->flags & (R_USER | R_ADMIN)) && r->user == NULL)
+	const struct role_gate *g, *end = role_gates +
+	    sizeof(role_gates) / sizeof(role_gates[0]);
+
+	if ((rt->flags & (R_USER | R_ADMIN | R_EXPERT | R_MECHANIC)) &&
+	    r->user == NULL)
 		return CD_UNAUTHORIZED;
 	if ((rt->flags & R_ADMIN) && strcmp(r->user->role, "admin") != 0)
 		return CD_FORBIDDEN;
+	for (g = role_gates; g < end; g++)
+		if ((rt->flags & g->flag) && strcmp(r->user->role, g->role) != 0)
+			return req_fail(r, CD_FORBIDDEN, g->code,
+			    (rt->flags & R_PAGE) ? g->page_msg : g->api_msg);
 	return CD_OK;
 }
 

@@ -19,7 +19,9 @@ enum {
 	R_ADMIN	= 1u << 1,	/* must be an admin: 403 otherwise (implies R_USER) */
 	R_PAGE	= 1u << 2,	/* HTML route: signed out → 303 /login?redirect= */
 	R_RAW	= 1u << 3,	/* keep the raw body; do not parse JSON */
-	R_ANON	= 1u << 4	/* no session needed; skips the CSRF token check */
+	R_ANON	= 1u << 4,	/* no session needed; skips the CSRF token check */
+	R_EXPERT = 1u << 5,	/* must be an expert: 403 not_expert */
+	R_MECHANIC = 1u << 6	/* must be a mechanic: 403 not_mechanic */
 };
 
 typedef struct cd_route {

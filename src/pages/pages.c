@@ -658,9 +658,6 @@ h_expert_bookings(cd_req *r)
 {
 	json_t *d = req_own(r, json_object());
 
-	if (strcmp(r->user->role, "expert") != 0)
-		return req_fail(r, CD_FORBIDDEN, "not_expert",
-		    "This page is for experts.");
 	ROWS(d, "bookings", &q_expert_bookings, "i", r->user->id);
 	fmt_col(GET(d, "bookings"), "payout_cents", "payout", jmoney);
 	bool_col(GET(d, "bookings"), "can_complete");
@@ -673,9 +670,6 @@ h_mechanic_queue(cd_req *r)
 {
 	json_t *d = req_own(r, json_object());
 
-	if (strcmp(r->user->role, "mechanic") != 0)
-		return req_fail(r, CD_FORBIDDEN, "not_mechanic",
-		    "This page is for mechanics.");
 	ROWS(d, "waiting", &q_waiting, "");
 	return render(r, "mechanic_queue", "Queue", d);
 }
@@ -924,9 +918,9 @@ static const cd_route routes[] = {
 	{ "GET", "/dashboard",		h_dashboard,	R_USER | R_PAGE },
 	{ "GET", "/settings/billing",	h_billing,	R_USER | R_PAGE },
 	{ "GET", "/live-help",		h_live_help,	R_USER | R_PAGE },
-	{ "GET", "/mechanic/queue",	h_mechanic_queue, R_USER | R_PAGE },
+	{ "GET", "/mechanic/queue",	h_mechanic_queue, R_USER | R_MECHANIC | R_PAGE },
 	{ "GET", "/voice",		h_voice,	R_USER | R_PAGE },
-	{ "GET", "/expert/bookings",	h_expert_bookings, R_USER | R_PAGE },
+	{ "GET", "/expert/bookings",	h_expert_bookings, R_USER | R_EXPERT | R_PAGE },
 	{ "GET", "/experts",		h_experts,	R_PAGE },
 	{ "GET", "/experts/{id}/schedule", h_schedule,	R_PAGE },
 	{ "GET", "/thank-you",		h_thank_you,	R_PAGE },

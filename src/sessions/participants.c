@@ -165,9 +165,6 @@ participants_take(cd_req *r)
 	json_t *session;
 	cd_err err;
 
-	if (strcmp(r->user->role, "mechanic") != 0)
-		return req_fail(r, CD_FORBIDDEN, "not_mechanic",
-		    "Only mechanics can take consultations.");
 	if ((err = db_tx(take_tx, r)) != CD_OK ||
 	    (err = db_row(&q_session, &session, "i", r->ids[0])) != CD_OK)
 		return err;

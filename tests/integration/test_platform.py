@@ -236,6 +236,19 @@ class AuthTests(Case):
         self.assertError(b.post("/api/buy/live_help", {"quantity": 1}), 401, "not_signed_in")
         self.assertError(b.post("/api/auth/logout"), 401, "not_signed_in")
 
+    def test_role_pages_are_for_their_role_only(self):
+        for path, role, sentence in (("/expert/bookings", "expert", "This page is for experts."),
+                                     ("/mechanic/queue", "mechanic", "This page is for mechanics.")):
+            r = Browser().get(path)
+            self.assertStatus(r, 303, f"signed-out {path}")
+            self.assertTrue(r.header("location", "").startswith("/login?redirect="), path)
+            u = register()
+            r = u.get(path)
+            self.assertStatus(r, 403, f"a customer on {path}")
+            self.assertIn(sentence, r.text)
+            promote(u, role=role)
+            self.assertStatus(u.get(path), 200, f"the {role} on {path}")
+
     def test_dashboard_signed_in_shows_zero_hours(self):
         a = register(name="Zoe <script>alert(1)</script>")
         r = a.get("/dashboard")
