@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "account_rules.h"
 #include "app.h"
 #include "booking_pay.h"
 #include "db.h"
@@ -911,12 +912,23 @@ h_audit(cd_req *r)
 	return CD_OK;
 }
 
+/* /settings/account: change the password, sign out everywhere. */
+static cd_err
+h_account(cd_req *r)
+{
+	json_t *d = req_own(r, json_object());
+
+	json_object_set_new(d, "minChars", json_integer(CD_PASSWORD_MIN_CHARS));
+	return render(r, "account", "Account", d);
+}
+
 static const cd_route routes[] = {
 	{ "GET", "/",			h_explore,	R_PAGE },
 	{ "GET", "/login",		h_login,	R_PAGE },
 	{ "GET", "/register",		h_register,	R_PAGE },
 	{ "GET", "/dashboard",		h_dashboard,	R_USER | R_PAGE },
 	{ "GET", "/settings/billing",	h_billing,	R_USER | R_PAGE },
+	{ "GET", "/settings/account",	h_account,	R_USER | R_PAGE },
 	{ "GET", "/live-help",		h_live_help,	R_USER | R_PAGE },
 	{ "GET", "/mechanic/queue",	h_mechanic_queue, R_USER | R_MECHANIC | R_PAGE },
 	{ "GET", "/voice",		h_voice,	R_USER | R_PAGE },

@@ -119,6 +119,9 @@
     'sign-out': function (el) {
       el.disabled = true;
       post('/api/auth/logout', {}).then(function () { window.location = '/'; });
+    },
+    'sign-out-everywhere': function (el) {
+      run(el, '/api/auth/logout-all', {}, function () { window.location = '/login'; });
     }
   };
 
@@ -145,6 +148,22 @@
       run(button, '/api/auth/login',
         { email: v.email, password: v.password, remember: v.remember === true },
         function () { afterSignIn(form); });
+    },
+    /* The session is replaced on success, so the page takes the new CSRF token. */
+    password: function (form, button) {
+      var v = fieldsOf(form);
+      if (v.newPassword !== v.confirmPassword) {
+        say(button, 'The two new passwords are not the same.', true);
+        return;
+      }
+      run(button, '/api/auth/password',
+        { currentPassword: v.currentPassword, newPassword: v.newPassword },
+        function (res) {
+          var m = document.querySelector('meta[name="csrf-token"]');
+          if (m && res.data && res.data.csrfToken) m.setAttribute('content', res.data.csrfToken);
+          form.reset();
+          say(button, 'Password changed. Every other device is signed out.', false);
+        });
     },
     /* Registering never signs in by itself (its answer is the same whether
        the address was new or not), so a sign-in follows with the same pair. */
