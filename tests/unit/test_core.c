@@ -1,5 +1,5 @@
 /*
- * Unit tests for the pure parts of the core: routing, arena, buffer,
+ * Unit tests for the pure parts of the core: routing, buffer,
  * escapers, the error table, declared-field validation and media types.
  */
 #include <check.h>
@@ -83,26 +83,6 @@ START_TEST(https_from_cgi_or_public_url)
 	ck_assert(!reached_over_https("off", "http://creditdesk.example"));
 	ck_assert(!reached_over_https(NULL, "httpsx://creditdesk.example"));
 	ck_assert(!reached_over_https(NULL, NULL));
-}
-END_TEST
-
-START_TEST(arena_allocates_and_resets)
-{
-	cd_arena *a = arena_new();
-	char *big, *s;
-	int i;
-
-	for (i = 0; i < 1000; i++) {
-		s = arena_printf(a, "item-%d", i);
-		ck_assert_str_eq(s, arena_printf(a, "item-%d", i));
-	}
-	big = arena_alloc(a, 100000);
-	memset(big, 'x', 100000);
-	ck_assert_uint_eq((uintptr_t)big % sizeof(max_align_t), 0);
-	arena_reset(a);
-	s = arena_strndup(a, "abcdef", 3);
-	ck_assert_str_eq(s, "abc");
-	arena_free(a);
 }
 END_TEST
 
@@ -315,7 +295,6 @@ main(void)
 	tcase_add_test(tc, route_rejects_bad_ids);
 	tcase_add_test(tc, media_type_exact);
 	tcase_add_test(tc, https_from_cgi_or_public_url);
-	tcase_add_test(tc, arena_allocates_and_resets);
 	tcase_add_test(tc, buf_grows);
 	tcase_add_test(tc, escapers);
 	tcase_add_test(tc, error_table);
