@@ -112,8 +112,8 @@ route(const cd_checkout *ck, char *out, size_t outlen)
 
 	if ((err = db_row(&q_by_stripe, &row, "s", ck->stripe_session_id)) != CD_OK)
 		return err;
+	arena_json(ck->arena, row);
 	consultation_route(jstr(row, "type"), jint(row, "id"), out, outlen);
-	json_decref(row);
 	return CD_OK;
 }
 

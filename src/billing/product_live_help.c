@@ -51,7 +51,7 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 
 	*units = 0;
 	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	hours = jint(row, "hours");
 	target = refunded_cents >= ck->amount_cents ? hours :
@@ -59,7 +59,6 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	delta = target - jint(row, "hours_refunded");
 	unused = jint(row, "hours_total") - jint(row, "hours_used") -
 	    jint(row, "hours_frozen");
-	json_decref(row);
 	if (delta <= 0)
 		return CD_OK;
 	/* Only what was taken back counts as refunded; used hours stay used. */
@@ -82,13 +81,12 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 
 	*frozen = 0;
 	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	*granted = jint(row, "hours");
 	left = *granted - jint(row, "hours_refunded");
 	unused = jint(row, "hours_total") - jint(row, "hours_used") -
 	    jint(row, "hours_frozen");
-	json_decref(row);
 	if (!release)
 		units = left < unused ? left : unused;
 	if (units <= 0)
