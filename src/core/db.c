@@ -436,6 +436,43 @@ db_insert_once(cd_sql *q, bool *inserted, long long *id, const char *fmt, ...)
 	return err;
 }
 
+/* What the server's error number of a failed write means to its caller. */
+static cd_dbres
+classify(cd_err err)
+{
+	if (err == CD_OK)
+		return DB_DONE;
+	if (err != CD_CONFLICT)
+		return DB_FAILED;
+	if (lock_conflict())
+		return DB_RETRY;
+	switch (last_errno) {
+	case ER_DUP_ENTRY:
+		return DB_ALREADY;
+	case ER_NO_REFERENCED_ROW_2:
+	case ER_ROW_IS_REFERENCED_2:
+		return DB_FOREIGN_KEY;
+	case ER_CONSTRAINT_FAILED:
+		return DB_CHECK;
+	}
+	return DB_FAILED;
+}
+
+cd_dbres
+db_write(cd_sql *q, long long *id, cd_err *err, const char *fmt, ...)
+{
+	unsigned long long n = 0;
+	cd_dbres res;
+	va_list ap;
+
+	va_start(ap, fmt);
+	*err = vrun(q, &n, id, fmt, ap);
+	va_end(ap);
+	if ((res = classify(*err)) == DB_DONE && n == 0)
+		res = DB_NOT_FOUND;
+	return res;
+}
+
 /* One result column: where it is bound and how to turn it into JSON. */
 struct column {
 	const char	*name;

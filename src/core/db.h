@@ -86,6 +86,30 @@ cd_err	 db_insert_once(cd_sql *, bool *inserted, long long *id,
  * statement, see the rule above); *found is true if a row matched.
  */
 cd_err	 db_guard(cd_sql *, bool *found, const char *fmt, ...);
+/*
+ * What a write did, as distinct results a caller switches on (rather than
+ * one CD_CONFLICT told apart by the server's error number).
+ */
+typedef enum cd_dbres {
+	DB_DONE,	/* inserted or changed at least one row */
+	DB_ALREADY,	/* a UNIQUE key already held the value (duplicate key) */
+	DB_NOT_FOUND,	/* ran, but no row matched */
+	DB_RETRY,	/* deadlock, certification conflict (1213) or lock-wait
+			   timeout: returning *err from a db_tx function runs the
+			   transaction again, exactly as before */
+	DB_FOREIGN_KEY,	/* a referenced row is missing, or the row is referenced */
+	DB_CHECK,	/* a CHECK constraint refused the row */
+	DB_FAILED	/* anything else, *err says what (CD_DB: unreachable) */
+} cd_dbres;
+
+/*
+ * Runs an INSERT, UPDATE or DELETE and says what it did; *id (may be NULL)
+ * gets an INSERT's AUTO_INCREMENT id.  *err is CD_OK for DB_DONE and
+ * DB_NOT_FOUND and otherwise the cd_err the older calls would have returned
+ * (CD_CONFLICT, CD_DB, CD_INTERNAL), ready to be passed up.
+ */
+cd_dbres db_write(cd_sql *, long long *id, cd_err *err, const char *fmt, ...);
+
 /* All rows as a new array of objects (caller owns the reference). */
 cd_err	 db_rows(cd_sql *, json_t **rows, const char *fmt, ...);
 /* The first row as a new object, or *row = NULL when there is none. */
