@@ -18,10 +18,6 @@ static cd_sql q_purchase = CD_SQL(
 static cd_sql q_lock = CD_SQL(
     "SELECT credits_applied, credits_refunded FROM boost_pack_purchases"
     " WHERE stripe_session_id = ? FOR UPDATE");
-static cd_sql q_frozen = CD_SQL(
-    "SELECT frozen FROM user_credits WHERE user_id = ?");
-static cd_sql q_freeze = CD_SQL(
-    "UPDATE user_credits SET frozen = frozen + ? WHERE user_id = ? AND frozen + ? >= 0");
 static cd_sql q_refunded = CD_SQL(
     "UPDATE boost_pack_purchases SET credits_refunded = credits_refunded + ?"
     " WHERE stripe_session_id = ?");
@@ -116,7 +112,8 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
 	long long balance, left;
-	json_t *row, *user, *meta;
+	json_t *row, *meta;
+	cd_balance user;
 	cd_entry e;
 	cd_err err;
 
@@ -127,18 +124,16 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	*granted = jint(row, "credits_applied");
 	left = *granted - jint(row, "credits_refunded");
 	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK ||
-	    (err = db_row(&q_frozen, &user, "i", ck->user_id)) != CD_OK)
+	    (err = ledger_balance(ck->user_id, &user)) != CD_OK)
 		return err;
-	arena_json(ck->arena, user);
 	if (!release) {
-		balance -= jint(user, "frozen");	/* spendable */
+		balance -= user.frozen;	/* spendable */
 		units = left < balance ? left : balance;
 	}
 	if (units <= 0)
 		return CD_OK;
 	*frozen = release ? -units : units;
-	if ((err = db_exec(&q_freeze, NULL, "iii", *frozen, ck->user_id,
-	    *frozen)) != CD_OK)
+	if ((err = ledger_freeze(ck->user_id, *frozen)) != CD_OK)
 		return err;
 	meta = arena_json(ck->arena, json_pack("{s:s,s:s?,s:I}", "stripeSessionId",
 	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id,

@@ -54,8 +54,10 @@
 #define CD_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <jansson.h>
 
+#include "arena.h"
 #include "error.h"
 
 typedef struct cd_sql {
@@ -130,6 +132,30 @@ cd_err	 db_tx(cd_err (*fn)(void *), void *ctx);
  */
 cd_err	 db_retry(void);
 bool	 db_in_tx(void);
+
+/*
+ * Typed reads: a module declares the columns of a SELECT once, in order,
+ * each bound to a field of its C struct, and db_fetch fills an array of
+ * those structs: no JSON, no lookup by column name.  DB_COL_INT fields are
+ * long long (NULL reads 0); DB_COL_TEXT fields are const char * in arena a
+ * (NULL stays NULL; times read as "YYYY-MM-DDTHH:MM:SSZ", as in JSON rows).
+ * A SELECT whose column count differs from the declaration is CD_INTERNAL.
+ */
+typedef enum cd_coltype { DB_COL_INT, DB_COL_TEXT } cd_coltype;
+typedef struct cd_col {
+	cd_coltype	 type;
+	size_t		 offset;	/* offsetof(struct, field) */
+} cd_col;
+#define DB_INT(st, field)	{ DB_COL_INT, offsetof(st, field) }
+#define DB_TEXT(st, field)	{ DB_COL_TEXT, offsetof(st, field) }
+#define DB_NCOLS(cols)		(sizeof(cols) / sizeof((cols)[0]))
+
+/*
+ * Reads up to max rows into out (structs of size stride); *n = rows kept.
+ * Rows beyond max are read and dropped.
+ */
+cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
+	    void *out, size_t stride, size_t max, size_t *n, const char *fmt, ...);
 
 /* Small accessors for result objects. */
 long long jint(const json_t *obj, const char *key);	/* 0 if absent */
