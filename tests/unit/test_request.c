@@ -1,53 +1,14 @@
 /*
- * Unit tests for the pure parts of the core: routing, buffer,
- * escapers, the error table, declared-field validation and media types.
+ * Unit tests for request parsing (src/core/request.c): media types, https
+ * detection and declared-field validation.
  */
 #include <check.h>
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <jansson.h>
 
-#include "app.h"
 #include "arena.h"
-#include "buf.h"
-#include "error.h"
-#include "escape.h"
-#include "fulfil.h"
 #include "request.h"
-#include "stripe.h"
-#include "voice.h"
-
-START_TEST(route_literal_and_ids)
-{
-	long long ids[4] = { 0 };
-
-	ck_assert_int_eq(route_match("/api/me", "/api/me", ids, 4), 1);
-	ck_assert_int_eq(route_match("/api/me", "/api/me/", ids, 4), 0);
-	ck_assert_int_eq(route_match("/api/me", "/api/m", ids, 4), 0);
-	ck_assert_int_eq(route_match("/api/x/{id}/book", "/api/x/42/book", ids, 4), 1);
-	ck_assert_int_eq(ids[0], 42);
-	ck_assert_int_eq(route_match("/a/{id}/b/{id}", "/a/7/b/9", ids, 4), 1);
-	ck_assert_int_eq(ids[0], 7);
-	ck_assert_int_eq(ids[1], 9);
-}
-END_TEST
-
-START_TEST(route_rejects_bad_ids)
-{
-	long long ids[1];
-
-	ck_assert_int_eq(route_match("/s/{id}", "/s/0", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/-1", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/01", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/1x", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/99999999999999999999", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/9007199254740992", ids, 1), 0);
-	ck_assert_int_eq(route_match("/s/{id}", "/s/9007199254740991", ids, 1), 1);
-	ck_assert_int_eq(route_match("/s/{id}/{id}", "/s/1/2", ids, 1), 0);
-}
-END_TEST
 
 START_TEST(media_type_exact)
 {
@@ -83,78 +44,6 @@ START_TEST(https_from_cgi_or_public_url)
 	ck_assert(!reached_over_https("off", "http://creditdesk.example"));
 	ck_assert(!reached_over_https(NULL, "httpsx://creditdesk.example"));
 	ck_assert(!reached_over_https(NULL, NULL));
-}
-END_TEST
-
-START_TEST(buf_grows)
-{
-	cd_buf b = CD_BUF_INIT;
-	char *p;
-	int i;
-
-	ck_assert_str_eq(buf_cstr(&b), "");
-	for (i = 0; i < 10000; i++)
-		buf_printf(&b, "%d,", i % 10);
-	ck_assert_uint_eq(b.len, 20000);
-	buf_reset(&b);
-	buf_puts(&b, "x");
-	buf_putc(&b, 'y');
-	p = buf_steal(&b);
-	ck_assert_str_eq(p, "xy");
-	ck_assert_ptr_null(b.data);
-	free(p);
-}
-END_TEST
-
-START_TEST(escapers)
-{
-	cd_buf b = CD_BUF_INIT;
-	char s[64];
-
-	esc_html(&b, "<a href=\"x\">Tom & 'Jerry'</a>", 30);
-	ck_assert_str_eq(buf_cstr(&b),
-	    "&lt;a href=&quot;x&quot;&gt;Tom &amp; &#39;Jerry&#39;&lt;/a&gt;");
-	buf_reset(&b);
-	esc_url_arg(&b, "/dashboard?x=1&y=a b");
-	ck_assert_str_eq(buf_cstr(&b), "%2Fdashboard%3Fx%3D1%26y%3Da%20b");
-	buf_free(&b);
-
-	strcpy(s, "a%20b+c%2F");
-	ck_assert(url_decode(s));
-	ck_assert_str_eq(s, "a b c/");
-	strcpy(s, "bad%2");
-	ck_assert(!url_decode(s));
-	strcpy(s, "nul%00");
-	ck_assert(!url_decode(s));
-	strcpy(s, "%zz");
-	ck_assert(!url_decode(s));
-
-	ck_assert(local_path_ok("/dashboard"));
-	ck_assert(local_path_ok("/chat/5?x=1"));
-	ck_assert(!local_path_ok("//evil.example"));
-	ck_assert(!local_path_ok("/\\evil.example"));
-	ck_assert(!local_path_ok("https://evil.example"));
-	ck_assert(!local_path_ok("/a\r\nSet-Cookie: x"));
-	ck_assert(header_value_ok("text/html"));
-	ck_assert(!header_value_ok("a\r\nb"));
-}
-END_TEST
-
-START_TEST(error_table)
-{
-	ck_assert_int_eq(cd_err_status(CD_BAD_REQUEST), 400);
-	ck_assert_int_eq(cd_err_status(CD_UNAUTHORIZED), 401);
-	ck_assert_int_eq(cd_err_status(CD_PAYMENT_REQUIRED), 402);
-	ck_assert_int_eq(cd_err_status(CD_FORBIDDEN), 403);
-	ck_assert_int_eq(cd_err_status(CD_NOT_FOUND), 404);
-	ck_assert_int_eq(cd_err_status(CD_METHOD_NOT_ALLOWED), 405);
-	ck_assert_int_eq(cd_err_status(CD_CONFLICT), 409);
-	ck_assert_int_eq(cd_err_status(CD_TOO_LARGE), 413);
-	ck_assert_int_eq(cd_err_status(CD_UNSUPPORTED_MEDIA), 415);
-	ck_assert_int_eq(cd_err_status(CD_STRIPE), 502);
-	ck_assert_int_eq(cd_err_status(CD_DB), 503);
-	ck_assert_int_eq(cd_err_status((cd_err)999), 500);
-	ck_assert_str_eq(cd_err_code(CD_DB), "database_unavailable");
 }
 END_TEST
 
@@ -256,52 +145,18 @@ START_TEST(fields_normalise_email)
 }
 END_TEST
 
-START_TEST(stripe_ids)
-{
-	ck_assert(stripe_id_ok("cs_test_a1B2", "cs_"));
-	ck_assert(!stripe_id_ok("cs_", "cs_"));
-	ck_assert(!stripe_id_ok("pi_123", "cs_"));
-	ck_assert(!stripe_id_ok("cs_../../v1/x", "cs_"));
-	ck_assert(!stripe_id_ok("cs_a?b", "cs_"));
-	ck_assert(!stripe_id_ok(NULL, "cs_"));
-}
-END_TEST
-
-/* Voice minutes by the server's clock: capped, lowered by the client at most by the grace. */
-START_TEST(voice_charge)
-{
-	/* elapsed, client, available minutes, grace -> seconds charged */
-	ck_assert_int_eq(voice_charge_seconds(620, 100, 15, 30), 590);	/* early: grace only */
-	ck_assert_int_eq(voice_charge_seconds(620, 600, 15, 30), 600);	/* within grace */
-	ck_assert_int_eq(voice_charge_seconds(120, 900, 15, 30), 120);	/* client over: server */
-	ck_assert_int_eq(voice_charge_seconds(920, 920, 15, 30), 900);	/* late: capped */
-	ck_assert_int_eq(voice_charge_seconds(5000, 0, 15, 30), 870);	/* cap, less grace */
-	ck_assert_int_eq(voice_charge_seconds(20, 0, 15, 30), 0);	/* never below 0 */
-	ck_assert_int_eq(voice_charge_seconds(-3, 10, 15, 30), 0);	/* clock skew */
-	ck_assert_int_eq(voice_charge_seconds(61, -1, 15, 30), 61);	/* no report */
-	ck_assert_int_eq(voice_charge_seconds(61, 61, 0, 30), 0);	/* nothing available */
-}
-END_TEST
-
 int
 main(void)
 {
-	Suite *s = suite_create("core");
-	TCase *tc = tcase_create("core");
+	Suite *s = suite_create("request");
+	TCase *tc = tcase_create("request");
 	SRunner *sr;
 	int failed;
 
-	tcase_add_test(tc, route_literal_and_ids);
-	tcase_add_test(tc, route_rejects_bad_ids);
 	tcase_add_test(tc, media_type_exact);
 	tcase_add_test(tc, https_from_cgi_or_public_url);
-	tcase_add_test(tc, buf_grows);
-	tcase_add_test(tc, escapers);
-	tcase_add_test(tc, error_table);
 	tcase_add_test(tc, fields_validate);
 	tcase_add_test(tc, fields_normalise_email);
-	tcase_add_test(tc, stripe_ids);
-	tcase_add_test(tc, voice_charge);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
