@@ -20,7 +20,7 @@ fi
 for name in "${names[@]}"; do
 	srcs=()
 	for c in "${CORE[@]}" stripe stripe_sig; do srcs+=("src/core/$c.c"); done
-	srcs+=(src/bookings/calc.c)
+	srcs+=(src/billing/calc.c)
 	echo "fuzz: building $name"
 	# shellcheck disable=SC2046
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
