@@ -71,7 +71,6 @@ book_tx(void *arg)
 	struct booking *b = arg;
 	cd_req *r = b->r;
 	unsigned long long n;
-	bool fresh;
 	json_t *slot, *details;
 	cd_err err;
 
@@ -91,12 +90,15 @@ book_tx(void *arg)
 	if (n == 0)
 		return req_fail(r, CD_PAYMENT_REQUIRED, "no_hours_left",
 		    "You have no Live Help hours left. Buy more to book a slot.");
-	if ((err = db_insert_once(&q_redeem, &fresh, NULL, "ii", r->user->id,
-	    b->slot_id)) != CD_OK)
-		return err;
-	if (!fresh)
+	switch (db_write(&q_redeem, NULL, &err, "ii", r->user->id, b->slot_id)) {
+	case DB_DONE:
+		break;
+	case DB_ALREADY:	/* the UNIQUE (user, slot) key: one seat each */
 		return req_fail(r, CD_CONFLICT, "already_booked",
 		    "You have already booked this slot.");
+	default:		/* DB_RETRY: db_tx runs the booking again */
+		return err;
+	}
 	details = json_pack("{s:I}", "slotId", (json_int_t)b->slot_id);
 	err = audit_write("LIVE_HELP_BOOKED", "live_help_slot",
 	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");
