@@ -519,7 +519,7 @@ live_help_card(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
-/* The Voice card: minutes the user can spend now and the next expiry. */
+/* Voice minutes the user can spend now and the next expiry (dashboard, /voice). */
 static cd_err
 voice_card(cd_req *r, json_t *d)
 {
@@ -644,9 +644,11 @@ h_voice(cd_req *r)
 {
 	json_t *d = req_own(r, json_object());
 	bool premium = strcmp(r->user->tier, "firewall") == 0;
+	cd_err err;
 
 	json_object_set_new(d, "premium", json_boolean(premium));
-	ROW(d, "voice", &q_voice, "i", r->user->id);
+	if ((err = voice_card(r, d)) != CD_OK)
+		return err;
 	json_object_set_new(d, "hasMinutes", json_boolean(premium &&
 	    jint(GET(d, "voice"), "minutes") > 0));
 	ROW(d, "open", &q_voice_open, "i", r->user->id);
