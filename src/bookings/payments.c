@@ -24,15 +24,6 @@ static cd_sql q_cancel_unpaid = CD_SQL(
 static cd_sql q_payment_dropped = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
 
-/* The booking with its expert's policy (or the platform's), by the DB clock. */
-static cd_sql q_policy = CD_SQL(
-    "SELECT b.status, b.price_cents, b.platform_fee_cents, b.cancel_refund_cents,"
-    " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), b.start_time) AS to_start,"
-    " COALESCE(e.cancel_full_refund_hours, (SELECT int_value FROM platform_settings"
-    "  WHERE name = 'cancel_full_refund_hours')) AS full_hours,"
-    " COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings"
-    "  WHERE name = 'cancel_late_refund_bps')) AS late_bps"
-    " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
 /*
  * The cancellation's refund is decided once, before Stripe is asked: a
  * retried or racing cancel reads the same amount back (its own write makes
@@ -51,20 +42,6 @@ static cd_sql q_nonce = CD_SQL(
     "SELECT stripe_nonce FROM bookings WHERE id = ?");
 
 static const char *const tier_names[] = { "full", "partial", "started" };
-
-/* What cancelling a paid booking now gives back (row: q_policy). */
-static booking_cancel_tier
-quote_of(const json_t *row, booking_split *split)
-{
-	booking_cancel_tier tier;
-	long long refund;
-
-	tier = booking_cancel_refund(jint(row, "price_cents"), jint(row, "to_start"),
-	    jint(row, "full_hours"), jint(row, "late_bps"), &refund);
-	booking_refund_divide(jint(row, "price_cents"),
-	    jint(row, "platform_fee_cents"), refund, split);
-	return tier;
-}
 
 /* Stripe's current PaymentIntent of a booking (request-owned). */
 static cd_err
@@ -180,15 +157,18 @@ static cd_err
 decide_tx(void *arg)
 {
 	struct cancel *c = arg;
-	json_t *policy, *row = NULL;
+	booking_terms t;
+	json_t *row = NULL;
+	bool found;
 	cd_err err;
 
 	c->decided = c->scheduled = false;
-	if ((err = db_row(&q_policy, &policy, "i", c->id)) != CD_OK)
+	if ((err = booking_terms_of(c->id, &t, &found)) != CD_OK)
 		return err;
-	if (policy == NULL)
+	if (!found)
 		return CD_NOT_FOUND;
-	quote_of(policy, &c->split);
+	t.decided = -1;		/* decided below, under the row's write lock */
+	booking_refund_quote(&t, &c->split);
 	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) ==
 	    CD_OK)
 		err = db_row(&q_decided, &row, "i", c->id);
@@ -197,12 +177,10 @@ decide_tx(void *arg)
 	if (err == CD_OK && json_is_integer(json_object_get(row,
 	    "cancel_refund_cents"))) {
 		c->decided = true;
-		booking_refund_divide(jint(policy, "price_cents"),
-		    jint(policy, "platform_fee_cents"),
+		booking_refund_divide(t.price, t.fee,
 		    jint(row, "cancel_refund_cents"), &c->split);
 	}
 	json_decref(row);
-	json_decref(policy);
 	return err;
 }
 
@@ -275,38 +253,34 @@ booking_cancel_quote(cd_req *r)
 {
 	const char *status, *paid, *tier = "unpaid";
 	booking_split split = { 0, 0, 0 };
-	bool cancellable;
-	json_t *booking, *row, *body;
+	booking_terms t;
+	bool cancellable, found;
+	json_t *booking, *body;
 	cd_err err;
 
 	if ((err = booking_load_own(r, r->ids[0], &booking)) != CD_OK ||
-	    (err = db_row(&q_policy, &row, "i", r->ids[0])) != CD_OK)
+	    (err = booking_terms_of(r->ids[0], &t, &found)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (!found)
 		return CD_INTERNAL;
-	req_own(r, row);
 	status = jstr(booking, "status");
 	paid = jstr(booking, "paymentStatus");
 	cancellable = strcmp(status, "awaiting_payment") == 0 ||
 	    strcmp(status, "scheduled") == 0;
 	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
-		tier = tier_names[quote_of(row, &split)];
-		if (json_is_integer(json_object_get(row, "cancel_refund_cents")))
-			booking_refund_divide(jint(row, "price_cents"),
-			    jint(row, "platform_fee_cents"),
-			    jint(row, "cancel_refund_cents"), &split);
-		else if (strcmp(tier, "started") == 0)
+		tier = tier_names[booking_refund_quote(&t, &split)];
+		if (t.decided < 0 && strcmp(tier, "started") == 0)
 			cancellable = false;
 	} else if (!cancellable)
 		tier = "none";
 	body = json_pack("{s:I,s:s,s:b,s:s,s:I,s:I,s:I,s:{s:I,s:I}}",
 	    "bookingId", (json_int_t)r->ids[0], "status", status,
 	    "cancellable", cancellable, "tier", tier,
-	    "priceCents", (json_int_t)jint(row, "price_cents"),
+	    "priceCents", (json_int_t)t.price,
 	    "refundCents", (json_int_t)split.refund,
 	    "payoutReductionCents", (json_int_t)split.payout,
-	    "policy", "fullRefundHours", (json_int_t)jint(row, "full_hours"),
-	    "lateRefundBps", (json_int_t)jint(row, "late_bps"));
+	    "policy", "fullRefundHours", (json_int_t)t.full_hours,
+	    "lateRefundBps", (json_int_t)t.late_bps);
 	resp_json(r, 200, body);
 	return CD_OK;
 }

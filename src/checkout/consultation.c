@@ -15,8 +15,8 @@
 #include "db.h"
 #include "format.h"
 #include "fulfil.h"
+#include "holdings.h"
 #include "page.h"
-#include "products.h"
 
 static const char *const plans[] = { "chat10", "video15", "diagnostic" };
 
@@ -103,19 +103,14 @@ checkout_plan(cd_req *r)
 static cd_err
 find_mine(cd_req *r, const char *stripe_id, json_t **row)
 {
-	const cd_product *p = product_find("consultation");
-	cd_checkout ck = { .stripe_session_id = stripe_id };
 	char route[64];
 	cd_err err;
 
 	if ((err = db_row(&q_mine, row, "si", stripe_id, r->user->id)) != CD_OK ||
-	    *row == NULL)
+	    req_own(r, *row) == NULL)
 		return err;
-	req_own(r, *row);
-	if (p == NULL)
-		return CD_INTERNAL;
-	if ((err = p->route(&ck, route, sizeof(route))) != CD_OK)
-		return err;
+	consultation_route(jstr(*row, "type"), jint(*row, "id"), route,
+	    sizeof(route));
 	json_object_set_new(*row, "route", json_string(route));
 	return CD_OK;
 }

@@ -248,11 +248,6 @@ req_begin(cd_req *r, FCGX_Request *f, cd_arena *arena)
 static void
 req_end(cd_req *r)
 {
-	size_t i;
-
-	for (i = 0; i < r->nowned; i++)
-		json_decref(r->owned[i]);
-	r->nowned = 0;
 	r->json = NULL;
 	r->user = NULL;
 	r->body = NULL;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "arena.h"
 
 #define CHUNK_SIZE 16384
@@ -19,8 +21,16 @@ struct chunk {
 	max_align_t	 data[];
 };
 
+/* One deferred cleanup; the nodes themselves live in the arena. */
+struct cleanup {
+	struct cleanup	*next;
+	cd_cleanup_fn	 fn;
+	void		*arg;
+};
+
 struct cd_arena {
 	struct chunk	*head;	/* newest first; the last one is kept */
+	struct cleanup	*cleanups;	/* newest first */
 };
 
 static struct chunk *
@@ -28,7 +38,9 @@ chunk_new(size_t size)
 {
 	struct chunk *c;
 
-	if ((c = malloc(sizeof(*c) + size)) == NULL)
+	/* Chunks start on an ALIGN boundary, so every offset handed out is one. */
+	if ((c = aligned_alloc(ALIGN, (sizeof(*c) + size + ALIGN - 1) &
+	    ~(ALIGN - 1))) == NULL)
 		abort();
 	c->next = NULL;
 	c->size = size;
@@ -44,13 +56,56 @@ arena_new(void)
 	if ((a = malloc(sizeof(*a))) == NULL)
 		abort();
 	a->head = chunk_new(CHUNK_SIZE);
+	a->cleanups = NULL;
 	return a;
+}
+
+void
+arena_defer(cd_arena *a, cd_cleanup_fn fn, void *arg)
+{
+	struct cleanup *c = arena_alloc(a, sizeof(*c));
+
+	c->fn = fn;
+	c->arg = arg;
+	c->next = a->cleanups;
+	a->cleanups = c;
+}
+
+/*
+ * Each entry is unlinked before it runs, so a cleanup that defers another
+ * (or fails half way through a long list) never runs anything twice.
+ */
+void
+arena_run_cleanups(cd_arena *a)
+{
+	struct cleanup *c;
+
+	while ((c = a->cleanups) != NULL) {
+		a->cleanups = c->next;
+		c->fn(c->arg);
+	}
+}
+
+static void
+drop_json(void *j)
+{
+	json_decref(j);
+}
+
+json_t *
+arena_json(cd_arena *a, json_t *j)
+{
+	if (j != NULL)
+		arena_defer(a, drop_json, j);
+	return j;
 }
 
 void
 arena_reset(cd_arena *a)
 {
 	struct chunk *c;
+
+	arena_run_cleanups(a);
 
 	while (a->head->next != NULL) {
 		c = a->head;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arena.h"
 #include "buf.h"
 
 static void
@@ -105,4 +106,19 @@ buf_steal(cd_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	return p;
+}
+
+static void
+free_buf(void *b)
+{
+	buf_free(b);
+}
+
+cd_buf *
+buf_in(cd_arena *a)
+{
+	cd_buf *b = arena_alloc(a, sizeof(*b));	/* zeroed: CD_BUF_INIT */
+
+	arena_defer(a, free_buf, b);
+	return b;
 }

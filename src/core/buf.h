@@ -29,4 +29,8 @@ void	 buf_reset(cd_buf *);	/* keep capacity, drop contents */
 void	 buf_free(cd_buf *);
 char	*buf_steal(cd_buf *);	/* caller owns the result (malloc'd) */
 
+struct cd_arena;
+/* An empty buffer that lives in arena a; its memory goes at a's reset. */
+cd_buf	*buf_in(struct cd_arena *a);
+
 #endif

@@ -420,6 +420,43 @@ db_guard(cd_sql *q, bool *found, const char *fmt, ...)
 	return err;
 }
 
+/* What the server's error number of a failed write means to its caller. */
+static cd_dbres
+classify(cd_err err)
+{
+	if (err == CD_OK)
+		return DB_DONE;
+	if (err != CD_CONFLICT)
+		return DB_FAILED;
+	if (lock_conflict())
+		return DB_RETRY;
+	switch (last_errno) {
+	case ER_DUP_ENTRY:
+		return DB_ALREADY;
+	case ER_NO_REFERENCED_ROW_2:
+	case ER_ROW_IS_REFERENCED_2:
+		return DB_FOREIGN_KEY;
+	case ER_CONSTRAINT_FAILED:
+		return DB_CHECK;
+	}
+	return DB_FAILED;
+}
+
+cd_dbres
+db_write(cd_sql *q, long long *id, cd_err *err, const char *fmt, ...)
+{
+	unsigned long long n = 0;
+	cd_dbres res;
+	va_list ap;
+
+	va_start(ap, fmt);
+	*err = vrun(q, &n, id, fmt, ap);
+	va_end(ap);
+	if ((res = classify(*err)) == DB_DONE && n == 0)
+		res = DB_NOT_FOUND;
+	return res;
+}
+
 cd_err
 db_insert_once(cd_sql *q, bool *inserted, long long *id, const char *fmt, ...)
 {
@@ -431,7 +468,7 @@ db_insert_once(cd_sql *q, bool *inserted, long long *id, const char *fmt, ...)
 	err = vrun(q, &n, id, fmt, ap);
 	va_end(ap);
 	*inserted = err == CD_OK && n == 1;
-	if (err == CD_CONFLICT && last_errno == ER_DUP_ENTRY)
+	if (classify(err) == DB_ALREADY)
 		return CD_OK;	/* the key exists: someone else's insert counts */
 	return err;
 }
@@ -544,9 +581,12 @@ refetch_truncated(MYSQL_STMT *st, MYSQL_BIND *binds, struct column *cols,
 	return grown && mysql_stmt_bind_result(st, binds) != 0 ? -1 : 0;
 }
 
-/* Fetches every row of an executed statement into a new array. */
+/* Called with each fetched row's columns; an error stops the fetch. */
+typedef cd_err (*row_fn)(void *ctx, struct column *cols, size_t n);
+
+/* Fetches every row of an executed statement, handing each to fn. */
 static cd_err
-fetch_all(MYSQL_STMT *st, json_t **rows)
+fetch_rows(MYSQL_STMT *st, row_fn fn, void *ctx)
 {
 	MYSQL_BIND binds[MAX_COLUMNS];
 	struct column cols[MAX_COLUMNS];
@@ -556,7 +596,6 @@ fetch_all(MYSQL_STMT *st, json_t **rows)
 	size_t i, n;
 	int rc;
 
-	*rows = json_array();
 	if ((meta = mysql_stmt_result_metadata(st)) == NULL)
 		return CD_OK;
 	n = mysql_num_fields(meta);
@@ -574,19 +613,14 @@ fetch_all(MYSQL_STMT *st, json_t **rows)
 		goto out;
 	}
 	while ((rc = mysql_stmt_fetch(st)) == 0 || rc == MYSQL_DATA_TRUNCATED) {
-		json_t *row = json_object();
-
 		if (rc == MYSQL_DATA_TRUNCATED &&
 		    refetch_truncated(st, binds, cols, n) != 0) {
-			json_decref(row);
 			err = db_fail("fetch", mysql_stmt_errno(st),
 			    mysql_stmt_error(st));
 			goto out;
 		}
-		for (i = 0; i < n; i++)
-			json_object_set_new(row, cols[i].name,
-			    column_json(&cols[i]));
-		json_array_append_new(*rows, row);
+		if ((err = fn(ctx, cols, n)) != CD_OK)
+			goto out;
 	}
 	if (rc != MYSQL_NO_DATA)
 		err = db_fail("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
@@ -595,10 +629,110 @@ out:
 	mysql_free_result(meta);
 	for (i = 0; i < n; i++)
 		free(cols[i].text);
-	if (err != CD_OK) {
+	return err;
+}
+
+/* A row as a JSON object keyed by column name, appended to the array ctx. */
+static cd_err
+append_json(void *ctx, struct column *cols, size_t n)
+{
+	json_t *row = json_object();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_object_set_new(row, cols[i].name, column_json(&cols[i]));
+	json_array_append_new(ctx, row);
+	return CD_OK;
+}
+
+/* Fetches every row of an executed statement into a new array. */
+static cd_err
+fetch_all(MYSQL_STMT *st, json_t **rows)
+{
+	cd_err err;
+
+	*rows = json_array();
+	if ((err = fetch_rows(st, append_json, *rows)) != CD_OK) {
 		json_decref(*rows);
 		*rows = NULL;
 	}
+	return err;
+}
+
+/* Where db_fetch puts the rows it reads. */
+struct typed {
+	cd_arena	*arena;
+	const cd_col	*cols;
+	size_t		 ncols, stride, max, n;
+	char		*out;
+};
+
+/* A column's value as an integer field (NULL reads as 0). */
+static long long
+column_int(const struct column *c)
+{
+	if (c->null)
+		return 0;
+	if (c->kind == C_TIME)
+		return 0;
+	return c->kind == C_INT ? c->i : strtoll(c->text, NULL, 10);
+}
+
+/* A column's value as text in the arena, times as in JSON (NULL: NULL). */
+static const char *
+column_text(cd_arena *a, const struct column *c)
+{
+	if (c->null)
+		return NULL;
+	if (c->kind == C_TIME)
+		return arena_printf(a, "%04u-%02u-%02uT%02u:%02u:%02uZ",
+		    c->t.year, c->t.month, c->t.day, c->t.hour, c->t.minute,
+		    c->t.second);
+	if (c->kind == C_INT)
+		return arena_printf(a, "%lld", c->i);
+	return arena_strndup(a, c->text, c->len);
+}
+
+static cd_err
+store_typed(void *ctx, struct column *cols, size_t n)
+{
+	struct typed *t = ctx;
+	char *row;
+	size_t i;
+
+	if (n != t->ncols) {
+		log_error("db: %zu columns where %zu are declared", n, t->ncols);
+		return CD_INTERNAL;
+	}
+	if (t->n == t->max)
+		return CD_OK;		/* the rest is drained, not kept */
+	row = t->out + t->n++ * t->stride;
+	for (i = 0; i < n; i++) {
+		void *field = row + t->cols[i].offset;
+
+		if (t->cols[i].type == DB_COL_INT)
+			*(long long *)field = column_int(&cols[i]);
+		else
+			*(const char **)field = column_text(t->arena, &cols[i]);
+	}
+	return CD_OK;
+}
+
+cd_err
+db_fetch(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols, void *out,
+    size_t stride, size_t max, size_t *n, const char *fmt, ...)
+{
+	struct typed t = { a, cols, ncols, stride, max, 0, out };
+	MYSQL_STMT *st;
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = execute(q, fmt, ap, &st);
+	va_end(ap);
+	if (err == CD_OK)
+		err = fetch_rows(st, store_typed, &t);
+	*n = err == CD_OK ? t.n : 0;
 	return err;
 }
 

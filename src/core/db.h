@@ -54,8 +54,10 @@
 #define CD_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <jansson.h>
 
+#include "arena.h"
 #include "error.h"
 
 typedef struct cd_sql {
@@ -86,6 +88,30 @@ cd_err	 db_insert_once(cd_sql *, bool *inserted, long long *id,
  * statement, see the rule above); *found is true if a row matched.
  */
 cd_err	 db_guard(cd_sql *, bool *found, const char *fmt, ...);
+/*
+ * What a write did, as distinct results a caller switches on (rather than
+ * one CD_CONFLICT told apart by the server's error number).
+ */
+typedef enum cd_dbres {
+	DB_DONE,	/* inserted or changed at least one row */
+	DB_ALREADY,	/* a UNIQUE key already held the value (duplicate key) */
+	DB_NOT_FOUND,	/* ran, but no row matched */
+	DB_RETRY,	/* deadlock, certification conflict (1213) or lock-wait
+			   timeout: returning *err from a db_tx function runs the
+			   transaction again, exactly as before */
+	DB_FOREIGN_KEY,	/* a referenced row is missing, or the row is referenced */
+	DB_CHECK,	/* a CHECK constraint refused the row */
+	DB_FAILED	/* anything else, *err says what (CD_DB: unreachable) */
+} cd_dbres;
+
+/*
+ * Runs an INSERT, UPDATE or DELETE and says what it did; *id (may be NULL)
+ * gets an INSERT's AUTO_INCREMENT id.  *err is CD_OK for DB_DONE and
+ * DB_NOT_FOUND and otherwise the cd_err the older calls would have returned
+ * (CD_CONFLICT, CD_DB, CD_INTERNAL), ready to be passed up.
+ */
+cd_dbres db_write(cd_sql *, long long *id, cd_err *err, const char *fmt, ...);
+
 /* All rows as a new array of objects (caller owns the reference). */
 cd_err	 db_rows(cd_sql *, json_t **rows, const char *fmt, ...);
 /* The first row as a new object, or *row = NULL when there is none. */
@@ -106,6 +132,30 @@ cd_err	 db_tx(cd_err (*fn)(void *), void *ctx);
  */
 cd_err	 db_retry(void);
 bool	 db_in_tx(void);
+
+/*
+ * Typed reads: a module declares the columns of a SELECT once, in order,
+ * each bound to a field of its C struct, and db_fetch fills an array of
+ * those structs: no JSON, no lookup by column name.  DB_COL_INT fields are
+ * long long (NULL reads 0); DB_COL_TEXT fields are const char * in arena a
+ * (NULL stays NULL; times read as "YYYY-MM-DDTHH:MM:SSZ", as in JSON rows).
+ * A SELECT whose column count differs from the declaration is CD_INTERNAL.
+ */
+typedef enum cd_coltype { DB_COL_INT, DB_COL_TEXT } cd_coltype;
+typedef struct cd_col {
+	cd_coltype	 type;
+	size_t		 offset;	/* offsetof(struct, field) */
+} cd_col;
+#define DB_INT(st, field)	{ DB_COL_INT, offsetof(st, field) }
+#define DB_TEXT(st, field)	{ DB_COL_TEXT, offsetof(st, field) }
+#define DB_NCOLS(cols)		(sizeof(cols) / sizeof((cols)[0]))
+
+/*
+ * Reads up to max rows into out (structs of size stride); *n = rows kept.
+ * Rows beyond max are read and dropped.
+ */
+cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
+	    void *out, size_t stride, size_t max, size_t *n, const char *fmt, ...);
 
 /* Small accessors for result objects. */
 long long jint(const json_t *obj, const char *key);	/* 0 if absent */

@@ -104,12 +104,7 @@ req_fail(cd_req *r, cd_err err, const char *code, const char *message)
 json_t *
 req_own(cd_req *r, json_t *j)
 {
-	if (j == NULL)
-		return NULL;
-	if (r->nowned == CD_MAX_OWNED)
-		abort();	/* a handler bug, not an input problem */
-	r->owned[r->nowned++] = j;
-	return j;
+	return arena_json(r->arena, j);
 }
 
 /* "boostPackId" → "boost_pack_id", for error codes. */

@@ -1,7 +1,8 @@
 /*
- * One FastCGI request and its response.  A request owns an arena and a list
- * of jansson values; both are released together when the request ends, so a
- * handler never frees anything it got from here.
+ * One FastCGI request and its response.  A request owns an arena, and the
+ * arena's cleanup list holds every jansson value the request took (req_own);
+ * all of it is released at one point when the request ends, so a handler
+ * never frees anything it got from here.
  *
  * Handlers never parse raw input themselves: route captures arrive as
  * range-checked integers in ids[], and body or query fields are declared in a
@@ -21,7 +22,6 @@
 /* The largest id a JSON number holds exactly (2^53 - 1): ids never exceed it. */
 #define CD_MAX_ID 9007199254740991LL
 #define CD_MAX_ROUTE_IDS 4
-#define CD_MAX_OWNED 32
 
 typedef struct cd_user {
 	long long	 id;
@@ -57,9 +57,6 @@ typedef struct cd_req {
 	bool		 responded;
 	const char	*err_code;	/* set by req_fail() */
 	const char	*err_message;
-
-	json_t		*owned[CD_MAX_OWNED];
-	size_t		 nowned;
 } cd_req;
 
 /* CGI variable (HTTP headers as HTTP_X_Y), or NULL. */
@@ -75,7 +72,7 @@ bool	 reached_over_https(const char *https, const char *public_url);
 /* True if Content-Type ct is exactly type, parameters aside (RFC 9110). */
 bool	 media_type_is(const char *ct, const char *type);
 cd_err	 req_fail(cd_req *, cd_err err, const char *code, const char *message);
-/* The request takes one reference of j and drops it when it ends. */
+/* The request takes one reference of j and drops it when it ends (any number). */
 json_t	*req_own(cd_req *, json_t *j);
 
 /*

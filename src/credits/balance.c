@@ -6,17 +6,11 @@
 
 #include "credits.h"
 #include "db.h"
+#include "ledger.h"
 
 static cd_sql q_packs = CD_SQL(
     "SELECT id, name, credits, bonus_credits, credits + bonus_credits AS total,"
     " price_cents, currency, badge FROM boost_packs WHERE active = 1 ORDER BY sort_order");
-static cd_sql q_balance = CD_SQL(
-    "SELECT balance, total_earned, total_spent, bonus_earned FROM user_credits"
-    " WHERE user_id = ?");
-static cd_sql q_transactions = CD_SQL(
-    "SELECT id, credits_delta, balance_before, balance_after, transaction_type,"
-    " activity_type, description, metadata, created_at FROM credit_transactions"
-    " WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?");
 
 cd_err
 boost_packs(cd_req *r)
@@ -46,66 +40,66 @@ boost_packs(cd_req *r)
 cd_err
 credit_balance(cd_req *r)
 {
-	json_t *row;
+	cd_balance b;
 	cd_err err;
 
-	if ((err = db_row(&q_balance, &row, "i", r->user->id)) != CD_OK)
+	if ((err = ledger_balance(r->user->id, &b)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:I,s:I,s:I,s:I}",
-	    "balance", (json_int_t)jint(row, "balance"),
-	    "totalEarned", (json_int_t)jint(row, "total_earned"),
-	    "totalSpent", (json_int_t)jint(row, "total_spent"),
-	    "bonusEarned", (json_int_t)jint(row, "bonus_earned")));
-	json_decref(row);
+	    "balance", (json_int_t)b.balance,
+	    "totalEarned", (json_int_t)b.total_earned,
+	    "totalSpent", (json_int_t)b.total_spent,
+	    "bonusEarned", (json_int_t)b.bonus_earned));
 	return CD_OK;
 }
 
+#define PAGE_MAX 100	/* entries a page may ask for */
+
 static const cd_field page_fields[] = {
-	{ "limit", F_INT, 0, 1, 100, NULL },
+	{ "limit", F_INT, 0, 1, PAGE_MAX, NULL },
 	{ "before", F_INT, 0, 1, CD_MAX_ID, NULL },
 };
 
 static json_t *
-transaction_json(const json_t *row)
+transaction_json(const cd_ledger_row *t)
 {
-	const char *meta = jstr(row, "metadata");
-
-	return json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:o,s:O}",
-	    "id", json_object_get(row, "id"),
-	    "creditsDelta", json_object_get(row, "credits_delta"),
-	    "balanceBefore", json_object_get(row, "balance_before"),
-	    "balanceAfter", json_object_get(row, "balance_after"),
-	    "transactionType", json_object_get(row, "transaction_type"),
-	    "activityType", json_object_get(row, "activity_type"),
-	    "description", json_object_get(row, "description"),
-	    "metadata", meta ? json_loads(meta, 0, NULL) : json_object(),
-	    "createdAt", json_object_get(row, "created_at"));
+	return json_pack("{s:I,s:I,s:I,s:I,s:s?,s:s?,s:s?,s:o,s:s?}",
+	    "id", (json_int_t)t->id, "creditsDelta", (json_int_t)t->delta,
+	    "balanceBefore", (json_int_t)t->before,
+	    "balanceAfter", (json_int_t)t->after,
+	    "transactionType", t->type, "activityType", t->activity,
+	    "description", t->description,
+	    "metadata", t->metadata ? json_loads(t->metadata, 0, NULL) :
+	    json_object(),
+	    "createdAt", t->created_at);
 }
 
+/* A page of the ledger, newest first; one row more tells if there is a next. */
 cd_err
 credit_transactions(cd_req *r)
 {
-	json_t *rows, *row, *list = json_array(), *next = json_null();
+	cd_ledger_row rows[PAGE_MAX + 1];
+	json_t *list, *next = json_null();
 	long long limit;
 	cd_value v[2];
-	size_t i;
+	size_t i, n;
 	cd_err err;
 
-	if ((err = req_query_fields(r, page_fields, 2, v)) != CD_OK ||
-	    (limit = v[0].present ? v[0].i : 20,
-	    err = db_rows(&q_transactions, &rows, "iii", r->user->id,
-	    v[1].present ? v[1].i : CD_MAX_ID, limit + 1)) != CD_OK) {
-		json_decref(list);
+	if ((err = req_query_fields(r, page_fields, 2, v)) != CD_OK)
 		return err;
-	}
-	json_array_foreach(rows, i, row) {
+	limit = v[0].present ? v[0].i : 20;
+	if ((err = ledger_page(r->arena, r->user->id,
+	    v[1].present ? v[1].i : CD_MAX_ID, rows, (size_t)limit + 1, &n)) !=
+	    CD_OK)
+		return err;
+	list = json_array();
+	for (i = 0; i < n; i++) {
 		if ((long long)i == limit) {
-			next = json_integer(jint(json_array_get(rows, i - 1), "id"));
+			next = json_integer(rows[i - 1].id);
 			break;
 		}
-		json_array_append_new(list, transaction_json(row));
+		json_array_append_new(list, transaction_json(&rows[i]));
 	}
-	json_decref(rows);
 	resp_json(r, 200, json_pack("{s:o,s:o}", "transactions", list,
 	    "nextCursor", next));
 	return CD_OK;

@@ -5,14 +5,8 @@
 #include "audit.h"
 #include "credits.h"
 #include "db.h"
+#include "holdings.h"
 
-static cd_sql q_totals = CD_SQL(
-    "SELECT hours_total, hours_used, hours_frozen FROM user_live_help_totals WHERE user_id = ?");
-/* Used only when the totals row is missing (e.g. data loaded by hand). */
-static cd_sql q_purchased = CD_SQL(
-    "SELECT COALESCE(SUM(hours - hours_refunded), 0) AS hours_total,"
-    " (SELECT COUNT(*) FROM live_help_redemptions WHERE user_id = ?) AS hours_used"
-    " FROM live_help_purchases WHERE user_id = ?");
 static cd_sql q_slots = CD_SQL(
     "SELECT id, starts_at, ends_at, capacity, booked FROM live_help_slots"
     " WHERE starts_at > UTC_TIMESTAMP() ORDER BY starts_at, id LIMIT 100");
@@ -29,22 +23,18 @@ static cd_sql q_redeem = CD_SQL(
 
 /*
  * Hours bought and used (frozen hours of a disputed payment count as used
- * until the dispute closes): from the totals row, or summed when it is missing.
+ * until the dispute closes), by the billing layer's one rule.
  */
 static cd_err
 hours(cd_req *r, long long *total, long long *used)
 {
-	json_t *row;
+	cd_hours h;
 	cd_err err;
 
-	if ((err = db_row(&q_totals, &row, "i", r->user->id)) != CD_OK)
+	if ((err = live_help_hours(r->user->id, &h)) != CD_OK)
 		return err;
-	if (row == NULL && (err = db_row(&q_purchased, &row, "ii",
-	    r->user->id, r->user->id)) != CD_OK)
-		return err;
-	*total = jint(row, "hours_total");
-	*used = jint(row, "hours_used") + jint(row, "hours_frozen");
-	json_decref(row);
+	*total = h.total;
+	*used = h.total - live_help_left(&h);
 	return CD_OK;
 }
 
@@ -81,7 +71,6 @@ book_tx(void *arg)
 	struct booking *b = arg;
 	cd_req *r = b->r;
 	unsigned long long n;
-	bool fresh;
 	json_t *slot, *details;
 	cd_err err;
 
@@ -101,12 +90,15 @@ book_tx(void *arg)
 	if (n == 0)
 		return req_fail(r, CD_PAYMENT_REQUIRED, "no_hours_left",
 		    "You have no Live Help hours left. Buy more to book a slot.");
-	if ((err = db_insert_once(&q_redeem, &fresh, NULL, "ii", r->user->id,
-	    b->slot_id)) != CD_OK)
-		return err;
-	if (!fresh)
+	switch (db_write(&q_redeem, NULL, &err, "ii", r->user->id, b->slot_id)) {
+	case DB_DONE:
+		break;
+	case DB_ALREADY:	/* the UNIQUE (user, slot) key: one seat each */
 		return req_fail(r, CD_CONFLICT, "already_booked",
 		    "You have already booked this slot.");
+	default:		/* DB_RETRY: db_tx runs the booking again */
+		return err;
+	}
 	details = json_pack("{s:I}", "slotId", (json_int_t)b->slot_id);
 	err = audit_write("LIVE_HELP_BOOKED", "live_help_slot",
 	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");

@@ -1,6 +1,6 @@
 /*
  * Voice AI Therapy minutes: what is left, starting a session, and ending it.
- * A session is charged by the server's clock (see core/voice.h); every
+ * A session is charged by the server's clock (see billing/voice.h); every
  * request first ends the user's overdue sessions, so what it reports and
  * uses is what is really left.
  */
@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "credits.h"
 #include "db.h"
+#include "holdings.h"
 #include "voice.h"
 
 /* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
@@ -19,9 +20,6 @@ static cd_sql q_credits = CD_SQL(
     "SELECT id, minutes_purchased, minutes_remaining - minutes_frozen AS minutes_remaining,"
     " purchased_at, expires_at"
     " FROM voice_therapy_credits WHERE" ACTIVE " ORDER BY expires_at, id");
-static cd_sql q_available = CD_SQL(
-    "SELECT COALESCE(SUM(minutes_remaining - minutes_frozen), 0) AS minutes"
-    " FROM voice_therapy_credits WHERE" ACTIVE);
 static cd_sql q_start = CD_SQL(
     "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"
     " VALUES (?, ?, ?)");
@@ -29,19 +27,6 @@ static cd_sql q_session = CD_SQL(
     "SELECT id, status, minutes_deducted, available_minutes,"
     " TIMESTAMPDIFF(SECOND, started_at, UTC_TIMESTAMP(6)) AS elapsed"
     " FROM voice_therapy_sessions WHERE id = ? AND user_id = ?");
-
-static cd_err
-available(cd_req *r, long long *minutes)
-{
-	json_t *row;
-	cd_err err;
-
-	if ((err = db_row(&q_available, &row, "i", r->user->id)) != CD_OK)
-		return err;
-	*minutes = jint(row, "minutes");
-	json_decref(row);
-	return CD_OK;
-}
 
 cd_err
 voice_credits(cd_req *r)
@@ -96,7 +81,7 @@ start_tx(void *arg)
 
 	if ((err = voice_guard(s->r->user->id)) != CD_OK ||
 	    (err = voice_end_overdue(s->r->user->id)) != CD_OK ||
-	    (err = available(s->r, &s->minutes)) != CD_OK)
+	    (err = voice_available(s->r->user->id, &s->minutes)) != CD_OK)
 		return err;
 	if (s->minutes == 0)
 		return req_fail(s->r, CD_PAYMENT_REQUIRED, "no_voice_credits",
@@ -183,7 +168,7 @@ voice_end(cd_req *r)
 	e.seconds = v[1].i;
 	e.summary = v[2].s;
 	if ((err = db_tx(end_tx, &e)) != CD_OK ||
-	    (err = available(r, &left)) != CD_OK)
+	    (err = voice_available(r->user->id, &left)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:I,s:I}", "minutesDeducted",
 	    (json_int_t)e.deducted, "remainingMinutes", (json_int_t)left));

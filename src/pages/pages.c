@@ -26,6 +26,7 @@
 #include "db.h"
 #include "escape.h"
 #include "format.h"
+#include "holdings.h"
 #include "page.h"
 #include "request.h"
 
@@ -49,18 +50,9 @@ static cd_sql q_packs = CD_SQL(
     "SELECT id, name, credits, bonus_credits, "
     "credits + bonus_credits AS total_credits, price_cents, badge "
     "FROM boost_packs WHERE active = 1 ORDER BY sort_order, id");
-static cd_sql q_lh_totals = CD_SQL(
-    "SELECT hours_total, hours_used FROM user_live_help_totals "
-    "WHERE user_id = ?");
-/* Used only when the totals row does not exist yet (see dashboard). */
-static cd_sql q_lh_fallback = CD_SQL(
-    "SELECT (SELECT COALESCE(SUM(CAST(hours AS SIGNED) - hours_refunded), 0) "
-    "FROM live_help_purchases WHERE user_id = ?) AS hours_total, "
-    "(SELECT COALESCE(SUM(hours), 0) FROM live_help_redemptions "
-    "WHERE user_id = ?) AS hours_used");
+/* The next expiry; the minutes themselves come from voice_available. */
 static cd_sql q_voice = CD_SQL(
-    "SELECT COALESCE(SUM(minutes_remaining), 0) AS minutes, "
-    "DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
+    "SELECT DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
     "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso "
     "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
     "AND minutes_remaining > 0 AND expires_at > UTC_TIMESTAMP()");
@@ -513,23 +505,32 @@ purchase_notice(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
-/*
- * The dashboard.  Live Help totals come from user_live_help_totals; a user
- * whose purchases predate that row (or whose row was never created) still
- * sees the sum of what was bought, less refunds and redemptions.
- */
+/* The Live Help card: hours bought and left, by the billing layer's rule. */
 static cd_err
-live_help_hours(cd_req *r, json_t *d)
+live_help_card(cd_req *r, json_t *d)
 {
-	long long uid = r->user->id;
-	json_t *lh;
+	cd_hours h;
+	cd_err err;
 
-	ROW(d, "liveHelp", &q_lh_totals, "i", uid);
-	if (json_is_null(GET(d, "liveHelp")))
-		ROW(d, "liveHelp", &q_lh_fallback, "ii", uid, uid);
-	lh = GET(d, "liveHelp");
-	json_object_set_new(lh, "remaining", json_integer(
-	    jint(lh, "hours_total") - jint(lh, "hours_used")));
+	if ((err = live_help_hours(r->user->id, &h)) != CD_OK)
+		return err;
+	json_object_set_new(d, "liveHelp", json_pack("{s:I,s:I,s:I}",
+	    "hours_total", (json_int_t)h.total, "hours_used", (json_int_t)h.used,
+	    "remaining", (json_int_t)live_help_left(&h)));
+	return CD_OK;
+}
+
+/* Voice minutes the user can spend now and the next expiry (dashboard, /voice). */
+static cd_err
+voice_card(cd_req *r, json_t *d)
+{
+	long long minutes;
+	cd_err err;
+
+	if ((err = voice_available(r->user->id, &minutes)) != CD_OK)
+		return err;
+	ROW(d, "voice", &q_voice, "i", r->user->id);
+	json_object_set_new(GET(d, "voice"), "minutes", json_integer(minutes));
 	return CD_OK;
 }
 
@@ -541,9 +542,9 @@ h_dashboard(cd_req *r)
 	long long uid = r->user->id;
 	cd_err err;
 
-	if ((err = live_help_hours(r, d)) != CD_OK)
+	if ((err = live_help_card(r, d)) != CD_OK ||
+	    (err = voice_card(r, d)) != CD_OK)
 		return err;
-	ROW(d, "voice", &q_voice, "i", uid);
 	ROW(d, "credits", &q_balance, "i", uid);
 	ROW(d, "settings", &q_settings, "");
 	json_object_set_new(d, "balance", jcount(jint(GET(d, "credits"),
@@ -618,7 +619,7 @@ h_live_help(cd_req *r)
 	const char *done = req_query(r, "done");
 	cd_err err;
 
-	if ((err = live_help_hours(r, d)) != CD_OK)
+	if ((err = live_help_card(r, d)) != CD_OK)
 		return err;
 	ROWS(d, "slots", &q_lh_slots, "i", uid);
 	bool_col(GET(d, "slots"), "mine");
@@ -644,9 +645,11 @@ h_voice(cd_req *r)
 {
 	json_t *d = req_own(r, json_object());
 	bool premium = strcmp(r->user->tier, "firewall") == 0;
+	cd_err err;
 
 	json_object_set_new(d, "premium", json_boolean(premium));
-	ROW(d, "voice", &q_voice, "i", r->user->id);
+	if ((err = voice_card(r, d)) != CD_OK)
+		return err;
 	json_object_set_new(d, "hasMinutes", json_boolean(premium &&
 	    jint(GET(d, "voice"), "minutes") > 0));
 	ROW(d, "open", &q_voice_open, "i", r->user->id);

@@ -11,6 +11,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "holdings.h"
 #include "sessions.h"
 
 
@@ -162,6 +163,7 @@ take_tx(void *arg)
 cd_err
 participants_take(cd_req *r)
 {
+	char room[64];
 	json_t *session;
 	cd_err err;
 
@@ -172,8 +174,8 @@ participants_take(cd_req *r)
 		return CD_INTERNAL;
 	req_own(r, session);
 	/* Every consultation has its room, where the mechanic meets the customer. */
-	json_object_set_new(session, "route", json_string(arena_printf(r->arena,
-	    "/chat/%lld", r->ids[0])));
+	consultation_room(r->ids[0], room, sizeof room);
+	json_object_set_new(session, "route", json_string(room));
 	resp_json(r, 201, json_incref(session));
 	return CD_OK;
 }

@@ -4,6 +4,7 @@
  */
 #include "app.h"
 #include "db.h"
+#include "holdings.h"
 #include "page.h"
 #include "sessions.h"
 
@@ -16,15 +17,11 @@ static cd_sql q_participants = CD_SQL(
     " JOIN users u ON u.id = p.user_id WHERE p.session_id = ?"
     " ORDER BY p.joined_at, p.user_id");
 /*
- * route is where the consultation lives, by the same rule as after payment
- * (product_consultation.c): a chat in its room, the others on /thank-you
- * (?session=id: the page that says what happens next).
  * One person has a handful of consultations; 100 is a backstop, not paging.
+ * Each one's route comes from consultation_route, the rule used after payment.
  */
 static cd_sql q_mine = CD_SQL(
-    "SELECT s.id, s.type, s.plan, s.status, s.created_at AS createdAt,"
-    " IF(s.type = 'chat', CONCAT('/chat/', s.id),"
-    " CONCAT('/thank-you?session=', s.id)) AS route"
+    "SELECT s.id, s.type, s.plan, s.status, s.created_at AS createdAt"
     " FROM sessions s JOIN session_participants p ON p.session_id = s.id"
     " WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 100");
 
@@ -59,11 +56,18 @@ session_add_participants(cd_req *r, json_t *session)
 cd_err
 sessions_list(cd_req *r)
 {
-	json_t *rows;
+	char route[64];
+	json_t *rows, *row;
+	size_t i;
 	cd_err err;
 
 	if ((err = db_rows(&q_mine, &rows, "i", r->user->id)) != CD_OK)
 		return err;
+	json_array_foreach(rows, i, row) {
+		consultation_route(jstr(row, "type"), jint(row, "id"), route,
+		    sizeof route);
+		json_object_set_new(row, "route", json_string(route));
+	}
 	resp_json(r, 200, json_pack("{s:o}", "sessions", rows));
 	return CD_OK;
 }

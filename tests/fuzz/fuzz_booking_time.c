@@ -1,6 +1,6 @@
 /*
  * libFuzzer harness for the booking start-time parser
- * (booking_parse_time in src/bookings/calc.c).
+ * (booking_parse_time in src/billing/calc.c).
  *
  * The input is one NUL-terminated string.  Besides memory errors the harness
  * checks that every accepted time formats back to the same text: the parser

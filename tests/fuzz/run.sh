@@ -20,11 +20,11 @@ fi
 for name in "${names[@]}"; do
 	srcs=()
 	for c in "${CORE[@]}" stripe stripe_sig; do srcs+=("src/core/$c.c"); done
-	srcs+=(src/bookings/calc.c)
+	srcs+=(src/billing/calc.c)
 	echo "fuzz: building $name"
 	# shellcheck disable=SC2046
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-D_GNU_SOURCE -DTPL_MAX_STEPS=65536 -DTPL_MAX_OUTPUT=1048576 -Isrc/core -Isrc/bookings \
+		-D_GNU_SOURCE -DTPL_MAX_STEPS=65536 -DTPL_MAX_OUTPUT=1048576 -Isrc/core -Isrc/billing -Isrc/bookings \
 		"${srcs[@]}" "tests/fuzz/$name.c" \
 		$(mariadb_config --cflags --libs) \
 		$(pkg-config --cflags --libs jansson libcurl libcrypto) -lfcgi -lunistring -lcrack \

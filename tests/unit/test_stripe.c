@@ -1307,6 +1307,18 @@ END_TEST
 
 /* ---- Runner ------------------------------------------------------------- */
 
+/* A Stripe id is its prefix and a safe body: never a path or a query. */
+START_TEST(stripe_ids)
+{
+	ck_assert(stripe_id_ok("cs_test_a1B2", "cs_"));
+	ck_assert(!stripe_id_ok("cs_", "cs_"));
+	ck_assert(!stripe_id_ok("pi_123", "cs_"));
+	ck_assert(!stripe_id_ok("cs_../../v1/x", "cs_"));
+	ck_assert(!stripe_id_ok("cs_a?b", "cs_"));
+	ck_assert(!stripe_id_ok(NULL, "cs_"));
+}
+END_TEST
+
 static Suite *
 stripe_suite(void)
 {
@@ -1326,6 +1338,7 @@ stripe_suite(void)
 	tcase_add_test(form, form_reals);
 	tcase_add_test(form, form_nul_and_append);
 	tcase_add_test(form, url_building);
+	tcase_add_test(form, stripe_ids);
 	suite_add_tcase(s, form);
 
 	tcase_add_test(resp, response_ok);
@@ -1368,6 +1381,7 @@ stripe_suite(void)
 	suite_add_tcase(s, cry);
 	return s;
 }
+
 
 int
 main(void)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the pure booking helpers (src/bookings/calc.c): the strict
+ * Unit tests for the pure booking helpers (src/billing/calc.c): the strict
  * start-time parser, durations, and the fee/payout split in integer cents.
  *
  * Epoch values were computed independently, e.g.

@@ -18,10 +18,6 @@ static cd_sql q_purchase = CD_SQL(
 static cd_sql q_lock = CD_SQL(
     "SELECT credits_applied, credits_refunded FROM boost_pack_purchases"
     " WHERE stripe_session_id = ? FOR UPDATE");
-static cd_sql q_frozen = CD_SQL(
-    "SELECT frozen FROM user_credits WHERE user_id = ?");
-static cd_sql q_freeze = CD_SQL(
-    "UPDATE user_credits SET frozen = frozen + ? WHERE user_id = ? AND frozen + ? >= 0");
 static cd_sql q_refunded = CD_SQL(
     "UPDATE boost_pack_purchases SET credits_refunded = credits_refunded + ?"
     " WHERE stripe_session_id = ?");
@@ -41,8 +37,8 @@ static cd_err
 grant(const cd_checkout *ck, bool *granted)
 {
 	long long rate, credits, bonus;
-	cd_buf desc = CD_BUF_INIT;
 	json_t *pack, *meta;
+	cd_buf *desc;
 	cd_entry e;
 	cd_err err;
 
@@ -50,29 +46,25 @@ grant(const cd_checkout *ck, bool *granted)
 	if ((err = ledger_rate(&rate)) != CD_OK ||
 	    (err = db_row(&q_pack, &pack, "s", ck->item_code)) != CD_OK)
 		return err;
-	if (pack == NULL)
+	if (arena_json(ck->arena, pack) == NULL)
 		return CD_INTERNAL;
 	credits = jint(pack, "credits") + jint(pack, "bonus_credits");
 	bonus = jint(pack, "bonus_credits");
-	pack_description(&desc, jstr(pack, "name"), credits, bonus);
-	json_decref(pack);
 	if ((err = db_insert_once(&q_purchase, granted, NULL, "isssii",
 	    ck->user_id, ck->item_code, ck->stripe_session_id,
 	    ck->payment_intent_id, ck->amount_cents, credits * rate)) != CD_OK ||
-	    !*granted) {
-		buf_free(&desc);
+	    !*granted)
 		return err;
-	}
-	meta = json_pack("{s:s,s:s?,s:s,s:I,s:I}", "stripeSessionId",
-	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id,
-	    "boostPackId", ck->item_code, "amountPaidCents",
-	    (json_int_t)ck->amount_cents, "credits", (json_int_t)credits);
+	desc = buf_in(ck->arena);
+	pack_description(desc, jstr(pack, "name"), credits, bonus);
+	meta = arena_json(ck->arena, json_pack("{s:s,s:s?,s:s,s:I,s:I}",
+	    "stripeSessionId", ck->stripe_session_id, "paymentIntentId",
+	    ck->payment_intent_id, "boostPackId", ck->item_code,
+	    "amountPaidCents", (json_int_t)ck->amount_cents,
+	    "credits", (json_int_t)credits));
 	e = (cd_entry){ ck->user_id, credits * rate, bonus * rate, "allocation",
-	    "boost_pack_purchase", buf_cstr(&desc), meta };
-	err = ledger_apply(&e, NULL);
-	json_decref(meta);
-	buf_free(&desc);
-	return err;
+	    "boost_pack_purchase", buf_cstr(desc), meta };
+	return ledger_apply(&e, NULL);
 }
 
 static cd_err
@@ -85,13 +77,12 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 
 	*units = 0;
 	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	applied = jint(row, "credits_applied");
 	target = refunded_cents >= ck->amount_cents ? applied :
 	    applied * refunded_cents / ck->amount_cents;
 	delta = target - jint(row, "credits_refunded");
-	json_decref(row);
 	if (delta <= 0)
 		return CD_OK;
 	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK)
@@ -103,14 +94,12 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	if ((err = db_exec(&q_refunded, NULL, "is", *units,
 	    ck->stripe_session_id)) != CD_OK)
 		return err;
-	meta = json_pack("{s:s,s:s?,s:I}", "stripeSessionId", ck->stripe_session_id,
-	    "paymentIntentId", ck->payment_intent_id, "refundedCents",
-	    (json_int_t)refunded_cents);
+	meta = arena_json(ck->arena, json_pack("{s:s,s:s?,s:I}", "stripeSessionId",
+	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id,
+	    "refundedCents", (json_int_t)refunded_cents));
 	e = (cd_entry){ ck->user_id, -*units, 0, "refund", "refund",
 	    "Boost pack refund", meta };
-	err = ledger_apply(&e, NULL);
-	json_decref(meta);
-	return err;
+	return ledger_apply(&e, NULL);
 }
 
 /*
@@ -124,39 +113,36 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 {
 	long long balance, left;
 	json_t *row, *meta;
+	cd_balance user;
 	cd_entry e;
 	cd_err err;
 
 	*frozen = 0;
 	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	*granted = jint(row, "credits_applied");
 	left = *granted - jint(row, "credits_refunded");
-	json_decref(row);
 	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK ||
-	    (err = db_row(&q_frozen, &row, "i", ck->user_id)) != CD_OK)
+	    (err = ledger_balance(ck->user_id, &user)) != CD_OK)
 		return err;
 	if (!release) {
-		balance -= jint(row, "frozen");	/* spendable */
+		balance -= user.frozen;	/* spendable */
 		units = left < balance ? left : balance;
 	}
-	json_decref(row);
 	if (units <= 0)
 		return CD_OK;
 	*frozen = release ? -units : units;
-	if ((err = db_exec(&q_freeze, NULL, "iii", *frozen, ck->user_id,
-	    *frozen)) != CD_OK)
+	if ((err = ledger_freeze(ck->user_id, *frozen)) != CD_OK)
 		return err;
-	meta = json_pack("{s:s,s:s?,s:I}", "stripeSessionId", ck->stripe_session_id,
-	    "paymentIntentId", ck->payment_intent_id, "frozenDelta",
-	    (json_int_t)*frozen);
+	meta = arena_json(ck->arena, json_pack("{s:s,s:s?,s:I}", "stripeSessionId",
+	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id,
+	    "frozenDelta", (json_int_t)*frozen));
 	e = (cd_entry){ ck->user_id, 0, 0, "adjustment",
 	    release ? "dispute_release" : "dispute_freeze",
 	    release ? "Disputed payment: credits released" :
 	    "Disputed payment: credits frozen", meta };
 	err = ledger_apply(&e, NULL);
-	json_decref(meta);
 	*frozen = units;
 	return err;
 }

@@ -5,6 +5,10 @@
  * product's effects only if that insert created the row.  reverse() undoes
  * refunded units inside the refund transaction, never below what the user
  * has already used.
+ *
+ * The product functions take what they create (rows, JSON) from ck->arena,
+ * whose cleanup list releases it when the caller's operation ends: each
+ * function has one exit and no frees of its own.
  */
 #ifndef CD_PRODUCTS_H
 #define CD_PRODUCTS_H
@@ -12,6 +16,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "arena.h"
 #include "buf.h"
 #include "error.h"
 
@@ -26,6 +31,7 @@ typedef struct cd_checkout {
 	long long	 amount_cents;
 	const char	*payment_intent_id;	/* from Stripe; may be NULL */
 	const json_t	*stripe;		/* Stripe's session object */
+	cd_arena	*arena;	/* owns what the product functions create */
 } cd_checkout;
 
 typedef struct cd_product {

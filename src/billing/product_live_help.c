@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "db.h"
+#include "holdings.h"
 #include "products.h"
 
 static cd_sql q_purchase = CD_SQL(
@@ -50,7 +51,7 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 
 	*units = 0;
 	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	hours = jint(row, "hours");
 	target = refunded_cents >= ck->amount_cents ? hours :
@@ -58,7 +59,6 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	delta = target - jint(row, "hours_refunded");
 	unused = jint(row, "hours_total") - jint(row, "hours_used") -
 	    jint(row, "hours_frozen");
-	json_decref(row);
 	if (delta <= 0)
 		return CD_OK;
 	/* Only what was taken back counts as refunded; used hours stay used. */
@@ -81,19 +81,52 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 
 	*frozen = 0;
 	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	*granted = jint(row, "hours");
 	left = *granted - jint(row, "hours_refunded");
 	unused = jint(row, "hours_total") - jint(row, "hours_used") -
 	    jint(row, "hours_frozen");
-	json_decref(row);
 	if (!release)
 		units = left < unused ? left : unused;
 	if (units <= 0)
 		return CD_OK;
 	*frozen = units;
 	return db_exec(&q_freeze, NULL, "ii", release ? -units : units, ck->user_id);
+}
+
+static cd_sql q_totals = CD_SQL(
+    "SELECT hours_total, hours_used, hours_frozen FROM user_live_help_totals"
+    " WHERE user_id = ?");
+/* Used only when the totals row is missing (e.g. data loaded by hand). */
+static cd_sql q_summed = CD_SQL(
+    "SELECT (SELECT COALESCE(SUM(CAST(hours AS SIGNED) - hours_refunded), 0)"
+    " FROM live_help_purchases WHERE user_id = ?) AS hours_total,"
+    " (SELECT COALESCE(SUM(hours), 0) FROM live_help_redemptions"
+    " WHERE user_id = ?) AS hours_used");
+
+cd_err
+live_help_hours(long long user_id, cd_hours *out)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_totals, &row, "i", user_id)) != CD_OK)
+		return err;
+	if (row == NULL && (err = db_row(&q_summed, &row, "ii", user_id,
+	    user_id)) != CD_OK)
+		return err;
+	out->total = jint(row, "hours_total");
+	out->used = jint(row, "hours_used");
+	out->frozen = jint(row, "hours_frozen");
+	json_decref(row);
+	return CD_OK;
+}
+
+long long
+live_help_left(const cd_hours *h)
+{
+	return h->total - h->used - h->frozen;
 }
 
 const cd_product product_live_help = { "live_help", grant, reverse, NULL, NULL,

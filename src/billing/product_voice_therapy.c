@@ -46,10 +46,9 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	/* after a session that is being ended has taken its minutes */
 	if ((err = voice_guard(ck->user_id)) != CD_OK ||
 	    (err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	*units = jint(row, "minutes_remaining");
-	json_decref(row);
 	return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
 }
 
@@ -63,13 +62,12 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	*frozen = 0;
 	if ((err = voice_guard(ck->user_id)) != CD_OK ||
 	    (err = db_row(&q_granted, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    row == NULL)
+	    arena_json(ck->arena, row) == NULL)
 		return err;
 	*granted = jint(row, "minutes_purchased");
 	if (!release)
 		units = jint(row, "is_active") ? jint(row, "minutes_remaining") -
 		    jint(row, "minutes_frozen") : 0;
-	json_decref(row);
 	if (units <= 0)
 		return CD_OK;
 	*frozen = units;

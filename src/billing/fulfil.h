@@ -36,10 +36,10 @@ cd_err	 fulfil_session_object(const json_t *session, long long user_id,
 cd_err	 fulfil_refund(const json_t *charge);
 /*
  * Our record of the Checkout Session a PaymentIntent paid, as a cd_checkout
- * whose strings live in *local (the caller's to release); *local is NULL
- * when no session of ours has this PaymentIntent.
+ * whose strings live in arena a (ck->arena = a); ck->stripe_session_id is
+ * NULL when no session of ours has this PaymentIntent.
  */
-cd_err	 fulfil_checkout_of_intent(const char *intent, json_t **local,
+cd_err	 fulfil_checkout_of_intent(const char *intent, cd_arena *a,
 	    cd_checkout *ck);
 /* Marks an open local session failed (async payment failed). */
 cd_err	 fulfil_failed(const char *stripe_session_id);

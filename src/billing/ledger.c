@@ -28,19 +28,65 @@ static cd_sql q_entry = CD_SQL(
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
 static cd_sql q_rate = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'tokens_per_credit'");
+static cd_sql q_freeze = CD_SQL(
+    "UPDATE user_credits SET frozen = frozen + ? WHERE user_id = ? AND frozen + ? >= 0");
+static cd_sql q_balance = CD_SQL(
+    "SELECT balance, total_earned, total_spent, bonus_earned, frozen"
+    " FROM user_credits WHERE user_id = ?");
+static const cd_col balance_cols[] = {
+	DB_INT(cd_balance, balance), DB_INT(cd_balance, total_earned),
+	DB_INT(cd_balance, total_spent), DB_INT(cd_balance, bonus_earned),
+	DB_INT(cd_balance, frozen),
+};
+static cd_sql q_page = CD_SQL(
+    "SELECT id, credits_delta, balance_before, balance_after, transaction_type,"
+    " activity_type, description, metadata, created_at FROM credit_transactions"
+    " WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?");
+static const cd_col page_cols[] = {
+	DB_INT(cd_ledger_row, id), DB_INT(cd_ledger_row, delta),
+	DB_INT(cd_ledger_row, before), DB_INT(cd_ledger_row, after),
+	DB_TEXT(cd_ledger_row, type), DB_TEXT(cd_ledger_row, activity),
+	DB_TEXT(cd_ledger_row, description), DB_TEXT(cd_ledger_row, metadata),
+	DB_TEXT(cd_ledger_row, created_at),
+};
+/* One integer column (the locked balance, the rate). */
+static const cd_col int_col[] = { { DB_COL_INT, 0 } };
 
 cd_err
 ledger_balance_for_update(long long user_id, long long *balance)
 {
-	json_t *row;
+	size_t n;
 	cd_err err;
 
-	if ((err = db_exec(&q_ensure, NULL, "i", user_id)) != CD_OK ||
-	    (err = db_row(&q_lock, &row, "i", user_id)) != CD_OK)
+	*balance = 0;
+	if ((err = db_exec(&q_ensure, NULL, "i", user_id)) != CD_OK)
 		return err;
-	*balance = jint(row, "balance");
-	json_decref(row);
-	return CD_OK;
+	return db_fetch(&q_lock, NULL, int_col, 1, balance, sizeof(*balance), 1,
+	    &n, "i", user_id);
+}
+
+cd_err
+ledger_balance(long long user_id, cd_balance *out)
+{
+	size_t n;
+
+	*out = (cd_balance){ 0, 0, 0, 0, 0 };
+	return db_fetch(&q_balance, NULL, balance_cols, DB_NCOLS(balance_cols),
+	    out, sizeof(*out), 1, &n, "i", user_id);
+}
+
+cd_err
+ledger_freeze(long long user_id, long long delta)
+{
+	return db_exec(&q_freeze, NULL, "iii", delta, user_id, delta);
+}
+
+cd_err
+ledger_page(cd_arena *a, long long user_id, long long before_id,
+    cd_ledger_row *rows, size_t max, size_t *n)
+{
+	return db_fetch(&q_page, a, page_cols, DB_NCOLS(page_cols), rows,
+	    sizeof(*rows), max, n, "iii", user_id, before_id, (long long)max);
 }
 
 cd_err
@@ -71,13 +117,13 @@ ledger_apply(const cd_entry *e, long long *balance_after)
 cd_err
 ledger_rate(long long *rate)
 {
-	json_t *row;
+	size_t n;
 	cd_err err;
 
-	if ((err = db_row(&q_rate, &row, "")) != CD_OK)
+	*rate = 0;
+	if ((err = db_fetch(&q_rate, NULL, int_col, 1, rate, sizeof(*rate), 1,
+	    &n, "")) != CD_OK)
 		return err;
-	*rate = row ? jint(row, "int_value") : 0;
-	json_decref(row);
 	if (*rate <= 0) {
 		log_error("ledger: tokens_per_credit is not set");
 		return CD_INTERNAL;

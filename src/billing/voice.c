@@ -8,6 +8,7 @@
  * FOR UPDATE so the values taken are the committed ones.
  */
 #include "db.h"
+#include "holdings.h"
 #include "voice.h"
 
 /* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
@@ -30,6 +31,9 @@ static cd_sql q_take = CD_SQL(
     "UPDATE voice_therapy_credits SET minutes_remaining = minutes_remaining - ?,"
     " is_active = (minutes_remaining > 0)"
     " WHERE id = ? AND minutes_remaining - minutes_frozen >= ?");
+static cd_sql q_available = CD_SQL(
+    "SELECT COALESCE(SUM(minutes_remaining - minutes_frozen), 0) AS minutes"
+    " FROM voice_therapy_credits WHERE" ACTIVE);
 static cd_sql q_usage = CD_SQL(
     "INSERT INTO voice_therapy_usage (session_id, credit_id, minutes) VALUES (?, ?, ?)");
 static cd_sql q_end = CD_SQL(
@@ -195,4 +199,17 @@ voice_sweep(long long *users)
 	}
 	json_decref(rows);
 	return err;
+}
+
+cd_err
+voice_available(long long user_id, long long *minutes)
+{
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(&q_available, &row, "i", user_id)) != CD_OK)
+		return err;
+	*minutes = jint(row, "minutes");
+	json_decref(row);
+	return CD_OK;
 }

@@ -56,4 +56,22 @@ booking_cancel_tier booking_cancel_refund(long long price,
 void	 booking_refund_divide(long long price, long long fee, long long refund,
 	    booking_split *out);
 
+/* A booking's cancellation terms, read by booking_terms_of (booking_pay.h). */
+typedef struct booking_terms {
+	long long	 price;		/* cents */
+	long long	 fee;		/* the platform's fee, cents */
+	long long	 to_start;	/* seconds until it starts, by the DB clock */
+	long long	 full_hours;	/* the expert's policy, or the platform's */
+	long long	 late_bps;
+	long long	 decided;	/* refund a cancel already decided, or -1 */
+} booking_terms;
+
+/*
+ * What cancelling now takes back: the tier by the policy and the clock, and
+ * the refund split between fee and payout (the decided refund, once a
+ * cancel has decided one).
+ */
+booking_cancel_tier booking_refund_quote(const booking_terms *,
+	    booking_split *out);
+
 #endif

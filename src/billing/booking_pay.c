@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "booking_pay.h"
+#include "calc.h"
 #include "db.h"
 #include "fulfil.h"
 #include "log.h"
@@ -599,5 +600,33 @@ booking_disputed(const json_t *row, const char *dispute_id, const char *to,
 	    sizeof(idbuf), booking), jint(row, "user_id"), details,
 	    strcmp(to, "won") == 0 ? "info" : "critical");
 	json_decref(details);
+	return err;
+}
+
+/* The booking with its expert's policy (or the platform's), by the DB clock. */
+static cd_sql q_terms = CD_SQL(
+    "SELECT b.price_cents, b.platform_fee_cents,"
+    " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), b.start_time),"
+    " COALESCE(e.cancel_full_refund_hours, (SELECT int_value FROM platform_settings"
+    "  WHERE name = 'cancel_full_refund_hours')),"
+    " COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings"
+    "  WHERE name = 'cancel_late_refund_bps')),"
+    " COALESCE(b.cancel_refund_cents, -1)"
+    " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
+static const cd_col terms_cols[] = {
+	DB_INT(booking_terms, price), DB_INT(booking_terms, fee),
+	DB_INT(booking_terms, to_start), DB_INT(booking_terms, full_hours),
+	DB_INT(booking_terms, late_bps), DB_INT(booking_terms, decided),
+};
+
+cd_err
+booking_terms_of(long long booking_id, booking_terms *t, bool *found)
+{
+	size_t n;
+	cd_err err;
+
+	err = db_fetch(&q_terms, NULL, terms_cols, DB_NCOLS(terms_cols), t,
+	    sizeof(*t), 1, &n, "i", booking_id);
+	*found = err == CD_OK && n == 1;
 	return err;
 }

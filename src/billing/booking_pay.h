@@ -114,4 +114,13 @@ cd_err	 booking_refund(long long booking_id, long long user_id,
 	    const char *reason, bool cancel, const booking_split *part,
 	    bool *refunded);
 
+struct booking_terms;
+/*
+ * The booking's cancellation terms (calc.h): its price and fee, the time to
+ * its start by the database clock, its expert's policy (or the platform's),
+ * and the refund already decided.  *found is false if there is no booking.
+ */
+cd_err	 booking_terms_of(long long booking_id, struct booking_terms *t,
+	    bool *found);
+
 #endif

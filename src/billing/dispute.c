@@ -153,8 +153,7 @@ closed_tx(void *arg)
 		return err;
 	if ((err = db_row(&q_row, &row, "s", jstr(x->d, "id"))) != CD_OK)
 		return err;
-	frozen = jint(row, "units_frozen");
-	json_decref(row);
+	frozen = jint(arena_json(x->ck.arena, row), "units_frozen");
 	if (strcmp(status, "won") == 0)
 		return won(x, frozen);
 	return lost(x, frozen);
@@ -162,20 +161,24 @@ closed_tx(void *arg)
 
 /*
  * The purchase the disputed payment made, if it is one of ours: a Checkout
- * purchase (x->product) or an expert booking (x->booking, owned by x).
+ * purchase (x->product) or an expert booking (x->booking); both owned by
+ * arena a, which also becomes x->ck.arena.
  */
 static cd_err
-purchase_of(struct disputed *x, json_t **local)
+purchase_of(struct disputed *x, cd_arena *a)
 {
 	cd_err err;
 
 	x->product = NULL;
 	x->booking = NULL;
-	if ((err = fulfil_checkout_of_intent(jstr(x->d, "payment_intent"), local,
+	if ((err = fulfil_checkout_of_intent(jstr(x->d, "payment_intent"), a,
 	    &x->ck)) != CD_OK)
 		return err;
-	if (*local == NULL)
-		return booking_of_intent(jstr(x->d, "payment_intent"), &x->booking);
+	if (x->ck.stripe_session_id == NULL) {
+		err = booking_of_intent(jstr(x->d, "payment_intent"), &x->booking);
+		arena_json(a, x->booking);
+		return err;
+	}
 	x->product = product_find(x->ck.product);
 	if (x->product != NULL && (x->product->freeze == NULL ||
 	    x->product->reverse == NULL))
@@ -187,13 +190,12 @@ cd_err
 dispute_opened(const json_t *d)
 {
 	struct disputed x = { d, NULL, { 0 }, NULL };
-	json_t *local = NULL;
+	cd_arena *a = arena_new();
 	cd_err err;
 
-	if ((err = purchase_of(&x, &local)) == CD_OK)
+	if ((err = purchase_of(&x, a)) == CD_OK)
 		err = db_tx(opened_tx, &x);
-	json_decref(x.booking);
-	json_decref(local);
+	arena_free(a);
 	return err;
 }
 
@@ -203,16 +205,16 @@ dispute_closed(const json_t *d)
 {
 	struct disputed x = { d, NULL, { 0 }, NULL };
 	const char *status = jstr(d, "status") ?: "";
-	json_t *local = NULL;
+	cd_arena *a;
 	cd_err err;
 
 	if (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0)
 		return CD_OK;	/* not closed (yet), or warning_closed */
 	if ((err = dispute_opened(d)) != CD_OK)
 		return err;
-	if ((err = purchase_of(&x, &local)) == CD_OK)
+	a = arena_new();
+	if ((err = purchase_of(&x, a)) == CD_OK)
 		err = db_tx(closed_tx, &x);
-	json_decref(x.booking);
-	json_decref(local);
+	arena_free(a);
 	return err;
 }

@@ -111,6 +111,7 @@ struct allocation {
 	const char	*sub_id;
 	long long	 user_id;
 	const char	*plan_id;
+	cd_arena	*arena;		/* owns what allocate_tx creates */
 };
 
 static cd_err
@@ -120,8 +121,8 @@ allocate_tx(void *arg)
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
 	long long rate, credits, sub;
 	char nonce[CD_TOKEN_LEN + 1];
-	cd_buf desc = CD_BUF_INIT;
 	json_t *plan, *meta;
+	cd_buf *desc;
 	bool fresh;
 	cd_entry e;
 	cd_err err;
@@ -129,40 +130,34 @@ allocate_tx(void *arg)
 	if ((err = ledger_rate(&rate)) != CD_OK ||
 	    (err = db_row(&q_plan, &plan, "s", a->plan_id)) != CD_OK)
 		return err;
-	if (plan == NULL)
+	if (arena_json(a->arena, plan) == NULL)
 		return CD_NOT_FOUND;
 	credits = jint(plan, "monthly_credits");
-	buf_printf(&desc, "%s plan: ", jstr(plan, "name"));
-	format_count(&desc, credits);
-	buf_puts(&desc, " Pilot Credits");
-	json_decref(plan);
+	desc = buf_in(a->arena);
+	buf_printf(desc, "%s plan: ", jstr(plan, "name"));
+	format_count(desc, credits);
+	buf_puts(desc, " Pilot Credits");
 	if ((err = new_nonce(nonce)) != CD_OK ||
 	    (err = db_insert(&q_upsert_id, &sub, "isss", a->user_id, a->plan_id,
 	    a->sub_id, nonce)) != CD_OK)
-		goto out;
-	if (sub <= 0) {
-		err = CD_INTERNAL;	/* the upsert always names the row */
-		goto out;
-	}
-	if ((err = sync_row(a->sub)) != CD_OK)
-		goto out;
-	if ((err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub, invoice_id,
-	    credits * rate)) != CD_OK || !fresh)
-		goto out;
-	meta = json_pack("{s:s,s:s,s:s,s:I}", "stripeInvoiceId", invoice_id,
-	    "stripeSubscriptionId", a->sub_id, "planId", a->plan_id,
-	    "amountPaidCents", (json_int_t)jint(a->invoice, "amount_paid"));
+		return err;
+	if (sub <= 0)
+		return CD_INTERNAL;	/* the upsert always names the row */
+	if ((err = sync_row(a->sub)) != CD_OK ||
+	    (err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub,
+	    invoice_id, credits * rate)) != CD_OK || !fresh)
+		return err;
+	meta = arena_json(a->arena, json_pack("{s:s,s:s,s:s,s:I}",
+	    "stripeInvoiceId", invoice_id, "stripeSubscriptionId", a->sub_id,
+	    "planId", a->plan_id,
+	    "amountPaidCents", (json_int_t)jint(a->invoice, "amount_paid")));
 	e = (cd_entry){ a->user_id, credits * rate, 0, "allocation",
-	    "subscription_renewal", buf_cstr(&desc), meta };
-	err = ledger_apply(&e, NULL);
-	json_decref(meta);
-out:
-	buf_free(&desc);
-	return err;
+	    "subscription_renewal", buf_cstr(desc), meta };
+	return ledger_apply(&e, NULL);
 }
 
 static cd_err
-invoice_paid(const json_t *invoice, const json_t *subscription)
+invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 {
 	const json_t *meta = json_object_get(subscription, "metadata");
 	struct allocation a;
@@ -177,13 +172,13 @@ invoice_paid(const json_t *invoice, const json_t *subscription)
 	a.sub_id = jstr(subscription, "id");
 	a.user_id = jint(meta, "user_id");
 	a.plan_id = jstr(meta, "item");
+	a.arena = arena;
 	if (a.sub_id == NULL || a.user_id <= 0 || a.plan_id == NULL ||
 	    jstr(invoice, "id") == NULL)
 		return CD_OK;	/* not a subscription we sold */
 	if ((err = db_row(&q_ours, &ours, "is", a.user_id, a.plan_id)) != CD_OK)
 		return err;
-	json_decref(ours);
-	if (ours == NULL) {
+	if (arena_json(arena, ours) == NULL) {
 		log_warn("invoice %s: no checkout of ours for this subscription",
 		    jstr(invoice, "id"));
 		return CD_OK;
@@ -195,17 +190,21 @@ invoice_paid(const json_t *invoice, const json_t *subscription)
 cd_err
 subscription_allocate_invoice(const char *invoice_id)
 {
+	cd_arena *a = arena_new();
 	json_t *invoice = NULL, *sub = NULL;
 	cd_err err;
 
 	/* An invoice or subscription Stripe does not have: nothing to allocate. */
-	if ((err = stripe_retrieve("invoices", "in_", invoice_id, &invoice)) == CD_OK)
+	err = stripe_retrieve("invoices", "in_", invoice_id, &invoice);
+	arena_json(a, invoice);
+	if (err == CD_OK) {
 		err = stripe_retrieve("subscriptions", "sub_",
 		    jstr(invoice, "subscription"), &sub);
+		arena_json(a, sub);
+	}
 	if (err == CD_OK)
-		err = invoice_paid(invoice, sub);
-	json_decref(sub);
-	json_decref(invoice);
+		err = invoice_paid(invoice, sub, a);
+	arena_free(a);
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 

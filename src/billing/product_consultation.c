@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "holdings.h"
 #include "log.h"
 #include "products.h"
 
@@ -85,6 +86,22 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	return CD_OK;
 }
 
+void
+consultation_room(long long session_id, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "/chat/%lld", session_id);
+}
+
+void
+consultation_route(const char *type, long long session_id, char *out,
+    size_t outlen)
+{
+	if (type != NULL && strcmp(type, "chat") == 0)
+		consultation_room(session_id, out, outlen);
+	else
+		snprintf(out, outlen, "/thank-you?session=%lld", session_id);
+}
+
 /* A chat goes straight to its room; video and diagnostic to the thank-you
  * page, which names the consultation and says what happens next. */
 static cd_err
@@ -95,11 +112,8 @@ route(const cd_checkout *ck, char *out, size_t outlen)
 
 	if ((err = db_row(&q_by_stripe, &row, "s", ck->stripe_session_id)) != CD_OK)
 		return err;
-	if (row != NULL && strcmp(jstr(row, "type"), "chat") == 0)
-		snprintf(out, outlen, "/chat/%lld", jint(row, "id"));
-	else
-		snprintf(out, outlen, "/thank-you?session=%lld", jint(row, "id"));
-	json_decref(row);
+	arena_json(ck->arena, row);
+	consultation_route(jstr(row, "type"), jint(row, "id"), out, outlen);
 	return CD_OK;
 }
 

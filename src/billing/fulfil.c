@@ -70,14 +70,13 @@ grant_tx(void *arg)
 	if ((err = db_exec(&q_mark_fulfilled, NULL, "si", ck->payment_intent_id,
 	    ck->id)) != CD_OK)
 		return err;
-	details = json_pack("{s:s,s:s,s:I,s:I,s:s?}", "product", ck->product,
-	    "item", ck->item_code, "quantity", (json_int_t)ck->quantity,
+	details = arena_json(ck->arena, json_pack("{s:s,s:s,s:I,s:I,s:s?}",
+	    "product", ck->product, "item", ck->item_code,
+	    "quantity", (json_int_t)ck->quantity,
 	    "amountCents", (json_int_t)ck->amount_cents,
-	    "paymentIntent", ck->payment_intent_id);
-	err = audit_write("PAYMENT_FULFILLED", "checkout_session",
+	    "paymentIntent", ck->payment_intent_id));
+	return audit_write("PAYMENT_FULFILLED", "checkout_session",
 	    ck->stripe_session_id, ck->user_id, details, "info");
-	json_decref(details);
-	return err;
 }
 
 /* Stripe's session must match what we created: same amount and currency. */
@@ -90,10 +89,13 @@ matches_local(const json_t *session, const json_t *local)
 	    cur != NULL && strcmp(cur, jstr(local, "currency")) == 0;
 }
 
-/* Our record of a checkout as a cd_checkout, with Stripe's facts passed in. */
+/*
+ * Our record of a checkout as a cd_checkout, with Stripe's facts passed in;
+ * what the product functions create for it goes to arena a.
+ */
 static void
 fill_checkout(cd_checkout *ck, const json_t *local, const char *session_id,
-    const char *intent, const json_t *session)
+    const char *intent, const json_t *session, cd_arena *a)
 {
 	ck->id = jint(local, "id");
 	ck->stripe_session_id = session_id;
@@ -104,10 +106,12 @@ fill_checkout(cd_checkout *ck, const json_t *local, const char *session_id,
 	ck->amount_cents = jint(local, "amount_cents");
 	ck->payment_intent_id = intent;
 	ck->stripe = session;
+	ck->arena = a;
 }
 
 static cd_err
-fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
+fulfil_local(const json_t *session, const json_t *local, cd_arena *a,
+    cd_fulfilment *out)
 {
 	const char *status = jstr(session, "payment_status");
 	struct grant g = { NULL, NULL, false };
@@ -124,7 +128,7 @@ fulfil_local(const json_t *session, const json_t *local, cd_fulfilment *out)
 		return CD_FORBIDDEN;	/* never granted, whoever asks */
 	}
 	fill_checkout(&ck, local, jstr(session, "id"), jstr(session, "payment_intent"),
-	    session);
+	    session, a);
 	if ((g.product = product_find(ck.product)) == NULL) {
 		log_error("fulfil: no product %s", ck.product);
 		return CD_INTERNAL;
@@ -150,9 +154,12 @@ route_billing(const cd_checkout *ck, char *out, size_t outlen)
 	return CD_OK;
 }
 
-/* Our record of the session, if it is ours (and the user's, when given). */
+/*
+ * Our record of the session (owned by arena a), if it is ours (and the
+ * user's, when given).
+ */
 static cd_err
-load_local(const char *id, long long user_id, json_t **local)
+load_local(const char *id, long long user_id, cd_arena *a, json_t **local)
 {
 	cd_err err;
 
@@ -161,34 +168,38 @@ load_local(const char *id, long long user_id, json_t **local)
 		return CD_NOT_FOUND;
 	if ((err = db_row(&q_local, local, "s", id)) != CD_OK)
 		return err;
-	if (*local == NULL || (user_id > 0 && jint(*local, "user_id") != user_id)) {
-		json_decref(*local);
-		*local = NULL;
+	if (arena_json(a, *local) == NULL ||
+	    (user_id > 0 && jint(*local, "user_id") != user_id))
 		return CD_NOT_FOUND;
-	}
 	return CD_OK;
 }
 
+/* Fulfils session, whose local record is local, with a as the scope. */
 static cd_err
-fulfil_with(const json_t *session, const json_t *local, cd_fulfilment *out)
+fulfil_with(const json_t *session, const json_t *local, cd_arena *a,
+    cd_fulfilment *out)
 {
 	out->user_id = jint(local, "user_id");
 	snprintf(out->product, sizeof(out->product), "%s", jstr(local, "product"));
-	return fulfil_local(session, local, out);
+	return fulfil_local(session, local, a, out);
 }
 
+/*
+ * The public entry points below each own one arena for the whole operation:
+ * every row and JSON value it creates is released when it ends.
+ */
 cd_err
 fulfil_session_object(const json_t *session, long long user_id,
     cd_fulfilment *out)
 {
+	cd_arena *a = arena_new();
 	json_t *local;
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = load_local(jstr(session, "id"), user_id, &local)) != CD_OK)
-		return err;
-	err = fulfil_with(session, local, out);
-	json_decref(local);
+	if ((err = load_local(jstr(session, "id"), user_id, a, &local)) == CD_OK)
+		err = fulfil_with(session, local, a, out);
+	arena_free(a);
 	return err;
 }
 
@@ -197,33 +208,36 @@ cd_err
 fulfil_session(const char *stripe_session_id, long long user_id,
     cd_fulfilment *out)
 {
+	cd_arena *a = arena_new();
 	json_t *local, *session = NULL;
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = load_local(stripe_session_id, user_id, &local)) != CD_OK)
-		return err;
-	if ((err = stripe_retrieve("checkout/sessions", "cs_", stripe_session_id,
-	    &session)) == CD_OK)
-		err = fulfil_with(session, local, out);
-	json_decref(session);
-	json_decref(local);
+	if ((err = load_local(stripe_session_id, user_id, a, &local)) == CD_OK) {
+		err = stripe_retrieve("checkout/sessions", "cs_",
+		    stripe_session_id, &session);
+		arena_json(a, session);
+		if (err == CD_OK)
+			err = fulfil_with(session, local, a, out);
+	}
+	arena_free(a);
 	return err;
 }
 
 cd_err
-fulfil_checkout_of_intent(const char *intent, json_t **local, cd_checkout *ck)
+fulfil_checkout_of_intent(const char *intent, cd_arena *a, cd_checkout *ck)
 {
+	json_t *local;
 	cd_err err;
 
-	*local = NULL;
+	memset(ck, 0, sizeof(*ck));
+	ck->arena = a;
 	if (!stripe_id_ok(intent, "pi_"))
 		return CD_OK;
-	if ((err = db_row(&q_local_by_intent, local, "s", intent)) != CD_OK ||
-	    *local == NULL)
+	if ((err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK ||
+	    arena_json(a, local) == NULL)
 		return err;
-	memset(ck, 0, sizeof(*ck));
-	fill_checkout(ck, *local, jstr(*local, "stripe_session_id"), intent, NULL);
+	fill_checkout(ck, local, jstr(local, "stripe_session_id"), intent, NULL, a);
 	return CD_OK;
 }
 
@@ -266,13 +280,11 @@ reverse_tx(void *arg)
 	if (rv->refunded >= rv->ck.amount_cents &&
 	    (err = db_exec(&q_mark_refunded, NULL, "i", rv->ck.id)) != CD_OK)
 		return err;
-	details = json_pack("{s:s,s:I,s:I}", "product", rv->ck.product,
-	    "refundedCents", (json_int_t)rv->refunded, "unitsReversed",
-	    (json_int_t)units);
-	err = audit_write("PAYMENT_REFUNDED", "checkout_session",
+	details = arena_json(rv->ck.arena, json_pack("{s:s,s:I,s:I}", "product",
+	    rv->ck.product, "refundedCents", (json_int_t)rv->refunded,
+	    "unitsReversed", (json_int_t)units));
+	return audit_write("PAYMENT_REFUNDED", "checkout_session",
 	    rv->ck.stripe_session_id, rv->ck.user_id, details, "warning");
-	json_decref(details);
-	return err;
 }
 
 /*
@@ -283,16 +295,17 @@ reverse_tx(void *arg)
  * waits for it to commit.
  */
 static cd_err
-fulfil_sessions_of_intent(const char *intent)
+fulfil_sessions_of_intent(const char *intent, cd_arena *a)
 {
 	json_t *params, *list = NULL, *session;
 	cd_fulfilment f;
 	cd_err err;
 	size_t i;
 
-	params = json_pack("{s:s,s:i}", "payment_intent", intent, "limit", 10);
+	params = arena_json(a, json_pack("{s:s,s:i}", "payment_intent", intent,
+	    "limit", 10));
 	err = stripe_call("GET", "/v1/checkout/sessions", params, NULL, &list);
-	json_decref(params);
+	arena_json(a, list);
 	json_array_foreach(json_object_get(list, "data"), i, session) {
 		if (err != CD_OK)
 			break;
@@ -300,39 +313,44 @@ fulfil_sessions_of_intent(const char *intent)
 		if (err == CD_NOT_FOUND || err == CD_FORBIDDEN)
 			err = CD_OK;	/* not ours, or refused */
 	}
-	json_decref(list);
 	return err;
+}
+
+/* fulfil_refund inside its arena a. */
+static cd_err
+refund_in(const json_t *charge, const char *intent, cd_arena *a)
+{
+	struct reversal rv;
+	cd_err err;
+
+	memset(&rv, 0, sizeof(rv));
+	if ((err = fulfil_checkout_of_intent(intent, a, &rv.ck)) != CD_OK)
+		return err;
+	if (rv.ck.stripe_session_id == NULL &&
+	    ((err = fulfil_sessions_of_intent(intent, a)) != CD_OK ||
+	    (err = fulfil_checkout_of_intent(intent, a, &rv.ck)) != CD_OK))
+		return err;
+	if (rv.ck.stripe_session_id == NULL)
+		return CD_OK;	/* not a Checkout purchase (a booking, or not ours) */
+	rv.refunded = jint(charge, "amount_refunded");
+	rv.key = arena_printf(a, "%s/%lld", jstr(charge, "id"), rv.refunded);
+	if ((rv.product = product_find(rv.ck.product)) == NULL ||
+	    rv.product->reverse == NULL || rv.refunded <= 0)
+		return CD_OK;
+	return db_tx(reverse_tx, &rv);
 }
 
 cd_err
 fulfil_refund(const json_t *charge)
 {
 	const char *intent = jstr(charge, "payment_intent");
-	struct reversal rv;
-	json_t *local;
-	char key[300];
+	cd_arena *a;
 	cd_err err;
 
 	if (!stripe_id_ok(intent, "pi_") || !stripe_id_ok(jstr(charge, "id"), "ch_"))
 		return CD_OK;
-	if ((err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK)
-		return err;
-	if (local == NULL && ((err = fulfil_sessions_of_intent(intent)) != CD_OK ||
-	    (err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK))
-		return err;
-	if (local == NULL)
-		return CD_OK;	/* not a Checkout purchase (a booking, or not ours) */
-	memset(&rv, 0, sizeof(rv));
-	fill_checkout(&rv.ck, local, jstr(local, "stripe_session_id"), intent, NULL);
-	rv.refunded = jint(charge, "amount_refunded");
-	snprintf(key, sizeof(key), "%s/%lld", jstr(charge, "id"), rv.refunded);
-	rv.key = key;
-	if ((rv.product = product_find(rv.ck.product)) == NULL ||
-	    rv.product->reverse == NULL || rv.refunded <= 0) {
-		json_decref(local);
-		return CD_OK;
-	}
-	err = db_tx(reverse_tx, &rv);
-	json_decref(local);
+	a = arena_new();
+	err = refund_in(charge, intent, a);
+	arena_free(a);
 	return err;
 }

@@ -170,3 +170,16 @@ booking_refund_divide(long long price, long long fee, long long refund,
 	out->fee = price > 0 ? mul_div_half_up(refund, fee, price) : 0;
 	out->payout = refund - out->fee;
 }
+
+booking_cancel_tier
+booking_refund_quote(const booking_terms *t, booking_split *out)
+{
+	booking_cancel_tier tier;
+	long long refund;
+
+	tier = booking_cancel_refund(t->price, t->to_start, t->full_hours,
+	    t->late_bps, &refund);
+	booking_refund_divide(t->price, t->fee, t->decided >= 0 ? t->decided :
+	    refund, out);
+	return tier;
+}
