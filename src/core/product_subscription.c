@@ -198,8 +198,12 @@ subscription_allocate_invoice(const char *invoice_id)
 	json_t *invoice = NULL, *sub = NULL;
 	cd_err err;
 
-	/* An invoice or subscription Stripe does not have: nothing to allocate. */
-	if ((err = stripe_retrieve("invoices", "in_", invoice_id, &invoice)) == CD_OK)
+	/*
+	 * An invoice or subscription Stripe does not have: nothing to allocate.
+	 * One call: the subscription comes expanded with the invoice.
+	 */
+	if ((err = stripe_retrieve_expanded("invoices", "in_", invoice_id,
+	    "subscription", &invoice, &sub)) == CD_OK && sub == NULL)
 		err = stripe_retrieve("subscriptions", "sub_",
 		    jstr(invoice, "subscription"), &sub);
 	if (err == CD_OK)

@@ -564,6 +564,28 @@ stripe_retrieve(const char *kind, const char *prefix, const char *id,
 }
 
 cd_err
+stripe_retrieve_expanded(const char *kind, const char *prefix, const char *id,
+    const char *field, json_t **out, json_t **related)
+{
+	char path[400];
+	json_t *rel;
+	cd_err err;
+
+	*out = *related = NULL;
+	if (!stripe_id_ok(id, prefix))
+		return CD_NOT_FOUND;
+	snprintf(path, sizeof(path), "/v1/%s/%s?expand%%5B%%5D=%s", kind, id, field);
+	if ((err = stripe_call("GET", path, NULL, NULL, out)) != CD_OK)
+		return err;
+	rel = json_object_get(*out, field);
+	if (json_is_object(rel) && json_is_string(json_object_get(rel, "id"))) {
+		*related = json_incref(rel);
+		json_object_set(*out, field, json_object_get(rel, "id"));
+	}
+	return CD_OK;
+}
+
+cd_err
 stripe_list(const char *path, const json_t *params, size_t max_pages,
     json_t *all)
 {
