@@ -24,7 +24,8 @@
 # Settings: those of bench/common.sh (CD_STATE_DIR, CD_BENCH_*), and
 # CD_PERF_PORT (the bench nginx's port, default the stack's + 1),
 # CD_PERF_ROUNDS (1-5), CD_BENCH_EVENTS_N (events signed per webhook run,
-# 60000).  The bench database creditdesk_bench (two tables) is created with
+# 60000), CD_PERF_KEEPALIVE=0 (no FastCGI connections kept, to measure that
+# lever).  The bench database creditdesk_bench (two tables) is created with
 # the stack's root account and dropped at the end.
 set -euo pipefail
 BENCH_NAME=perf
@@ -32,6 +33,7 @@ export CD_CHILDREN=${CD_CHILDREN:-4}
 export CD_BENCH_CONNECTIONS=${CD_BENCH_CONNECTIONS:-64}
 ROUNDS=${CD_PERF_ROUNDS:-2}
 EVENTS_N=${CD_BENCH_EVENTS_N:-60000}
+NOKEEP=$([[ ${CD_PERF_KEEPALIVE:-1} == 0 ]] && echo 1 || true)
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $ROUNDS =~ ^[1-5]$ ]] || die "CD_PERF_ROUNDS must be 1 to 5"
@@ -119,9 +121,10 @@ spawn_limit() {
 render_nginx() {
 	local conf=$CD_STATE_DIR/nginx.conf up
 	up=$(grep -E '^\s*upstream cd_credits ' "$conf") || die "no cd_credits upstream in $conf"
-	awk -v port="$PERF_PORT" -v http="$CD_HTTP_PORT" -v pid="$WORK/nginx.pid" \
+	awk -v nokeep="$NOKEEP" -v port="$PERF_PORT" -v http="$CD_HTTP_PORT" -v pid="$WORK/nginx.pid" \
 		-v up="$up" -v run="$CD_RUN_DIR" '
 		/^pid / { print "pid " pid ";"; next }
+		nokeep && /^\s*upstream / { sub(/ keepalive [0-9]+;/, "") }
 		/^\s*listen / { sub(":" http ";", ":" port ";") }
 		{ print }
 		/^\s*upstream cd_pages / {
@@ -205,7 +208,8 @@ print_table() {
 	local t label limit rps p99 lrps
 	echo
 	echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNS" \
-		"-d$DURATION, $CD_CHILDREN children per target, $ROUNDS rounds, medians"
+		"-d$DURATION, $CD_CHILDREN children per target, $ROUNDS rounds, medians," \
+		"FastCGI keep-alive $([[ -n $NOKEEP ]] && echo off || echo on)"
 	printf '| %-66s | %9s | %9s | %5s | %-17s |\n' target "req/s" "p99 ms" ratio "req/s per round"
 	printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..68})" ----------- ----------- ------- -------------------
 	for t in limit-read app-read limit-write app-webhook; do
