@@ -216,7 +216,7 @@ print_table() {
 		case $t in
 		limit-read) label="bare responder, one prepared PK SELECT (read limit)" limit=limit-read ;;
 		app-read) label="GET /api/live-help-hour, signed in" limit=limit-read ;;
-		limit-write) label="bare responder, INSERT … ON DUPLICATE KEY + COMMIT (write limit)" limit=limit-write ;;
+		limit-write) label="bare responder, INSERT ... ON DUPLICATE KEY + COMMIT (write limit)" limit=limit-write ;;
 		app-webhook) label="POST /api/stripe/webhook, a new signed event each" limit=limit-write ;;
 		esac
 		rps=$(median "$WORK/$t.all" 1)
