@@ -14,15 +14,15 @@
 #
 # The script builds the limit responders with cc and the app's libraries,
 # runs each with spawn-fcgi + multiwatch and as many children as the stack's
-# families (CD_CHILDREN, 4 when this starts the stack), and starts a second
-# nginx master from the stack's own rendered nginx.conf, on its own port,
-# with two more upstreams and locations (/bench/limit-read, -write) in the
-# same shape as the app's: every target goes through the same nginx
-# settings.  wrk -t2 -c64 -d10s per target, CD_PERF_ROUNDS rounds (2),
+# families (CD_CHILDREN, 4 when this starts the stack), and reloads the
+# stack's own nginx with two more upstreams and locations (/bench/limit-read,
+# -write) in the same shape as the app's: every target goes through the same
+# nginx.  (One nginx only: the FastCGI keep-alive is sized for the workers of
+# the one nginx in front of the children.)  The stack's nginx.conf is put
+# back and reloaded at the end.  wrk -t2 -c64 -d10s per target, CD_PERF_ROUNDS rounds (2),
 # medians; 127.0.0.1 only; about 25 s per target and round.
 #
 # Settings: those of bench/common.sh (CD_STATE_DIR, CD_BENCH_*), and
-# CD_PERF_PORT (the bench nginx's port, default the stack's + 1),
 # CD_PERF_ROUNDS (1-5), CD_BENCH_EVENTS_N (events signed per webhook run,
 # 60000), CD_PERF_KEEPALIVE=0 (no FastCGI connections kept, to measure that
 # lever).  The bench database creditdesk_bench (two tables) is created with
@@ -37,9 +37,8 @@ NOKEEP=$([[ ${CD_PERF_KEEPALIVE:-1} == 0 ]] && echo 1 || true)
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 [[ $ROUNDS =~ ^[1-5]$ ]] || die "CD_PERF_ROUNDS must be 1 to 5"
-PERF_PORT=${CD_PERF_PORT:-$((CD_HTTP_PORT + 1))}
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port_free "$PERF_PORT" || die "port $PERF_PORT is in use (set CD_PERF_PORT)"
+NGINX_CONF=$CD_STATE_DIR/nginx.conf
+NGINX_PID=$(cat "$CD_STATE_DIR/nginx/nginx.pid")
 
 ROOT_SQL=(mariadb --defaults-file="$CD_STATE_DIR/root.cnf")
 BIN=$CD_STATE_DIR/bench	# reachable by the service users, unlike $WORK
@@ -52,7 +51,10 @@ perf_cleanup() {
 	for pid in "${PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
-	[[ ! -r $WORK/nginx.pid ]] || kill -QUIT "$(<"$WORK/nginx.pid")" 2>/dev/null || true
+	if [[ -r $WORK/nginx.conf.orig ]]; then
+		cp "$WORK/nginx.conf.orig" "$NGINX_CONF"
+		kill -HUP "$NGINX_PID" 2>/dev/null || true
+	fi
 	sleep 1
 	"${ROOT_SQL[@]}" -e "DROP DATABASE IF EXISTS creditdesk_bench" 2>/dev/null || true
 	rm -rf "$BIN"
@@ -115,17 +117,14 @@ spawn_limit() {
 	die "$name did not start"
 }
 
-# The stack's nginx.conf on PERF_PORT with its own pid file, plus the limits'
-# upstreams (copies of the credits family's) and locations (the read one
-# like /api/live-help-hour's, the write one like the webhook's).
+# The stack's nginx.conf plus the limits' upstreams (copies of the credits
+# family's) and locations (the read one like /api/live-help-hour's, the
+# write one like the webhook's).
 render_nginx() {
-	local conf=$CD_STATE_DIR/nginx.conf up
+	local conf=$NGINX_CONF up
 	up=$(grep -E '^\s*upstream cd_credits ' "$conf") || die "no cd_credits upstream in $conf"
-	awk -v nokeep="$NOKEEP" -v port="$PERF_PORT" -v http="$CD_HTTP_PORT" -v pid="$WORK/nginx.pid" \
-		-v up="$up" -v run="$CD_RUN_DIR" '
-		/^pid / { print "pid " pid ";"; next }
+	awk -v nokeep="$NOKEEP" -v up="$up" -v run="$CD_RUN_DIR" '
 		nokeep && /^\s*upstream / { sub(/ keepalive [0-9]+;/, "") }
-		/^\s*listen / { sub(":" http ";", ":" port ";") }
 		{ print }
 		/^\s*upstream cd_pages / {
 			for (n = 1; n <= 2; n++) {
@@ -144,22 +143,22 @@ render_nginx() {
 			print "\t\t\tfastcgi_pass cd_limit_write;"
 			print "\t\t}"
 		}' "$conf" >"$WORK/nginx.conf"
-	grep -q "listen .*:$PERF_PORT;" "$WORK/nginx.conf" || die "could not move nginx to port $PERF_PORT"
 }
 
-start_nginx() {
-	local i
+# Reloads the stack's nginx with the bench's configuration (put back by
+# perf_cleanup); waits until the new workers answer.
+reload_nginx() {
+	local i code
 	nginx -p "$CD_STATE_DIR/nginx/" -c "$WORK/nginx.conf" -t -q || die "nginx rejected $WORK/nginx.conf"
-	nginx -p "$CD_STATE_DIR/nginx/" -c "$WORK/nginx.conf" </dev/null
-	for ((i = 0; i < 50; i++)); do
-		[[ -s $WORK/nginx.pid ]] && break
+	cp "$NGINX_CONF" "$WORK/nginx.conf.orig"
+	cp "$WORK/nginx.conf" "$NGINX_CONF"
+	kill -HUP "$NGINX_PID"
+	for ((i = 0; i < 100; i++)); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CD_BASE_URL/bench/limit-read")
+		[[ $code == 200 ]] && return 0
 		sleep 0.1
 	done
-	CD_BASE_URL=http://127.0.0.1:$PERF_PORT
-	for path in /bench/limit-read /api/me; do
-		code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$CD_BASE_URL$path")
-		[[ $code == 200 || $code == 401 ]] || die "bench nginx answers $code for $path"
-	done
+	die "nginx answers $code for /bench/limit-read after the reload"
 }
 
 helper() { (cd "$REPO" && PYTHONPATH=$REPO "$PY" "$REPO/bench/bench_setup.py" "$@"); }
@@ -237,7 +236,7 @@ for name in "${LIMITS[@]}"; do
 	spawn_limit "$name"
 done
 render_nginx
-start_nginx
+reload_nginx
 echo "perf: preparing a user with purchased Live Help hours"
 helper user "$WORK/cookie"
 export CD_BENCH_COOKIE CD_BENCH_EVENTS=$WORK/events.tsv CD_BENCH_THREADS=$THREADS

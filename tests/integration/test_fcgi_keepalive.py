@@ -1,27 +1,26 @@
 """FastCGI keep-alive between nginx and the children: idle kept connections
-never hold every child of a family.  A second nginx master is started from
-the configuration scripts/stack.sh renders for a given number of workers
-(on a free port, the stack's children behind it); after a burst that leaves
-every worker with its idle kept connections, fresh requests from new client
-connections are still answered at once."""
+never hold every child of a family.  The stack's nginx is reloaded with the
+configuration scripts/stack.sh renders for a given number of workers (more
+workers than children, or one); after a burst that leaves every worker with
+its idle kept connections, fresh requests from new client connections are
+still answered at once.  The stack's own configuration is put back after."""
 
 import concurrent.futures as cf
 import os
 import re
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 
 from . import lib
 from .lib import Case
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def workers_of(master):
+    """The master's worker processes (old ones too, until they exit)."""
+    out = subprocess.run(["ps", "-o", "args=", "--ppid", str(master)],
+                         capture_output=True, text=True).stdout
+    return [l for l in out.splitlines() if "worker process" in l]
 
 
 class FastCGIKeepAliveTests(Case):
@@ -35,38 +34,28 @@ class FastCGIKeepAliveTests(Case):
                              check=True, capture_output=True, text=True, timeout=60)
         return out.stdout
 
-    def start_nginx(self, conf):
-        """Runs conf on a free port with its own pid file; returns the base URL."""
-        tmp = tempfile.mkdtemp(prefix="cd-keepalive-")
-        os.chmod(tmp, 0o755)
-        port = free_port()
-        pid_file = os.path.join(tmp, "nginx.pid")
-        conf = re.sub(r"(?m)^pid .*;$", f"pid {pid_file};", conf)
-        conf = re.sub(r"listen 127\.0\.0\.1:\d+;", f"listen 127.0.0.1:{port};", conf)
-        path = os.path.join(tmp, "nginx.conf")
-        with open(path, "w") as f:
+    def reload(self, conf, workers):
+        """The stack's nginx runs conf once only its `workers` new workers serve."""
+        state = lib.env("CD_STATE_DIR")
+        with open(os.path.join(state, "nginx", "nginx.pid")) as f:
+            master = int(f.read().strip())
+        with open(os.path.join(state, "nginx.conf"), "w") as f:
             f.write(conf)
-        prefix = os.path.join(lib.env("CD_STATE_DIR"), "nginx") + "/"
-        subprocess.run(["nginx", "-p", prefix, "-c", path], check=True, timeout=30)
-        lib.wait_until(lambda: os.path.exists(pid_file) and os.path.getsize(pid_file) > 0,
-                       timeout=10, what="nginx pid file")
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
-        self.addCleanup(self.stop_nginx, pid)
-        return f"http://127.0.0.1:{port}"
+        os.kill(master, signal.SIGHUP)
+        # Only the new workers left: the old ones closed their kept
+        # connections as they exited.
+        lib.wait_until(lambda: len(workers_of(master)) == workers,
+                       timeout=30, what=f"{workers} nginx workers after the reload")
 
-    @staticmethod
-    def stop_nginx(pid):
-        try:
-            os.kill(pid, signal.SIGQUIT)
-        except ProcessLookupError:
-            return
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
+    def run_with_workers(self, workers):
+        state = lib.env("CD_STATE_DIR")
+        with open(os.path.join(state, "nginx.conf")) as f:
+            original = f.read()
+        own = int(re.search(r"(?m)^worker_processes (\d+);", original).group(1))
+        self.addCleanup(self.reload, original, own)
+        conf = self.render(workers)
+        self.reload(conf, workers)
+        return conf
 
     def assertServedAfterBurst(self, base, workers, children):
         # A burst from many connections: every worker ends with its idle
@@ -93,16 +82,16 @@ class FastCGIKeepAliveTests(Case):
     def test_more_workers_than_children_still_served(self):
         children = int(lib.env("CD_CHILDREN"))
         workers = children + 2
-        conf = self.render(workers)
+        conf = self.run_with_workers(workers)
         self.assertIn(f"worker_processes {workers};", conf)
         self.assertIn("fastcgi_keep_conn on;", conf)
         keep = self.keepalive_of(conf)
         self.assertLess(workers * keep, children, "idle kept connections could hold every child")
-        self.assertServedAfterBurst(self.start_nginx(conf), workers, children)
+        self.assertServedAfterBurst(lib.base_url(), workers, children)
 
     def test_one_worker_keeps_all_but_one_child(self):
         children = int(lib.env("CD_CHILDREN"))
-        conf = self.render(1)
+        conf = self.run_with_workers(1)
         keep = self.keepalive_of(conf)
         self.assertEqual(keep, children - 1)
-        self.assertServedAfterBurst(self.start_nginx(conf), 1, children)
+        self.assertServedAfterBurst(lib.base_url(), 1, children)
