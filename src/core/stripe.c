@@ -564,18 +564,32 @@ stripe_retrieve(const char *kind, const char *prefix, const char *id,
 }
 
 cd_err
+stripe_retrieve_with(const char *kind, const char *prefix, const char *id,
+    const char *expand, json_t **out)
+{
+	char path[320];
+	json_t *params;
+	cd_err err;
+
+	*out = NULL;
+	if (!stripe_id_ok(id, prefix))
+		return CD_NOT_FOUND;
+	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
+	params = json_pack("{s:[s]}", "expand", expand);
+	err = stripe_call("GET", path, params, NULL, out);
+	json_decref(params);
+	return err;
+}
+
+cd_err
 stripe_retrieve_expanded(const char *kind, const char *prefix, const char *id,
     const char *field, json_t **out, json_t **related)
 {
-	char path[400];
 	json_t *rel;
 	cd_err err;
 
-	*out = *related = NULL;
-	if (!stripe_id_ok(id, prefix))
-		return CD_NOT_FOUND;
-	snprintf(path, sizeof(path), "/v1/%s/%s?expand%%5B%%5D=%s", kind, id, field);
-	if ((err = stripe_call("GET", path, NULL, NULL, out)) != CD_OK)
+	*related = NULL;
+	if ((err = stripe_retrieve_with(kind, prefix, id, field, out)) != CD_OK)
 		return err;
 	rel = json_object_get(*out, field);
 	if (json_is_object(rel) && json_is_string(json_object_get(rel, "id"))) {

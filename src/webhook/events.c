@@ -53,6 +53,10 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
 	return err;
 }
 
+/*
+ * One call: the session with a subscription's first invoice and its
+ * subscription expanded, which the subscription's fulfilment settles.
+ */
 static cd_err
 on_session_paid(const json_t *object)
 {
@@ -60,8 +64,10 @@ on_session_paid(const json_t *object)
 	json_t *session;
 	cd_err err;
 
-	if ((err = retrieve("checkout/sessions", "cs_", object, &session)) !=
-	    CD_OK || session == NULL)
+	if ((err = stripe_retrieve_with("checkout/sessions", "cs_", jstr(object,
+	    "id"), "invoice.subscription", &session)) == CD_NOT_FOUND)
+		return CD_OK;
+	if (err != CD_OK)
 		return err;
 	err = fulfil_session_object(session, 0, &f);
 	json_decref(session);
