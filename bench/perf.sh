@@ -181,6 +181,9 @@ run_round() {
 	CD_BENCH_POST_PATH=/bench/limit-write run_wrk limit-write "$REPO/bench/webhook.lua" /bench/limit-write
 	run_wrk app-webhook "$REPO/bench/webhook.lua" /api/stripe/webhook
 	for t in limit-read app-read limit-write app-webhook; do
+		# A target that answered errors measured something else.
+		! grep -q "Non-2xx or 3xx responses" "$WORK/$t.txt" ||
+			die "$t answered errors in round $round; its figures are not valid"
 		read -r rps p99 total <"$WORK/$t.res"
 		echo "$rps $(to_ms "$p99")" >>"$WORK/$t.all"
 		printf 'perf: round %d  %-12s %10s req/s  p99 %s\n' "$round" "$t" "$rps" "$p99"
