@@ -192,23 +192,6 @@ invoice_paid(const json_t *invoice, const json_t *subscription)
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
-/* An invoice retrieved already (its subscription maybe expanded in it). */
-static cd_err
-allocate_invoice_object(const json_t *invoice)
-{
-	const json_t *sub = json_object_get(invoice, "subscription");
-	json_t *fetched = NULL;
-	cd_err err;
-
-	if (json_is_object(sub))
-		return invoice_paid(invoice, sub);
-	if ((err = stripe_retrieve("subscriptions", "sub_", json_string_value(sub),
-	    &fetched)) == CD_OK)
-		err = invoice_paid(invoice, fetched);
-	json_decref(fetched);
-	return err == CD_NOT_FOUND ? CD_OK : err;
-}
-
 cd_err
 subscription_allocate_invoice(const char *invoice_id)
 {
@@ -217,7 +200,9 @@ subscription_allocate_invoice(const char *invoice_id)
 
 	/*
 	 * An invoice or subscription Stripe does not have: nothing to allocate.
-	 * One call: the subscription comes expanded with the invoice.
+	 * One call: the subscription comes expanded with the invoice, fetched
+	 * right before the transaction that syncs it (a subscription fetched
+	 * earlier could overwrite a change made in between, e.g. a cancel).
 	 */
 	if ((err = stripe_retrieve_expanded("invoices", "in_", invoice_id,
 	    "subscription", &invoice, &sub)) == CD_OK && sub == NULL)
@@ -367,19 +352,13 @@ subscription_refund(const json_t *charge)
 	return db_tx(refund_tx, &sr);
 }
 
-/*
- * The first invoice is settled at once, whether or not invoice.paid came;
- * from the session's expanded invoice when the webhook asked for it.
- */
+/* The first invoice is settled at once, whether or not invoice.paid came. */
 static cd_err
 after(const cd_checkout *ck)
 {
-	const json_t *invoice = json_object_get(ck->stripe, "invoice");
+	const char *invoice = jstr(ck->stripe, "invoice");
 
-	if (json_is_object(invoice))
-		return allocate_invoice_object(invoice);
-	return json_is_string(invoice) ?
-	    subscription_allocate_invoice(json_string_value(invoice)) : CD_OK;
+	return invoice != NULL ? subscription_allocate_invoice(invoice) : CD_OK;
 }
 
 const cd_product product_subscription = { "subscription", grant, NULL, route_billing, after, NULL };

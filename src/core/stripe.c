@@ -563,7 +563,8 @@ stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	return stripe_call("GET", path, NULL, NULL, out);
 }
 
-cd_err
+/* As stripe_retrieve, with Stripe's expand[] (the path of a related object). */
+static cd_err
 stripe_retrieve_with(const char *kind, const char *prefix, const char *id,
     const char *expand, json_t **out)
 {

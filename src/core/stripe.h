@@ -26,9 +26,6 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
  */
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
-/* As stripe_retrieve, with Stripe's expand[] path (e.g. "invoice.subscription"). */
-cd_err	 stripe_retrieve_with(const char *kind, const char *prefix,
-	    const char *id, const char *expand, json_t **out);
 /*
  * As stripe_retrieve, with one related object expanded in the same call
  * (Stripe's expand[], e.g. a PaymentIntent's "latest_charge"): the related

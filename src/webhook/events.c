@@ -54,8 +54,9 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
 }
 
 /*
- * One call: the session with a subscription's first invoice and its
- * subscription expanded, which the subscription's fulfilment settles.
+ * One call; a subscription's first invoice takes one more (see
+ * product_subscription.c: after), made after the fulfilment so that the
+ * subscription it syncs is fetched right before it is written.
  */
 static cd_err
 on_session_paid(const json_t *object)
@@ -64,10 +65,8 @@ on_session_paid(const json_t *object)
 	json_t *session;
 	cd_err err;
 
-	if ((err = stripe_retrieve_with("checkout/sessions", "cs_", jstr(object,
-	    "id"), "invoice.subscription", &session)) == CD_NOT_FOUND)
-		return CD_OK;
-	if (err != CD_OK)
+	if ((err = retrieve("checkout/sessions", "cs_", object, &session)) !=
+	    CD_OK || session == NULL)
 		return err;
 	err = fulfil_session_object(session, 0, &f);
 	json_decref(session);

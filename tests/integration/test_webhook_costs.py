@@ -63,7 +63,7 @@ class WebhookCostTests(Case):
         self.assertEqual(len(calls), 1, calls)
         self.assertTrue(calls[0].startswith(f"GET /v1/checkout/sessions/{sid}"), calls)
 
-    def test_first_subscription_checkout_costs_one_stripe_call(self):
+    def test_first_subscription_checkout_costs_two_stripe_calls(self):
         u = lib.register()
         lib.emu_hold()
         self.addCleanup(lib.reset_webhooks)
@@ -77,14 +77,18 @@ class WebhookCostTests(Case):
         sizes = lib.log_sizes()
         r = lib.post_webhook(json.dumps(event))
         self.assertStatus(r, 200, "webhook")
-        # Fulfilled and the first invoice's credits allocated, from the one
-        # retrieve of the session with its invoice and subscription expanded.
+        # Fulfilled and the first invoice's credits allocated: the session,
+        # then the invoice with its subscription expanded.
         self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM subscription_allocations"
                                        " WHERE stripe_invoice_id = %s", invoice), 1)
         self.assertEqual(balance(u.id), STARTER_CREDITS * rate())
         lib.wait_until(lambda: self.stripe_calls(sizes, [sid]), timeout=5,
                        what="the session's retrieve in the emulator's log")
         time.sleep(0.3)
+        lib.wait_until(lambda: len(self.stripe_calls(sizes, [sid, sub, invoice])) >= 2,
+                       timeout=5, what="the invoice's retrieve in the emulator's log")
+        time.sleep(0.3)
         calls = self.stripe_calls(sizes, [sid, sub, invoice])
-        self.assertEqual(len(calls), 1, calls)
+        self.assertEqual(len(calls), 2, calls)
         self.assertTrue(calls[0].startswith(f"GET /v1/checkout/sessions/{sid}"), calls)
+        self.assertTrue(calls[1].startswith(f"GET /v1/invoices/{invoice}"), calls)
