@@ -6,8 +6,10 @@
 -- Each wrk thread takes every Nth line (N = number of threads), so no two
 -- threads ever send the same event; a thread that runs out starts again
 -- from its first line (those repeats are answered as duplicates and
--- counted by bench.sh).
+-- counted by bench.sh).  CD_BENCH_POST_PATH sends them elsewhere (perf.sh's
+-- write limit).
 local path = os.getenv("CD_BENCH_EVENTS")
+local post_path = os.getenv("CD_BENCH_POST_PATH") or "/api/stripe/webhook"
 local nthreads = tonumber(os.getenv("CD_BENCH_THREADS") or "1")
 local counter = 0
 
@@ -40,7 +42,7 @@ function request()
 	if i > n then
 		i = 1
 	end
-	return wrk.format("POST", "/api/stripe/webhook", {
+	return wrk.format("POST", post_path, {
 		["Content-Type"] = "application/json; charset=utf-8",
 		["Stripe-Signature"] = sigs[i],
 	}, bodies[i])

@@ -15,6 +15,7 @@
 #   status      what is running; exit 3 if something that could run does not
 #   env         print the shell-sourceable environment for tests and tools
 #   state-dir   print the state directory in use (see state_dir below)
+#   nginx-conf  print the nginx.conf this environment renders (not written)
 #   start-db / stop-db / restart-db   only the MariaDB server (tests use these
 #               to take the database away mid-test)
 #   setup-db    the database, its accounts, migrations and demo rows
@@ -24,7 +25,8 @@
 #
 # Settings (environment): CD_STATE_DIR (default $repo/.state), CD_HTTP_PORT
 # (8080), CD_DB_PORT (3307), CD_EMU_PORT (12111), CD_CHILDREN (children per
-# family, 2), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
+# family, 2), CD_NGINX_WORKERS (nginx worker processes, 2; with CD_CHILDREN it
+# sizes the FastCGI keep-alive, see upstream_keepalive), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
 # CD_DB_TIMEOUT, CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE,
 # CD_SESSION_IDLE and ASAN_OPTIONS are passed on to the responders when set.
 # nginx's per-address limits, RATE:BURST (requests per second, and how many
@@ -59,6 +61,7 @@ HTTP_PORT=${CD_HTTP_PORT:-8080}
 DB_PORT=${CD_DB_PORT:-3307}
 EMU_PORT=${CD_EMU_PORT:-12111}
 CHILDREN=${CD_CHILDREN:-2}
+NGINX_WORKERS=${CD_NGINX_WORKERS:-2}
 EMU_RETRY=${CD_EMU_RETRY:-1,2,4,8,16,32}
 LIMIT_SIGNIN=${CD_LIMIT_SIGNIN:-20:100}
 LIMIT_REGISTER=${CD_LIMIT_REGISTER:-10:50}
@@ -205,8 +208,8 @@ port_busy() {
 # Creates the state layout, traversable by the service users.
 prepare_state() {
 	local n
-	for n in "$HTTP_PORT" "$DB_PORT" "$EMU_PORT" "$CHILDREN"; do
-		[[ $n =~ ^[1-9][0-9]{0,4}$ ]] || die "ports and CD_CHILDREN must be positive integers (got '$n')"
+	for n in "$HTTP_PORT" "$DB_PORT" "$EMU_PORT" "$CHILDREN" "$NGINX_WORKERS"; do
+		[[ $n =~ ^[1-9][0-9]{0,4}$ ]] || die "ports, CD_CHILDREN and CD_NGINX_WORKERS must be positive integers (got '$n')"
 	done
 	for n in "$LIMIT_SIGNIN" "$LIMIT_REGISTER" "$LIMIT_CHECKOUT"; do
 		[[ $n =~ ^[1-9][0-9]{0,5}:[0-9]{1,6}$ ]] || die "CD_LIMIT_* must be RATE:BURST, e.g. 20:100 (got '$n')"
@@ -637,11 +640,22 @@ family_stop() {
 
 nginx_pid() { recorded_pid "$NGINX_PID" "nginx: master" "$NGINX_CONF"; }
 
-# Renders nginx/creditdesk.conf.in into the state dir.
-nginx_render() {
+# Idle FastCGI connections each nginx worker keeps per family.  A child
+# serves one connection at a time and, on a kept one, waits for its next
+# request; so idle kept connections must never hold every child of a family:
+# workers × keepalive < children, i.e. keepalive = (children - 1) / workers
+# (0: none kept, each request connects anew).
+upstream_keepalive() {
+	local keep=$(((CHILDREN - 1) / NGINX_WORKERS))
+	((keep == 0)) || echo "keepalive $keep;"
+}
+
+# nginx/creditdesk.conf.in rendered, on stdout.
+nginx_render_text() {
 	local user_directive="# workers run as the invoking user"
 	[[ -z $NGINX_OS_USER ]] || user_directive="user $NGINX_OS_USER $NGINX_OS_GROUP;"
 	sed -e "s|@USER_DIRECTIVE@|$user_directive|g" \
+		-e "s|@WORKERS@|$NGINX_WORKERS|g" -e "s|@UPSTREAM_KEEPALIVE@|$(upstream_keepalive)|g" \
 		-e "s|@PID_FILE@|$NGINX_PID|g" -e "s|@LOG_DIR@|$LOG|g" \
 		-e "s|@TEMP_DIR@|$NGINX_PREFIX/tmp|g" -e "s|@RUN_DIR@|$RUN|g" \
 		-e "s|@STATIC_DIR@|$APP/templates/static|g" \
@@ -651,7 +665,12 @@ nginx_render() {
 		-e "s|@SIGNIN_RATE@|${LIMIT_SIGNIN%:*}|g" -e "s|@SIGNIN_BURST@|${LIMIT_SIGNIN#*:}|g" \
 		-e "s|@REGISTER_RATE@|${LIMIT_REGISTER%:*}|g" -e "s|@REGISTER_BURST@|${LIMIT_REGISTER#*:}|g" \
 		-e "s|@CHECKOUT_RATE@|${LIMIT_CHECKOUT%:*}|g" -e "s|@CHECKOUT_BURST@|${LIMIT_CHECKOUT#*:}|g" \
-		"$REPO/nginx/creditdesk.conf.in" >"$NGINX_CONF.new"
+		"$REPO/nginx/creditdesk.conf.in"
+}
+
+# Renders nginx/creditdesk.conf.in into the state dir.
+nginx_render() {
+	nginx_render_text >"$NGINX_CONF.new"
 	if grep -n '@[A-Z_]*@' "$NGINX_CONF.new" >&2; then
 		die "unsubstituted placeholders in nginx.conf"
 	fi
@@ -902,6 +921,7 @@ main() {
 	status) cmd_status ;;
 	env) cmd_env ;;
 	state-dir) echo "$STATE" ;;
+	nginx-conf) nginx_render_text ;;
 	start-db) cmd_start_db ;;
 	stop-db) cmd_stop_db ;;
 	restart-db) cmd_stop_db; cmd_start_db ;;

@@ -188,15 +188,25 @@ paid_tx(void *arg)
 	return err;
 }
 
-/* A destination charge not yet recorded: the charge (its transfer, fee). */
+/*
+ * A destination charge not yet recorded: the charge (its transfer, fee),
+ * the one the caller already has (known) if it is the intent's latest.
+ */
 static cd_err
-destination_charge(const json_t *pi, const json_t *local, json_t **charge)
+destination_charge(const json_t *pi, const json_t *local, const json_t *known,
+    json_t **charge)
 {
+	const char *id = jstr(pi, "latest_charge");
+
 	*charge = NULL;
 	if (jstr(local, "destination_account") == NULL ||
 	    jstr(local, "stripe_transfer_id") != NULL)
 		return CD_OK;
-	return stripe_retrieve("charges", "ch_", jstr(pi, "latest_charge"), charge);
+	if (known != NULL && id != NULL && strcmp(jstr(known, "id") ?: "", id) == 0) {
+		*charge = json_incref((json_t *)known);
+		return CD_OK;
+	}
+	return stripe_retrieve("charges", "ch_", id, charge);
 }
 
 cd_err
@@ -210,6 +220,12 @@ booking_account_seen(const json_t *account)
 
 cd_err
 booking_payment_succeeded(const json_t *pi)
+{
+	return booking_payment_succeeded_with(pi, NULL);
+}
+
+cd_err
+booking_payment_succeeded_with(const json_t *pi, const json_t *known_charge)
 {
 	struct paid p = { pi, NULL, NULL };
 	json_t *local, *now = NULL, *charge;
@@ -231,7 +247,7 @@ booking_payment_succeeded(const json_t *pi)
 	}
 	p.local = local;
 	/* Stripe is asked before the transaction, never while it holds locks. */
-	if ((err = destination_charge(pi, local, &charge)) == CD_OK) {
+	if ((err = destination_charge(pi, local, known_charge, &charge)) == CD_OK) {
 		p.charge = charge;
 		err = db_tx(paid_tx, &p);
 	}

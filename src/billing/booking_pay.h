@@ -38,6 +38,10 @@
  * of being kept.
  */
 cd_err	 booking_payment_succeeded(const json_t *payment_intent);
+/* The same, with the intent's latest charge when the caller has it already
+ * (retrieved with the intent in one call); NULL: retrieved when needed. */
+cd_err	 booking_payment_succeeded_with(const json_t *payment_intent,
+	    const json_t *latest_charge);
 /*
  * Writes the expert's guard row (experts.booking_version): every change of
  * an expert's bookings together with the time they hold, and every payout,

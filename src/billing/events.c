@@ -21,6 +21,10 @@
 static cd_sql q_record = CD_SQL(
     "INSERT INTO stripe_events (event_id, type, object_id, stripe_created, payload, source)"
     " VALUES (?, ?, ?, ?, ?, ?)");
+/* An event no handler acts on is stored already processed: one commit. */
+static cd_sql q_record_done = CD_SQL(
+    "INSERT INTO stripe_events (event_id, type, object_id, stripe_created, payload, source,"
+    " processed_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))");
 static cd_sql q_state = CD_SQL(
     "SELECT processed_at FROM stripe_events WHERE event_id = ?");
 static cd_sql q_processed = CD_SQL(
@@ -49,6 +53,11 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
 	return err;
 }
 
+/*
+ * One call; a subscription's first invoice takes one more (see
+ * product_subscription.c: after), made after the fulfilment so that the
+ * subscription it syncs is fetched right before it is written.
+ */
 static cd_err
 on_session_paid(const json_t *object)
 {
@@ -114,10 +123,24 @@ on_intent(const json_t *object, cd_err (*fn)(const json_t *))
 	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
 }
 
+/* One call: the intent with its latest charge (a destination charge's
+ * transfer and fee) expanded. */
 static cd_err
 on_intent_succeeded(const json_t *object)
 {
-	return on_intent(object, booking_payment_succeeded);
+	json_t *pi, *charge;
+	cd_err err;
+
+	if ((err = stripe_retrieve_expanded("payment_intents", "pi_",
+	    jstr(object, "id"), "latest_charge", &pi, &charge)) == CD_NOT_FOUND)
+		return CD_OK;
+	if (err != CD_OK)
+		return err;
+	err = booking_payment_succeeded_with(pi, charge);
+	json_decref(charge);
+	json_decref(pi);
+	/* Not a booking's, or refused as not matching: nothing to retry. */
+	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
 }
 
 static cd_err
@@ -168,18 +191,24 @@ on_subscription(const json_t *object)
 	return with_current("subscriptions", "sub_", object, subscription_sync_object);
 }
 
-/* The subscription's status (past_due) is what changed: sync it. */
+/*
+ * The subscription's status (past_due) is what changed: sync it, from the
+ * subscription expanded with the invoice (one call).
+ */
 static cd_err
 on_invoice_failed(const json_t *object)
 {
-	json_t *invoice;
+	json_t *invoice, *sub;
 	cd_err err;
 
-	if ((err = retrieve("invoices", "in_", object, &invoice)) != CD_OK ||
-	    invoice == NULL)
-		return err;
-	err = jstr(invoice, "subscription") != NULL ?
-	    subscription_sync(jstr(invoice, "subscription")) : CD_OK;
+	if ((err = stripe_retrieve_expanded("invoices", "in_", jstr(object, "id"),
+	    "subscription", &invoice, &sub)) == CD_NOT_FOUND)
+		return CD_OK;
+	if (err == CD_OK && sub != NULL)
+		err = subscription_sync_object(sub);
+	else if (err == CD_OK && jstr(invoice, "subscription") != NULL)
+		err = subscription_sync(jstr(invoice, "subscription"));
+	json_decref(sub);
 	json_decref(invoice);
 	return err;
 }
@@ -271,10 +300,13 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 	*duplicate = false;
 	if (!json_is_object(object) || !event_fits(event, object))
 		return CD_BAD_REQUEST;
-	if ((err = db_insert_once(&q_record, &fresh, NULL, "sssibs", id, type,
-	    jstr(object, "id"), jint(event, "created"), raw, rawlen, source)) !=
-	    CD_OK)
+	fn = handler_for(type);
+	if ((err = db_insert_once(fn != NULL ? &q_record : &q_record_done, &fresh,
+	    NULL, "sssibs", id, type, jstr(object, "id"), jint(event, "created"),
+	    raw, rawlen, source)) != CD_OK)
 		return err;
+	if (fresh && fn == NULL)
+		return CD_OK;
 	if (!fresh) {
 		if ((err = db_row(&q_state, &row, "s", id)) != CD_OK)
 			return err;
@@ -284,7 +316,7 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 		if (*duplicate)
 			return CD_OK;
 	}
-	if ((fn = handler_for(type)) != NULL && (err = fn(object)) != CD_OK)
+	if (fn != NULL && (err = fn(object)) != CD_OK)
 		return err;	/* left unprocessed: Stripe retries, reconcile too */
 	return db_exec(&q_processed, NULL, "s", id);
 }

@@ -194,10 +194,17 @@ subscription_allocate_invoice(const char *invoice_id)
 	json_t *invoice = NULL, *sub = NULL;
 	cd_err err;
 
-	/* An invoice or subscription Stripe does not have: nothing to allocate. */
-	err = stripe_retrieve("invoices", "in_", invoice_id, &invoice);
+	/*
+	 * An invoice or subscription Stripe does not have: nothing to allocate.
+	 * One call: the subscription comes expanded with the invoice, fetched
+	 * right before the transaction that syncs it (a subscription fetched
+	 * earlier could overwrite a change made in between, e.g. a cancel).
+	 */
+	err = stripe_retrieve_expanded("invoices", "in_", invoice_id,
+	    "subscription", &invoice, &sub);
 	arena_json(a, invoice);
-	if (err == CD_OK) {
+	arena_json(a, sub);
+	if (err == CD_OK && sub == NULL) {
 		err = stripe_retrieve("subscriptions", "sub_",
 		    jstr(invoice, "subscription"), &sub);
 		arena_json(a, sub);

@@ -49,6 +49,34 @@ route_match(const char *pat, const char *path, long long *ids, size_t maxids)
 	return *path == '\0';
 }
 
+#define MAX_SESSION_SQLS 8
+
+struct session_sql {
+	cd_handler	 fn;
+	struct cd_sql	*q;
+};
+static struct session_sql session_sqls[MAX_SESSION_SQLS];
+static size_t nsession_sqls;
+
+void
+app_session_sql(cd_handler fn, struct cd_sql *q)
+{
+	if (nsession_sqls < MAX_SESSION_SQLS)
+		session_sqls[nsession_sqls++] = (struct session_sql){ fn, q };
+}
+
+/* The route's own session lookup, or NULL for the usual one. */
+static struct cd_sql *
+session_sql_for(const cd_route *rt)
+{
+	size_t i;
+
+	for (i = 0; i < nsession_sqls; i++)
+		if (session_sqls[i].fn == rt->fn)
+			return session_sqls[i].q;
+	return NULL;
+}
+
 static bool
 is_write(const char *method)
 {
@@ -203,7 +231,8 @@ dispatch(const cd_app *app, cd_req *r, const cd_route **rtp)
 	if ((rt = find_route(app, r, &known)) == NULL)
 		return known ? CD_METHOD_NOT_ALLOWED : CD_NOT_FOUND;
 	*rtp = rt;
-	if (!(rt->flags & R_RAW) && (err = session_load(r)) != CD_OK)
+	if (!(rt->flags & R_RAW) && (err = session_load_with(r,
+	    session_sql_for(rt))) != CD_OK)
 		return err;
 	if ((rt->flags & R_PAGE) && (rt->flags & R_USER) && r->user == NULL) {
 		login_redirect(r);
@@ -250,6 +279,7 @@ req_end(cd_req *r)
 {
 	r->json = NULL;
 	r->user = NULL;
+	r->session_row = NULL;
 	r->body = NULL;
 	r->body_len = 0;
 	r->status = 0;

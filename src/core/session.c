@@ -8,14 +8,8 @@
 #include "db.h"
 #include "session.h"
 
-/* Live = before its absolute expiry and seen within the idle timeout. */
 static cd_sql q_lookup = CD_SQL(
-    "SELECT u.id, u.email, u.name, u.role, u.tier, s.csrf_token, s.remember,"
-    " s.last_seen_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND AS stale,"
-    " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), s.expires_at) AS ttl"
-    " FROM auth_sessions s JOIN users u ON u.id = s.user_id"
-    " WHERE s.token_hash = ? AND s.expires_at > UTC_TIMESTAMP(6)"
-    " AND s.last_seen_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND");
+    "SELECT " CD_SESSION_COLUMNS CD_SESSION_FROM CD_SESSION_WHERE);
 static cd_sql q_touch = CD_SQL(
     "UPDATE auth_sessions SET last_seen_at = UTC_TIMESTAMP(6) WHERE token_hash = ?");
 static cd_sql q_insert = CD_SQL(
@@ -74,14 +68,14 @@ set_cookie(cd_req *r, const char *value, long max_age)
 
 /* Loads the session with this token hash; *row gets the row (or NULL). */
 static cd_err
-lookup(cd_req *r, const char *hash, json_t **rowp)
+lookup(cd_req *r, cd_sql *q, const char *hash, json_t **rowp)
 {
 	cd_user *u;
 	json_t *row;
 	cd_err err;
 
 	*rowp = NULL;
-	if ((err = db_row(&q_lookup, &row, "si", hash,
+	if ((err = db_row(q, &row, "si", hash,
 	    (long long)cfg->session_idle)) != CD_OK || row == NULL)
 		return err;
 	u = arena_alloc(r->arena, sizeof(*u));
@@ -93,12 +87,18 @@ lookup(cd_req *r, const char *hash, json_t **rowp)
 	u->csrf = arena_strdup(r->arena, jstr(row, "csrf_token"));
 	u->session = arena_strdup(r->arena, hash);
 	r->user = u;
-	*rowp = req_own(r, row);
+	r->session_row = *rowp = req_own(r, row);
 	return CD_OK;
 }
 
 cd_err
 session_load(cd_req *r)
+{
+	return session_load_with(r, NULL);
+}
+
+cd_err
+session_load_with(cd_req *r, cd_sql *q)
 {
 	const char *hash = cookie_hash(r);
 	json_t *row;
@@ -106,7 +106,8 @@ session_load(cd_req *r)
 
 	if (hash == NULL)
 		return CD_OK;
-	if ((err = lookup(r, hash, &row)) != CD_OK || row == NULL)
+	if ((err = lookup(r, q != NULL ? q : &q_lookup, hash, &row)) != CD_OK ||
+	    row == NULL)
 		return err;
 	/* The idle clock moves at most once a minute: reads stay reads. */
 	if (jint(row, "stale"))
@@ -124,7 +125,7 @@ adopt(cd_req *r, const char *token)
 
 	sha256_hex(token, strlen(token), hash);
 	r->user = NULL;
-	if ((err = lookup(r, hash, &row)) != CD_OK)
+	if ((err = lookup(r, &q_lookup, hash, &row)) != CD_OK)
 		return err;
 	if (row == NULL)
 		return CD_INTERNAL;

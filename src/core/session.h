@@ -20,8 +20,29 @@
 
 #define CD_SESSION_COOKIE "cd_session"
 
+struct cd_sql;
+
+/*
+ * The session lookup's parts, for a route's own lookup (cd_route's
+ * session_sql): SELECT CD_SESSION_COLUMNS, <its columns> CD_SESSION_FROM
+ * <its LEFT JOINs on u.id> CD_SESSION_WHERE.  Parameters: the token hash,
+ * the idle timeout.  Live = before its absolute expiry and seen within the
+ * idle timeout.
+ */
+#define CD_SESSION_COLUMNS \
+    "u.id, u.email, u.name, u.role, u.tier, s.csrf_token, s.remember," \
+    " s.last_seen_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND AS stale," \
+    " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), s.expires_at) AS ttl"
+#define CD_SESSION_FROM \
+    " FROM auth_sessions s JOIN users u ON u.id = s.user_id"
+#define CD_SESSION_WHERE \
+    " WHERE s.token_hash = ? AND s.expires_at > UTC_TIMESTAMP(6)" \
+    " AND s.last_seen_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND"
+
 /* Sets r->user when the cookie names a live session; no cookie is not an error. */
 cd_err	 session_load(cd_req *);
+/* The same with a route's own lookup (cd_route.session_sql; NULL: the usual). */
+cd_err	 session_load_with(cd_req *, struct cd_sql *);
 /*
  * Starts a session for user_id (ending the one the browser had, if any),
  * sets the cookie and r->user.  remember: the 30-day lifetime.

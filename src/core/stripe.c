@@ -563,6 +563,43 @@ stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	return stripe_call("GET", path, NULL, NULL, out);
 }
 
+/* As stripe_retrieve, with Stripe's expand[] (the path of a related object). */
+static cd_err
+stripe_retrieve_with(const char *kind, const char *prefix, const char *id,
+    const char *expand, json_t **out)
+{
+	char path[320];
+	json_t *params;
+	cd_err err;
+
+	*out = NULL;
+	if (!stripe_id_ok(id, prefix))
+		return CD_NOT_FOUND;
+	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
+	params = json_pack("{s:[s]}", "expand", expand);
+	err = stripe_call("GET", path, params, NULL, out);
+	json_decref(params);
+	return err;
+}
+
+cd_err
+stripe_retrieve_expanded(const char *kind, const char *prefix, const char *id,
+    const char *field, json_t **out, json_t **related)
+{
+	json_t *rel;
+	cd_err err;
+
+	*related = NULL;
+	if ((err = stripe_retrieve_with(kind, prefix, id, field, out)) != CD_OK)
+		return err;
+	rel = json_object_get(*out, field);
+	if (json_is_object(rel) && json_is_string(json_object_get(rel, "id"))) {
+		*related = json_incref(rel);
+		json_object_set(*out, field, json_object_get(rel, "id"));
+	}
+	return CD_OK;
+}
+
 cd_err
 stripe_list(const char *path, const json_t *params, size_t max_pages,
     json_t *all)

@@ -27,6 +27,14 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
 /*
+ * As stripe_retrieve, with one related object expanded in the same call
+ * (Stripe's expand[], e.g. a PaymentIntent's "latest_charge"): the related
+ * object is moved to *related (NULL when the field is empty) and the field
+ * keeps its id, so the object has the shape an unexpanded retrieve gives.
+ */
+cd_err	 stripe_retrieve_expanded(const char *kind, const char *prefix,
+	    const char *id, const char *field, json_t **out, json_t **related);
+/*
  * Replay (creditdesk-replay): with a source set, every call is answered by
  * it (from the objects as stored events carried them) instead of Stripe,
  * since there is no historical Stripe to ask; GET only.  NULL returns to

@@ -17,8 +17,16 @@ static const cd_route routes[] = {
 	{ "GET", "/api/credits/subscriptions", subscriptions_list, R_USER },
 };
 
+/* Live Help's summary: the session check and its reads in one statement. */
+static int
+init(void)
+{
+	app_session_sql(live_help_summary, &live_help_session_sql);
+	return 0;
+}
+
 static const cd_app app = {
-	"creditdesk-credits", routes, sizeof(routes) / sizeof(routes[0]), NULL, 0
+	"creditdesk-credits", routes, sizeof(routes) / sizeof(routes[0]), init, 0
 };
 
 int

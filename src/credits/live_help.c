@@ -2,14 +2,33 @@
  * Live Help hours: what the user has bought and redeemed, the upcoming
  * slots, booking one hour into a slot and cancelling it again.
  */
+#include <string.h>
+
 #include "audit.h"
 #include "credits.h"
 #include "db.h"
 #include "holdings.h"
+#include "session.h"
 
 static cd_sql q_slots = CD_SQL(
     "SELECT id, starts_at, ends_at, capacity, booked FROM live_help_slots"
     " WHERE starts_at > UTC_TIMESTAMP() ORDER BY starts_at, id LIMIT 100");
+/*
+ * GET /api/live-help-hour in one round trip: the session check, the user's
+ * totals and the upcoming slots, the slots as one JSON array built by the
+ * server (the shape db_rows gives: column names as keys, times as
+ * "YYYY-MM-DDTHH:MM:SSZ"), so no row becomes an object here.
+ */
+#define SLOT_TIME(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%sZ')"
+cd_sql live_help_session_sql = CD_SQL(
+    "SELECT " CD_SESSION_COLUMNS ", t.user_id IS NOT NULL AS has_totals,"
+    " t.hours_total, t.hours_used, t.hours_frozen,"
+    " (SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'starts_at', " SLOT_TIME("starts_at") ","
+    "  'ends_at', " SLOT_TIME("ends_at") ", 'capacity', capacity, 'booked', booked)"
+    "  ORDER BY starts_at, id LIMIT 100)"
+    "  FROM live_help_slots WHERE starts_at > UTC_TIMESTAMP()) AS slots"
+    CD_SESSION_FROM " LEFT JOIN user_live_help_totals t ON t.user_id = u.id"
+    CD_SESSION_WHERE);
 static cd_sql q_take_seat = CD_SQL(
     "UPDATE live_help_slots SET booked = booked + 1"
     " WHERE id = ? AND booked < capacity AND starts_at > UTC_TIMESTAMP()");
@@ -38,6 +57,32 @@ hours(cd_req *r, long long *total, long long *used)
 	return CD_OK;
 }
 
+/* The summary from the session row (live_help_session_sql), as text. */
+static cd_err
+summary_from_session(cd_req *r)
+{
+	const json_t *row = r->session_row;
+	const char *slots = jstr(row, "slots");
+	long long total, used;
+	char *body;
+	cd_err err;
+
+	if (jint(row, "has_totals")) {
+		cd_hours h = { jint(row, "hours_total"), jint(row, "hours_used"),
+		    jint(row, "hours_frozen") };
+
+		total = h.total;
+		used = h.total - live_help_left(&h);
+	} else if ((err = hours(r, &total, &used)) != CD_OK)
+		return err;
+	body = arena_printf(r->arena, "{\"totalHours\":%lld,\"usedHours\":%lld,"
+	    "\"remainingHours\":%lld,\"slots\":%s}", total, used, total - used,
+	    slots != NULL ? slots : "[]");
+	resp_header(r, "Cache-Control", "no-store");
+	resp_typed(r, 200, "application/json", body, strlen(body));
+	return CD_OK;
+}
+
 cd_err
 live_help_summary(cd_req *r)
 {
@@ -45,6 +90,8 @@ live_help_summary(cd_req *r)
 	json_t *slots;
 	cd_err err;
 
+	if (r->session_row != NULL && json_object_get(r->session_row, "slots"))
+		return summary_from_session(r);
 	if ((err = hours(r, &total, &used)) != CD_OK ||
 	    (err = db_rows(&q_slots, &slots, "")) != CD_OK)
 		return err;
