@@ -46,7 +46,11 @@ OLD_POOL=$("${ROOT[@]}" -N -e "SELECT @@innodb_buffer_pool_size")
 
 cleanup() {
 	"${ROOT[@]}" -e "SET GLOBAL innodb_buffer_pool_size = $OLD_POOL" || true
-	[[ -n ${CD_BENCH_KEEP:-} ]] || "${ROOT[@]}" -e "DROP DATABASE IF EXISTS $BENCH_DB" || true
+	# a dropped database keeps its grants: take the app user's back too
+	[[ -z ${CD_BENCH_KEEP:-} ]] || return 0
+	"${ROOT[@]}" -e "DROP DATABASE IF EXISTS $BENCH_DB" || true
+	"${ROOT[@]}" -e "REVOKE ALL PRIVILEGES ON $BENCH_DB.* FROM '$CD_DB_USER'@'localhost'" \
+		2>/dev/null || true
 }
 trap cleanup EXIT
 
