@@ -183,12 +183,22 @@ static cd_sql q_stale_event = CD_SQL(
     " ORDER BY id" LIMIT);
 
 /*
- * Stripe's own list of Checkout Sessions arrives as one JSON parameter,
- * [{"id": "cs_…", "paid": 0|1}, …] (see check_stripe.c), read as a table.
+ * Stripe's own lists arrive as one JSON parameter (see check_stripe.c),
+ * each read as a table: the Checkout Sessions, the succeeded booking
+ * PaymentIntents and the succeeded refunds.
  */
 #define STRIPE_LISTED \
-	"JSON_TABLE(?, '$[*]' COLUMNS (id VARCHAR(255) PATH '$.id'," \
+	"JSON_TABLE(?, '$.sessions[*]' COLUMNS (id VARCHAR(255) PATH '$.id'," \
 	" paid INT PATH '$.paid')) s"
+#define STRIPE_INTENTS \
+	"JSON_TABLE(?, '$.intents[*]' COLUMNS (id VARCHAR(255) PATH '$.id'," \
+	" booking_id BIGINT PATH '$.booking_id')) i"
+#define STRIPE_REFUNDS \
+	"JSON_TABLE(?, '$.refunds[*]' COLUMNS (id VARCHAR(255) PATH '$.id'," \
+	" charge VARCHAR(255) PATH '$.charge'," \
+	" payment_intent VARCHAR(255) PATH '$.payment_intent'," \
+	" amount BIGINT PATH '$.amount'," \
+	" subscription VARCHAR(255) PATH '$.subscription')) r"
 
 static cd_sql q_stripe_paid_unfulfilled = CD_SQL(
     "SELECT cs.stripe_session_id, cs.user_id, cs.product, cs.status"
@@ -204,6 +214,55 @@ static cd_sql q_stripe_fulfilled_unpaid = CD_SQL(
     "  ON p.id = cs.stripe_session_id"
     " WHERE cs.status IN " PAID " AND p.id IS NULL"
     " ORDER BY cs.id" LIMIT);
+
+/*
+ * Every succeeded booking PaymentIntent in Stripe's list has exactly one
+ * local payment, recorded as paid (refunded later or not), and while it
+ * stands its booking is scheduled or completed.
+ */
+static cd_sql q_stripe_booking_unpaid = CD_SQL(
+    "SELECT i.id AS payment_intent, i.booking_id, COUNT(p.id) AS payment_rows,"
+    " MIN(p.status) AS payment_status, MIN(b.status) AS booking_status"
+    " FROM " STRIPE_INTENTS
+    " LEFT JOIN payments p ON p.stripe_payment_intent_id = i.id"
+    " LEFT JOIN bookings b ON b.id = p.booking_id"
+    " GROUP BY i.id, i.booking_id"
+    " HAVING COUNT(p.id) <> 1"
+    "  OR MIN(p.status) NOT IN ('succeeded', 'refunded', 'partially_refunded')"
+    "  OR (MIN(p.status) = 'succeeded' AND MIN(b.status) NOT IN ('scheduled', 'completed'))"
+    " ORDER BY i.id" LIMIT);
+
+/* Every refund Stripe lists of a booking payment has exactly one refunds row. */
+static cd_sql q_stripe_refund_unrecorded = CD_SQL(
+    "SELECT r.id AS refund_id, r.payment_intent, p.booking_id,"
+    " COUNT(f.id) AS refund_rows"
+    " FROM " STRIPE_REFUNDS
+    " JOIN payments p ON p.stripe_payment_intent_id = r.payment_intent"
+    " LEFT JOIN refunds f ON f.stripe_refund_id = r.id"
+    " GROUP BY r.id, r.payment_intent, p.booking_id"
+    " HAVING COUNT(f.id) <> 1"
+    " ORDER BY r.id" LIMIT);
+
+/*
+ * The refunds Stripe lists of a Checkout payment or of one of our
+ * subscriptions' invoices are covered, charge by charge, by the reversal
+ * of their sum (a reversal is keyed "charge/cumulative cents").
+ */
+static cd_sql q_stripe_refund_unreversed = CD_SQL(
+    "SELECT e.charge AS charge_id, e.payment_intent, e.refunded_cents,"
+    " COALESCE(v.reversed_cents, 0) AS reversed_cents"
+    " FROM (SELECT r.charge, r.payment_intent, SUM(r.amount) AS refunded_cents"
+    "  FROM " STRIPE_REFUNDS
+    "  WHERE EXISTS (SELECT 1 FROM checkout_sessions cs"
+    "   WHERE cs.payment_intent_id = r.payment_intent AND cs.product <> 'subscription')"
+    "  OR EXISTS (SELECT 1 FROM subscriptions sub"
+    "   WHERE sub.stripe_subscription_id = r.subscription)"
+    "  GROUP BY r.charge, r.payment_intent) e"
+    " LEFT JOIN (SELECT SUBSTRING_INDEX(stripe_refund_id, '/', 1) AS charge_id,"
+    "  MAX(amount_cents) AS reversed_cents FROM payment_reversals GROUP BY 1) v"
+    "  ON v.charge_id = e.charge"
+    " WHERE e.refunded_cents > COALESCE(v.reversed_cents, 0)"
+    " ORDER BY e.charge" LIMIT);
 
 const cd_invariant invariants[] = {
 	{ "credit_balance", "credit balance and totals = the sums of the user's ledger rows",
@@ -237,6 +296,14 @@ const cd_invariant invariants[] = {
 	    &q_stripe_paid_unfulfilled, true, NULL, false, NULL, false },
 	{ "stripe_fulfilled_unpaid", "every fulfilled session is one Stripe reports paid",
 	    &q_stripe_fulfilled_unpaid, true, NULL, false, NULL, false },
+	{ "stripe_booking_unpaid", "every booking PaymentIntent Stripe reports succeeded"
+	    " has one payment recorded paid, its booking scheduled or completed",
+	    &q_stripe_booking_unpaid, true, NULL, false, NULL, false },
+	{ "stripe_refund_unrecorded", "every refund Stripe lists of a booking has one"
+	    " refunds row", &q_stripe_refund_unrecorded, true, NULL, false, NULL, false },
+	{ "stripe_refund_unreversed", "the refunds Stripe lists of a Checkout payment or"
+	    " subscription invoice are reversed", &q_stripe_refund_unreversed, true, NULL,
+	    false, NULL, false },
 };
 const size_t ninvariants = sizeof(invariants) / sizeof(invariants[0]);
 

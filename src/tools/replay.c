@@ -233,6 +233,9 @@ static const char timeline_sql[] =
     OF_USER("s.user_id") " AND s.status = 'ended'"
     " UNION ALL SELECT 3, t.id, t.created_at FROM @.credit_transactions t"
     OF_USER("t.user_id") " AND t.transaction_type = 'consumption'"
+    " UNION ALL SELECT 4, s.id, MIN(p.joined_at) FROM @.sessions s"
+    " JOIN @.session_participants p ON p.session_id = s.id AND p.role = 'mechanic'"
+    OF_USER("s.user_id") " GROUP BY s.id"
     ") x ORDER BY at, kind, ref";
 
 /* The answers kept for event_id, parsed, into answers. */
@@ -398,12 +401,35 @@ spend_tx(void *arg)
 }
 
 /*
+ * A consultation a mechanic took (the first to join it): it is started, so
+ * a refund no longer closes it.  Found by its Checkout Session (the ids of
+ * the two databases differ).
+ */
+static cd_err
+taken_tx(void *arg)
+{
+	static cd_sql *q;
+	long long ref = *(long long *)arg;
+	unsigned long long n = 0;
+	cd_err err;
+
+	if (q == NULL)
+		q = on_live("UPDATE sessions r JOIN @.sessions l"
+		    " ON l.stripe_session_id = r.stripe_session_id"
+		    " SET r.status = 'active' WHERE l.id = ? AND r.status = 'waiting'");
+	if ((err = db_exec(q, &n, "i", ref)) != CD_OK)
+		return err;
+	/* No waiting consultation: its payment never replayed. */
+	return n == 1 ? CD_OK : CD_CONFLICT;
+}
+
+/*
  * Replays the timeline; a step that fails (an event about something not
  * covered, a consumption whose purchase never replayed) is appended to
  * failed as {"table", "side": "not replayed", "id"}: the live row's id.
  */
 static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
-	"voice_therapy_sessions", "credit_transactions" };
+	"voice_therapy_sessions", "credit_transactions", "sessions" };
 
 static cd_err
 replay_timeline(long long user, size_t *steps, json_t *failed)
@@ -412,8 +438,8 @@ replay_timeline(long long user, size_t *steps, json_t *failed)
 	cd_err err = CD_OK;
 	size_t i;
 
-	if ((err = db_rows(on_live(timeline_sql), &rows, "iiiiiiiii", user, user,
-	    user, user, user, user, user, user, user)) != CD_OK)
+	if ((err = db_rows(on_live(timeline_sql), &rows, "iiiiiiiiiii", user, user,
+	    user, user, user, user, user, user, user, user, user)) != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
 		long long ref = jint(row, "ref");
@@ -422,12 +448,13 @@ replay_timeline(long long user, size_t *steps, json_t *failed)
 		case 0: err = replay_event(ref); break;
 		case 1: err = db_tx(redemption_tx, &ref); break;
 		case 2: err = db_tx(voice_tx, &ref); break;
-		default: err = db_tx(spend_tx, &ref); break;
+		case 3: err = db_tx(spend_tx, &ref); break;
+		default: err = db_tx(taken_tx, &ref); break;
 		}
 		/* Rolled back; the rest still replays, and this is reported. */
 		if (err != CD_OK)
 			json_array_append_new(failed, json_pack("{s:s,s:s,s:I}",
-			    "table", kinds[jint(row, "kind") & 3], "side", "not replayed",
+			    "table", kinds[jint(row, "kind") % 5], "side", "not replayed",
 			    "id", (json_int_t)ref));
 	}
 	*steps = json_array_size(rows);
