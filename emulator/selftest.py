@@ -543,6 +543,22 @@ def t_refunds(rcv):
     ch = api("GET", f"/v1/charges/{ch['id']}").json
     check("charge fully refunded", ch["amount_refunded"] == 2498 and ch["refunded"] is True
           and len(ch["refunds"]["data"]) == 2, ch)
+    j = api("GET", "/v1/refunds", query={"limit": 100}).json
+    check("refunds list, newest first", j["object"] == "list" and j["url"] == "/v1/refunds"
+          and [x["id"] for x in j["data"]][-1] == re1["id"] and len(j["data"]) == 2
+          and j["has_more"] is False, j)
+    j = api("GET", "/v1/refunds", query={"limit": 1, "charge": ch["id"]}).json
+    k = api("GET", "/v1/refunds", query={"limit": 1, "starting_after": j["data"][0]["id"]}).json
+    check("refunds list pages by starting_after", j["has_more"] is True and k["has_more"] is False
+          and k["data"][0]["id"] == re1["id"], (j, k))
+    j = api("GET", "/v1/refunds", query={"payment_intent": "pi_other"}).json
+    check("refunds list filters by payment_intent", j["data"] == [], j)
+    j = api("GET", "/v1/payment_intents", query={"limit": 100, "created": {"gte": 0}}).json
+    check("payment_intents list", j["url"] == "/v1/payment_intents"
+          and pi_id in [x["id"] for x in j["data"]], j)
+    r = api("GET", "/v1/invoices", query={"starting_after": "in_nope"})
+    check("invoices list: unknown cursor -> resource_missing", r.status in (400, 404)
+          and r.json["error"]["code"] == "resource_missing", r.text)
     r = api("POST", "/v1/refunds", {"charge": ch["id"], "amount": 1})
     check("refund a fully refunded charge -> 400 charge_already_refunded", r.status == 400
           and r.json["error"]["code"] == "charge_already_refunded", r.text)

@@ -128,6 +128,65 @@ def list_of(items, url):
             "total_count": len(items), "url": url}
 
 
+def created_bounds(params):
+    """created=<ts> or created[gt|gte|lt|lte]=<ts>, as Stripe's list filters."""
+    created = params.get("created")
+    bounds = {}
+    if isinstance(created, dict):
+        for op in ("gt", "gte", "lt", "lte"):
+            v = p_int(created, op, f"created[{op}]")
+            if v is not None:
+                bounds[op] = v
+    elif created not in (None, ""):
+        bounds["eq"] = p_int(params, "created")
+    return bounds
+
+
+def in_bounds(c, bounds):
+    return not (("gt" in bounds and not c > bounds["gt"]) or
+                ("gte" in bounds and not c >= bounds["gte"]) or
+                ("lt" in bounds and not c < bounds["lt"]) or
+                ("lte" in bounds and not c <= bounds["lte"]) or
+                ("eq" in bounds and c != bounds["eq"]))
+
+
+def paged_list(objects, params, kind, url, filters=()):
+    """One page of a Stripe list endpoint, newest first: `filters` are the
+    parameters that must equal the object's field of the same name; created
+    bounds; limit (1 to 100, default 10); starting_after or ending_before an
+    object id of the list (unknown: resource_missing)."""
+    limit = p_int(params, "limit", minimum=1)
+    limit = 10 if limit is None else limit
+    if limit > 100:
+        raise StripeError(400, "This value must be less than or equal to 100.", param="limit")
+    after, before = p_str(params, "starting_after"), p_str(params, "ending_before")
+    if after is not None and before is not None:
+        raise StripeError(400, "You may only specify one of these parameters: "
+                          "ending_before, starting_after.")
+    wanted = {k: p_str(params, k) for k in filters}
+    bounds = created_bounds(params)
+    # newest first; within one second, the later created first (the store
+    # keeps creation order)
+    items = [o for _, o in sorted(
+        ((i, o) for i, o in enumerate(objects.values())
+         if all(v is None or o.get(k) == v for k, v in wanted.items())
+         and in_bounds(o["created"], bounds)),
+        key=lambda io: (io[1]["created"], io[0]), reverse=True)]
+    keys = [o["id"] for o in items]
+    for name, cursor in (("starting_after", after), ("ending_before", before)):
+        if cursor is not None and cursor not in keys:
+            raise no_such(kind, cursor, param=name, status=400)
+    if before is not None:
+        newer = items[:keys.index(before)]
+        page, has_more = newer[-limit:], len(newer) > limit
+    else:
+        older = items[keys.index(after) + 1:] if after is not None else items
+        page, has_more = older[:limit], len(older) > limit
+    out = list_of([view(o) for o in page], url)
+    out["has_more"] = has_more
+    return out
+
+
 def format_money(amount, currency):
     cur = currency.lower()
     if cur in ZERO_DECIMAL:
@@ -972,23 +1031,9 @@ class CheckoutSessions(Resource):
 
     def list(self, ctx, params):
         """GET /v1/checkout/sessions, newest first; filters as Stripe's."""
-        limit = p_int(params, "limit", minimum=1)
-        limit = 10 if limit is None else limit
-        if limit > 100:
-            raise StripeError(400, "This value must be less than or equal to 100.", param="limit")
-        filters = {k: p_str(params, k) for k in ("payment_intent", "customer", "subscription")}
-        items = [cs for cs in self.s.objects["checkout.session"].values()
-                 if all(v is None or cs.get(k) == v for k, v in filters.items())]
-        items.sort(key=lambda cs: (cs["created"], cs["id"]), reverse=True)
-        after = p_str(params, "starting_after")
-        if after is not None:
-            keys = [cs["id"] for cs in items]
-            if after not in keys:
-                raise no_such("checkout.session", after, param="starting_after", status=400)
-            items = items[keys.index(after) + 1:]
-        page = list_of([view(cs) for cs in items[:limit]], "/v1/checkout/sessions")
-        page["has_more"] = len(items) > limit
-        return page
+        return paged_list(self.s.objects["checkout.session"], params, "checkout.session",
+                          "/v1/checkout/sessions",
+                          ("payment_intent", "customer", "subscription", "status"))
 
     def line_items_list(self, cs):
         return list_of([view(li) for li in cs["_line_items"]],
@@ -2053,6 +2098,12 @@ class Emulator:
         if self.persist:
             self.persist.mark()
 
+    def list_of_kind(self, kind, url, filters):
+        """A GET list endpoint of one kind of stored object (see paged_list)."""
+        def handler(ctx, params):
+            return paged_list(self.store.objects[kind], params, kind, url, filters)
+        return handler
+
     def route_table(self):
         """(method, path, handler).  /v1 handlers take (ctx, params, **ids) and
         run under the store lock; /_emu handlers take (data, **ids) and lock
@@ -2068,16 +2119,23 @@ class Emulator:
             ("GET", "/v1/checkout/sessions/{id}/line_items", cs.line_items),
             ("POST", "/v1/checkout/sessions/{id}/expire", cs.expire),
             ("POST", "/v1/payment_intents", pi.create),
+            ("GET", "/v1/payment_intents", self.list_of_kind(
+                "payment_intent", "/v1/payment_intents", ("customer",))),
             ("GET", "/v1/payment_intents/{id}", pi.retrieve),
             ("POST", "/v1/payment_intents/{id}", pi.update),
             ("POST", "/v1/payment_intents/{id}/confirm", pi.confirm),
             ("POST", "/v1/payment_intents/{id}/cancel", pi.cancel),
             ("GET", "/v1/charges/{id}", self.charges.retrieve),
             ("POST", "/v1/refunds", self.refunds.create),
+            ("GET", "/v1/refunds", self.list_of_kind(
+                "refund", "/v1/refunds", ("charge", "payment_intent"))),
             ("GET", "/v1/refunds/{id}", self.refunds.retrieve),
             ("GET", "/v1/subscriptions/{id}", bl.retrieve_subscription),
             ("POST", "/v1/subscriptions/{id}", bl.update_subscription),
             ("DELETE", "/v1/subscriptions/{id}", bl.cancel_subscription),
+            ("GET", "/v1/invoices", self.list_of_kind(
+                "invoice", "/v1/invoices",
+                ("customer", "subscription", "status", "collection_method"))),
             ("GET", "/v1/invoices/{id}", bl.retrieve_invoice),
             ("GET", "/v1/disputes/{id}", self.disputes.retrieve),
             ("POST", "/v1/accounts", self.connect.create_account),

@@ -243,6 +243,30 @@ run_browser_tests() {
 	add_runner_counts browser "$out" "$rc"
 }
 
+# ---- the books, replayed
+
+# After every suite has paid, refunded and disputed on the test stack: the
+# stored events and local records must rebuild exactly the live books
+# (scripts/replay.sh); any difference, or a step that could not be
+# replayed, is one failed test.
+run_books_replay() {
+	local out rc=0
+	echo "== replay of the books"
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-replay.XXXXXX")
+	TMP_FILES+=("$out")
+	(
+		set -a
+		# shellcheck source=/dev/null
+		source "${TESTS_ENV:-$TEST_STATE/env}"
+		set +a
+		cd "$REPO"
+		exec bash scripts/replay.sh
+	) >"$out" 2>&1 || rc=$?
+	grep -vE '^creditdesk-replay\[[0-9]+\] (info|warn)' "$out" | tail -n 60 || true
+	if ((rc == 0)); then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi >>"$out"
+	add_runner_counts "books replay" "$out" "$rc"
+}
+
 # ---- the run
 
 # Wipes the previous test stack's state, but only a directory that is one.
@@ -328,6 +352,7 @@ main() {
 	if stack start; then
 		run_integration_tests "$@"
 		run_browser_tests
+		run_books_replay
 	else
 		echo "test: the test stack did not start; integration tests not run" >&2
 		FAILED=$((FAILED + 1))

@@ -6,6 +6,7 @@
  * out-of-order deliveries all converge on the same result.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "audit.h"
@@ -30,6 +31,10 @@ static cd_sql q_state = CD_SQL(
 static cd_sql q_processed = CD_SQL(
     "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6)"
     " WHERE event_id = ? AND processed_at IS NULL");
+
+static cd_sql q_answer = CD_SQL(
+    "INSERT INTO stripe_event_answers (event_id, seq, path, params, object)"
+    " VALUES (?, ?, ?, ?, ?)");
 
 typedef cd_err (*event_fn)(const json_t *object);
 
@@ -285,6 +290,41 @@ handler_for(const char *type)
 	return NULL;
 }
 
+struct processing {
+	const char	*event_id;
+	const json_t	*answers;	/* what Stripe answered the handler */
+};
+
+/*
+ * Marks the event processed and, the one time that happens, keeps what
+ * Stripe answered its handler (stripe_event_answers), for a replay.
+ */
+static cd_err
+processed_tx(void *arg)
+{
+	const struct processing *p = arg;
+	unsigned long long n = 0;
+	json_t *a;
+	cd_err err;
+	size_t i;
+
+	if ((err = db_exec(&q_processed, &n, "s", p->event_id)) != CD_OK || n == 0)
+		return err;
+	json_array_foreach(p->answers, i, a) {
+		char *params = json_is_null(json_object_get(a, "params")) ? NULL :
+		    json_dumps(json_object_get(a, "params"), JSON_COMPACT);
+		char *object = json_dumps(json_object_get(a, "object"), JSON_COMPACT);
+
+		err = object == NULL ? CD_INTERNAL : db_exec(&q_answer, NULL, "sisss",
+		    p->event_id, (long long)i, jstr(a, "path"), params, object);
+		free(params);
+		free(object);
+		if (err != CD_OK)
+			return err;
+	}
+	return CD_OK;
+}
+
 cd_err
 event_accept(const json_t *event, const char *raw, size_t rawlen,
     const char *source, bool *duplicate)
@@ -292,7 +332,7 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 	const char *id = jstr(event, "id"), *type = jstr(event, "type");
 	const json_t *object = json_object_get(json_object_get(event, "data"),
 	    "object");
-	json_t *row;
+	json_t *row, *answers;
 	event_fn fn;
 	bool fresh;
 	cd_err err;
@@ -316,7 +356,18 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 		if (*duplicate)
 			return CD_OK;
 	}
-	if (fn != NULL && (err = fn(object)) != CD_OK)
-		return err;	/* left unprocessed: Stripe retries, reconcile too */
-	return db_exec(&q_processed, NULL, "s", id);
+	if (fn == NULL)		/* stored unprocessed before it had no handler */
+		return db_exec(&q_processed, NULL, "s", id);
+	answers = json_array();
+	stripe_record(answers);
+	err = fn(object);
+	stripe_record(NULL);
+	/* Left unprocessed on an error: Stripe retries, reconcile too. */
+	if (err == CD_OK) {
+		struct processing p = { id, answers };
+
+		err = db_tx(processed_tx, &p);
+	}
+	json_decref(answers);
+	return err;
 }

@@ -760,6 +760,54 @@ db_rows(cd_sql *q, json_t **rows, const char *fmt, ...)
 	return err;
 }
 
+/*
+ * Streams the rows of q, all of whose columns are integers, to fn one at a
+ * time as they arrive (no result set held in memory): for passes over
+ * millions of rows that a client computes on.  fn returns non-zero to stop
+ * early (the rest of the result is read and dropped).
+ */
+cd_err
+db_each(cd_sql *q, int (*fn)(void *ctx, const long long *v, size_t n),
+    void *ctx, const char *fmt, ...)
+{
+	MYSQL_BIND binds[MAX_COLUMNS];
+	long long v[MAX_COLUMNS];
+	my_bool null[MAX_COLUMNS];
+	MYSQL_STMT *st;
+	cd_err err;
+	size_t i, n;
+	va_list ap;
+	int rc, stop = 0;
+
+	va_start(ap, fmt);
+	err = execute(q, fmt, ap, &st);
+	va_end(ap);
+	if (err != CD_OK)
+		return err;
+	if ((n = mysql_stmt_field_count(st)) > MAX_COLUMNS)
+		return CD_INTERNAL;
+	memset(binds, 0, sizeof(binds));
+	for (i = 0; i < n; i++) {
+		binds[i].buffer_type = MYSQL_TYPE_LONGLONG;
+		binds[i].buffer = &v[i];
+		binds[i].is_null = &null[i];
+	}
+	if (mysql_stmt_bind_result(st, binds) != 0)
+		return db_fail("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
+	/* Stopping early still reads the rest: the connection must drain it. */
+	while ((rc = mysql_stmt_fetch(st)) == 0) {
+		for (i = 0; i < n; i++)
+			if (null[i])
+				v[i] = 0;	/* callers select no NULLs */
+		if (!stop)
+			stop = fn(ctx, v, n) != 0;
+	}
+	if (rc != 0 && rc != MYSQL_NO_DATA)
+		err = db_fail("fetch", mysql_stmt_errno(st), mysql_stmt_error(st));
+	mysql_stmt_free_result(st);
+	return err;
+}
+
 cd_err
 db_row(cd_sql *q, json_t **row, const char *fmt, ...)
 {

@@ -116,6 +116,9 @@ cd_dbres db_write(cd_sql *, long long *id, cd_err *err, const char *fmt, ...);
 cd_err	 db_rows(cd_sql *, json_t **rows, const char *fmt, ...);
 /* The first row as a new object, or *row = NULL when there is none. */
 cd_err	 db_row(cd_sql *, json_t **row, const char *fmt, ...);
+/* Streams integer-only rows to fn as they arrive; fn returns non-zero to stop. */
+cd_err	 db_each(cd_sql *, int (*fn)(void *ctx, const long long *v, size_t n),
+	    void *ctx, const char *fmt, ...);
 
 /*
  * Runs fn inside BEGIN … COMMIT.  Any error from fn rolls back.  On deadlock,

@@ -407,6 +407,24 @@ make_headers(const char *key, const char *idem_key, bool post)
 
 static stripe_replay_fn replay_source;
 
+/* Where the answers to GETs go while an event is handled (NULL: nowhere). */
+static json_t *recording;
+
+void
+stripe_record(json_t *list)
+{
+	recording = list;
+}
+
+/* One answer Stripe gave: what was asked and what came back. */
+static void
+record_answer(const char *path, const json_t *params, const json_t *out)
+{
+	if (recording != NULL && out != NULL)
+		json_array_append_new(recording, json_pack("{s:s,s:O?,s:O}", "path",
+		    path, "params", params, "object", out));
+}
+
 void
 stripe_replay_source(stripe_replay_fn fn)
 {
@@ -512,6 +530,8 @@ stripe_call(const char *method, const char *path, json_t *params,
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	err = stripe_parse_response(method, path, status, sink.buf.data,
 	    sink.buf.len, out);
+	if (err == CD_OK && !post)
+		record_answer(path, params, *out);
 out:
 	if (err == CD_STRIPE)
 		metrics_count(M_STRIPE_ERRORS);

@@ -44,6 +44,12 @@ typedef cd_err (*stripe_replay_fn)(const char *path, const json_t *params,
     json_t **out);
 void	 stripe_replay_source(stripe_replay_fn);
 /*
+ * While list is not NULL, every answer to a GET is appended to it as
+ * {"path", "params", "object"}: what an event's handler saw, kept with the
+ * event so that a replay sees the same (events.c, creditdesk-replay).
+ */
+void	 stripe_record(json_t *list);
+/*
  * GET a list endpoint page after page (params: filters and "limit"),
  * appending every object to all; stops after max_pages.
  */

@@ -28,6 +28,9 @@ typedef struct cd_invariant {
 	 */
 	cd_sql		*quick;
 	bool		 quick_alone;
+	/* Instead of sql: computes the rows in this process (a streamed pass). */
+	cd_err		(*pass)(json_t **rows);
+	bool		 second;	/* runs on the second connection */
 } cd_invariant;
 
 extern const cd_invariant invariants[];
@@ -52,6 +55,26 @@ cd_err	 invariants_run_part(const char *stripe_json, enum inv_part part,
  */
 cd_err	 invariants_run_parallel(const char *stripe_json, json_t *findings,
 	    json_t *counts);
+/*
+ * credit_balance and ledger_chain from one streamed pass over the ledger
+ * (check_ledger.c): the first makes the pass, the second takes its rows.
+ */
+cd_err	 check_ledger_balance(json_t **rows);
+cd_err	 check_ledger_chain(json_t **rows);
+/*
+ * Integer rows kept in order for a merge: width columns each, row i at
+ * v[i * width]; next is the first row not merged yet.  int_list_add is a
+ * db_each() callback.
+ */
+typedef struct int_list {
+	long long	*v;
+	size_t		 width, n, cap, next;
+} int_list;
+int	 int_list_add(void *list, const long long *v, size_t n);
+/* The row next points at, or NULL when every row is merged. */
+const long long *int_list_peek(const int_list *);
+/* live_help_hours from the three tables grouped by user and merged (check_hours.c). */
+cd_err	 check_live_help_hours(json_t **rows);
 /* Stores this run and its findings in integrity_runs. */
 cd_err	 check_record(const json_t *findings);
 /* Writes the node-exporter textfile with the run's and the books' gauges. */

@@ -8,12 +8,13 @@
  * Into it go the catalogue and, from live, what people created: users and
  * their Checkout Sessions (as opened: status open, no PaymentIntent).  Then
  * one timeline, oldest first: every processed Stripe event (as stored in
- * stripe_events.body) and every local consumption (a Live Help slot
- * booked, a Voice AI Therapy session ended with its usage rows, credits
- * spent).  Events go through event_accept(), the webhook's own code; the
- * Stripe client answers its retrieve() calls from the stored events (the
- * latest event about that object so far), since there is no historical
- * Stripe to ask.  An event takes its place at the moment it took effect
+ * stripe_events.payload) and every local action that payments depend on (a
+ * Live Help slot booked, a Voice AI Therapy session ended with its usage
+ * rows, credits spent, a consultation taken by a mechanic).  Events go
+ * through event_accept(), the webhook's own code; the Stripe client answers
+ * its retrieve() calls with what Stripe answered the live handler
+ * (stripe_event_answers), or else from the stored events (the latest event
+ * about that object so far), since there is no historical Stripe to ask.  An event takes its place at the moment it took effect
  * live: when it was processed, or for a Checkout Session when the session
  * was fulfilled if that was earlier (the buyer's confirm-payment).
  *
@@ -43,6 +44,71 @@ static char live[65];
 static json_t *seen;
 
 /*
+ * What Stripe answered the live handler of the event being replayed
+ * (stripe_event_answers), in the order asked; each is used once.  Events
+ * handled before answers were kept have none, and fall back to the bodies.
+ */
+static json_t *answers;
+
+/* The next unused answer to the same GET (path and parameters), or NULL. */
+static json_t *
+answer_for(const char *path, const json_t *params)
+{
+	json_t *a;
+	size_t i;
+
+	json_array_foreach(answers, i, a) {
+		json_t *asked = json_object_get(a, "params");
+
+		if (json_is_true(json_object_get(a, "used")) ||
+		    strcmp(jstr(a, "path") ?: "", path) != 0 ||
+		    !(json_is_null(asked) ? params == NULL || json_object_size(params) == 0 :
+		    json_equal(asked, params)))
+			continue;
+		json_object_set_new(a, "used", json_true());
+		return json_object_get(a, "object");
+	}
+	return NULL;
+}
+
+static cd_sql *on_live(const char *text);
+
+/*
+ * A subscription no stored event carried (invoice.paid names it, and only
+ * customer.subscription.* events carry it): the one the product keeps in
+ * its row, as retrieve() returns it, with the user and plan of the
+ * checkout that sold it as its metadata.  The row holds the latest state,
+ * which is where a replay ends: status and period end only move forward.
+ */
+static cd_err
+subscription_as_kept(const char *id, json_t **out)
+{
+	static cd_sql *q;
+	json_t *row;
+	cd_err err;
+
+	if (q == NULL)
+		q = on_live("SELECT status, cancel_at_period_end, user_id, plan_id,"
+		    " COALESCE(UNIX_TIMESTAMP(current_period_end), 0) AS period_end"
+		    " FROM @.subscriptions WHERE stripe_subscription_id = ?");
+	if ((err = db_row(q, &row, "s", id)) != CD_OK)
+		return err;
+	if (row == NULL) {
+		log_warn("replay: no stored event carried subscription %s", id);
+		return CD_NOT_FOUND;
+	}
+	/* Stripe's metadata values are strings */
+	*out = json_pack("{s:s,s:s,s:s,s:I,s:b,s:{s:o,s:s}}", "id", id,
+	    "object", "subscription", "status", jstr(row, "status"),
+	    "current_period_end", (json_int_t)jint(row, "period_end"),
+	    "cancel_at_period_end", jint(row, "cancel_at_period_end") != 0,
+	    "metadata", "user_id", json_sprintf("%lld", jint(row, "user_id")),
+	    "item", jstr(row, "plan_id"));
+	json_decref(row);
+	return *out != NULL ? CD_OK : CD_INTERNAL;
+}
+
+/*
  * Stripe during the replay: GET /v1/<kind>/<id> is the latest object so
  * far with that id; GET /v1/checkout/sessions?payment_intent=… lists the
  * sessions so far of that PaymentIntent.  Anything else has no answer.
@@ -55,6 +121,13 @@ from_events(const char *path, const json_t *params, json_t **out)
 	const char *key;
 
 	*out = NULL;
+	if ((o = answer_for(path, params)) != NULL) {
+		/* what live saw is also the latest state so far */
+		if (json_is_string(json_object_get(o, "id")))
+			json_object_set(seen, jstr(o, "id"), o);
+		*out = json_deep_copy(o);
+		return CD_OK;
+	}
 	if (strcmp(path, "/v1/checkout/sessions") == 0 && pi != NULL) {
 		list = json_array();
 		json_object_foreach(seen, key, o)
@@ -65,6 +138,8 @@ from_events(const char *path, const json_t *params, json_t **out)
 		return CD_OK;
 	}
 	if ((o = json_object_get(seen, id)) == NULL) {
+		if (strncmp(path, "/v1/subscriptions/", 18) == 0)
+			return subscription_as_kept(id, out);
 		log_warn("replay: no stored event carried %s", path);
 		return CD_NOT_FOUND;
 	}
@@ -137,7 +212,8 @@ copy_inputs(long long user)
  * The timeline: (kind, ref) oldest first; at equal times events first, as
  * a payment precedes what it pays for.  With --user, the events about the
  * user's Checkout Sessions, their PaymentIntents and what names those
- * (charges, refunds, disputes).
+ * (charges, refunds, disputes), and about the user's subscriptions (their
+ * invoices).
  */
 static const char timeline_sql[] =
     "SELECT kind, ref FROM ("
@@ -148,14 +224,53 @@ static const char timeline_sql[] =
     "  WHERE e.processed_at IS NOT NULL AND (? = 0 OR EXISTS (SELECT 1"
     "   FROM @.checkout_sessions u WHERE u.user_id = ? AND (u.stripe_session_id ="
     "   e.object_id OR u.payment_intent_id IN (e.object_id,"
-    "   JSON_VALUE(e.payload, '$.data.object.payment_intent')))))"
+    "   JSON_VALUE(e.payload, '$.data.object.payment_intent'))))"
+    "  OR EXISTS (SELECT 1 FROM @.subscriptions s WHERE s.user_id = ?"
+    "   AND s.stripe_subscription_id IN (e.object_id,"
+    "   JSON_VALUE(e.payload, '$.data.object.subscription'))))"
     " UNION ALL SELECT 1, r.id, r.created_at FROM @.live_help_redemptions r"
     OF_USER("r.user_id")
     " UNION ALL SELECT 2, s.id, s.ended_at FROM @.voice_therapy_sessions s"
     OF_USER("s.user_id") " AND s.status = 'ended'"
     " UNION ALL SELECT 3, t.id, t.created_at FROM @.credit_transactions t"
     OF_USER("t.user_id") " AND t.transaction_type = 'consumption'"
+    " UNION ALL SELECT 4, s.id, MIN(p.joined_at) FROM @.sessions s"
+    " JOIN @.session_participants p ON p.session_id = s.id AND p.role = 'mechanic'"
+    OF_USER("s.user_id") " GROUP BY s.id"
     ") x ORDER BY at, kind, ref";
+
+/* The answers kept for event_id, parsed, into answers. */
+static cd_err
+load_answers(const char *event_id)
+{
+	static cd_sql *q;
+	json_t *rows, *row;
+	cd_err err;
+	size_t i;
+
+	if (q == NULL)
+		q = on_live("SELECT path, params, object FROM @.stripe_event_answers"
+		    " WHERE event_id = ? ORDER BY seq");
+	json_array_clear(answers);
+	if (event_id == NULL)
+		return CD_OK;
+	if ((err = db_rows(q, &rows, "s", event_id)) != CD_OK)
+		return err;
+	json_array_foreach(rows, i, row) {
+		json_t *params = jstr(row, "params") ?
+		    json_loads(jstr(row, "params"), 0, NULL) : json_null();
+		json_t *object = json_loads(jstr(row, "object") ?: "", 0, NULL);
+
+		if (object != NULL)
+			json_array_append_new(answers, json_pack("{s:s,s:o,s:o}",
+			    "path", jstr(row, "path"), "params", params ?: json_null(),
+			    "object", object));
+		else
+			json_decref(params);
+	}
+	json_decref(rows);
+	return CD_OK;
+}
 
 static cd_err
 replay_event(long long ref)
@@ -172,6 +287,11 @@ replay_event(long long ref)
 		return err;
 	body = jstr(row, "payload");
 	event = body ? json_loads(body, 0, NULL) : NULL;
+	if ((err = load_answers(jstr(event, "id"))) != CD_OK) {
+		json_decref(event);
+		json_decref(row);
+		return err;
+	}
 	object = json_object_get(json_object_get(event, "data"), "object");
 	if (json_is_string(json_object_get(object, "id")))
 		json_object_set(seen, jstr(object, "id"), object);
@@ -282,12 +402,35 @@ spend_tx(void *arg)
 }
 
 /*
+ * A consultation a mechanic took (the first to join it): it is started, so
+ * a refund no longer closes it.  Found by its Checkout Session (the ids of
+ * the two databases differ).
+ */
+static cd_err
+taken_tx(void *arg)
+{
+	static cd_sql *q;
+	long long ref = *(long long *)arg;
+	unsigned long long n = 0;
+	cd_err err;
+
+	if (q == NULL)
+		q = on_live("UPDATE sessions r JOIN @.sessions l"
+		    " ON l.stripe_session_id = r.stripe_session_id"
+		    " SET r.status = 'active' WHERE l.id = ? AND r.status = 'waiting'");
+	if ((err = db_exec(q, &n, "i", ref)) != CD_OK)
+		return err;
+	/* No waiting consultation: its payment never replayed. */
+	return n == 1 ? CD_OK : CD_CONFLICT;
+}
+
+/*
  * Replays the timeline; a step that fails (an event about something not
  * covered, a consumption whose purchase never replayed) is appended to
  * failed as {"table", "side": "not replayed", "id"}: the live row's id.
  */
 static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
-	"voice_therapy_sessions", "credit_transactions" };
+	"voice_therapy_sessions", "credit_transactions", "sessions" };
 
 static cd_err
 replay_timeline(long long user, size_t *steps, json_t *failed)
@@ -296,8 +439,8 @@ replay_timeline(long long user, size_t *steps, json_t *failed)
 	cd_err err = CD_OK;
 	size_t i;
 
-	if ((err = db_rows(on_live(timeline_sql), &rows, "iiiiiiii", user, user,
-	    user, user, user, user, user, user)) != CD_OK)
+	if ((err = db_rows(on_live(timeline_sql), &rows, "iiiiiiiiiii", user, user,
+	    user, user, user, user, user, user, user, user, user)) != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
 		long long ref = jint(row, "ref");
@@ -306,12 +449,13 @@ replay_timeline(long long user, size_t *steps, json_t *failed)
 		case 0: err = replay_event(ref); break;
 		case 1: err = db_tx(redemption_tx, &ref); break;
 		case 2: err = db_tx(voice_tx, &ref); break;
-		default: err = db_tx(spend_tx, &ref); break;
+		case 3: err = db_tx(spend_tx, &ref); break;
+		default: err = db_tx(taken_tx, &ref); break;
 		}
 		/* Rolled back; the rest still replays, and this is reported. */
 		if (err != CD_OK)
 			json_array_append_new(failed, json_pack("{s:s,s:s,s:I}",
-			    "table", kinds[jint(row, "kind") & 3], "side", "not replayed",
+			    "table", kinds[jint(row, "kind") % 5], "side", "not replayed",
 			    "id", (json_int_t)ref));
 	}
 	*steps = json_array_size(rows);
@@ -354,6 +498,25 @@ static const struct compared compared[] = {
 	    " JOIN @.checkout_sessions cs ON cs.stripe_session_id = r.stripe_session_id) r",
 	    "stripe_refund_id, stripe_session_id, payment_intent_id, product, amount_cents,"
 	    " units_reversed, user_id" },
+	/* A subscription's invoice refunds: reversals named by the charge. */
+	{ "subscription_reversals", "(SELECT r.*, cs.user_id FROM @.payment_reversals r"
+	    " LEFT JOIN @.checkout_sessions cs ON cs.payment_intent_id = r.payment_intent_id"
+	    " WHERE r.product = 'subscription') r",
+	    "stripe_refund_id, payment_intent_id, amount_cents, units_reversed, user_id" },
+	{ "subscriptions", "@.subscriptions",
+	    "stripe_subscription_id, user_id, plan_id, stripe_session_id, status,"
+	    " cancel_at_period_end" },
+	{ "subscription_allocations", "(SELECT a.*, s.user_id, s.stripe_subscription_id"
+	    " FROM @.subscription_allocations a"
+	    " JOIN @.subscriptions s ON s.id = a.subscription_id) a",
+	    "stripe_invoice_id, stripe_subscription_id, user_id, credits, credits_reversed" },
+	/* Consultations: the paid session's room. */
+	{ "sessions", "@.sessions", "stripe_session_id, user_id, type, plan, amount_cents" },
+	/* Of Checkout payments: bookings are not replayed yet. */
+	{ "disputes", "(SELECT * FROM @.disputes WHERE payment_intent_id IN"
+	    " (SELECT payment_intent_id FROM @.checkout_sessions)) d",
+	    "stripe_dispute_id, user_id, charge_id, payment_intent_id, amount_cents, reason,"
+	    " status, stripe_session_id, product, units_frozen, units_reversed, units_lost" },
 };
 
 /* text without its "@." marks: the same statement on the rebuild. */
@@ -464,6 +627,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	seen = json_object();
+	answers = json_array();
 	stripe_replay_source(from_events);
 	if (copy_inputs(user) != CD_OK || replay_timeline(user, &steps, diffs) != CD_OK)
 		return 2;

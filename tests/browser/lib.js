@@ -125,6 +125,28 @@ class Journey {
     return res;
   }
 
+  /* Pays on the emulator's hosted Checkout page the browser is on. */
+  async payHosted(card = '4242 4242 4242 4242') {
+    assert(this.page.url().includes('/checkout/pay/'), 'not on the checkout page: ' + this.page.url());
+    await this.page.type('input[name="card"]', card);
+    await this.clickAndWaitForNavigation('button[type="submit"]');
+  }
+
+  /* A consultation's Buy on the explore page: a link, or a form with a POST button. */
+  async buyConsultation(plan) {
+    await this.goto('/');
+    await this.clickAndWaitForNavigation(`a[href*="plan=${plan}"], [data-plan="${plan}"]`);
+    if (!this.page.url().includes('/checkout/pay/'))
+      await this.clickAndWaitForNavigation('main form button[type="submit"]');
+  }
+
+  /* Buys Voice AI Therapy minutes (a Firewall user) and pays them. */
+  async buyVoice() {
+    await this.goto('/');
+    await this.clickAndWaitForNavigation('button[data-action="buy-voice"]');
+    await this.payHosted();
+  }
+
   /* Signs up through /register as a person would; returns {id, email, password}. */
   async signUp(tag) {
     const email = uniqueEmail(tag), pw = password();

@@ -499,24 +499,10 @@ def new_slot(capacity, days_ahead=30, past=False):
 
 
 def grant_hours(user, hours):
-    """Test setup only: gives a user Live Help hours as a paid purchase would
-    (a fulfilled checkout row, the purchase, the totals and the audit row), so
-    the books still balance for creditdesk-check."""
-    uid = user.id if isinstance(user, Browser) else int(user)
-    sid = "cs_test_grant_" + secrets.token_hex(12)
-    cents = hours * db_scalar("SELECT unit_amount_cents FROM products WHERE code = 'live_help'")
-    db_exec("INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code,"
-            " quantity, amount_cents, status, fulfilled_at) VALUES"
-            " (%s, %s, 'live_help', 'live_help', %s, %s, 'fulfilled', UTC_TIMESTAMP(6))",
-            sid, uid, hours, cents)
-    db_exec("INSERT INTO live_help_purchases (user_id, stripe_session_id, hours, amount_cents)"
-            " VALUES (%s, %s, %s, %s)", uid, sid, hours, cents)
-    db_exec("INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (%s, %s)"
-            " ON DUPLICATE KEY UPDATE hours_total = hours_total + VALUES(hours_total)",
-            uid, hours)
-    db_exec("INSERT INTO audit_log (action, entity_type, entity_id, user_id, details)"
-            " VALUES ('PAYMENT_FULFILLED', 'checkout_session', %s, %s, '{}')", sid, uid)
-    return sid
+    """Test setup: gives a signed-in user Live Help hours through a real paid
+    purchase (checkout, the emulator's payment, confirm-payment and its
+    webhook), so the books balance and the stored events can replay them."""
+    return bought_live_help(user, hours)
 
 
 # ---------------------------------------------------------------- emulator

@@ -195,6 +195,54 @@ class StripeListTests(Case):
         self.assertEqual(mine(), [])
 
 
+class StripeListMoreTests(Case):
+    """--stripe also compares Stripe's PaymentIntents and refunds with ours: a
+    booking paid in Stripe whose webhook is held, and a refund whose webhook
+    is held, are findings until the webhook arrives."""
+
+    def findings(self, check, key, value):
+        return [f for f in books_check("--stripe")["findings"]
+                if f["check"] == check and f.get(key) == value]
+
+    def test_a_booking_paid_in_stripe_is_a_finding_until_its_webhook(self):
+        from .test_bookings import book, emu_succeed, future, new_expert, status_is
+        u = register()
+        r = book(u, new_expert(100), future()[0])
+        self.assertStatus(r, 201)
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_hold()
+        try:
+            emu_succeed(pi)
+            self.assertEqual(self.findings("stripe_booking_unpaid", "payment_intent", pi), [{
+                "check": "stripe_booking_unpaid", "payment_intent": pi, "booking_id": bid,
+                "payment_rows": 1, "payment_status": "pending",
+                "booking_status": "awaiting_payment"}])
+        finally:
+            emu_release()
+        status_is(bid, "scheduled", "succeeded")
+        self.assertEqual(self.findings("stripe_booking_unpaid", "payment_intent", pi), [])
+        self.assertEqual(self.findings("stripe_refund_unrecorded", "payment_intent", pi), [])
+
+    def test_a_refund_in_stripe_is_a_finding_until_it_is_reversed(self):
+        u = register()
+        sid = bought_live_help(u, 2)
+        pi = stripe_session(sid)["payment_intent"]
+        emu_hold()
+        try:
+            r = stripe_api("POST", "/v1/refunds", {"payment_intent": pi, "amount": 4900})
+            self.assertEqual(r.status, 200, r)
+            charge = r.json["charge"]
+            self.assertEqual(self.findings("stripe_refund_unreversed", "charge_id", charge), [{
+                "check": "stripe_refund_unreversed", "charge_id": charge,
+                "payment_intent": pi, "refunded_cents": 4900, "reversed_cents": 0}])
+        finally:
+            emu_release()
+        ev = wait_until(lambda: events_about(charge, "charge.refunded"), 10,
+                        message="charge.refunded event")
+        wait_until(lambda: event_processed(ev[0]["id"]), 20, message="refund processed")
+        self.assertEqual(self.findings("stripe_refund_unreversed", "charge_id", charge), [])
+
+
 def record(*extra):
     """One recorded books check, as the reconcile job runs it; returns the run's row."""
     p = run_tool("creditdesk-check", "--record", *extra)

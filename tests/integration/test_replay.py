@@ -1,18 +1,23 @@
 """Replaying the books: creditdesk-replay (scripts/replay.sh) rebuilds, in a
 scratch database, what a scripted mix of payments and consumption produced
 (a Live Help purchase with a booked hour, a voice pack with a session, a boost
-pack, a refund) from the stored Stripe events and the local records, and
-finds it equal to live; a fulfilment row removed from live is reported, and
-it alone."""
+pack, a refund; then every Checkout product with a subscription renewal and a
+lost dispute) from the stored Stripe events and the local records, and finds
+it equal to live; a fulfilment row removed or altered in live, or a stored
+event removed, is reported, and it alone."""
 
 import json
 import os
 import subprocess
 
-from .lib import (Case, bought_live_help, completed_event, db_exec, db_row, env,
-                  event_processed, new_slot, register, wait_until)
+from . import lib
+from .lib import (Case, bought_live_help, completed_event, db_exec, db_row, db_rows,
+                  db_scalar, emu_ok, emu_pay, env, event_processed, new_slot, register,
+                  wait_until)
 from .test_books import refunded
-from .test_credits import buy_pack
+from .test_consultations import paid_plan
+from .test_credits import allocations, buy_pack, create_checkout
+from .test_money import open_dispute
 from .test_voice_therapy import buy_voice, firewall_user, run_for
 
 
@@ -44,6 +49,34 @@ def used_voice(u, seconds):
                                           "secondsUsed": seconds})
     if r.status != 200:
         raise AssertionError(f"voice end: {r!r}")
+
+
+def all_processed():
+    """Waits until every stored event is processed (a replay replays those)."""
+    wait_until(lambda: db_scalar("SELECT COUNT(*) FROM stripe_events"
+                                 " WHERE processed_at IS NULL") == 0, 30,
+               message="every stored event processed")
+
+
+def subscribed(u):
+    """A starter subscription, paid, renewed once: its sub_ id."""
+    r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+    lib.check_status(r, 200, "subscription checkout")
+    sub = emu_pay(r.json["sessionId"]).json["subscription"]
+    wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+    emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+    wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+    return sub
+
+
+def lost_dispute(sid):
+    """Opens a dispute of the session's charge and closes it lost."""
+    dp = open_dispute(sid)
+    emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": "lost"})
+    wait_until(lambda: db_scalar("SELECT closed_at IS NOT NULL FROM disputes"
+                                 " WHERE stripe_dispute_id = %s", dp) == 1, 20,
+               message="dispute closed")
+    return dp
 
 
 class ReplayTests(Case):
@@ -85,3 +118,60 @@ class ReplayTests(Case):
             "amount_cents": row["amount_cents"], "credits_applied": row["credits_applied"],
             "credits_refunded": row["credits_refunded"]}])
 
+
+    def test_every_checkout_product_with_refund_and_dispute_replays(self):
+        u = firewall_user()
+        hours = settled(bought_live_help(u, 2))
+        self.assertStatus(u.book(new_slot(2)), 201, "book")
+        settled(buy_voice(u))
+        used_voice(u, 61)
+        pack = settled(buy_pack(u, "boost-small"))
+        sub = subscribed(u)
+        chat = settled(paid_plan(u, "chat10"))
+        self.assertStatus(u.get("/checkout/success?session_id=" + chat), 303, "success page")
+        refunded(hours)
+        dp = lost_dispute(pack)
+        all_processed()
+        self.assertEqual(len(db_rows("SELECT id FROM sessions WHERE stripe_session_id = %s",
+                                     chat)), 1)
+        self.assertEqual(db_scalar("SELECT status FROM disputes WHERE stripe_dispute_id = %s",
+                                   dp), "lost")
+        rc, report = replay("--user", str(u.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
+        self.assertEqual(len(allocations(sub)), 2)
+
+    def test_a_removed_stored_event_is_reported(self):
+        u = register()
+        sid = settled(buy_pack(u, "boost-small"))
+        all_processed()
+        rows = db_rows("SELECT * FROM stripe_events WHERE object_id = %s", sid)
+        self.assertGreaterEqual(len(rows), 1)
+        db_exec("DELETE FROM stripe_events WHERE object_id = %s", sid)
+        try:
+            rc, report = replay("--user", str(u.id))
+        finally:
+            for row in rows:
+                cols = list(row)
+                db_exec(f"INSERT INTO stripe_events ({', '.join(cols)}) VALUES"
+                        f" ({', '.join(['%s'] * len(cols))})", *row.values())
+        self.assertEqual(rc, 1)
+        mine = [d for d in report["differences"] if d["table"] == "boost_pack_purchases"]
+        self.assertEqual([(d["side"], d["stripe_session_id"]) for d in mine],
+                         [("live only", sid)])
+
+    def test_an_altered_fulfilment_row_is_reported_alone(self):
+        u = register()
+        sid = settled(buy_pack(u, "boost-small"))
+        row = db_row("SELECT * FROM boost_pack_purchases WHERE stripe_session_id = %s", sid)
+        db_exec("UPDATE boost_pack_purchases SET credits_applied = credits_applied + 1"
+                " WHERE id = %s", row["id"])
+        try:
+            rc, report = replay("--user", str(u.id))
+        finally:
+            db_exec("UPDATE boost_pack_purchases SET credits_applied = %s WHERE id = %s",
+                    row["credits_applied"], row["id"])
+        self.assertEqual(rc, 1)
+        self.assertEqual([(d["table"], d["side"], d["credits_applied"])
+                          for d in report["differences"]],
+                         [("boost_pack_purchases", "live only", row["credits_applied"] + 1),
+                          ("boost_pack_purchases", "replay only", row["credits_applied"])])

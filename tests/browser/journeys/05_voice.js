@@ -19,8 +19,18 @@ async function voice(t) {
   });
 
   db("UPDATE users SET tier = 'firewall' WHERE id = ?", user.id);
-  db('INSERT INTO voice_therapy_credits (user_id, stripe_session_id, minutes_purchased, minutes_remaining, ' +
-    'amount_cents, expires_at) VALUES (?, ?, 15, 3, 999, UTC_TIMESTAMP() + INTERVAL 3 DAY)', user.id, `cs_voice${user.id}`);
+  // 15 minutes bought and paid, 12 of them used in a first session (the
+  // server's clock backdated), so that 3 are left, as a customer would have.
+  await t.step('buy-minutes', () => t.buyVoice());
+  await t.step('use-twelve', async () => {
+    await t.goto('/voice');
+    await p.click('button[data-action="voice-start"]');
+    await t.waitText('[data-timer]', /left/);
+    db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 735 SECOND" +
+      " WHERE user_id = ? AND status = 'active'", user.id);
+    await p.click('button[data-action="voice-end"]');
+    await t.waitText('#voice-msg', 'Session ended. 12 minute(s) used, 3 left.');
+  });
   const expires = dbRow("SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ') AS e FROM voice_therapy_credits " +
     'WHERE user_id = ?', user.id).e;
 
@@ -43,8 +53,8 @@ async function voice(t) {
     await p.click('button[data-action="voice-end"]');
     await t.waitText('#voice-msg', 'Session ended. 1 minute(s) used, 2 left.');
     eq(await t.text('[data-minutes-left]'), '2', 'minutes after ending');
-    const s = dbRow("SELECT status, minutes_deducted FROM voice_therapy_sessions WHERE user_id = ? ORDER BY id LIMIT 1", user.id);
-    eq(`${s.status}/${s.minutes_deducted}`, 'ended/1', 'first session');
+    const s = dbRow("SELECT status, minutes_deducted FROM voice_therapy_sessions WHERE user_id = ? ORDER BY id DESC LIMIT 1", user.id);
+    eq(`${s.status}/${s.minutes_deducted}`, 'ended/1', 'this session');
     eq(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining, 2,
       'credit after the first session');
   });

@@ -28,12 +28,12 @@ function owedExpert(customerId, tag) {
   return { expert, booking };
 }
 
-/* A paid chat consultation nobody has taken yet. */
-function waitingConsultation(customerId, tag) {
-  db("INSERT INTO sessions (stripe_session_id, user_id, type, plan, amount_cents) VALUES (?, ?, 'chat', 'chat10', 999)",
-    `cs_adm${tag}`, customerId);
-  const id = Number(dbValue('SELECT id FROM sessions WHERE stripe_session_id = ?', `cs_adm${tag}`));
-  db("INSERT INTO session_participants (session_id, user_id, role) VALUES (?, ?, 'customer')", id, customerId);
+/* A chat consultation the signed-in customer buys and pays; nobody has taken it yet. */
+async function waitingConsultation(t, customerId) {
+  await t.buyConsultation('chat10');
+  await t.payHosted();
+  const id = Number(dbValue("SELECT id FROM sessions WHERE user_id = ? AND type = 'chat'", customerId));
+  assert(id, 'no chat consultation row');
   return id;
 }
 
@@ -45,6 +45,7 @@ async function adminConsole(t) {
     const res = await t.goto('/admin');
     eq(res.status(), 403, '/admin for a customer');
     await t.assertHumanPage();
+    c.session = await waitingConsultation(t, c.id);
     await t.signOut();
     return c;
   });
@@ -60,7 +61,7 @@ async function adminConsole(t) {
     return a;
   });
   const owed = owedExpert(customer.id, tag);
-  const session = waitingConsultation(customer.id, tag);
+  const session = customer.session;
 
   await t.step('metrics', async () => {
     await t.goto('/admin');

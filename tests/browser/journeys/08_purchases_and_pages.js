@@ -8,30 +8,13 @@
 
 const { assert, eq, db, dbRow } = require('../lib');
 
-/* Pays on the emulator's hosted Checkout page the browser is on. */
-async function payHosted(t, card = '4242 4242 4242 4242') {
-  assert(t.page.url().includes('/checkout/pay/'), 'not on the checkout page: ' + t.page.url());
-  await t.page.type('input[name="card"]', card);
-  await t.clickAndWaitForNavigation('button[type="submit"]');
-}
-
-/* A consultation's Buy on the explore page: a link, or a form with a POST button. */
-async function buyConsultation(t, plan) {
-  await t.goto('/');
-  await t.clickAndWaitForNavigation(`a[href*="plan=${plan}"], [data-plan="${plan}"]`);
-  if (!t.page.url().includes('/checkout/pay/'))
-    await t.clickAndWaitForNavigation('main form button[type="submit"]');
-}
-
 async function purchasesEndWell(t) {
   const p = t.page;
   const user = await t.step('sign-up', () => t.signUp('ends'));
   db("UPDATE users SET tier = 'firewall' WHERE id = ?", user.id);
 
   await t.step('voice-minutes', async () => {
-    await t.goto('/');
-    await t.clickAndWaitForNavigation('button[data-action="buy-voice"]');
-    await payHosted(t);
+    await t.buyVoice();
     eq(new URL(p.url()).pathname, '/dashboard', 'page after paying');
     await t.waitText('[data-notice]', 'Payment received: you bought Voice AI Therapy minutes. ' +
       'Start a session from Voice AI Therapy below.');
@@ -40,8 +23,8 @@ async function purchasesEndWell(t) {
   });
 
   await t.step('video-consultation', async () => {
-    await buyConsultation(t, 'video15');
-    await payHosted(t);
+    await t.buyConsultation('video15');
+    await t.payHosted();
     const s = dbRow("SELECT id, type, status FROM sessions WHERE user_id = ? AND type = 'video'", user.id);
     assert(s, 'no video session row');
     eq(new URL(p.url()).pathname + new URL(p.url()).search, `/thank-you?session=${s.id}`, 'page after paying');
