@@ -7,8 +7,10 @@
  *
  * The row keeps Stripe's status, period end and cancel_at_period_end from
  * every subscription Stripe returns (always retrieved, never a payload).
- * Status only moves forward: canceled is final, and the period end only
- * ever moves later.  A refunded invoice takes back its allocation's credits
+ * Status only moves forward: canceled is final, the period end only ever
+ * moves later, and a cancel at period end stays (creditdesk offers no
+ * resume), so a copy fetched before a cancel and written after it cannot
+ * undo the cancel.  A refunded invoice takes back its allocation's credits
  * in proportion, never more than the user's balance.
  */
 #include <stdio.h>
@@ -42,7 +44,8 @@ static cd_sql q_sync = CD_SQL(
     "UPDATE subscriptions SET status = IF(status = 'canceled', status, ?),"
     " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
     "  FROM_UNIXTIME(?)),"
-    " cancel_at_period_end = IF(status = 'canceled', cancel_at_period_end, ?)"
+    " cancel_at_period_end = IF(status = 'canceled', cancel_at_period_end,"
+    "  GREATEST(cancel_at_period_end, ?))"
     " WHERE stripe_subscription_id = ?");
 static cd_sql q_guard_allocation = CD_SQL(
     "UPDATE subscription_allocations SET version = version + 1 WHERE stripe_invoice_id = ?");
