@@ -1,6 +1,7 @@
 /*
  * Unit tests for the pure parts of the core: routing, arena, buffer,
- * escapers, the error table, declared-field validation and media types.
+ * escapers, the error table, declared-field validation, media types and
+ * what each database error number means.
  */
 #include <check.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include "app.h"
 #include "arena.h"
 #include "buf.h"
+#include "db.h"
 #include "error.h"
 #include "escape.h"
 #include "fulfil.h"
@@ -303,6 +305,29 @@ START_TEST(voice_charge)
 }
 END_TEST
 
+/*
+ * Database errors: a node that cannot serve (gone, or cut off from its
+ * cluster: 1047, or 1205/1213 while not ready) is never a conflict.
+ */
+START_TEST(db_error_classes)
+{
+	ck_assert_int_eq(db_classify(2013, false, true), DB_FAULT_GONE);	/* lost */
+	ck_assert_int_eq(db_classify(2002, true, true), DB_FAULT_GONE);	/* refused */
+	ck_assert_int_eq(db_classify(1047, true, false), DB_FAULT_GONE);	/* not primary */
+	ck_assert_int_eq(db_classify(1180, true, true), DB_FAULT_GONE);	/* at COMMIT */
+	ck_assert_int_eq(db_classify(1205, true, false), DB_FAULT_GONE);	/* causal read */
+	ck_assert_int_eq(db_classify(1213, true, false), DB_FAULT_GONE);
+	ck_assert_int_eq(db_classify(1205, true, true), DB_FAULT_BUSY);	/* lock wait */
+	ck_assert_int_eq(db_classify(1213, true, true), DB_FAULT_BUSY);	/* certification */
+	ck_assert_int_eq(db_classify(1205, false, false), DB_FAULT_BUSY);	/* one server */
+	ck_assert_int_eq(db_classify(1213, false, true), DB_FAULT_BUSY);
+	ck_assert_int_eq(db_classify(1062, true, false), DB_FAULT_KEY);	/* duplicate */
+	ck_assert_int_eq(db_classify(4025, false, true), DB_FAULT_KEY);	/* CHECK */
+	ck_assert_int_eq(db_classify(1452, false, true), DB_FAULT_KEY);	/* foreign key */
+	ck_assert_int_eq(db_classify(1064, false, true), DB_FAULT_BROKEN);	/* syntax */
+}
+END_TEST
+
 int
 main(void)
 {
@@ -323,6 +348,7 @@ main(void)
 	tcase_add_test(tc, fields_normalise_email);
 	tcase_add_test(tc, stripe_ids);
 	tcase_add_test(tc, voice_charge);
+	tcase_add_test(tc, db_error_classes);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
