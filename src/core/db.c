@@ -752,44 +752,18 @@ backoff(int attempt)
 }
 
 /*
- * A read that waits (wsrep_sync_wait=1) until the node has applied
- * everything committed anywhere before it.  START TRANSACTION alone does not
- * wait: without this, a transaction's first read could miss a row committed
- * on another node a moment before (a session's clock moved there, say) and
- * decide on the old value, which certification of its guard row does not
- * catch, as that row was not the one changed.
- */
-static cd_err
-causal_wait(void)
-{
-	MYSQL_RES *res;
-	cd_err err;
-
-	if ((err = simple("SELECT 1")) != CD_OK)
-		return err;
-	if ((res = mysql_store_result(conn)) == NULL)
-		return db_fail("SELECT 1", mysql_errno(conn), mysql_error(conn));
-	mysql_free_result(res);
-	return CD_OK;
-}
-
-/*
- * On a Galera node a transaction first waits until the node has applied
- * everything committed anywhere before it (causal_wait, before its read
- * view exists); the statements after that must not wait again: a read that
- * waits while the transaction holds a row lock that an incoming write set
- * needs would stall until the causal-read timeout.  Inside a transaction,
- * certification of its guard row (see db.h) is what keeps it correct.
+ * On a Galera node, START TRANSACTION waits (wsrep_sync_wait=1) until the
+ * node has applied everything committed anywhere before it; the statements
+ * after it must not wait again: a read that waits while the transaction
+ * holds a row lock that an incoming write set needs would stall until the
+ * causal-read timeout.  Inside a transaction, certification of its guard
+ * row (see db.h) is what keeps it correct.
  */
 static cd_err
 causal_reads(bool on)
 {
-	cd_err err;
-
 	if (!wsrep)
 		return CD_OK;
-	if (!on && (err = causal_wait()) != CD_OK)
-		return err;
 	return simple(on ? "SET SESSION wsrep_sync_wait = DEFAULT" :
 	    "SET SESSION wsrep_sync_wait = 0");
 }

@@ -42,11 +42,10 @@
  *    ids of one guarded thing still grow in commit order.
  *  - A plain read on one node may not yet see a row just committed on
  *    another; the cluster runs with wsrep_sync_wait=1 so every read, and
- *    every db_tx (one waiting read right after START TRANSACTION, which
- *    does not wait by itself), first waits until its node has applied
- *    everything committed before it.  The statements after that do not
- *    wait again (db.c: causal_reads): a wait while holding a guard row that
- *    an incoming write set needs would stall.
+ *    every START TRANSACTION, first waits until its node has applied
+ *    everything committed before it.  Inside db_tx the statements after
+ *    START TRANSACTION do not wait again (db.c: causal_reads): a wait while
+ *    holding a guard row that an incoming write set needs would stall.
  * Errors that mean "this node cannot serve now" (gone, or not part of the
  * primary component: 1047) drop the connection; the next call connects to
  * the next host of CD_DB_HOST (a comma-separated list, local node first),
