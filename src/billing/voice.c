@@ -103,7 +103,7 @@ deduct(long long user_id, long long session_id, long long want, long long *took)
 		left = jint(c, "usable");
 		take = want < left ? want : left;
 		if ((err = db_exec(&q_take, &n, "iii", take, jint(c, "id"), take)) !=
-		    CD_OK || (n != 1 && (err = CD_CONFLICT)) ||
+		    CD_OK || (n != 1 && (err = db_retry()) != CD_OK) ||
 		    (err = db_exec(&q_usage, NULL, "iii", session_id,
 		    jint(c, "id"), take)) != CD_OK)
 			break;
@@ -128,7 +128,12 @@ voice_close(long long user_id, long long session_id, long long charged_seconds,
 	    client_seconds, charged_seconds, want, *deducted, summary, ended_by,
 	    session_id)) != CD_OK)
 		return err;
-	return n == 1 ? CD_OK : CD_CONFLICT;	/* guarded: cannot be ended twice */
+	/*
+	 * Guarded: cannot be ended twice.  Matching no row after reading the
+	 * session open means another node's end got in between: run again,
+	 * and the retry reads it ended.
+	 */
+	return n == 1 ? CD_OK : db_retry();
 }
 
 cd_err

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,6 +53,25 @@ is_conn_error(unsigned e)
 	    e == ER_SERVER_SHUTDOWN || e == CR_COMMANDS_OUT_OF_SYNC ||
 	    e == ER_UNKNOWN_COM_ERROR ||	/* a cluster node outside the primary component */
 	    e == ER_ERROR_DURING_COMMIT;	/* … or one that lost it while committing */
+}
+
+db_fault
+db_classify(unsigned e, bool cluster, bool ready)
+{
+	if (is_conn_error(e))
+		return DB_FAULT_GONE;
+	switch (e) {
+	case ER_LOCK_DEADLOCK:
+	case ER_LOCK_WAIT_TIMEOUT:
+		/* A node outside the primary component fails causal reads so. */
+		return cluster && !ready ? DB_FAULT_GONE : DB_FAULT_BUSY;
+	case ER_DUP_ENTRY:
+	case ER_CONSTRAINT_FAILED:
+	case ER_NO_REFERENCED_ROW_2:
+	case ER_ROW_IS_REFERENCED_2:
+		return DB_FAULT_KEY;
+	}
+	return DB_FAULT_BROKEN;
 }
 
 /* Forgets the connection and every statement prepared on it. */
@@ -122,22 +142,53 @@ connect_to(const char *host)
 	return c;
 }
 
-/* Whether the new connection's server is a Galera node. */
-static bool
-is_wsrep_node(void)
+/*
+ * Whether a SHOW … LIKE 'name' on c says ON: 1, 0 (OFF or no such name,
+ * as on a server built without wsrep), -1 if the query failed.  SHOW, not
+ * SELECT @@…: a node outside the primary component still answers it.
+ */
+static int
+show_on(MYSQL *c, const char *sql)
 {
 	MYSQL_RES *res;
 	MYSQL_ROW row;
-	bool on = false;
+	int on = 0;
 
-	if (mysql_query(conn, "SELECT @@wsrep_on") != 0)
-		return false;		/* a server built without wsrep */
-	if ((res = mysql_store_result(conn)) == NULL)
-		return false;
-	if ((row = mysql_fetch_row(res)) != NULL && row[0] != NULL)
-		on = strcmp(row[0], "1") == 0;
+	if (mysql_query(c, sql) != 0 || (res = mysql_store_result(c)) == NULL) {
+		last_errno = mysql_errno(c);
+		return -1;
+	}
+	if ((row = mysql_fetch_row(res)) != NULL && row[1] != NULL)
+		on = strcasecmp(row[1], "ON") == 0;
 	mysql_free_result(res);
 	return on;
+}
+
+/* Whether c's server is a Galera node that can serve now (wsrep_ready). */
+static int
+node_ready(MYSQL *c)
+{
+	return show_on(c, "SHOW STATUS LIKE 'wsrep_ready'");
+}
+
+/*
+ * Sets wsrep for a new connection to one of CD_DB_HOST; false if its server
+ * is a cluster node that cannot serve now (cut off, still joining), to be
+ * passed over for the next host.
+ */
+static bool
+usable_node(MYSQL *c, const char *host)
+{
+	int on = show_on(c, "SHOW VARIABLES LIKE 'wsrep_on'");
+
+	wsrep = on == 1;
+	if (on == 1 && node_ready(c) != 1) {
+		log_warn("db: %s is not ready (not in the primary component)",
+		    host);
+		last_errno = ER_UNKNOWN_COM_ERROR;
+		return false;
+	}
+	return on >= 0;
 }
 
 static cd_err
@@ -155,13 +206,17 @@ db_connect(void)
 	}
 	split_hosts();
 	for (i = 0; i < nhosts && conn == NULL; i++) {
-		if ((conn = connect_to(hosts[host_at])) == NULL)
+		if ((conn = connect_to(hosts[host_at])) != NULL &&
+		    !usable_node(conn, hosts[host_at])) {
+			mysql_close(conn);
+			conn = NULL;
+		}
+		if (conn == NULL)
 			host_at = (host_at + 1) % nhosts;
 	}
 	if (conn == NULL)
 		return CD_DB;
 	generation++;
-	wsrep = is_wsrep_node();
 	return CD_OK;
 }
 
@@ -187,33 +242,31 @@ db_in_tx(void)
 static cd_err
 db_fail(const char *what, unsigned e, const char *msg)
 {
-	last_errno = e;
-	if (is_conn_error(e)) {
+	bool lock = e == ER_LOCK_DEADLOCK || e == ER_LOCK_WAIT_TIMEOUT;
+	db_fault f = db_classify(e, wsrep, !(wsrep && lock) || node_ready(conn) == 1);
+
+	last_errno = e;		/* after node_ready, which may set it */
+	switch (f) {
+	case DB_FAULT_GONE:
 		log_warn("db: connection lost during %s (%u)", what, e);
 		db_drop();
 		if (nhosts > 0)		/* the next connection tries another */
 			host_at = (host_at + 1) % nhosts;
 		return CD_DB;
-	}
-	if (e == ER_LOCK_DEADLOCK && wsrep) {
+	case DB_FAULT_BUSY:
 		/*
 		 * A Galera node that aborts an idle transaction for a
 		 * conflicting write set can leave the connection's replies one
 		 * behind (a later statement then waits for a reply that never
 		 * comes): the retry starts on a fresh connection.
 		 */
-		db_drop();
+		if (e == ER_LOCK_DEADLOCK && wsrep)
+			db_drop();
+		return CD_CONFLICT;	/* retried; busy(): 503 when they run out */
+	case DB_FAULT_KEY:
 		return CD_CONFLICT;
-	}
-	switch (e) {
-	case ER_DUP_ENTRY:
-	case ER_CONSTRAINT_FAILED:
-	case ER_LOCK_DEADLOCK:
-	case ER_LOCK_WAIT_TIMEOUT:
-		return CD_CONFLICT;
-	case ER_NO_REFERENCED_ROW_2:
-	case ER_ROW_IS_REFERENCED_2:
-		return CD_CONFLICT;
+	case DB_FAULT_BROKEN:
+		break;
 	}
 	/* Server messages can quote SQL or row data: log the number only. */
 	log_error("db: %s failed (error %u)", what, e);
@@ -312,6 +365,21 @@ lock_conflict(void)
 	return last_errno == ER_LOCK_DEADLOCK || last_errno == ER_LOCK_WAIT_TIMEOUT;
 }
 
+/*
+ * What a caller gets for err once its retries are spent: a deadlock,
+ * certification conflict or lock wait that kept failing is the server being
+ * busy (503, the client retries), never a 409, which means a business
+ * conflict.
+ */
+static cd_err
+busy(cd_err err)
+{
+	if (err != CD_CONFLICT || !lock_conflict())
+		return err;
+	log_warn("db: still conflicting after retries (%u)", last_errno);
+	return CD_DB;
+}
+
 /* Prepares (or reuses) q, binds the parameters and executes it, once. */
 static cd_err
 execute_once(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
@@ -361,7 +429,7 @@ execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 			continue;
 		if (err == CD_CONFLICT && lock_conflict() && conflicts++ < 3)
 			continue;
-		return err;
+		return busy(err);
 	}
 }
 
@@ -902,7 +970,7 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 		if ((err = simple("START TRANSACTION")) != CD_OK) {
 			if (err == CD_DB && attempt == 0)
 				continue;	/* reconnect once */
-			return err;
+			return busy(err);
 		}
 		in_tx = true;
 		err = causal_reads(false);
@@ -925,7 +993,7 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 		if (err == CD_CONFLICT)
 			backoff(attempt);
 	}
-	return err;
+	return busy(err);
 }
 
 long long

@@ -48,7 +48,13 @@
  *    holding a guard row that an incoming write set needs would stall.
  * Errors that mean "this node cannot serve now" (gone, or not part of the
  * primary component: 1047) drop the connection; the next call connects to
- * the next host of CD_DB_HOST (a comma-separated list, local node first).
+ * the next host of CD_DB_HOST (a comma-separated list, local node first),
+ * and a node that is not ready (wsrep_ready OFF) is passed over when
+ * connecting.  A node cut off from its peers also refuses a read that must
+ * first wait for the cluster with 1205 or 1213 at once: on a node that is
+ * not ready these are "go elsewhere" too (db_classify), never a conflict.
+ * Lock conflicts that outlast their retries are 503 (CD_DB), like a lost
+ * server: a client's 409 means only a business conflict, never "busy".
  */
 #ifndef CD_DB_H
 #define CD_DB_H
@@ -159,6 +165,20 @@ typedef struct cd_col {
  */
 cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 	    void *out, size_t stride, size_t max, size_t *n, const char *fmt, ...);
+
+/* What a failed call's server or client error number means (db_fail). */
+typedef enum db_fault {
+	DB_FAULT_GONE,		/* this server cannot serve now: reconnect, 503 */
+	DB_FAULT_BUSY,		/* deadlock, certification, lock wait: retry */
+	DB_FAULT_KEY,		/* UNIQUE/foreign key or CHECK: 409 */
+	DB_FAULT_BROKEN		/* anything else: 500 */
+} db_fault;
+
+/*
+ * cluster: the server is a Galera node; ready: its wsrep_ready (asked only
+ * for a lock error on a cluster node).  Pure, for the unit tests.
+ */
+db_fault db_classify(unsigned err, bool cluster, bool ready);
 
 /* Small accessors for result objects. */
 long long jint(const json_t *obj, const char *key);	/* 0 if absent */

@@ -160,9 +160,14 @@ class Races(Case):
             self.assertStatus(start, 200, f"round {i}: start")
             sess = start.json["sessionId"]
             # The server's clock decides the charge: 8 minutes by it, and the
-            # client's 7.5 are within the grace.
-            lib.db_exec("UPDATE voice_therapy_sessions SET started_at = started_at"
-                        " - INTERVAL 480 SECOND WHERE id = %s", sess)
+            # client's 7.5 are within the grace.  The session may have been
+            # opened on another node: a read first (wsrep_sync_wait applies
+            # to reads, not to an UPDATE) so the UPDATE finds it.
+            self.assertEqual(lib.db_scalar(
+                "SELECT status FROM voice_therapy_sessions WHERE id = %s", sess), "active")
+            moved, _ = lib.db_exec("UPDATE voice_therapy_sessions SET started_at = started_at"
+                                   " - INTERVAL 480 SECOND WHERE id = %s", sess)
+            self.assertEqual(moved, 1, f"round {i}: the session's clock moved")
             body = {"sessionId": sess, "secondsUsed": 8 * 60 - 30, "summary": "race"}
             rs = self.racer.race(*[
                 (lambda m=m: on(u, m).post("/api/voice-therapy/end", body)) for m in (1, 2, 3)])
