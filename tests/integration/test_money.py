@@ -553,6 +553,38 @@ class SubscriptionLifecycleTests(CreditsCase):
                    20, message="recovered")
         self.assertEqual(balance(u.id), 2 * per)
 
+    def test_a_copy_fetched_before_the_cancel_cannot_undo_it(self):
+        """A renewal's webhook fetches the subscription (not cancelled), then
+        waits; the user cancels meanwhile; the webhook's older copy, written
+        after the cancel, must leave the cancel in place."""
+        u = self.user()
+        sid, sub = self.subscribe(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        h = Holder()
+        h.run("LOCK TABLES platform_settings WRITE")  # the allocation reads its rate first
+        try:
+            emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+            time.sleep(REACH_WAIT_S)  # invoice.paid has its copy and waits for the rate
+            r = u.post(f"/api/subscriptions/{local}/cancel", {})
+            self.assertStatus(r, 200, "cancel while the renewal waits")
+            self.assertIs(r.json["cancelAtPeriodEnd"], True)
+            self.assertEqual(len(allocations(sub)), 1, "the renewal did not wait")
+            # Stripe's word of the cancel arrives first, on another child
+            upd = events_about(sub, "customer.subscription.updated")[-1]
+            self.assertEqual(emu_deliver(upd["id"])["statuses"], [200])
+            self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
+        finally:
+            h.commit()
+        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
+        self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], True)
+        # asking again answers the same and records nothing more
+        r = u.post(f"/api/subscriptions/{local}/cancel", {})
+        self.assertStatus(r, 200, "second cancel")
+        self.assertIs(r.json["cancelAtPeriodEnd"], True)
+        self.assertEqual(audit_count("SUBSCRIPTION_CANCEL_REQUESTED", str(local)), 1)
+
     def test_cancel_at_period_end_then_canceled_and_final(self):
         u, other = self.user(), self.user()
         sid, sub = self.subscribe(u)
