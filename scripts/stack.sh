@@ -500,7 +500,9 @@ db_stop() {
 
 # ---------------------------------------------------------------- emulator
 
-emu_pid() { recorded_pid "$RUN/emulator.pid" stripe_emulator.py "--port $EMU_PORT"; }
+# Known by its state file, not its port: a stop run with other port settings
+# still finds it.
+emu_pid() { recorded_pid "$RUN/emulator.pid" stripe_emulator.py "--state-file $STATE/emulator.sqlite3"; }
 
 # The emulator keeps its objects in $STATE/emulator.sqlite3, so customers the
 # database refers to still exist after a restart.
