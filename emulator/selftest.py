@@ -683,6 +683,12 @@ def t_payment_intents(rcv):
     b = api("POST", "/v1/customers", {"email": "x@example.com"}, idem="after-fail")
     check("an injected failure is not stored under the idempotency key",
           a.status == 503 and b.status == 200 and "idempotent-replayed" not in b.headers)
+    emu("POST", "/_emu/fail", {"count": 1, "status": 500, "path": "/v1/customers"})
+    r1 = api("GET", f"/v1/payment_intents/{pi2['id']}")
+    r2 = api("POST", "/v1/customers", {"email": "y@example.com"})
+    r3 = api("POST", "/v1/customers", {"email": "y@example.com"})
+    check("fail injection with a path: other paths pass, the first match fails once",
+          r1.status == 200 and r2.status == 500 and r3.status == 200)
 
 
 def t_async(rcv):

@@ -459,6 +459,7 @@ class Store:
             self.idem = {}                # Idempotency-Key -> entry
             self.fail_count = 0
             self.fail_status = 500
+            self.fail_path = ""     # only requests whose path starts so fail
             self.webhook = dict(self.webhook_defaults)
 
     def add(self, obj):
@@ -1760,12 +1761,14 @@ class Controls(Resource):
 
     def fail(self, data):
         count, status = data.get("count", 1), data.get("status", 500)
+        path = data.get("path", "")
         if not isinstance(count, int) or count < 0 or not isinstance(status, int) \
-                or not 100 <= status <= 599:
-            raise StripeError(400, "count must be a non-negative integer and status an HTTP status")
+                or not 100 <= status <= 599 or not isinstance(path, str):
+            raise StripeError(400, "count must be a non-negative integer, status an HTTP "
+                              "status and path a string")
         with self.s.lock:
-            self.s.fail_count, self.s.fail_status = count, status
-        return {"count": count, "status": status}
+            self.s.fail_count, self.s.fail_status, self.s.fail_path = count, status, path
+        return {"count": count, "status": status, "path": path}
 
     def delete_customer(self, data, id):
         with self.s.lock:
@@ -2234,7 +2237,7 @@ class Emulator:
         base = [("Request-Id", request_id), ("Stripe-Version", API_VERSION)]
         s = self.store
         with s.lock:
-            if s.fail_count > 0:
+            if s.fail_count > 0 and path.startswith(s.fail_path):
                 s.fail_count -= 1
                 status = s.fail_status
                 etype = {429: "rate_limit_error", 401: "authentication_error"}.get(

@@ -561,8 +561,9 @@ def emu_deliveries(event_id=None):
     return emu_ok("GET", "/_emu/deliveries" + q)["data"]
 
 
-def emu_fail(count=1, status=500):
-    return emu_ok("POST", "/_emu/fail", {"count": count, "status": status})
+def emu_fail(count=1, status=500, path=""):
+    """The next count Stripe API requests (whose path starts with path) fail."""
+    return emu_ok("POST", "/_emu/fail", {"count": count, "status": status, "path": path})
 
 
 def emu_config(**changes):
