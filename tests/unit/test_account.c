@@ -8,6 +8,7 @@
 
 #include "account_rules.h"
 #include "buf.h"
+#include "unit.h"
 
 /* The normalised spelling of s, or NULL when s is refused. */
 static char *
@@ -145,8 +146,6 @@ main(void)
 {
 	Suite *s = suite_create("account");
 	TCase *tc = tcase_create("account");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, email_trimmed_and_lower_cased);
 	tcase_add_test(tc, email_nfkc);
@@ -157,9 +156,5 @@ main(void)
 	tcase_add_test(tc, password_common_refused);
 	tcase_add_test(tc, signin_lock_doubles_up_to_cap);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "app.h"
+#include "unit.h"
 
 START_TEST(route_literal_and_ids)
 {
@@ -42,15 +43,9 @@ main(void)
 {
 	Suite *s = suite_create("app");
 	TCase *tc = tcase_create("app");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, route_literal_and_ids);
 	tcase_add_test(tc, route_rejects_bad_ids);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

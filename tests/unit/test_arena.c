@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "arena.h"
+#include "unit.h"
 
 START_TEST(arena_allocates_and_resets)
 {
@@ -169,8 +170,6 @@ main(void)
 {
 	Suite *s = suite_create("arena");
 	TCase *tc = tcase_create("arena");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, arena_allocates_and_resets);
 	tcase_add_test(tc, cleanups_run_newest_first);
@@ -179,9 +178,5 @@ main(void)
 	tcase_add_test(tc, cleanup_deferred_by_a_cleanup);
 	tcase_add_test(tc, json_released_at_reset);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

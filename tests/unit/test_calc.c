@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "calc.h"
+#include "unit.h"
 
 static long long
 parsed(const char *s)
@@ -272,11 +273,6 @@ bookings_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(bookings_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return unit_run(bookings_suite());
 }
+

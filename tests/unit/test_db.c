@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "db.h"
+#include "unit.h"
 
 /*
  * A node that cannot serve (gone, or cut off from its cluster: 1047, or
@@ -36,14 +37,8 @@ main(void)
 {
 	Suite *s = suite_create("db");
 	TCase *tc = tcase_create("db");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, db_error_classes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

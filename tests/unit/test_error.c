@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "error.h"
+#include "unit.h"
 
 START_TEST(error_table)
 {
@@ -29,14 +30,8 @@ main(void)
 {
 	Suite *s = suite_create("error");
 	TCase *tc = tcase_create("error");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, error_table);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

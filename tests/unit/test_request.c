@@ -9,6 +9,7 @@
 
 #include "arena.h"
 #include "request.h"
+#include "unit.h"
 
 START_TEST(media_type_exact)
 {
@@ -150,17 +151,11 @@ main(void)
 {
 	Suite *s = suite_create("request");
 	TCase *tc = tcase_create("request");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, media_type_exact);
 	tcase_add_test(tc, https_from_cgi_or_public_url);
 	tcase_add_test(tc, fields_validate);
 	tcase_add_test(tc, fields_normalise_email);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -29,6 +29,7 @@
 #include "cfg.h"
 #include "crypto.h"
 #include "stripe.h"
+#include "unit.h"
 
 /* Pure helpers of stripe.c that stripe.h does not export. */
 int	 stripe_build_url(const char *, const char *, const char *,
@@ -1386,11 +1387,6 @@ stripe_suite(void)
 int
 main(void)
 {
-	SRunner *sr = srunner_create(stripe_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return unit_run(stripe_suite());
 }
+

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "voice.h"
+#include "unit.h"
 
 /* Voice minutes by the server's clock: capped, lowered by the client at most by the grace. */
 START_TEST(voice_charge)
@@ -27,14 +28,8 @@ main(void)
 {
 	Suite *s = suite_create("voice");
 	TCase *tc = tcase_create("voice");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, voice_charge);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }
