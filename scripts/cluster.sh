@@ -22,6 +22,7 @@
 #        scripts/cluster.sh deploy                        (new migrations, then a rolling restart of every machine's responders)
 #        scripts/cluster.sh front [N...]                  (the front balances over these machines only; default all)
 #        scripts/cluster.sh sock N                        (the unix socket of machine N's nginx)
+#        scripts/cluster.sh exec N CMD...                 (CMD on machine N, with its responders' database settings)
 #
 # Settings: CD_CLUSTER_DIR (default $repo/.state-cluster), CD_CLUSTER_PORT
 # (front nginx, 18200), CD_CLUSTER_EMU_PORT (12206), CD_CLUSTER_DB_PORT
@@ -52,7 +53,7 @@ ip_of() { echo "$NET.1$1"; }
 # Runs scripts/stack.sh for the front (N=0: the emulator) or machine N,
 # inside machine N's namespace, with that machine's settings only.
 stack() {
-	local n=$1 cmd=$2 others=() i
+	local n=$1 cmd=$2
 	local vars=(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 		HOME=/root LANG=C.UTF-8 TZ=UTC
 		CD_HTTP_PORT="$PORT" CD_EMU_PORT="$EMU_PORT" CD_DB_PORT="$DB_PORT"
@@ -64,16 +65,32 @@ stack() {
 		env -i "${vars[@]}" CD_STATE_DIR="$CL_ASKED/front" bash "$REPO/scripts/stack.sh" "$cmd"
 		return
 	fi
-	for ((i = 1; i <= MACHINES; i++)); do
-		((i == n)) || others+=("$(ip_of "$i")")
-	done
-	local hosts
-	hosts=$(IFS=,; echo "$(ip_of "$n")${others:+,${others[*]}}")
 	ip netns exec "$(ns "$n")" env -i "${vars[@]}" \
 		CD_STATE_DIR="$CL_ASKED/m$n" CD_LISTEN="unix:$(mstate "$n")/run/http.sock" \
 		CD_DB_BIND="$(ip_of "$n")" CD_DB_USER_HOSTS="localhost 127.0.0.1 $NET.%" \
-		CD_APP_DB_HOST="$hosts" CD_DB_OPTS="$(galera_opts "$n") ${DB_MORE_OPTS:-}" \
+		CD_APP_DB_HOST="$(db_hosts "$n")" CD_DB_OPTS="$(galera_opts "$n") ${DB_MORE_OPTS:-}" \
 		bash "$REPO/scripts/stack.sh" "$cmd"
+}
+
+# The database hosts of machine N's programs: its own node first, then the others.
+db_hosts() {
+	local i hosts
+	hosts=$(ip_of "$1")
+	for ((i = 1; i <= MACHINES; i++)); do
+		((i == $1)) || hosts+=",$(ip_of "$i")"
+	done
+	echo "$hosts"
+}
+
+# Runs a command on machine N as its responders run: in its namespace, with
+# its database settings (local node first).
+cmd_exec() {
+	local n=$1 st
+	shift
+	st=$(mstate "$n")
+	# shellcheck disable=SC1091  # the machine's env, written by stack.sh
+	(. "$st/env" && ip netns exec "$(ns "$n")" env -u CD_DB_SOCKET \
+		CD_DB_HOST="$(db_hosts "$n")" CD_DB_TIMEOUT="${CD_DB_TIMEOUT:-6}" "$@")
 }
 
 # The state dir stack.sh really uses for machine N (0: the front).
@@ -465,7 +482,7 @@ main() {
 	FRONT=$(mstate 0)
 	local cmd=${1:-}
 	case $cmd in
-	kill-node|start-node|kill-app|start-app|partition|heal|sock) machine_arg "${2:-}" ;;
+	kill-node|start-node|kill-app|start-app|partition|heal|sock|exec) machine_arg "${2:-}" ;;
 	esac
 	case $cmd in
 	start) cmd_start ;;
@@ -484,6 +501,11 @@ main() {
 	partition) ip -n "$(ns "$2")" link set eth0 down; log "node $2 cut off" ;;
 	heal) ip -n "$(ns "$2")" link set eth0 up; log "node $2 reconnected" ;;
 	sock) echo "$(mstate "$2")/run/http.sock" ;;
+	exec)
+		local m=$2
+		shift 2
+		cmd_exec "$m" "$@"
+		;;
 	deploy)
 		local n
 		stack 1 setup-db	# new migrations first; they replicate
@@ -498,7 +520,7 @@ main() {
 		front_start
 		;;
 	*)
-		echo "usage: $0 start|stop|status|env|kill-node N|start-node N|kill-app N|start-app N|partition N|heal N|sock N" >&2
+		echo "usage: $0 start|stop|status|env|kill-node N|start-node N|kill-app N|start-app N|partition N|heal N|sock N|exec N CMD..." >&2
 		exit 2
 		;;
 	esac

@@ -113,7 +113,7 @@ static MYSQL *
 connect_to(const char *host)
 {
 	unsigned timeout = 3, io_timeout = (unsigned)cfg->db_timeout;
-	char init[96];
+	char init[128];
 	MYSQL *c;
 
 	if ((c = mysql_init(NULL)) == NULL)
@@ -128,7 +128,8 @@ connect_to(const char *host)
 	 * connection.
 	 */
 	snprintf(init, sizeof(init), "SET time_zone = '+00:00', "
-	    "innodb_lock_wait_timeout = %u", io_timeout / 3);
+	    "innodb_lock_wait_timeout = %u, "
+	    "session_track_transaction_info = 'STATE'", io_timeout / 3);
 	mysql_optionsv(c, MYSQL_INIT_COMMAND, init);
 	if (mysql_real_connect(c, host, cfg->db_user, cfg->db_password,
 	    cfg->db_name, cfg->db_socket ? 0 : cfg->db_port, cfg->db_socket,
@@ -433,6 +434,25 @@ execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 	}
 }
 
+/*
+ * Whether the transaction db_tx began is still the one the last statement
+ * ran in.  The server reports each change of the session's transaction
+ * state (session_track_transaction_info): 'T' first while a transaction
+ * begun by START TRANSACTION is open, 'I' or '_' once the server ended it
+ * under us (see db_tx).
+ */
+static bool
+tx_intact(void)
+{
+	const char *state;
+	size_t len;
+
+	if (mysql_session_track_get_first(conn, SESSION_TRACK_TRANSACTION_STATE,
+	    &state, &len) != 0)
+		return true;	/* unchanged */
+	return len > 0 && state[0] == 'T';
+}
+
 /* Executes q and reports what it changed; either output may be NULL. */
 static cd_err
 vrun(cd_sql *q, unsigned long long *affected, long long *id, const char *fmt,
@@ -443,6 +463,12 @@ vrun(cd_sql *q, unsigned long long *affected, long long *id, const char *fmt,
 
 	if ((err = execute(q, fmt, ap, &st)) != CD_OK)
 		return err;
+	if (in_tx && !tx_intact()) {
+		log_warn("db: the server ended the transaction under %.60s; running it again",
+		    q->text);
+		db_drop();	/* with autocommit off, what ran since is undone */
+		return db_retry();
+	}
 	if (affected != NULL)
 		*affected = mysql_stmt_affected_rows(st);
 	if (id != NULL)
@@ -940,14 +966,22 @@ backoff(int attempt)
  * holds a row lock that an incoming write set needs would stall until the
  * causal-read timeout.  Inside a transaction, certification of its guard
  * row (see db.h) is what keeps it correct.
+ *
+ * A node's applier can also abort the open transaction between two of its
+ * statements, and the server does not always tell the next statement so:
+ * that statement may run on its own, outside the transaction.  So inside
+ * db_tx a node's session runs with autocommit off: such a statement opens a
+ * new transaction that is never committed, vrun sees the change
+ * (tx_intact) and drops the connection, which rolls it back.  A single
+ * server reports a deadlock to the statement that hit it.
  */
 static cd_err
-causal_reads(bool on)
+cluster_tx(bool inside)
 {
 	if (!wsrep)
 		return CD_OK;
-	return simple(on ? "SET SESSION wsrep_sync_wait = DEFAULT" :
-	    "SET SESSION wsrep_sync_wait = 0");
+	return simple(inside ? "SET SESSION wsrep_sync_wait = 0, autocommit = 0" :
+	    "SET SESSION autocommit = 1, wsrep_sync_wait = DEFAULT");
 }
 
 cd_err
@@ -973,19 +1007,19 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 			return busy(err);
 		}
 		in_tx = true;
-		err = causal_reads(false);
+		err = cluster_tx(true);
 		if (err == CD_OK)
 			err = fn(ctx);
 		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
 			in_tx = false;
-			(void)causal_reads(true);	/* committed: a failure here only drops the connection */
+			(void)cluster_tx(false);	/* committed: a failure here only drops the connection */
 			return CD_OK;
 		}
 		if (conn != NULL && mysql_rollback(conn) != 0)
 			db_drop();
 		in_tx = false;
 		if (conn != NULL)
-			(void)causal_reads(true);	/* a failure drops the connection */
+			(void)cluster_tx(false);	/* a failure drops the connection */
 		if (!retryable(err))
 			return err;
 		if (err == CD_DB && attempt > 0)

@@ -33,7 +33,7 @@
  * certification with 1213 (at any statement or at COMMIT), and db_tx runs
  * it again from the start, now seeing the first one's rows.  Fulfilment
  * itself stays guarded by UNIQUE keys (db_insert_once), which a cluster
- * certifies the same way.  Two consequences on a cluster:
+ * certifies the same way.  Three consequences on a cluster:
  *  - AUTO_INCREMENT ids of one table are unique but interleave between
  *    nodes (each node takes its own offset).  Where order matters (a
  *    consultation's messages) the inserts of one thing are serialized by
@@ -44,8 +44,14 @@
  *    another; the cluster runs with wsrep_sync_wait=1 so every read, and
  *    every START TRANSACTION, first waits until its node has applied
  *    everything committed before it.  Inside db_tx the statements after
- *    START TRANSACTION do not wait again (db.c: causal_reads): a wait while
+ *    START TRANSACTION do not wait again (db.c: cluster_tx): a wait while
  *    holding a guard row that an incoming write set needs would stall.
+ *  - A node's applier can abort an open transaction between two of its
+ *    statements without the next statement being told.  db_tx runs a
+ *    node's transactions with autocommit off and watches the session's
+ *    transaction state: a statement that finds its transaction gone runs
+ *    it again from the start, and nothing of the broken attempt stays
+ *    (tests/probe/tx_probe.c proves it).
  * Errors that mean "this node cannot serve now" (gone, or not part of the
  * primary component: 1047) drop the connection; the next call connects to
  * the next host of CD_DB_HOST (a comma-separated list, local node first),
