@@ -166,6 +166,15 @@ typedef struct cd_col {
 cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 	    void *out, size_t stride, size_t max, size_t *n, const char *fmt, ...);
 
+/*
+ * All rows, however many: *(T **)rows becomes an array of *n structs in
+ * arena a (NULL when there are none), grown as rows arrive.
+ */
+cd_err	 db_fetch_all(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
+	    size_t stride, void *rows, size_t *n, const char *fmt, ...);
+/* The first column of the first row as an integer; 0 when there is no row. */
+cd_err	 db_fetch_int(cd_sql *, long long *v, const char *fmt, ...);
+
 /* What a failed call's server or client error number means (db_fail). */
 typedef enum db_fault {
 	DB_FAULT_GONE,		/* this server cannot serve now: reconnect, 503 */
