@@ -7,6 +7,8 @@
  * so deductions of one user never interleave; the credits are also read
  * FOR UPDATE so the values taken are the committed ones.
  */
+#include <string.h>
+
 #include "db.h"
 #include "holdings.h"
 #include "voice.h"
@@ -46,6 +48,26 @@ static cd_sql q_overdue = CD_SQL(
     " WHERE user_id = ? AND" OVERDUE " ORDER BY id");
 static cd_sql q_any_overdue = CD_SQL(
     "SELECT id FROM voice_therapy_sessions WHERE user_id = ? AND" OVERDUE " LIMIT 1");
+static cd_sql q_credits = CD_SQL(
+    "SELECT id, minutes_purchased, minutes_remaining - minutes_frozen,"
+    " purchased_at, expires_at"
+    " FROM voice_therapy_credits WHERE" ACTIVE " ORDER BY expires_at, id");
+static const cd_col credit_cols[] = {
+	DB_INT(voice_credit, id), DB_INT(voice_credit, purchased),
+	DB_INT(voice_credit, remaining), DB_TEXT(voice_credit, purchased_at),
+	DB_TEXT(voice_credit, expires_at),
+};
+static cd_sql q_open = CD_SQL(
+    "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"
+    " VALUES (?, ?, ?)");
+static cd_sql q_session = CD_SQL(
+    "SELECT status = 'ended', minutes_deducted, available_minutes,"
+    " TIMESTAMPDIFF(SECOND, started_at, UTC_TIMESTAMP(6))"
+    " FROM voice_therapy_sessions WHERE id = ? AND user_id = ?");
+static const cd_col session_cols[] = {
+	DB_INT(voice_session, ended), DB_INT(voice_session, deducted),
+	DB_INT(voice_session, available_minutes), DB_INT(voice_session, elapsed),
+};
 static cd_sql q_overdue_users = CD_SQL(
     "SELECT DISTINCT user_id FROM voice_therapy_sessions WHERE" OVERDUE
     " LIMIT 1000");
@@ -63,7 +85,6 @@ struct overdue {
 static const cd_col overdue_cols[] = {
 	DB_INT(struct overdue, id), DB_INT(struct overdue, available_minutes),
 };
-static const cd_col id_col[] = { { DB_COL_INT, 0 } };
 
 cd_err
 voice_guard(long long user_id)
@@ -233,7 +254,7 @@ voice_sweep(long long *users)
 
 	*users = 0;
 	if ((err = voice_grace(&grace)) == CD_OK &&
-	    (err = db_fetch_all(&q_overdue_users, a, id_col, 1, sizeof(*ids),
+	    (err = db_fetch_all(&q_overdue_users, a, db_int_col, 1, sizeof(*ids),
 	    &ids, &n, "i", grace)) == CD_OK)
 		err = settle_each(ids, n, users);
 	arena_free(a);
@@ -244,4 +265,33 @@ cd_err
 voice_available(long long user_id, long long *minutes)
 {
 	return db_fetch_int(&q_available, minutes, "i", user_id);
+}
+
+cd_err
+voice_credits_of(long long user_id, cd_arena *a, voice_credit **rows, size_t *n)
+{
+	return db_fetch_all(&q_credits, a, credit_cols, DB_NCOLS(credit_cols),
+	    sizeof(**rows), rows, n, "i", user_id);
+}
+
+cd_err
+voice_open(long long user_id, const char *persona, long long minutes,
+    long long *session_id, bool *opened)
+{
+	return db_insert_once(&q_open, opened, session_id, "isi", user_id,
+	    persona, minutes);
+}
+
+cd_err
+voice_session_of(long long user_id, long long session_id, voice_session *s,
+    bool *found)
+{
+	size_t n = 0;
+	cd_err err;
+
+	memset(s, 0, sizeof(*s));
+	err = db_fetch(&q_session, NULL, session_cols, DB_NCOLS(session_cols), s,
+	    sizeof(*s), 1, &n, "ii", session_id, user_id);
+	*found = n == 1;
+	return err;
 }

@@ -844,13 +844,12 @@ db_fetch_all(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
 	return err;
 }
 
-/* One integer column. */
-static const cd_col one_int[] = { { DB_COL_INT, 0 } };
+const cd_col db_int_col[1] = { { DB_COL_INT, 0 } };
 
 cd_err
 db_fetch_int(cd_sql *q, long long *v, const char *fmt, ...)
 {
-	struct typed t = { NULL, one_int, 1, sizeof(*v), 1, 0, (char *)v, false };
+	struct typed t = { NULL, db_int_col, 1, sizeof(*v), 1, 0, (char *)v, false };
 	va_list ap;
 	size_t n;
 	cd_err err;

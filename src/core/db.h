@@ -172,6 +172,8 @@ cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
  */
 cd_err	 db_fetch_all(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 	    size_t stride, void *rows, size_t *n, const char *fmt, ...);
+/* One integer column, read into a long long. */
+extern const cd_col db_int_col[1];
 /* The first column of the first row as an integer; 0 when there is no row. */
 cd_err	 db_fetch_int(cd_sql *, long long *v, const char *fmt, ...);
 
