@@ -332,13 +332,10 @@ processed_tx(void *arg)
 static cd_err
 already_processed(const char *id, cd_arena *a, bool *done)
 {
-	static const cd_col cols[] = { { DB_COL_TEXT, 0 } };
-	const char *processed_at = NULL;
-	size_t n;
+	const char *processed_at;
 	cd_err err;
 
-	err = db_fetch(&q_state, a, cols, 1, &processed_at, sizeof(processed_at),
-	    1, &n, "s", id);
+	err = db_fetch_text(&q_state, a, &processed_at, NULL, "s", id);
 	*done = processed_at != NULL;
 	return err;
 }

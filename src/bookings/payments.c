@@ -36,7 +36,15 @@ static cd_sql q_decide = CD_SQL(
 /* Locking only to read the latest commit, not the snapshot: a cancel that
  * finished meanwhile has decided already. */
 static cd_sql q_decided = CD_SQL(
-    "SELECT status, cancel_refund_cents FROM bookings WHERE id = ? FOR UPDATE");
+    "SELECT status = 'scheduled', cancel_refund_cents IS NOT NULL,"
+    " COALESCE(cancel_refund_cents, 0) FROM bookings WHERE id = ? FOR UPDATE");
+struct decided {
+	long long	 scheduled, decided, refund;
+};
+static const cd_col decided_cols[] = {
+	DB_INT(struct decided, scheduled), DB_INT(struct decided, decided),
+	DB_INT(struct decided, refund),
+};
 
 static cd_sql q_nonce = CD_SQL(
     "SELECT stripe_nonce FROM bookings WHERE id = ?");
@@ -103,19 +111,15 @@ cancel_unpaid_tx(void *arg)
 {
 	struct cancel *c = arg;
 	unsigned long long n;
-	json_t *details;
 	cd_err err;
 
 	if ((err = db_exec(&q_cancel_unpaid, &n, "i", c->id)) != CD_OK || n == 0)
 		return err;
 	if ((err = db_exec(&q_payment_dropped, NULL, "i", c->id)) != CD_OK)
 		return err;
-	details = json_pack("{s:b}", "refunded", 0);
-	err = audit_write("BOOKING_CANCELLED", "booking",
-	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id, details,
-	    "info");
-	json_decref(details);
-	return err;
+	return audit_write("BOOKING_CANCELLED", "booking",
+	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id,
+	    req_own(c->r, json_pack("{s:b}", "refunded", 0)), "info");
 }
 
 /*
@@ -127,8 +131,8 @@ cancel_unpaid_tx(void *arg)
 static cd_err
 stop_intent(cd_req *r, const json_t *booking)
 {
-	const char *status;
-	json_t *pi, *row, *out = NULL;
+	const char *status, *nonce;
+	json_t *pi, *out = NULL;
 	char key[160];
 	cd_err err;
 
@@ -139,14 +143,14 @@ stop_intent(cd_req *r, const json_t *booking)
 		return apply_intent(r, pi);
 	if (strcmp(status, "canceled") == 0)
 		return CD_OK;
-	if ((err = db_row(&q_nonce, &row, "i", jint(booking, "id"))) != CD_OK)
+	if ((err = db_fetch_text(&q_nonce, r->arena, &nonce, NULL, "i",
+	    jint(booking, "id"))) != CD_OK)
 		return err;
-	stripe_key(key, sizeof(key), "booking", jint(booking, "id"),
-	    jstr(row, "stripe_nonce"), "pi-cancel");
-	json_decref(row);
+	stripe_key(key, sizeof(key), "booking", jint(booking, "id"), nonce,
+	    "pi-cancel");
 	err = stripe_call("POST", arena_printf(r->arena,
 	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL, key, &out);
-	json_decref(out);
+	req_own(r, out);
 	if (err != CD_OK)
 		return req_fail(r, CD_STRIPE, "stripe_error",
 		    "The payment could not be stopped. Please try again.");
@@ -157,8 +161,9 @@ static cd_err
 decide_tx(void *arg)
 {
 	struct cancel *c = arg;
+	struct decided d = { 0, 0, 0 };
 	booking_terms t;
-	json_t *row = NULL;
+	size_t n = 0;
 	bool found;
 	cd_err err;
 
@@ -169,19 +174,17 @@ decide_tx(void *arg)
 		return CD_NOT_FOUND;
 	t.decided = -1;		/* decided below, under the row's write lock */
 	booking_refund_quote(&t, &c->split);
-	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) ==
-	    CD_OK)
-		err = db_row(&q_decided, &row, "i", c->id);
-	if (row != NULL)
-		c->scheduled = strcmp(jstr(row, "status"), "scheduled") == 0;
-	if (err == CD_OK && json_is_integer(json_object_get(row,
-	    "cancel_refund_cents"))) {
+	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) !=
+	    CD_OK || (err = db_fetch(&q_decided, NULL, decided_cols,
+	    DB_NCOLS(decided_cols), &d, sizeof(d), 1, &n, "i", c->id)) != CD_OK ||
+	    n == 0)
+		return err;
+	c->scheduled = d.scheduled;
+	if (d.decided) {
 		c->decided = true;
-		booking_refund_divide(t.price, t.fee,
-		    jint(row, "cancel_refund_cents"), &c->split);
+		booking_refund_divide(t.price, t.fee, d.refund, &c->split);
 	}
-	json_decref(row);
-	return err;
+	return CD_OK;
 }
 
 /*

@@ -176,6 +176,12 @@ cd_err	 db_fetch_all(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 extern const cd_col db_int_col[1];
 /* The first column of the first row as an integer; 0 when there is no row. */
 cd_err	 db_fetch_int(cd_sql *, long long *v, const char *fmt, ...);
+/*
+ * The first column of the first row as text in arena a; NULL when there is
+ * no row or the value is NULL.  *found (may be NULL): there was a row.
+ */
+cd_err	 db_fetch_text(cd_sql *, cd_arena *a, const char **s, bool *found,
+	    const char *fmt, ...);
 
 /* What a failed call's server or client error number means (db_fail). */
 typedef enum db_fault {
