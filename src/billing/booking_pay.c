@@ -122,33 +122,32 @@ id_text(char *buf, size_t n, long long id)
 	return buf;
 }
 
-/* The payment and booking of a PaymentIntent; *found false if none. */
+/*
+ * The payment and booking of a PaymentIntent (intent), or else of booking
+ * booking_id; *found false if none.
+ */
 static cd_err
-payment_by_intent(const char *intent, cd_arena *a, booking_payment *bp,
-    bool *found)
+payment_of(const char *intent, long long booking_id, cd_arena *a,
+    booking_payment *bp, bool *found)
 {
 	size_t n = 0;
 	cd_err err;
 
 	memset(bp, 0, sizeof(*bp));
-	err = db_fetch(&q_by_intent, a, payment_cols, DB_NCOLS(payment_cols), bp,
-	    sizeof(*bp), 1, &n, "s", intent);
+	err = intent != NULL ?
+	    db_fetch(&q_by_intent, a, payment_cols, DB_NCOLS(payment_cols), bp,
+	    sizeof(*bp), 1, &n, "s", intent) :
+	    db_fetch(&q_by_booking, a, payment_cols, DB_NCOLS(payment_cols), bp,
+	    sizeof(*bp), 1, &n, "i", booking_id);
 	*found = n == 1;
 	return err;
 }
 
 static cd_err
-payment_by_booking(long long booking_id, cd_arena *a, booking_payment *bp,
+payment_by_intent(const char *intent, cd_arena *a, booking_payment *bp,
     bool *found)
 {
-	size_t n = 0;
-	cd_err err;
-
-	memset(bp, 0, sizeof(*bp));
-	err = db_fetch(&q_by_booking, a, payment_cols, DB_NCOLS(payment_cols), bp,
-	    sizeof(*bp), 1, &n, "i", booking_id);
-	*found = n == 1;
-	return err;
+	return payment_of(intent, 0, a, bp, found);
 }
 
 /* The payments row (joined with its booking) for a PaymentIntent. */
@@ -567,7 +566,7 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 	if (refunded != NULL)
 		*refunded = false;
 	memset(&rr, 0, sizeof(rr));
-	if ((err = payment_by_booking(booking_id, a, &local, &found)) == CD_OK &&
+	if ((err = payment_of(NULL, booking_id, a, &local, &found)) == CD_OK &&
 	    found && strcmp(local.payment_status, "succeeded") == 0) {
 		rr.local = &local;
 		rr.split = part != NULL ? *part : whole(&local);

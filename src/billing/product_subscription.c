@@ -74,6 +74,13 @@ static cd_sql q_reversal_units = CD_SQL(
     "UPDATE payment_reversals SET units_reversed = ? WHERE stripe_refund_id = ?");
 static cd_sql q_plan = CD_SQL(
     "SELECT name, monthly_credits FROM subscription_plans WHERE id = ?");
+struct plan {
+	const char	*name;
+	long long	 credits;	/* every month */
+};
+static const cd_col plan_cols[] = {
+	DB_TEXT(struct plan, name), DB_INT(struct plan, credits),
+};
 /* Evidence that we created a checkout for this user and plan. */
 static cd_sql q_ours = CD_SQL(
     "SELECT id FROM checkout_sessions WHERE user_id = ? AND product = 'subscription'"
@@ -135,20 +142,23 @@ allocate_tx(void *arg)
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
 	long long rate, credits, sub;
 	char nonce[CD_TOKEN_LEN + 1];
-	json_t *plan, *meta;
+	struct plan plan;
+	json_t *meta;
+	size_t n = 0;
 	cd_buf *desc;
 	bool fresh;
 	cd_entry e;
 	cd_err err;
 
 	if ((err = ledger_rate(&rate)) != CD_OK ||
-	    (err = db_row(&q_plan, &plan, "s", a->plan_id)) != CD_OK)
+	    (err = db_fetch(&q_plan, a->arena, plan_cols, DB_NCOLS(plan_cols),
+	    &plan, sizeof(plan), 1, &n, "s", a->plan_id)) != CD_OK)
 		return err;
-	if (arena_json(a->arena, plan) == NULL)
+	if (n == 0)
 		return CD_NOT_FOUND;
-	credits = jint(plan, "monthly_credits");
+	credits = plan.credits;
 	desc = buf_in(a->arena);
-	buf_printf(desc, "%s plan: ", jstr(plan, "name"));
+	buf_printf(desc, "%s plan: ", plan.name);
 	format_count(desc, credits);
 	buf_puts(desc, " Pilot Credits");
 	if ((err = new_nonce(nonce)) != CD_OK ||
@@ -175,7 +185,7 @@ invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 {
 	const json_t *meta = json_object_get(subscription, "metadata");
 	struct allocation a;
-	json_t *ours;
+	long long ours;
 	cd_err err;
 
 	if (!json_is_true(json_object_get(invoice, "paid")) ||
@@ -190,9 +200,10 @@ invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 	if (a.sub_id == NULL || a.user_id <= 0 || a.plan_id == NULL ||
 	    jstr(invoice, "id") == NULL)
 		return CD_OK;	/* not a subscription we sold */
-	if ((err = db_row(&q_ours, &ours, "is", a.user_id, a.plan_id)) != CD_OK)
+	if ((err = db_fetch_int(&q_ours, &ours, "is", a.user_id, a.plan_id)) !=
+	    CD_OK)
 		return err;
-	if (arena_json(arena, ours) == NULL) {
+	if (ours == 0) {
 		log_warn("invoice %s: no checkout of ours for this subscription",
 		    jstr(invoice, "id"));
 		return CD_OK;

@@ -847,35 +847,44 @@ db_fetch_all(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
 const cd_col db_int_col[1] = { { DB_COL_INT, 0 } };
 static const cd_col text_col[1] = { { DB_COL_TEXT, 0 } };
 
-cd_err
-db_fetch_text(cd_sql *q, cd_arena *a, const char **s, bool *found,
-    const char *fmt, ...)
+/* The first row's one column col into out (size bytes); *found: a row. */
+static cd_err
+fetch_one(cd_sql *q, cd_arena *a, const cd_col *col, void *out, size_t size,
+    bool *found, const char *fmt, va_list ap)
 {
-	struct typed t = { a, text_col, 1, sizeof(*s), 1, 0, (char *)s, false };
-	va_list ap;
+	struct typed t = { a, col, 1, size, 1, 0, out, false };
 	size_t n;
 	cd_err err;
 
-	*s = NULL;
-	va_start(ap, fmt);
 	err = vfetch(q, &t, &n, fmt, ap);
-	va_end(ap);
 	if (found != NULL)
 		*found = n == 1;
 	return err;
 }
 
 cd_err
+db_fetch_text(cd_sql *q, cd_arena *a, const char **s, bool *found,
+    const char *fmt, ...)
+{
+	va_list ap;
+	cd_err err;
+
+	*s = NULL;
+	va_start(ap, fmt);
+	err = fetch_one(q, a, text_col, s, sizeof(*s), found, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+cd_err
 db_fetch_int(cd_sql *q, long long *v, const char *fmt, ...)
 {
-	struct typed t = { NULL, db_int_col, 1, sizeof(*v), 1, 0, (char *)v, false };
 	va_list ap;
-	size_t n;
 	cd_err err;
 
 	*v = 0;
 	va_start(ap, fmt);
-	err = vfetch(q, &t, &n, fmt, ap);
+	err = fetch_one(q, NULL, db_int_col, v, sizeof(*v), NULL, fmt, ap);
 	va_end(ap);
 	return err;
 }

@@ -91,32 +91,31 @@ live_help_summary(cd_req *r)
 	return CD_OK;
 }
 
-/* A refused booking or cancel as the SPEC's error (SLOT_DONE: none). */
+/* Each refused booking or cancel as the SPEC's error, by slot_result. */
+static const struct {
+	cd_err		 err;
+	const char	*code, *message;
+} refusals[] = {
+	[SLOT_NOT_FOUND] = { CD_NOT_FOUND, "slot_not_found",
+	    "No upcoming slot with this id." },
+	[SLOT_FULL] = { CD_CONFLICT, "slot_full", "This slot is fully booked." },
+	[SLOT_NO_HOURS] = { CD_PAYMENT_REQUIRED, "no_hours_left",
+	    "You have no Live Help hours left. Buy more to book a slot." },
+	[SLOT_ALREADY_BOOKED] = { CD_CONFLICT, "already_booked",
+	    "You have already booked this slot." },
+	[SLOT_NOT_BOOKED] = { CD_NOT_FOUND, "booking_not_found",
+	    "You have not booked this slot." },
+	[SLOT_TOO_LATE] = { CD_CONFLICT, "too_late_to_cancel",
+	    "This slot starts too soon to be cancelled; the hour stays booked." },
+};
+
 static cd_err
 slot_refusal(cd_req *r, slot_result res)
 {
-	switch (res) {
-	case SLOT_NOT_FOUND:
-		return req_fail(r, CD_NOT_FOUND, "slot_not_found",
-		    "No upcoming slot with this id.");
-	case SLOT_FULL:
-		return req_fail(r, CD_CONFLICT, "slot_full",
-		    "This slot is fully booked.");
-	case SLOT_NO_HOURS:
-		return req_fail(r, CD_PAYMENT_REQUIRED, "no_hours_left",
-		    "You have no Live Help hours left. Buy more to book a slot.");
-	case SLOT_ALREADY_BOOKED:
-		return req_fail(r, CD_CONFLICT, "already_booked",
-		    "You have already booked this slot.");
-	case SLOT_NOT_BOOKED:
-		return req_fail(r, CD_NOT_FOUND, "booking_not_found",
-		    "You have not booked this slot.");
-	case SLOT_TOO_LATE:
-		return req_fail(r, CD_CONFLICT, "too_late_to_cancel",
-		    "This slot starts too soon to be cancelled; the hour stays booked.");
-	default:
+	if (res == SLOT_DONE)
 		return CD_OK;
-	}
+	return req_fail(r, refusals[res].err, refusals[res].code,
+	    refusals[res].message);
 }
 
 /* Books (or cancels, with fn = slot_cancel) and answers the hours left. */
