@@ -15,9 +15,13 @@
  *	s  const char *	(NULL binds SQL NULL)
  *	b  const void *, size_t	(binary)
  *
- * Result rows come back as jansson objects keyed by column name: integers as
- * integers, DATETIME/TIMESTAMP as "YYYY-MM-DDTHH:MM:SSZ" (the session runs in
- * UTC), NULL as null, everything else as strings.
+ * Code that decides on what it reads takes rows as C structs (db_fetch and
+ * the calls after it, below): columns in SELECT order, each bound to a
+ * field, so a misspelt column cannot read as 0.  db_rows and db_row give
+ * rows as jansson objects keyed by column name, for lists that go out as
+ * JSON as they are: integers as integers, DATETIME/TIMESTAMP as
+ * "YYYY-MM-DDTHH:MM:SSZ" (the session runs in UTC), NULL as null,
+ * everything else as strings.
  *
  * Mutual exclusion: the one rule, on one server and on a Galera cluster.
  * A transaction that must exclude another (two bookings of one expert's
