@@ -46,16 +46,14 @@ static const cd_col decided_cols[] = {
 	DB_INT(struct decided, refund),
 };
 
-static cd_sql q_nonce = CD_SQL(
-    "SELECT stripe_nonce FROM bookings WHERE id = ?");
 
 static const char *const tier_names[] = { "full", "partial", "started" };
 
 /* Stripe's current PaymentIntent of a booking (request-owned). */
 static cd_err
-intent_of(cd_req *r, const json_t *booking, json_t **pi)
+intent_of(cd_req *r, const booking_state *st, json_t **pi)
 {
-	const char *id = jstr(booking, "paymentIntentId");
+	const char *id = st->payment_intent;
 	cd_err err;
 
 	*pi = NULL;
@@ -85,13 +83,14 @@ apply_intent(cd_req *r, const json_t *pi)
 cd_err
 booking_confirm_payment(cd_req *r)
 {
-	json_t *booking, *pi;
+	booking_state st;
+	json_t *pi;
 	cd_err err;
 
-	if ((err = booking_load_own(r, r->ids[0], &booking)) != CD_OK)
+	if ((err = booking_own_state(r, r->ids[0], &st)) != CD_OK)
 		return err;
-	if (!json_is_null(json_object_get(booking, "paymentIntentId"))) {
-		if ((err = intent_of(r, booking, &pi)) != CD_OK ||
+	if (st.payment_intent != NULL) {
+		if ((err = intent_of(r, &st, &pi)) != CD_OK ||
 		    (err = apply_intent(r, pi)) != CD_OK)
 			return err;
 	}
@@ -129,25 +128,21 @@ cancel_unpaid_tx(void *arg)
  * like any paid one.
  */
 static cd_err
-stop_intent(cd_req *r, const json_t *booking)
+stop_intent(cd_req *r, const booking_state *st)
 {
-	const char *status, *nonce;
+	const char *status;
 	json_t *pi, *out = NULL;
 	char key[160];
 	cd_err err;
 
-	if ((err = intent_of(r, booking, &pi)) != CD_OK)
+	if ((err = intent_of(r, st, &pi)) != CD_OK)
 		return err;
 	status = jstr(pi, "status") ?: "";
 	if (strcmp(status, "succeeded") == 0)
 		return apply_intent(r, pi);
 	if (strcmp(status, "canceled") == 0)
 		return CD_OK;
-	if ((err = db_fetch_text(&q_nonce, r->arena, &nonce, NULL, "i",
-	    jint(booking, "id"))) != CD_OK)
-		return err;
-	stripe_key(key, sizeof(key), "booking", jint(booking, "id"), nonce,
-	    "pi-cancel");
+	stripe_key(key, sizeof(key), "booking", st->id, st->nonce, "pi-cancel");
 	err = stripe_call("POST", arena_printf(r->arena,
 	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL, key, &out);
 	req_own(r, out);
@@ -212,18 +207,17 @@ booking_cancel(cd_req *r)
 {
 	struct cancel c = { r, r->ids[0], false, false, { 0, 0, 0 } };
 	const char *status, *paid;
-	json_t *booking;
+	booking_state st;
 	cd_err err;
 
-	if ((err = booking_load_own(r, c.id, &booking)) != CD_OK)
+	if ((err = booking_own_state(r, c.id, &st)) != CD_OK)
 		return err;
-	status = jstr(booking, "status");
-	if (strcmp(status, "awaiting_payment") == 0 &&
-	    !json_is_null(json_object_get(booking, "paymentIntentId"))) {
-		if ((err = stop_intent(r, booking)) != CD_OK ||
-		    (err = booking_load_own(r, c.id, &booking)) != CD_OK)
+	status = st.status;
+	if (strcmp(status, "awaiting_payment") == 0 && st.payment_intent != NULL) {
+		if ((err = stop_intent(r, &st)) != CD_OK ||
+		    (err = booking_own_state(r, c.id, &st)) != CD_OK)
 			return err;
-		status = jstr(booking, "status");
+		status = st.status;
 	}
 	if (strcmp(status, "awaiting_payment") != 0 &&
 	    strcmp(status, "scheduled") != 0 &&
@@ -237,7 +231,7 @@ booking_cancel(cd_req *r)
 	 * nothing; two cancels at once share the refund's Idempotency-Key, so
 	 * Stripe makes one refund, and the refunds row's UNIQUE key one row.
 	 */
-	paid = jstr(booking, "paymentStatus");
+	paid = st.payment_status;
 	if (paid != NULL && strcmp(paid, "succeeded") == 0)
 		err = cancel_paid(&c);
 	else if (strcmp(status, "cancelled_by_user") != 0)
@@ -258,16 +252,17 @@ booking_cancel_quote(cd_req *r)
 	booking_split split = { 0, 0, 0 };
 	booking_terms t;
 	bool cancellable, found;
-	json_t *booking, *body;
+	booking_state st;
+	json_t *body;
 	cd_err err;
 
-	if ((err = booking_load_own(r, r->ids[0], &booking)) != CD_OK ||
+	if ((err = booking_own_state(r, r->ids[0], &st)) != CD_OK ||
 	    (err = booking_terms_of(r->ids[0], &t, &found)) != CD_OK)
 		return err;
 	if (!found)
 		return CD_INTERNAL;
-	status = jstr(booking, "status");
-	paid = jstr(booking, "paymentStatus");
+	status = st.status;
+	paid = st.payment_status;
 	cancellable = strcmp(status, "awaiting_payment") == 0 ||
 	    strcmp(status, "scheduled") == 0;
 	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
