@@ -130,17 +130,11 @@ static cd_err
 payment_of(const char *intent, long long booking_id, cd_arena *a,
     booking_payment *bp, bool *found)
 {
-	size_t n = 0;
-	cd_err err;
-
-	memset(bp, 0, sizeof(*bp));
-	err = intent != NULL ?
-	    db_fetch(&q_by_intent, a, payment_cols, DB_NCOLS(payment_cols), bp,
-	    sizeof(*bp), 1, &n, "s", intent) :
-	    db_fetch(&q_by_booking, a, payment_cols, DB_NCOLS(payment_cols), bp,
-	    sizeof(*bp), 1, &n, "i", booking_id);
-	*found = n == 1;
-	return err;
+	return intent != NULL ?
+	    db_fetch_row(&q_by_intent, a, payment_cols, DB_NCOLS(payment_cols), bp,
+	    sizeof(*bp), found, "s", intent) :
+	    db_fetch_row(&q_by_booking, a, payment_cols, DB_NCOLS(payment_cols),
+	    bp, sizeof(*bp), found, "i", booking_id);
 }
 
 static cd_err

@@ -42,13 +42,8 @@ static const cd_col applied_cols[] = {
 static cd_err
 lock_purchase(const cd_checkout *ck, struct applied *p, bool *found)
 {
-	size_t n = 0;
-	cd_err err;
-
-	err = db_fetch(&q_lock, NULL, applied_cols, DB_NCOLS(applied_cols), p,
-	    sizeof(*p), 1, &n, "s", ck->stripe_session_id);
-	*found = n == 1;
-	return err;
+	return db_fetch_row(&q_lock, NULL, applied_cols, DB_NCOLS(applied_cols),
+	    p, sizeof(*p), found, "s", ck->stripe_session_id);
 }
 
 void

@@ -55,13 +55,8 @@ static const cd_col held_cols[] = {
 static cd_err
 lock_purchase(const cd_checkout *ck, struct held *h, bool *found)
 {
-	size_t n = 0;
-	cd_err err;
-
-	err = db_fetch(&q_lock, NULL, held_cols, DB_NCOLS(held_cols), h,
-	    sizeof(*h), 1, &n, "s", ck->stripe_session_id);
-	*found = n == 1;
-	return err;
+	return db_fetch_row(&q_lock, NULL, held_cols, DB_NCOLS(held_cols), h,
+	    sizeof(*h), found, "s", ck->stripe_session_id);
 }
 
 static cd_err

@@ -7,8 +7,6 @@
  * so deductions of one user never interleave; the credits are also read
  * FOR UPDATE so the values taken are the committed ones.
  */
-#include <string.h>
-
 #include "db.h"
 #include "holdings.h"
 #include "voice.h"
@@ -286,12 +284,7 @@ cd_err
 voice_session_of(long long user_id, long long session_id, voice_session *s,
     bool *found)
 {
-	size_t n = 0;
-	cd_err err;
-
-	memset(s, 0, sizeof(*s));
-	err = db_fetch(&q_session, NULL, session_cols, DB_NCOLS(session_cols), s,
-	    sizeof(*s), 1, &n, "ii", session_id, user_id);
-	*found = n == 1;
-	return err;
+	return db_fetch_row(&q_session, NULL, session_cols,
+	    DB_NCOLS(session_cols), s, sizeof(*s), found, "ii", session_id,
+	    user_id);
 }

@@ -64,14 +64,8 @@ booking_load(cd_req *r, long long id, json_t **booking, long long *expert_user)
 cd_err
 booking_state_of(cd_req *r, long long id, booking_state *st, bool *found)
 {
-	size_t n = 0;
-	cd_err err;
-
-	memset(st, 0, sizeof(*st));
-	err = db_fetch(&q_state, r->arena, state_cols, DB_NCOLS(state_cols), st,
-	    sizeof(*st), 1, &n, "i", id);
-	*found = n == 1;
-	return err;
+	return db_fetch_row(&q_state, r->arena, state_cols, DB_NCOLS(state_cols),
+	    st, sizeof(*st), found, "i", id);
 }
 
 cd_err

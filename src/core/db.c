@@ -847,18 +847,32 @@ db_fetch_all(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
 const cd_col db_int_col[1] = { { DB_COL_INT, 0 } };
 static const cd_col text_col[1] = { { DB_COL_TEXT, 0 } };
 
-/* The first row's one column col into out (size bytes); *found: a row. */
+/* The first row into out (a struct of size bytes); *found: there was one. */
 static cd_err
-fetch_one(cd_sql *q, cd_arena *a, const cd_col *col, void *out, size_t size,
-    bool *found, const char *fmt, va_list ap)
+fetch_one(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols, void *out,
+    size_t size, bool *found, const char *fmt, va_list ap)
 {
-	struct typed t = { a, col, 1, size, 1, 0, out, false };
+	struct typed t = { a, cols, ncols, size, 1, 0, out, false };
 	size_t n;
 	cd_err err;
 
 	err = vfetch(q, &t, &n, fmt, ap);
 	if (found != NULL)
 		*found = n == 1;
+	return err;
+}
+
+cd_err
+db_fetch_row(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
+    void *out, size_t size, bool *found, const char *fmt, ...)
+{
+	va_list ap;
+	cd_err err;
+
+	memset(out, 0, size);
+	va_start(ap, fmt);
+	err = fetch_one(q, a, cols, ncols, out, size, found, fmt, ap);
+	va_end(ap);
 	return err;
 }
 
@@ -871,7 +885,7 @@ db_fetch_text(cd_sql *q, cd_arena *a, const char **s, bool *found,
 
 	*s = NULL;
 	va_start(ap, fmt);
-	err = fetch_one(q, a, text_col, s, sizeof(*s), found, fmt, ap);
+	err = fetch_one(q, a, text_col, 1, s, sizeof(*s), found, fmt, ap);
 	va_end(ap);
 	return err;
 }
@@ -884,7 +898,7 @@ db_fetch_int(cd_sql *q, long long *v, const char *fmt, ...)
 
 	*v = 0;
 	va_start(ap, fmt);
-	err = fetch_one(q, NULL, db_int_col, v, sizeof(*v), NULL, fmt, ap);
+	err = fetch_one(q, NULL, db_int_col, 1, v, sizeof(*v), NULL, fmt, ap);
 	va_end(ap);
 	return err;
 }

@@ -176,6 +176,13 @@ cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
  */
 cd_err	 db_fetch_all(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 	    size_t stride, void *rows, size_t *n, const char *fmt, ...);
+/*
+ * The first row into *out, a struct of size bytes (zeroed first, so it
+ * reads as zeros and NULLs when there is no row); *found (may be NULL):
+ * there was one.
+ */
+cd_err	 db_fetch_row(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
+	    void *out, size_t size, bool *found, const char *fmt, ...);
 /* One integer column, read into a long long. */
 extern const cd_col db_int_col[1];
 /* The first column of the first row as an integer; 0 when there is no row. */
