@@ -67,12 +67,11 @@ change_tx(void *arg)
 	if (strcmp(role, jstr(u, "role")) != 0 &&
 	    (err = session_end_all(r->ids[0])) != CD_OK)
 		return err;
-	details = json_pack("{s:{s:s,s:s},s:{s:s,s:s}}",
+	details = req_own(r, json_pack("{s:{s:s,s:s},s:{s:s,s:s}}",
 	    "before", "role", jstr(u, "role"), "tier", jstr(u, "tier"),
-	    "after", "role", role, "tier", tier);
+	    "after", "role", role, "tier", tier));
 	err = audit_write("ADMIN_USER_UPDATED", "user",
 	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "warning");
-	json_decref(details);
 	json_object_set_new(c->after, "id", json_integer(r->ids[0]));
 	json_object_set_new(c->after, "email", json_string(jstr(u, "email")));
 	json_object_set_new(c->after, "role", json_string(role));

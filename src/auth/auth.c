@@ -91,15 +91,13 @@ do_login(cd_req *r)
 		return err;
 	if ((err = db_row(&q_by_email, &row, "s", v[0].s)) != CD_OK)
 		return err;
+	req_own(r, row);
 	ok = password_verify(v[1].s, row ? jstr(row, "password_hash") : dummy_hash);
-	if (!ok || row == NULL) {
-		json_decref(row);
+	if (!ok || row == NULL)
 		return req_fail(r, CD_UNAUTHORIZED, "invalid_credentials",
 		    "The email or password is not correct.");
-	}
 	if ((err = throttle_clear(v[0].s)) == CD_OK)
 		err = session_start(r, jint(row, "id"), v[2].present && v[2].i);
-	json_decref(row);
 	if (err != CD_OK)
 		return err;
 	auth_signed_in(r, 200);

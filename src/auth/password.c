@@ -72,19 +72,17 @@ change_tx(void *arg)
 static cd_err
 check_current(cd_req *r, const char *password)
 {
-	json_t *row;
+	const char *hash;
 	long wait;
-	bool ok;
 	cd_err err;
 
 	if ((err = throttle_attempt(r->user->email, &wait)) == CD_TOO_MANY)
 		return throttle_refuse(r, wait);
 	if (err != CD_OK ||
-	    (err = db_row(&q_hash, &row, "i", r->user->id)) != CD_OK)
+	    (err = db_fetch_text(&q_hash, r->arena, &hash, NULL, "i",
+	    r->user->id)) != CD_OK)
 		return err;
-	ok = row != NULL && password_verify(password, jstr(row, "password_hash"));
-	json_decref(row);
-	if (!ok)
+	if (hash == NULL || !password_verify(password, hash))
 		return req_fail(r, CD_FORBIDDEN, "wrong_password",
 		    "The current password is not correct.");
 	return throttle_clear(r->user->email);

@@ -35,6 +35,15 @@ static cd_sql q_state = CD_SQL(
     " JOIN platform_settings b ON b.name = 'signin_lock_seconds'"
     " JOIN platform_settings c ON c.name = 'signin_lock_max_seconds'"
     " WHERE t.email_hash = ?");
+/* An account's throttle with the settings that rule it. */
+struct throttle {
+	long long	 failures, wait, quiet, max_failures, lock_base, lock_cap;
+};
+static const cd_col throttle_cols[] = {
+	DB_INT(struct throttle, failures), DB_INT(struct throttle, wait),
+	DB_INT(struct throttle, quiet), DB_INT(struct throttle, max_failures),
+	DB_INT(struct throttle, lock_base), DB_INT(struct throttle, lock_cap),
+};
 static cd_sql q_count = CD_SQL(
     "UPDATE signin_throttle SET failures = ?, last_failure_at = UTC_TIMESTAMP(6),"
     " locked_until = IF(? > 0, UTC_TIMESTAMP(6) + INTERVAL ? SECOND, NULL)"
@@ -52,23 +61,22 @@ static cd_err
 attempt_tx(void *arg)
 {
 	struct attempt *a = arg;
+	struct throttle t;
 	long failures, lock;
-	json_t *row;
+	size_t n = 0;
 	cd_err err;
 
 	if ((err = db_exec(&q_claim, NULL, "s", a->key)) != CD_OK ||
-	    (err = db_row(&q_state, &row, "s", a->key)) != CD_OK)
+	    (err = db_fetch(&q_state, NULL, throttle_cols, DB_NCOLS(throttle_cols),
+	    &t, sizeof(t), 1, &n, "s", a->key)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (n == 0)
 		return CD_INTERNAL;	/* the settings rows are missing */
-	if ((a->wait = (long)jint(row, "wait")) > 0) {
-		json_decref(row);
+	if ((a->wait = (long)t.wait) > 0)
 		return CD_OK;
-	}
-	failures = jint(row, "quiet") ? 1 : (long)jint(row, "failures") + 1;
-	lock = signin_lock_seconds(failures, (long)jint(row, "max_failures"),
-	    (long)jint(row, "lock_base"), (long)jint(row, "lock_cap"));
-	json_decref(row);
+	failures = t.quiet ? 1 : (long)t.failures + 1;
+	lock = signin_lock_seconds(failures, (long)t.max_failures,
+	    (long)t.lock_base, (long)t.lock_cap);
 	return db_exec(&q_count, NULL, "iiis", (long long)failures,
 	    (long long)lock, (long long)lock, a->key);
 }

@@ -18,19 +18,30 @@
 #include "log.h"
 #include "stripe.h"
 
+/* A booking's payment, as booking_payment (booking_pay.h) declares it. */
+#define PAYMENT_COLS \
+    "SELECT p.id, p.booking_id, p.amount_cents, p.stripe_payment_intent_id," \
+    " p.status, b.user_id, b.expert_id, b.status, b.price_cents," \
+    " b.platform_fee_cents, b.payout_cents, b.refunded_cents," \
+    " b.payout_refunded_cents, b.destination_account, b.stripe_transfer_id," \
+    " b.stripe_nonce FROM payments p JOIN bookings b ON b.id = p.booking_id"
 static cd_sql q_by_intent = CD_SQL(
-    "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
-    " p.status AS payment_status, b.user_id, b.expert_id, b.status AS booking_status,"
-    " b.price_cents, b.platform_fee_cents, b.payout_cents, b.destination_account,"
-    " b.stripe_transfer_id, b.refunded_cents, b.payout_refunded_cents"
-    " FROM payments p JOIN bookings b ON b.id = p.booking_id"
-    " WHERE p.stripe_payment_intent_id = ?");
-static cd_sql q_by_booking = CD_SQL(
-    "SELECT p.id AS payment_id, p.booking_id, p.amount_cents,"
-    " p.stripe_payment_intent_id, p.status AS payment_status, b.user_id,"
-    " b.status AS booking_status, b.price_cents, b.platform_fee_cents, b.payout_cents,"
-    " b.stripe_nonce, b.destination_account"
-    " FROM payments p JOIN bookings b ON b.id = p.booking_id WHERE p.booking_id = ?");
+    PAYMENT_COLS " WHERE p.stripe_payment_intent_id = ?");
+static cd_sql q_by_booking = CD_SQL(PAYMENT_COLS " WHERE p.booking_id = ?");
+static const cd_col payment_cols[] = {
+	DB_INT(booking_payment, payment_id), DB_INT(booking_payment, booking_id),
+	DB_INT(booking_payment, amount_cents),
+	DB_TEXT(booking_payment, payment_intent),
+	DB_TEXT(booking_payment, payment_status),
+	DB_INT(booking_payment, user_id), DB_INT(booking_payment, expert_id),
+	DB_TEXT(booking_payment, booking_status),
+	DB_INT(booking_payment, price_cents), DB_INT(booking_payment, fee_cents),
+	DB_INT(booking_payment, payout_cents),
+	DB_INT(booking_payment, refunded_cents),
+	DB_INT(booking_payment, payout_refunded_cents),
+	DB_TEXT(booking_payment, destination_account),
+	DB_TEXT(booking_payment, transfer_id), DB_TEXT(booking_payment, nonce),
+};
 static cd_sql q_guard_expert = CD_SQL(
     "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ?");
 static cd_sql q_guard_active_expert = CD_SQL(
@@ -111,50 +122,75 @@ id_text(char *buf, size_t n, long long id)
 	return buf;
 }
 
+/*
+ * The payment and booking of a PaymentIntent (intent), or else of booking
+ * booking_id; *found false if none.
+ */
+static cd_err
+payment_of(const char *intent, long long booking_id, cd_arena *a,
+    booking_payment *bp, bool *found)
+{
+	return intent != NULL ?
+	    db_fetch_row(&q_by_intent, a, payment_cols, DB_NCOLS(payment_cols), bp,
+	    sizeof(*bp), found, "s", intent) :
+	    db_fetch_row(&q_by_booking, a, payment_cols, DB_NCOLS(payment_cols),
+	    bp, sizeof(*bp), found, "i", booking_id);
+}
+
+static cd_err
+payment_by_intent(const char *intent, cd_arena *a, booking_payment *bp,
+    bool *found)
+{
+	return payment_of(intent, 0, a, bp, found);
+}
+
 /* The payments row (joined with its booking) for a PaymentIntent. */
 static cd_err
-local_payment(const json_t *pi, json_t **row)
+local_payment(const json_t *pi, cd_arena *a, booking_payment *bp)
 {
 	const char *id = jstr(pi, "id");
+	bool found;
 
-	*row = NULL;
+	memset(bp, 0, sizeof(*bp));
 	if (!stripe_id_ok(id, "pi_"))
 		return CD_NOT_FOUND;
-	if (db_row(&q_by_intent, row, "s", id) != CD_OK)
+	if (payment_by_intent(id, a, bp, &found) != CD_OK)
 		return CD_DB;
-	return *row == NULL ? CD_NOT_FOUND : CD_OK;
+	return found ? CD_OK : CD_NOT_FOUND;
 }
 
 /* Stripe's PaymentIntent must be for what we created: amount and currency. */
 static bool
-matches_local(const json_t *pi, const json_t *local)
+matches_local(const json_t *pi, const booking_payment *local)
 {
 	const char *cur = jstr(pi, "currency");
 
-	return jint(pi, "amount") == jint(local, "amount_cents") &&
+	return jint(pi, "amount") == local->amount_cents &&
 	    cur != NULL && strcmp(cur, "usd") == 0;
 }
 
 struct paid {
-	const json_t	*pi;
-	const json_t	*local;
-	const json_t	*charge;	/* a destination charge's, else NULL */
+	const json_t		*pi;
+	const booking_payment	*local;
+	const json_t		*charge;	/* a destination charge's, else NULL */
+	cd_arena		*arena;
 };
 
 static cd_err
 paid_tx(void *arg)
 {
 	struct paid *p = arg;
-	long long payment = jint(p->local, "payment_id");
-	long long booking = jint(p->local, "booking_id");
+	long long payment = p->local->payment_id;
+	long long booking = p->local->booking_id;
 	unsigned long long n, scheduled;
-	json_t *row, *details;
+	long long overlaps;
+	json_t *details;
 	char idbuf[32];
 	bool found;
 	cd_err err;
 
-	if ((err = booking_guard_expert(jint(p->local, "expert_id"), false,
-	    &found)) != CD_OK)
+	if ((err = booking_guard_expert(p->local->expert_id, false, &found)) !=
+	    CD_OK)
 		return err;
 	/* A destination charge's transfer and fee ids, with the payment. */
 	if (p->charge != NULL && jstr(p->charge, "transfer") != NULL &&
@@ -170,43 +206,42 @@ paid_tx(void *arg)
 	 * expert's guard row, so nobody can book it while we look.  Otherwise it is
 	 * not scheduled, and the caller refunds the payment.
 	 */
-	if ((err = db_row(&q_overlap_self, &row, "i", booking)) != CD_OK)
+	if ((err = db_fetch_int(&q_overlap_self, &overlaps, "i", booking)) != CD_OK)
 		return err;
-	n = (unsigned long long)jint(row, "n");
-	json_decref(row);
 	scheduled = 0;
-	if (n == 0 && (err = db_exec(&q_book_scheduled, &scheduled, "i",
+	if (overlaps == 0 && (err = db_exec(&q_book_scheduled, &scheduled, "i",
 	    booking)) != CD_OK)
 		return err;
-	details = json_pack("{s:s,s:I,s:b}", "paymentIntent", jstr(p->pi, "id"),
-	    "amountCents", (json_int_t)jint(p->local, "amount_cents"), "scheduled",
-	    scheduled > 0);
-	err = audit_write("BOOKING_PAID", "booking", id_text(idbuf, sizeof(idbuf),
-	    booking), jint(p->local, "user_id"), details,
-	    scheduled > 0 ? "info" : "warning");
-	json_decref(details);
-	return err;
+	details = arena_json(p->arena, json_pack("{s:s,s:I,s:b}", "paymentIntent",
+	    jstr(p->pi, "id"), "amountCents", (json_int_t)p->local->amount_cents,
+	    "scheduled", scheduled > 0));
+	return audit_write("BOOKING_PAID", "booking", id_text(idbuf, sizeof(idbuf),
+	    booking), p->local->user_id, details, scheduled > 0 ? "info" : "warning");
 }
 
 /*
  * A destination charge not yet recorded: the charge (its transfer, fee),
  * the one the caller already has (known) if it is the intent's latest.
+ * A charge retrieved here belongs to arena a.
  */
 static cd_err
-destination_charge(const json_t *pi, const json_t *local, const json_t *known,
-    json_t **charge)
+destination_charge(const json_t *pi, const booking_payment *local,
+    const json_t *known, cd_arena *a, const json_t **charge)
 {
 	const char *id = jstr(pi, "latest_charge");
+	json_t *fetched = NULL;
+	cd_err err;
 
 	*charge = NULL;
-	if (jstr(local, "destination_account") == NULL ||
-	    jstr(local, "stripe_transfer_id") != NULL)
+	if (local->destination_account == NULL || local->transfer_id != NULL)
 		return CD_OK;
 	if (known != NULL && id != NULL && strcmp(jstr(known, "id") ?: "", id) == 0) {
-		*charge = json_incref((json_t *)known);
+		*charge = known;
 		return CD_OK;
 	}
-	return stripe_retrieve("charges", "ch_", id, charge);
+	err = stripe_retrieve("charges", "ch_", id, &fetched);
+	*charge = arena_json(a, fetched);
+	return err;
 }
 
 cd_err
@@ -224,56 +259,70 @@ booking_payment_succeeded(const json_t *pi)
 	return booking_payment_succeeded_with(pi, NULL);
 }
 
+/*
+ * After the transition: a payment that succeeded for a booking that does
+ * not hold its time is refunded.  Decided from the state, not from who won
+ * the transition, so that a caller that died between the two steps is made
+ * good by the next one.
+ */
+static cd_err
+refund_unheld(const json_t *pi, cd_arena *a)
+{
+	booking_payment now;
+	const char *bs;
+	bool found;
+	cd_err err;
+
+	if ((err = payment_by_intent(jstr(pi, "id"), a, &now, &found)) != CD_OK ||
+	    !found)
+		return err;
+	bs = now.booking_status;
+	if (strcmp(bs, "scheduled") == 0 || strcmp(bs, "completed") == 0 ||
+	    strcmp(now.payment_status, "succeeded") != 0)
+		return CD_OK;
+	log_warn("booking %lld is %s but its payment succeeded: refunding",
+	    now.booking_id, bs);
+	return booking_refund(now.booking_id, 0, "booking_unavailable", false,
+	    NULL, NULL);
+}
+
+/* booking_payment_succeeded_with inside its arena a. */
+static cd_err
+succeeded_in(const json_t *pi, const json_t *known_charge, cd_arena *a)
+{
+	struct paid p = { pi, NULL, NULL, a };
+	booking_payment local;
+	cd_err err;
+
+	if ((err = local_payment(pi, a, &local)) != CD_OK)
+		return err;
+	if (strcmp(jstr(pi, "status") ?: "", "succeeded") != 0)
+		return CD_OK;
+	if (!matches_local(pi, &local)) {
+		log_error("booking %lld: PaymentIntent %s amount or currency differs"
+		    " from the local record", local.booking_id, jstr(pi, "id"));
+		return CD_FORBIDDEN;
+	}
+	p.local = &local;
+	/* Stripe is asked before the transaction, never while it holds locks. */
+	if ((err = destination_charge(pi, &local, known_charge, a, &p.charge)) !=
+	    CD_OK || (err = db_tx(paid_tx, &p)) != CD_OK)
+		return err;
+	return refund_unheld(pi, a);
+}
+
+/*
+ * The public entry points below each own one arena for the whole operation:
+ * every row and JSON value they create is released when it ends.
+ */
 cd_err
 booking_payment_succeeded_with(const json_t *pi, const json_t *known_charge)
 {
-	struct paid p = { pi, NULL, NULL };
-	json_t *local, *now = NULL, *charge;
-	const char *bs, *ps;
-	bool held;
+	cd_arena *a = arena_new();
 	cd_err err;
 
-	if ((err = local_payment(pi, &local)) != CD_OK)
-		return err;
-	if (strcmp(jstr(pi, "status") ?: "", "succeeded") != 0) {
-		json_decref(local);
-		return CD_OK;
-	}
-	if (!matches_local(pi, local)) {
-		log_error("booking %lld: PaymentIntent %s amount or currency differs"
-		    " from the local record", jint(local, "booking_id"), jstr(pi, "id"));
-		json_decref(local);
-		return CD_FORBIDDEN;
-	}
-	p.local = local;
-	/* Stripe is asked before the transaction, never while it holds locks. */
-	if ((err = destination_charge(pi, local, known_charge, &charge)) == CD_OK) {
-		p.charge = charge;
-		err = db_tx(paid_tx, &p);
-	}
-	json_decref(charge);
-	if (err != CD_OK) {
-		json_decref(local);
-		return err;
-	}
-	/*
-	 * Decided from the state, not from who won above, so that a caller
-	 * that died between the two steps is made good by the next one.
-	 */
-	if ((err = db_row(&q_by_intent, &now, "s", jstr(pi, "id"))) == CD_OK &&
-	    now != NULL) {
-		bs = jstr(now, "booking_status");
-		ps = jstr(now, "payment_status");
-		held = strcmp(bs, "scheduled") == 0 || strcmp(bs, "completed") == 0;
-		if (!held && strcmp(ps, "succeeded") == 0) {
-			log_warn("booking %lld is %s but its payment succeeded: refunding",
-			    jint(now, "booking_id"), bs);
-			err = booking_refund(jint(now, "booking_id"), 0,
-			    "booking_unavailable", false, NULL, NULL);
-		}
-	}
-	json_decref(now);
-	json_decref(local);
+	err = succeeded_in(pi, known_charge, a);
+	arena_free(a);
 	return err;
 }
 
@@ -288,8 +337,9 @@ booking_intent_failed(const json_t *pi)
 }
 
 struct failed {
-	const json_t	*local;
-	const json_t	*pi;
+	const booking_payment	*local;
+	const json_t		*pi;
+	cd_arena		*arena;
 };
 
 /*
@@ -302,7 +352,7 @@ static cd_err
 failed_tx(void *arg)
 {
 	struct failed *f = arg;
-	const json_t *local = f->local;
+	const booking_payment *local = f->local;
 	const json_t *lpe = json_object_get(f->pi, "last_payment_error");
 	bool canceled = strcmp(jstr(f->pi, "status") ?: "", "canceled") == 0;
 	/* The attempt: its failed charge (or, without one, its payment method). */
@@ -317,42 +367,37 @@ failed_tx(void *arg)
 	    jstr(lpe, "message") ?: "The payment did not go through.");
 	if (canceled) {
 		if ((err = db_exec(&q_pay_failed, NULL, "i",
-		    jint(local, "payment_id"))) != CD_OK ||
+		    local->payment_id)) != CD_OK ||
 		    (err = db_exec(&q_book_failed, &n, "i",
-		    jint(local, "booking_id"))) != CD_OK || n == 0)
+		    local->booking_id)) != CD_OK || n == 0)
 			return err;
 	} else if ((err = db_exec(&q_pay_declined, &n, "ssis", message, charge,
-	    jint(local, "payment_id"), charge)) != CD_OK || n == 0)
+	    local->payment_id, charge)) != CD_OK || n == 0)
 		return err;
-	details = json_pack("{s:I,s:s,s:b}", "amountCents",
-	    (json_int_t)jint(local, "amount_cents"), "message", message,
-	    "holdKept", !canceled);
-	err = audit_write("BOOKING_PAYMENT_FAILED", "booking", id_text(idbuf,
-	    sizeof(idbuf), jint(local, "booking_id")), jint(local, "user_id"),
-	    details, "warning");
-	json_decref(details);
-	return err;
+	details = arena_json(f->arena, json_pack("{s:I,s:s,s:b}", "amountCents",
+	    (json_int_t)local->amount_cents, "message", message, "holdKept",
+	    !canceled));
+	return audit_write("BOOKING_PAYMENT_FAILED", "booking", id_text(idbuf,
+	    sizeof(idbuf), local->booking_id), local->user_id, details, "warning");
 }
 
 cd_err
 booking_payment_failed(const json_t *pi)
 {
-	struct failed f;
-	json_t *local;
+	cd_arena *a = arena_new();
+	booking_payment local;
+	struct failed f = { &local, pi, a };
 	cd_err err;
 
-	if ((err = local_payment(pi, &local)) != CD_OK)
-		return err;
-	f.local = local;
-	f.pi = pi;
-	if (booking_intent_failed(pi))
+	if ((err = local_payment(pi, a, &local)) == CD_OK &&
+	    booking_intent_failed(pi))
 		err = db_tx(failed_tx, &f);
-	json_decref(local);
+	arena_free(a);
 	return err;
 }
 
 struct refund_rec {
-	const json_t	*local;		/* q_by_booking / q_by_intent row */
+	const booking_payment *local;	/* q_by_booking / q_by_intent row */
 	const char	*refund_id;	/* re_… (or the charge id, see below) */
 	const char	*reversal_id;	/* trr_… of a destination charge, or NULL */
 	booking_split	 split;		/* refund 0: cancel without a refund */
@@ -361,6 +406,7 @@ struct refund_rec {
 	long long	 user_id;	/* for the audit rows; 0 = the booking's */
 	bool		 cancel;	/* also cancel the booking */
 	bool		 release;	/* unpaid booking: release its slot */
+	cd_arena	*arena;		/* the operation's: audit details */
 };
 
 /*
@@ -370,7 +416,7 @@ struct refund_rec {
 static cd_err
 record_refund(struct refund_rec *rr, bool *fresh)
 {
-	long long payment = jint(rr->local, "payment_id");
+	long long payment = rr->local->payment_id;
 	cd_err err;
 
 	if ((err = db_insert_once(&q_refund_row, fresh, NULL, "isiss", payment,
@@ -378,18 +424,42 @@ record_refund(struct refund_rec *rr, bool *fresh)
 	    !*fresh)
 		return err;
 	if ((err = db_exec(&q_book_refunded, NULL, "iiii", rr->split.refund,
-	    rr->split.fee, rr->split.payout, jint(rr->local, "booking_id"))) !=
-	    CD_OK)
+	    rr->split.fee, rr->split.payout, rr->local->booking_id)) != CD_OK)
 		return err;
 	return db_exec(&q_pay_refunded, NULL, "ii", rr->split.refund, payment);
 }
 
 /* The whole price back: the whole fee and the whole payout. */
 static booking_split
-whole(const json_t *local)
+whole(const booking_payment *local)
 {
-	return (booking_split){ jint(local, "price_cents"),
-	    jint(local, "platform_fee_cents"), jint(local, "payout_cents") };
+	return (booking_split){ local->price_cents, local->fee_cents,
+	    local->payout_cents };
+}
+
+/* The booking's status change that goes with a refund, and its audit row. */
+static cd_err
+refund_status(struct refund_rec *rr, const char *booking, long long user)
+{
+	unsigned long long n;
+	cd_err err;
+
+	if (rr->cancel) {
+		if ((err = db_exec(&q_book_cancelled, &n, "i",
+		    rr->local->booking_id)) != CD_OK || n == 0)
+			return err;
+		return audit_write("BOOKING_CANCELLED", "booking", booking, user,
+		    arena_json(rr->arena, json_pack("{s:b}", "refunded", 1)),
+		    "info");
+	}
+	if (rr->release) {
+		if ((err = db_exec(&q_book_failed, &n, "i",
+		    rr->local->booking_id)) != CD_OK || n == 0)
+			return err;
+		return audit_write("BOOKING_RELEASED", "booking", booking, user, NULL,
+		    "warning");
+	}
+	return CD_OK;
 }
 
 /*
@@ -402,221 +472,234 @@ static cd_err
 refund_tx(void *arg)
 {
 	struct refund_rec *rr = arg;
-	long long booking = jint(rr->local, "booking_id");
-	long long user = rr->user_id ? rr->user_id : jint(rr->local, "user_id");
-	unsigned long long n;
+	long long user = rr->user_id ? rr->user_id : rr->local->user_id;
 	json_t *details;
 	char idbuf[32];
 	bool fresh;
 	cd_err err;
 
-	id_text(idbuf, sizeof(idbuf), booking);
+	id_text(idbuf, sizeof(idbuf), rr->local->booking_id);
 	if (rr->split.refund > 0 && (err = record_refund(rr, &fresh)) != CD_OK)
 		return err;
 	if (rr->split.refund > 0 && fresh) {
-		details = json_pack("{s:s,s:I,s:I,s:I,s:s,s:s}", "refund",
-		    rr->refund_id, "amountCents", (json_int_t)rr->split.refund,
-		    "platformFeeCents", (json_int_t)rr->split.fee, "payoutCents",
+		details = arena_json(rr->arena, json_pack("{s:s,s:I,s:I,s:I,s:s,s:s}",
+		    "refund", rr->refund_id, "amountCents",
+		    (json_int_t)rr->split.refund, "platformFeeCents",
+		    (json_int_t)rr->split.fee, "payoutCents",
 		    (json_int_t)rr->split.payout, "reason", rr->reason, "source",
-		    rr->source);
-		err = audit_write("REFUND_ISSUED", "booking", idbuf, user, details,
-		    "warning");
-		json_decref(details);
-		if (err != CD_OK)
+		    rr->source));
+		if ((err = audit_write("REFUND_ISSUED", "booking", idbuf, user,
+		    details, "warning")) != CD_OK)
 			return err;
 	}
-	if (rr->cancel) {
-		if ((err = db_exec(&q_book_cancelled, &n, "i", booking)) != CD_OK ||
-		    n == 0)
-			return err;
-		details = json_pack("{s:b}", "refunded", 1);
-		err = audit_write("BOOKING_CANCELLED", "booking", idbuf, user,
-		    details, "info");
-		json_decref(details);
-		return err;
+	return refund_status(rr, idbuf, user);
+}
+
+/* What /v1/refunds is asked for: the cents, and a destination charge's parts. */
+static json_t *
+refund_params(const booking_payment *local, const struct refund_rec *rr,
+    cd_arena *a)
+{
+	json_t *params;
+	char id[32];
+
+	params = arena_json(a, json_pack("{s:s,s:I,s:{s:s}}", "payment_intent",
+	    local->payment_intent, "amount", (json_int_t)rr->split.refund,
+	    "metadata", "booking_id", id_text(id, sizeof(id), local->booking_id)));
+	if (rr->cancel)
+		json_object_set_new(params, "reason",
+		    json_string("requested_by_customer"));
+	/* A destination charge gives back the transfer and the fee in proportion. */
+	if (local->destination_account != NULL) {
+		json_object_set_new(params, "reverse_transfer", json_true());
+		json_object_set_new(params, "refund_application_fee", json_true());
 	}
-	if (rr->release) {
-		if ((err = db_exec(&q_book_failed, &n, "i", booking)) != CD_OK ||
-		    n == 0)
-			return err;
-		return audit_write("BOOKING_RELEASED", "booking", idbuf, user, NULL,
-		    "warning");
+	return params;
+}
+
+/* booking_refund inside its arena (rr->arena), from the local payment on. */
+static cd_err
+refund_in(struct refund_rec *rr, bool *refunded)
+{
+	const booking_payment *local = rr->local;
+	json_t *refund = NULL;
+	char key[160];
+	cd_err err;
+
+	if (rr->split.refund == 0)	/* nothing to give back: cancel only */
+		return rr->cancel ? db_tx(refund_tx, rr) : CD_OK;
+	stripe_key(key, sizeof(key), "booking", local->booking_id, local->nonce,
+	    "refund");
+	err = stripe_call("POST", "/v1/refunds", refund_params(local, rr,
+	    rr->arena), key, &refund);
+	arena_json(rr->arena, refund);
+	if (err != CD_OK || !stripe_id_ok(jstr(refund, "id"), "re_")) {
+		log_error("booking %lld: refund failed", local->booking_id);
+		return err != CD_OK ? err : CD_STRIPE;
 	}
-	return CD_OK;
+	rr->refund_id = jstr(refund, "id");
+	rr->reversal_id = jstr(refund, "transfer_reversal");
+	if (jint(refund, "amount") != rr->split.refund)
+		log_error("booking %lld: Stripe refunded %lld, not %lld cents",
+		    local->booking_id, jint(refund, "amount"), rr->split.refund);
+	if ((err = db_tx(refund_tx, rr)) == CD_OK && refunded != NULL)
+		*refunded = true;
+	return err;
 }
 
 cd_err
 booking_refund(long long booking_id, long long user_id, const char *reason,
     bool cancel, const booking_split *part, bool *refunded)
 {
+	cd_arena *a = arena_new();
 	struct refund_rec rr;
-	json_t *local, *params, *refund = NULL;
-	char key[160];
+	booking_payment local;
+	bool found;
 	cd_err err;
 
 	if (refunded != NULL)
 		*refunded = false;
-	if ((err = db_row(&q_by_booking, &local, "i", booking_id)) != CD_OK)
-		return err;
-	if (local == NULL || strcmp(jstr(local, "payment_status"), "succeeded") != 0) {
-		json_decref(local);
-		return CD_OK;
-	}
 	memset(&rr, 0, sizeof(rr));
-	rr.local = local;
-	rr.split = part != NULL ? *part : whole(local);
-	rr.reason = reason;
-	rr.source = "app";
-	rr.user_id = user_id;
-	rr.cancel = cancel;
-	if (rr.split.refund == 0) {	/* nothing to give back: cancel only */
-		err = cancel ? db_tx(refund_tx, &rr) : CD_OK;
-		json_decref(local);
-		return err;
+	if ((err = payment_of(NULL, booking_id, a, &local, &found)) == CD_OK &&
+	    found && strcmp(local.payment_status, "succeeded") == 0) {
+		rr.local = &local;
+		rr.split = part != NULL ? *part : whole(&local);
+		rr.reason = reason;
+		rr.source = "app";
+		rr.user_id = user_id;
+		rr.cancel = cancel;
+		rr.arena = a;
+		err = refund_in(&rr, refunded);
 	}
-	params = json_pack("{s:s,s:I,s:{s:s}}", "payment_intent",
-	    jstr(local, "stripe_payment_intent_id"), "amount",
-	    (json_int_t)rr.split.refund, "metadata", "booking_id",
-	    id_text(key, sizeof(key), booking_id));
-	if (cancel)
-		json_object_set_new(params, "reason",
-		    json_string("requested_by_customer"));
-	/* A destination charge gives back the transfer and the fee in proportion. */
-	if (jstr(local, "destination_account") != NULL) {
-		json_object_set_new(params, "reverse_transfer", json_true());
-		json_object_set_new(params, "refund_application_fee", json_true());
-	}
-	stripe_key(key, sizeof(key), "booking", booking_id,
-	    jstr(local, "stripe_nonce"), "refund");
-	err = stripe_call("POST", "/v1/refunds", params, key, &refund);
-	json_decref(params);
-	if (err != CD_OK || !stripe_id_ok(jstr(refund, "id"), "re_")) {
-		log_error("booking %lld: refund failed", booking_id);
-		json_decref(refund);
-		json_decref(local);
-		return err != CD_OK ? err : CD_STRIPE;
-	}
-	rr.refund_id = jstr(refund, "id");
-	rr.reversal_id = jstr(refund, "transfer_reversal");
-	if (jint(refund, "amount") != rr.split.refund)
-		log_error("booking %lld: Stripe refunded %lld, not %lld cents",
-		    booking_id, jint(refund, "amount"), rr.split.refund);
-	err = db_tx(refund_tx, &rr);
-	if (err == CD_OK && refunded != NULL)
-		*refunded = true;
-	json_decref(refund);
-	json_decref(local);
+	arena_free(a);
 	return err;
 }
 
-cd_err
-booking_refund_seen(const json_t *charge)
+/*
+ * A charge's full refund onto its booking's payment (rr->local); only
+ * partly refunded: logged, not recorded.
+ */
+static cd_err
+refund_seen_in(const json_t *charge, struct refund_rec *rr)
 {
 	const json_t *refunds = json_object_get(json_object_get(charge, "refunds"),
 	    "data");
 	const json_t *latest = json_array_get(refunds, 0);
-	const char *intent = jstr(charge, "payment_intent");
-	struct refund_rec rr;
-	json_t *local;
-	cd_err err;
 
-	if (!stripe_id_ok(intent, "pi_") || !stripe_id_ok(jstr(charge, "id"), "ch_"))
-		return CD_OK;
-	if ((err = db_row(&q_by_intent, &local, "s", intent)) != CD_OK)
-		return err;
-	if (local == NULL)
-		return CD_OK;		/* not a booking's charge */
 	if (!json_is_true(json_object_get(charge, "refunded")) ||
-	    jint(charge, "amount_refunded") < jint(local, "amount_cents")) {
+	    jint(charge, "amount_refunded") < rr->local->amount_cents) {
 		/* refunds holds one row per payment: a full refund only. */
 		log_warn("booking %lld: charge %s partly refunded; not recorded",
-		    jint(local, "booking_id"), jstr(charge, "id"));
-		json_decref(local);
+		    rr->local->booking_id, jstr(charge, "id"));
 		return CD_OK;
 	}
-	memset(&rr, 0, sizeof(rr));
-	rr.local = local;
 	/*
 	 * Stripe lists the charge's refunds newest first.  Where the list is
 	 * not included (newer API versions need expand[]=refunds) the charge
 	 * id stands in as the key: UNIQUE payment_id still keeps it one row.
 	 */
-	rr.refund_id = stripe_id_ok(jstr(latest, "id"), "re_") ? jstr(latest, "id") :
-	    jstr(charge, "id");
-	rr.split = whole(local);
-	rr.reason = jstr(latest, "reason") ?: "refunded_in_stripe";
-	rr.source = "stripe";
+	rr->refund_id = stripe_id_ok(jstr(latest, "id"), "re_") ?
+	    jstr(latest, "id") : jstr(charge, "id");
+	rr->split = whole(rr->local);
+	rr->reason = jstr(latest, "reason") ?: "refunded_in_stripe";
+	rr->source = "stripe";
 	/*
 	 * A booking refunded before it was ever confirmed gives its slot back;
 	 * a scheduled one stays as it is (the refund alone says nothing about
 	 * the appointment) and is no longer paid out, as its payment is
 	 * refunded.
 	 */
-	rr.release = true;
-	err = db_tx(refund_tx, &rr);
-	json_decref(local);
+	rr->release = true;
+	return db_tx(refund_tx, rr);
+}
+
+cd_err
+booking_refund_seen(const json_t *charge)
+{
+	const char *intent = jstr(charge, "payment_intent");
+	struct refund_rec rr;
+	booking_payment local;
+	cd_arena *a;
+	bool found;
+	cd_err err;
+
+	if (!stripe_id_ok(intent, "pi_") || !stripe_id_ok(jstr(charge, "id"), "ch_"))
+		return CD_OK;
+	a = arena_new();
+	memset(&rr, 0, sizeof(rr));
+	rr.local = &local;
+	rr.arena = a;
+	/* Not a booking's charge: nothing to do. */
+	if ((err = payment_by_intent(intent, a, &local, &found)) == CD_OK && found)
+		err = refund_seen_in(charge, &rr);
+	arena_free(a);
 	return err;
 }
 
 cd_err
-booking_of_intent(const char *payment_intent, json_t **row)
+booking_of_intent(const char *payment_intent, cd_arena *a,
+    booking_payment *row, bool *found)
 {
-	*row = NULL;
+	memset(row, 0, sizeof(*row));
+	*found = false;
 	if (!stripe_id_ok(payment_intent, "pi_"))
 		return CD_OK;
-	return db_row(&q_by_intent, row, "s", payment_intent);
+	return payment_by_intent(payment_intent, a, row, found);
 }
 
 /* Lost: the refunds row (the dispute's id as its key), cents and status. */
 static cd_err
-dispute_reverse(const json_t *row, const char *dispute_id, long long *cents)
+dispute_reverse(const booking_payment *row, const char *dispute_id,
+    long long *cents)
 {
-	long long payment = jint(row, "payment_id");
 	bool fresh;
 	cd_err err;
 
-	*cents = jint(row, "price_cents") - jint(row, "refunded_cents");
+	*cents = row->price_cents - row->refunded_cents;
 	/* An earlier partial refund keeps its one row; the rest is reversed too. */
-	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isiss", payment,
-	    dispute_id, *cents, "dispute_lost", NULL)) != CD_OK ||
-	    (err = db_exec(&q_book_reversed, NULL, "i",
-	    jint(row, "booking_id"))) != CD_OK)
+	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isiss",
+	    row->payment_id, dispute_id, *cents, "dispute_lost", NULL)) != CD_OK ||
+	    (err = db_exec(&q_book_reversed, NULL, "i", row->booking_id)) != CD_OK)
 		return err;
-	return db_exec(&q_pay_reversed, NULL, "i", payment);
+	return db_exec(&q_pay_reversed, NULL, "i", row->payment_id);
+}
+
+/* The audit row of a booking's dispute step. */
+static cd_err
+dispute_audit(const booking_payment *row, const char *dispute_id,
+    const char *to, long long cents, cd_arena *a)
+{
+	char idbuf[32];
+
+	return audit_write("BOOKING_DISPUTE", "booking", id_text(idbuf,
+	    sizeof(idbuf), row->booking_id), row->user_id, arena_json(a,
+	    json_pack("{s:s,s:s,s:I}", "dispute", dispute_id, "status", to,
+	    "cents", (json_int_t)cents)), strcmp(to, "won") == 0 ? "info" :
+	    "critical");
 }
 
 cd_err
-booking_disputed(const json_t *row, const char *dispute_id, const char *to,
-    long long *cents, bool *moved)
+booking_disputed(const booking_payment *row, const char *dispute_id,
+    const char *to, cd_arena *a, long long *cents, bool *moved)
 {
-	long long booking = jint(row, "booking_id");
 	unsigned long long n = 0;
-	json_t *details;
-	char idbuf[32];
 	bool found;
 	cd_err err;
 
-	*cents = jint(row, "payout_cents") - jint(row, "payout_refunded_cents");
+	*cents = row->payout_cents - row->payout_refunded_cents;
 	*moved = false;
-	if ((err = booking_guard_expert(jint(row, "expert_id"), false, &found)) !=
-	    CD_OK)
+	if ((err = booking_guard_expert(row->expert_id, false, &found)) != CD_OK)
 		return err;
 	err = strcmp(to, "open") == 0 ?
-	    db_exec(&q_dispute_open, &n, "i", booking) :
-	    db_exec(&q_dispute_close, &n, "si", to, booking);
+	    db_exec(&q_dispute_open, &n, "i", row->booking_id) :
+	    db_exec(&q_dispute_close, &n, "si", to, row->booking_id);
 	if (err != CD_OK || n == 0)
 		return err;
 	*moved = true;
 	if (strcmp(to, "lost") == 0 &&
 	    (err = dispute_reverse(row, dispute_id, cents)) != CD_OK)
 		return err;
-	details = json_pack("{s:s,s:s,s:I}", "dispute", dispute_id, "status", to,
-	    "cents", (json_int_t)*cents);
-	err = audit_write("BOOKING_DISPUTE", "booking", id_text(idbuf,
-	    sizeof(idbuf), booking), jint(row, "user_id"), details,
-	    strcmp(to, "won") == 0 ? "info" : "critical");
-	json_decref(details);
-	return err;
+	return dispute_audit(row, dispute_id, to, *cents, a);
 }
 
 /* The booking with its expert's policy (or the platform's), by the DB clock. */

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "arena.h"
 #include "error.h"
 
 /*
@@ -80,11 +81,27 @@ cd_err	 booking_refund_seen(const json_t *charge);
  * in proportion; it is never owed a manual payout.
  */
 cd_err	 booking_account_seen(const json_t *account);
+/* A booking's payment, joined with its booking (strings in an arena). */
+typedef struct booking_payment {
+	long long	 payment_id, booking_id;
+	long long	 amount_cents;		/* what the PaymentIntent must be */
+	const char	*payment_intent;	/* pi_… */
+	const char	*payment_status;	/* payments.status */
+	long long	 user_id, expert_id;
+	const char	*booking_status;	/* bookings.status */
+	long long	 price_cents, fee_cents, payout_cents;
+	long long	 refunded_cents, payout_refunded_cents;
+	const char	*destination_account;	/* a destination charge's, or NULL */
+	const char	*transfer_id;		/* its transfer once paid, or NULL */
+	const char	*nonce;			/* the booking's idempotency nonce */
+} booking_payment;
+
 /*
- * The booking whose payment a PaymentIntent is (*row NULL if none): the row
- * booking_disputed takes.
+ * The booking whose payment a PaymentIntent is, strings in arena a: the row
+ * booking_disputed takes.  *found is false if there is none.
  */
-cd_err	 booking_of_intent(const char *payment_intent, json_t **row);
+cd_err	 booking_of_intent(const char *payment_intent, cd_arena *a,
+	    booking_payment *row, bool *found);
 /*
  * A dispute on a booking's payment, inside the caller's transaction (after
  * the expert's guard row, which it writes): to is "open", "won" or "lost",
@@ -94,9 +111,10 @@ cd_err	 booking_of_intent(const char *payment_intent, json_t **row);
  * keyed by the dispute, the whole price refunded from fee and payout,
  * payment 'refunded').  *cents is the payout held (open), released (won) or
  * the cents reversed (lost); *moved is false if the status had moved already.
+ * Its audit details belong to arena a.
  */
-cd_err	 booking_disputed(const json_t *row, const char *dispute_id,
-	    const char *to, long long *cents, bool *moved);
+cd_err	 booking_disputed(const booking_payment *row, const char *dispute_id,
+	    const char *to, cd_arena *a, long long *cents, bool *moved);
 /* What a refund gives back, and from whom: fee + payout == refund. */
 typedef struct booking_split {
 	long long	 refund;	/* cents to the customer */

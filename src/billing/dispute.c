@@ -35,7 +35,8 @@ struct disputed {
 	const json_t		*d;
 	const cd_product	*product;	/* NULL: not a purchase of ours */
 	cd_checkout		 ck;
-	json_t			*booking;	/* else an expert booking's payment */
+	booking_payment		 booking;	/* else an expert booking's payment */
+	bool			 is_booking;
 };
 
 static cd_err
@@ -56,11 +57,11 @@ booking_step(struct disputed *x, const char *to, const char *name)
 	bool moved;
 	cd_err err;
 
-	if ((err = booking_disputed(x->booking, jstr(x->d, "id"), to, &cents,
-	    &moved)) != CD_OK || !moved)
+	if ((err = booking_disputed(&x->booking, jstr(x->d, "id"), to,
+	    x->ck.arena, &cents, &moved)) != CD_OK || !moved)
 		return err;
 	if (strcmp(to, "open") == 0 && (err = db_exec(&q_booking, NULL, "iiis",
-	    jint(x->booking, "user_id"), jint(x->booking, "booking_id"), cents,
+	    x->booking.user_id, x->booking.booking_id, cents,
 	    jstr(x->d, "id"))) != CD_OK)
 		return err;
 	if (strcmp(to, "lost") == 0 && (err = db_exec(&q_lost, NULL, "iis",
@@ -86,7 +87,7 @@ opened_tx(void *arg)
 	if ((err = audit_write("DISPUTE_CREATED", "charge", jstr(d, "charge"), 0,
 	    d, "critical")) != CD_OK)
 		return err;
-	if (x->booking != NULL)
+	if (x->is_booking)
 		return booking_step(x, "open", "freeze");
 	if (x->product == NULL)
 		return err;
@@ -137,7 +138,6 @@ closed_tx(void *arg)
 	const char *status = jstr(x->d, "status");
 	unsigned long long n;
 	long long frozen;
-	json_t *row;
 	cd_err err;
 
 	if ((err = db_exec(&q_close, &n, "ss", status, jstr(x->d, "id"))) != CD_OK ||
@@ -146,14 +146,13 @@ closed_tx(void *arg)
 	if ((err = audit_write("DISPUTE_CLOSED", "charge", jstr(x->d, "charge"), 0,
 	    x->d, strcmp(status, "lost") == 0 ? "critical" : "info")) != CD_OK)
 		return err;
-	if (x->booking != NULL)
+	if (x->is_booking)
 		return booking_step(x, status, strcmp(status, "won") == 0 ?
 		    "release" : "reverse");
 	if (x->product == NULL)
 		return err;
-	if ((err = db_row(&q_row, &row, "s", jstr(x->d, "id"))) != CD_OK)
+	if ((err = db_fetch_int(&q_row, &frozen, "s", jstr(x->d, "id"))) != CD_OK)
 		return err;
-	frozen = jint(arena_json(x->ck.arena, row), "units_frozen");
 	if (strcmp(status, "won") == 0)
 		return won(x, frozen);
 	return lost(x, frozen);
@@ -170,14 +169,13 @@ purchase_of(struct disputed *x, cd_arena *a)
 	cd_err err;
 
 	x->product = NULL;
-	x->booking = NULL;
+	x->is_booking = false;
 	if ((err = fulfil_checkout_of_intent(jstr(x->d, "payment_intent"), a,
 	    &x->ck)) != CD_OK)
 		return err;
 	if (x->ck.stripe_session_id == NULL) {
-		err = booking_of_intent(jstr(x->d, "payment_intent"), &x->booking);
-		arena_json(a, x->booking);
-		return err;
+		return booking_of_intent(jstr(x->d, "payment_intent"), a,
+		    &x->booking, &x->is_booking);
 	}
 	x->product = product_find(x->ck.product);
 	if (x->product != NULL && (x->product->freeze == NULL ||
@@ -189,7 +187,7 @@ purchase_of(struct disputed *x, cd_arena *a)
 cd_err
 dispute_opened(const json_t *d)
 {
-	struct disputed x = { d, NULL, { 0 }, NULL };
+	struct disputed x = { .d = d };
 	cd_arena *a = arena_new();
 	cd_err err;
 
@@ -203,7 +201,7 @@ dispute_opened(const json_t *d)
 cd_err
 dispute_closed(const json_t *d)
 {
-	struct disputed x = { d, NULL, { 0 }, NULL };
+	struct disputed x = { .d = d };
 	const char *status = jstr(d, "status") ?: "";
 	cd_arena *a;
 	cd_err err;

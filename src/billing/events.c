@@ -36,26 +36,39 @@ static cd_sql q_answer = CD_SQL(
     "INSERT INTO stripe_event_answers (event_id, seq, path, params, object)"
     " VALUES (?, ?, ?, ?, ?)");
 
-typedef cd_err (*event_fn)(const json_t *object);
+/*
+ * A handler acts on the event's object; whatever it retrieves or creates
+ * belongs to the event's arena a, released once the event is handled.
+ */
+typedef cd_err (*event_fn)(const json_t *object, cd_arena *a);
 
 /*
- * The object an event is about, as Stripe has it now.  An id of the wrong
- * kind, or one Stripe never had, is *out = NULL: nothing to act on, and
- * nothing for Stripe to retry.
+ * The object an event is about, as Stripe has it now (owned by a).  An id
+ * of the wrong kind, or one Stripe never had, is *out = NULL: nothing to
+ * act on, and nothing for Stripe to retry.
  */
 static cd_err
 retrieve(const char *kind, const char *prefix, const json_t *object,
-    json_t **out)
+    cd_arena *a, json_t **out)
 {
 	const char *id = jstr(object, "id");
 	cd_err err;
 
-	if ((err = stripe_retrieve(kind, prefix, id, out)) == CD_NOT_FOUND) {
+	err = stripe_retrieve(kind, prefix, id, out);
+	arena_json(a, *out);
+	if (err == CD_NOT_FOUND) {
 		log_warn("event object %.60s is not a %s Stripe has",
 		    id ? id : "(none)", prefix);
 		return CD_OK;
 	}
 	return err;
+}
+
+/* Not one of ours, or refused as not matching: nothing for Stripe to retry. */
+static cd_err
+settled(cd_err err)
+{
+	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
 }
 
 /*
@@ -64,136 +77,114 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
  * subscription it syncs is fetched right before it is written.
  */
 static cd_err
-on_session_paid(const json_t *object)
+on_session_paid(const json_t *object, cd_arena *a)
 {
 	cd_fulfilment f;
 	json_t *session;
 	cd_err err;
 
-	if ((err = retrieve("checkout/sessions", "cs_", object, &session)) !=
+	if ((err = retrieve("checkout/sessions", "cs_", object, a, &session)) !=
 	    CD_OK || session == NULL)
 		return err;
-	err = fulfil_session_object(session, 0, &f);
-	json_decref(session);
-	/* Not one of ours, or refused as not matching: nothing to retry. */
-	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
+	return settled(fulfil_session_object(session, 0, &f));
 }
 
 static cd_err
-on_session_failed(const json_t *object)
+on_session_failed(const json_t *object, cd_arena *a)
 {
 	json_t *session;
 	cd_err err;
 
-	if ((err = retrieve("checkout/sessions", "cs_", object, &session)) !=
-	    CD_OK || session == NULL)
+	if ((err = retrieve("checkout/sessions", "cs_", object, a, &session)) !=
+	    CD_OK || session == NULL ||
+	    strcmp(jstr(session, "payment_status") ?: "", "paid") == 0)
 		return err;
-	if (strcmp(jstr(session, "payment_status") ?: "", "paid") != 0)
-		err = fulfil_failed(jstr(session, "id"));
-	json_decref(session);
-	return err;
+	return fulfil_failed(jstr(session, "id"));
 }
 
 static cd_err
-on_charge_refunded(const json_t *object)
+on_charge_refunded(const json_t *object, cd_arena *a)
 {
 	json_t *charge;
 	cd_err err;
 
-	if ((err = retrieve("charges", "ch_", object, &charge)) != CD_OK ||
+	if ((err = retrieve("charges", "ch_", object, a, &charge)) != CD_OK ||
 	    charge == NULL)
 		return err;
-	err = fulfil_refund(charge);
-	if (err == CD_OK)
-		err = booking_refund_seen(charge);
-	if (err == CD_OK)
-		err = subscription_refund(charge);
-	json_decref(charge);
-	return err;
-}
-
-/* A booking's PaymentIntent; anyone else's (a Checkout Session's) is ignored. */
-static cd_err
-on_intent(const json_t *object, cd_err (*fn)(const json_t *))
-{
-	json_t *pi;
-	cd_err err;
-
-	if ((err = retrieve("payment_intents", "pi_", object, &pi)) != CD_OK ||
-	    pi == NULL)
+	if ((err = fulfil_refund(charge)) != CD_OK ||
+	    (err = booking_refund_seen(charge)) != CD_OK)
 		return err;
-	err = fn(pi);
-	json_decref(pi);
-	/* Not a booking's, or refused as not matching: nothing to retry. */
-	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
+	return subscription_refund(charge);
 }
 
 /* One call: the intent with its latest charge (a destination charge's
  * transfer and fee) expanded. */
 static cd_err
-on_intent_succeeded(const json_t *object)
+on_intent_succeeded(const json_t *object, cd_arena *a)
 {
-	json_t *pi, *charge;
+	json_t *pi = NULL, *charge = NULL;
 	cd_err err;
 
-	if ((err = stripe_retrieve_expanded("payment_intents", "pi_",
-	    jstr(object, "id"), "latest_charge", &pi, &charge)) == CD_NOT_FOUND)
-		return CD_OK;
+	err = stripe_retrieve_expanded("payment_intents", "pi_",
+	    jstr(object, "id"), "latest_charge", &pi, &charge);
+	arena_json(a, pi);
+	arena_json(a, charge);
 	if (err != CD_OK)
-		return err;
-	err = booking_payment_succeeded_with(pi, charge);
-	json_decref(charge);
-	json_decref(pi);
-	/* Not a booking's, or refused as not matching: nothing to retry. */
-	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
-}
-
-static cd_err
-on_intent_failed(const json_t *object)
-{
-	return on_intent(object, booking_payment_failed);
-}
-
-
-
-static cd_err
-on_invoice_paid(const json_t *object)
-{
-	return subscription_allocate_invoice(jstr(object, "id"));
+		return err == CD_NOT_FOUND ? CD_OK : err;
+	return settled(booking_payment_succeeded_with(pi, charge));
 }
 
 /* Passes the object as Stripe has it now to fn; one it never had: nothing. */
 static cd_err
 with_current(const char *kind, const char *prefix, const json_t *object,
-    cd_err (*fn)(const json_t *))
+    cd_arena *a, cd_err (*fn)(const json_t *))
 {
 	json_t *current;
 	cd_err err;
 
-	if ((err = retrieve(kind, prefix, object, &current)) != CD_OK ||
+	if ((err = retrieve(kind, prefix, object, a, &current)) != CD_OK ||
 	    current == NULL)
 		return err;
-	err = fn(current);
-	json_decref(current);
-	return err;
+	return fn(current);
+}
+
+/* A booking's PaymentIntent; anyone else's (a Checkout Session's) is ignored. */
+static cd_err
+on_intent_failed(const json_t *object, cd_arena *a)
+{
+	json_t *pi;
+	cd_err err;
+
+	if ((err = retrieve("payment_intents", "pi_", object, a, &pi)) != CD_OK ||
+	    pi == NULL)
+		return err;
+	return settled(booking_payment_failed(pi));
 }
 
 static cd_err
-on_dispute_created(const json_t *object)
+on_invoice_paid(const json_t *object, cd_arena *a)
 {
-	return with_current("disputes", "dp_", object, dispute_opened);
+	(void)a;
+	return subscription_allocate_invoice(jstr(object, "id"));
 }
 
 static cd_err
-on_dispute_closed(const json_t *object)
+on_dispute_created(const json_t *object, cd_arena *a)
 {
-	return with_current("disputes", "dp_", object, dispute_closed);
+	return with_current("disputes", "dp_", object, a, dispute_opened);
 }
 
 static cd_err
-on_subscription(const json_t *object)
+on_dispute_closed(const json_t *object, cd_arena *a)
 {
-	return with_current("subscriptions", "sub_", object, subscription_sync_object);
+	return with_current("disputes", "dp_", object, a, dispute_closed);
+}
+
+static cd_err
+on_subscription(const json_t *object, cd_arena *a)
+{
+	return with_current("subscriptions", "sub_", object, a,
+	    subscription_sync_object);
 }
 
 /*
@@ -201,27 +192,28 @@ on_subscription(const json_t *object)
  * subscription expanded with the invoice (one call).
  */
 static cd_err
-on_invoice_failed(const json_t *object)
+on_invoice_failed(const json_t *object, cd_arena *a)
 {
-	json_t *invoice, *sub;
+	json_t *invoice = NULL, *sub = NULL;
 	cd_err err;
 
-	if ((err = stripe_retrieve_expanded("invoices", "in_", jstr(object, "id"),
-	    "subscription", &invoice, &sub)) == CD_NOT_FOUND)
-		return CD_OK;
-	if (err == CD_OK && sub != NULL)
-		err = subscription_sync_object(sub);
-	else if (err == CD_OK && jstr(invoice, "subscription") != NULL)
-		err = subscription_sync(jstr(invoice, "subscription"));
-	json_decref(sub);
-	json_decref(invoice);
-	return err;
+	err = stripe_retrieve_expanded("invoices", "in_", jstr(object, "id"),
+	    "subscription", &invoice, &sub);
+	arena_json(a, invoice);
+	arena_json(a, sub);
+	if (err != CD_OK)
+		return err == CD_NOT_FOUND ? CD_OK : err;
+	if (sub != NULL)
+		return subscription_sync_object(sub);
+	if (jstr(invoice, "subscription") != NULL)
+		return subscription_sync(jstr(invoice, "subscription"));
+	return CD_OK;
 }
 
 static cd_err
-on_account(const json_t *object)
+on_account(const json_t *object, cd_arena *a)
 {
-	return with_current("accounts", "acct_", object, booking_account_seen);
+	return with_current("accounts", "acct_", object, a, booking_account_seen);
 }
 
 static const struct {
@@ -293,7 +285,19 @@ handler_for(const char *type)
 struct processing {
 	const char	*event_id;
 	const json_t	*answers;	/* what Stripe answered the handler */
+	cd_arena	*arena;
 };
+
+/* json_dumps of v, released with arena a. */
+static char *
+dump(const json_t *v, cd_arena *a)
+{
+	char *text = json_dumps(v, JSON_COMPACT);
+
+	if (text != NULL)
+		arena_defer(a, free, text);
+	return text;
+}
 
 /*
  * Marks the event processed and, the one time that happens, keeps what
@@ -304,40 +308,66 @@ processed_tx(void *arg)
 {
 	const struct processing *p = arg;
 	unsigned long long n = 0;
-	json_t *a;
+	const json_t *params;
+	const char *object;
+	json_t *ans;
 	cd_err err;
 	size_t i;
 
 	if ((err = db_exec(&q_processed, &n, "s", p->event_id)) != CD_OK || n == 0)
 		return err;
-	json_array_foreach(p->answers, i, a) {
-		char *params = json_is_null(json_object_get(a, "params")) ? NULL :
-		    json_dumps(json_object_get(a, "params"), JSON_COMPACT);
-		char *object = json_dumps(json_object_get(a, "object"), JSON_COMPACT);
-
-		err = object == NULL ? CD_INTERNAL : db_exec(&q_answer, NULL, "sisss",
-		    p->event_id, (long long)i, jstr(a, "path"), params, object);
-		free(params);
-		free(object);
-		if (err != CD_OK)
+	json_array_foreach(p->answers, i, ans) {
+		params = json_object_get(ans, "params");
+		if ((object = dump(json_object_get(ans, "object"), p->arena)) == NULL)
+			return CD_INTERNAL;
+		if ((err = db_exec(&q_answer, NULL, "sisss", p->event_id,
+		    (long long)i, jstr(ans, "path"), json_is_null(params) ? NULL :
+		    dump(params, p->arena), object)) != CD_OK)
 			return err;
 	}
 	return CD_OK;
 }
 
-cd_err
-event_accept(const json_t *event, const char *raw, size_t rawlen,
-    const char *source, bool *duplicate)
+/* Whether an earlier delivery of the event already processed it. */
+static cd_err
+already_processed(const char *id, cd_arena *a, bool *done)
+{
+	const char *processed_at;
+	cd_err err;
+
+	err = db_fetch_text(&q_state, a, &processed_at, NULL, "s", id);
+	*done = processed_at != NULL;
+	return err;
+}
+
+/* Runs the event's handler, recording what Stripe answers it. */
+static cd_err
+handle(const char *id, event_fn fn, const json_t *object, cd_arena *a)
+{
+	struct processing p = { id, NULL, a };
+	json_t *answers = arena_json(a, json_array());
+	cd_err err;
+
+	p.answers = answers;
+	stripe_record(answers);
+	err = fn(object, a);
+	stripe_record(NULL);
+	/* Left unprocessed on an error: Stripe retries, reconcile too. */
+	return err == CD_OK ? db_tx(processed_tx, &p) : err;
+}
+
+/* event_accept inside the event's arena a. */
+static cd_err
+accept_in(const json_t *event, const char *raw, size_t rawlen,
+    const char *source, bool *duplicate, cd_arena *a)
 {
 	const char *id = jstr(event, "id"), *type = jstr(event, "type");
 	const json_t *object = json_object_get(json_object_get(event, "data"),
 	    "object");
-	json_t *row, *answers;
 	event_fn fn;
 	bool fresh;
 	cd_err err;
 
-	*duplicate = false;
 	if (!json_is_object(object) || !event_fits(event, object))
 		return CD_BAD_REQUEST;
 	fn = handler_for(type);
@@ -347,27 +377,23 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 		return err;
 	if (fresh && fn == NULL)
 		return CD_OK;
-	if (!fresh) {
-		if ((err = db_row(&q_state, &row, "s", id)) != CD_OK)
-			return err;
-		*duplicate = row != NULL && !json_is_null(json_object_get(row,
-		    "processed_at"));
-		json_decref(row);
-		if (*duplicate)
-			return CD_OK;
-	}
+	if (!fresh && ((err = already_processed(id, a, duplicate)) != CD_OK ||
+	    *duplicate))
+		return err;
 	if (fn == NULL)		/* stored unprocessed before it had no handler */
 		return db_exec(&q_processed, NULL, "s", id);
-	answers = json_array();
-	stripe_record(answers);
-	err = fn(object);
-	stripe_record(NULL);
-	/* Left unprocessed on an error: Stripe retries, reconcile too. */
-	if (err == CD_OK) {
-		struct processing p = { id, answers };
+	return handle(id, fn, object, a);
+}
 
-		err = db_tx(processed_tx, &p);
-	}
-	json_decref(answers);
+cd_err
+event_accept(const json_t *event, const char *raw, size_t rawlen,
+    const char *source, bool *duplicate)
+{
+	cd_arena *a = arena_new();
+	cd_err err;
+
+	*duplicate = false;
+	err = accept_in(event, raw, rawlen, source, duplicate, a);
+	arena_free(a);
 	return err;
 }

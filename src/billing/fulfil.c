@@ -19,12 +19,12 @@ static const cd_product *const products[] = {
 	&product_consultation,
 };
 
-static cd_sql q_local = CD_SQL(
-    "SELECT id, user_id, product, item_code, quantity, amount_cents, currency"
-    " FROM checkout_sessions WHERE stripe_session_id = ?");
-static cd_sql q_local_by_intent = CD_SQL(
-    "SELECT id, stripe_session_id, user_id, product, item_code, quantity, amount_cents"
-    " FROM checkout_sessions WHERE payment_intent_id = ?");
+/* Our record of a checkout, as struct local below declares it. */
+#define LOCAL_COLS \
+    "SELECT id, stripe_session_id, user_id, product, item_code, quantity," \
+    " amount_cents, currency FROM checkout_sessions"
+static cd_sql q_local = CD_SQL(LOCAL_COLS " WHERE stripe_session_id = ?");
+static cd_sql q_local_by_intent = CD_SQL(LOCAL_COLS " WHERE payment_intent_id = ?");
 static cd_sql q_mark_fulfilled = CD_SQL(
     "UPDATE checkout_sessions SET status = 'fulfilled',"
     " fulfilled_at = UTC_TIMESTAMP(6), payment_intent_id = ? WHERE id = ?");
@@ -39,6 +39,18 @@ static cd_sql q_reversal = CD_SQL(
     " VALUES (?, ?, ?, ?, ?, 0)");
 static cd_sql q_reversal_units = CD_SQL(
     "UPDATE payment_reversals SET units_reversed = ? WHERE stripe_refund_id = ?");
+
+/* Our record of a checkout: what the product functions take, and its currency. */
+struct local {
+	cd_checkout	 ck;
+	const char	*currency;
+};
+static const cd_col local_cols[] = {
+	DB_INT(struct local, ck.id), DB_TEXT(struct local, ck.stripe_session_id),
+	DB_INT(struct local, ck.user_id), DB_TEXT(struct local, ck.product),
+	DB_TEXT(struct local, ck.item_code), DB_INT(struct local, ck.quantity),
+	DB_INT(struct local, ck.amount_cents), DB_TEXT(struct local, currency),
+};
 
 const cd_product *
 product_find(const char *name)
@@ -81,36 +93,17 @@ grant_tx(void *arg)
 
 /* Stripe's session must match what we created: same amount and currency. */
 static bool
-matches_local(const json_t *session, const json_t *local)
+matches_local(const json_t *session, const struct local *local)
 {
 	const char *cur = jstr(session, "currency");
 
-	return jint(session, "amount_total") == jint(local, "amount_cents") &&
-	    cur != NULL && strcmp(cur, jstr(local, "currency")) == 0;
-}
-
-/*
- * Our record of a checkout as a cd_checkout, with Stripe's facts passed in;
- * what the product functions create for it goes to arena a.
- */
-static void
-fill_checkout(cd_checkout *ck, const json_t *local, const char *session_id,
-    const char *intent, const json_t *session, cd_arena *a)
-{
-	ck->id = jint(local, "id");
-	ck->stripe_session_id = session_id;
-	ck->user_id = jint(local, "user_id");
-	ck->product = jstr(local, "product");
-	ck->item_code = jstr(local, "item_code");
-	ck->quantity = jint(local, "quantity");
-	ck->amount_cents = jint(local, "amount_cents");
-	ck->payment_intent_id = intent;
-	ck->stripe = session;
-	ck->arena = a;
+	return jint(session, "amount_total") == local->ck.amount_cents &&
+	    cur != NULL && local->currency != NULL &&
+	    strcmp(cur, local->currency) == 0;
 }
 
 static cd_err
-fulfil_local(const json_t *session, const json_t *local, cd_arena *a,
+fulfil_local(const json_t *session, const struct local *local, cd_arena *a,
     cd_fulfilment *out)
 {
 	const char *status = jstr(session, "payment_status");
@@ -127,8 +120,12 @@ fulfil_local(const json_t *session, const json_t *local, cd_arena *a,
 		    jstr(session, "id"));
 		return CD_FORBIDDEN;	/* never granted, whoever asks */
 	}
-	fill_checkout(&ck, local, jstr(session, "id"), jstr(session, "payment_intent"),
-	    session, a);
+	/* Our record, with Stripe's facts; the product functions' scope is a. */
+	ck = local->ck;
+	ck.stripe_session_id = jstr(session, "id");
+	ck.payment_intent_id = jstr(session, "payment_intent");
+	ck.stripe = session;
+	ck.arena = a;
 	if ((g.product = product_find(ck.product)) == NULL) {
 		log_error("fulfil: no product %s", ck.product);
 		return CD_INTERNAL;
@@ -155,32 +152,33 @@ route_billing(const cd_checkout *ck, char *out, size_t outlen)
 }
 
 /*
- * Our record of the session (owned by arena a), if it is ours (and the
+ * Our record of the session (strings in arena a), if it is ours (and the
  * user's, when given).
  */
 static cd_err
-load_local(const char *id, long long user_id, cd_arena *a, json_t **local)
+load_local(const char *id, long long user_id, cd_arena *a, struct local *local)
 {
+	size_t n = 0;
 	cd_err err;
 
-	*local = NULL;
+	memset(local, 0, sizeof(*local));
 	if (!stripe_id_ok(id, "cs_"))
 		return CD_NOT_FOUND;
-	if ((err = db_row(&q_local, local, "s", id)) != CD_OK)
+	if ((err = db_fetch(&q_local, a, local_cols, DB_NCOLS(local_cols), local,
+	    sizeof(*local), 1, &n, "s", id)) != CD_OK)
 		return err;
-	if (arena_json(a, *local) == NULL ||
-	    (user_id > 0 && jint(*local, "user_id") != user_id))
+	if (n == 0 || (user_id > 0 && local->ck.user_id != user_id))
 		return CD_NOT_FOUND;
 	return CD_OK;
 }
 
 /* Fulfils session, whose local record is local, with a as the scope. */
 static cd_err
-fulfil_with(const json_t *session, const json_t *local, cd_arena *a,
+fulfil_with(const json_t *session, const struct local *local, cd_arena *a,
     cd_fulfilment *out)
 {
-	out->user_id = jint(local, "user_id");
-	snprintf(out->product, sizeof(out->product), "%s", jstr(local, "product"));
+	out->user_id = local->ck.user_id;
+	snprintf(out->product, sizeof(out->product), "%s", local->ck.product);
 	return fulfil_local(session, local, a, out);
 }
 
@@ -193,12 +191,12 @@ fulfil_session_object(const json_t *session, long long user_id,
     cd_fulfilment *out)
 {
 	cd_arena *a = arena_new();
-	json_t *local;
+	struct local local;
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
 	if ((err = load_local(jstr(session, "id"), user_id, a, &local)) == CD_OK)
-		err = fulfil_with(session, local, a, out);
+		err = fulfil_with(session, &local, a, out);
 	arena_free(a);
 	return err;
 }
@@ -209,7 +207,8 @@ fulfil_session(const char *stripe_session_id, long long user_id,
     cd_fulfilment *out)
 {
 	cd_arena *a = arena_new();
-	json_t *local, *session = NULL;
+	json_t *session = NULL;
+	struct local local;
 	cd_err err;
 
 	memset(out, 0, sizeof(*out));
@@ -218,7 +217,7 @@ fulfil_session(const char *stripe_session_id, long long user_id,
 		    stripe_session_id, &session);
 		arena_json(a, session);
 		if (err == CD_OK)
-			err = fulfil_with(session, local, a, out);
+			err = fulfil_with(session, &local, a, out);
 	}
 	arena_free(a);
 	return err;
@@ -227,17 +226,22 @@ fulfil_session(const char *stripe_session_id, long long user_id,
 cd_err
 fulfil_checkout_of_intent(const char *intent, cd_arena *a, cd_checkout *ck)
 {
-	json_t *local;
+	struct local local;
+	size_t n = 0;
 	cd_err err;
 
 	memset(ck, 0, sizeof(*ck));
 	ck->arena = a;
 	if (!stripe_id_ok(intent, "pi_"))
 		return CD_OK;
-	if ((err = db_row(&q_local_by_intent, &local, "s", intent)) != CD_OK ||
-	    arena_json(a, local) == NULL)
+	if ((err = db_fetch(&q_local_by_intent, a, local_cols,
+	    DB_NCOLS(local_cols), &local, sizeof(local), 1, &n, "s", intent)) !=
+	    CD_OK || n == 0)
 		return err;
-	fill_checkout(ck, local, jstr(local, "stripe_session_id"), intent, NULL, a);
+	*ck = local.ck;
+	ck->payment_intent_id = intent;
+	ck->stripe = NULL;
+	ck->arena = a;
 	return CD_OK;
 }
 

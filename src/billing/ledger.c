@@ -2,6 +2,7 @@
  * The credit ledger; see ledger.h.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 #include "ledger.h"
@@ -49,8 +50,6 @@ static const cd_col page_cols[] = {
 	DB_TEXT(cd_ledger_row, description), DB_TEXT(cd_ledger_row, metadata),
 	DB_TEXT(cd_ledger_row, created_at),
 };
-/* One integer column (the locked balance, the rate). */
-static const cd_col int_col[] = { { DB_COL_INT, 0 } };
 
 cd_err
 ledger_balance_for_update(long long user_id, long long *balance)
@@ -61,7 +60,7 @@ ledger_balance_for_update(long long user_id, long long *balance)
 	*balance = 0;
 	if ((err = db_exec(&q_ensure, NULL, "i", user_id)) != CD_OK)
 		return err;
-	return db_fetch(&q_lock, NULL, int_col, 1, balance, sizeof(*balance), 1,
+	return db_fetch(&q_lock, NULL, db_int_col, 1, balance, sizeof(*balance), 1,
 	    &n, "i", user_id);
 }
 
@@ -105,7 +104,7 @@ ledger_apply(const cd_entry *e, long long *balance_after)
 		return err;
 	if (n != 1)
 		return CD_PAYMENT_REQUIRED;
-	meta = json_dumps(e->metadata ? e->metadata : json_object(), JSON_COMPACT);
+	meta = e->metadata ? json_dumps(e->metadata, JSON_COMPACT) : strdup("{}");
 	err = db_exec(&q_entry, NULL, "iiiissss", e->user_id, e->delta, before,
 	    before + e->delta, e->type, e->activity, e->description, meta);
 	free(meta);
@@ -121,7 +120,7 @@ ledger_rate(long long *rate)
 	cd_err err;
 
 	*rate = 0;
-	if ((err = db_fetch(&q_rate, NULL, int_col, 1, rate, sizeof(*rate), 1,
+	if ((err = db_fetch(&q_rate, NULL, db_int_col, 1, rate, sizeof(*rate), 1,
 	    &n, "")) != CD_OK)
 		return err;
 	if (*rate <= 0) {

@@ -22,6 +22,30 @@ static cd_sql q_refunded = CD_SQL(
     "UPDATE boost_pack_purchases SET credits_refunded = credits_refunded + ?"
     " WHERE stripe_session_id = ?");
 
+struct pack {
+	const char	*name;
+	long long	 credits, bonus;
+};
+static const cd_col pack_cols[] = {
+	DB_TEXT(struct pack, name), DB_INT(struct pack, credits),
+	DB_INT(struct pack, bonus),
+};
+/* A purchase's tokens: applied, and taken back by refunds. */
+struct applied {
+	long long	 applied, refunded;
+};
+static const cd_col applied_cols[] = {
+	DB_INT(struct applied, applied), DB_INT(struct applied, refunded),
+};
+
+/* The purchase of ck, locked; *found false if there is none. */
+static cd_err
+lock_purchase(const cd_checkout *ck, struct applied *p, bool *found)
+{
+	return db_fetch_row(&q_lock, NULL, applied_cols, DB_NCOLS(applied_cols),
+	    p, sizeof(*p), found, "s", ck->stripe_session_id);
+}
+
 void
 pack_description(cd_buf *b, const char *name, long long credits, long long bonus)
 {
@@ -37,26 +61,29 @@ static cd_err
 grant(const cd_checkout *ck, bool *granted)
 {
 	long long rate, credits, bonus;
-	json_t *pack, *meta;
+	struct pack pack;
+	json_t *meta;
 	cd_buf *desc;
+	size_t n = 0;
 	cd_entry e;
 	cd_err err;
 
 	*granted = false;
 	if ((err = ledger_rate(&rate)) != CD_OK ||
-	    (err = db_row(&q_pack, &pack, "s", ck->item_code)) != CD_OK)
+	    (err = db_fetch(&q_pack, ck->arena, pack_cols, DB_NCOLS(pack_cols),
+	    &pack, sizeof(pack), 1, &n, "s", ck->item_code)) != CD_OK)
 		return err;
-	if (arena_json(ck->arena, pack) == NULL)
+	if (n == 0)
 		return CD_INTERNAL;
-	credits = jint(pack, "credits") + jint(pack, "bonus_credits");
-	bonus = jint(pack, "bonus_credits");
+	credits = pack.credits + pack.bonus;
+	bonus = pack.bonus;
 	if ((err = db_insert_once(&q_purchase, granted, NULL, "isssii",
 	    ck->user_id, ck->item_code, ck->stripe_session_id,
 	    ck->payment_intent_id, ck->amount_cents, credits * rate)) != CD_OK ||
 	    !*granted)
 		return err;
 	desc = buf_in(ck->arena);
-	pack_description(desc, jstr(pack, "name"), credits, bonus);
+	pack_description(desc, pack.name, credits, bonus);
 	meta = arena_json(ck->arena, json_pack("{s:s,s:s?,s:s,s:I,s:I}",
 	    "stripeSessionId", ck->stripe_session_id, "paymentIntentId",
 	    ck->payment_intent_id, "boostPackId", ck->item_code,
@@ -70,19 +97,19 @@ grant(const cd_checkout *ck, bool *granted)
 static cd_err
 reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 {
-	long long applied, target, delta, balance;
-	json_t *row, *meta;
+	long long target, delta, balance;
+	struct applied p;
+	json_t *meta;
+	bool found;
 	cd_entry e;
 	cd_err err;
 
 	*units = 0;
-	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    arena_json(ck->arena, row) == NULL)
+	if ((err = lock_purchase(ck, &p, &found)) != CD_OK || !found)
 		return err;
-	applied = jint(row, "credits_applied");
-	target = refunded_cents >= ck->amount_cents ? applied :
-	    applied * refunded_cents / ck->amount_cents;
-	delta = target - jint(row, "credits_refunded");
+	target = refunded_cents >= ck->amount_cents ? p.applied :
+	    p.applied * refunded_cents / ck->amount_cents;
+	delta = target - p.refunded;
 	if (delta <= 0)
 		return CD_OK;
 	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK)
@@ -112,17 +139,18 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
 	long long balance, left;
-	json_t *row, *meta;
+	struct applied p;
 	cd_balance user;
+	json_t *meta;
+	bool found;
 	cd_entry e;
 	cd_err err;
 
 	*frozen = 0;
-	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    arena_json(ck->arena, row) == NULL)
+	if ((err = lock_purchase(ck, &p, &found)) != CD_OK || !found)
 		return err;
-	*granted = jint(row, "credits_applied");
-	left = *granted - jint(row, "credits_refunded");
+	*granted = p.applied;
+	left = *granted - p.refunded;
 	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK ||
 	    (err = ledger_balance(ck->user_id, &user)) != CD_OK)
 		return err;

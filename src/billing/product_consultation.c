@@ -107,13 +107,18 @@ consultation_route(const char *type, long long session_id, char *out,
 static cd_err
 route(const cd_checkout *ck, char *out, size_t outlen)
 {
-	json_t *row;
+	struct room { long long id; const char *type; } room = { 0, NULL };
+	static const cd_col room_cols[] = {
+		DB_INT(struct room, id), DB_TEXT(struct room, type),
+	};
+	size_t n;
 	cd_err err;
 
-	if ((err = db_row(&q_by_stripe, &row, "s", ck->stripe_session_id)) != CD_OK)
+	if ((err = db_fetch(&q_by_stripe, ck->arena, room_cols,
+	    DB_NCOLS(room_cols), &room, sizeof(room), 1, &n, "s",
+	    ck->stripe_session_id)) != CD_OK)
 		return err;
-	arena_json(ck->arena, row);
-	consultation_route(jstr(row, "type"), jint(row, "id"), out, outlen);
+	consultation_route(room.type, room.id, out, outlen);
 	return CD_OK;
 }
 

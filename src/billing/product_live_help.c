@@ -42,23 +42,38 @@ grant(const cd_checkout *ck, bool *granted)
 	return db_exec(&q_add_total, NULL, "ii", ck->user_id, ck->quantity);
 }
 
+/* A purchase with its buyer's totals, locked (q_lock). */
+struct held {
+	long long	 hours, refunded, total, used, frozen;
+};
+static const cd_col held_cols[] = {
+	DB_INT(struct held, hours), DB_INT(struct held, refunded),
+	DB_INT(struct held, total), DB_INT(struct held, used),
+	DB_INT(struct held, frozen),
+};
+
+static cd_err
+lock_purchase(const cd_checkout *ck, struct held *h, bool *found)
+{
+	return db_fetch_row(&q_lock, NULL, held_cols, DB_NCOLS(held_cols), h,
+	    sizeof(*h), found, "s", ck->stripe_session_id);
+}
+
 static cd_err
 reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 {
-	long long hours, target, delta, unused;
-	json_t *row;
+	long long target, delta, unused;
+	struct held h;
+	bool found;
 	cd_err err;
 
 	*units = 0;
-	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    arena_json(ck->arena, row) == NULL)
+	if ((err = lock_purchase(ck, &h, &found)) != CD_OK || !found)
 		return err;
-	hours = jint(row, "hours");
-	target = refunded_cents >= ck->amount_cents ? hours :
-	    hours * refunded_cents / ck->amount_cents;
-	delta = target - jint(row, "hours_refunded");
-	unused = jint(row, "hours_total") - jint(row, "hours_used") -
-	    jint(row, "hours_frozen");
+	target = refunded_cents >= ck->amount_cents ? h.hours :
+	    h.hours * refunded_cents / ck->amount_cents;
+	delta = target - h.refunded;
+	unused = h.total - h.used - h.frozen;
 	if (delta <= 0)
 		return CD_OK;
 	/* Only what was taken back counts as refunded; used hours stay used. */
@@ -76,17 +91,16 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
 	long long left, unused;
-	json_t *row;
+	struct held h;
+	bool found;
 	cd_err err;
 
 	*frozen = 0;
-	if ((err = db_row(&q_lock, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    arena_json(ck->arena, row) == NULL)
+	if ((err = lock_purchase(ck, &h, &found)) != CD_OK || !found)
 		return err;
-	*granted = jint(row, "hours");
-	left = *granted - jint(row, "hours_refunded");
-	unused = jint(row, "hours_total") - jint(row, "hours_used") -
-	    jint(row, "hours_frozen");
+	*granted = h.hours;
+	left = h.hours - h.refunded;
+	unused = h.total - h.used - h.frozen;
 	if (!release)
 		units = left < unused ? left : unused;
 	if (units <= 0)
@@ -105,22 +119,23 @@ static cd_sql q_summed = CD_SQL(
     " (SELECT COALESCE(SUM(hours), 0) FROM live_help_redemptions"
     " WHERE user_id = ?) AS hours_used");
 
+static const cd_col hours_cols[] = {
+	DB_INT(cd_hours, total), DB_INT(cd_hours, used), DB_INT(cd_hours, frozen),
+};
+
 cd_err
 live_help_hours(long long user_id, cd_hours *out)
 {
-	json_t *row;
+	size_t n;
 	cd_err err;
 
-	if ((err = db_row(&q_totals, &row, "i", user_id)) != CD_OK)
+	*out = (cd_hours){ 0, 0, 0 };
+	if ((err = db_fetch(&q_totals, NULL, hours_cols, 3, out, sizeof(*out), 1,
+	    &n, "i", user_id)) != CD_OK || n == 1)
 		return err;
-	if (row == NULL && (err = db_row(&q_summed, &row, "ii", user_id,
-	    user_id)) != CD_OK)
-		return err;
-	out->total = jint(row, "hours_total");
-	out->used = jint(row, "hours_used");
-	out->frozen = jint(row, "hours_frozen");
-	json_decref(row);
-	return CD_OK;
+	/* q_summed has no frozen column: the first two only. */
+	return db_fetch(&q_summed, NULL, hours_cols, 2, out, sizeof(*out), 1, &n,
+	    "ii", user_id, user_id);
 }
 
 long long

@@ -53,6 +53,17 @@ static cd_sql q_allocation = CD_SQL(
     "SELECT a.credits, a.credits_reversed, s.user_id, s.stripe_subscription_id"
     " FROM subscription_allocations a JOIN subscriptions s ON s.id = a.subscription_id"
     " WHERE a.stripe_invoice_id = ?");
+/* An invoice's allocation of credits, with its subscription's user. */
+struct invoice_credits {
+	long long	 credits, reversed, user_id;
+	const char	*subscription;		/* sub_… */
+};
+static const cd_col allocation_cols[] = {
+	DB_INT(struct invoice_credits, credits),
+	DB_INT(struct invoice_credits, reversed),
+	DB_INT(struct invoice_credits, user_id),
+	DB_TEXT(struct invoice_credits, subscription),
+};
 static cd_sql q_reversed = CD_SQL(
     "UPDATE subscription_allocations SET credits_reversed = credits_reversed + ?"
     " WHERE stripe_invoice_id = ?");
@@ -63,6 +74,13 @@ static cd_sql q_reversal_units = CD_SQL(
     "UPDATE payment_reversals SET units_reversed = ? WHERE stripe_refund_id = ?");
 static cd_sql q_plan = CD_SQL(
     "SELECT name, monthly_credits FROM subscription_plans WHERE id = ?");
+struct plan {
+	const char	*name;
+	long long	 credits;	/* every month */
+};
+static const cd_col plan_cols[] = {
+	DB_TEXT(struct plan, name), DB_INT(struct plan, credits),
+};
 /* Evidence that we created a checkout for this user and plan. */
 static cd_sql q_ours = CD_SQL(
     "SELECT id FROM checkout_sessions WHERE user_id = ? AND product = 'subscription'"
@@ -124,20 +142,23 @@ allocate_tx(void *arg)
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
 	long long rate, credits, sub;
 	char nonce[CD_TOKEN_LEN + 1];
-	json_t *plan, *meta;
+	struct plan plan;
+	json_t *meta;
+	size_t n = 0;
 	cd_buf *desc;
 	bool fresh;
 	cd_entry e;
 	cd_err err;
 
 	if ((err = ledger_rate(&rate)) != CD_OK ||
-	    (err = db_row(&q_plan, &plan, "s", a->plan_id)) != CD_OK)
+	    (err = db_fetch(&q_plan, a->arena, plan_cols, DB_NCOLS(plan_cols),
+	    &plan, sizeof(plan), 1, &n, "s", a->plan_id)) != CD_OK)
 		return err;
-	if (arena_json(a->arena, plan) == NULL)
+	if (n == 0)
 		return CD_NOT_FOUND;
-	credits = jint(plan, "monthly_credits");
+	credits = plan.credits;
 	desc = buf_in(a->arena);
-	buf_printf(desc, "%s plan: ", jstr(plan, "name"));
+	buf_printf(desc, "%s plan: ", plan.name);
 	format_count(desc, credits);
 	buf_puts(desc, " Pilot Credits");
 	if ((err = new_nonce(nonce)) != CD_OK ||
@@ -164,7 +185,7 @@ invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 {
 	const json_t *meta = json_object_get(subscription, "metadata");
 	struct allocation a;
-	json_t *ours;
+	long long ours;
 	cd_err err;
 
 	if (!json_is_true(json_object_get(invoice, "paid")) ||
@@ -179,9 +200,10 @@ invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 	if (a.sub_id == NULL || a.user_id <= 0 || a.plan_id == NULL ||
 	    jstr(invoice, "id") == NULL)
 		return CD_OK;	/* not a subscription we sold */
-	if ((err = db_row(&q_ours, &ours, "is", a.user_id, a.plan_id)) != CD_OK)
+	if ((err = db_fetch_int(&q_ours, &ours, "is", a.user_id, a.plan_id)) !=
+	    CD_OK)
 		return err;
-	if (arena_json(arena, ours) == NULL) {
+	if (ours == 0) {
 		log_warn("invoice %s: no checkout of ours for this subscription",
 		    jstr(invoice, "id"));
 		return CD_OK;
@@ -223,7 +245,7 @@ static cd_err
 ours(const json_t *sub, long long *user_id, const char **plan_id)
 {
 	const json_t *meta = json_object_get(sub, "metadata");
-	json_t *row = NULL;
+	long long id;
 	cd_err err;
 
 	*user_id = jint(meta, "user_id");
@@ -232,11 +254,10 @@ ours(const json_t *sub, long long *user_id, const char **plan_id)
 		*user_id = 0;
 		return CD_OK;
 	}
-	if ((err = db_row(&q_ours, &row, "is", *user_id, *plan_id)) != CD_OK)
+	if ((err = db_fetch_int(&q_ours, &id, "is", *user_id, *plan_id)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (id == 0)
 		*user_id = 0;
-	json_decref(row);
 	return CD_OK;
 }
 
@@ -275,13 +296,15 @@ subscription_sync_object(const json_t *sub)
 cd_err
 subscription_sync(const char *subscription_id)
 {
+	cd_arena *a = arena_new();
 	json_t *sub = NULL;
 	cd_err err;
 
-	if ((err = stripe_retrieve("subscriptions", "sub_", subscription_id,
-	    &sub)) == CD_OK)
+	err = stripe_retrieve("subscriptions", "sub_", subscription_id, &sub);
+	arena_json(a, sub);
+	if (err == CD_OK)
 		err = subscription_sync_object(sub);
-	json_decref(sub);
+	arena_free(a);
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
@@ -289,6 +312,7 @@ struct sub_refund {
 	const json_t	*charge;
 	const char	*invoice_id;
 	const char	*key;		/* charge id / cumulative cents refunded */
+	cd_arena	*arena;		/* the refund's: the row, the metadata */
 };
 
 /* Credits to take back in all for refunded of paid cents of an allocation. */
@@ -306,7 +330,9 @@ refund_tx(void *arg)
 	struct sub_refund *sr = arg;
 	long long refunded = jint(sr->charge, "amount_refunded"), user, delta,
 	    balance, units = 0;
-	json_t *row, *meta;
+	struct invoice_credits al;
+	json_t *meta;
+	size_t n = 0;
 	bool fresh;
 	cd_entry e;
 	cd_err err;
@@ -314,36 +340,37 @@ refund_tx(void *arg)
 	if ((err = db_insert_once(&q_reversal, &fresh, NULL, "ssi", sr->key,
 	    jstr(sr->charge, "payment_intent"), refunded)) != CD_OK || !fresh ||
 	    (err = db_exec(&q_guard_allocation, NULL, "s", sr->invoice_id)) != CD_OK ||
-	    (err = db_row(&q_allocation, &row, "s", sr->invoice_id)) != CD_OK ||
-	    row == NULL)
+	    (err = db_fetch(&q_allocation, sr->arena, allocation_cols,
+	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
+	    sr->invoice_id)) != CD_OK || n == 0)
 		return err;
-	user = jint(row, "user_id");
-	delta = reverse_target(jint(row, "credits"), refunded,
-	    jint(sr->charge, "amount")) - jint(row, "credits_reversed");
-	if (delta > 0 && (err = ledger_balance_for_update(user, &balance)) == CD_OK)
+	user = al.user_id;
+	delta = reverse_target(al.credits, refunded, jint(sr->charge, "amount")) -
+	    al.reversed;
+	if (delta > 0 && (err = ledger_balance_for_update(user, &balance)) != CD_OK)
+		return err;
+	if (delta > 0)
 		units = delta < balance ? delta : balance;
-	if (err == CD_OK && units > 0) {
-		meta = json_pack("{s:s,s:s?,s:I}", "stripeInvoiceId", sr->invoice_id,
-		    "stripeSubscriptionId", jstr(row, "stripe_subscription_id"),
-		    "refundedCents", (json_int_t)refunded);
+	if (units > 0) {
+		meta = arena_json(sr->arena, json_pack("{s:s,s:s?,s:I}",
+		    "stripeInvoiceId", sr->invoice_id, "stripeSubscriptionId",
+		    al.subscription, "refundedCents", (json_int_t)refunded));
 		e = (cd_entry){ user, -units, 0, "refund", "subscription_refund",
 		    "Subscription invoice refund", meta };
 		if ((err = db_exec(&q_reversed, NULL, "is", units,
-		    sr->invoice_id)) == CD_OK)
-			err = ledger_apply(&e, NULL);
-		json_decref(meta);
+		    sr->invoice_id)) != CD_OK || (err = ledger_apply(&e, NULL)) !=
+		    CD_OK)
+			return err;
 	}
-	json_decref(row);
-	if (err != CD_OK)
-		return err;
 	return db_exec(&q_reversal_units, NULL, "is", units, sr->key);
 }
 
 cd_err
 subscription_refund(const json_t *charge)
 {
-	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL };
+	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL, NULL };
 	char key[300];
+	cd_err err;
 
 	if (!stripe_id_ok(sr.invoice_id, "in_") ||
 	    !stripe_id_ok(jstr(charge, "id"), "ch_") ||
@@ -352,7 +379,10 @@ subscription_refund(const json_t *charge)
 	snprintf(key, sizeof(key), "%s/%lld", jstr(charge, "id"),
 	    jint(charge, "amount_refunded"));
 	sr.key = key;
-	return db_tx(refund_tx, &sr);
+	sr.arena = arena_new();
+	err = db_tx(refund_tx, &sr);
+	arena_free(sr.arena);
+	return err;
 }
 
 /* The first invoice is settled at once, whether or not invoice.paid came. */

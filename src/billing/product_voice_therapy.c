@@ -22,6 +22,13 @@ static cd_sql q_left = CD_SQL(
 static cd_sql q_granted = CD_SQL(
     "SELECT minutes_purchased, minutes_remaining, minutes_frozen, is_active"
     " FROM voice_therapy_credits WHERE stripe_session_id = ?");
+struct granted {
+	long long	 purchased, remaining, frozen, active;
+};
+static const cd_col granted_cols[] = {
+	DB_INT(struct granted, purchased), DB_INT(struct granted, remaining),
+	DB_INT(struct granted, frozen), DB_INT(struct granted, active),
+};
 /* Frozen minutes stay in minutes_remaining but cannot be used. */
 static cd_sql q_freeze = CD_SQL(
     "UPDATE voice_therapy_credits SET minutes_frozen = minutes_frozen + ?"
@@ -39,16 +46,15 @@ grant(const cd_checkout *ck, bool *granted)
 static cd_err
 reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 {
-	json_t *row;
+	size_t n = 0;
 	cd_err err;
 
 	*units = 0;
 	/* after a session that is being ended has taken its minutes */
 	if ((err = voice_guard(ck->user_id)) != CD_OK ||
-	    (err = db_row(&q_left, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    arena_json(ck->arena, row) == NULL)
+	    (err = db_fetch(&q_left, NULL, db_int_col, 1, units, sizeof(*units),
+	    1, &n, "s", ck->stripe_session_id)) != CD_OK || n == 0)
 		return err;
-	*units = jint(row, "minutes_remaining");
 	return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
 }
 
@@ -56,18 +62,18 @@ static cd_err
 freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
-	json_t *row;
+	struct granted g;
+	size_t n = 0;
 	cd_err err;
 
 	*frozen = 0;
 	if ((err = voice_guard(ck->user_id)) != CD_OK ||
-	    (err = db_row(&q_granted, &row, "s", ck->stripe_session_id)) != CD_OK ||
-	    arena_json(ck->arena, row) == NULL)
+	    (err = db_fetch(&q_granted, NULL, granted_cols, DB_NCOLS(granted_cols),
+	    &g, sizeof(g), 1, &n, "s", ck->stripe_session_id)) != CD_OK || n == 0)
 		return err;
-	*granted = jint(row, "minutes_purchased");
+	*granted = g.purchased;
 	if (!release)
-		units = jint(row, "is_active") ? jint(row, "minutes_remaining") -
-		    jint(row, "minutes_frozen") : 0;
+		units = g.active ? g.remaining - g.frozen : 0;
 	if (units <= 0)
 		return CD_OK;
 	*frozen = units;

@@ -46,9 +46,43 @@ static cd_sql q_overdue = CD_SQL(
     " WHERE user_id = ? AND" OVERDUE " ORDER BY id");
 static cd_sql q_any_overdue = CD_SQL(
     "SELECT id FROM voice_therapy_sessions WHERE user_id = ? AND" OVERDUE " LIMIT 1");
+static cd_sql q_credits = CD_SQL(
+    "SELECT id, minutes_purchased, minutes_remaining - minutes_frozen,"
+    " purchased_at, expires_at"
+    " FROM voice_therapy_credits WHERE" ACTIVE " ORDER BY expires_at, id");
+static const cd_col credit_cols[] = {
+	DB_INT(voice_credit, id), DB_INT(voice_credit, purchased),
+	DB_INT(voice_credit, remaining), DB_TEXT(voice_credit, purchased_at),
+	DB_TEXT(voice_credit, expires_at),
+};
+static cd_sql q_open = CD_SQL(
+    "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"
+    " VALUES (?, ?, ?)");
+static cd_sql q_session = CD_SQL(
+    "SELECT status = 'ended', minutes_deducted, available_minutes,"
+    " TIMESTAMPDIFF(SECOND, started_at, UTC_TIMESTAMP(6))"
+    " FROM voice_therapy_sessions WHERE id = ? AND user_id = ?");
+static const cd_col session_cols[] = {
+	DB_INT(voice_session, ended), DB_INT(voice_session, deducted),
+	DB_INT(voice_session, available_minutes), DB_INT(voice_session, elapsed),
+};
 static cd_sql q_overdue_users = CD_SQL(
     "SELECT DISTINCT user_id FROM voice_therapy_sessions WHERE" OVERDUE
     " LIMIT 1000");
+
+/* A credit minutes can be taken from; an overdue session. */
+struct usable {
+	long long	 id, usable;
+};
+static const cd_col usable_cols[] = {
+	DB_INT(struct usable, id), DB_INT(struct usable, usable),
+};
+struct overdue {
+	long long	 id, available_minutes;
+};
+static const cd_col overdue_cols[] = {
+	DB_INT(struct overdue, id), DB_INT(struct overdue, available_minutes),
+};
 
 cd_err
 voice_guard(long long user_id)
@@ -59,14 +93,7 @@ voice_guard(long long user_id)
 cd_err
 voice_grace(long long *seconds)
 {
-	json_t *row;
-	cd_err err;
-
-	if ((err = db_row(&q_grace, &row, "")) != CD_OK)
-		return err;
-	*seconds = row != NULL ? jint(row, "int_value") : 0;
-	json_decref(row);
-	return CD_OK;
+	return db_fetch_int(&q_grace, seconds, "");
 }
 
 long long
@@ -84,33 +111,44 @@ voice_charge_seconds(long long elapsed, long long client,
 	return client > floor ? client : (floor > 0 ? floor : 0);
 }
 
-/* Takes up to want minutes across the user's credits; *took = taken. */
+/* Takes up to want minutes across credits c[0..n); *took = taken. */
 static cd_err
-deduct(long long user_id, long long session_id, long long want, long long *took)
+take_from(const struct usable *c, size_t n, long long session_id,
+    long long want, long long *took)
 {
-	unsigned long long n;
-	long long take, left;
-	json_t *credits, *c;
+	unsigned long long changed;
+	long long take;
+	cd_err err = CD_OK;
 	size_t i;
-	cd_err err;
 
-	*took = 0;
-	if ((err = db_rows(&q_lock_credits, &credits, "i", user_id)) != CD_OK)
-		return err;
-	json_array_foreach(credits, i, c) {
-		if (want == 0)
-			break;
-		left = jint(c, "usable");
-		take = want < left ? want : left;
-		if ((err = db_exec(&q_take, &n, "iii", take, jint(c, "id"), take)) !=
-		    CD_OK || (n != 1 && (err = db_retry()) != CD_OK) ||
-		    (err = db_exec(&q_usage, NULL, "iii", session_id,
-		    jint(c, "id"), take)) != CD_OK)
+	for (i = 0; i < n && want > 0; i++) {
+		take = want < c[i].usable ? want : c[i].usable;
+		if ((err = db_exec(&q_take, &changed, "iii", take, c[i].id,
+		    take)) != CD_OK || (changed != 1 && (err = db_retry()) !=
+		    CD_OK) || (err = db_exec(&q_usage, NULL, "iii", session_id,
+		    c[i].id, take)) != CD_OK)
 			break;
 		*took += take;
 		want -= take;
 	}
-	json_decref(credits);
+	return err;
+}
+
+/* Takes up to want minutes across the user's credits; *took = taken. */
+static cd_err
+deduct(long long user_id, long long session_id, long long want, long long *took)
+{
+	cd_arena *a = arena_new();
+	struct usable *credits;
+	size_t n;
+	cd_err err;
+
+	*took = 0;
+	if ((err = db_fetch_all(&q_lock_credits, a, usable_cols,
+	    DB_NCOLS(usable_cols), sizeof(*credits), &credits, &n, "i",
+	    user_id)) == CD_OK)
+		err = take_from(credits, n, session_id, want, took);
+	arena_free(a);
 	return err;
 }
 
@@ -136,24 +174,35 @@ voice_close(long long user_id, long long session_id, long long charged_seconds,
 	return n == 1 ? CD_OK : db_retry();
 }
 
+/* Ends sessions s[0..n), charging each in full. */
+static cd_err
+close_overdue(long long user_id, const struct overdue *s, size_t n)
+{
+	long long took;
+	cd_err err = CD_OK;
+	size_t i;
+
+	for (i = 0; i < n && err == CD_OK; i++)
+		err = voice_close(user_id, s[i].id, s[i].available_minutes * 60, -1,
+		    NULL, "server", &took);
+	return err;
+}
+
 cd_err
 voice_end_overdue(long long user_id)
 {
-	long long grace, minutes, took;
-	json_t *rows, *s;
-	size_t i;
+	cd_arena *a = arena_new();
+	struct overdue *sessions;
+	long long grace;
+	size_t n;
 	cd_err err;
 
-	if ((err = voice_grace(&grace)) != CD_OK ||
-	    (err = db_rows(&q_overdue, &rows, "ii", user_id, grace)) != CD_OK)
-		return err;
-	json_array_foreach(rows, i, s) {
-		minutes = jint(s, "available_minutes");
-		if ((err = voice_close(user_id, jint(s, "id"), minutes * 60, -1,
-		    NULL, "server", &took)) != CD_OK)
-			break;
-	}
-	json_decref(rows);
+	if ((err = voice_grace(&grace)) == CD_OK &&
+	    (err = db_fetch_all(&q_overdue, a, overdue_cols,
+	    DB_NCOLS(overdue_cols), sizeof(*sessions), &sessions, &n, "ii",
+	    user_id, grace)) == CD_OK)
+		err = close_overdue(user_id, sessions, n);
+	arena_free(a);
 	return err;
 }
 
@@ -171,50 +220,71 @@ settle_tx(void *arg)
 cd_err
 voice_settle(long long user_id)
 {
-	long long grace;
-	json_t *row;
+	long long grace, overdue;
 	cd_err err;
 
 	if ((err = voice_grace(&grace)) != CD_OK ||
-	    (err = db_row(&q_any_overdue, &row, "ii", user_id, grace)) != CD_OK)
+	    (err = db_fetch_int(&q_any_overdue, &overdue, "ii", user_id,
+	    grace)) != CD_OK || overdue == 0)
 		return err;
-	if (row == NULL)
-		return CD_OK;
-	json_decref(row);
 	return db_tx(settle_tx, &user_id);
+}
+
+/* Settles users u[0..n), each in its own transaction; *settled = done. */
+static cd_err
+settle_each(long long *u, size_t n, long long *settled)
+{
+	cd_err err = CD_OK;
+	size_t i;
+
+	for (i = 0; i < n && (err = db_tx(settle_tx, &u[i])) == CD_OK; i++)
+		(*settled)++;
+	return err;
 }
 
 cd_err
 voice_sweep(long long *users)
 {
-	long long grace, user_id;
-	json_t *rows, *u;
-	size_t i;
+	cd_arena *a = arena_new();
+	long long grace, *ids;
+	size_t n;
 	cd_err err;
 
 	*users = 0;
-	if ((err = voice_grace(&grace)) != CD_OK ||
-	    (err = db_rows(&q_overdue_users, &rows, "i", grace)) != CD_OK)
-		return err;
-	json_array_foreach(rows, i, u) {
-		user_id = jint(u, "user_id");
-		if ((err = db_tx(settle_tx, &user_id)) != CD_OK)
-			break;
-		(*users)++;
-	}
-	json_decref(rows);
+	if ((err = voice_grace(&grace)) == CD_OK &&
+	    (err = db_fetch_all(&q_overdue_users, a, db_int_col, 1, sizeof(*ids),
+	    &ids, &n, "i", grace)) == CD_OK)
+		err = settle_each(ids, n, users);
+	arena_free(a);
 	return err;
 }
 
 cd_err
 voice_available(long long user_id, long long *minutes)
 {
-	json_t *row;
-	cd_err err;
+	return db_fetch_int(&q_available, minutes, "i", user_id);
+}
 
-	if ((err = db_row(&q_available, &row, "i", user_id)) != CD_OK)
-		return err;
-	*minutes = jint(row, "minutes");
-	json_decref(row);
-	return CD_OK;
+cd_err
+voice_credits_of(long long user_id, cd_arena *a, voice_credit **rows, size_t *n)
+{
+	return db_fetch_all(&q_credits, a, credit_cols, DB_NCOLS(credit_cols),
+	    sizeof(**rows), rows, n, "i", user_id);
+}
+
+cd_err
+voice_open(long long user_id, const char *persona, long long minutes,
+    long long *session_id, bool *opened)
+{
+	return db_insert_once(&q_open, opened, session_id, "isi", user_id,
+	    persona, minutes);
+}
+
+cd_err
+voice_session_of(long long user_id, long long session_id, voice_session *s,
+    bool *found)
+{
+	return db_fetch_row(&q_session, NULL, session_cols,
+	    DB_NCOLS(session_cols), s, sizeof(*s), found, "ii", session_id,
+	    user_id);
 }

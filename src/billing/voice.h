@@ -13,6 +13,10 @@
 #ifndef CD_VOICE_H
 #define CD_VOICE_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "arena.h"
 #include "error.h"
 
 /*
@@ -53,5 +57,33 @@ cd_err	 voice_close(long long user_id, long long session_id,
 
 /* platform_settings.voice_grace_seconds. */
 cd_err	 voice_grace(long long *seconds);
+
+/* A usable credit (active, unexpired; minutes frozen by a dispute left out). */
+typedef struct voice_credit {
+	long long	 id, purchased, remaining;
+	const char	*purchased_at, *expires_at;	/* "YYYY-MM-DDTHH:MM:SSZ" */
+} voice_credit;
+/* The user's usable credits, soonest to expire first, in arena a. */
+cd_err	 voice_credits_of(long long user_id, cd_arena *a, voice_credit **rows,
+	    size_t *n);
+
+/*
+ * Opens a session with minutes available; *opened is false when the user
+ * has one open already (UNIQUE open_slot), and nothing changed.  Call inside
+ * a db_tx, after voice_guard and voice_end_overdue.
+ */
+cd_err	 voice_open(long long user_id, const char *persona, long long minutes,
+	    long long *session_id, bool *opened);
+
+/* One of the user's sessions, seconds elapsed by the database clock. */
+typedef struct voice_session {
+	long long	 ended;			/* 1 once ended */
+	long long	 deducted;		/* minutes taken, once ended */
+	long long	 available_minutes;	/* at its start */
+	long long	 elapsed;		/* seconds since its start */
+} voice_session;
+/* *found is false if the user has no session with this id. */
+cd_err	 voice_session_of(long long user_id, long long session_id,
+	    voice_session *s, bool *found);
 
 #endif

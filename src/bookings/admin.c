@@ -127,7 +127,7 @@ payouts_pending(cd_req *r)
 	if ((err = db_rows(&q_owed, &rows, "")) != CD_OK)
 		return err;
 	req_own(r, rows);
-	experts = json_array();
+	experts = req_own(r, json_array());
 	json_array_foreach(rows, i, row) {
 		if (cur == NULL || jint(row, "expert_id") != expert) {
 			expert = jint(row, "expert_id");
@@ -141,11 +141,9 @@ payouts_pending(cd_req *r)
 		json_array_append_new(json_object_get(cur, "bookingIds"),
 		    json_integer(jint(row, "id")));
 	}
-	if ((err = db_rows(&q_destination, &rows, "")) != CD_OK) {
-		json_decref(experts);
+	if ((err = db_rows(&q_destination, &rows, "")) != CD_OK)
 		return err;
-	}
-	resp_json(r, 200, json_pack("{s:o,s:o}", "experts", experts,
+	resp_json(r, 200, json_pack("{s:O,s:o}", "experts", experts,
 	    "destinationCharges", rows));
 	return CD_OK;
 }
@@ -175,13 +173,13 @@ payout_tx(void *arg)
 		    "No expert with this id.");
 	if ((err = db_rows(&q_owed_expert, &rows, "i", p->expert_id)) != CD_OK)
 		return err;
+	req_own(r, rows);
 	json_array_clear(p->booking_ids);	/* a retried transaction starts over */
 	p->amount = 0;
 	json_array_foreach(rows, i, row) {
 		p->amount += jint(row, "payout_cents");
 		json_array_append_new(p->booking_ids, json_integer(jint(row, "id")));
 	}
-	json_decref(rows);
 	if (p->amount == 0)
 		return req_fail(r, CD_CONFLICT, "nothing_to_pay",
 		    "This expert has no completed bookings waiting for a payout.");
@@ -196,12 +194,11 @@ payout_tx(void *arg)
 			return req_fail(r, CD_CONFLICT, "already_paid_out",
 			    "A booking in this payout was paid out meanwhile; try again.");
 	}
-	details = json_pack("{s:I,s:I,s:O}", "expertId", (json_int_t)p->expert_id,
-	    "amountCents", (json_int_t)p->amount, "bookingIds", p->booking_ids);
-	err = audit_write("ADMIN_PAYOUT", "payout",
+	details = req_own(r, json_pack("{s:I,s:I,s:O}", "expertId",
+	    (json_int_t)p->expert_id, "amountCents", (json_int_t)p->amount,
+	    "bookingIds", p->booking_ids));
+	return audit_write("ADMIN_PAYOUT", "payout",
 	    arena_printf(r->arena, "%lld", p->id), r->user->id, details, "info");
-	json_decref(details);
-	return err;
 }
 
 cd_err
@@ -233,17 +230,11 @@ bps(long long part, long long whole)
 	return whole > 0 ? (json_int_t)(part * 10000 / whole) : 0;
 }
 
+/* A statement's one sum of cents. */
 static cd_err
 sum(cd_sql *q, long long *cents)
 {
-	json_t *row;
-	cd_err err;
-
-	if ((err = db_row(q, &row, "")) != CD_OK)
-		return err;
-	*cents = jint(row, "cents");
-	json_decref(row);
-	return CD_OK;
+	return db_fetch_int(q, cents, "");
 }
 
 /* part × whole_value / whole, rounded down; 0 when there is no whole. */
@@ -319,15 +310,13 @@ metrics(cd_req *r)
 	    jint(pay, "partiallyRefunded");
 	decided = ok + jint(pay, "failed");
 	json_object_set_new(pay, "successRateBps", json_integer(bps(ok, decided)));
-	body = json_pack("{s:O,s:O,s:I,s:I,s:I,s:I}", "bookings", bk,
+	body = req_own(r, json_pack("{s:O,s:O,s:I,s:I,s:I,s:I}", "bookings", bk,
 	    "payments", pay, "platformRevenueCents", (json_int_t)revenue,
 	    "pendingPayoutsCents", (json_int_t)owed,
 	    "pendingManualPayoutsCents", (json_int_t)owed,
-	    "paidOutCents", (json_int_t)paid_out);
-	if ((err = money_now(r, body)) != CD_OK) {
-		json_decref(body);
+	    "paidOutCents", (json_int_t)paid_out));
+	if ((err = money_now(r, body)) != CD_OK)
 		return err;
-	}
-	resp_json(r, 200, body);
+	resp_json(r, 200, json_incref(body));
 	return CD_OK;
 }

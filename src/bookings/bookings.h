@@ -35,8 +35,20 @@ cd_err	 booking_complete(cd_req *);
  */
 cd_err	 booking_load(cd_req *, long long id, json_t **booking,
 	    long long *expert_user_id);
-/* The booking if it is the signed-in user's own; otherwise 404. */
-cd_err	 booking_load_own(cd_req *, long long id, json_t **booking);
+/* What the handlers decide on: a booking's people, states and payment. */
+typedef struct booking_state {
+	long long	 id;
+	long long	 user_id;		/* the customer */
+	long long	 expert_user_id;	/* the expert's user */
+	const char	*status;		/* bookings.status */
+	const char	*payment_status;	/* payments.status, or NULL */
+	const char	*payment_intent;	/* pi_…, or NULL */
+	const char	*nonce;			/* for its Idempotency-Keys */
+} booking_state;
+/* The booking's state (strings request-owned); *found false if none. */
+cd_err	 booking_state_of(cd_req *, long long id, booking_state *, bool *found);
+/* The same if it is the signed-in user's own booking; otherwise 404. */
+cd_err	 booking_own_state(cd_req *, long long id, booking_state *);
 /* {booking} (plus clientSecret when with_secret) for this id. */
 cd_err	 booking_respond(cd_req *, int status, long long id,
 	    const char *client_secret, bool with_secret);

@@ -68,16 +68,16 @@ static cd_err
 sync_account(cd_req *r, json_t **row)
 {
 	json_t *acct = NULL;
+	cd_err err;
 
 	if (jstr(*row, "stripe_account_id") == NULL ||
 	    (jint(*row, "charges_enabled") && jint(*row, "payouts_enabled")))
 		return CD_OK;
-	if (stripe_retrieve("accounts", "acct_", jstr(*row, "stripe_account_id"),
-	    &acct) != CD_OK) {
-		json_decref(acct);
-		return CD_OK;
-	}
+	err = stripe_retrieve("accounts", "acct_", jstr(*row, "stripe_account_id"),
+	    &acct);
 	req_own(r, acct);
+	if (err != CD_OK)
+		return CD_OK;
 	if (booking_account_seen(acct) != CD_OK ||
 	    db_row(&q_me, row, "i", r->user->id) != CD_OK || *row == NULL)
 		return CD_DB;
@@ -108,12 +108,12 @@ ensure_account(cd_req *r, json_t **row)
 
 	if (jstr(*row, "stripe_account_id") != NULL)
 		return CD_OK;
-	params = json_pack("{s:s,s:s,s:{s:I}}", "type", "express", "email",
-	    r->user->email, "metadata", "expert_id", (json_int_t)jint(*row, "id"));
+	params = req_own(r, json_pack("{s:s,s:s,s:{s:I}}", "type", "express",
+	    "email", r->user->email, "metadata", "expert_id",
+	    (json_int_t)jint(*row, "id")));
 	stripe_key(key, sizeof(key), "expert", jint(*row, "id"),
 	    jstr(*row, "stripe_nonce"), "account");
 	err = stripe_call("POST", "/v1/accounts", params, key, &acct);
-	json_decref(params);
 	req_own(r, acct);
 	if (err != CD_OK || !stripe_id_ok(jstr(acct, "id"), "acct_"))
 		return req_fail(r, CD_STRIPE, "stripe_error",
@@ -138,15 +138,14 @@ expert_connect(cd_req *r)
 		return err;
 	if (random_token(token) != 0)
 		return CD_INTERNAL;
-	params = json_pack("{s:s,s:s,s:s,s:s}", "account",
+	params = req_own(r, json_pack("{s:s,s:s,s:s,s:s}", "account",
 	    jstr(row, "stripe_account_id"), "type", "account_onboarding",
 	    "refresh_url", arena_printf(r->arena, "%s/dashboard?connect=refresh",
 	    cfg->public_url), "return_url", arena_printf(r->arena,
-	    "%s/dashboard?connect=return", cfg->public_url));
+	    "%s/dashboard?connect=return", cfg->public_url)));
 	err = stripe_call("POST", "/v1/account_links", params,
 	    arena_printf(r->arena, "expert-%lld-link-%s", jint(row, "id"), token),
 	    &link);
-	json_decref(params);
 	req_own(r, link);
 	if (err != CD_OK || jstr(link, "url") == NULL)
 		return req_fail(r, CD_STRIPE, "stripe_error",

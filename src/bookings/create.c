@@ -32,8 +32,16 @@
 static cd_sql q_fee = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
 static cd_sql q_expert = CD_SQL(
-    "SELECT id, user_id, rate_cents_per_minute, stripe_account_id,"
-    " charges_enabled AND payouts_enabled AS onboarded FROM experts WHERE id = ?");
+    "SELECT user_id, rate_cents_per_minute, stripe_account_id,"
+    " charges_enabled AND payouts_enabled FROM experts WHERE id = ?");
+struct expert {
+	long long	 user_id, rate, onboarded;
+	const char	*account;
+};
+static const cd_col expert_cols[] = {
+	DB_INT(struct expert, user_id), DB_INT(struct expert, rate),
+	DB_TEXT(struct expert, account), DB_INT(struct expert, onboarded),
+};
 /*
  * Read after the expert's guard row is written (as every plain read of the
  * transaction is), so it sees every booking committed by whoever wrote it
@@ -46,9 +54,10 @@ static cd_sql q_overlap = CD_SQL(
 static cd_sql q_user_guard = CD_SQL(
     "INSERT INTO booking_hold_guards (user_id, version) VALUES (?, 1)"
     " ON DUPLICATE KEY UPDATE version = version + 1");
+/* Whether the user holds as many unpaid slots as allowed (1) or fewer (0). */
 static cd_sql q_unpaid_holds = CD_SQL(
-    "SELECT COUNT(*) AS n, (SELECT int_value FROM platform_settings"
-    "  WHERE name = 'booking_max_unpaid_holds') AS max"
+    "SELECT COUNT(*) >= COALESCE((SELECT int_value FROM platform_settings"
+    "  WHERE name = 'booking_max_unpaid_holds'), 0)"
     " FROM bookings b WHERE b.user_id = ? AND b.status = 'awaiting_payment'"
     " AND " BOOKING_HOLDS("b"));
 static cd_sql q_insert = CD_SQL(
@@ -97,14 +106,11 @@ created_details(const struct newbooking *b)
 static cd_err
 unpaid_holds_ok(cd_req *r)
 {
-	json_t *row;
-	bool over;
+	long long over;
 	cd_err err;
 
-	if ((err = db_row(&q_unpaid_holds, &row, "i", r->user->id)) != CD_OK)
+	if ((err = db_fetch_int(&q_unpaid_holds, &over, "i", r->user->id)) != CD_OK)
 		return err;
-	over = jint(row, "n") >= jint(row, "max");
-	json_decref(row);
 	if (over)
 		return req_fail(r, CD_CONFLICT, "too_many_unpaid_bookings",
 		    "You already have the maximum number of bookings awaiting payment."
@@ -117,8 +123,9 @@ hold_tx(void *arg)
 {
 	struct newbooking *b = arg;
 	cd_req *r = b->r;
-	json_t *row = NULL, *details;
-	long long n, expert_user, rate;
+	struct expert e;
+	long long n;
+	size_t rows = 0;
 	bool found;
 	cd_err err;
 
@@ -131,30 +138,26 @@ hold_tx(void *arg)
 	if ((err = booking_guard_expert(b->expert_id, true, &found)) != CD_OK ||
 	    (err = db_exec(&q_user_guard, NULL, "i", r->user->id)) != CD_OK)
 		return err;
-	if (found && (err = db_row(&q_expert, &row, "i", b->expert_id)) != CD_OK)
+	if (found && (err = db_fetch(&q_expert, r->arena, expert_cols,
+	    DB_NCOLS(expert_cols), &e, sizeof(e), 1, &rows, "i",
+	    b->expert_id)) != CD_OK)
 		return err;
-	if (!found || row == NULL)
+	if (!found || rows == 0)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
-	expert_user = jint(row, "user_id");
-	rate = jint(row, "rate_cents_per_minute");
 	/* An onboarded expert is paid by a destination charge, not manually. */
-	if (jint(row, "onboarded") && jstr(row, "stripe_account_id") != NULL)
-		snprintf(b->destination, sizeof(b->destination), "%s",
-		    jstr(row, "stripe_account_id"));
-	json_decref(row);
-	if (expert_user == r->user->id)
+	if (e.onboarded && e.account != NULL)
+		snprintf(b->destination, sizeof(b->destination), "%s", e.account);
+	if (e.user_id == r->user->id)
 		return req_fail(r, CD_BAD_REQUEST, "own_expert_profile",
 		    "You cannot book yourself.");
-	if (!booking_money_compute(rate, b->minutes, b->fee_bps, &b->money))
+	if (!booking_money_compute(e.rate, b->minutes, b->fee_bps, &b->money))
 		return CD_INTERNAL;
 	if (b->money.price > 0 && (err = unpaid_holds_ok(r)) != CD_OK)
 		return err;
-	if ((err = db_row(&q_overlap, &row, "iss", b->expert_id, b->end,
+	if ((err = db_fetch_int(&q_overlap, &n, "iss", b->expert_id, b->end,
 	    b->start)) != CD_OK)
 		return err;
-	n = jint(row, "n");
-	json_decref(row);
 	if (n > 0)
 		return req_fail(r, CD_CONFLICT, "booking_conflict",
 		    "The expert is already booked for part of this time.");
@@ -166,11 +169,9 @@ hold_tx(void *arg)
 		return err;
 	if (b->money.price > 0)
 		return CD_OK;	/* BOOKING_CREATED comes with its PaymentIntent */
-	details = created_details(b);
-	err = audit_write("BOOKING_CREATED", "booking",
-	    arena_printf(r->arena, "%lld", b->id), r->user->id, details, "info");
-	json_decref(details);
-	return err;
+	return audit_write("BOOKING_CREATED", "booking",
+	    arena_printf(r->arena, "%lld", b->id), r->user->id,
+	    req_own(r, created_details(b)), "info");
 }
 
 struct intent {
@@ -190,13 +191,11 @@ record_tx(void *arg)
 	    b->money.price)) != CD_OK ||
 	    (err = db_exec(&q_set_intent, NULL, "si", in->pi_id, b->id)) != CD_OK)
 		return err;
-	details = created_details(b);
+	details = req_own(b->r, created_details(b));
 	json_object_set_new(details, "paymentIntent", json_string(in->pi_id));
-	err = audit_write("BOOKING_CREATED", "booking",
+	return audit_write("BOOKING_CREATED", "booking",
 	    arena_printf(b->r->arena, "%lld", b->id), b->r->user->id, details,
 	    "info");
-	json_decref(details);
-	return err;
 }
 
 /* Gives the slot back when the booking cannot be paid for. */
@@ -217,12 +216,12 @@ create_intent(struct newbooking *b, const char **secret)
 	char key[160];
 	cd_err err;
 
-	params = json_pack("{s:I,s:s,s:{s:s,s:s,s:s},s:{s:b}}",
+	params = req_own(r, json_pack("{s:I,s:s,s:{s:s,s:s,s:s},s:{s:b}}",
 	    "amount", (json_int_t)b->money.price, "currency", "usd",
 	    "metadata", "booking_id", arena_printf(r->arena, "%lld", b->id),
 	    "user_id", arena_printf(r->arena, "%lld", r->user->id),
 	    "expert_id", arena_printf(r->arena, "%lld", b->expert_id),
-	    "automatic_payment_methods", "enabled", 1);
+	    "automatic_payment_methods", "enabled", 1));
 	if (*b->destination) {
 		json_object_set_new(params, "application_fee_amount",
 		    json_integer(b->money.fee));
@@ -231,7 +230,6 @@ create_intent(struct newbooking *b, const char **secret)
 	}
 	stripe_key(key, sizeof(key), "booking", b->id, b->nonce, "pi");
 	err = stripe_call("POST", "/v1/payment_intents", params, key, &pi);
-	json_decref(params);
 	req_own(r, pi);
 	if (err == CD_OK && (!stripe_id_ok(jstr(pi, "id"), "pi_") ||
 	    jstr(pi, "client_secret") == NULL ||
@@ -258,7 +256,7 @@ booking_create(cd_req *r)
 	cd_value v[sizeof(fields) / sizeof(fields[0])];
 	const char *secret = NULL;
 	long long start, now = (long long)time(NULL);
-	json_t *row;
+	size_t rows;
 	cd_err err;
 
 	if ((err = req_fields(r, fields, sizeof(fields) / sizeof(fields[0]), v)) !=
@@ -284,14 +282,13 @@ booking_create(cd_req *r)
 	b.minutes = v[2].i;
 	booking_format_time(start, b.start);
 	booking_format_time(start + b.minutes * 60, b.end);
-	if ((err = db_row(&q_fee, &row, "")) != CD_OK)
+	if ((err = db_fetch(&q_fee, NULL, db_int_col, 1, &b.fee_bps,
+	    sizeof(b.fee_bps), 1, &rows, "")) != CD_OK)
 		return err;
-	if (row == NULL) {
+	if (rows == 0) {
 		log_error("platform_settings has no platform_fee_bps");
 		return CD_INTERNAL;
 	}
-	b.fee_bps = jint(row, "int_value");
-	json_decref(row);
 	if ((err = db_tx(hold_tx, &b)) != CD_OK)
 		return err;
 	if (b.money.price > 0 && (err = create_intent(&b, &secret)) != CD_OK)

@@ -29,6 +29,16 @@ static cd_sql q_mine = CD_SQL(
     " LEFT JOIN payments p ON p.booking_id = b.id"
     " WHERE b.user_id = ? OR e.user_id = ?"
     " ORDER BY b.created_at DESC, b.id DESC LIMIT 200");
+static cd_sql q_state = CD_SQL(
+    "SELECT b.id, b.user_id, e.user_id, b.status, p.status, b.payment_intent_id,"
+    " b.stripe_nonce FROM bookings b JOIN experts e ON e.id = b.expert_id"
+    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
+static const cd_col state_cols[] = {
+	DB_INT(booking_state, id), DB_INT(booking_state, user_id),
+	DB_INT(booking_state, expert_user_id), DB_TEXT(booking_state, status),
+	DB_TEXT(booking_state, payment_status),
+	DB_TEXT(booking_state, payment_intent), DB_TEXT(booking_state, nonce),
+};
 static cd_sql q_complete = CD_SQL(
     "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'"
     " AND start_time <= UTC_TIMESTAMP()");
@@ -52,13 +62,21 @@ booking_load(cd_req *r, long long id, json_t **booking, long long *expert_user)
 }
 
 cd_err
-booking_load_own(cd_req *r, long long id, json_t **booking)
+booking_state_of(cd_req *r, long long id, booking_state *st, bool *found)
 {
+	return db_fetch_row(&q_state, r->arena, state_cols, DB_NCOLS(state_cols),
+	    st, sizeof(*st), found, "i", id);
+}
+
+cd_err
+booking_own_state(cd_req *r, long long id, booking_state *st)
+{
+	bool found;
 	cd_err err;
 
-	if ((err = booking_load(r, id, booking, NULL)) != CD_OK)
+	if ((err = booking_state_of(r, id, st, &found)) != CD_OK)
 		return err;
-	if (*booking == NULL || jint(*booking, "userId") != r->user->id)
+	if (!found || st->user_id != r->user->id)
 		return req_fail(r, CD_NOT_FOUND, "booking_not_found",
 		    "No booking with this id.");
 	return CD_OK;
@@ -130,20 +148,21 @@ cd_err
 booking_complete(cd_req *r)
 {
 	struct completion c = { r, r->ids[0], false, false };
-	long long expert_user;
+	booking_state st;
 	json_t *booking;
+	bool found;
 	cd_err err;
 
-	if ((err = booking_load(r, c.id, &booking, &expert_user)) != CD_OK)
+	if ((err = booking_state_of(r, c.id, &st, &found)) != CD_OK)
 		return err;
-	if (booking == NULL || (expert_user != r->user->id &&
-	    jint(booking, "userId") != r->user->id))
+	if (!found || (st.expert_user_id != r->user->id &&
+	    st.user_id != r->user->id))
 		return req_fail(r, CD_NOT_FOUND, "booking_not_found",
 		    "No booking with this id.");
-	if (expert_user != r->user->id)
+	if (st.expert_user_id != r->user->id)
 		return req_fail(r, CD_FORBIDDEN, "not_the_expert",
 		    "Only the expert of this booking can mark it completed.");
-	if (strcmp(jstr(booking, "status"), "scheduled") == 0 &&
+	if (strcmp(st.status, "scheduled") == 0 &&
 	    (err = db_tx(complete_tx, &c)) != CD_OK)
 		return err;
 	/* An expert is owed a payout only for a session that has happened. */

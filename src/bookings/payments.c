@@ -36,18 +36,24 @@ static cd_sql q_decide = CD_SQL(
 /* Locking only to read the latest commit, not the snapshot: a cancel that
  * finished meanwhile has decided already. */
 static cd_sql q_decided = CD_SQL(
-    "SELECT status, cancel_refund_cents FROM bookings WHERE id = ? FOR UPDATE");
+    "SELECT status = 'scheduled', cancel_refund_cents IS NOT NULL,"
+    " COALESCE(cancel_refund_cents, 0) FROM bookings WHERE id = ? FOR UPDATE");
+struct decided {
+	long long	 scheduled, decided, refund;
+};
+static const cd_col decided_cols[] = {
+	DB_INT(struct decided, scheduled), DB_INT(struct decided, decided),
+	DB_INT(struct decided, refund),
+};
 
-static cd_sql q_nonce = CD_SQL(
-    "SELECT stripe_nonce FROM bookings WHERE id = ?");
 
 static const char *const tier_names[] = { "full", "partial", "started" };
 
 /* Stripe's current PaymentIntent of a booking (request-owned). */
 static cd_err
-intent_of(cd_req *r, const json_t *booking, json_t **pi)
+intent_of(cd_req *r, const booking_state *st, json_t **pi)
 {
-	const char *id = jstr(booking, "paymentIntentId");
+	const char *id = st->payment_intent;
 	cd_err err;
 
 	*pi = NULL;
@@ -77,13 +83,14 @@ apply_intent(cd_req *r, const json_t *pi)
 cd_err
 booking_confirm_payment(cd_req *r)
 {
-	json_t *booking, *pi;
+	booking_state st;
+	json_t *pi;
 	cd_err err;
 
-	if ((err = booking_load_own(r, r->ids[0], &booking)) != CD_OK)
+	if ((err = booking_own_state(r, r->ids[0], &st)) != CD_OK)
 		return err;
-	if (!json_is_null(json_object_get(booking, "paymentIntentId"))) {
-		if ((err = intent_of(r, booking, &pi)) != CD_OK ||
+	if (st.payment_intent != NULL) {
+		if ((err = intent_of(r, &st, &pi)) != CD_OK ||
 		    (err = apply_intent(r, pi)) != CD_OK)
 			return err;
 	}
@@ -103,19 +110,15 @@ cancel_unpaid_tx(void *arg)
 {
 	struct cancel *c = arg;
 	unsigned long long n;
-	json_t *details;
 	cd_err err;
 
 	if ((err = db_exec(&q_cancel_unpaid, &n, "i", c->id)) != CD_OK || n == 0)
 		return err;
 	if ((err = db_exec(&q_payment_dropped, NULL, "i", c->id)) != CD_OK)
 		return err;
-	details = json_pack("{s:b}", "refunded", 0);
-	err = audit_write("BOOKING_CANCELLED", "booking",
-	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id, details,
-	    "info");
-	json_decref(details);
-	return err;
+	return audit_write("BOOKING_CANCELLED", "booking",
+	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id,
+	    req_own(c->r, json_pack("{s:b}", "refunded", 0)), "info");
 }
 
 /*
@@ -125,28 +128,24 @@ cancel_unpaid_tx(void *arg)
  * like any paid one.
  */
 static cd_err
-stop_intent(cd_req *r, const json_t *booking)
+stop_intent(cd_req *r, const booking_state *st)
 {
 	const char *status;
-	json_t *pi, *row, *out = NULL;
+	json_t *pi, *out = NULL;
 	char key[160];
 	cd_err err;
 
-	if ((err = intent_of(r, booking, &pi)) != CD_OK)
+	if ((err = intent_of(r, st, &pi)) != CD_OK)
 		return err;
 	status = jstr(pi, "status") ?: "";
 	if (strcmp(status, "succeeded") == 0)
 		return apply_intent(r, pi);
 	if (strcmp(status, "canceled") == 0)
 		return CD_OK;
-	if ((err = db_row(&q_nonce, &row, "i", jint(booking, "id"))) != CD_OK)
-		return err;
-	stripe_key(key, sizeof(key), "booking", jint(booking, "id"),
-	    jstr(row, "stripe_nonce"), "pi-cancel");
-	json_decref(row);
+	stripe_key(key, sizeof(key), "booking", st->id, st->nonce, "pi-cancel");
 	err = stripe_call("POST", arena_printf(r->arena,
 	    "/v1/payment_intents/%s/cancel", jstr(pi, "id")), NULL, key, &out);
-	json_decref(out);
+	req_own(r, out);
 	if (err != CD_OK)
 		return req_fail(r, CD_STRIPE, "stripe_error",
 		    "The payment could not be stopped. Please try again.");
@@ -157,8 +156,9 @@ static cd_err
 decide_tx(void *arg)
 {
 	struct cancel *c = arg;
+	struct decided d = { 0, 0, 0 };
 	booking_terms t;
-	json_t *row = NULL;
+	size_t n = 0;
 	bool found;
 	cd_err err;
 
@@ -169,19 +169,17 @@ decide_tx(void *arg)
 		return CD_NOT_FOUND;
 	t.decided = -1;		/* decided below, under the row's write lock */
 	booking_refund_quote(&t, &c->split);
-	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) ==
-	    CD_OK)
-		err = db_row(&q_decided, &row, "i", c->id);
-	if (row != NULL)
-		c->scheduled = strcmp(jstr(row, "status"), "scheduled") == 0;
-	if (err == CD_OK && json_is_integer(json_object_get(row,
-	    "cancel_refund_cents"))) {
+	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) !=
+	    CD_OK || (err = db_fetch(&q_decided, NULL, decided_cols,
+	    DB_NCOLS(decided_cols), &d, sizeof(d), 1, &n, "i", c->id)) != CD_OK ||
+	    n == 0)
+		return err;
+	c->scheduled = d.scheduled;
+	if (d.decided) {
 		c->decided = true;
-		booking_refund_divide(t.price, t.fee,
-		    jint(row, "cancel_refund_cents"), &c->split);
+		booking_refund_divide(t.price, t.fee, d.refund, &c->split);
 	}
-	json_decref(row);
-	return err;
+	return CD_OK;
 }
 
 /*
@@ -209,18 +207,17 @@ booking_cancel(cd_req *r)
 {
 	struct cancel c = { r, r->ids[0], false, false, { 0, 0, 0 } };
 	const char *status, *paid;
-	json_t *booking;
+	booking_state st;
 	cd_err err;
 
-	if ((err = booking_load_own(r, c.id, &booking)) != CD_OK)
+	if ((err = booking_own_state(r, c.id, &st)) != CD_OK)
 		return err;
-	status = jstr(booking, "status");
-	if (strcmp(status, "awaiting_payment") == 0 &&
-	    !json_is_null(json_object_get(booking, "paymentIntentId"))) {
-		if ((err = stop_intent(r, booking)) != CD_OK ||
-		    (err = booking_load_own(r, c.id, &booking)) != CD_OK)
+	status = st.status;
+	if (strcmp(status, "awaiting_payment") == 0 && st.payment_intent != NULL) {
+		if ((err = stop_intent(r, &st)) != CD_OK ||
+		    (err = booking_own_state(r, c.id, &st)) != CD_OK)
 			return err;
-		status = jstr(booking, "status");
+		status = st.status;
 	}
 	if (strcmp(status, "awaiting_payment") != 0 &&
 	    strcmp(status, "scheduled") != 0 &&
@@ -234,7 +231,7 @@ booking_cancel(cd_req *r)
 	 * nothing; two cancels at once share the refund's Idempotency-Key, so
 	 * Stripe makes one refund, and the refunds row's UNIQUE key one row.
 	 */
-	paid = jstr(booking, "paymentStatus");
+	paid = st.payment_status;
 	if (paid != NULL && strcmp(paid, "succeeded") == 0)
 		err = cancel_paid(&c);
 	else if (strcmp(status, "cancelled_by_user") != 0)
@@ -255,16 +252,17 @@ booking_cancel_quote(cd_req *r)
 	booking_split split = { 0, 0, 0 };
 	booking_terms t;
 	bool cancellable, found;
-	json_t *booking, *body;
+	booking_state st;
+	json_t *body;
 	cd_err err;
 
-	if ((err = booking_load_own(r, r->ids[0], &booking)) != CD_OK ||
+	if ((err = booking_own_state(r, r->ids[0], &st)) != CD_OK ||
 	    (err = booking_terms_of(r->ids[0], &t, &found)) != CD_OK)
 		return err;
 	if (!found)
 		return CD_INTERNAL;
-	status = jstr(booking, "status");
-	paid = jstr(booking, "paymentStatus");
+	status = st.status;
+	paid = st.payment_status;
 	cancellable = strcmp(status, "awaiting_payment") == 0 ||
 	    strcmp(status, "scheduled") == 0;
 	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {

@@ -92,14 +92,13 @@ record_tx(void *arg)
 	    jstr(rec->session, "url"), jstr(rec->session, "client_secret"))) !=
 	    CD_OK || !rec->created)
 		return err;
-	details = json_pack("{s:s,s:s,s:I,s:I}", "product", s->product, "item",
-	    s->item_code, "quantity", (json_int_t)s->quantity, "amountCents",
-	    (json_int_t)(s->quantity * s->unit_amount));
+	details = req_own(rec->r, json_pack("{s:s,s:s,s:I,s:I}", "product",
+	    s->product, "item", s->item_code, "quantity", (json_int_t)s->quantity,
+	    "amountCents", (json_int_t)(s->quantity * s->unit_amount)));
 	if (s->audit_extra != NULL)
 		json_object_update(details, (json_t *)s->audit_extra);
 	err = audit_write(s->audit_action ? s->audit_action : "CHECKOUT_STARTED",
 	    "checkout_session", id, rec->r->user->id, details, "info");
-	json_decref(details);
 	return err;
 }
 
@@ -114,17 +113,14 @@ existing_session(cd_req *r, const struct sale *s, json_t **out)
 	if (s->client_ref == NULL)
 		return CD_OK;
 	if ((err = db_row(&q_by_ref, &row, "is", r->user->id, s->client_ref)) !=
-	    CD_OK || row == NULL)
+	    CD_OK || req_own(r, row) == NULL)
 		return err;
-	if (strcmp(jstr(row, "product"), s->product) != 0) {
-		json_decref(row);
+	if (strcmp(jstr(row, "product"), s->product) != 0)
 		return req_fail(r, CD_CONFLICT, "session_id_reused",
 		    "This session_id was already used for another purchase.");
-	}
 	*out = json_pack("{s:O,s:O,s:O}", "id", json_object_get(row,
 	    "stripe_session_id"), "url", json_object_get(row, "url"),
 	    "client_secret", json_object_get(row, "client_secret"));
-	json_decref(row);
 	return CD_OK;
 }
 
@@ -141,16 +137,17 @@ static cd_err
 user_nonce(cd_req *r, const char **nonce)
 {
 	char fresh[CD_TOKEN_LEN + 1];
-	json_t *row;
+	bool found;
 	cd_err err;
 
 	for (int i = 0; i < 2; i++) {
-		if ((err = db_row(&q_nonce, &row, "i", r->user->id)) != CD_OK)
+		if ((err = db_fetch_text(&q_nonce, r->arena, nonce, &found, "i",
+		    r->user->id)) != CD_OK)
 			return err;
-		if (row == NULL)
+		if (!found)
 			return CD_INTERNAL;
-		*nonce = arena_strdup(r->arena, jstr(row, "stripe_nonce") ?: "");
-		json_decref(row);
+		if (*nonce == NULL)
+			*nonce = "";
 		if (**nonce != '\0')
 			return CD_OK;
 		if (random_token(fresh) != 0 ||
@@ -197,9 +194,8 @@ start_checkout(cd_req *r, const struct sale *s, json_t **session)
 	key = user_key(r, nonce, s->customer != NULL ?
 	    arena_printf(r->arena, "checkout-%s-%s", ref, s->customer) :
 	    arena_printf(r->arena, "checkout-%s", ref));
-	params = sale_params(r, s);
+	params = req_own(r, sale_params(r, s));
 	err = stripe_call("POST", "/v1/checkout/sessions", params, key, session);
-	json_decref(params);
 	if (err != CD_OK)
 		return err;
 	req_own(r, *session);
@@ -247,15 +243,8 @@ static cd_sql q_replace_customer = CD_SQL(
 static cd_err
 stored_customer(cd_req *r, const char **customer)
 {
-	json_t *row;
-	cd_err err;
-
-	if ((err = db_row(&q_customer, &row, "i", r->user->id)) != CD_OK)
-		return err;
-	*customer = row && jstr(row, "stripe_customer_id") ?
-	    arena_strdup(r->arena, jstr(row, "stripe_customer_id")) : NULL;
-	json_decref(row);
-	return CD_OK;
+	return db_fetch_text(&q_customer, r->arena, customer, NULL, "i",
+	    r->user->id);
 }
 
 /* Creates a Stripe customer for the user under idempotency key idem. */
@@ -265,13 +254,13 @@ create_customer(cd_req *r, const char *idem, const char **id)
 	json_t *params, *created;
 	cd_err err;
 
-	params = json_pack("{s:s,s:s,s:{s:I}}", "email", r->user->email, "name",
-	    r->user->name, "metadata", "user_id", (json_int_t)r->user->id);
+	params = req_own(r, json_pack("{s:s,s:s,s:{s:I}}", "email",
+	    r->user->email, "name", r->user->name, "metadata", "user_id",
+	    (json_int_t)r->user->id));
 	err = stripe_call("POST", "/v1/customers", params, idem, &created);
-	json_decref(params);
+	req_own(r, created);
 	if (err != CD_OK)
 		return err;
-	req_own(r, created);
 	*id = jstr(created, "id");
 	return stripe_id_ok(*id, "cus_") ? CD_OK : CD_STRIPE;
 }

@@ -37,14 +37,12 @@ cancel_tx(void *arg)
 
 	if ((err = subscription_sync_object(c->stripe)) != CD_OK)
 		return err;
-	details = json_pack("{s:s,s:I}", "stripeSubscriptionId",
+	details = req_own(c->r, json_pack("{s:s,s:I}", "stripeSubscriptionId",
 	    jstr(c->local, "stripe_subscription_id"), "currentPeriodEnd",
-	    (json_int_t)jint(c->stripe, "current_period_end"));
-	err = audit_write("SUBSCRIPTION_CANCEL_REQUESTED", "subscription",
+	    (json_int_t)jint(c->stripe, "current_period_end")));
+	return audit_write("SUBSCRIPTION_CANCEL_REQUESTED", "subscription",
 	    arena_printf(c->r->arena, "%lld", jint(c->local, "id")),
 	    c->r->user->id, details, "info");
-	json_decref(details);
-	return err;
 }
 
 /* Our row as the page and the API show it. */
@@ -84,15 +82,14 @@ cancel_subscription(cd_req *r)
 	if (jint(local, "cancel_at_period_end") != 0)
 		return reply(r, r->ids[0]);
 	sid = jstr(local, "stripe_subscription_id");
-	params = json_pack("{s:s}", "cancel_at_period_end", "true");
+	params = req_own(r, json_pack("{s:s}", "cancel_at_period_end", "true"));
 	stripe_key(key, sizeof(key), "subscription", r->ids[0],
 	    jstr(local, "stripe_nonce"), "cancel-at-period-end");
 	err = stripe_call("POST", arena_printf(r->arena, "/v1/subscriptions/%s",
 	    sid), params, key, &sub);
-	json_decref(params);
+	req_own(r, sub);
 	if (err != CD_OK)
 		return err;
-	req_own(r, sub);
 	if (!json_is_true(json_object_get(sub, "cancel_at_period_end")) &&
 	    strcmp(jstr(sub, "status") ?: "", "canceled") != 0)
 		return CD_STRIPE;

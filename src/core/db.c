@@ -759,6 +759,7 @@ struct typed {
 	const cd_col	*cols;
 	size_t		 ncols, stride, max, n;
 	char		*out;
+	bool		 grow;		/* db_fetch_all: out grows in arena */
 };
 
 /* A column's value as an integer field (NULL reads as 0). */
@@ -787,6 +788,19 @@ column_text(cd_arena *a, const struct column *c)
 	return arena_strndup(a, c->text, c->len);
 }
 
+/* Doubles db_fetch_all's array (the old one stays in the arena until reset). */
+static void
+grow_rows(struct typed *t)
+{
+	size_t max = t->max < 8 ? 8 : t->max * 2;
+	char *out = arena_alloc(t->arena, max * t->stride);
+
+	if (t->n > 0)
+		memcpy(out, t->out, t->n * t->stride);
+	t->out = out;
+	t->max = max;
+}
+
 static cd_err
 store_typed(void *ctx, struct column *cols, size_t n)
 {
@@ -798,6 +812,8 @@ store_typed(void *ctx, struct column *cols, size_t n)
 		log_error("db: %zu columns where %zu are declared", n, t->ncols);
 		return CD_INTERNAL;
 	}
+	if (t->n == t->max && t->grow)
+		grow_rows(t);
 	if (t->n == t->max)
 		return CD_OK;		/* the rest is drained, not kept */
 	row = t->out + t->n++ * t->stride;
@@ -812,21 +828,104 @@ store_typed(void *ctx, struct column *cols, size_t n)
 	return CD_OK;
 }
 
+/* Runs q and stores its rows as t says; *n = rows kept. */
+static cd_err
+vfetch(cd_sql *q, struct typed *t, size_t *n, const char *fmt, va_list ap)
+{
+	MYSQL_STMT *st;
+	cd_err err;
+
+	if ((err = execute(q, fmt, ap, &st)) == CD_OK)
+		err = fetch_rows(st, store_typed, t);
+	*n = err == CD_OK ? t->n : 0;
+	return err;
+}
+
 cd_err
 db_fetch(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols, void *out,
     size_t stride, size_t max, size_t *n, const char *fmt, ...)
 {
-	struct typed t = { a, cols, ncols, stride, max, 0, out };
-	MYSQL_STMT *st;
+	struct typed t = { a, cols, ncols, stride, max, 0, out, false };
 	va_list ap;
 	cd_err err;
 
 	va_start(ap, fmt);
-	err = execute(q, fmt, ap, &st);
+	err = vfetch(q, &t, n, fmt, ap);
 	va_end(ap);
-	if (err == CD_OK)
-		err = fetch_rows(st, store_typed, &t);
-	*n = err == CD_OK ? t.n : 0;
+	return err;
+}
+
+cd_err
+db_fetch_all(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
+    size_t stride, void *rows, size_t *n, const char *fmt, ...)
+{
+	struct typed t = { a, cols, ncols, stride, 0, 0, NULL, true };
+	va_list ap;
+	cd_err err;
+
+	va_start(ap, fmt);
+	err = vfetch(q, &t, n, fmt, ap);
+	va_end(ap);
+	*(void **)rows = err == CD_OK ? t.out : NULL;
+	return err;
+}
+
+const cd_col db_int_col[1] = { { DB_COL_INT, 0 } };
+static const cd_col text_col[1] = { { DB_COL_TEXT, 0 } };
+
+/* The first row into out (a struct of size bytes); *found: there was one. */
+static cd_err
+fetch_one(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols, void *out,
+    size_t size, bool *found, const char *fmt, va_list ap)
+{
+	struct typed t = { a, cols, ncols, size, 1, 0, out, false };
+	size_t n;
+	cd_err err;
+
+	err = vfetch(q, &t, &n, fmt, ap);
+	if (found != NULL)
+		*found = n == 1;
+	return err;
+}
+
+cd_err
+db_fetch_row(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
+    void *out, size_t size, bool *found, const char *fmt, ...)
+{
+	va_list ap;
+	cd_err err;
+
+	memset(out, 0, size);
+	va_start(ap, fmt);
+	err = fetch_one(q, a, cols, ncols, out, size, found, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+cd_err
+db_fetch_text(cd_sql *q, cd_arena *a, const char **s, bool *found,
+    const char *fmt, ...)
+{
+	va_list ap;
+	cd_err err;
+
+	*s = NULL;
+	va_start(ap, fmt);
+	err = fetch_one(q, a, text_col, 1, s, sizeof(*s), found, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+cd_err
+db_fetch_int(cd_sql *q, long long *v, const char *fmt, ...)
+{
+	va_list ap;
+	cd_err err;
+
+	*v = 0;
+	va_start(ap, fmt);
+	err = fetch_one(q, NULL, db_int_col, 1, v, sizeof(*v), NULL, fmt, ap);
+	va_end(ap);
 	return err;
 }
 

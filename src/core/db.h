@@ -15,9 +15,13 @@
  *	s  const char *	(NULL binds SQL NULL)
  *	b  const void *, size_t	(binary)
  *
- * Result rows come back as jansson objects keyed by column name: integers as
- * integers, DATETIME/TIMESTAMP as "YYYY-MM-DDTHH:MM:SSZ" (the session runs in
- * UTC), NULL as null, everything else as strings.
+ * Code that decides on what it reads takes rows as C structs (db_fetch and
+ * the calls after it, below): columns in SELECT order, each bound to a
+ * field, so a misspelt column cannot read as 0.  db_rows and db_row give
+ * rows as jansson objects keyed by column name, for lists that go out as
+ * JSON as they are: integers as integers, DATETIME/TIMESTAMP as
+ * "YYYY-MM-DDTHH:MM:SSZ" (the session runs in UTC), NULL as null,
+ * everything else as strings.
  *
  * Mutual exclusion: the one rule, on one server and on a Galera cluster.
  * A transaction that must exclude another (two bookings of one expert's
@@ -171,6 +175,30 @@ typedef struct cd_col {
  */
 cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 	    void *out, size_t stride, size_t max, size_t *n, const char *fmt, ...);
+
+/*
+ * All rows, however many: *(T **)rows becomes an array of *n structs in
+ * arena a (NULL when there are none), grown as rows arrive.
+ */
+cd_err	 db_fetch_all(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
+	    size_t stride, void *rows, size_t *n, const char *fmt, ...);
+/*
+ * The first row into *out, a struct of size bytes (zeroed first, so it
+ * reads as zeros and NULLs when there is no row); *found (may be NULL):
+ * there was one.
+ */
+cd_err	 db_fetch_row(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
+	    void *out, size_t size, bool *found, const char *fmt, ...);
+/* One integer column, read into a long long. */
+extern const cd_col db_int_col[1];
+/* The first column of the first row as an integer; 0 when there is no row. */
+cd_err	 db_fetch_int(cd_sql *, long long *v, const char *fmt, ...);
+/*
+ * The first column of the first row as text in arena a; NULL when there is
+ * no row or the value is NULL.  *found (may be NULL): there was a row.
+ */
+cd_err	 db_fetch_text(cd_sql *, cd_arena *a, const char **s, bool *found,
+	    const char *fmt, ...);
 
 /* What a failed call's server or client error number means (db_fail). */
 typedef enum db_fault {

@@ -15,14 +15,14 @@ static cd_sql q_packs = CD_SQL(
 cd_err
 boost_packs(cd_req *r)
 {
-	json_t *rows, *row, *packs = json_array();
+	json_t *rows, *row, *packs;
 	size_t i;
 	cd_err err;
 
-	if ((err = db_rows(&q_packs, &rows, "")) != CD_OK) {
-		json_decref(packs);
+	if ((err = db_rows(&q_packs, &rows, "")) != CD_OK)
 		return err;
-	}
+	req_own(r, rows);
+	packs = json_array();
 	json_array_foreach(rows, i, row)
 		json_array_append_new(packs, json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}",
 		    "id", json_object_get(row, "id"), "name", json_object_get(row, "name"),
@@ -32,7 +32,6 @@ boost_packs(cd_req *r)
 		    "priceCents", json_object_get(row, "price_cents"),
 		    "currency", json_object_get(row, "currency"),
 		    "badge", json_object_get(row, "badge")));
-	json_decref(rows);
 	resp_json(r, 200, json_pack("{s:o}", "packs", packs));
 	return CD_OK;
 }

@@ -1,14 +1,15 @@
 /*
  * Live Help hours: what the user has bought and redeemed, the upcoming
- * slots, booking one hour into a slot and cancelling it again.
+ * slots, booking one hour into a slot and cancelling it again (the
+ * billing layer's slots.h does both; this turns them into responses).
  */
 #include <string.h>
 
-#include "audit.h"
 #include "credits.h"
 #include "db.h"
 #include "holdings.h"
 #include "session.h"
+#include "slots.h"
 
 static cd_sql q_slots = CD_SQL(
     "SELECT id, starts_at, ends_at, capacity, booked FROM live_help_slots"
@@ -29,17 +30,6 @@ cd_sql live_help_session_sql = CD_SQL(
     "  FROM live_help_slots WHERE starts_at > UTC_TIMESTAMP()) AS slots"
     CD_SESSION_FROM " LEFT JOIN user_live_help_totals t ON t.user_id = u.id"
     CD_SESSION_WHERE);
-static cd_sql q_take_seat = CD_SQL(
-    "UPDATE live_help_slots SET booked = booked + 1"
-    " WHERE id = ? AND booked < capacity AND starts_at > UTC_TIMESTAMP()");
-static cd_sql q_slot_exists = CD_SQL(
-    "SELECT id, starts_at > UTC_TIMESTAMP() AS upcoming FROM live_help_slots WHERE id = ?");
-static cd_sql q_take_hour = CD_SQL(
-    "UPDATE user_live_help_totals SET hours_used = hours_used + 1"
-    " WHERE user_id = ? AND hours_used + hours_frozen < hours_total");
-static cd_sql q_redeem = CD_SQL(
-    "INSERT INTO live_help_redemptions (user_id, slot_id) VALUES (?, ?)");
-
 /*
  * Hours bought and used (frozen hours of a disputed payment count as used
  * until the dispute closes), by the billing layer's one rule.
@@ -101,139 +91,59 @@ live_help_summary(cd_req *r)
 	return CD_OK;
 }
 
-struct booking {
-	cd_req		*r;
-	long long	 slot_id;
+/* Each refused booking or cancel as the SPEC's error, by slot_result. */
+static const struct {
+	cd_err		 err;
+	const char	*code, *message;
+} refusals[] = {
+	[SLOT_NOT_FOUND] = { CD_NOT_FOUND, "slot_not_found",
+	    "No upcoming slot with this id." },
+	[SLOT_FULL] = { CD_CONFLICT, "slot_full", "This slot is fully booked." },
+	[SLOT_NO_HOURS] = { CD_PAYMENT_REQUIRED, "no_hours_left",
+	    "You have no Live Help hours left. Buy more to book a slot." },
+	[SLOT_ALREADY_BOOKED] = { CD_CONFLICT, "already_booked",
+	    "You have already booked this slot." },
+	[SLOT_NOT_BOOKED] = { CD_NOT_FOUND, "booking_not_found",
+	    "You have not booked this slot." },
+	[SLOT_TOO_LATE] = { CD_CONFLICT, "too_late_to_cancel",
+	    "This slot starts too soon to be cancelled; the hour stays booked." },
 };
 
-/*
- * Three guarded writes in one transaction: a seat in the slot, an hour from
- * the user's balance, and the redemption row.  Each guard is in the UPDATE's
- * WHERE (or a UNIQUE key), so concurrent bookings can never overfill a slot
- * or spend an hour twice.
- */
 static cd_err
-book_tx(void *arg)
+slot_refusal(cd_req *r, slot_result res)
 {
-	struct booking *b = arg;
-	cd_req *r = b->r;
-	unsigned long long n;
-	json_t *slot, *details;
-	cd_err err;
-
-	if ((err = db_exec(&q_take_seat, &n, "i", b->slot_id)) != CD_OK)
-		return err;
-	if (n == 0) {
-		if ((err = db_row(&q_slot_exists, &slot, "i", b->slot_id)) != CD_OK)
-			return err;
-		err = slot == NULL || !jint(slot, "upcoming") ?
-		    req_fail(r, CD_NOT_FOUND, "slot_not_found", "No upcoming slot with this id.") :
-		    req_fail(r, CD_CONFLICT, "slot_full", "This slot is fully booked.");
-		json_decref(slot);
-		return err;
-	}
-	if ((err = db_exec(&q_take_hour, &n, "i", r->user->id)) != CD_OK)
-		return err;
-	if (n == 0)
-		return req_fail(r, CD_PAYMENT_REQUIRED, "no_hours_left",
-		    "You have no Live Help hours left. Buy more to book a slot.");
-	switch (db_write(&q_redeem, NULL, &err, "ii", r->user->id, b->slot_id)) {
-	case DB_DONE:
-		break;
-	case DB_ALREADY:	/* the UNIQUE (user, slot) key: one seat each */
-		return req_fail(r, CD_CONFLICT, "already_booked",
-		    "You have already booked this slot.");
-	default:		/* DB_RETRY: db_tx runs the booking again */
-		return err;
-	}
-	details = json_pack("{s:I}", "slotId", (json_int_t)b->slot_id);
-	err = audit_write("LIVE_HELP_BOOKED", "live_help_slot",
-	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");
-	json_decref(details);
-	return err;
+	if (res == SLOT_DONE)
+		return CD_OK;
+	return req_fail(r, refusals[res].err, refusals[res].code,
+	    refusals[res].message);
 }
 
-/*
- * Cancelling: deleting the user's redemption is the guarded write (one
- * cancel wins; a second finds no row), and only while the slot starts more
- * than live_help_cancel_hours from now.  The seat and the hour go back in
- * the same transaction, with an audit row that keeps the history.
- */
-static cd_sql q_unredeem = CD_SQL(
-    "DELETE r FROM live_help_redemptions r"
-    " JOIN live_help_slots s ON s.id = r.slot_id"
-    " JOIN platform_settings p ON p.name = 'live_help_cancel_hours'"
-    " WHERE r.user_id = ? AND r.slot_id = ?"
-    " AND s.starts_at > UTC_TIMESTAMP() + INTERVAL p.int_value HOUR");
-static cd_sql q_my_redemption = CD_SQL(
-    "SELECT hours FROM live_help_redemptions WHERE user_id = ? AND slot_id = ?");
-static cd_sql q_give_seat = CD_SQL(
-    "UPDATE live_help_slots SET booked = booked - 1 WHERE id = ? AND booked > 0");
-static cd_sql q_give_hour = CD_SQL(
-    "UPDATE user_live_help_totals SET hours_used = hours_used - 1"
-    " WHERE user_id = ? AND hours_used > 0");
-
+/* Books (or cancels, with fn = slot_cancel) and answers the hours left. */
 static cd_err
-cancel_tx(void *arg)
+seat(cd_req *r, cd_err (*fn)(long long, long long, cd_arena *, slot_result *),
+    int status)
 {
-	struct booking *b = arg;
-	cd_req *r = b->r;
-	unsigned long long n;
-	json_t *row, *details;
-	bool booked;
+	long long slot_id = r->ids[0], total, used;
+	slot_result res;
 	cd_err err;
 
-	if ((err = db_exec(&q_unredeem, &n, "ii", r->user->id, b->slot_id)) != CD_OK)
+	if ((err = fn(r->user->id, slot_id, r->arena, &res)) != CD_OK ||
+	    (err = slot_refusal(r, res)) != CD_OK ||
+	    (err = hours(r, &total, &used)) != CD_OK)
 		return err;
-	if (n == 0) {
-		if ((err = db_row(&q_my_redemption, &row, "ii", r->user->id,
-		    b->slot_id)) != CD_OK)
-			return err;
-		booked = row != NULL;
-		json_decref(row);
-		return !booked ?
-		    req_fail(r, CD_NOT_FOUND, "booking_not_found",
-		    "You have not booked this slot.") :
-		    req_fail(r, CD_CONFLICT, "too_late_to_cancel",
-		    "This slot starts too soon to be cancelled; the hour stays booked.");
-	}
-	if ((err = db_exec(&q_give_seat, &n, "i", b->slot_id)) != CD_OK ||
-	    (err = db_exec(&q_give_hour, &n, "i", r->user->id)) != CD_OK)
-		return err;
-	details = json_pack("{s:I,s:i}", "slotId", (json_int_t)b->slot_id,
-	    "hoursReturned", 1);
-	err = audit_write("LIVE_HELP_CANCELLED", "live_help_slot",
-	    arena_printf(r->arena, "%lld", b->slot_id), r->user->id, details, "info");
-	json_decref(details);
-	return err;
+	resp_json(r, status, json_pack("{s:I,s:I}", "slotId", (json_int_t)slot_id,
+	    "remainingHours", (json_int_t)(total - used)));
+	return CD_OK;
 }
 
 cd_err
 live_help_cancel(cd_req *r)
 {
-	struct booking b = { r, r->ids[0] };
-	long long total, used;
-	cd_err err;
-
-	if ((err = db_tx(cancel_tx, &b)) != CD_OK ||
-	    (err = hours(r, &total, &used)) != CD_OK)
-		return err;
-	resp_json(r, 200, json_pack("{s:I,s:I}", "slotId", (json_int_t)b.slot_id,
-	    "remainingHours", (json_int_t)(total - used)));
-	return CD_OK;
+	return seat(r, slot_cancel, 200);
 }
 
 cd_err
 live_help_book(cd_req *r)
 {
-	struct booking b = { r, r->ids[0] };
-	long long total, used;
-	cd_err err;
-
-	if ((err = db_tx(book_tx, &b)) != CD_OK ||
-	    (err = hours(r, &total, &used)) != CD_OK)
-		return err;
-	resp_json(r, 201, json_pack("{s:I,s:I}", "slotId", (json_int_t)b.slot_id,
-	    "remainingHours", (json_int_t)(total - used)));
-	return CD_OK;
+	return seat(r, slot_book, 201);
 }

@@ -12,54 +12,35 @@
 #include "holdings.h"
 #include "voice.h"
 
-/* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
-#define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
-    " AND minutes_remaining > minutes_frozen"
-
-static cd_sql q_credits = CD_SQL(
-    "SELECT id, minutes_purchased, minutes_remaining - minutes_frozen AS minutes_remaining,"
-    " purchased_at, expires_at"
-    " FROM voice_therapy_credits WHERE" ACTIVE " ORDER BY expires_at, id");
-static cd_sql q_start = CD_SQL(
-    "INSERT INTO voice_therapy_sessions (user_id, persona, available_minutes)"
-    " VALUES (?, ?, ?)");
-static cd_sql q_session = CD_SQL(
-    "SELECT id, status, minutes_deducted, available_minutes,"
-    " TIMESTAMPDIFF(SECOND, started_at, UTC_TIMESTAMP(6)) AS elapsed"
-    " FROM voice_therapy_sessions WHERE id = ? AND user_id = ?");
+static const cd_field start_fields[] = {
+	{ "persona", F_STR, 0, 1, 64, NULL },
+};
 
 cd_err
 voice_credits(cd_req *r)
 {
 	long long total = 0;
-	json_t *rows, *row, *list = json_array();
-	size_t i;
+	voice_credit *c;
+	json_t *list;
+	size_t i, n;
 	cd_err err;
 
-	if ((err = voice_settle(r->user->id)) != CD_OK)
+	if ((err = voice_settle(r->user->id)) != CD_OK ||
+	    (err = voice_credits_of(r->user->id, r->arena, &c, &n)) != CD_OK)
 		return err;
-	if ((err = db_rows(&q_credits, &rows, "i", r->user->id)) != CD_OK) {
-		json_decref(list);
-		return err;
+	list = json_array();
+	for (i = 0; i < n; i++) {
+		total += c[i].remaining;
+		json_array_append_new(list, json_pack("{s:I,s:I,s:I,s:s?,s:s?}",
+		    "id", (json_int_t)c[i].id, "minutesPurchased",
+		    (json_int_t)c[i].purchased, "minutesRemaining",
+		    (json_int_t)c[i].remaining, "purchasedAt", c[i].purchased_at,
+		    "expiresAt", c[i].expires_at));
 	}
-	json_array_foreach(rows, i, row) {
-		total += jint(row, "minutes_remaining");
-		json_array_append_new(list, json_pack("{s:O,s:O,s:O,s:O,s:O}",
-		    "id", json_object_get(row, "id"),
-		    "minutesPurchased", json_object_get(row, "minutes_purchased"),
-		    "minutesRemaining", json_object_get(row, "minutes_remaining"),
-		    "purchasedAt", json_object_get(row, "purchased_at"),
-		    "expiresAt", json_object_get(row, "expires_at")));
-	}
-	json_decref(rows);
 	resp_json(r, 200, json_pack("{s:b,s:I,s:o}", "hasCredits", total > 0,
 	    "remainingMinutes", (json_int_t)total, "credits", list));
 	return CD_OK;
 }
-
-static const cd_field start_fields[] = {
-	{ "persona", F_STR, 0, 1, 64, NULL },
-};
 
 struct starting {
 	cd_req		*r;
@@ -86,8 +67,8 @@ start_tx(void *arg)
 	if (s->minutes == 0)
 		return req_fail(s->r, CD_PAYMENT_REQUIRED, "no_voice_credits",
 		    "You have no Voice AI Therapy minutes left. Buy a pack to start a session.");
-	if ((err = db_insert_once(&q_start, &fresh, &s->id, "isi",
-	    s->r->user->id, s->persona, s->minutes)) != CD_OK)
+	if ((err = voice_open(s->r->user->id, s->persona, s->minutes, &s->id,
+	    &fresh)) != CD_OK)
 		return err;
 	if (!fresh)
 		return req_fail(s->r, CD_CONFLICT, "session_already_open",
@@ -124,26 +105,25 @@ end_tx(void *arg)
 {
 	struct ending *e = arg;
 	long long user_id = e->r->user->id, grace, charged;
-	json_t *s;
+	voice_session s;
+	bool found;
 	cd_err err;
 
 	e->deducted = 0;
 	if ((err = voice_guard(user_id)) != CD_OK ||
 	    (err = voice_end_overdue(user_id)) != CD_OK ||
 	    (err = voice_grace(&grace)) != CD_OK ||
-	    (err = db_row(&q_session, &s, "ii", e->session_id, user_id)) != CD_OK)
+	    (err = voice_session_of(user_id, e->session_id, &s, &found)) != CD_OK)
 		return err;
-	if (s == NULL)
+	if (!found)
 		return req_fail(e->r, CD_NOT_FOUND, "session_not_found",
 		    "No Voice AI Therapy session with this id.");
-	if (strcmp(jstr(s, "status"), "ended") == 0) {
-		e->deducted = jint(s, "minutes_deducted");	/* ended already */
-		json_decref(s);
+	if (s.ended) {
+		e->deducted = s.deducted;	/* ended already */
 		return CD_OK;
 	}
-	charged = voice_charge_seconds(jint(s, "elapsed"), e->seconds,
-	    jint(s, "available_minutes"), grace);
-	json_decref(s);
+	charged = voice_charge_seconds(s.elapsed, e->seconds,
+	    s.available_minutes, grace);
 	return voice_close(user_id, e->session_id, charged, e->seconds,
 	    e->summary, "user", &e->deducted);
 }

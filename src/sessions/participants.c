@@ -43,18 +43,17 @@ struct add {
 static cd_err
 check_mechanic(cd_req *r, long long user_id)
 {
-	json_t *u;
-	bool mechanic;
+	const char *role;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_user, &u, "i", user_id)) != CD_OK)
+	if ((err = db_fetch_text(&q_user, r->arena, &role, &found, "i",
+	    user_id)) != CD_OK)
 		return err;
-	if (u == NULL)
+	if (!found)
 		return req_fail(r, CD_BAD_REQUEST, "user_not_found",
 		    "No user with this id.");
-	mechanic = strcmp(jstr(u, "role"), "mechanic") == 0;
-	json_decref(u);
-	return mechanic ? CD_OK : req_fail(r, CD_BAD_REQUEST, "user_not_mechanic",
+	return role != NULL && strcmp(role, "mechanic") == 0 ? CD_OK : req_fail(r, CD_BAD_REQUEST, "user_not_mechanic",
 	    "This user is not a mechanic.");
 }
 
@@ -63,19 +62,19 @@ add_tx(void *arg)
 {
 	struct add *a = arg;
 	cd_req *r = a->r;
-	json_t *s = NULL, *details;
-	bool found, closed;
+	json_t *details;
+	const char *status = NULL;
+	bool found;
 	cd_err err;
 
 	if ((err = db_guard(&q_guard, &found, "i", r->ids[0])) != CD_OK ||
-	    (found && (err = db_row(&q_status, &s, "i", r->ids[0])) != CD_OK))
+	    (found && (err = db_fetch_text(&q_status, r->arena, &status, NULL, "i",
+	    r->ids[0])) != CD_OK))
 		return err;
-	if (s == NULL)
+	if (status == NULL)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",
 		    "No consultation with this id.");
-	closed = strcmp(jstr(s, "status"), "closed") == 0;
-	json_decref(s);
-	if (closed)
+	if (strcmp(status, "closed") == 0)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed.");
 	if ((err = check_mechanic(r, a->user_id)) != CD_OK ||
@@ -84,12 +83,10 @@ add_tx(void *arg)
 		return err;
 	if ((err = db_exec(&q_activate, NULL, "i", r->ids[0])) != CD_OK)
 		return err;
-	details = json_pack("{s:I,s:s}", "userId", (json_int_t)a->user_id,
-	    "role", "mechanic");
-	err = audit_write("ADMIN_ADD_PARTICIPANT", "session",
+	details = req_own(r, json_pack("{s:I,s:s}", "userId",
+	    (json_int_t)a->user_id, "role", "mechanic"));
+	return audit_write("ADMIN_ADD_PARTICIPANT", "session",
 	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "info");
-	json_decref(details);
-	return err;
 }
 
 cd_err
@@ -134,17 +131,16 @@ take_tx(void *arg)
 {
 	cd_req *r = arg;
 	unsigned long long n;
+	const char *status;
 	bool added, exists;
-	json_t *s, *details;
 	cd_err err;
 
 	if ((err = db_exec(&q_claim, &n, "i", r->ids[0])) != CD_OK)
 		return err;
 	if (n == 0) {
-		if ((err = db_row(&q_exists, &s, "i", r->ids[0])) != CD_OK)
+		if ((err = db_fetch_text(&q_exists, r->arena, &status, &exists, "i",
+		    r->ids[0])) != CD_OK)
 			return err;
-		exists = s != NULL;
-		json_decref(s);
 		return exists ? req_fail(r, CD_CONFLICT, "already_taken",
 		    "Another mechanic has already taken this consultation.") :
 		    req_fail(r, CD_NOT_FOUND, "session_not_found",
@@ -153,11 +149,10 @@ take_tx(void *arg)
 	if ((err = db_insert_once(&q_add, &added, NULL, "ii", r->ids[0],
 	    r->user->id)) != CD_OK)
 		return err;
-	details = json_pack("{s:I}", "userId", (json_int_t)r->user->id);
-	err = audit_write("MECHANIC_TOOK_SESSION", "session",
-	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "info");
-	json_decref(details);
-	return err;
+	return audit_write("MECHANIC_TOOK_SESSION", "session",
+	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id,
+	    req_own(r, json_pack("{s:I}", "userId", (json_int_t)r->user->id)),
+	    "info");
 }
 
 cd_err

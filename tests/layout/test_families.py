@@ -16,6 +16,9 @@ import unittest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 NOT_FAMILIES = {"core", "tools", "billing"}  # libraries and command-line tools
+# Catch-all locations that deliberately reach a family with no route of
+# their own: any other /api/ path gets the pages family's JSON 404.
+CATCH_ALL = {("/api/", "pages")}
 
 
 def read(path):
@@ -109,6 +112,29 @@ class RoutesReachTheirFamily(unittest.TestCase):
                     self.assertRegex(hit[1], rf"fastcgi_pass\s+cd_{fam}\s*;",
                                      f"{method} {pattern} is routed by location {hit[0]}, not to cd_{fam}")
                 checked += 1
+        self.assertGreater(checked, 20)
+
+    def test_every_family_location_serves_a_declared_route(self):
+        """The other direction: a location that passes to a family is one
+        some route of that family's tables arrives through (no stale or
+        misspelt location sends URLs to a responder that has no route)."""
+        locations = nginx_locations(read("nginx/creditdesk.conf.in"))
+        reached = set(CATCH_ALL)
+        for fam in source_families():
+            for method, pattern in declared_routes(fam):
+                hit = nginx_resolve(locations, pattern.replace("{id}", "1"))
+                if hit is not None:
+                    reached.add((hit[0], fam))
+        checked = 0
+        for mod, path, body in locations:
+            m = re.search(r"fastcgi_pass\s+cd_(\w+)\s*;", body)
+            if m is None:
+                continue
+            with self.subTest(location=f"{mod} {path}".strip()):
+                self.assertIn((path, m.group(1)), reached,
+                              f"location {mod} {path} passes to cd_{m.group(1)}, "
+                              f"but no route of src/{m.group(1)}/ arrives through it")
+            checked += 1
         self.assertGreater(checked, 20)
 
 

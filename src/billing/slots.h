@@ -1,0 +1,40 @@
+/*
+ * Live Help slots: booking one of the user's hours into an upcoming slot and
+ * cancelling it again.  This module owns the statements of live_help_slots'
+ * seats and live_help_redemptions; the hours they spend are the ones
+ * holdings.h reads (user_live_help_totals).
+ */
+#ifndef CD_SLOTS_H
+#define CD_SLOTS_H
+
+#include "arena.h"
+#include "error.h"
+
+/* What a booking or a cancel did; anything but SLOT_DONE changed nothing. */
+typedef enum slot_result {
+	SLOT_DONE,		/* booked, or cancelled with the hour given back */
+	SLOT_NOT_FOUND,		/* no upcoming slot with this id */
+	SLOT_FULL,		/* every seat is taken */
+	SLOT_NO_HOURS,		/* the user has no hour left to book with */
+	SLOT_ALREADY_BOOKED,	/* the user holds a seat in it already */
+	SLOT_NOT_BOOKED,	/* cancel: the user holds no seat in it */
+	SLOT_TOO_LATE		/* cancel: it starts within live_help_cancel_hours */
+} slot_result;
+
+/*
+ * One transaction of three guarded writes: a seat in the slot, an hour of
+ * the user's, the redemption row (UNIQUE user and slot), and the audit row
+ * (details in arena a).  Concurrent bookings never overfill a slot or spend
+ * an hour twice.
+ */
+cd_err	 slot_book(long long user_id, long long slot_id, cd_arena *a,
+	    slot_result *res);
+/*
+ * Deletes the user's redemption (the guarded write: one cancel wins) while
+ * the slot starts more than live_help_cancel_hours from now, and gives the
+ * seat and the hour back, with an audit row, in one transaction.
+ */
+cd_err	 slot_cancel(long long user_id, long long slot_id, cd_arena *a,
+	    slot_result *res);
+
+#endif
