@@ -124,6 +124,8 @@ class Push(Case):
         es = self.stream(self.owner)
         self.assertEqual(es.status, 200)
         self.assertTrue(es.resp.getheader("content-type", "").startswith("text/event-stream"))
+        self.assertEqual(es.resp.getheader("x-accel-buffering"), "no", "a proxy in front streams it")
+        self.assertEqual(es.resp.getheader("x-content-type-options"), "nosniff")
         wait_subscribed(self.sess)
         body = 'Ünïcode "quoted" <b>&amp;</b>\nsecond line'
         sent = self.mech.post(self.path, {"body": body})
