@@ -7,7 +7,8 @@ the repository root, the stack's environment loaded; 127.0.0.1 only):
      is timed from the POST's start until the mechanic's stream has it
      (p50, p90, max);
   2. idle cost: ROOMS rooms (consultations bought through Checkout and the
-     emulator, one customer), one EventSource each held open; the CPU time
+     emulator, one customer, a mechanic added to each so they leave the
+     mechanics' queue), one EventSource each held open; the CPU time
      nginx and every responder process use over IDLE seconds, first with no
      stream open, then with all of them open, as a share of one core.
 
@@ -60,9 +61,17 @@ def delivery(messages):
 
 
 def buy_rooms(n):
-    owner = lib.register()
+    """n rooms of one customer, each taken by one mechanic (so they leave the
+    mechanics' queue, through the admin's API like any assignment)."""
+    owner, mech, boss = lib.register(), mechanic(), admin()
+
+    def room(_):
+        r = bought_chat(owner)
+        lib.check_status(boss.post(f"/api/admin/sessions/{r}/participants",
+                                   {"userId": mech.id, "role": "mechanic"}), 201)
+        return r
     t0 = time.monotonic()
-    rooms = lib.parallel(lambda _: bought_chat(owner), range(n), threads=6)
+    rooms = lib.parallel(room, range(n), threads=6)
     bad = [r for r in rooms if not isinstance(r, int)]
     if bad:
         raise SystemExit(f"bench: {len(bad)} rooms failed, e.g. {bad[0]!r}")

@@ -6,7 +6,8 @@
 # the responders over CD_BENCH_CHAT_IDLE seconds (60; measured first with
 # no stream open), as a share of one core.  The goal is under 5 %.
 # bench/bench_chat.py does the work; the rooms are consultations bought
-# through Checkout and the emulator, so they stay in the stack's database.
+# through Checkout and the emulator, each given a mechanic by the admin's
+# API (out of the mechanics' queue); they stay in the stack's database.
 #
 # Stack settings: see bench/common.sh.
 set -euo pipefail
