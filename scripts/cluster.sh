@@ -9,8 +9,8 @@
 # three machines' nginx with passive health checks, and one Stripe emulator
 # sends its webhooks to that front.  A chat message is pushed to every
 # machine's nginx (chat_publishers), where the room's subscribers wait.
-# Each machine is one scripts/stack.sh
-# state dir run inside its namespace (start-db, setup-db, start-app).
+# Each machine is one scripts/stack.sh state dir run inside its namespace
+# (start-db, setup-db, start-app).
 #
 # The front reaches each machine's nginx, and each machine reaches the
 # emulator, through unix sockets (a path crosses network namespaces; inside

@@ -10,13 +10,12 @@
  * second where it has no EventSource (templates/static/chat.js).
  *
  * Catching up is only safe if a session's messages become visible in the
- * order they are listed: were
- * the 11th to commit before the 10th, a reader that saw 11 would skip 10 for
- * good.  So a message is inserted in the transaction that writes the
- * session's guard row (db_guard, see db.h), and takes the row's new version
- * as its position (seq): the inserts of one session are strictly
- * sequential and their positions follow commit order, on every node of a
- * cluster.  Messages are listed by (seq, id), and "after=<id>" means after
+ * order they are listed: were the 11th to commit before the 10th, a reader
+ * that saw 11 would skip 10 for good.  So a message is inserted in the
+ * transaction that writes the session's guard row (db_guard, see db.h), and
+ * takes the row's new version as its position (seq): the inserts of one
+ * session are strictly sequential and their positions follow commit order,
+ * on every node of a cluster.  Messages are listed by (seq, id), and "after=<id>" means after
  * that message's position.  (AUTO_INCREMENT ids alone would not do on a
  * cluster: each node hands out its own interleaved series.)
  */
