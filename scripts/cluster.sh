@@ -7,8 +7,10 @@
 # use their local node first and the others when it is gone, and nginx.  In
 # front, on 127.0.0.1, a load-balancing nginx spreads requests over the
 # three machines' nginx with passive health checks, and one Stripe emulator
-# sends its webhooks to that front.  Each machine is one scripts/stack.sh
-# state dir run inside its namespace (start-db, setup-db, start-app).
+# sends its webhooks to that front.  A chat message is pushed to every
+# machine's nginx (chat_publishers), where the room's subscribers wait.
+# Each machine is one scripts/stack.sh state dir run inside its namespace
+# (start-db, setup-db, start-app).
 #
 # The front reaches each machine's nginx, and each machine reaches the
 # emulator, through unix sockets (a path crosses network namespaces; inside
@@ -67,6 +69,7 @@ stack() {
 	fi
 	ip netns exec "$(ns "$n")" env -i "${vars[@]}" \
 		CD_STATE_DIR="$CL_ASKED/m$n" CD_LISTEN="unix:$(mstate "$n")/run/http.sock" \
+		CD_CHAT_PUBLISH="$(chat_publishers)" \
 		CD_DB_BIND="$(ip_of "$n")" CD_DB_USER_HOSTS="localhost 127.0.0.1 $NET.%" \
 		CD_APP_DB_HOST="$(db_hosts "$n")" CD_DB_OPTS="$(galera_opts "$n") ${DB_MORE_OPTS:-}" \
 		bash "$REPO/scripts/stack.sh" "$cmd"
@@ -91,6 +94,17 @@ cmd_exec() {
 	# shellcheck disable=SC1091  # the machine's env, written by stack.sh
 	(. "$st/env" && ip netns exec "$(ns "$n")" env -u CD_DB_SOCKET \
 		CD_DB_HOST="$(db_hosts "$n")" CD_DB_TIMEOUT="${CD_DB_TIMEOUT:-6}" "$@")
+}
+
+# Chat push: every machine's responders publish each message to every
+# machine's nginx (its publisher socket; a path reaches across the
+# namespaces), so a subscriber gets it whichever machine holds its stream.
+chat_publishers() {
+	local i out=()
+	for ((i = 1; i <= MACHINES; i++)); do
+		out+=("unix:$(mstate "$i")/run/chat-publish.sock")
+	done
+	(IFS=,; echo "${out[*]}")
 }
 
 # The state dir stack.sh really uses for machine N (0: the front).

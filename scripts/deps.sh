@@ -12,7 +12,7 @@ PACKAGES=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libmariadb-dev libcurl4-openssl-dev libssl-dev libjansson-dev check
 	libunistring-dev libcrack2-dev cracklib-runtime
-	mariadb-server mariadb-client nginx-light spawn-fcgi multiwatch
+	mariadb-server mariadb-client nginx-light libnginx-mod-nchan spawn-fcgi multiwatch
 	python3 python3-pymysql wrk clang libclang-rt-14-dev valgrind curl ca-certificates
 	chromium fonts-liberation nodejs
 	galera-4 rsync socat iproute2

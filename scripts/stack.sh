@@ -28,7 +28,9 @@
 # family, 2), CD_NGINX_WORKERS (nginx worker processes, 2; with CD_CHILDREN it
 # sizes the FastCGI keep-alive, see upstream_keepalive), CD_EMU_RETRY (emulator webhook retry schedule, 1,2,4,8,16,32).
 # CD_DB_TIMEOUT, CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE,
-# CD_SESSION_IDLE and ASAN_OPTIONS are passed on to the responders when set.
+# CD_SESSION_IDLE and ASAN_OPTIONS are passed on to the responders when set;
+# CD_CHAT_PUBLISH (the chat push publishers, default this nginx's
+# run/chat-publish.sock) to the sessions family.
 # nginx's per-address limits, RATE:BURST (requests per second, and how many
 # more at once): CD_LIMIT_SIGNIN (20:100), CD_LIMIT_REGISTER (10:50),
 # CD_LIMIT_CHECKOUT (50:300); generous enough for the tests and benches,
@@ -218,7 +220,7 @@ prepare_state() {
 	mkdir -p "$STATE" "$RUN" "$LOG" "$DBRUN" "$NGINX_PREFIX/tmp"
 	chmod 755 "$STATE" "$RUN" "$LOG"
 	local s
-	for s in "$DB_SOCK" "$RUN/checkout.sock"; do
+	for s in "$DB_SOCK" "$RUN/chat-publish.sock"; do
 		((${#s} < 108)) || die "socket path too long for unix sockets: $s (choose a shorter CD_STATE_DIR)"
 	done
 	if ((EUID == 0)); then
@@ -341,6 +343,9 @@ family_env() {
 	case $1 in
 	checkout | bookings) FAMILY_ENV+=("${stripe[@]}") ;;
 	webhook) FAMILY_ENV+=("${stripe[@]}" STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET") ;;
+	# Chat push: this machine's nginx publisher, or every machine's
+	# (CD_CHAT_PUBLISH, set by scripts/cluster.sh).
+	sessions) FAMILY_ENV+=(CD_CHAT_PUBLISH="${CD_CHAT_PUBLISH:-unix:$RUN/chat-publish.sock}") ;;
 	esac
 }
 
@@ -690,6 +695,9 @@ nginx_start() {
 		return 0
 	fi
 	! port_busy "$HTTP_PORT" || die "port $HTTP_PORT is already in use by another process (set CD_HTTP_PORT)"
+	# A chat publisher socket left by an nginx that was killed would stop
+	# this one binding it; no nginx of this state dir runs now.
+	rm -f "$RUN/chat-publish.sock"
 	"${nginx[@]}" </dev/null >>"$LOG/nginx-error.log" 2>&1 9>&- ||
 		die "nginx failed to start; see $LOG/nginx-error.log"
 	local i

@@ -1,16 +1,21 @@
 /*
- * The chat room: its page, and the messages API the page polls.
+ * The chat room: its page, the messages API, and the room's stream.
  *
- * Browsers poll GET …/messages?after=<last id seen> about once a second
- * (templates/static/chat.js) instead of holding a long request open, so a
- * waiting browser never ties up a responder child.  Polling is only safe
- * if a session's messages become visible in the order they are listed: were
- * the 11th to commit before the 10th, a reader that saw 11 would skip 10 for
- * good.  So a message is inserted in the transaction that writes the
- * session's guard row (db_guard, see db.h), and takes the row's new version
- * as its position (seq): the inserts of one session are strictly
- * sequential and their positions follow commit order, on every node of a
- * cluster.  Messages are listed by (seq, id), and "after=<id>" means after
+ * New messages reach the page by push: GET …/stream checks that the caller
+ * takes part and hands the request to nginx's nchan subscriber with
+ * X-Accel-Redirect, so a waiting browser holds a connection in nginx, never
+ * a responder child; each message is published there once it has
+ * committed (push.c).  The page catches up with GET …/messages?after=<last
+ * id seen> when its stream (re)connects, and polls that about once a
+ * second where it has no EventSource (templates/static/chat.js).
+ *
+ * Catching up is only safe if a session's messages become visible in the
+ * order they are listed: were the 11th to commit before the 10th, a reader
+ * that saw 11 would skip 10 for good.  So a message is inserted in the
+ * transaction that writes the session's guard row (db_guard, see db.h), and
+ * takes the row's new version as its position (seq): the inserts of one
+ * session are strictly sequential and their positions follow commit order,
+ * on every node of a cluster.  Messages are listed by (seq, id), and "after=<id>" means after
  * that message's position.  (AUTO_INCREMENT ids alone would not do on a
  * cluster: each node hands out its own interleaved series.)
  */
@@ -23,7 +28,8 @@
 
 #define BODY_RULE "body must be text of 1 to 4000 characters."
 #define MESSAGE_SELECT \
-    "SELECT m.id, m.user_id AS userId, u.name, m.body, m.created_at AS createdAt" \
+    "SELECT m.id, m.user_id AS userId, u.name, m.body, m.created_at AS createdAt," \
+    " m.seq" \
     " FROM session_messages m JOIN users u ON u.id = m.user_id"
 
 static const cd_field after_fields[] = {
@@ -44,7 +50,7 @@ static cd_sql q_after = CD_SQL(
 static cd_sql q_after_id = CD_SQL(	/* an id that is not one of this session's */
     MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.seq, m.id LIMIT 100");
 static cd_sql q_latest = CD_SQL(
-    "SELECT id, userId, name, body, createdAt FROM (SELECT m.id,"
+    "SELECT id, userId, name, body, createdAt, seq FROM (SELECT m.id,"
     " m.user_id AS userId, u.name, m.body, m.created_at AS createdAt, m.seq"
     " FROM session_messages m JOIN users u ON u.id = m.user_id"
     " WHERE m.session_id = ? ORDER BY m.seq DESC, m.id DESC LIMIT 100) t"
@@ -167,7 +173,23 @@ messages_post(cd_req *r)
 		return err;
 	if (message == NULL)
 		return CD_INTERNAL;
+	chat_push(r->ids[0], message);	/* committed: never before */
 	resp_json(r, 201, json_pack("{s:o}", "message", message));
+	return CD_OK;
+}
+
+/* The room's stream: participants only, then nchan holds the connection. */
+cd_err
+messages_stream(cd_req *r)
+{
+	json_t *session;
+	cd_err err;
+
+	if ((err = session_for_member(r, &session)) != CD_OK)
+		return err;
+	resp_header(r, "X-Accel-Redirect",
+	    arena_printf(r->arena, "/internal/chat/sub/%lld", r->ids[0]));
+	resp_status(r, 200);
 	return CD_OK;
 }
 

@@ -91,6 +91,7 @@ static const cd_route routes[] = {
 	{ "GET", "/api/sessions/{id}", sessions_get, R_USER },
 	{ "GET", "/api/sessions/{id}/messages", messages_list, R_USER },
 	{ "POST", "/api/sessions/{id}/messages", messages_post, R_USER },
+	{ "GET", "/api/sessions/{id}/stream", messages_stream, R_USER },
 	{ "POST", "/api/admin/sessions/{id}/participants", participants_add, R_ADMIN },
 	{ "POST", "/api/sessions/{id}/take", participants_take, R_USER | R_MECHANIC },
 };

@@ -1,7 +1,8 @@
 /*
  * creditdesk-sessions: paid consultations and their chat rooms.
- * sessions.c holds the route table and the read API, chat.c the room page
- * and its messages, participants.c the admin's "add a mechanic".
+ * sessions.c holds the route table and the read API, chat.c the room page,
+ * its messages and their stream, push.c the publishing of each message to
+ * nginx's push (nchan), participants.c the admin's "add a mechanic".
  *
  * Only participants see a consultation: to anyone else it does not exist
  * (404, never 403), so ids reveal nothing.
@@ -26,6 +27,12 @@ cd_err	 sessions_get(cd_req *);
 cd_err	 chat_room(cd_req *);
 cd_err	 messages_list(cd_req *);
 cd_err	 messages_post(cd_req *);
+cd_err	 messages_stream(cd_req *);
+/*
+ * Publishes a committed message (the messages API's JSON for it) to the
+ * room's subscribers on every configured nginx; failures are only logged.
+ */
+void	 chat_push(long long session, const json_t *message);
 cd_err	 participants_add(cd_req *);
 cd_err	 participants_take(cd_req *);
 

@@ -1,16 +1,20 @@
 /*
  * creditdesk chat room (templates/chat.mustache).
  *
- * New messages arrive by short polling: GET /api/sessions/{id}/messages
- * ?after=<last id shown> about once a second.  Each poll is an ordinary,
- * quick request, so a browser waiting for messages never holds a server
- * process.  The server lists a session's messages in commit order (not
- * always id order: several database nodes hand out ids), so "everything
- * after the last message I have" never skips one.
+ * New messages arrive by push: an EventSource on GET /api/sessions/{id}/stream
+ * (nginx holds it, so a waiting browser never holds a server process) gets
+ * each message as the messages API's JSON once it has been saved.  Whenever
+ * the stream (re)connects, the page first catches up with GET …/messages
+ * ?after=<last id shown>; a browser without EventSource, or whose stream the
+ * server refuses, polls that about once a second instead.  The server lists
+ * a session's messages in commit order (its position, seq; not always id
+ * order: several database nodes hand out ids), so "everything after the
+ * last message I have" never skips one.
  *
- * Sending posts JSON with the session's CSRF token and then polls at once;
- * the sent message is shown when the poll brings it back, so the list is
- * always in the server's order.  Messages are added with textContent only.
+ * A message is shown once (by id) and in (seq, id) order, whichever way it
+ * came.  Sending posts JSON with the session's CSRF token; with a stream
+ * the sent message is shown from the answer, otherwise the next poll brings
+ * it.  Messages are added with textContent only.
  */
 (function () {
   'use strict';
@@ -18,6 +22,7 @@
   var POLL_MS = 1000;
   var WAITING_MS = 3000;
   var MAX_BACKOFF_MS = 10000;
+  var STREAM_OPEN_MS = 5000;
 
   var room = document.getElementById('chat');
   if (!room) return;
@@ -37,6 +42,7 @@
   var timer = null;
   var backoff = POLL_MS;
   var stopped = false;
+  var stream = null;     /* the room's EventSource while it is in use */
 
   function csrfToken() {
     var m = document.querySelector('meta[name="csrf-token"]');
@@ -85,7 +91,7 @@
     return list.scrollHeight - list.scrollTop - list.clientHeight < 60;
   }
 
-  function append(m) {
+  function element(m) {
     var li = document.createElement('li');
     var meta = document.createElement('p');
     var who = document.createElement('strong');
@@ -94,6 +100,7 @@
 
     li.className = 'message' + (String(m.userId) === meId ? ' mine' : '');
     li.setAttribute('data-id', String(m.id));
+    li.setAttribute('data-seq', String(m.seq));
     meta.className = 'meta';
     who.textContent = m.name;
     when.setAttribute('datetime', m.createdAt);
@@ -105,19 +112,37 @@
     body.textContent = m.body;
     li.appendChild(meta);
     li.appendChild(body);
-    list.appendChild(li);
+    return li;
+  }
+
+  /* True if list item li comes before message m in the server's order. */
+  function before(li, m) {
+    var seq = parseInt(li.getAttribute('data-seq'), 10);
+    var id = parseInt(li.getAttribute('data-id'), 10);
+    return seq < m.seq || (seq === m.seq && id < m.id);
+  }
+
+  /* Inserts m where (seq, id) puts it: nearly always last. */
+  function place(m) {
+    var li = element(m);
+    var items = list.children;
+    var i = items.length - 1;
+    while (i >= 0 && typeof m.seq === 'number' && !before(items[i], m)) i--;
+    list.insertBefore(li, i >= 0 ? items[i].nextSibling : list.firstChild);
   }
 
   function show(messages) {
     var stick = nearBottom();
     var empty = room.querySelector('[data-empty]');
+    var last;
     messages.forEach(function (m) {
       if (typeof m.id !== 'number' || seen[m.id]) return;
       seen[m.id] = true;
-      append(m);
-      lastId = m.id;
+      place(m);
     });
-    if (messages.length && empty) empty.parentNode.removeChild(empty);
+    last = list.lastElementChild;
+    if (last) lastId = parseInt(last.getAttribute('data-id'), 10) || lastId;
+    if (list.children.length && empty) empty.parentNode.removeChild(empty);
     if (stick) list.scrollTop = list.scrollHeight;
   }
 
@@ -130,6 +155,7 @@
   function stop(text) {
     stopped = true;
     clearTimeout(timer);
+    if (stream) { stream.close(); stream = null; }
     say(text, true);
     if (form) form.querySelector('button[type="submit"]').disabled = true;
   }
@@ -148,10 +174,50 @@
       }
       backoff = POLL_MS;
       show(res.data.messages);
+      if (stream && room.getAttribute('data-stream') === 'catching-up')
+        room.setAttribute('data-stream', 'open');   /* connected and up to date */
       /* A full page (100) means there may be more: fetch them straight away. */
       if (again || res.data.messages.length >= 100) { again = false; return schedule(0); }
-      schedule(POLL_MS);
+      if (!stream) schedule(POLL_MS);   /* with a stream, this was a catch-up */
     });
+  }
+
+  /*
+   * The room's stream.  Each time it opens (again), catch up on what was
+   * sent before or while it was away; the browser reconnects by itself
+   * after a network error.  A stream the server refused (signed out, no
+   * longer a participant) or that cannot work here is closed, and polling
+   * takes over, which also says why when the answer is 401 or 404.
+   */
+  function listen() {
+    if (typeof window.EventSource !== 'function') return false;
+    stream = new EventSource(base + '/stream');
+    stream.onopen = function () {
+      room.setAttribute('data-stream', 'catching-up');
+      poll();
+    };
+    stream.onmessage = function (ev) {
+      var m;
+      try { m = JSON.parse(ev.data); } catch (e) { return; }
+      if (m && typeof m === 'object') show([m]);
+    };
+    stream.onerror = function () {
+      room.setAttribute('data-stream', 'reconnecting');
+      if (!stream || stream.readyState !== EventSource.CLOSED) return;
+      giveUpStream();
+    };
+    /* A stream that never opens (a proxy that buffers it, say): poll. */
+    setTimeout(function () {
+      if (stream && !room.hasAttribute('data-stream')) giveUpStream();
+    }, STREAM_OPEN_MS);
+    return true;
+  }
+
+  function giveUpStream() {
+    if (stream) stream.close();
+    stream = null;
+    room.setAttribute('data-stream', 'polling');
+    schedule(0);
   }
 
   /* While nobody has joined, look every few seconds for a mechanic. */
@@ -182,7 +248,8 @@
       say('', false);
       box.value = '';
       box.focus();
-      schedule(0);
+      if (stream && res.data && res.data.message) show([res.data.message]);
+      else schedule(0);
     });
   }
 
@@ -199,6 +266,6 @@
       }
     });
   }
-  schedule(POLL_MS);
+  if (!listen()) giveUpStream();
   watchForMechanic();
 })();

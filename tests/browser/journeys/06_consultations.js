@@ -1,11 +1,16 @@
 /*
  * Journey 6: a chat consultation bought on the explore page goes to its
  * room; two mechanics see it in their queue and both press Take: one joins
- * the room, the other is told it was taken.
+ * the room, the other is told it was taken.  Then the customer and the
+ * mechanic chat: each message reaches the other browser by push (the
+ * room's EventSource; no poll, no reload), once and in order, and the
+ * journey prints the delivery times' median.
  */
 'use strict';
 
 const { assert, eq, db, dbRow } = require('../lib');
+
+const PUSHED = 6;   /* messages sent back and forth */
 
 async function mechanic(t, name) {
   const m = await t.another(name);
@@ -70,11 +75,77 @@ async function consultations(t) {
     assert(!(await p.$('[data-waiting]')), 'the room still waits for a mechanic');
   });
 
+  await t.step('push-between-browsers', () => chatByPush(t, a.m, sessionId));
+
+  await t.step('polling-without-eventsource', () => chatByPolling(t, a.m, sessionId));
+
   await t.step('customer-cannot-queue', async () => {
     const res = await t.goto('/mechanic/queue');
     eq(res.status(), 403, 'queue for a customer');
     await t.waitText('[data-error-message]', 'This page is for mechanics.');
   });
+}
+
+/* The bodies shown in a room, top to bottom. */
+function shown(page) {
+  return page.$$eval('#chat .message', (els) => els.map((li) => ({
+    id: Number(li.getAttribute('data-id')), body: li.querySelector('.body').textContent })));
+}
+
+/* Sends text from one room page and returns the ms until the other shows it. */
+async function deliver(from, to, text) {
+  await from.page.type('#chat-body', text);
+  const t0 = Date.now();
+  await from.page.keyboard.press('Enter');
+  await to.page.waitForFunction((s) => Array.prototype.some.call(
+    document.querySelectorAll('#chat .message .body'), (b) => b.textContent === s),
+  { polling: 'mutation', timeout: 5000 }, text);
+  return Date.now() - t0;
+}
+
+/*
+ * Customer (t) and mechanic (m) are both in the room: messages go back and
+ * forth by push while neither page asks for messages.
+ */
+async function chatByPush(t, m, sessionId) {
+  await t.goto(`/chat/${sessionId}`);
+  for (const x of [t, m]) await x.page.waitForSelector('#chat[data-stream="open"]');
+  const polls = [];
+  const watch = (req) => { if (req.url().includes('/messages?after=')) polls.push(req.url()); };
+  for (const x of [t, m]) x.page.on('request', watch);
+  const times = [];
+  try {
+    for (let i = 0; i < PUSHED; i++) {
+      const [from, to] = i % 2 ? [m, t] : [t, m];
+      times.push(await deliver(from, to, `push ${i}: <b>&amp;</b> ünïcode`));
+    }
+  } finally {
+    for (const x of [t, m]) x.page.off('request', watch);
+  }
+  eq(JSON.stringify(polls), '[]', 'requests for messages while the rooms were open');
+  const rows = db('SELECT id, body FROM session_messages WHERE session_id = ? ORDER BY seq, id', sessionId);
+  eq(rows.length, PUSHED, 'messages saved');
+  const want = JSON.stringify(rows.map((r) => ({ id: Number(r.id), body: r.body })));
+  for (const x of [t, m]) eq(JSON.stringify(await shown(x.page)), want, 'each message once, in the server\'s order');
+  times.sort((x, y) => x - y);
+  console.log(`       chat push delivery between two browsers: p50 ${times[Math.floor(times.length / 2)]} ms,` +
+    ` max ${times[times.length - 1]} ms (${PUSHED} messages)`);
+}
+
+/* A browser without EventSource polls instead, and still gets the messages. */
+async function chatByPolling(t, m, sessionId) {
+  const page = await t.page.browserContext().newPage();
+  try {
+    await page.evaluateOnNewDocument(() => { window.EventSource = undefined; });
+    await page.goto(t.url(`/chat/${sessionId}`), { waitUntil: 'load' });
+    await page.waitForSelector('#chat[data-stream="polling"]');
+    const elapsed = await deliver(m, { page }, 'polled, not pushed');
+    assert(elapsed < 3000, `the polling page took ${elapsed} ms`);
+    const bodies = await shown(page);
+    eq(bodies.filter((x) => x.body === 'polled, not pushed').length, 1, 'the polled message shown once');
+  } finally {
+    await page.close();
+  }
 }
 
 module.exports = [{ name: 'consultations-mechanic-queue', run: consultations }];

@@ -1,0 +1,284 @@
+"""
+Chat push through nginx (nchan): GET /api/sessions/{id}/stream checks that
+the caller takes part, then nginx holds the subscription (EventSource,
+WebSocket or long-poll); every committed message is published to it by the
+sessions responder.  Who may subscribe, what arrives (exactly the messages
+API's JSON), that nginx's internal locations are closed from outside, and
+that a message whose transaction rolled back is never pushed.
+"""
+
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+
+from . import lib
+from .lib import Case
+from .test_consultations import admin, bought_chat, mechanic
+
+
+def publisher_socket():
+    return os.path.join(lib.env("CD_RUN_DIR"), "chat-publish.sock")
+
+
+def subscribers(session_id, sock=None):
+    """How many subscribers nginx holds for the room (the publisher's GET)."""
+    r = lib.http_request("GET", f"http://localhost/internal/chat/publish/{session_id}",
+                         headers={"Accept": "application/json"},
+                         unix_socket=sock or publisher_socket())
+    if r.status == 404:     # no channel yet: nobody has subscribed
+        return 0
+    lib.check_status(r, 200, "channel info")
+    return int(r.json["subscribers"])
+
+
+def wait_subscribed(session_id, count=1, sock=None):
+    lib.wait_until(lambda: subscribers(session_id, sock) >= count, timeout=10,
+                   message=f"{count} subscriber(s) of room {session_id}")
+
+
+class EventStream:
+    """One EventSource-like subscription of browser b to room session_id."""
+
+    def __init__(self, browser, session_id, timeout=10):
+        u = urllib.parse.urlsplit(browser.base)
+        if browser.unix_socket:
+            self.conn = lib.UnixHTTPConnection(browser.unix_socket, u.hostname, u.port or 80,
+                                               timeout)
+        else:
+            self.conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout)
+        hdrs = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        jar = browser.cookies.get(u.hostname, {})
+        if jar:
+            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
+        self.conn.request("GET", f"/api/sessions/{session_id}/stream", headers=hdrs)
+        self.sock = self.conn.sock     # the response keeps it; the connection lets go
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+
+    def next_event(self):
+        """The next event's data as JSON (pings and comments skipped)."""
+        data = []
+        while True:
+            line = self.resp.readline()
+            if not line:
+                raise EOFError("stream closed")
+            line = line.decode().rstrip("\r\n")
+            if line == "":
+                if data:
+                    return json.loads("\n".join(data))
+                continue
+            if line.startswith("data:"):
+                data.append(line[5:].lstrip(" ") if line.startswith("data: ") else line[5:])
+            elif line.startswith("event:") and line[6:].strip() == "ping":
+                data = []
+
+    def nothing_within(self, seconds):
+        """True if no event arrives within seconds (the socket times out)."""
+        self.sock.settimeout(seconds)
+        try:
+            got = self.next_event()
+        except (socket.timeout, TimeoutError):
+            return True
+        raise AssertionError(f"unexpected event {got!r}")
+
+    def close(self):
+        self.resp.close()
+        self.conn.close()
+
+
+def long_poll(browser, session_id, out, headers=None):
+    """One long-poll request (no EventSource/WebSocket headers) into out[0]."""
+    out.append(browser.get(f"/api/sessions/{session_id}/stream",
+                           headers=dict({"Accept": "application/json"}, **(headers or {})),
+                           timeout=20))
+
+
+class Push(Case):
+
+    def setUp(self):
+        super().setUp()
+        self.owner, self.mech = lib.register(), mechanic()
+        self.sess = bought_chat(self.owner)
+        lib.check_status(admin().post(f"/api/admin/sessions/{self.sess}/participants",
+                                      {"userId": self.mech.id, "role": "mechanic"}), 201)
+        self.path = f"/api/sessions/{self.sess}/messages"
+        self.streams = []
+
+    def tearDown(self):
+        for s in self.streams:
+            s.close()
+        super().tearDown()
+
+    def stream(self, browser):
+        s = EventStream(browser, self.sess)
+        self.streams.append(s)
+        return s
+
+    def test_eventsource_gets_the_other_participants_message_exactly(self):
+        es = self.stream(self.owner)
+        self.assertEqual(es.status, 200)
+        self.assertTrue(es.resp.getheader("content-type", "").startswith("text/event-stream"))
+        self.assertEqual(es.resp.getheader("x-accel-buffering"), "no", "a proxy in front streams it")
+        self.assertEqual(es.resp.getheader("x-content-type-options"), "nosniff")
+        wait_subscribed(self.sess)
+        body = 'Ünïcode "quoted" <b>&amp;</b>\nsecond line'
+        sent = self.mech.post(self.path, {"body": body})
+        self.assertStatus(sent, 201)
+        got = es.next_event()
+        self.assertEqual(got, sent.json["message"])
+        self.assertEqual((got["userId"], got["body"]), (self.mech.id, body))
+        listed = self.owner.get(self.path).json["messages"]
+        self.assertEqual(listed, [got], "the pushed JSON is the messages API's, seq included")
+        # The next ones follow in order on the same stream.
+        ids = [self.owner.post(self.path, {"body": f"n{i}"}).json["message"]["id"] for i in range(3)]
+        self.assertEqual([es.next_event()["id"] for _ in range(3)], ids)
+
+    def test_long_poll_gets_the_message_with_its_exact_body(self):
+        out = []
+        t = threading.Thread(target=long_poll, args=(self.mech, self.sess, out))
+        t.start()
+        wait_subscribed(self.sess)
+        sent = self.owner.post(self.path, {"body": "Long-poll hello"})
+        self.assertStatus(sent, 201)
+        t.join(20)
+        self.assertEqual(len(out), 1, "the long-poll never answered")
+        self.assertStatus(out[0], 200)
+        self.assertEqual(out[0].json, sent.json["message"])
+        # The next poll, from where this one ended, gets the next message only.
+        nxt = {"If-Modified-Since": out[0].header("last-modified"),
+               "If-None-Match": out[0].header("etag")}
+        more = []
+        t = threading.Thread(target=long_poll, args=(self.mech, self.sess, more, nxt))
+        t.start()
+        wait_subscribed(self.sess)
+        second = self.owner.post(self.path, {"body": "and again"})
+        t.join(20)
+        self.assertEqual([r.json for r in more], [second.json["message"]])
+
+    def test_websocket_subscriber_gets_the_message(self):
+        u = urllib.parse.urlsplit(self.owner.base)
+        s = socket.create_connection((u.hostname, u.port or 80), timeout=10)
+        try:
+            key = base64.b64encode(os.urandom(16)).decode()
+            cookie = "; ".join(f"{k}={v}" for k, v in self.mech.cookies[u.hostname].items())
+            s.sendall((f"GET /api/sessions/{self.sess}/stream HTTP/1.1\r\nHost: {u.netloc}\r\n"
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                       f"Cookie: {cookie}\r\n\r\n").encode())
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            head, rest = head.split(b"\r\n\r\n", 1)
+            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            wait_subscribed(self.sess)
+            sent = self.owner.post(self.path, {"body": "over a websocket"})
+            self.assertStatus(sent, 201)
+            frame = rest
+            while len(frame) < 2 or len(frame) < sum(self._ws_len(frame)):
+                frame += s.recv(65536)
+            n, off = self._ws_len(frame)
+            self.assertEqual(frame[0] & 0x0F, 1, "a text frame")
+            self.assertEqual(json.loads(frame[off:off + n]), sent.json["message"])
+        finally:
+            s.close()
+
+    @staticmethod
+    def _ws_len(frame):
+        """(payload length, payload offset) of an unmasked server frame."""
+        n = frame[1] & 0x7F
+        if n == 126:
+            return (int.from_bytes(frame[2:4], "big"), 4) if len(frame) >= 4 else (1 << 30, 4)
+        if n == 127:
+            return (int.from_bytes(frame[2:10], "big"), 10) if len(frame) >= 10 else (1 << 30, 10)
+        return n, 2
+
+    def test_outsiders_get_the_messages_apis_errors(self):
+        other = lib.register()
+        stream = f"/api/sessions/{self.sess}/stream"
+        for who, status, code in ((other, 404, "session_not_found"),
+                                  (lib.Browser(), 401, None)):
+            with self.subTest(status=status):
+                for accept in ("text/event-stream", "application/json"):
+                    r = who.get(stream, headers={"Accept": accept}, timeout=5)
+                    self.assertError(r, status, code)
+                    self.assertEqual(r.json, who.get(self.path).json)
+                    self.assertIsNone(r.header("x-accel-redirect"))
+        missing = self.owner.get("/api/sessions/999999999/stream", timeout=5)
+        self.assertError(missing, 404, "session_not_found")
+        self.assertEqual(subscribers(self.sess), 0, "nobody was subscribed")
+
+    def test_internal_locations_are_closed_from_outside(self):
+        for method, path in (("GET", f"/internal/chat/sub/{self.sess}"),
+                             ("GET", f"/internal/chat/publish/{self.sess}"),
+                             ("POST", f"/internal/chat/publish/{self.sess}")):
+            with self.subTest(path=path, method=method):
+                r = self.owner.request(method, path, data='{"body":"forged"}',
+                                       headers={"Accept": "text/event-stream"}, timeout=5)
+                self.assertStatus(r, 404)
+        es = self.stream(self.owner)
+        wait_subscribed(self.sess)
+        forged = self.owner.request("POST", f"/internal/chat/publish/{self.sess}",
+                                    data='{"body":"forged"}', timeout=5)
+        self.assertStatus(forged, 404)
+        self.assertTrue(es.nothing_within(1.5))
+
+    def test_a_rolled_back_message_is_never_pushed(self):
+        es = self.stream(self.owner)
+        wait_subscribed(self.sess)
+        lib.db_exec("CREATE TRIGGER chat_push_fail BEFORE INSERT ON session_messages"
+                    " FOR EACH ROW BEGIN IF NEW.body = 'roll me back' THEN"
+                    " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused'; END IF; END")
+        try:
+            failed = self.mech.post(self.path, {"body": "roll me back"})
+        finally:
+            lib.db_exec("DROP TRIGGER chat_push_fail")
+        self.assertEqual(failed.status, 500, failed)
+        # A refused one (closed consultation) rolls back its guard write too.
+        lib.db_exec("UPDATE sessions SET status = 'closed' WHERE id = %s", self.sess)
+        self.assertError(self.mech.post(self.path, {"body": "too late"}), 409, "session_closed")
+        lib.db_exec("UPDATE sessions SET status = 'active' WHERE id = %s", self.sess)
+        self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM session_messages"
+                                       " WHERE session_id = %s", self.sess), 0)
+        ok = self.mech.post(self.path, {"body": "this one commits"})
+        self.assertStatus(ok, 201)
+        self.assertEqual(es.next_event(), ok.json["message"], "the first event is the committed one")
+
+    def test_publishing_failure_does_not_fail_the_send(self):
+        """nginx's publisher unreachable: the send still answers 201, it is
+        logged, and the messages API lists the message."""
+        sock = publisher_socket()
+        hidden = sock + ".away"
+        sizes = lib.log_sizes()
+        os.rename(sock, hidden)
+        try:
+            # The responders' kept connections end with the old workers.
+            reload_nginx()
+            sent = self.owner.post(self.path, {"body": "nobody hears this push"})
+        finally:
+            os.rename(hidden, sock)
+        self.assertStatus(sent, 201)
+        self.assertEqual(self.mech.get(self.path).json["messages"], [sent.json["message"]])
+        logged = lib.log_since(sizes, ["sessions.log"]).get("sessions.log", [])
+        self.assertTrue(any(f"chat push unix:{sock}/internal/chat/publish/{self.sess}" in ln
+                            for ln in logged), logged)
+
+
+def nginx_workers(master):
+    with open(f"/proc/{master}/task/{master}/children") as f:
+        return set(f.read().split())
+
+
+def reload_nginx():
+    """SIGHUP to the stack's nginx; returns once its old workers are gone."""
+    with open(os.path.join(lib.env("CD_STATE_DIR"), "nginx", "nginx.pid")) as f:
+        master = int(f.read())
+    old = nginx_workers(master)
+    os.kill(master, signal.SIGHUP)
+    lib.wait_until(lambda: not (old & nginx_workers(master)), timeout=15,
+                   message="nginx's old workers gone")
