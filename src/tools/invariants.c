@@ -190,12 +190,10 @@ static cd_sql q_booking_paid = CD_SQL(
     "SELECT p.booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
     " b.status AS booking_status, b.payment_intent_id AS booking_payment_intent"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id"
-    " LEFT JOIN (SELECT DISTINCT object_id FROM stripe_events"
-    "  WHERE type = 'payment_intent.succeeded' AND processed_at IS NOT NULL) e"
-    "  ON e.object_id = p.stripe_payment_intent_id"
     " WHERE (p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed'))"
-    "  OR (e.object_id IS NOT NULL"
-    "   AND p.status NOT IN ('succeeded', 'refunded', 'partially_refunded'))"
+    "  OR (p.status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM stripe_events e"
+    "   WHERE e.object_id = p.stripe_payment_intent_id"
+    "   AND e.type = 'payment_intent.succeeded' AND e.processed_at IS NOT NULL))"
     "  OR NOT (b.payment_intent_id <=> p.stripe_payment_intent_id)"
     " ORDER BY p.booking_id" LIMIT);
 
