@@ -254,6 +254,12 @@ static const char timeline_sql[] =
     " JOIN @.session_participants p ON p.session_id = s.id AND p.role = 'mechanic'"
     OF_USER("s.user_id") " GROUP BY s.id"
     REPLAY_BOOKING_STEPS
+    " UNION ALL SELECT 9, c.id, MAX(b.created_at) FROM @.audit_log c"
+    " JOIN @.audit_log b ON b.user_id = c.user_id AND b.action = 'LIVE_HELP_BOOKED'"
+    "  AND b.entity_id = c.entity_id AND b.created_at <= c.created_at"
+    OF_USER("c.user_id") " AND c.action = 'LIVE_HELP_CANCELLED' GROUP BY c.id"
+    " UNION ALL SELECT 10, c.id, c.created_at FROM @.audit_log c"
+    OF_USER("c.user_id") " AND c.action = 'LIVE_HELP_CANCELLED'"
     ") x ORDER BY at, kind, ref";
 
 /* The answers kept for event_id, parsed, into answers. */
@@ -319,11 +325,10 @@ replay_event(long long ref)
 	return err;
 }
 
-/* A booked Live Help hour: the redemption, the seat, the hour used. */
+/* Redemption id booked: its seat and its hour used. */
 static cd_err
-redemption_tx(void *arg)
+redeemed(long long id)
 {
-	static cd_sql *copy;
 	static cd_sql use = CD_SQL(
 	    "UPDATE user_live_help_totals t JOIN live_help_redemptions r"
 	    " ON r.user_id = t.user_id SET t.hours_used = t.hours_used + r.hours"
@@ -331,17 +336,82 @@ redemption_tx(void *arg)
 	static cd_sql seat = CD_SQL(
 	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
 	    " SET s.booked = s.booked + r.hours WHERE r.id = ?");
-	long long ref = *(long long *)arg;
 	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&use, &n, "i", id)) != CD_OK)
+		return err;
+	/* No hours to use: the purchase never replayed. */
+	return n == 1 ? db_exec(&seat, NULL, "i", id) : CD_CONFLICT;
+}
+
+/* A booked Live Help hour: the redemption, the seat, the hour used. */
+static cd_err
+redemption_tx(void *arg)
+{
+	static cd_sql *copy;
+	long long ref = *(long long *)arg;
 	cd_err err;
 
 	if ((err = db_exec(live_sql(&copy, "INSERT INTO live_help_redemptions"
 	    " SELECT * FROM @.live_help_redemptions WHERE id = ?"), NULL, "i",
-	    ref)) != CD_OK ||
-	    (err = db_exec(&use, &n, "i", ref)) != CD_OK)
+	    ref)) != CD_OK)
 		return err;
-	/* No hours to use: the purchase never replayed. */
-	return n == 1 ? db_exec(&seat, NULL, "i", ref) : CD_CONFLICT;
+	return redeemed(ref);
+}
+
+/*
+ * A Live Help hour booked and cancelled later: the redemption row is gone,
+ * so its audit rows are the record (LIVE_HELP_BOOKED, LIVE_HELP_CANCELLED:
+ * the user, the slot).  Both steps are named by the cancellation's audit
+ * id; the booking is replayed like any other, the cancellation gives the
+ * seat and the hour back and removes the redemption.
+ */
+static cd_err
+cancelled_booked_tx(void *arg)
+{
+	static cd_sql *q;
+	long long id = 0;
+	cd_err err;
+
+	if ((err = db_insert(live_sql(&q, "INSERT INTO live_help_redemptions (user_id,"
+	    " slot_id) SELECT user_id, CAST(entity_id AS UNSIGNED) FROM @.audit_log"
+	    " WHERE id = ?"), &id, "i", *(long long *)arg)) != CD_OK)
+		return err;
+	return redeemed(id);
+}
+
+static cd_err
+cancelled_tx(void *arg)
+{
+	static cd_sql *who;
+	static cd_sql hour = CD_SQL(
+	    "UPDATE user_live_help_totals t JOIN live_help_redemptions r"
+	    " ON r.user_id = t.user_id SET t.hours_used = t.hours_used - r.hours"
+	    " WHERE r.user_id = ? AND r.slot_id = ?");
+	static cd_sql seat = CD_SQL(
+	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
+	    " SET s.booked = s.booked - r.hours WHERE r.user_id = ? AND r.slot_id = ?");
+	static cd_sql gone = CD_SQL(
+	    "DELETE FROM live_help_redemptions WHERE user_id = ? AND slot_id = ?");
+	unsigned long long n = 0;
+	long long user, slot;
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(live_sql(&who, "SELECT user_id, CAST(entity_id AS UNSIGNED)"
+	    " AS slot_id FROM @.audit_log WHERE id = ?"), &row, "i",
+	    *(long long *)arg)) != CD_OK || row == NULL)
+		return err != CD_OK ? err : CD_NOT_FOUND;
+	user = jint(row, "user_id");
+	slot = jint(row, "slot_id");
+	json_decref(row);
+	if ((err = db_exec(&hour, NULL, "ii", user, slot)) != CD_OK ||
+	    (err = db_exec(&seat, NULL, "ii", user, slot)) != CD_OK ||
+	    (err = db_exec(&gone, &n, "ii", user, slot)) != CD_OK)
+		return err;
+	/* Nothing booked to cancel: the booking never replayed. */
+	return n == 1 ? CD_OK : CD_CONFLICT;
 }
 
 /*
@@ -443,7 +513,8 @@ taken_tx(void *arg)
  */
 static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
 	"voice_therapy_sessions", "credit_transactions", "sessions", "bookings",
-	"bookings", "bookings", "payouts" };
+	"bookings", "bookings", "payouts", "live_help_booked", "live_help_cancelled" };
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static cd_err
 replay_step(int kind, const char *at, long long ref)
@@ -462,7 +533,9 @@ replay_step(int kind, const char *at, long long ref)
 	case 5: return db_tx(replay_booking_created, &ref);
 	case 6: return db_tx(replay_booking_completed, &ref);
 	case 7: return replay_booking_cancelled(ref);
-	default: return db_tx(replay_payout, &ref);
+	case 8: return db_tx(replay_payout, &ref);
+	case 9: return db_tx(cancelled_booked_tx, &ref);
+	default: return db_tx(cancelled_tx, &ref);
 	}
 }
 
@@ -483,7 +556,7 @@ replay_timeline(size_t *steps, json_t *failed)
 	    (err = db_rows(on_live(timeline_sql), &rows, "")) != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
-		int kind = (int)jint(row, "kind") % 9;
+		int kind = (int)(jint(row, "kind") % NKINDS);
 
 		/* Rolled back; the rest still replays, and this is reported. */
 		if (replay_step(kind, jstr(row, "at"), jint(row, "ref")) != CD_OK)
