@@ -6,17 +6,22 @@
  *
  * The scratch database is empty and migrated (scripts/replay.sh makes it).
  * Into it go the catalogue and, from live, what people created: users and
- * their Checkout Sessions (as opened: status open, no PaymentIntent).  Then
- * one timeline, oldest first: every processed Stripe event (as stored in
- * stripe_events.payload) and every local action that payments depend on (a
- * Live Help slot booked, a Voice AI Therapy session ended with its usage
- * rows, credits spent, a consultation taken by a mechanic).  Events go
- * through event_accept(), the webhook's own code; the Stripe client answers
- * its retrieve() calls with what Stripe answered the live handler
+ * their Checkout Sessions (as opened: status open, no PaymentIntent), and
+ * the experts.  Then one timeline, oldest first: every processed Stripe
+ * event (as stored in stripe_events.payload) and every local action that
+ * payments depend on (a Live Help slot booked, or booked and cancelled, a
+ * Voice AI Therapy session ended with its usage rows, credits spent, a
+ * consultation taken by a mechanic, an expert booking created, cancelled,
+ * completed or paid out: replay_bookings.c), each run with the database's
+ * clock set to when it took effect live.  Events go through
+ * event_accept(), the webhook's own code; the Stripe client answers its
+ * retrieve() calls with what Stripe answered the live handler
  * (stripe_event_answers), or else from the stored events (the latest event
- * about that object so far), since there is no historical Stripe to ask.  An event takes its place at the moment it took effect
- * live: when it was processed, or for a Checkout Session when the session
- * was fulfilled if that was earlier (the buyer's confirm-payment).
+ * about that object so far), since there is no historical Stripe to ask.
+ * An event takes its place at the moment it took effect live: when it was
+ * processed, or for a Checkout Session when the session was fulfilled, and
+ * for a booking's PaymentIntent when the booking was paid, if that was
+ * earlier (the buyer's confirm-payment).
  *
  * Last, the payment-determined tables (replay.c's compared[]) are compared
  * row by row on natural keys (Stripe ids; a user's ledger by its position),
