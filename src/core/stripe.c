@@ -610,8 +610,21 @@ stripe_retrieve_expanded(const char *kind, const char *prefix, const char *id,
 		return err;
 	rel = json_object_get(*out, field);
 	if (json_is_object(rel) && json_is_string(json_object_get(rel, "id"))) {
+		/*
+		 * The answer as Stripe gave it may be kept for a replay
+		 * (stripe_record): the field becomes an id in a copy only.
+		 */
+		json_t *copy = json_copy(*out);
+
+		if (copy == NULL) {
+			json_decref(*out);
+			*out = NULL;
+			return CD_INTERNAL;
+		}
 		*related = json_incref(rel);
-		json_object_set(*out, field, json_object_get(rel, "id"));
+		json_object_set(copy, field, json_object_get(rel, "id"));
+		json_decref(*out);
+		*out = copy;
 	}
 	return CD_OK;
 }

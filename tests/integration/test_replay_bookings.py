@@ -4,12 +4,16 @@ local actions on them (cancel, complete, payout) and the stored events, and
 finds them equal to live after a scripted mix: paid and completed and paid
 out, cancelled with a full and with a partial refund, declined then paid,
 cancelled unpaid, refunded in Stripe, disputed and lost, disputed and won,
-free.  A payout or booking altered in live is reported, and it alone."""
+free; and a destination charge (Connect) whose buyer confirmed the payment
+before its webhook arrived.  A payout or booking altered in live is
+reported, and it alone."""
 
 from . import test_money
-from .lib import db_exec, register, stripe_api, wait_until
+from .lib import (db_row, db_scalar, db_exec, emu_hold, emu_ok, emu_release, promote,
+                  register, stripe_api, wait_until)
 from .test_bookings import (BookingCase, admin, booking_row, emu_decline, emu_succeed,
-                            new_expert, payment_row, refund_rows, started, status_is)
+                            events_done, new_expert, payment_row, refund_rows, started,
+                            status_is)
 from .test_replay import all_processed, replay
 
 
@@ -108,3 +112,36 @@ class BookingReplayTests(BookingCase):
                                ("payments", "replay only", 3000, 1),
                                ("payouts", "live only", 2701, None),
                                ("payouts", "replay only", 2700, None)])
+
+    def test_a_destination_charge_confirmed_before_its_webhook_replays(self):
+        customer, u = register(), register()
+        promote(u, role="expert")
+        eid = new_expert(150, user=u)                    # 30 min: 4500, fee 450, payout 4050
+        acct = u.post("/api/experts/me/connect", {}).json["accountId"]
+        emu_ok("POST", f"/_emu/accounts/{acct}/onboard")
+        wait_until(lambda: db_row("SELECT charges_enabled, payouts_enabled FROM experts"
+                                  " WHERE id = %s", eid) == {"charges_enabled": 1,
+                                                            "payouts_enabled": 1},
+                   20, message="account.updated")
+        j = self.created(customer, eid)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_hold()
+        try:
+            emu_succeed(pi)
+            r = customer.post(f"/api/bookings/{bid}/confirm-payment", {})
+            self.assertStatus(r, 200, "confirm-payment")
+        finally:
+            emu_release()
+        wait_until(lambda: events_done(pi, "payment_intent.succeeded"),
+                   message="payment_intent.succeeded processed")
+        all_processed()
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["destination_account"], b["stripe_transfer_id"][:3]),
+                         ("scheduled", acct, "tr_"))
+        # the buyer's confirm-payment paid it before the webhook was handled
+        self.assertEqual(db_scalar(
+            "SELECT a.created_at < e.processed_at FROM audit_log a JOIN stripe_events e"
+            " ON e.object_id = %s AND e.type = 'payment_intent.succeeded'"
+            " WHERE a.action = 'BOOKING_PAID' AND a.entity_id = %s", pi, str(bid)), 1)
+        rc, report = replay("--user", str(customer.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
