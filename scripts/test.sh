@@ -243,16 +243,16 @@ run_browser_tests() {
 	add_runner_counts browser "$out" "$rc"
 }
 
-# ---- the books, replayed
+# ---- the books, checked and replayed
 
-# After every suite has paid, refunded and disputed on the test stack: the
-# stored events and local records must rebuild exactly the live books
-# (scripts/replay.sh); any difference, or a step that could not be
-# replayed, is one failed test.
-run_books_replay() {
-	local out rc=0
-	echo "== replay of the books"
-	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-replay.XXXXXX")
+# Runs a books tool (creditdesk-check, scripts/replay.sh) with the test
+# stack's environment; a non-zero exit (findings, differences, or the tool
+# could not run) is one failed test.
+run_books_tool() {
+	local name=$1 out rc=0
+	shift
+	echo "== $name"
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-books.XXXXXX")
 	TMP_FILES+=("$out")
 	(
 		set -a
@@ -260,11 +260,26 @@ run_books_replay() {
 		source "${TESTS_ENV:-$TEST_STATE/env}"
 		set +a
 		cd "$REPO"
-		exec bash scripts/replay.sh
+		exec "$@"
 	) >"$out" 2>&1 || rc=$?
-	grep -vE '^creditdesk-replay\[[0-9]+\] (info|warn)' "$out" | tail -n 60 || true
+	grep -vE '^creditdesk-[a-z]+\[[0-9]+\] (info|warn)' "$out" | tail -n 60 || true
 	if ((rc == 0)); then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi >>"$out"
-	add_runner_counts "books replay" "$out" "$rc"
+	add_runner_counts "$name" "$out" "$rc"
+}
+
+# Every integration module runs creditdesk-check in its teardown; the
+# journeys pay, book, cancel and pay out too, so the books must balance after
+# them as well.
+run_books_check() {
+	run_books_tool "books check after the browser journeys" ./creditdesk-check
+}
+
+# After every suite has paid, refunded and disputed on the test stack: the
+# stored events and local records must rebuild exactly the live books
+# (scripts/replay.sh); any difference, or a step that could not be
+# replayed, fails.
+run_books_replay() {
+	run_books_tool "replay of the books" bash scripts/replay.sh
 }
 
 # ---- the run
@@ -352,6 +367,7 @@ main() {
 	if stack start; then
 		run_integration_tests "$@"
 		run_browser_tests
+		run_books_check
 		run_books_replay
 	else
 		echo "test: the test stack did not start; integration tests not run" >&2

@@ -30,6 +30,23 @@
 	" FROM platform_settings WHERE name = 'booking_hold_minutes') MINUTE))"
 
 /*
+ * What a manual payout owes for booking alias b: completed (or cancelled
+ * with its decided refund made), paid, not paid out yet, not a destination
+ * charge, no dispute standing or lost.  BOOKING_OWED is the FROM ... WHERE
+ * of those bookings; the payout and the replay of one use it both.
+ */
+#define BOOKING_OWED_CENTS "(b.payout_cents - b.payout_refunded_cents)"
+#define BOOKING_OWED \
+    " FROM bookings b JOIN experts e ON e.id = b.expert_id" \
+    " JOIN payments p ON p.booking_id = b.id" \
+    "  AND p.status IN ('succeeded', 'partially_refunded')" \
+    " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
+    " WHERE (b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
+    "  AND b.refunded_cents = b.cancel_refund_cents))" \
+    " AND " BOOKING_OWED_CENTS " > 0 AND pi.booking_id IS NULL AND b.destination_account IS NULL" \
+    " AND (b.dispute_status IS NULL OR b.dispute_status = 'won')"
+
+/*
  * A succeeded PaymentIntent: payment 'succeeded' and booking 'scheduled'
  * (BOOKING_PAID), once.  CD_NOT_FOUND if no booking's payment has this
  * PaymentIntent, CD_FORBIDDEN if its amount or currency differs from ours;

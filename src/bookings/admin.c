@@ -18,26 +18,14 @@
 #include "bookings.h"
 #include "db.h"
 
-
-#define OWED_CENTS "(b.payout_cents - b.payout_refunded_cents)"
-#define OWED \
-    " FROM bookings b JOIN experts e ON e.id = b.expert_id" \
-    " JOIN payments p ON p.booking_id = b.id" \
-    "  AND p.status IN ('succeeded', 'partially_refunded')" \
-    " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
-    " WHERE (b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
-    "  AND b.refunded_cents = b.cancel_refund_cents))" \
-    " AND " OWED_CENTS " > 0 AND pi.booking_id IS NULL AND b.destination_account IS NULL" \
-    " AND (b.dispute_status IS NULL OR b.dispute_status = 'won')"
-
 static cd_sql q_owed = CD_SQL(
-    "SELECT b.id, b.expert_id, e.name, " OWED_CENTS " AS payout_cents" OWED
+    "SELECT b.id, b.expert_id, e.name, " BOOKING_OWED_CENTS " AS payout_cents" BOOKING_OWED
     " ORDER BY b.expert_id, b.id");
 static cd_sql q_owed_expert = CD_SQL(
-    "SELECT b.id, " OWED_CENTS " AS payout_cents" OWED
+    "SELECT b.id, " BOOKING_OWED_CENTS " AS payout_cents" BOOKING_OWED
     " AND b.expert_id = ? ORDER BY b.id");
 static cd_sql q_owed_total = CD_SQL(
-    "SELECT COALESCE(SUM" OWED_CENTS ", 0) AS cents" OWED);
+    "SELECT COALESCE(SUM" BOOKING_OWED_CENTS ", 0) AS cents" BOOKING_OWED);
 /* Paid by destination charges: Stripe pays the expert; listed, never owed. */
 static cd_sql q_destination = CD_SQL(
     "SELECT b.id AS bookingId, b.expert_id AS expertId, b.status,"

@@ -451,12 +451,8 @@ stripe_call(const char *method, const char *path, json_t *params,
 	memset(&last_error, 0, sizeof(last_error));
 	if (method == NULL || path == NULL)
 		return CD_INTERNAL;
-	if (replay_source != NULL) {
-		if (strcmp(method, "GET") == 0)
-			return replay_source(path, params, out);
-		log_error("stripe %s %s: no Stripe to ask during a replay", method, path);
-		return CD_STRIPE;
-	}
+	if (replay_source != NULL)
+		return replay_source(method, path, params, out);
 	post = strcmp(method, "POST") == 0;
 	if (!post && strcmp(method, "GET") != 0) {
 		log_error("stripe %s: unsupported method", path);
@@ -614,8 +610,21 @@ stripe_retrieve_expanded(const char *kind, const char *prefix, const char *id,
 		return err;
 	rel = json_object_get(*out, field);
 	if (json_is_object(rel) && json_is_string(json_object_get(rel, "id"))) {
+		/*
+		 * The answer as Stripe gave it may be kept for a replay
+		 * (stripe_record): the field becomes an id in a copy only.
+		 */
+		json_t *copy = json_copy(*out);
+
+		if (copy == NULL) {
+			json_decref(*out);
+			*out = NULL;
+			return CD_INTERNAL;
+		}
 		*related = json_incref(rel);
-		json_object_set(*out, field, json_object_get(rel, "id"));
+		json_object_set(copy, field, json_object_get(rel, "id"));
+		json_decref(*out);
+		*out = copy;
 	}
 	return CD_OK;
 }

@@ -37,11 +37,12 @@ cd_err	 stripe_retrieve_expanded(const char *kind, const char *prefix,
 /*
  * Replay (creditdesk-replay): with a source set, every call is answered by
  * it (from the objects as stored events carried them) instead of Stripe,
- * since there is no historical Stripe to ask; GET only.  NULL returns to
+ * since there is no historical Stripe to ask; a POST is answered with what
+ * Stripe answered it live, as the local record kept it.  NULL returns to
  * the real API.
  */
-typedef cd_err (*stripe_replay_fn)(const char *path, const json_t *params,
-    json_t **out);
+typedef cd_err (*stripe_replay_fn)(const char *method, const char *path,
+    const json_t *params, json_t **out);
 void	 stripe_replay_source(stripe_replay_fn);
 /*
  * While list is not NULL, every answer to a GET is appended to it as

@@ -23,6 +23,7 @@
 #include "db.h"
 #include "invariants.h"
 #include "log.h"
+#include "print.h"
 
 struct opts {
 	bool	json;
@@ -60,27 +61,6 @@ parse(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
-/* One finding as "key=value key=value", its check code first. */
-static void
-print_finding(const json_t *f)
-{
-	const char *key;
-	json_t *v;
-
-	printf("  %-24s", jstr(f, "check"));
-	json_object_foreach((json_t *)f, key, v) {
-		char *text;
-
-		if (strcmp(key, "check") == 0)
-			continue;
-		text = json_is_string(v) ? strdup(json_string_value(v)) :
-		    json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		printf(" %s=%s", key, text ? text : "?");
-		free(text);
-	}
-	putchar('\n');
-}
-
 static void
 print_table(const json_t *counts, const json_t *findings, double secs)
 {
@@ -95,7 +75,7 @@ print_table(const json_t *counts, const json_t *findings, double secs)
 	if (json_array_size(findings) > 0) {
 		printf("\nfindings:\n");
 		json_array_foreach(findings, i, f)
-			print_finding(f);
+			print_row(f, "check", 24, NULL, 0);
 	}
 	printf("\n%zu invariants checked in %.2f s: %zu finding%s\n",
 	    json_array_size(counts), secs, json_array_size(findings),

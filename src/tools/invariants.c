@@ -179,10 +179,22 @@ static cd_sql q_booking_refund = CD_SQL(
     "  OR (COUNT(e.charge_id) > 0 AND COUNT(DISTINCT r.id) = 0)"
     " ORDER BY p.booking_id" LIMIT);
 
+/*
+ * Every succeeded booking PaymentIntent has exactly one booking that holds
+ * it: its one payments row (UNIQUE) names the booking whose PaymentIntent
+ * it is; a payment that succeeded holds a scheduled or completed booking;
+ * and a PaymentIntent whose payment_intent.succeeded was processed has a
+ * payment recorded as paid (refunded later or not).
+ */
 static cd_sql q_booking_paid = CD_SQL(
-    "SELECT p.booking_id, p.stripe_payment_intent_id, b.status AS booking_status"
+    "SELECT p.booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
+    " b.status AS booking_status, b.payment_intent_id AS booking_payment_intent"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id"
-    " WHERE p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed')"
+    " WHERE (p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed'))"
+    "  OR (p.status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM stripe_events e"
+    "   WHERE e.object_id = p.stripe_payment_intent_id"
+    "   AND e.type = 'payment_intent.succeeded' AND e.processed_at IS NOT NULL))"
+    "  OR NOT (b.payment_intent_id <=> p.stripe_payment_intent_id)"
     " ORDER BY p.booking_id" LIMIT);
 
 static cd_sql q_stale_event = CD_SQL(
@@ -296,7 +308,8 @@ const cd_invariant invariants[] = {
 	{ "booking_refund", "a booking payment is (partially) refunded exactly when it has"
 	    " one refund row",
 	    &q_booking_refund, false, NULL, false, NULL, false },
-	{ "booking_paid", "a succeeded booking payment holds a scheduled or completed booking",
+	{ "booking_paid", "a succeeded booking PaymentIntent: one paid payment of the booking"
+	    " that names it, held by a scheduled or completed booking",
 	    &q_booking_paid, false, NULL, false, NULL, false },
 	{ "stale_event", "no verified event unprocessed for more than 10 minutes",
 	    &q_stale_event, false, NULL, false, NULL, false },

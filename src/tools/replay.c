@@ -6,17 +6,22 @@
  *
  * The scratch database is empty and migrated (scripts/replay.sh makes it).
  * Into it go the catalogue and, from live, what people created: users and
- * their Checkout Sessions (as opened: status open, no PaymentIntent).  Then
- * one timeline, oldest first: every processed Stripe event (as stored in
- * stripe_events.payload) and every local action that payments depend on (a
- * Live Help slot booked, a Voice AI Therapy session ended with its usage
- * rows, credits spent, a consultation taken by a mechanic).  Events go
- * through event_accept(), the webhook's own code; the Stripe client answers
- * its retrieve() calls with what Stripe answered the live handler
+ * their Checkout Sessions (as opened: status open, no PaymentIntent), and
+ * the experts.  Then one timeline, oldest first: every processed Stripe
+ * event (as stored in stripe_events.payload) and every local action that
+ * payments depend on (a Live Help slot booked, or booked and cancelled, a
+ * Voice AI Therapy session ended with its usage rows, credits spent, a
+ * consultation taken by a mechanic, an expert booking created, cancelled,
+ * completed or paid out: replay_bookings.c), each run with the database's
+ * clock set to when it took effect live.  Events go through
+ * event_accept(), the webhook's own code; the Stripe client answers its
+ * retrieve() calls with what Stripe answered the live handler
  * (stripe_event_answers), or else from the stored events (the latest event
- * about that object so far), since there is no historical Stripe to ask.  An event takes its place at the moment it took effect
- * live: when it was processed, or for a Checkout Session when the session
- * was fulfilled if that was earlier (the buyer's confirm-payment).
+ * about that object so far), since there is no historical Stripe to ask.
+ * An event takes its place at the moment it took effect live: when it was
+ * processed, or for a Checkout Session when the session was fulfilled, and
+ * for a booking's PaymentIntent when the booking was paid, if that was
+ * earlier (the buyer's confirm-payment).
  *
  * Last, the payment-determined tables (replay.c's compared[]) are compared
  * row by row on natural keys (Stripe ids; a user's ledger by its position),
@@ -35,6 +40,8 @@
 #include "events.h"
 #include "ledger.h"
 #include "log.h"
+#include "print.h"
+#include "replay.h"
 #include "stripe.h"
 
 /* Every statement names the live database; only [A-Za-z0-9_] is accepted. */
@@ -71,8 +78,6 @@ answer_for(const char *path, const json_t *params)
 	return NULL;
 }
 
-static cd_sql *on_live(const char *text);
-
 /*
  * A subscription no stored event carried (invoice.paid names it, and only
  * customer.subscription.* events carry it): the one the product keeps in
@@ -87,11 +92,10 @@ subscription_as_kept(const char *id, json_t **out)
 	json_t *row;
 	cd_err err;
 
-	if (q == NULL)
-		q = on_live("SELECT status, cancel_at_period_end, user_id, plan_id,"
-		    " COALESCE(UNIX_TIMESTAMP(current_period_end), 0) AS period_end"
-		    " FROM @.subscriptions WHERE stripe_subscription_id = ?");
-	if ((err = db_row(q, &row, "s", id)) != CD_OK)
+	if ((err = db_row(live_sql(&q, "SELECT status, cancel_at_period_end, user_id,"
+	    " plan_id, COALESCE(UNIX_TIMESTAMP(current_period_end), 0) AS period_end"
+	    " FROM @.subscriptions WHERE stripe_subscription_id = ?"), &row, "s",
+	    id)) != CD_OK)
 		return err;
 	if (row == NULL) {
 		log_warn("replay: no stored event carried subscription %s", id);
@@ -111,16 +115,20 @@ subscription_as_kept(const char *id, json_t **out)
 /*
  * Stripe during the replay: GET /v1/<kind>/<id> is the latest object so
  * far with that id; GET /v1/checkout/sessions?payment_intent=… lists the
- * sessions so far of that PaymentIntent.  Anything else has no answer.
+ * sessions so far of that PaymentIntent; a POST (a booking's refund) is
+ * answered by replay_bookings.c.  Anything else has no answer.
  */
 static cd_err
-from_events(const char *path, const json_t *params, json_t **out)
+from_events(const char *method, const char *path, const json_t *params,
+    json_t **out)
 {
 	const char *id = strrchr(path, '/') + 1, *pi = jstr(params, "payment_intent");
 	json_t *o, *list;
 	const char *key;
 
 	*out = NULL;
+	if (strcmp(method, "GET") != 0)
+		return replay_booking_post(path, params, out);
 	if ((o = answer_for(path, params)) != NULL) {
 		/* what live saw is also the latest state so far */
 		if (json_is_string(json_object_get(o, "id")))
@@ -147,8 +155,7 @@ from_events(const char *path, const json_t *params, json_t **out)
 	return CD_OK;
 }
 
-/* One statement whose text names the live database: "@." becomes "`live`.". */
-static cd_sql *
+cd_sql *
 on_live(const char *text)
 {
 	size_t n = strlen(text) + 64 * 16, len = 0;
@@ -170,37 +177,47 @@ on_live(const char *text)
 	return q;
 }
 
-#define OF_USER(col) " WHERE (? = 0 OR " col " = ?)"
+cd_sql *
+live_sql(cd_sql **q, const char *text)
+{
+	if (*q == NULL)
+		*q = on_live(text);
+	return *q;
+}
 
-/* The catalogue, whole; then what people created, as before they paid. */
-static const char *const catalogue_steps[] = {
+/*
+ * The catalogue, whole; then what people created, as before they paid.
+ * Experts name their users: the copy does not check foreign keys (with
+ * --user, most of those users are not copied).
+ */
+static const char *const copy_steps[] = {
+	"SET foreign_key_checks = 0",
 	"REPLACE INTO platform_settings SELECT * FROM @.platform_settings",
 	"REPLACE INTO products SELECT * FROM @.products",
 	"REPLACE INTO boost_packs SELECT * FROM @.boost_packs",
 	"REPLACE INTO subscription_plans SELECT * FROM @.subscription_plans",
 	"REPLACE INTO live_help_slots SELECT * FROM @.live_help_slots",
 	"UPDATE live_help_slots SET booked = 0",
-};
-static const char *const user_steps[] = {
+	"REPLACE INTO experts SELECT * FROM @.experts",
 	"INSERT INTO users SELECT * FROM @.users" OF_USER("id"),
 	"INSERT INTO checkout_sessions SELECT * FROM @.checkout_sessions"
 	OF_USER("user_id"),
 	"UPDATE checkout_sessions SET status = 'open', payment_intent_id = NULL,"
 	" fulfilled_at = NULL" OF_USER("user_id"),
+	"SET foreign_key_checks = 1",
 };
 
 static cd_err
 copy_inputs(long long user)
 {
-	const size_t ncat = sizeof(catalogue_steps) / sizeof(catalogue_steps[0]);
-	const size_t n = ncat + sizeof(user_steps) / sizeof(user_steps[0]);
+	static cd_sql who = CD_SQL("SET @replay_user = ?");
 	cd_err err;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		err = i < ncat ? db_exec(on_live(catalogue_steps[i]), NULL, "") :
-		    db_exec(on_live(user_steps[i - ncat]), NULL, "ii", user, user);
-		if (err != CD_OK) {
+	if ((err = db_exec(&who, NULL, "i", user)) != CD_OK)
+		return err;
+	for (i = 0; i < sizeof(copy_steps) / sizeof(copy_steps[0]); i++) {
+		if ((err = db_exec(on_live(copy_steps[i]), NULL, "")) != CD_OK) {
 			log_error("replay: copying the inputs failed at step %zu", i + 1);
 			return err;
 		}
@@ -209,25 +226,29 @@ copy_inputs(long long user)
 }
 
 /*
- * The timeline: (kind, ref) oldest first; at equal times events first, as
- * a payment precedes what it pays for.  With --user, the events about the
- * user's Checkout Sessions, their PaymentIntents and what names those
- * (charges, refunds, disputes), and about the user's subscriptions (their
- * invoices).
+ * The timeline: (kind, ref, at) oldest first; at equal times events first,
+ * as a payment precedes what it pays for.  With --user, the events about
+ * the user's Checkout Sessions, their PaymentIntents and what names those
+ * (charges, refunds, disputes), about the user's subscriptions (their
+ * invoices) and about the PaymentIntents of the user's bookings.
  */
 static const char timeline_sql[] =
-    "SELECT kind, ref FROM ("
-    " SELECT 0 AS kind, e.id AS ref, COALESCE(LEAST(e.processed_at, cs.fulfilled_at),"
-    "  e.processed_at) AS at FROM @.stripe_events e"
+    "SELECT kind, ref, at FROM ("
+    " SELECT 0 AS kind, e.id AS ref, LEAST(e.processed_at,"
+    "  COALESCE(cs.fulfilled_at, e.processed_at), COALESCE(bp.at, e.processed_at)) AS at"
+    "  FROM @.stripe_events e"
     "  LEFT JOIN @.checkout_sessions cs ON e.type LIKE 'checkout.session.%'"
-    "   AND cs.stripe_session_id = e.object_id"
-    "  WHERE e.processed_at IS NOT NULL AND (? = 0 OR EXISTS (SELECT 1"
-    "   FROM @.checkout_sessions u WHERE u.user_id = ? AND (u.stripe_session_id ="
-    "   e.object_id OR u.payment_intent_id IN (e.object_id,"
+    "   AND cs.stripe_session_id = e.object_id" REPLAY_BOOKING_PAID
+    "  WHERE e.processed_at IS NOT NULL AND (@replay_user = 0 OR EXISTS (SELECT 1"
+    "   FROM @.checkout_sessions u WHERE u.user_id = @replay_user AND"
+    "   (u.stripe_session_id = e.object_id OR u.payment_intent_id IN (e.object_id,"
     "   JSON_VALUE(e.payload, '$.data.object.payment_intent'))))"
-    "  OR EXISTS (SELECT 1 FROM @.subscriptions s WHERE s.user_id = ?"
+    "  OR EXISTS (SELECT 1 FROM @.subscriptions s WHERE s.user_id = @replay_user"
     "   AND s.stripe_subscription_id IN (e.object_id,"
-    "   JSON_VALUE(e.payload, '$.data.object.subscription'))))"
+    "   JSON_VALUE(e.payload, '$.data.object.subscription')))"
+    "  OR EXISTS (SELECT 1 FROM @.bookings b WHERE b.user_id = @replay_user"
+    "   AND b.payment_intent_id IN (e.object_id,"
+    "   JSON_VALUE(e.payload, '$.data.object.payment_intent'))))"
     " UNION ALL SELECT 1, r.id, r.created_at FROM @.live_help_redemptions r"
     OF_USER("r.user_id")
     " UNION ALL SELECT 2, s.id, s.ended_at FROM @.voice_therapy_sessions s"
@@ -237,6 +258,13 @@ static const char timeline_sql[] =
     " UNION ALL SELECT 4, s.id, MIN(p.joined_at) FROM @.sessions s"
     " JOIN @.session_participants p ON p.session_id = s.id AND p.role = 'mechanic'"
     OF_USER("s.user_id") " GROUP BY s.id"
+    REPLAY_BOOKING_STEPS
+    " UNION ALL SELECT 9, c.id, MAX(b.created_at) FROM @.audit_log c"
+    " JOIN @.audit_log b ON b.user_id = c.user_id AND b.action = 'LIVE_HELP_BOOKED'"
+    "  AND b.entity_id = c.entity_id AND b.created_at <= c.created_at"
+    OF_USER("c.user_id") " AND c.action = 'LIVE_HELP_CANCELLED' GROUP BY c.id"
+    " UNION ALL SELECT 10, c.id, c.created_at FROM @.audit_log c"
+    OF_USER("c.user_id") " AND c.action = 'LIVE_HELP_CANCELLED'"
     ") x ORDER BY at, kind, ref";
 
 /* The answers kept for event_id, parsed, into answers. */
@@ -248,13 +276,12 @@ load_answers(const char *event_id)
 	cd_err err;
 	size_t i;
 
-	if (q == NULL)
-		q = on_live("SELECT path, params, object FROM @.stripe_event_answers"
-		    " WHERE event_id = ? ORDER BY seq");
 	json_array_clear(answers);
 	if (event_id == NULL)
 		return CD_OK;
-	if ((err = db_rows(q, &rows, "s", event_id)) != CD_OK)
+	if ((err = db_rows(live_sql(&q, "SELECT path, params, object"
+	    " FROM @.stripe_event_answers WHERE event_id = ? ORDER BY seq"), &rows,
+	    "s", event_id)) != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
 		json_t *params = jstr(row, "params") ?
@@ -281,9 +308,8 @@ replay_event(long long ref)
 	bool dup;
 	cd_err err;
 
-	if (q == NULL)
-		q = on_live("SELECT payload, source FROM @.stripe_events WHERE id = ?");
-	if ((err = db_row(q, &row, "i", ref)) != CD_OK || row == NULL)
+	if ((err = db_row(live_sql(&q, "SELECT payload, source FROM @.stripe_events"
+	    " WHERE id = ?"), &row, "i", ref)) != CD_OK || row == NULL)
 		return err;
 	body = jstr(row, "payload");
 	event = body ? json_loads(body, 0, NULL) : NULL;
@@ -304,11 +330,10 @@ replay_event(long long ref)
 	return err;
 }
 
-/* A booked Live Help hour: the redemption, the seat, the hour used. */
+/* Redemption id booked: its seat and its hour used. */
 static cd_err
-redemption_tx(void *arg)
+redeemed(long long id)
 {
-	static cd_sql *copy;
 	static cd_sql use = CD_SQL(
 	    "UPDATE user_live_help_totals t JOIN live_help_redemptions r"
 	    " ON r.user_id = t.user_id SET t.hours_used = t.hours_used + r.hours"
@@ -316,18 +341,82 @@ redemption_tx(void *arg)
 	static cd_sql seat = CD_SQL(
 	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
 	    " SET s.booked = s.booked + r.hours WHERE r.id = ?");
-	long long ref = *(long long *)arg;
 	unsigned long long n = 0;
 	cd_err err;
 
-	if (copy == NULL)
-		copy = on_live("INSERT INTO live_help_redemptions"
-		    " SELECT * FROM @.live_help_redemptions WHERE id = ?");
-	if ((err = db_exec(copy, NULL, "i", ref)) != CD_OK ||
-	    (err = db_exec(&use, &n, "i", ref)) != CD_OK)
+	if ((err = db_exec(&use, &n, "i", id)) != CD_OK)
 		return err;
 	/* No hours to use: the purchase never replayed. */
-	return n == 1 ? db_exec(&seat, NULL, "i", ref) : CD_CONFLICT;
+	return n == 1 ? db_exec(&seat, NULL, "i", id) : CD_CONFLICT;
+}
+
+/* A booked Live Help hour: the redemption, the seat, the hour used. */
+static cd_err
+redemption_tx(void *arg)
+{
+	static cd_sql *copy;
+	long long ref = *(long long *)arg;
+	cd_err err;
+
+	if ((err = db_exec(live_sql(&copy, "INSERT INTO live_help_redemptions"
+	    " SELECT * FROM @.live_help_redemptions WHERE id = ?"), NULL, "i",
+	    ref)) != CD_OK)
+		return err;
+	return redeemed(ref);
+}
+
+/*
+ * A Live Help hour booked and cancelled later: the redemption row is gone,
+ * so its audit rows are the record (LIVE_HELP_BOOKED, LIVE_HELP_CANCELLED:
+ * the user, the slot).  Both steps are named by the cancellation's audit
+ * id; the booking is replayed like any other, the cancellation gives the
+ * seat and the hour back and removes the redemption.
+ */
+static cd_err
+cancelled_booked_tx(void *arg)
+{
+	static cd_sql *q;
+	long long id = 0;
+	cd_err err;
+
+	if ((err = db_insert(live_sql(&q, "INSERT INTO live_help_redemptions (user_id,"
+	    " slot_id) SELECT user_id, CAST(entity_id AS UNSIGNED) FROM @.audit_log"
+	    " WHERE id = ?"), &id, "i", *(long long *)arg)) != CD_OK)
+		return err;
+	return redeemed(id);
+}
+
+static cd_err
+cancelled_tx(void *arg)
+{
+	static cd_sql *who;
+	static cd_sql hour = CD_SQL(
+	    "UPDATE user_live_help_totals t JOIN live_help_redemptions r"
+	    " ON r.user_id = t.user_id SET t.hours_used = t.hours_used - r.hours"
+	    " WHERE r.user_id = ? AND r.slot_id = ?");
+	static cd_sql seat = CD_SQL(
+	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
+	    " SET s.booked = s.booked - r.hours WHERE r.user_id = ? AND r.slot_id = ?");
+	static cd_sql gone = CD_SQL(
+	    "DELETE FROM live_help_redemptions WHERE user_id = ? AND slot_id = ?");
+	unsigned long long n = 0;
+	long long user, slot;
+	json_t *row;
+	cd_err err;
+
+	if ((err = db_row(live_sql(&who, "SELECT user_id, CAST(entity_id AS UNSIGNED)"
+	    " AS slot_id FROM @.audit_log WHERE id = ?"), &row, "i",
+	    *(long long *)arg)) != CD_OK || row == NULL)
+		return err != CD_OK ? err : CD_NOT_FOUND;
+	user = jint(row, "user_id");
+	slot = jint(row, "slot_id");
+	json_decref(row);
+	if ((err = db_exec(&hour, NULL, "ii", user, slot)) != CD_OK ||
+	    (err = db_exec(&seat, NULL, "ii", user, slot)) != CD_OK ||
+	    (err = db_exec(&gone, &n, "ii", user, slot)) != CD_OK)
+		return err;
+	/* Nothing booked to cancel: the booking never replayed. */
+	return n == 1 ? CD_OK : CD_CONFLICT;
 }
 
 /*
@@ -351,21 +440,19 @@ voice_tx(void *arg)
 	json_t *row;
 	cd_err err;
 
-	if (session == NULL) {
-		session = on_live("INSERT INTO voice_therapy_sessions"
-		    " SELECT * FROM @.voice_therapy_sessions WHERE id = ?");
-		usage = on_live("INSERT INTO voice_therapy_usage (session_id, credit_id,"
-		    " minutes, created_at) SELECT u.session_id, c.id, u.minutes, u.created_at"
-		    " FROM @.voice_therapy_usage u JOIN @.voice_therapy_credits lc"
-		    "  ON lc.id = u.credit_id"
-		    " JOIN voice_therapy_credits c ON c.stripe_session_id = lc.stripe_session_id"
-		    " WHERE u.session_id = ? ORDER BY u.id");
-		count = on_live("SELECT COUNT(*) AS n FROM @.voice_therapy_usage"
-		    " WHERE session_id = ?");
-	}
-	if ((err = db_exec(session, NULL, "i", ref)) != CD_OK ||
-	    (err = db_exec(usage, &used, "i", ref)) != CD_OK ||
-	    (err = db_row(count, &row, "i", ref)) != CD_OK)
+	if ((err = db_exec(live_sql(&session, "INSERT INTO voice_therapy_sessions"
+	    " SELECT * FROM @.voice_therapy_sessions WHERE id = ?"), NULL, "i",
+	    ref)) != CD_OK ||
+	    (err = db_exec(live_sql(&usage, "INSERT INTO voice_therapy_usage"
+	    " (session_id, credit_id, minutes, created_at)"
+	    " SELECT u.session_id, c.id, u.minutes, u.created_at"
+	    " FROM @.voice_therapy_usage u JOIN @.voice_therapy_credits lc"
+	    "  ON lc.id = u.credit_id"
+	    " JOIN voice_therapy_credits c ON c.stripe_session_id = lc.stripe_session_id"
+	    " WHERE u.session_id = ? ORDER BY u.id"), &used, "i", ref)) != CD_OK ||
+	    (err = db_row(live_sql(&count, "SELECT COUNT(*) AS n"
+	    " FROM @.voice_therapy_usage WHERE session_id = ?"), &row, "i",
+	    ref)) != CD_OK)
 		return err;
 	/* A usage row whose credit never replayed: not this session. */
 	if (row == NULL || (unsigned long long)jint(row, "n") != used)
@@ -386,10 +473,10 @@ spend_tx(void *arg)
 	cd_entry e;
 	cd_err err;
 
-	if (q == NULL)
-		q = on_live("SELECT user_id, credits_delta, transaction_type, activity_type,"
-		    " description, metadata FROM @.credit_transactions WHERE id = ?");
-	if ((err = db_row(q, &row, "i", ref)) != CD_OK || row == NULL)
+	if ((err = db_row(live_sql(&q, "SELECT user_id, credits_delta,"
+	    " transaction_type, activity_type, description, metadata"
+	    " FROM @.credit_transactions WHERE id = ?"), &row, "i", ref)) != CD_OK ||
+	    row == NULL)
 		return err;
 	meta = json_loads(jstr(row, "metadata") ?: "{}", 0, NULL);
 	e = (cd_entry){ jint(row, "user_id"), jint(row, "credits_delta"), 0,
@@ -414,14 +501,47 @@ taken_tx(void *arg)
 	unsigned long long n = 0;
 	cd_err err;
 
-	if (q == NULL)
-		q = on_live("UPDATE sessions r JOIN @.sessions l"
-		    " ON l.stripe_session_id = r.stripe_session_id"
-		    " SET r.status = 'active' WHERE l.id = ? AND r.status = 'waiting'");
-	if ((err = db_exec(q, &n, "i", ref)) != CD_OK)
+	if ((err = db_exec(live_sql(&q, "UPDATE sessions r JOIN @.sessions l"
+	    " ON l.stripe_session_id = r.stripe_session_id"
+	    " SET r.status = 'active' WHERE l.id = ? AND r.status = 'waiting'"), &n,
+	    "i", ref)) != CD_OK)
 		return err;
 	/* No waiting consultation: its payment never replayed. */
 	return n == 1 ? CD_OK : CD_CONFLICT;
+}
+
+/*
+ * One step of the timeline by its kind, at the time it took effect live:
+ * the database's clock (NOW(), UTC_TIMESTAMP()) reads that time while it
+ * runs, so what depends on the clock (an unpaid hold's expiry, whether a
+ * booking paid for has started) is decided as it was then.
+ */
+static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
+	"voice_therapy_sessions", "credit_transactions", "sessions", "bookings",
+	"bookings", "bookings", "payouts", "live_help_booked", "live_help_cancelled" };
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+static cd_err
+replay_step(int kind, const char *at, long long ref)
+{
+	static cd_sql clock = CD_SQL("SET timestamp = UNIX_TIMESTAMP(?)");
+	cd_err err;
+
+	if (at != NULL && (err = db_exec(&clock, NULL, "s", at)) != CD_OK)
+		return err;
+	switch (kind) {
+	case 0: return replay_event(ref);
+	case 1: return db_tx(redemption_tx, &ref);
+	case 2: return db_tx(voice_tx, &ref);
+	case 3: return db_tx(spend_tx, &ref);
+	case 4: return db_tx(taken_tx, &ref);
+	case 5: return db_tx(replay_booking_created, &ref);
+	case 6: return db_tx(replay_booking_completed, &ref);
+	case 7: return replay_booking_cancelled(ref);
+	case 8: return db_tx(replay_payout, &ref);
+	case 9: return db_tx(cancelled_booked_tx, &ref);
+	default: return db_tx(cancelled_tx, &ref);
+	}
 }
 
 /*
@@ -429,38 +549,29 @@ taken_tx(void *arg)
  * covered, a consumption whose purchase never replayed) is appended to
  * failed as {"table", "side": "not replayed", "id"}: the live row's id.
  */
-static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
-	"voice_therapy_sessions", "credit_transactions", "sessions" };
-
 static cd_err
-replay_timeline(long long user, size_t *steps, json_t *failed)
+replay_timeline(size_t *steps, json_t *failed)
 {
+	static cd_sql wall = CD_SQL("SET timestamp = DEFAULT");
 	json_t *rows, *row;
-	cd_err err = CD_OK;
+	cd_err err;
 	size_t i;
 
-	if ((err = db_rows(on_live(timeline_sql), &rows, "iiiiiiiiiii", user, user,
-	    user, user, user, user, user, user, user, user, user)) != CD_OK)
+	if ((err = replay_bookings_prepare()) != CD_OK ||
+	    (err = db_rows(on_live(timeline_sql), &rows, "")) != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
-		long long ref = jint(row, "ref");
+		int kind = (int)(jint(row, "kind") % NKINDS);
 
-		switch (jint(row, "kind")) {
-		case 0: err = replay_event(ref); break;
-		case 1: err = db_tx(redemption_tx, &ref); break;
-		case 2: err = db_tx(voice_tx, &ref); break;
-		case 3: err = db_tx(spend_tx, &ref); break;
-		default: err = db_tx(taken_tx, &ref); break;
-		}
 		/* Rolled back; the rest still replays, and this is reported. */
-		if (err != CD_OK)
+		if (replay_step(kind, jstr(row, "at"), jint(row, "ref")) != CD_OK)
 			json_array_append_new(failed, json_pack("{s:s,s:s,s:I}",
-			    "table", kinds[jint(row, "kind") % 5], "side", "not replayed",
-			    "id", (json_int_t)ref));
+			    "table", kinds[kind], "side", "not replayed",
+			    "id", (json_int_t)jint(row, "ref")));
 	}
 	*steps = json_array_size(rows);
 	json_decref(rows);
-	return CD_OK;
+	return db_exec(&wall, NULL, "");
 }
 
 /*
@@ -512,11 +623,29 @@ static const struct compared compared[] = {
 	    "stripe_invoice_id, stripe_subscription_id, user_id, credits, credits_reversed" },
 	/* Consultations: the paid session's room. */
 	{ "sessions", "@.sessions", "stripe_session_id, user_id, type, plan, amount_cents" },
-	/* Of Checkout payments: bookings are not replayed yet. */
-	{ "disputes", "(SELECT * FROM @.disputes WHERE payment_intent_id IN"
-	    " (SELECT payment_intent_id FROM @.checkout_sessions)) d",
+	/* Of Checkout payments and of bookings' (booking ids are the same in both). */
+	{ "disputes", "@.disputes",
 	    "stripe_dispute_id, user_id, charge_id, payment_intent_id, amount_cents, reason,"
-	    " status, stripe_session_id, product, units_frozen, units_reversed, units_lost" },
+	    " status, stripe_session_id, booking_id, product, units_frozen, units_reversed,"
+	    " units_lost" },
+	/* Expert bookings: copied with their ids, so the id is the key. */
+	{ "bookings", "@.bookings",
+	    "id, user_id, expert_id, status, price_cents, platform_fee_cents, payout_cents,"
+	    " payment_intent_id, cancel_refund_cents, refunded_cents, fee_refunded_cents,"
+	    " payout_refunded_cents, dispute_status, destination_account, stripe_transfer_id,"
+	    " stripe_application_fee_id" },
+	{ "payments", "(SELECT p.*, b.user_id FROM @.payments p"
+	    " JOIN @.bookings b ON b.id = p.booking_id) p",
+	    "stripe_payment_intent_id, booking_id, user_id, amount_cents, status,"
+	    " failed_attempts, last_failed_charge" },
+	{ "refunds", "(SELECT r.*, p.stripe_payment_intent_id, b.user_id FROM @.refunds r"
+	    " JOIN @.payments p ON p.id = r.payment_id JOIN @.bookings b ON b.id = p.booking_id) r",
+	    "stripe_refund_id, stripe_payment_intent_id, user_id, amount_cents, reason,"
+	    " stripe_transfer_reversal_id" },
+	/* A payout and its bookings; replayed for everyone only (no user_id). */
+	{ "payouts", "(SELECT p.*, NULL AS user_id, (SELECT GROUP_CONCAT(i.booking_id"
+	    " ORDER BY i.booking_id) FROM @.payout_items i WHERE i.payout_id = p.id) AS items"
+	    " FROM @.payouts p) p", "id, expert_id, amount_cents, status, items" },
 };
 
 /* text without its "@." marks: the same statement on the rebuild. */
@@ -536,7 +665,7 @@ strip_live(const char *text, char *out, size_t n)
 
 /* Rows of one side that the other lacks: the same SELECT on both. */
 static cd_err
-compare_one(const struct compared *c, long long user, json_t *diffs)
+compare_one(const struct compared *c, json_t *diffs)
 {
 	char on_live_side[1024], on_rebuild[1024], text[8192];
 	json_t *rows, *row;
@@ -544,14 +673,13 @@ compare_one(const struct compared *c, long long user, json_t *diffs)
 	size_t i;
 
 	snprintf(on_live_side, sizeof(on_live_side),
-	    "SELECT %s FROM %s WHERE (? = 0 OR user_id = ?)", c->cols, c->from);
+	    "SELECT %s FROM %s" OF_USER("user_id"), c->cols, c->from);
 	strip_live(on_live_side, on_rebuild, sizeof(on_rebuild));
 	snprintf(text, sizeof(text),
 	    "SELECT 'live only' AS side, x.* FROM ((%s) EXCEPT (%s)) x"
 	    " UNION ALL SELECT 'replay only', y.* FROM ((%s) EXCEPT (%s)) y"
 	    " ORDER BY 2, 1", on_live_side, on_rebuild, on_rebuild, on_live_side);
-	if ((err = db_rows(on_live(text), &rows, "iiiiiiii", user, user, user,
-	    user, user, user, user, user)) != CD_OK)
+	if ((err = db_rows(on_live(text), &rows, "")) != CD_OK)
 		return err;
 	json_array_foreach(rows, i, row) {
 		json_object_set_new(row, "table", json_string(c->name));
@@ -559,26 +687,6 @@ compare_one(const struct compared *c, long long user, json_t *diffs)
 	}
 	json_decref(rows);
 	return CD_OK;
-}
-
-static void
-print_diff(const json_t *d)
-{
-	const char *key;
-	json_t *v;
-
-	printf("  %-22s %-12s", jstr(d, "table"), jstr(d, "side"));
-	json_object_foreach((json_t *)d, key, v) {
-		char *text;
-
-		if (strcmp(key, "table") == 0 || strcmp(key, "side") == 0)
-			continue;
-		text = json_is_string(v) ? strdup(json_string_value(v)) :
-		    json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-		printf(" %s=%s", key, text ? text : "?");
-		free(text);
-	}
-	putchar('\n');
 }
 
 static bool
@@ -629,10 +737,10 @@ main(int argc, char **argv)
 	seen = json_object();
 	answers = json_array();
 	stripe_replay_source(from_events);
-	if (copy_inputs(user) != CD_OK || replay_timeline(user, &steps, diffs) != CD_OK)
+	if (copy_inputs(user) != CD_OK || replay_timeline(&steps, diffs) != CD_OK)
 		return 2;
 	for (i = 0; i < sizeof(compared) / sizeof(compared[0]); i++)
-		if (compare_one(&compared[i], user, diffs) != CD_OK)
+		if (compare_one(&compared[i], diffs) != CD_OK)
 			return 2;
 	if (as_json) {
 		d = json_pack("{s:b,s:I,s:O}", "ok", json_array_size(diffs) == 0,
@@ -642,7 +750,7 @@ main(int argc, char **argv)
 		json_decref(d);
 	} else {
 		json_array_foreach(diffs, i, d)
-			print_diff(d);
+			print_row(d, "table", 22, "side", 12);
 		printf("replay: %zu steps replayed; %zu difference%s\n", steps,
 		    json_array_size(diffs), json_array_size(diffs) == 1 ? "" : "s");
 	}

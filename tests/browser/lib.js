@@ -217,6 +217,29 @@ class Journey {
     }
   }
 
+  /*
+   * POSTs JSON to the API as this person, from the page they are on (its
+   * session cookie and CSRF token, as app.js sends them); returns
+   * {status, body}.  For what a journey needs made but does not click.
+   */
+  async post(p, body) {
+    return this.page.evaluate(async (url, b) => {
+      const meta = document.querySelector('meta[name="csrf-token"]');
+      const headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+      if (meta) headers['X-CSRF-Token'] = meta.content;
+      const res = await fetch(url, { method: 'POST', credentials: 'same-origin', headers,
+        body: JSON.stringify(b || {}) });
+      return { status: res.status, body: await res.json().catch(() => null) };
+    }, p, body);
+  }
+
+  /* Books an expert's time through the API; returns the booking (201 or throws). */
+  async book(expertId, startTime, durationMinutes = 30) {
+    const r = await this.post('/api/bookings', { expertId, startTime, durationMinutes });
+    eq(r.status, 201, `booking ${startTime}: ${JSON.stringify(r.body)}`);
+    return r.body.booking;
+  }
+
   /* Checks the page shows no raw JSON, HTTP status codes or stack traces. */
   async assertHumanPage() {
     const t = await this.text();
@@ -238,7 +261,27 @@ async function eventually(fn, what, timeout = 15000) {
   }
 }
 
+/* POSTs to the Stripe emulator's control API (as Stripe's side would act). */
+async function emu(p, body) {
+  const res = await fetch(env('CD_EMU_URL').replace(/\/$/, '') + p, { method: 'POST',
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body || {}) });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/*
+ * A booking's PaymentIntent paid at Stripe, and the booking scheduled by
+ * the webhook (the payment recorded as live would record it).
+ */
+async function paidAtStripe(booking) {
+  const r = await emu(`/_emu/payment_intents/${booking.paymentIntentId}/succeed`);
+  eq(r.status, 200, `emulator paying ${booking.paymentIntentId}`);
+  await eventually(() => (dbRow('SELECT b.status, p.status AS pay FROM bookings b JOIN payments p ' +
+    'ON p.booking_id = b.id WHERE b.id = ?', booking.id) || {}).pay === 'succeeded',
+  `booking ${booking.id} paid`);
+  return booking.id;
+}
+
 module.exports = {
   env, db, dbRow, dbValue, assert, eq, AssertionError, Journey, password, uniqueEmail,
-  sleep, eventually,
+  sleep, eventually, emu, paidAtStripe,
 };

@@ -1,6 +1,8 @@
 """Proving the books: creditdesk-check finds exactly the corruption put into a
 database (a ledger row changed, a duplicate fulfilment, an overfilled slot, a
-refund without its reversal) and nothing else, and with --stripe it compares
+refund without its reversal; a paid booking cancelled without its refund, a
+paid PaymentIntent's payment set back to pending, a booking refund's row
+removed) and nothing else, and with --stripe it compares
 our paid sessions with Stripe's own list.  A recorded run (as the reconcile
 job makes one) shows on /admin, and --metrics writes the gauges.  Every corruption is undone before
 the test ends, so the module's own books check still passes."""
@@ -13,6 +15,7 @@ from .lib import (Case, assert_books_balance, books_check, bought_live_help, db_
                   event_processed, events_about, grant_hours, new_slot, promote, register,
                   run_tool, session_event_ids, start_live_help, stripe_api, stripe_session,
                   totals, wait_until)
+from .test_bookings import BookingCase, events_done, new_expert, refund_rows
 from .test_credits import buy_pack
 
 
@@ -38,8 +41,8 @@ def refunded(sid):
     return charge
 
 
-class CorruptionTests(Case):
-    """Each corruption is made through the admin DB user, after real purchases."""
+class Undoing(Case):
+    """Books balanced before; each corruption's undo (self.undo) run after."""
 
     def setUp(self):
         super().setUp()
@@ -50,6 +53,10 @@ class CorruptionTests(Case):
         for fn in reversed(self.undo):
             fn()
         super().tearDown()
+
+
+class CorruptionTests(Undoing):
+    """Each corruption is made through the admin DB user, after real purchases."""
 
     def change_ledger_row(self):
         u = register()
@@ -170,6 +177,55 @@ class CorruptionTests(Case):
             "balance_before": second["balance_before"],
             "balance_after": second["balance_after"] + 5,
             "previous_balance_after": first["balance_after"] - 5}])
+
+
+class BookingCorruptionTests(Undoing, BookingCase):
+    """Expert bookings' payments, corrupted after real payments and refunds."""
+
+    def cancelled_unrefunded(self, u, eid):
+        bid, pi = self.paid(u, eid)
+        db_exec("UPDATE bookings SET status = 'cancelled_by_user' WHERE id = %s", bid)
+        self.undo.append(lambda: db_exec("UPDATE bookings SET status = 'scheduled'"
+                                         " WHERE id = %s", bid))
+        return {"check": "booking_paid", "booking_id": bid, "stripe_payment_intent_id": pi,
+                "payment_status": "succeeded", "booking_status": "cancelled_by_user",
+                "booking_payment_intent": pi}
+
+    def paid_back_to_pending(self, u, eid):
+        bid, pi = self.paid(u, eid)
+        db_exec("UPDATE payments SET status = 'pending' WHERE booking_id = %s", bid)
+        self.undo.append(lambda: db_exec("UPDATE payments SET status = 'succeeded'"
+                                         " WHERE booking_id = %s", bid))
+        return {"check": "booking_paid", "booking_id": bid, "stripe_payment_intent_id": pi,
+                "payment_status": "pending", "booking_status": "scheduled",
+                "booking_payment_intent": pi}
+
+    def refund_row_removed(self, u, eid):
+        bid, pi = self.paid(u, eid)
+        self.assertStatus(u.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
+        row = wait_until(lambda: (refund_rows(bid) or [None])[0], message="refund row")
+        # Stripe's charge.refunded too, or it would record the refund again
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        wait_until(lambda: events_done(ch, "charge.refunded"), message="charge.refunded")
+        db_exec("DELETE FROM refunds WHERE id = %s", row["id"])
+        cols = list(row)
+        self.undo.append(lambda: db_exec(
+            f"INSERT INTO refunds ({', '.join(cols)}) VALUES"
+            f" ({', '.join(['%s'] * len(cols))})", *[row[c] for c in cols]))
+        return {"check": "booking_refund", "booking_id": bid, "stripe_payment_intent_id": pi,
+                "payment_status": "refunded", "refund_rows": 0}
+
+    def test_each_booking_corruption_is_found_and_nothing_else(self):
+        u, eid = register(), new_expert(100)
+        expected = [self.cancelled_unrefunded(u, eid), self.paid_back_to_pending(u, eid),
+                    self.refund_row_removed(u, eid)]
+        report = books_check()
+        key = lambda f: (f["check"], f["booking_id"])  # noqa: E731
+        self.assertEqual(sorted(report["findings"], key=key), sorted(expected, key=key))
+        for fn in reversed(self.undo):
+            fn()
+        self.undo = []
+        self.assertEqual(books_check()["findings"], [], "clean once the corruption is undone")
 
 
 class StripeListTests(Case):

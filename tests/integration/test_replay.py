@@ -2,8 +2,8 @@
 scratch database, what a scripted mix of payments and consumption produced
 (a Live Help purchase with a booked hour, a voice pack with a session, a boost
 pack, a refund; then every Checkout product with a subscription renewal and a
-lost dispute) from the stored Stripe events and the local records, and finds
-it equal to live; a fulfilment row removed or altered in live, or a stored
+lost dispute; a Live Help hour booked, refunded around and cancelled) from
+the stored Stripe events and the local records, and finds it equal to live; a fulfilment row removed or altered in live, or a stored
 event removed, is reported, and it alone."""
 
 import json
@@ -13,7 +13,7 @@ import subprocess
 from . import lib
 from .lib import (Case, bought_live_help, completed_event, db_exec, db_row, db_rows,
                   db_scalar, emu_ok, emu_pay, env, event_processed, new_slot, register,
-                  wait_until)
+                  totals, wait_until)
 from .test_books import refunded
 from .test_consultations import paid_plan
 from .test_credits import allocations, buy_pack, create_checkout
@@ -97,6 +97,21 @@ class ReplayTests(Case):
         # purchase, booking, voice purchase, session, pack, refund: six or
         # more steps (a completed event may be stored more than once)
         self.assertGreaterEqual(report["steps"], 6)
+
+    def test_a_cancelled_live_help_booking_replays_in_its_place(self):
+        # booked, then the purchase refunded (the booked hour stays), then the
+        # booking cancelled: the hour comes back after the refund, so it stays
+        u = register()
+        hours = settled(bought_live_help(u, 2))
+        slot = new_slot(2)
+        self.assertStatus(u.book(slot), 201, "book")
+        refunded(hours)
+        self.assertEqual(totals(u.id), {"hours_total": 1, "hours_used": 1})
+        self.assertStatus(u.post(f"/api/live-help-hour/{slot}/cancel", {}), 200, "cancel")
+        self.assertEqual(totals(u.id), {"hours_total": 1, "hours_used": 0})
+        rc, report = replay("--user", str(u.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
+        self.assertGreaterEqual(report["steps"], 4)   # purchase, booked, refund, cancelled
 
     def test_a_removed_fulfilment_row_is_reported_alone(self):
         u = register()

@@ -8,14 +8,32 @@
 
 const { assert, eq, db, dbRow, dbValue } = require('../lib');
 
-/* A slot starting hoursAhead from now (plus a unique offset); returns its id. */
-function slot(hoursAhead, capacity, booked = 0) {
+/*
+ * A slot starting hoursAhead from now (plus a unique offset), no seat taken;
+ * returns its id.  Slots are the operator's catalogue: made in the database.
+ */
+function slot(hoursAhead, capacity) {
   const off = Math.floor(Math.random() * 3000);
   db('INSERT INTO live_help_slots (starts_at, ends_at, capacity, booked) VALUES ' +
     '(UTC_TIMESTAMP() + INTERVAL ? HOUR + INTERVAL ? SECOND, ' +
-    'UTC_TIMESTAMP() + INTERVAL ? HOUR + INTERVAL ? SECOND, ?, ?)',
-  hoursAhead, off, hoursAhead + 1, off, capacity, booked);
+    'UTC_TIMESTAMP() + INTERVAL ? HOUR + INTERVAL ? SECOND, ?, 0)',
+  hoursAhead, off, hoursAhead + 1, off, capacity);
   return Number(dbValue('SELECT MAX(id) FROM live_help_slots'));
+}
+
+/* Somebody else buys an hour and books the slot's one seat. */
+async function filled(t, id) {
+  const other = await t.another('filler');
+  await other.signUp('filler');
+  await other.goto('/');
+  await other.page.select('#live-help-hours', '1');
+  await other.clickAndWaitForNavigation('button[data-action="buy-live-help"]');
+  await other.payHosted();
+  await other.waitText('[data-notice]', 'Payment received: you bought 1 Live Help hour');
+  await other.goto('/live-help');
+  await other.clickAndWaitForNavigation(`button[data-action="book-live-help"][data-slot="${id}"]`);
+  await other.waitText('[data-notice]', 'Booked: one Live Help hour was used.');
+  return id;
 }
 
 async function liveHelp(t) {
@@ -35,7 +53,8 @@ async function liveHelp(t) {
     await t.assertHumanPage();
   });
 
-  const far = slot(72, 2), near = slot(10, 1), full = slot(96, 1, 1), spare = slot(120, 3);
+  const far = slot(72, 2), near = slot(10, 1), spare = slot(120, 3);
+  const full = await t.step('slot-filled', () => filled(t, slot(96, 1)));
 
   await t.step('slots-page', async () => {
     await t.clickAndWaitForNavigation('a[href="/live-help"]');

@@ -2,29 +2,35 @@
  * Journey 7: the admin console.  Metrics, a pending payout marked paid, a
  * waiting consultation assigned to a mechanic, a user's role and tier
  * changed (and audited), and the audit log filtered and paged on one screen.
- * Rows the console acts on are made directly in the database (test setup).
+ * What the console acts on is made as people make it: the booking to pay out
+ * booked through the API, paid at the emulator and completed by its expert;
+ * only the expert's profile and the time passing are set in the database.
  */
 'use strict';
 
-const { assert, eq, db, dbRow, dbValue } = require('../lib');
+const { assert, eq, db, dbRow, dbValue, paidAtStripe } = require('../lib');
 
-function insertId(sql, ...args) {
-  db(sql, ...args);
-  return Number(dbValue('SELECT LAST_INSERT_ID()'));
-}
-
-/* An expert with one completed, paid booking: $30.00, $3.00 fee, $27.00 owed. */
-function owedExpert(customerId, tag) {
+/*
+ * An expert with one completed, paid booking of the signed-in customer:
+ * $30.00, $3.00 fee, $27.00 owed.  Booked for tomorrow, paid, moved two days
+ * back (the time passing), and completed by the expert.
+ */
+async function owedExpert(t, tag) {
   db("INSERT INTO experts (name, headline, bio, rate_cents_per_minute) VALUES (?, 'Payouts', 'x', 100)",
     `Expert-${tag}`);
   const expert = Number(dbValue('SELECT MAX(id) FROM experts'));
-  db('INSERT INTO bookings (user_id, expert_id, start_time, end_time, duration_minutes, price_cents, ' +
-    "platform_fee_cents, payout_cents, status, payment_intent_id) VALUES (?, ?, UTC_TIMESTAMP() - INTERVAL 2 DAY, " +
-    "UTC_TIMESTAMP() - INTERVAL 2 DAY + INTERVAL 30 MINUTE, 30, 3000, 300, 2700, 'completed', ?)",
-  customerId, expert, `pi_adm${tag}`);
-  const booking = Number(dbValue('SELECT id FROM bookings WHERE payment_intent_id = ?', `pi_adm${tag}`));
-  db("INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status) VALUES (?, ?, 3000, 'succeeded')",
-    booking, `pi_adm${tag}`);
+  await t.goto('/dashboard');
+  const tomorrow = new Date(Date.now() + 24 * 3600 * 1000).toISOString().slice(0, 16);
+  const booking = await paidAtStripe(await t.book(expert, tomorrow));
+  db('UPDATE bookings SET start_time = UTC_TIMESTAMP() - INTERVAL 2 DAY, ' +
+    'end_time = UTC_TIMESTAMP() - INTERVAL 2 DAY + INTERVAL 30 MINUTE WHERE id = ?', booking);
+  const ex = await t.another('expert');
+  const u = await ex.signUp('adm-expert');
+  db("UPDATE users SET role = 'expert' WHERE id = ?", u.id);
+  db('UPDATE experts SET user_id = ? WHERE id = ?', u.id, expert);
+  await ex.goto('/dashboard');
+  const done = await ex.post(`/api/bookings/${booking}/complete`);
+  eq(`${done.status}/${done.body && done.body.booking.status}`, '200/completed', 'the expert completes it');
   return { expert, booking };
 }
 
@@ -46,6 +52,7 @@ async function adminConsole(t) {
     eq(res.status(), 403, '/admin for a customer');
     await t.assertHumanPage();
     c.session = await waitingConsultation(t, c.id);
+    c.owed = await owedExpert(t, tag);
     await t.signOut();
     return c;
   });
@@ -60,7 +67,7 @@ async function adminConsole(t) {
     db("UPDATE users SET role = 'admin' WHERE id = ?", a.id);
     return a;
   });
-  const owed = owedExpert(customer.id, tag);
+  const owed = customer.owed;
   const session = customer.session;
 
   await t.step('metrics', async () => {

@@ -1,0 +1,234 @@
+/*
+ * creditdesk-replay's expert bookings: each booking as the customer created
+ * it (unpaid, its PaymentIntent recorded, at the time it asked for), then
+ * what people did with it locally (the customer cancelled, the expert
+ * completed, an admin paid the expert out), interleaved by the timeline
+ * with the stored events (payments, declines, refunds, disputes), which go
+ * through the webhook's own code in booking_pay.c and dispute.c.
+ *
+ * The local record of each action is its audit row: BOOKING_CREATED keeps
+ * the time asked for (a test or an operator may move start_time later; the
+ * payment decided on the time booked), BOOKING_CANCELLED and
+ * BOOKING_COMPLETED when they happened.  A cancellation's refund is decided
+ * by the policy and the clock at the time, and is kept in the booking's
+ * cancel_refund_cents: the replay takes that decision and refunds it
+ * through booking_refund(), which splits it between fee and payout again.
+ * Stripe's answer to that refund is the refunds row live kept of it.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "booking_pay.h"
+#include "calc.h"
+#include "log.h"
+#include "replay.h"
+
+cd_err
+replay_bookings_prepare(void)
+{
+	static cd_sql table = CD_SQL(
+	    "CREATE TABLE replay_booking_steps (booking_id BIGINT UNSIGNED NOT NULL,"
+	    " action VARCHAR(64) NOT NULL, at DATETIME(6) NOT NULL, start_time VARCHAR(32) NULL,"
+	    " KEY (booking_id, action))");
+	static cd_sql *fill;
+	cd_err err;
+
+	if ((err = db_exec(&table, NULL, "")) != CD_OK)
+		return err;
+	return db_exec(live_sql(&fill, "INSERT INTO replay_booking_steps"
+	    " SELECT CAST(entity_id AS UNSIGNED), action, created_at,"
+	    " JSON_VALUE(details, '$.startTime') FROM @.audit_log"
+	    " WHERE entity_type = 'booking' AND action IN ('BOOKING_CREATED',"
+	    " 'BOOKING_PAID', 'BOOKING_COMPLETED', 'BOOKING_CANCELLED')"), NULL, "");
+}
+
+/*
+ * The booking and its payment as creation left them: unpaid (a free one
+ * scheduled; one whose PaymentIntent could not be made, released), at the
+ * time booked, nothing refunded, disputed or transferred.
+ */
+cd_err
+replay_booking_created(void *arg)
+{
+	static cd_sql *booking, *payment;
+	static cd_sql as_created = CD_SQL(
+	    "UPDATE bookings b LEFT JOIN replay_booking_steps s ON s.booking_id = b.id"
+	    "  AND s.action = 'BOOKING_CREATED'"
+	    " SET b.status = IF(b.price_cents = 0, 'scheduled',"
+	    "  IF(b.payment_intent_id IS NULL, 'payment_failed', 'awaiting_payment')),"
+	    " b.start_time = COALESCE(s.start_time, b.start_time),"
+	    " b.end_time = COALESCE(s.start_time, b.start_time) + INTERVAL b.duration_minutes MINUTE,"
+	    " b.refunded_cents = 0, b.fee_refunded_cents = 0, b.payout_refunded_cents = 0,"
+	    " b.cancel_refund_cents = NULL, b.dispute_status = NULL,"
+	    " b.stripe_transfer_id = NULL, b.stripe_application_fee_id = NULL WHERE b.id = ?");
+	static cd_sql pending = CD_SQL(
+	    "UPDATE payments SET status = 'pending', last_payment_error = NULL,"
+	    " failed_attempts = 0, last_failed_charge = NULL WHERE booking_id = ?");
+	long long id = *(long long *)arg;
+	cd_err err;
+
+	if ((err = db_exec(live_sql(&booking, "INSERT INTO bookings"
+	    " SELECT * FROM @.bookings WHERE id = ?"), NULL, "i", id)) != CD_OK ||
+	    (err = db_exec(&as_created, NULL, "i", id)) != CD_OK ||
+	    (err = db_exec(live_sql(&payment, "INSERT INTO payments"
+	    " SELECT * FROM @.payments WHERE booking_id = ?"), NULL, "i", id)) != CD_OK)
+		return err;
+	return db_exec(&pending, NULL, "i", id);
+}
+
+/* The expert completed it: only a scheduled booking can be. */
+cd_err
+replay_booking_completed(void *arg)
+{
+	static cd_sql q = CD_SQL(
+	    "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'");
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&q, &n, "i", *(long long *)arg)) != CD_OK)
+		return err;
+	return n == 1 ? CD_OK : CD_CONFLICT;
+}
+
+/* Cancelled before it was paid: the booking, and its payment never made. */
+static cd_err
+cancel_unpaid_tx(void *arg)
+{
+	static cd_sql cancel = CD_SQL(
+	    "UPDATE bookings SET status = 'cancelled_by_user'"
+	    " WHERE id = ? AND status IN ('awaiting_payment', 'scheduled')");
+	static cd_sql dropped = CD_SQL(
+	    "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
+	long long id = *(long long *)arg;
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&cancel, &n, "i", id)) != CD_OK)
+		return err;
+	if (n != 1)
+		return CD_CONFLICT;
+	return db_exec(&dropped, NULL, "i", id);
+}
+
+/*
+ * The refund live decided when the customer cancelled a scheduled booking
+ * (by the policy and the clock then), written as live wrote it before
+ * asking Stripe; false in *decided if none was (a booking not scheduled).
+ */
+static cd_err
+decision(long long id, const json_t *now, booking_split *split, bool *decided)
+{
+	static cd_sql *live;
+	static cd_sql decide = CD_SQL(
+	    "UPDATE bookings SET cancel_refund_cents = COALESCE(cancel_refund_cents, ?)"
+	    " WHERE id = ? AND status = 'scheduled'");
+	json_t *row;
+	cd_err err;
+
+	*decided = false;
+	if ((err = db_row(live_sql(&live, "SELECT cancel_refund_cents FROM @.bookings"
+	    " WHERE id = ?"), &row, "i", id)) != CD_OK || row == NULL)
+		return err != CD_OK ? err : CD_NOT_FOUND;
+	if (json_is_integer(json_object_get(row, "cancel_refund_cents"))) {
+		*decided = true;
+		booking_refund_divide(jint(now, "price_cents"),
+		    jint(now, "platform_fee_cents"), jint(row, "cancel_refund_cents"),
+		    split);
+		err = db_exec(&decide, NULL, "ii", split->refund, id);
+	}
+	json_decref(row);
+	return err;
+}
+
+/*
+ * The customer cancelled: the decision first; then a paid booking is
+ * refunded what was decided (nothing decided: the whole price, as for a
+ * payment that went through while the booking was being cancelled) and
+ * cancelled by booking_refund(); an unpaid one is cancelled.
+ */
+cd_err
+replay_booking_cancelled(long long id)
+{
+	static cd_sql q = CD_SQL(
+	    "SELECT b.user_id, b.status, b.price_cents, b.platform_fee_cents,"
+	    " p.status AS payment_status FROM bookings b"
+	    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
+	booking_split split;
+	json_t *now, *after;
+	bool decided;
+	cd_err err;
+
+	if ((err = db_row(&q, &now, "i", id)) != CD_OK || now == NULL)
+		return err != CD_OK ? err : CD_NOT_FOUND;
+	if ((err = decision(id, now, &split, &decided)) == CD_OK) {
+		if (strcmp(jstr(now, "payment_status") ?: "", "succeeded") == 0)
+			err = booking_refund(id, jint(now, "user_id"),
+			    "requested_by_customer", true, decided ? &split : NULL, NULL);
+		else
+			err = db_tx(cancel_unpaid_tx, &id);
+	}
+	json_decref(now);
+	if (err != CD_OK || (err = db_row(&q, &after, "i", id)) != CD_OK)
+		return err;
+	/* Live cancelled it (its audit row says so); so must the replay. */
+	if (strcmp(jstr(after, "status") ?: "", "cancelled_by_user") != 0)
+		err = CD_CONFLICT;
+	json_decref(after);
+	return err;
+}
+
+/*
+ * An admin's payout of an expert's bookings: the amount is what the
+ * replayed bookings owed then (the same rule as the payout's), not the
+ * live amount, so a payout that paid what was not owed is a difference.
+ */
+cd_err
+replay_payout(void *arg)
+{
+	static cd_sql *payout, *items;
+	long long id = *(long long *)arg;
+	cd_err err;
+
+	if ((err = db_exec(live_sql(&payout, "INSERT INTO payouts (id, expert_id,"
+	    " amount_cents, status, created_by) SELECT l.id, l.expert_id,"
+	    " (SELECT COALESCE(SUM" BOOKING_OWED_CENTS ", 0)" BOOKING_OWED
+	    "  AND b.id IN (SELECT booking_id FROM @.payout_items WHERE payout_id = l.id)),"
+	    " l.status, l.created_by FROM @.payouts l WHERE l.id = ?"), NULL, "i",
+	    id)) != CD_OK)
+		return err;
+	return db_exec(live_sql(&items, "INSERT INTO payout_items"
+	    " SELECT * FROM @.payout_items WHERE payout_id = ?"), NULL, "i", id);
+}
+
+/*
+ * POST /v1/refunds of a booking's payment: the refund live recorded for
+ * that PaymentIntent (its id, amount and transfer reversal).  The replay
+ * records the amount it decided itself, so a different amount shows.
+ */
+cd_err
+replay_booking_post(const char *path, const json_t *params, json_t **out)
+{
+	static cd_sql *q;
+	const char *pi = jstr(params, "payment_intent");
+	json_t *row;
+	cd_err err;
+
+	*out = NULL;
+	if (strcmp(path, "/v1/refunds") != 0 || pi == NULL) {
+		log_error("replay: POST %s has no answer", path);
+		return CD_STRIPE;
+	}
+	if ((err = db_row(live_sql(&q, "SELECT r.stripe_refund_id AS id,"
+	    " r.amount_cents AS amount, r.stripe_transfer_reversal_id AS transfer_reversal"
+	    " FROM @.refunds r JOIN @.payments p ON p.id = r.payment_id"
+	    " WHERE p.stripe_payment_intent_id = ? AND r.stripe_refund_id LIKE 're\\_%'"),
+	    &row, "s", pi)) != CD_OK)
+		return err;
+	if (row == NULL) {
+		log_warn("replay: live made no refund of %s", pi);
+		return CD_STRIPE;
+	}
+	json_object_set_new(row, "object", json_string("refund"));
+	*out = row;
+	return CD_OK;
+}
