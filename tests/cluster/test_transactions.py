@@ -27,7 +27,7 @@ def on_machine(n, *args):
 class Transactions(ProbeCase):
 
     def test_aborted_transactions_leave_nothing_behind(self):
-        rounds = 2 * ROUNDS
+        rounds = ROUNDS
         hammer = subprocess.Popen(on_machine(2, "hammer", "900"), start_new_session=True,
                                   stdout=subprocess.DEVNULL)
         try:
