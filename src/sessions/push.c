@@ -6,9 +6,10 @@
  * CD_CHAT_PUBLISH lists the publishers, comma-separated: "unix:<socket>"
  * (nginx's publisher socket, the local stack's way) or "http://host:port"
  * (a publisher on a private address).  Unset: the production socket,
- * unix:/run/creditdesk/chat-publish.sock.  Each target keeps one curl
- * handle for the child's whole life, so its connection is reused from one
- * message to the next.
+ * unix:/run/creditdesk/chat-publish.sock.  The list is read once, when the
+ * child starts (chat_push_init); each target keeps one curl handle for the
+ * child's whole life, so its connection is reused from one message to the
+ * next.
  *
  * Push is an optimisation, never the record: the message is already
  * committed, and GET …/messages?after= (catch-up and polling) lists it
@@ -18,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <curl/curl.h>
 
 #include "log.h"
@@ -36,7 +36,6 @@ struct target {
 
 static struct target targets[PUSH_MAX_TARGETS];
 static size_t ntargets;
-static pid_t owner;		/* the process the handles belong to */
 static struct curl_slist *headers;
 
 /* One entry of CD_CHAT_PUBLISH; false (and logged) if it is neither form. */
@@ -60,30 +59,24 @@ parse_target(const char *s, struct target *t)
 	return t->base != NULL;
 }
 
-/* Reads the target list once per process (a forked child starts afresh). */
-static void
-load_targets(void)
+int
+chat_push_init(void)
 {
 	const char *env = getenv("CD_CHAT_PUBLISH");
 	char *list, *item, *save = NULL;
 
-	if (owner == getpid())
-		return;
-	owner = getpid();
-	ntargets = 0;	/* a parent's handles are abandoned, never cleaned up */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    (list = strdup(env != NULL && *env != '\0' ? env : PUSH_DEFAULT)) == NULL)
-		return;
+		return -1;
 	for (item = strtok_r(list, ", ", &save); item != NULL &&
 	    ntargets < PUSH_MAX_TARGETS; item = strtok_r(NULL, ", ", &save))
 		if (parse_target(item, &targets[ntargets]))
 			targets[ntargets++].h = NULL;
 	free(list);
-	if (headers == NULL) {
-		headers = curl_slist_append(NULL, "Content-Type: application/json");
-		/* Never wait for "100 Continue" on a longer message. */
-		headers = curl_slist_append(headers, "Expect:");
-	}
+	headers = curl_slist_append(NULL, "Content-Type: application/json");
+	/* Never wait for "100 Continue" on a longer message. */
+	headers = curl_slist_append(headers, "Expect:");
+	return headers == NULL ? -1 : 0;
 }
 
 static size_t
@@ -143,7 +136,6 @@ chat_push(long long session, const json_t *message)
 	char path[64], *body;
 	size_t i, len;
 
-	load_targets();
 	if (ntargets == 0 ||
 	    (body = json_dumps(message, JSON_COMPACT)) == NULL)
 		return;

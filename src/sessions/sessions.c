@@ -96,9 +96,16 @@ static const cd_route routes[] = {
 	{ "POST", "/api/sessions/{id}/take", participants_take, R_USER | R_MECHANIC },
 };
 
+/* The page templates and the chat publishers, once per child. */
+static int
+sessions_init(void)
+{
+	return page_init() != 0 ? -1 : chat_push_init();
+}
+
 static const cd_app app = {
 	"creditdesk-sessions", routes, sizeof(routes) / sizeof(routes[0]),
-	page_init, 0
+	sessions_init, 0
 };
 
 int

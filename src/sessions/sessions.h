@@ -28,6 +28,8 @@ cd_err	 chat_room(cd_req *);
 cd_err	 messages_list(cd_req *);
 cd_err	 messages_post(cd_req *);
 cd_err	 messages_stream(cd_req *);
+/* Reads CD_CHAT_PUBLISH once, at start-up; 0 = ok. */
+int	 chat_push_init(void);
 /*
  * Publishes a committed message (the messages API's JSON for it) to the
  * room's subscribers on every configured nginx; failures are only logged.
