@@ -92,12 +92,6 @@ lookup(cd_req *r, cd_sql *q, const char *hash, json_t **rowp)
 }
 
 cd_err
-session_load(cd_req *r)
-{
-	return session_load_with(r, NULL);
-}
-
-cd_err
 session_load_with(cd_req *r, cd_sql *q)
 {
 	const char *hash = cookie_hash(r);

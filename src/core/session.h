@@ -39,9 +39,10 @@ struct cd_sql;
     " WHERE s.token_hash = ? AND s.expires_at > UTC_TIMESTAMP(6)" \
     " AND s.last_seen_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND"
 
-/* Sets r->user when the cookie names a live session; no cookie is not an error. */
-cd_err	 session_load(cd_req *);
-/* The same with a route's own lookup (cd_route.session_sql; NULL: the usual). */
+/*
+ * Sets r->user when the cookie names a live session, with a route's own
+ * lookup (cd_route.session_sql; NULL: the usual); no cookie is not an error.
+ */
 cd_err	 session_load_with(cd_req *, struct cd_sql *);
 /*
  * Starts a session for user_id (ending the one the browser had, if any),
