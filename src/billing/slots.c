@@ -1,9 +1,12 @@
 /*
- * Live Help slots: booking an hour into a slot and cancelling it; see
- * slots.h.  A refusal rolls its transaction back (so a seat taken before
+ * Live Help slots: booking an hour into a slot and cancelling it, and the
+ * upcoming list each child keeps; see slots.h.  A refusal rolls its transaction back (so a seat taken before
  * the hour ran out is given back) and is then answered as a result, not an
  * error.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "audit.h"
 #include "db.h"
 #include "slots.h"
@@ -139,4 +142,71 @@ cd_err
 slot_cancel(long long user_id, long long slot_id, cd_arena *a, slot_result *res)
 {
 	return run(cancel_tx, user_id, slot_id, a, res);
+}
+
+/*
+ * The upcoming list with the version and clock it was read at, in one
+ * statement (one snapshot), the JSON built by the server; the first slot's
+ * start says when the list next changes by itself.
+ */
+#define SLOT_TIME(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%sZ')"
+static cd_sql q_upcoming_list = CD_SQL(
+    "SELECT " SLOTS_STAMP_COLUMNS ","
+    " (SELECT UNIX_TIMESTAMP(MIN(starts_at)) FROM live_help_slots"
+    "  WHERE starts_at > UTC_TIMESTAMP()),"
+    " (SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'starts_at', " SLOT_TIME("starts_at") ","
+    "  'ends_at', " SLOT_TIME("ends_at") ", 'capacity', capacity, 'booked', booked)"
+    "  ORDER BY starts_at, id LIMIT 100)"
+    "  FROM live_help_slots WHERE starts_at > UTC_TIMESTAMP())"
+    " FROM (SELECT 1) one" SLOTS_STAMP_JOIN);
+
+/* The child's kept list: json read at version, good from read_at until first_start. */
+static struct {
+	long long	 version, read_at, first_start;	/* first_start 0: no slot */
+	char		*json;
+} kept;
+
+struct upcoming_row {
+	long long	 version, now, first_start;
+	const char	*json;
+};
+static const cd_col upcoming_cols[] = {
+	DB_INT(struct upcoming_row, version), DB_INT(struct upcoming_row, now),
+	DB_INT(struct upcoming_row, first_start), DB_TEXT(struct upcoming_row, json),
+};
+
+static bool
+kept_holds(long long version, long long now)
+{
+	return kept.json != NULL && version != 0 && kept.version == version &&
+	    now >= kept.read_at && (kept.first_start == 0 || now < kept.first_start);
+}
+
+cd_err
+slots_upcoming(long long version, long long now, const char **json)
+{
+	struct upcoming_row row;
+	cd_arena *a;
+	char *copy;
+	cd_err err;
+
+	if (kept_holds(version, now)) {
+		*json = kept.json;
+		return CD_OK;
+	}
+	a = arena_new();
+	err = db_fetch_row(&q_upcoming_list, a, upcoming_cols,
+	    DB_NCOLS(upcoming_cols), &row, sizeof(row), NULL, "");
+	if (err == CD_OK) {
+		if ((copy = strdup(row.json != NULL ? row.json : "[]")) == NULL)
+			abort();
+		free(kept.json);
+		kept.json = copy;
+		kept.version = row.version;
+		kept.read_at = row.now;
+		kept.first_start = row.first_start;
+		*json = kept.json;
+	}
+	arena_free(a);
+	return err;
 }

@@ -1,7 +1,8 @@
 /*
  * Live Help slots: booking one of the user's hours into an upcoming slot and
- * cancelling it again.  This module owns the statements of live_help_slots'
- * seats and live_help_redemptions; the hours they spend are the ones
+ * cancelling it again, and the upcoming slots as every user sees them.  This
+ * module owns the statements of live_help_slots' seats, of the upcoming list
+ * and of live_help_redemptions; the hours they spend are the ones
  * holdings.h reads (user_live_help_totals).
  */
 #ifndef CD_SLOTS_H
@@ -36,5 +37,23 @@ cd_err	 slot_book(long long user_id, long long slot_id, cd_arena *a,
  */
 cd_err	 slot_cancel(long long user_id, long long slot_id, cd_arena *a,
 	    slot_result *res);
+
+/*
+ * The upcoming slots every user sees, kept by each child: a reader's own
+ * statement joins SLOTS_STAMP_JOIN and selects SLOTS_STAMP_COLUMNS (the
+ * version of live_help_slot_changes, which triggers move with every change
+ * to a slot, and the database's clock) and hands both to slots_upcoming(),
+ * which reads the slots again only when the version has moved or the first
+ * kept slot has started.  So the list is never stale, and a read costs no
+ * round trip of its own while nothing changes.
+ */
+#define SLOTS_STAMP_JOIN " LEFT JOIN live_help_slot_changes slot_changes ON slot_changes.id = 1"
+#define SLOTS_STAMP_COLUMNS "slot_changes.version, UNIX_TIMESTAMP()"
+/*
+ * The upcoming slots (at most 100, by start) as a JSON array of {id,
+ * starts_at, ends_at, capacity, booked}; *json is the module's, valid until
+ * the next call.  A version of 0 (no row) is never trusted.
+ */
+cd_err	 slots_upcoming(long long version, long long now, const char **json);
 
 #endif

@@ -50,23 +50,24 @@ route_match(const char *pat, const char *path, long long *ids, size_t maxids)
 }
 
 #define MAX_SESSION_SQLS 8
+#define SLOW_REQUEST_USEC 500000	/* logged from half a second */
 
 struct session_sql {
 	cd_handler	 fn;
-	struct cd_sql	*q;
+	cd_session_sql	*q;
 };
 static struct session_sql session_sqls[MAX_SESSION_SQLS];
 static size_t nsession_sqls;
 
 void
-app_session_sql(cd_handler fn, struct cd_sql *q)
+app_session_sql(cd_handler fn, cd_session_sql *q)
 {
 	if (nsession_sqls < MAX_SESSION_SQLS)
 		session_sqls[nsession_sqls++] = (struct session_sql){ fn, q };
 }
 
 /* The route's own session lookup, or NULL for the usual one. */
-static struct cd_sql *
+static cd_session_sql *
 session_sql_for(const cd_route *rt)
 {
 	size_t i;
@@ -374,7 +375,13 @@ serve_one(const cd_app *app, cd_req *r)
 	usec = usec_since(&t0);
 	metrics_request(rt != NULL ? (size_t)(rt - app->routes) : app->nroutes,
 	    r->status, usec);
-	log_info("%s %s %d %lldus", r->method, log_path(r), r->status, usec);
+	/*
+	 * Every request is in nginx's access log and in the metrics: the
+	 * responder's own log keeps the ones worth a look, and the hot path
+	 * makes no write of its own.
+	 */
+	if (r->status >= 500 || usec >= SLOW_REQUEST_USEC)
+		log_warn("%s %s %d %lldus", r->method, log_path(r), r->status, usec);
 }
 
 int

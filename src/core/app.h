@@ -13,7 +13,6 @@
 #include "request.h"
 
 typedef cd_err (*cd_handler)(cd_req *);
-struct cd_sql;
 
 enum {
 	R_USER	= 1u << 0,	/* must be signed in: 401 otherwise */
@@ -50,9 +49,10 @@ int	 route_match(const char *pattern, const char *path,
  * A route's own session lookup (called from the app's init hook): the
  * session check and the page's reads in one statement, one database round
  * trip.  Its first columns and its two parameters are the usual lookup's
- * (session.h: CD_SESSION_COLUMNS …); the handler reads the rest from
- * r->session_row.  Routes are named by their handler.
+ * (session.h: CD_SESSION_COLUMNS …); the handler reads the rest of its row
+ * from r->session_row.  Routes are named by their handler.
  */
-void	 app_session_sql(cd_handler, struct cd_sql *);
+struct cd_session_sql;
+void	 app_session_sql(cd_handler, struct cd_session_sql *);
 
 #endif

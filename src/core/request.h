@@ -49,7 +49,7 @@ typedef struct cd_req {
 
 	long long	 ids[CD_MAX_ROUTE_IDS];	/* {id} captures, in order */
 	const cd_user	*user;		/* signed-in user, or NULL */
-	const json_t	*session_row;	/* the session lookup's row, or NULL */
+	const void	*session_row;	/* the session lookup's row (session.h), or NULL */
 
 	/* Response being built. */
 	int		 status;

@@ -8,8 +8,15 @@
 #include "db.h"
 #include "session.h"
 
-static cd_sql q_lookup = CD_SQL(
-    "SELECT " CD_SESSION_COLUMNS CD_SESSION_FROM CD_SESSION_WHERE);
+/* The usual lookup: the session's columns and nothing else. */
+struct session_only {
+	cd_session_row	 s;
+};
+static const cd_col session_cols[] = { CD_SESSION_COLS(struct session_only, s) };
+static cd_session_sql q_lookup = {
+	CD_SQL("SELECT " CD_SESSION_COLUMNS CD_SESSION_FROM CD_SESSION_WHERE),
+	session_cols, DB_NCOLS(session_cols), sizeof(struct session_only)
+};
 static cd_sql q_touch = CD_SQL(
     "UPDATE auth_sessions SET last_seen_at = UTC_TIMESTAMP(6) WHERE token_hash = ?");
 static cd_sql q_insert = CD_SQL(
@@ -66,36 +73,37 @@ set_cookie(cd_req *r, const char *value, long max_age)
 	    CD_SESSION_COOKIE, value, age, r->secure ? "; Secure" : ""));
 }
 
-/* Loads the session with this token hash; *row gets the row (or NULL). */
+/*
+ * Loads the session with this token hash through q; *rowp gets the row, in
+ * the request's arena (NULL: no live session).
+ */
 static cd_err
-lookup(cd_req *r, cd_sql *q, const char *hash, json_t **rowp)
+lookup(cd_req *r, cd_session_sql *q, const char *hash,
+    const cd_session_row **rowp)
 {
+	cd_session_row *row = arena_alloc(r->arena, q->size);
 	cd_user *u;
-	json_t *row;
+	bool found;
 	cd_err err;
 
 	*rowp = NULL;
-	if ((err = db_row(q, &row, "si", hash,
-	    (long long)cfg->session_idle)) != CD_OK || row == NULL)
+	if ((err = db_fetch_row(&q->sql, r->arena, q->cols, q->ncols,
+	    row, q->size, &found, "si", hash, (long long)cfg->session_idle)) != CD_OK ||
+	    !found)
 		return err;
 	u = arena_alloc(r->arena, sizeof(*u));
-	u->id = jint(row, "id");
-	u->email = arena_strdup(r->arena, jstr(row, "email"));
-	u->name = arena_strdup(r->arena, jstr(row, "name"));
-	u->role = arena_strdup(r->arena, jstr(row, "role"));
-	u->tier = arena_strdup(r->arena, jstr(row, "tier"));
-	u->csrf = arena_strdup(r->arena, jstr(row, "csrf_token"));
-	u->session = arena_strdup(r->arena, hash);
+	*u = (cd_user){ row->user_id, row->email, row->name, row->role,
+	    row->tier, row->csrf, hash };
 	r->user = u;
-	r->session_row = *rowp = req_own(r, row);
+	r->session_row = *rowp = row;
 	return CD_OK;
 }
 
 cd_err
-session_load_with(cd_req *r, cd_sql *q)
+session_load_with(cd_req *r, cd_session_sql *q)
 {
 	const char *hash = cookie_hash(r);
-	json_t *row;
+	const cd_session_row *row;
 	cd_err err;
 
 	if (hash == NULL)
@@ -104,7 +112,7 @@ session_load_with(cd_req *r, cd_sql *q)
 	    row == NULL)
 		return err;
 	/* The idle clock moves at most once a minute: reads stay reads. */
-	if (jint(row, "stale"))
+	if (row->stale)
 		return db_exec(&q_touch, NULL, "s", hash);
 	return CD_OK;
 }
@@ -114,7 +122,7 @@ static cd_err
 adopt(cd_req *r, const char *token)
 {
 	char *hash = arena_alloc(r->arena, CD_SHA256_HEX);
-	json_t *row;
+	const cd_session_row *row;
 	cd_err err;
 
 	sha256_hex(token, strlen(token), hash);
@@ -123,7 +131,7 @@ adopt(cd_req *r, const char *token)
 		return err;
 	if (row == NULL)
 		return CD_INTERNAL;
-	set_cookie(r, token, jint(row, "remember") ? jint(row, "ttl") : -1);
+	set_cookie(r, token, row->remember ? row->ttl : -1);
 	return CD_OK;
 }
 

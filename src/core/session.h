@@ -16,11 +16,11 @@
 #define CD_SESSION_H
 
 #include "crypto.h"
+#include "db.h"
 #include "request.h"
 
 #define CD_SESSION_COOKIE "cd_session"
 
-struct cd_sql;
 
 /*
  * The session lookup's parts, for a route's own lookup (cd_route's
@@ -39,11 +39,36 @@ struct cd_sql;
     " WHERE s.token_hash = ? AND s.expires_at > UTC_TIMESTAMP(6)" \
     " AND s.last_seen_at > UTC_TIMESTAMP(6) - INTERVAL ? SECOND"
 
+/* The usual lookup's columns (CD_SESSION_COLUMNS), as read. */
+typedef struct cd_session_row {
+	long long	 user_id;
+	const char	*email, *name, *role, *tier, *csrf;
+	long long	 remember, stale, ttl;
+} cd_session_row;
+
+/* CD_SESSION_COLUMNS as typed columns of member m (a cd_session_row) of st. */
+#define CD_SESSION_COLS(st, m) \
+	DB_INT(st, m.user_id), DB_TEXT(st, m.email), DB_TEXT(st, m.name), \
+	DB_TEXT(st, m.role), DB_TEXT(st, m.tier), DB_TEXT(st, m.csrf), \
+	DB_INT(st, m.remember), DB_INT(st, m.stale), DB_INT(st, m.ttl)
+
+/*
+ * A route's own session lookup (app_session_sql): its statement and the row
+ * it reads, a struct of size bytes whose first member is its cd_session_row
+ * and whose columns are CD_SESSION_COLS(…) and then the route's own.
+ */
+typedef struct cd_session_sql {
+	cd_sql		 sql;
+	const cd_col	*cols;
+	size_t		 ncols, size;
+} cd_session_sql;
+
 /*
  * Sets r->user when the cookie names a live session, with a route's own
- * lookup (cd_route.session_sql; NULL: the usual); no cookie is not an error.
+ * lookup (NULL: the usual), whose row becomes r->session_row; no cookie is
+ * not an error.
  */
-cd_err	 session_load_with(cd_req *, struct cd_sql *);
+cd_err	 session_load_with(cd_req *, cd_session_sql *);
 /*
  * Starts a session for user_id (ending the one the browser had, if any),
  * sets the cookie and r->user.  remember: the 30-day lifetime.

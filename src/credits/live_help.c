@@ -11,83 +11,69 @@
 #include "session.h"
 #include "slots.h"
 
-static cd_sql q_slots = CD_SQL(
-    "SELECT id, starts_at, ends_at, capacity, booked FROM live_help_slots"
-    " WHERE starts_at > UTC_TIMESTAMP() ORDER BY starts_at, id LIMIT 100");
 /*
  * GET /api/live-help-hour in one round trip: the session check, the user's
- * totals and the upcoming slots, the slots as one JSON array built by the
- * server (the shape db_rows gives: column names as keys, times as
- * "YYYY-MM-DDTHH:MM:SSZ"), so no row becomes an object here.
+ * totals and the stamp of the upcoming slots (slots.h), whose list the
+ * child keeps while the stamp says it holds.
  */
-#define SLOT_TIME(c) "DATE_FORMAT(" c ", '%Y-%m-%dT%H:%i:%sZ')"
-cd_sql live_help_session_sql = CD_SQL(
-    "SELECT " CD_SESSION_COLUMNS ", t.user_id IS NOT NULL AS has_totals,"
-    " t.hours_total, t.hours_used, t.hours_frozen,"
-    " (SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'starts_at', " SLOT_TIME("starts_at") ","
-    "  'ends_at', " SLOT_TIME("ends_at") ", 'capacity', capacity, 'booked', booked)"
-    "  ORDER BY starts_at, id LIMIT 100)"
-    "  FROM live_help_slots WHERE starts_at > UTC_TIMESTAMP()) AS slots"
-    CD_SESSION_FROM " LEFT JOIN user_live_help_totals t ON t.user_id = u.id"
-    CD_SESSION_WHERE);
+struct summary_row {
+	cd_session_row	 s;
+	long long	 has_totals, total, used, frozen, slots_version, now;
+};
+static const cd_col summary_cols[] = {
+	CD_SESSION_COLS(struct summary_row, s),
+	DB_INT(struct summary_row, has_totals), DB_INT(struct summary_row, total),
+	DB_INT(struct summary_row, used), DB_INT(struct summary_row, frozen),
+	DB_INT(struct summary_row, slots_version), DB_INT(struct summary_row, now),
+};
+cd_session_sql live_help_session_sql = {
+	CD_SQL("SELECT " CD_SESSION_COLUMNS ", t.user_id IS NOT NULL,"
+	    " t.hours_total, t.hours_used, t.hours_frozen, " SLOTS_STAMP_COLUMNS
+	    CD_SESSION_FROM " LEFT JOIN user_live_help_totals t ON t.user_id = u.id"
+	    SLOTS_STAMP_JOIN CD_SESSION_WHERE),
+	summary_cols, DB_NCOLS(summary_cols), sizeof(struct summary_row)
+};
+
 /*
  * Hours bought and used (frozen hours of a disputed payment count as used
- * until the dispute closes), by the billing layer's one rule.
+ * until the dispute closes), by the billing layer's one rule: from the
+ * summary's row when it has the totals, else read.
  */
 static cd_err
-hours(cd_req *r, long long *total, long long *used)
+hours(cd_req *r, const struct summary_row *row, long long *total,
+    long long *used)
 {
 	cd_hours h;
 	cd_err err;
 
-	if ((err = live_help_hours(r->user->id, &h)) != CD_OK)
+	if (row != NULL && row->has_totals)
+		h = (cd_hours){ row->total, row->used, row->frozen };
+	else if ((err = live_help_hours(r->user->id, &h)) != CD_OK)
 		return err;
 	*total = h.total;
 	*used = h.total - live_help_left(&h);
 	return CD_OK;
 }
 
-/* The summary from the session row (live_help_session_sql), as text. */
-static cd_err
-summary_from_session(cd_req *r)
-{
-	const json_t *row = r->session_row;
-	const char *slots = jstr(row, "slots");
-	long long total, used;
-	char *body;
-	cd_err err;
-
-	if (jint(row, "has_totals")) {
-		cd_hours h = { jint(row, "hours_total"), jint(row, "hours_used"),
-		    jint(row, "hours_frozen") };
-
-		total = h.total;
-		used = h.total - live_help_left(&h);
-	} else if ((err = hours(r, &total, &used)) != CD_OK)
-		return err;
-	body = arena_printf(r->arena, "{\"totalHours\":%lld,\"usedHours\":%lld,"
-	    "\"remainingHours\":%lld,\"slots\":%s}", total, used, total - used,
-	    slots != NULL ? slots : "[]");
-	resp_header(r, "Cache-Control", "no-store");
-	resp_typed(r, 200, "application/json", body, strlen(body));
-	return CD_OK;
-}
-
 cd_err
 live_help_summary(cd_req *r)
 {
+	const struct summary_row *row = r->session_row;
 	long long total, used;
-	json_t *slots;
+	const char *slots;
+	char *body;
 	cd_err err;
 
-	if (r->session_row != NULL && json_object_get(r->session_row, "slots"))
-		return summary_from_session(r);
-	if ((err = hours(r, &total, &used)) != CD_OK ||
-	    (err = db_rows(&q_slots, &slots, "")) != CD_OK)
+	if (row == NULL)	/* the route's lookup is registered in credits.c */
+		return CD_INTERNAL;
+	if ((err = hours(r, row, &total, &used)) != CD_OK ||
+	    (err = slots_upcoming(row->slots_version, row->now, &slots)) != CD_OK)
 		return err;
-	resp_json(r, 200, json_pack("{s:I,s:I,s:I,s:o}", "totalHours",
-	    (json_int_t)total, "usedHours", (json_int_t)used, "remainingHours",
-	    (json_int_t)(total - used), "slots", slots));
+	body = arena_printf(r->arena, "{\"totalHours\":%lld,\"usedHours\":%lld,"
+	    "\"remainingHours\":%lld,\"slots\":%s}", total, used, total - used,
+	    slots);
+	resp_header(r, "Cache-Control", "no-store");
+	resp_typed(r, 200, "application/json", body, strlen(body));
 	return CD_OK;
 }
 
@@ -129,7 +115,7 @@ seat(cd_req *r, cd_err (*fn)(long long, long long, cd_arena *, slot_result *),
 
 	if ((err = fn(r->user->id, slot_id, r->arena, &res)) != CD_OK ||
 	    (err = slot_refusal(r, res)) != CD_OK ||
-	    (err = hours(r, &total, &used)) != CD_OK)
+	    (err = hours(r, NULL, &total, &used)) != CD_OK)
 		return err;
 	resp_json(r, status, json_pack("{s:I,s:I}", "slotId", (json_int_t)slot_id,
 	    "remainingHours", (json_int_t)(total - used)));

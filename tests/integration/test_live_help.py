@@ -447,6 +447,67 @@ class SlotTests(Case):
                              f"user {u.id} ({r.status})")
 
 
+class UpcomingListTests(Case):
+    """Each responder child keeps the upcoming slots it last read (slots.h):
+    a change to any slot, by a booking or by hand, and a slot's start must
+    show in every child's next answer."""
+
+    READS = 48
+
+    def listed(self, browser, slot):
+        """The slot as each of READS parallel reads lists it (None: absent)."""
+        def read(_):
+            r = browser.get("/api/live-help-hour")
+            self.assertStatus(r, 200)
+            return [s for s in r.json["slots"] if s["id"] == slot]
+        answers = parallel(read, range(self.READS), threads=8)
+        for a in answers:
+            if isinstance(a, Exception):
+                raise a
+        return [a[0] if a else None for a in answers]
+
+    def first_slot(self, seconds):
+        """A slot starting in `seconds`, before every other upcoming one."""
+        _, sid = db_exec("INSERT INTO live_help_slots (starts_at, ends_at, capacity, booked)"
+                         " VALUES (UTC_TIMESTAMP() + INTERVAL %s SECOND,"
+                         " UTC_TIMESTAMP() + INTERVAL %s SECOND + INTERVAL 1 HOUR, 3, 0)",
+                         seconds, seconds)
+        return sid
+
+    def test_every_change_shows_in_every_child_at_once(self):
+        a, b = register(), register()
+        bought_live_help(b, 1)
+        slot = self.first_slot(3 * 3600)
+        seen = self.listed(a, slot)
+        self.assertEqual([(s["capacity"], s["booked"]) for s in seen], [(3, 0)] * self.READS)
+
+        db_exec("UPDATE live_help_slots SET capacity = 5 WHERE id = %s", slot)
+        seen = self.listed(a, slot)
+        self.assertEqual([(s["capacity"], s["booked"]) for s in seen], [(5, 0)] * self.READS,
+                         "a change by hand")
+
+        self.assertStatus(b.book(slot), 201, "book")
+        seen = self.listed(a, slot)
+        self.assertEqual([(s["capacity"], s["booked"]) for s in seen], [(5, 1)] * self.READS,
+                         "a booking")
+
+        other = self.first_slot(2 * 3600)
+        self.assertEqual([s is not None for s in self.listed(a, other)], [True] * self.READS,
+                         "a new slot")
+        db_exec("DELETE FROM live_help_slots WHERE id = %s", other)
+        self.assertEqual(self.listed(a, other), [None] * self.READS, "a deleted slot")
+
+    def test_a_slot_leaves_the_list_when_it_starts(self):
+        a = register()
+        slot = self.first_slot(3)
+        self.assertEqual([s is not None for s in self.listed(a, slot)], [True] * self.READS)
+        wait_until(lambda: db_scalar("SELECT starts_at <= UTC_TIMESTAMP() FROM live_help_slots"
+                                     " WHERE id = %s", slot) == 1,
+                   timeout=10, what="the slot's start")
+        self.assertEqual(self.listed(a, slot), [None] * self.READS,
+                         "a started slot is no longer upcoming")
+
+
 class RefundTests(Case):
 
     def test_refund_reverses_unused_hours_once(self):
