@@ -170,23 +170,64 @@ to_ms() {
 		else if (v ~ /m$/) printf "%.2f", v * 60000; else printf "%.2f", v * 1000 }'
 }
 
+# CPU clock ticks (user + system) the processes named spent so far.
+cpu_ticks() {
+	local p
+	for p in "$@"; do
+		awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || true
+	done | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# The processes a target runs on: the database server, nginx's workers and
+# the target's responder children (program path $1).
+parts() {
+	local db nginx_workers children
+	db=$(cat "$CD_STATE_DIR/mysqld/mysqld.pid")
+	nginx_workers=$(pgrep -P "$NGINX_PID" | tr '\n' ' ')
+	children=$(pgrep -f "^$1\$" | tr '\n' ' ')
+	echo "$db|$nginx_workers|$children"
+}
+
+# measure NAME LUA PATH PROGRAM: run_wrk, and the CPU each part spent per
+# request (microseconds: database, nginx, responders) in $WORK/NAME.cpu.
+measure() {
+	local name=$1 program=$4 p before=() after=() total i
+	IFS='|' read -r -a p <<<"$(parts "$program")"
+	for i in 0 1 2; do
+		# shellcheck disable=SC2086
+		before[i]=$(cpu_ticks ${p[i]})
+	done
+	run_wrk "$name" "$2" "$3"
+	for i in 0 1 2; do
+		# shellcheck disable=SC2086
+		after[i]=$(cpu_ticks ${p[i]})
+	done
+	read -r _ _ total <"$WORK/$name.res"
+	awk -v hz="$(getconf CLK_TCK)" -v n="$total" -v d0=$((after[0] - before[0])) \
+		-v d1=$((after[1] - before[1])) -v d2=$((after[2] - before[2])) \
+		'BEGIN { f = 1e6 / hz / n; printf "%.0f %.0f %.0f\n", d0 * f, d1 * f, d2 * f }' \
+		>>"$WORK/$name.cpu"
+}
+
 # One round: each target once; results appended to $WORK/<target>.all as
 # "<rps> <p99 ms>".
 run_round() {
-	local round=$1 prefix rps p99 total stored t
-	run_wrk limit-read "$REPO/bench/get.lua" /bench/limit-read
-	run_wrk app-read "$REPO/bench/live_help.lua" /api/live-help-hour
+	local round=$1 prefix rps p99 total stored t app=$CD_STATE_DIR/app/bin
+	measure limit-read "$REPO/bench/get.lua" /bench/limit-read "$BIN/limit-read"
+	measure app-read "$REPO/bench/live_help.lua" /api/live-help-hour "$app/creditdesk-credits"
 	prefix=perf$(date +%s)x$$x${round}x
 	helper events "$WORK/events.tsv" "$EVENTS_N" "$prefix"
-	CD_BENCH_POST_PATH=/bench/limit-write run_wrk limit-write "$REPO/bench/webhook.lua" /bench/limit-write
-	run_wrk app-webhook "$REPO/bench/webhook.lua" /api/stripe/webhook
+	CD_BENCH_POST_PATH=/bench/limit-write measure limit-write "$REPO/bench/webhook.lua" \
+		/bench/limit-write "$BIN/limit-write"
+	measure app-webhook "$REPO/bench/webhook.lua" /api/stripe/webhook "$app/creditdesk-webhook"
 	for t in limit-read app-read limit-write app-webhook; do
 		# A target that answered errors measured something else.
 		! grep -q "Non-2xx or 3xx responses" "$WORK/$t.txt" ||
 			die "$t answered errors in round $round; its figures are not valid"
 		read -r rps p99 total <"$WORK/$t.res"
 		echo "$rps $(to_ms "$p99")" >>"$WORK/$t.all"
-		printf 'perf: round %d  %-12s %10s req/s  p99 %s\n' "$round" "$t" "$rps" "$p99"
+		printf 'perf: round %d  %-12s %10s req/s  p99 %s  CPU us/request db, nginx, responders: %s\n' \
+			"$round" "$t" "$rps" "$p99" "$(tail -1 "$WORK/$t.cpu")"
 	done
 	read -r _ _ total <"$WORK/app-webhook.res"
 	stored=$(helper count "$prefix")
@@ -207,13 +248,15 @@ spread() {
 }
 
 print_table() {
-	local t label limit rps p99 lrps
+	local t label limit rps p99 lrps cpu
 	echo
 	echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); wrk -t$THREADS -c$CONNS" \
 		"-d$DURATION, $CD_CHILDREN children per target, $ROUNDS rounds, medians," \
 		"FastCGI keep-alive $([[ -n $NOKEEP ]] && echo off || echo on)"
-	printf '| %-66s | %9s | %9s | %5s | %-17s |\n' target "req/s" "p99 ms" ratio "req/s per round"
-	printf '|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..68})" ----------- ----------- ------- -------------------
+	printf '| %-66s | %9s | %9s | %5s | %-17s | %-24s |\n' target "req/s" "p99 ms" ratio \
+		"req/s per round" "CPU µs/req: db/nginx/app"
+	printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..68})" ----------- ----------- \
+		------- ------------------- --------------------------
 	for t in limit-read app-read limit-write app-webhook; do
 		case $t in
 		limit-read) label="bare responder, one prepared PK SELECT (read limit)" limit=limit-read ;;
@@ -224,8 +267,10 @@ print_table() {
 		rps=$(median "$WORK/$t.all" 1)
 		p99=$(median "$WORK/$t.all" 2)
 		lrps=$(median "$WORK/$limit.all" 1)
-		printf '| %-66s | %9.0f | %9s | %5s | %-17s |\n' "$label" "$rps" "$p99" \
-			"$(awk -v a="$rps" -v b="$lrps" 'BEGIN { printf "%.2f", a / b }')" "$(spread "$WORK/$t.all" 1)"
+		cpu=$(printf "%.0f / %.0f / %.0f" "$(median "$WORK/$t.cpu" 1)" "$(median "$WORK/$t.cpu" 2)" "$(median "$WORK/$t.cpu" 3)")
+		printf '| %-66s | %9.0f | %9s | %5s | %-17s | %-24s |\n' "$label" "$rps" "$p99" \
+			"$(awk -v a="$rps" -v b="$lrps" 'BEGIN { printf "%.2f", a / b }')" \
+			"$(spread "$WORK/$t.all" 1)" "$cpu"
 	done
 }
 

@@ -154,9 +154,9 @@ static cd_sql q_upcoming_list = CD_SQL(
     "SELECT " SLOTS_STAMP_COLUMNS ","
     " (SELECT UNIX_TIMESTAMP(MIN(starts_at)) FROM live_help_slots"
     "  WHERE starts_at > UTC_TIMESTAMP()),"
-    " (SELECT JSON_ARRAYAGG(JSON_OBJECT('id', id, 'starts_at', " SLOT_TIME("starts_at") ","
+    " (SELECT JSON_COMPACT(JSON_ARRAYAGG(JSON_OBJECT('id', id, 'starts_at', " SLOT_TIME("starts_at") ","
     "  'ends_at', " SLOT_TIME("ends_at") ", 'capacity', capacity, 'booked', booked)"
-    "  ORDER BY starts_at, id LIMIT 100)"
+    "  ORDER BY starts_at, id LIMIT 100))"
     "  FROM live_help_slots WHERE starts_at > UTC_TIMESTAMP())"
     " FROM (SELECT 1) one" SLOTS_STAMP_JOIN);
 

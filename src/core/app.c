@@ -295,7 +295,9 @@ write_response(cd_req *r)
 {
 	FCGX_Request *f = r->fcgi;
 
-	FCGX_FPrintF(f->out, "Status: %d\r\n", r->status);
+	/* With its length nginx passes the body on as it is, not chunked. */
+	FCGX_FPrintF(f->out, "Status: %d\r\nContent-Length: %lu\r\n", r->status,
+	    (unsigned long)r->out.len);
 	FCGX_PutStr(buf_cstr(&r->headers), (int)r->headers.len, f->out);
 	FCGX_PutStr("\r\n", 2, f->out);
 	if (strcmp(r->method, "HEAD") != 0 && r->out.len > 0)

@@ -164,15 +164,22 @@ arena_strdup(cd_arena *a, const char *s)
 char *
 arena_printf(cd_arena *a, const char *fmt, ...)
 {
+	struct chunk *c = a->head;
+	size_t room = c->size - c->used;	/* a multiple of ALIGN */
+	char *p = (char *)c->data + c->used;
 	va_list ap;
-	char *p;
 	int n;
 
+	/* One pass when the text fits where the next allocation would go. */
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(p, room, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		abort();
+	if ((size_t)n < room) {
+		c->used += ((size_t)n + 1 + ALIGN - 1) & ~(ALIGN - 1);
+		return p;
+	}
 	p = arena_alloc(a, (size_t)n + 1);
 	va_start(ap, fmt);
 	vsnprintf(p, (size_t)n + 1, fmt, ap);

@@ -8,13 +8,13 @@
  * (decoding and re-encoding gives the same text), which leaves exactly one
  * accepted spelling of every hash.
  */
-#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "crypto.h"
@@ -224,14 +224,52 @@ random_token(char out[CD_TOKEN_LEN + 1])
  * On an OpenSSL failure (only allocation can fail here) the output is the
  * empty string, which never equals a stored hash.
  */
+/*
+ * OpenSSL 3 looks an algorithm up by name on every implicit use
+ * (EVP_sha256(), HMAC()): each process fetches SHA-256 and HMAC once and
+ * keeps one context of each (a responder hashes a session token on every
+ * signed-in request, the webhook signs every event).
+ */
+static struct {
+	EVP_MD		*sha256;
+	EVP_MD_CTX	*digest;
+	EVP_MAC_CTX	*hmac;
+	bool		 failed;
+} algo;
+
+static bool
+algo_ready(void)
+{
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_END
+	};
+	EVP_MAC *mac;
+
+	if (algo.hmac != NULL || algo.failed)
+		return !algo.failed;
+	algo.failed = true;
+	if ((algo.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
+	    (algo.digest = EVP_MD_CTX_new()) == NULL ||
+	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+		return false;
+	algo.hmac = EVP_MAC_CTX_new(mac);
+	EVP_MAC_free(mac);	/* the context keeps its own reference */
+	if (algo.hmac == NULL || EVP_MAC_CTX_set_params(algo.hmac, params) != 1)
+		return false;
+	algo.failed = false;
+	return true;
+}
+
 void
 sha256_hex(const void *p, size_t n, char out[CD_SHA256_HEX])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 
-	if (EVP_Digest(p, n, md, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen != 32) {
+	if (!algo_ready() ||
+	    EVP_DigestInit_ex2(algo.digest, algo.sha256, NULL) != 1 ||
+	    EVP_DigestUpdate(algo.digest, p, n) != 1 ||
+	    EVP_DigestFinal_ex(algo.digest, md, &mdlen) != 1 || mdlen != 32) {
 		log_error("sha256_hex: digest failed");
 		out[0] = '\0';
 		return;
@@ -244,11 +282,13 @@ hmac_sha256_hex(const char *key, const void *p, size_t n,
     char out[CD_SHA256_HEX])
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t keylen = key ? strlen(key) : 0;
+	size_t mdlen = 0, keylen = key ? strlen(key) : 0;
 
-	if (keylen > INT_MAX || HMAC(EVP_sha256(), key ? key : "", (int)keylen,
-	    p, n, md, &mdlen) == NULL || mdlen != 32) {
+	/* A key is always given: NULL would keep the previous call's. */
+	if (!algo_ready() || EVP_MAC_init(algo.hmac,
+	    (const unsigned char *)(key ? key : ""), keylen, NULL) != 1 ||
+	    EVP_MAC_update(algo.hmac, p, n) != 1 ||
+	    EVP_MAC_final(algo.hmac, md, &mdlen, sizeof(md)) != 1 || mdlen != 32) {
 		log_error("hmac_sha256_hex: HMAC failed");
 		out[0] = '\0';
 		return;

@@ -60,6 +60,40 @@ defer_entry(cd_arena *a, struct log *log, int id)
 	arena_defer(a, record, e);
 }
 
+/*
+ * arena_printf writes in place when the text fits the current chunk, and
+ * into a chunk of its own when not: texts stay whole, distinct and aligned
+ * either way, right up to the chunk's last byte.
+ */
+START_TEST(printf_fits_and_overflows)
+{
+	cd_arena *a = arena_new();
+	char big[40000];
+	const char *s1, *s2, *s3;
+	size_t fill;
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (fill = 16300; fill < 16400; fill += 7) {
+		arena_reset(a);
+		(void)arena_alloc(a, fill);
+		s1 = arena_printf(a, "%s-%d", "abcdefghijklmnop", 17);
+		s2 = arena_printf(a, "%.*s", 100, big);
+		s3 = arena_printf(a, "<%s>", big);
+		ck_assert_str_eq(s1, "abcdefghijklmnop-17");
+		ck_assert_uint_eq(strlen(s2), 100);
+		ck_assert_uint_eq(strlen(s3), sizeof(big) + 1);
+		ck_assert(s3[0] == '<' && s3[sizeof(big)] == '>');
+		ck_assert_uint_eq((uintptr_t)s1 % sizeof(max_align_t), 0);
+		ck_assert_uint_eq((uintptr_t)s2 % sizeof(max_align_t), 0);
+		ck_assert(s2 >= s1 + strlen(s1) + 1 || s2 + 101 <= s1);
+		ck_assert_str_eq(arena_strdup(a, "after"), "after");
+		ck_assert_str_eq(s1, "abcdefghijklmnop-17");
+	}
+	arena_free(a);
+}
+END_TEST
+
 START_TEST(cleanups_run_newest_first)
 {
 	cd_arena *a = arena_new();
@@ -172,6 +206,7 @@ main(void)
 	TCase *tc = tcase_create("arena");
 
 	tcase_add_test(tc, arena_allocates_and_resets);
+	tcase_add_test(tc, printf_fits_and_overflows);
 	tcase_add_test(tc, cleanups_run_newest_first);
 	tcase_add_test(tc, cleanups_many_entries);
 	tcase_add_test(tc, cleanups_run_once);
