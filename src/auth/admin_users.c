@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "db.h"
 #include "session.h"
+#include "user_store.h"
 
 static const cd_field fields[] = {
 	{ "role", F_ID, 0, 1, 16, NULL },
@@ -20,11 +21,6 @@ static const cd_field fields[] = {
 
 static const char *const roles[] = { "customer", "expert", "mechanic", "admin", NULL };
 static const char *const tiers[] = { "free", "firewall", NULL };
-
-static cd_sql q_lock = CD_SQL(
-    "SELECT id, email, role, tier FROM users WHERE id = ? FOR UPDATE");
-static cd_sql q_update = CD_SQL(
-    "UPDATE users SET role = ?, tier = ? WHERE id = ?");
 
 struct change {
 	cd_req		*r;
@@ -48,32 +44,33 @@ change_tx(void *arg)
 	struct change *c = arg;
 	cd_req *r = c->r;
 	const char *role, *tier;
-	json_t *u, *details;
+	user_rights u;
+	json_t *details;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_lock, &u, "i", r->ids[0])) != CD_OK)
+	if ((err = ustore_lock_rights(r->arena, r->ids[0], &u, &found)) != CD_OK)
 		return err;
-	if (u == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "user_not_found", "No user with this id.");
-	req_own(r, u);
-	role = c->role ? c->role : jstr(u, "role");
-	tier = c->tier ? c->tier : jstr(u, "tier");
-	if (r->ids[0] == r->user->id && strcmp(role, jstr(u, "role")) != 0)
+	role = c->role ? c->role : u.role;
+	tier = c->tier ? c->tier : u.tier;
+	if (r->ids[0] == r->user->id && strcmp(role, u.role) != 0)
 		return req_fail(r, CD_CONFLICT, "own_role",
 		    "You cannot change your own role; ask another admin.");
-	if ((err = db_exec(&q_update, NULL, "ssi", role, tier, r->ids[0])) != CD_OK)
+	if ((err = ustore_set_rights(r->ids[0], role, tier)) != CD_OK)
 		return err;
 	/* New rights start with a new sign-in: a role change ends the user's sessions. */
-	if (strcmp(role, jstr(u, "role")) != 0 &&
+	if (strcmp(role, u.role) != 0 &&
 	    (err = session_end_all(r->ids[0])) != CD_OK)
 		return err;
 	details = req_own(r, json_pack("{s:{s:s,s:s},s:{s:s,s:s}}",
-	    "before", "role", jstr(u, "role"), "tier", jstr(u, "tier"),
+	    "before", "role", u.role, "tier", u.tier,
 	    "after", "role", role, "tier", tier));
 	err = audit_write("ADMIN_USER_UPDATED", "user",
 	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id, details, "warning");
 	json_object_set_new(c->after, "id", json_integer(r->ids[0]));
-	json_object_set_new(c->after, "email", json_string(jstr(u, "email")));
+	json_object_set_new(c->after, "email", json_string(u.email));
 	json_object_set_new(c->after, "role", json_string(role));
 	json_object_set_new(c->after, "tier", json_string(tier));
 	return err;

@@ -11,11 +11,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "session.h"
-
-static cd_sql q_create = CD_SQL(
-    "INSERT INTO users (email, name, password_hash) VALUES (?, ?, ?)");
-static cd_sql q_by_email = CD_SQL(
-    "SELECT id, password_hash FROM users WHERE email = ?");
+#include "user_store.h"
 
 /* Compared against when the email is unknown, so both paths cost one scrypt. */
 static const char dummy_hash[] =
@@ -64,8 +60,7 @@ do_register(cd_req *r)
 		return err;
 	if (password_hash(v[1].s, &hash) != 0)
 		return CD_INTERNAL;
-	err = db_insert_once(&q_create, &created, &id, "sss", v[0].s, v[2].s,
-	    buf_cstr(&hash));
+	err = ustore_create(v[0].s, v[2].s, buf_cstr(&hash), &created, &id);
 	buf_free(&hash);
 	if (err != CD_OK)
 		return err;
@@ -78,9 +73,9 @@ static cd_err
 do_login(cd_req *r)
 {
 	cd_value v[3];
-	json_t *row;
+	user_login u;
 	long wait;
-	bool ok;
+	bool ok, found;
 	cd_err err;
 
 	if ((err = req_fields(r, login_fields, 3, v)) != CD_OK)
@@ -89,15 +84,15 @@ do_login(cd_req *r)
 		return throttle_refuse(r, wait);
 	if (err != CD_OK)
 		return err;
-	if ((err = db_row(&q_by_email, &row, "s", v[0].s)) != CD_OK)
+	if ((err = ustore_login_of(r->arena, v[0].s, &u, &found)) != CD_OK)
 		return err;
-	req_own(r, row);
-	ok = password_verify(v[1].s, row ? jstr(row, "password_hash") : dummy_hash);
-	if (!ok || row == NULL)
+	ok = password_verify(v[1].s, found && u.password_hash ? u.password_hash :
+	    dummy_hash);
+	if (!ok || !found)
 		return req_fail(r, CD_UNAUTHORIZED, "invalid_credentials",
 		    "The email or password is not correct.");
 	if ((err = throttle_clear(v[0].s)) == CD_OK)
-		err = session_start(r, jint(row, "id"), v[2].present && v[2].i);
+		err = session_start(r, u.id, v[2].present && v[2].i);
 	if (err != CD_OK)
 		return err;
 	auth_signed_in(r, 200);

@@ -12,9 +12,7 @@
 #include "db.h"
 #include "log.h"
 #include "session.h"
-
-static cd_sql q_hash = CD_SQL("SELECT password_hash FROM users WHERE id = ?");
-static cd_sql q_set_hash = CD_SQL("UPDATE users SET password_hash = ? WHERE id = ?");
+#include "user_store.h"
 
 static const cd_field change_fields[] = {
 	{ "currentPassword", F_STR, F_REQUIRED, 1, 200, NULL },
@@ -58,10 +56,9 @@ change_tx(void *arg)
 {
 	struct change *c = arg;
 	const cd_user *u = c->r->user;
-	unsigned long long n;
 	cd_err err;
 
-	if ((err = db_exec(&q_set_hash, &n, "si", c->hash, u->id)) != CD_OK ||
+	if ((err = ustore_set_hash(u->id, c->hash, NULL)) != CD_OK ||
 	    (err = session_replace(c->r, &c->s)) != CD_OK)
 		return err;
 	return audit_write("PASSWORD_CHANGED", "user",
@@ -79,8 +76,7 @@ check_current(cd_req *r, const char *password)
 	if ((err = throttle_attempt(r->user->email, &wait)) == CD_TOO_MANY)
 		return throttle_refuse(r, wait);
 	if (err != CD_OK ||
-	    (err = db_fetch_text(&q_hash, r->arena, &hash, NULL, "i",
-	    r->user->id)) != CD_OK)
+	    (err = ustore_hash(r->arena, r->user->id, &hash)) != CD_OK)
 		return err;
 	if (hash == NULL || !password_verify(password, hash))
 		return req_fail(r, CD_FORBIDDEN, "wrong_password",

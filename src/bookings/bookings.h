@@ -1,12 +1,14 @@
 /*
  * creditdesk-bookings: experts, bookings paid by PaymentIntent, refunds and
- * payouts.  bookings.c holds the route table; each file serves one part.
+ * payouts.  bookings.c holds the route table; each file serves one part, and
+ * booking_store.c holds the family's statements.
  */
 #ifndef CD_BOOKINGS_H
 #define CD_BOOKINGS_H
 
 #include <jansson.h>
 
+#include "booking_store.h"
 #include "request.h"
 
 /* experts.c */
@@ -30,22 +32,10 @@ cd_err	 bookings_list(cd_req *);
 cd_err	 booking_complete(cd_req *);
 /*
  * One booking as the API shows it (request-owned), or NULL with CD_OK when
- * there is none.  *expert_user_id (may be NULL) receives the user id of the
- * booking's expert (0 if none), for access checks; it is not shown.
+ * there is none.
  */
-cd_err	 booking_load(cd_req *, long long id, json_t **booking,
-	    long long *expert_user_id);
-/* What the handlers decide on: a booking's people, states and payment. */
-typedef struct booking_state {
-	long long	 id;
-	long long	 user_id;		/* the customer */
-	long long	 expert_user_id;	/* the expert's user */
-	const char	*status;		/* bookings.status */
-	const char	*payment_status;	/* payments.status, or NULL */
-	const char	*payment_intent;	/* pi_…, or NULL */
-	const char	*nonce;			/* for its Idempotency-Keys */
-} booking_state;
-/* The booking's state (strings request-owned); *found false if none. */
+cd_err	 booking_load(cd_req *, long long id, json_t **booking);
+/* The booking's state (booking_store.h; strings request-owned); *found false if none. */
 cd_err	 booking_state_of(cd_req *, long long id, booking_state *, bool *found);
 /* The same if it is the signed-in user's own booking; otherwise 404. */
 cd_err	 booking_own_state(cd_req *, long long id, booking_state *);

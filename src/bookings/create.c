@@ -22,56 +22,13 @@
 #include "calc.h"
 #include "crypto.h"
 #include "booking_pay.h"
+#include "booking_store.h"
 #include "db.h"
 #include "fulfil.h"
 #include "log.h"
 #include "stripe.h"
 
 #define MAX_AHEAD (366LL * 86400)	/* how far ahead a slot can be booked */
-
-static cd_sql q_fee = CD_SQL(
-    "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
-static cd_sql q_expert = CD_SQL(
-    "SELECT user_id, rate_cents_per_minute, stripe_account_id,"
-    " charges_enabled AND payouts_enabled FROM experts WHERE id = ?");
-struct expert {
-	long long	 user_id, rate, onboarded;
-	const char	*account;
-};
-static const cd_col expert_cols[] = {
-	DB_INT(struct expert, user_id), DB_INT(struct expert, rate),
-	DB_TEXT(struct expert, account), DB_INT(struct expert, onboarded),
-};
-/*
- * Read after the expert's guard row is written (as every plain read of the
- * transaction is), so it sees every booking committed by whoever wrote it
- * before.
- */
-static cd_sql q_overlap = CD_SQL(
-    "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
-    " AND " BOOKING_HOLDS("bookings") " AND start_time < ? AND end_time > ?");
-/* Serializes one user's holds, so the count below is exact; see hold_tx. */
-static cd_sql q_user_guard = CD_SQL(
-    "INSERT INTO booking_hold_guards (user_id, version) VALUES (?, 1)"
-    " ON DUPLICATE KEY UPDATE version = version + 1");
-/* Whether the user holds as many unpaid slots as allowed (1) or fewer (0). */
-static cd_sql q_unpaid_holds = CD_SQL(
-    "SELECT COUNT(*) >= COALESCE((SELECT int_value FROM platform_settings"
-    "  WHERE name = 'booking_max_unpaid_holds'), 0)"
-    " FROM bookings b WHERE b.user_id = ? AND b.status = 'awaiting_payment'"
-    " AND " BOOKING_HOLDS("b"));
-static cd_sql q_insert = CD_SQL(
-    "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
-    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status,"
-    " stripe_nonce, destination_account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-static cd_sql q_payment = CD_SQL(
-    "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
-    " VALUES (?, ?, ?, 'pending')");
-static cd_sql q_set_intent = CD_SQL(
-    "UPDATE bookings SET payment_intent_id = ? WHERE id = ?");
-static cd_sql q_release = CD_SQL(
-    "UPDATE bookings SET status = 'payment_failed'"
-    " WHERE id = ? AND status = 'awaiting_payment'");
 
 static const cd_field fields[] = {
 	{ "expertId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
@@ -106,12 +63,12 @@ created_details(const struct newbooking *b)
 static cd_err
 unpaid_holds_ok(cd_req *r)
 {
-	long long over;
+	bool full;
 	cd_err err;
 
-	if ((err = db_fetch_int(&q_unpaid_holds, &over, "i", r->user->id)) != CD_OK)
+	if ((err = bstore_unpaid_holds_full(r->user->id, &full)) != CD_OK)
 		return err;
-	if (over)
+	if (full)
 		return req_fail(r, CD_CONFLICT, "too_many_unpaid_bookings",
 		    "You already have the maximum number of bookings awaiting payment."
 		    " Pay for or cancel one of them first.");
@@ -123,10 +80,10 @@ hold_tx(void *arg)
 {
 	struct newbooking *b = arg;
 	cd_req *r = b->r;
-	struct expert e;
+	expert_terms e;
+	booking_row row;
 	long long n;
-	size_t rows = 0;
-	bool found;
+	bool found, listed = false;
 	cd_err err;
 
 	b->destination[0] = '\0';	/* a retried transaction starts over */
@@ -136,13 +93,12 @@ hold_tx(void *arg)
 	 * us.  Always expert first, then user.
 	 */
 	if ((err = booking_guard_expert(b->expert_id, true, &found)) != CD_OK ||
-	    (err = db_exec(&q_user_guard, NULL, "i", r->user->id)) != CD_OK)
+	    (err = bstore_guard_user(r->user->id)) != CD_OK)
 		return err;
-	if (found && (err = db_fetch(&q_expert, r->arena, expert_cols,
-	    DB_NCOLS(expert_cols), &e, sizeof(e), 1, &rows, "i",
-	    b->expert_id)) != CD_OK)
+	if (found && (err = bstore_expert_terms(r->arena, b->expert_id, &e,
+	    &listed)) != CD_OK)
 		return err;
-	if (!found || rows == 0)
+	if (!found || !listed)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "No expert with this id.");
 	/* An onboarded expert is paid by a destination charge, not manually. */
@@ -155,17 +111,16 @@ hold_tx(void *arg)
 		return CD_INTERNAL;
 	if (b->money.price > 0 && (err = unpaid_holds_ok(r)) != CD_OK)
 		return err;
-	if ((err = db_fetch_int(&q_overlap, &n, "iss", b->expert_id, b->end,
-	    b->start)) != CD_OK)
+	if ((err = bstore_overlaps(b->expert_id, b->start, b->end, &n)) != CD_OK)
 		return err;
 	if (n > 0)
 		return req_fail(r, CD_CONFLICT, "booking_conflict",
 		    "The expert is already booked for part of this time.");
-	if ((err = db_insert(&q_insert, &b->id, "iissiiiisss", r->user->id,
-	    b->expert_id, b->start, b->end, b->minutes, b->money.price,
-	    b->money.fee, b->money.payout,
+	row = (booking_row){ r->user->id, b->expert_id, b->start, b->end,
+	    b->minutes, b->money.price, b->money.fee, b->money.payout,
 	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce,
-	    *b->destination && b->money.price > 0 ? b->destination : NULL)) != CD_OK)
+	    *b->destination && b->money.price > 0 ? b->destination : NULL };
+	if ((err = bstore_insert(&row, &b->id)) != CD_OK)
 		return err;
 	if (b->money.price > 0)
 		return CD_OK;	/* BOOKING_CREATED comes with its PaymentIntent */
@@ -187,9 +142,7 @@ record_tx(void *arg)
 	json_t *details;
 	cd_err err;
 
-	if ((err = db_insert(&q_payment, NULL, "isi", b->id, in->pi_id,
-	    b->money.price)) != CD_OK ||
-	    (err = db_exec(&q_set_intent, NULL, "si", in->pi_id, b->id)) != CD_OK)
+	if ((err = bstore_record_intent(b->id, in->pi_id, b->money.price)) != CD_OK)
 		return err;
 	details = req_own(b->r, created_details(b));
 	json_object_set_new(details, "paymentIntent", json_string(in->pi_id));
@@ -203,7 +156,7 @@ static void
 release(struct newbooking *b, const char *why)
 {
 	log_error("booking %lld: %s; released", b->id, why);
-	if (db_exec(&q_release, NULL, "i", b->id) != CD_OK)
+	if (bstore_release(b->id) != CD_OK)
 		log_error("booking %lld: could not be released", b->id);
 }
 
@@ -256,7 +209,7 @@ booking_create(cd_req *r)
 	cd_value v[sizeof(fields) / sizeof(fields[0])];
 	const char *secret = NULL;
 	long long start, now = (long long)time(NULL);
-	size_t rows;
+	bool found;
 	cd_err err;
 
 	if ((err = req_fields(r, fields, sizeof(fields) / sizeof(fields[0]), v)) !=
@@ -282,10 +235,9 @@ booking_create(cd_req *r)
 	b.minutes = v[2].i;
 	booking_format_time(start, b.start);
 	booking_format_time(start + b.minutes * 60, b.end);
-	if ((err = db_fetch(&q_fee, NULL, db_int_col, 1, &b.fee_bps,
-	    sizeof(b.fee_bps), 1, &rows, "")) != CD_OK)
+	if ((err = bstore_fee_bps(&b.fee_bps, &found)) != CD_OK)
 		return err;
-	if (rows == 0) {
+	if (!found) {
 		log_error("platform_settings has no platform_fee_bps");
 		return CD_INTERNAL;
 	}

@@ -5,67 +5,24 @@
 #include <string.h>
 
 #include "audit.h"
+#include "booking_store.h"
 #include "bookings.h"
 #include "db.h"
 
-/* Column aliases are the API's field names, so a row is the JSON as is. */
-#define BOOKING_COLUMNS \
-    "b.id, b.user_id AS userId, b.expert_id AS expertId, e.name AS expertName," \
-    " b.start_time AS startTime, b.end_time AS endTime," \
-    " b.duration_minutes AS durationMinutes, b.price_cents AS priceCents," \
-    " b.platform_fee_cents AS platformFeeCents, b.payout_cents AS payoutCents," \
-    " b.status, p.status AS paymentStatus, b.payment_intent_id AS paymentIntentId," \
-    " p.last_payment_error AS lastPaymentError," \
-    " b.created_at AS createdAt, b.updated_at AS updatedAt"
-
-static cd_sql q_one = CD_SQL(
-    "SELECT " BOOKING_COLUMNS ", e.user_id AS expertUserId"
-    " FROM bookings b JOIN experts e ON e.id = b.expert_id"
-    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
-static cd_sql q_mine = CD_SQL(
-    "SELECT " BOOKING_COLUMNS ","
-    " CASE WHEN b.user_id = ? THEN 'customer' ELSE 'expert' END AS role"
-    " FROM bookings b JOIN experts e ON e.id = b.expert_id"
-    " LEFT JOIN payments p ON p.booking_id = b.id"
-    " WHERE b.user_id = ? OR e.user_id = ?"
-    " ORDER BY b.created_at DESC, b.id DESC LIMIT 200");
-static cd_sql q_state = CD_SQL(
-    "SELECT b.id, b.user_id, e.user_id, b.status, p.status, b.payment_intent_id,"
-    " b.stripe_nonce FROM bookings b JOIN experts e ON e.id = b.expert_id"
-    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
-static const cd_col state_cols[] = {
-	DB_INT(booking_state, id), DB_INT(booking_state, user_id),
-	DB_INT(booking_state, expert_user_id), DB_TEXT(booking_state, status),
-	DB_TEXT(booking_state, payment_status),
-	DB_TEXT(booking_state, payment_intent), DB_TEXT(booking_state, nonce),
-};
-static cd_sql q_complete = CD_SQL(
-    "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'"
-    " AND start_time <= UTC_TIMESTAMP()");
-
 cd_err
-booking_load(cd_req *r, long long id, json_t **booking, long long *expert_user)
+booking_load(cd_req *r, long long id, json_t **booking)
 {
-	json_t *row;
 	cd_err err;
 
-	*booking = NULL;
-	if (expert_user != NULL)
-		*expert_user = 0;
-	if ((err = db_row(&q_one, &row, "i", id)) != CD_OK || row == NULL)
-		return err;
-	if (expert_user != NULL)
-		*expert_user = jint(row, "expertUserId");
-	json_object_del(row, "expertUserId");
-	*booking = req_own(r, row);
-	return CD_OK;
+	err = bstore_booking_json(id, booking);
+	req_own(r, *booking);
+	return err;
 }
 
 cd_err
 booking_state_of(cd_req *r, long long id, booking_state *st, bool *found)
 {
-	return db_fetch_row(&q_state, r->arena, state_cols, DB_NCOLS(state_cols),
-	    st, sizeof(*st), found, "i", id);
+	return bstore_state(r->arena, id, st, found);
 }
 
 cd_err
@@ -89,7 +46,7 @@ booking_respond(cd_req *r, int status, long long id, const char *secret,
 	json_t *booking, *body;
 	cd_err err;
 
-	if ((err = booking_load(r, id, &booking, NULL)) != CD_OK)
+	if ((err = booking_load(r, id, &booking)) != CD_OK)
 		return err;
 	if (booking == NULL)
 		return CD_INTERNAL;
@@ -107,8 +64,7 @@ bookings_list(cd_req *r)
 	json_t *rows;
 	cd_err err;
 
-	if ((err = db_rows(&q_mine, &rows, "iii", r->user->id, r->user->id,
-	    r->user->id)) != CD_OK)
+	if ((err = bstore_bookings_json(r->user->id, &rows)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:o}", "bookings", rows));
 	return CD_OK;
@@ -125,12 +81,12 @@ static cd_err
 complete_tx(void *arg)
 {
 	struct completion *c = arg;
-	unsigned long long n;
+	bool done;
 	cd_err err;
 
-	if ((err = db_exec(&q_complete, &n, "i", c->id)) != CD_OK)
+	if ((err = bstore_complete(c->id, &done)) != CD_OK)
 		return err;
-	if (n == 0) {
+	if (!done) {
 		c->early = true;	/* loaded as scheduled, so not started yet */
 		return CD_OK;
 	}
@@ -169,11 +125,16 @@ booking_complete(cd_req *r)
 	if (c.early)
 		return req_fail(r, CD_CONFLICT, "booking_not_started",
 		    "A booking can be marked completed once it has started.");
-	if ((err = booking_load(r, c.id, &booking, NULL)) != CD_OK)
+	/* The booking's state now, as the answer shows it. */
+	if ((err = booking_state_of(r, c.id, &st, &found)) != CD_OK)
 		return err;
-	if (booking == NULL || strcmp(jstr(booking, "status"), "completed") != 0)
+	if (!found || strcmp(st.status, "completed") != 0)
 		return req_fail(r, CD_CONFLICT, "booking_not_completable",
 		    "Only a scheduled booking can be marked completed.");
+	if ((err = booking_load(r, c.id, &booking)) != CD_OK)
+		return err;
+	if (booking == NULL)
+		return CD_INTERNAL;
 	resp_json(r, 200, json_pack("{s:O}", "booking", booking));
 	return CD_OK;
 }

@@ -11,41 +11,13 @@
 
 #include "audit.h"
 #include "booking_pay.h"
+#include "booking_store.h"
 #include "bookings.h"
 #include "calc.h"
 #include "db.h"
 #include "fulfil.h"
 #include "log.h"
 #include "stripe.h"
-
-static cd_sql q_cancel_unpaid = CD_SQL(
-    "UPDATE bookings SET status = 'cancelled_by_user'"
-    " WHERE id = ? AND status IN ('awaiting_payment', 'scheduled')");
-static cd_sql q_payment_dropped = CD_SQL(
-    "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
-
-/*
- * The cancellation's refund is decided once, before Stripe is asked: a
- * retried or racing cancel reads the same amount back (its own write makes
- * the row's latest version visible to it).  Once started, nothing is decided.
- */
-static cd_sql q_decide = CD_SQL(
-    "UPDATE bookings SET cancel_refund_cents = COALESCE(cancel_refund_cents, ?)"
-    " WHERE id = ? AND status = 'scheduled'"
-    " AND (cancel_refund_cents IS NOT NULL OR start_time > UTC_TIMESTAMP())");
-/* Locking only to read the latest commit, not the snapshot: a cancel that
- * finished meanwhile has decided already. */
-static cd_sql q_decided = CD_SQL(
-    "SELECT status = 'scheduled', cancel_refund_cents IS NOT NULL,"
-    " COALESCE(cancel_refund_cents, 0) FROM bookings WHERE id = ? FOR UPDATE");
-struct decided {
-	long long	 scheduled, decided, refund;
-};
-static const cd_col decided_cols[] = {
-	DB_INT(struct decided, scheduled), DB_INT(struct decided, decided),
-	DB_INT(struct decided, refund),
-};
-
 
 static const char *const tier_names[] = { "full", "partial", "started" };
 
@@ -109,12 +81,10 @@ static cd_err
 cancel_unpaid_tx(void *arg)
 {
 	struct cancel *c = arg;
-	unsigned long long n;
+	bool done;
 	cd_err err;
 
-	if ((err = db_exec(&q_cancel_unpaid, &n, "i", c->id)) != CD_OK || n == 0)
-		return err;
-	if ((err = db_exec(&q_payment_dropped, NULL, "i", c->id)) != CD_OK)
+	if ((err = bstore_cancel_unpaid(c->id, &done)) != CD_OK || !done)
 		return err;
 	return audit_write("BOOKING_CANCELLED", "booking",
 	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id,
@@ -156,9 +126,8 @@ static cd_err
 decide_tx(void *arg)
 {
 	struct cancel *c = arg;
-	struct decided d = { 0, 0, 0 };
+	booking_decision d;
 	booking_terms t;
-	size_t n = 0;
 	bool found;
 	cd_err err;
 
@@ -169,10 +138,8 @@ decide_tx(void *arg)
 		return CD_NOT_FOUND;
 	t.decided = -1;		/* decided below, under the row's write lock */
 	booking_refund_quote(&t, &c->split);
-	if ((err = db_exec(&q_decide, NULL, "ii", c->split.refund, c->id)) !=
-	    CD_OK || (err = db_fetch(&q_decided, NULL, decided_cols,
-	    DB_NCOLS(decided_cols), &d, sizeof(d), 1, &n, "i", c->id)) != CD_OK ||
-	    n == 0)
+	if ((err = bstore_decide_refund(c->id, c->split.refund, &d, &found)) !=
+	    CD_OK || !found)
 		return err;
 	c->scheduled = d.scheduled;
 	if (d.decided) {

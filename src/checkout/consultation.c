@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "checkout.h"
-#include "db.h"
+#include "checkout_store.h"
 #include "format.h"
 #include "fulfil.h"
 #include "holdings.h"
@@ -29,9 +29,6 @@ static const cd_field plan_fields[] = {
 static const cd_field resolve_fields[] = {
 	{ "session_id", F_ID, F_REQUIRED, 4, 255, NULL },
 };
-
-static cd_sql q_mine = CD_SQL(
-    "SELECT id, type FROM sessions WHERE stripe_session_id = ? AND user_id = ?");
 
 static bool
 known_plan(const char *plan)
@@ -103,15 +100,18 @@ checkout_plan(cd_req *r)
 static cd_err
 find_mine(cd_req *r, const char *stripe_id, json_t **row)
 {
+	consultation_row c;
 	char route[64];
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_mine, row, "si", stripe_id, r->user->id)) != CD_OK ||
-	    req_own(r, *row) == NULL)
+	*row = NULL;
+	if ((err = cstore_consultation_of(r->arena, stripe_id, r->user->id, &c,
+	    &found)) != CD_OK || !found)
 		return err;
-	consultation_route(jstr(*row, "type"), jint(*row, "id"), route,
-	    sizeof(route));
-	json_object_set_new(*row, "route", json_string(route));
+	consultation_route(c.type, c.id, route, sizeof(route));
+	*row = req_own(r, json_pack("{s:I,s:s?,s:s}", "id", (json_int_t)c.id,
+	    "type", c.type, "route", route));
 	return CD_OK;
 }
 

@@ -6,15 +6,8 @@
 #include <string.h>
 
 #include "checkout.h"
-#include "db.h"
+#include "checkout_store.h"
 #include "products.h"
-
-static cd_sql q_pack = CD_SQL(
-    "SELECT id, name, credits, bonus_credits, price_cents, currency FROM boost_packs"
-    " WHERE id = ? AND active = 1");
-static cd_sql q_plan = CD_SQL(
-    "SELECT id, name, monthly_credits, price_cents, currency FROM subscription_plans"
-    " WHERE id = ? AND active = 1");
 
 static const cd_field fields[] = {
 	{ "purchaseType", F_ID, F_REQUIRED, 1, 32, "purchaseType is required." },
@@ -27,25 +20,25 @@ static cd_err
 boost_sale(cd_req *r, const cd_value *id, struct sale *s)
 {
 	cd_buf desc = CD_BUF_INIT;
-	json_t *pack;
+	pack_row pack;
+	bool found;
 	cd_err err;
 
 	if (!id->present)
 		return req_fail(r, CD_BAD_REQUEST, "boost_pack_required",
 		    "Boost pack ID is required");
-	if ((err = db_row(&q_pack, &pack, "s", id->s)) != CD_OK)
+	if ((err = cstore_pack(r->arena, id->s, &pack, &found)) != CD_OK)
 		return err;
-	if (pack == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "boost_pack_not_found",
 		    "Boost pack not found");
-	req_own(r, pack);
-	pack_description(&desc, NULL, jint(pack, "credits") +
-	    jint(pack, "bonus_credits"), jint(pack, "bonus_credits"));
+	pack_description(&desc, NULL, pack.credits + pack.bonus_credits,
+	    pack.bonus_credits);
 	s->product = "boost_pack";
-	s->item_code = jstr(pack, "id");
-	s->unit_amount = jint(pack, "price_cents");
-	s->currency = jstr(pack, "currency");
-	s->name = jstr(pack, "name");
+	s->item_code = pack.id;
+	s->unit_amount = pack.price_cents;
+	s->currency = pack.currency;
+	s->name = pack.name;
 	s->description = arena_strdup(r->arena, buf_cstr(&desc));
 	s->audit_action = "BOOST_PACK_CHECKOUT_INITIATED";
 	s->audit_extra = req_own(r, json_pack("{s:[s,s],s:s}", "flags", "SOC2",
@@ -57,24 +50,24 @@ boost_sale(cd_req *r, const cd_value *id, struct sale *s)
 static cd_err
 plan_sale(cd_req *r, const cd_value *id, struct sale *s)
 {
-	json_t *plan;
+	plan_row plan;
+	bool found;
 	cd_err err;
 
 	if (!id->present)
 		return req_fail(r, CD_BAD_REQUEST, "plan_required",
 		    "Plan ID is required");
-	if ((err = db_row(&q_plan, &plan, "s", id->s)) != CD_OK)
+	if ((err = cstore_plan(r->arena, id->s, &plan, &found)) != CD_OK)
 		return err;
-	if (plan == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "plan_not_found", "Plan not found");
-	req_own(r, plan);
 	s->product = "subscription";
-	s->item_code = jstr(plan, "id");
-	s->unit_amount = jint(plan, "price_cents");
-	s->currency = jstr(plan, "currency");
-	s->name = arena_printf(r->arena, "%s plan", jstr(plan, "name"));
+	s->item_code = plan.id;
+	s->unit_amount = plan.price_cents;
+	s->currency = plan.currency;
+	s->name = arena_printf(r->arena, "%s plan", plan.name);
 	s->description = arena_printf(r->arena, "%lld Pilot Credits every month",
-	    jint(plan, "monthly_credits"));
+	    plan.monthly_credits);
 	s->subscription = true;
 	s->audit_action = "SUBSCRIPTION_CHECKOUT_INITIATED";
 	s->audit_extra = req_own(r, json_pack("{s:[s,s],s:s}", "flags", "SOC2",

@@ -11,22 +11,12 @@
 #include "audit.h"
 #include "cfg.h"
 #include "checkout.h"
+#include "checkout_store.h"
 #include "crypto.h"
 #include "db.h"
 #include "fulfil.h"
 #include "log.h"
 #include "stripe.h"
-
-static cd_sql q_product = CD_SQL(
-    "SELECT unit_amount_cents, currency, name, description FROM products"
-    " WHERE code = ? AND active = 1");
-static cd_sql q_by_ref = CD_SQL(
-    "SELECT stripe_session_id, product, url, client_secret FROM checkout_sessions"
-    " WHERE user_id = ? AND client_ref = ?");
-static cd_sql q_record = CD_SQL(
-    "INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code,"
-    " quantity, amount_cents, currency, mode, client_ref, url, client_secret)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 
 static json_t *
 sale_params(cd_req *r, const struct sale *s)
@@ -82,15 +72,15 @@ record_tx(void *arg)
 	struct record *rec = arg;
 	const struct sale *s = rec->sale;
 	const char *id = jstr(rec->session, "id");
+	session_record row = { id, rec->r->user->id, s->product, s->item_code,
+	    s->quantity, s->quantity * s->unit_amount, s->currency,
+	    s->subscription ? "subscription" : "payment", s->client_ref,
+	    jstr(rec->session, "url"), jstr(rec->session, "client_secret") };
 	json_t *details;
 	cd_err err;
 
-	if ((err = db_insert_once(&q_record, &rec->created, NULL, "sissiisssss",
-	    id, rec->r->user->id, s->product, s->item_code, s->quantity,
-	    s->quantity * s->unit_amount, s->currency,
-	    s->subscription ? "subscription" : "payment", s->client_ref,
-	    jstr(rec->session, "url"), jstr(rec->session, "client_secret"))) !=
-	    CD_OK || !rec->created)
+	if ((err = cstore_record_session(&row, &rec->created)) != CD_OK ||
+	    !rec->created)
 		return err;
 	details = req_own(rec->r, json_pack("{s:s,s:s,s:I,s:I}", "product",
 	    s->product, "item", s->item_code, "quantity", (json_int_t)s->quantity,
@@ -106,28 +96,23 @@ record_tx(void *arg)
 static cd_err
 existing_session(cd_req *r, const struct sale *s, json_t **out)
 {
-	json_t *row;
+	session_ref row;
+	bool found;
 	cd_err err;
 
 	*out = NULL;
 	if (s->client_ref == NULL)
 		return CD_OK;
-	if ((err = db_row(&q_by_ref, &row, "is", r->user->id, s->client_ref)) !=
-	    CD_OK || req_own(r, row) == NULL)
+	if ((err = cstore_session_by_ref(r->arena, r->user->id, s->client_ref,
+	    &row, &found)) != CD_OK || !found)
 		return err;
-	if (strcmp(jstr(row, "product"), s->product) != 0)
+	if (strcmp(row.product, s->product) != 0)
 		return req_fail(r, CD_CONFLICT, "session_id_reused",
 		    "This session_id was already used for another purchase.");
-	*out = json_pack("{s:O,s:O,s:O}", "id", json_object_get(row,
-	    "stripe_session_id"), "url", json_object_get(row, "url"),
-	    "client_secret", json_object_get(row, "client_secret"));
+	*out = json_pack("{s:s?,s:s?,s:s?}", "id", row.stripe_session_id,
+	    "url", row.url, "client_secret", row.client_secret);
 	return CD_OK;
 }
-
-static cd_sql q_nonce = CD_SQL(
-    "SELECT stripe_nonce FROM users WHERE id = ?");
-static cd_sql q_set_nonce = CD_SQL(
-    "UPDATE users SET stripe_nonce = ? WHERE id = ? AND stripe_nonce = ''");
 
 /*
  * The user row's random value for Idempotency-Keys, written the first time
@@ -141,8 +126,8 @@ user_nonce(cd_req *r, const char **nonce)
 	cd_err err;
 
 	for (int i = 0; i < 2; i++) {
-		if ((err = db_fetch_text(&q_nonce, r->arena, nonce, &found, "i",
-		    r->user->id)) != CD_OK)
+		if ((err = cstore_user_nonce(r->arena, r->user->id, nonce,
+		    &found)) != CD_OK)
 			return err;
 		if (!found)
 			return CD_INTERNAL;
@@ -151,7 +136,7 @@ user_nonce(cd_req *r, const char **nonce)
 		if (**nonce != '\0')
 			return CD_OK;
 		if (random_token(fresh) != 0 ||
-		    (err = db_exec(&q_set_nonce, NULL, "si", fresh, r->user->id)) != CD_OK)
+		    (err = cstore_set_user_nonce(r->user->id, fresh)) != CD_OK)
 			return err != CD_OK ? err : CD_INTERNAL;
 	}
 	return CD_INTERNAL;
@@ -208,20 +193,20 @@ start_checkout(cd_req *r, const struct sale *s, json_t **session)
 cd_err
 load_product(cd_req *r, const char *code, struct sale *s)
 {
-	json_t *row;
+	product_row row;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_product, &row, "s", code)) != CD_OK)
+	if ((err = cstore_product(r->arena, code, &row, &found)) != CD_OK)
 		return err;
-	if (row == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "product_not_found",
 		    "This product is not for sale.");
-	req_own(r, row);
 	s->product = s->item_code = code;
-	s->unit_amount = jint(row, "unit_amount_cents");
-	s->currency = jstr(row, "currency");
-	s->name = jstr(row, "name");
-	s->description = jstr(row, "description");
+	s->unit_amount = row.unit_amount;
+	s->currency = row.currency;
+	s->name = row.name;
+	s->description = row.description;
 	return CD_OK;
 }
 
@@ -232,19 +217,11 @@ hosted_reply(cd_req *r, const json_t *session)
 	    "url"), "session_id", json_object_get(session, "id")));
 }
 
-static cd_sql q_customer = CD_SQL(
-    "SELECT stripe_customer_id FROM users WHERE id = ?");
-static cd_sql q_set_customer = CD_SQL(
-    "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id IS NULL");
-static cd_sql q_replace_customer = CD_SQL(
-    "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id = ?");
-
 /* The stored customer. */
 static cd_err
 stored_customer(cd_req *r, const char **customer)
 {
-	return db_fetch_text(&q_customer, r->arena, customer, NULL, "i",
-	    r->user->id);
+	return cstore_customer(r->arena, r->user->id, customer);
 }
 
 /* Creates a Stripe customer for the user under idempotency key idem. */
@@ -284,7 +261,7 @@ stripe_customer(cd_req *r, const char **customer)
 	if ((err = user_nonce(r, &nonce)) != CD_OK ||
 	    (err = create_customer(r, user_key(r, nonce, "customer"),
 	    &created)) != CD_OK ||
-	    (err = db_exec(&q_set_customer, NULL, "si", created, r->user->id)) != CD_OK)
+	    (err = cstore_set_customer(r->user->id, created)) != CD_OK)
 		return err;
 	return stored_customer(r, customer);
 }
@@ -306,8 +283,7 @@ replace_customer(cd_req *r, const char **customer)
 	if ((err = user_nonce(r, &nonce)) != CD_OK ||
 	    (err = create_customer(r, user_key(r, nonce, arena_printf(r->arena,
 	    "customer-%s", gone)), &created)) != CD_OK ||
-	    (err = db_exec(&q_replace_customer, NULL, "sis", created, r->user->id,
-	    gone)) != CD_OK)
+	    (err = cstore_replace_customer(r->user->id, gone, created)) != CD_OK)
 		return err;
 	return stored_customer(r, customer);
 }

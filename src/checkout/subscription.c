@@ -10,22 +10,15 @@
 
 #include "audit.h"
 #include "checkout.h"
+#include "checkout_store.h"
 #include "db.h"
 #include "products.h"
 #include "stripe.h"
 
-static cd_sql q_mine = CD_SQL(
-    "SELECT id, stripe_subscription_id, stripe_nonce, status, cancel_at_period_end"
-    " FROM subscriptions WHERE id = ? AND user_id = ?");
-static cd_sql q_state = CD_SQL(
-    "SELECT id, plan_id, status, cancel_at_period_end,"
-    " DATE_FORMAT(current_period_end, '%Y-%m-%dT%H:%i:%sZ') AS currentPeriodEnd"
-    " FROM subscriptions WHERE id = ?");
-
 struct cancel {
-	cd_req		*r;
-	const json_t	*local;
-	const json_t	*stripe;	/* the updated subscription */
+	cd_req			*r;
+	const subscription_row	*local;
+	const json_t		*stripe;	/* the updated subscription */
 };
 
 static cd_err
@@ -38,10 +31,10 @@ cancel_tx(void *arg)
 	if ((err = subscription_sync_object(c->stripe)) != CD_OK)
 		return err;
 	details = req_own(c->r, json_pack("{s:s,s:I}", "stripeSubscriptionId",
-	    jstr(c->local, "stripe_subscription_id"), "currentPeriodEnd",
+	    c->local->stripe_subscription_id, "currentPeriodEnd",
 	    (json_int_t)jint(c->stripe, "current_period_end")));
 	return audit_write("SUBSCRIPTION_CANCEL_REQUESTED", "subscription",
-	    arena_printf(c->r->arena, "%lld", jint(c->local, "id")),
+	    arena_printf(c->r->arena, "%lld", c->local->id),
 	    c->r->user->id, details, "info");
 }
 
@@ -49,15 +42,18 @@ cancel_tx(void *arg)
 static cd_err
 reply(cd_req *r, long long id)
 {
-	json_t *row;
+	subscription_view v;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_state, &row, "i", id)) != CD_OK)
+	if ((err = cstore_subscription_view(r->arena, id, &v, &found)) != CD_OK)
 		return err;
-	json_object_set_new(row, "cancelAtPeriodEnd",
-	    json_boolean(jint(row, "cancel_at_period_end") != 0));
-	json_object_del(row, "cancel_at_period_end");
-	resp_json(r, 200, row);
+	if (!found)
+		return CD_INTERNAL;
+	resp_json(r, 200, json_pack("{s:I,s:s?,s:s?,s:s?,s:b}", "id",
+	    (json_int_t)v.id, "plan_id", v.plan_id, "status", v.status,
+	    "currentPeriodEnd", v.current_period_end,
+	    "cancelAtPeriodEnd", v.cancel_at_period_end != 0));
 	return CD_OK;
 }
 
@@ -65,26 +61,28 @@ cd_err
 cancel_subscription(cd_req *r)
 {
 	struct cancel c = { r, NULL, NULL };
-	json_t *local, *params, *sub = NULL;
+	subscription_row local;
+	json_t *params, *sub = NULL;
 	const char *sid;
 	char key[160];
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_mine, &local, "ii", r->ids[0], r->user->id)) != CD_OK)
+	if ((err = cstore_subscription_of(r->arena, r->ids[0], r->user->id,
+	    &local, &found)) != CD_OK)
 		return err;
-	if (local == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "subscription_not_found",
 		    "You have no such subscription.");
-	req_own(r, local);
-	if (strcmp(jstr(local, "status"), "active") != 0)
+	if (strcmp(local.status, "active") != 0)
 		return req_fail(r, CD_CONFLICT, "subscription_not_active",
 		    "This subscription has already ended.");
-	if (jint(local, "cancel_at_period_end") != 0)
+	if (local.cancel_at_period_end != 0)
 		return reply(r, r->ids[0]);
-	sid = jstr(local, "stripe_subscription_id");
+	sid = local.stripe_subscription_id;
 	params = req_own(r, json_pack("{s:s}", "cancel_at_period_end", "true"));
 	stripe_key(key, sizeof(key), "subscription", r->ids[0],
-	    jstr(local, "stripe_nonce"), "cancel-at-period-end");
+	    local.nonce, "cancel-at-period-end");
 	err = stripe_call("POST", arena_printf(r->arena, "/v1/subscriptions/%s",
 	    sid), params, key, &sub);
 	req_own(r, sub);
@@ -93,7 +91,7 @@ cancel_subscription(cd_req *r)
 	if (!json_is_true(json_object_get(sub, "cancel_at_period_end")) &&
 	    strcmp(jstr(sub, "status") ?: "", "canceled") != 0)
 		return CD_STRIPE;
-	c.local = local;
+	c.local = &local;
 	c.stripe = sub;
 	if ((err = db_tx(cancel_tx, &c)) != CD_OK)
 		return err;

@@ -2,8 +2,9 @@
  * creditdesk-pages: the HTML pages (explore, sign-in forms, dashboard,
  * billing, experts, thank-you, admin) and the admin audit-log API.
  *
- * Each handler reads what its page shows with a few static statements,
- * formats money and counts in C with format.h (integer arithmetic only: a
+ * Each handler reads what its page shows with a few static statements
+ * (pages_store.c, rows as C structs, or as JSON rows where the template
+ * shows them as they are), formats money and counts in C with format.h (integer arithmetic only: a
  * price is never a double), and hands one JSON object to its template.  The data
  * object is owned by the request from the moment it is created, and every
  * row set is attached to it as soon as it arrives, so an early return on a
@@ -22,203 +23,12 @@
 
 #include "account_rules.h"
 #include "app.h"
-#include "booking_pay.h"
-#include "db.h"
 #include "escape.h"
 #include "format.h"
 #include "holdings.h"
 #include "page.h"
+#include "pages_store.h"
 #include "request.h"
-
-/* Dates for people: the session runs in UTC, so the pages say so. */
-#define HUMAN_TIME "'%Y-%m-%d %H:%i UTC'"
-/* The same moment for <time datetime>, which app.js shows in the viewer's zone. */
-#define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
-
-static cd_sql q_products = CD_SQL(
-    "SELECT code, name, description, unit_amount_cents FROM products "
-    "WHERE active = 1");
-/* The settings a page states in words: token rate, voice minutes and validity. */
-static cd_sql q_settings = CD_SQL(
-    "SELECT MAX(CASE WHEN name = 'tokens_per_credit' THEN int_value END) "
-    "AS tokens_per_credit, "
-    "MAX(CASE WHEN name = 'voice_minutes_per_pack' THEN int_value END) "
-    "AS voice_minutes, "
-    "MAX(CASE WHEN name = 'voice_validity_days' THEN int_value END) "
-    "AS voice_days FROM platform_settings");
-static cd_sql q_packs = CD_SQL(
-    "SELECT id, name, credits, bonus_credits, "
-    "credits + bonus_credits AS total_credits, price_cents, badge "
-    "FROM boost_packs WHERE active = 1 ORDER BY sort_order, id");
-/* The next expiry; the minutes themselves come from voice_available. */
-static cd_sql q_voice = CD_SQL(
-    "SELECT DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
-    "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso "
-    "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
-    "AND minutes_remaining > 0 AND expires_at > UTC_TIMESTAMP()");
-static cd_sql q_balance = CD_SQL(
-    "SELECT balance, bonus_earned FROM user_credits WHERE user_id = ?");
-static cd_sql q_my_sessions = CD_SQL(
-    "SELECT s.id, s.type, s.type = 'chat' AS is_chat, "
-    "COALESCE(pr.name, s.plan) AS plan_name, s.status, "
-    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created "
-    "FROM sessions s JOIN session_participants p ON p.session_id = s.id "
-    "LEFT JOIN products pr ON pr.code = s.plan "
-    "WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
-static cd_sql q_my_bookings = CD_SQL(
-    "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
-    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
-    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "REPLACE(b.status, '_', ' ') AS status, "
-    "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel "
-    "FROM bookings b JOIN experts e ON e.id = b.expert_id "
-    "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
-/* The expert this user is, and whether Stripe pays them out (Connect). */
-static cd_sql q_my_expert = CD_SQL(
-    "SELECT id, stripe_account_id IS NOT NULL AS has_account, "
-    "charges_enabled = 1 AND payouts_enabled = 1 AS payouts_active "
-    "FROM experts WHERE user_id = ?");
-/* The bookings of the expert this user is, for /expert/bookings. */
-static cd_sql q_expert_bookings = CD_SQL(
-    "SELECT b.id, u.name AS customer, b.duration_minutes, b.payout_cents, "
-    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
-    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "REPLACE(b.status, '_', ' ') AS status, "
-    "b.status = 'scheduled' AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
-    "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
-    "WHERE e.user_id = ? AND b.status IN ('scheduled', 'completed', 'cancelled_by_user') "
-    "ORDER BY b.start_time DESC, b.id DESC LIMIT 100");
-static cd_sql q_transactions = CD_SQL(
-    "SELECT id, description, credits_delta, balance_after, "
-    "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created "
-    "FROM credit_transactions WHERE user_id = ? ORDER BY id DESC LIMIT 10");
-/* What a checkout of this user bought, for the notice after paying. */
-static cd_sql q_purchase = CD_SQL(
-    "SELECT cs.product, cs.quantity, cs.status, bp.name AS pack_name, "
-    "bp.credits + bp.bonus_credits AS pack_credits, sp.name AS plan_name, "
-    "sp.monthly_credits, pr.name AS product_name FROM checkout_sessions cs "
-    "LEFT JOIN boost_packs bp ON cs.product = 'boost_pack' "
-    "AND bp.id = CONVERT(cs.item_code USING ascii) "
-    "LEFT JOIN subscription_plans sp ON cs.product = 'subscription' "
-    "AND sp.id = CONVERT(cs.item_code USING ascii) "
-    "LEFT JOIN products pr ON pr.code = cs.item_code "
-    "WHERE cs.id = ? AND cs.user_id = ?");
-/* Live Help slots, for /live-help. */
-static cd_sql q_lh_slots = CD_SQL(
-    "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
-    "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
-    "TIMESTAMPDIFF(MINUTE, s.starts_at, s.ends_at) AS minutes, "
-    "s.capacity - s.booked AS seats_left, s.booked >= s.capacity AS full, "
-    "r.id IS NOT NULL AS mine FROM live_help_slots s "
-    "LEFT JOIN live_help_redemptions r ON r.slot_id = s.id AND r.user_id = ? "
-    "WHERE s.starts_at > UTC_TIMESTAMP() ORDER BY s.starts_at, s.id LIMIT 60");
-static cd_sql q_lh_booked = CD_SQL(
-    "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
-    "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
-    "s.starts_at > UTC_TIMESTAMP() + INTERVAL p.int_value HOUR AS can_cancel "
-    "FROM live_help_redemptions r JOIN live_help_slots s ON s.id = r.slot_id "
-    "JOIN platform_settings p ON p.name = 'live_help_cancel_hours' "
-    "WHERE r.user_id = ? AND s.ends_at > UTC_TIMESTAMP() "
-    "ORDER BY s.starts_at, s.id LIMIT 100");
-static cd_sql q_lh_policy = CD_SQL(
-    "SELECT int_value AS cancel_hours FROM platform_settings "
-    "WHERE name = 'live_help_cancel_hours'");
-/* One consultation the user takes part in, for /thank-you. */
-static cd_sql q_consultation = CD_SQL(
-    "SELECT s.id, s.type, s.status, s.amount_cents, s.type = 'video' AS is_video, "
-    "COALESCE(pr.name, s.plan) AS plan_name, u.email, "
-    "(SELECT mu.name FROM session_participants mp JOIN users mu ON mu.id = mp.user_id "
-    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' ORDER BY mp.joined_at LIMIT 1) "
-    "AS mechanic FROM sessions s "
-    "JOIN session_participants me ON me.session_id = s.id AND me.user_id = ? "
-    "JOIN users u ON u.id = s.user_id "
-    "LEFT JOIN products pr ON pr.code = s.plan WHERE s.id = ?");
-/* The plans on sale, and the user's current subscription (if any). */
-static cd_sql q_plans = CD_SQL(
-    "SELECT id, name, monthly_credits, price_cents FROM subscription_plans "
-    "WHERE active = 1 ORDER BY price_cents, id");
-static cd_sql q_subscription = CD_SQL(
-    "SELECT s.id, s.status, s.cancel_at_period_end AS ending, "
-    "DATE_FORMAT(s.current_period_end, " ISO_TIME ") AS period_end_iso, "
-    "DATE_FORMAT(s.current_period_end, " HUMAN_TIME ") AS period_end, "
-    "p.name, p.monthly_credits FROM subscriptions s "
-    "JOIN subscription_plans p ON p.id = s.plan_id "
-    "WHERE s.user_id = ? AND s.status IN ('active', 'trialing', 'past_due') "
-    "ORDER BY s.id DESC LIMIT 1");
-/* Paid consultations no mechanic has yet, oldest first (queue and admin). */
-static cd_sql q_waiting = CD_SQL(
-    "SELECT s.id, s.type, COALESCE(pr.name, s.plan) AS plan_name, u.name AS customer, "
-    "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso, "
-    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created FROM sessions s "
-    "JOIN users u ON u.id = s.user_id LEFT JOIN products pr ON pr.code = s.plan "
-    "WHERE s.status = 'waiting' AND NOT EXISTS (SELECT 1 FROM session_participants p "
-    "WHERE p.session_id = s.id AND p.role = 'mechanic') "
-    "ORDER BY s.created_at, s.id LIMIT 100");
-/* The user's open Voice AI Therapy session, to resume its timer. */
-static cd_sql q_voice_open = CD_SQL(
-    "SELECT id, available_minutes, "
-    "DATE_FORMAT(started_at, " ISO_TIME ") AS started_iso "
-    "FROM voice_therapy_sessions WHERE user_id = ? AND status = 'active' "
-    "ORDER BY id DESC LIMIT 1");
-static cd_sql q_experts = CD_SQL(
-    "SELECT id, name, headline, rate_cents_per_minute FROM experts "
-    "WHERE active = 1 ORDER BY name, id");
-static cd_sql q_expert = CD_SQL(
-    "SELECT id, name, headline, bio, rate_cents_per_minute FROM experts "
-    "WHERE id = ? AND active = 1");
-/*
- * The bookable hours of the next days (08:00–19:00 UTC starts), each busy
- * when a booking or a live unpaid hold overlaps it (the same rule as
- * booking, BOOKING_HOLDS).  No customer, price or status leaves this query.
- */
-static cd_sql q_hours = CD_SQL(
-    "WITH RECURSIVE h (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM h WHERE n < 120) "
-    "SELECT DATE_FORMAT(t.s, " ISO_TIME ") AS start_iso, "
-    "DATE_FORMAT(t.s, " HUMAN_TIME ") AS start, "
-    "EXISTS (SELECT 1 FROM bookings b WHERE b.expert_id = ? AND " BOOKING_HOLDS("b")
-    " AND b.start_time < t.s + INTERVAL 1 HOUR AND b.end_time > t.s) AS busy "
-    "FROM (SELECT TIMESTAMP(UTC_DATE()) + INTERVAL n HOUR AS s FROM h) t "
-    "WHERE t.s > UTC_TIMESTAMP() + INTERVAL 1 HOUR AND HOUR(t.s) BETWEEN 8 AND 18 "
-    "ORDER BY t.s LIMIT 44");
-static cd_sql q_counts = CD_SQL(
-    "SELECT (SELECT COUNT(*) FROM users) AS users, "
-    "(SELECT COUNT(*) FROM checkout_sessions WHERE status = 'fulfilled') "
-    "AS fulfilled, (SELECT COUNT(*) FROM live_help_purchases) AS live_help");
-/*
- * The admin console's audit log: newest first, keyset-paginated on id, each
- * filter off when its value is empty (user: an id or an email; dates are
- * whole UTC days, both ends included).
- */
-static cd_sql q_audit_filtered = CD_SQL(
-    "SELECT a.id, a.action, a.entity_type, a.entity_id, a.user_id, "
-    "u.email AS user_email, a.details, a.severity, "
-    "DATE_FORMAT(a.created_at, " ISO_TIME ") AS created_iso, "
-    "DATE_FORMAT(a.created_at, '%Y-%m-%d %H:%i:%s UTC') AS created "
-    "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id "
-    "WHERE a.id < ? AND (? = '' OR a.action = ?) "
-    "AND (? = '' OR a.user_id = ? OR u.email = ?) "
-    "AND (? = '' OR a.created_at >= ?) "
-    "AND (? = '' OR a.created_at < ? + INTERVAL 1 DAY) "
-    "ORDER BY a.id DESC LIMIT ?");
-static cd_sql q_audit_actions = CD_SQL(
-    "SELECT DISTINCT action FROM audit_log ORDER BY action LIMIT 200");
-static cd_sql q_users_search = CD_SQL(
-    "SELECT id, email, name, role, tier FROM users "
-    "WHERE ? = '' OR email LIKE CONCAT('%', ?, '%') OR name LIKE CONCAT('%', ?, '%') "
-    "ORDER BY id DESC LIMIT 20");
-static cd_sql q_mechanics = CD_SQL(
-    "SELECT id, name, email FROM users WHERE role = 'mechanic' ORDER BY name, id LIMIT 200");
-/* The latest books check (creditdesk-check --record) and its findings. */
-static cd_sql q_books_run = CD_SQL(
-    "SELECT id, DATE_FORMAT(ran_at, '%Y-%m-%d %H:%i:%s') AS ran, events_recovered,"
-    " findings FROM integrity_runs ORDER BY id DESC LIMIT 1");
-static cd_sql q_books_findings = CD_SQL(
-    "SELECT f.code, f.finding FROM integrity_runs r, JSON_TABLE(r.details, '$[*]'"
-    " COLUMNS (code VARCHAR(64) PATH '$.check', finding JSON PATH '$')) f"
-    " WHERE r.id = (SELECT MAX(id) FROM integrity_runs) LIMIT 100");
-static cd_sql q_audit_page = CD_SQL(
-    "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
-    "created_at FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?");
 
 /* A number formatted by format.h (integer arithmetic only), as JSON. */
 static json_t *
@@ -254,35 +64,6 @@ fmt_count(cd_req *r, long long n)
 	return s;
 }
 
-static void
-bool_col_one(json_t *row, const char *key)
-{
-	json_object_set_new(row, key, json_boolean(jint(row, key) != 0));
-}
-
-/* Turns row[key] (0/1 from SQL) into a JSON boolean, for template sections. */
-static void
-bool_col(json_t *rows, const char *key)
-{
-	json_t *row;
-	size_t i;
-
-	json_array_foreach(rows, i, row)
-		bool_col_one(row, key);
-}
-
-/* Adds row[to] = f(row[from]) to every row. */
-static void
-fmt_col(json_t *rows, const char *from, const char *to,
-    json_t *(*f)(long long))
-{
-	json_t *row;
-	size_t i;
-
-	json_array_foreach(rows, i, row)
-		json_object_set_new(row, to, f(jint(row, from)));
-}
-
 /* "/login?redirect=<path>", URL-encoded, in the arena. */
 static const char *
 login_href(cd_req *r, const char *path)
@@ -310,31 +91,27 @@ render(cd_req *r, const char *name, const char *title, json_t *data)
 	return page_render(r, 200, name, data);
 }
 
-/* Runs q for rows and attaches them to d under key. */
-#define ROWS(d, key, q, ...) do {					\
-	json_t *rows_;							\
-	cd_err e_ = db_rows((q), &rows_, __VA_ARGS__);			\
-	if (e_ != CD_OK)						\
-		return e_;						\
-	json_object_set_new((d), (key), rows_);				\
-} while (0)
-
-/* Runs q for one row and attaches it (or null) to d under key. */
-#define ROW(d, key, q, ...) do {					\
-	json_t *row_;							\
-	cd_err e_ = db_row((q), &row_, __VA_ARGS__);			\
-	if (e_ != CD_OK)						\
-		return e_;						\
-	json_object_set_new((d), (key), row_ ? row_ : json_null());	\
-} while (0)
+/*
+ * Attaches JSON rows v (a missing row as null) to d under key when the read
+ * that made them succeeded; err is that read's result.
+ */
+static cd_err
+attach(json_t *d, const char *key, cd_err err, json_t *v)
+{
+	if (err != CD_OK) {
+		json_decref(v);
+		return err;
+	}
+	json_object_set_new(d, key, v != NULL ? v : json_null());
+	return CD_OK;
+}
 
 #define GET(d, key) json_object_get((d), (key))
 
 /* The Live Help dropdown: 1–5 hours, each with its total price. */
 static void
-add_hours(cd_req *r, json_t *lh)
+add_hours(cd_req *r, json_t *lh, long long unit)
 {
-	long long unit = jint(lh, "unit_amount_cents");
 	json_t *hours = json_array();
 	int n;
 
@@ -370,31 +147,90 @@ consultation_cards(cd_req *r, json_t *by_code)
 	return list;
 }
 
+/* Products as the explore page shows them, each also under its code in byc. */
+static json_t *
+products_json(const page_product *p, size_t n, json_t *byc)
+{
+	json_t *all = json_array(), *row;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		row = json_pack("{s:s?,s:s?,s:s?,s:I,s:o}", "code", p[i].code,
+		    "name", p[i].name, "description", p[i].description,
+		    "unit_amount_cents", (json_int_t)p[i].unit_amount_cents,
+		    "price", jmoney(p[i].unit_amount_cents));
+		json_array_append_new(all, row);
+		if (p[i].code != NULL)
+			json_object_set(byc, p[i].code, row);
+	}
+	return all;
+}
+
+/* Boost packs with their total and price (and bonus, for billing). */
+static json_t *
+packs_json(const page_pack *p, size_t n, bool with_bonus)
+{
+	json_t *list = json_array(), *row;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		row = json_pack("{s:s?,s:s?,s:I,s:I,s:I,s:I,s:s?,s:o,s:o}",
+		    "id", p[i].id, "name", p[i].name,
+		    "credits", (json_int_t)p[i].credits,
+		    "bonus_credits", (json_int_t)p[i].bonus_credits,
+		    "total_credits", (json_int_t)p[i].total_credits,
+		    "price_cents", (json_int_t)p[i].price_cents, "badge", p[i].badge,
+		    "total", jcount(p[i].total_credits), "price",
+		    jmoney(p[i].price_cents));
+		if (with_bonus)
+			json_object_set_new(row, "bonus", jcount_nz(p[i].bonus_credits));
+		json_array_append_new(list, row);
+	}
+	return list;
+}
+
+/* The boost packs and the settings in words, attached to d. */
+static cd_err
+packs_and_settings(cd_req *r, json_t *d, bool with_bonus)
+{
+	page_pack *packs;
+	json_t *v;
+	size_t n;
+	cd_err err;
+
+	if ((err = pstore_packs(r->arena, &packs, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "packs", packs_json(packs, n, with_bonus));
+	err = pstore_settings_json(&v);
+	return attach(d, "settings", err, v);
+}
+
 static cd_err
 h_explore(cd_req *r)
 {
 	json_t *d = req_own(r, json_object()), *byc = json_object(), *row;
+	page_product *products;
 	const char *v;
-	size_t i;
+	size_t i, n;
+	cd_err err;
 
 	json_object_set_new(d, "products", byc);
-	ROWS(d, "all", &q_products, "");
-	json_array_foreach(GET(d, "all"), i, row) {
-		json_object_set_new(row, "price",
-		    jmoney(jint(row, "unit_amount_cents")));
-		json_object_set(byc, jstr(row, "code"), row);
-	}
-	if ((row = GET(byc, "live_help")) != NULL) {
-		add_hours(r, row);
-		json_object_set(d, "liveHelp", row);
-	}
+	if ((err = pstore_products(r->arena, &products, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "all", products_json(products, n, byc));
+	for (i = 0; i < n; i++)
+		if (products[i].code != NULL &&
+		    strcmp(products[i].code, "live_help") == 0) {
+			row = GET(byc, "live_help");
+			add_hours(r, row, products[i].unit_amount_cents);
+			json_object_set(d, "liveHelp", row);
+			break;
+		}
 	if ((row = GET(byc, "voice_therapy")) != NULL)
 		json_object_set(d, "voice", row);
 	json_object_set_new(d, "consultations", consultation_cards(r, byc));
-	ROWS(d, "packs", &q_packs, "");
-	fmt_col(GET(d, "packs"), "total_credits", "total", jcount);
-	fmt_col(GET(d, "packs"), "price_cents", "price", jmoney);
-	ROW(d, "settings", &q_settings, "");
+	if ((err = packs_and_settings(r, d, false)) != CD_OK)
+		return err;
 	json_object_set_new(d, "isFirewall", json_boolean(r->user != NULL &&
 	    strcmp(r->user->tier, "firewall") == 0));
 	/* Checkout's cancel_url brings the buyer back here. */
@@ -444,13 +280,46 @@ h_register(cd_req *r)
 	return sign_in_page(r, "register", "Create an account");
 }
 
-/* The ledger counts tokens; people are shown whole credits (d has "settings"). */
-static long long
-tokens_per_credit(json_t *d)
+/* The ledger counts tokens; people are shown whole credits. */
+static cd_err
+tokens_per_credit(long long *tpc)
 {
-	long long n = jint(GET(d, "settings"), "tokens_per_credit");
+	cd_err err;
 
-	return n > 0 ? n : 1;
+	if ((err = pstore_tokens_per_credit(tpc)) != CD_OK)
+		return err;
+	if (*tpc <= 0)
+		*tpc = 1;
+	return CD_OK;
+}
+
+/* The sentence naming what a paid checkout bought (p is no longer open). */
+static const char *
+purchase_what(cd_req *r, const page_purchase *p, const char **where)
+{
+	long long n = p->quantity;
+
+	if (strcmp(p->product, "boost_pack") == 0) {
+		*where = "The credits are in your balance below.";
+		return arena_printf(r->arena, "%s (%s credits)", p->pack_name,
+		    fmt_count(r, p->pack_credits));
+	}
+	if (strcmp(p->product, "subscription") == 0) {
+		*where = "Your plan and its renewal date are shown below.";
+		return arena_printf(r->arena, "the %s plan (%s credits every month)",
+		    p->plan_name, fmt_count(r, p->monthly_credits));
+	}
+	if (strcmp(p->product, "live_help") == 0) {
+		*where = "Book a session with them under Live Help below.";
+		return arena_printf(r->arena, "%lld Live Help hour%s", n,
+		    n == 1 ? "" : "s");
+	}
+	if (strcmp(p->product, "voice_therapy") == 0) {
+		*where = "Start a session from Voice AI Therapy below.";
+		return "Voice AI Therapy minutes";
+	}
+	*where = "It is listed under My consultations below.";
+	return p->product_name ? p->product_name : "a consultation";
 }
 
 /*
@@ -462,44 +331,24 @@ static cd_err
 purchase_notice(cd_req *r, json_t *d)
 {
 	const char *v = req_query(r, "purchased"), *what, *where;
-	long long id, n;
-	json_t *p;
+	page_purchase p;
+	long long id;
+	bool found;
 	cd_err err;
 
 	if (v == NULL || (id = strtoll(v, NULL, 10)) <= 0)
 		return CD_OK;
-	if ((err = db_row(&q_purchase, &p, "ii", id, r->user->id)) != CD_OK)
+	if ((err = pstore_purchase(r->arena, id, r->user->id, &p, &found)) != CD_OK)
 		return err;
-	if (p == NULL)
+	if (!found)
 		return CD_OK;
-	req_own(r, p);
-	n = jint(p, "quantity");
-	if (strcmp(jstr(p, "status"), "open") == 0) {
+	if (strcmp(p.status, "open") == 0) {
 		json_object_set_new(d, "notice", json_string("Thank you: your "
 		    "payment is being confirmed. What you bought appears here "
 		    "as soon as it is, usually within a minute."));
 		return CD_OK;
 	}
-	if (strcmp(jstr(p, "product"), "boost_pack") == 0) {
-		what = arena_printf(r->arena, "%s (%s credits)",
-		    jstr(p, "pack_name"), fmt_count(r, jint(p, "pack_credits")));
-		where = "The credits are in your balance below.";
-	} else if (strcmp(jstr(p, "product"), "subscription") == 0) {
-		what = arena_printf(r->arena, "the %s plan (%s credits every month)",
-		    jstr(p, "plan_name"), fmt_count(r, jint(p, "monthly_credits")));
-		where = "Your plan and its renewal date are shown below.";
-	} else if (strcmp(jstr(p, "product"), "live_help") == 0) {
-		what = arena_printf(r->arena, "%lld Live Help hour%s", n,
-		    n == 1 ? "" : "s");
-		where = "Book a session with them under Live Help below.";
-	} else if (strcmp(jstr(p, "product"), "voice_therapy") == 0) {
-		what = "Voice AI Therapy minutes";
-		where = "Start a session from Voice AI Therapy below.";
-	} else {
-		what = jstr(p, "product_name") ? jstr(p, "product_name") :
-		    "a consultation";
-		where = "It is listed under My consultations below.";
-	}
+	what = purchase_what(r, &p, &where);
 	json_object_set_new(d, "notice", json_string(arena_printf(r->arena,
 	    "Payment received: you bought %s. %s", what, where)));
 	return CD_OK;
@@ -520,45 +369,118 @@ live_help_card(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
-/* Voice minutes the user can spend now and the next expiry (dashboard, /voice). */
+/*
+ * Voice minutes the user can spend now (*minutes) and the next expiry
+ * (dashboard, /voice).
+ */
 static cd_err
-voice_card(cd_req *r, json_t *d)
+voice_card(cd_req *r, json_t *d, long long *minutes)
 {
-	long long minutes;
+	json_t *v;
 	cd_err err;
 
-	if ((err = voice_available(r->user->id, &minutes)) != CD_OK)
+	if ((err = voice_available(r->user->id, minutes)) != CD_OK)
 		return err;
-	ROW(d, "voice", &q_voice, "i", r->user->id);
-	json_object_set_new(GET(d, "voice"), "minutes", json_integer(minutes));
+	err = pstore_voice_json(r->user->id, &v);
+	if ((err = attach(d, "voice", err, v)) != CD_OK)
+		return err;
+	json_object_set_new(GET(d, "voice"), "minutes", json_integer(*minutes));
+	return CD_OK;
+}
+
+/* The credit balance as a row ({balance, bonus_earned}, or null), attached. */
+static cd_err
+balance_card(cd_req *r, json_t *d, page_balance *b)
+{
+	bool found;
+	cd_err err;
+
+	if ((err = pstore_balance(r->user->id, b, &found)) != CD_OK)
+		return err;
+	json_object_set_new(d, "credits", found ? json_pack("{s:I,s:I}",
+	    "balance", (json_int_t)b->balance, "bonus_earned",
+	    (json_int_t)b->bonus_earned) : json_null());
+	return CD_OK;
+}
+
+static json_t *
+my_sessions_json(const page_session *s, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:b,s:s?,s:s?,s:s?}",
+		    "id", (json_int_t)s[i].id, "type", s[i].type,
+		    "is_chat", s[i].is_chat != 0, "plan_name", s[i].plan_name,
+		    "status", s[i].status, "created", s[i].created));
+	return list;
+}
+
+static json_t *
+my_bookings_json(const page_booking *b, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack(
+		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:o}",
+		    "id", (json_int_t)b[i].id, "expert_name", b[i].expert_name,
+		    "duration_minutes", (json_int_t)b[i].duration_minutes,
+		    "price_cents", (json_int_t)b[i].price_cents,
+		    "start", b[i].start, "start_iso", b[i].start_iso,
+		    "status", b[i].status, "can_cancel", b[i].can_cancel != 0,
+		    "price", jmoney(b[i].price_cents)));
+	return list;
+}
+
+/* The user's consultations, bookings and expert row, attached to d. */
+static cd_err
+dashboard_lists(cd_req *r, json_t *d)
+{
+	page_session *sessions;
+	page_booking *bookings;
+	page_expert_account e;
+	long long uid = r->user->id;
+	size_t n;
+	bool found;
+	cd_err err;
+
+	if ((err = pstore_my_sessions(r->arena, uid, &sessions, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "sessions", my_sessions_json(sessions, n));
+	if ((err = pstore_my_bookings(r->arena, uid, &bookings, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "bookings", my_bookings_json(bookings, n));
+	if ((err = pstore_my_expert(uid, &e, &found)) != CD_OK)
+		return err;
+	json_object_set_new(d, "expert", found ? json_pack("{s:I,s:b,s:b}", "id",
+	    (json_int_t)e.id, "has_account", e.has_account != 0,
+	    "payouts_active", e.payouts_active != 0) : json_null());
 	return CD_OK;
 }
 
 static cd_err
 h_dashboard(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
+	json_t *d = req_own(r, json_object()), *v;
 	const char *pay = req_query(r, "payment");
-	long long uid = r->user->id;
+	page_balance b;
+	long long minutes, tpc;
 	cd_err err;
 
 	if ((err = live_help_card(r, d)) != CD_OK ||
-	    (err = voice_card(r, d)) != CD_OK)
+	    (err = voice_card(r, d, &minutes)) != CD_OK ||
+	    (err = balance_card(r, d, &b)) != CD_OK)
 		return err;
-	ROW(d, "credits", &q_balance, "i", uid);
-	ROW(d, "settings", &q_settings, "");
-	json_object_set_new(d, "balance", jcount(jint(GET(d, "credits"),
-	    "balance") / tokens_per_credit(d)));
-	ROWS(d, "sessions", &q_my_sessions, "i", uid);
-	bool_col(GET(d, "sessions"), "is_chat");
-	ROWS(d, "bookings", &q_my_bookings, "i", uid);
-	fmt_col(GET(d, "bookings"), "price_cents", "price", jmoney);
-	bool_col(GET(d, "bookings"), "can_cancel");
-	ROW(d, "expert", &q_my_expert, "i", uid);
-	if (json_is_object(GET(d, "expert"))) {
-		bool_col_one(GET(d, "expert"), "has_account");
-		bool_col_one(GET(d, "expert"), "payouts_active");
-	}
+	err = pstore_settings_json(&v);
+	if ((err = attach(d, "settings", err, v)) != CD_OK ||
+	    (err = tokens_per_credit(&tpc)) != CD_OK)
+		return err;
+	json_object_set_new(d, "balance", jcount(b.balance / tpc));
+	if ((err = dashboard_lists(r, d)) != CD_OK)
+		return err;
 	json_object_set_new(d, "paymentPending",
 	    json_boolean(pay != NULL && strcmp(pay, "pending") == 0));
 	if ((err = purchase_notice(r, d)) != CD_OK)
@@ -566,44 +488,114 @@ h_dashboard(cd_req *r)
 	return render(r, "dashboard", "Dashboard", d);
 }
 
+static json_t *
+transactions_json(const page_transaction *t, size_t n, long long tpc)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:I,s:I,s:s?,s:o,s:o}",
+		    "id", (json_int_t)t[i].id, "description", t[i].description,
+		    "credits_delta", (json_int_t)t[i].credits_delta,
+		    "balance_after", (json_int_t)t[i].balance_after,
+		    "created", t[i].created,
+		    "delta", jdelta(t[i].credits_delta / tpc),
+		    "after", jcount(t[i].balance_after / tpc)));
+	return list;
+}
+
+static json_t *
+plans_json(const page_plan *p, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:s?,s:s?,s:I,s:I,s:o,s:o}",
+		    "id", p[i].id, "name", p[i].name,
+		    "monthly_credits", (json_int_t)p[i].monthly_credits,
+		    "price_cents", (json_int_t)p[i].price_cents,
+		    "credits", jcount(p[i].monthly_credits),
+		    "price", jmoney(p[i].price_cents)));
+	return list;
+}
+
+/* The plans on sale and the user's current subscription, attached to d. */
+static cd_err
+plans_card(cd_req *r, json_t *d)
+{
+	page_subscription s;
+	page_plan *plans;
+	size_t n;
+	bool found;
+	cd_err err;
+
+	if ((err = pstore_plans(r->arena, &plans, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "plans", plans_json(plans, n));
+	if ((err = pstore_subscription(r->arena, r->user->id, &s, &found)) != CD_OK)
+		return err;
+	json_object_set_new(d, "subscription", found ? json_pack(
+	    "{s:I,s:s?,s:b,s:s?,s:s?,s:s?,s:I,s:o}", "id", (json_int_t)s.id,
+	    "status", s.status, "ending", s.ending != 0,
+	    "period_end_iso", s.period_end_iso, "period_end", s.period_end,
+	    "name", s.name, "monthly_credits", (json_int_t)s.monthly_credits,
+	    "credits", jcount(s.monthly_credits)) : json_null());
+	return CD_OK;
+}
+
 static cd_err
 h_billing(cd_req *r)
 {
-	json_t *d = req_own(r, json_object()), *c, *row;
-	long long uid = r->user->id, tpc;
-	size_t i;
+	json_t *d = req_own(r, json_object());
+	page_transaction *tx;
+	page_balance b;
+	long long tpc;
+	size_t n;
 	cd_err err;
 
-	ROWS(d, "packs", &q_packs, "");
-	fmt_col(GET(d, "packs"), "total_credits", "total", jcount);
-	fmt_col(GET(d, "packs"), "bonus_credits", "bonus", jcount_nz);
-	fmt_col(GET(d, "packs"), "price_cents", "price", jmoney);
-	ROW(d, "credits", &q_balance, "i", uid);
-	c = GET(d, "credits");
-	ROW(d, "settings", &q_settings, "");
-	tpc = tokens_per_credit(d);
-	json_object_set_new(d, "available", jcount(jint(c, "balance") / tpc));
-	json_object_set_new(d, "bonusEarned",
-	    jcount(jint(c, "bonus_earned") / tpc));
-	ROWS(d, "transactions", &q_transactions, "i", uid);
-	json_array_foreach(GET(d, "transactions"), i, row) {
-		json_object_set_new(row, "delta",
-		    jdelta(jint(row, "credits_delta") / tpc));
-		json_object_set_new(row, "after",
-		    jcount(jint(row, "balance_after") / tpc));
-	}
-	ROWS(d, "plans", &q_plans, "");
-	fmt_col(GET(d, "plans"), "monthly_credits", "credits", jcount);
-	fmt_col(GET(d, "plans"), "price_cents", "price", jmoney);
-	ROW(d, "subscription", &q_subscription, "i", uid);
-	if (!json_is_null(row = GET(d, "subscription"))) {
-		bool_col_one(row, "ending");
-		json_object_set_new(row, "credits",
-		    jcount(jint(row, "monthly_credits")));
-	}
-	if ((err = purchase_notice(r, d)) != CD_OK)
+	if ((err = packs_and_settings(r, d, true)) != CD_OK ||
+	    (err = balance_card(r, d, &b)) != CD_OK ||
+	    (err = tokens_per_credit(&tpc)) != CD_OK)
+		return err;
+	json_object_set_new(d, "available", jcount(b.balance / tpc));
+	json_object_set_new(d, "bonusEarned", jcount(b.bonus_earned / tpc));
+	if ((err = pstore_transactions(r->arena, r->user->id, &tx, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "transactions", transactions_json(tx, n, tpc));
+	if ((err = plans_card(r, d)) != CD_OK ||
+	    (err = purchase_notice(r, d)) != CD_OK)
 		return err;
 	return render(r, "billing", "Billing", d);
+}
+
+static json_t *
+slots_json(const page_slot *s, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:s?,s:I,s:I,s:b,s:b}",
+		    "id", (json_int_t)s[i].id, "starts_iso", s[i].starts_iso,
+		    "starts", s[i].starts, "minutes", (json_int_t)s[i].minutes,
+		    "seats_left", (json_int_t)s[i].seats_left,
+		    "full", s[i].full != 0, "mine", s[i].mine != 0));
+	return list;
+}
+
+static json_t *
+booked_slots_json(const page_booked_slot *s, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:s?,s:b}",
+		    "id", (json_int_t)s[i].id, "starts_iso", s[i].starts_iso,
+		    "starts", s[i].starts, "can_cancel", s[i].can_cancel != 0));
+	return list;
 }
 
 /*
@@ -614,19 +606,24 @@ h_billing(cd_req *r)
 static cd_err
 h_live_help(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
+	json_t *d = req_own(r, json_object()), *v;
 	long long uid = r->user->id;
 	const char *done = req_query(r, "done");
+	page_booked_slot *booked;
+	page_slot *slots;
+	size_t n;
 	cd_err err;
 
-	if ((err = live_help_card(r, d)) != CD_OK)
+	if ((err = live_help_card(r, d)) != CD_OK ||
+	    (err = pstore_slots(r->arena, uid, &slots, &n)) != CD_OK)
 		return err;
-	ROWS(d, "slots", &q_lh_slots, "i", uid);
-	bool_col(GET(d, "slots"), "mine");
-	bool_col(GET(d, "slots"), "full");
-	ROWS(d, "booked", &q_lh_booked, "i", uid);
-	bool_col(GET(d, "booked"), "can_cancel");
-	ROW(d, "policy", &q_lh_policy, "");
+	json_object_set_new(d, "slots", slots_json(slots, n));
+	if ((err = pstore_booked_slots(r->arena, uid, &booked, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "booked", booked_slots_json(booked, n));
+	err = pstore_policy_json(&v);
+	if ((err = attach(d, "policy", err, v)) != CD_OK)
+		return err;
 	if (done != NULL && strcmp(done, "booked") == 0)
 		json_object_set_new(d, "notice", json_string("Booked: one Live "
 		    "Help hour was used. The slot is listed under My Live Help."));
@@ -643,16 +640,18 @@ h_live_help(cd_req *r)
 static cd_err
 h_voice(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
+	json_t *d = req_own(r, json_object()), *v;
 	bool premium = strcmp(r->user->tier, "firewall") == 0;
+	long long minutes;
 	cd_err err;
 
 	json_object_set_new(d, "premium", json_boolean(premium));
-	if ((err = voice_card(r, d)) != CD_OK)
+	if ((err = voice_card(r, d, &minutes)) != CD_OK)
 		return err;
-	json_object_set_new(d, "hasMinutes", json_boolean(premium &&
-	    jint(GET(d, "voice"), "minutes") > 0));
-	ROW(d, "open", &q_voice_open, "i", r->user->id);
+	json_object_set_new(d, "hasMinutes", json_boolean(premium && minutes > 0));
+	err = pstore_voice_open_json(r->user->id, &v);
+	if ((err = attach(d, "open", err, v)) != CD_OK)
+		return err;
 	return render(r, "voice", "Voice AI Therapy", d);
 }
 
@@ -660,11 +659,24 @@ h_voice(cd_req *r)
 static cd_err
 h_expert_bookings(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
+	json_t *d = req_own(r, json_object()), *list;
+	page_expert_booking *b;
+	size_t i, n;
+	cd_err err;
 
-	ROWS(d, "bookings", &q_expert_bookings, "i", r->user->id);
-	fmt_col(GET(d, "bookings"), "payout_cents", "payout", jmoney);
-	bool_col(GET(d, "bookings"), "can_complete");
+	if ((err = pstore_expert_bookings(r->arena, r->user->id, &b, &n)) != CD_OK)
+		return err;
+	list = json_array();
+	json_object_set_new(d, "bookings", list);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack(
+		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:o}",
+		    "id", (json_int_t)b[i].id, "customer", b[i].customer,
+		    "duration_minutes", (json_int_t)b[i].duration_minutes,
+		    "payout_cents", (json_int_t)b[i].payout_cents,
+		    "start", b[i].start, "start_iso", b[i].start_iso,
+		    "status", b[i].status, "can_complete", b[i].can_complete != 0,
+		    "payout", jmoney(b[i].payout_cents)));
 	return render(r, "expert_bookings", "My expert bookings", d);
 }
 
@@ -672,42 +684,92 @@ h_expert_bookings(cd_req *r)
 static cd_err
 h_mechanic_queue(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
+	json_t *d = req_own(r, json_object()), *v;
+	cd_err err;
 
-	ROWS(d, "waiting", &q_waiting, "");
+	err = pstore_waiting_json(&v);
+	if ((err = attach(d, "waiting", err, v)) != CD_OK)
+		return err;
 	return render(r, "mechanic_queue", "Queue", d);
+}
+
+/* An expert as the pages show them, with the rate per minute as money. */
+static json_t *
+expert_json(const page_expert *e)
+{
+	json_t *o = json_pack("{s:I,s:s?,s:s?,s:I,s:o}", "id", (json_int_t)e->id,
+	    "name", e->name, "headline", e->headline, "rate_cents_per_minute",
+	    (json_int_t)e->rate_cents_per_minute, "rate",
+	    jmoney(e->rate_cents_per_minute));
+
+	if (e->bio != NULL)
+		json_object_set_new(o, "bio", json_string(e->bio));
+	return o;
 }
 
 static cd_err
 h_experts(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
+	json_t *d = req_own(r, json_object()), *list;
+	page_expert *e;
+	size_t i, n;
+	cd_err err;
 
-	ROWS(d, "experts", &q_experts, "");
-	fmt_col(GET(d, "experts"), "rate_cents_per_minute", "rate", jmoney);
+	if ((err = pstore_experts(r->arena, &e, &n)) != CD_OK)
+		return err;
+	list = json_array();
+	json_object_set_new(d, "experts", list);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, expert_json(&e[i]));
 	return render(r, "experts", "Experts", d);
+}
+
+/* The bookable hours, attached to d. */
+static cd_err
+hours_card(cd_req *r, json_t *d)
+{
+	page_hour *h;
+	json_t *list;
+	size_t i, n;
+	cd_err err;
+
+	if ((err = pstore_hours(r->arena, r->ids[0], &h, &n)) != CD_OK)
+		return err;
+	list = json_array();
+	json_object_set_new(d, "hours", list);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:s?,s:s?,s:b}",
+		    "start_iso", h[i].start_iso, "start", h[i].start,
+		    "busy", h[i].busy != 0));
+	return CD_OK;
 }
 
 static cd_err
 h_schedule(cd_req *r)
 {
-	json_t *d = req_own(r, json_object()), *e;
+	json_t *d = req_own(r, json_object());
 	const char *self;
+	page_expert e;
+	long long rate;
+	bool found;
+	cd_err err;
 
-	ROW(d, "expert", &q_expert, "i", r->ids[0]);
-	if (json_is_null(e = GET(d, "expert")))
+	if ((err = pstore_expert(r->arena, r->ids[0], &e, &found)) != CD_OK)
+		return err;
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "There is no such expert.");
-	json_object_set_new(e, "rate", jmoney(jint(e, "rate_cents_per_minute")));
-	ROWS(d, "hours", &q_hours, "i", r->ids[0]);
-	bool_col(GET(d, "hours"), "busy");
+	json_object_set_new(d, "expert", expert_json(&e));
+	if ((err = hours_card(r, d)) != CD_OK)
+		return err;
+	rate = e.rate_cents_per_minute;
 	json_object_set_new(d, "durations", json_pack("[{s:i,s:o},{s:i,s:o},{s:i,s:o}]",
-	    "minutes", 15, "price", jmoney(jint(e, "rate_cents_per_minute") * 15),
-	    "minutes", 30, "price", jmoney(jint(e, "rate_cents_per_minute") * 30),
-	    "minutes", 60, "price", jmoney(jint(e, "rate_cents_per_minute") * 60)));
+	    "minutes", 15, "price", jmoney(rate * 15),
+	    "minutes", 30, "price", jmoney(rate * 30),
+	    "minutes", 60, "price", jmoney(rate * 60)));
 	self = arena_printf(r->arena, "/experts/%lld/schedule", r->ids[0]);
 	json_object_set_new(d, "loginHref", json_string(login_href(r, self)));
-	return render(r, "expert_schedule", jstr(e, "name"), d);
+	return render(r, "expert_schedule", e.name, d);
 }
 
 /*
@@ -718,16 +780,24 @@ h_schedule(cd_req *r)
 static cd_err
 h_thank_you(cd_req *r)
 {
-	json_t *d = req_own(r, json_object()), *c;
+	json_t *d = req_own(r, json_object());
 	const char *v = req_query(r, "session");
+	page_consultation c;
 	long long id;
+	bool found;
+	cd_err err;
 
 	if (r->user != NULL && v != NULL && (id = strtoll(v, NULL, 10)) > 0) {
-		ROW(d, "consultation", &q_consultation, "ii", r->user->id, id);
-		if (!json_is_null(c = GET(d, "consultation"))) {
-			json_object_set_new(c, "price", jmoney(jint(c, "amount_cents")));
-			bool_col_one(c, "is_video");
-		}
+		if ((err = pstore_consultation(r->arena, r->user->id, id, &c,
+		    &found)) != CD_OK)
+			return err;
+		json_object_set_new(d, "consultation", found ? json_pack(
+		    "{s:I,s:s?,s:s?,s:I,s:b,s:s?,s:s?,s:s?,s:o}",
+		    "id", (json_int_t)c.id, "type", c.type, "status", c.status,
+		    "amount_cents", (json_int_t)c.amount_cents,
+		    "is_video", c.is_video != 0, "plan_name", c.plan_name,
+		    "email", c.email, "mechanic", c.mechanic,
+		    "price", jmoney(c.amount_cents)) : json_null());
 	}
 	return render(r, "thank_you", "Thank you", d);
 }
@@ -758,9 +828,10 @@ day_or_empty(cd_req *r, const char *name)
 
 /* "/admin?action=…&user=…&from=…&to=…[&before=id]#audit", in the arena. */
 static const char *
-audit_href(cd_req *r, json_t *f, long long before)
+audit_href(cd_req *r, const page_audit_filter *f, long long before)
 {
-	static const char *const keys[] = { "action", "user", "from", "to" };
+	const char *const keys[] = { "action", "user", "from", "to" };
+	const char *const values[] = { f->action, f->user, f->from, f->to };
 	cd_buf b = CD_BUF_INIT;
 	const char *s;
 	size_t i;
@@ -768,7 +839,7 @@ audit_href(cd_req *r, json_t *f, long long before)
 	buf_puts(&b, "/admin?");
 	for (i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
 		buf_printf(&b, "%s%s=", i ? "&" : "", keys[i]);
-		esc_url_arg(&b, jstr(f, keys[i]));
+		esc_url_arg(&b, values[i]);
 	}
 	if (before > 0)
 		buf_printf(&b, "&before=%lld", before);
@@ -778,58 +849,113 @@ audit_href(cd_req *r, json_t *f, long long before)
 	return s;
 }
 
+/* An audit entry's user id as JSON: the integer, or null for none. */
+static json_t *
+audit_user(const char *user_id)
+{
+	return user_id != NULL ? json_integer(strtoll(user_id, NULL, 10)) :
+	    json_null();
+}
+
+/* The audit section's rows, as the template shows them. */
+static json_t *
+audit_rows_json(const page_audit *a, size_t n)
+{
+	json_t *list = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack(
+		    "{s:I,s:s?,s:s?,s:s?,s:o,s:s?,s:s?,s:s?,s:s?,s:s?}",
+		    "id", (json_int_t)a[i].id, "action", a[i].action,
+		    "entity_type", a[i].entity_type, "entity_id", a[i].entity_id,
+		    "user_id", audit_user(a[i].user_id), "user_email", a[i].user_email,
+		    "details", a[i].details, "severity", a[i].severity,
+		    "created_iso", a[i].created_iso, "created", a[i].created));
+	return list;
+}
+
 /* The audit section: filters (echoed back), one page of rows, older/newest links. */
 static cd_err
 admin_audit(cd_req *r, json_t *d)
 {
-	const char *user = query_or_empty(r, "user", 254), *v;
+	page_audit_filter f = { query_or_empty(r, "action", 64),
+	    query_or_empty(r, "user", 254), day_or_empty(r, "from"),
+	    day_or_empty(r, "to") };
+	const char *v;
 	long long before = (v = req_query(r, "before")) ? strtoll(v, NULL, 10) : 0;
-	json_t *f, *rows;
+	page_audit *rows;
+	json_t *actions;
+	size_t n;
 	cd_err err;
 
-	f = json_pack("{s:s,s:s,s:s,s:s}", "action", query_or_empty(r, "action", 64),
-	    "user", user, "from", day_or_empty(r, "from"), "to", day_or_empty(r, "to"));
-	json_object_set_new(d, "filter", f);
+	json_object_set_new(d, "filter", json_pack("{s:s,s:s,s:s,s:s}",
+	    "action", f.action, "user", f.user, "from", f.from, "to", f.to));
 	if (before <= 0)
 		before = CD_MAX_ID;
-	if ((err = db_rows(&q_audit_filtered, &rows, "isssisssssi", before,
-	    jstr(f, "action"), jstr(f, "action"), user, strtoll(user, NULL, 10),
-	    user, jstr(f, "from"), jstr(f, "from"), jstr(f, "to"), jstr(f, "to"),
-	    (long long)AUDIT_PAGE + 1)) != CD_OK)
+	if ((err = pstore_audit(r->arena, &f, before, (long long)AUDIT_PAGE + 1,
+	    &rows, &n)) != CD_OK)
 		return err;
-	json_object_set_new(d, "audit", rows);
-	if (json_array_size(rows) > AUDIT_PAGE) {
-		json_array_remove(rows, AUDIT_PAGE);
-		json_object_set_new(d, "olderHref", json_string(audit_href(r, f,
-		    jint(json_array_get(rows, AUDIT_PAGE - 1), "id"))));
-	}
+	json_object_set_new(d, "audit", audit_rows_json(rows,
+	    n > AUDIT_PAGE ? AUDIT_PAGE : n));
+	if (n > AUDIT_PAGE)
+		json_object_set_new(d, "olderHref", json_string(audit_href(r, &f,
+		    rows[AUDIT_PAGE - 1].id)));
 	if (req_query(r, "before") != NULL)
-		json_object_set_new(d, "newestHref", json_string(audit_href(r, f, 0)));
-	ROWS(d, "actions", &q_audit_actions, "");
-	return CD_OK;
+		json_object_set_new(d, "newestHref", json_string(audit_href(r, &f, 0)));
+	err = pstore_audit_actions_json(&actions);
+	return attach(d, "actions", err, actions);
 }
 
-/* Each user row gets its role and tier choices, the current one selected. */
-static void
-add_choices(json_t *users)
+/* Users, each with its role and tier choices, the current one selected. */
+static json_t *
+users_json(const page_user *u, size_t n)
 {
 	static const char *const roles[] = { "customer", "expert", "mechanic", "admin" };
 	static const char *const tiers[] = { "free", "firewall" };
-	json_t *u, *list;
+	json_t *users = json_array(), *row, *list;
 	size_t i, k;
 
-	json_array_foreach(users, i, u) {
+	for (i = 0; i < n; i++) {
+		row = json_pack("{s:I,s:s?,s:s?,s:s?,s:s?}", "id",
+		    (json_int_t)u[i].id, "email", u[i].email, "name", u[i].name,
+		    "role", u[i].role, "tier", u[i].tier);
 		list = json_array();
 		for (k = 0; k < 4; k++)
 			json_array_append_new(list, json_pack("{s:s,s:b}", "v", roles[k],
-			    "sel", strcmp(roles[k], jstr(u, "role")) == 0));
-		json_object_set_new(u, "roles", list);
+			    "sel", u[i].role != NULL && strcmp(roles[k], u[i].role) == 0));
+		json_object_set_new(row, "roles", list);
 		list = json_array();
 		for (k = 0; k < 2; k++)
 			json_array_append_new(list, json_pack("{s:s,s:b}", "v", tiers[k],
-			    "sel", strcmp(tiers[k], jstr(u, "tier")) == 0));
-		json_object_set_new(u, "tiers", list);
+			    "sel", u[i].tier != NULL && strcmp(tiers[k], u[i].tier) == 0));
+		json_object_set_new(row, "tiers", list);
+		json_array_append_new(users, row);
 	}
+	return users;
+}
+
+/* The admin's JSON sections shown as they are, attached to d. */
+static cd_err
+admin_sections(json_t *d)
+{
+	json_t *v;
+	cd_err err;
+
+	err = pstore_counts_json(&v);
+	if ((err = attach(d, "counts", err, v)) != CD_OK)
+		return err;
+	err = pstore_books_run_json(&v);
+	if ((err = attach(d, "books", err, v)) != CD_OK)
+		return err;
+	err = pstore_books_findings_json(&v);
+	if ((err = attach(d, "bookFindings", err, v)) != CD_OK)
+		return err;
+	err = pstore_waiting_json(&v);
+	if ((err = attach(d, "waiting", err, v)) != CD_OK)
+		return err;
+	err = pstore_mechanics_json(&v);
+	return attach(d, "mechanics", err, v);
 }
 
 /*
@@ -842,16 +968,16 @@ h_admin(cd_req *r)
 {
 	json_t *d = req_own(r, json_object());
 	const char *q = query_or_empty(r, "q", 254);
+	page_user *users;
+	size_t n;
 	cd_err err;
 
-	ROW(d, "counts", &q_counts, "");
-	ROW(d, "books", &q_books_run, "");
-	ROWS(d, "bookFindings", &q_books_findings, "");
-	ROWS(d, "waiting", &q_waiting, "");
-	ROWS(d, "mechanics", &q_mechanics, "");
+	if ((err = admin_sections(d)) != CD_OK)
+		return err;
 	json_object_set_new(d, "q", json_string(q));
-	ROWS(d, "users", &q_users_search, "sss", q, q, q);
-	add_choices(GET(d, "users"));
+	if ((err = pstore_users(r->arena, q, &users, &n)) != CD_OK)
+		return err;
+	json_object_set_new(d, "users", users_json(users, n));
 	if ((err = admin_audit(r, d)) != CD_OK)
 		return err;
 	return render(r, "admin", "Admin", d);
@@ -867,48 +993,45 @@ static const cd_field audit_fields[] = {
 };
 
 static json_t *
-audit_entry(const json_t *row)
+audit_entry(const page_audit *a)
 {
-	const char *details = jstr(row, "details");
+	const char *details = a->details;
 	json_t *parsed = details ? json_loads(details, JSON_DECODE_ANY, NULL) : NULL;
 
 	if (parsed == NULL)
 		parsed = details ? json_string(details) : json_object();
-	return json_pack("{s:O,s:O,s:O,s:O,s:O,s:o,s:O,s:O}",
-	    "id", json_object_get(row, "id"),
-	    "action", json_object_get(row, "action"),
-	    "entityType", json_object_get(row, "entity_type"),
-	    "entityId", json_object_get(row, "entity_id"),
-	    "userId", json_object_get(row, "user_id"),
-	    "details", parsed,
-	    "severity", json_object_get(row, "severity"),
-	    "createdAt", json_object_get(row, "created_at"));
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:o,s:o,s:s?,s:s?}",
+	    "id", (json_int_t)a->id, "action", a->action,
+	    "entityType", a->entity_type, "entityId", a->entity_id,
+	    "userId", audit_user(a->user_id), "details", parsed,
+	    "severity", a->severity, "createdAt", a->created_iso);
 }
 
 static cd_err
 h_audit(cd_req *r)
 {
 	cd_value v[2];
-	json_t *rows, *entries, *row, *next = json_null();
+	json_t *entries, *next = json_null();
 	long long limit, before;
-	size_t i;
+	page_audit *rows;
+	size_t i, n;
 	cd_err err;
 
 	if ((err = req_query_fields(r, audit_fields, 2, v)) != CD_OK)
 		return err;
 	limit = v[0].present ? v[0].i : 50;
 	before = v[1].present ? v[1].i : CD_MAX_ID + 1;
-	if ((err = db_rows(&q_audit_page, &rows, "ii", before, limit + 1)) != CD_OK)
+	if ((err = pstore_audit_page(r->arena, before, limit + 1, &rows, &n)) !=
+	    CD_OK)
 		return err;
-	req_own(r, rows);
 	entries = json_array();
-	json_array_foreach(rows, i, row) {
+	for (i = 0; i < n; i++) {
 		if ((long long)i == limit) {
 			json_decref(next);
-			next = json_integer(jint(json_array_get(rows, i - 1), "id"));
+			next = json_integer(rows[i - 1].id);
 			break;
 		}
-		json_array_append_new(entries, audit_entry(row));
+		json_array_append_new(entries, audit_entry(&rows[i]));
 	}
 	resp_json(r, 200, json_pack("{s:o,s:o}", "entries", entries,
 	    "nextCursor", next));

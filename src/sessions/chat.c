@@ -24,13 +24,10 @@
 
 #include "db.h"
 #include "page.h"
+#include "session_store.h"
 #include "sessions.h"
 
 #define BODY_RULE "body must be text of 1 to 4000 characters."
-#define MESSAGE_SELECT \
-    "SELECT m.id, m.user_id AS userId, u.name, m.body, m.created_at AS createdAt," \
-    " m.seq" \
-    " FROM session_messages m JOIN users u ON u.id = m.user_id"
 
 static const cd_field after_fields[] = {
 	{ "after", F_INT, 0, 0, CD_MAX_ID, NULL },
@@ -41,30 +38,6 @@ static const cd_field message_fields[] = {
 	{ "body", F_STR, F_REQUIRED, 1, 4 * 4000,
 	    "body is required (1 to 4000 characters)." },
 };
-
-static cd_sql q_cursor = CD_SQL(
-    "SELECT seq FROM session_messages WHERE id = ? AND session_id = ?");
-static cd_sql q_after = CD_SQL(
-    MESSAGE_SELECT " WHERE m.session_id = ? AND (m.seq > ? OR (m.seq = ? AND m.id > ?))"
-    " ORDER BY m.seq, m.id LIMIT 100");
-static cd_sql q_after_id = CD_SQL(	/* an id that is not one of this session's */
-    MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.seq, m.id LIMIT 100");
-static cd_sql q_latest = CD_SQL(
-    "SELECT id, userId, name, body, createdAt, seq FROM (SELECT m.id,"
-    " m.user_id AS userId, u.name, m.body, m.created_at AS createdAt, m.seq"
-    " FROM session_messages m JOIN users u ON u.id = m.user_id"
-    " WHERE m.session_id = ? ORDER BY m.seq DESC, m.id DESC LIMIT 100) t"
-    " ORDER BY seq, id");
-static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
-static cd_sql q_guard = CD_SQL(
-    "UPDATE sessions SET version = version + 1 WHERE id = ?");
-static cd_sql q_state = CD_SQL(
-    "SELECT s.status, s.version, EXISTS (SELECT 1 FROM session_participants p"
-    " WHERE p.session_id = s.id AND p.user_id = ?) AS member"
-    " FROM sessions s WHERE s.id = ?");
-static cd_sql q_insert = CD_SQL(
-    "INSERT INTO session_messages (session_id, user_id, body, seq) VALUES (?, ?, ?, ?)");
-static cd_sql q_plan_name = CD_SQL("SELECT name FROM products WHERE code = ?");
 
 /* 1 to 4000 UTF-8 characters (jansson has checked the encoding), not all blank. */
 static bool
@@ -82,36 +55,18 @@ body_ok(const char *s)
 	return text && chars <= 4000;
 }
 
-/* The messages after message `after` of this session (all when 0). */
-static cd_err
-messages_after(long long session, long long after, json_t **rows)
-{
-	json_t *cursor = NULL;
-	long long seq;
-	cd_err err;
-
-	if (after > 0 && (err = db_row(&q_cursor, &cursor, "ii", after,
-	    session)) != CD_OK)
-		return err;
-	if (after > 0 && cursor == NULL)
-		return db_rows(&q_after_id, rows, "ii", session, after);
-	seq = cursor ? jint(cursor, "seq") : -1;
-	json_decref(cursor);
-	return db_rows(&q_after, rows, "iiii", session, seq, seq,
-	    cursor ? after : 0);
-}
-
 cd_err
 messages_list(cd_req *r)
 {
-	json_t *session, *rows;
+	session_row session;
+	json_t *rows;
 	cd_value v[1];
 	cd_err err;
 
 	if ((err = req_query_fields(r, after_fields, 1, v)) != CD_OK ||
 	    (err = session_for_member(r, &session)) != CD_OK ||
-	    (err = messages_after(r->ids[0], v[0].present ? v[0].i : 0,
-	    &rows)) != CD_OK)
+	    (err = sstore_messages_after_json(r->ids[0],
+	    v[0].present ? v[0].i : 0, &rows)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:o}", "messages", rows));
 	return CD_OK;
@@ -128,27 +83,25 @@ post_tx(void *arg)
 {
 	struct post *p = arg;
 	cd_req *r = p->r;
-	json_t *s = NULL;
-	bool found, member, closed;
-	long long seq;
+	chat_state s;
+	bool found, read = false, closed;
 	cd_err err;
 
-	if ((err = db_guard(&q_guard, &found, "i", r->ids[0])) != CD_OK ||
-	    (found && (err = db_row(&q_state, &s, "ii", r->user->id,
-	    r->ids[0])) != CD_OK))
+	if ((err = sstore_guard(r->ids[0], &found)) != CD_OK ||
+	    (found && (err = sstore_chat_state(r->arena, r->user->id, r->ids[0],
+	    &s, &read)) != CD_OK))
 		return err;
-	member = s != NULL && jint(s, "member");
-	closed = s != NULL && strcmp(jstr(s, "status"), "closed") == 0;
-	seq = s != NULL ? jint(s, "version") : 0;
-	json_decref(s);
-	if (!member)
+	if (!read)
+		memset(&s, 0, sizeof(s));
+	closed = s.status != NULL && strcmp(s.status, "closed") == 0;
+	if (!s.member)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",
 		    "No consultation with this id.");
 	if (closed)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed; it takes no new messages.");
-	return db_insert(&q_insert, &p->id, "iisi", r->ids[0], r->user->id, p->body,
-	    seq);
+	return sstore_insert_message(r->ids[0], r->user->id, p->body, s.version,
+	    &p->id);
 }
 
 cd_err
@@ -169,7 +122,7 @@ messages_post(cd_req *r)
 		return req_fail(r, CD_BAD_REQUEST, "invalid_body", BODY_RULE);
 	p.body = v[0].s;
 	if ((err = db_tx(post_tx, &p)) != CD_OK ||
-	    (err = db_row(&q_message, &message, "i", p.id)) != CD_OK)
+	    (err = sstore_message_json(p.id, &message)) != CD_OK)
 		return err;
 	if (message == NULL)
 		return CD_INTERNAL;
@@ -182,7 +135,7 @@ messages_post(cd_req *r)
 cd_err
 messages_stream(cd_req *r)
 {
-	json_t *session;
+	session_row session;
 	cd_err err;
 
 	if ((err = session_for_member(r, &session)) != CD_OK)
@@ -193,26 +146,29 @@ messages_stream(cd_req *r)
 	return CD_OK;
 }
 
-/* Marks the caller's own messages, for the page to tell them apart. */
-static void
-mark_mine(json_t *messages, long long me)
+/* The messages as the room shows them, the caller's own marked. */
+static json_t *
+messages_json(const message_row *m, size_t n, long long me)
 {
-	json_t *m;
+	json_t *out = json_array();
 	size_t i;
 
-	json_array_foreach(messages, i, m)
-		json_object_set_new(m, "mine", json_boolean(jint(m, "userId") == me));
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, json_pack(
+		    "{s:I,s:I,s:s?,s:s?,s:s?,s:I,s:b}", "id", (json_int_t)m[i].id,
+		    "userId", (json_int_t)m[i].user_id, "name", m[i].name,
+		    "body", m[i].body, "createdAt", m[i].created_at,
+		    "seq", (json_int_t)m[i].seq, "mine", m[i].user_id == me));
+	return out;
 }
 
 static bool
-has_mechanic(const json_t *participants)
+has_mechanic(const participant_row *p, size_t n)
 {
-	const char *role;
-	json_t *p;
 	size_t i;
 
-	json_array_foreach(participants, i, p)
-		if ((role = jstr(p, "role")) != NULL && strcmp(role, "mechanic") == 0)
+	for (i = 0; i < n; i++)
+		if (p[i].role != NULL && strcmp(p[i].role, "mechanic") == 0)
 			return true;
 	return false;
 }
@@ -221,31 +177,33 @@ has_mechanic(const json_t *participants)
 cd_err
 chat_room(cd_req *r)
 {
-	json_t *session, *people, *messages, *plan, *data;
+	session_row session;
+	participant_row *people;
+	message_row *messages;
 	const char *plan_name;
-	long long last_id;
+	json_t *data, *who, *room;
 	bool closed;
-	size_t n;
+	size_t n, np;
 	cd_err err;
 
 	if ((err = session_for_member(r, &session)) != CD_OK ||
-	    (err = session_add_participants(r, session)) != CD_OK ||
-	    (err = db_rows(&q_latest, &messages, "i", r->ids[0])) != CD_OK)
+	    (err = sstore_participants(r->arena, session.id, &people,
+	    &np)) != CD_OK ||
+	    (err = sstore_latest_messages(r->arena, r->ids[0], &messages,
+	    &n)) != CD_OK ||
+	    (err = sstore_plan_name(r->arena, session.plan, &plan_name)) != CD_OK)
 		return err;
-	req_own(r, messages);
-	if ((err = db_row(&q_plan_name, &plan, "s", jstr(session, "plan"))) != CD_OK)
-		return err;
-	req_own(r, plan);
-	mark_mine(messages, r->user->id);
-	n = json_array_size(messages);
-	last_id = n ? jint(json_array_get(messages, n - 1), "id") : 0;
-	people = json_object_get(session, "participants");
-	closed = strcmp(jstr(session, "status"), "closed") == 0;
-	plan_name = plan ? jstr(plan, "name") : jstr(session, "plan");
-	data = req_own(r, json_pack("{s:s,s:O,s:s,s:O,s:O,s:I,s:b,s:b}",
-	    "title", plan_name, "session", session, "planName", plan_name,
-	    "participants", people, "messages", messages,
-	    "lastId", (json_int_t)last_id,
-	    "waiting", !closed && !has_mechanic(people), "closed", closed));
+	if (plan_name == NULL)
+		plan_name = session.plan;
+	closed = session.status != NULL && strcmp(session.status, "closed") == 0;
+	who = req_own(r, participants_json(people, np));
+	room = req_own(r, session_json(&session));
+	json_object_set(room, "participants", who);
+	data = req_own(r, json_pack("{s:s,s:O,s:s,s:O,s:o,s:I,s:b,s:b}",
+	    "title", plan_name, "session", room, "planName", plan_name,
+	    "participants", who,
+	    "messages", messages_json(messages, n, r->user->id),
+	    "lastId", (json_int_t)(n ? messages[n - 1].id : 0),
+	    "waiting", !closed && !has_mechanic(people, np), "closed", closed));
 	return page_render(r, 200, "chat", data);
 }

@@ -12,6 +12,7 @@
 #include "audit.h"
 #include "db.h"
 #include "holdings.h"
+#include "session_store.h"
 #include "sessions.h"
 
 
@@ -19,19 +20,6 @@ static const cd_field add_fields[] = {
 	{ "userId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
 	{ "role", F_ID, F_REQUIRED, 1, 32, "role is required (mechanic)." },
 };
-
-static cd_sql q_guard = CD_SQL(
-    "UPDATE sessions SET version = version + 1 WHERE id = ?");
-static cd_sql q_status = CD_SQL("SELECT status FROM sessions WHERE id = ?");
-static cd_sql q_user = CD_SQL("SELECT role FROM users WHERE id = ?");
-static cd_sql q_add = CD_SQL(
-    "INSERT INTO session_participants (session_id, user_id, role)"
-    " VALUES (?, ?, 'mechanic')");
-static cd_sql q_activate = CD_SQL(
-    "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'waiting'");
-static cd_sql q_session = CD_SQL(
-    "SELECT id, type, plan, status, created_at AS createdAt FROM sessions"
-    " WHERE id = ?");
 
 struct add {
 	cd_req		*r;
@@ -47,8 +35,7 @@ check_mechanic(cd_req *r, long long user_id)
 	bool found;
 	cd_err err;
 
-	if ((err = db_fetch_text(&q_user, r->arena, &role, &found, "i",
-	    user_id)) != CD_OK)
+	if ((err = sstore_user_role(r->arena, user_id, &role, &found)) != CD_OK)
 		return err;
 	if (!found)
 		return req_fail(r, CD_BAD_REQUEST, "user_not_found",
@@ -64,12 +51,11 @@ add_tx(void *arg)
 	cd_req *r = a->r;
 	json_t *details;
 	const char *status = NULL;
-	bool found;
+	bool found, moved;
 	cd_err err;
 
-	if ((err = db_guard(&q_guard, &found, "i", r->ids[0])) != CD_OK ||
-	    (found && (err = db_fetch_text(&q_status, r->arena, &status, NULL, "i",
-	    r->ids[0])) != CD_OK))
+	if ((err = sstore_guard(r->ids[0], &found)) != CD_OK ||
+	    (found && (err = sstore_status(r->arena, r->ids[0], &status)) != CD_OK))
 		return err;
 	if (status == NULL)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",
@@ -78,10 +64,10 @@ add_tx(void *arg)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed.");
 	if ((err = check_mechanic(r, a->user_id)) != CD_OK ||
-	    (err = db_insert_once(&q_add, &a->added, NULL, "ii", r->ids[0],
-	    a->user_id)) != CD_OK || !a->added)
+	    (err = sstore_add_mechanic(r->ids[0], a->user_id, &a->added)) != CD_OK ||
+	    !a->added)
 		return err;
-	if ((err = db_exec(&q_activate, NULL, "i", r->ids[0])) != CD_OK)
+	if ((err = sstore_activate(r->ids[0], &moved)) != CD_OK)
 		return err;
 	details = req_own(r, json_pack("{s:I,s:s}", "userId",
 	    (json_int_t)a->user_id, "role", "mechanic"));
@@ -93,7 +79,9 @@ cd_err
 participants_add(cd_req *r)
 {
 	struct add a = { r, 0, false };
-	json_t *session;
+	session_row session;
+	json_t *out;
+	bool found;
 	cd_value v[2];
 	cd_err err;
 
@@ -104,14 +92,13 @@ participants_add(cd_req *r)
 		    "role must be mechanic.");
 	a.user_id = v[0].i;
 	if ((err = db_tx(add_tx, &a)) != CD_OK ||
-	    (err = db_row(&q_session, &session, "i", r->ids[0])) != CD_OK)
+	    (err = sstore_session(r->arena, r->ids[0], &session, &found)) != CD_OK)
 		return err;
-	if (session == NULL)
+	if (!found)
 		return CD_INTERNAL;
-	req_own(r, session);
-	if ((err = session_add_participants(r, session)) != CD_OK)
+	if ((err = session_with_participants(r, &session, &out)) != CD_OK)
 		return err;
-	resp_json(r, a.added ? 201 : 200, json_incref(session));
+	resp_json(r, a.added ? 201 : 200, out);
 	return CD_OK;
 }
 
@@ -122,32 +109,26 @@ participants_add(cd_req *r)
  * and joins it; the other is told it was taken.  A session an admin already
  * gave a mechanic is active too, so it cannot be taken again.
  */
-static cd_sql q_claim = CD_SQL(
-    "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'waiting'");
-static cd_sql q_exists = CD_SQL("SELECT status FROM sessions WHERE id = ?");
 
 static cd_err
 take_tx(void *arg)
 {
 	cd_req *r = arg;
-	unsigned long long n;
 	const char *status;
-	bool added, exists;
+	bool added, moved;
 	cd_err err;
 
-	if ((err = db_exec(&q_claim, &n, "i", r->ids[0])) != CD_OK)
+	if ((err = sstore_activate(r->ids[0], &moved)) != CD_OK)
 		return err;
-	if (n == 0) {
-		if ((err = db_fetch_text(&q_exists, r->arena, &status, &exists, "i",
-		    r->ids[0])) != CD_OK)
+	if (!moved) {
+		if ((err = sstore_status(r->arena, r->ids[0], &status)) != CD_OK)
 			return err;
-		return exists ? req_fail(r, CD_CONFLICT, "already_taken",
+		return status != NULL ? req_fail(r, CD_CONFLICT, "already_taken",
 		    "Another mechanic has already taken this consultation.") :
 		    req_fail(r, CD_NOT_FOUND, "session_not_found",
 		    "No consultation with this id.");
 	}
-	if ((err = db_insert_once(&q_add, &added, NULL, "ii", r->ids[0],
-	    r->user->id)) != CD_OK)
+	if ((err = sstore_add_mechanic(r->ids[0], r->user->id, &added)) != CD_OK)
 		return err;
 	return audit_write("MECHANIC_TOOK_SESSION", "session",
 	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id,
@@ -159,18 +140,20 @@ cd_err
 participants_take(cd_req *r)
 {
 	char room[64];
+	session_row s;
 	json_t *session;
+	bool found;
 	cd_err err;
 
 	if ((err = db_tx(take_tx, r)) != CD_OK ||
-	    (err = db_row(&q_session, &session, "i", r->ids[0])) != CD_OK)
+	    (err = sstore_session(r->arena, r->ids[0], &s, &found)) != CD_OK)
 		return err;
-	if (session == NULL)
+	if (!found)
 		return CD_INTERNAL;
-	req_own(r, session);
+	session = session_json(&s);
 	/* Every consultation has its room, where the mechanic meets the customer. */
 	consultation_room(r->ids[0], room, sizeof room);
 	json_object_set_new(session, "route", json_string(room));
-	resp_json(r, 201, json_incref(session));
+	resp_json(r, 201, session);
 	return CD_OK;
 }

@@ -3,53 +3,58 @@
  * starts with, and the read API (my consultations, one consultation).
  */
 #include "app.h"
-#include "db.h"
 #include "holdings.h"
 #include "page.h"
+#include "session_store.h"
 #include "sessions.h"
 
-static cd_sql q_member = CD_SQL(
-    "SELECT s.id, s.type, s.plan, s.status, s.created_at AS createdAt"
-    " FROM sessions s JOIN session_participants p"
-    " ON p.session_id = s.id AND p.user_id = ? WHERE s.id = ?");
-static cd_sql q_participants = CD_SQL(
-    "SELECT p.user_id AS userId, u.name, p.role FROM session_participants p"
-    " JOIN users u ON u.id = p.user_id WHERE p.session_id = ?"
-    " ORDER BY p.joined_at, p.user_id");
-/*
- * One person has a handful of consultations; 100 is a backstop, not paging.
- * Each one's route comes from consultation_route, the rule used after payment.
- */
-static cd_sql q_mine = CD_SQL(
-    "SELECT s.id, s.type, s.plan, s.status, s.created_at AS createdAt"
-    " FROM sessions s JOIN session_participants p ON p.session_id = s.id"
-    " WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 100");
-
 cd_err
-session_for_member(cd_req *r, json_t **session)
+session_for_member(cd_req *r, session_row *s)
 {
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(&q_member, session, "ii", r->user->id, r->ids[0])) !=
-	    CD_OK)
+	if ((err = sstore_member_session(r->arena, r->user->id, r->ids[0], s,
+	    &found)) != CD_OK)
 		return err;
-	if (*session == NULL)
+	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",
 		    "No consultation with this id.");
-	req_own(r, *session);
 	return CD_OK;
 }
 
-cd_err
-session_add_participants(cd_req *r, json_t *session)
+json_t *
+participants_json(const participant_row *p, size_t n)
 {
-	json_t *rows;
+	json_t *out = json_array();
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(out, json_pack("{s:I,s:s?,s:s?}", "userId",
+		    (json_int_t)p[i].user_id, "name", p[i].name, "role", p[i].role));
+	return out;
+}
+
+json_t *
+session_json(const session_row *s)
+{
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?}", "id", (json_int_t)s->id,
+	    "type", s->type, "plan", s->plan, "status", s->status,
+	    "createdAt", s->created_at);
+}
+
+cd_err
+session_with_participants(cd_req *r, const session_row *s, json_t **out)
+{
+	participant_row *people;
+	size_t n;
 	cd_err err;
 
-	if ((err = db_rows(&q_participants, &rows, "i", jint(session, "id"))) !=
-	    CD_OK)
+	*out = NULL;
+	if ((err = sstore_participants(r->arena, s->id, &people, &n)) != CD_OK)
 		return err;
-	json_object_set_new(session, "participants", rows);
+	*out = session_json(s);
+	json_object_set_new(*out, "participants", participants_json(people, n));
 	return CD_OK;
 }
 
@@ -57,31 +62,35 @@ cd_err
 sessions_list(cd_req *r)
 {
 	char route[64];
-	json_t *rows, *row;
-	size_t i;
+	session_row *rows;
+	json_t *out, *row;
+	size_t i, n;
 	cd_err err;
 
-	if ((err = db_rows(&q_mine, &rows, "i", r->user->id)) != CD_OK)
+	if ((err = sstore_sessions_of(r->arena, r->user->id, &rows, &n)) != CD_OK)
 		return err;
-	json_array_foreach(rows, i, row) {
-		consultation_route(jstr(row, "type"), jint(row, "id"), route,
-		    sizeof route);
+	out = json_array();
+	for (i = 0; i < n; i++) {
+		consultation_route(rows[i].type, rows[i].id, route, sizeof route);
+		row = session_json(&rows[i]);
 		json_object_set_new(row, "route", json_string(route));
+		json_array_append_new(out, row);
 	}
-	resp_json(r, 200, json_pack("{s:o}", "sessions", rows));
+	resp_json(r, 200, json_pack("{s:o}", "sessions", out));
 	return CD_OK;
 }
 
 cd_err
 sessions_get(cd_req *r)
 {
-	json_t *session;
+	session_row session;
+	json_t *out;
 	cd_err err;
 
 	if ((err = session_for_member(r, &session)) != CD_OK ||
-	    (err = session_add_participants(r, session)) != CD_OK)
+	    (err = session_with_participants(r, &session, &out)) != CD_OK)
 		return err;
-	resp_json(r, 200, json_incref(session));
+	resp_json(r, 200, out);
 	return CD_OK;
 }
 

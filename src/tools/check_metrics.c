@@ -27,29 +27,39 @@ static cd_sql q_gauges = CD_SQL(
     "  FROM voice_therapy_credits WHERE is_active = 1 AND expires_at > UTC_TIMESTAMP(6)"
     "  AND minutes_purchased > 0) AS voice_cents,"
     " (SELECT COALESCE(SUM(balance), 0) FROM user_credits) AS credit_tokens");
+struct gauges {
+	long long	 unprocessed, oldest_age, live_help_hours, live_help_cents;
+	long long	 voice_minutes, voice_cents, credit_tokens;
+};
+static const cd_col gauge_cols[] = {
+	DB_INT(struct gauges, unprocessed), DB_INT(struct gauges, oldest_age),
+	DB_INT(struct gauges, live_help_hours), DB_INT(struct gauges, live_help_cents),
+	DB_INT(struct gauges, voice_minutes), DB_INT(struct gauges, voice_cents),
+	DB_INT(struct gauges, credit_tokens),
+};
 
 static void
-write_gauges(FILE *f, const json_t *g)
+write_gauges(FILE *f, const struct gauges *g)
 {
 	fprintf(f, "# HELP creditdesk_stripe_events_unprocessed Verified events not yet processed.\n"
 	    "# TYPE creditdesk_stripe_events_unprocessed gauge\n"
-	    "creditdesk_stripe_events_unprocessed %lld\n", jint(g, "unprocessed"));
+	    "creditdesk_stripe_events_unprocessed %lld\n", g->unprocessed);
 	fprintf(f, "# HELP creditdesk_stripe_events_oldest_unprocessed_age_seconds"
 	    " Age of the oldest unprocessed event (0 when none).\n"
 	    "# TYPE creditdesk_stripe_events_oldest_unprocessed_age_seconds gauge\n"
 	    "creditdesk_stripe_events_oldest_unprocessed_age_seconds %lld\n",
-	    jint(g, "oldest_age"));
+	    g->oldest_age);
 	fprintf(f, "# HELP creditdesk_prepaid_unused Paid for and not used yet, in the product's unit.\n"
 	    "# TYPE creditdesk_prepaid_unused gauge\n"
 	    "creditdesk_prepaid_unused{product=\"live_help\",unit=\"hours\"} %lld\n"
 	    "creditdesk_prepaid_unused{product=\"voice_therapy\",unit=\"minutes\"} %lld\n"
 	    "creditdesk_prepaid_unused{product=\"credits\",unit=\"tokens\"} %lld\n",
-	    jint(g, "live_help_hours"), jint(g, "voice_minutes"), jint(g, "credit_tokens"));
+	    g->live_help_hours, g->voice_minutes, g->credit_tokens);
 	fprintf(f, "# HELP creditdesk_prepaid_liability_cents Unused prepaid time at the price paid.\n"
 	    "# TYPE creditdesk_prepaid_liability_cents gauge\n"
 	    "creditdesk_prepaid_liability_cents{product=\"live_help\"} %lld\n"
 	    "creditdesk_prepaid_liability_cents{product=\"voice_therapy\"} %lld\n",
-	    jint(g, "live_help_cents"), jint(g, "voice_cents"));
+	    g->live_help_cents, g->voice_cents);
 }
 
 static void
@@ -75,21 +85,20 @@ cd_err
 check_write_metrics(const char *path, const json_t *counts, size_t findings)
 {
 	char tmp[4096];
-	json_t *g;
+	struct gauges g;
 	cd_err err;
 	FILE *f;
 
-	if ((err = db_row(&q_gauges, &g, "")) != CD_OK)
+	if ((err = db_fetch_row(&q_gauges, NULL, gauge_cols, DB_NCOLS(gauge_cols),
+	    &g, sizeof(g), NULL, "")) != CD_OK)
 		return err;
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp) ||
 	    (f = fopen(tmp, "w")) == NULL) {
 		log_error("check: cannot write %s", path);
-		json_decref(g);
 		return CD_INTERNAL;
 	}
 	write_findings(f, counts, findings);
-	write_gauges(f, g);
-	json_decref(g);
+	write_gauges(f, &g);
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		log_error("check: cannot write %s", path);
 		return CD_INTERNAL;

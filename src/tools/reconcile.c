@@ -47,20 +47,18 @@ main(void)
 {
 	long long since = 0, low_failed = -1, high = 0, voice_users = 0;
 	size_t i, n, seen = 0, done = 0, dups = 0, failed = 0;
-	json_t *all = json_array(), *row, *base, **events;
+	json_t *all = json_array(), *base, **events;
 	bool dup;
 
 	log_init("creditdesk-reconcile");
 	if (cfg_load() != 0 || db_open() != CD_OK ||
-	    db_row(&q_cursor, &row, "") != CD_OK)
+	    db_fetch_int(&q_cursor, &since, "") != CD_OK)
 		return 1;
 	if (voice_sweep(&voice_users) != CD_OK)
 		return 1;
 	if (voice_users > 0)
 		printf("reconcile: ended overdue voice sessions of %lld users\n",
 		    voice_users);
-	since = row ? jint(row, "last_created") : 0;
-	json_decref(row);
 	base = json_pack("{s:i,s:I}", "limit", PAGE_LIMIT, "created[gte]",
 	    (json_int_t)since);
 	if (stripe_list("/v1/events", base, MAX_PAGES, all) != CD_OK)

@@ -1,0 +1,517 @@
+/*
+ * The pages family's statements and the rows they read; see pages_store.h.
+ */
+#include <stdlib.h>
+
+#include "booking_pay.h"
+#include "db.h"
+#include "pages_store.h"
+
+/* Dates for people: the session runs in UTC, so the pages say so. */
+#define HUMAN_TIME "'%Y-%m-%d %H:%i UTC'"
+/* The same moment for <time datetime>, which app.js shows in the viewer's zone. */
+#define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
+
+static cd_sql q_products = CD_SQL(
+    "SELECT code, name, description, unit_amount_cents FROM products "
+    "WHERE active = 1");
+/* The settings a page states in words: token rate, voice minutes and validity. */
+static cd_sql q_settings = CD_SQL(
+    "SELECT MAX(CASE WHEN name = 'tokens_per_credit' THEN int_value END) "
+    "AS tokens_per_credit, "
+    "MAX(CASE WHEN name = 'voice_minutes_per_pack' THEN int_value END) "
+    "AS voice_minutes, "
+    "MAX(CASE WHEN name = 'voice_validity_days' THEN int_value END) "
+    "AS voice_days FROM platform_settings");
+static cd_sql q_packs = CD_SQL(
+    "SELECT id, name, credits, bonus_credits, "
+    "credits + bonus_credits AS total_credits, price_cents, badge "
+    "FROM boost_packs WHERE active = 1 ORDER BY sort_order, id");
+/* The next expiry; the minutes themselves come from voice_available. */
+static cd_sql q_voice = CD_SQL(
+    "SELECT DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
+    "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso "
+    "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
+    "AND minutes_remaining > 0 AND expires_at > UTC_TIMESTAMP()");
+static cd_sql q_balance = CD_SQL(
+    "SELECT balance, bonus_earned FROM user_credits WHERE user_id = ?");
+static cd_sql q_my_sessions = CD_SQL(
+    "SELECT s.id, s.type, s.type = 'chat' AS is_chat, "
+    "COALESCE(pr.name, s.plan) AS plan_name, s.status, "
+    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created "
+    "FROM sessions s JOIN session_participants p ON p.session_id = s.id "
+    "LEFT JOIN products pr ON pr.code = s.plan "
+    "WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
+static cd_sql q_my_bookings = CD_SQL(
+    "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
+    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
+    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
+    "REPLACE(b.status, '_', ' ') AS status, "
+    "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel "
+    "FROM bookings b JOIN experts e ON e.id = b.expert_id "
+    "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
+/* The expert this user is, and whether Stripe pays them out (Connect). */
+static cd_sql q_my_expert = CD_SQL(
+    "SELECT id, stripe_account_id IS NOT NULL AS has_account, "
+    "charges_enabled = 1 AND payouts_enabled = 1 AS payouts_active "
+    "FROM experts WHERE user_id = ?");
+/* The bookings of the expert this user is, for /expert/bookings. */
+static cd_sql q_expert_bookings = CD_SQL(
+    "SELECT b.id, u.name AS customer, b.duration_minutes, b.payout_cents, "
+    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
+    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
+    "REPLACE(b.status, '_', ' ') AS status, "
+    "b.status = 'scheduled' AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
+    "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
+    "WHERE e.user_id = ? AND b.status IN ('scheduled', 'completed', 'cancelled_by_user') "
+    "ORDER BY b.start_time DESC, b.id DESC LIMIT 100");
+static cd_sql q_transactions = CD_SQL(
+    "SELECT id, description, credits_delta, balance_after, "
+    "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created "
+    "FROM credit_transactions WHERE user_id = ? ORDER BY id DESC LIMIT 10");
+/* What a checkout of this user bought, for the notice after paying. */
+static cd_sql q_purchase = CD_SQL(
+    "SELECT cs.product, cs.quantity, cs.status, bp.name AS pack_name, "
+    "bp.credits + bp.bonus_credits AS pack_credits, sp.name AS plan_name, "
+    "sp.monthly_credits, pr.name AS product_name FROM checkout_sessions cs "
+    "LEFT JOIN boost_packs bp ON cs.product = 'boost_pack' "
+    "AND bp.id = CONVERT(cs.item_code USING ascii) "
+    "LEFT JOIN subscription_plans sp ON cs.product = 'subscription' "
+    "AND sp.id = CONVERT(cs.item_code USING ascii) "
+    "LEFT JOIN products pr ON pr.code = cs.item_code "
+    "WHERE cs.id = ? AND cs.user_id = ?");
+/* Live Help slots, for /live-help. */
+static cd_sql q_lh_slots = CD_SQL(
+    "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
+    "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
+    "TIMESTAMPDIFF(MINUTE, s.starts_at, s.ends_at) AS minutes, "
+    "s.capacity - s.booked AS seats_left, s.booked >= s.capacity AS full, "
+    "r.id IS NOT NULL AS mine FROM live_help_slots s "
+    "LEFT JOIN live_help_redemptions r ON r.slot_id = s.id AND r.user_id = ? "
+    "WHERE s.starts_at > UTC_TIMESTAMP() ORDER BY s.starts_at, s.id LIMIT 60");
+static cd_sql q_lh_booked = CD_SQL(
+    "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
+    "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
+    "s.starts_at > UTC_TIMESTAMP() + INTERVAL p.int_value HOUR AS can_cancel "
+    "FROM live_help_redemptions r JOIN live_help_slots s ON s.id = r.slot_id "
+    "JOIN platform_settings p ON p.name = 'live_help_cancel_hours' "
+    "WHERE r.user_id = ? AND s.ends_at > UTC_TIMESTAMP() "
+    "ORDER BY s.starts_at, s.id LIMIT 100");
+static cd_sql q_lh_policy = CD_SQL(
+    "SELECT int_value AS cancel_hours FROM platform_settings "
+    "WHERE name = 'live_help_cancel_hours'");
+/* One consultation the user takes part in, for /thank-you. */
+static cd_sql q_consultation = CD_SQL(
+    "SELECT s.id, s.type, s.status, s.amount_cents, s.type = 'video' AS is_video, "
+    "COALESCE(pr.name, s.plan) AS plan_name, u.email, "
+    "(SELECT mu.name FROM session_participants mp JOIN users mu ON mu.id = mp.user_id "
+    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' ORDER BY mp.joined_at LIMIT 1) "
+    "AS mechanic FROM sessions s "
+    "JOIN session_participants me ON me.session_id = s.id AND me.user_id = ? "
+    "JOIN users u ON u.id = s.user_id "
+    "LEFT JOIN products pr ON pr.code = s.plan WHERE s.id = ?");
+/* The plans on sale, and the user's current subscription (if any). */
+static cd_sql q_plans = CD_SQL(
+    "SELECT id, name, monthly_credits, price_cents FROM subscription_plans "
+    "WHERE active = 1 ORDER BY price_cents, id");
+static cd_sql q_subscription = CD_SQL(
+    "SELECT s.id, s.status, s.cancel_at_period_end AS ending, "
+    "DATE_FORMAT(s.current_period_end, " ISO_TIME ") AS period_end_iso, "
+    "DATE_FORMAT(s.current_period_end, " HUMAN_TIME ") AS period_end, "
+    "p.name, p.monthly_credits FROM subscriptions s "
+    "JOIN subscription_plans p ON p.id = s.plan_id "
+    "WHERE s.user_id = ? AND s.status IN ('active', 'trialing', 'past_due') "
+    "ORDER BY s.id DESC LIMIT 1");
+/* Paid consultations no mechanic has yet, oldest first (queue and admin). */
+static cd_sql q_waiting = CD_SQL(
+    "SELECT s.id, s.type, COALESCE(pr.name, s.plan) AS plan_name, u.name AS customer, "
+    "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso, "
+    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created FROM sessions s "
+    "JOIN users u ON u.id = s.user_id LEFT JOIN products pr ON pr.code = s.plan "
+    "WHERE s.status = 'waiting' AND NOT EXISTS (SELECT 1 FROM session_participants p "
+    "WHERE p.session_id = s.id AND p.role = 'mechanic') "
+    "ORDER BY s.created_at, s.id LIMIT 100");
+/* The user's open Voice AI Therapy session, to resume its timer. */
+static cd_sql q_voice_open = CD_SQL(
+    "SELECT id, available_minutes, "
+    "DATE_FORMAT(started_at, " ISO_TIME ") AS started_iso "
+    "FROM voice_therapy_sessions WHERE user_id = ? AND status = 'active' "
+    "ORDER BY id DESC LIMIT 1");
+static cd_sql q_experts = CD_SQL(
+    "SELECT id, name, headline, rate_cents_per_minute FROM experts "
+    "WHERE active = 1 ORDER BY name, id");
+static cd_sql q_expert = CD_SQL(
+    "SELECT id, name, headline, bio, rate_cents_per_minute FROM experts "
+    "WHERE id = ? AND active = 1");
+/*
+ * The bookable hours of the next days (08:00–19:00 UTC starts), each busy
+ * when a booking or a live unpaid hold overlaps it (the same rule as
+ * booking, BOOKING_HOLDS).  No customer, price or status leaves this query.
+ */
+static cd_sql q_hours = CD_SQL(
+    "WITH RECURSIVE h (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM h WHERE n < 120) "
+    "SELECT DATE_FORMAT(t.s, " ISO_TIME ") AS start_iso, "
+    "DATE_FORMAT(t.s, " HUMAN_TIME ") AS start, "
+    "EXISTS (SELECT 1 FROM bookings b WHERE b.expert_id = ? AND " BOOKING_HOLDS("b")
+    " AND b.start_time < t.s + INTERVAL 1 HOUR AND b.end_time > t.s) AS busy "
+    "FROM (SELECT TIMESTAMP(UTC_DATE()) + INTERVAL n HOUR AS s FROM h) t "
+    "WHERE t.s > UTC_TIMESTAMP() + INTERVAL 1 HOUR AND HOUR(t.s) BETWEEN 8 AND 18 "
+    "ORDER BY t.s LIMIT 44");
+static cd_sql q_counts = CD_SQL(
+    "SELECT (SELECT COUNT(*) FROM users) AS users, "
+    "(SELECT COUNT(*) FROM checkout_sessions WHERE status = 'fulfilled') "
+    "AS fulfilled, (SELECT COUNT(*) FROM live_help_purchases) AS live_help");
+/*
+ * The admin console's audit log: newest first, keyset-paginated on id, each
+ * filter off when its value is empty (user: an id or an email; dates are
+ * whole UTC days, both ends included).
+ */
+static cd_sql q_audit_filtered = CD_SQL(
+    "SELECT a.id, a.action, a.entity_type, a.entity_id, a.user_id, "
+    "u.email AS user_email, a.details, a.severity, "
+    "DATE_FORMAT(a.created_at, " ISO_TIME ") AS created_iso, "
+    "DATE_FORMAT(a.created_at, '%Y-%m-%d %H:%i:%s UTC') AS created "
+    "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id "
+    "WHERE a.id < ? AND (? = '' OR a.action = ?) "
+    "AND (? = '' OR a.user_id = ? OR u.email = ?) "
+    "AND (? = '' OR a.created_at >= ?) "
+    "AND (? = '' OR a.created_at < ? + INTERVAL 1 DAY) "
+    "ORDER BY a.id DESC LIMIT ?");
+static cd_sql q_audit_actions = CD_SQL(
+    "SELECT DISTINCT action FROM audit_log ORDER BY action LIMIT 200");
+static cd_sql q_users_search = CD_SQL(
+    "SELECT id, email, name, role, tier FROM users "
+    "WHERE ? = '' OR email LIKE CONCAT('%', ?, '%') OR name LIKE CONCAT('%', ?, '%') "
+    "ORDER BY id DESC LIMIT 20");
+static cd_sql q_mechanics = CD_SQL(
+    "SELECT id, name, email FROM users WHERE role = 'mechanic' ORDER BY name, id LIMIT 200");
+/* The latest books check (creditdesk-check --record) and its findings. */
+static cd_sql q_books_run = CD_SQL(
+    "SELECT id, DATE_FORMAT(ran_at, '%Y-%m-%d %H:%i:%s') AS ran, events_recovered,"
+    " findings FROM integrity_runs ORDER BY id DESC LIMIT 1");
+static cd_sql q_books_findings = CD_SQL(
+    "SELECT f.code, f.finding FROM integrity_runs r, JSON_TABLE(r.details, '$[*]'"
+    " COLUMNS (code VARCHAR(64) PATH '$.check', finding JSON PATH '$')) f"
+    " WHERE r.id = (SELECT MAX(id) FROM integrity_runs) LIMIT 100");
+static cd_sql q_audit_page = CD_SQL(
+    "SELECT id, action, entity_type, entity_id, user_id, details, severity, "
+    "created_at FROM audit_log WHERE id < ? ORDER BY id DESC LIMIT ?");
+
+
+static const cd_col product_cols[] = {
+	DB_TEXT(page_product, code), DB_TEXT(page_product, name),
+	DB_TEXT(page_product, description), DB_INT(page_product, unit_amount_cents),
+};
+static cd_sql q_tokens_per_credit = CD_SQL(
+    "SELECT int_value FROM platform_settings WHERE name = 'tokens_per_credit'");
+static const cd_col pack_cols[] = {
+	DB_TEXT(page_pack, id), DB_TEXT(page_pack, name), DB_INT(page_pack, credits),
+	DB_INT(page_pack, bonus_credits), DB_INT(page_pack, total_credits),
+	DB_INT(page_pack, price_cents), DB_TEXT(page_pack, badge),
+};
+static const cd_col balance_cols[] = {
+	DB_INT(page_balance, balance), DB_INT(page_balance, bonus_earned),
+};
+static const cd_col session_cols[] = {
+	DB_INT(page_session, id), DB_TEXT(page_session, type),
+	DB_INT(page_session, is_chat), DB_TEXT(page_session, plan_name),
+	DB_TEXT(page_session, status), DB_TEXT(page_session, created),
+};
+static const cd_col booking_cols[] = {
+	DB_INT(page_booking, id), DB_TEXT(page_booking, expert_name),
+	DB_INT(page_booking, duration_minutes), DB_INT(page_booking, price_cents),
+	DB_TEXT(page_booking, start), DB_TEXT(page_booking, start_iso),
+	DB_TEXT(page_booking, status), DB_INT(page_booking, can_cancel),
+};
+static const cd_col expert_account_cols[] = {
+	DB_INT(page_expert_account, id), DB_INT(page_expert_account, has_account),
+	DB_INT(page_expert_account, payouts_active),
+};
+static const cd_col expert_booking_cols[] = {
+	DB_INT(page_expert_booking, id), DB_TEXT(page_expert_booking, customer),
+	DB_INT(page_expert_booking, duration_minutes),
+	DB_INT(page_expert_booking, payout_cents),
+	DB_TEXT(page_expert_booking, start), DB_TEXT(page_expert_booking, start_iso),
+	DB_TEXT(page_expert_booking, status),
+	DB_INT(page_expert_booking, can_complete),
+};
+static const cd_col transaction_cols[] = {
+	DB_INT(page_transaction, id), DB_TEXT(page_transaction, description),
+	DB_INT(page_transaction, credits_delta),
+	DB_INT(page_transaction, balance_after), DB_TEXT(page_transaction, created),
+};
+static const cd_col purchase_cols[] = {
+	DB_TEXT(page_purchase, product), DB_INT(page_purchase, quantity),
+	DB_TEXT(page_purchase, status), DB_TEXT(page_purchase, pack_name),
+	DB_INT(page_purchase, pack_credits), DB_TEXT(page_purchase, plan_name),
+	DB_INT(page_purchase, monthly_credits), DB_TEXT(page_purchase, product_name),
+};
+static const cd_col slot_cols[] = {
+	DB_INT(page_slot, id), DB_TEXT(page_slot, starts_iso),
+	DB_TEXT(page_slot, starts), DB_INT(page_slot, minutes),
+	DB_INT(page_slot, seats_left), DB_INT(page_slot, full),
+	DB_INT(page_slot, mine),
+};
+static const cd_col booked_slot_cols[] = {
+	DB_INT(page_booked_slot, id), DB_TEXT(page_booked_slot, starts_iso),
+	DB_TEXT(page_booked_slot, starts), DB_INT(page_booked_slot, can_cancel),
+};
+static const cd_col consultation_cols[] = {
+	DB_INT(page_consultation, id), DB_TEXT(page_consultation, type),
+	DB_TEXT(page_consultation, status), DB_INT(page_consultation, amount_cents),
+	DB_INT(page_consultation, is_video), DB_TEXT(page_consultation, plan_name),
+	DB_TEXT(page_consultation, email), DB_TEXT(page_consultation, mechanic),
+};
+static const cd_col plan_cols[] = {
+	DB_TEXT(page_plan, id), DB_TEXT(page_plan, name),
+	DB_INT(page_plan, monthly_credits), DB_INT(page_plan, price_cents),
+};
+static const cd_col subscription_cols[] = {
+	DB_INT(page_subscription, id), DB_TEXT(page_subscription, status),
+	DB_INT(page_subscription, ending), DB_TEXT(page_subscription, period_end_iso),
+	DB_TEXT(page_subscription, period_end), DB_TEXT(page_subscription, name),
+	DB_INT(page_subscription, monthly_credits),
+};
+static const cd_col experts_cols[] = {
+	DB_INT(page_expert, id), DB_TEXT(page_expert, name),
+	DB_TEXT(page_expert, headline), DB_INT(page_expert, rate_cents_per_minute),
+};
+static const cd_col expert_cols[] = {
+	DB_INT(page_expert, id), DB_TEXT(page_expert, name),
+	DB_TEXT(page_expert, headline), DB_TEXT(page_expert, bio),
+	DB_INT(page_expert, rate_cents_per_minute),
+};
+static const cd_col hour_cols[] = {
+	DB_TEXT(page_hour, start_iso), DB_TEXT(page_hour, start),
+	DB_INT(page_hour, busy),
+};
+static const cd_col user_cols[] = {
+	DB_INT(page_user, id), DB_TEXT(page_user, email), DB_TEXT(page_user, name),
+	DB_TEXT(page_user, role), DB_TEXT(page_user, tier),
+};
+/* user_id as text: NULL stays NULL (an entry of no user). */
+static const cd_col audit_cols[] = {
+	DB_INT(page_audit, id), DB_TEXT(page_audit, action),
+	DB_TEXT(page_audit, entity_type), DB_TEXT(page_audit, entity_id),
+	DB_TEXT(page_audit, user_id), DB_TEXT(page_audit, user_email),
+	DB_TEXT(page_audit, details), DB_TEXT(page_audit, severity),
+	DB_TEXT(page_audit, created_iso), DB_TEXT(page_audit, created),
+};
+static const cd_col audit_page_cols[] = {
+	DB_INT(page_audit, id), DB_TEXT(page_audit, action),
+	DB_TEXT(page_audit, entity_type), DB_TEXT(page_audit, entity_id),
+	DB_TEXT(page_audit, user_id), DB_TEXT(page_audit, details),
+	DB_TEXT(page_audit, severity), DB_TEXT(page_audit, created_iso),
+};
+
+/* All rows of q into *rows, in arena a. */
+#define ALL(q, cols, rows, n, ...) \
+	db_fetch_all((q), a, (cols), DB_NCOLS(cols), sizeof(**(rows)), (rows), \
+	    (n), __VA_ARGS__)
+/* The first row of q into *out. */
+#define ONE(q, cols, out, found, ...) \
+	db_fetch_row((q), a, (cols), DB_NCOLS(cols), (out), sizeof(*(out)), \
+	    (found), __VA_ARGS__)
+
+cd_err
+pstore_products(cd_arena *a, page_product **rows, size_t *n)
+{
+	return ALL(&q_products, product_cols, rows, n, "");
+}
+
+cd_err
+pstore_settings_json(json_t **row)
+{
+	return db_row(&q_settings, row, "");
+}
+
+cd_err
+pstore_tokens_per_credit(long long *n)
+{
+	return db_fetch_int(&q_tokens_per_credit, n, "");
+}
+
+cd_err
+pstore_packs(cd_arena *a, page_pack **rows, size_t *n)
+{
+	return ALL(&q_packs, pack_cols, rows, n, "");
+}
+
+cd_err
+pstore_voice_json(long long user_id, json_t **row)
+{
+	return db_row(&q_voice, row, "i", user_id);
+}
+
+cd_err
+pstore_balance(long long user_id, page_balance *b, bool *found)
+{
+	cd_arena *a = NULL;
+
+	return ONE(&q_balance, balance_cols, b, found, "i", user_id);
+}
+
+cd_err
+pstore_my_sessions(cd_arena *a, long long user_id, page_session **rows,
+    size_t *n)
+{
+	return ALL(&q_my_sessions, session_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_my_bookings(cd_arena *a, long long user_id, page_booking **rows,
+    size_t *n)
+{
+	return ALL(&q_my_bookings, booking_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_my_expert(long long user_id, page_expert_account *e, bool *found)
+{
+	cd_arena *a = NULL;
+
+	return ONE(&q_my_expert, expert_account_cols, e, found, "i", user_id);
+}
+
+cd_err
+pstore_expert_bookings(cd_arena *a, long long user_id,
+    page_expert_booking **rows, size_t *n)
+{
+	return ALL(&q_expert_bookings, expert_booking_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_transactions(cd_arena *a, long long user_id, page_transaction **rows,
+    size_t *n)
+{
+	return ALL(&q_transactions, transaction_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_purchase(cd_arena *a, long long checkout_id, long long user_id,
+    page_purchase *p, bool *found)
+{
+	return ONE(&q_purchase, purchase_cols, p, found, "ii", checkout_id,
+	    user_id);
+}
+
+cd_err
+pstore_slots(cd_arena *a, long long user_id, page_slot **rows, size_t *n)
+{
+	return ALL(&q_lh_slots, slot_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_booked_slots(cd_arena *a, long long user_id, page_booked_slot **rows,
+    size_t *n)
+{
+	return ALL(&q_lh_booked, booked_slot_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_policy_json(json_t **row)
+{
+	return db_row(&q_lh_policy, row, "");
+}
+
+cd_err
+pstore_consultation(cd_arena *a, long long user_id, long long id,
+    page_consultation *c, bool *found)
+{
+	return ONE(&q_consultation, consultation_cols, c, found, "ii", user_id, id);
+}
+
+cd_err
+pstore_plans(cd_arena *a, page_plan **rows, size_t *n)
+{
+	return ALL(&q_plans, plan_cols, rows, n, "");
+}
+
+cd_err
+pstore_subscription(cd_arena *a, long long user_id, page_subscription *s,
+    bool *found)
+{
+	return ONE(&q_subscription, subscription_cols, s, found, "i", user_id);
+}
+
+cd_err
+pstore_waiting_json(json_t **rows)
+{
+	return db_rows(&q_waiting, rows, "");
+}
+
+cd_err
+pstore_voice_open_json(long long user_id, json_t **row)
+{
+	return db_row(&q_voice_open, row, "i", user_id);
+}
+
+cd_err
+pstore_experts(cd_arena *a, page_expert **rows, size_t *n)
+{
+	return ALL(&q_experts, experts_cols, rows, n, "");
+}
+
+cd_err
+pstore_expert(cd_arena *a, long long id, page_expert *e, bool *found)
+{
+	return ONE(&q_expert, expert_cols, e, found, "i", id);
+}
+
+cd_err
+pstore_hours(cd_arena *a, long long expert_id, page_hour **rows, size_t *n)
+{
+	return ALL(&q_hours, hour_cols, rows, n, "i", expert_id);
+}
+
+cd_err
+pstore_counts_json(json_t **row)
+{
+	return db_row(&q_counts, row, "");
+}
+
+cd_err
+pstore_books_run_json(json_t **row)
+{
+	return db_row(&q_books_run, row, "");
+}
+
+cd_err
+pstore_books_findings_json(json_t **rows)
+{
+	return db_rows(&q_books_findings, rows, "");
+}
+
+cd_err
+pstore_mechanics_json(json_t **rows)
+{
+	return db_rows(&q_mechanics, rows, "");
+}
+
+cd_err
+pstore_users(cd_arena *a, const char *q, page_user **rows, size_t *n)
+{
+	return ALL(&q_users_search, user_cols, rows, n, "sss", q, q, q);
+}
+
+cd_err
+pstore_audit(cd_arena *a, const page_audit_filter *f, long long before,
+    long long limit, page_audit **rows, size_t *n)
+{
+	return ALL(&q_audit_filtered, audit_cols, rows, n, "isssisssssi", before,
+	    f->action, f->action, f->user, strtoll(f->user, NULL, 10), f->user,
+	    f->from, f->from, f->to, f->to, limit);
+}
+
+cd_err
+pstore_audit_actions_json(json_t **rows)
+{
+	return db_rows(&q_audit_actions, rows, "");
+}
+
+cd_err
+pstore_audit_page(cd_arena *a, long long before, long long limit,
+    page_audit **rows, size_t *n)
+{
+	return ALL(&q_audit_page, audit_page_cols, rows, n, "ii", before, limit);
+}

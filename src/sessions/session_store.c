@@ -1,0 +1,198 @@
+/*
+ * The sessions family's statements and the rows they read; see
+ * session_store.h.
+ */
+#include "db.h"
+#include "session_store.h"
+
+#define SESSION_SELECT \
+    "SELECT s.id, s.type, s.plan, s.status, s.created_at AS createdAt FROM sessions s"
+#define MESSAGE_SELECT \
+    "SELECT m.id, m.user_id AS userId, u.name, m.body, m.created_at AS createdAt," \
+    " m.seq" \
+    " FROM session_messages m JOIN users u ON u.id = m.user_id"
+
+static cd_sql q_member = CD_SQL(
+    SESSION_SELECT " JOIN session_participants p"
+    " ON p.session_id = s.id AND p.user_id = ? WHERE s.id = ?");
+static cd_sql q_session = CD_SQL(SESSION_SELECT " WHERE s.id = ?");
+/*
+ * One person has a handful of consultations; 100 is a backstop, not paging.
+ * Each one's route comes from consultation_route, the rule used after payment.
+ */
+static cd_sql q_mine = CD_SQL(
+    SESSION_SELECT " JOIN session_participants p ON p.session_id = s.id"
+    " WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 100");
+static const cd_col session_cols[] = {
+	DB_INT(session_row, id), DB_TEXT(session_row, type),
+	DB_TEXT(session_row, plan), DB_TEXT(session_row, status),
+	DB_TEXT(session_row, created_at),
+};
+static cd_sql q_status = CD_SQL("SELECT status FROM sessions WHERE id = ?");
+static cd_sql q_guard = CD_SQL(
+    "UPDATE sessions SET version = version + 1 WHERE id = ?");
+static cd_sql q_activate = CD_SQL(
+    "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'waiting'");
+
+static cd_sql q_participants = CD_SQL(
+    "SELECT p.user_id AS userId, u.name, p.role FROM session_participants p"
+    " JOIN users u ON u.id = p.user_id WHERE p.session_id = ?"
+    " ORDER BY p.joined_at, p.user_id");
+static const cd_col participant_cols[] = {
+	DB_INT(participant_row, user_id), DB_TEXT(participant_row, name),
+	DB_TEXT(participant_row, role),
+};
+static cd_sql q_user = CD_SQL("SELECT role FROM users WHERE id = ?");
+static cd_sql q_add = CD_SQL(
+    "INSERT INTO session_participants (session_id, user_id, role)"
+    " VALUES (?, ?, 'mechanic')");
+
+static cd_sql q_cursor = CD_SQL(
+    "SELECT seq FROM session_messages WHERE id = ? AND session_id = ?");
+static cd_sql q_after = CD_SQL(
+    MESSAGE_SELECT " WHERE m.session_id = ? AND (m.seq > ? OR (m.seq = ? AND m.id > ?))"
+    " ORDER BY m.seq, m.id LIMIT 100");
+static cd_sql q_after_id = CD_SQL(	/* an id that is not one of this session's */
+    MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.seq, m.id LIMIT 100");
+static cd_sql q_latest = CD_SQL(
+    "SELECT id, userId, name, body, createdAt, seq FROM (SELECT m.id,"
+    " m.user_id AS userId, u.name, m.body, m.created_at AS createdAt, m.seq"
+    " FROM session_messages m JOIN users u ON u.id = m.user_id"
+    " WHERE m.session_id = ? ORDER BY m.seq DESC, m.id DESC LIMIT 100) t"
+    " ORDER BY seq, id");
+static const cd_col message_cols[] = {
+	DB_INT(message_row, id), DB_INT(message_row, user_id),
+	DB_TEXT(message_row, name), DB_TEXT(message_row, body),
+	DB_TEXT(message_row, created_at), DB_INT(message_row, seq),
+};
+static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
+static cd_sql q_state = CD_SQL(
+    "SELECT s.status, s.version, EXISTS (SELECT 1 FROM session_participants p"
+    " WHERE p.session_id = s.id AND p.user_id = ?) AS member"
+    " FROM sessions s WHERE s.id = ?");
+static const cd_col state_cols[] = {
+	DB_TEXT(chat_state, status), DB_INT(chat_state, version),
+	DB_INT(chat_state, member),
+};
+static cd_sql q_insert = CD_SQL(
+    "INSERT INTO session_messages (session_id, user_id, body, seq) VALUES (?, ?, ?, ?)");
+static cd_sql q_plan_name = CD_SQL("SELECT name FROM products WHERE code = ?");
+
+cd_err
+sstore_member_session(cd_arena *a, long long user_id, long long session_id,
+    session_row *s, bool *found)
+{
+	return db_fetch_row(&q_member, a, session_cols, DB_NCOLS(session_cols), s,
+	    sizeof(*s), found, "ii", user_id, session_id);
+}
+
+cd_err
+sstore_session(cd_arena *a, long long session_id, session_row *s, bool *found)
+{
+	return db_fetch_row(&q_session, a, session_cols, DB_NCOLS(session_cols), s,
+	    sizeof(*s), found, "i", session_id);
+}
+
+cd_err
+sstore_sessions_of(cd_arena *a, long long user_id, session_row **rows,
+    size_t *n)
+{
+	return db_fetch_all(&q_mine, a, session_cols, DB_NCOLS(session_cols),
+	    sizeof(**rows), rows, n, "i", user_id);
+}
+
+cd_err
+sstore_status(cd_arena *a, long long session_id, const char **status)
+{
+	return db_fetch_text(&q_status, a, status, NULL, "i", session_id);
+}
+
+cd_err
+sstore_guard(long long session_id, bool *found)
+{
+	return db_guard(&q_guard, found, "i", session_id);
+}
+
+cd_err
+sstore_activate(long long session_id, bool *moved)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	err = db_exec(&q_activate, &n, "i", session_id);
+	*moved = n > 0;
+	return err;
+}
+
+cd_err
+sstore_participants(cd_arena *a, long long session_id, participant_row **rows,
+    size_t *n)
+{
+	return db_fetch_all(&q_participants, a, participant_cols,
+	    DB_NCOLS(participant_cols), sizeof(**rows), rows, n, "i", session_id);
+}
+
+cd_err
+sstore_user_role(cd_arena *a, long long user_id, const char **role, bool *found)
+{
+	return db_fetch_text(&q_user, a, role, found, "i", user_id);
+}
+
+cd_err
+sstore_add_mechanic(long long session_id, long long user_id, bool *added)
+{
+	return db_insert_once(&q_add, added, NULL, "ii", session_id, user_id);
+}
+
+cd_err
+sstore_latest_messages(cd_arena *a, long long session_id, message_row **rows,
+    size_t *n)
+{
+	return db_fetch_all(&q_latest, a, message_cols, DB_NCOLS(message_cols),
+	    sizeof(**rows), rows, n, "i", session_id);
+}
+
+cd_err
+sstore_messages_after_json(long long session, long long after, json_t **rows)
+{
+	long long seq = -1;
+	bool found = false;
+	cd_err err;
+
+	if (after > 0 && (err = db_fetch_row(&q_cursor, NULL, db_int_col, 1,
+	    &seq, sizeof(seq), &found, "ii", after, session)) != CD_OK)
+		return err;
+	if (after > 0 && !found)
+		return db_rows(&q_after_id, rows, "ii", session, after);
+	if (!found)
+		seq = -1;
+	return db_rows(&q_after, rows, "iiii", session, seq, seq,
+	    found ? after : 0);
+}
+
+cd_err
+sstore_message_json(long long message_id, json_t **row)
+{
+	return db_row(&q_message, row, "i", message_id);
+}
+
+cd_err
+sstore_chat_state(cd_arena *a, long long user_id, long long session_id,
+    chat_state *s, bool *found)
+{
+	return db_fetch_row(&q_state, a, state_cols, DB_NCOLS(state_cols), s,
+	    sizeof(*s), found, "ii", user_id, session_id);
+}
+
+cd_err
+sstore_insert_message(long long session_id, long long user_id,
+    const char *body, long long seq, long long *id)
+{
+	return db_insert(&q_insert, id, "iisi", session_id, user_id, body, seq);
+}
+
+cd_err
+sstore_plan_name(cd_arena *a, const char *plan, const char **name)
+{
+	return db_fetch_text(&q_plan_name, a, name, NULL, "s", plan);
+}
