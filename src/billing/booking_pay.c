@@ -51,6 +51,8 @@ static cd_sql q_pay_succeeded = CD_SQL(
     " WHERE id = ? AND status IN ('pending', 'failed')");
 static cd_sql q_pay_failed = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE id = ? AND status = 'pending'");
+static cd_sql q_pay_dropped = CD_SQL(
+    "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
 /*
  * One declined attempt, counted once: each attempt has its own failed
  * charge, so a redelivered event (same charge) changes nothing.
@@ -728,4 +730,33 @@ booking_terms_of(long long booking_id, booking_terms *t, bool *found)
 	    sizeof(*t), 1, &n, "i", booking_id);
 	*found = err == CD_OK && n == 1;
 	return err;
+}
+
+/* Runs q on the booking; *done: it changed the booking. */
+static cd_err
+transition(cd_sql *q, long long booking_id, bool *done)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	err = db_exec(q, &n, "i", booking_id);
+	*done = err == CD_OK && n > 0;
+	return err;
+}
+
+cd_err
+booking_release(long long booking_id, bool *done)
+{
+	return transition(&q_book_failed, booking_id, done);
+}
+
+cd_err
+booking_cancel_unpaid(long long booking_id, bool *done)
+{
+	cd_err err;
+
+	if ((err = transition(&q_book_cancelled, booking_id, done)) != CD_OK ||
+	    !*done)
+		return err;
+	return db_exec(&q_pay_dropped, NULL, "i", booking_id);
 }

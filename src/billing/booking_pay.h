@@ -153,6 +153,17 @@ cd_err	 booking_refund(long long booking_id, long long user_id,
 	    const char *reason, bool cancel, const booking_split *part,
 	    bool *refunded);
 
+/*
+ * The booking's status changes outside a payment event, for the bookings
+ * family and the books' replay: booking_release() lets an unpaid hold go
+ * (awaiting_payment to payment_failed); booking_cancel_unpaid() cancels a
+ * booking that was never paid (to cancelled_by_user, its pending payment
+ * to failed).  *done: the booking was in the state the change starts from.
+ * Inside the caller's transaction.
+ */
+cd_err	 booking_release(long long booking_id, bool *done);
+cd_err	 booking_cancel_unpaid(long long booking_id, bool *done);
+
 struct booking_terms;
 /*
  * The booking's cancellation terms (calc.h): its price and fee, the time to

@@ -274,12 +274,12 @@ reverse_tx(void *arg)
 	bool fresh;
 	cd_err err;
 
-	if ((err = db_insert_once(&q_reversal, &fresh, NULL, "ssssi", rv->key,
-	    rv->ck.stripe_session_id, rv->ck.payment_intent_id, rv->ck.product,
-	    rv->refunded)) != CD_OK || !fresh)
+	if ((err = reversal_open(rv->key, rv->ck.stripe_session_id,
+	    rv->ck.payment_intent_id, rv->ck.product, rv->refunded, &fresh)) !=
+	    CD_OK || !fresh)
 		return err;
 	if ((err = rv->product->reverse(&rv->ck, rv->refunded, &units)) != CD_OK ||
-	    (err = db_exec(&q_reversal_units, NULL, "is", units, rv->key)) != CD_OK)
+	    (err = reversal_units(rv->key, units)) != CD_OK)
 		return err;
 	if (rv->refunded >= rv->ck.amount_cents &&
 	    (err = db_exec(&q_mark_refunded, NULL, "i", rv->ck.id)) != CD_OK)
@@ -357,4 +357,19 @@ fulfil_refund(const json_t *charge)
 	err = refund_in(charge, intent, a);
 	arena_free(a);
 	return err;
+}
+
+cd_err
+reversal_open(const char *key, const char *stripe_session_id,
+    const char *payment_intent, const char *product, long long cents,
+    bool *fresh)
+{
+	return db_insert_once(&q_reversal, fresh, NULL, "ssssi", key,
+	    stripe_session_id, payment_intent, product, cents);
+}
+
+cd_err
+reversal_units(const char *key, long long units)
+{
+	return db_exec(&q_reversal_units, NULL, "is", units, key);
 }

@@ -44,4 +44,17 @@ cd_err	 fulfil_checkout_of_intent(const char *intent, cd_arena *a,
 /* Marks an open local session failed (async payment failed). */
 cd_err	 fulfil_failed(const char *stripe_session_id);
 
+/*
+ * payment_reversals, which guards every refund's reversal (this module owns
+ * its statements; subscriptions reverse through them too): reversal_open()
+ * inserts the row of refund key (UNIQUE; *fresh false when it was there: the
+ * refund was reversed already), reversal_units() records the units taken
+ * back.  stripe_session_id may be NULL (an invoice's refund).  Inside the
+ * caller's transaction.
+ */
+cd_err	 reversal_open(const char *key, const char *stripe_session_id,
+	    const char *payment_intent, const char *product, long long cents,
+	    bool *fresh);
+cd_err	 reversal_units(const char *key, long long units);
+
 #endif

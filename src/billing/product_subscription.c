@@ -19,6 +19,7 @@
 #include "crypto.h"
 #include "db.h"
 #include "format.h"
+#include "fulfil.h"
 #include "ledger.h"
 #include "log.h"
 #include "products.h"
@@ -67,11 +68,6 @@ static const cd_col allocation_cols[] = {
 static cd_sql q_reversed = CD_SQL(
     "UPDATE subscription_allocations SET credits_reversed = credits_reversed + ?"
     " WHERE stripe_invoice_id = ?");
-static cd_sql q_reversal = CD_SQL(
-    "INSERT INTO payment_reversals (stripe_refund_id, payment_intent_id, product,"
-    " amount_cents, units_reversed) VALUES (?, ?, 'subscription', ?, 0)");
-static cd_sql q_reversal_units = CD_SQL(
-    "UPDATE payment_reversals SET units_reversed = ? WHERE stripe_refund_id = ?");
 static cd_sql q_plan = CD_SQL(
     "SELECT name, monthly_credits FROM subscription_plans WHERE id = ?");
 struct plan {
@@ -337,8 +333,8 @@ refund_tx(void *arg)
 	cd_entry e;
 	cd_err err;
 
-	if ((err = db_insert_once(&q_reversal, &fresh, NULL, "ssi", sr->key,
-	    jstr(sr->charge, "payment_intent"), refunded)) != CD_OK || !fresh ||
+	if ((err = reversal_open(sr->key, NULL, jstr(sr->charge, "payment_intent"),
+	    "subscription", refunded, &fresh)) != CD_OK || !fresh ||
 	    (err = db_exec(&q_guard_allocation, NULL, "s", sr->invoice_id)) != CD_OK ||
 	    (err = db_fetch(&q_allocation, sr->arena, allocation_cols,
 	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
@@ -362,7 +358,7 @@ refund_tx(void *arg)
 		    CD_OK)
 			return err;
 	}
-	return db_exec(&q_reversal_units, NULL, "is", units, sr->key);
+	return reversal_units(sr->key, units);
 }
 
 cd_err

@@ -78,9 +78,6 @@ static cd_sql q_payment = CD_SQL(
     " VALUES (?, ?, ?, 'pending')");
 static cd_sql q_set_intent = CD_SQL(
     "UPDATE bookings SET payment_intent_id = ? WHERE id = ?");
-static cd_sql q_release = CD_SQL(
-    "UPDATE bookings SET status = 'payment_failed'"
-    " WHERE id = ? AND status = 'awaiting_payment'");
 
 /* A booking's state and the API's view of bookings. */
 static cd_sql q_one = CD_SQL(
@@ -109,11 +106,6 @@ static cd_sql q_complete = CD_SQL(
     " AND start_time <= UTC_TIMESTAMP()");
 
 /* Cancelling. */
-static cd_sql q_cancel_unpaid = CD_SQL(
-    "UPDATE bookings SET status = 'cancelled_by_user'"
-    " WHERE id = ? AND status IN ('awaiting_payment', 'scheduled')");
-static cd_sql q_payment_dropped = CD_SQL(
-    "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
 /*
  * The cancellation's refund is decided once, before Stripe is asked: a
  * retried or racing cancel reads the same amount back (its own write makes
@@ -345,12 +337,6 @@ bstore_record_intent(long long booking_id, const char *pi, long long amount)
 }
 
 cd_err
-bstore_release(long long booking_id)
-{
-	return db_exec(&q_release, NULL, "i", booking_id);
-}
-
-cd_err
 bstore_state(cd_arena *a, long long booking_id, booking_state *st, bool *found)
 {
 	return db_fetch_row(&q_state, a, state_cols, DB_NCOLS(state_cols), st,
@@ -378,20 +364,6 @@ bstore_complete(long long booking_id, bool *done)
 	err = db_exec(&q_complete, &n, "i", booking_id);
 	*done = n > 0;
 	return err;
-}
-
-cd_err
-bstore_cancel_unpaid(long long booking_id, bool *done)
-{
-	unsigned long long n = 0;
-	cd_err err;
-
-	*done = false;
-	if ((err = db_exec(&q_cancel_unpaid, &n, "i", booking_id)) != CD_OK ||
-	    n == 0)
-		return err;
-	*done = true;
-	return db_exec(&q_payment_dropped, NULL, "i", booking_id);
 }
 
 cd_err

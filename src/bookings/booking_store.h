@@ -66,8 +66,6 @@ cd_err	 bstore_insert(const booking_row *, long long *id);
 /* The booking's pending payment row and its PaymentIntent id. */
 cd_err	 bstore_record_intent(long long booking_id, const char *payment_intent,
 	    long long amount_cents);
-/* awaiting_payment -> payment_failed, which frees the slot. */
-cd_err	 bstore_release(long long booking_id);
 
 /* What the handlers decide on: a booking's people, states and payment. */
 typedef struct booking_state {
@@ -87,11 +85,6 @@ cd_err	 bstore_booking_json(long long booking_id, json_t **row);
 cd_err	 bstore_bookings_json(long long user_id, json_t **rows);
 /* scheduled -> completed once it has started; *done: this call did it. */
 cd_err	 bstore_complete(long long booking_id, bool *done);
-/*
- * An unpaid (or scheduled, unpaid) booking -> cancelled_by_user and its
- * pending payment failed; *done false if it was in neither state.
- */
-cd_err	 bstore_cancel_unpaid(long long booking_id, bool *done);
 /* The cancellation's refund as decided, read back under the row's lock. */
 typedef struct booking_decision {
 	long long	 scheduled;	/* still scheduled */

@@ -155,8 +155,10 @@ record_tx(void *arg)
 static void
 release(struct newbooking *b, const char *why)
 {
+	bool done;
+
 	log_error("booking %lld: %s; released", b->id, why);
-	if (bstore_release(b->id) != CD_OK)
+	if (booking_release(b->id, &done) != CD_OK)
 		log_error("booking %lld: could not be released", b->id);
 }
 

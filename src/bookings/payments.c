@@ -84,7 +84,7 @@ cancel_unpaid_tx(void *arg)
 	bool done;
 	cd_err err;
 
-	if ((err = bstore_cancel_unpaid(c->id, &done)) != CD_OK || !done)
+	if ((err = booking_cancel_unpaid(c->id, &done)) != CD_OK || !done)
 		return err;
 	return audit_write("BOOKING_CANCELLED", "booking",
 	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id,

@@ -26,6 +26,7 @@
 #include "escape.h"
 #include "format.h"
 #include "holdings.h"
+#include "ledger.h"
 #include "page.h"
 #include "pages_store.h"
 #include "request.h"
@@ -280,19 +281,6 @@ h_register(cd_req *r)
 	return sign_in_page(r, "register", "Create an account");
 }
 
-/* The ledger counts tokens; people are shown whole credits. */
-static cd_err
-tokens_per_credit(long long *tpc)
-{
-	cd_err err;
-
-	if ((err = pstore_tokens_per_credit(tpc)) != CD_OK)
-		return err;
-	if (*tpc <= 0)
-		*tpc = 1;
-	return CD_OK;
-}
-
 /* The sentence naming what a paid checkout bought (p is no longer open). */
 static const char *
 purchase_what(cd_req *r, const page_purchase *p, const char **where)
@@ -476,7 +464,7 @@ h_dashboard(cd_req *r)
 		return err;
 	err = pstore_settings_json(&v);
 	if ((err = attach(d, "settings", err, v)) != CD_OK ||
-	    (err = tokens_per_credit(&tpc)) != CD_OK)
+	    (err = ledger_rate(&tpc)) != CD_OK)	/* tokens to whole credits */
 		return err;
 	json_object_set_new(d, "balance", jcount(b.balance / tpc));
 	if ((err = dashboard_lists(r, d)) != CD_OK)
@@ -557,7 +545,7 @@ h_billing(cd_req *r)
 
 	if ((err = packs_and_settings(r, d, true)) != CD_OK ||
 	    (err = balance_card(r, d, &b)) != CD_OK ||
-	    (err = tokens_per_credit(&tpc)) != CD_OK)
+	    (err = ledger_rate(&tpc)) != CD_OK)	/* tokens to whole credits */
 		return err;
 	json_object_set_new(d, "available", jcount(b.balance / tpc));
 	json_object_set_new(d, "bonusEarned", jcount(b.bonus_earned / tpc));

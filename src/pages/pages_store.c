@@ -202,8 +202,6 @@ static const cd_col product_cols[] = {
 	DB_TEXT(page_product, code), DB_TEXT(page_product, name),
 	DB_TEXT(page_product, description), DB_INT(page_product, unit_amount_cents),
 };
-static cd_sql q_tokens_per_credit = CD_SQL(
-    "SELECT int_value FROM platform_settings WHERE name = 'tokens_per_credit'");
 static const cd_col pack_cols[] = {
 	DB_TEXT(page_pack, id), DB_TEXT(page_pack, name), DB_INT(page_pack, credits),
 	DB_INT(page_pack, bonus_credits), DB_INT(page_pack, total_credits),
@@ -323,12 +321,6 @@ cd_err
 pstore_settings_json(json_t **row)
 {
 	return db_row(&q_settings, row, "");
-}
-
-cd_err
-pstore_tokens_per_credit(long long *n)
-{
-	return db_fetch_int(&q_tokens_per_credit, n, "");
 }
 
 cd_err

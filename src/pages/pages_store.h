@@ -25,7 +25,6 @@ cd_err	 pstore_products(cd_arena *, page_product **rows, size_t *n);
 /* The settings a page states in words {tokens_per_credit, voice_minutes, voice_days}. */
 cd_err	 pstore_settings_json(json_t **row);
 /* The ledger's tokens per credit shown (0 when it is not set). */
-cd_err	 pstore_tokens_per_credit(long long *n);
 /* Boost packs on sale, in their order. */
 typedef struct page_pack {
 	const char	*id, *name;

@@ -94,20 +94,12 @@ replay_booking_completed(void *arg)
 static cd_err
 cancel_unpaid_tx(void *arg)
 {
-	static cd_sql cancel = CD_SQL(
-	    "UPDATE bookings SET status = 'cancelled_by_user'"
-	    " WHERE id = ? AND status IN ('awaiting_payment', 'scheduled')");
-	static cd_sql dropped = CD_SQL(
-	    "UPDATE payments SET status = 'failed' WHERE booking_id = ? AND status = 'pending'");
-	long long id = *(long long *)arg;
-	unsigned long long n = 0;
+	bool done;
 	cd_err err;
 
-	if ((err = db_exec(&cancel, &n, "i", id)) != CD_OK)
+	if ((err = booking_cancel_unpaid(*(long long *)arg, &done)) != CD_OK)
 		return err;
-	if (n != 1)
-		return CD_CONFLICT;
-	return db_exec(&dropped, NULL, "i", id);
+	return done ? CD_OK : CD_CONFLICT;
 }
 
 /*
