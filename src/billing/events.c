@@ -356,9 +356,8 @@ handle(const char *id, event_fn fn, const json_t *object, cd_arena *a)
 	return err == CD_OK ? db_tx(processed_tx, &p) : err;
 }
 
-/* event_accept inside the event's arena a. */
-static cd_err
-accept_in(const json_t *event, const char *raw, size_t rawlen,
+cd_err
+event_accept_in(const json_t *event, const char *raw, size_t rawlen,
     const char *source, bool *duplicate, cd_arena *a)
 {
 	const char *id = jstr(event, "id"), *type = jstr(event, "type");
@@ -368,6 +367,7 @@ accept_in(const json_t *event, const char *raw, size_t rawlen,
 	bool fresh;
 	cd_err err;
 
+	*duplicate = false;
 	if (!json_is_object(object) || !event_fits(event, object))
 		return CD_BAD_REQUEST;
 	fn = handler_for(type);
@@ -392,8 +392,7 @@ event_accept(const json_t *event, const char *raw, size_t rawlen,
 	cd_arena *a = arena_new();
 	cd_err err;
 
-	*duplicate = false;
-	err = accept_in(event, raw, rawlen, source, duplicate, a);
+	err = event_accept_in(event, raw, rawlen, source, duplicate, a);
 	arena_free(a);
 	return err;
 }

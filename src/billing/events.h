@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <jansson.h>
 
+#include "arena.h"
 #include "error.h"
 
 /*
@@ -18,5 +19,8 @@
  */
 cd_err	 event_accept(const json_t *event, const char *raw, size_t rawlen,
 	    const char *source, bool *duplicate);
+/* The same in the caller's arena a (the webhook's request), not one of its own. */
+cd_err	 event_accept_in(const json_t *event, const char *raw, size_t rawlen,
+	    const char *source, bool *duplicate, cd_arena *a);
 
 #endif

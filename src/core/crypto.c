@@ -277,18 +277,27 @@ sha256_hex(const void *p, size_t n, char out[CD_SHA256_HEX])
 	hex_encode(md, 32, out);
 }
 
+bool
+hmac_sha256_pair(const char *key, const void *a, size_t alen, const void *b,
+    size_t blen, unsigned char out[32])
+{
+	size_t len = 0;
+
+	/* A key is always given: NULL would keep the previous call's. */
+	return algo_ready() && EVP_MAC_init(algo.hmac,
+	    (const unsigned char *)(key ? key : ""), key ? strlen(key) : 0,
+	    NULL) == 1 && EVP_MAC_update(algo.hmac, a, alen) == 1 &&
+	    (blen == 0 || EVP_MAC_update(algo.hmac, b, blen) == 1) &&
+	    EVP_MAC_final(algo.hmac, out, &len, 32) == 1 && len == 32;
+}
+
 void
 hmac_sha256_hex(const char *key, const void *p, size_t n,
     char out[CD_SHA256_HEX])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	size_t mdlen = 0, keylen = key ? strlen(key) : 0;
+	unsigned char md[32];
 
-	/* A key is always given: NULL would keep the previous call's. */
-	if (!algo_ready() || EVP_MAC_init(algo.hmac,
-	    (const unsigned char *)(key ? key : ""), keylen, NULL) != 1 ||
-	    EVP_MAC_update(algo.hmac, p, n) != 1 ||
-	    EVP_MAC_final(algo.hmac, md, &mdlen, sizeof(md)) != 1 || mdlen != 32) {
+	if (!hmac_sha256_pair(key, p, n, NULL, 0, md)) {
 		log_error("hmac_sha256_hex: HMAC failed");
 		out[0] = '\0';
 		return;

@@ -23,6 +23,12 @@ int	 random_token(char out[CD_TOKEN_LEN + 1]);		/* 0 = ok */
 void	 sha256_hex(const void *, size_t, char out[CD_SHA256_HEX]);
 void	 hmac_sha256_hex(const char *key, const void *, size_t,
 	    char out[CD_SHA256_HEX]);
+/*
+ * HMAC-SHA256 over a then b (b may be empty), raw, without copying either;
+ * false on failure.
+ */
+bool	 hmac_sha256_pair(const char *key, const void *a, size_t alen,
+	    const void *b, size_t blen, unsigned char out[32]);
 bool	 ct_equal(const void *, const void *, size_t);
 
 #endif

@@ -317,10 +317,16 @@ resp_json(cd_req *r, int status, json_t *body)
 {
 	char *s = json_dumps(body, JSON_COMPACT);
 
-	resp_header(r, "Cache-Control", "no-store");
-	respond(r, status, "application/json", s, s ? strlen(s) : 0);
+	resp_json_text(r, status, s, s ? strlen(s) : 0);
 	free(s);
 	json_decref(body);
+}
+
+void
+resp_json_text(cd_req *r, int status, const char *json, size_t len)
+{
+	resp_header(r, "Cache-Control", "no-store");
+	respond(r, status, "application/json", json, len);
 }
 
 void

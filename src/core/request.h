@@ -112,6 +112,8 @@ cd_err	 req_query_fields(cd_req *, const cd_field *, size_t, cd_value *out);
 /* Responses.  Each ends the request's output; the first one wins. */
 void	 resp_header(cd_req *, const char *name, const char *value);
 void	 resp_json(cd_req *, int status, json_t *body);	/* steals body */
+/* A JSON body already written out (copied), as resp_json sends it. */
+void	 resp_json_text(cd_req *, int status, const char *json, size_t len);
 void	 resp_html(cd_req *, int status, const char *html, size_t len);
 void	 resp_typed(cd_req *, int status, const char *type, const char *body,
 	    size_t len);		/* any Content-Type */

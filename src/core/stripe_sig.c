@@ -27,11 +27,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 
+#include "crypto.h"
 #include "escape.h"
 #include "log.h"
 #include "stripe.h"
@@ -136,30 +134,11 @@ sig_mac(const char *secret, long long t, const void *payload, size_t len,
     unsigned char out[MAC_LEN])
 {
 	char prefix[32];
-	EVP_MAC *mac = NULL;
-	EVP_MAC_CTX *ctx = NULL;
-	OSSL_PARAM params[2];
-	size_t outlen = 0;
-	int n, rc = -1;
+	int n;
 
 	n = snprintf(prefix, sizeof(prefix), "%lld.", t);
-	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
-	    (char *)"SHA256", 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if ((mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL ||
-	    (ctx = EVP_MAC_CTX_new(mac)) == NULL ||
-	    EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret),
-	    params) != 1 ||
-	    EVP_MAC_update(ctx, (const unsigned char *)prefix, (size_t)n) != 1 ||
-	    (len > 0 && EVP_MAC_update(ctx, payload, len) != 1) ||
-	    EVP_MAC_final(ctx, out, &outlen, MAC_LEN) != 1 ||
-	    outlen != MAC_LEN)
-		goto out;
-	rc = 0;
-out:
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(mac);
-	return rc;
+	return hmac_sha256_pair(secret, prefix, (size_t)n, payload, len, out) ?
+	    0 : -1;
 }
 
 cd_sig

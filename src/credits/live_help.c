@@ -72,8 +72,7 @@ live_help_summary(cd_req *r)
 	body = arena_printf(r->arena, "{\"totalHours\":%lld,\"usedHours\":%lld,"
 	    "\"remainingHours\":%lld,\"slots\":%s}", total, used, total - used,
 	    slots);
-	resp_header(r, "Cache-Control", "no-store");
-	resp_typed(r, 200, "application/json", body, strlen(body));
+	resp_json_text(r, 200, body, strlen(body));
 	return CD_OK;
 }
 

@@ -31,7 +31,7 @@ bad_signature(cd_req *r, cd_sig sig)
 static cd_err
 receive(cd_req *r)
 {
-	const char *header = req_param(r, "HTTP_STRIPE_SIGNATURE");
+	const char *header = req_param(r, "HTTP_STRIPE_SIGNATURE"), *answer;
 	json_error_t jerr;
 	json_t *event;
 	bool duplicate;
@@ -47,7 +47,8 @@ receive(cd_req *r)
 	if (!json_is_object(event))
 		return req_fail(r, CD_BAD_REQUEST, "invalid_json",
 		    "The event is not a JSON object.");
-	err = event_accept(event, r->body, r->body_len, "webhook", &duplicate);
+	err = event_accept_in(event, r->body, r->body_len, "webhook", &duplicate,
+	    r->arena);
 	if (err == CD_BAD_REQUEST)
 		return req_fail(r, err, "invalid_event",
 		    "The event's id, type or object id is missing or too long.");
@@ -58,8 +59,10 @@ receive(cd_req *r)
 	}
 	if (duplicate)
 		metrics_count(M_WEBHOOK_DUPLICATE);
-	resp_json(r, 200, json_pack("{s:b,s:b}", "received", 1, "duplicate",
-	    duplicate));
+	/* Two possible answers: written out, not built per event. */
+	answer = duplicate ? "{\"received\":true,\"duplicate\":true}" :
+	    "{\"received\":true,\"duplicate\":false}";
+	resp_json_text(r, 200, answer, strlen(answer));
 	return CD_OK;
 }
 
