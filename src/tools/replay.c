@@ -85,30 +85,48 @@ answer_for(const char *path, const json_t *params)
  * checkout that sold it as its metadata.  The row holds the latest state,
  * which is where a replay ends: status and period end only move forward.
  */
+struct kept_sub {
+	const char	*status;
+	long long	 cancel_at_period_end, user_id;
+	const char	*plan_id;
+	long long	 period_end;
+};
+
+static const cd_col kept_sub_cols[] = {
+	DB_TEXT(struct kept_sub, status),
+	DB_INT(struct kept_sub, cancel_at_period_end),
+	DB_INT(struct kept_sub, user_id),
+	DB_TEXT(struct kept_sub, plan_id),
+	DB_INT(struct kept_sub, period_end),
+};
+
 static cd_err
 subscription_as_kept(const char *id, json_t **out)
 {
 	static cd_sql *q;
-	json_t *row;
+	struct kept_sub row;
+	cd_arena *a = arena_new();
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(live_sql(&q, "SELECT status, cancel_at_period_end, user_id,"
-	    " plan_id, COALESCE(UNIX_TIMESTAMP(current_period_end), 0) AS period_end"
-	    " FROM @.subscriptions WHERE stripe_subscription_id = ?"), &row, "s",
-	    id)) != CD_OK)
-		return err;
-	if (row == NULL) {
-		log_warn("replay: no stored event carried subscription %s", id);
-		return CD_NOT_FOUND;
+	if ((err = db_fetch_row(live_sql(&q, "SELECT status, cancel_at_period_end,"
+	    " user_id, plan_id, COALESCE(UNIX_TIMESTAMP(current_period_end), 0)"
+	    " FROM @.subscriptions WHERE stripe_subscription_id = ?"), a,
+	    kept_sub_cols, DB_NCOLS(kept_sub_cols), &row, sizeof(row), &found,
+	    "s", id)) != CD_OK || !found) {
+		arena_free(a);
+		if (err == CD_OK)
+			log_warn("replay: no stored event carried subscription %s", id);
+		return err != CD_OK ? err : CD_NOT_FOUND;
 	}
 	/* Stripe's metadata values are strings */
 	*out = json_pack("{s:s,s:s,s:s,s:I,s:b,s:{s:o,s:s}}", "id", id,
-	    "object", "subscription", "status", jstr(row, "status"),
-	    "current_period_end", (json_int_t)jint(row, "period_end"),
-	    "cancel_at_period_end", jint(row, "cancel_at_period_end") != 0,
-	    "metadata", "user_id", json_sprintf("%lld", jint(row, "user_id")),
-	    "item", jstr(row, "plan_id"));
-	json_decref(row);
+	    "object", "subscription", "status", row.status,
+	    "current_period_end", (json_int_t)row.period_end,
+	    "cancel_at_period_end", row.cancel_at_period_end != 0,
+	    "metadata", "user_id", json_sprintf("%lld", row.user_id),
+	    "item", row.plan_id);
+	arena_free(a);
 	return *out != NULL ? CD_OK : CD_INTERNAL;
 }
 
@@ -267,66 +285,90 @@ static const char timeline_sql[] =
     OF_USER("c.user_id") " AND c.action = 'LIVE_HELP_CANCELLED'"
     ") x ORDER BY at, kind, ref";
 
+/* A kept answer: the GET asked (path, parameters as JSON) and Stripe's body. */
+struct answer_row {
+	const char	*path, *params, *object;
+};
+
+static const cd_col answer_cols[] = {
+	DB_TEXT(struct answer_row, path),
+	DB_TEXT(struct answer_row, params),
+	DB_TEXT(struct answer_row, object),
+};
+
 /* The answers kept for event_id, parsed, into answers. */
 static cd_err
 load_answers(const char *event_id)
 {
 	static cd_sql *q;
-	json_t *rows, *row;
+	struct answer_row *rows;
+	cd_arena *a;
 	cd_err err;
-	size_t i;
+	size_t i, n;
 
 	json_array_clear(answers);
 	if (event_id == NULL)
 		return CD_OK;
-	if ((err = db_rows(live_sql(&q, "SELECT path, params, object"
-	    " FROM @.stripe_event_answers WHERE event_id = ? ORDER BY seq"), &rows,
+	a = arena_new();
+	if ((err = db_fetch_all(live_sql(&q, "SELECT path, params, object"
+	    " FROM @.stripe_event_answers WHERE event_id = ? ORDER BY seq"), a,
+	    answer_cols, DB_NCOLS(answer_cols), sizeof(*rows), &rows, &n,
 	    "s", event_id)) != CD_OK)
-		return err;
-	json_array_foreach(rows, i, row) {
-		json_t *params = jstr(row, "params") ?
-		    json_loads(jstr(row, "params"), 0, NULL) : json_null();
-		json_t *object = json_loads(jstr(row, "object") ?: "", 0, NULL);
+		n = 0;
+	for (i = 0; i < n; i++) {
+		json_t *params = rows[i].params ?
+		    json_loads(rows[i].params, 0, NULL) : json_null();
+		json_t *object = json_loads(rows[i].object ?: "", 0, NULL);
 
 		if (object != NULL)
 			json_array_append_new(answers, json_pack("{s:s,s:o,s:o}",
-			    "path", jstr(row, "path"), "params", params ?: json_null(),
+			    "path", rows[i].path, "params", params ?: json_null(),
 			    "object", object));
 		else
 			json_decref(params);
 	}
-	json_decref(rows);
-	return CD_OK;
+	arena_free(a);
+	return err;
 }
+
+/* A stored event: its body as Stripe sent it, and where it came from. */
+struct stored_event {
+	const char	*payload, *source;
+};
+
+static const cd_col stored_event_cols[] = {
+	DB_TEXT(struct stored_event, payload),
+	DB_TEXT(struct stored_event, source),
+};
 
 static cd_err
 replay_event(long long ref)
 {
 	static cd_sql *q;
-	json_t *row, *event, *object;
-	const char *body;
-	bool dup;
+	struct stored_event row;
+	json_t *event = NULL, *object;
+	cd_arena *a = arena_new();
+	bool found, dup;
 	cd_err err;
 
-	if ((err = db_row(live_sql(&q, "SELECT payload, source FROM @.stripe_events"
-	    " WHERE id = ?"), &row, "i", ref)) != CD_OK || row == NULL)
-		return err;
-	body = jstr(row, "payload");
-	event = body ? json_loads(body, 0, NULL) : NULL;
-	if ((err = load_answers(jstr(event, "id"))) != CD_OK) {
-		json_decref(event);
-		json_decref(row);
-		return err;
-	}
+	if ((err = db_fetch_row(live_sql(&q, "SELECT payload, source"
+	    " FROM @.stripe_events WHERE id = ?"), a, stored_event_cols,
+	    DB_NCOLS(stored_event_cols), &row, sizeof(row), &found, "i",
+	    ref)) != CD_OK || !found)
+		goto out;
+	event = row.payload ? json_loads(row.payload, 0, NULL) : NULL;
+	if ((err = load_answers(jstr(event, "id"))) != CD_OK)
+		goto out;
 	object = json_object_get(json_object_get(event, "data"), "object");
 	if (json_is_string(json_object_get(object, "id")))
 		json_object_set(seen, jstr(object, "id"), object);
-	err = event == NULL ? CD_OK : event_accept(event, body, strlen(body),
-	    jstr(row, "source"), &dup);
+	err = event == NULL ? CD_OK : event_accept(event, row.payload,
+	    strlen(row.payload), row.source, &dup);
 	if (err != CD_OK)
 		log_error("replay: event %s could not be replayed", jstr(event, "id"));
+out:
 	json_decref(event);
-	json_decref(row);
+	arena_free(a);
 	return err;
 }
 
@@ -386,6 +428,16 @@ cancelled_booked_tx(void *arg)
 	return redeemed(id);
 }
 
+/* Whose Live Help hour an audit row names, and its slot. */
+struct seat_of {
+	long long	 user_id, slot_id;
+};
+
+static const cd_col seat_of_cols[] = {
+	DB_INT(struct seat_of, user_id),
+	DB_INT(struct seat_of, slot_id),
+};
+
 static cd_err
 cancelled_tx(void *arg)
 {
@@ -400,17 +452,18 @@ cancelled_tx(void *arg)
 	static cd_sql gone = CD_SQL(
 	    "DELETE FROM live_help_redemptions WHERE user_id = ? AND slot_id = ?");
 	unsigned long long n = 0;
+	struct seat_of row;
 	long long user, slot;
-	json_t *row;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(live_sql(&who, "SELECT user_id, CAST(entity_id AS UNSIGNED)"
-	    " AS slot_id FROM @.audit_log WHERE id = ?"), &row, "i",
-	    *(long long *)arg)) != CD_OK || row == NULL)
+	if ((err = db_fetch_row(live_sql(&who, "SELECT user_id,"
+	    " CAST(entity_id AS UNSIGNED) FROM @.audit_log WHERE id = ?"), NULL,
+	    seat_of_cols, DB_NCOLS(seat_of_cols), &row, sizeof(row), &found, "i",
+	    *(long long *)arg)) != CD_OK || !found)
 		return err != CD_OK ? err : CD_NOT_FOUND;
-	user = jint(row, "user_id");
-	slot = jint(row, "slot_id");
-	json_decref(row);
+	user = row.user_id;
+	slot = row.slot_id;
 	if ((err = db_exec(&hour, NULL, "ii", user, slot)) != CD_OK ||
 	    (err = db_exec(&seat, NULL, "ii", user, slot)) != CD_OK ||
 	    (err = db_exec(&gone, &n, "ii", user, slot)) != CD_OK)
@@ -437,7 +490,7 @@ voice_tx(void *arg)
 	    " SET c.is_active = (c.minutes_remaining > 0) WHERE u.session_id = ?");
 	long long ref = *(long long *)arg;
 	unsigned long long used = 0;
-	json_t *row;
+	long long kept;
 	cd_err err;
 
 	if ((err = db_exec(live_sql(&session, "INSERT INTO voice_therapy_sessions"
@@ -450,18 +503,32 @@ voice_tx(void *arg)
 	    "  ON lc.id = u.credit_id"
 	    " JOIN voice_therapy_credits c ON c.stripe_session_id = lc.stripe_session_id"
 	    " WHERE u.session_id = ? ORDER BY u.id"), &used, "i", ref)) != CD_OK ||
-	    (err = db_row(live_sql(&count, "SELECT COUNT(*) AS n"
-	    " FROM @.voice_therapy_usage WHERE session_id = ?"), &row, "i",
+	    (err = db_fetch_int(live_sql(&count, "SELECT COUNT(*)"
+	    " FROM @.voice_therapy_usage WHERE session_id = ?"), &kept, "i",
 	    ref)) != CD_OK)
 		return err;
 	/* A usage row whose credit never replayed: not this session. */
-	if (row == NULL || (unsigned long long)jint(row, "n") != used)
-		err = CD_CONFLICT;
-	json_decref(row);
-	if (err != CD_OK || (err = db_exec(&take, NULL, "i", ref)) != CD_OK)
+	if ((unsigned long long)kept != used)
+		return CD_CONFLICT;
+	if ((err = db_exec(&take, NULL, "i", ref)) != CD_OK)
 		return err;
 	return db_exec(&used_up, NULL, "i", ref);
 }
+
+/* A live ledger row, as the ledger takes it (metadata as stored JSON). */
+struct spent {
+	long long	 user_id, delta;
+	const char	*type, *activity, *description, *metadata;
+};
+
+static const cd_col spent_cols[] = {
+	DB_INT(struct spent, user_id),
+	DB_INT(struct spent, delta),
+	DB_TEXT(struct spent, type),
+	DB_TEXT(struct spent, activity),
+	DB_TEXT(struct spent, description),
+	DB_TEXT(struct spent, metadata),
+};
 
 /* Credits spent, through the ledger as they were spent live. */
 static cd_err
@@ -469,22 +536,27 @@ spend_tx(void *arg)
 {
 	static cd_sql *q;
 	long long after, ref = *(long long *)arg;
-	json_t *row, *meta;
+	struct spent row;
+	cd_arena *a = arena_new();
+	json_t *meta;
 	cd_entry e;
+	bool found;
 	cd_err err;
 
-	if ((err = db_row(live_sql(&q, "SELECT user_id, credits_delta,"
+	if ((err = db_fetch_row(live_sql(&q, "SELECT user_id, credits_delta,"
 	    " transaction_type, activity_type, description, metadata"
-	    " FROM @.credit_transactions WHERE id = ?"), &row, "i", ref)) != CD_OK ||
-	    row == NULL)
+	    " FROM @.credit_transactions WHERE id = ?"), a, spent_cols,
+	    DB_NCOLS(spent_cols), &row, sizeof(row), &found, "i", ref)) != CD_OK ||
+	    !found) {
+		arena_free(a);
 		return err;
-	meta = json_loads(jstr(row, "metadata") ?: "{}", 0, NULL);
-	e = (cd_entry){ jint(row, "user_id"), jint(row, "credits_delta"), 0,
-	    jstr(row, "transaction_type"), jstr(row, "activity_type"),
-	    jstr(row, "description"), meta };
+	}
+	meta = json_loads(row.metadata ?: "{}", 0, NULL);
+	e = (cd_entry){ row.user_id, row.delta, 0, row.type, row.activity,
+	    row.description, meta };
 	err = ledger_apply(&e, &after);
 	json_decref(meta);
-	json_decref(row);
+	arena_free(a);
 	return err;
 }
 
@@ -549,28 +621,44 @@ replay_step(int kind, const char *at, long long ref)
  * covered, a consumption whose purchase never replayed) is appended to
  * failed as {"table", "side": "not replayed", "id"}: the live row's id.
  */
+/* A step of the timeline (timeline_sql's columns). */
+struct step {
+	long long	 kind, ref;
+	const char	*at;
+};
+
+static const cd_col step_cols[] = {
+	DB_INT(struct step, kind),
+	DB_INT(struct step, ref),
+	DB_TEXT(struct step, at),
+};
+
 static cd_err
 replay_timeline(size_t *steps, json_t *failed)
 {
 	static cd_sql wall = CD_SQL("SET timestamp = DEFAULT");
-	json_t *rows, *row;
+	struct step *rows;
+	cd_arena *a = arena_new();
 	cd_err err;
-	size_t i;
+	size_t i, n;
 
 	if ((err = replay_bookings_prepare()) != CD_OK ||
-	    (err = db_rows(on_live(timeline_sql), &rows, "")) != CD_OK)
+	    (err = db_fetch_all(on_live(timeline_sql), a, step_cols,
+	    DB_NCOLS(step_cols), sizeof(*rows), &rows, &n, "")) != CD_OK) {
+		arena_free(a);
 		return err;
-	json_array_foreach(rows, i, row) {
-		int kind = (int)(jint(row, "kind") % NKINDS);
+	}
+	for (i = 0; i < n; i++) {
+		int kind = (int)(rows[i].kind % NKINDS);
 
 		/* Rolled back; the rest still replays, and this is reported. */
-		if (replay_step(kind, jstr(row, "at"), jint(row, "ref")) != CD_OK)
+		if (replay_step(kind, rows[i].at, rows[i].ref) != CD_OK)
 			json_array_append_new(failed, json_pack("{s:s,s:s,s:I}",
 			    "table", kinds[kind], "side", "not replayed",
-			    "id", (json_int_t)jint(row, "ref")));
+			    "id", (json_int_t)rows[i].ref));
 	}
-	*steps = json_array_size(rows);
-	json_decref(rows);
+	*steps = n;
+	arena_free(a);
 	return db_exec(&wall, NULL, "");
 }
 
