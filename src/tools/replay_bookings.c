@@ -102,33 +102,61 @@ cancel_unpaid_tx(void *arg)
 	return done ? CD_OK : CD_CONFLICT;
 }
 
+/* A replayed booking as the cancellation finds it, with its payment's status. */
+struct booking_now {
+	long long	 user_id;
+	const char	*status;
+	long long	 price_cents, platform_fee_cents;
+	const char	*payment_status;
+};
+
+static const cd_col booking_now_cols[] = {
+	DB_INT(struct booking_now, user_id),
+	DB_TEXT(struct booking_now, status),
+	DB_INT(struct booking_now, price_cents),
+	DB_INT(struct booking_now, platform_fee_cents),
+	DB_TEXT(struct booking_now, payment_status),
+};
+
+/* Live's decision on a cancellation: whether one was made, and the refund. */
+struct live_decision {
+	long long	 decided, refund_cents;
+};
+
+static const cd_col live_decision_cols[] = {
+	DB_INT(struct live_decision, decided),
+	DB_INT(struct live_decision, refund_cents),
+};
+
 /*
  * The refund live decided when the customer cancelled a scheduled booking
  * (by the policy and the clock then), written as live wrote it before
  * asking Stripe; false in *decided if none was (a booking not scheduled).
  */
 static cd_err
-decision(long long id, const json_t *now, booking_split *split, bool *decided)
+decision(long long id, const struct booking_now *now, booking_split *split,
+    bool *decided)
 {
 	static cd_sql *live;
 	static cd_sql decide = CD_SQL(
 	    "UPDATE bookings SET cancel_refund_cents = COALESCE(cancel_refund_cents, ?)"
 	    " WHERE id = ? AND status = 'scheduled'");
-	json_t *row;
+	struct live_decision row;
+	bool found;
 	cd_err err;
 
 	*decided = false;
-	if ((err = db_row(live_sql(&live, "SELECT cancel_refund_cents FROM @.bookings"
-	    " WHERE id = ?"), &row, "i", id)) != CD_OK || row == NULL)
+	if ((err = db_fetch_row(live_sql(&live, "SELECT cancel_refund_cents IS NOT NULL,"
+	    " COALESCE(cancel_refund_cents, 0) FROM @.bookings WHERE id = ?"), NULL,
+	    live_decision_cols, DB_NCOLS(live_decision_cols), &row, sizeof(row),
+	    &found, "i", id)) != CD_OK || !found)
 		return err != CD_OK ? err : CD_NOT_FOUND;
-	if (json_is_integer(json_object_get(row, "cancel_refund_cents"))) {
+	if (row.decided) {
 		*decided = true;
-		booking_refund_divide(jint(now, "price_cents"),
-		    jint(now, "platform_fee_cents"), jint(row, "cancel_refund_cents"),
-		    split);
+		booking_refund_divide(now->price_cents, now->platform_fee_cents,
+		    row.refund_cents, split);
 		err = db_exec(&decide, NULL, "ii", split->refund, id);
 	}
-	json_decref(row);
 	return err;
 }
 
@@ -146,26 +174,30 @@ replay_booking_cancelled(long long id)
 	    " p.status AS payment_status FROM bookings b"
 	    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
 	booking_split split;
-	json_t *now, *after;
-	bool decided;
+	struct booking_now now, after;
+	cd_arena *a = arena_new();
+	bool found, decided;
 	cd_err err;
 
-	if ((err = db_row(&q, &now, "i", id)) != CD_OK || now == NULL)
+	if ((err = db_fetch_row(&q, a, booking_now_cols, DB_NCOLS(booking_now_cols),
+	    &now, sizeof(now), &found, "i", id)) != CD_OK || !found) {
+		arena_free(a);
 		return err != CD_OK ? err : CD_NOT_FOUND;
-	if ((err = decision(id, now, &split, &decided)) == CD_OK) {
-		if (strcmp(jstr(now, "payment_status") ?: "", "succeeded") == 0)
-			err = booking_refund(id, jint(now, "user_id"),
+	}
+	if ((err = decision(id, &now, &split, &decided)) == CD_OK) {
+		if (strcmp(now.payment_status ?: "", "succeeded") == 0)
+			err = booking_refund(id, now.user_id,
 			    "requested_by_customer", true, decided ? &split : NULL, NULL);
 		else
 			err = db_tx(cancel_unpaid_tx, &id);
 	}
-	json_decref(now);
-	if (err != CD_OK || (err = db_row(&q, &after, "i", id)) != CD_OK)
-		return err;
-	/* Live cancelled it (its audit row says so); so must the replay. */
-	if (strcmp(jstr(after, "status") ?: "", "cancelled_by_user") != 0)
+	if (err == CD_OK && (err = db_fetch_row(&q, a, booking_now_cols,
+	    DB_NCOLS(booking_now_cols), &after, sizeof(after), NULL, "i",
+	    id)) == CD_OK &&
+	    /* Live cancelled it (its audit row says so); so must the replay. */
+	    strcmp(after.status ?: "", "cancelled_by_user") != 0)
 		err = CD_CONFLICT;
-	json_decref(after);
+	arena_free(a);
 	return err;
 }
 
@@ -197,12 +229,26 @@ replay_payout(void *arg)
  * that PaymentIntent (its id, amount and transfer reversal).  The replay
  * records the amount it decided itself, so a different amount shows.
  */
+struct live_refund {
+	const char	*id;
+	long long	 amount;
+	const char	*transfer_reversal;
+};
+
+static const cd_col live_refund_cols[] = {
+	DB_TEXT(struct live_refund, id),
+	DB_INT(struct live_refund, amount),
+	DB_TEXT(struct live_refund, transfer_reversal),
+};
+
 cd_err
 replay_booking_post(const char *path, const json_t *params, json_t **out)
 {
 	static cd_sql *q;
 	const char *pi = jstr(params, "payment_intent");
-	json_t *row;
+	struct live_refund row;
+	cd_arena *a;
+	bool found;
 	cd_err err;
 
 	*out = NULL;
@@ -210,17 +256,21 @@ replay_booking_post(const char *path, const json_t *params, json_t **out)
 		log_error("replay: POST %s has no answer", path);
 		return CD_STRIPE;
 	}
-	if ((err = db_row(live_sql(&q, "SELECT r.stripe_refund_id AS id,"
-	    " r.amount_cents AS amount, r.stripe_transfer_reversal_id AS transfer_reversal"
+	a = arena_new();
+	if ((err = db_fetch_row(live_sql(&q, "SELECT r.stripe_refund_id,"
+	    " r.amount_cents, r.stripe_transfer_reversal_id"
 	    " FROM @.refunds r JOIN @.payments p ON p.id = r.payment_id"
 	    " WHERE p.stripe_payment_intent_id = ? AND r.stripe_refund_id LIKE 're\\_%'"),
-	    &row, "s", pi)) != CD_OK)
-		return err;
-	if (row == NULL) {
+	    a, live_refund_cols, DB_NCOLS(live_refund_cols), &row, sizeof(row),
+	    &found, "s", pi)) == CD_OK && !found) {
 		log_warn("replay: live made no refund of %s", pi);
-		return CD_STRIPE;
+		err = CD_STRIPE;
 	}
-	json_object_set_new(row, "object", json_string("refund"));
-	*out = row;
-	return CD_OK;
+	/* Stripe's refund object, as far as the refund's code reads it */
+	if (err == CD_OK && (*out = json_pack("{s:s,s:I,s:s?,s:s}", "id", row.id,
+	    "amount", (json_int_t)row.amount, "transfer_reversal",
+	    row.transfer_reversal, "object", "refund")) == NULL)
+		err = CD_INTERNAL;
+	arena_free(a);
+	return err;
 }
