@@ -128,6 +128,7 @@ galera_opts() {
 		"--wsrep-sst-receive-address=$me" \
 		"--wsrep-provider-options=gmcast.listen_addr=tcp://$me:4567;ist.recv_addr=$me;gcache.size=128M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S;evs.install_timeout=PT5S" \
 		"--wsrep-sync-wait=1 --wsrep-slave-threads=1 --binlog-format=ROW" \
+		"--log-bin-trust-function-creators=ON" \
 		"--default-storage-engine=InnoDB --innodb-autoinc-lock-mode=2" \
 		"--innodb-flush-log-at-trx-commit=2"
 }
