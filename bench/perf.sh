@@ -6,6 +6,8 @@
 #   limit read   bench/limit_read.c: a bare libfcgi responder, one prepared
 #                primary-key SELECT per request
 #   app read     GET /api/live-help-hour, signed in (bench/live_help.lua)
+#   limit body   the read limit padded to as many bytes as the app read's
+#                answer, to tell the cost of the body from the app's work
 #   limit write  bench/limit_write.c: one prepared INSERT … ON DUPLICATE KEY
 #                UPDATE of the request body under a new key + COMMIT, the
 #                server flushing at commit
@@ -25,7 +27,9 @@
 # Settings: those of bench/common.sh (CD_STATE_DIR, CD_BENCH_*), and
 # CD_PERF_ROUNDS (1-5), CD_BENCH_EVENTS_N (events signed per webhook run,
 # 60000), CD_PERF_KEEPALIVE=0 (no FastCGI connections kept, to measure that
-# lever).  The bench database creditdesk_bench (two tables) is created with
+# lever), CD_PERF_RECORD=DIR (perf record -a -g of each target's run into
+# DIR/<target>-<round>.data, to see where the difference is spent).  The
+# bench database creditdesk_bench (two tables) is created with
 # the stack's root account and dropped at the end.
 set -euo pipefail
 BENCH_NAME=perf
@@ -188,16 +192,26 @@ parts() {
 	echo "$db|$nginx_workers|$children"
 }
 
+# A system-wide profile of the middle of a target's run (CD_PERF_RECORD).
+record() {
+	sleep 2
+	perf record -q -a -g -o "$CD_PERF_RECORD/$1-$round.data" -- sleep 5 >/dev/null 2>&1 ||
+		echo "perf: warning: perf record failed for $1" >&2
+}
+
 # measure NAME LUA PATH PROGRAM: run_wrk, and the CPU each part spent per
 # request (microseconds: database, nginx, responders) in $WORK/NAME.cpu.
 measure() {
-	local name=$1 program=$4 p before=() after=() total i
+	local name=$1 program=$4 p before=() after=() total i rec
 	IFS='|' read -r -a p <<<"$(parts "$program")"
 	for i in 0 1 2; do
 		# shellcheck disable=SC2086
 		before[i]=$(cpu_ticks ${p[i]})
 	done
+	rec=
+	[[ -z ${CD_PERF_RECORD:-} ]] || { record "$name" & rec=$!; }
 	run_wrk "$name" "$2" "$3"
+	[[ -z $rec ]] || wait "$rec"
 	for i in 0 1 2; do
 		# shellcheck disable=SC2086
 		after[i]=$(cpu_ticks ${p[i]})
@@ -215,12 +229,13 @@ run_round() {
 	local round=$1 prefix rps p99 total stored t app=$CD_STATE_DIR/app/bin
 	measure limit-read "$REPO/bench/get.lua" /bench/limit-read "$BIN/limit-read"
 	measure app-read "$REPO/bench/live_help.lua" /api/live-help-hour "$app/creditdesk-credits"
+	measure limit-body "$REPO/bench/get.lua" "/bench/limit-read?bytes=$APP_BYTES" "$BIN/limit-read"
 	prefix=perf$(date +%s)x$$x${round}x
 	helper events "$WORK/events.tsv" "$EVENTS_N" "$prefix"
 	CD_BENCH_POST_PATH=/bench/limit-write measure limit-write "$REPO/bench/webhook.lua" \
 		/bench/limit-write "$BIN/limit-write"
 	measure app-webhook "$REPO/bench/webhook.lua" /api/stripe/webhook "$app/creditdesk-webhook"
-	for t in limit-read app-read limit-write app-webhook; do
+	for t in limit-read app-read limit-body limit-write app-webhook; do
 		# A target that answered errors measured something else.
 		! grep -q "Non-2xx or 3xx responses" "$WORK/$t.txt" ||
 			die "$t answered errors in round $round; its figures are not valid"
@@ -257,10 +272,11 @@ print_table() {
 		"req/s per round" "CPU µs/req: db/nginx/app"
 	printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..68})" ----------- ----------- \
 		------- ------------------- --------------------------
-	for t in limit-read app-read limit-write app-webhook; do
+	for t in limit-read app-read limit-body limit-write app-webhook; do
 		case $t in
 		limit-read) label="bare responder, one prepared PK SELECT (read limit)" limit=limit-read ;;
-		app-read) label="GET /api/live-help-hour, signed in" limit=limit-read ;;
+		app-read) label="GET /api/live-help-hour, signed in ($APP_BYTES-byte answer)" limit=limit-read ;;
+		limit-body) label="read limit answering $APP_BYTES bytes too" limit=limit-read ;;
 		limit-write) label="bare responder, INSERT ... ON DUPLICATE KEY + COMMIT (write limit)" limit=limit-write ;;
 		app-webhook) label="POST /api/stripe/webhook, a new signed event each" limit=limit-write ;;
 		esac
@@ -272,6 +288,10 @@ print_table() {
 			"$(awk -v a="$rps" -v b="$lrps" 'BEGIN { printf "%.2f", a / b }')" \
 			"$(spread "$WORK/$t.all" 1)" "$cpu"
 	done
+	echo
+	echo "The app read against the read limit answering as many bytes: $(awk \
+		-v a="$(median "$WORK/app-read.all" 1)" -v b="$(median "$WORK/limit-body.all" 1)" \
+		'BEGIN { printf "%.2f", a / b }')"
 }
 
 stack_children=$(grep -o "CD_CHILDREN='[0-9]*'" "$CD_STATE_DIR/env" | tr -dc 0-9)
@@ -289,6 +309,8 @@ echo "perf: preparing a user with purchased Live Help hours"
 helper user "$WORK/cookie"
 export CD_BENCH_COOKIE CD_BENCH_EVENTS=$WORK/events.tsv CD_BENCH_THREADS=$THREADS
 CD_BENCH_COOKIE=$(<"$WORK/cookie")
+APP_BYTES=$(curl -s --max-time 5 -H "Cookie: cd_session=$CD_BENCH_COOKIE" "$CD_BASE_URL/api/live-help-hour" | wc -c)
+((APP_BYTES > 0)) || die "GET /api/live-help-hour answered nothing"
 for ((round = 1; round <= ROUNDS; round++)); do
 	run_round "$round"
 done

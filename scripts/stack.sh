@@ -685,12 +685,26 @@ nginx_render() {
 	mv -f "$NGINX_CONF.new" "$NGINX_CONF"
 }
 
+# What the running nginx was started or reloaded with: its configuration
+# and the repository's files that configuration includes.
+nginx_digest() {
+	cat "$NGINX_CONF" "$REPO"/nginx/*.conf | sha256sum | cut -d' ' -f1
+}
+
 nginx_start() {
 	local pid nginx=(nginx -p "$NGINX_PREFIX/" -e "$LOG/nginx-error.log" -c "$NGINX_CONF")
 	nginx_render
 	"${nginx[@]}" -t -q 9>&- || die "nginx rejected $NGINX_CONF"
 	if pid=$(nginx_pid); then
+		# A reload closes the old workers' idle kept connections, and a
+		# request a front had just sent on one is reset (a POST is not
+		# retried): restarting the responders alone must not reload.
+		if [[ $(nginx_digest) == "$(cat "$NGINX_CONF.loaded" 2>/dev/null)" ]]; then
+			log "nginx already running (pid $pid) with this configuration"
+			return 0
+		fi
 		kill -HUP "$pid"
+		nginx_digest >"$NGINX_CONF.loaded"
 		log "nginx already running (pid $pid); configuration reloaded"
 		return 0
 	fi
@@ -706,6 +720,7 @@ nginx_start() {
 		sleep 0.1
 	done
 	[[ -n $pid ]] || die "nginx did not write $NGINX_PID"
+	nginx_digest >"$NGINX_CONF.loaded"
 	log "nginx up (pid $pid, $BASE_URL)"
 }
 
