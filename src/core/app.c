@@ -59,11 +59,16 @@ struct session_sql {
 static struct session_sql session_sqls[MAX_SESSION_SQLS];
 static size_t nsession_sqls;
 
+/* Called from an app's init hook: one too many is a build mistake. */
 void
 app_session_sql(cd_handler fn, cd_session_sql *q)
 {
-	if (nsession_sqls < MAX_SESSION_SQLS)
-		session_sqls[nsession_sqls++] = (struct session_sql){ fn, q };
+	if (nsession_sqls == MAX_SESSION_SQLS) {
+		log_error("app_session_sql: more than %d routes with their own"
+		    " session lookup; raise MAX_SESSION_SQLS", MAX_SESSION_SQLS);
+		abort();
+	}
+	session_sqls[nsession_sqls++] = (struct session_sql){ fn, q };
 }
 
 /* The route's own session lookup, or NULL for the usual one. */

@@ -233,30 +233,37 @@ random_token(char out[CD_TOKEN_LEN + 1])
 static struct {
 	EVP_MD		*sha256;
 	EVP_MD_CTX	*digest;
-	EVP_MAC_CTX	*hmac;
-	bool		 failed;
+	EVP_MAC_CTX	*hmac;		/* set last: ready once it is */
 } algo;
 
+/*
+ * Fetches both on first use.  A failure (out of memory: both are built in)
+ * is undone, so a later call tries again instead of leaving the process
+ * unable to hash for good.
+ */
 static bool
 algo_ready(void)
 {
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_utf8_string("digest", (char *)"SHA256", 0), OSSL_PARAM_END
 	};
+	EVP_MAC_CTX *hmac = NULL;
 	EVP_MAC *mac;
 
-	if (algo.hmac != NULL || algo.failed)
-		return !algo.failed;
-	algo.failed = true;
-	if ((algo.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL ||
-	    (algo.digest = EVP_MD_CTX_new()) == NULL ||
-	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) == NULL)
+	if (algo.hmac != NULL)
+		return true;
+	if ((algo.sha256 != NULL ||
+	    (algo.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) != NULL) &&
+	    (algo.digest != NULL || (algo.digest = EVP_MD_CTX_new()) != NULL) &&
+	    (mac = EVP_MAC_fetch(NULL, "HMAC", NULL)) != NULL) {
+		hmac = EVP_MAC_CTX_new(mac);
+		EVP_MAC_free(mac);	/* the context keeps its own reference */
+	}
+	if (hmac == NULL || EVP_MAC_CTX_set_params(hmac, params) != 1) {
+		EVP_MAC_CTX_free(hmac);
 		return false;
-	algo.hmac = EVP_MAC_CTX_new(mac);
-	EVP_MAC_free(mac);	/* the context keeps its own reference */
-	if (algo.hmac == NULL || EVP_MAC_CTX_set_params(algo.hmac, params) != 1)
-		return false;
-	algo.failed = false;
+	}
+	algo.hmac = hmac;
 	return true;
 }
 
