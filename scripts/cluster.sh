@@ -102,7 +102,7 @@ cmd_exec() {
 chat_publishers() {
 	local i out=()
 	for ((i = 1; i <= MACHINES; i++)); do
-		out+=("unix:$(mstate "$i")/run/chat-publish.sock")
+		out+=("unix:$(mstate "$i")/run/publish/chat-publish.sock")
 	done
 	(IFS=,; echo "${out[*]}")
 }

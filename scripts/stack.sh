@@ -30,7 +30,7 @@
 # CD_DB_TIMEOUT, CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE,
 # CD_SESSION_IDLE and ASAN_OPTIONS are passed on to the responders when set;
 # CD_CHAT_PUBLISH (the chat push publishers, default this nginx's
-# run/chat-publish.sock) to the sessions family.
+# run/publish/chat-publish.sock) to the sessions family.
 # nginx's per-address limits, RATE:BURST (requests per second, and how many
 # more at once): CD_LIMIT_SIGNIN (20:100), CD_LIMIT_REGISTER (10:50),
 # CD_LIMIT_CHECKOUT (50:300); generous enough for the tests and benches,
@@ -217,10 +217,19 @@ prepare_state() {
 		[[ $n =~ ^[1-9][0-9]{0,5}:[0-9]{1,6}$ ]] || die "CD_LIMIT_* must be RATE:BURST, e.g. 20:100 (got '$n')"
 	done
 	link_state_dir
-	mkdir -p "$STATE" "$RUN" "$LOG" "$DBRUN" "$NGINX_PREFIX/tmp"
+	mkdir -p "$STATE" "$RUN" "$LOG" "$DBRUN" "$NGINX_PREFIX/tmp" "$RUN/publish"
 	chmod 755 "$STATE" "$RUN" "$LOG"
+	# The chat publisher socket nginx creates in here (root's, mode 666)
+	# would let anyone on the machine push into any room: only the
+	# responders' group may reach it.
+	if ((EUID == 0)); then
+		chown "root:$APP_OS_GROUP" "$RUN/publish"
+		chmod 750 "$RUN/publish"
+	else
+		chmod 700 "$RUN/publish"
+	fi
 	local s
-	for s in "$DB_SOCK" "$RUN/chat-publish.sock"; do
+	for s in "$DB_SOCK" "$RUN/publish/chat-publish.sock"; do
 		((${#s} < 108)) || die "socket path too long for unix sockets: $s (choose a shorter CD_STATE_DIR)"
 	done
 	if ((EUID == 0)); then
@@ -345,7 +354,7 @@ family_env() {
 	webhook) FAMILY_ENV+=("${stripe[@]}" STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET") ;;
 	# Chat push: this machine's nginx publisher, or every machine's
 	# (CD_CHAT_PUBLISH, set by scripts/cluster.sh).
-	sessions) FAMILY_ENV+=(CD_CHAT_PUBLISH="${CD_CHAT_PUBLISH:-unix:$RUN/chat-publish.sock}") ;;
+	sessions) FAMILY_ENV+=(CD_CHAT_PUBLISH="${CD_CHAT_PUBLISH:-unix:$RUN/publish/chat-publish.sock}") ;;
 	esac
 }
 
@@ -711,7 +720,7 @@ nginx_start() {
 	! port_busy "$HTTP_PORT" || die "port $HTTP_PORT is already in use by another process (set CD_HTTP_PORT)"
 	# A chat publisher socket left by an nginx that was killed would stop
 	# this one binding it; no nginx of this state dir runs now.
-	rm -f "$RUN/chat-publish.sock"
+	rm -f "$RUN/publish/chat-publish.sock"
 	"${nginx[@]}" </dev/null >>"$LOG/nginx-error.log" 2>&1 9>&- ||
 		die "nginx failed to start; see $LOG/nginx-error.log"
 	local i

@@ -6,7 +6,7 @@
  * CD_CHAT_PUBLISH lists the publishers, comma-separated: "unix:<socket>"
  * (nginx's publisher socket, the local stack's way) or "http://host:port"
  * (a publisher on a private address).  Unset: the production socket,
- * unix:/run/creditdesk/chat-publish.sock.  The list is read once, when the
+ * unix:/run/creditdesk/publish/chat-publish.sock.  The list is read once, when the
  * child starts (chat_push_init); each target keeps one curl handle for the
  * child's whole life, so its connection is reused from one message to the
  * next.
@@ -24,7 +24,7 @@
 #include "log.h"
 #include "sessions.h"
 
-#define PUSH_DEFAULT "unix:/run/creditdesk/chat-publish.sock"
+#define PUSH_DEFAULT "unix:/run/creditdesk/publish/chat-publish.sock"
 #define PUSH_MAX_TARGETS 8
 #define PUSH_TIMEOUT_MS 1000L
 

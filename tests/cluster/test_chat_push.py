@@ -18,7 +18,7 @@ from .common import machines, on
 
 def publisher(machine):
     """Machine N's (1-based) nginx publisher socket, next to its http.sock."""
-    return os.path.join(os.path.dirname(machines()[machine - 1]), "chat-publish.sock")
+    return os.path.join(os.path.dirname(machines()[machine - 1]), "publish", "chat-publish.sock")
 
 
 def held(session_id):

@@ -8,11 +8,15 @@ that a message whose transaction rolled back is never pushed.
 """
 
 import base64
+import grp
 import http.client
 import json
 import os
 import signal
 import socket
+import stat
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -23,7 +27,19 @@ from .test_consultations import admin, bought_chat, mechanic
 
 
 def publisher_socket():
-    return os.path.join(lib.env("CD_RUN_DIR"), "chat-publish.sock")
+    return os.path.join(lib.env("CD_RUN_DIR"), "publish", "chat-publish.sock")
+
+
+def connect_as(user, group):
+    """What connecting to the publisher socket as user:group gives."""
+    probe = ("import socket, sys\n"
+             "s = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(sys.argv[1])\n    print('connected')\n"
+             "except OSError as e:\n    print(type(e).__name__)\n")
+    out = subprocess.run(["setpriv", f"--reuid={user}", f"--regid={group}", "--clear-groups",
+                          sys.executable, "-c", probe, publisher_socket()],
+                         capture_output=True, text=True, timeout=10)
+    return out.stdout.strip() or out.stderr.strip()
 
 
 def subscribers(session_id, sock=None):
@@ -227,6 +243,21 @@ class Push(Case):
                                     data='{"body":"forged"}', timeout=5)
         self.assertStatus(forged, 404)
         self.assertTrue(es.nothing_within(1.5))
+
+    def test_only_the_responders_reach_the_publisher(self):
+        """Another account on the machine cannot push into a room."""
+        d = os.path.dirname(publisher_socket())
+        st = os.stat(d)
+        if os.geteuid() != 0:   # everything runs as the caller
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o700)
+            self.assertEqual(st.st_uid, os.geteuid())
+            return
+        # As root the stack runs the responders as nobody:nogroup.
+        self.assertEqual((stat.S_IMODE(st.st_mode), st.st_uid, grp.getgrgid(st.st_gid).gr_name),
+                         (0o750, 0, "nogroup"))
+        self.assertEqual(connect_as("nobody", "nogroup"), "connected")
+        self.assertEqual(connect_as("daemon", "daemon"), "PermissionError")
+        self.assertEqual(connect_as("www-data", "www-data"), "PermissionError")
 
     def test_a_rolled_back_message_is_never_pushed(self):
         es = self.stream(self.owner)
