@@ -321,12 +321,19 @@ front_conf() {
 			upstream cd_machines {
 		$servers		keepalive 32;
 			}
+			# A WebSocket's upgrade is passed on (Connection is hop-by-hop);
+			# every other request keeps its connection to the machine.
+			map \$http_upgrade \$creditdesk_connection {
+				default upgrade;
+				""      "";
+			}
 			server {
 				listen 127.0.0.1:$PORT;
 				location / {
 					proxy_pass http://cd_machines;
 					proxy_http_version 1.1;
-					proxy_set_header Connection "";
+					proxy_set_header Upgrade \$http_upgrade;
+					proxy_set_header Connection \$creditdesk_connection;
 					proxy_set_header Host \$http_host;
 					proxy_set_header X-Forwarded-For \$remote_addr;
 					# A machine that fails (or answers 502/503) is left

@@ -2,15 +2,16 @@
 Chat push on the three-machine cluster: each machine's nginx holds the
 subscriptions made through it, and the sessions responders of every machine
 publish each message to every machine's nginx (scripts/cluster.sh,
-CD_CHAT_PUBLISH).  A subscriber on machine 1, one on machine 2 and one
-through the front all get a message posted through machine 3, exactly.
+CD_CHAT_PUBLISH).  A subscriber on machine 1, one on machine 2, and an
+EventSource and a WebSocket through the front (which passes the upgrade on)
+all get a message posted through machine 3, exactly.
 """
 
 import os
 
 from tests.integration import lib
 from tests.integration.lib import Case
-from tests.integration.test_chat_push import EventStream, subscribers
+from tests.integration.test_chat_push import EventStream, WebSocketStream, subscribers
 from tests.integration.test_consultations import admin, bought_chat, mechanic
 
 from .common import machines, on
@@ -35,14 +36,16 @@ class ChatPush(Case):
                                       {"userId": mech.id, "role": "mechanic"}), 201)
         streams = [EventStream(on(owner, 1), sess), EventStream(on(mech, 2), sess),
                    EventStream(owner, sess)]     # the last one through the front
+        ws = WebSocketStream(mech, sess)         # through the front too
         try:
             for s in streams:
                 self.assertEqual(s.status, 200)
+            self.assertTrue(ws.head.startswith(b"HTTP/1.1 101"), ws.head)
             lib.wait_until(lambda: subscribers(sess, publisher(1)) >= 1, timeout=10,
                            message="machine 1 holds the first subscriber")
             lib.wait_until(lambda: subscribers(sess, publisher(2)) >= 1, timeout=10,
                            message="machine 2 holds the second subscriber")
-            lib.wait_until(lambda: held(sess) == 3, timeout=10, message="three subscribers")
+            lib.wait_until(lambda: held(sess) == 4, timeout=10, message="four subscribers")
             path = f"/api/sessions/{sess}/messages"
             for i, (who, body) in enumerate(((mech, "posted on machine 3"),
                                              (owner, "and a reply, also on 3"))):
@@ -50,6 +53,8 @@ class ChatPush(Case):
                 self.assertStatus(sent, 201, f"post {i}")
                 for n, s in enumerate(streams):
                     self.assertEqual(s.next_event(), sent.json["message"], f"stream {n}, post {i}")
+                self.assertEqual(ws.next_message(), sent.json["message"], f"websocket, post {i}")
         finally:
             for s in streams:
                 s.close()
+            ws.close()

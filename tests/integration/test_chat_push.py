@@ -108,6 +108,53 @@ class EventStream:
         self.conn.close()
 
 
+class WebSocketStream:
+    """One WebSocket subscription of browser b to room session_id, over TCP."""
+
+    def __init__(self, browser, session_id, timeout=10):
+        u = urllib.parse.urlsplit(browser.base)
+        self.sock = socket.create_connection((u.hostname, u.port or 80), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies[u.hostname].items())
+        self.sock.sendall((f"GET /api/sessions/{session_id}/stream HTTP/1.1\r\n"
+                           f"Host: {u.netloc}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                           f"Cookie: {cookie}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            got = self.sock.recv(4096)
+            if not got:
+                break
+            head += got
+        self.head, _, self.buf = head.partition(b"\r\n\r\n")
+
+    def next_message(self):
+        """The next text frame's payload as JSON."""
+        while len(self.buf) < 2 or len(self.buf) < sum(self._frame_len()):
+            got = self.sock.recv(65536)
+            if not got:
+                raise EOFError("websocket closed")
+            self.buf += got
+        n, off = self._frame_len()
+        frame, self.buf = self.buf[:off + n], self.buf[off + n:]
+        if frame[0] & 0x0F != 1:
+            raise AssertionError(f"not a text frame: {frame[:16]!r}")
+        return json.loads(frame[off:])
+
+    def _frame_len(self):
+        """(payload length, payload offset) of the unmasked server frame in buf."""
+        b = self.buf
+        n = b[1] & 0x7F
+        if n == 126:
+            return (int.from_bytes(b[2:4], "big"), 4) if len(b) >= 4 else (1 << 30, 4)
+        if n == 127:
+            return (int.from_bytes(b[2:10], "big"), 10) if len(b) >= 10 else (1 << 30, 10)
+        return n, 2
+
+    def close(self):
+        self.sock.close()
+
+
 def long_poll(browser, session_id, out, headers=None):
     """One long-poll request (no EventSource/WebSocket headers) into out[0]."""
     out.append(browser.get(f"/api/sessions/{session_id}/stream",
@@ -178,41 +225,15 @@ class Push(Case):
         self.assertEqual([r.json for r in more], [second.json["message"]])
 
     def test_websocket_subscriber_gets_the_message(self):
-        u = urllib.parse.urlsplit(self.owner.base)
-        s = socket.create_connection((u.hostname, u.port or 80), timeout=10)
+        ws = WebSocketStream(self.mech, self.sess)
         try:
-            key = base64.b64encode(os.urandom(16)).decode()
-            cookie = "; ".join(f"{k}={v}" for k, v in self.mech.cookies[u.hostname].items())
-            s.sendall((f"GET /api/sessions/{self.sess}/stream HTTP/1.1\r\nHost: {u.netloc}\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                       f"Cookie: {cookie}\r\n\r\n").encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += s.recv(4096)
-            head, rest = head.split(b"\r\n\r\n", 1)
-            self.assertTrue(head.startswith(b"HTTP/1.1 101"), head)
+            self.assertTrue(ws.head.startswith(b"HTTP/1.1 101"), ws.head)
             wait_subscribed(self.sess)
             sent = self.owner.post(self.path, {"body": "over a websocket"})
             self.assertStatus(sent, 201)
-            frame = rest
-            while len(frame) < 2 or len(frame) < sum(self._ws_len(frame)):
-                frame += s.recv(65536)
-            n, off = self._ws_len(frame)
-            self.assertEqual(frame[0] & 0x0F, 1, "a text frame")
-            self.assertEqual(json.loads(frame[off:off + n]), sent.json["message"])
+            self.assertEqual(ws.next_message(), sent.json["message"])
         finally:
-            s.close()
-
-    @staticmethod
-    def _ws_len(frame):
-        """(payload length, payload offset) of an unmasked server frame."""
-        n = frame[1] & 0x7F
-        if n == 126:
-            return (int.from_bytes(frame[2:4], "big"), 4) if len(frame) >= 4 else (1 << 30, 4)
-        if n == 127:
-            return (int.from_bytes(frame[2:10], "big"), 10) if len(frame) >= 10 else (1 << 30, 10)
-        return n, 2
+            ws.close()
 
     def test_outsiders_get_the_messages_apis_errors(self):
         other = lib.register()
