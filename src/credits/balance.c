@@ -5,33 +5,17 @@
 #include <stdlib.h>
 
 #include "credits.h"
-#include "db.h"
+#include "credits_store.h"
 #include "ledger.h"
-
-static cd_sql q_packs = CD_SQL(
-    "SELECT id, name, credits, bonus_credits, credits + bonus_credits AS total,"
-    " price_cents, currency, badge FROM boost_packs WHERE active = 1 ORDER BY sort_order");
 
 cd_err
 boost_packs(cd_req *r)
 {
-	json_t *rows, *row, *packs;
-	size_t i;
+	json_t *packs;
 	cd_err err;
 
-	if ((err = db_rows(&q_packs, &rows, "")) != CD_OK)
+	if ((err = crstore_packs_json(&packs)) != CD_OK)
 		return err;
-	req_own(r, rows);
-	packs = json_array();
-	json_array_foreach(rows, i, row)
-		json_array_append_new(packs, json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:O}",
-		    "id", json_object_get(row, "id"), "name", json_object_get(row, "name"),
-		    "credits", json_object_get(row, "credits"),
-		    "bonusCredits", json_object_get(row, "bonus_credits"),
-		    "totalCredits", json_object_get(row, "total"),
-		    "priceCents", json_object_get(row, "price_cents"),
-		    "currency", json_object_get(row, "currency"),
-		    "badge", json_object_get(row, "badge")));
 	resp_json(r, 200, json_pack("{s:o}", "packs", packs));
 	return CD_OK;
 }

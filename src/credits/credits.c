@@ -3,6 +3,7 @@
  */
 #include "app.h"
 #include "credits.h"
+#include "credits_store.h"
 
 static const cd_route routes[] = {
 	{ "GET", "/api/live-help-hour", live_help_summary, R_USER },

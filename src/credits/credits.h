@@ -7,9 +7,6 @@
 
 #include "request.h"
 
-struct cd_sql;
-/* GET /api/live-help-hour's session lookup: with the page's reads. */
-extern struct cd_session_sql live_help_session_sql;
 cd_err	 live_help_summary(cd_req *);
 cd_err	 live_help_book(cd_req *);
 cd_err	 live_help_cancel(cd_req *);

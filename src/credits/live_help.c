@@ -6,33 +6,10 @@
 #include <string.h>
 
 #include "credits.h"
-#include "db.h"
+#include "credits_store.h"
 #include "holdings.h"
 #include "session.h"
 #include "slots.h"
-
-/*
- * GET /api/live-help-hour in one round trip: the session check, the user's
- * totals and the stamp of the upcoming slots (slots.h), whose list the
- * child keeps while the stamp says it holds.
- */
-struct summary_row {
-	cd_session_row	 s;
-	long long	 has_totals, total, used, frozen, slots_version, now;
-};
-static const cd_col summary_cols[] = {
-	CD_SESSION_COLS(struct summary_row, s),
-	DB_INT(struct summary_row, has_totals), DB_INT(struct summary_row, total),
-	DB_INT(struct summary_row, used), DB_INT(struct summary_row, frozen),
-	DB_INT(struct summary_row, slots_version), DB_INT(struct summary_row, now),
-};
-cd_session_sql live_help_session_sql = {
-	CD_SQL("SELECT " CD_SESSION_COLUMNS ", t.user_id IS NOT NULL,"
-	    " t.hours_total, t.hours_used, t.hours_frozen, " SLOTS_STAMP_COLUMNS
-	    CD_SESSION_FROM " LEFT JOIN user_live_help_totals t ON t.user_id = u.id"
-	    SLOTS_STAMP_JOIN CD_SESSION_WHERE),
-	summary_cols, DB_NCOLS(summary_cols), sizeof(struct summary_row)
-};
 
 /*
  * Hours bought and used (frozen hours of a disputed payment count as used
@@ -40,7 +17,7 @@ cd_session_sql live_help_session_sql = {
  * summary's row when it has the totals, else read.
  */
 static cd_err
-hours(cd_req *r, const struct summary_row *row, long long *total,
+hours(cd_req *r, const live_help_row *row, long long *total,
     long long *used)
 {
 	cd_hours h;
@@ -58,7 +35,7 @@ hours(cd_req *r, const struct summary_row *row, long long *total,
 cd_err
 live_help_summary(cd_req *r)
 {
-	const struct summary_row *row = r->session_row;
+	const live_help_row *row = r->session_row;
 	long long total, used;
 	const char *slots;
 	char *body;

@@ -3,7 +3,8 @@ Each SQL statement has one owner: a text declared with CD_SQL(...) in two
 places means two modules write (or read) the same rows their own way, and
 the next change to that rule will be made in only one of them.  Declaring a
 statement text twice anywhere under src/ fails here; the second user calls
-the owner's function instead.
+the owner's function instead.  A route family declares its statements only
+in its store module (<family>_store.c), so its route files hold no SQL.
 
 Run: /usr/bin/python3 -m unittest discover -s tests/layout -v
 """
@@ -61,6 +62,28 @@ class StatementsHaveOneOwner(unittest.TestCase):
     def test_no_statement_text_is_declared_twice(self):
         twice = {sql: files for sql, files in statements().items() if len(files) > 1}
         self.assertEqual(twice, {}, "statements declared in more than one place")
+
+
+FAMILIES = ("auth", "checkout", "webhook", "credits", "sessions", "bookings", "pages")
+# The sign-in throttle owns its table (src/auth/throttle.c); every other
+# statement of a family lives in the family's store module.
+OWN_TABLE = {"src/auth/throttle.c"}
+
+
+def family_files_with_sql():
+    return {f for files in statements().values() for f in files
+            if f.split("/")[1] in FAMILIES}
+
+
+class FamiliesDeclareSqlInTheirStore(unittest.TestCase):
+    def test_route_files_hold_no_sql(self):
+        loose = {f for f in family_files_with_sql()
+                 if not f.endswith("_store.c") and f not in OWN_TABLE}
+        self.assertEqual(loose, set(), "a family's statements belong in its store module")
+
+    def test_the_scan_sees_the_stores(self):
+        self.assertTrue({"src/credits/credits_store.c", "src/pages/pages_store.c"}
+                        <= family_files_with_sql())
 
 
 if __name__ == "__main__":
