@@ -28,7 +28,8 @@
 # CD_PERF_ROUNDS (1-5), CD_BENCH_EVENTS_N (events signed per webhook run,
 # 60000), CD_PERF_KEEPALIVE=0 (no FastCGI connections kept, to measure that
 # lever), CD_PERF_RECORD=DIR (perf record -a -g of each target's run into
-# DIR/<target>-<round>.data, to see where the difference is spent).  The
+# DIR/<target>-<round>.data, to see where the difference is spent; needs
+# Debian's linux-perf, which deps.sh does not install).  The
 # bench database creditdesk_bench (two tables) is created with
 # the stack's root account and dropped at the end.
 set -euo pipefail
