@@ -28,8 +28,19 @@ def new_expert(rate, user=None, active=1, name=None):
     return eid
 
 
+# The (day, hour) pairs future() has drawn: a test books one expert several
+# times, and two bookings drawn at the same hour would collide (409).
+_drawn = set()
+
+
 def future(days=None, hour=None, minute=0, short=False):
-    """A UTC start time in the future: (API string, datetime)."""
+    """A UTC start time in the future: (API string, datetime); a day and hour
+    drawn at random are never drawn twice."""
+    while days is None and hour is None:
+        pick = (2 + secrets.randbelow(300), secrets.randbelow(20))
+        if pick not in _drawn:
+            _drawn.add(pick)
+            days, hour = pick
     days = days if days is not None else 2 + secrets.randbelow(300)
     hour = hour if hour is not None else secrets.randbelow(20)
     d = (datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
