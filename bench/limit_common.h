@@ -48,10 +48,11 @@ static void
 limit_answer(FCGX_Request *f, int ok, const char *json, size_t len)
 {
 	if (!ok) {
-		FCGX_FPrintF(f->out, "Status: 503\r\nContent-Type: application/json\r\n\r\n{}");
+		FCGX_FPrintF(f->out, "Status: 503 Service Unavailable\r\n"
+		    "Content-Type: application/json\r\n\r\n{}");
 		return;
 	}
-	FCGX_FPrintF(f->out, "Status: 200\r\nContent-Type: application/json\r\n"
+	FCGX_FPrintF(f->out, "Status: 200 OK\r\nContent-Type: application/json\r\n"
 	    "Content-Length: %d\r\n\r\n", (int)len);
 	FCGX_PutStr(json, (int)len, f->out);
 }

@@ -295,14 +295,47 @@ req_end(cd_req *r)
 	arena_reset(r->arena);
 }
 
+/*
+ * The reason phrase of a status this app sends: nginx copies the Status line
+ * as it is, and "HTTP/1.1 200" without one lacks the space HTTP requires.
+ */
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 303: return "See Other";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 413: return "Content Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Content";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	}
+	/* Any other: the name of its class (RFC 9110, section 15). */
+	return status < 300 ? "Successful" : status < 400 ? "Redirection" :
+	    status < 500 ? "Client Error" : "Server Error";
+}
+
 static void
 write_response(cd_req *r)
 {
 	FCGX_Request *f = r->fcgi;
 
 	/* With its length nginx passes the body on as it is, not chunked. */
-	FCGX_FPrintF(f->out, "Status: %d\r\nContent-Length: %lu\r\n", r->status,
-	    (unsigned long)r->out.len);
+	FCGX_FPrintF(f->out, "Status: %d %s\r\nContent-Length: %lu\r\n", r->status,
+	    reason(r->status), (unsigned long)r->out.len);
 	FCGX_PutStr(buf_cstr(&r->headers), (int)r->headers.len, f->out);
 	FCGX_PutStr("\r\n", 2, f->out);
 	if (strcmp(r->method, "HEAD") != 0 && r->out.len > 0)

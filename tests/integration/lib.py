@@ -84,10 +84,12 @@ def emu_url():
 # ---------------------------------------------------------------- HTTP
 
 class Response:
-    """status, headers (lower-case name -> list of values), body bytes."""
+    """status, headers (lower-case name -> list of values), body bytes; reason:
+    the status line's reason phrase."""
 
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, reason=""):
         self.status = status
+        self.reason = reason
         self.headers = headers
         self.body = body
         self._json = None
@@ -177,7 +179,7 @@ def http_request(method, url, body=None, headers=None, timeout=30, unix_socket=N
         out = {}
         for k, v in resp.getheaders():
             out.setdefault(k.lower(), []).append(v)
-        return Response(resp.status, out, data)
+        return Response(resp.status, out, data, resp.reason)
     finally:
         conn.close()
 

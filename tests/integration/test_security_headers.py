@@ -67,6 +67,15 @@ class SecurityHeaderTests(Case):
                 self.assertStatus(r, status, what)
                 self.assertCommonHeaders(r, what)
 
+    def test_every_status_line_has_its_reason_phrase(self):
+        # RFC 9110 renamed two of Python's older phrases.
+        renamed = {413: "Content Too Large", 422: "Unprocessable Content"}
+        for what, r, status, _ in self.responses():
+            with self.subTest(what):
+                self.assertStatus(r, status, what)
+                self.assertIn(r.reason, {http.HTTPStatus(status).phrase, renamed.get(status)},
+                              what)
+
     def test_pages_have_a_csp_without_unsafe_inline_and_others_none(self):
         for what, r, _, html in self.responses():
             with self.subTest(what):
