@@ -227,6 +227,35 @@ login_redirect(cd_req *r)
 	buf_free(&b);
 }
 
+/* A 405's Allow header (RFC 9110 requires it): the methods this path takes. */
+static void
+allow_header(const cd_app *app, cd_req *r)
+{
+	static const char *const methods[] = { "GET", "HEAD", "POST", "PUT",
+	    "PATCH", "DELETE" };
+	enum { NMETHODS = sizeof(methods) / sizeof(methods[0]) };
+	long long ids[CD_MAX_ROUTE_IDS];
+	bool takes[NMETHODS] = { false };
+	char list[64] = "";
+	size_t i, m;
+
+	for (i = 0; i < app->nroutes; i++) {
+		if (!route_match(app->routes[i].pattern, r->path, ids, CD_MAX_ROUTE_IDS))
+			continue;
+		for (m = 0; m < NMETHODS; m++)
+			if (strcmp(app->routes[i].method, methods[m]) == 0)
+				takes[m] = true;
+	}
+	takes[1] |= takes[0];		/* every GET route answers HEAD */
+	for (m = 0; m < NMETHODS; m++)
+		if (takes[m]) {
+			if (list[0] != '\0')
+				strcat(list, ", ");
+			strcat(list, methods[m]);
+		}
+	resp_header(r, "Allow", arena_strdup(r->arena, list));
+}
+
 static cd_err
 dispatch(const cd_app *app, cd_req *r, const cd_route **rtp)
 {
@@ -234,8 +263,12 @@ dispatch(const cd_app *app, cd_req *r, const cd_route **rtp)
 	bool known;
 	cd_err err;
 
-	if ((rt = find_route(app, r, &known)) == NULL)
-		return known ? CD_METHOD_NOT_ALLOWED : CD_NOT_FOUND;
+	if ((rt = find_route(app, r, &known)) == NULL) {
+		if (!known)
+			return CD_NOT_FOUND;
+		allow_header(app, r);
+		return CD_METHOD_NOT_ALLOWED;
+	}
 	*rtp = rt;
 	if (!(rt->flags & R_RAW) && (err = session_load_with(r,
 	    session_sql_for(rt))) != CD_OK)

@@ -319,7 +319,13 @@ class BadInputTests(Case):
 
     def test_wrong_method_on_buy(self):
         a = register()
-        self.assertError(a.get("/api/buy/live_help"), 405, "method_not_allowed")
+        r = a.get("/api/buy/live_help")
+        self.assertError(r, 405, "method_not_allowed")
+        self.assertEqual(r.header_all("allow"), ["POST"])
+        # a path that takes more than one method names them all
+        r = a.request("DELETE", "/api/bookings")
+        self.assertError(r, 405, "method_not_allowed")
+        self.assertEqual(r.header_all("allow"), ["GET, HEAD, POST"])
         self.assertError(a.post("/api/buy/nothing_like_this", {"quantity": 1}), 404)
         self.assertEqual(checkout_rows(a.id), [])
 
