@@ -305,6 +305,9 @@ respond(cd_req *r, int status, const char *type, const char *body, size_t len)
 		return;
 	r->responded = true;
 	r->status = status;
+	/* Like nginx's own 503 (an API's or a page's): when to try again. */
+	if (status == 503)
+		resp_header(r, "Retry-After", "5");
 	if (type != NULL)
 		resp_header(r, "Content-Type", type);
 	buf_reset(&r->out);

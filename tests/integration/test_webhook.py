@@ -186,8 +186,14 @@ class DatabaseDownTests(Case):
             attempts = emu_deliveries(evt["id"])
             self.assertTrue(attempts and all(d["status"] == 503 for d in attempts), attempts)
             # the API answers 503 in the SPEC's shape too
-            self.assertError(a.get("/api/live-help-hour"), 503, "database_unavailable")
+            r = a.get("/api/live-help-hour")
+            self.assertError(r, 503, "database_unavailable")
+            self.assertEqual(r.header_all("retry-after"), ["5"])
             self.assertError(a.confirm(sid), 503, "database_unavailable")
+            r = a.get("/dashboard")                 # a page: a sentence, and when to retry
+            self.assertStatus(r, 503, "page with the database down")
+            self.assertIn("temporarily unavailable", r.text)
+            self.assertEqual(r.header_all("retry-after"), ["5"])
             wait_until(lambda: len(emu_deliveries(evt["id"])) >= 2, 10,
                        message="the emulator retrying")
             stack("start-db")
