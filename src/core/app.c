@@ -479,8 +479,9 @@ app_run(const cd_app *app)
 	while (FCGX_Accept_r(&f) >= 0) {
 		req_begin(&r, &f, r.arena);
 		serve_one(app, &r);
+		FCGX_Finish_r(&f);	/* the response is complete for nginx */
+		req_run_after(&r);
 		req_end(&r);
-		FCGX_Finish_r(&f);
 	}
 	db_close();
 	return 0;

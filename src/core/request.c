@@ -107,6 +107,33 @@ req_own(cd_req *r, json_t *j)
 	return arena_json(r->arena, j);
 }
 
+struct cd_after {
+	void		(*fn)(void *);
+	void		*arg;
+	struct cd_after	*next;
+};
+
+void
+req_after(cd_req *r, void (*fn)(void *), void *arg)
+{
+	struct cd_after *a = arena_alloc(r->arena, sizeof(*a)), **tail;
+
+	*a = (struct cd_after){ fn, arg, NULL };
+	for (tail = &r->after; *tail != NULL; tail = &(*tail)->next)
+		;
+	*tail = a;
+}
+
+void
+req_run_after(cd_req *r)
+{
+	struct cd_after *a;
+
+	for (a = r->after; a != NULL; a = a->next)
+		a->fn(a->arg);
+	r->after = NULL;
+}
+
 /* "boostPackId" → "boost_pack_id", for error codes. */
 static const char *
 snake(cd_req *r, const char *prefix, const char *name)

@@ -58,6 +58,8 @@ typedef struct cd_req {
 	bool		 responded;
 	const char	*err_code;	/* set by req_fail() */
 	const char	*err_message;
+
+	struct cd_after	*after;		/* req_after(), in the arena */
 } cd_req;
 
 /* CGI variable (HTTP headers as HTTP_X_Y), or NULL. */
@@ -75,6 +77,14 @@ bool	 media_type_is(const char *ct, const char *type);
 cd_err	 req_fail(cd_req *, cd_err err, const char *code, const char *message);
 /* The request takes one reference of j and drops it when it ends (any number). */
 json_t	*req_own(cd_req *, json_t *j);
+/*
+ * fn(arg) runs once the response has gone to nginx, before the request's
+ * arena is released (so arg may live there): work the client need not wait
+ * for, such as a chat push.  It cannot change the response.  In call order.
+ */
+void	 req_after(cd_req *, void (*fn)(void *), void *arg);
+/* Runs what req_after() queued (the app loop, after finishing a request). */
+void	 req_run_after(cd_req *);
 
 /*
  * Declared request fields.  Integers are parsed with range-checked strtoll

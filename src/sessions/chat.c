@@ -126,7 +126,7 @@ messages_post(cd_req *r)
 		return err;
 	if (message == NULL)
 		return CD_INTERNAL;
-	chat_push(r->ids[0], message);	/* committed: never before */
+	chat_push(r, r->ids[0], message);	/* committed: never before */
 	resp_json(r, 201, json_pack("{s:o}", "message", message));
 	return CD_OK;
 }

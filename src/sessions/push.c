@@ -8,8 +8,12 @@
  * (a publisher on a private address).  Unset: the production socket,
  * unix:/run/creditdesk/publish/chat-publish.sock.  The list is read once, when the
  * child starts (chat_push_init); each target keeps one curl handle for the
- * child's whole life, so its connection is reused from one message to the
- * next.
+ * child's whole life, and one curl multi handle keeps their connections, so
+ * each is reused from one message to the next.
+ *
+ * The POSTs go out once the sender's answer has gone (req_after), and to all
+ * publishers at once: a slow or hung machine never delays the sender, and
+ * costs the child one timeout (PUSH_TIMEOUT_MS) however many machines hang.
  *
  * Push is an optimisation, never the record: the message is already
  * committed, and GET …/messages?after= (catch-up and polling) lists it
@@ -37,6 +41,14 @@ struct target {
 static struct target targets[PUSH_MAX_TARGETS];
 static size_t ntargets;
 static struct curl_slist *headers;
+static CURLM *multi;
+
+/* One message on its way: the room's publish path and the JSON, in the arena. */
+struct push {
+	char	path[64];
+	char	*body;
+	size_t	 len;
+};
 
 /* One entry of CD_CHAT_PUBLISH; false (and logged) if it is neither form. */
 static bool
@@ -76,7 +88,7 @@ chat_push_init(void)
 	headers = curl_slist_append(NULL, "Content-Type: application/json");
 	/* Never wait for "100 Continue" on a longer message. */
 	headers = curl_slist_append(headers, "Expect:");
-	return headers == NULL ? -1 : 0;
+	return headers == NULL || (multi = curl_multi_init()) == NULL ? -1 : 0;
 }
 
 static size_t
@@ -104,44 +116,99 @@ target_handle(struct target *t)
 	return t->h;
 }
 
-/* One POST to one publisher; nchan answers 201 (subscribers) or 202 (none). */
+/* The publisher's name in log lines. */
 static void
-publish_one(struct target *t, const char *path, const char *body, size_t len)
+log_target(const struct target *t, const char *path, const char *what)
+{
+	log_warn("chat push %s%s%s: %s", t->socket ? "unix:" : "",
+	    t->socket ? t->socket : t->base, path, what);
+}
+
+/* Adds the POST of p to t to the multi handle; false if it cannot. */
+static bool
+start_one(struct target *t, const struct push *p)
 {
 	CURL *h = target_handle(t);
-	char url[512];
-	long status = 0;
-	CURLcode rc;
+	char url[512];		/* libcurl keeps a copy */
 
 	if (h == NULL) {
-		log_error("chat push %s: cannot set up libcurl", t->base);
-		return;
+		log_target(t, p->path, "cannot set up libcurl");
+		return false;
 	}
-	snprintf(url, sizeof url, "%s%s", t->base, path);
+	snprintf(url, sizeof url, "%s%s", t->base, p->path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)len);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-	if ((rc = curl_easy_perform(h)) != CURLE_OK)
-		log_warn("chat push %s%s%s: %s", t->socket ? "unix:" : "",
-		    t->socket ? t->socket : t->base, path, curl_easy_strerror(rc));
+	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)p->len);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, p->body);
+	if (curl_multi_add_handle(multi, h) != CURLM_OK) {
+		log_target(t, p->path, "cannot start the request");
+		return false;
+	}
+	return true;
+}
+
+/* What one POST came to; nchan answers 201 (subscribers) or 202 (none). */
+static void
+finish_one(CURL *h, CURLcode rc, const char *path)
+{
+	struct target *t = NULL;
+	long status = 0;
+	char what[32];
+	size_t i;
+
+	for (i = 0; i < ntargets && t == NULL; i++)
+		if (targets[i].h == h)
+			t = &targets[i];
+	if (t == NULL)
+		return;
+	if (rc != CURLE_OK)
+		log_target(t, path, curl_easy_strerror(rc));
 	else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status),
-	    status < 200 || status > 299)
-		log_warn("chat push %s%s%s: HTTP %ld", t->socket ? "unix:" : "",
-		    t->socket ? t->socket : t->base, path, status);
+	    status < 200 || status > 299) {
+		snprintf(what, sizeof what, "HTTP %ld", status);
+		log_target(t, path, what);
+	}
+}
+
+/* Every publisher at once; each transfer ends by PUSH_TIMEOUT_MS. */
+static void
+publish(void *arg)
+{
+	const struct push *p = arg;
+	bool started[PUSH_MAX_TARGETS];
+	int running = 0, left;
+	CURLMsg *m;
+	size_t i;
+
+	for (i = 0; i < ntargets; i++)
+		started[i] = start_one(&targets[i], p);
+	do {
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			break;
+		if (running > 0 && curl_multi_poll(multi, NULL, 0,
+		    (int)PUSH_TIMEOUT_MS, NULL) != CURLM_OK)
+			break;
+	} while (running > 0);
+	while ((m = curl_multi_info_read(multi, &left)) != NULL)
+		if (m->msg == CURLMSG_DONE)
+			finish_one(m->easy_handle, m->data.result, p->path);
+	for (i = 0; i < ntargets; i++)
+		if (started[i])
+			curl_multi_remove_handle(multi, targets[i].h);
 }
 
 void
-chat_push(long long session, const json_t *message)
+chat_push(cd_req *r, long long session, const json_t *message)
 {
-	char path[64], *body;
-	size_t i, len;
+	struct push *p;
+	char *body;
 
 	if (ntargets == 0 ||
 	    (body = json_dumps(message, JSON_COMPACT)) == NULL)
 		return;
-	len = strlen(body);
-	snprintf(path, sizeof path, "/internal/chat/publish/%lld", session);
-	for (i = 0; i < ntargets; i++)
-		publish_one(&targets[i], path, body, len);
+	p = arena_alloc(r->arena, sizeof(*p));
+	p->body = arena_strdup(r->arena, body);
+	p->len = strlen(body);
 	free(body);
+	snprintf(p->path, sizeof p->path, "/internal/chat/publish/%lld", session);
+	req_after(r, publish, p);
 }

@@ -38,9 +38,10 @@ cd_err	 messages_stream(cd_req *);
 int	 chat_push_init(void);
 /*
  * Publishes a committed message (the messages API's JSON for it) to the
- * room's subscribers on every configured nginx; failures are only logged.
+ * room's subscribers on every configured nginx, once r's answer has gone;
+ * failures are only logged.
  */
-void	 chat_push(long long session, const json_t *message);
+void	 chat_push(cd_req *r, long long session, const json_t *message);
 cd_err	 participants_add(cd_req *);
 cd_err	 participants_take(cd_req *);
 

@@ -4,14 +4,18 @@ subscriptions made through it, and the sessions responders of every machine
 publish each message to every machine's nginx (scripts/cluster.sh,
 CD_CHAT_PUBLISH).  A subscriber on machine 1, one on machine 2, and an
 EventSource and a WebSocket through the front (which passes the upgrade on)
-all get a message posted through machine 3, exactly.
+all get a message posted through machine 3, exactly.  A machine whose nginx
+hangs delays neither the sender nor the other machines' subscribers.
 """
 
 import os
+import signal
+import time
 
 from tests.integration import lib
 from tests.integration.lib import Case
-from tests.integration.test_chat_push import EventStream, WebSocketStream, subscribers
+from tests.integration.test_chat_push import (EventStream, WebSocketStream, nginx_workers,
+                                              subscribers)
 from tests.integration.test_consultations import admin, bought_chat, mechanic
 
 from .common import machines, on
@@ -20,6 +24,14 @@ from .common import machines, on
 def publisher(machine):
     """Machine N's (1-based) nginx publisher socket, next to its http.sock."""
     return os.path.join(os.path.dirname(machines()[machine - 1]), "publish", "chat-publish.sock")
+
+
+def nginx_processes(machine):
+    """Machine N's nginx master and workers."""
+    run = os.path.dirname(machines()[machine - 1])
+    with open(os.path.join(os.path.dirname(run), "nginx", "nginx.pid")) as f:
+        master = int(f.read())
+    return [master] + [int(p) for p in nginx_workers(master)]
 
 
 def held(session_id):
@@ -58,3 +70,34 @@ class ChatPush(Case):
             for s in streams:
                 s.close()
             ws.close()
+
+    def test_a_hung_machine_delays_neither_the_sender_nor_the_others(self):
+        """Machine 1's nginx stopped (its publisher socket takes connections
+        and answers nothing; it is the first publisher every machine lists):
+        a message posted on machine 3 is answered at once and reaches a
+        subscriber on machine 2 at once, not after the push's 1 s timeout."""
+        owner, mech = lib.register(), mechanic()
+        sess = bought_chat(owner)
+        lib.check_status(admin().post(f"/api/admin/sessions/{sess}/participants",
+                                      {"userId": mech.id, "role": "mechanic"}), 201)
+        stream = EventStream(on(owner, 2), sess)
+        hung = nginx_processes(1)
+        try:
+            self.assertEqual(stream.status, 200)
+            lib.wait_until(lambda: subscribers(sess, publisher(2)) >= 1, timeout=10,
+                           message="machine 2 holds the subscriber")
+            for pid in hung:
+                os.kill(pid, signal.SIGSTOP)
+            t0 = time.monotonic()
+            sent = on(mech, 3).post(f"/api/sessions/{sess}/messages",
+                                    {"body": "machine 1 hangs"})
+            answered = time.monotonic() - t0
+            self.assertStatus(sent, 201)
+            self.assertEqual(stream.next_event(), sent.json["message"])
+            delivered = time.monotonic() - t0
+            self.assertLess(answered, 0.7, "the sender waited for the hung machine")
+            self.assertLess(delivered, 0.7, "machine 2 waited for the hung machine")
+        finally:
+            for pid in hung:
+                os.kill(pid, signal.SIGCONT)
+            stream.close()
