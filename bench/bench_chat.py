@@ -54,7 +54,7 @@ def delivery(messages):
         lib.check_status(sent, 201, "post")
         got = stream.next_event()
         times.append((time.monotonic() - t0) * 1000)
-        if got["id"] != sent.json["message"]["id"]:
+        if got["message"]["id"] != sent.json["message"]["id"]:
             raise SystemExit(f"bench: message {i} arrived as {got!r}")
     stream.close()
     return times

@@ -76,6 +76,7 @@ struct post {
 	cd_req		*r;
 	const char	*body;
 	long long	 id;
+	long long	 after;		/* the message before it, 0: none */
 };
 
 static cd_err
@@ -100,6 +101,7 @@ post_tx(void *arg)
 	if (closed)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed; it takes no new messages.");
+	p->after = s.last_id;
 	return sstore_insert_message(r->ids[0], r->user->id, p->body, s.version,
 	    &p->id);
 }
@@ -107,7 +109,7 @@ post_tx(void *arg)
 cd_err
 messages_post(cd_req *r)
 {
-	struct post p = { r, NULL, 0 };
+	struct post p = { r, NULL, 0, 0 };
 	json_t *message;
 	cd_value v[1];
 	cd_err err;
@@ -126,7 +128,7 @@ messages_post(cd_req *r)
 		return err;
 	if (message == NULL)
 		return CD_INTERNAL;
-	chat_push(r, r->ids[0], message);	/* committed: never before */
+	chat_push(r, r->ids[0], p.after, message);	/* committed: never before */
 	resp_json(r, 201, json_pack("{s:o}", "message", message));
 	return CD_OK;
 }

@@ -18,6 +18,8 @@
  * Push is an optimisation, never the record: the message is already
  * committed, and GET …/messages?after= (catch-up and polling) lists it
  * whatever happens here, so a failure is logged and the send still succeeds.
+ * Each event names the message before it ("after"), so a page whose
+ * machine missed a push catches up at the next one.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -197,13 +199,18 @@ publish(void *arg)
 }
 
 void
-chat_push(cd_req *r, long long session, const json_t *message)
+chat_push(cd_req *r, long long session, long long after, const json_t *message)
 {
 	struct push *p;
+	json_t *event;
 	char *body;
 
-	if (ntargets == 0 ||
-	    (body = json_dumps(message, JSON_COMPACT)) == NULL)
+	if (ntargets == 0 || (event = json_pack("{s:I,s:O}", "after",
+	    (json_int_t)after, "message", message)) == NULL)
+		return;
+	body = json_dumps(event, JSON_COMPACT);
+	json_decref(event);
+	if (body == NULL)
 		return;
 	p = arena_alloc(r->arena, sizeof(*p));
 	p->body = arena_strdup(r->arena, body);

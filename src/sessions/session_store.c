@@ -68,11 +68,13 @@ static const cd_col message_cols[] = {
 static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
 static cd_sql q_state = CD_SQL(
     "SELECT s.status, s.version, EXISTS (SELECT 1 FROM session_participants p"
-    " WHERE p.session_id = s.id AND p.user_id = ?) AS member"
+    " WHERE p.session_id = s.id AND p.user_id = ?) AS member,"
+    " COALESCE((SELECT m.id FROM session_messages m WHERE m.session_id = s.id"
+    " ORDER BY m.seq DESC, m.id DESC LIMIT 1), 0) AS last_id"
     " FROM sessions s WHERE s.id = ?");
 static const cd_col state_cols[] = {
 	DB_TEXT(chat_state, status), DB_INT(chat_state, version),
-	DB_INT(chat_state, member),
+	DB_INT(chat_state, member), DB_INT(chat_state, last_id),
 };
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO session_messages (session_id, user_id, body, seq) VALUES (?, ?, ?, ?)");

@@ -78,6 +78,7 @@ typedef struct chat_state {
 	const char	*status;
 	long long	 version;	/* the guard's: the new message's seq */
 	long long	 member;	/* the user takes part */
+	long long	 last_id;	/* the message before the new one, 0: none */
 } chat_state;
 cd_err	 sstore_chat_state(cd_arena *, long long user_id, long long session_id,
 	    chat_state *, bool *found);

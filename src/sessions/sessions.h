@@ -37,11 +37,14 @@ cd_err	 messages_stream(cd_req *);
 /* Reads CD_CHAT_PUBLISH once, at start-up; 0 = ok. */
 int	 chat_push_init(void);
 /*
- * Publishes a committed message (the messages API's JSON for it) to the
- * room's subscribers on every configured nginx, once r's answer has gone;
- * failures are only logged.
+ * Publishes a committed message to the room's subscribers on every
+ * configured nginx, once r's answer has gone, as {"after": <the id of the
+ * message before it, 0 if none>, "message": <the messages API's JSON for
+ * it>}; a page that has not seen "after" missed a push and catches up.
+ * Failures are only logged.
  */
-void	 chat_push(cd_req *r, long long session, const json_t *message);
+void	 chat_push(cd_req *r, long long session, long long after,
+	    const json_t *message);
 cd_err	 participants_add(cd_req *);
 cd_err	 participants_take(cd_req *);
 

@@ -3,8 +3,10 @@
  *
  * New messages arrive by push: an EventSource on GET /api/sessions/{id}/stream
  * (nginx holds it, so a waiting browser never holds a server process) gets
- * each message as the messages API's JSON once it has been saved.  Whenever
- * the stream (re)connects, the page first catches up with GET …/messages
+ * each message once it has been saved, as {after, message}: the messages
+ * API's JSON for it and the id of the message before it.  Whenever the
+ * stream (re)connects, and whenever a pushed message follows one this page
+ * has not seen (its push was lost), the page catches up with GET …/messages
  * ?after=<last id shown>; a browser without EventSource, or whose stream the
  * server refuses, polls that about once a second instead.  The server lists
  * a session's messages in commit order (its position, seq; not always id
@@ -197,9 +199,11 @@
       poll();
     };
     stream.onmessage = function (ev) {
-      var m;
-      try { m = JSON.parse(ev.data); } catch (e) { return; }
-      if (m && typeof m === 'object') show([m]);
+      var e;
+      try { e = JSON.parse(ev.data); } catch (x) { return; }
+      if (!e || typeof e.message !== 'object' || e.message === null) return;
+      if (e.after && !seen[e.after]) poll();   /* before show(): from the last one seen */
+      show([e.message]);
     };
     stream.onerror = function () {
       room.setAttribute('data-stream', 'reconnecting');

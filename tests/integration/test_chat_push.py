@@ -194,13 +194,15 @@ class Push(Case):
         sent = self.mech.post(self.path, {"body": body})
         self.assertStatus(sent, 201)
         got = es.next_event()
-        self.assertEqual(got, sent.json["message"])
-        self.assertEqual((got["userId"], got["body"]), (self.mech.id, body))
+        self.assertEqual(got, {"after": 0, "message": sent.json["message"]}, "the room's first")
+        self.assertEqual((got["message"]["userId"], got["message"]["body"]), (self.mech.id, body))
         listed = self.owner.get(self.path).json["messages"]
-        self.assertEqual(listed, [got], "the pushed JSON is the messages API's, seq included")
-        # The next ones follow in order on the same stream.
+        self.assertEqual(listed, [got["message"]], "the pushed JSON is the messages API's, seq included")
+        # The next ones follow in order on the same stream, each naming the one before it.
         ids = [self.owner.post(self.path, {"body": f"n{i}"}).json["message"]["id"] for i in range(3)]
-        self.assertEqual([es.next_event()["id"] for _ in range(3)], ids)
+        self.assertEqual([(e["after"], e["message"]["id"]) for e in
+                          (es.next_event() for _ in range(3))],
+                         list(zip([got["message"]["id"]] + ids[:2], ids)))
 
     def test_long_poll_gets_the_message_with_its_exact_body(self):
         out = []
@@ -212,7 +214,7 @@ class Push(Case):
         t.join(20)
         self.assertEqual(len(out), 1, "the long-poll never answered")
         self.assertStatus(out[0], 200)
-        self.assertEqual(out[0].json, sent.json["message"])
+        self.assertEqual(out[0].json, {"after": 0, "message": sent.json["message"]})
         # The next poll, from where this one ended, gets the next message only.
         nxt = {"If-Modified-Since": out[0].header("last-modified"),
                "If-None-Match": out[0].header("etag")}
@@ -222,7 +224,8 @@ class Push(Case):
         wait_subscribed(self.sess)
         second = self.owner.post(self.path, {"body": "and again"})
         t.join(20)
-        self.assertEqual([r.json for r in more], [second.json["message"]])
+        self.assertEqual([r.json for r in more],
+                         [{"after": sent.json["message"]["id"], "message": second.json["message"]}])
 
     def test_websocket_subscriber_gets_the_message(self):
         ws = WebSocketStream(self.mech, self.sess)
@@ -231,7 +234,7 @@ class Push(Case):
             wait_subscribed(self.sess)
             sent = self.owner.post(self.path, {"body": "over a websocket"})
             self.assertStatus(sent, 201)
-            self.assertEqual(ws.next_message(), sent.json["message"])
+            self.assertEqual(ws.next_message(), {"after": 0, "message": sent.json["message"]})
         finally:
             ws.close()
 
@@ -299,7 +302,8 @@ class Push(Case):
                                        " WHERE session_id = %s", self.sess), 0)
         ok = self.mech.post(self.path, {"body": "this one commits"})
         self.assertStatus(ok, 201)
-        self.assertEqual(es.next_event(), ok.json["message"], "the first event is the committed one")
+        self.assertEqual(es.next_event(), {"after": 0, "message": ok.json["message"]},
+                         "the first event is the committed one, after none")
 
     def test_publishing_failure_does_not_fail_the_send(self):
         """nginx's publisher unreachable: the send still answers 201, it is
@@ -319,6 +323,13 @@ class Push(Case):
         logged = lib.log_since(sizes, ["sessions.log"]).get("sessions.log", [])
         self.assertTrue(any(f"chat push unix:{sock}/internal/chat/publish/{self.sess}" in ln
                             for ln in logged), logged)
+        # The next push names the lost one, so a page that missed it catches up.
+        es = self.stream(self.owner)
+        wait_subscribed(self.sess)
+        nxt = self.mech.post(self.path, {"body": "and this one is heard"})
+        self.assertStatus(nxt, 201)
+        self.assertEqual(es.next_event(), {"after": sent.json["message"]["id"],
+                                           "message": nxt.json["message"]})
 
 
 def nginx_workers(master):
