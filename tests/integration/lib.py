@@ -478,6 +478,14 @@ def stripe_event_row(event_id):
                   " FROM stripe_events WHERE event_id = %s", event_id)
 
 
+def all_processed():
+    """Waits until every stored event is processed (a replay replays those, and
+    a webhook still in flight would change what a check counts)."""
+    wait_until(lambda: db_scalar("SELECT COUNT(*) FROM stripe_events"
+                                 " WHERE processed_at IS NULL") == 0, 30,
+               message="every stored event processed")
+
+
 def event_processed(event_id):
     row = stripe_event_row(event_id)
     return row is not None and row["processed_at"] is not None

@@ -10,11 +10,11 @@ the test ends, so the module's own books check still passes."""
 import json
 import os
 
-from .lib import (Case, assert_books_balance, books_check, bought_live_help, db_exec,
-                  db_row, db_rows, db_scalar, emu_config, emu_hold, emu_pay, emu_release, env,
-                  event_processed, events_about, grant_hours, new_slot, promote, register,
-                  run_tool, session_event_ids, start_live_help, stripe_api, stripe_session,
-                  totals, wait_until)
+from .lib import (Case, all_processed, assert_books_balance, books_check, bought_live_help,
+                  db_exec, db_row, db_rows, db_scalar, emu_config, emu_hold, emu_pay,
+                  emu_release, env, event_processed, events_about, grant_hours, new_slot,
+                  promote, register, run_tool, session_event_ids, start_live_help, stripe_api,
+                  stripe_session, totals, wait_until)
 from .test_bookings import BookingCase, events_done, new_expert, refund_rows
 from .test_credits import buy_pack
 
@@ -376,6 +376,7 @@ class RecordedRunTests(Case):
         path = os.path.join(env("CD_STATE_DIR"), "books-test.prom")
         u = register()
         grant_hours(u, 3)
+        all_processed()         # the purchase's webhook may still be in flight
         run_tool("creditdesk-check", "--metrics", path)
         with open(path, encoding="utf-8") as f:
             lines = dict(line.rsplit(" ", 1) for line in f.read().splitlines()

@@ -197,7 +197,8 @@ class Push(Case):
         self.assertEqual(got, {"after": 0, "message": sent.json["message"]}, "the room's first")
         self.assertEqual((got["message"]["userId"], got["message"]["body"]), (self.mech.id, body))
         listed = self.owner.get(self.path).json["messages"]
-        self.assertEqual(listed, [got["message"]], "the pushed JSON is the messages API's, seq included")
+        self.assertEqual(listed, [got["message"]],
+                         "the pushed JSON is the messages API's, seq included")
         # The next ones follow in order on the same stream, each naming the one before it.
         ids = [self.owner.post(self.path, {"body": f"n{i}"}).json["message"]["id"] for i in range(3)]
         self.assertEqual([(e["after"], e["message"]["id"]) for e in

@@ -11,8 +11,8 @@ import os
 import subprocess
 
 from . import lib
-from .lib import (Case, bought_live_help, completed_event, db_exec, db_row, db_rows,
-                  db_scalar, emu_ok, emu_pay, env, event_processed, new_slot, register,
+from .lib import (Case, all_processed, bought_live_help, completed_event, db_exec, db_row,
+                  db_rows, db_scalar, emu_ok, emu_pay, env, event_processed, new_slot, register,
                   totals, wait_until)
 from .test_books import refunded
 from .test_consultations import paid_plan
@@ -49,13 +49,6 @@ def used_voice(u, seconds):
                                           "secondsUsed": seconds})
     if r.status != 200:
         raise AssertionError(f"voice end: {r!r}")
-
-
-def all_processed():
-    """Waits until every stored event is processed (a replay replays those)."""
-    wait_until(lambda: db_scalar("SELECT COUNT(*) FROM stripe_events"
-                                 " WHERE processed_at IS NULL") == 0, 30,
-               message="every stored event processed")
 
 
 def subscribed(u):

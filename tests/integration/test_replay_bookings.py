@@ -9,12 +9,12 @@ before its webhook arrived.  A payout or booking altered in live is
 reported, and it alone."""
 
 from . import test_money
-from .lib import (db_row, db_scalar, db_exec, emu_hold, emu_ok, emu_release, promote,
-                  register, stripe_api, wait_until)
+from .lib import (all_processed, db_row, db_scalar, db_exec, emu_hold, emu_ok, emu_release,
+                  promote, register, stripe_api, wait_until)
 from .test_bookings import (BookingCase, admin, booking_row, emu_decline, emu_succeed,
                             events_done, new_expert, payment_row, refund_rows, started,
                             status_is)
-from .test_replay import all_processed, replay
+from .test_replay import replay
 
 
 def mine(report, user_id, payout_ids):
