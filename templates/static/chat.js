@@ -5,10 +5,11 @@
  * (nginx holds it, so a waiting browser never holds a server process) gets
  * each message once it has been saved, as {after, message}: the messages
  * API's JSON for it and the id of the message before it.  Whenever the
- * stream (re)connects, and whenever a pushed message follows one this page
- * has not seen (its push was lost), the page catches up with GET …/messages
- * ?after=<last id shown>; a browser without EventSource, or whose stream the
- * server refuses, polls that about once a second instead.  The server lists
+ * stream (re)connects, the page catches up with GET …/messages?after=<last
+ * id shown>; a browser without EventSource, or whose stream the server
+ * refuses, polls that about once a second instead.  A pushed message that
+ * follows one this page has not seen (its push was lost) makes it fetch the
+ * latest page of messages, which holds the missed one.  The server lists
  * a session's messages in commit order (its position, seq; not always id
  * order: several database nodes hand out ids), so "everything after the
  * last message I have" never skips one.
@@ -185,6 +186,17 @@
   }
 
   /*
+   * A push named a message before it that never came.  The page may have
+   * shown later ones already (its own, from the send's answer), so "after
+   * the last one shown" could skip it: the latest page of messages holds it.
+   */
+  function fillGap() {
+    call('GET', base + '/messages').then(function (res) {
+      if (res.ok && res.data && Array.isArray(res.data.messages)) show(res.data.messages);
+    });
+  }
+
+  /*
    * The room's stream.  Each time it opens (again), catch up on what was
    * sent before or while it was away; the browser reconnects by itself
    * after a network error.  A stream the server refused (signed out, no
@@ -202,7 +214,7 @@
       var e;
       try { e = JSON.parse(ev.data); } catch (x) { return; }
       if (!e || typeof e.message !== 'object' || e.message === null) return;
-      if (e.after && !seen[e.after]) poll();   /* before show(): from the last one seen */
+      if (e.after && !seen[e.after]) fillGap();
       show([e.message]);
     };
     stream.onerror = function () {

@@ -94,6 +94,13 @@ function shown(page) {
     id: Number(li.getAttribute('data-id')), body: li.querySelector('.body').textContent })));
 }
 
+/* A request listener that collects every GET of a room's messages into urls. */
+function readsOfMessages(urls) {
+  return (req) => {
+    if (req.method() === 'GET' && /\/api\/sessions\/\d+\/messages(\?|$)/.test(req.url())) urls.push(req.url());
+  };
+}
+
 /* Sends text from one room page and returns the ms until the other shows it. */
 async function deliver(from, to, text) {
   await from.page.type('#chat-body', text);
@@ -113,7 +120,7 @@ async function chatByPush(t, m, sessionId) {
   await t.goto(`/chat/${sessionId}`);
   for (const x of [t, m]) await x.page.waitForSelector('#chat[data-stream="open"]');
   const polls = [];
-  const watch = (req) => { if (req.url().includes('/messages?after=')) polls.push(req.url()); };
+  const watch = readsOfMessages(polls);
   for (const x of [t, m]) x.page.on('request', watch);
   const times = [];
   try {
@@ -138,15 +145,16 @@ async function chatByPush(t, m, sessionId) {
  * A message committed whose push never came (its publisher was down, say):
  * written here straight into the room, as the messages API would (the
  * guard's new version is its seq).  The next pushed message names it as the
- * one before, so both pages, which never saw it, ask for what they missed
- * once and show it, in the server's order.
+ * one before, so both pages, which never saw it, fetch the latest messages
+ * once and show it, in the server's order: the sender's page too, which has
+ * already shown its own message from the send's answer.
  */
 async function lostPush(t, mech, sessionId) {
   db('UPDATE sessions SET version = version + 1 WHERE id = ?', sessionId);
   db("INSERT INTO session_messages (session_id, user_id, body, seq) SELECT ?, ?, 'lost push', version" +
      ' FROM sessions WHERE id = ?', sessionId, mech.u.id, sessionId);
   const polls = [];
-  const watch = (req) => { if (req.url().includes('/messages?after=')) polls.push(req.url()); };
+  const watch = readsOfMessages(polls);
   for (const x of [t, mech.m]) x.page.on('request', watch);
   try {
     await deliver(mech.m, t, 'after the lost one');
@@ -158,7 +166,7 @@ async function lostPush(t, mech, sessionId) {
   } finally {
     for (const x of [t, mech.m]) x.page.off('request', watch);
   }
-  eq(polls.length, 2, 'one catch-up per page');
+  eq(polls.length, 2, 'one fetch of the latest messages per page');
   const rows = db('SELECT id, body FROM session_messages WHERE session_id = ? ORDER BY seq, id', sessionId);
   const want = JSON.stringify(rows.map((r) => ({ id: Number(r.id), body: r.body })));
   for (const x of [t, mech.m]) eq(JSON.stringify(await shown(x.page)), want, 'the lost one in its place');
