@@ -505,9 +505,14 @@ refund_params(const booking_payment *local, const struct refund_rec *rr,
 	json_t *params;
 	char id[32];
 
-	params = arena_json(a, json_pack("{s:s,s:I,s:{s:s}}", "payment_intent",
+	/*
+	 * The reason goes in the metadata too: charge.refunded may be handled
+	 * before this call returns, and then records the refund with it.
+	 */
+	params = arena_json(a, json_pack("{s:s,s:I,s:{s:s,s:s}}", "payment_intent",
 	    local->payment_intent, "amount", (json_int_t)rr->split.refund,
-	    "metadata", "booking_id", id_text(id, sizeof(id), local->booking_id)));
+	    "metadata", "booking_id", id_text(id, sizeof(id), local->booking_id),
+	    "reason", rr->reason));
 	if (rr->cancel)
 		json_object_set_new(params, "reason",
 		    json_string("requested_by_customer"));
@@ -603,7 +608,9 @@ refund_seen_in(const json_t *charge, struct refund_rec *rr)
 	rr->refund_id = stripe_id_ok(jstr(latest, "id"), "re_") ?
 	    jstr(latest, "id") : jstr(charge, "id");
 	rr->split = whole(rr->local);
-	rr->reason = jstr(latest, "reason") ?: "refunded_in_stripe";
+	/* Ours (refund_params) when we asked for it, else Stripe's. */
+	rr->reason = jstr(json_object_get(latest, "metadata"), "reason") ?:
+	    jstr(latest, "reason") ?: "refunded_in_stripe";
 	rr->source = "stripe";
 	/*
 	 * A booking refunded before it was ever confirmed gives its slot back;
