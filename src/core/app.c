@@ -89,22 +89,32 @@ is_write(const char *method)
 	return strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
 }
 
-/* Finds the route; *path_known tells a 405 from a 404. */
+/* The methods a route may have; a bit each in find_route's *takes. */
+static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "PATCH",
+    "DELETE" };
+#define NMETHODS (sizeof(methods) / sizeof(methods[0]))
+
+/*
+ * Finds the route; *takes gets the methods the path takes (a bit per
+ * methods[] entry; 0: no route has the path), which tell a 405 from a 404.
+ */
 static const cd_route *
-find_route(const cd_app *app, cd_req *r, bool *path_known)
+find_route(const cd_app *app, cd_req *r, unsigned *takes)
 {
 	const cd_route *rt;
-	size_t i;
+	size_t i, m;
 
-	*path_known = false;
+	*takes = 0;
 	for (i = 0; i < app->nroutes; i++) {
 		rt = &app->routes[i];
 		if (!route_match(rt->pattern, r->path, r->ids, CD_MAX_ROUTE_IDS))
 			continue;
-		*path_known = true;
 		if (strcmp(rt->method, r->method) == 0 ||
 		    (strcmp(rt->method, "GET") == 0 && strcmp(r->method, "HEAD") == 0))
 			return rt;
+		for (m = 0; m < NMETHODS; m++)
+			if (strcmp(rt->method, methods[m]) == 0)
+				*takes |= 1u << m | (m == 0 ? 2u : 0);	/* GET: HEAD too */
 	}
 	return NULL;
 }
@@ -227,28 +237,15 @@ login_redirect(cd_req *r)
 	buf_free(&b);
 }
 
-/* A 405's Allow header (RFC 9110 requires it): the methods this path takes. */
+/* A 405's Allow header (RFC 9110 requires it): the methods in takes. */
 static void
-allow_header(const cd_app *app, cd_req *r)
+allow_header(cd_req *r, unsigned takes)
 {
-	static const char *const methods[] = { "GET", "HEAD", "POST", "PUT",
-	    "PATCH", "DELETE" };
-	enum { NMETHODS = sizeof(methods) / sizeof(methods[0]) };
-	long long ids[CD_MAX_ROUTE_IDS];
-	bool takes[NMETHODS] = { false };
 	char list[64] = "";
-	size_t i, m;
+	size_t m;
 
-	for (i = 0; i < app->nroutes; i++) {
-		if (!route_match(app->routes[i].pattern, r->path, ids, CD_MAX_ROUTE_IDS))
-			continue;
-		for (m = 0; m < NMETHODS; m++)
-			if (strcmp(app->routes[i].method, methods[m]) == 0)
-				takes[m] = true;
-	}
-	takes[1] |= takes[0];		/* every GET route answers HEAD */
 	for (m = 0; m < NMETHODS; m++)
-		if (takes[m]) {
+		if (takes & 1u << m) {
 			if (list[0] != '\0')
 				strcat(list, ", ");
 			strcat(list, methods[m]);
@@ -260,13 +257,13 @@ static cd_err
 dispatch(const cd_app *app, cd_req *r, const cd_route **rtp)
 {
 	const cd_route *rt;
-	bool known;
+	unsigned takes;
 	cd_err err;
 
-	if ((rt = find_route(app, r, &known)) == NULL) {
-		if (!known)
+	if ((rt = find_route(app, r, &takes)) == NULL) {
+		if (takes == 0)
 			return CD_NOT_FOUND;
-		allow_header(app, r);
+		allow_header(r, takes);
 		return CD_METHOD_NOT_ALLOWED;
 	}
 	*rtp = rt;

@@ -115,6 +115,7 @@ target_handle(struct target *t)
 	curl_easy_setopt(t->h, CURLOPT_TIMEOUT_MS, PUSH_TIMEOUT_MS);
 	curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(t->h, CURLOPT_POST, 1L);
+	curl_easy_setopt(t->h, CURLOPT_PRIVATE, t);	/* for finish_one */
 	return t->h;
 }
 
@@ -155,12 +156,8 @@ finish_one(CURL *h, CURLcode rc, const char *path)
 	struct target *t = NULL;
 	long status = 0;
 	char what[32];
-	size_t i;
 
-	for (i = 0; i < ntargets && t == NULL; i++)
-		if (targets[i].h == h)
-			t = &targets[i];
-	if (t == NULL)
+	if (curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&t) != CURLE_OK || t == NULL)
 		return;
 	if (rc != CURLE_OK)
 		log_target(t, path, curl_easy_strerror(rc));
