@@ -41,12 +41,16 @@ static cd_sql q_upsert_id = CD_SQL(
     "INSERT INTO subscriptions (user_id, plan_id, stripe_subscription_id, status,"
     " stripe_nonce) VALUES (?, ?, ?, 'active', ?)"
     " ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
+/*
+ * MariaDB assigns left to right, each assignment seeing those before it: the
+ * flag comes first, so that the copy which cancels the row can still set it.
+ */
 static cd_sql q_sync = CD_SQL(
-    "UPDATE subscriptions SET status = IF(status = 'canceled', status, ?),"
+    "UPDATE subscriptions SET cancel_at_period_end = IF(status = 'canceled',"
+    "  cancel_at_period_end, GREATEST(cancel_at_period_end, ?)),"
     " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
     "  FROM_UNIXTIME(?)),"
-    " cancel_at_period_end = IF(status = 'canceled', cancel_at_period_end,"
-    "  GREATEST(cancel_at_period_end, ?))"
+    " status = IF(status = 'canceled', status, ?)"
     " WHERE stripe_subscription_id = ?");
 static cd_sql q_guard_allocation = CD_SQL(
     "UPDATE subscription_allocations SET version = version + 1 WHERE stripe_invoice_id = ?");
@@ -116,9 +120,9 @@ grant(const cd_checkout *ck, bool *granted)
 static cd_err
 sync_row(const json_t *sub)
 {
-	return db_exec(&q_sync, NULL, "siis", jstr(sub, "status") ?: "active",
-	    jint(sub, "current_period_end"),
+	return db_exec(&q_sync, NULL, "iiss",
 	    json_is_true(json_object_get(sub, "cancel_at_period_end")) ? 1LL : 0LL,
+	    jint(sub, "current_period_end"), jstr(sub, "status") ?: "active",
 	    jstr(sub, "id"));
 }
 

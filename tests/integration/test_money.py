@@ -585,6 +585,26 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertIs(r.json["cancelAtPeriodEnd"], True)
         self.assertEqual(audit_count("SUBSCRIPTION_CANCEL_REQUESTED", str(local)), 1)
 
+    def test_the_end_of_a_period_keeps_its_cancel_when_that_news_comes_last(self):
+        """Cancelled at period end in Stripe (not here), the period ended, and
+        the deletion handled before the update: the row is canceled and still
+        says it ended at the period's end, as Stripe does."""
+        u = self.user()
+        sid, sub = self.subscribe(u)
+        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        emu_hold()
+        stripe_api("POST", f"/v1/subscriptions/{sub}", {"cancel_at_period_end": "true"})
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+        released = emu_release("reverse")
+        self.assertEqual(len(released["released"]), 2)
+        self.assertEqual(released["statuses"], [200, 200])
+        self.assertEqual([e["type"] for e in events_about(sub)][-2:],
+                         ["customer.subscription.updated", "customer.subscription.deleted"])
+        s = self.stripe_sub(sub)
+        self.assertEqual((s["status"], s["cancel_at_period_end"]), ("canceled", True))
+        self.assertEqual(self.row(sub), {"status": "canceled", "period_end": s["current_period_end"],
+                                         "cancel_at_period_end": 1})
+
     def test_cancel_at_period_end_then_canceled_and_final(self):
         u, other = self.user(), self.user()
         sid, sub = self.subscribe(u)
