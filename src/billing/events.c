@@ -32,6 +32,16 @@ static cd_sql q_processed = CD_SQL(
     "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6)"
     " WHERE event_id = ? AND processed_at IS NULL");
 
+/*
+ * When the event took effect: each transaction of its handler stamps the
+ * row before it commits, and the first stamp stays.  The event is marked
+ * processed in a transaction of its own afterwards, so a local action can
+ * commit in between; the replay of the books places the event at this time.
+ */
+static cd_sql q_effect = CD_SQL(
+    "UPDATE stripe_events SET effect_at = COALESCE(effect_at, UTC_TIMESTAMP(6))"
+    " WHERE event_id = ?");
+
 static cd_sql q_answer = CD_SQL(
     "INSERT INTO stripe_event_answers (event_id, seq, path, params, object)"
     " VALUES (?, ?, ?, ?, ?)");
@@ -350,7 +360,9 @@ handle(const char *id, event_fn fn, const json_t *object, cd_arena *a)
 
 	p.answers = answers;
 	stripe_record(answers);
+	db_tx_epilogue(&q_effect, id);
 	err = fn(object, a);
+	db_tx_epilogue(NULL, NULL);
 	stripe_record(NULL);
 	/* Left unprocessed on an error: Stripe retries, reconcile too. */
 	return err == CD_OK ? db_tx(processed_tx, &p) : err;

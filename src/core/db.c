@@ -39,6 +39,8 @@ static unsigned	 generation;	/* bumped on every new connection */
 static bool	 in_tx;
 static bool	 wsrep;		/* the server is a Galera node (wsrep_on) */
 static unsigned	 last_errno;	/* of the last failed call, for db_tx */
+static cd_sql	*epilogue;	/* db_tx_epilogue */
+static const char *epilogue_arg;
 static cd_sql	*registry[MAX_STMTS];
 static size_t	 nregistry;
 static char	*hosts[MAX_HOSTS];	/* CD_DB_HOST, split at commas */
@@ -1090,6 +1092,13 @@ db_retry(void)
 	return CD_CONFLICT;
 }
 
+void
+db_tx_epilogue(cd_sql *q, const char *arg)
+{
+	epilogue = q;
+	epilogue_arg = arg;
+}
+
 cd_err
 db_tx(cd_err (*fn)(void *), void *ctx)
 {
@@ -1109,6 +1118,8 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 		err = cluster_tx(true);
 		if (err == CD_OK)
 			err = fn(ctx);
+		if (err == CD_OK && epilogue != NULL)
+			err = db_exec(epilogue, NULL, "s", epilogue_arg);
 		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
 			in_tx = false;
 			(void)cluster_tx(false);	/* committed: a failure here only drops the connection */

@@ -151,6 +151,12 @@ cd_err	 db_tx(cd_err (*fn)(void *), void *ctx);
  */
 cd_err	 db_retry(void);
 bool	 db_in_tx(void);
+/*
+ * Until cleared (q NULL), every transaction db_tx commits runs q last, with
+ * arg as its one text parameter: the webhook stamps the event whose handler
+ * the transaction belongs to with the time its effect took place.
+ */
+void	 db_tx_epilogue(cd_sql *q, const char *arg);
 
 /*
  * Typed reads: a module declares the columns of a SELECT once, in order,

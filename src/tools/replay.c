@@ -18,10 +18,11 @@
  * retrieve() calls with what Stripe answered the live handler
  * (stripe_event_answers), or else from the stored events (the latest event
  * about that object so far), since there is no historical Stripe to ask.
- * An event takes its place at the moment it took effect live: when it was
- * processed, or for a Checkout Session when the session was fulfilled, and
+ * An event takes its place at the moment it took effect live: when its
+ * handler's first transaction committed (effect_at; else when it was
+ * processed), or for a Checkout Session when the session was fulfilled, and
  * for a booking's PaymentIntent when the booking was paid, if that was
- * earlier (the buyer's confirm-payment).
+ * earlier (the success page, the buyer's confirm-payment).
  *
  * Last, the payment-determined tables (replay.c's compared[]) are compared
  * row by row on natural keys (Stripe ids; a user's ledger by its position),
@@ -252,7 +253,7 @@ copy_inputs(long long user)
  */
 static const char timeline_sql[] =
     "SELECT kind, ref, at FROM ("
-    " SELECT 0 AS kind, e.id AS ref, LEAST(e.processed_at,"
+    " SELECT 0 AS kind, e.id AS ref, LEAST(COALESCE(e.effect_at, e.processed_at),"
     "  COALESCE(cs.fulfilled_at, e.processed_at), COALESCE(bp.at, e.processed_at)) AS at"
     "  FROM @.stripe_events e"
     "  LEFT JOIN @.checkout_sessions cs ON e.type LIKE 'checkout.session.%'"

@@ -16,7 +16,7 @@ from .lib import (Case, all_processed, bought_live_help, completed_event, db_exe
                   totals, wait_until)
 from .test_books import refunded
 from .test_consultations import paid_plan
-from .test_credits import allocations, buy_pack, create_checkout
+from .test_credits import allocations, balance, buy_pack, consume, create_checkout
 from .test_money import open_dispute
 from .test_voice_therapy import buy_voice, firewall_user, run_for
 
@@ -147,6 +147,31 @@ class ReplayTests(Case):
         rc, report = replay("--user", str(u.id))
         self.assertEqual((rc, report["differences"]), (0, []))
         self.assertEqual(len(allocations(sub)), 2)
+
+    def test_credits_spent_before_the_renewal_was_marked_processed_replay_after_it(self):
+        """A renewal's credits are allocated in its handler's transaction, and
+        the event is marked processed in one of its own afterwards.  Credits
+        spent in between (the mark is moved past the spend here, as that race
+        leaves it) replay after the renewal: the event takes its place at the
+        time it took effect."""
+        u = register()
+        sub = subscribed(u)
+        all_processed()
+        renewal = db_row("SELECT event_id, effect_at, processed_at FROM stripe_events"
+                         " WHERE type = 'invoice.paid' AND JSON_VALUE(payload,"
+                         " '$.data.object.subscription') = %s AND JSON_VALUE(payload,"
+                         " '$.data.object.billing_reason') = 'subscription_cycle'", sub)
+        self.assertIsNotNone(renewal["effect_at"])
+        self.assertLessEqual(renewal["effect_at"], renewal["processed_at"])
+        credits = balance(u.id)
+        self.assertEqual(credits, 2 * allocations(sub)[0]["credits"])
+        consume(u.id, credits)          # more than the first invoice gave
+        db_exec("UPDATE stripe_events SET processed_at = (SELECT MAX(created_at)"
+                " FROM credit_transactions WHERE user_id = %s) + INTERVAL 1 MICROSECOND"
+                " WHERE event_id = %s", u.id, renewal["event_id"])
+        rc, report = replay("--user", str(u.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
+        self.assertEqual(balance(u.id), 0)
 
     def test_a_removed_stored_event_is_reported(self):
         u = register()
