@@ -159,24 +159,26 @@ closed_tx(void *arg)
 }
 
 /*
- * The purchase the disputed payment made, if it is one of ours: a Checkout
- * purchase (x->product) or an expert booking (x->booking); both owned by
- * arena a, which also becomes x->ck.arena.
+ * The purchase the disputed payment made, if it is one of ours: an expert
+ * booking (x->booking) or a Checkout purchase (x->product), fulfilled first
+ * if its own events are still to come; both owned by arena a, which also
+ * becomes x->ck.arena.
  */
 static cd_err
 purchase_of(struct disputed *x, cd_arena *a)
 {
+	const char *intent = jstr(x->d, "payment_intent");
 	cd_err err;
 
 	x->product = NULL;
 	x->is_booking = false;
-	if ((err = fulfil_checkout_of_intent(jstr(x->d, "payment_intent"), a,
-	    &x->ck)) != CD_OK)
+	x->ck.arena = a;
+	if ((err = booking_of_intent(intent, a, &x->booking, &x->is_booking)) !=
+	    CD_OK || x->is_booking)
 		return err;
-	if (x->ck.stripe_session_id == NULL) {
-		return booking_of_intent(jstr(x->d, "payment_intent"), a,
-		    &x->booking, &x->is_booking);
-	}
+	if ((err = fulfil_checkout_of_intent(intent, a, &x->ck)) != CD_OK ||
+	    x->ck.stripe_session_id == NULL)
+		return err;
 	x->product = product_find(x->ck.product);
 	if (x->product != NULL && (x->product->freeze == NULL ||
 	    x->product->reverse == NULL))

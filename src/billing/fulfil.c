@@ -223,8 +223,9 @@ fulfil_session(const char *stripe_session_id, long long user_id,
 	return err;
 }
 
-cd_err
-fulfil_checkout_of_intent(const char *intent, cd_arena *a, cd_checkout *ck)
+/* fulfil_checkout_of_intent from our rows alone. */
+static cd_err
+checkout_of_intent_here(const char *intent, cd_arena *a, cd_checkout *ck)
 {
 	struct local local;
 	size_t n = 0;
@@ -243,6 +244,48 @@ fulfil_checkout_of_intent(const char *intent, cd_arena *a, cd_checkout *ck)
 	ck->stripe = NULL;
 	ck->arena = a;
 	return CD_OK;
+}
+
+/*
+ * A refund or a dispute can be handled before anyone fulfilled the payment
+ * (events arrive out of order, or at once).  Asks Stripe which of our
+ * sessions the PaymentIntent paid and fulfils them first.  If a fulfilment
+ * is racing this one, its UNIQUE key makes this a no-op that waits for it
+ * to commit.
+ */
+static cd_err
+fulfil_sessions_of_intent(const char *intent, cd_arena *a)
+{
+	json_t *params, *list = NULL, *session;
+	cd_fulfilment f;
+	cd_err err;
+	size_t i;
+
+	params = arena_json(a, json_pack("{s:s,s:i}", "payment_intent", intent,
+	    "limit", 10));
+	err = stripe_call("GET", "/v1/checkout/sessions", params, NULL, &list);
+	arena_json(a, list);
+	json_array_foreach(json_object_get(list, "data"), i, session) {
+		if (err != CD_OK)
+			break;
+		err = fulfil_session_object(session, 0, &f);
+		if (err == CD_NOT_FOUND || err == CD_FORBIDDEN)
+			err = CD_OK;	/* not ours, or refused */
+	}
+	return err;
+}
+
+cd_err
+fulfil_checkout_of_intent(const char *intent, cd_arena *a, cd_checkout *ck)
+{
+	cd_err err;
+
+	if ((err = checkout_of_intent_here(intent, a, ck)) != CD_OK ||
+	    ck->stripe_session_id != NULL || !stripe_id_ok(intent, "pi_"))
+		return err;
+	if ((err = fulfil_sessions_of_intent(intent, a)) != CD_OK)
+		return err;
+	return checkout_of_intent_here(intent, a, ck);
 }
 
 cd_err
@@ -291,35 +334,6 @@ reverse_tx(void *arg)
 	    rv->ck.stripe_session_id, rv->ck.user_id, details, "warning");
 }
 
-/*
- * A refund can be processed before anyone fulfilled the payment (events
- * arrive out of order).  Asks Stripe which of our sessions the PaymentIntent
- * paid and fulfils them first; the refund is then reversed as usual.  If a
- * fulfilment is racing this one, its UNIQUE key makes this a no-op that
- * waits for it to commit.
- */
-static cd_err
-fulfil_sessions_of_intent(const char *intent, cd_arena *a)
-{
-	json_t *params, *list = NULL, *session;
-	cd_fulfilment f;
-	cd_err err;
-	size_t i;
-
-	params = arena_json(a, json_pack("{s:s,s:i}", "payment_intent", intent,
-	    "limit", 10));
-	err = stripe_call("GET", "/v1/checkout/sessions", params, NULL, &list);
-	arena_json(a, list);
-	json_array_foreach(json_object_get(list, "data"), i, session) {
-		if (err != CD_OK)
-			break;
-		err = fulfil_session_object(session, 0, &f);
-		if (err == CD_NOT_FOUND || err == CD_FORBIDDEN)
-			err = CD_OK;	/* not ours, or refused */
-	}
-	return err;
-}
-
 /* fulfil_refund inside its arena a. */
 static cd_err
 refund_in(const json_t *charge, const char *intent, cd_arena *a)
@@ -329,10 +343,6 @@ refund_in(const json_t *charge, const char *intent, cd_arena *a)
 
 	memset(&rv, 0, sizeof(rv));
 	if ((err = fulfil_checkout_of_intent(intent, a, &rv.ck)) != CD_OK)
-		return err;
-	if (rv.ck.stripe_session_id == NULL &&
-	    ((err = fulfil_sessions_of_intent(intent, a)) != CD_OK ||
-	    (err = fulfil_checkout_of_intent(intent, a, &rv.ck)) != CD_OK))
 		return err;
 	if (rv.ck.stripe_session_id == NULL)
 		return CD_OK;	/* not a Checkout purchase (a booking, or not ours) */

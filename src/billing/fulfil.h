@@ -37,7 +37,9 @@ cd_err	 fulfil_refund(const json_t *charge);
 /*
  * Our record of the Checkout Session a PaymentIntent paid, as a cd_checkout
  * whose strings live in arena a (ck->arena = a); ck->stripe_session_id is
- * NULL when no session of ours has this PaymentIntent.
+ * NULL when no session of ours has this PaymentIntent.  A payment of ours
+ * not fulfilled yet (its own events still to come) is fulfilled first,
+ * which costs one Stripe call: the sessions it paid.
  */
 cd_err	 fulfil_checkout_of_intent(const char *intent, cd_arena *a,
 	    cd_checkout *ck);

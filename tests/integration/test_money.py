@@ -17,7 +17,7 @@ from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            rate)
 from .lib import audit_count, emu_state, parallel, promote, register, stripe_api
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
-                  stripe_session)
+                  completed_event, start_live_help, stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
                             new_expert, payment_row, refund_rows, started, status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
@@ -717,6 +717,31 @@ class DisputeTests(VoiceCase):
     def redeliver(self, dp):
         for e in events_about(dp):
             self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+
+    def test_a_dispute_handled_before_its_checkout_freezes_what_the_purchase_grants(self):
+        """The dispute's event is handled before the checkout's own (both
+        held, then delivered newest first): the purchase is fulfilled first,
+        once, and its hours frozen."""
+        u = register()
+        sid = start_live_help(u, 2)
+        emu_hold()
+        emu_pay(sid)
+        dp = emu_ok("POST", f"/_emu/charges/{charge_of(sid)}/dispute", {})["id"]
+        released = emu_release("reverse")
+        self.assertEqual(set(released["statuses"]), {200})
+        order = released["released"]
+        self.assertLess(order.index(events_about(dp, "charge.dispute.created")[0]["id"]),
+                        order.index(completed_event(sid)["id"]))
+        self.assertEqual(db_row("SELECT user_id, stripe_session_id, product, units_frozen"
+                                " FROM disputes WHERE stripe_dispute_id = %s", dp),
+                         {"user_id": u.id, "stripe_session_id": sid, "product": "live_help",
+                          "units_frozen": 2})
+        self.assertEqual(self.steps(dp), [("freeze", "live_help", 2, 0)])
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 2, "hours_used": 0, "hours_frozen": 2})
+        self.assertEqual(audit_count("PAYMENT_FULFILLED", sid), 1)
+        self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 0)
 
     def test_voice_minutes_frozen_then_released_when_won(self):
         u = firewall_user()
