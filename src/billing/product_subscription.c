@@ -313,6 +313,7 @@ struct sub_refund {
 	const char	*invoice_id;
 	const char	*key;		/* charge id / cumulative cents refunded */
 	cd_arena	*arena;		/* the refund's: the row, the metadata */
+	bool		 allocated;	/* the invoice was allocated, if ours */
 };
 
 /* Credits to take back in all for refunded of paid cents of an allocation. */
@@ -342,8 +343,10 @@ refund_tx(void *arg)
 	    (err = db_exec(&q_guard_allocation, NULL, "s", sr->invoice_id)) != CD_OK ||
 	    (err = db_fetch(&q_allocation, sr->arena, allocation_cols,
 	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
-	    sr->invoice_id)) != CD_OK || n == 0)
+	    sr->invoice_id)) != CD_OK)
 		return err;
+	if (n == 0)	/* not ours, or not allocated yet: rolled back, see below */
+		return sr->allocated ? CD_OK : CD_NOT_FOUND;
 	user = al.user_id;
 	delta = reverse_target(al.credits, refunded, jint(sr->charge, "amount")) -
 	    al.reversed;
@@ -368,7 +371,7 @@ refund_tx(void *arg)
 cd_err
 subscription_refund(const json_t *charge)
 {
-	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL, NULL };
+	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL, NULL, false };
 	char key[300];
 	cd_err err;
 
@@ -380,7 +383,16 @@ subscription_refund(const json_t *charge)
 	    jint(charge, "amount_refunded"));
 	sr.key = key;
 	sr.arena = arena_new();
-	err = db_tx(refund_tx, &sr);
+	/*
+	 * Refunded before its invoice.paid was handled here (events come out of
+	 * order): the invoice is allocated first, as invoice.paid would, so the
+	 * refund has credits to take back instead of using up its key on none.
+	 */
+	if ((err = db_tx(refund_tx, &sr)) == CD_NOT_FOUND &&
+	    (err = subscription_allocate_invoice(sr.invoice_id)) == CD_OK) {
+		sr.allocated = true;
+		err = db_tx(refund_tx, &sr);
+	}
 	arena_free(sr.arena);
 	return err;
 }

@@ -638,6 +638,30 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertEqual(self.row(sub)["status"], "canceled")
         self.assertEqual(len(allocations(sub)), 1)
 
+    def test_a_refund_handled_before_its_invoice_takes_back_what_the_invoice_grants(self):
+        """A renewal refunded, and the refund's event handled before the
+        invoice's (both held, then delivered newest first): the invoice is
+        allocated first, once, and its credits taken back."""
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        sid, sub = self.subscribe(u)
+        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        emu_hold()
+        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"]})
+        self.assertEqual(r.status, 200, r)
+        released = emu_release("reverse")
+        self.assertEqual(set(released["statuses"]), {200})
+        order = released["released"]
+        self.assertLess(order.index(events_about(inv2["charge"], "charge.refunded")[0]["id"]),
+                        order.index(events_about(inv2["id"], "invoice.paid")[0]["id"]))
+        self.assertEqual(db_rows("SELECT credits, credits_reversed FROM subscription_allocations"
+                                 " WHERE stripe_invoice_id = %s", inv2["id"]),
+                         [{"credits": per, "credits_reversed": per}])
+        self.assertEqual([(t["credits_delta"], t["transaction_type"]) for t in ledger(u.id)],
+                         [(per, "allocation"), (per, "allocation"), (-per, "refund")])
+        self.assertEqual(balance(u.id), per)
+
     def test_refunded_invoice_takes_back_its_credits_not_below_spent(self):
         from .test_credits import consume
         u = self.user()
