@@ -160,9 +160,9 @@ closed_tx(void *arg)
 
 /*
  * The purchase the disputed payment made, if it is one of ours: an expert
- * booking (x->booking) or a Checkout purchase (x->product), fulfilled first
- * if its own events are still to come; both owned by arena a, which also
- * becomes x->ck.arena.
+ * booking (x->booking), a Checkout purchase or a subscription's invoice
+ * (x->product), fulfilled first if its own events are still to come; owned
+ * by arena a, which also becomes x->ck.arena.
  */
 static cd_err
 purchase_of(struct disputed *x, cd_arena *a)
@@ -177,8 +177,12 @@ purchase_of(struct disputed *x, cd_arena *a)
 	    CD_OK || x->is_booking)
 		return err;
 	if ((err = fulfil_checkout_of_intent(intent, a, &x->ck)) != CD_OK ||
-	    x->ck.stripe_session_id == NULL)
+	    (x->ck.stripe_session_id == NULL &&
+	    (err = subscription_purchase_of_charge(jstr(x->d, "charge"), a,
+	    &x->ck)) != CD_OK))
 		return err;
+	if (x->ck.stripe_session_id == NULL && x->ck.invoice_id == NULL)
+		return CD_OK;	/* not a purchase of ours */
 	x->product = product_find(x->ck.product);
 	if (x->product != NULL && (x->product->freeze == NULL ||
 	    x->product->reverse == NULL))
@@ -210,10 +214,9 @@ dispute_closed(const json_t *d)
 
 	if (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0)
 		return CD_OK;	/* not closed (yet), or warning_closed */
-	if ((err = dispute_opened(d)) != CD_OK)
-		return err;
 	a = arena_new();
-	if ((err = purchase_of(&x, a)) == CD_OK)
+	if ((err = purchase_of(&x, a)) == CD_OK &&
+	    (err = db_tx(opened_tx, &x)) == CD_OK)
 		err = db_tx(closed_tx, &x);
 	arena_free(a);
 	return err;

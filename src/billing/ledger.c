@@ -81,6 +81,39 @@ ledger_freeze(long long user_id, long long delta)
 }
 
 cd_err
+ledger_dispute_freeze(long long user_id, bool release, long long left,
+    long long units, json_t *meta, long long *moved)
+{
+	long long balance;
+	cd_balance user;
+	cd_entry e;
+	cd_err err;
+
+	*moved = 0;
+	if ((err = ledger_balance_for_update(user_id, &balance)) != CD_OK ||
+	    (err = ledger_balance(user_id, &user)) != CD_OK)
+		return err;
+	if (!release) {
+		balance -= user.frozen;	/* spendable */
+		units = left < balance ? left : balance;
+	}
+	if (units <= 0)
+		return CD_OK;
+	if ((err = ledger_freeze(user_id, release ? -units : units)) != CD_OK)
+		return err;
+	if (json_object_set_new(meta, "frozenDelta",
+	    json_integer(release ? -units : units)) != 0)
+		return CD_INTERNAL;
+	e = (cd_entry){ user_id, 0, 0, "adjustment",
+	    release ? "dispute_release" : "dispute_freeze",
+	    release ? "Disputed payment: credits released" :
+	    "Disputed payment: credits frozen", meta };
+	if ((err = ledger_apply(&e, NULL)) == CD_OK)
+		*moved = units;
+	return err;
+}
+
+cd_err
 ledger_page(cd_arena *a, long long user_id, long long before_id,
     cd_ledger_row *rows, size_t max, size_t *n)
 {

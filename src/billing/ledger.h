@@ -12,6 +12,7 @@
 #ifndef CD_LEDGER_H
 #define CD_LEDGER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <jansson.h>
 
@@ -65,6 +66,15 @@ cd_err	 ledger_balance(long long user_id, cd_balance *out);
  * ledger_balance_for_update.
  */
 cd_err	 ledger_freeze(long long user_id, long long delta);
+/*
+ * A dispute's step on a payment's credits, with the zero-delta ledger row
+ * that records it: freezes what is still spendable of the left tokens the
+ * payment granted and still stands, or with release unfreezes units.
+ * frozenDelta is added to meta (the caller's).  *moved = the tokens moved.
+ * Call inside a db_tx.
+ */
+cd_err	 ledger_dispute_freeze(long long user_id, bool release, long long left,
+	    long long units, json_t *meta, long long *moved);
 /*
  * The user's entries with id < before_id, newest first: up to max into
  * rows, *n = how many.

@@ -138,41 +138,21 @@ static cd_err
 freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
-	long long balance, left;
 	struct applied p;
-	cd_balance user;
 	json_t *meta;
 	bool found;
-	cd_entry e;
 	cd_err err;
 
 	*frozen = 0;
 	if ((err = lock_purchase(ck, &p, &found)) != CD_OK || !found)
 		return err;
 	*granted = p.applied;
-	left = *granted - p.refunded;
-	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK ||
-	    (err = ledger_balance(ck->user_id, &user)) != CD_OK)
-		return err;
-	if (!release) {
-		balance -= user.frozen;	/* spendable */
-		units = left < balance ? left : balance;
-	}
-	if (units <= 0)
-		return CD_OK;
-	*frozen = release ? -units : units;
-	if ((err = ledger_freeze(ck->user_id, *frozen)) != CD_OK)
-		return err;
-	meta = arena_json(ck->arena, json_pack("{s:s,s:s?,s:I}", "stripeSessionId",
-	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id,
-	    "frozenDelta", (json_int_t)*frozen));
-	e = (cd_entry){ ck->user_id, 0, 0, "adjustment",
-	    release ? "dispute_release" : "dispute_freeze",
-	    release ? "Disputed payment: credits released" :
-	    "Disputed payment: credits frozen", meta };
-	err = ledger_apply(&e, NULL);
-	*frozen = units;
-	return err;
+	meta = arena_json(ck->arena, json_pack("{s:s,s:s?}", "stripeSessionId",
+	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id));
+	if (meta == NULL)
+		return CD_INTERNAL;
+	return ledger_dispute_freeze(ck->user_id, release, p.applied - p.refunded,
+	    units, meta, frozen);
 }
 
 const cd_product product_boost_pack = { "boost_pack", grant, reverse, route_billing, NULL,

@@ -325,46 +325,75 @@ reverse_target(long long credits, long long refunded, long long paid)
 	return credits * refunded / paid;
 }
 
+/* The invoice's allocation, its guard row written; *found false if none. */
+static cd_err
+lock_allocation(const char *invoice_id, cd_arena *a, struct invoice_credits *al,
+    bool *found)
+{
+	size_t n = 0;
+	cd_err err;
+
+	*found = false;
+	if ((err = db_exec(&q_guard_allocation, NULL, "s", invoice_id)) != CD_OK ||
+	    (err = db_fetch(&q_allocation, a, allocation_cols,
+	    DB_NCOLS(allocation_cols), al, sizeof(*al), 1, &n, "s",
+	    invoice_id)) != CD_OK)
+		return err;
+	*found = n == 1;
+	return CD_OK;
+}
+
+/*
+ * Takes back the allocation's share for refunded of paid cents, never more
+ * than the user holds; *units = taken.  Inside the caller's transaction,
+ * after lock_allocation.
+ */
+static cd_err
+take_back(const char *invoice_id, const struct invoice_credits *al,
+    long long refunded, long long paid, cd_arena *a, long long *units)
+{
+	long long delta = reverse_target(al->credits, refunded, paid) - al->reversed,
+	    balance;
+	json_t *meta;
+	cd_entry e;
+	cd_err err;
+
+	*units = 0;
+	if (delta <= 0)
+		return CD_OK;
+	if ((err = ledger_balance_for_update(al->user_id, &balance)) != CD_OK)
+		return err;
+	*units = delta < balance ? delta : balance;
+	if (*units <= 0)
+		return CD_OK;
+	meta = arena_json(a, json_pack("{s:s,s:s?,s:I}", "stripeInvoiceId",
+	    invoice_id, "stripeSubscriptionId", al->subscription,
+	    "refundedCents", (json_int_t)refunded));
+	e = (cd_entry){ al->user_id, -*units, 0, "refund", "subscription_refund",
+	    "Subscription invoice refund", meta };
+	if ((err = db_exec(&q_reversed, NULL, "is", *units, invoice_id)) != CD_OK)
+		return err;
+	return ledger_apply(&e, NULL);
+}
+
 static cd_err
 refund_tx(void *arg)
 {
 	struct sub_refund *sr = arg;
-	long long refunded = jint(sr->charge, "amount_refunded"), user, delta,
-	    balance, units = 0;
+	long long refunded = jint(sr->charge, "amount_refunded"), units = 0;
 	struct invoice_credits al;
-	json_t *meta;
-	size_t n = 0;
-	bool fresh;
-	cd_entry e;
+	bool fresh, found;
 	cd_err err;
 
 	if ((err = reversal_open(sr->key, NULL, jstr(sr->charge, "payment_intent"),
 	    "subscription", refunded, &fresh)) != CD_OK || !fresh ||
-	    (err = db_exec(&q_guard_allocation, NULL, "s", sr->invoice_id)) != CD_OK ||
-	    (err = db_fetch(&q_allocation, sr->arena, allocation_cols,
-	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
-	    sr->invoice_id)) != CD_OK)
+	    (err = lock_allocation(sr->invoice_id, sr->arena, &al, &found)) != CD_OK)
 		return err;
-	if (n == 0)	/* not ours, or not allocated yet: rolled back, see below */
+	if (!found)	/* not ours, or not allocated yet: rolled back, see below */
 		return sr->allocated ? CD_OK : CD_NOT_FOUND;
-	user = al.user_id;
-	delta = reverse_target(al.credits, refunded, jint(sr->charge, "amount")) -
-	    al.reversed;
-	if (delta > 0 && (err = ledger_balance_for_update(user, &balance)) != CD_OK)
+	if ((err = take_back(sr->invoice_id, &al, refunded,
+	    jint(sr->charge, "amount"), sr->arena, &units)) != CD_OK)
 		return err;
-	if (delta > 0)
-		units = delta < balance ? delta : balance;
-	if (units > 0) {
-		meta = arena_json(sr->arena, json_pack("{s:s,s:s?,s:I}",
-		    "stripeInvoiceId", sr->invoice_id, "stripeSubscriptionId",
-		    al.subscription, "refundedCents", (json_int_t)refunded));
-		e = (cd_entry){ user, -units, 0, "refund", "subscription_refund",
-		    "Subscription invoice refund", meta };
-		if ((err = db_exec(&q_reversed, NULL, "is", units,
-		    sr->invoice_id)) != CD_OK || (err = ledger_apply(&e, NULL)) !=
-		    CD_OK)
-			return err;
-	}
 	return reversal_units(sr->key, units);
 }
 
@@ -397,6 +426,105 @@ subscription_refund(const json_t *charge)
 	return err;
 }
 
+/* The allocation of the invoice a dispute's ck names, as lock_allocation. */
+static cd_err
+lock_disputed(const cd_checkout *ck, struct invoice_credits *al, bool *found)
+{
+	*found = false;
+	return ck->invoice_id == NULL ? CD_OK :
+	    lock_allocation(ck->invoice_id, ck->arena, al, found);
+}
+
+/*
+ * A dispute of an invoice's payment (see dispute.c): ck names the invoice
+ * (ck->invoice_id) and its subscriber; what its allocation granted, less what
+ * refunds took back, is frozen while unspent.
+ */
+static cd_err
+freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
+    long long *granted)
+{
+	struct invoice_credits al;
+	json_t *meta;
+	bool found;
+	cd_err err;
+
+	*frozen = 0;
+	if ((err = lock_disputed(ck, &al, &found)) != CD_OK || !found)
+		return err;
+	*granted = al.credits;
+	meta = arena_json(ck->arena, json_pack("{s:s,s:s?}", "stripeInvoiceId",
+	    ck->invoice_id, "paymentIntentId", ck->payment_intent_id));
+	if (meta == NULL)
+		return CD_INTERNAL;
+	return ledger_dispute_freeze(al.user_id, release, al.credits - al.reversed,
+	    units, meta, frozen);
+}
+
+/* A lost dispute of an invoice's payment: taken back like a refund. */
+static cd_err
+reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
+{
+	struct invoice_credits al;
+	bool found;
+	cd_err err;
+
+	*units = 0;
+	if ((err = lock_disputed(ck, &al, &found)) != CD_OK || !found)
+		return err;
+	return take_back(ck->invoice_id, &al, refunded_cents, ck->amount_cents,
+	    ck->arena, units);
+}
+
+/* The subscriber an invoice's allocation credited, or 0: none yet. */
+static cd_err
+allocation_user(const char *invoice_id, cd_arena *a, long long *user_id)
+{
+	struct invoice_credits al;
+	size_t n = 0;
+	cd_err err;
+
+	*user_id = 0;
+	if ((err = db_fetch(&q_allocation, a, allocation_cols,
+	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
+	    invoice_id)) == CD_OK && n == 1)
+		*user_id = al.user_id;
+	return err;
+}
+
+cd_err
+subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
+    cd_checkout *ck)
+{
+	json_t *charge = NULL;
+	const char *invoice;
+	cd_err err;
+
+	memset(ck, 0, sizeof(*ck));
+	ck->arena = a;
+	err = stripe_retrieve("charges", "ch_", charge_id, &charge);
+	arena_json(a, charge);
+	if (err != CD_OK)
+		return err == CD_NOT_FOUND ? CD_OK : err;
+	invoice = jstr(charge, "invoice");
+	if (!stripe_id_ok(invoice, "in_"))
+		return CD_OK;	/* paid no invoice */
+	if ((err = allocation_user(invoice, a, &ck->user_id)) != CD_OK)
+		return err;
+	/* Disputed before its invoice.paid was handled here: allocated first. */
+	if (ck->user_id == 0 &&
+	    ((err = subscription_allocate_invoice(invoice)) != CD_OK ||
+	    (err = allocation_user(invoice, a, &ck->user_id)) != CD_OK))
+		return err;
+	if (ck->user_id == 0)
+		return CD_OK;	/* not an invoice of ours */
+	ck->product = product_subscription.name;
+	ck->invoice_id = invoice;
+	ck->payment_intent_id = jstr(charge, "payment_intent");
+	ck->amount_cents = jint(charge, "amount");
+	return CD_OK;
+}
+
 /* The first invoice is settled at once, whether or not invoice.paid came. */
 static cd_err
 after(const cd_checkout *ck)
@@ -406,4 +534,5 @@ after(const cd_checkout *ck)
 	return invoice != NULL ? subscription_allocate_invoice(invoice) : CD_OK;
 }
 
-const cd_product product_subscription = { "subscription", grant, NULL, route_billing, after, NULL };
+const cd_product product_subscription = { "subscription", grant, reverse, route_billing, after,
+    freeze };

@@ -32,6 +32,12 @@ typedef struct cd_checkout {
 	const char	*payment_intent_id;	/* from Stripe; may be NULL */
 	const json_t	*stripe;		/* Stripe's session object */
 	cd_arena	*arena;	/* owns what the product functions create */
+	/*
+	 * A subscription's purchase, as a dispute names it, is one paid
+	 * invoice: this in_ id (stripe_session_id NULL, amount_cents what the
+	 * invoice's charge paid); NULL for every Checkout purchase.
+	 */
+	const char	*invoice_id;
 } cd_checkout;
 
 typedef struct cd_product {
@@ -70,6 +76,14 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * is paid, allocates the plan's monthly credits once for it.
  */
 cd_err	 subscription_allocate_invoice(const char *invoice_id);
+/*
+ * The subscription invoice a charge paid, as a purchase of ours (see
+ * cd_checkout.invoice_id), allocated first if its invoice.paid was not
+ * handled yet; ck->invoice_id NULL when the charge paid no invoice of ours.
+ * One Stripe call: the charge.
+ */
+cd_err	 subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
+	    cd_checkout *ck);
 /*
  * Keeps our row of a subscription we sold in step with Stripe's: status
  * (canceled is final), period end (only later), cancel_at_period_end.  The

@@ -249,7 +249,8 @@ copy_inputs(long long user)
  * as a payment precedes what it pays for.  With --user, the events about
  * the user's Checkout Sessions, their PaymentIntents and what names those
  * (charges, refunds, disputes), about the user's subscriptions (their
- * invoices) and about the PaymentIntents of the user's bookings.
+ * invoices, and the refunds of those), about the PaymentIntents of the
+ * user's bookings, and the user's disputes.
  */
 static const char timeline_sql[] =
     "SELECT kind, ref, at FROM ("
@@ -265,6 +266,11 @@ static const char timeline_sql[] =
     "  OR EXISTS (SELECT 1 FROM @.subscriptions s WHERE s.user_id = @replay_user"
     "   AND s.stripe_subscription_id IN (e.object_id,"
     "   JSON_VALUE(e.payload, '$.data.object.subscription')))"
+    "  OR EXISTS (SELECT 1 FROM @.subscription_allocations a JOIN @.subscriptions s"
+    "   ON s.id = a.subscription_id WHERE s.user_id = @replay_user"
+    "   AND a.stripe_invoice_id = JSON_VALUE(e.payload, '$.data.object.invoice'))"
+    "  OR EXISTS (SELECT 1 FROM @.disputes d WHERE d.user_id = @replay_user"
+    "   AND d.stripe_dispute_id = e.object_id)"
     "  OR EXISTS (SELECT 1 FROM @.bookings b WHERE b.user_id = @replay_user"
     "   AND b.payment_intent_id IN (e.object_id,"
     "   JSON_VALUE(e.payload, '$.data.object.payment_intent'))))"

@@ -661,6 +661,75 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertEqual([(t["credits_delta"], t["transaction_type"]) for t in ledger(u.id)],
                          [(per, "allocation"), (per, "allocation"), (-per, "refund")])
         self.assertEqual(balance(u.id), per)
+        from .test_replay import replay
+        rc, report = replay("--user", str(u.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
+
+    def test_a_disputed_renewal_freezes_its_unspent_credits_and_lost_takes_them_back(self):
+        from .test_credits import consume
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        _, sub = self.subscribe(u)
+        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        spent = per + per // 4
+        consume(u.id, spent)
+        left = 2 * per - spent          # less than the renewal granted: all of it frozen
+        dp = dispute_charge(inv2["charge"])
+        self.assertEqual(db_row("SELECT user_id, stripe_session_id, product, units_frozen"
+                                " FROM disputes WHERE stripe_dispute_id = %s", dp),
+                         {"user_id": u.id, "stripe_session_id": None, "product": "subscription",
+                          "units_frozen": left})
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": left, "frozen": left})
+        close_dispute(dp, "lost")
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": 0, "frozen": 0})
+        self.assertEqual(dispute_steps(dp), [("freeze", "subscription", left, 0),
+                                             ("reverse", "subscription", left, per - left)])
+        self.assertEqual(db_rows("SELECT credits, credits_reversed FROM subscription_allocations"
+                                 " WHERE stripe_invoice_id = %s", inv2["id"]),
+                         [{"credits": per, "credits_reversed": left}])
+        want = [(per, "allocation", "subscription_renewal"),
+                (per, "allocation", "subscription_renewal"),
+                (-spent, "consumption", "integration_test"),
+                (0, "adjustment", "dispute_freeze"),
+                (0, "adjustment", "dispute_release"),
+                (-left, "refund", "subscription_refund")]
+        got = lambda: [(t["credits_delta"], t["transaction_type"], t["activity_type"])
+                       for t in ledger(u.id)]
+        self.assertEqual(got(), want)
+        for e in events_about(dp) + events_about(inv2["id"]):
+            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        self.assertEqual(got(), want)
+        from .test_replay import replay
+        rc, report = replay("--user", str(u.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
+
+    def test_a_dispute_handled_before_its_invoice_freezes_and_won_releases(self):
+        u = self.user()
+        per = STARTER_CREDITS * rate()
+        sid, sub = self.subscribe(u)
+        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        emu_hold()
+        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        dp = emu_ok("POST", f"/_emu/charges/{inv2['charge']}/dispute", {})["id"]
+        released = emu_release("reverse")
+        self.assertEqual(set(released["statuses"]), {200})
+        order = released["released"]
+        self.assertLess(order.index(events_about(dp, "charge.dispute.created")[0]["id"]),
+                        order.index(events_about(inv2["id"], "invoice.paid")[0]["id"]))
+        self.assertEqual(len(allocations(sub)), 2)
+        self.assertEqual(db_row("SELECT user_id, product, units_frozen FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"user_id": u.id, "product": "subscription", "units_frozen": per})
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": 2 * per, "frozen": per})
+        close_dispute(dp, "won")
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": 2 * per, "frozen": 0})
+        self.assertEqual(dispute_steps(dp), [("freeze", "subscription", per, 0),
+                                             ("release", "subscription", per, 0)])
 
     def test_refunded_invoice_takes_back_its_credits_not_below_spent(self):
         from .test_credits import consume
@@ -705,14 +774,36 @@ def charge_of(session_id):
     return stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
 
 
+def dispute_charge(charge):
+    """A dispute of the charge, opened and processed; returns its id."""
+    dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute")["id"]
+    wait_until(lambda: db_row("SELECT id FROM disputes WHERE stripe_dispute_id = %s",
+                              dp) is not None and all(
+        event_processed(e["id"]) for e in events_about(dp)), 20, message="dispute opened")
+    return dp
+
+
+def dispute_intent(pi):
+    """A dispute of the PaymentIntent's charge, opened and processed; returns its id."""
+    return dispute_charge(stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"])
+
+
 def open_dispute(session_id):
     """A dispute of the session's charge, opened and processed; returns its id."""
-    dp = emu_ok("POST", f"/_emu/charges/{charge_of(session_id)}/dispute")
-    wait_until(lambda: db_row("SELECT units_frozen FROM disputes WHERE stripe_dispute_id"
-                              " = %s", dp["id"]) is not None and all(
-        event_processed(e["id"]) for e in events_about(dp["id"])), 20,
-        message="dispute opened")
-    return dp["id"]
+    return dispute_charge(charge_of(session_id))
+
+
+def close_dispute(dp, status):
+    emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": status})
+    wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)) and db_scalar(
+        "SELECT closed_at IS NOT NULL FROM disputes WHERE stripe_dispute_id = %s", dp) == 1,
+        20, message="dispute closed")
+
+
+def dispute_steps(dp):
+    return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
+        "SELECT step, product, units, units_lost FROM dispute_steps"
+        " WHERE stripe_dispute_id = %s ORDER BY id", dp)]
 
 
 class DisputeTests(VoiceCase):
@@ -721,17 +812,6 @@ class DisputeTests(VoiceCase):
 
     def dispute(self, session_id):
         return open_dispute(session_id)
-
-    def close(self, dp, status):
-        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": status})
-        wait_until(lambda: db_scalar("SELECT closed_at IS NOT NULL FROM disputes WHERE"
-                                     " stripe_dispute_id = %s", dp) == 1, 20,
-                   message="dispute closed")
-
-    def steps(self, dp):
-        return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
-            "SELECT step, product, units, units_lost FROM dispute_steps"
-            " WHERE stripe_dispute_id = %s ORDER BY id", dp)]
 
     def redeliver(self, dp):
         for e in events_about(dp):
@@ -755,7 +835,7 @@ class DisputeTests(VoiceCase):
                                 " FROM disputes WHERE stripe_dispute_id = %s", dp),
                          {"user_id": u.id, "stripe_session_id": sid, "product": "live_help",
                           "units_frozen": 2})
-        self.assertEqual(self.steps(dp), [("freeze", "live_help", 2, 0)])
+        self.assertEqual(dispute_steps(dp), [("freeze", "live_help", 2, 0)])
         self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
                                 " user_live_help_totals WHERE user_id = %s", u.id),
                          {"hours_total": 2, "hours_used": 0, "hours_frozen": 2})
@@ -773,13 +853,13 @@ class DisputeTests(VoiceCase):
                          {"minutes_remaining": MINUTES - 5, "minutes_frozen": MINUTES - 5})
         self.assertEqual(self.credits(u)["remainingMinutes"], 0)
         self.assertError(u.post("/api/voice-therapy/start", {}), 402, "no_voice_credits")
-        self.assertEqual(self.steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0)])
-        self.close(dp, "won")
+        self.assertEqual(dispute_steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0)])
+        close_dispute(dp, "won")
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
-        self.assertEqual(self.steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0),
+        self.assertEqual(dispute_steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0),
                                           ("release", "voice_therapy", MINUTES - 5, 0)])
         self.redeliver(dp)
-        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
         self.assertEqual(self.start(u).json["availableMinutes"], MINUTES - 5)
 
@@ -794,7 +874,7 @@ class DisputeTests(VoiceCase):
         self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 0)
         self.assertError(u.post(f"/api/live-help-hour/{new_slot(5)}/book", {}), 402,
                          "no_hours_left")
-        self.close(dp, "lost")
+        close_dispute(dp, "lost")
         self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
                                 " user_live_help_totals WHERE user_id = %s", u.id),
                          {"hours_total": 1, "hours_used": 1, "hours_frozen": 0})
@@ -802,12 +882,12 @@ class DisputeTests(VoiceCase):
                                 " units_lost FROM disputes WHERE stripe_dispute_id = %s", dp),
                          {"status": "lost", "product": "live_help", "units_frozen": 2,
                           "units_reversed": 2, "units_lost": 1})
-        self.assertEqual(self.steps(dp), [("freeze", "live_help", 2, 0),
+        self.assertEqual(dispute_steps(dp), [("freeze", "live_help", 2, 0),
                                           ("reverse", "live_help", 2, 1)])
         self.assertEqual(db_scalar("SELECT hours_refunded FROM live_help_purchases"
                                    " WHERE stripe_session_id = %s", sid), 2)
         self.redeliver(dp)
-        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(db_scalar("SELECT hours_total FROM user_live_help_totals"
                                    " WHERE user_id = %s", u.id), 1)
 
@@ -828,25 +908,6 @@ class BookingDisputeTests(BookingCase):
         return [(e["amountCents"], e["bookingIds"]) for e in r.json["experts"]
                 if e["expertId"] == eid]
 
-    def open(self, pi):
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
-        dp = emu_ok("POST", f"/_emu/charges/{ch}/dispute")["id"]
-        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp))
-                   and db_row("SELECT booking_id FROM disputes WHERE stripe_dispute_id = %s",
-                              dp) is not None, 20, message="dispute opened")
-        return dp
-
-    def close(self, dp, status):
-        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": status})
-        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)) and db_scalar(
-            "SELECT closed_at IS NOT NULL FROM disputes WHERE stripe_dispute_id = %s", dp) == 1,
-            20, message="dispute closed")
-
-    def steps(self, dp):
-        return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
-            "SELECT step, product, units, units_lost FROM dispute_steps"
-            " WHERE stripe_dispute_id = %s ORDER BY id", dp)]
-
     def redeliver(self, dp):
         for e in events_about(dp):
             self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
@@ -856,7 +917,7 @@ class BookingDisputeTests(BookingCase):
         eid = new_expert(100, user=expert_user)          # 30 min: 3000, fee 300, payout 2700
         bid, pi = self.completed(a, expert_user, eid)
         self.assertEqual(self.owed(adm, eid), [(2700, [bid])])
-        dp = self.open(pi)
+        dp = dispute_intent(pi)
         self.assertEqual(db_row("SELECT booking_id, user_id, product, amount_cents, units_frozen,"
                                 " status FROM disputes WHERE stripe_dispute_id = %s", dp),
                          {"booking_id": bid, "user_id": a.id, "product": "booking",
@@ -866,16 +927,16 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual(payment_row(bid)["status"], "succeeded")
         self.assertEqual(self.owed(adm, eid), [], "a disputed booking is owed to nobody")
         self.assertError(adm.post("/api/admin/payouts", {"expertId": eid}), 409, "nothing_to_pay")
-        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0)])
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0)])
         self.redeliver(dp)
-        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0)])
-        self.close(dp, "won")
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0)])
+        close_dispute(dp, "won")
         self.assertEqual(booking_row(bid)["dispute_status"], "won")
-        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0),
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0),
                                           ("release", "booking", 2700, 0)])
         self.assertEqual(self.owed(adm, eid), [(2700, [bid])], "won: owed again")
         self.redeliver(dp)
-        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
         self.assertEqual(refund_rows(bid), [])
         r = adm.post("/api/admin/payouts", {"expertId": eid})
@@ -886,8 +947,8 @@ class BookingDisputeTests(BookingCase):
         adm, a, expert_user = admin(), register(), register()
         eid = new_expert(100, user=expert_user)
         bid, pi = self.completed(a, expert_user, eid)
-        dp = self.open(pi)
-        self.close(dp, "lost")
+        dp = dispute_intent(pi)
+        close_dispute(dp, "lost")
         b = booking_row(bid)
         self.assertEqual((b["status"], b["dispute_status"], b["refunded_cents"],
                           b["fee_refunded_cents"], b["payout_refunded_cents"]),
@@ -899,12 +960,12 @@ class BookingDisputeTests(BookingCase):
                                 " FROM disputes WHERE stripe_dispute_id = %s", dp),
                          {"status": "lost", "units_frozen": 2700, "units_reversed": 3000,
                           "units_lost": 0})
-        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0),
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0),
                                           ("reverse", "booking", 3000, 0)])
         self.assertEqual(self.owed(adm, eid), [])
         self.redeliver(dp)
         self.assertEqual(len(refund_rows(bid)), 1)
-        self.assertEqual(len(self.steps(dp)), 2)
+        self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
         # status only forward: a won close arriving later changes nothing
         self.assertEqual(booking_row(bid)["dispute_status"], "lost")
@@ -923,7 +984,7 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual(set(rel["statuses"]), {200}, rel)
         wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)), 20)
         self.assertEqual(booking_row(bid)["dispute_status"], "won")
-        self.assertEqual(self.steps(dp), [("freeze", "booking", 2700, 0),
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0),
                                           ("release", "booking", 2700, 0)])
         self.assertEqual(payment_row(bid)["status"], "succeeded")
 

@@ -34,8 +34,8 @@ class BookingReplayTests(BookingCase):
         return bid, pi
 
     def disputed(self, pi, status):
-        dp = test_money.BookingDisputeTests.open(self, pi)
-        test_money.BookingDisputeTests.close(self, dp, status)
+        dp = test_money.dispute_intent(pi)
+        test_money.close_dispute(dp, status)
         return dp
 
     def cancelled(self, customer, bid):
