@@ -28,8 +28,12 @@ credit_balance(cd_req *r)
 
 	if ((err = ledger_balance(r->user->id, &b)) != CD_OK)
 		return err;
-	resp_json(r, 200, json_pack("{s:I,s:I,s:I,s:I}",
+	/* frozen: held by an open dispute, so not available to spend (a
+	 * refund can take the balance below it) */
+	resp_json(r, 200, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
 	    "balance", (json_int_t)b.balance,
+	    "available", (json_int_t)(b.balance > b.frozen ? b.balance - b.frozen : 0),
+	    "frozen", (json_int_t)b.frozen,
 	    "totalEarned", (json_int_t)b.total_earned,
 	    "totalSpent", (json_int_t)b.total_spent,
 	    "bonusEarned", (json_int_t)b.bonus_earned));

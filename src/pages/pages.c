@@ -376,6 +376,21 @@ voice_card(cd_req *r, json_t *d, long long *minutes)
 	return CD_OK;
 }
 
+/*
+ * The whole credits the user can spend, and those an open dispute holds
+ * (null when none), as the cards show them: together the balance.
+ */
+static void
+credits_shown(json_t *d, const page_balance *b, long long tpc)
+{
+	/* a refund can take the balance below what a dispute holds */
+	long long available = (b->balance > b->frozen ? b->balance - b->frozen : 0) /
+	    tpc;
+
+	json_object_set_new(d, "available", jcount(available));
+	json_object_set_new(d, "held", jcount_nz(b->balance / tpc - available));
+}
+
 /* The credit balance as a row ({balance, bonus_earned}, or null), attached. */
 static cd_err
 balance_card(cd_req *r, json_t *d, page_balance *b)
@@ -466,7 +481,7 @@ h_dashboard(cd_req *r)
 	if ((err = attach(d, "settings", err, v)) != CD_OK ||
 	    (err = ledger_rate(&tpc)) != CD_OK)	/* tokens to whole credits */
 		return err;
-	json_object_set_new(d, "balance", jcount(b.balance / tpc));
+	credits_shown(d, &b, tpc);
 	if ((err = dashboard_lists(r, d)) != CD_OK)
 		return err;
 	json_object_set_new(d, "paymentPending",
@@ -547,7 +562,7 @@ h_billing(cd_req *r)
 	    (err = balance_card(r, d, &b)) != CD_OK ||
 	    (err = ledger_rate(&tpc)) != CD_OK)	/* tokens to whole credits */
 		return err;
-	json_object_set_new(d, "available", jcount(b.balance / tpc));
+	credits_shown(d, &b, tpc);
 	json_object_set_new(d, "bonusEarned", jcount(b.bonus_earned / tpc));
 	if ((err = pstore_transactions(r->arena, r->user->id, &tx, &n)) != CD_OK)
 		return err;

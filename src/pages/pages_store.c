@@ -34,7 +34,7 @@ static cd_sql q_voice = CD_SQL(
     "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
     "AND minutes_remaining > 0 AND expires_at > UTC_TIMESTAMP()");
 static cd_sql q_balance = CD_SQL(
-    "SELECT balance, bonus_earned FROM user_credits WHERE user_id = ?");
+    "SELECT balance, bonus_earned, frozen FROM user_credits WHERE user_id = ?");
 static cd_sql q_my_sessions = CD_SQL(
     "SELECT s.id, s.type, s.type = 'chat' AS is_chat, "
     "COALESCE(pr.name, s.plan) AS plan_name, s.status, "
@@ -209,6 +209,7 @@ static const cd_col pack_cols[] = {
 };
 static const cd_col balance_cols[] = {
 	DB_INT(page_balance, balance), DB_INT(page_balance, bonus_earned),
+	DB_INT(page_balance, frozen),
 };
 static const cd_col session_cols[] = {
 	DB_INT(page_session, id), DB_TEXT(page_session, type),

@@ -37,6 +37,7 @@ cd_err	 pstore_voice_json(long long user_id, json_t **row);
 /* The user's credit balance. */
 typedef struct page_balance {
 	long long	 balance, bonus_earned;
+	long long	 frozen;	/* held by an open dispute */
 } page_balance;
 cd_err	 pstore_balance(long long user_id, page_balance *, bool *found);
 /* The user's consultations, newest first (≤ 50). */

@@ -152,7 +152,9 @@ class CreditsCase(Case):
         self.assertStatus(r, 200, "GET /api/credits/balance")
         row = balance_row(u.id) or {"balance": 0, "total_earned": 0, "total_spent": 0,
                                     "bonus_earned": 0}
-        self.assertEqual(r.json, {"balance": row["balance"], "totalEarned": row["total_earned"],
+        frozen = db_scalar("SELECT frozen FROM user_credits WHERE user_id = %s", u.id) or 0
+        self.assertEqual(r.json, {"balance": row["balance"], "available": max(row["balance"] - frozen, 0),
+                                  "frozen": frozen, "totalEarned": row["total_earned"],
                                   "totalSpent": row["total_spent"],
                                   "bonusEarned": row["bonus_earned"]})
         return r.json
@@ -173,7 +175,8 @@ class PackTests(CreditsCase):
         for pack_id, (name, credits, bonus, price, _) in PACKS.items():
             with self.subTest(pack=pack_id):
                 u = self.user()
-                self.assertEqual(self.assertBalanceApi(u), {"balance": 0, "totalEarned": 0,
+                self.assertEqual(self.assertBalanceApi(u), {"balance": 0, "available": 0,
+                                                            "frozen": 0, "totalEarned": 0,
                                                             "totalSpent": 0, "bonusEarned": 0})
                 r = create_checkout(u, {"purchaseType": "boost_pack", "boostPackId": pack_id})
                 self.assertStatus(r, 200, "create-checkout")
@@ -231,7 +234,8 @@ class PackTests(CreditsCase):
                                   bp[0]["credits_applied"], bp[0]["credits_refunded"]),
                                  (pack_id, sid, pi, price, tokens, 0))
                 self.assertEqual(self.assertBalanceApi(u),
-                                 {"balance": tokens, "totalEarned": tokens, "totalSpent": 0,
+                                 {"balance": tokens, "available": tokens, "frozen": 0,
+                                  "totalEarned": tokens, "totalSpent": 0,
                                   "bonusEarned": bonus * 1000})
                 r = u.get("/api/credits/transactions")
                 self.assertStatus(r, 200)
@@ -819,7 +823,8 @@ class SubscriptionTests(CreditsCase):
         self.assertEqual(len(ledger(u.id)), 2)
         self.assertEqual(len(allocations(sub)), 2)
         self.assertEqual(self.assertBalanceApi(u),
-                         {"balance": 2 * per, "totalEarned": 2 * per, "totalSpent": 0,
+                         {"balance": 2 * per, "available": 2 * per, "frozen": 0,
+                          "totalEarned": 2 * per, "totalSpent": 0,
                           "bonusEarned": 0})
         self.assertLedger()
 

@@ -682,6 +682,8 @@ class SubscriptionLifecycleTests(CreditsCase):
                           "units_frozen": left})
         self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
                                 u.id), {"balance": left, "frozen": left})
+        shown = u.get("/api/credits/balance").json
+        self.assertEqual((shown["balance"], shown["available"], shown["frozen"]), (left, 0, left))
         close_dispute(dp, "lost")
         self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
                                 u.id), {"balance": 0, "frozen": 0})
@@ -725,9 +727,19 @@ class SubscriptionLifecycleTests(CreditsCase):
                          {"user_id": u.id, "product": "subscription", "units_frozen": per})
         self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
                                 u.id), {"balance": 2 * per, "frozen": per})
+        month = f"{per // rate():,}"        # whole credits, as the pages show them
+        for path in ("/dashboard", "/settings/billing"):
+            page = u.get(path).text
+            self.assertIn(f"data-balance>{month}</p>", page, path)
+            self.assertIn(f"data-held>{month} more held while a payment of yours is disputed</p>",
+                          page, path)
         close_dispute(dp, "won")
         self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
                                 u.id), {"balance": 2 * per, "frozen": 0})
+        for path in ("/dashboard", "/settings/billing"):
+            page = u.get(path).text
+            self.assertIn(f"data-balance>{2 * per // rate():,}</p>", page, path)
+            self.assertNotIn("data-held", page, path)
         self.assertEqual(dispute_steps(dp), [("freeze", "subscription", per, 0),
                                              ("release", "subscription", per, 0)])
 

@@ -1,10 +1,11 @@
 /*
  * Journey 1: a boost pack bought on /settings/billing through embedded
- * Checkout in a modal; a declined card first, then a good one.
+ * Checkout in a modal; a declined card first, then a good one; then the
+ * payment disputed, its credits shown held.
  */
 'use strict';
 
-const { assert, eq, dbRow, eventually } = require('../lib');
+const { assert, eq, dbRow, emu, eventually } = require('../lib');
 
 async function buyPack(t) {
   const p = t.page;
@@ -68,6 +69,19 @@ async function buyPack(t) {
       'AND processed_at IS NOT NULL', user.id).n) === 1, 'the checkout.session.completed webhook');
     eq(dbRow('SELECT COUNT(*) AS n FROM boost_pack_purchases WHERE user_id = ?', user.id).n, 1, 'purchases');
     eq(dbRow('SELECT balance FROM user_credits WHERE user_id = ?', user.id).balance, 22916000, 'token balance');
+  });
+
+  await t.step('a-dispute-holds-the-credits', async () => {
+    // The payment is disputed: its credits stay in the balance but cannot be spent.
+    const pi = dbRow('SELECT payment_intent_id AS pi FROM boost_pack_purchases WHERE user_id = ?', user.id).pi;
+    const charge = dbRow("SELECT object_id AS id FROM stripe_events WHERE type = 'charge.succeeded' " +
+      "AND JSON_VALUE(payload, '$.data.object.payment_intent') = ?", pi).id;
+    eq((await emu(`/_emu/charges/${charge}/dispute`)).status, 200, 'emulator opening a dispute');
+    await eventually(() => Number(dbRow('SELECT frozen FROM user_credits WHERE user_id = ?',
+      user.id).frozen) === 22916000, 'the dispute to freeze the credits');
+    await t.goto('/settings/billing');
+    eq(await t.text('[data-balance]'), '0', 'credits available while disputed');
+    eq(await t.text('[data-held]'), '22,916 more held while a payment of yours is disputed', 'credits held');
   });
 }
 
