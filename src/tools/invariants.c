@@ -197,6 +197,29 @@ static cd_sql q_booking_paid = CD_SQL(
     "  OR NOT (b.payment_intent_id <=> p.stripe_payment_intent_id)"
     " ORDER BY p.booking_id" LIMIT);
 
+/*
+ * What open disputes hold, per holding: a user's frozen credits (boost packs
+ * and subscription invoices), a user's frozen Live Help hours, a Voice
+ * credit's frozen minutes.  A closed dispute holds nothing: won released
+ * its units, lost released them before reversing.
+ */
+#define OPEN_HOLDS(key, products) \
+	"(SELECT " key ", SUM(units_frozen) AS held FROM disputes" \
+	" WHERE closed_at IS NULL AND product IN (" products ") GROUP BY " key ")"
+static cd_sql q_dispute_hold = CD_SQL(
+    "SELECT 'credits' AS holding, u.user_id AS id, u.frozen, COALESCE(d.held, 0) AS held"
+    " FROM user_credits u LEFT JOIN " OPEN_HOLDS("user_id", "'boost_pack', 'subscription'")
+    " d ON d.user_id = u.user_id WHERE u.frozen <> COALESCE(d.held, 0)"
+    " UNION ALL SELECT 'live_help', t.user_id, t.hours_frozen, COALESCE(d.held, 0)"
+    " FROM user_live_help_totals t LEFT JOIN " OPEN_HOLDS("user_id", "'live_help'")
+    " d ON d.user_id = t.user_id WHERE t.hours_frozen <> COALESCE(d.held, 0)"
+    " UNION ALL SELECT 'voice_therapy', c.id, c.minutes_frozen, COALESCE(d.held, 0)"
+    " FROM voice_therapy_credits c LEFT JOIN "
+    OPEN_HOLDS("stripe_session_id", "'voice_therapy'") " d"
+    " ON d.stripe_session_id = c.stripe_session_id COLLATE utf8mb4_bin"
+    " WHERE c.minutes_frozen <> COALESCE(d.held, 0)"
+    " ORDER BY 1, 2" LIMIT);
+
 static cd_sql q_stale_event = CD_SQL(
     "SELECT event_id, type, object_id, received_at FROM stripe_events"
     " WHERE processed_at IS NULL AND received_at < UTC_TIMESTAMP(6) - INTERVAL 10 MINUTE"
@@ -311,6 +334,8 @@ const cd_invariant invariants[] = {
 	{ "booking_paid", "a succeeded booking PaymentIntent: one paid payment of the booking"
 	    " that names it, held by a scheduled or completed booking",
 	    &q_booking_paid, false, NULL, false, NULL, false },
+	{ "dispute_hold", "what is frozen (credits, hours, a Voice credit's minutes) ="
+	    " what open disputes hold", &q_dispute_hold, false, NULL, false, NULL, false },
 	{ "stale_event", "no verified event unprocessed for more than 10 minutes",
 	    &q_stale_event, false, NULL, false, NULL, false },
 	{ "stripe_paid_unfulfilled", "every session Stripe reports paid is fulfilled",

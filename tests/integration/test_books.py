@@ -1,6 +1,6 @@
 """Proving the books: creditdesk-check finds exactly the corruption put into a
 database (a ledger row changed, a duplicate fulfilment, an overfilled slot, a
-refund without its reversal; a paid booking cancelled without its refund, a
+refund without its reversal, disputed credits thawed; a paid booking cancelled without its refund, a
 paid PaymentIntent's payment set back to pending, a booking refund's row
 removed) and nothing else, and with --stripe it compares
 our paid sessions with Stripe's own list.  A recorded run (as the reconcile
@@ -124,9 +124,22 @@ class CorruptionTests(Undoing):
                 "payment_intent": rev["payment_intent_id"], "stripe_session_id": sid,
                 "refunded_cents": rev["amount_cents"], "reversed_cents": 0}
 
+    def thaw_disputed_credits(self):
+        from .test_money import open_dispute
+        u = register()
+        open_dispute(buy_pack(u, "boost-small"))
+        frozen = db_scalar("SELECT frozen FROM user_credits WHERE user_id = %s", u.id)
+        self.assertGreater(frozen, 0, "the dispute froze the credits")
+        # spendable again while the dispute is still open
+        db_exec("UPDATE user_credits SET frozen = 0 WHERE user_id = %s", u.id)
+        self.undo.append(lambda: db_exec("UPDATE user_credits SET frozen = %s"
+                                         " WHERE user_id = %s", frozen, u.id))
+        return {"check": "dispute_hold", "holding": "credits", "id": u.id, "frozen": 0,
+                "held": frozen}
+
     def test_each_corruption_is_found_and_nothing_else(self):
         expected = [self.change_ledger_row(), self.duplicate_fulfilment(),
-                    self.overfill_slot(), self.drop_reversal()]
+                    self.overfill_slot(), self.drop_reversal(), self.thaw_disputed_credits()]
         report = books_check()
         self.assertFalse(report["ok"])
         key = lambda f: (f["check"], json.dumps(f, sort_keys=True))  # noqa: E731
@@ -134,7 +147,7 @@ class CorruptionTests(Undoing):
         counts = {c["check"]: c["findings"] for c in report["checks"]}
         self.assertEqual({k: v for k, v in counts.items() if v},
                          {"credit_balance": 1, "fulfilment": 1, "live_help_slot": 1,
-                          "unreversed_refund": 1})
+                          "unreversed_refund": 1, "dispute_hold": 1})
 
         for fn in reversed(self.undo):
             fn()
