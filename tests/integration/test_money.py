@@ -701,8 +701,7 @@ class SubscriptionLifecycleTests(CreditsCase):
         got = lambda: [(t["credits_delta"], t["transaction_type"], t["activity_type"])
                        for t in ledger(u.id)]
         self.assertEqual(got(), want)
-        for e in events_about(dp) + events_about(inv2["id"]):
-            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        redeliver(dp, inv2["id"])
         self.assertEqual(got(), want)
         from .test_replay import replay
         rc, report = replay("--user", str(u.id))
@@ -812,6 +811,14 @@ def close_dispute(dp, status):
         20, message="dispute closed")
 
 
+def redeliver(*object_ids):
+    """Every event about the objects delivered once more; each answered 200."""
+    for e in [e for i in object_ids for e in events_about(i)]:
+        statuses = emu_deliver(e["id"])["statuses"]
+        if statuses != [200]:
+            raise AssertionError(f"{e['type']} {e['id']} delivered again: {statuses}")
+
+
 def dispute_steps(dp):
     return [(x["step"], x["product"], x["units"], x["units_lost"]) for x in db_rows(
         "SELECT step, product, units, units_lost FROM dispute_steps"
@@ -824,10 +831,6 @@ class DisputeTests(VoiceCase):
 
     def dispute(self, session_id):
         return open_dispute(session_id)
-
-    def redeliver(self, dp):
-        for e in events_about(dp):
-            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
 
     def test_a_dispute_handled_before_its_checkout_freezes_what_the_purchase_grants(self):
         """The dispute's event is handled before the checkout's own (both
@@ -870,7 +873,7 @@ class DisputeTests(VoiceCase):
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
         self.assertEqual(dispute_steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0),
                                           ("release", "voice_therapy", MINUTES - 5, 0)])
-        self.redeliver(dp)
+        redeliver(dp)
         self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
         self.assertEqual(self.start(u).json["availableMinutes"], MINUTES - 5)
@@ -898,7 +901,7 @@ class DisputeTests(VoiceCase):
                                           ("reverse", "live_help", 2, 1)])
         self.assertEqual(db_scalar("SELECT hours_refunded FROM live_help_purchases"
                                    " WHERE stripe_session_id = %s", sid), 2)
-        self.redeliver(dp)
+        redeliver(dp)
         self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(db_scalar("SELECT hours_total FROM user_live_help_totals"
                                    " WHERE user_id = %s", u.id), 1)
@@ -920,10 +923,6 @@ class BookingDisputeTests(BookingCase):
         return [(e["amountCents"], e["bookingIds"]) for e in r.json["experts"]
                 if e["expertId"] == eid]
 
-    def redeliver(self, dp):
-        for e in events_about(dp):
-            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
-
     def test_open_then_won_is_owed_again(self):
         adm, a, expert_user = admin(), register(), register()
         eid = new_expert(100, user=expert_user)          # 30 min: 3000, fee 300, payout 2700
@@ -940,14 +939,14 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual(self.owed(adm, eid), [], "a disputed booking is owed to nobody")
         self.assertError(adm.post("/api/admin/payouts", {"expertId": eid}), 409, "nothing_to_pay")
         self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0)])
-        self.redeliver(dp)
+        redeliver(dp)
         self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0)])
         close_dispute(dp, "won")
         self.assertEqual(booking_row(bid)["dispute_status"], "won")
         self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0),
                                           ("release", "booking", 2700, 0)])
         self.assertEqual(self.owed(adm, eid), [(2700, [bid])], "won: owed again")
-        self.redeliver(dp)
+        redeliver(dp)
         self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
         self.assertEqual(refund_rows(bid), [])
@@ -975,7 +974,7 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0),
                                           ("reverse", "booking", 3000, 0)])
         self.assertEqual(self.owed(adm, eid), [])
-        self.redeliver(dp)
+        redeliver(dp)
         self.assertEqual(len(refund_rows(bid)), 1)
         self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
@@ -1027,8 +1026,7 @@ class CreditDisputeTests(CreditsCase):
         self.assertEqual(db_row("SELECT units_frozen, units_reversed, units_lost FROM disputes"
                                 " WHERE stripe_dispute_id = %s", dp),
                          {"units_frozen": left, "units_reversed": left, "units_lost": 417_000})
-        for e in events_about(dp):
-            self.assertEqual(emu_deliver(e["id"])["statuses"], [200], e["type"])
+        redeliver(dp)
         self.assertEqual(len(ledger(u.id)), 5)
 
 
