@@ -9,7 +9,10 @@
  * id shown>; a browser without EventSource, or whose stream the server
  * refuses, polls that about once a second instead.  A pushed message that
  * follows one this page has not seen (its push was lost) makes it fetch the
- * latest page of messages, which holds the missed one.  The server lists
+ * latest page of messages, which holds the missed one.  nginx pings the
+ * stream every 25 s; one silent for a minute (its machine hung, or a
+ * connection that died without closing) is opened again, which catches up
+ * on what it missed.  The server lists
  * a session's messages in commit order (its position, seq; not always id
  * order: several database nodes hand out ids), so "everything after the
  * last message I have" never skips one.
@@ -26,6 +29,8 @@
   var WAITING_MS = 3000;
   var MAX_BACKOFF_MS = 10000;
   var STREAM_OPEN_MS = 5000;
+  /* Longer than two of nginx's pings; a test sets it shorter. */
+  var SILENCE_MS = window.creditdeskStreamSilenceMs || 60000;
 
   var room = document.getElementById('chat');
   if (!room) return;
@@ -46,6 +51,7 @@
   var backoff = POLL_MS;
   var stopped = false;
   var stream = null;     /* the room's EventSource while it is in use */
+  var heard = 0;         /* when the stream last said anything, pings too */
 
   function csrfToken() {
     var m = document.querySelector('meta[name="csrf-token"]');
@@ -207,11 +213,14 @@
     if (typeof window.EventSource !== 'function') return false;
     stream = new EventSource(base + '/stream');
     stream.onopen = function () {
+      heard = Date.now();
       room.setAttribute('data-stream', 'catching-up');
       poll();
     };
+    stream.addEventListener('ping', function () { heard = Date.now(); });
     stream.onmessage = function (ev) {
       var e;
+      heard = Date.now();
       try { e = JSON.parse(ev.data); } catch (x) { return; }
       if (!e || typeof e.message !== 'object' || e.message === null) return;
       if (e.after && !seen[e.after]) fillGap();
@@ -227,6 +236,17 @@
       if (stream && !room.hasAttribute('data-stream')) giveUpStream();
     }, STREAM_OPEN_MS);
     return true;
+  }
+
+  /* An open stream silent for too long is opened again (see the top). */
+  function watchStream() {
+    if (stopped) return;
+    if (stream && stream.readyState === EventSource.OPEN && Date.now() - heard > SILENCE_MS) {
+      stream.close();
+      room.setAttribute('data-stream', 'reconnecting');
+      listen();
+    }
+    setTimeout(watchStream, Math.min(SILENCE_MS / 3, 10000));
   }
 
   function giveUpStream() {
@@ -282,6 +302,7 @@
       }
     });
   }
-  if (!listen()) giveUpStream();
+  if (listen()) watchStream();
+  else giveUpStream();
   watchForMechanic();
 })();

@@ -78,21 +78,22 @@ class EventStream:
         self.status = self.resp.status
 
     def next_event(self):
-        """The next event's data as JSON (pings and comments skipped)."""
-        data = []
+        """The next message event's data as JSON (pings and comments skipped)."""
+        data, kind = [], "message"
         while True:
             line = self.resp.readline()
             if not line:
                 raise EOFError("stream closed")
             line = line.decode().rstrip("\r\n")
             if line == "":
-                if data:
+                if data and kind == "message":
                     return json.loads("\n".join(data))
+                data, kind = [], "message"
                 continue
             if line.startswith("data:"):
                 data.append(line[5:].lstrip(" ") if line.startswith("data: ") else line[5:])
-            elif line.startswith("event:") and line[6:].strip() == "ping":
-                data = []
+            elif line.startswith("event:"):
+                kind = line[6:].strip()
 
     def nothing_within(self, seconds):
         """True if no event arrives within seconds (the socket times out)."""

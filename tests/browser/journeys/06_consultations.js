@@ -79,6 +79,8 @@ async function consultations(t) {
   await t.step('push-between-browsers', () => chatByPush(t, a.m, sessionId));
   await t.step('a-lost-push-is-caught-up', () => lostPush(t, a, sessionId));
 
+  await t.step('a-silent-stream-is-opened-again', () => silentStream(t, a, sessionId));
+
   await t.step('polling-without-eventsource', () => chatByPolling(t, a.m, sessionId));
 
   await t.step('customer-cannot-queue', async () => {
@@ -132,9 +134,8 @@ async function chatByPush(t, m, sessionId) {
     for (const x of [t, m]) x.page.off('request', watch);
   }
   eq(JSON.stringify(polls), '[]', 'requests for messages while the rooms were open');
-  const rows = db('SELECT id, body FROM session_messages WHERE session_id = ? ORDER BY seq, id', sessionId);
-  eq(rows.length, PUSHED, 'messages saved');
-  const want = JSON.stringify(rows.map((r) => ({ id: Number(r.id), body: r.body })));
+  const want = roomRows(sessionId);
+  eq(JSON.parse(want).length, PUSHED, 'messages saved');
   for (const x of [t, m]) eq(JSON.stringify(await shown(x.page)), want, 'each message once, in the server\'s order');
   times.sort((x, y) => x - y);
   console.log(`       chat push delivery between two browsers: p50 ${times[Math.floor(times.length / 2)]} ms,` +
@@ -143,16 +144,29 @@ async function chatByPush(t, m, sessionId) {
 
 /*
  * A message committed whose push never came (its publisher was down, say):
- * written here straight into the room, as the messages API would (the
- * guard's new version is its seq).  The next pushed message names it as the
- * one before, so both pages, which never saw it, fetch the latest messages
- * once and show it, in the server's order: the sender's page too, which has
- * already shown its own message from the send's answer.
+ * written straight into the room, as the messages API would (the guard's
+ * new version is its seq).
+ */
+function writeUnpushed(sessionId, userId, body) {
+  db('UPDATE sessions SET version = version + 1 WHERE id = ?', sessionId);
+  db('INSERT INTO session_messages (session_id, user_id, body, seq) SELECT ?, ?, ?, version' +
+     ' FROM sessions WHERE id = ?', sessionId, userId, body, sessionId);
+}
+
+/* The bodies and ids a room should show: the server's, in its order. */
+function roomRows(sessionId) {
+  const rows = db('SELECT id, body FROM session_messages WHERE session_id = ? ORDER BY seq, id', sessionId);
+  return JSON.stringify(rows.map((r) => ({ id: Number(r.id), body: r.body })));
+}
+
+/*
+ * A message whose push never came (writeUnpushed).  The next pushed message
+ * names it as the one before, so both pages, which never saw it, fetch the
+ * latest messages once and show it, in the server's order: the sender's
+ * page too, which has already shown its own message from the send's answer.
  */
 async function lostPush(t, mech, sessionId) {
-  db('UPDATE sessions SET version = version + 1 WHERE id = ?', sessionId);
-  db("INSERT INTO session_messages (session_id, user_id, body, seq) SELECT ?, ?, 'lost push', version" +
-     ' FROM sessions WHERE id = ?', sessionId, mech.u.id, sessionId);
+  writeUnpushed(sessionId, mech.u.id, 'lost push');
   const polls = [];
   const watch = readsOfMessages(polls);
   for (const x of [t, mech.m]) x.page.on('request', watch);
@@ -167,9 +181,30 @@ async function lostPush(t, mech, sessionId) {
     for (const x of [t, mech.m]) x.page.off('request', watch);
   }
   eq(polls.length, 2, 'one fetch of the latest messages per page');
-  const rows = db('SELECT id, body FROM session_messages WHERE session_id = ? ORDER BY seq, id', sessionId);
-  const want = JSON.stringify(rows.map((r) => ({ id: Number(r.id), body: r.body })));
+  const want = roomRows(sessionId);
   for (const x of [t, mech.m]) eq(JSON.stringify(await shown(x.page)), want, 'the lost one in its place');
+}
+
+/*
+ * A stream gone silent (its machine's nginx hung, or a connection that died
+ * without closing) brings not even nginx's 25 s ping.  A page that has heard
+ * nothing for longer than it allows (1.5 s here, a minute in use) opens the
+ * stream again and catches up: a message whose push it missed shows.
+ */
+async function silentStream(t, mech, sessionId) {
+  const page = await t.page.browserContext().newPage();
+  try {
+    await page.evaluateOnNewDocument(() => { window.creditdeskStreamSilenceMs = 1500; });
+    await page.goto(t.url(`/chat/${sessionId}`), { waitUntil: 'load' });
+    await page.waitForSelector('#chat[data-stream="open"]');
+    writeUnpushed(sessionId, mech.u.id, 'missed while silent');
+    await page.waitForFunction(() => Array.prototype.some.call(
+      document.querySelectorAll('#chat .message .body'), (b) => b.textContent === 'missed while silent'),
+    { polling: 'mutation', timeout: 8000 });
+    eq(JSON.stringify(await shown(page)), roomRows(sessionId), 'every message once, in order');
+  } finally {
+    await page.close();
+  }
 }
 
 /* A browser without EventSource polls instead, and still gets the messages. */
