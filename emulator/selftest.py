@@ -747,9 +747,12 @@ def t_restart(emulator):
     check("session survives a restart", r.status == 200 and r.json == cs, r.text)
     r = api("POST", "/v1/checkout/sessions", session_params(customer=c["id"]))
     check("a new session for the kept customer", r.status == 200, r.text)
-    after = api("GET", "/v1/events", query={"limit": 100}).json["data"]
-    check("events survive a restart, in order", [e["id"] for e in after[-len(events):]]
-          == [e["id"] for e in events] and after[-len(events):] == events)
+    after = api("GET", "/v1/events", query={"limit": 100}).json["data"][-len(events):]
+    # pending_webhooks drops to 0 when a delivery lands, which may be after
+    # the first list was read: every other field must be as it was.
+    kept = lambda es: [{k: v for k, v in e.items() if k != "pending_webhooks"} for e in es]  # noqa: E731
+    check("events survive a restart, in order", [e["id"] for e in after]
+          == [e["id"] for e in events] and kept(after) == kept(events))
 
 
 def t_reset(emulator):
