@@ -26,8 +26,8 @@
 #
 # Settings: those of bench/common.sh (CD_STATE_DIR, CD_BENCH_*), and
 # CD_PERF_ROUNDS (1-5), CD_BENCH_EVENTS_N (events signed per webhook run,
-# 60000), CD_PERF_KEEPALIVE=0 (no FastCGI connections kept, to measure that
-# lever), CD_PERF_RECORD=DIR (perf record -a -g of each target's run into
+# 150000: more than the fastest machine sends in 10 s), CD_PERF_KEEPALIVE=0
+# (no FastCGI connections kept, to measure that lever), CD_PERF_RECORD=DIR (perf record -a -g of each target's run into
 # DIR/<target>-<round>.data, to see where the difference is spent; needs
 # Debian's linux-perf, which deps.sh does not install).  The
 # bench database creditdesk_bench (two tables) is created with
@@ -37,7 +37,7 @@ BENCH_NAME=perf
 export CD_CHILDREN=${CD_CHILDREN:-4}
 export CD_BENCH_CONNECTIONS=${CD_BENCH_CONNECTIONS:-64}
 ROUNDS=${CD_PERF_ROUNDS:-2}
-EVENTS_N=${CD_BENCH_EVENTS_N:-60000}
+EVENTS_N=${CD_BENCH_EVENTS_N:-150000}
 NOKEEP=$([[ ${CD_PERF_KEEPALIVE:-1} == 0 ]] && echo 1 || true)
 # shellcheck source=bench/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
