@@ -313,7 +313,6 @@ struct sub_refund {
 	const char	*invoice_id;
 	const char	*key;		/* charge id / cumulative cents refunded */
 	cd_arena	*arena;		/* the refund's: the row, the metadata */
-	bool		 allocated;	/* the invoice was allocated, if ours */
 };
 
 /* Credits to take back in all for refunded of paid cents of an allocation. */
@@ -389,18 +388,53 @@ refund_tx(void *arg)
 	    "subscription", refunded, &fresh)) != CD_OK || !fresh ||
 	    (err = lock_allocation(sr->invoice_id, sr->arena, &al, &found)) != CD_OK)
 		return err;
-	if (!found)	/* not ours, or not allocated yet: rolled back, see below */
-		return sr->allocated ? CD_OK : CD_NOT_FOUND;
+	if (!found)	/* not ours */
+		return CD_OK;
 	if ((err = take_back(sr->invoice_id, &al, refunded,
 	    jint(sr->charge, "amount"), sr->arena, &units)) != CD_OK)
 		return err;
 	return reversal_units(sr->key, units);
 }
 
+/* The subscriber an invoice's allocation credited, or 0: none yet. */
+static cd_err
+allocation_user(const char *invoice_id, cd_arena *a, long long *user_id)
+{
+	struct invoice_credits al;
+	size_t n = 0;
+	cd_err err;
+
+	*user_id = 0;
+	if ((err = db_fetch(&q_allocation, a, allocation_cols,
+	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
+	    invoice_id)) == CD_OK && n == 1)
+		*user_id = al.user_id;
+	return err;
+}
+
+/*
+ * The subscriber an invoice's allocation credited, or 0: not ours.  A
+ * refund or a dispute can be handled before the invoice's invoice.paid
+ * (events come out of order): the invoice is then allocated first, as
+ * invoice.paid would, so that there are credits to take back or freeze.
+ */
+static cd_err
+allocated_to(const char *invoice_id, cd_arena *a, long long *user_id)
+{
+	cd_err err;
+
+	if ((err = allocation_user(invoice_id, a, user_id)) != CD_OK ||
+	    *user_id != 0 ||
+	    (err = subscription_allocate_invoice(invoice_id)) != CD_OK)
+		return err;
+	return allocation_user(invoice_id, a, user_id);
+}
+
 cd_err
 subscription_refund(const json_t *charge)
 {
-	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL, NULL, false };
+	struct sub_refund sr = { charge, jstr(charge, "invoice"), NULL, NULL };
+	long long user;
 	char key[300];
 	cd_err err;
 
@@ -412,16 +446,8 @@ subscription_refund(const json_t *charge)
 	    jint(charge, "amount_refunded"));
 	sr.key = key;
 	sr.arena = arena_new();
-	/*
-	 * Refunded before its invoice.paid was handled here (events come out of
-	 * order): the invoice is allocated first, as invoice.paid would, so the
-	 * refund has credits to take back instead of using up its key on none.
-	 */
-	if ((err = db_tx(refund_tx, &sr)) == CD_NOT_FOUND &&
-	    (err = subscription_allocate_invoice(sr.invoice_id)) == CD_OK) {
-		sr.allocated = true;
+	if ((err = allocated_to(sr.invoice_id, sr.arena, &user)) == CD_OK)
 		err = db_tx(refund_tx, &sr);
-	}
 	arena_free(sr.arena);
 	return err;
 }
@@ -476,22 +502,6 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	    ck->arena, units);
 }
 
-/* The subscriber an invoice's allocation credited, or 0: none yet. */
-static cd_err
-allocation_user(const char *invoice_id, cd_arena *a, long long *user_id)
-{
-	struct invoice_credits al;
-	size_t n = 0;
-	cd_err err;
-
-	*user_id = 0;
-	if ((err = db_fetch(&q_allocation, a, allocation_cols,
-	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
-	    invoice_id)) == CD_OK && n == 1)
-		*user_id = al.user_id;
-	return err;
-}
-
 cd_err
 subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
     cd_checkout *ck)
@@ -509,15 +519,9 @@ subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
 	invoice = jstr(charge, "invoice");
 	if (!stripe_id_ok(invoice, "in_"))
 		return CD_OK;	/* paid no invoice */
-	if ((err = allocation_user(invoice, a, &ck->user_id)) != CD_OK)
-		return err;
-	/* Disputed before its invoice.paid was handled here: allocated first. */
-	if (ck->user_id == 0 &&
-	    ((err = subscription_allocate_invoice(invoice)) != CD_OK ||
-	    (err = allocation_user(invoice, a, &ck->user_id)) != CD_OK))
-		return err;
-	if (ck->user_id == 0)
-		return CD_OK;	/* not an invoice of ours */
+	if ((err = allocated_to(invoice, a, &ck->user_id)) != CD_OK ||
+	    ck->user_id == 0)
+		return err;	/* or not an invoice of ours */
 	ck->product = product_subscription.name;
 	ck->invoice_id = invoice;
 	ck->payment_intent_id = jstr(charge, "payment_intent");

@@ -17,7 +17,7 @@ from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            rate)
 from .lib import audit_count, emu_state, parallel, promote, register, stripe_api
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
-                  completed_event, start_live_help, stripe_session)
+                  start_live_help, stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
                             new_expert, payment_row, refund_rows, started, status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
@@ -509,6 +509,25 @@ class ReverseOrderTests(BookingCase):
         self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
 
 
+def release_newest_first(first, then):
+    """Delivers the held events newest first, each answered 200; the event
+    first = (object id, type) must be handled before then = (object id, type)."""
+    released = emu_release("reverse")
+    if set(released["statuses"]) != {200}:
+        raise AssertionError(f"held events delivered: {released!r}")
+    order = released["released"]
+    ids = [events_about(*x)[0]["id"] for x in (first, then)]
+    if not order.index(ids[0]) < order.index(ids[1]):
+        raise AssertionError(f"{first} was not delivered before {then}: {order}")
+
+
+def replayed(user_id):
+    """The replay of one user's books: (exit status, differences)."""
+    from .test_replay import replay     # test_replay imports this module
+    rc, report = replay("--user", str(user_id))
+    return rc, report["differences"]
+
+
 class SubscriptionLifecycleTests(CreditsCase):
     """Status and period end from Stripe's subscription events; a refunded
     invoice takes back its credits; cancelling at period end through Stripe."""
@@ -519,6 +538,12 @@ class SubscriptionLifecycleTests(CreditsCase):
         sid = r.json["sessionId"]
         sub = emu_pay(sid).json["subscription"]
         wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        return sid, sub
+
+    def settled(self, u):
+        """subscribe(u), and its checkout's own event handled: nothing left to race."""
+        sid, sub = self.subscribe(u)
+        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
         return sid, sub
 
     def row(self, sub):
@@ -590,8 +615,7 @@ class SubscriptionLifecycleTests(CreditsCase):
         the deletion handled before the update: the row is canceled and still
         says it ended at the period's end, as Stripe does."""
         u = self.user()
-        sid, sub = self.subscribe(u)
-        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        _, sub = self.settled(u)
         emu_hold()
         stripe_api("POST", f"/v1/subscriptions/{sub}", {"cancel_at_period_end": "true"})
         emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
@@ -644,26 +668,19 @@ class SubscriptionLifecycleTests(CreditsCase):
         allocated first, once, and its credits taken back."""
         u = self.user()
         per = STARTER_CREDITS * rate()
-        sid, sub = self.subscribe(u)
-        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        _, sub = self.settled(u)
         emu_hold()
         inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
         r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"]})
         self.assertEqual(r.status, 200, r)
-        released = emu_release("reverse")
-        self.assertEqual(set(released["statuses"]), {200})
-        order = released["released"]
-        self.assertLess(order.index(events_about(inv2["charge"], "charge.refunded")[0]["id"]),
-                        order.index(events_about(inv2["id"], "invoice.paid")[0]["id"]))
+        release_newest_first((inv2["charge"], "charge.refunded"), (inv2["id"], "invoice.paid"))
         self.assertEqual(db_rows("SELECT credits, credits_reversed FROM subscription_allocations"
                                  " WHERE stripe_invoice_id = %s", inv2["id"]),
                          [{"credits": per, "credits_reversed": per}])
         self.assertEqual([(t["credits_delta"], t["transaction_type"]) for t in ledger(u.id)],
                          [(per, "allocation"), (per, "allocation"), (-per, "refund")])
         self.assertEqual(balance(u.id), per)
-        from .test_replay import replay
-        rc, report = replay("--user", str(u.id))
-        self.assertEqual((rc, report["differences"]), (0, []))
+        self.assertEqual(replayed(u.id), (0, []))
 
     def test_a_disputed_renewal_freezes_its_unspent_credits_and_lost_takes_them_back(self):
         from .test_credits import consume
@@ -703,23 +720,16 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertEqual(got(), want)
         redeliver(dp, inv2["id"])
         self.assertEqual(got(), want)
-        from .test_replay import replay
-        rc, report = replay("--user", str(u.id))
-        self.assertEqual((rc, report["differences"]), (0, []))
+        self.assertEqual(replayed(u.id), (0, []))
 
     def test_a_dispute_handled_before_its_invoice_freezes_and_won_releases(self):
         u = self.user()
         per = STARTER_CREDITS * rate()
-        sid, sub = self.subscribe(u)
-        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        _, sub = self.settled(u)
         emu_hold()
         inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
         dp = emu_ok("POST", f"/_emu/charges/{inv2['charge']}/dispute", {})["id"]
-        released = emu_release("reverse")
-        self.assertEqual(set(released["statuses"]), {200})
-        order = released["released"]
-        self.assertLess(order.index(events_about(dp, "charge.dispute.created")[0]["id"]),
-                        order.index(events_about(inv2["id"], "invoice.paid")[0]["id"]))
+        release_newest_first((dp, "charge.dispute.created"), (inv2["id"], "invoice.paid"))
         self.assertEqual(len(allocations(sub)), 2)
         self.assertEqual(db_row("SELECT user_id, product, units_frozen FROM disputes"
                                 " WHERE stripe_dispute_id = %s", dp),
@@ -841,11 +851,9 @@ class DisputeTests(VoiceCase):
         emu_hold()
         emu_pay(sid)
         dp = emu_ok("POST", f"/_emu/charges/{charge_of(sid)}/dispute", {})["id"]
-        released = emu_release("reverse")
-        self.assertEqual(set(released["statuses"]), {200})
-        order = released["released"]
-        self.assertLess(order.index(events_about(dp, "charge.dispute.created")[0]["id"]),
-                        order.index(completed_event(sid)["id"]))
+        release_newest_first((dp, "charge.dispute.created"),
+                             (sid, "checkout.session.completed"))
+        self.assertEqual(len(events_about(sid, "checkout.session.completed")), 1)
         self.assertEqual(db_row("SELECT user_id, stripe_session_id, product, units_frozen"
                                 " FROM disputes WHERE stripe_dispute_id = %s", dp),
                          {"user_id": u.id, "stripe_session_id": sid, "product": "live_help",
