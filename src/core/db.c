@@ -25,6 +25,7 @@
 #include <mysqld_error.h>
 
 #include "cfg.h"
+#include "crypto.h"
 #include "db.h"
 #include "log.h"
 
@@ -37,6 +38,7 @@
 static MYSQL	*conn;
 static unsigned	 generation;	/* bumped on every new connection */
 static bool	 in_tx;
+static bool	 tx_wrote;	/* the open transaction ran a statement that writes */
 static bool	 wsrep;		/* the server is a Galera node (wsrep_on) */
 static unsigned	 last_errno;	/* of the last failed call, for db_tx */
 static cd_sql	*epilogue;	/* db_tx_epilogue */
@@ -424,6 +426,8 @@ execute(cd_sql *q, const char *fmt, va_list ap, MYSQL_STMT **out)
 	bool tx = in_tx;	/* a failure may drop the connection and clear in_tx */
 	cd_err err;
 
+	if (tx && strncasecmp(q->text, "SELECT", 6) != 0)
+		tx_wrote = true;
 	for (;;) {
 		err = execute_once(q, fmt, ap, out);
 		if (err == CD_OK || tx)
@@ -1085,6 +1089,67 @@ cluster_tx(bool inside)
 	    "SET SESSION autocommit = 1, wsrep_sync_wait = DEFAULT");
 }
 
+/*
+ * Commit receipts.  A connection lost while its COMMIT was on the way
+ * leaves the outcome unknown: the server may have committed before it went
+ * (on a cluster, a node killed after replicating the write set has
+ * committed it everywhere else).  Running such a transaction again would
+ * do its work twice: a second chat message, a booking answered 409 for the
+ * hour it has just taken.  So a transaction that writes also writes its
+ * process's receipt, a number one higher each time; after such a loss the
+ * number is read back on a new connection, a causal read on a cluster,
+ * which sees every write set the cluster ordered.  There: committed, and
+ * db_tx returns what that attempt produced.  Not there: run it again.
+ * Unreadable: 503, the client asks again.
+ */
+static cd_sql q_receipt = CD_SQL(
+    "INSERT INTO tx_receipts (writer, seq, written_at) VALUES (?, ?, UTC_TIMESTAMP(6))"
+    " ON DUPLICATE KEY UPDATE seq = VALUES(seq), written_at = VALUES(written_at)");
+static cd_sql q_receipt_seq = CD_SQL(
+    "SELECT seq FROM tx_receipts WHERE writer = ?");
+/* Rows of processes gone for a day; no reader looks back that far. */
+static cd_sql q_receipts_prune = CD_SQL(
+    "DELETE FROM tx_receipts WHERE written_at < UTC_TIMESTAMP(6) - INTERVAL 1 DAY");
+
+static char	 receipt_writer[CD_TOKEN_LEN + 1];
+static long long receipt_seq;
+
+static cd_err
+write_receipt(void)
+{
+	if (receipt_writer[0] == '\0' && random_token(receipt_writer) != 0)
+		return CD_INTERNAL;
+	return db_exec(&q_receipt, NULL, "si", receipt_writer, ++receipt_seq);
+}
+
+/* Once per process, after its first receipt: rows of processes long gone. */
+static void
+prune_receipts(void)
+{
+	static bool pruned;
+
+	if (!pruned && tx_wrote) {
+		pruned = true;
+		(void)db_exec(&q_receipts_prune, NULL, "");
+	}
+}
+
+/* After a COMMIT lost on its way: CD_OK committed, CD_NOT_FOUND not. */
+static cd_err
+receipt_committed(void)
+{
+	long long seq;
+	cd_err err;
+
+	if ((err = db_fetch_int(&q_receipt_seq, &seq, "s", receipt_writer)) != CD_OK) {
+		log_warn("db: a transaction's outcome is unknown; 503");
+		return CD_DB;
+	}
+	if (seq == receipt_seq)
+		log_warn("db: the lost COMMIT had committed");
+	return seq == receipt_seq ? CD_OK : CD_NOT_FOUND;
+}
+
 cd_err
 db_retry(void)
 {
@@ -1103,6 +1168,7 @@ cd_err
 db_tx(cd_err (*fn)(void *), void *ctx)
 {
 	cd_err err = CD_INTERNAL;
+	bool committing;
 	int attempt;
 
 	if (in_tx)
@@ -1115,15 +1181,25 @@ db_tx(cd_err (*fn)(void *), void *ctx)
 			return busy(err);
 		}
 		in_tx = true;
+		tx_wrote = false;
 		err = cluster_tx(true);
 		if (err == CD_OK)
 			err = fn(ctx);
 		if (err == CD_OK && epilogue != NULL)
 			err = db_exec(epilogue, NULL, "s", epilogue_arg);
-		if (err == CD_OK && (err = simple("COMMIT")) == CD_OK) {
+		if (err == CD_OK && tx_wrote)
+			err = write_receipt();
+		committing = err == CD_OK;
+		if (committing && (err = simple("COMMIT")) == CD_OK) {
 			in_tx = false;
 			(void)cluster_tx(false);	/* committed: a failure here only drops the connection */
+			prune_receipts();
 			return CD_OK;
+		}
+		if (committing && err == CD_DB && tx_wrote) {	/* the connection went with it */
+			if ((err = receipt_committed()) != CD_NOT_FOUND)
+				return err;
+			err = CD_DB;
 		}
 		if (conn != NULL && mysql_rollback(conn) != 0)
 			db_drop();

@@ -65,6 +65,8 @@
  * not ready these are "go elsewhere" too (db_classify), never a conflict.
  * Lock conflicts that outlast their retries are 503 (CD_DB), like a lost
  * server: a client's 409 means only a business conflict, never "busy".
+ * A connection lost at COMMIT is not taken for "not committed": the
+ * transaction's commit receipt (db.c) says whether to run it again.
  */
 #ifndef CD_DB_H
 #define CD_DB_H

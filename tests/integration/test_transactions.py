@@ -1,14 +1,20 @@
 """
-No statement escapes its transaction.  The probe (tests/probe/tx_probe.c)
-runs transactions through the same db_tx every responder uses; here the
-server rolls each round's first attempt back between two statements
-without telling the next one, as a cluster node's applier can.  db_tx must
-notice, run the round again, and keep nothing of the broken attempt:
-every round logged exactly once and both counters equal to the rounds.
+No statement escapes its transaction, and none runs twice.  The probe
+(tests/probe/tx_probe.c) runs transactions through the same db_tx every
+responder uses.  Here the server rolls each round's first attempt back
+between two statements without telling the next one, as a cluster node's
+applier can: db_tx must notice, run the round again, and keep nothing of
+the broken attempt.  And the connection is lost at a COMMIT, after the
+server committed (its answer never arrives) or before (the COMMIT never
+does): db_tx must tell the two apart by its commit receipt, and run again
+only the round that did not commit.  Every round logged exactly once and
+both counters equal to the rounds.
 """
 
 import os
+import socket
 import subprocess
+import threading
 
 from tests.integration import lib
 from tests.integration.lib import Case
@@ -66,3 +72,105 @@ class Transactions(ProbeCase):
         self.assertEqual(lib.db_scalar(
             "SELECT n FROM probe_counters WHERE name = 'contended'"), 20)
         self.assertEqual(out.stderr.count("ended the transaction under"), 20, out.stderr)
+
+    def test_a_commit_whose_answer_is_lost_is_not_run_again(self):
+        with CommitCutter(lose="answer") as cutter:
+            out = self.probe_through(cutter, 20)
+        self.assertEqual(self.assertRounds(out.stdout.splitlines(), 20), (20, set()))
+        self.assertEqual(cutter.cuts, 5)
+        self.assertEqual(out.stderr.count("the lost COMMIT had committed"), 5, out.stderr)
+        self.assertEqual(lib.db_scalar(
+            "SELECT n FROM probe_counters WHERE name = 'contended'"), 20)
+
+    def test_a_commit_that_never_arrived_is_run_again(self):
+        with CommitCutter(lose="commit") as cutter:
+            out = self.probe_through(cutter, 20)
+        self.assertEqual(self.assertRounds(out.stdout.splitlines(), 20), (20, set()))
+        self.assertEqual(cutter.cuts, 6)     # of 26 COMMITs: 20 rounds, 6 run again
+        self.assertNotIn("the lost COMMIT had committed", out.stderr)
+        self.assertEqual(lib.db_scalar(
+            "SELECT n FROM probe_counters WHERE name = 'contended'"), 20)
+
+    def probe_through(self, cutter, rounds):
+        """tx_probe writer ROUNDS, connecting over TCP through cutter."""
+        return subprocess.run(
+            ["env", "-u", "CD_DB_SOCKET", *probe_env()[1:], "CD_DB_HOST=127.0.0.1",
+             f"CD_DB_PORT={cutter.port}", PROBE, "writer", str(rounds)],
+            capture_output=True, text=True, timeout=120, check=True)
+
+
+class CommitCutter:
+    """
+    A TCP proxy in front of the stack's database that loses the connection
+    at every fourth COMMIT it carries: once the server has answered it,
+    dropping the answer (lose="answer"), or before passing it on at all
+    (lose="commit").  A COMMIT is a COM_QUERY packet of its own.
+    """
+
+    EVERY = 4
+
+    def __init__(self, lose):
+        self.lose = lose
+        self.commits = self.cuts = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.target = ("127.0.0.1", int(lib.env("CD_DB_PORT")))
+
+    def __enter__(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.listener.close()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            cut = threading.Event()
+            threading.Thread(target=self._up, args=(client, server, cut), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, cut), daemon=True).start()
+
+    def _chosen(self, packet):
+        if packet[4:11] != b"\x03COMMIT":
+            return False
+        with self.lock:
+            self.commits += 1
+            if self.commits % self.EVERY:
+                return False
+            self.cuts += 1
+            return True
+
+    def _up(self, client, server, cut):
+        while data := _recv(client):
+            if self._chosen(data):
+                if self.lose == "commit":
+                    break
+                cut.set()
+            server.sendall(data)
+        _close(client, server)
+
+    def _down(self, server, client, cut):
+        while (data := _recv(server)) and not cut.is_set():
+            client.sendall(data)
+        _close(client, server)
+
+
+def _recv(sock):
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
+
+
+def _close(*socks):
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        s.close()
