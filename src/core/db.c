@@ -47,6 +47,7 @@ static cd_sql	*registry[MAX_STMTS];
 static size_t	 nregistry;
 static char	*hosts[MAX_HOSTS];	/* CD_DB_HOST, split at commas */
 static size_t	 nhosts, host_at;	/* host_at: the one to try first */
+static time_t	 unreachable_until[MAX_HOSTS];	/* see db_connect */
 
 static bool
 is_conn_error(unsigned e)
@@ -196,9 +197,21 @@ usable_node(MYSQL *c, const char *host)
 	return on >= 0;
 }
 
+/*
+ * Connects to the first usable host of CD_DB_HOST, from host_at on.  A
+ * host that could not be reached at all (a machine cut off from the others
+ * waits out the connect timeout for each of them) is passed over for
+ * UNREACHABLE_PAUSE seconds, so that while it lasts a request that has no
+ * node to go to is answered 503 at once instead of after the timeouts.  A
+ * node that answers but is not ready is asked again each time: it is cheap
+ * to ask, and it is the first to serve again once it rejoins.
+ */
+#define UNREACHABLE_PAUSE	5
+
 static cd_err
 db_connect(void)
 {
+	time_t now;
 	size_t i;
 
 	if (conn != NULL)
@@ -210,11 +223,17 @@ db_connect(void)
 		return CD_OK;
 	}
 	split_hosts();
+	now = time(NULL);
 	for (i = 0; i < nhosts && conn == NULL; i++) {
-		if ((conn = connect_to(hosts[host_at])) != NULL &&
-		    !usable_node(conn, hosts[host_at])) {
-			mysql_close(conn);
-			conn = NULL;
+		const char *host = hosts[host_at];
+
+		if (nhosts == 1 || now >= unreachable_until[host_at]) {
+			if ((conn = connect_to(host)) == NULL)
+				unreachable_until[host_at] = now + UNREACHABLE_PAUSE;
+			else if (!usable_node(conn, host)) {
+				mysql_close(conn);
+				conn = NULL;
+			}
 		}
 		if (conn == NULL)
 			host_at = (host_at + 1) % nhosts;
