@@ -9,10 +9,12 @@
  * id shown>; a browser without EventSource, or whose stream the server
  * refuses, polls that about once a second instead.  A pushed message that
  * follows one this page has not seen (its push was lost) makes it fetch the
- * latest page of messages, which holds the missed one.  nginx pings the
- * stream every 25 s; one silent for a minute (its machine hung, or a
- * connection that died without closing) is opened again, which catches up
- * on what it missed.  The server lists
+ * latest page of messages, which holds the missed one; and every two
+ * minutes a page with an open stream catches up anyway, so a lost last
+ * message shows even when none follows it.  nginx pings the stream every
+ * 25 s; one silent for a minute (its machine hung, or a connection that
+ * died without closing) is opened again, which catches up on what it
+ * missed.  The server lists
  * a session's messages in commit order (its position, seq; not always id
  * order: several database nodes hand out ids), so "everything after the
  * last message I have" never skips one.
@@ -31,6 +33,8 @@
   var STREAM_OPEN_MS = 5000;
   /* Longer than two of nginx's pings; a test sets it shorter. */
   var SILENCE_MS = window.creditdeskStreamSilenceMs || 60000;
+  /* One request per open room every two minutes; a test sets it shorter. */
+  var CATCH_UP_MS = window.creditdeskCatchUpMs || 120000;
 
   var room = document.getElementById('chat');
   if (!room) return;
@@ -249,6 +253,13 @@
     setTimeout(watchStream, Math.min(SILENCE_MS / 3, 10000));
   }
 
+  /* With an open stream, ask now and then for what a lost push held. */
+  function catchUp() {
+    if (stopped) return;
+    if (stream && stream.readyState === EventSource.OPEN) poll();
+    setTimeout(catchUp, CATCH_UP_MS);
+  }
+
   function giveUpStream() {
     if (stream) stream.close();
     stream = null;
@@ -302,7 +313,11 @@
       }
     });
   }
-  if (listen()) watchStream();
-  else giveUpStream();
+  if (listen()) {
+    watchStream();
+    setTimeout(catchUp, CATCH_UP_MS);
+  } else {
+    giveUpStream();
+  }
   watchForMechanic();
 })();

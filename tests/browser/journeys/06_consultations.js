@@ -81,6 +81,8 @@ async function consultations(t) {
 
   await t.step('a-silent-stream-is-opened-again', () => silentStream(t, a, sessionId));
 
+  await t.step('a-lost-last-message-shows-on-an-open-stream', () => lostLast(t, a, sessionId));
+
   await t.step('polling-without-eventsource', () => chatByPolling(t, a.m, sessionId));
 
   await t.step('customer-cannot-queue', async () => {
@@ -103,14 +105,19 @@ function readsOfMessages(urls) {
   };
 }
 
+/* Waits until a room page shows a message with this body. */
+function showsMessage(page, text, timeout = 5000) {
+  return page.waitForFunction((s) => Array.prototype.some.call(
+    document.querySelectorAll('#chat .message .body'), (b) => b.textContent === s),
+  { polling: 'mutation', timeout }, text);
+}
+
 /* Sends text from one room page and returns the ms until the other shows it. */
 async function deliver(from, to, text) {
   await from.page.type('#chat-body', text);
   const t0 = Date.now();
   await from.page.keyboard.press('Enter');
-  await to.page.waitForFunction((s) => Array.prototype.some.call(
-    document.querySelectorAll('#chat .message .body'), (b) => b.textContent === s),
-  { polling: 'mutation', timeout: 5000 }, text);
+  await showsMessage(to.page, text);
   return Date.now() - t0;
 }
 
@@ -172,11 +179,7 @@ async function lostPush(t, mech, sessionId) {
   for (const x of [t, mech.m]) x.page.on('request', watch);
   try {
     await deliver(mech.m, t, 'after the lost one');
-    for (const x of [t, mech.m]) {
-      await x.page.waitForFunction(() => Array.prototype.some.call(
-        document.querySelectorAll('#chat .message .body'), (b) => b.textContent === 'lost push'),
-      { polling: 'mutation', timeout: 5000 });
-    }
+    for (const x of [t, mech.m]) await showsMessage(x.page, 'lost push');
   } finally {
     for (const x of [t, mech.m]) x.page.off('request', watch);
   }
@@ -198,10 +201,30 @@ async function silentStream(t, mech, sessionId) {
     await page.goto(t.url(`/chat/${sessionId}`), { waitUntil: 'load' });
     await page.waitForSelector('#chat[data-stream="open"]');
     writeUnpushed(sessionId, mech.u.id, 'missed while silent');
-    await page.waitForFunction(() => Array.prototype.some.call(
-      document.querySelectorAll('#chat .message .body'), (b) => b.textContent === 'missed while silent'),
-    { polling: 'mutation', timeout: 8000 });
+    await showsMessage(page, 'missed while silent', 8000);
     eq(JSON.stringify(await shown(page)), roomRows(sessionId), 'every message once, in order');
+  } finally {
+    await page.close();
+  }
+}
+
+/*
+ * A lost push that no message follows, on a stream that stays open: the
+ * page's periodic catch-up shows it, and the stream is never opened again.
+ */
+async function lostLast(t, mech, sessionId) {
+  const page = await t.page.browserContext().newPage();
+  const streams = [];
+  try {
+    page.on('request', (req) => { if (/\/stream$/.test(req.url())) streams.push(req.url()); });
+    await page.evaluateOnNewDocument(() => { window.creditdeskCatchUpMs = 1500; });
+    await page.goto(t.url(`/chat/${sessionId}`), { waitUntil: 'load' });
+    await page.waitForSelector('#chat[data-stream="open"]');
+    writeUnpushed(sessionId, mech.u.id, 'lost and nothing after it');
+    await showsMessage(page, 'lost and nothing after it', 8000);
+    eq(JSON.stringify(await shown(page)), roomRows(sessionId), 'every message once, in order');
+    eq(streams.length, 1, 'the stream was opened once');
+    eq(await page.$eval('#chat', (el) => el.getAttribute('data-stream')), 'open', 'the stream stays open');
   } finally {
     await page.close();
   }
