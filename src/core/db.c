@@ -205,8 +205,18 @@ usable_node(MYSQL *c, const char *host)
  * node to go to is answered 503 at once instead of after the timeouts.  A
  * node that answers but is not ready is asked again each time: it is cheap
  * to ask, and it is the first to serve again once it rejoins.
+ *
+ * A connection to any host but the first (the machine's own node) is given
+ * up between transactions once it is FAILBACK_AFTER seconds old, and the
+ * first is tried again: a responder that went elsewhere while its node was
+ * away returns to it, instead of staying on another machine's node, where
+ * a later fault of that machine would hold its statements (a CI run saw a
+ * node cut off stall the machines that had failed over to it).
  */
 #define UNREACHABLE_PAUSE	5
+#define FAILBACK_AFTER		5
+
+static time_t connected_at;
 
 static cd_err
 db_connect(void)
@@ -214,8 +224,12 @@ db_connect(void)
 	time_t now;
 	size_t i;
 
-	if (conn != NULL)
-		return CD_OK;
+	if (conn != NULL) {
+		if (host_at == 0 || in_tx || time(NULL) < connected_at + FAILBACK_AFTER)
+			return CD_OK;
+		db_drop();
+		host_at = 0;
+	}
 	if (cfg->db_socket != NULL) {
 		if ((conn = connect_to(NULL)) == NULL)
 			return CD_DB;
@@ -240,6 +254,7 @@ db_connect(void)
 	}
 	if (conn == NULL)
 		return CD_DB;
+	connected_at = now;
 	generation++;
 	return CD_OK;
 }

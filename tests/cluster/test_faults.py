@@ -211,6 +211,34 @@ class Faults(Case):
         self.run_fault("node 1 partitioned away", (2, 3), lambda: cluster("partition", 1), heal,
                        noticed=lambda: cluster_state(2) == ("Synced", "2"))
 
+    def test_responders_return_to_their_own_node(self):
+        """Machine 2's responders go to node 1 while node 2 is away, and back
+        to node 2 once it has rejoined: a later fault of node 1 then costs
+        machine 2 nothing (before, each of its children held a statement on
+        the cut-off node until CD_DB_TIMEOUT)."""
+        user = lib.register()
+        machine2 = on(user, 2)
+        cluster("kill-node", 2)
+        lib.wait_until(lambda: cluster_state(1) == ("Synced", "2"), timeout=NOTICED_WITHIN,
+                       message="node 2 left the view")
+        for _ in range(8):      # every credits child of machine 2 moves to node 1
+            lib.check_status(machine2.live_help(), 200)
+        cluster("start-node", 2)
+        lib.wait_until(lambda: cluster_state(2) == ("Synced", "3"), timeout=120,
+                       message="node 2 synced again")
+        cluster("partition", 1)
+        try:
+            lib.wait_until(lambda: cluster_state(2) == ("Synced", "2"), timeout=NOTICED_WITHIN,
+                           message="node 1 left the view")
+            for i in range(8):
+                t0 = time.monotonic()
+                lib.check_status(machine2.live_help(), 200)
+                self.assertLess(time.monotonic() - t0, 1.0, f"read {i} on machine 2 waited")
+        finally:
+            cluster("heal", 1)
+            lib.wait_until(lambda: cluster_state(1) == ("Synced", "3"), timeout=120,
+                           message="node 1 synced again")
+
 
 def nginx_workers(n):
     """The PIDs of machine n's nginx workers."""
