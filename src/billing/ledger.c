@@ -80,12 +80,20 @@ ledger_freeze(long long user_id, long long delta)
 	return db_exec(&q_freeze, NULL, "iii", delta, user_id, delta);
 }
 
+long long
+ledger_spendable(long long balance, long long frozen)
+{
+	return balance > frozen ? balance - frozen : 0;
+}
+
 cd_err
 ledger_dispute_freeze(long long user_id, bool release, long long left,
-    long long units, json_t *meta, long long *moved)
+    long long units, const char *ref_key, const char *ref,
+    const char *payment_intent_id, long long *moved)
 {
 	long long balance;
 	cd_balance user;
+	json_t *meta;
 	cd_entry e;
 	cd_err err;
 
@@ -94,15 +102,15 @@ ledger_dispute_freeze(long long user_id, bool release, long long left,
 	    (err = ledger_balance(user_id, &user)) != CD_OK)
 		return err;
 	if (!release) {
-		balance -= user.frozen;	/* spendable */
+		balance = ledger_spendable(balance, user.frozen);
 		units = left < balance ? left : balance;
 	}
 	if (units <= 0)
 		return CD_OK;
 	if ((err = ledger_freeze(user_id, release ? -units : units)) != CD_OK)
 		return err;
-	if (json_object_set_new(meta, "frozenDelta",
-	    json_integer(release ? -units : units)) != 0)
+	if ((meta = json_pack("{s:s,s:s?,s:I}", ref_key, ref, "paymentIntentId",
+	    payment_intent_id, "frozenDelta", (json_int_t)(release ? -units : units))) == NULL)
 		return CD_INTERNAL;
 	e = (cd_entry){ user_id, 0, 0, "adjustment",
 	    release ? "dispute_release" : "dispute_freeze",
@@ -110,6 +118,7 @@ ledger_dispute_freeze(long long user_id, bool release, long long left,
 	    "Disputed payment: credits frozen", meta };
 	if ((err = ledger_apply(&e, NULL)) == CD_OK)
 		*moved = units;
+	json_decref(meta);
 	return err;
 }
 

@@ -46,6 +46,9 @@ typedef struct cd_balance {
 	long long	 frozen;	/* held back by an open dispute */
 } cd_balance;
 
+/* What of a balance can be spent (a refund can take it below the frozen). */
+long long	 ledger_spendable(long long balance, long long frozen);
+
 /* One credit_transactions row; strings live in the caller's arena. */
 typedef struct cd_ledger_row {
 	long long	 id;
@@ -69,12 +72,13 @@ cd_err	 ledger_freeze(long long user_id, long long delta);
 /*
  * A dispute's step on a payment's credits, with the zero-delta ledger row
  * that records it: freezes what is still spendable of the left tokens the
- * payment granted and still stands, or with release unfreezes units.
- * frozenDelta is added to meta (the caller's).  *moved = the tokens moved.
- * Call inside a db_tx.
+ * payment granted and still stands, or with release unfreezes units.  The
+ * row's metadata names the payment ({ref_key: ref, paymentIntentId}) and
+ * the frozenDelta.  *moved = the tokens moved.  Call inside a db_tx.
  */
 cd_err	 ledger_dispute_freeze(long long user_id, bool release, long long left,
-	    long long units, json_t *meta, long long *moved);
+	    long long units, const char *ref_key, const char *ref,
+	    const char *payment_intent_id, long long *moved);
 /*
  * The user's entries with id < before_id, newest first: up to max into
  * rows, *n = how many.

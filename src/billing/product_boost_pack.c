@@ -139,7 +139,6 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
 	struct applied p;
-	json_t *meta;
 	bool found;
 	cd_err err;
 
@@ -147,12 +146,8 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	if ((err = lock_purchase(ck, &p, &found)) != CD_OK || !found)
 		return err;
 	*granted = p.applied;
-	meta = arena_json(ck->arena, json_pack("{s:s,s:s?}", "stripeSessionId",
-	    ck->stripe_session_id, "paymentIntentId", ck->payment_intent_id));
-	if (meta == NULL)
-		return CD_INTERNAL;
 	return ledger_dispute_freeze(ck->user_id, release, p.applied - p.refunded,
-	    units, meta, frozen);
+	    units, "stripeSessionId", ck->stripe_session_id, ck->payment_intent_id, frozen);
 }
 
 const cd_product product_boost_pack = { "boost_pack", grant, reverse, route_billing, NULL,

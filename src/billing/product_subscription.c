@@ -324,22 +324,31 @@ reverse_target(long long credits, long long refunded, long long paid)
 	return credits * refunded / paid;
 }
 
-/* The invoice's allocation, its guard row written; *found false if none. */
+/* The invoice's allocation; *found false if none. */
 static cd_err
-lock_allocation(const char *invoice_id, cd_arena *a, struct invoice_credits *al,
+read_allocation(const char *invoice_id, cd_arena *a, struct invoice_credits *al,
     bool *found)
 {
 	size_t n = 0;
 	cd_err err;
 
+	err = db_fetch(&q_allocation, a, allocation_cols, DB_NCOLS(allocation_cols),
+	    al, sizeof(*al), 1, &n, "s", invoice_id);
+	*found = err == CD_OK && n == 1;
+	return err;
+}
+
+/* read_allocation with its guard row written first. */
+static cd_err
+lock_allocation(const char *invoice_id, cd_arena *a, struct invoice_credits *al,
+    bool *found)
+{
+	cd_err err;
+
 	*found = false;
-	if ((err = db_exec(&q_guard_allocation, NULL, "s", invoice_id)) != CD_OK ||
-	    (err = db_fetch(&q_allocation, a, allocation_cols,
-	    DB_NCOLS(allocation_cols), al, sizeof(*al), 1, &n, "s",
-	    invoice_id)) != CD_OK)
+	if ((err = db_exec(&q_guard_allocation, NULL, "s", invoice_id)) != CD_OK)
 		return err;
-	*found = n == 1;
-	return CD_OK;
+	return read_allocation(invoice_id, a, al, found);
 }
 
 /*
@@ -401,14 +410,11 @@ static cd_err
 allocation_user(const char *invoice_id, cd_arena *a, long long *user_id)
 {
 	struct invoice_credits al;
-	size_t n = 0;
+	bool found;
 	cd_err err;
 
-	*user_id = 0;
-	if ((err = db_fetch(&q_allocation, a, allocation_cols,
-	    DB_NCOLS(allocation_cols), &al, sizeof(al), 1, &n, "s",
-	    invoice_id)) == CD_OK && n == 1)
-		*user_id = al.user_id;
+	err = read_allocation(invoice_id, a, &al, &found);
+	*user_id = found ? al.user_id : 0;
 	return err;
 }
 
@@ -471,7 +477,6 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
 	struct invoice_credits al;
-	json_t *meta;
 	bool found;
 	cd_err err;
 
@@ -479,12 +484,8 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	if ((err = lock_disputed(ck, &al, &found)) != CD_OK || !found)
 		return err;
 	*granted = al.credits;
-	meta = arena_json(ck->arena, json_pack("{s:s,s:s?}", "stripeInvoiceId",
-	    ck->invoice_id, "paymentIntentId", ck->payment_intent_id));
-	if (meta == NULL)
-		return CD_INTERNAL;
 	return ledger_dispute_freeze(al.user_id, release, al.credits - al.reversed,
-	    units, meta, frozen);
+	    units, "stripeInvoiceId", ck->invoice_id, ck->payment_intent_id, frozen);
 }
 
 /* A lost dispute of an invoice's payment: taken back like a refund. */

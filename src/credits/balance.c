@@ -28,11 +28,10 @@ credit_balance(cd_req *r)
 
 	if ((err = ledger_balance(r->user->id, &b)) != CD_OK)
 		return err;
-	/* frozen: held by an open dispute, so not available to spend (a
-	 * refund can take the balance below it) */
+	/* frozen: held by an open dispute, so not available to spend */
 	resp_json(r, 200, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}",
 	    "balance", (json_int_t)b.balance,
-	    "available", (json_int_t)(b.balance > b.frozen ? b.balance - b.frozen : 0),
+	    "available", (json_int_t)ledger_spendable(b.balance, b.frozen),
 	    "frozen", (json_int_t)b.frozen,
 	    "totalEarned", (json_int_t)b.total_earned,
 	    "totalSpent", (json_int_t)b.total_spent,

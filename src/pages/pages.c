@@ -383,9 +383,7 @@ voice_card(cd_req *r, json_t *d, long long *minutes)
 static void
 credits_shown(json_t *d, const page_balance *b, long long tpc)
 {
-	/* a refund can take the balance below what a dispute holds */
-	long long available = (b->balance > b->frozen ? b->balance - b->frozen : 0) /
-	    tpc;
+	long long available = ledger_spendable(b->balance, b->frozen) / tpc;
 
 	json_object_set_new(d, "available", jcount(available));
 	json_object_set_new(d, "held", jcount_nz(b->balance / tpc - available));

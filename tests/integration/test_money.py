@@ -546,6 +546,13 @@ class SubscriptionLifecycleTests(CreditsCase):
         wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
         return sid, sub
 
+    def renewed(self, u):
+        """subscribe(u), then one renewal allocated; returns (sub, its invoice)."""
+        _, sub = self.subscribe(u)
+        inv = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        return sub, inv
+
     def row(self, sub):
         return db_row("SELECT status, UNIX_TIMESTAMP(current_period_end) AS period_end,"
                       " cancel_at_period_end FROM subscriptions WHERE stripe_subscription_id = %s",
@@ -686,9 +693,7 @@ class SubscriptionLifecycleTests(CreditsCase):
         from .test_credits import consume
         u = self.user()
         per = STARTER_CREDITS * rate()
-        _, sub = self.subscribe(u)
-        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
-        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        sub, inv2 = self.renewed(u)
         spent = per + per // 4
         consume(u.id, spent)
         left = 2 * per - spent          # less than the renewal granted: all of it frozen
@@ -756,9 +761,7 @@ class SubscriptionLifecycleTests(CreditsCase):
         from .test_credits import consume
         u = self.user()
         per = STARTER_CREDITS * rate()
-        _, sub = self.subscribe(u)
-        inv2 = emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
-        wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
+        sub, inv2 = self.renewed(u)
         self.assertEqual(balance(u.id), 2 * per)
         # half of the renewal refunded: half its credits back
         r = stripe_api("POST", "/v1/refunds", {"charge": inv2["charge"], "amount": 500})
