@@ -59,6 +59,11 @@ static const cd_col terms_cols[] = {
 static cd_sql q_overlap = CD_SQL(
     "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
     " AND " BOOKING_HOLDS("bookings") " AND start_time < ? AND end_time > ?");
+/* The user's booking made with this Idempotency-Key, and whether it was
+ * asked for with the same expert and time. */
+static cd_sql q_keyed = CD_SQL(
+    "SELECT id, expert_id = ? AND start_time = ? AND end_time = ? FROM bookings"
+    " WHERE user_id = ? AND idempotency_key = ?");
 /* Serializes one user's holds, so the count below is exact. */
 static cd_sql q_user_guard = CD_SQL(
     "INSERT INTO booking_hold_guards (user_id, version) VALUES (?, 1)"
@@ -72,7 +77,8 @@ static cd_sql q_unpaid_holds = CD_SQL(
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
     " duration_minutes, price_cents, platform_fee_cents, payout_cents, status,"
-    " stripe_nonce, destination_account) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    " stripe_nonce, destination_account, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 static cd_sql q_payment = CD_SQL(
     "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
     " VALUES (?, ?, ?, 'pending')");
@@ -93,13 +99,18 @@ static cd_sql q_mine = CD_SQL(
     " ORDER BY b.created_at DESC, b.id DESC LIMIT 200");
 static cd_sql q_state = CD_SQL(
     "SELECT b.id, b.user_id, e.user_id, b.status, p.status, b.payment_intent_id,"
-    " b.stripe_nonce FROM bookings b JOIN experts e ON e.id = b.expert_id"
+    " b.stripe_nonce, " BOOKING_HOLDS("b") " FROM bookings b"
+    " JOIN experts e ON e.id = b.expert_id"
     " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
+static const cd_col keyed_cols[] = {
+	DB_INT(booking_keyed, id), DB_INT(booking_keyed, same),
+};
 static const cd_col state_cols[] = {
 	DB_INT(booking_state, id), DB_INT(booking_state, user_id),
 	DB_INT(booking_state, expert_user_id), DB_TEXT(booking_state, status),
 	DB_TEXT(booking_state, payment_status),
 	DB_TEXT(booking_state, payment_intent), DB_TEXT(booking_state, nonce),
+	DB_INT(booking_state, holds),
 };
 static cd_sql q_complete = CD_SQL(
     "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'"
@@ -318,11 +329,19 @@ bstore_overlaps(long long expert_id, const char *start, const char *end,
 }
 
 cd_err
+bstore_keyed(const booking_row *b, booking_keyed *k, bool *found)
+{
+	return db_fetch_row(&q_keyed, NULL, keyed_cols, DB_NCOLS(keyed_cols), k,
+	    sizeof(*k), found, "issis", b->expert_id, b->start, b->end,
+	    b->user_id, b->key);
+}
+
+cd_err
 bstore_insert(const booking_row *b, long long *id)
 {
-	return db_insert(&q_insert, id, "iissiiiisss", b->user_id, b->expert_id,
+	return db_insert(&q_insert, id, "iissiiiissss", b->user_id, b->expert_id,
 	    b->start, b->end, b->minutes, b->price, b->fee, b->payout, b->status,
-	    b->nonce, b->destination);
+	    b->nonce, b->destination, b->key);
 }
 
 cd_err

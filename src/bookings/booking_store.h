@@ -61,8 +61,15 @@ typedef struct booking_row {
 	const char	*status;
 	const char	*nonce;
 	const char	*destination;	/* NULL: not a destination charge */
+	const char	*key;		/* the client's Idempotency-Key, or NULL */
 } booking_row;
 cd_err	 bstore_insert(const booking_row *, long long *id);
+/* The customer's booking made with b's Idempotency-Key, and whether it was
+ * for b's expert, start and end. */
+typedef struct booking_keyed {
+	long long	 id, same;
+} booking_keyed;
+cd_err	 bstore_keyed(const booking_row *b, booking_keyed *, bool *found);
 /* The booking's pending payment row and its PaymentIntent id. */
 cd_err	 bstore_record_intent(long long booking_id, const char *payment_intent,
 	    long long amount_cents);
@@ -76,6 +83,7 @@ typedef struct booking_state {
 	const char	*payment_status;	/* payments.status, or NULL */
 	const char	*payment_intent;	/* pi_…, or NULL */
 	const char	*nonce;			/* for its Idempotency-Keys */
+	long long	 holds;			/* holds its time (BOOKING_HOLDS) */
 } booking_state;
 cd_err	 bstore_state(cd_arena *, long long booking_id, booking_state *,
 	    bool *found);

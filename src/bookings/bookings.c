@@ -14,6 +14,7 @@ static const cd_route routes[] = {
 	{ "POST", "/api/experts/me/connect", expert_connect, R_USER },
 	{ "GET", "/api/bookings", bookings_list, R_USER },
 	{ "POST", "/api/bookings", booking_create, R_USER },
+	{ "POST", "/api/bookings/{id}/pay", booking_pay, R_USER },
 	{ "POST", "/api/bookings/{id}/confirm-payment", booking_confirm_payment, R_USER },
 	{ "GET", "/api/bookings/{id}/cancellation", booking_cancel_quote, R_USER },
 	{ "POST", "/api/bookings/{id}/cancel", booking_cancel, R_USER },

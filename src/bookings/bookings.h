@@ -24,6 +24,17 @@ cd_err	 booking_create(cd_req *);
 
 /* payments.c */
 cd_err	 booking_confirm_payment(cd_req *);
+cd_err	 booking_pay(cd_req *);
+/*
+ * The payment form of the customer's booking id again (200 {booking,
+ * clientSecret}): the client secret of its PaymentIntent as Stripe has it
+ * now, for a customer back to pay (POST /api/bookings/{id}/pay) or a request
+ * repeated with its Idempotency-Key.  One paid meanwhile is applied first
+ * and answered, like a scheduled one, with no secret; otherwise 409: a lapsed
+ * hold (hold_expired), a cancelled PaymentIntent or a released hold
+ * (hold_released), a payment still being set up (payment_not_ready).
+ */
+cd_err	 booking_pay_again(cd_req *, long long id);
 cd_err	 booking_cancel(cd_req *);
 cd_err	 booking_cancel_quote(cd_req *);
 

@@ -11,7 +11,10 @@
  * and the second transaction records it.  If Stripe fails the booking becomes
  * payment_failed, which frees the slot (a declined card does not: the hold
  * stays until it expires, see booking_pay.h).  A free expert (rate 0) is scheduled
- * at once with no PaymentIntent.
+ * at once with no PaymentIntent.  A request with the Idempotency-Key of an
+ * earlier one is answered with the booking that one made (booking_pay_again),
+ * so the retry of a request whose answer was lost finds its booking instead
+ * of a conflict with it.
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +48,8 @@ struct newbooking {
 	char		 start[20], end[20];	/* "YYYY-MM-DD HH:MM:SS" UTC */
 	booking_money	 money;
 	long long	 id;
+	const char	*key;		/* the client's Idempotency-Key, or NULL */
+	bool		 again;		/* id was made with key before */
 	char		 nonce[CD_TOKEN_LEN + 1];	/* for Stripe's Idempotency-Keys */
 	char		 destination[64];	/* an onboarded expert's account, or "" */
 };
@@ -75,6 +80,42 @@ unpaid_holds_ok(cd_req *r)
 	return CD_OK;
 }
 
+/* Whether an Idempotency-Key is 1 to 64 of [A-Za-z0-9_.:-]. */
+static bool
+key_ok(const char *key)
+{
+	size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_.:-");
+
+	return n > 0 && n <= 64 && key[n] == '\0';
+}
+
+/*
+ * A request repeating an earlier one's Idempotency-Key gets the booking that
+ * one made (b->again); the key of another expert or time is refused.
+ */
+static cd_err
+repeated(struct newbooking *b)
+{
+	booking_row asked = { .user_id = b->r->user->id,
+	    .expert_id = b->expert_id, .start = b->start, .end = b->end,
+	    .key = b->key };
+	booking_keyed k;
+	bool found;
+	cd_err err;
+
+	if (b->key == NULL)
+		return CD_OK;
+	if ((err = bstore_keyed(&asked, &k, &found)) != CD_OK || !found)
+		return err;
+	if (!k.same)
+		return req_fail(b->r, CD_BAD_REQUEST, "idempotency_key_reused",
+		    "This Idempotency-Key was sent with another booking.");
+	b->id = k.id;
+	b->again = true;
+	return CD_OK;
+}
+
 static cd_err
 hold_tx(void *arg)
 {
@@ -87,13 +128,15 @@ hold_tx(void *arg)
 	cd_err err;
 
 	b->destination[0] = '\0';	/* a retried transaction starts over */
+	b->again = false;
 	/*
 	 * Both guard rows are written before the first plain read, so every
 	 * read below sees each hold this expert and this user committed before
 	 * us.  Always expert first, then user.
 	 */
 	if ((err = booking_guard_expert(b->expert_id, true, &found)) != CD_OK ||
-	    (err = bstore_guard_user(r->user->id)) != CD_OK)
+	    (err = bstore_guard_user(r->user->id)) != CD_OK ||
+	    (err = repeated(b)) != CD_OK || b->again)
 		return err;
 	if (found && (err = bstore_expert_terms(r->arena, b->expert_id, &e,
 	    &listed)) != CD_OK)
@@ -119,7 +162,8 @@ hold_tx(void *arg)
 	row = (booking_row){ r->user->id, b->expert_id, b->start, b->end,
 	    b->minutes, b->money.price, b->money.fee, b->money.payout,
 	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce,
-	    *b->destination && b->money.price > 0 ? b->destination : NULL };
+	    *b->destination && b->money.price > 0 ? b->destination : NULL,
+	    b->key };
 	if ((err = bstore_insert(&row, &b->id)) != CD_OK)
 		return err;
 	if (b->money.price > 0)
@@ -230,6 +274,10 @@ booking_create(cd_req *r)
 		return req_fail(r, CD_BAD_REQUEST, "invalid_duration_minutes",
 		    "durationMinutes must be a multiple of 15 from 15 to 240.");
 	memset(&b, 0, sizeof(b));
+	b.key = req_param(r, "HTTP_IDEMPOTENCY_KEY");
+	if (b.key != NULL && !key_ok(b.key))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_idempotency_key",
+		    "Idempotency-Key must be 1 to 64 letters, digits, '_', '.', ':' or '-'.");
 	if (random_token(b.nonce) != 0)
 		return CD_INTERNAL;
 	b.r = r;
@@ -245,6 +293,8 @@ booking_create(cd_req *r)
 	}
 	if ((err = db_tx(hold_tx, &b)) != CD_OK)
 		return err;
+	if (b.again)
+		return booking_pay_again(r, b.id);
 	if (b.money.price > 0 && (err = create_intent(&b, &secret)) != CD_OK)
 		return err;
 	return booking_respond(r, 201, b.id, secret, true);

@@ -1,6 +1,7 @@
 /*
  * The booking's payment after creation: confirm-payment asks Stripe for the
- * PaymentIntent (never trusting the browser) and applies what it says;
+ * PaymentIntent (never trusting the browser) and applies what it says; pay
+ * answers an unpaid hold's payment again, as Stripe has it now;
  * cancel refunds a paid booking by the cancellation policy (quoted first by
  * GET …/cancellation) or stops an unpaid one from being paid.
  * Both leave the decisions to booking_pay.c, the code the webhook runs too,
@@ -67,6 +68,57 @@ booking_confirm_payment(cd_req *r)
 			return err;
 	}
 	return booking_respond(r, 200, r->ids[0], NULL, false);
+}
+
+/* Why booking st, read after its PaymentIntent, cannot be paid for now. */
+static cd_err
+not_payable(cd_req *r, const booking_state *st)
+{
+	if (strcmp(st->status, "awaiting_payment") == 0)
+		return st->payment_intent == NULL ?
+		    req_fail(r, CD_CONFLICT, "payment_not_ready",
+		    "The payment for this booking is still being set up. Please try again in a moment.") :
+		    req_fail(r, CD_CONFLICT, "hold_expired",
+		    "This hold has expired. Please pick the time again.");
+	if (strcmp(st->status, "payment_failed") == 0)
+		return req_fail(r, CD_CONFLICT, "hold_released",
+		    "This booking's hold was released. Please pick the time again.");
+	return req_fail(r, CD_CONFLICT, "booking_not_payable",
+	    "This booking is not awaiting payment.");
+}
+
+cd_err
+booking_pay_again(cd_req *r, long long id)
+{
+	const char *secret = NULL, *status;
+	booking_state st;
+	json_t *pi;
+	cd_err err;
+
+	if ((err = booking_own_state(r, id, &st)) != CD_OK)
+		return err;
+	if (strcmp(st.status, "awaiting_payment") == 0 && st.payment_intent) {
+		if ((err = intent_of(r, &st, &pi)) != CD_OK)
+			return err;
+		status = jstr(pi, "status") ?: "";
+		if (strcmp(status, "succeeded") == 0 ||
+		    strcmp(status, "canceled") == 0) {
+			if ((err = apply_intent(r, pi)) != CD_OK ||
+			    (err = booking_own_state(r, id, &st)) != CD_OK)
+				return err;
+		} else if (st.holds &&
+		    (secret = jstr(pi, "client_secret")) == NULL)
+			return CD_STRIPE;
+	}
+	if (secret == NULL && strcmp(st.status, "scheduled") != 0)
+		return not_payable(r, &st);
+	return booking_respond(r, 200, id, secret, true);
+}
+
+cd_err
+booking_pay(cd_req *r)
+{
+	return booking_pay_again(r, r->ids[0]);
 }
 
 struct cancel {

@@ -426,12 +426,15 @@ my_bookings_json(const page_booking *b, size_t n)
 
 	for (i = 0; i < n; i++)
 		json_array_append_new(list, json_pack(
-		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:o}",
+		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:b,s:I,s:o}",
 		    "id", (json_int_t)b[i].id, "expert_name", b[i].expert_name,
 		    "duration_minutes", (json_int_t)b[i].duration_minutes,
 		    "price_cents", (json_int_t)b[i].price_cents,
 		    "start", b[i].start, "start_iso", b[i].start_iso,
-		    "status", b[i].status, "can_cancel", b[i].can_cancel != 0,
+		    "status", b[i].status,
+		    "can_cancel", b[i].can_cancel || b[i].can_pay,
+		    "can_pay", b[i].can_pay != 0,
+		    "expert_id", (json_int_t)b[i].expert_id,
 		    "price", jmoney(b[i].price_cents)));
 	return list;
 }
@@ -745,6 +748,32 @@ hours_card(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
+/* The signed-in user's unpaid holds of this expert's time, attached to d. */
+static cd_err
+holds_card(cd_req *r, json_t *d)
+{
+	page_hold *h;
+	json_t *list;
+	size_t i, n;
+	cd_err err;
+
+	if (r->user == NULL)
+		return CD_OK;
+	if ((err = pstore_my_holds(r->arena, r->user->id, r->ids[0], &h, &n)) !=
+	    CD_OK)
+		return err;
+	list = json_array();
+	json_object_set_new(d, "holds", list);
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack(
+		    "{s:I,s:I,s:o,s:s?,s:s?,s:s?,s:s?}", "id", (json_int_t)h[i].id,
+		    "duration_minutes", (json_int_t)h[i].duration_minutes,
+		    "price", jmoney(h[i].price_cents), "start_iso", h[i].start_iso,
+		    "start", h[i].start, "until_iso", h[i].until_iso,
+		    "until", h[i].until));
+	return CD_OK;
+}
+
 static cd_err
 h_schedule(cd_req *r)
 {
@@ -761,7 +790,7 @@ h_schedule(cd_req *r)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "There is no such expert.");
 	json_object_set_new(d, "expert", expert_json(&e));
-	if ((err = hours_card(r, d)) != CD_OK)
+	if ((err = hours_card(r, d)) != CD_OK || (err = holds_card(r, d)) != CD_OK)
 		return err;
 	rate = e.rate_cents_per_minute;
 	json_object_set_new(d, "durations", json_pack("[{s:i,s:o},{s:i,s:o},{s:i,s:o}]",

@@ -11,6 +11,10 @@
 #define HUMAN_TIME "'%Y-%m-%d %H:%i UTC'"
 /* The same moment for <time datetime>, which app.js shows in the viewer's zone. */
 #define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
+/* An unpaid hold of booking b its customer can still pay (POST /api/bookings
+ * for the same time answers it with its payment). */
+#define PAYABLE_HOLD "(b.status = 'awaiting_payment' AND " \
+    "b.payment_intent_id IS NOT NULL AND " BOOKING_HOLDS("b") ")"
 
 static cd_sql q_products = CD_SQL(
     "SELECT code, name, description, unit_amount_cents FROM products "
@@ -46,10 +50,23 @@ static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "REPLACE(b.status, '_', ' ') AS status, "
-    "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel "
+    "CASE WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
+    "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
+    "END AS status, "
+    "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel, "
+    "b.expert_id, " PAYABLE_HOLD " AS can_pay "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
+/* The user's unpaid holds of one expert's time, and until when each holds. */
+static cd_sql q_my_holds = CD_SQL(
+    "SELECT b.id, b.duration_minutes, b.price_cents, "
+    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
+    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
+    "DATE_FORMAT(b.created_at + INTERVAL p.int_value MINUTE, " ISO_TIME ") AS until_iso, "
+    "DATE_FORMAT(b.created_at + INTERVAL p.int_value MINUTE, " HUMAN_TIME ") AS until "
+    "FROM bookings b JOIN platform_settings p ON p.name = 'booking_hold_minutes' "
+    "WHERE b.user_id = ? AND b.expert_id = ? AND " PAYABLE_HOLD " "
+    "ORDER BY b.start_time");
 /* The expert this user is, and whether Stripe pays them out (Connect). */
 static cd_sql q_my_expert = CD_SQL(
     "SELECT id, stripe_account_id IS NOT NULL AS has_account, "
@@ -221,6 +238,13 @@ static const cd_col booking_cols[] = {
 	DB_INT(page_booking, duration_minutes), DB_INT(page_booking, price_cents),
 	DB_TEXT(page_booking, start), DB_TEXT(page_booking, start_iso),
 	DB_TEXT(page_booking, status), DB_INT(page_booking, can_cancel),
+	DB_INT(page_booking, expert_id), DB_INT(page_booking, can_pay),
+};
+static const cd_col hold_cols[] = {
+	DB_INT(page_hold, id), DB_INT(page_hold, duration_minutes),
+	DB_INT(page_hold, price_cents), DB_TEXT(page_hold, start_iso),
+	DB_TEXT(page_hold, start), DB_TEXT(page_hold, until_iso),
+	DB_TEXT(page_hold, until),
 };
 static const cd_col expert_account_cols[] = {
 	DB_INT(page_expert_account, id), DB_INT(page_expert_account, has_account),
@@ -449,6 +473,13 @@ cd_err
 pstore_expert(cd_arena *a, long long id, page_expert *e, bool *found)
 {
 	return ONE(&q_expert, expert_cols, e, found, "i", id);
+}
+
+cd_err
+pstore_my_holds(cd_arena *a, long long user_id, long long expert_id,
+    page_hold **rows, size_t *n)
+{
+	return ALL(&q_my_holds, hold_cols, rows, n, "ii", user_id, expert_id);
 }
 
 cd_err

@@ -55,7 +55,8 @@ typedef struct page_booking {
 	const char	*expert_name;
 	long long	 duration_minutes, price_cents;
 	const char	*start, *start_iso, *status;
-	long long	 can_cancel;
+	long long	 can_cancel;		/* scheduled, not started */
+	long long	 expert_id, can_pay;	/* an unpaid hold still held */
 } page_booking;
 cd_err	 pstore_my_bookings(cd_arena *, long long user_id, page_booking **rows,
 	    size_t *n);
@@ -157,6 +158,13 @@ typedef struct page_hour {
 } page_hour;
 cd_err	 pstore_hours(cd_arena *, long long expert_id, page_hour **rows,
 	    size_t *n);
+/* The user's unpaid holds of the expert's time they can still pay. */
+typedef struct page_hold {
+	long long	 id, duration_minutes, price_cents;
+	const char	*start_iso, *start, *until_iso, *until;
+} page_hold;
+cd_err	 pstore_my_holds(cd_arena *, long long user_id, long long expert_id,
+	    page_hold **rows, size_t *n);
 /* The admin's counts {users, fulfilled, live_help}. */
 cd_err	 pstore_counts_json(json_t **row);
 /* The latest books check and its findings. */

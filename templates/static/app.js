@@ -23,9 +23,10 @@
     return typeof u === 'string' && /^https?:\/\//i.test(u);
   }
 
-  /* Resolves to {ok, status, data}; never rejects. */
-  function post(url, body) {
-    var headers = { 'Content-Type': 'application/json', 'Accept': 'application/json' };
+  /* Resolves to {ok, status, data}; never rejects.  extraHeaders: optional. */
+  function post(url, body, extraHeaders) {
+    var headers = Object.assign({ 'Content-Type': 'application/json', 'Accept': 'application/json' },
+      extraHeaders);
     var token = csrfToken();
     if (token) headers['X-CSRF-Token'] = token;
     return fetch(url, {

@@ -4,7 +4,10 @@
  * confirms the PaymentIntent with Stripe.js and then asks the server to
  * check it (POST /api/bookings/{id}/confirm-payment), which schedules the
  * booking.  A declined card shows Stripe's message and the hold stays until
- * it expires, so the customer can try another card.
+ * it expires, so the customer can try another card.  A hold is asked for
+ * with an Idempotency-Key, so that its retry (no answer, or 503) finds the
+ * booking it made.  A customer back to a time they hold (Pay now here, or Pay
+ * on My bookings) gets its payment form again (POST /api/bookings/{id}/pay).
  */
 (function () {
   'use strict';
@@ -71,26 +74,61 @@
     cd.localTimes();
   }
 
+  function unlockSlots() {
+    Array.prototype.forEach.call(document.querySelectorAll('[data-action="pick-time"]'), function (b) {
+      if (!b.title) b.disabled = false;
+    });
+  }
+
+  /* A held booking's answer ({booking, clientSecret}): its payment form, or booked. */
+  function answered(res, start) {
+    if (!res.ok) {
+      say(msg, cd.errorText(res), true);
+      unlockSlots();
+      return;
+    }
+    var b = res.data.booking;
+    var notice = document.querySelector('[data-hold="' + b.id + '"]');
+    if (notice) notice.hidden = true;
+    if (!res.data.clientSecret) { booked(start); return; }
+    say(msg, '', false);
+    showPayment(b, res.data.clientSecret, start);
+    held.start = start;
+  }
+
+  /* A random Idempotency-Key: a retry of the same hold is answered with it. */
+  function newKey() {
+    var a = new Uint8Array(16);
+    window.crypto.getRandomValues(a);
+    return Array.prototype.map.call(a, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+  }
+
+  /* POSTs, and once more after a second if no answer came or the server was busy. */
+  function postRetried(url, body, headers) {
+    return cd.post(url, body, headers).then(function (res) {
+      if (res.status !== 0 && res.status !== 503) return res;
+      return new Promise(function (ok) { setTimeout(ok, 1000); }).then(function () {
+        return cd.post(url, body, headers);
+      });
+    });
+  }
+
   cd.actions['pick-time'] = function (el) {
     var start = el.getAttribute('data-start');
-    var minutes = parseInt(document.getElementById('duration').value, 10);
     lockSlots(el);
     say(msg, 'Holding this time…', false);
-    cd.post('/api/bookings', {
-      expertId: parseInt(box.getAttribute('data-expert'), 10), startTime: start, durationMinutes: minutes
-    }).then(function (res) {
-      if (!res.ok) {
-        say(msg, cd.errorText(res), true);
-        Array.prototype.forEach.call(document.querySelectorAll('[data-action="pick-time"]'), function (b) {
-          if (!b.title) b.disabled = false;
-        });
-        return;
-      }
-      var b = res.data.booking;
-      if (!res.data.clientSecret) { booked(start); return; }
-      say(msg, '', false);
-      showPayment(b, res.data.clientSecret, start);
-      held.start = start;
+    postRetried('/api/bookings', {
+      expertId: parseInt(box.getAttribute('data-expert'), 10), startTime: start,
+      durationMinutes: parseInt(document.getElementById('duration').value, 10)
+    }, { 'Idempotency-Key': newKey() }).then(function (res) { answered(res, start); });
+  };
+  /* Back to a time held earlier (Pay now here, or Pay on My bookings): its payment form. */
+  cd.actions['resume-booking'] = function (el) {
+    if (held) return;
+    lockSlots(null);
+    say(msg, 'Opening the payment…', false);
+    cd.post('/api/bookings/' + el.getAttribute('data-booking') + '/pay', {}).then(function (res) {
+      answered(res, el.getAttribute('data-start'));
     });
   };
 
@@ -114,4 +152,9 @@
       });
     });
   };
+
+  /* Pay on My bookings links to #hold-<id>: its payment form opens at once. */
+  var linked = /^#hold-(\d+)$/.exec(window.location.hash);
+  var again = linked && document.querySelector('[data-hold="' + linked[1] + '"] [data-action="resume-booking"]');
+  if (again) cd.actions['resume-booking'](again);
 })();

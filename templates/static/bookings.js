@@ -31,6 +31,7 @@
       .then(function (res) {
         if (!res.ok || !res.data) return;
         if (!res.data.cancellable) { el.remove(); return; }
+        if (res.data.tier === 'unpaid') return;	/* a hold: nothing to refund */
         el.textContent = 'Cancel (refund ' + cd.money(res.data.refundCents) + ')';
         el.setAttribute('data-refund-cents', String(res.data.refundCents));
       });

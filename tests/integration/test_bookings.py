@@ -329,6 +329,135 @@ class CreateTests(BookingCase):
         self.assertStatus(book(a, eid, start, 30), 201, "the slot is free again")
 
 
+# ---------------------------------------------------------------- paying again
+
+def book_keyed(browser, expert_id, start, key, minutes=30):
+    return browser.post("/api/bookings", {"expertId": expert_id, "startTime": start,
+                                          "durationMinutes": minutes},
+                        headers={"Idempotency-Key": key})
+
+
+class PayAgainTests(BookingCase):
+    """An unpaid hold's payment answered again: POST /api/bookings/{id}/pay
+    (a customer back to pay), and POST /api/bookings repeated with its
+    Idempotency-Key (the retry of a request whose answer was lost)."""
+
+    def pay(self, browser, bid, status="awaiting_payment"):
+        r = browser.post(f"/api/bookings/{bid}/pay", {})
+        self.assertStatus(r, 200, "pay again")
+        self.assertEqual((r.json["booking"]["id"], r.json["booking"]["status"]),
+                         (bid, status))
+        return r.json["clientSecret"]
+
+    def test_pay_answers_the_hold_with_its_payment(self):
+        a, b = register(), register()
+        eid = new_expert(100)
+        start = future()[0]
+        j = self.created(a, eid, start)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        intents = emu_state()["payment_intents"]
+        self.assertEqual(self.pay(a, bid), j["clientSecret"])
+        self.assertError(b.post(f"/api/bookings/{bid}/pay", {}), 404, "booking_not_found")
+        # asking for the same time again is still a conflict, the holder's too
+        self.assertError(book(a, eid, start), 409, "booking_conflict", "the holder again")
+        # a declined card keeps the hold, and the same PaymentIntent takes another
+        emu_decline(pi)
+        status_is(bid, "awaiting_payment", "failed")
+        self.assertEqual(self.pay(a, bid), j["clientSecret"])
+        # paid at Stripe before we heard of it: applied first, then answered
+        emu_hold()
+        try:
+            emu_succeed(pi)
+            self.assertIsNone(self.pay(a, bid, "scheduled"))
+        finally:
+            emu_release()
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+        wait_until(lambda: events_done(pi, "payment_intent.succeeded"))
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 1)
+        self.assertIsNone(self.pay(a, bid, "scheduled"))
+        # nothing new: no booking, payment, PaymentIntent or refund
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE expert_id = %s", eid), 1)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM payments WHERE booking_id = %s", bid), 1)
+        self.assertEqual(emu_state()["payment_intents"], intents)
+        self.assertEqual(refund_rows(bid), [])
+
+    def test_pay_refuses_what_cannot_be_paid(self):
+        a = register()
+        eid = new_expert(100)
+        lapsed = self.created(a, eid)["booking"]["id"]
+        db_exec("UPDATE bookings SET created_at = UTC_TIMESTAMP(6) - INTERVAL 31 MINUTE"
+                " WHERE id = %s", lapsed)
+        self.assertError(a.post(f"/api/bookings/{lapsed}/pay", {}), 409, "hold_expired")
+        self.assertEqual(booking_row(lapsed)["status"], "awaiting_payment")
+        # its PaymentIntent cancelled at Stripe before we heard of it: the time is free
+        j = self.created(a, eid)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_hold()
+        try:
+            self.assertStatus(stripe_api("POST", f"/v1/payment_intents/{pi}/cancel"), 200,
+                              "cancel at Stripe")
+            self.assertError(a.post(f"/api/bookings/{bid}/pay", {}), 409, "hold_released")
+        finally:
+            emu_release()
+        self.assertEqual(booking_row(bid)["status"], "payment_failed")
+        self.created(a, eid, j["booking"]["startTime"])
+        # cancelled by its customer
+        gone = self.created(a, eid)["booking"]["id"]
+        self.assertStatus(a.post(f"/api/bookings/{gone}/cancel", {}), 200, "cancel")
+        self.assertError(a.post(f"/api/bookings/{gone}/pay", {}), 409, "booking_not_payable")
+
+    def test_a_repeated_idempotency_key_answers_its_booking(self):
+        a, b = register(), register()
+        eid = new_expert(100)
+        start, key = future()[0], secrets.token_hex(16)
+        r = book_keyed(a, eid, start, key)
+        self.assertStatus(r, 201, "first")
+        bid, secret = r.json["booking"]["id"], r.json["clientSecret"]
+        intents = emu_state()["payment_intents"]
+        r = book_keyed(a, eid, start, key)
+        self.assertStatus(r, 200, "repeated")
+        self.assertEqual((r.json["booking"]["id"], r.json["clientSecret"]), (bid, secret))
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE expert_id = %s", eid), 1)
+        self.assertEqual(emu_state()["payment_intents"], intents)
+        self.assertEqual(audit_count("BOOKING_CREATED", str(bid)), 1)
+        # the key is the customer's: another time under it is refused, and
+        # another customer's same key is their own
+        self.assertError(book_keyed(a, eid, future()[0], key), 400, "idempotency_key_reused")
+        self.assertError(book_keyed(a, eid, start, key, 60), 400, "idempotency_key_reused")
+        self.assertError(book_keyed(b, eid, start, key), 409, "booking_conflict")
+        self.assertStatus(book_keyed(b, eid, future()[0], key), 201, "b's own key")
+        # at the limit of unpaid holds, a repeated request is still answered
+        self.created(a, eid)
+        self.created(a, eid)
+        self.assertError(book(a, eid, future()[0]), 409, "too_many_unpaid_bookings")
+        self.assertEqual(book_keyed(a, eid, start, key).json["booking"]["id"], bid)
+        for bad in ("", "has space", "x" * 65, "é"):
+            self.assertError(book_keyed(a, eid, future()[0], bad), 400,
+                             "invalid_idempotency_key", repr(bad))
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s", a.id), 3)
+
+    def test_concurrent_requests_with_one_key_make_one_booking(self):
+        a = register()
+        eid = new_expert(100)
+        start, key = future()[0], secrets.token_hex(16)
+        intents = emu_state()["payment_intents"]
+        results = parallel(lambda _: book_keyed(a, eid, start, key), range(8), threads=8)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE user_id = %s", a.id), 1)
+        bid = db_scalar("SELECT id FROM bookings WHERE user_id = %s", a.id)
+        codes = []
+        for r in results:
+            self.assertNotIsInstance(r, Exception)
+            codes.append(r.status)
+            if r.status == 409:      # answered while its PaymentIntent was being made
+                self.assertError(r, 409, "payment_not_ready")
+            else:
+                self.assertEqual(r.json["booking"]["id"], bid)
+        self.assertEqual(codes.count(201), 1, codes)
+        self.assertEqual(codes.count(201) + codes.count(200) + codes.count(409), 8, codes)
+        self.assertEqual(emu_state()["payment_intents"], intents + 1)
+        self.assertEqual(audit_count("BOOKING_CREATED", str(bid)), 1)
+
+
 # ---------------------------------------------------------------- payment failure
 
 class FailureTests(BookingCase):

@@ -1,7 +1,8 @@
 /*
  * Journey 3: an expert booking.  Free times in the viewer's zone, an unpaid
  * hold greyed out, a time held and paid on the page with Stripe's payment
- * form (a declined card first, which keeps the hold), the webhook arriving too; My bookings offers
+ * form (left unpaid and taken up again from My bookings' Pay, then a declined card first, which
+ * keeps the hold), the webhook arriving too; My bookings offers
  * Cancel with the refund the policy quotes; the expert completes a session that has started.
  * The other bookings it needs are made through the API and paid at the emulator, as
  * a person and Stripe would; only the time passing is set in the database.
@@ -53,9 +54,32 @@ async function expertBooking(t) {
     await p.click(`button[data-action="pick-time"][data-start="${start}"]`);
     await p.waitForSelector('#pay:not([hidden])');
     eq(await t.text('#pay-button'), 'Pay $30.00', 'pay button');
-    booking = dbRow("SELECT id, status, price_cents, payment_intent_id FROM bookings WHERE user_id = ? AND expert_id = ?",
-      customer.id, expert);
+    booking = dbRow('SELECT id, status, price_cents, payment_intent_id, idempotency_key FROM bookings ' +
+      'WHERE user_id = ? AND expert_id = ?', customer.id, expert);
     eq(`${booking.status}/${booking.price_cents}`, 'awaiting_payment/3000', 'held booking');
+    assert(/^[0-9a-f]{32}$/.test(booking.idempotency_key), `held without an Idempotency-Key: ${booking.idempotency_key}`);
+  });
+
+  await t.step('back-to-pay', async () => {
+    // The customer leaves before paying: My bookings offers Pay for the hold,
+    // which opens the same booking's payment form on the expert's page; the
+    // page itself shows the hold and when it ends. Nothing new is held.
+    await t.goto('/dashboard');
+    const row = `tr[data-booking="${booking.id}"]`;
+    eq(await t.text(`${row} [data-status]`), 'awaiting payment', 'status of the hold');
+    await t.waitText(`${row} button[data-action="cancel-booking"]`, 'Cancel');
+    await t.clickAndWaitForNavigation(`${row} a[data-pay-booking="${booking.id}"]`);
+    await p.waitForSelector('#pay:not([hidden])');
+    eq(await t.text('#pay-button'), 'Pay $30.00', 'pay button of the hold');
+    assert(await p.$eval(`[data-hold="${booking.id}"]`, (e) => e.hidden), 'the hold notice stays beside its form');
+    await t.goto(`/experts/${expert}/schedule`);
+    await t.waitText(`[data-hold="${booking.id}"]`, 'You are holding 15 minutes from');
+    assert(await p.$eval('#pay', (e) => e.hidden), 'the form opened without Pay now');
+    await p.click(`[data-hold="${booking.id}"] button[data-action="resume-booking"]`);
+    await p.waitForSelector('#pay:not([hidden])');
+    const r = dbRow('SELECT COUNT(*) AS n, MAX(id) AS id, MAX(payment_intent_id) AS pi ' +
+      'FROM bookings WHERE user_id = ? AND expert_id = ?', customer.id, expert);
+    eq(`${r.n}/${r.id}/${r.pi}`, `1/${booking.id}/${booking.payment_intent_id}`, 'bookings after coming back');
   });
 
   const frame = await t.step('declined', async () => {
