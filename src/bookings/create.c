@@ -80,16 +80,6 @@ unpaid_holds_ok(cd_req *r)
 	return CD_OK;
 }
 
-/* Whether an Idempotency-Key is 1 to 64 of [A-Za-z0-9_.:-]. */
-static bool
-key_ok(const char *key)
-{
-	size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789_.:-");
-
-	return n > 0 && n <= 64 && key[n] == '\0';
-}
-
 /*
  * A request repeating an earlier one's Idempotency-Key gets the booking that
  * one made (b->again); the key of another expert or time is refused.
@@ -274,10 +264,8 @@ booking_create(cd_req *r)
 		return req_fail(r, CD_BAD_REQUEST, "invalid_duration_minutes",
 		    "durationMinutes must be a multiple of 15 from 15 to 240.");
 	memset(&b, 0, sizeof(b));
-	b.key = req_param(r, "HTTP_IDEMPOTENCY_KEY");
-	if (b.key != NULL && !key_ok(b.key))
-		return req_fail(r, CD_BAD_REQUEST, "invalid_idempotency_key",
-		    "Idempotency-Key must be 1 to 64 letters, digits, '_', '.', ':' or '-'.");
+	if ((err = req_idempotency_key(r, &b.key)) != CD_OK)
+		return err;
 	if (random_token(b.nonce) != 0)
 		return CD_INTERNAL;
 	b.r = r;

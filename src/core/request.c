@@ -20,6 +20,25 @@ req_param(cd_req *r, const char *name)
 	return FCGX_GetParam(name, ((FCGX_Request *)r->fcgi)->envp);
 }
 
+bool
+idempotency_key_ok(const char *key)
+{
+	size_t n = strspn(key, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_.:-");
+
+	return n > 0 && n <= 64 && key[n] == '\0';
+}
+
+cd_err
+req_idempotency_key(cd_req *r, const char **key)
+{
+	*key = req_param(r, "HTTP_IDEMPOTENCY_KEY");
+	if (*key != NULL && !idempotency_key_ok(*key))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_idempotency_key",
+		    "Idempotency-Key must be 1 to 64 letters, digits, '_', '.', ':' or '-'.");
+	return CD_OK;
+}
+
 /*
  * Finds name=value in a list separated by sep ('&' for queries, ';' for
  * cookies) and returns a copy of value in the arena, or NULL.

@@ -68,6 +68,14 @@ const char *req_param(cd_req *, const char *name);
 const char *req_cookie(cd_req *, const char *name);
 /* Query-string argument, URL-decoded into the arena, or NULL. */
 const char *req_query(cd_req *, const char *name);
+/*
+ * The client's Idempotency-Key header in *key (NULL when there is none): a
+ * request sent again with it is answered with what the first one made.  One
+ * that is not idempotency_key_ok() is a 400 invalid_idempotency_key.
+ */
+cd_err	 req_idempotency_key(cd_req *, const char **key);
+/* 1 to 64 of [A-Za-z0-9_.:-]. */
+bool	 idempotency_key_ok(const char *key);
 
 /* Records a specific error code and sentence; returns err for `return`. */
 /* From HTTPS (the CGI variable) and CD_PUBLIC_URL: cookies get Secure. */

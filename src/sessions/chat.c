@@ -18,6 +18,9 @@
  * on every node of a cluster.  Messages are listed by (seq, id), and "after=<id>" means after
  * that message's position.  (AUTO_INCREMENT ids alone would not do on a
  * cluster: each node hands out its own interleaved series.)
+ *
+ * A message posted with an Idempotency-Key and sent again with it (its
+ * answer was lost) is answered with the message posted first: it shows once.
  */
 #include <stdbool.h>
 #include <string.h>
@@ -75,9 +78,35 @@ messages_list(cd_req *r)
 struct post {
 	cd_req		*r;
 	const char	*body;
+	const char	*key;		/* the client's Idempotency-Key, or NULL */
 	long long	 id;
 	long long	 after;		/* the message before it, 0: none */
+	bool		 again;		/* id was posted with key before */
 };
+
+/*
+ * A message sent again with its Idempotency-Key is answered with the one
+ * posted first (p->again); the key with another text is refused.
+ */
+static cd_err
+repeated(struct post *p)
+{
+	keyed_message m;
+	bool found;
+	cd_err err;
+
+	if (p->key == NULL)
+		return CD_OK;
+	if ((err = sstore_keyed_message(p->r->arena, p->r->ids[0],
+	    p->r->user->id, p->key, &m, &found)) != CD_OK || !found)
+		return err;
+	if (strcmp(m.body, p->body) != 0)
+		return req_fail(p->r, CD_BAD_REQUEST, "idempotency_key_reused",
+		    "This Idempotency-Key was sent with another message.");
+	p->id = m.id;
+	p->again = true;
+	return CD_OK;
+}
 
 static cd_err
 post_tx(void *arg)
@@ -98,18 +127,20 @@ post_tx(void *arg)
 	if (!s.member)
 		return req_fail(r, CD_NOT_FOUND, "session_not_found",
 		    "No consultation with this id.");
+	if ((err = repeated(p)) != CD_OK || p->again)
+		return err;
 	if (closed)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed; it takes no new messages.");
 	p->after = s.last_id;
 	return sstore_insert_message(r->ids[0], r->user->id, p->body, s.version,
-	    &p->id);
+	    p->key, &p->id);
 }
 
 cd_err
 messages_post(cd_req *r)
 {
-	struct post p = { r, NULL, 0, 0 };
+	struct post p = { r, NULL, NULL, 0, 0, false };
 	json_t *message;
 	cd_value v[1];
 	cd_err err;
@@ -123,13 +154,15 @@ messages_post(cd_req *r)
 	if (!body_ok(v[0].s))
 		return req_fail(r, CD_BAD_REQUEST, "invalid_body", BODY_RULE);
 	p.body = v[0].s;
-	if ((err = db_tx(post_tx, &p)) != CD_OK ||
+	if ((err = req_idempotency_key(r, &p.key)) != CD_OK ||
+	    (err = db_tx(post_tx, &p)) != CD_OK ||
 	    (err = sstore_message_json(p.id, &message)) != CD_OK)
 		return err;
 	if (message == NULL)
 		return CD_INTERNAL;
-	chat_push(r, r->ids[0], p.after, message);	/* committed: never before */
-	resp_json(r, 201, json_pack("{s:o}", "message", message));
+	if (!p.again)	/* a repeat was pushed the first time */
+		chat_push(r, r->ids[0], p.after, message);	/* committed: never before */
+	resp_json(r, p.again ? 200 : 201, json_pack("{s:o}", "message", message));
 	return CD_OK;
 }
 

@@ -77,7 +77,14 @@ static const cd_col state_cols[] = {
 	DB_INT(chat_state, member), DB_INT(chat_state, last_id),
 };
 static cd_sql q_insert = CD_SQL(
-    "INSERT INTO session_messages (session_id, user_id, body, seq) VALUES (?, ?, ?, ?)");
+    "INSERT INTO session_messages (session_id, user_id, body, seq, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?)");
+static cd_sql q_keyed = CD_SQL(
+    "SELECT id, body FROM session_messages"
+    " WHERE session_id = ? AND user_id = ? AND idempotency_key = ?");
+static const cd_col keyed_cols[] = {
+	DB_INT(keyed_message, id), DB_TEXT(keyed_message, body),
+};
 static cd_sql q_plan_name = CD_SQL("SELECT name FROM products WHERE code = ?");
 
 cd_err
@@ -188,9 +195,18 @@ sstore_chat_state(cd_arena *a, long long user_id, long long session_id,
 
 cd_err
 sstore_insert_message(long long session_id, long long user_id,
-    const char *body, long long seq, long long *id)
+    const char *body, long long seq, const char *key, long long *id)
 {
-	return db_insert(&q_insert, id, "iisi", session_id, user_id, body, seq);
+	return db_insert(&q_insert, id, "iisis", session_id, user_id, body, seq,
+	    key);
+}
+
+cd_err
+sstore_keyed_message(cd_arena *a, long long session_id, long long user_id,
+    const char *key, keyed_message *m, bool *found)
+{
+	return db_fetch_row(&q_keyed, a, keyed_cols, DB_NCOLS(keyed_cols), m,
+	    sizeof(*m), found, "iis", session_id, user_id, key);
 }
 
 cd_err

@@ -82,8 +82,16 @@ typedef struct chat_state {
 } chat_state;
 cd_err	 sstore_chat_state(cd_arena *, long long user_id, long long session_id,
 	    chat_state *, bool *found);
+/* key: the client's Idempotency-Key, or NULL. */
 cd_err	 sstore_insert_message(long long session_id, long long user_id,
-	    const char *body, long long seq, long long *id);
+	    const char *body, long long seq, const char *key, long long *id);
+/* The message this participant posted with this Idempotency-Key. */
+typedef struct keyed_message {
+	long long	 id;
+	const char	*body;
+} keyed_message;
+cd_err	 sstore_keyed_message(cd_arena *, long long session_id,
+	    long long user_id, const char *key, keyed_message *, bool *found);
 /* A plan's product name (NULL when there is no such product). */
 cd_err	 sstore_plan_name(cd_arena *, const char *plan, const char **name);
 

@@ -597,7 +597,8 @@ taken_tx(void *arg)
  */
 static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
 	"voice_therapy_sessions", "credit_transactions", "sessions", "bookings",
-	"bookings", "bookings", "payouts", "live_help_booked", "live_help_cancelled" };
+	"bookings", "bookings", "payouts", "live_help_booked", "live_help_cancelled",
+	"bookings" };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static cd_err
@@ -619,7 +620,8 @@ replay_step(int kind, const char *at, long long ref)
 	case 7: return replay_booking_cancelled(ref);
 	case 8: return db_tx(replay_payout, &ref);
 	case 9: return db_tx(cancelled_booked_tx, &ref);
-	default: return db_tx(cancelled_tx, &ref);
+	case 10: return db_tx(cancelled_tx, &ref);
+	default: return replay_booking_released(ref);
 	}
 }
 

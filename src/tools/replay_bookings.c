@@ -9,7 +9,8 @@
  * The local record of each action is its audit row: BOOKING_CREATED keeps
  * the time asked for (a test or an operator may move start_time later; the
  * payment decided on the time booked), BOOKING_CANCELLED and
- * BOOKING_COMPLETED when they happened.  A cancellation's refund is decided
+ * BOOKING_COMPLETED when they happened, BOOKING_PAYMENT_FAILED without the
+ * hold kept when the app found the PaymentIntent canceled.  A cancellation's refund is decided
  * by the policy and the clock at the time, and is kept in the booking's
  * cancel_refund_cents: the replay takes that decision and refunds it
  * through booking_refund(), which splits it between fee and payout again.
@@ -36,10 +37,13 @@ replay_bookings_prepare(void)
 	if ((err = db_exec(&table, NULL, "")) != CD_OK)
 		return err;
 	return db_exec(live_sql(&fill, "INSERT INTO replay_booking_steps"
-	    " SELECT CAST(entity_id AS UNSIGNED), action, created_at,"
+	    " SELECT CAST(entity_id AS UNSIGNED), IF(action = 'BOOKING_PAYMENT_FAILED',"
+	    " 'BOOKING_RELEASED', action), created_at,"
 	    " JSON_VALUE(details, '$.startTime') FROM @.audit_log"
-	    " WHERE entity_type = 'booking' AND action IN ('BOOKING_CREATED',"
-	    " 'BOOKING_PAID', 'BOOKING_COMPLETED', 'BOOKING_CANCELLED')"), NULL, "");
+	    " WHERE entity_type = 'booking' AND (action IN ('BOOKING_CREATED',"
+	    " 'BOOKING_PAID', 'BOOKING_COMPLETED', 'BOOKING_CANCELLED')"
+	    " OR (action = 'BOOKING_PAYMENT_FAILED'"
+	    "  AND JSON_EXTRACT(details, '$.holdKept') = 'false'))"), NULL, "");
 }
 
 /*
@@ -197,6 +201,37 @@ replay_booking_cancelled(long long id)
 	    /* Live cancelled it (its audit row says so); so must the replay. */
 	    strcmp(after.status ?: "", "cancelled_by_user") != 0)
 		err = CD_CONFLICT;
+	arena_free(a);
+	return err;
+}
+
+/*
+ * The app found the booking's PaymentIntent canceled at Stripe and let its
+ * time go (confirm-payment or pay again; its audit row BOOKING_PAYMENT_FAILED
+ * without the hold kept).  Stripe's payment_intent.canceled event is not
+ * what does it: the customer's own cancel of an unpaid booking makes one too,
+ * racing the cancel it belongs to.  Already released (a payment_failed event
+ * whose PaymentIntent was canceled by then): nothing changes.
+ */
+cd_err
+replay_booking_released(long long id)
+{
+	static cd_sql q = CD_SQL("SELECT payment_intent_id FROM bookings WHERE id = ?");
+	cd_arena *a = arena_new();
+	const char *pi_id;
+	json_t *pi;
+	bool found;
+	cd_err err;
+
+	if ((err = db_fetch_text(&q, a, &pi_id, &found, "i", id)) == CD_OK) {
+		if (!found || pi_id == NULL)
+			err = CD_NOT_FOUND;
+		else {
+			pi = json_pack("{s:s,s:s}", "id", pi_id, "status", "canceled");
+			err = booking_payment_failed(pi);
+			json_decref(pi);
+		}
+	}
 	arena_free(a);
 	return err;
 }

@@ -43,6 +43,26 @@
     });
   }
 
+  /* A random Idempotency-Key: a request sent again with it is answered with what it made. */
+  function newKey() {
+    var a = new Uint8Array(16);
+    window.crypto.getRandomValues(a);
+    return Array.prototype.map.call(a, function (x) { return (x + 256).toString(16).slice(1); }).join('');
+  }
+
+  /* post with an Idempotency-Key, sent once more after a second if no
+     answer came or the server was busy (503): the server answers the
+     retry with what the first one made, if it did. */
+  function postKeyed(url, body, key) {
+    var headers = { 'Idempotency-Key': key };
+    return post(url, body, headers).then(function (res) {
+      if (res.status !== 0 && res.status !== 503) return res;
+      return new Promise(function (ok) { setTimeout(ok, 1000); }).then(function () {
+        return post(url, body, headers);
+      });
+    });
+  }
+
   /* GET a JSON API: resolves to {ok, status, data} like post. */
   function getJSON(url) {
     return fetch(url, { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
@@ -182,7 +202,8 @@
   /* For the page scripts (loaded with defer, so after this file): they add
      their own actions and forms and reuse the request helpers. */
   window.creditdesk = {
-    post: post, getJSON: getJSON, money: money, errorText: errorText, say: say, run: run,
+    post: post, postKeyed: postKeyed, newKey: newKey, getJSON: getJSON, money: money,
+    errorText: errorText, say: say, run: run,
     localPath: localPath, actions: actions, forms: forms
   };
 

@@ -96,31 +96,14 @@
     held.start = start;
   }
 
-  /* A random Idempotency-Key: a retry of the same hold is answered with it. */
-  function newKey() {
-    var a = new Uint8Array(16);
-    window.crypto.getRandomValues(a);
-    return Array.prototype.map.call(a, function (x) { return (x + 256).toString(16).slice(1); }).join('');
-  }
-
-  /* POSTs, and once more after a second if no answer came or the server was busy. */
-  function postRetried(url, body, headers) {
-    return cd.post(url, body, headers).then(function (res) {
-      if (res.status !== 0 && res.status !== 503) return res;
-      return new Promise(function (ok) { setTimeout(ok, 1000); }).then(function () {
-        return cd.post(url, body, headers);
-      });
-    });
-  }
-
   cd.actions['pick-time'] = function (el) {
     var start = el.getAttribute('data-start');
     lockSlots(el);
     say(msg, 'Holding this time…', false);
-    postRetried('/api/bookings', {
+    cd.postKeyed('/api/bookings', {
       expertId: parseInt(box.getAttribute('data-expert'), 10), startTime: start,
       durationMinutes: parseInt(document.getElementById('duration').value, 10)
-    }, { 'Idempotency-Key': newKey() }).then(function (res) { answered(res, start); });
+    }, cd.newKey()).then(function (res) { answered(res, start); });
   };
   /* Back to a time held earlier (Pay now here, or Pay on My bookings): its payment form. */
   cd.actions['resume-booking'] = function (el) {

@@ -20,13 +20,16 @@
  * last message I have" never skips one.
  *
  * A message is shown once (by id) and in (seq, id) order, whichever way it
- * came.  Sending posts JSON with the session's CSRF token; with a stream
- * the sent message is shown from the answer, otherwise the next poll brings
- * it.  Messages are added with textContent only.
+ * came.  Sending posts JSON with the session's CSRF token and an
+ * Idempotency-Key kept with the text until it is sent, so sending it again
+ * after no answer (or a 503) posts it once; with a stream the sent message
+ * is shown from the answer, otherwise the next poll brings it.  Messages are
+ * added with textContent only.
  */
 (function () {
   'use strict';
 
+  var cd = window.creditdesk;	/* app.js */
   var POLL_MS = 1000;
   var WAITING_MS = 3000;
   var MAX_BACKOFF_MS = 10000;
@@ -57,21 +60,10 @@
   var stream = null;     /* the room's EventSource while it is in use */
   var heard = 0;         /* when the stream last said anything, pings too */
 
-  function csrfToken() {
-    var m = document.querySelector('meta[name="csrf-token"]');
-    return m ? m.getAttribute('content') : '';
-  }
-
-  /* Resolves to {ok, status, data}; never rejects. */
-  function call(method, url, body) {
-    var opts = { method: method, credentials: 'same-origin', cache: 'no-store',
-      headers: { 'Accept': 'application/json' } };
-    if (body !== undefined) {
-      opts.headers['Content-Type'] = 'application/json';
-      opts.headers['X-CSRF-Token'] = csrfToken();
-      opts.body = JSON.stringify(body);
-    }
-    return fetch(url, opts).then(function (res) {
+  /* GET, never from the browser's cache: resolves to {ok, status, data}; never rejects. */
+  function fresh(url) {
+    return fetch(url, { credentials: 'same-origin', cache: 'no-store',
+      headers: { 'Accept': 'application/json' } }).then(function (res) {
       return res.json().catch(function () { return null; }).then(function (data) {
         return { ok: res.ok, status: res.status, data: data };
       });
@@ -85,14 +77,6 @@
     if (!m) return;
     m.textContent = text;
     m.classList.toggle('error', !!isError);
-  }
-
-  function errorText(res) {
-    if (res.data && res.data.error && res.data.error.message)
-      return res.data.error.message;
-    if (res.status === 0)
-      return 'Could not reach the server. Check your connection and try again.';
-    return 'Something went wrong (HTTP ' + res.status + '). Please try again.';
   }
 
   function localTime(iso) {
@@ -177,7 +161,7 @@
     if (stopped) return;
     if (polling) { again = true; return; }
     polling = true;
-    call('GET', base + '/messages?after=' + lastId).then(function (res) {
+    fresh(base + '/messages?after=' + lastId).then(function (res) {
       polling = false;
       if (res.status === 401) return stop('You have been signed out. Sign in again to keep chatting.');
       if (res.status === 404) return stop('This consultation is no longer available.');
@@ -201,7 +185,7 @@
    * the last one shown" could skip it: the latest page of messages holds it.
    */
   function fillGap() {
-    call('GET', base + '/messages').then(function (res) {
+    fresh(base + '/messages').then(function (res) {
       if (res.ok && res.data && Array.isArray(res.data.messages)) show(res.data.messages);
     });
   }
@@ -271,7 +255,7 @@
   function watchForMechanic() {
     var notice = room.querySelector('[data-waiting]');
     if (!notice || stopped) return;
-    call('GET', base).then(function (res) {
+    fresh(base).then(function (res) {
       var mech = res.ok && res.data && Array.isArray(res.data.participants) &&
         res.data.participants.filter(function (p) { return p.role === 'mechanic'; })[0];
       if (!mech) { setTimeout(watchForMechanic, WAITING_MS); return; }
@@ -280,6 +264,10 @@
     });
   }
 
+  /* The text being sent and its Idempotency-Key: sending the same text again
+     after a failure reuses the key, so a message that did get through shows once. */
+  var unsent = { text: null, key: null };
+
   function send(ev) {
     var box = form.querySelector('textarea[name="body"]');
     var button = form.querySelector('button[type="submit"]');
@@ -287,11 +275,13 @@
 
     ev.preventDefault();
     if (!text.trim()) { say('Write a message first.', true); return; }
+    if (unsent.text !== text) unsent = { text: text, key: cd.newKey() };
     button.disabled = true;
     say('Sending…', false);
-    call('POST', base + '/messages', { body: text }).then(function (res) {
+    cd.postKeyed(base + '/messages', { body: text }, unsent.key).then(function (res) {
       button.disabled = stopped;
-      if (res.status !== 201) { say(errorText(res), true); return; }
+      if (res.status !== 201 && res.status !== 200) { say(cd.errorText(res), true); return; }
+      unsent = { text: null, key: null };
       say('', false);
       box.value = '';
       box.focus();

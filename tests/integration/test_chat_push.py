@@ -12,6 +12,7 @@ import grp
 import http.client
 import json
 import os
+import secrets
 import signal
 import socket
 import stat
@@ -205,6 +206,42 @@ class Push(Case):
         self.assertEqual([(e["after"], e["message"]["id"]) for e in
                           (es.next_event() for _ in range(3))],
                          list(zip([got["message"]["id"]] + ids[:2], ids)))
+
+    def test_a_message_sent_again_with_its_key_shows_once(self):
+        es = self.stream(self.owner)
+        wait_subscribed(self.sess)
+        key = {"Idempotency-Key": secrets.token_hex(16)}
+        first = self.mech.post(self.path, {"body": "Sent once"}, headers=key)
+        self.assertStatus(first, 201)
+        again = self.mech.post(self.path, {"body": "Sent once"}, headers=key)
+        self.assertStatus(again, 200, "sent again with its key")
+        self.assertEqual(again.json, first.json)
+        # pushed once: the next event after it is the next message
+        nxt = self.mech.post(self.path, {"body": "Then this"})
+        self.assertEqual([es.next_event() for _ in range(2)],
+                         [{"after": 0, "message": first.json["message"]},
+                          {"after": first.json["message"]["id"], "message": nxt.json["message"]}])
+        # the key is the sender's and goes with its text
+        self.assertError(self.mech.post(self.path, {"body": "Other text"}, headers=key), 400,
+                         "idempotency_key_reused")
+        self.assertStatus(self.owner.post(self.path, {"body": "Sent once"}, headers=key), 201,
+                          "another participant's same key")
+        self.assertError(self.mech.post(self.path, {"body": "x"},
+                                        headers={"Idempotency-Key": "not a key"}),
+                         400, "invalid_idempotency_key")
+        self.assertEqual([m["body"] for m in self.owner.get(self.path).json["messages"]],
+                         ["Sent once", "Then this", "Sent once"])
+
+    def test_concurrent_sends_with_one_key_post_one_message(self):
+        key = {"Idempotency-Key": secrets.token_hex(16)}
+        results = lib.parallel(lambda _: self.mech.post(self.path, {"body": "Racing"}, headers=key),
+                               range(8), threads=8)
+        for r in results:
+            self.assertNotIsInstance(r, Exception)
+        self.assertEqual(sorted(r.status for r in results), [200] * 7 + [201])
+        self.assertEqual(len({r.json["message"]["id"] for r in results}), 1)
+        self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM session_messages WHERE session_id = %s",
+                                       self.sess), 1)
 
     def test_long_poll_gets_the_message_with_its_exact_body(self):
         out = []

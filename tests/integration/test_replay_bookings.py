@@ -4,8 +4,9 @@ local actions on them (cancel, complete, payout) and the stored events, and
 finds them equal to live after a scripted mix: paid and completed and paid
 out, cancelled with a full and with a partial refund, declined then paid,
 cancelled unpaid, refunded in Stripe, disputed and lost, disputed and won,
-free; and a destination charge (Connect) whose buyer confirmed the payment
-before its webhook arrived.  A payout or booking altered in live is
+free; a destination charge (Connect) whose buyer confirmed the payment
+before its webhook arrived; and holds let go because the app found their
+PaymentIntents canceled at Stripe.  A payout or booking altered in live is
 reported, and it alone."""
 
 from . import test_money
@@ -95,6 +96,33 @@ class BookingReplayTests(BookingCase):
         # the payout is replayed only with everyone's bookings
         _, report = replay()
         self.assertEqual(mine(report, a.id, {payout}), [])
+
+    def test_holds_released_for_a_canceled_payment_intent_replay(self):
+        a = register()
+        eid = new_expert(100)
+        held = [self.created(a, eid)["booking"] for _ in range(3)]
+        # canceled at Stripe before the webhooks came: found by pay, by
+        # confirm-payment, and (the customer's own cancel) by the cancel
+        emu_hold()
+        try:
+            for b in held[:2]:
+                self.assertStatus(stripe_api("POST", f"/v1/payment_intents/{b['paymentIntentId']}"
+                                                     "/cancel"), 200, "cancel at Stripe")
+            self.assertError(a.post(f"/api/bookings/{held[0]['id']}/pay", {}), 409, "hold_released")
+            self.assertStatus(a.post(f"/api/bookings/{held[1]['id']}/confirm-payment", {}), 200)
+            self.assertStatus(a.post(f"/api/bookings/{held[2]['id']}/cancel", {}), 200)
+        finally:
+            emu_release()
+        for b in held:
+            wait_until(lambda: events_done(b["paymentIntentId"], "payment_intent.canceled"),
+                       message="payment_intent.canceled stored")
+        all_processed()
+        self.assertEqual([(booking_row(b["id"])["status"], payment_row(b["id"])["status"])
+                          for b in held],
+                         [("payment_failed", "failed"), ("payment_failed", "failed"),
+                          ("cancelled_by_user", "failed")])
+        rc, report = replay("--user", str(a.id))
+        self.assertEqual((rc, report["differences"]), (0, []))
 
     def test_an_altered_booking_or_payout_is_reported_alone(self):
         a, payout, books = self.scripted_mix()

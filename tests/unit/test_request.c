@@ -1,6 +1,6 @@
 /*
  * Unit tests for request parsing (src/core/request.c): media types, https
- * detection and declared-field validation.
+ * detection, Idempotency-Keys and declared-field validation.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -45,6 +45,27 @@ START_TEST(https_from_cgi_or_public_url)
 	ck_assert(!reached_over_https("off", "http://creditdesk.example"));
 	ck_assert(!reached_over_https(NULL, "httpsx://creditdesk.example"));
 	ck_assert(!reached_over_https(NULL, NULL));
+}
+END_TEST
+
+START_TEST(idempotency_keys)
+{
+	static const char *const good[] = {
+		"a", "0f9c2b7e5d1a4c3b8e6f0a9d2c4b6e8f", "order-17_v2.retry:1",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	};
+	static const char *const bad[] = {
+		"", " ", "has space", "tab\t", "new\nline", "semi;colon", "\xc3\xa9",
+		"slash/", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+	};
+	size_t i;
+
+	ck_assert_uint_eq(strlen(good[3]), 64);
+	ck_assert_uint_eq(strlen(bad[8]), 65);
+	for (i = 0; i < sizeof(good) / sizeof(*good); i++)
+		ck_assert_msg(idempotency_key_ok(good[i]), "%s refused", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(!idempotency_key_ok(bad[i]), "%s accepted", bad[i]);
 }
 END_TEST
 
@@ -154,6 +175,7 @@ main(void)
 
 	tcase_add_test(tc, media_type_exact);
 	tcase_add_test(tc, https_from_cgi_or_public_url);
+	tcase_add_test(tc, idempotency_keys);
 	tcase_add_test(tc, fields_validate);
 	tcase_add_test(tc, fields_normalise_email);
 	suite_add_tcase(s, tc);
