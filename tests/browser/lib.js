@@ -281,7 +281,37 @@ async function paidAtStripe(booking) {
   return booking.id;
 }
 
+/*
+ * Runs act while the page's first `method path` request reaches the server
+ * but loses its answer, as a connection dropped after the commit would: the
+ * test sends that request itself, with the page's headers and cookies, and
+ * the page's own is aborted.  Later ones go through.  Resolves to
+ * {keys: each attempt's Idempotency-Key, lost: the status the lost answer had}.
+ */
+async function losingFirstAnswer(page, method, path, act) {
+  const cookie = (await page.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  const seen = { keys: [], lost: null };
+  const onRequest = async (req) => {
+    if (req.method() !== method || new URL(req.url()).pathname !== path) return req.continue();
+    seen.keys.push(req.headers()['idempotency-key']);
+    if (seen.keys.length > 1) return req.continue();
+    const first = await fetch(req.url(), { method, body: req.postData(),
+      headers: { ...req.headers(), cookie } });
+    seen.lost = first.status;
+    return req.abort('connectionreset');
+  };
+  await page.setRequestInterception(true);
+  page.on('request', onRequest);
+  try {
+    await act();
+  } finally {
+    page.off('request', onRequest);
+    await page.setRequestInterception(false);
+  }
+  return seen;
+}
+
 module.exports = {
   env, db, dbRow, dbValue, assert, eq, AssertionError, Journey, password, uniqueEmail,
-  sleep, eventually, emu, paidAtStripe,
+  sleep, eventually, emu, paidAtStripe, losingFirstAnswer,
 };

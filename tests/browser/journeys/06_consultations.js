@@ -9,7 +9,7 @@
  */
 'use strict';
 
-const { assert, eq, db, dbRow, dbValue } = require('../lib');
+const { assert, eq, db, dbRow, dbValue, losingFirstAnswer } = require('../lib');
 
 const PUSHED = 6;   /* messages sent back and forth */
 
@@ -151,41 +151,24 @@ async function chatByPush(t, m, sessionId) {
 }
 
 /*
- * A send whose answer is lost: the message is posted (here by the test, with
- * the page's own request) but the page hears nothing, so it sends it once
- * more with the same Idempotency-Key.  The room holds it once, and the page
- * shows it once.
+ * A send whose answer is lost (losingFirstAnswer): the page hears nothing and
+ * sends it once more with the same Idempotency-Key.  The room holds it once,
+ * and the page shows it once.
  */
 async function lostAnswer(t, sessionId) {
   const p = t.page, text = 'sent while the line dropped';
-  const path = `/api/sessions/${sessionId}/messages`;
-  const cookie = (await p.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
-  const sends = [];
-  const onRequest = async (req) => {
-    if (req.method() !== 'POST' || !req.url().endsWith(path)) return req.continue();
-    sends.push(req.headers()['idempotency-key']);
-    if (sends.length > 1) return req.continue();
-    const first = await fetch(req.url(), { method: 'POST', body: req.postData(),
-      headers: { ...req.headers(), cookie } });
-    sends.push(first.status);
-    return req.abort('connectionreset');
-  };
-  await p.setRequestInterception(true);
-  p.on('request', onRequest);
-  try {
+  const seen = await losingFirstAnswer(p, 'POST', `/api/sessions/${sessionId}/messages`, async () => {
     await p.type('#chat-body', text);
     await p.keyboard.press('Enter');
     await showsMessage(p, text);
     await t.waitText('#chat [data-msg]', /^$/);
-  } finally {
-    p.off('request', onRequest);
-    await p.setRequestInterception(false);
-  }
-  eq(JSON.stringify(sends.slice(1)), JSON.stringify([201, sends[0]]),
+  });
+  const key = seen.keys[0];
+  eq(JSON.stringify([seen.lost, seen.keys.length, seen.keys[1]]), JSON.stringify([201, 2, key]),
     'the first send posted, then the page sent it again with the same key');
-  assert(/^[0-9a-f]{32}$/.test(sends[0]), `no Idempotency-Key: ${sends[0]}`);
+  assert(/^[0-9a-f]{32}$/.test(key), `no Idempotency-Key: ${key}`);
   eq(dbValue('SELECT COUNT(*) FROM session_messages WHERE session_id = ? AND body = ? AND idempotency_key = ?',
-    sessionId, text, sends[0]), 1, 'rows of the message');
+    sessionId, text, key), 1, 'rows of the message');
   eq(JSON.stringify(await shown(p)), roomRows(sessionId), 'the page shows each message once');
 }
 
