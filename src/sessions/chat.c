@@ -117,6 +117,7 @@ post_tx(void *arg)
 	bool found, read = false, closed;
 	cd_err err;
 
+	p->again = false;	/* a retried transaction starts over */
 	if ((err = sstore_guard(r->ids[0], &found)) != CD_OK ||
 	    (found && (err = sstore_chat_state(r->arena, r->user->id, r->ids[0],
 	    &s, &read)) != CD_OK))

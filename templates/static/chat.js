@@ -60,18 +60,6 @@
   var stream = null;     /* the room's EventSource while it is in use */
   var heard = 0;         /* when the stream last said anything, pings too */
 
-  /* GET, never from the browser's cache: resolves to {ok, status, data}; never rejects. */
-  function fresh(url) {
-    return fetch(url, { credentials: 'same-origin', cache: 'no-store',
-      headers: { 'Accept': 'application/json' } }).then(function (res) {
-      return res.json().catch(function () { return null; }).then(function (data) {
-        return { ok: res.ok, status: res.status, data: data };
-      });
-    }, function () {
-      return { ok: false, status: 0, data: null };
-    });
-  }
-
   function say(text, isError) {
     var m = form && form.querySelector('[data-msg]');
     if (!m) return;
@@ -161,7 +149,7 @@
     if (stopped) return;
     if (polling) { again = true; return; }
     polling = true;
-    fresh(base + '/messages?after=' + lastId).then(function (res) {
+    cd.getJSON(base + '/messages?after=' + lastId).then(function (res) {
       polling = false;
       if (res.status === 401) return stop('You have been signed out. Sign in again to keep chatting.');
       if (res.status === 404) return stop('This consultation is no longer available.');
@@ -185,7 +173,7 @@
    * the last one shown" could skip it: the latest page of messages holds it.
    */
   function fillGap() {
-    fresh(base + '/messages').then(function (res) {
+    cd.getJSON(base + '/messages').then(function (res) {
       if (res.ok && res.data && Array.isArray(res.data.messages)) show(res.data.messages);
     });
   }
@@ -255,7 +243,7 @@
   function watchForMechanic() {
     var notice = room.querySelector('[data-waiting]');
     if (!notice || stopped) return;
-    fresh(base).then(function (res) {
+    cd.getJSON(base).then(function (res) {
       var mech = res.ok && res.data && Array.isArray(res.data.participants) &&
         res.data.participants.filter(function (p) { return p.role === 'mechanic'; })[0];
       if (!mech) { setTimeout(watchForMechanic, WAITING_MS); return; }
