@@ -211,12 +211,34 @@ usable_node(MYSQL *c, const char *host)
  * first is tried again: a responder that went elsewhere while its node was
  * away returns to it, instead of staying on another machine's node, where
  * a later fault of that machine would hold its statements (a CI run saw a
- * node cut off stall the machines that had failed over to it).
+ * node cut off stall the machines that had failed over to it).  A
+ * connection idle for as long is pinged first: one whose server went away
+ * meanwhile (its node was restarted) is replaced from the first host on,
+ * instead of failing its next statement and moving on to another host,
+ * which may be the one now cut off (a CI run saw such a child wait out the
+ * connect timeout while its own node served again).
  */
 #define UNREACHABLE_PAUSE	5
 #define FAILBACK_AFTER		5
 
-static time_t connected_at;
+static time_t connected_at, used_at;
+
+/* Whether the connection stays for the next statement (see above). */
+static bool
+keep_connection(void)
+{
+	time_t now;
+
+	if (in_tx)
+		return true;
+	now = time(NULL);
+	if (host_at != 0 && now >= connected_at + FAILBACK_AFTER)
+		return false;
+	if (now >= used_at + FAILBACK_AFTER && mysql_ping(conn) != 0)
+		return false;
+	used_at = now;
+	return true;
+}
 
 static cd_err
 db_connect(void)
@@ -225,7 +247,7 @@ db_connect(void)
 	size_t i;
 
 	if (conn != NULL) {
-		if (host_at == 0 || in_tx || time(NULL) < connected_at + FAILBACK_AFTER)
+		if (keep_connection())
 			return CD_OK;
 		db_drop();
 		host_at = 0;
@@ -254,7 +276,7 @@ db_connect(void)
 	}
 	if (conn == NULL)
 		return CD_DB;
-	connected_at = now;
+	connected_at = used_at = now;
 	generation++;
 	return CD_OK;
 }

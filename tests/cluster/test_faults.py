@@ -211,18 +211,18 @@ class Faults(Case):
         self.run_fault("node 1 partitioned away", (2, 3), lambda: cluster("partition", 1), heal,
                        noticed=lambda: cluster_state(2) == ("Synced", "2"))
 
-    def test_responders_return_to_their_own_node(self):
-        """Machine 2's responders go to node 1 while node 2 is away, and back
-        to node 2 once it has rejoined: a later fault of node 1 then costs
-        machine 2 nothing (before, each of its children held a statement on
-        the cut-off node until CD_DB_TIMEOUT)."""
+    def node_2_back_then_node_1_cut(self, while_away):
+        """Machine 2's node is killed (while_away(machine 2) runs meanwhile)
+        and brought back, then node 1 is cut off: each read on machine 2 must
+        then take under 1 s, served by its own node."""
         user = lib.register()
         machine2 = on(user, 2)
+        for _ in range(8):      # every credits child of machine 2 on node 2
+            lib.check_status(machine2.live_help(), 200)
         cluster("kill-node", 2)
         lib.wait_until(lambda: cluster_state(1) == ("Synced", "2"), timeout=NOTICED_WITHIN,
                        message="node 2 left the view")
-        for _ in range(8):      # every credits child of machine 2 moves to node 1
-            lib.check_status(machine2.live_help(), 200)
+        while_away(machine2)
         cluster("start-node", 2)
         lib.wait_until(lambda: cluster_state(2) == ("Synced", "3"), timeout=120,
                        message="node 2 synced again")
@@ -238,6 +238,24 @@ class Faults(Case):
             cluster("heal", 1)
             lib.wait_until(lambda: cluster_state(1) == ("Synced", "3"), timeout=120,
                            message="node 1 synced again")
+
+    def test_responders_return_to_their_own_node(self):
+        """Machine 2's responders go to node 1 while node 2 is away, and back
+        to node 2 once it has rejoined: a later fault of node 1 then costs
+        machine 2 nothing (before, each of its children held a statement on
+        the cut-off node until CD_DB_TIMEOUT)."""
+        def fail_over(machine2):
+            for _ in range(8):      # every credits child of machine 2 moves to node 1
+                lib.check_status(machine2.live_help(), 200)
+        self.node_2_back_then_node_1_cut(fail_over)
+
+    def test_idle_responders_reconnect_to_their_own_node(self):
+        """Machine 2's responders serve nothing while node 2 is away, so each
+        keeps a connection to the server that went away: once node 2 is back,
+        their next statement goes to it, not on to node 1 (before, a child
+        whose dead connection failed its statement moved on to node 1, cut
+        off by then, and waited out the 3 s connect timeout)."""
+        self.node_2_back_then_node_1_cut(lambda machine2: None)
 
 
 def nginx_workers(n):
