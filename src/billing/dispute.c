@@ -33,6 +33,7 @@ static cd_sql q_step = CD_SQL(
 
 struct disputed {
 	const json_t		*d;
+	const json_t		*charge;	/* the disputed one, or NULL */
 	const cd_product	*product;	/* NULL: not a purchase of ours */
 	cd_checkout		 ck;
 	booking_payment		 booking;	/* else an expert booking's payment */
@@ -176,10 +177,9 @@ purchase_of(struct disputed *x, cd_arena *a)
 	if ((err = booking_of_intent(intent, a, &x->booking, &x->is_booking)) !=
 	    CD_OK || x->is_booking)
 		return err;
-	if ((err = fulfil_checkout_of_intent(intent, a, &x->ck)) != CD_OK ||
-	    (x->ck.stripe_session_id == NULL &&
-	    (err = subscription_purchase_of_charge(jstr(x->d, "charge"), a,
-	    &x->ck)) != CD_OK))
+	if ((err = subscription_purchase_of_charge(x->charge, a, &x->ck)) !=
+	    CD_OK || (x->ck.invoice_id == NULL &&
+	    (err = fulfil_checkout_of_intent(intent, a, &x->ck)) != CD_OK))
 		return err;
 	if (x->ck.stripe_session_id == NULL && x->ck.invoice_id == NULL)
 		return CD_OK;	/* not a purchase of ours */
@@ -191,9 +191,9 @@ purchase_of(struct disputed *x, cd_arena *a)
 }
 
 cd_err
-dispute_opened(const json_t *d)
+dispute_opened(const json_t *d, const json_t *charge)
 {
-	struct disputed x = { .d = d };
+	struct disputed x = { .d = d, .charge = charge };
 	cd_arena *a = arena_new();
 	cd_err err;
 
@@ -205,9 +205,9 @@ dispute_opened(const json_t *d)
 
 /* A closed dispute whose opening we missed is opened first. */
 cd_err
-dispute_closed(const json_t *d)
+dispute_closed(const json_t *d, const json_t *charge)
 {
-	struct disputed x = { .d = d };
+	struct disputed x = { .d = d, .charge = charge };
 	const char *status = jstr(d, "status") ?: "";
 	cd_arena *a;
 	cd_err err;

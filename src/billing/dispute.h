@@ -10,7 +10,9 @@
  * A dispute on an expert booking's payment marks the booking disputed (owed
  * to nobody), won makes it owed again, lost reverses the payment like a
  * full refund (booking_disputed); its steps are counted in cents.
- * Both take the dispute as retrieved from Stripe.
+ * Both take the dispute as retrieved from Stripe, with its charge (NULL
+ * when Stripe has none): a subscription invoice's charge names the invoice
+ * it paid, so no other call is needed to find the purchase.
  */
 #ifndef CD_DISPUTE_H
 #define CD_DISPUTE_H
@@ -19,7 +21,7 @@
 
 #include "error.h"
 
-cd_err	 dispute_opened(const json_t *dispute);
-cd_err	 dispute_closed(const json_t *dispute);
+cd_err	 dispute_opened(const json_t *dispute, const json_t *charge);
+cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);
 
 #endif

@@ -52,6 +52,19 @@ static cd_sql q_answer = CD_SQL(
  */
 typedef cd_err (*event_fn)(const json_t *object, cd_arena *a);
 
+/* The arena keeps what a retrieve of id returned; an unknown id is CD_OK. */
+static cd_err
+kept(cd_err err, const char *id, const char *prefix, cd_arena *a, json_t **out)
+{
+	arena_json(a, *out);
+	if (err == CD_NOT_FOUND) {
+		log_warn("event object %.60s is not a %s Stripe has",
+		    id ? id : "(none)", prefix);
+		return CD_OK;
+	}
+	return err;
+}
+
 /*
  * The object an event is about, as Stripe has it now (owned by a).  An id
  * of the wrong kind, or one Stripe never had, is *out = NULL: nothing to
@@ -62,16 +75,19 @@ retrieve(const char *kind, const char *prefix, const json_t *object,
     cd_arena *a, json_t **out)
 {
 	const char *id = jstr(object, "id");
-	cd_err err;
+	cd_err err = stripe_retrieve(kind, prefix, id, out);
 
-	err = stripe_retrieve(kind, prefix, id, out);
-	arena_json(a, *out);
-	if (err == CD_NOT_FOUND) {
-		log_warn("event object %.60s is not a %s Stripe has",
-		    id ? id : "(none)", prefix);
-		return CD_OK;
-	}
-	return err;
+	return kept(err, id, prefix, a, out);
+}
+
+/* A Checkout Session, as fulfilment retrieves it (fulfil_retrieve). */
+static cd_err
+retrieve_session(const json_t *object, cd_arena *a, json_t **out)
+{
+	const char *id = jstr(object, "id");
+	cd_err err = fulfil_retrieve(id, out);
+
+	return kept(err, id, "cs_", a, out);
 }
 
 /* Not one of ours, or refused as not matching: nothing for Stripe to retry. */
@@ -81,11 +97,7 @@ settled(cd_err err)
 	return err == CD_NOT_FOUND || err == CD_FORBIDDEN ? CD_OK : err;
 }
 
-/*
- * One call; a subscription's first invoice takes one more (see
- * product_subscription.c: after), made after the fulfilment so that the
- * subscription it syncs is fetched right before it is written.
- */
+/* One call, a subscription's first invoice included (fulfil_retrieve). */
 static cd_err
 on_session_paid(const json_t *object, cd_arena *a)
 {
@@ -93,7 +105,7 @@ on_session_paid(const json_t *object, cd_arena *a)
 	json_t *session;
 	cd_err err;
 
-	if ((err = retrieve("checkout/sessions", "cs_", object, a, &session)) !=
+	if ((err = retrieve_session(object, a, &session)) !=
 	    CD_OK || session == NULL)
 		return err;
 	return settled(fulfil_session_object(session, 0, &f));
@@ -178,16 +190,42 @@ on_invoice_paid(const json_t *object, cd_arena *a)
 	return subscription_allocate_invoice(jstr(object, "id"));
 }
 
+/*
+ * One call: the dispute with its charge expanded.  A charge that did not
+ * come expanded (a replay of an answer kept without it) is retrieved.
+ */
+static cd_err
+with_dispute(const json_t *object, cd_arena *a,
+    cd_err (*fn)(const json_t *dispute, const json_t *charge))
+{
+	const char *id = jstr(object, "id");
+	json_t *d, *charge = NULL;
+	cd_err err;
+
+	err = stripe_retrieve_expanded("disputes", "dp_", id, "charge", &d,
+	    &charge);
+	arena_json(a, charge);
+	if ((err = kept(err, id, "dp_", a, &d)) != CD_OK || d == NULL)
+		return err;
+	if (charge == NULL) {
+		err = stripe_retrieve("charges", "ch_", jstr(d, "charge"), &charge);
+		arena_json(a, charge);
+		if (err != CD_OK && err != CD_NOT_FOUND)
+			return err;
+	}
+	return fn(d, charge);
+}
+
 static cd_err
 on_dispute_created(const json_t *object, cd_arena *a)
 {
-	return with_current("disputes", "dp_", object, a, dispute_opened);
+	return with_dispute(object, a, dispute_opened);
 }
 
 static cd_err
 on_dispute_closed(const json_t *object, cd_arena *a)
 {
-	return with_current("disputes", "dp_", object, a, dispute_closed);
+	return with_dispute(object, a, dispute_closed);
 }
 
 static cd_err

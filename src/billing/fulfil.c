@@ -201,6 +201,13 @@ fulfil_session_object(const json_t *session, long long user_id,
 	return err;
 }
 
+cd_err
+fulfil_retrieve(const char *stripe_session_id, json_t **session)
+{
+	return stripe_retrieve_with("checkout/sessions", "cs_",
+	    stripe_session_id, "invoice.subscription", session);
+}
+
 /* The local record is checked first: an unknown id never reaches Stripe. */
 cd_err
 fulfil_session(const char *stripe_session_id, long long user_id,
@@ -213,8 +220,7 @@ fulfil_session(const char *stripe_session_id, long long user_id,
 
 	memset(out, 0, sizeof(*out));
 	if ((err = load_local(stripe_session_id, user_id, a, &local)) == CD_OK) {
-		err = stripe_retrieve("checkout/sessions", "cs_",
-		    stripe_session_id, &session);
+		err = fulfil_retrieve(stripe_session_id, &session);
 		arena_json(a, session);
 		if (err == CD_OK)
 			err = fulfil_with(session, &local, a, out);

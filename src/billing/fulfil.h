@@ -23,7 +23,14 @@ typedef struct cd_fulfilment {
 } cd_fulfilment;
 
 /*
- * Retrieves the session from Stripe and fulfils it if paid.  user_id > 0
+ * GET the Checkout Session as fulfilment needs it: a subscription's first
+ * invoice comes expanded, with its subscription expanded in it, so that
+ * the invoice's credits are allocated from the same answer (one Stripe
+ * call for the whole purchase; product_subscription.c, after).
+ */
+cd_err	 fulfil_retrieve(const char *stripe_session_id, json_t **session);
+/*
+ * Retrieves the session from Stripe (fulfil_retrieve) and fulfils it if paid.  user_id > 0
  * restricts it to that user's sessions (others are CD_NOT_FOUND, as is a
  * session we never created).
  */

@@ -212,6 +212,27 @@ invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
+/*
+ * invoice_paid() with the invoice's subscription: sub as it came expanded
+ * in the invoice, or retrieved when it did not (one more call).
+ */
+static cd_err
+allocate(const json_t *invoice, const json_t *sub, cd_arena *a)
+{
+	json_t *fetched = NULL;
+	cd_err err;
+
+	if (!json_is_object(sub)) {
+		err = stripe_retrieve("subscriptions", "sub_",
+		    jstr(invoice, "subscription"), &fetched);
+		arena_json(a, fetched);
+		if (err != CD_OK)
+			return err;
+		sub = fetched;
+	}
+	return invoice_paid(invoice, sub, a);
+}
+
 cd_err
 subscription_allocate_invoice(const char *invoice_id)
 {
@@ -221,21 +242,14 @@ subscription_allocate_invoice(const char *invoice_id)
 
 	/*
 	 * An invoice or subscription Stripe does not have: nothing to allocate.
-	 * One call: the subscription comes expanded with the invoice, fetched
-	 * right before the transaction that syncs it (a subscription fetched
-	 * earlier could overwrite a change made in between, e.g. a cancel).
+	 * One call: the subscription comes expanded with the invoice.
 	 */
 	err = stripe_retrieve_expanded("invoices", "in_", invoice_id,
 	    "subscription", &invoice, &sub);
 	arena_json(a, invoice);
 	arena_json(a, sub);
-	if (err == CD_OK && sub == NULL) {
-		err = stripe_retrieve("subscriptions", "sub_",
-		    jstr(invoice, "subscription"), &sub);
-		arena_json(a, sub);
-	}
 	if (err == CD_OK)
-		err = invoice_paid(invoice, sub, a);
+		err = allocate(invoice, sub, a);
 	arena_free(a);
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }
@@ -504,19 +518,14 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 }
 
 cd_err
-subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
+subscription_purchase_of_charge(const json_t *charge, cd_arena *a,
     cd_checkout *ck)
 {
-	json_t *charge = NULL;
 	const char *invoice;
 	cd_err err;
 
 	memset(ck, 0, sizeof(*ck));
 	ck->arena = a;
-	err = stripe_retrieve("charges", "ch_", charge_id, &charge);
-	arena_json(a, charge);
-	if (err != CD_OK)
-		return err == CD_NOT_FOUND ? CD_OK : err;
 	invoice = jstr(charge, "invoice");
 	if (!stripe_id_ok(invoice, "in_"))
 		return CD_OK;	/* paid no invoice */
@@ -530,13 +539,27 @@ subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
 	return CD_OK;
 }
 
-/* The first invoice is settled at once, whether or not invoice.paid came. */
+/*
+ * The first invoice is settled at once, whether or not invoice.paid came:
+ * from the session's answer, which has it expanded with its subscription
+ * (fulfil_retrieve), or else retrieved.  That copy of the subscription
+ * is one transaction (the grant) older than a copy fetched now would be;
+ * the sync keeps a cancel and the latest period end whichever copy comes
+ * last.
+ */
 static cd_err
 after(const cd_checkout *ck)
 {
-	const char *invoice = jstr(ck->stripe, "invoice");
+	const json_t *invoice = json_object_get(ck->stripe, "invoice");
+	cd_err err;
 
-	return invoice != NULL ? subscription_allocate_invoice(invoice) : CD_OK;
+	if (json_is_string(invoice))
+		return subscription_allocate_invoice(json_string_value(invoice));
+	if (!json_is_object(invoice))
+		return CD_OK;
+	err = allocate(invoice, json_object_get(invoice, "subscription"),
+	    ck->arena);
+	return err == CD_NOT_FOUND ? CD_OK : err;
 }
 
 const cd_product product_subscription = { "subscription", grant, reverse, route_billing, after,

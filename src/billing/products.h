@@ -77,12 +77,12 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  */
 cd_err	 subscription_allocate_invoice(const char *invoice_id);
 /*
- * The subscription invoice a charge paid, as a purchase of ours (see
- * cd_checkout.invoice_id), allocated first if its invoice.paid was not
- * handled yet; ck->invoice_id NULL when the charge paid no invoice of ours.
- * One Stripe call: the charge.
+ * The subscription invoice a charge (as Stripe returned it; may be NULL)
+ * paid, as a purchase of ours (see cd_checkout.invoice_id), allocated first
+ * if its invoice.paid was not handled yet (the only Stripe call: the
+ * invoice); ck->invoice_id NULL when the charge paid no invoice of ours.
  */
-cd_err	 subscription_purchase_of_charge(const char *charge_id, cd_arena *a,
+cd_err	 subscription_purchase_of_charge(const json_t *charge, cd_arena *a,
 	    cd_checkout *ck);
 /*
  * Keeps our row of a subscription we sold in step with Stripe's: status

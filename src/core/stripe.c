@@ -570,29 +570,23 @@ cd_err
 stripe_retrieve(const char *kind, const char *prefix, const char *id,
     json_t **out)
 {
-	char path[320];
-
-	*out = NULL;
-	if (!stripe_id_ok(id, prefix))
-		return CD_NOT_FOUND;
-	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
-	return stripe_call("GET", path, NULL, NULL, out);
+	return stripe_retrieve_with(kind, prefix, id, NULL, out);
 }
 
-/* As stripe_retrieve, with Stripe's expand[] (the path of a related object). */
-static cd_err
+cd_err
 stripe_retrieve_with(const char *kind, const char *prefix, const char *id,
     const char *expand, json_t **out)
 {
 	char path[320];
-	json_t *params;
+	json_t *params = NULL;
 	cd_err err;
 
 	*out = NULL;
 	if (!stripe_id_ok(id, prefix))
 		return CD_NOT_FOUND;
 	snprintf(path, sizeof(path), "/v1/%s/%s", kind, id);
-	params = json_pack("{s:[s]}", "expand", expand);
+	if (expand != NULL)
+		params = json_pack("{s:[s]}", "expand", expand);
 	err = stripe_call("GET", path, params, NULL, out);
 	json_decref(params);
 	return err;

@@ -27,6 +27,13 @@ cd_err	 stripe_call(const char *method, const char *path, json_t *params,
 cd_err	 stripe_retrieve(const char *kind, const char *prefix, const char *id,
 	    json_t **out);
 /*
+ * As stripe_retrieve, with Stripe's expand[] path (NULL: none), e.g.
+ * "invoice.subscription": the related objects stay nested as Stripe
+ * answers them.
+ */
+cd_err	 stripe_retrieve_with(const char *kind, const char *prefix,
+	    const char *id, const char *expand, json_t **out);
+/*
  * As stripe_retrieve, with one related object expanded in the same call
  * (Stripe's expand[], e.g. a PaymentIntent's "latest_charge"): the related
  * object is moved to *related (NULL when the field is empty) and the field
