@@ -460,6 +460,9 @@ class Store:
             self.fail_count = 0
             self.fail_status = 500
             self.fail_path = ""     # only requests whose path starts so fail
+            self.slow_count = 0       # answers held back after they are made
+            self.slow_ms = 0
+            self.slow_path = ""
             self.webhook = dict(self.webhook_defaults)
 
     def add(self, obj):
@@ -1770,6 +1773,19 @@ class Controls(Resource):
             self.s.fail_count, self.s.fail_status, self.s.fail_path = count, status, path
         return {"count": count, "status": status, "path": path}
 
+    def slow(self, data):
+        """The next count answers to GETs of paths starting with path are made
+        at once (the object as it is then) and sent ms later, as a slow
+        network would: a copy that is stale by the time it arrives."""
+        count, ms, path = data.get("count", 1), data.get("ms", 1000), data.get("path", "")
+        if not isinstance(count, int) or count < 0 or not isinstance(ms, int) \
+                or not 0 <= ms <= 60000 or not isinstance(path, str):
+            raise StripeError(400, "count must be a non-negative integer, ms 0..60000 and "
+                              "path a string")
+        with self.s.lock:
+            self.s.slow_count, self.s.slow_ms, self.s.slow_path = count, ms, path
+        return {"count": count, "ms": ms, "path": path}
+
     def delete_customer(self, data, id):
         with self.s.lock:
             return self.emu.customers.delete(CONTROL, {}, id)
@@ -2152,6 +2168,7 @@ class Emulator:
             ("GET", "/_emu/state", c.state),
             ("POST", "/_emu/reset", c.reset),
             ("POST", "/_emu/fail", c.fail),
+            ("POST", "/_emu/slow", c.slow),
             ("POST", "/_emu/customers/{id}/delete", c.delete_customer),
             ("POST", "/_emu/checkout/sessions/{id}/pay", c.pay_session),
             ("POST", "/_emu/checkout/sessions/{id}/async", c.async_session),
@@ -2262,7 +2279,15 @@ class Emulator:
             base.append(("Idempotency-Key", key))
             return self._idempotent(key, path, body, query, base,
                                     lambda: self._run(fn, ctx, params, args, base))
-        return self._run(fn, ctx, params, args, base)
+        resp = self._run(fn, ctx, params, args, base)
+        if method == "GET":
+            with s.lock:
+                slow = s.slow_count > 0 and path.startswith(s.slow_path)
+                if slow:
+                    s.slow_count -= 1
+            if slow:
+                time.sleep(s.slow_ms / 1000.0)
+        return resp
 
     def _run(self, fn, ctx, params, args, headers):
         with self.store.lock:

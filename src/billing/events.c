@@ -228,11 +228,12 @@ on_dispute_closed(const json_t *object, cd_arena *a)
 	return with_dispute(object, a, dispute_closed);
 }
 
+/* One call: the subscription, fetched after taking its ticket. */
 static cd_err
 on_subscription(const json_t *object, cd_arena *a)
 {
-	return with_current("subscriptions", "sub_", object, a,
-	    subscription_sync_object);
+	(void)a;
+	return subscription_sync(jstr(object, "id"));
 }
 
 /*
@@ -252,7 +253,7 @@ on_invoice_failed(const json_t *object, cd_arena *a)
 	if (err != CD_OK)
 		return err == CD_NOT_FOUND ? CD_OK : err;
 	if (sub != NULL)
-		return subscription_sync_object(sub);
+		return subscription_sync_object(sub, 0);
 	if (jstr(invoice, "subscription") != NULL)
 		return subscription_sync(jstr(invoice, "subscription"));
 	return CD_OK;

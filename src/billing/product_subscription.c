@@ -7,11 +7,18 @@
  *
  * The row keeps Stripe's status, period end and cancel_at_period_end from
  * every subscription Stripe returns (always retrieved, never a payload).
- * Status only moves forward: canceled is final, the period end only ever
- * moves later, and a cancel at period end stays (creditdesk offers no
- * resume), so a copy fetched before a cancel and written after it cannot
- * undo the cancel.  A refunded invoice takes back its allocation's credits
- * in proportion, never more than the user's balance.
+ * Status only moves forward: canceled is final and the period end only ever
+ * moves later, whatever order copies are written in.  cancel_at_period_end
+ * moves both ways (the user cancels, then keeps the plan after all), so its
+ * copies are ordered: whoever fetches or changes the subscription on its own
+ * (the user's cancel or resume, customer.subscription.*) first takes a
+ * ticket from the row, and the flag is written only from a copy whose ticket
+ * is newer than that of the copy it came from.  A copy fetched on the way
+ * (with an invoice) has no ticket: it can set the flag, never clear it, and
+ * only until an ordered copy has written it.  Each change at Stripe sends
+ * customer.subscription.updated, whose copy is fetched after the change, so
+ * the row ends where Stripe is.  A refunded invoice takes back its
+ * allocation's credits in proportion, never more than the user's balance.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,14 +50,22 @@ static cd_sql q_upsert_id = CD_SQL(
     " ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)");
 /*
  * MariaDB assigns left to right, each assignment seeing those before it: the
- * flag comes first, so that the copy which cancels the row can still set it.
+ * flag comes first, so that the copy which cancels the row can still set it,
+ * and it compares its ticket with flag_ticket before that moves (see the top).
  */
 static cd_sql q_sync = CD_SQL(
-    "UPDATE subscriptions SET cancel_at_period_end = IF(status = 'canceled',"
-    "  cancel_at_period_end, GREATEST(cancel_at_period_end, ?)),"
+    "UPDATE subscriptions SET cancel_at_period_end = CASE"
+    "  WHEN status = 'canceled' THEN cancel_at_period_end"
+    "  WHEN ? > flag_ticket THEN ?"
+    "  WHEN flag_ticket = 0 THEN GREATEST(cancel_at_period_end, ?)"
+    "  ELSE cancel_at_period_end END,"
+    " flag_ticket = GREATEST(flag_ticket, ?),"
     " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
     "  FROM_UNIXTIME(?)),"
     " status = IF(status = 'canceled', status, ?)"
+    " WHERE stripe_subscription_id = ?");
+static cd_sql q_ticket = CD_SQL(
+    "UPDATE subscriptions SET sync_ticket = LAST_INSERT_ID(sync_ticket + 1)"
     " WHERE stripe_subscription_id = ?");
 static cd_sql q_guard_allocation = CD_SQL(
     "UPDATE subscription_allocations SET version = version + 1 WHERE stripe_invoice_id = ?");
@@ -118,12 +133,48 @@ grant(const cd_checkout *ck, bool *granted)
 
 /* Stripe's state of the subscription onto our row (see the top). */
 static cd_err
-sync_row(const json_t *sub)
+sync_row(const json_t *sub, long long ticket)
 {
-	return db_exec(&q_sync, NULL, "iiss",
-	    json_is_true(json_object_get(sub, "cancel_at_period_end")) ? 1LL : 0LL,
+	long long flag = json_is_true(json_object_get(sub,
+	    "cancel_at_period_end"));
+
+	return db_exec(&q_sync, NULL, "iiiiiss", ticket, flag, flag, ticket,
 	    jint(sub, "current_period_end"), jstr(sub, "status") ?: "active",
 	    jstr(sub, "id"));
+}
+
+struct ticket {
+	const char	*subscription;	/* sub_… */
+	long long	 n;
+};
+
+static cd_err
+ticket_tx(void *arg)
+{
+	struct ticket *t = arg;
+	cd_err err;
+
+	t->n = 0;
+	switch (db_write(&q_ticket, &t->n, &err, "s", t->subscription)) {
+	case DB_DONE:
+		return CD_OK;
+	case DB_NOT_FOUND:	/* no row yet: its first copy makes it */
+		t->n = 0;
+		return CD_OK;
+	default:
+		return err;
+	}
+}
+
+cd_err
+subscription_ticket(const char *subscription_id, long long *ticket)
+{
+	struct ticket t = { subscription_id, 0 };
+	cd_err err;
+
+	err = db_tx(ticket_tx, &t);
+	*ticket = t.n;
+	return err;
 }
 
 struct allocation {
@@ -167,7 +218,7 @@ allocate_tx(void *arg)
 		return err;
 	if (sub <= 0)
 		return CD_INTERNAL;	/* the upsert always names the row */
-	if ((err = sync_row(a->sub)) != CD_OK ||
+	if ((err = sync_row(a->sub, 0)) != CD_OK ||
 	    (err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub,
 	    invoice_id, credits * rate)) != CD_OK || !fresh)
 		return err;
@@ -277,6 +328,7 @@ ours(const json_t *sub, long long *user_id, const char **plan_id)
 
 struct syncing {
 	const json_t	*sub;
+	long long	 ticket;
 	long long	 user_id;
 	const char	*plan_id;
 };
@@ -293,13 +345,13 @@ sync_tx(void *arg)
 	    (err = db_insert(&q_upsert_id, &id, "isss", s->user_id, s->plan_id,
 	    jstr(s->sub, "id"), nonce)) != CD_OK)
 		return err;
-	return sync_row(s->sub);
+	return sync_row(s->sub, s->ticket);
 }
 
 cd_err
-subscription_sync_object(const json_t *sub)
+subscription_sync_object(const json_t *sub, long long ticket)
 {
-	struct syncing s = { sub, 0, NULL };
+	struct syncing s = { sub, ticket, 0, NULL };
 	cd_err err;
 
 	if ((err = ours(sub, &s.user_id, &s.plan_id)) != CD_OK || s.user_id == 0)
@@ -312,12 +364,15 @@ subscription_sync(const char *subscription_id)
 {
 	cd_arena *a = arena_new();
 	json_t *sub = NULL;
+	long long ticket;
 	cd_err err;
 
-	err = stripe_retrieve("subscriptions", "sub_", subscription_id, &sub);
+	if ((err = subscription_ticket(subscription_id, &ticket)) == CD_OK)
+		err = stripe_retrieve("subscriptions", "sub_", subscription_id,
+		    &sub);
 	arena_json(a, sub);
 	if (err == CD_OK)
-		err = subscription_sync_object(sub);
+		err = subscription_sync_object(sub, ticket);
 	arena_free(a);
 	return err == CD_NOT_FOUND ? CD_OK : err;
 }

@@ -86,11 +86,16 @@ cd_err	 subscription_purchase_of_charge(const json_t *charge, cd_arena *a,
 	    cd_checkout *ck);
 /*
  * Keeps our row of a subscription we sold in step with Stripe's: status
- * (canceled is final), period end (only later), cancel_at_period_end.  The
- * first retrieves it; the second takes an object Stripe returned.
+ * (canceled is final), period end (only later), cancel_at_period_end (in
+ * the order of tickets; product_subscription.c).  subscription_sync takes a
+ * ticket and retrieves it; subscription_sync_object takes an object Stripe
+ * returned and the ticket taken before it was asked for (0: taken by no
+ * one, e.g. a copy that came with an invoice).  subscription_ticket is 0
+ * while we have no row of the subscription.
  */
 cd_err	 subscription_sync(const char *subscription_id);
-cd_err	 subscription_sync_object(const json_t *subscription);
+cd_err	 subscription_sync_object(const json_t *subscription, long long ticket);
+cd_err	 subscription_ticket(const char *subscription_id, long long *ticket);
 /*
  * charge.refunded for a subscription invoice's charge: takes back that
  * invoice's credits in proportion to the refund, once per cumulative

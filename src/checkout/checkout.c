@@ -64,6 +64,7 @@ static const cd_route routes[] = {
 	{ "POST", "/api/checkout", checkout_plan, R_USER },
 	{ "GET", "/api/sessions/resolve-by-stripe", resolve_by_stripe, R_USER },
 	{ "POST", "/api/subscriptions/{id}/cancel", cancel_subscription, R_USER },
+	{ "POST", "/api/subscriptions/{id}/resume", resume_subscription, R_USER },
 };
 
 static const cd_app app = {

@@ -1,9 +1,10 @@
 /*
  * POST /api/subscriptions/{id}/cancel: the user's active subscription ends at
- * the end of the period already paid for.  Stripe is told first
- * (cancel_at_period_end, with the row's idempotency key); its answer, with the end
- * date, goes onto our row in one transaction with the audit row.  Asking
- * again changes nothing.
+ * the end of the period already paid for; POST …/resume: it renews after
+ * all.  Stripe is told first (cancel_at_period_end, under a ticket taken
+ * from the row just before, see product_subscription.c); its answer goes
+ * onto our row in one transaction with the audit row.  Asking for what the
+ * row already says changes nothing.
  */
 #include <stdio.h>
 #include <string.h>
@@ -15,25 +16,28 @@
 #include "products.h"
 #include "stripe.h"
 
-struct cancel {
+struct change {
 	cd_req			*r;
+	bool			 cancel;	/* else resume */
 	const subscription_row	*local;
 	const json_t		*stripe;	/* the updated subscription */
+	long long		 ticket;
 };
 
 static cd_err
-cancel_tx(void *arg)
+change_tx(void *arg)
 {
-	struct cancel *c = arg;
+	struct change *c = arg;
 	json_t *details;
 	cd_err err;
 
-	if ((err = subscription_sync_object(c->stripe)) != CD_OK)
+	if ((err = subscription_sync_object(c->stripe, c->ticket)) != CD_OK)
 		return err;
 	details = req_own(c->r, json_pack("{s:s,s:I}", "stripeSubscriptionId",
 	    c->local->stripe_subscription_id, "currentPeriodEnd",
 	    (json_int_t)jint(c->stripe, "current_period_end")));
-	return audit_write("SUBSCRIPTION_CANCEL_REQUESTED", "subscription",
+	return audit_write(c->cancel ? "SUBSCRIPTION_CANCEL_REQUESTED" :
+	    "SUBSCRIPTION_RESUMED", "subscription",
 	    arena_printf(c->r->arena, "%lld", c->local->id),
 	    c->r->user->id, details, "info");
 }
@@ -57,14 +61,36 @@ reply(cd_req *r, long long id)
 	return CD_OK;
 }
 
-cd_err
-cancel_subscription(cd_req *r)
+/* Tells Stripe cancel_at_period_end = c->cancel, under a new ticket. */
+static cd_err
+tell_stripe(struct change *c, json_t **sub)
 {
-	struct cancel c = { r, NULL, NULL };
+	const subscription_row *local = c->local;
+	json_t *params;
+	char key[160], action[48];
+	cd_err err;
+
+	if ((err = subscription_ticket(local->stripe_subscription_id,
+	    &c->ticket)) != CD_OK)
+		return err;
+	snprintf(action, sizeof(action), "%s-%lld", c->cancel ?
+	    "cancel-at-period-end" : "resume", c->ticket);
+	stripe_key(key, sizeof(key), "subscription", local->id, local->nonce,
+	    action);
+	params = req_own(c->r, json_pack("{s:s}", "cancel_at_period_end",
+	    c->cancel ? "true" : "false"));
+	err = stripe_call("POST", arena_printf(c->r->arena, "/v1/subscriptions/%s",
+	    local->stripe_subscription_id), params, key, sub);
+	req_own(c->r, *sub);
+	return err;
+}
+
+static cd_err
+change(cd_req *r, bool cancel)
+{
+	struct change c = { r, cancel, NULL, NULL, 0 };
 	subscription_row local;
-	json_t *params, *sub = NULL;
-	const char *sid;
-	char key[160];
+	json_t *sub = NULL;
 	bool found;
 	cd_err err;
 
@@ -77,23 +103,28 @@ cancel_subscription(cd_req *r)
 	if (strcmp(local.status, "active") != 0)
 		return req_fail(r, CD_CONFLICT, "subscription_not_active",
 		    "This subscription has already ended.");
-	if (local.cancel_at_period_end != 0)
+	if ((local.cancel_at_period_end != 0) == cancel)
 		return reply(r, r->ids[0]);
-	sid = local.stripe_subscription_id;
-	params = req_own(r, json_pack("{s:s}", "cancel_at_period_end", "true"));
-	stripe_key(key, sizeof(key), "subscription", r->ids[0],
-	    local.nonce, "cancel-at-period-end");
-	err = stripe_call("POST", arena_printf(r->arena, "/v1/subscriptions/%s",
-	    sid), params, key, &sub);
-	req_own(r, sub);
-	if (err != CD_OK)
-		return err;
-	if (!json_is_true(json_object_get(sub, "cancel_at_period_end")) &&
-	    strcmp(jstr(sub, "status") ?: "", "canceled") != 0)
-		return CD_STRIPE;
 	c.local = &local;
+	if ((err = tell_stripe(&c, &sub)) != CD_OK)
+		return err;
+	if (json_is_true(json_object_get(sub, "cancel_at_period_end")) !=
+	    cancel && strcmp(jstr(sub, "status") ?: "", "canceled") != 0)
+		return CD_STRIPE;
 	c.stripe = sub;
-	if ((err = db_tx(cancel_tx, &c)) != CD_OK)
+	if ((err = db_tx(change_tx, &c)) != CD_OK)
 		return err;
 	return reply(r, r->ids[0]);
+}
+
+cd_err
+cancel_subscription(cd_req *r)
+{
+	return change(r, true);
+}
+
+cd_err
+resume_subscription(cd_req *r)
+{
+	return change(r, false);
 }

@@ -4,7 +4,7 @@
  * Paying ends on /checkout/success, which fulfils the purchase and brings the
  * buyer back here with a notice; closing the modal abandons nothing that
  * costs money (the Checkout Session simply expires).  Cancel at period end
- * asks the server, then reloads to show the end date.
+ * and Keep my plan ask the server, then reload to show the plan's state.
  */
 (function () {
   'use strict';
@@ -66,10 +66,13 @@
       'Subscribe to ' + (el.getAttribute('data-name') || 'a plan'));
   };
 
-  cd.actions['cancel-subscription'] = function (el) {
+  /* Cancel at period end, or keep the plan after all: then the page again. */
+  function changeSubscription(el, what) {
     cd.run(el, '/api/subscriptions/' + encodeURIComponent(el.getAttribute('data-subscription')) +
-      '/cancel', {}, function () { window.location.reload(); });
-  };
+      '/' + what, {}, function () { window.location.reload(); });
+  }
+  cd.actions['cancel-subscription'] = function (el) { changeSubscription(el, 'cancel'); };
+  cd.actions['resume-subscription'] = function (el) { changeSubscription(el, 'resume'); };
 
   document.addEventListener('click', function (ev) {
     if (ev.target.closest('[data-close-checkout]')) closeCheckout();

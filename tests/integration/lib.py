@@ -576,6 +576,12 @@ def emu_fail(count=1, status=500, path=""):
     return emu_ok("POST", "/_emu/fail", {"count": count, "status": status, "path": path})
 
 
+def emu_slow(path, ms=1000, count=1):
+    """The next count answers to GETs of paths starting with path are made at
+    once and sent ms later."""
+    return emu_ok("POST", "/_emu/slow", {"count": count, "ms": ms, "path": path})
+
+
 def emu_config(**changes):
     if changes:
         return emu_ok("POST", "/_emu/webhooks/config", changes)

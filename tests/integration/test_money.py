@@ -15,7 +15,7 @@ from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
-from .lib import audit_count, emu_state, parallel, promote, register, stripe_api
+from .lib import audit_count, emu_slow, emu_state, parallel, promote, register, reset_webhooks, stripe_api
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
                   start_live_help, stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
@@ -617,6 +617,120 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertIs(r.json["cancelAtPeriodEnd"], True)
         self.assertEqual(audit_count("SUBSCRIPTION_CANCEL_REQUESTED", str(local)), 1)
 
+    def test_resume_and_cancel_again_follow_stripe(self):
+        """Keep my plan undoes a cancel at period end, any number of times;
+        each change is one call to Stripe under a key of its own."""
+        u, other = self.user(), self.user()
+        _, sub = self.settled(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        path = f"/api/subscriptions/{local}"
+        r = u.post(f"{path}/resume", {})
+        self.assertStatus(r, 200, "resume a plan that renews anyway")
+        self.assertIs(r.json["cancelAtPeriodEnd"], False)
+        self.assertEqual(events_about(sub, "customer.subscription.updated"), [])
+        for step, ends in (("cancel", True), ("resume", False), ("cancel", True),
+                           ("resume", False)):
+            r = u.post(f"{path}/{step}", {})
+            self.assertStatus(r, 200, step)
+            self.assertEqual((r.json["status"], r.json["cancelAtPeriodEnd"]), ("active", ends))
+            self.assertEqual(self.row(sub)["cancel_at_period_end"], int(ends), step)
+            self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], ends, step)
+        self.assertEqual(audit_count("SUBSCRIPTION_CANCEL_REQUESTED", str(local)), 2)
+        self.assertEqual(audit_count("SUBSCRIPTION_RESUMED", str(local)), 2)
+        self.assertError(other.post(f"{path}/resume", {}), 404, "subscription_not_found")
+        keys = [e["request"]["idempotency_key"]
+                for e in events_about(sub, "customer.subscription.updated")]
+        self.assertEqual(len(keys), 4)
+        self.assertEqual(len(set(keys)), 4, keys)
+        # Stripe's news of the four changes, handled whenever it came,
+        # leaves the row where Stripe is
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(sub)), 20,
+                   message="the changes' events handled")
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 0)
+        # once the plan has ended there is nothing to keep
+        self.assertStatus(u.post(f"{path}/cancel", {}), 200, "cancel")
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+        wait_until(lambda: self.row(sub)["status"] == "canceled", 20, message="canceled")
+        self.assertError(u.post(f"{path}/resume", {}), 409, "subscription_not_active")
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
+
+    def test_concurrent_cancels_and_resumes_end_where_stripe_is(self):
+        """Two tabs clicking at once: 8 cancels and 8 resumes in parallel
+        reach Stripe in any order; once Stripe's news of each is handled,
+        our row says what Stripe says, and every change was audited."""
+        u = self.user()
+        _, sub = self.settled(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        steps = ["cancel", "resume"] * 8
+        out = parallel(lambda step: u.post(f"/api/subscriptions/{local}/{step}", {}), steps)
+        for step, r in zip(steps, out):
+            self.assertNotIsInstance(r, Exception, step)
+            self.assertStatus(r, 200, step)
+        changes = events_about(sub, "customer.subscription.updated")
+        self.assertGreaterEqual(len(changes), 1)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(sub)), 30,
+                   message="every change's event handled")
+        ends = self.stripe_sub(sub)["cancel_at_period_end"]
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], int(ends))
+        audited = (audit_count("SUBSCRIPTION_CANCEL_REQUESTED", str(local)) +
+                   audit_count("SUBSCRIPTION_RESUMED", str(local)))
+        self.assertEqual(audited, len(changes))
+
+    def test_a_copy_fetched_before_the_resume_cannot_cancel_again(self):
+        """The cancel's customer.subscription.updated is handled late: its
+        handler fetches the subscription (still cancelling), and the answer
+        is slow; the user keeps the plan meanwhile.  The older copy, written
+        after the resume, must leave the plan renewing."""
+        u = self.user()
+        _, sub = self.settled(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        emu_hold()
+        self.addCleanup(reset_webhooks)
+        self.assertStatus(u.post(f"/api/subscriptions/{local}/cancel", {}), 200, "cancel")
+        upd = events_about(sub, "customer.subscription.updated")[-1]
+        emu_slow(f"/v1/subscriptions/{sub}", ms=int(3 * REACH_WAIT_S * 1000))
+        out = {}
+        late = threading.Thread(target=lambda: out.update(d=emu_deliver(upd["id"])))
+        late.start()
+        time.sleep(REACH_WAIT_S)    # its copy is made, and on its way
+        r = u.post(f"/api/subscriptions/{local}/resume", {})
+        self.assertStatus(r, 200, "resume while the older copy is on its way")
+        self.assertIs(r.json["cancelAtPeriodEnd"], False)
+        late.join(30)
+        self.assertEqual(out["d"]["statuses"], [200])
+        self.assertTrue(event_processed(upd["id"]))
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 0)
+        self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], False)
+
+    def test_a_copy_that_came_with_an_invoice_cannot_cancel_a_resumed_plan(self):
+        """A failed renewal's invoice.payment_failed fetches the invoice with
+        the subscription (still cancelling) and the answer is slow; the user
+        keeps the plan meanwhile.  That copy has no ticket: it brings the
+        status (past_due), not the cancel back."""
+        u = self.user()
+        _, sub = self.settled(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        self.assertStatus(u.post(f"/api/subscriptions/{local}/cancel", {}), 200, "cancel")
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(sub)), 20,
+                   message="the cancel's event handled")
+        emu_hold()
+        self.addCleanup(reset_webhooks)
+        inv = emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
+        failed = events_about(inv["id"], "invoice.payment_failed")[-1]
+        emu_slow(f"/v1/invoices/{inv['id']}", ms=int(3 * REACH_WAIT_S * 1000))
+        out = {}
+        late = threading.Thread(target=lambda: out.update(d=emu_deliver(failed["id"])))
+        late.start()
+        time.sleep(REACH_WAIT_S)
+        r = u.post(f"/api/subscriptions/{local}/resume", {})
+        self.assertStatus(r, 200, "resume while the invoice's copy is on its way")
+        self.assertIs(r.json["cancelAtPeriodEnd"], False)
+        late.join(30)
+        self.assertEqual(out["d"]["statuses"], [200])
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 0)
+        self.assertEqual(self.row(sub)["status"], "past_due")
+        self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], False)
+
     def test_the_end_of_a_period_keeps_its_cancel_when_that_news_comes_last(self):
         """Cancelled at period end in Stripe (not here), the period ended, and
         the deletion handled before the update: the row is canceled and still
@@ -649,8 +763,8 @@ class SubscriptionLifecycleTests(CreditsCase):
         nonce = db_scalar("SELECT stripe_nonce FROM subscriptions WHERE id = %s", local)
         self.assertRegex(nonce, r"^[A-Za-z0-9_-]{43}$")
         upd = events_about(sub, "customer.subscription.updated")
-        self.assertEqual(upd[-1]["request"]["idempotency_key"],
-                         f"subscription-{local}-{nonce}-cancel-at-period-end")
+        self.assertRegex(upd[-1]["request"]["idempotency_key"],
+                         rf"^subscription-{local}-{nonce}-cancel-at-period-end-[1-9][0-9]*$")
         self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
         lst = u.get("/api/credits/subscriptions").json["subscriptions"]
         self.assertEqual([(x["id"], x["status"], x["cancelAtPeriodEnd"]) for x in lst],

@@ -1,8 +1,9 @@
 /*
  * Journey 2: a subscription on /settings/billing: the plans with their
  * monthly credits, Subscribe through embedded Checkout, the active plan with
- * its renewal date, Cancel at period end shown as ending on that date, and a
- * new subscription once the old one has ended.
+ * its renewal date, Cancel at period end shown as ending on that date, Keep
+ * my plan undoing it, cancelled again, and a new subscription once the old
+ * one has ended.
  */
 'use strict';
 
@@ -25,6 +26,26 @@ async function emu(path) {
     headers: { 'Content-Type': 'application/json' }, body: '{}' });
   assert(res.ok, `emulator ${path}: ${res.status}`);
   return res.json();
+}
+
+/* The subscription as Stripe (the emulator) has it now. */
+async function stripeSub(id) {
+  const res = await fetch(`${env('STRIPE_API_BASE')}/v1/subscriptions/${id}`, {
+    headers: { Authorization: 'Bearer ' + env('STRIPE_SECRET_KEY') } });
+  assert(res.ok, `GET subscription ${id}: ${res.status}`);
+  return res.json();
+}
+
+/* Our row and Stripe both say whether the plan ends at the period's end. */
+async function ending(sub, want) {
+  const row = dbRow('SELECT status, cancel_at_period_end FROM subscriptions WHERE id = ?', Number(sub.id));
+  eq(row.status, 'active', 'status until the period ends');
+  eq(row.cancel_at_period_end, want ? 1 : 0, 'cancel_at_period_end');
+  eq((await stripeSub(sub.stripe_subscription_id)).cancel_at_period_end, want, "Stripe's cancel_at_period_end");
+}
+
+function audits(user, action) {
+  return dbRow('SELECT COUNT(*) AS n FROM audit_log WHERE action = ? AND user_id = ?', action, user.id).n;
 }
 
 async function subscription(t) {
@@ -60,11 +81,23 @@ async function subscription(t) {
     await p.click('button[data-action="cancel-subscription"]');
     await t.waitText('[data-sub-status]', 'Cancelled: your plan ends on');
     assert(!(await p.$('button[data-action="cancel-subscription"]')), 'Cancel still offered');
-    const row = dbRow('SELECT status, cancel_at_period_end FROM subscriptions WHERE id = ?', Number(sub.id));
-    eq(row.status, 'active', 'status until the period ends');
-    eq(row.cancel_at_period_end, 1, 'cancel_at_period_end');
-    eq(dbRow("SELECT COUNT(*) AS n FROM audit_log WHERE action = 'SUBSCRIPTION_CANCEL_REQUESTED' AND user_id = ?",
-      user.id).n, 1, 'audit rows');
+    await ending(sub, true);
+    eq(audits(user, 'SUBSCRIPTION_CANCEL_REQUESTED'), 1, 'cancel audit rows');
+  });
+
+  await t.step('keep-my-plan', async () => {
+    await p.click('button[data-action="resume-subscription"]');
+    await t.waitText('[data-sub-status]', 'Active: renews on');
+    assert(!(await p.$('button[data-action="resume-subscription"]')), 'Keep my plan still offered');
+    await ending(sub, false);
+    eq(audits(user, 'SUBSCRIPTION_RESUMED'), 1, 'resume audit rows');
+  });
+
+  await t.step('cancel-again', async () => {
+    await p.click('button[data-action="cancel-subscription"]');
+    await t.waitText('[data-sub-status]', 'Cancelled: your plan ends on');
+    await ending(sub, true);
+    eq(audits(user, 'SUBSCRIPTION_CANCEL_REQUESTED'), 2, 'cancel audit rows');
   });
 
   await t.step('period-ends', async () => {
