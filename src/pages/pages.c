@@ -541,8 +541,9 @@ plans_card(cd_req *r, json_t *d)
 	if ((err = pstore_subscription(r->arena, r->user->id, &s, &found)) != CD_OK)
 		return err;
 	json_object_set_new(d, "subscription", found ? json_pack(
-	    "{s:I,s:s?,s:b,s:s?,s:s?,s:s?,s:I,s:o}", "id", (json_int_t)s.id,
+	    "{s:I,s:s?,s:b,s:b,s:s?,s:s?,s:s?,s:I,s:o}", "id", (json_int_t)s.id,
 	    "status", s.status, "ending", s.ending != 0,
+	    "pastDue", strcmp(s.status ?: "", "past_due") == 0,
 	    "period_end_iso", s.period_end_iso, "period_end", s.period_end,
 	    "name", s.name, "monthly_credits", (json_int_t)s.monthly_credits,
 	    "credits", jcount(s.monthly_credits)) : json_null());

@@ -654,6 +654,28 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertError(u.post(f"{path}/resume", {}), 409, "subscription_not_active")
         self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
 
+    def test_a_plan_whose_renewal_failed_says_so_and_can_still_be_cancelled_or_kept(self):
+        u = self.user()
+        _, sub = self.settled(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
+        wait_until(lambda: self.row(sub)["status"] == "past_due", 20, message="past_due")
+        page = u.get("/settings/billing").text
+        self.assertIn("<p data-sub-status>Payment due: this month's renewal could not be"
+                      " charged and will be tried again.", page)
+        self.assertNotIn("Active: renews on", page)
+        self.assertIn('data-action="cancel-subscription"', page)
+        for step, ends in (("cancel", True), ("resume", False)):
+            r = u.post(f"/api/subscriptions/{local}/{step}", {})
+            self.assertStatus(r, 200, f"{step} while the renewal is unpaid")
+            self.assertEqual((r.json["status"], r.json["cancelAtPeriodEnd"]),
+                             ("past_due", ends))
+            self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], ends)
+        # paid after all: active again, and the page says so
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        wait_until(lambda: self.row(sub)["status"] == "active", 20, message="active again")
+        self.assertIn("<p data-sub-status>Active: renews on", u.get("/settings/billing").text)
+
     def test_concurrent_cancels_and_resumes_end_where_stripe_is(self):
         """Two tabs clicking at once: 8 cancels and 8 resumes in parallel
         reach Stripe in any order; once Stripe's news of each is handled,
