@@ -715,8 +715,7 @@ booking_disputed(const booking_payment *row, const char *dispute_id,
 static cd_sql q_terms = CD_SQL(
     "SELECT b.price_cents, b.platform_fee_cents,"
     " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), b.start_time),"
-    " COALESCE(e.cancel_full_refund_hours, (SELECT int_value FROM platform_settings"
-    "  WHERE name = 'cancel_full_refund_hours')),"
+    " " BOOKING_FULL_REFUND_HOURS("e") ","
     " COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings"
     "  WHERE name = 'cancel_late_refund_bps')),"
     " COALESCE(b.cancel_refund_cents, -1)"

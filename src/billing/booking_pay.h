@@ -29,6 +29,22 @@
 	" AND " b ".created_at > UTC_TIMESTAMP(6) - INTERVAL (SELECT int_value" \
 	" FROM platform_settings WHERE name = 'booking_hold_minutes') MINUTE))"
 
+/* The full-refund hours of the cancellation policy of expert alias e. */
+#define BOOKING_FULL_REFUND_HOURS(e) \
+	"COALESCE(" e ".cancel_full_refund_hours, (SELECT int_value" \
+	" FROM platform_settings WHERE name = 'cancel_full_refund_hours'))"
+
+/*
+ * Whether booking alias b (of expert alias e) can move to another time:
+ * scheduled, no cancel decided, and still as far from its start as a full
+ * refund allows (calc.h's CANCEL_FULL), so that moving is never a way
+ * round the policy.  One definition for the move and the pages.
+ */
+#define BOOKING_MOVABLE(b, e) \
+	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NULL" \
+	" AND " b ".start_time >= UTC_TIMESTAMP() + INTERVAL " \
+	BOOKING_FULL_REFUND_HOURS(e) " HOUR)"
+
 /*
  * What a manual payout owes for booking alias b: completed (or cancelled
  * with its decided refund made), paid, not paid out yet, not a destination

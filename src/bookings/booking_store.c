@@ -57,7 +57,7 @@ static const cd_col terms_cols[] = {
  * before.
  */
 static cd_sql q_overlap = CD_SQL(
-    "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ?"
+    "SELECT COUNT(*) AS n FROM bookings WHERE expert_id = ? AND id <> ?"
     " AND " BOOKING_HOLDS("bookings") " AND start_time < ? AND end_time > ?");
 /* The user's booking made with this Idempotency-Key, and whether it was
  * asked for with the same expert and time. */
@@ -323,9 +323,10 @@ bstore_unpaid_holds_full(long long user_id, bool *full)
 
 cd_err
 bstore_overlaps(long long expert_id, const char *start, const char *end,
-    long long *n)
+    long long except, long long *n)
 {
-	return db_fetch_int(&q_overlap, n, "iss", expert_id, end, start);
+	return db_fetch_int(&q_overlap, n, "iiss", expert_id, except, end,
+	    start);
 }
 
 cd_err
@@ -463,4 +464,42 @@ bstore_figures(booking_figures *f)
 	    DB_NCOLS(liability_cols), f)) != CD_OK)
 		return err;
 	return db_fetch_int(&q_revenue_30d, &f->revenue_30d, "");
+}
+
+/* Moving a booking (move.c). */
+static cd_sql q_moving = CD_SQL(
+    "SELECT b.user_id, b.expert_id, b.duration_minutes,"
+    " b.status = 'scheduled' AND b.cancel_refund_cents IS NULL,"
+    " " BOOKING_MOVABLE("b", "e") ", " BOOKING_FULL_REFUND_HOURS("e") ","
+    " DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i:%s')"
+    " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
+static const cd_col moving_cols[] = {
+	DB_INT(booking_moving, user_id), DB_INT(booking_moving, expert_id),
+	DB_INT(booking_moving, minutes), DB_INT(booking_moving, scheduled),
+	DB_INT(booking_moving, movable), DB_INT(booking_moving, full_hours),
+	DB_TEXT(booking_moving, start),
+};
+/* The guard of the move is this row: a cancel deciding first stops it. */
+static cd_sql q_move = CD_SQL(
+    "UPDATE bookings SET start_time = ?, end_time = ?"
+    " WHERE id = ? AND status = 'scheduled' AND cancel_refund_cents IS NULL");
+
+cd_err
+bstore_moving(cd_arena *a, long long booking_id, booking_moving *m,
+    bool *found)
+{
+	return db_fetch_row(&q_moving, a, moving_cols, DB_NCOLS(moving_cols), m,
+	    sizeof(*m), found, "i", booking_id);
+}
+
+cd_err
+bstore_move(long long booking_id, const char *start, const char *end,
+    bool *moved)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	err = db_exec(&q_move, &n, "ssi", start, end, booking_id);
+	*moved = err == CD_OK && n == 1;
+	return err;
 }

@@ -50,9 +50,9 @@ cd_err	 bstore_expert_terms(cd_arena *, long long expert_id, expert_terms *,
 cd_err	 bstore_guard_user(long long user_id);
 /* Whether the user holds as many unpaid slots as allowed already. */
 cd_err	 bstore_unpaid_holds_full(long long user_id, bool *full);
-/* How many holding bookings of the expert overlap [start, end). */
+/* How many holding bookings of the expert but except overlap [start, end). */
 cd_err	 bstore_overlaps(long long expert_id, const char *start,
-	    const char *end, long long *n);
+	    const char *end, long long except, long long *n);
 /* A new booking's row (times "YYYY-MM-DD HH:MM:SS" UTC). */
 typedef struct booking_row {
 	long long	 user_id, expert_id;
@@ -91,6 +91,19 @@ cd_err	 bstore_state(cd_arena *, long long booking_id, booking_state *,
 cd_err	 bstore_booking_json(long long booking_id, json_t **row);
 /* The user's bookings, as customer and as expert, newest first (≤ 200). */
 cd_err	 bstore_bookings_json(long long user_id, json_t **rows);
+/* A booking as a move decides on it (times "YYYY-MM-DD HH:MM:SS" UTC). */
+typedef struct booking_moving {
+	long long	 user_id, expert_id, minutes;
+	long long	 scheduled;	/* scheduled, and no cancel decided */
+	long long	 movable;	/* BOOKING_MOVABLE */
+	long long	 full_hours;	/* the policy's full-refund hours */
+	const char	*start;
+} booking_moving;
+cd_err	 bstore_moving(cd_arena *, long long booking_id, booking_moving *,
+	    bool *found);
+/* A movable booking to [start, end); *moved false if it no longer is. */
+cd_err	 bstore_move(long long booking_id, const char *start, const char *end,
+	    bool *moved);
 /* scheduled -> completed once it has started; *done: this call did it. */
 cd_err	 bstore_complete(long long booking_id, bool *done);
 /* The cancellation's refund as decided, read back under the row's lock. */

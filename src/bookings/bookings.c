@@ -18,6 +18,7 @@ static const cd_route routes[] = {
 	{ "POST", "/api/bookings/{id}/confirm-payment", booking_confirm_payment, R_USER },
 	{ "GET", "/api/bookings/{id}/cancellation", booking_cancel_quote, R_USER },
 	{ "POST", "/api/bookings/{id}/cancel", booking_cancel, R_USER },
+	{ "POST", "/api/bookings/{id}/reschedule", booking_reschedule, R_USER },
 	{ "POST", "/api/bookings/{id}/complete", booking_complete, R_USER },
 	{ "GET", "/api/admin/payouts/pending", payouts_pending, R_ADMIN },
 	{ "POST", "/api/admin/payouts", payout_create, R_ADMIN },

@@ -21,6 +21,14 @@ cd_err	 expert_connect_state(cd_req *);
 
 /* create.c */
 cd_err	 booking_create(cd_req *);
+/*
+ * A new booking's startTime s (as the API takes it) as *start, epoch
+ * seconds: in the future and within the next 366 days, else a 400.
+ */
+cd_err	 booking_start(cd_req *, const char *s, long long *start);
+
+/* move.c: POST /api/bookings/{id}/reschedule */
+cd_err	 booking_reschedule(cd_req *);
 
 /* payments.c */
 cd_err	 booking_confirm_payment(cd_req *);

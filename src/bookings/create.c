@@ -144,7 +144,8 @@ hold_tx(void *arg)
 		return CD_INTERNAL;
 	if (b->money.price > 0 && (err = unpaid_holds_ok(r)) != CD_OK)
 		return err;
-	if ((err = bstore_overlaps(b->expert_id, b->start, b->end, &n)) != CD_OK)
+	if ((err = bstore_overlaps(b->expert_id, b->start, b->end, 0, &n)) !=
+	    CD_OK)
 		return err;
 	if (n > 0)
 		return req_fail(r, CD_CONFLICT, "booking_conflict",
@@ -239,27 +240,35 @@ create_intent(struct newbooking *b, const char **secret)
 }
 
 cd_err
+booking_start(cd_req *r, const char *s, long long *start)
+{
+	long long now = (long long)time(NULL);
+
+	if (!booking_parse_time(s, start))
+		return req_fail(r, CD_BAD_REQUEST, "invalid_start_time",
+		    "startTime must be a UTC time as YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM.");
+	if (*start <= now)
+		return req_fail(r, CD_BAD_REQUEST, "start_time_in_past",
+		    "startTime must be in the future.");
+	if (*start > now + MAX_AHEAD)
+		return req_fail(r, CD_BAD_REQUEST, "start_time_too_far",
+		    "startTime must be within the next 366 days.");
+	return CD_OK;
+}
+
+cd_err
 booking_create(cd_req *r)
 {
 	struct newbooking b;
 	cd_value v[sizeof(fields) / sizeof(fields[0])];
 	const char *secret = NULL;
-	long long start, now = (long long)time(NULL);
+	long long start;
 	bool found;
 	cd_err err;
 
 	if ((err = req_fields(r, fields, sizeof(fields) / sizeof(fields[0]), v)) !=
-	    CD_OK)
+	    CD_OK || (err = booking_start(r, v[1].s, &start)) != CD_OK)
 		return err;
-	if (!booking_parse_time(v[1].s, &start))
-		return req_fail(r, CD_BAD_REQUEST, "invalid_start_time",
-		    "startTime must be a UTC time as YYYY-MM-DDTHH:MM:SSZ or YYYY-MM-DDTHH:MM.");
-	if (start <= now)
-		return req_fail(r, CD_BAD_REQUEST, "start_time_in_past",
-		    "startTime must be in the future.");
-	if (start > now + MAX_AHEAD)
-		return req_fail(r, CD_BAD_REQUEST, "start_time_too_far",
-		    "startTime must be within the next 366 days.");
 	if (!booking_duration_ok(v[2].i))
 		return req_fail(r, CD_BAD_REQUEST, "invalid_duration_minutes",
 		    "durationMinutes must be a multiple of 15 from 15 to 240.");

@@ -426,7 +426,7 @@ my_bookings_json(const page_booking *b, size_t n)
 
 	for (i = 0; i < n; i++)
 		json_array_append_new(list, json_pack(
-		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:b,s:I,s:o}",
+		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:b,s:b,s:I,s:o}",
 		    "id", (json_int_t)b[i].id, "expert_name", b[i].expert_name,
 		    "duration_minutes", (json_int_t)b[i].duration_minutes,
 		    "price_cents", (json_int_t)b[i].price_cents,
@@ -434,6 +434,7 @@ my_bookings_json(const page_booking *b, size_t n)
 		    "status", b[i].status,
 		    "can_cancel", b[i].can_cancel || b[i].can_pay,
 		    "can_pay", b[i].can_pay != 0,
+		    "can_move", b[i].can_move != 0,
 		    "expert_id", (json_int_t)b[i].expert_id,
 		    "price", jmoney(b[i].price_cents)));
 	return list;
@@ -775,6 +776,34 @@ holds_card(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
+/*
+ * ?move=<booking>: the user is moving that booking of this expert, attached
+ * to d as "moving" (or "moveGone" when it can no longer move).
+ */
+static cd_err
+moving_card(cd_req *r, json_t *d)
+{
+	const char *v = req_query(r, "move");
+	page_moving m;
+	long long id;
+	bool found = false;
+	cd_err err;
+
+	if (v == NULL || r->user == NULL)
+		return CD_OK;
+	if ((id = strtoll(v, NULL, 10)) > 0 && (err = pstore_movable(r->arena,
+	    id, r->user->id, r->ids[0], &m, &found)) != CD_OK)
+		return err;
+	if (!found) {
+		json_object_set_new(d, "moveGone", json_true());
+		return CD_OK;
+	}
+	json_object_set_new(d, "moving", json_pack("{s:I,s:I,s:s?,s:s?}", "id",
+	    (json_int_t)m.id, "duration_minutes", (json_int_t)m.duration_minutes,
+	    "start_iso", m.start_iso, "start", m.start));
+	return CD_OK;
+}
+
 static cd_err
 h_schedule(cd_req *r)
 {
@@ -791,7 +820,8 @@ h_schedule(cd_req *r)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "There is no such expert.");
 	json_object_set_new(d, "expert", expert_json(&e));
-	if ((err = hours_card(r, d)) != CD_OK || (err = holds_card(r, d)) != CD_OK)
+	if ((err = hours_card(r, d)) != CD_OK || (err = holds_card(r, d)) != CD_OK ||
+	    (err = moving_card(r, d)) != CD_OK)
 		return err;
 	rate = e.rate_cents_per_minute;
 	json_object_set_new(d, "durations", json_pack("[{s:i,s:o},{s:i,s:o},{s:i,s:o}]",

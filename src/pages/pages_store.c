@@ -54,7 +54,8 @@ static cd_sql q_my_bookings = CD_SQL(
     "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
     "END AS status, "
     "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel, "
-    "b.expert_id, " PAYABLE_HOLD " AS can_pay "
+    "b.expert_id, " PAYABLE_HOLD " AS can_pay, "
+    BOOKING_MOVABLE("b", "e") " AS can_move "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
 /* The user's unpaid holds of one expert's time, and until when each holds. */
@@ -67,6 +68,14 @@ static cd_sql q_my_holds = CD_SQL(
     "FROM bookings b JOIN platform_settings p ON p.name = 'booking_hold_minutes' "
     "WHERE b.user_id = ? AND b.expert_id = ? AND " PAYABLE_HOLD " "
     "ORDER BY b.start_time");
+/* The user's booking of this expert that can move (BOOKING_MOVABLE). */
+static cd_sql q_movable = CD_SQL(
+    "SELECT b.id, b.duration_minutes, "
+    "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
+    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start "
+    "FROM bookings b JOIN experts e ON e.id = b.expert_id "
+    "WHERE b.id = ? AND b.user_id = ? AND b.expert_id = ? AND "
+    BOOKING_MOVABLE("b", "e"));
 /* The expert this user is, and whether Stripe pays them out (Connect). */
 static cd_sql q_my_expert = CD_SQL(
     "SELECT id, stripe_account_id IS NOT NULL AS has_account, "
@@ -239,6 +248,11 @@ static const cd_col booking_cols[] = {
 	DB_TEXT(page_booking, start), DB_TEXT(page_booking, start_iso),
 	DB_TEXT(page_booking, status), DB_INT(page_booking, can_cancel),
 	DB_INT(page_booking, expert_id), DB_INT(page_booking, can_pay),
+	DB_INT(page_booking, can_move),
+};
+static const cd_col moving_cols[] = {
+	DB_INT(page_moving, id), DB_INT(page_moving, duration_minutes),
+	DB_TEXT(page_moving, start_iso), DB_TEXT(page_moving, start),
 };
 static const cd_col hold_cols[] = {
 	DB_INT(page_hold, id), DB_INT(page_hold, duration_minutes),
@@ -480,6 +494,14 @@ pstore_my_holds(cd_arena *a, long long user_id, long long expert_id,
     page_hold **rows, size_t *n)
 {
 	return ALL(&q_my_holds, hold_cols, rows, n, "ii", user_id, expert_id);
+}
+
+cd_err
+pstore_movable(cd_arena *a, long long booking_id, long long user_id,
+    long long expert_id, page_moving *m, bool *found)
+{
+	return db_fetch_row(&q_movable, a, moving_cols, DB_NCOLS(moving_cols), m,
+	    sizeof(*m), found, "iii", booking_id, user_id, expert_id);
 }
 
 cd_err

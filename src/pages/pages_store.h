@@ -57,6 +57,7 @@ typedef struct page_booking {
 	const char	*start, *start_iso, *status;
 	long long	 can_cancel;		/* scheduled, not started */
 	long long	 expert_id, can_pay;	/* an unpaid hold still held */
+	long long	 can_move;		/* BOOKING_MOVABLE */
 } page_booking;
 cd_err	 pstore_my_bookings(cd_arena *, long long user_id, page_booking **rows,
 	    size_t *n);
@@ -165,6 +166,13 @@ typedef struct page_hold {
 } page_hold;
 cd_err	 pstore_my_holds(cd_arena *, long long user_id, long long expert_id,
 	    page_hold **rows, size_t *n);
+/* The user's booking of the expert that can still move; else *found false. */
+typedef struct page_moving {
+	long long	 id, duration_minutes;
+	const char	*start_iso, *start;
+} page_moving;
+cd_err	 pstore_movable(cd_arena *, long long booking_id, long long user_id,
+	    long long expert_id, page_moving *, bool *found);
 /* The admin's counts {users, fulfilled, live_help}. */
 cd_err	 pstore_counts_json(json_t **row);
 /* The latest books check and its findings. */

@@ -12,7 +12,7 @@
  * payments depend on (a Live Help slot booked, or booked and cancelled, a
  * Voice AI Therapy session ended with its usage rows, credits spent, a
  * consultation taken by a mechanic, an expert booking created, cancelled,
- * completed or paid out: replay_bookings.c), each run with the database's
+ * completed, moved or paid out: replay_bookings.c), each run with the database's
  * clock set to when it took effect live.  Events go through
  * event_accept(), the webhook's own code; the Stripe client answers its
  * retrieve() calls with what Stripe answered the live handler
@@ -598,7 +598,7 @@ taken_tx(void *arg)
 static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
 	"voice_therapy_sessions", "credit_transactions", "sessions", "bookings",
 	"bookings", "bookings", "payouts", "live_help_booked", "live_help_cancelled",
-	"bookings" };
+	"bookings", "bookings" };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static cd_err
@@ -621,7 +621,8 @@ replay_step(int kind, const char *at, long long ref)
 	case 8: return db_tx(replay_payout, &ref);
 	case 9: return db_tx(cancelled_booked_tx, &ref);
 	case 10: return db_tx(cancelled_tx, &ref);
-	default: return replay_booking_released(ref);
+	case 11: return replay_booking_released(ref);
+	default: return db_tx(replay_booking_moved, &ref);
 	}
 }
 

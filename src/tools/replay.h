@@ -25,19 +25,21 @@ cd_sql	*live_sql(cd_sql **q, const char *text);
  * actions (audit_log: created with its time, paid, completed, cancelled,
  * released because the app found its PaymentIntent canceled)
  * where the timeline can read them, before the timeline is read.  Each
- * step is the live row's id; a step that cannot be replayed fails.
+ * step is the live row's id (a move: its BOOKING_RESCHEDULED audit row's);
+ * a step that cannot be replayed fails.
  */
 cd_err	 replay_bookings_prepare(void);
 cd_err	 replay_booking_created(void *booking_id);	/* db_tx */
 cd_err	 replay_booking_completed(void *booking_id);	/* db_tx */
 cd_err	 replay_booking_cancelled(long long booking_id);
 cd_err	 replay_booking_released(long long booking_id);
+cd_err	 replay_booking_moved(void *audit_id);		/* db_tx */
 cd_err	 replay_payout(void *payout_id);		/* db_tx */
 /* Stripe's answer to a POST the replayed code makes (a booking's refund). */
 cd_err	 replay_booking_post(const char *path, const json_t *params, json_t **out);
 
 /*
- * The timeline's booking steps (kinds 5 to 8 and 11, see replay.c), and when a
+ * The timeline's booking steps (kinds 5 to 8, 11 and 12, see replay.c), and when a
  * PaymentIntent's success took effect: its BOOKING_PAID, if earlier than
  * the event's processing (the buyer's confirm-payment).
  */
@@ -48,7 +50,9 @@ cd_err	 replay_booking_post(const char *path, const json_t *params, json_t **out
     "  FROM replay_booking_steps s JOIN @.bookings b ON b.id = s.booking_id" \
     OF_USER("b.user_id") " AND s.action IN ('BOOKING_COMPLETED', 'BOOKING_CANCELLED'," \
     "  'BOOKING_RELEASED')" \
-    " UNION ALL SELECT 8, p.id, p.created_at FROM @.payouts p WHERE @replay_user = 0"
+    " UNION ALL SELECT 8, p.id, p.created_at FROM @.payouts p WHERE @replay_user = 0" \
+    " UNION ALL SELECT 12, c.id, c.created_at FROM @.audit_log c" \
+    OF_USER("c.user_id") " AND c.action = 'BOOKING_RESCHEDULED'"
 #define REPLAY_BOOKING_PAID \
     " LEFT JOIN (SELECT b.payment_intent_id, MIN(s.at) AS at FROM replay_booking_steps s" \
     "  JOIN @.bookings b ON b.id = s.booking_id WHERE s.action = 'BOOKING_PAID'" \

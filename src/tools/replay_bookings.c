@@ -205,6 +205,24 @@ replay_booking_cancelled(long long id)
 	return err;
 }
 
+/* The customer moved it to the time its BOOKING_RESCHEDULED row names. */
+cd_err
+replay_booking_moved(void *arg)
+{
+	static cd_sql *q;
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(live_sql(&q, "UPDATE bookings b JOIN @.audit_log c"
+	    " ON c.id = ? AND b.id = CAST(c.entity_id AS UNSIGNED)"
+	    " SET b.start_time = JSON_VALUE(c.details, '$.startTime'),"
+	    " b.end_time = JSON_VALUE(c.details, '$.startTime')"
+	    "  + INTERVAL b.duration_minutes MINUTE WHERE b.status = 'scheduled'"),
+	    &n, "i", *(long long *)arg)) != CD_OK)
+		return err;
+	return n == 1 ? CD_OK : CD_CONFLICT;
+}
+
 /*
  * The app found the booking's PaymentIntent canceled at Stripe and let its
  * time go (confirm-payment or pay again; its audit row BOOKING_PAYMENT_FAILED

@@ -8,6 +8,8 @@
  * with an Idempotency-Key, so that its retry (no answer, or 503) finds the
  * booking it made.  A customer back to a time they hold (Pay now here, or Pay
  * on My bookings) gets its payment form again (POST /api/bookings/{id}/pay).
+ * Move on My bookings opens this page with ?move=<id>: the time picked then
+ * becomes that booking's (POST /api/bookings/{id}/reschedule).
  */
 (function () {
   'use strict';
@@ -96,8 +98,21 @@
     held.start = start;
   }
 
+  /* Moving a scheduled booking (?move=<id>): the time picked is its new time. */
+  var moving = document.querySelector('[data-moving]');
+  function move(el, start) {
+    lockSlots(el);
+    say(msg, 'Moving your booking…', false);
+    cd.post('/api/bookings/' + moving.getAttribute('data-moving') + '/reschedule',
+      { startTime: start }).then(function (res) {
+      if (!res.ok) { say(msg, cd.errorText(res), true); unlockSlots(); return; }
+      window.location.assign('/dashboard#my-bookings');
+    });
+  }
+
   cd.actions['pick-time'] = function (el) {
     var start = el.getAttribute('data-start');
+    if (moving) { move(el, start); return; }
     lockSlots(el);
     say(msg, 'Holding this time…', false);
     cd.postKeyed('/api/bookings', {

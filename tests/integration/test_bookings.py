@@ -7,6 +7,7 @@ never collide with other tests or with earlier runs on the same stack.
 """
 
 import datetime
+import json
 import secrets
 import threading
 
@@ -618,6 +619,118 @@ class CancelTests(BookingCase):
         self.assertStatus(expert_user.post(f"/api/bookings/{bid}/complete", {}), 200)
         self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409,
                          "booking_not_cancellable")
+
+
+# ---------------------------------------------------------------- move
+
+def move(browser, bid, start):
+    return browser.post(f"/api/bookings/{bid}/reschedule", {"startTime": start})
+
+
+class MoveTests(BookingCase):
+    """A scheduled booking moves to another free time of its expert, for the
+    same length and price, while cancelling would still refund in full."""
+
+    def test_a_paid_booking_moves_and_keeps_its_money(self):
+        a, other = register(), register()
+        eid = new_expert(150)
+        bid, pi = self.paid(a, eid)
+        was = booking_row(bid)
+        old = was["start_time"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        to, when = future()
+        r = move(a, bid, to)
+        self.assertStatus(r, 200, "move")
+        bk = r.json["booking"]
+        self.assertEqual((bk["startTime"], bk["status"], bk["paymentStatus"], bk["priceCents"]),
+                         (to, "scheduled", "succeeded", 4500))
+        now = booking_row(bid)
+        self.assertEqual((now["start_time"], now["end_time"]),
+                         (when, when + datetime.timedelta(minutes=30)))
+        money = ("price_cents", "platform_fee_cents", "payout_cents", "payment_intent_id",
+                 "refunded_cents", "cancel_refund_cents")
+        self.assertEqual({k: now[k] for k in money}, {k: was[k] for k in money})
+        self.assertEqual((payment_row(bid)["status"], refund_rows(bid)), ("succeeded", []))
+        self.assertEqual(audit_count("BOOKING_RESCHEDULED", str(bid)), 1)
+        details = db_scalar("SELECT details FROM audit_log WHERE action = 'BOOKING_RESCHEDULED'"
+                            " AND entity_id = %s", str(bid))
+        self.assertEqual(json.loads(details), {
+            "startTime": when.strftime("%Y-%m-%d %H:%M:%S"),
+            "from": was["start_time"].strftime("%Y-%m-%d %H:%M:%S")})
+        # the same time again changes nothing; nobody else can move it
+        self.assertStatus(move(a, bid, to), 200, "move to where it is")
+        self.assertEqual(audit_count("BOOKING_RESCHEDULED", str(bid)), 1)
+        self.assertError(move(other, bid, future()[0]), 404, "booking_not_found")
+        # the old time is free, the new one taken
+        self.assertStatus(book(register(), eid, old), 201, "book the old time")
+        self.assertError(book(register(), eid, to), 409, "booking_conflict")
+        # cancelled more than 24 hours before its new start: refunded in full
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
+        self.assertEqual([x["amount_cents"] for x in refund_rows(bid)], [4500])
+
+    def test_what_cannot_move(self):
+        a = register()
+        eid = new_expert(100)
+        bid, _ = self.paid(a, eid)
+        taken, when = future()
+        self.created(register(), eid, taken)                   # someone's hold
+        overlapping = (when - datetime.timedelta(minutes=15)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for start in (taken, overlapping):
+            self.assertError(move(a, bid, start), 409, "booking_conflict")
+        self.assertError(move(a, bid, "soon"), 400, "invalid_start_time")
+        self.assertError(move(a, bid, "2020-01-01T10:00:00Z"), 400, "start_time_in_past")
+        self.assertError(a.post(f"/api/bookings/{bid}/reschedule", {}), 400)
+        hold = self.created(a, eid)["booking"]["id"]
+        self.assertError(move(a, hold, future()[0]), 409, "booking_not_movable")
+        # within the policy's 24 hours a cancel refunds only part: no move
+        db_exec("UPDATE bookings SET start_time = UTC_TIMESTAMP() + INTERVAL 23 HOUR,"
+                " end_time = UTC_TIMESTAMP() + INTERVAL 23 HOUR + INTERVAL 30 MINUTE"
+                " WHERE id = %s", bid)
+        before = booking_row(bid)["start_time"]
+        r = move(a, bid, future()[0])
+        self.assertError(r, 409, "too_late_to_move")
+        self.assertIn("less than 24 hours", r.json["error"]["message"])
+        self.assertEqual(booking_row(bid)["start_time"], before)
+        self.assertEqual(audit_count("BOOKING_RESCHEDULED", str(bid)), 0)
+
+    def test_the_pages_offer_move_only_while_it_can(self):
+        a, other = register(), register()
+        eid = new_expert(100)
+        bid, _ = self.paid(a, eid)
+        row = f'<tr data-booking="{bid}">'
+        link = f'href="/experts/{eid}/schedule?move={bid}" data-move-booking="{bid}">Move</a>'
+        page = a.get("/dashboard").text
+        self.assertIn(link, page[page.index(row):])
+        page = a.get(f"/experts/{eid}/schedule?move={bid}").text
+        self.assertIn(f'data-moving="{bid}" data-minutes="30"', page)
+        self.assertNotIn('id="duration"', page)
+        for who, path in ((other, f"/experts/{eid}/schedule?move={bid}"),
+                          (a, f"/experts/{new_expert(100)}/schedule?move={bid}"),
+                          (a, f"/experts/{eid}/schedule?move=x")):
+            page = who.get(path).text
+            self.assertIn("data-move-gone", page, path)
+            self.assertNotIn("data-moving", page, path)
+        started(bid)
+        page = a.get("/dashboard").text
+        self.assertNotIn("data-move-booking", page[page.index(row):])
+        self.assertIn("data-move-gone", a.get(f"/experts/{eid}/schedule?move={bid}").text)
+
+    def test_moves_and_holds_racing_for_one_time_one_wins(self):
+        eid = new_expert(100)
+        owners = [register() for _ in range(4)]
+        bids = [self.paid(u, eid)[0] for u in owners]
+        holders = [register() for _ in range(4)]
+        target, when = future()
+        jobs = [("move", i) for i in range(4)] + [("hold", i) for i in range(4)]
+        results = parallel(lambda j: move(owners[j[1]], bids[j[1]], target) if j[0] == "move"
+                           else book(holders[j[1]], eid, target), jobs, threads=8)
+        won = [j for j, r in zip(jobs, results) if not isinstance(r, Exception)
+               and r.status in (200, 201)]
+        self.assertEqual(len(won), 1, [getattr(r, "status", r) for r in results])
+        for j, r in zip(jobs, results):
+            if j not in won:
+                self.assertError(r, 409, "booking_conflict")
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM bookings WHERE expert_id = %s"
+                                   " AND start_time = %s", eid, when), 1)
 
 
 # ---------------------------------------------------------------- complete, list

@@ -6,15 +6,16 @@ out, cancelled with a full and with a partial refund, declined then paid,
 cancelled unpaid, refunded in Stripe, disputed and lost, disputed and won,
 free; a destination charge (Connect) whose buyer confirmed the payment
 before its webhook arrived; and holds let go because the app found their
-PaymentIntents canceled at Stripe.  A payout or booking altered in live is
-reported, and it alone."""
+PaymentIntents canceled at Stripe; a booking moved, whose old time someone
+else then paid for.  A payout or booking altered in live is reported, and it
+alone."""
 
 from . import test_money
 from .lib import (all_processed, db_row, db_scalar, db_exec, emu_hold, emu_ok, emu_release,
                   promote, register, stripe_api, wait_until)
 from .test_bookings import (BookingCase, admin, booking_row, emu_decline, emu_succeed,
-                            events_done, new_expert, payment_row, refund_rows, started,
-                            status_is)
+                            events_done, future, move, new_expert, payment_row, refund_rows,
+                            started, status_is)
 from .test_replay import replay
 
 
@@ -123,6 +124,24 @@ class BookingReplayTests(BookingCase):
                           ("cancelled_by_user", "failed")])
         rc, report = replay("--user", str(a.id))
         self.assertEqual((rc, report["differences"]), (0, []))
+
+    def test_a_moved_booking_replays_at_its_new_time(self):
+        """A paid booking moved away from its time, and that time then booked
+        and paid by someone else: the replay moves the first when it moved,
+        so the second's payment finds its time free, as live did."""
+        a, b = register(), register()
+        eid = new_expert(100)
+        first, _ = self.paid(a, eid)
+        old = booking_row(first)["start_time"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.assertStatus(move(a, first, future()[0]), 200, "move")
+        j = self.created(b, eid, old)
+        second, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(second, "scheduled", "succeeded")
+        all_processed()
+        self.assertEqual(refund_rows(second), [])
+        _, report = replay()
+        self.assertEqual(mine(report, a.id, set()) + mine(report, b.id, set()), [])
 
     def test_an_altered_booking_or_payout_is_reported_alone(self):
         a, payout, books = self.scripted_mix()

@@ -3,8 +3,9 @@
  * hold greyed out, a time held (its answer lost once: the page's retry finds
  * the hold) and paid on the page with Stripe's payment
  * form (left unpaid and taken up again from My bookings' Pay, then a declined card first, which
- * keeps the hold), the webhook arriving too; My bookings offers
- * Cancel with the refund the policy quotes; the expert completes a session that has started.
+ * keeps the hold), the webhook arriving too; My bookings offers Move (to
+ * another free time, more than a day ahead) and Cancel with the refund the
+ * policy quotes; the expert completes a session that has started.
  * The other bookings it needs are made through the API and paid at the emulator, as
  * a person and Stripe would; only the time passing is set in the database.
  */
@@ -128,6 +129,36 @@ async function expertBooking(t) {
     eq(dbRow('SELECT status FROM bookings WHERE id = ?', Number(booking.id)).status, 'scheduled', 'after the webhook');
   });
 
+  await t.step('move', async () => {
+    // My bookings (from the page's own link) offers Move while a cancel would
+    // refund in full; the expert's page then moves the booking to the time
+    // picked, for the same price
+    await t.clickAndWaitForNavigation('#booking-msg a');
+    const row = `tr[data-booking="${booking.id}"]`;
+    await t.clickAndWaitForNavigation(`${row} a[data-move-booking="${booking.id}"]`);
+    await t.waitText(`[data-moving="${booking.id}"]`, 'Moving your 15-minute booking of');
+    assert(!(await p.$('#duration')), 'the length can be changed while moving');
+    const slots = await slotStarts(p);
+    const to = slots.find((x) => !x.disabled && x.start !== start &&
+      Date.parse(x.start) > Date.parse(start) + 3600 * 1000);
+    assert(to, 'no free time to move to');
+    assert(slots.find((x) => x.start === start).disabled, 'its own time is offered');
+    await Promise.all([p.waitForNavigation({ waitUntil: 'load' }),
+      p.click(`button[data-action="pick-time"][data-start="${to.start}"]`)]);
+    eq(new URL(p.url()).pathname, '/dashboard', 'page after moving');
+    const iso = await p.$eval(`${row} time`, (e) => e.getAttribute('datetime'));
+    eq(Date.parse(iso), Date.parse(to.start), 'the new time on My bookings');
+    const b = dbRow("SELECT DATE_FORMAT(start_time, '%Y-%m-%dT%H:%i:%sZ') AS s, status, price_cents " +
+      'FROM bookings WHERE id = ?', Number(booking.id));
+    eq(`${Date.parse(b.s) === Date.parse(to.start)}/${b.status}/${b.price_cents}`, 'true/scheduled/3000',
+      'the booking after moving');
+    eq(Number(dbValue("SELECT COUNT(*) FROM audit_log WHERE action = 'BOOKING_RESCHEDULED' AND entity_id = ?",
+      String(booking.id))), 1, 'audit rows');
+    // its old time is free again for others
+    await t.goto(`/experts/${expert}/schedule`);
+    assert(!(await slotStarts(p)).find((x) => x.start === start).disabled, 'the old time is still taken');
+  });
+
   await t.step('cancel', async () => {
     // two more paid bookings of this customer: one starting in 5 hours (inside
     // the 24-hour window: half back), one that has started (no Cancel): booked
@@ -137,7 +168,7 @@ async function expertBooking(t) {
     begun = await paidAtStripe(await t.book(expert, hence(3)));
     db('UPDATE bookings SET start_time = UTC_TIMESTAMP() - INTERVAL 10 MINUTE, ' +
       'end_time = UTC_TIMESTAMP() + INTERVAL 20 MINUTE WHERE id = ?', begun);
-    await t.clickAndWaitForNavigation('#booking-msg a');
+    await t.goto('/dashboard');
     const sel = `tr[data-booking="${booking.id}"]`;
     // the buttons show the quote: the whole price a day ahead, half inside it
     await t.waitText(`${sel} button[data-action="cancel-booking"]`, 'Cancel (refund $30.00)');
@@ -148,6 +179,7 @@ async function expertBooking(t) {
     const full = await p.evaluate(async (id) => (await fetch(`/api/bookings/${id}/cancellation`)).json(),
       Number(booking.id));
     eq(`${full.tier}/${full.refundCents}`, 'full/3000', 'quote a day ahead');
+    assert(!(await p.$(`tr[data-booking="${late}"] a[data-move-booking]`)), 'Move offered inside 24 hours');
     assert(await p.$(`tr[data-booking="${begun}"]`), 'the started booking is not listed');
     assert(!(await p.$(`tr[data-booking="${begun}"] button[data-action="cancel-booking"]`)),
       'Cancel offered for a booking that has started');
