@@ -36,12 +36,14 @@
 
 /*
  * Whether booking alias b (of expert alias e) can move to another time:
- * scheduled, no cancel decided, and still as far from its start as a full
- * refund allows (calc.h's CANCEL_FULL), so that moving is never a way
- * round the policy.  One definition for the move and the pages.
+ * scheduled, no cancel decided, its expert still taking bookings, and still
+ * as far from its start as a full refund allows (calc.h's CANCEL_FULL), so
+ * that moving is never a way round the policy.  One definition for the
+ * move and the pages.
  */
 #define BOOKING_MOVABLE(b, e) \
 	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NULL" \
+	" AND " e ".active = 1" \
 	" AND " b ".start_time >= UTC_TIMESTAMP() + INTERVAL " \
 	BOOKING_FULL_REFUND_HOURS(e) " HOUR)"
 

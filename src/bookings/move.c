@@ -55,8 +55,12 @@ move_tx(void *arg)
 	cd_err err;
 
 	/* The guard row first: every read below sees the expert's holds. */
-	if ((err = booking_guard_expert(m->expert_id, false, &found)) != CD_OK ||
-	    (err = bstore_moving(m->r->arena, m->id, &now, &found)) != CD_OK)
+	if ((err = booking_guard_expert(m->expert_id, true, &found)) != CD_OK)
+		return err;
+	if (!found)
+		return req_fail(m->r, CD_CONFLICT, "booking_not_movable",
+		    "This expert no longer takes bookings, so it cannot be moved.");
+	if ((err = bstore_moving(m->r->arena, m->id, &now, &found)) != CD_OK)
 		return err;
 	if (!found)
 		return CD_NOT_FOUND;

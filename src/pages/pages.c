@@ -466,6 +466,26 @@ dashboard_lists(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
+/* ?moved=<booking>: the notice after a move, if it is one of My bookings. */
+static void
+moved_notice(cd_req *r, json_t *d)
+{
+	const char *v = req_query(r, "moved");
+	long long id = v != NULL ? strtoll(v, NULL, 10) : 0;
+	const char *name;
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(d, "bookings"), i, b) {
+		if (id <= 0 || json_integer_value(json_object_get(b, "id")) != id)
+			continue;
+		name = json_string_value(json_object_get(b, "expert_name"));
+		json_object_set_new(d, "notice", json_string(arena_printf(r->arena,
+		    "Moved: your session with %s is at its new time below.",
+		    name != NULL ? name : "your expert")));
+	}
+}
+
 static cd_err
 h_dashboard(cd_req *r)
 {
@@ -490,6 +510,7 @@ h_dashboard(cd_req *r)
 	    json_boolean(pay != NULL && strcmp(pay, "pending") == 0));
 	if ((err = purchase_notice(r, d)) != CD_OK)
 		return err;
+	moved_notice(r, d);
 	return render(r, "dashboard", "Dashboard", d);
 }
 

@@ -106,7 +106,7 @@
     cd.post('/api/bookings/' + moving.getAttribute('data-moving') + '/reschedule',
       { startTime: start }).then(function (res) {
       if (!res.ok) { say(msg, cd.errorText(res), true); unlockSlots(); return; }
-      window.location.assign('/dashboard#my-bookings');
+      window.location.assign('/dashboard?moved=' + moving.getAttribute('data-moving') + '#my-bookings');
     });
   }
 

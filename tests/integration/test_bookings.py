@@ -681,6 +681,10 @@ class MoveTests(BookingCase):
         self.assertError(a.post(f"/api/bookings/{bid}/reschedule", {}), 400)
         hold = self.created(a, eid)["booking"]["id"]
         self.assertError(move(a, hold, future()[0]), 409, "booking_not_movable")
+        # an expert who no longer takes bookings takes no new times either
+        db_exec("UPDATE experts SET active = 0 WHERE id = %s", eid)
+        self.assertError(move(a, bid, future()[0]), 409, "booking_not_movable")
+        db_exec("UPDATE experts SET active = 1 WHERE id = %s", eid)
         # within the policy's 24 hours a cancel refunds only part: no move
         db_exec("UPDATE bookings SET start_time = UTC_TIMESTAMP() + INTERVAL 23 HOUR,"
                 " end_time = UTC_TIMESTAMP() + INTERVAL 23 HOUR + INTERVAL 30 MINUTE"
@@ -709,6 +713,9 @@ class MoveTests(BookingCase):
             page = who.get(path).text
             self.assertIn("data-move-gone", page, path)
             self.assertNotIn("data-moving", page, path)
+        self.assertIn("<p class=\"notice ok\" role=\"status\" data-notice>Moved: your session"
+                      " with Expert ", a.get(f"/dashboard?moved={bid}").text)
+        self.assertNotIn("data-notice", other.get(f"/dashboard?moved={bid}").text)
         started(bid)
         page = a.get("/dashboard").text
         self.assertNotIn("data-move-booking", page[page.index(row):])

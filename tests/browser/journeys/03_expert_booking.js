@@ -146,6 +146,7 @@ async function expertBooking(t) {
     await Promise.all([p.waitForNavigation({ waitUntil: 'load' }),
       p.click(`button[data-action="pick-time"][data-start="${to.start}"]`)]);
     eq(new URL(p.url()).pathname, '/dashboard', 'page after moving');
+    await t.waitText('[data-notice]', `Moved: your session with Expert ${tag} is at its new time below.`);
     const iso = await p.$eval(`${row} time`, (e) => e.getAttribute('datetime'));
     eq(Date.parse(iso), Date.parse(to.start), 'the new time on My bookings');
     const b = dbRow("SELECT DATE_FORMAT(start_time, '%Y-%m-%dT%H:%i:%sZ') AS s, status, price_cents " +
