@@ -7,6 +7,7 @@ exactly after each round:
   - one payment fulfilled once: its webhook on machine 1, confirm-payment
     on 2, the success page on 3;
   - one expert, one time: three bookings of it on three machines, one wins;
+    two bookings moved to one time and a third held at it, one wins;
   - Live Help: a slot's capacity and a user's hours never exceeded;
   - Voice AI Therapy: one session ended on three machines deducts once and
     no credit goes below zero;
@@ -101,6 +102,47 @@ class Races(Case):
         self.assertEqual(overlaps, 0)
         self.assertEqual(lib.db_scalar("SELECT COUNT(*) FROM bookings WHERE expert_id = %s",
                                        eid), held)
+
+    def test_moves_and_a_hold_for_one_time_across_machines(self):
+        """Two scheduled bookings moved to one time on machines 1 and 2 while
+        a third customer holds it on machine 3: one of the three gets it."""
+        eid = lib.db_exec(
+            "INSERT INTO experts (name, headline, bio, rate_cents_per_minute, active)"
+            " VALUES ('Cluster expert', 'Moves', 'Moved from three machines.', 0, 1)")[1]
+        users = [lib.register() for _ in range(3)]
+        at = lambda hours: lib.db_scalar(
+            "SELECT DATE_FORMAT(UTC_DATE() + INTERVAL 3 DAY + INTERVAL %s HOUR,"
+            " '%%Y-%%m-%%dT%%H:%%i:%%sZ')", hours)
+        for i in range(ROUNDS):
+            # round i: the two bookings at hours 3i and 3i+1, all three want 3i+2
+            ids = []
+            for k in range(2):
+                r = on(users[k], 1).post("/api/bookings", {
+                    "expertId": eid, "startTime": at(3 * i + k), "durationMinutes": 30})
+                self.assertStatus(r, 201, f"round {i}: booking {k}")
+                ids.append(r.json["booking"]["id"])
+            target = at(3 * i + 2)
+            rs = self.racer.race(
+                lambda: on(users[0], 1).post(f"/api/bookings/{ids[0]}/reschedule",
+                                             {"startTime": target}),
+                lambda: on(users[1], 2).post(f"/api/bookings/{ids[1]}/reschedule",
+                                             {"startTime": target}),
+                lambda: on(users[2], 3).post("/api/bookings", {
+                    "expertId": eid, "startTime": target, "durationMinutes": 30}))
+            won = [k for k, r in enumerate(rs) if r.status in (200, 201)]
+            self.assertEqual(len(won), 1, f"round {i}: {rs!r}")
+            for r in rs:
+                if r.status not in (200, 201):
+                    self.assertError(r, 409, "booking_conflict", f"round {i}")
+            self.assertEqual(lib.db_scalar(
+                "SELECT COUNT(*) FROM bookings WHERE expert_id = %s AND status = 'scheduled'"
+                " AND start_time = STR_TO_DATE(%s, '%%Y-%%m-%%dT%%H:%%i:%%sZ')", eid, target),
+                1, f"round {i}")
+        overlaps = lib.db_scalar(
+            "SELECT COUNT(*) FROM bookings a JOIN bookings b ON a.expert_id = b.expert_id"
+            " AND a.id < b.id AND a.start_time < b.end_time AND b.start_time < a.end_time"
+            " WHERE a.expert_id = %s AND a.status = 'scheduled' AND b.status = 'scheduled'", eid)
+        self.assertEqual(overlaps, 0)
 
     # ------------------------------------------------------------ Live Help
 
