@@ -99,8 +99,7 @@ repeated(struct newbooking *b)
 	if ((err = bstore_keyed(&asked, &k, &found)) != CD_OK || !found)
 		return err;
 	if (!k.same)
-		return req_fail(b->r, CD_BAD_REQUEST, "idempotency_key_reused",
-		    "This Idempotency-Key was sent with another booking.");
+		return req_key_reused(b->r, "booking");
 	b->id = k.id;
 	b->again = true;
 	return CD_OK;

@@ -33,13 +33,19 @@ struct move {
 	char		 start[20], end[20];	/* "YYYY-MM-DD HH:MM:SS" UTC */
 };
 
+static cd_err
+not_scheduled(cd_req *r)
+{
+	return req_fail(r, CD_CONFLICT, "booking_not_movable",
+	    "Only a scheduled booking can be moved.");
+}
+
 /* Why a booking that was found cannot move now. */
 static cd_err
 not_movable(cd_req *r, const booking_moving *m)
 {
 	if (!m->scheduled)
-		return req_fail(r, CD_CONFLICT, "booking_not_movable",
-		    "Only a scheduled booking can be moved.");
+		return not_scheduled(r);
 	return req_fail(r, CD_CONFLICT, "too_late_to_move", arena_printf(
 	    r->arena, "This booking starts in less than %lld hours, so it can"
 	    " no longer be moved.", m->full_hours));
@@ -76,9 +82,8 @@ move_tx(void *arg)
 		    "The expert is already booked for part of this time.");
 	if ((err = bstore_move(m->id, m->start, m->end, &moved)) != CD_OK)
 		return err;
-	if (!moved)
-		return req_fail(m->r, CD_CONFLICT, "booking_not_movable",
-		    "Only a scheduled booking can be moved.");
+	if (!moved)		/* a cancel decided since */
+		return not_scheduled(m->r);
 	return audit_write("BOOKING_RESCHEDULED", "booking",
 	    arena_printf(m->r->arena, "%lld", m->id), m->r->user->id,
 	    req_own(m->r, json_pack("{s:s,s:s}", "startTime", m->start,
@@ -95,6 +100,7 @@ booking_reschedule(cd_req *r)
 	bool found;
 	cd_err err;
 
+	/* Whose it is and its expert (neither changes): the guard row to write. */
 	if ((err = req_fields(r, fields, sizeof(fields) / sizeof(fields[0]), v)) !=
 	    CD_OK || (err = booking_start(r, v[0].s, &start)) != CD_OK ||
 	    (err = bstore_moving(r->arena, m.id, &b, &found)) != CD_OK)

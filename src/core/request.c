@@ -39,6 +39,13 @@ req_idempotency_key(cd_req *r, const char **key)
 	return CD_OK;
 }
 
+cd_err
+req_key_reused(cd_req *r, const char *what)
+{
+	return req_fail(r, CD_BAD_REQUEST, "idempotency_key_reused", arena_printf(
+	    r->arena, "This Idempotency-Key was sent with another %s.", what));
+}
+
 /*
  * Finds name=value in a list separated by sep ('&' for queries, ';' for
  * cookies) and returns a copy of value in the arena, or NULL.

@@ -74,6 +74,8 @@ const char *req_query(cd_req *, const char *name);
  * that is not idempotency_key_ok() is a 400 invalid_idempotency_key.
  */
 cd_err	 req_idempotency_key(cd_req *, const char **key);
+/* The 400 idempotency_key_reused: the key came before with another what. */
+cd_err	 req_key_reused(cd_req *, const char *what);
 /* 1 to 64 of [A-Za-z0-9_.:-]. */
 bool	 idempotency_key_ok(const char *key);
 

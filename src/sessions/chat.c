@@ -101,8 +101,7 @@ repeated(struct post *p)
 	    p->r->user->id, p->key, &m, &found)) != CD_OK || !found)
 		return err;
 	if (strcmp(m.body, p->body) != 0)
-		return req_fail(p->r, CD_BAD_REQUEST, "idempotency_key_reused",
-		    "This Idempotency-Key was sent with another message.");
+		return req_key_reused(p->r, "message");
 	p->id = m.id;
 	p->again = true;
 	return CD_OK;
