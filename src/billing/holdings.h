@@ -27,6 +27,8 @@ typedef struct cd_hours {
  * (data loaded by hand) summed from purchases and redemptions.
  */
 cd_err	 live_help_hours(long long user_id, cd_hours *out);
+/* The same sums alone, for a caller that has already read no totals row. */
+cd_err	 live_help_hours_summed(long long user_id, cd_hours *out);
 /* Hours the user can still book: total - used - frozen. */
 long long live_help_left(const cd_hours *);
 

@@ -133,6 +133,15 @@ live_help_hours(long long user_id, cd_hours *out)
 	if ((err = db_fetch(&q_totals, NULL, hours_cols, 3, out, sizeof(*out), 1,
 	    &n, "i", user_id)) != CD_OK || n == 1)
 		return err;
+	return live_help_hours_summed(user_id, out);
+}
+
+cd_err
+live_help_hours_summed(long long user_id, cd_hours *out)
+{
+	size_t n;
+
+	*out = (cd_hours){ 0, 0, 0 };
 	/* q_summed has no frozen column: the first two only. */
 	return db_fetch(&q_summed, NULL, hours_cols, 2, out, sizeof(*out), 1, &n,
 	    "ii", user_id, user_id);

@@ -14,7 +14,9 @@
 /*
  * Hours bought and used (frozen hours of a disputed payment count as used
  * until the dispute closes), by the billing layer's one rule: from the
- * summary's row when it has the totals, else read.
+ * summary's row when it has the totals, summed at once when it says there
+ * is no totals row (a user who never bought: one statement, not two), else
+ * read.
  */
 static cd_err
 hours(cd_req *r, const live_help_row *row, long long *total,
@@ -25,7 +27,8 @@ hours(cd_req *r, const live_help_row *row, long long *total,
 
 	if (row != NULL && row->has_totals)
 		h = (cd_hours){ row->total, row->used, row->frozen };
-	else if ((err = live_help_hours(r->user->id, &h)) != CD_OK)
+	else if ((err = (row != NULL ? live_help_hours_summed :
+	    live_help_hours)(r->user->id, &h)) != CD_OK)
 		return err;
 	*total = h.total;
 	*used = h.total - live_help_left(&h);

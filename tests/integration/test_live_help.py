@@ -514,6 +514,52 @@ class UpcomingListTests(Case):
                          "a started slot is no longer upcoming")
 
 
+class StatementCountTests(Case):
+    """GET /api/live-help-hour reads the session, the totals and the slots'
+    stamp in one statement.  A user with no totals row (one who never bought,
+    or whose purchases were loaded by hand: the SPEC's fallback) costs one more,
+    the sums, and not the totals read again first."""
+
+    READS = 30
+
+    def statements(self, browser, hours):
+        """Prepared statements the server ran during READS reads of `browser`'s
+        summary, the fewest of three tries (the counter is the server's, so
+        anything else running adds to it; nothing takes away)."""
+        def executed():
+            return int(db_rows("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")[0]["Value"])
+        # every child has prepared the statements and kept the slots list
+        for r in parallel(lambda _: browser.get("/api/live-help-hour"), range(48), threads=8):
+            self.assertStatus(r, 200, "warm-up")
+            self.assertEqual((r.json["totalHours"], r.json["remainingHours"]), (hours, hours))
+        counts = []
+        for _ in range(3):
+            before = executed()
+            for _ in range(self.READS):
+                self.assertStatus(browser.get("/api/live-help-hour"), 200)
+            counts.append(executed() - before)
+        return min(counts)
+
+    def test_one_statement_for_a_buyer_two_without_a_totals_row(self):
+        never, bought = register(), register()
+        bought_live_help(bought, 2)
+        self.assertEqual(self.statements(bought, 2), self.READS, "hours bought")
+        self.assertEqual(self.statements(never, 0), 2 * self.READS, "never bought")
+
+    def test_hours_loaded_by_hand_without_a_totals_row_are_summed(self):
+        a = register()
+        db_exec("INSERT INTO live_help_purchases (user_id, stripe_session_id, hours,"
+                " amount_cents, hours_refunded) VALUES (%s, %s, 3, 14700, 1)",
+                a.id, f"cs_by_hand_{a.id}")
+        try:
+            r = a.get("/api/live-help-hour")
+            self.assertStatus(r, 200)
+            self.assertEqual((r.json["totalHours"], r.json["usedHours"],
+                              r.json["remainingHours"]), (2, 0, 2))
+        finally:
+            db_exec("DELETE FROM live_help_purchases WHERE user_id = %s", a.id)
+
+
 class RefundTests(Case):
 
     def test_refund_reverses_unused_hours_once(self):
