@@ -400,7 +400,12 @@ write_env() {
 		echo "export CD_BASE_URL='http://127.0.0.1:$PORT' CD_PUBLIC_URL='http://127.0.0.1:$PORT'"
 		echo "export CD_STATE_DIR='$(mstate 1)' CD_CLUSTER='$REPO/scripts/cluster.sh'"
 		echo "export CD_CLUSTER_MACHINES='$MACHINES' CD_CLUSTER_FRONT='$FRONT'"
-		local n
+		local n more="front=$FRONT/log"
+		for ((n = 2; n <= MACHINES; n++)); do
+			more+=":m$n=$(mstate "$n")/log"
+		done
+		# the other logs a failing test's report shows (CD_LOG_DIR is machine 1's)
+		echo "export CD_MORE_LOG_DIRS='$more'"
 		for ((n = 1; n <= MACHINES; n++)); do
 			echo "export CD_MACHINE${n}_SOCK='$(mstate "$n")/run/http.sock'"
 			echo "export CD_MACHINE${n}_ROOT_CNF='$(mstate "$n")/root.cnf'"

@@ -843,14 +843,24 @@ def bought_live_help(browser, quantity):
     return pay_and_confirm(browser, start_live_help(browser, quantity))
 
 
+def _log_dirs():
+    """{prefix: directory} of the logs to watch: CD_LOG_DIR's under their own
+    names, and on a cluster each other machine's (and the front's) under
+    "m2/", "front/"… (CD_MORE_LOG_DIRS, label=dir:…)."""
+    dirs = {"": os.environ.get("CD_LOG_DIR")}
+    for item in filter(None, os.environ.get("CD_MORE_LOG_DIRS", "").split(":")):
+        label, _, d = item.partition("=")
+        dirs[label + "/"] = d
+    return {p: d for p, d in dirs.items() if d and os.path.isdir(d)}
+
+
 def log_sizes():
-    d = os.environ.get("CD_LOG_DIR")
     out = {}
-    if d and os.path.isdir(d):
+    for prefix, d in _log_dirs().items():
         for name in os.listdir(d):
             if name.endswith(".log"):
                 try:
-                    out[name] = os.path.getsize(os.path.join(d, name))
+                    out[prefix + name] = os.path.getsize(os.path.join(d, name))
                 except OSError:
                     pass
     return out
@@ -858,7 +868,7 @@ def log_sizes():
 
 def log_since(sizes, names=None, max_lines=30):
     """New lines of each log since log_sizes() was taken: {name: [lines]}."""
-    d = os.environ.get("CD_LOG_DIR")
+    dirs = _log_dirs()
     out = {}
     for name, size in log_sizes().items():
         if names and name not in names:
@@ -866,8 +876,9 @@ def log_since(sizes, names=None, max_lines=30):
         start = sizes.get(name, 0)
         if size <= start:
             continue
+        prefix, _, base = name.rpartition("/")
         try:
-            with open(os.path.join(d, name), "rb") as f:
+            with open(os.path.join(dirs[prefix + "/" if prefix else ""], base), "rb") as f:
                 f.seek(start)
                 lines = f.read().decode("utf-8", "replace").splitlines()
         except OSError:

@@ -85,7 +85,7 @@ class LineResult(unittest.TestResult):
         buf = io.StringIO()
         buf.write(f"\n===== FAIL {test.id() if hasattr(test, 'id') else name}\n{detail}")
         for logname, lines in sorted(logs.items()):
-            if logname.startswith("nginx-access"):
+            if "-access" in logname.rpartition("/")[2]:    # one line per request
                 continue
             buf.write(f"--- new lines in {logname}:\n")
             for ln in lines:
