@@ -14,15 +14,17 @@
 /* Usable: active, unexpired, with minutes left beyond any frozen by a dispute. */
 #define ACTIVE " user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP(6)" \
     " AND minutes_remaining > minutes_frozen"
-/* An open session past its minutes plus the grace (the grace is bound). */
+/* The stored grace: a subquery, so the statements that need it read it too. */
+#define GRACE \
+    "(SELECT int_value FROM platform_settings WHERE name = 'voice_grace_seconds')"
+/* An open session past its minutes plus the grace. */
 #define OVERDUE " status = 'active' AND started_at +" \
-    " INTERVAL (available_minutes * 60 + ?) SECOND < UTC_TIMESTAMP(6)"
+    " INTERVAL (available_minutes * 60 + " GRACE ") SECOND < UTC_TIMESTAMP(6)"
 
 static cd_sql q_guard = CD_SQL(
     "INSERT INTO voice_therapy_guards (user_id, version) VALUES (?, 1)"
     " ON DUPLICATE KEY UPDATE version = version + 1");
-static cd_sql q_grace = CD_SQL(
-    "SELECT int_value FROM platform_settings WHERE name = 'voice_grace_seconds'");
+static cd_sql q_grace = CD_SQL("SELECT " GRACE);
 static cd_sql q_lock_credits = CD_SQL(
     "SELECT id, minutes_remaining - minutes_frozen AS usable"
     " FROM voice_therapy_credits WHERE" ACTIVE
@@ -193,14 +195,12 @@ voice_end_overdue(long long user_id)
 {
 	cd_arena *a = arena_new();
 	struct overdue *sessions;
-	long long grace;
 	size_t n;
 	cd_err err;
 
-	if ((err = voice_grace(&grace)) == CD_OK &&
-	    (err = db_fetch_all(&q_overdue, a, overdue_cols,
-	    DB_NCOLS(overdue_cols), sizeof(*sessions), &sessions, &n, "ii",
-	    user_id, grace)) == CD_OK)
+	if ((err = db_fetch_all(&q_overdue, a, overdue_cols,
+	    DB_NCOLS(overdue_cols), sizeof(*sessions), &sessions, &n, "i",
+	    user_id)) == CD_OK)
 		err = close_overdue(user_id, sessions, n);
 	arena_free(a);
 	return err;
@@ -220,12 +220,11 @@ settle_tx(void *arg)
 cd_err
 voice_settle(long long user_id)
 {
-	long long grace, overdue;
+	long long overdue;
 	cd_err err;
 
-	if ((err = voice_grace(&grace)) != CD_OK ||
-	    (err = db_fetch_int(&q_any_overdue, &overdue, "ii", user_id,
-	    grace)) != CD_OK || overdue == 0)
+	if ((err = db_fetch_int(&q_any_overdue, &overdue, "i", user_id)) !=
+	    CD_OK || overdue == 0)
 		return err;
 	return db_tx(settle_tx, &user_id);
 }
@@ -246,14 +245,13 @@ cd_err
 voice_sweep(long long *users)
 {
 	cd_arena *a = arena_new();
-	long long grace, *ids;
+	long long *ids;
 	size_t n;
 	cd_err err;
 
 	*users = 0;
-	if ((err = voice_grace(&grace)) == CD_OK &&
-	    (err = db_fetch_all(&q_overdue_users, a, db_int_col, 1, sizeof(*ids),
-	    &ids, &n, "i", grace)) == CD_OK)
+	if ((err = db_fetch_all(&q_overdue_users, a, db_int_col, 1, sizeof(*ids),
+	    &ids, &n, "")) == CD_OK)
 		err = settle_each(ids, n, users);
 	arena_free(a);
 	return err;

@@ -843,6 +843,21 @@ def bought_live_help(browser, quantity):
     return pay_and_confirm(browser, start_live_help(browser, quantity))
 
 
+def statements_during(fn, times, tries=3):
+    """Prepared statements the database server ran while fn() was called
+    `times` times: the fewest of `tries` runs (the counter is the server's, so
+    anything else running adds to it; nothing takes away)."""
+    def executed():
+        return int(db_rows("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")[0]["Value"])
+    counts = []
+    for _ in range(tries):
+        before = executed()
+        for _ in range(times):
+            fn()
+        counts.append(executed() - before)
+    return min(counts)
+
+
 def _log_dirs():
     """{prefix: directory} of the logs to watch: CD_LOG_DIR's under their own
     names, and on a cluster each other machine's (and the front's) under

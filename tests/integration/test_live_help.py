@@ -13,7 +13,7 @@ from .lib import (CARD_DECLINE, CARD_OK, Browser, Case, audit_count, base_url,
                   emu_release, emu_state, event_processed, events_about, grant_hours,
                   make_event, post_webhook,
                   new_slot, parallel, purchases_for_session, purchases_for_user,
-                  register, session_event_ids, start_live_help, stripe_api,
+                  register, session_event_ids, start_live_help, statements_during, stripe_api,
                   stripe_session, totals, wait_until)
 
 UNIT_CENTS = 4900   # products.live_help; read from the DB in the tests that need it
@@ -523,22 +523,13 @@ class StatementCountTests(Case):
     READS = 30
 
     def statements(self, browser, hours):
-        """Prepared statements the server ran during READS reads of `browser`'s
-        summary, the fewest of three tries (the counter is the server's, so
-        anything else running adds to it; nothing takes away)."""
-        def executed():
-            return int(db_rows("SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'")[0]["Value"])
-        # every child has prepared the statements and kept the slots list
+        """Prepared statements the server ran for READS reads of `browser`'s
+        summary, once every child has prepared them and kept the slots list."""
         for r in parallel(lambda _: browser.get("/api/live-help-hour"), range(48), threads=8):
             self.assertStatus(r, 200, "warm-up")
             self.assertEqual((r.json["totalHours"], r.json["remainingHours"]), (hours, hours))
-        counts = []
-        for _ in range(3):
-            before = executed()
-            for _ in range(self.READS):
-                self.assertStatus(browser.get("/api/live-help-hour"), 200)
-            counts.append(executed() - before)
-        return min(counts)
+        return statements_during(
+            lambda: self.assertStatus(browser.get("/api/live-help-hour"), 200), self.READS)
 
     def test_one_statement_for_a_buyer_two_without_a_totals_row(self):
         never, bought = register(), register()

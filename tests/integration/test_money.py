@@ -15,7 +15,8 @@ from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
-from .lib import audit_count, emu_slow, emu_state, parallel, promote, register, reset_webhooks, stripe_api
+from .lib import (audit_count, emu_slow, emu_state, parallel, promote, register, reset_webhooks,
+                  statements_during, stripe_api)
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
                   start_live_help, stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
@@ -265,6 +266,34 @@ class VoiceClockTests(VoiceCase):
         self.assertEqual(r.json, {"minutesDeducted": 2 * MINUTES, "remainingMinutes": 0})
         self.assertEqual(self.ended(sid)[2], None)
         self.assertUsageConsistent(u.id)
+
+    def test_the_stored_grace_is_the_one_applied(self):
+        u = firewall_user()
+        buy_voice(u)
+        sid = self.start(u).json["sessionId"]
+        db_exec("UPDATE platform_settings SET int_value = 90 WHERE name = 'voice_grace_seconds'")
+        try:
+            run_for(sid, MINUTES * 60 + 60)     # past 30 s, inside 90 s: still open
+            self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES)
+            self.assertEqual(session_row(sid)["status"], "active")
+            run_for(sid, MINUTES * 60 + 91)
+            self.assertEqual(self.credits(u)["remainingMinutes"], 0)
+            self.assertEqual(self.ended(sid), ("ended", None, None, MINUTES * 60, MINUTES,
+                                               MINUTES, "server"))
+        finally:
+            db_exec("UPDATE platform_settings SET int_value = 30"
+                    " WHERE name = 'voice_grace_seconds'")
+        self.assertUsageConsistent(u.id)
+
+    def test_reading_the_credits_costs_three_statements(self):
+        # the session, the check for an overdue session (with the stored grace
+        # in it), the credits: the grace is not read on its own first
+        u = firewall_user()
+        buy_voice(u)
+        for r in parallel(lambda _: u.get("/api/voice-therapy/credits"), range(48), threads=8):
+            self.assertStatus(r, 200, "warm-up")
+        self.assertEqual(statements_during(
+            lambda: self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES), 20), 60)
 
     def test_start_ends_an_overdue_session_then_opens_one(self):
         u = firewall_user()
