@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: installs missing packages, builds, runs the C unit tests
-# (make check), the layout tests (tests/layout/), the Stripe emulator's
+# (make check), make distcheck, the layout tests (tests/layout/), the Stripe emulator's
 # self-test and a short fuzz run of every harness, starts a private test
 # stack (its own datadir, ports and emulator, wiped at every run so results
 # do not depend on earlier runs), runs the integration tests and then the
@@ -142,6 +142,24 @@ run_fuzz_smoke() {
 
 # The layout tests: the family list and the URL-to-family mapping agree
 # wherever they are written (tests/layout/).
+# make distcheck, the SPEC's release build: the tarball configures, builds
+# and passes its unit tests out of the tree (a file Makefile.am leaves out
+# fails here).  One test.
+run_distcheck() {
+	local out
+	echo "== make distcheck"
+	out=$(mktemp "${TMPDIR:-/tmp}/cd-test-distcheck.XXXXXX")
+	TMP_FILES+=("$out")
+	if make -s distcheck >"$out" 2>&1; then
+		echo "ok   make distcheck"
+		PASSED=$((PASSED + 1))
+	else
+		echo "test: make distcheck failed; its last lines:" >&2
+		tail -25 "$out" >&2
+		FAILED=$((FAILED + 1))
+	fi
+}
+
 run_layout_tests() {
 	local out rc=0
 	echo "== layout tests"
@@ -357,6 +375,7 @@ main() {
 	fi
 
 	run_unit_tests
+	run_distcheck
 	run_layout_tests
 	run_emulator_selftest
 	run_fuzz_smoke
