@@ -18,7 +18,8 @@ import unittest
 from test_families import source_families
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# A string literal, or a macro named between literals (part of the text).
+PIECE = re.compile(r'"((?:[^"\\]|\\.)*)"|\b([A-Z][A-Z0-9_]*)\b')
 
 
 def declarations(text):
@@ -43,13 +44,15 @@ def declarations(text):
 
 
 def statements():
-    """Statement text (its string literals joined, spaces folded) -> files."""
+    """Statement text (its string literals and the macros between them
+    joined, spaces folded) -> files."""
     found = collections.defaultdict(list)
     for path in sorted(glob.glob(os.path.join(REPO, "src", "*", "*.c"))):
         with open(path, encoding="utf-8") as f:
             source = f.read()
         for decl in declarations(source):
-            sql = " ".join("".join(STRING.findall(decl)).split())
+            sql = " ".join("".join(lit or f" {macro} "
+                               for lit, macro in PIECE.findall(decl)).split())
             if sql:
                 found[sql].append(os.path.relpath(path, REPO))
     return found
