@@ -29,6 +29,13 @@
 	" AND " b ".created_at > UTC_TIMESTAMP(6) - INTERVAL (SELECT int_value" \
 	" FROM platform_settings WHERE name = 'booking_hold_minutes') MINUTE))"
 
+/*
+ * Whether booking alias b is scheduled with no cancel decided yet (a cancel
+ * sets cancel_refund_cents first, then refunds): what may still change it.
+ */
+#define BOOKING_SCHEDULED(b) \
+	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NULL)"
+
 /* The full-refund hours of the cancellation policy of expert alias e. */
 #define BOOKING_FULL_REFUND_HOURS(e) \
 	"COALESCE(" e ".cancel_full_refund_hours, (SELECT int_value" \
@@ -42,8 +49,7 @@
  * move and the pages.
  */
 #define BOOKING_MOVABLE(b, e) \
-	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NULL" \
-	" AND " e ".active = 1" \
+	"(" BOOKING_SCHEDULED(b) " AND " e ".active = 1" \
 	" AND " b ".start_time >= UTC_TIMESTAMP() + INTERVAL " \
 	BOOKING_FULL_REFUND_HOURS(e) " HOUR)"
 

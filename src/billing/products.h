@@ -72,6 +72,12 @@ extern const cd_product product_consultation;
 void	 pack_description(cd_buf *, const char *name, long long credits,
 	    long long bonus);
 /*
+ * The statuses of a plan that has not ended (SQL, for status IN …): Billing
+ * shows it, and it can be cancelled at period end or kept.  past_due: a
+ * renewal's payment failed and Stripe tries it again.
+ */
+#define SUBSCRIPTION_LIVE "('active', 'trialing', 'past_due')"
+/*
  * Retrieves the invoice and its subscription from Stripe and, if the invoice
  * is paid, allocates the plan's monthly credits once for it.
  */

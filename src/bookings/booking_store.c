@@ -469,8 +469,7 @@ bstore_figures(booking_figures *f)
 /* Moving a booking (move.c). */
 static cd_sql q_moving = CD_SQL(
     "SELECT b.user_id, b.expert_id, b.duration_minutes,"
-    " b.status = 'scheduled' AND b.cancel_refund_cents IS NULL,"
-    " " BOOKING_MOVABLE("b", "e") ", " BOOKING_FULL_REFUND_HOURS("e") ","
+    " " BOOKING_SCHEDULED("b") ", " BOOKING_MOVABLE("b", "e") ", " BOOKING_FULL_REFUND_HOURS("e") ","
     " DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i:%s')"
     " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
 static const cd_col moving_cols[] = {
@@ -482,7 +481,7 @@ static const cd_col moving_cols[] = {
 /* The guard of the move is this row: a cancel deciding first stops it. */
 static cd_sql q_move = CD_SQL(
     "UPDATE bookings SET start_time = ?, end_time = ?"
-    " WHERE id = ? AND status = 'scheduled' AND cancel_refund_cents IS NULL");
+    " WHERE id = ? AND " BOOKING_SCHEDULED("bookings"));
 
 cd_err
 bstore_moving(cd_arena *a, long long booking_id, booking_moving *m,

@@ -4,6 +4,7 @@
  */
 #include "checkout_store.h"
 #include "db.h"
+#include "products.h"
 
 static cd_sql q_product = CD_SQL(
     "SELECT unit_amount_cents, currency, name, description FROM products"
@@ -53,12 +54,12 @@ static cd_sql q_replace_customer = CD_SQL(
     "UPDATE users SET stripe_customer_id = ? WHERE id = ? AND stripe_customer_id = ?");
 
 static cd_sql q_subscription = CD_SQL(
-    "SELECT id, stripe_subscription_id, stripe_nonce, status, cancel_at_period_end"
-    " FROM subscriptions WHERE id = ? AND user_id = ?");
+    "SELECT id, stripe_subscription_id, stripe_nonce, status IN " SUBSCRIPTION_LIVE ","
+    " cancel_at_period_end FROM subscriptions WHERE id = ? AND user_id = ?");
 static const cd_col subscription_cols[] = {
 	DB_INT(subscription_row, id),
 	DB_TEXT(subscription_row, stripe_subscription_id),
-	DB_TEXT(subscription_row, nonce), DB_TEXT(subscription_row, status),
+	DB_TEXT(subscription_row, nonce), DB_INT(subscription_row, live),
 	DB_INT(subscription_row, cancel_at_period_end),
 };
 static cd_sql q_subscription_view = CD_SQL(

@@ -68,7 +68,8 @@ cd_err	 cstore_replace_customer(long long user_id, const char *gone,
 /* The user's subscription as cancelling decides on it. */
 typedef struct subscription_row {
 	long long	 id;
-	const char	*stripe_subscription_id, *nonce, *status;
+	const char	*stripe_subscription_id, *nonce;
+	long long	 live;		/* status IN SUBSCRIPTION_LIVE */
 	long long	 cancel_at_period_end;
 } subscription_row;
 cd_err	 cstore_subscription_of(cd_arena *, long long id, long long user_id,

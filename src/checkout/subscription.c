@@ -100,9 +100,7 @@ change(cd_req *r, bool cancel)
 	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "subscription_not_found",
 		    "You have no such subscription.");
-	/* A renewal whose payment failed (past_due) has not ended the plan. */
-	if (strcmp(local.status, "active") != 0 &&
-	    strcmp(local.status, "past_due") != 0)
+	if (!local.live)	/* the plans Billing offers to cancel or keep */
 		return req_fail(r, CD_CONFLICT, "subscription_not_active",
 		    "This subscription has already ended.");
 	if ((local.cancel_at_period_end != 0) == cancel)

@@ -476,13 +476,16 @@ moved_notice(cd_req *r, json_t *d)
 	json_t *b;
 	size_t i;
 
+	if (id <= 0)
+		return;
 	json_array_foreach(json_object_get(d, "bookings"), i, b) {
-		if (id <= 0 || json_integer_value(json_object_get(b, "id")) != id)
+		if (json_integer_value(json_object_get(b, "id")) != id)
 			continue;
 		name = json_string_value(json_object_get(b, "expert_name"));
 		json_object_set_new(d, "notice", json_string(arena_printf(r->arena,
 		    "Moved: your session with %s is at its new time below.",
 		    name != NULL ? name : "your expert")));
+		return;
 	}
 }
 

@@ -6,6 +6,7 @@
 #include "booking_pay.h"
 #include "db.h"
 #include "pages_store.h"
+#include "products.h"
 
 /* Dates for people: the session runs in UTC, so the pages say so. */
 #define HUMAN_TIME "'%Y-%m-%d %H:%i UTC'"
@@ -146,7 +147,7 @@ static cd_sql q_subscription = CD_SQL(
     "DATE_FORMAT(s.current_period_end, " HUMAN_TIME ") AS period_end, "
     "p.name, p.monthly_credits FROM subscriptions s "
     "JOIN subscription_plans p ON p.id = s.plan_id "
-    "WHERE s.user_id = ? AND s.status IN ('active', 'trialing', 'past_due') "
+    "WHERE s.user_id = ? AND s.status IN " SUBSCRIPTION_LIVE " "
     "ORDER BY s.id DESC LIMIT 1");
 /* Paid consultations no mechanic has yet, oldest first (queue and admin). */
 static cd_sql q_waiting = CD_SQL(

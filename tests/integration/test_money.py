@@ -705,6 +705,20 @@ class SubscriptionLifecycleTests(CreditsCase):
         wait_until(lambda: self.row(sub)["status"] == "active", 20, message="active again")
         self.assertIn("<p data-sub-status>Active: renews on", u.get("/settings/billing").text)
 
+    def test_a_trialing_plan_can_be_cancelled_as_billing_offers(self):
+        # Billing shows a trialing plan with its Cancel button; the API takes
+        # the same statuses (SUBSCRIPTION_LIVE), not active and past_due alone
+        u = self.user()
+        _, sub = self.settled(u)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        db_exec("UPDATE subscriptions SET status = 'trialing' WHERE id = %s", local)
+        self.assertIn('data-action="cancel-subscription"', u.get("/settings/billing").text)
+        r = u.post(f"/api/subscriptions/{local}/cancel", {})
+        self.assertStatus(r, 200, "cancel while trialing")
+        self.assertIs(r.json["cancelAtPeriodEnd"], True)
+        self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], True)
+        self.assertEqual(self.row(sub)["cancel_at_period_end"], 1)
+
     def test_concurrent_cancels_and_resumes_end_where_stripe_is(self):
         """Two tabs clicking at once: 8 cancels and 8 resumes in parallel
         reach Stripe in any order; once Stripe's news of each is handled,
