@@ -577,6 +577,21 @@ def t_refunds(rcv):
     check("charge.dispute.created delivered",
           wait_for(lambda: rcv.events("charge.dispute.created")))
     check("dispute retrieve", api("GET", f"/v1/disputes/{r.json['id']}").json["amount"] == 500)
+    dp = r.json["id"]
+    r = emu("POST", f"/_emu/disputes/{dp}/close", {"status": "warning_closed"})
+    check("a chargeback does not close as an inquiry", r.status == 400, r.text)
+    q = emu("POST", f"/_emu/charges/{ch['id']}/dispute", {"amount": 100, "inquiry": True})
+    check("inquiry control", q.status == 200 and q.json["status"] == "warning_needs_response",
+          q.text)
+    r = emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "won"})
+    check("an inquiry is not won", r.status == 400, r.text)
+    r = emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "warning_closed"})
+    check("inquiry closed", r.status == 200 and r.json["status"] == "warning_closed", r.text)
+    r = emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "warning_closed"})
+    check("a closed inquiry stays closed", r.status == 400, r.text)
+    r = emu("POST", f"/_emu/disputes/{dp}/close", {"status": "prevented"})
+    check("a chargeback can be prevented", r.status == 200 and r.json["status"] == "prevented",
+          r.text)
 
 
 def t_subscription(rcv):

@@ -1480,7 +1480,12 @@ class Connect(Resource):
 
 
 class Disputes(Resource):
-    def open(self, ctx, ch, amount):
+    # Where each opening status may close: an inquiry (warning_needs_response)
+    # is closed without a chargeback; a chargeback is won, lost or prevented.
+    CLOSES = {"warning_needs_response": ("warning_closed",),
+              "needs_response": ("won", "lost", "prevented")}
+
+    def open(self, ctx, ch, amount, inquiry=False):
         if ch["status"] != "succeeded":
             raise StripeError(400, f"Charge {ch['id']} did not succeed; it cannot be disputed.")
         if amount is None:
@@ -1497,7 +1502,7 @@ class Disputes(Resource):
                                  "past_due": False, "submission_count": 0},
             "is_charge_refundable": False, "livemode": False, "metadata": {},
             "payment_intent": ch["payment_intent"], "reason": "fraudulent",
-            "status": "needs_response",
+            "status": "warning_needs_response" if inquiry else "needs_response",
         })
         ch["disputed"] = True
         self.s.emit(ctx, "charge.dispute.created", dp)
@@ -1507,10 +1512,11 @@ class Disputes(Resource):
         return self.s.get("dispute", id, "dispute")
 
     def close(self, ctx, dp, outcome):
-        if outcome not in ("won", "lost"):
-            raise StripeError(400, 'status must be "won" or "lost"', param="status")
-        if dp["status"] in ("won", "lost"):
+        if dp["status"] not in self.CLOSES:
             raise StripeError(400, f"Dispute {dp['id']} is already {dp['status']}.")
+        if outcome not in self.CLOSES[dp["status"]]:
+            raise StripeError(400, "status must be one of " + ", ".join(
+                self.CLOSES[dp["status"]]) + " for this dispute", param="status")
         dp["status"] = outcome
         self.s.emit(ctx, "charge.dispute.closed", dp)
         return dp
@@ -1833,7 +1839,8 @@ class Controls(Resource):
     def dispute(self, data, id):
         with self.s.lock:
             ch = self.s.get("charge", id, "charge")
-            return self.emu.disputes.open(CONTROL, ch, data.get("amount"))
+            return self.emu.disputes.open(CONTROL, ch, data.get("amount"),
+                                          data.get("inquiry") is True)
 
     def onboard(self, data, id):
         with self.s.lock:

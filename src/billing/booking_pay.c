@@ -24,7 +24,8 @@
     " p.status, b.user_id, b.expert_id, b.status, b.price_cents," \
     " b.platform_fee_cents, b.payout_cents, b.refunded_cents," \
     " b.payout_refunded_cents, b.destination_account, b.stripe_transfer_id," \
-    " b.stripe_nonce FROM payments p JOIN bookings b ON b.id = p.booking_id"
+    " b.stripe_nonce, b.cancel_refund_cents IS NOT NULL" \
+    " FROM payments p JOIN bookings b ON b.id = p.booking_id"
 static cd_sql q_by_intent = CD_SQL(
     PAYMENT_COLS " WHERE p.stripe_payment_intent_id = ?");
 static cd_sql q_by_booking = CD_SQL(PAYMENT_COLS " WHERE p.booking_id = ?");
@@ -41,6 +42,7 @@ static const cd_col payment_cols[] = {
 	DB_INT(booking_payment, payout_refunded_cents),
 	DB_TEXT(booking_payment, destination_account),
 	DB_TEXT(booking_payment, transfer_id), DB_TEXT(booking_payment, nonce),
+	DB_INT(booking_payment, cancel_decided),
 };
 static cd_sql q_guard_expert = CD_SQL(
     "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ?");
@@ -265,7 +267,8 @@ booking_payment_succeeded(const json_t *pi)
  * After the transition: a payment that succeeded for a booking that does
  * not hold its time is refunded.  Decided from the state, not from who won
  * the transition, so that a caller that died between the two steps is made
- * good by the next one.
+ * good by the next one.  A booking whose cancel decided its refund is the
+ * cancel's: the policy's amount (perhaps 0), never the whole price here.
  */
 static cd_err
 refund_unheld(const json_t *pi, cd_arena *a)
@@ -280,7 +283,7 @@ refund_unheld(const json_t *pi, cd_arena *a)
 		return err;
 	bs = now.booking_status;
 	if (strcmp(bs, "scheduled") == 0 || strcmp(bs, "completed") == 0 ||
-	    strcmp(now.payment_status, "succeeded") != 0)
+	    now.cancel_decided || strcmp(now.payment_status, "succeeded") != 0)
 		return CD_OK;
 	log_warn("booking %lld is %s but its payment succeeded: refunding",
 	    now.booking_id, bs);

@@ -135,6 +135,7 @@ typedef struct booking_payment {
 	const char	*destination_account;	/* a destination charge's, or NULL */
 	const char	*transfer_id;		/* its transfer once paid, or NULL */
 	const char	*nonce;			/* the booking's idempotency nonce */
+	long long	 cancel_decided;	/* a cancel fixed its refund (1/0) */
 } booking_payment;
 
 /*

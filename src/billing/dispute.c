@@ -31,6 +31,19 @@ static cd_sql q_step = CD_SQL(
     "INSERT INTO dispute_steps (stripe_dispute_id, step, product, units, units_lost)"
     " VALUES (?, ?, ?, ?, ?)");
 
+/*
+ * Stripe's final statuses: lost takes the payment back; won, an inquiry
+ * closed without a chargeback (warning_closed) and a prevented dispute leave
+ * it with us, so what the dispute froze is released.
+ */
+static bool
+kept(const char *status)
+{
+	return strcmp(status, "won") == 0 ||
+	    strcmp(status, "warning_closed") == 0 ||
+	    strcmp(status, "prevented") == 0;
+}
+
 struct disputed {
 	const json_t		*d;
 	const json_t		*charge;	/* the disputed one, or NULL */
@@ -137,6 +150,7 @@ closed_tx(void *arg)
 {
 	struct disputed *x = arg;
 	const char *status = jstr(x->d, "status");
+	bool keep = kept(status);
 	unsigned long long n;
 	long long frozen;
 	cd_err err;
@@ -145,18 +159,17 @@ closed_tx(void *arg)
 	    n == 0)
 		return err;
 	if ((err = audit_write("DISPUTE_CLOSED", "charge", jstr(x->d, "charge"), 0,
-	    x->d, strcmp(status, "lost") == 0 ? "critical" : "info")) != CD_OK)
+	    x->d, keep ? "info" : "critical")) != CD_OK)
 		return err;
+	/* A booking's dispute_status says only whether the money was kept. */
 	if (x->is_booking)
-		return booking_step(x, status, strcmp(status, "won") == 0 ?
-		    "release" : "reverse");
+		return booking_step(x, keep ? "won" : "lost", keep ? "release" :
+		    "reverse");
 	if (x->product == NULL)
 		return err;
 	if ((err = db_fetch_int(&q_row, &frozen, "s", jstr(x->d, "id"))) != CD_OK)
 		return err;
-	if (strcmp(status, "won") == 0)
-		return won(x, frozen);
-	return lost(x, frozen);
+	return keep ? won(x, frozen) : lost(x, frozen);
 }
 
 /*
@@ -212,8 +225,8 @@ dispute_closed(const json_t *d, const json_t *charge)
 	cd_arena *a;
 	cd_err err;
 
-	if (strcmp(status, "won") != 0 && strcmp(status, "lost") != 0)
-		return CD_OK;	/* not closed (yet), or warning_closed */
+	if (!kept(status) && strcmp(status, "lost") != 0)
+		return CD_OK;	/* not closed yet */
 	a = arena_new();
 	if ((err = purchase_of(&x, a)) == CD_OK &&
 	    (err = db_tx(opened_tx, &x)) == CD_OK)

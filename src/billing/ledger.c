@@ -87,24 +87,40 @@ ledger_spendable(long long balance, long long frozen)
 }
 
 cd_err
+ledger_spendable_for_update(long long user_id, long long *spendable,
+    long long *frozen)
+{
+	long long balance;
+	cd_balance user;
+	cd_err err;
+
+	*spendable = *frozen = 0;
+	if ((err = ledger_balance_for_update(user_id, &balance)) != CD_OK ||
+	    (err = ledger_balance(user_id, &user)) != CD_OK)
+		return err;
+	*spendable = ledger_spendable(balance, user.frozen);
+	*frozen = user.frozen;
+	return CD_OK;
+}
+
+cd_err
 ledger_dispute_freeze(long long user_id, bool release, long long left,
     long long units, const char *ref_key, const char *ref,
     const char *payment_intent_id, long long *moved)
 {
-	long long balance;
-	cd_balance user;
+	long long spendable, frozen;
 	json_t *meta;
 	cd_entry e;
 	cd_err err;
 
 	*moved = 0;
-	if ((err = ledger_balance_for_update(user_id, &balance)) != CD_OK ||
-	    (err = ledger_balance(user_id, &user)) != CD_OK)
+	if ((err = ledger_spendable_for_update(user_id, &spendable, &frozen)) !=
+	    CD_OK)
 		return err;
-	if (!release) {
-		balance = ledger_spendable(balance, user.frozen);
-		units = left < balance ? left : balance;
-	}
+	if (!release)
+		units = left < spendable ? left : spendable;
+	else if (units > frozen)
+		units = frozen;
 	if (units <= 0)
 		return CD_OK;
 	if ((err = ledger_freeze(user_id, release ? -units : units)) != CD_OK)

@@ -64,6 +64,13 @@ typedef struct cd_ledger_row {
 
 cd_err	 ledger_balance(long long user_id, cd_balance *out);
 /*
+ * What the user may spend now (ledger_spendable) and what open disputes
+ * hold frozen, the row locked as by ledger_balance_for_update.  A refund
+ * takes back no more than is spendable: frozen tokens are a dispute's.
+ */
+cd_err	 ledger_spendable_for_update(long long user_id, long long *spendable,
+	    long long *frozen);
+/*
  * Moves delta tokens into the frozen part of the balance (negative: out of
  * it; never below zero).  Call inside a db_tx, after
  * ledger_balance_for_update.
@@ -72,7 +79,8 @@ cd_err	 ledger_freeze(long long user_id, long long delta);
 /*
  * A dispute's step on a payment's credits, with the zero-delta ledger row
  * that records it: freezes what is still spendable of the left tokens the
- * payment granted and still stands, or with release unfreezes units.  The
+ * payment granted and still stands, or with release unfreezes units (no
+ * more than is frozen).  The
  * row's metadata names the payment ({ref_key: ref, paymentIntentId}) and
  * the frozenDelta.  *moved = the tokens moved.  Call inside a db_tx.
  */

@@ -97,7 +97,7 @@ grant(const cd_checkout *ck, bool *granted)
 static cd_err
 reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 {
-	long long target, delta, balance;
+	long long target, delta, spendable, frozen;
 	struct applied p;
 	json_t *meta;
 	bool found;
@@ -112,10 +112,14 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	delta = target - p.refunded;
 	if (delta <= 0)
 		return CD_OK;
-	if ((err = ledger_balance_for_update(ck->user_id, &balance)) != CD_OK)
+	if ((err = ledger_spendable_for_update(ck->user_id, &spendable,
+	    &frozen)) != CD_OK)
 		return err;
-	/* Only what was taken back counts as refunded; spent credits stay spent. */
-	*units = delta < balance ? delta : balance;
+	/*
+	 * Only what was taken back counts as refunded; spent credits stay spent
+	 * and frozen ones stay a dispute's.
+	 */
+	*units = delta < spendable ? delta : spendable;
 	if (*units == 0)
 		return CD_OK;
 	if ((err = db_exec(&q_refunded, NULL, "is", *units,

@@ -422,7 +422,7 @@ lock_allocation(const char *invoice_id, cd_arena *a, struct invoice_credits *al,
 
 /*
  * Takes back the allocation's share for refunded of paid cents, never more
- * than the user holds; *units = taken.  Inside the caller's transaction,
+ * than the user may spend (frozen tokens are a dispute's); *units = taken.  Inside the caller's transaction,
  * after lock_allocation.
  */
 static cd_err
@@ -430,7 +430,7 @@ take_back(const char *invoice_id, const struct invoice_credits *al,
     long long refunded, long long paid, cd_arena *a, long long *units)
 {
 	long long delta = reverse_target(al->credits, refunded, paid) - al->reversed,
-	    balance;
+	    spendable, frozen;
 	json_t *meta;
 	cd_entry e;
 	cd_err err;
@@ -438,9 +438,10 @@ take_back(const char *invoice_id, const struct invoice_credits *al,
 	*units = 0;
 	if (delta <= 0)
 		return CD_OK;
-	if ((err = ledger_balance_for_update(al->user_id, &balance)) != CD_OK)
+	if ((err = ledger_spendable_for_update(al->user_id, &spendable,
+	    &frozen)) != CD_OK)
 		return err;
-	*units = delta < balance ? delta : balance;
+	*units = delta < spendable ? delta : spendable;
 	if (*units <= 0)
 		return CD_OK;
 	meta = arena_json(a, json_pack("{s:s,s:s?,s:I}", "stripeInvoiceId",

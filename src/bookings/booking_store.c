@@ -112,9 +112,12 @@ static const cd_col state_cols[] = {
 	DB_TEXT(booking_state, payment_intent), DB_TEXT(booking_state, nonce),
 	DB_INT(booking_state, holds),
 };
+/* Not once a cancel has decided its refund: that refund is still owed. */
 static cd_sql q_complete = CD_SQL(
-    "UPDATE bookings SET status = 'completed' WHERE id = ? AND status = 'scheduled'"
-    " AND start_time <= UTC_TIMESTAMP()");
+    "UPDATE bookings b SET b.status = 'completed' WHERE b.id = ?"
+    " AND " BOOKING_SCHEDULED("b") " AND b.start_time <= UTC_TIMESTAMP()");
+static cd_sql q_cancelling = CD_SQL(
+    "SELECT cancel_refund_cents IS NOT NULL FROM bookings WHERE id = ?");
 
 /* Cancelling. */
 /*
@@ -376,13 +379,17 @@ bstore_bookings_json(long long user_id, json_t **rows)
 }
 
 cd_err
-bstore_complete(long long booking_id, bool *done)
+bstore_complete(long long booking_id, bool *done, bool *cancelling)
 {
 	unsigned long long n = 0;
+	long long c = 0;
 	cd_err err;
 
 	err = db_exec(&q_complete, &n, "i", booking_id);
 	*done = n > 0;
+	if (err == CD_OK && !*done)
+		err = db_fetch_int(&q_cancelling, &c, "i", booking_id);
+	*cancelling = c != 0;
 	return err;
 }
 

@@ -104,8 +104,11 @@ cd_err	 bstore_moving(cd_arena *, long long booking_id, booking_moving *,
 /* A movable booking to [start, end); *moved false if it no longer is. */
 cd_err	 bstore_move(long long booking_id, const char *start, const char *end,
 	    bool *moved);
-/* scheduled -> completed once it has started; *done: this call did it. */
-cd_err	 bstore_complete(long long booking_id, bool *done);
+/*
+ * scheduled -> completed once it has started and unless a cancel decided
+ * its refund (*cancelling); *done: this call did it.
+ */
+cd_err	 bstore_complete(long long booking_id, bool *done, bool *cancelling);
 /* The cancellation's refund as decided, read back under the row's lock. */
 typedef struct booking_decision {
 	long long	 scheduled;	/* still scheduled */

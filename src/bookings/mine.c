@@ -75,6 +75,7 @@ struct completion {
 	long long	 id;
 	bool		 done;		/* this request completed it */
 	bool		 early;		/* scheduled, but it has not started */
+	bool		 cancelling;	/* a cancel has decided its refund */
 };
 
 static cd_err
@@ -84,10 +85,11 @@ complete_tx(void *arg)
 	bool done;
 	cd_err err;
 
-	if ((err = bstore_complete(c->id, &done)) != CD_OK)
+	if ((err = bstore_complete(c->id, &done, &c->cancelling)) != CD_OK)
 		return err;
 	if (!done) {
-		c->early = true;	/* loaded as scheduled, so not started yet */
+		/* loaded as scheduled: so being cancelled, or not started yet */
+		c->early = !c->cancelling;
 		return CD_OK;
 	}
 	c->done = true;
@@ -103,7 +105,7 @@ complete_tx(void *arg)
 cd_err
 booking_complete(cd_req *r)
 {
-	struct completion c = { r, r->ids[0], false, false };
+	struct completion c = { r, r->ids[0], false, false, false };
 	booking_state st;
 	json_t *booking;
 	bool found;
@@ -121,6 +123,9 @@ booking_complete(cd_req *r)
 	if (strcmp(st.status, "scheduled") == 0 &&
 	    (err = db_tx(complete_tx, &c)) != CD_OK)
 		return err;
+	if (c.cancelling)
+		return req_fail(r, CD_CONFLICT, "booking_cancelled",
+		    "The customer has cancelled this booking; it cannot be marked completed.");
 	/* An expert is owed a payout only for a session that has happened. */
 	if (c.early)
 		return req_fail(r, CD_CONFLICT, "booking_not_started",

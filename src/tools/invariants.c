@@ -182,15 +182,16 @@ static cd_sql q_booking_refund = CD_SQL(
 /*
  * Every succeeded booking PaymentIntent has exactly one booking that holds
  * it: its one payments row (UNIQUE) names the booking whose PaymentIntent
- * it is; a payment that succeeded holds a scheduled or completed booking;
- * and a PaymentIntent whose payment_intent.succeeded was processed has a
+ * it is; a payment that succeeded holds a scheduled or completed booking,
+ * or one its customer cancelled when the policy refunded nothing; and a PaymentIntent whose payment_intent.succeeded was processed has a
  * payment recorded as paid (refunded later or not).
  */
 static cd_sql q_booking_paid = CD_SQL(
     "SELECT p.booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
     " b.status AS booking_status, b.payment_intent_id AS booking_payment_intent"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id"
-    " WHERE (p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed'))"
+    " WHERE (p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed')"
+    "   AND NOT (b.status = 'cancelled_by_user' AND b.cancel_refund_cents <=> 0))"
     "  OR (p.status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM stripe_events e"
     "   WHERE e.object_id = p.stripe_payment_intent_id"
     "   AND e.type = 'payment_intent.succeeded' AND e.processed_at IS NOT NULL))"
@@ -261,7 +262,8 @@ static cd_sql q_stripe_fulfilled_unpaid = CD_SQL(
 /*
  * Every succeeded booking PaymentIntent in Stripe's list has exactly one
  * local payment, recorded as paid (refunded later or not), and while it
- * stands its booking is scheduled or completed.
+ * stands its booking is scheduled or completed (or cancelled with no refund
+ * by the policy).
  */
 static cd_sql q_stripe_booking_unpaid = CD_SQL(
     "SELECT i.id AS payment_intent, i.booking_id, COUNT(p.id) AS payment_rows,"
@@ -272,7 +274,8 @@ static cd_sql q_stripe_booking_unpaid = CD_SQL(
     " GROUP BY i.id, i.booking_id"
     " HAVING COUNT(p.id) <> 1"
     "  OR MIN(p.status) NOT IN ('succeeded', 'refunded', 'partially_refunded')"
-    "  OR (MIN(p.status) = 'succeeded' AND MIN(b.status) NOT IN ('scheduled', 'completed'))"
+    "  OR (MIN(p.status) = 'succeeded' AND MIN(b.status) NOT IN ('scheduled', 'completed')"
+    "   AND MIN(b.status = 'cancelled_by_user' AND b.cancel_refund_cents <=> 0) = 0)"
     " ORDER BY i.id" LIMIT);
 
 /* Every refund Stripe lists of a booking payment has exactly one refunds row. */
@@ -332,7 +335,8 @@ const cd_invariant invariants[] = {
 	    " one refund row",
 	    &q_booking_refund, false, NULL, false, NULL, false },
 	{ "booking_paid", "a succeeded booking PaymentIntent: one paid payment of the booking"
-	    " that names it, held by a scheduled or completed booking",
+	    " that names it, held by a scheduled or completed booking (or one cancelled"
+	    " with no refund by the policy)",
 	    &q_booking_paid, false, NULL, false, NULL, false },
 	{ "dispute_hold", "what is frozen (credits, hours, a Voice credit's minutes) ="
 	    " what open disputes hold", &q_dispute_hold, false, NULL, false, NULL, false },

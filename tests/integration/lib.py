@@ -598,6 +598,17 @@ def stripe_session(session_id):
     return r.json
 
 
+def refund_processed(payment_intent):
+    """Refunds the PaymentIntent in full at Stripe and waits until its
+    charge.refunded is processed; returns that event's id."""
+    r = stripe_api("POST", "/v1/refunds", {"payment_intent": payment_intent})
+    check_status(r, 200, "refund")
+    ev = wait_until(lambda: events_about(r.json["charge"], "charge.refunded"), 10,
+                    message="charge.refunded event")
+    wait_until(lambda: event_processed(ev[0]["id"]), 20, message="refund processed")
+    return ev[0]["id"]
+
+
 def list_events(event_type=None, pages=5):
     """Emulator events, newest first (up to pages*100)."""
     out, after = [], None

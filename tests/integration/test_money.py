@@ -15,12 +15,12 @@ from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
-from .lib import (audit_count, emu_slow, emu_state, parallel, promote, register, reset_webhooks,
-                  statements_during, stripe_api)
+from .lib import (audit_count, emu_slow, emu_state, parallel, promote, refund_processed,
+                  register, reset_webhooks, statements_during, stripe_api)
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
                   start_live_help, stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
-                            new_expert, payment_row, refund_rows, started, status_is)
+                            emu_fail, new_expert, payment_row, refund_rows, started, status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
                                  session_row, usage_rows)
 
@@ -453,6 +453,51 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual(refund_rows(bid), [])
         self.assertEqual(emu_state()["refunds"], before)
         self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 0)
+
+    def test_a_cancel_that_refunds_nothing_stays_unrefunded(self):
+        """An expert whose late refund is 0%: the cancel inside the window
+        refunds nothing, and asking for the payment again (confirm-payment,
+        a redelivered success) does not turn it into a full refund."""
+        adm, a = admin(), register()
+        eid = new_expert(150)                      # 30 min: 4500, fee 450, payout 4050
+        db_exec("UPDATE experts SET cancel_late_refund_bps = 0 WHERE id = %s", eid)
+        bid, pi = self.paid_at(a, eid, 10)
+        self.assertEqual(self.quote(a, bid)["refundCents"], 0)
+        before = emu_state()["refunds"]
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel")
+        self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
+                         ("cancelled_by_user", "succeeded"))
+        for _ in range(2):
+            self.assertStatus(a.post(f"/api/bookings/{bid}/confirm-payment", {}), 200)
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 0, 0, 0, 0))
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+        self.assertEqual(refund_rows(bid), [])
+        self.assertEqual(emu_state()["refunds"], before)
+        # the expert keeps the whole payout of a cancel the policy did not refund
+        self.assertEqual(self.owed(adm, eid), [(4050, [bid])])
+
+    def test_a_booking_being_cancelled_cannot_be_completed(self):
+        """The cancel decided 50% and Stripe failed the refund: after the
+        start the expert cannot complete the booking, and the customer's
+        retry still refunds the decided cents."""
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(150, user=expert_user)
+        bid, _ = self.paid_at(a, eid, 10)
+        emu_fail(count=3, status=500, path="/v1/refunds")
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertEqual(r.status, 502, r)
+        emu_fail(count=0, path="/v1/refunds")
+        self.assertEqual(self.money(bid), ("scheduled", 2250, 0, 0, 0))
+        started(bid)
+        self.assertError(expert_user.post(f"/api/bookings/{bid}/complete", {}), 409,
+                         "booking_cancelled")
+        self.assertEqual(booking_row(bid)["status"], "scheduled")
+        self.assertEqual(self.owed(adm, eid), [])
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel again")
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
+        self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
 
     def test_quote_is_the_owners_only(self):
         a, b = register(), register()
@@ -977,9 +1022,9 @@ def charge_of(session_id):
     return stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
 
 
-def dispute_charge(charge):
-    """A dispute of the charge, opened and processed; returns its id."""
-    dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute")["id"]
+def dispute_charge(charge, inquiry=False):
+    """A dispute of the charge (or an inquiry), opened and processed; returns its id."""
+    dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {"inquiry": inquiry})["id"]
     wait_until(lambda: db_row("SELECT id FROM disputes WHERE stripe_dispute_id = %s",
                               dp) is not None and all(
         event_processed(e["id"]) for e in events_about(dp)), 20, message="dispute opened")
@@ -1068,6 +1113,26 @@ class DisputeTests(VoiceCase):
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
         self.assertEqual(self.start(u).json["availableMinutes"], MINUTES - 5)
 
+    def test_an_inquiry_closed_without_a_chargeback_releases_what_it_froze(self):
+        """An inquiry (warning_needs_response) freezes like a dispute; closed
+        as warning_closed the money stays with us, so the hours come back."""
+        u = register()
+        sid = bought_live_help(u, 3)
+        dp = dispute_charge(charge_of(sid), inquiry=True)
+        self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 0)
+        close_dispute(dp, "warning_closed")
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 3, "hours_used": 0, "hours_frozen": 0})
+        self.assertEqual(db_row("SELECT status, units_frozen, units_reversed FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"status": "warning_closed", "units_frozen": 3, "units_reversed": 0})
+        self.assertEqual(dispute_steps(dp), [("freeze", "live_help", 3, 0),
+                                          ("release", "live_help", 3, 0)])
+        self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 3)
+        redeliver(dp)
+        self.assertEqual(len(dispute_steps(dp)), 2)
+
     def test_live_help_lost_takes_back_the_unused_hours(self):
         u = register()
         sid = bought_live_help(u, 3)
@@ -1144,6 +1209,19 @@ class BookingDisputeTests(BookingCase):
         self.assertStatus(r, 201, "payout after the dispute was won")
         self.assertEqual(r.json["payout"]["amountCents"], 2700)
 
+    def test_a_prevented_dispute_is_owed_again(self):
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(100, user=expert_user)
+        bid, pi = self.completed(a, expert_user, eid)
+        dp = dispute_intent(pi)
+        self.assertEqual(self.owed(adm, eid), [])
+        close_dispute(dp, "prevented")
+        self.assertEqual(booking_row(bid)["dispute_status"], "won")
+        self.assertEqual(payment_row(bid)["status"], "succeeded")
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0),
+                                          ("release", "booking", 2700, 0)])
+        self.assertEqual(self.owed(adm, eid), [(2700, [bid])])
+
     def test_lost_reverses_the_payment_like_a_full_refund(self):
         adm, a, expert_user = admin(), register(), register()
         eid = new_expert(100, user=expert_user)
@@ -1218,6 +1296,32 @@ class CreditDisputeTests(CreditsCase):
                          {"units_frozen": left, "units_reversed": left, "units_lost": 417_000})
         redeliver(dp)
         self.assertEqual(len(ledger(u.id)), 5)
+
+    def test_a_refund_leaves_another_disputes_frozen_credits_alone(self):
+        """Two packs, one spent; the other's dispute freezes what is left;
+        a refund of the spent pack takes nothing frozen, and the won
+        dispute releases all it froze."""
+        from .test_credits import buy_pack, consume, pack_tokens
+        u = self.user()
+        a = buy_pack(u, "boost-small")
+        c = buy_pack(u, "boost-small")
+        tokens = pack_tokens("boost-small")
+        consume(u.id, tokens)
+        dp = open_dispute(a)
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": tokens, "frozen": tokens})
+        refund_processed(stripe_session(c)["payment_intent"])
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": tokens, "frozen": tokens})
+        self.assertEqual(db_scalar("SELECT credits_refunded FROM boost_pack_purchases"
+                                   " WHERE stripe_session_id = %s", c), 0)
+        close_dispute(dp, "won")
+        self.assertEqual(db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s",
+                                u.id), {"balance": tokens, "frozen": 0})
+        self.assertEqual(dispute_steps(dp), [("freeze", "boost_pack", tokens, 0),
+                                          ("release", "boost_pack", tokens, 0)])
+        self.assertEqual([(t["credits_delta"], t["activity_type"]) for t in ledger(u.id)][-2:],
+                         [(0, "dispute_freeze"), (0, "dispute_release")])
 
 
 def completed_booking(customer, expert_user, eid, hours):
