@@ -7,6 +7,7 @@
 #ifndef CD_HOLDINGS_H
 #define CD_HOLDINGS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "error.h"
@@ -31,6 +32,13 @@ cd_err	 live_help_hours(long long user_id, cd_hours *out);
 cd_err	 live_help_hours_summed(long long user_id, cd_hours *out);
 /* Hours the user can still book: total - used - frozen. */
 long long live_help_left(const cd_hours *);
+/*
+ * A booked hour given back (its slot cancelled), inside the caller's
+ * transaction: back to the user's hours, or, if a refund of theirs could not
+ * take an hour back while it was booked (hours_owed), to that refund.
+ * *to_refund: it went to the refund.
+ */
+cd_err	 live_help_hour_back(long long user_id, bool *to_refund);
 
 /* Voice minutes the user can spend now: active, unexpired, not frozen. */
 cd_err	 voice_available(long long user_id, long long *minutes);

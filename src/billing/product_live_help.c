@@ -1,7 +1,8 @@
 /*
  * Live Help hours.  A paid session adds its hours to the buyer's running
  * total; a refund takes back the refunded share of those hours, but never
- * hours the buyer has already redeemed into slots.
+ * hours the buyer has already redeemed into slots: those are owed to the
+ * refund (hours_owed) and taken when their slot is cancelled.
  */
 #include <stdio.h>
 
@@ -16,13 +17,22 @@ static cd_sql q_add_total = CD_SQL(
     "INSERT INTO user_live_help_totals (user_id, hours_total) VALUES (?, ?)"
     " ON DUPLICATE KEY UPDATE hours_total = hours_total + VALUES(hours_total)");
 static cd_sql q_lock = CD_SQL(
-    "SELECT p.hours, p.hours_refunded, t.hours_total, t.hours_used, t.hours_frozen"
+    "SELECT p.hours, p.hours_refunded, p.hours_owed, t.hours_total, t.hours_used,"
+    " t.hours_frozen"
     " FROM live_help_purchases p"
     " JOIN user_live_help_totals t ON t.user_id = p.user_id"
     " WHERE p.stripe_session_id = ? FOR UPDATE");
 static cd_sql q_refunded = CD_SQL(
-    "UPDATE live_help_purchases SET hours_refunded = hours_refunded + ?"
-    " WHERE stripe_session_id = ?");
+    "UPDATE live_help_purchases SET hours_refunded = hours_refunded + ?,"
+    " hours_owed = hours_owed + ? WHERE stripe_session_id = ?");
+/* One owed hour of the user's (oldest purchase first) taken by its refund. */
+static cd_sql q_owed_taken = CD_SQL(
+    "UPDATE live_help_purchases SET hours_owed = hours_owed - 1,"
+    " hours_refunded = hours_refunded + 1"
+    " WHERE user_id = ? AND hours_owed > 0 ORDER BY id LIMIT 1");
+static cd_sql q_hour_back = CD_SQL(
+    "UPDATE user_live_help_totals SET hours_used = hours_used - 1,"
+    " hours_total = hours_total - ? WHERE user_id = ? AND hours_used > 0");
 static cd_sql q_take = CD_SQL(
     "UPDATE user_live_help_totals SET hours_total = hours_total - ? WHERE user_id = ?");
 
@@ -44,12 +54,12 @@ grant(const cd_checkout *ck, bool *granted)
 
 /* A purchase with its buyer's totals, locked (q_lock). */
 struct held {
-	long long	 hours, refunded, total, used, frozen;
+	long long	 hours, refunded, owed, total, used, frozen;
 };
 static const cd_col held_cols[] = {
 	DB_INT(struct held, hours), DB_INT(struct held, refunded),
-	DB_INT(struct held, total), DB_INT(struct held, used),
-	DB_INT(struct held, frozen),
+	DB_INT(struct held, owed), DB_INT(struct held, total),
+	DB_INT(struct held, used), DB_INT(struct held, frozen),
 };
 
 static cd_err
@@ -72,16 +82,17 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 		return err;
 	target = refunded_cents >= ck->amount_cents ? h.hours :
 	    h.hours * refunded_cents / ck->amount_cents;
-	delta = target - h.refunded;
+	delta = target - h.refunded - h.owed;
 	unused = h.total - h.used - h.frozen;
 	if (delta <= 0)
 		return CD_OK;
-	/* Only what was taken back counts as refunded; used hours stay used. */
-	*units = delta < unused ? delta : unused;
-	if (*units == 0)
-		return CD_OK;
-	if ((err = db_exec(&q_refunded, NULL, "is", *units,
-	    ck->stripe_session_id)) != CD_OK)
+	/*
+	 * Only what was taken back counts as refunded; booked hours stay
+	 * booked, owed to the refund until their slot is cancelled.
+	 */
+	*units = delta < unused ? delta : unused > 0 ? unused : 0;
+	if ((err = db_exec(&q_refunded, NULL, "iis", *units, delta - *units,
+	    ck->stripe_session_id)) != CD_OK || *units == 0)
 		return err;
 	return db_exec(&q_take, NULL, "ii", *units, ck->user_id);
 }
@@ -99,7 +110,7 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	if ((err = lock_purchase(ck, &h, &found)) != CD_OK || !found)
 		return err;
 	*granted = h.hours;
-	left = h.hours - h.refunded;
+	left = h.hours - h.refunded - h.owed;
 	unused = h.total - h.used - h.frozen;
 	if (!release)
 		units = left < unused ? left : unused;
@@ -151,6 +162,19 @@ long long
 live_help_left(const cd_hours *h)
 {
 	return h->total - h->used - h->frozen;
+}
+
+cd_err
+live_help_hour_back(long long user_id, bool *to_refund)
+{
+	unsigned long long owed = 0;
+	cd_err err;
+
+	*to_refund = false;
+	if ((err = db_exec(&q_owed_taken, &owed, "i", user_id)) != CD_OK)
+		return err;
+	*to_refund = owed > 0;
+	return db_exec(&q_hour_back, NULL, "ii", (long long)owed, user_id);
 }
 
 const cd_product product_live_help = { "live_help", grant, reverse, NULL, NULL,

@@ -9,6 +9,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "holdings.h"
 #include "slots.h"
 
 static cd_sql q_take_seat = CD_SQL(
@@ -31,9 +32,6 @@ static cd_sql q_redeemed = CD_SQL(
     "SELECT COUNT(*) FROM live_help_redemptions WHERE user_id = ? AND slot_id = ?");
 static cd_sql q_give_seat = CD_SQL(
     "UPDATE live_help_slots SET booked = booked - 1 WHERE id = ? AND booked > 0");
-static cd_sql q_give_hour = CD_SQL(
-    "UPDATE user_live_help_totals SET hours_used = hours_used - 1"
-    " WHERE user_id = ? AND hours_used > 0");
 
 struct seat {
 	long long	 user_id, slot_id;
@@ -98,6 +96,7 @@ cancel_tx(void *arg)
 	struct seat *s = arg;
 	unsigned long long n;
 	long long booked;
+	bool to_refund;
 	cd_err err;
 
 	s->res = SLOT_DONE;
@@ -111,12 +110,14 @@ cancel_tx(void *arg)
 		    refuse(s, SLOT_TOO_LATE, CD_CONFLICT);
 	}
 	if ((err = db_exec(&q_give_seat, &n, "i", s->slot_id)) != CD_OK ||
-	    (err = db_exec(&q_give_hour, &n, "i", s->user_id)) != CD_OK)
+	    (err = live_help_hour_back(s->user_id, &to_refund)) != CD_OK)
 		return err;
+	/* An hour a refund was owed goes to it, not back to the user. */
 	return audit_write("LIVE_HELP_CANCELLED", "live_help_slot",
 	    arena_printf(s->arena, "%lld", s->slot_id), s->user_id,
-	    arena_json(s->arena, json_pack("{s:I,s:i}", "slotId",
-	    (json_int_t)s->slot_id, "hoursReturned", 1)), "info");
+	    arena_json(s->arena, json_pack("{s:I,s:i,s:i}", "slotId",
+	    (json_int_t)s->slot_id, "hoursReturned", to_refund ? 0 : 1,
+	    "hoursRefunded", to_refund ? 1 : 0)), "info");
 }
 
 /* Runs fn; a refusal is CD_OK with its result, anything else goes up. */

@@ -22,20 +22,23 @@ static const cd_col pack_cols[] = {
 	DB_TEXT(pack_row, currency),
 };
 static cd_sql q_plan = CD_SQL(
-    "SELECT id, name, monthly_credits, price_cents, currency FROM subscription_plans"
-    " WHERE id = ? AND active = 1");
+    "SELECT id, name, monthly_credits, price_cents, currency,"
+    " EXISTS (SELECT 1 FROM subscriptions WHERE user_id = ?"
+    "  AND status IN " SUBSCRIPTION_LIVE ")"
+    " FROM subscription_plans WHERE id = ? AND active = 1");
 static const cd_col plan_cols[] = {
 	DB_TEXT(plan_row, id), DB_TEXT(plan_row, name),
 	DB_INT(plan_row, monthly_credits), DB_INT(plan_row, price_cents),
-	DB_TEXT(plan_row, currency),
+	DB_TEXT(plan_row, currency), DB_INT(plan_row, subscribed),
 };
 
 static cd_sql q_by_ref = CD_SQL(
-    "SELECT stripe_session_id, product, url, client_secret FROM checkout_sessions"
-    " WHERE user_id = ? AND client_ref = ?");
+    "SELECT stripe_session_id, product, url, client_secret, item_code, quantity"
+    " FROM checkout_sessions WHERE user_id = ? AND client_ref = ?");
 static const cd_col ref_cols[] = {
 	DB_TEXT(session_ref, stripe_session_id), DB_TEXT(session_ref, product),
 	DB_TEXT(session_ref, url), DB_TEXT(session_ref, client_secret),
+	DB_TEXT(session_ref, item_code), DB_INT(session_ref, quantity),
 };
 static cd_sql q_record = CD_SQL(
     "INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code,"
@@ -94,10 +97,11 @@ cstore_pack(cd_arena *a, const char *id, pack_row *p, bool *found)
 }
 
 cd_err
-cstore_plan(cd_arena *a, const char *id, plan_row *p, bool *found)
+cstore_plan(cd_arena *a, const char *id, long long user_id, plan_row *p,
+    bool *found)
 {
 	return db_fetch_row(&q_plan, a, plan_cols, DB_NCOLS(plan_cols), p,
-	    sizeof(*p), found, "s", id);
+	    sizeof(*p), found, "is", user_id, id);
 }
 
 cd_err

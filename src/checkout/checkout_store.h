@@ -28,17 +28,24 @@ typedef struct pack_row {
 	const char	*currency;
 } pack_row;
 cd_err	 cstore_pack(cd_arena *, const char *id, pack_row *, bool *found);
-/* A subscription plan for sale (subscription_plans, active). */
+/*
+ * A subscription plan for sale (subscription_plans, active), and whether
+ * the user already has a plan Billing shows (SUBSCRIPTION_LIVE).
+ */
 typedef struct plan_row {
 	const char	*id, *name;
 	long long	 monthly_credits, price_cents;
 	const char	*currency;
+	long long	 subscribed;
 } plan_row;
-cd_err	 cstore_plan(cd_arena *, const char *id, plan_row *, bool *found);
+cd_err	 cstore_plan(cd_arena *, const char *id, long long user_id, plan_row *,
+	    bool *found);
 
-/* A Checkout Session recorded for a client key. */
+/* A Checkout Session recorded for a client key, and what it sells. */
 typedef struct session_ref {
 	const char	*stripe_session_id, *product, *url, *client_secret;
+	const char	*item_code;
+	long long	 quantity;
 } session_ref;
 cd_err	 cstore_session_by_ref(cd_arena *, long long user_id,
 	    const char *client_ref, session_ref *, bool *found);

@@ -57,10 +57,15 @@ plan_sale(cd_req *r, const cd_value *id, struct sale *s)
 	if (!id->present)
 		return req_fail(r, CD_BAD_REQUEST, "plan_required",
 		    "Plan ID is required");
-	if ((err = cstore_plan(r->arena, id->s, &plan, &found)) != CD_OK)
+	if ((err = cstore_plan(r->arena, id->s, r->user->id, &plan, &found)) !=
+	    CD_OK)
 		return err;
 	if (!found)
 		return req_fail(r, CD_NOT_FOUND, "plan_not_found", "Plan not found");
+	/* One plan at a time, as Billing offers: a second would charge twice. */
+	if (plan.subscribed)
+		return req_fail(r, CD_CONFLICT, "already_subscribed",
+		    "You already have a plan (see Billing); a new one can start once it has ended.");
 	s->product = "subscription";
 	s->item_code = plan.id;
 	s->unit_amount = plan.price_cents;

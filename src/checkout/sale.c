@@ -92,7 +92,10 @@ record_tx(void *arg)
 	return err;
 }
 
-/* A retry with the same client key gets the session it already created. */
+/*
+ * A retry with the same client key gets the session it already created;
+ * the key sent with another purchase (product, item or quantity) is refused.
+ */
 static cd_err
 existing_session(cd_req *r, const struct sale *s, json_t **out)
 {
@@ -106,7 +109,9 @@ existing_session(cd_req *r, const struct sale *s, json_t **out)
 	if ((err = cstore_session_by_ref(r->arena, r->user->id, s->client_ref,
 	    &row, &found)) != CD_OK || !found)
 		return err;
-	if (strcmp(row.product, s->product) != 0)
+	if (strcmp(row.product, s->product) != 0 ||
+	    strcmp(row.item_code ?: "", s->item_code ?: "") != 0 ||
+	    row.quantity != s->quantity)
 		return req_fail(r, CD_CONFLICT, "session_id_reused",
 		    "This session_id was already used for another purchase.");
 	*out = json_pack("{s:s?,s:s?,s:s?}", "id", row.stripe_session_id,

@@ -39,6 +39,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "events.h"
+#include "holdings.h"
 #include "ledger.h"
 #include "log.h"
 #include "print.h"
@@ -449,10 +450,6 @@ static cd_err
 cancelled_tx(void *arg)
 {
 	static cd_sql *who;
-	static cd_sql hour = CD_SQL(
-	    "UPDATE user_live_help_totals t JOIN live_help_redemptions r"
-	    " ON r.user_id = t.user_id SET t.hours_used = t.hours_used - r.hours"
-	    " WHERE r.user_id = ? AND r.slot_id = ?");
 	static cd_sql seat = CD_SQL(
 	    "UPDATE live_help_slots s JOIN live_help_redemptions r ON r.slot_id = s.id"
 	    " SET s.booked = s.booked - r.hours WHERE r.user_id = ? AND r.slot_id = ?");
@@ -461,7 +458,7 @@ cancelled_tx(void *arg)
 	unsigned long long n = 0;
 	struct seat_of row;
 	long long user, slot;
-	bool found;
+	bool found, to_refund;
 	cd_err err;
 
 	if ((err = db_fetch_row(live_sql(&who, "SELECT user_id,"
@@ -471,7 +468,8 @@ cancelled_tx(void *arg)
 		return err != CD_OK ? err : CD_NOT_FOUND;
 	user = row.user_id;
 	slot = row.slot_id;
-	if ((err = db_exec(&hour, NULL, "ii", user, slot)) != CD_OK ||
+	/* The hour back as the live cancel gave it: perhaps to a refund. */
+	if ((err = live_help_hour_back(user, &to_refund)) != CD_OK ||
 	    (err = db_exec(&seat, NULL, "ii", user, slot)) != CD_OK ||
 	    (err = db_exec(&gone, &n, "ii", user, slot)) != CD_OK)
 		return err;
@@ -687,7 +685,8 @@ static const struct compared compared[] = {
 	{ "checkout_sessions", "@.checkout_sessions",
 	    "stripe_session_id, user_id, status, payment_intent_id" },
 	{ "live_help_purchases", "@.live_help_purchases",
-	    "stripe_session_id, user_id, hours, amount_cents, hours_refunded" },
+	    "stripe_session_id, user_id, hours, amount_cents, hours_refunded,"
+	    " hours_owed" },
 	{ "user_live_help_totals", "@.user_live_help_totals",
 	    "user_id, hours_total, hours_used, hours_frozen" },
 	{ "voice_therapy_credits", "@.voice_therapy_credits",

@@ -744,6 +744,32 @@ class SubscriptionTests(CreditsCase):
         self.assertTrue(isinstance(sub, str) and sub.startswith("sub_"), paid)
         return sid, sub
 
+    def test_one_plan_at_a_time(self):
+        """A user whose plan Billing shows (active, trialing, past due, or
+        cancelled at period end but not ended) cannot start a second one; once
+        it has ended, they can."""
+        u = self.user()
+        _, sub = self.subscribe(u)
+        wait_until(lambda: db_scalar("SELECT status FROM subscriptions WHERE"
+                                     " stripe_subscription_id = %s", sub) == "active",
+                   20, message="subscription recorded")
+        sessions = emu_state()["checkout_sessions"]
+        for status in ("active", "trialing", "past_due"):
+            db_exec("UPDATE subscriptions SET status = %s WHERE stripe_subscription_id = %s",
+                    status, sub)
+            for plan in ("starter", "pro"):
+                self.assertError(create_checkout(u, {"purchaseType": "subscription",
+                                                     "planId": plan}), 409, "already_subscribed")
+        self.assertEqual(emu_state()["checkout_sessions"], sessions)
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM checkout_sessions WHERE user_id = %s"
+                                   " AND product = 'subscription'", u.id), 1)
+        # a boost pack is still for sale
+        self.assertStatus(create_checkout(u, {"purchaseType": "boost_pack",
+                                              "boostPackId": "boost-small"}), 200)
+        db_exec("UPDATE subscriptions SET status = 'canceled' WHERE stripe_subscription_id = %s",
+                sub)
+        self.subscribe(u, "pro")
+
     def test_cancel_at_period_end_then_it_ends(self):
         u, other = self.user(), self.user()
         sid, sub = self.subscribe(u)

@@ -2,6 +2,7 @@
 purchases, bad input, isolation, slots and refunds (issue 2, tests 2-4, 6, 7,
 9, 10)."""
 
+import json
 import re
 import threading
 import time
@@ -13,6 +14,7 @@ from .lib import (CARD_DECLINE, CARD_OK, Browser, Case, audit_count, base_url,
                   emu_release, emu_state, event_processed, events_about, grant_hours,
                   make_event, post_webhook,
                   new_slot, parallel, purchases_for_session, purchases_for_user,
+                  refund_processed,
                   register, session_event_ids, start_live_help, statements_during, stripe_api,
                   stripe_session, totals, wait_until)
 
@@ -627,6 +629,37 @@ class RefundTests(Case):
         self.assertEqual(db_scalar("SELECT SUM(units_reversed) FROM payment_reversals"
                                    " WHERE stripe_session_id = %s", sid), 4)
 
+    def test_a_booked_hour_refunded_goes_to_the_refund_when_its_slot_is_cancelled(self):
+        """Refunded while one hour is booked: that hour is owed to the refund,
+        and cancelling its slot gives it to the refund, not back to the user."""
+        a = register()
+        sid = bought_live_help(a, 2)
+        slot = new_slot(3)
+        self.assertStatus(a.book(slot), 201)
+        event = refund_processed(stripe_session(sid)["payment_intent"])
+        owed = "SELECT hours_refunded, hours_owed FROM live_help_purchases WHERE stripe_session_id = %s"
+        self.assertEqual(totals(a.id), {"hours_total": 1, "hours_used": 1})
+        self.assertEqual(db_rows(owed, sid), [{"hours_refunded": 1, "hours_owed": 1}])
+        r = a.post(f"/api/live-help-hour/{slot}/cancel", {})
+        self.assertStatus(r, 200, "cancel the booked hour")
+        self.assertEqual(r.json["remainingHours"], 0)
+        self.assertEqual(totals(a.id), {"hours_total": 0, "hours_used": 0})
+        self.assertEqual(db_rows(owed, sid), [{"hours_refunded": 2, "hours_owed": 0}])
+        self.assertError(a.book(new_slot(3)), 402, "no_hours_left")
+        details = db_scalar("SELECT details FROM audit_log WHERE action = 'LIVE_HELP_CANCELLED'"
+                            " AND user_id = %s", a.id)
+        self.assertEqual(json.loads(details)["hoursRefunded"], 1)
+        # the event again changes nothing: the refund has all it was owed
+        self.assertEqual(emu_deliver(event)["statuses"], [200])
+        self.assertEqual(totals(a.id), {"hours_total": 0, "hours_used": 0})
+        self.assertEqual(db_rows(owed, sid), [{"hours_refunded": 2, "hours_owed": 0}])
+        # a hour bought later is the user's to book and cancel as usual
+        bought_live_help(a, 1)
+        other = new_slot(3)
+        self.assertStatus(a.book(other), 201)
+        self.assertStatus(a.post(f"/api/live-help-hour/{other}/cancel", {}), 200)
+        self.assertEqual(totals(a.id), {"hours_total": 1, "hours_used": 0})
+
 
 class StripeTrustTests(Case):
     """Fulfilment trusts the local record and Stripe's current state only."""
@@ -719,6 +752,27 @@ class StripeFailureTests(Case):
         self.assertEqual(len({r.json["session_id"] for r in results}), 1,
                          [r.json for r in results])
         self.assertEqual(len(checkout_rows(a.id)), 1)
+
+    def test_a_client_key_sent_with_another_purchase_is_refused(self):
+        """The same session_id with another quantity, plan or pack is 409 and
+        creates nothing; the same purchase again gets its first session."""
+        a = register()
+        first = a.buy_live_help(1, session_id="k-1")
+        self.assertStatus(first, 200, "first buy")
+        before = emu_state()["checkout_sessions"]
+        self.assertError(a.buy_live_help(5, session_id="k-1"), 409, "session_id_reused")
+        self.assertError(a.post("/api/checkout", {"plan": "chat10", "session_id": "k-1"}),
+                         409, "session_id_reused")
+        r = a.post("/api/checkout", {"plan": "chat10", "session_id": "k-2"})
+        self.assertIn(r.status, (200, 303), r)
+        for plan in ("video15", "diagnostic"):
+            self.assertError(a.post("/api/checkout", {"plan": plan, "session_id": "k-2"}),
+                             409, "session_id_reused")
+        again = a.buy_live_help(1, session_id="k-1")
+        self.assertStatus(again, 200, "same purchase again")
+        self.assertEqual(again.json["session_id"], first.json["session_id"])
+        self.assertEqual(emu_state()["checkout_sessions"], before + 1)
+        self.assertEqual(len(checkout_rows(a.id)), 2)
 
 
 class OutOfOrderRefundTests(Case):
