@@ -468,6 +468,32 @@ refund_status(struct refund_rec *rr, const char *booking, long long user)
 }
 
 /*
+ * A charge refunded in full after a partial refund of ours (the policy's
+ * share at a cancel, then the rest in Stripe's Dashboard): the refunds row
+ * stays the first one (one per payment), and the booking and the payment
+ * take the rest, as a lost dispute does; the payment's move to refunded
+ * makes it happen once.
+ */
+static cd_err
+refund_rest(struct refund_rec *rr, const char *booking, long long user)
+{
+	const booking_payment *b = rr->local;
+	unsigned long long n;
+	json_t *details;
+	cd_err err;
+
+	if ((err = db_exec(&q_pay_reversed, &n, "i", b->payment_id)) != CD_OK ||
+	    n == 0 || (err = db_exec(&q_book_reversed, NULL, "i",
+	    b->booking_id)) != CD_OK)
+		return err;
+	details = arena_json(rr->arena, json_pack("{s:s,s:I,s:s,s:s}", "refund",
+	    rr->refund_id, "amountCents", (json_int_t)(b->price_cents -
+	    b->refunded_cents), "reason", rr->reason, "source", rr->source));
+	return audit_write("REFUND_ISSUED", "booking", booking, user, details,
+	    "warning");
+}
+
+/*
  * The refunds row, the payment and (optionally) the booking in one
  * transaction.  UNIQUE payment_id makes the app's own record of a refund and
  * the charge.refunded webhook for it one row, whichever commits first; the
@@ -485,6 +511,10 @@ refund_tx(void *arg)
 
 	id_text(idbuf, sizeof(idbuf), rr->local->booking_id);
 	if (rr->split.refund > 0 && (err = record_refund(rr, &fresh)) != CD_OK)
+		return err;
+	/* Stripe's full refund, seen after a refund already recorded. */
+	if (rr->split.refund > 0 && !fresh && strcmp(rr->source, "stripe") == 0 &&
+	    (err = refund_rest(rr, idbuf, user)) != CD_OK)
 		return err;
 	if (rr->split.refund > 0 && fresh) {
 		details = arena_json(rr->arena, json_pack("{s:s,s:I,s:I,s:I,s:s,s:s}",

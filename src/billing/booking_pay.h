@@ -108,7 +108,9 @@ bool	 booking_intent_failed(const json_t *payment_intent);
 /*
  * charge.refunded for a booking's PaymentIntent, also when the refund was
  * made outside the app: once the charge is fully refunded, one refunds row
- * (UNIQUE payment_id and stripe_refund_id) and payment 'refunded'.  Not a
+ * (UNIQUE payment_id and stripe_refund_id) and payment 'refunded'; after a
+ * partial refund already recorded (a cancel's share), the row stays that
+ * one and the booking is refunded the rest, fee and payout whole.  Not a
  * booking's charge, or only partly refunded → CD_OK, nothing changed.
  */
 cd_err	 booking_refund_seen(const json_t *charge);

@@ -278,15 +278,21 @@ static cd_sql q_stripe_booking_unpaid = CD_SQL(
     "   AND MIN(b.status = 'cancelled_by_user' AND b.cancel_refund_cents <=> 0) = 0)"
     " ORDER BY i.id" LIMIT);
 
-/* Every refund Stripe lists of a booking payment has exactly one refunds row. */
+/*
+ * Every refund Stripe lists of a booking payment has exactly one refunds
+ * row, or is the rest of a payment recorded as refunded whose one row is an
+ * earlier refund's (a partial refund of ours, the rest made in Stripe).
+ */
 static cd_sql q_stripe_refund_unrecorded = CD_SQL(
     "SELECT r.id AS refund_id, r.payment_intent, p.booking_id,"
-    " COUNT(f.id) AS refund_rows"
+    " COUNT(DISTINCT f.id) AS refund_rows"
     " FROM " STRIPE_REFUNDS
     " JOIN payments p ON p.stripe_payment_intent_id = r.payment_intent"
     " LEFT JOIN refunds f ON f.stripe_refund_id = r.id"
+    " LEFT JOIN refunds o ON o.payment_id = p.id AND p.status = 'refunded'"
     " GROUP BY r.id, r.payment_intent, p.booking_id"
-    " HAVING COUNT(f.id) <> 1"
+    " HAVING COUNT(DISTINCT f.id) <> 1"
+    "  AND NOT (COUNT(DISTINCT f.id) = 0 AND COUNT(DISTINCT o.id) = 1)"
     " ORDER BY r.id" LIMIT);
 
 /*

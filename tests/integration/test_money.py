@@ -11,7 +11,7 @@ import threading
 import time
 
 from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
-                  emu_hold, emu_pay, emu_release, env, http_request, wait_until, checkout_rows)
+                  books_check, emu_hold, emu_pay, emu_release, env, http_request, wait_until, checkout_rows)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            completed_processed, create_checkout, invoice_events, ledger,
                            rate)
@@ -476,6 +476,27 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual(emu_state()["refunds"], before)
         # the expert keeps the whole payout of a cancel the policy did not refund
         self.assertEqual(self.owed(adm, eid), [(4050, [bid])])
+
+    def test_the_rest_refunded_in_stripe_after_a_partial_cancel_is_recorded(self):
+        """A cancel refunds 50%; the rest is refunded in Stripe's Dashboard:
+        the booking is refunded in full, fee and payout, the expert is owed
+        nothing, and the books agree with Stripe's refunds."""
+        adm, a = admin(), register()
+        eid = new_expert(150)                      # 30 min: 4500, fee 450, payout 4050
+        bid, pi = self.paid_at(a, eid, 10)
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
+        first = refund_rows(bid)
+        event = refund_processed(pi)
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 4500, 450, 4050))
+        self.assertEqual(payment_row(bid)["status"], "refunded")
+        self.assertEqual(refund_rows(bid), first)
+        self.assertEqual(self.owed(adm, eid), [])
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 2)
+        emu_deliver(event)
+        self.assertEqual(audit_count("REFUND_ISSUED", str(bid)), 2)
+        self.assertEqual([f for f in books_check("--stripe")["findings"]
+                          if f.get("payment_intent") == pi or f.get("booking_id") == bid], [])
 
     def test_a_booking_being_cancelled_cannot_be_completed(self):
         """The cancel decided 50% and Stripe failed the refund: after the
