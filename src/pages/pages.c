@@ -312,8 +312,8 @@ purchase_what(cd_req *r, const page_purchase *p, const char **where)
 
 /*
  * ?purchased=<checkout id>: one sentence naming what was bought and where it
- * is, or that the payment is still being confirmed.  Another user's id, or
- * none, shows nothing.
+ * is, or that the payment is still being confirmed, did not go through or
+ * was refunded.  Another user's id, or none, shows nothing.
  */
 static cd_err
 purchase_notice(cd_req *r, json_t *d)
@@ -337,6 +337,13 @@ purchase_notice(cd_req *r, json_t *d)
 		return CD_OK;
 	}
 	what = purchase_what(r, &p, &where);
+	if (strcmp(p.status, "failed") == 0 || strcmp(p.status, "refunded") == 0) {
+		json_object_set_new(d, "notice", json_string(arena_printf(r->arena,
+		    strcmp(p.status, "failed") == 0 ? "Your payment for %s did "
+		    "not go through, so nothing was bought. You can try again." :
+		    "Your payment for %s has been refunded.", what)));
+		return CD_OK;
+	}
 	json_object_set_new(d, "notice", json_string(arena_printf(r->arena,
 	    "Payment received: you bought %s. %s", what, where)));
 	return CD_OK;

@@ -130,6 +130,26 @@ class CheckoutFlowTests(Case):
         self.assertEqual((lh.json["totalHours"], lh.json["usedHours"],
                           lh.json["remainingHours"]), (3, 0, 3))
 
+    def test_the_notice_after_a_purchase_says_how_it_ended(self):
+        a = register()
+        sid = bought_live_help(a, 2)
+        local_id = checkout_rows(a.id)[0]["id"]
+
+        def notice():
+            page = a.get(f"/dashboard?purchased={local_id}")
+            self.assertStatus(page, 200)
+            return re.search(r'data-notice[^>]*>\s*([^<]*?)\s*<', page.text).group(1)
+        self.assertEqual(notice(), "Payment received: you bought 2 Live Help hours."
+                         " Book a session with them under Live Help below.")
+        refund_processed(stripe_session(sid)["payment_intent"])
+        self.assertEqual(notice(), "Your payment for 2 Live Help hours has been refunded.")
+        db_exec("UPDATE checkout_sessions SET status = 'failed' WHERE id = %s", local_id)
+        try:
+            self.assertEqual(notice(), "Your payment for 2 Live Help hours did not go through,"
+                             " so nothing was bought. You can try again.")
+        finally:    # as it was: the books hold a fulfilled, refunded purchase
+            db_exec("UPDATE checkout_sessions SET status = 'refunded' WHERE id = %s", local_id)
+
     def test_declined_card_grants_nothing(self):
         a = register()
         r = a.buy_live_help(2)
