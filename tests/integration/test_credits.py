@@ -754,20 +754,30 @@ class SubscriptionTests(CreditsCase):
                                      " stripe_subscription_id = %s", sub) == "active",
                    20, message="subscription recorded")
         sessions = emu_state()["checkout_sessions"]
-        for status in ("active", "trialing", "past_due"):
-            db_exec("UPDATE subscriptions SET status = %s WHERE stripe_subscription_id = %s",
-                    status, sub)
-            for plan in ("starter", "pro"):
-                self.assertError(create_checkout(u, {"purchaseType": "subscription",
-                                                     "planId": plan}), 409, "already_subscribed")
+        try:
+            for status in ("trialing", "past_due", "active"):
+                db_exec("UPDATE subscriptions SET status = %s WHERE stripe_subscription_id = %s",
+                        status, sub)
+                for plan in ("starter", "pro"):
+                    self.assertError(create_checkout(u, {"purchaseType": "subscription",
+                                                         "planId": plan}), 409,
+                                     "already_subscribed")
+        finally:    # as Stripe has it, which the replay of the books rebuilds
+            db_exec("UPDATE subscriptions SET status = 'active' WHERE stripe_subscription_id = %s",
+                    sub)
         self.assertEqual(emu_state()["checkout_sessions"], sessions)
         self.assertEqual(db_scalar("SELECT COUNT(*) FROM checkout_sessions WHERE user_id = %s"
                                    " AND product = 'subscription'", u.id), 1)
         # a boost pack is still for sale
         self.assertStatus(create_checkout(u, {"purchaseType": "boost_pack",
                                               "boostPackId": "boost-small"}), 200)
-        db_exec("UPDATE subscriptions SET status = 'canceled' WHERE stripe_subscription_id = %s",
-                sub)
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        self.assertStatus(u.post(f"/api/subscriptions/{local}/cancel", {}), 200, "cancel")
+        self.assertError(create_checkout(u, {"purchaseType": "subscription", "planId": "pro"}),
+                         409, "already_subscribed")
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+        wait_until(lambda: db_scalar("SELECT status FROM subscriptions WHERE id = %s",
+                                     local) == "canceled", 20, message="subscription ended")
         self.subscribe(u, "pro")
 
     def test_cancel_at_period_end_then_it_ends(self):
