@@ -103,9 +103,9 @@ static cd_sql q_dispute_close = CD_SQL(
 static cd_sql q_book_reversed = CD_SQL(
     "UPDATE bookings SET refunded_cents = price_cents, fee_refunded_cents ="
     " platform_fee_cents, payout_refunded_cents = payout_cents WHERE id = ?");
+/* From any status: a dispute handled before the payment's own success too. */
 static cd_sql q_pay_reversed = CD_SQL(
-    "UPDATE payments SET status = 'refunded'"
-    " WHERE id = ? AND status IN ('succeeded', 'partially_refunded')");
+    "UPDATE payments SET status = 'refunded' WHERE id = ? AND status <> 'refunded'");
 
 cd_err
 booking_guard_expert(long long expert_id, bool active_only, bool *found)
@@ -698,10 +698,15 @@ dispute_reverse(const booking_payment *row, const char *dispute_id,
 	cd_err err;
 
 	*cents = row->price_cents - row->refunded_cents;
-	/* An earlier partial refund keeps its one row; the rest is reversed too. */
+	/*
+	 * An earlier partial refund keeps its one row; the rest is reversed
+	 * too.  A booking still awaiting its payment's success gives its time
+	 * up, as for a refund seen first: that success comes to nothing.
+	 */
 	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isiss",
 	    row->payment_id, dispute_id, *cents, "dispute_lost", NULL)) != CD_OK ||
-	    (err = db_exec(&q_book_reversed, NULL, "i", row->booking_id)) != CD_OK)
+	    (err = db_exec(&q_book_reversed, NULL, "i", row->booking_id)) != CD_OK ||
+	    (err = db_exec(&q_book_failed, NULL, "i", row->booking_id)) != CD_OK)
 		return err;
 	return db_exec(&q_pay_reversed, NULL, "i", row->payment_id);
 }

@@ -1230,6 +1230,36 @@ class BookingDisputeTests(BookingCase):
         self.assertStatus(r, 201, "payout after the dispute was won")
         self.assertEqual(r.json["payout"]["amountCents"], 2700)
 
+    def test_a_dispute_lost_before_the_payments_success_is_handled(self):
+        """Stripe's events come newest first: the lost dispute before the
+        payment's success.  The payment is reversed and the booking gives
+        its time up; the late success schedules nothing."""
+        adm, a = admin(), register()
+        eid = new_expert(100)                            # 30 min: 3000
+        j = self.created(a, eid)
+        bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
+        emu_hold()
+        emu_succeed(pi)
+        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {})["id"]
+        emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": "lost"})
+        release_newest_first((dp, "charge.dispute.closed"), (pi, "payment_intent.succeeded"))
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about([pi, dp])), 20,
+                   message="events processed")
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["dispute_status"], b["refunded_cents"],
+                          b["fee_refunded_cents"], b["payout_refunded_cents"]),
+                         ("payment_failed", "lost", 3000, 300, 2700))
+        self.assertEqual(payment_row(bid)["status"], "refunded")
+        self.assertEqual([(r["stripe_refund_id"], r["amount_cents"]) for r in refund_rows(bid)],
+                         [(dp, 3000)])
+        self.assertEqual(self.owed(adm, eid), [])
+        self.assertEqual(audit_count("BOOKING_PAID", str(bid)), 0)
+        # the success again, as confirm-payment would apply it: still nothing
+        self.assertStatus(a.post(f"/api/bookings/{bid}/confirm-payment", {}), 200)
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("payment_failed", "refunded"))
+
     def test_a_prevented_dispute_is_owed_again(self):
         adm, a, expert_user = admin(), register(), register()
         eid = new_expert(100, user=expert_user)
