@@ -32,8 +32,10 @@
 
 #define BODY_RULE "body must be text of 1 to 4000 characters."
 
+/* after=<message id>: the next 100; latest=1: the last 100 (a missed push). */
 static const cd_field after_fields[] = {
 	{ "after", F_INT, 0, 0, CD_MAX_ID, NULL },
+	{ "latest", F_INT, 0, 1, 1, NULL },
 };
 
 /* Bytes here (4 per character at most); characters are counted below. */
@@ -63,13 +65,18 @@ messages_list(cd_req *r)
 {
 	session_row session;
 	json_t *rows;
-	cd_value v[1];
+	cd_value v[2];
 	cd_err err;
 
-	if ((err = req_query_fields(r, after_fields, 1, v)) != CD_OK ||
-	    (err = session_for_member(r, &session)) != CD_OK ||
-	    (err = sstore_messages_after_json(r->ids[0],
-	    v[0].present ? v[0].i : 0, &rows)) != CD_OK)
+	if ((err = req_query_fields(r, after_fields, 2, v)) != CD_OK ||
+	    (err = session_for_member(r, &session)) != CD_OK)
+		return err;
+	if (v[0].present && v[1].present)
+		return req_fail(r, CD_BAD_REQUEST, "invalid_query",
+		    "Ask for the messages after one, or for the latest, not both.");
+	if ((err = v[1].present ? sstore_latest_messages_json(r->ids[0], &rows) :
+	    sstore_messages_after_json(r->ids[0], v[0].present ? v[0].i : 0,
+	    &rows)) != CD_OK)
 		return err;
 	resp_json(r, 200, json_pack("{s:o}", "messages", rows));
 	return CD_OK;

@@ -55,11 +55,8 @@ static cd_sql q_after = CD_SQL(
 static cd_sql q_after_id = CD_SQL(	/* an id that is not one of this session's */
     MESSAGE_SELECT " WHERE m.session_id = ? AND m.id > ? ORDER BY m.seq, m.id LIMIT 100");
 static cd_sql q_latest = CD_SQL(
-    "SELECT id, userId, name, body, createdAt, seq FROM (SELECT m.id,"
-    " m.user_id AS userId, u.name, m.body, m.created_at AS createdAt, m.seq"
-    " FROM session_messages m JOIN users u ON u.id = m.user_id"
-    " WHERE m.session_id = ? ORDER BY m.seq DESC, m.id DESC LIMIT 100) t"
-    " ORDER BY seq, id");
+    "SELECT * FROM (" MESSAGE_SELECT " WHERE m.session_id = ?"
+    " ORDER BY m.seq DESC, m.id DESC LIMIT 100) t ORDER BY seq, id");
 static const cd_col message_cols[] = {
 	DB_INT(message_row, id), DB_INT(message_row, user_id),
 	DB_TEXT(message_row, name), DB_TEXT(message_row, body),
@@ -159,6 +156,12 @@ sstore_latest_messages(cd_arena *a, long long session_id, message_row **rows,
 {
 	return db_fetch_all(&q_latest, a, message_cols, DB_NCOLS(message_cols),
 	    sizeof(**rows), rows, n, "i", session_id);
+}
+
+cd_err
+sstore_latest_messages_json(long long session_id, json_t **rows)
+{
+	return db_rows(&q_latest, rows, "i", session_id);
 }
 
 cd_err

@@ -64,6 +64,8 @@ typedef struct message_row {
 /* The latest 100 messages, oldest first, in arena a. */
 cd_err	 sstore_latest_messages(cd_arena *, long long session_id,
 	    message_row **rows, size_t *n);
+/* The latest 100 messages, oldest first, as the API lists them. */
+cd_err	 sstore_latest_messages_json(long long session_id, json_t **rows);
 /*
  * The messages after message `after` (all when 0; ≤ 100) as the API lists
  * them: after its position when it is one of this session's, else after

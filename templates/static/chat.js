@@ -173,7 +173,7 @@
    * the last one shown" could skip it: the latest page of messages holds it.
    */
   function fillGap() {
-    cd.getJSON(base + '/messages').then(function (res) {
+    cd.getJSON(base + '/messages?latest=1').then(function (res) {
       if (res.ok && res.data && Array.isArray(res.data.messages)) show(res.data.messages);
     });
   }

@@ -404,6 +404,22 @@ class Messages(Case):
         page2 = self.owner.get(f"{self.path}?after={ids[-1]}").json["messages"]
         self.assertEqual([m["body"] for m in page2], [f"bulk {i}" for i in range(99, 104)])
 
+    def test_latest_is_the_last_100_where_a_missed_push_is(self):
+        """A page that missed a push asks for ?latest=1: in a room of more
+        than 100 messages, the newest 100, oldest first."""
+        for i in range(130):
+            lib.db_exec("INSERT INTO session_messages (session_id, user_id, body, seq)"
+                        " VALUES (%s, %s, %s, %s)", self.sess, self.mech.id, f"bulk {i}", 1000 + i)
+        latest = self.owner.get(f"{self.path}?latest=1")
+        self.assertStatus(latest, 200, "latest")
+        self.assertEqual([m["body"] for m in latest.json["messages"]],
+                         [f"bulk {i}" for i in range(30, 130)])
+        self.assertEqual([m["body"] for m in self.owner.get(self.path).json["messages"]][:1],
+                         ["bulk 0"])
+        self.assertError(self.owner.get(f"{self.path}?latest=1&after=1"), 400, "invalid_query")
+        self.assertError(self.owner.get(f"{self.path}?latest=2"), 400)
+        self.assertError(lib.register().get(f"{self.path}?latest=1"), 404, "session_not_found")
+
     def test_outsiders_cannot_post_or_read(self):
         other = lib.register()
         self.assertError(other.post(self.path, {"body": "let me in"}), 404, "session_not_found")
