@@ -130,6 +130,10 @@ take_tx(void *arg)
 	}
 	if ((err = sstore_add_mechanic(r->ids[0], r->user->id, &added)) != CD_OK)
 		return err;
+	/* Already in it: their own purchase.  The refusal rolls the take back. */
+	if (!added)
+		return req_fail(r, CD_CONFLICT, "own_consultation",
+		    "This is your own consultation: another mechanic must take it.");
 	return audit_write("MECHANIC_TOOK_SESSION", "session",
 	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id,
 	    req_own(r, json_pack("{s:I}", "userId", (json_int_t)r->user->id)),

@@ -506,6 +506,19 @@ class MechanicQueue(Case):
                                        " 'MECHANIC_TOOK_SESSION' AND entity_id = %s",
                                        str(sess)), 1)
 
+    def test_a_mechanic_cannot_take_their_own_consultation(self):
+        m = mechanic()
+        sess = bought_chat(m)
+        self.assertError(m.post(f"/api/sessions/{sess}/take", {}), 409, "own_consultation")
+        self.assertEqual(lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess),
+                         "waiting")
+        self.assertEqual(participants(sess), [{"user_id": m.id, "role": "customer"}])
+        self.assertEqual(lib.audit_count("MECHANIC_TOOK_SESSION", str(sess)), 0)
+        other = mechanic()
+        self.assertStatus(other.post(f"/api/sessions/{sess}/take", {}), 201, "another takes it")
+        self.assertEqual(participants(sess), [{"user_id": m.id, "role": "customer"},
+                                              {"user_id": other.id, "role": "mechanic"}])
+
     def test_only_mechanics_take_and_only_waiting(self):
         b = lib.register()
         sess = bought_chat(b)
