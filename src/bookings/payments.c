@@ -175,6 +175,13 @@ stop_intent(cd_req *r, const booking_state *st)
 }
 
 static cd_err
+refuse_started(cd_req *r)
+{
+	return req_fail(r, CD_CONFLICT, "booking_started",
+	    "This booking has started; it can no longer be cancelled.");
+}
+
+static cd_err
 decide_tx(void *arg)
 {
 	struct cancel *c = arg;
@@ -215,10 +222,22 @@ cancel_paid(struct cancel *c)
 	if ((err = db_tx(decide_tx, c)) != CD_OK)
 		return err;
 	if (!c->decided && c->scheduled)
-		return req_fail(c->r, CD_CONFLICT, "booking_started",
-		    "This booking has started; it can no longer be cancelled.");
+		return refuse_started(c->r);
 	return booking_refund(c->id, c->r->user->id, "requested_by_customer",
 	    true, c->decided ? &c->split : NULL, NULL);
+}
+
+/* 409 booking_started once booking id has started, by the database's clock. */
+static cd_err
+started(cd_req *r, long long id)
+{
+	booking_terms t;
+	bool found;
+	cd_err err;
+
+	if ((err = booking_terms_of(id, &t, &found)) != CD_OK)
+		return err;
+	return found && t.to_start <= 0 ? refuse_started(r) : CD_OK;
 }
 
 cd_err
@@ -253,6 +272,8 @@ booking_cancel(cd_req *r)
 	paid = st.payment_status;
 	if (paid != NULL && strcmp(paid, "succeeded") == 0)
 		err = cancel_paid(&c);
+	else if (strcmp(status, "scheduled") == 0 && (err = started(r, c.id)) != CD_OK)
+		return err;	/* a free booking that has started, as a paid one */
 	else if (strcmp(status, "cancelled_by_user") != 0)
 		err = db_tx(cancel_unpaid_tx, &c);
 	if (err != CD_OK)
@@ -288,6 +309,9 @@ booking_cancel_quote(cd_req *r)
 		tier = tier_names[booking_refund_quote(&t, &split)];
 		if (t.decided < 0 && strcmp(tier, "started") == 0)
 			cancellable = false;
+	} else if (strcmp(status, "scheduled") == 0 && t.to_start <= 0) {
+		tier = "started";	/* free, and begun: as booking_cancel says */
+		cancellable = false;
 	} else if (!cancellable)
 		tier = "none";
 	body = json_pack("{s:I,s:s,s:b,s:s,s:I,s:I,s:I,s:{s:I,s:I}}",

@@ -76,6 +76,25 @@
     cd.localTimes();
   }
 
+  /*
+   * What the payment came to, as the server has it: scheduled; refunded,
+   * because the time was taken once the hold had lapsed; or still going
+   * through (a payment method that settles later).
+   */
+  function paid(booking, startIso) {
+    var pays = booking && booking.paymentStatus;
+    if (booking && booking.status === 'scheduled') { booked(startIso); return; }
+    pay.hidden = true;
+    if (pays === 'refunded' || pays === 'partially_refunded') {
+      say(msg, 'This time was taken by someone else after your hold ran out, so your payment ' +
+        'has been refunded in full. Please pick another time.', true);
+      unlockSlots();
+      return;
+    }
+    say(msg, 'Your payment is still going through. The booking shows under My bookings ' +
+      'as soon as it has.', false);
+  }
+
   function unlockSlots() {
     Array.prototype.forEach.call(document.querySelectorAll('[data-action="pick-time"]'), function (b) {
       if (!b.title) b.disabled = false;
@@ -146,7 +165,7 @@
           say(payMsg, cd.errorText(res), true);
           return;
         }
-        booked(held.start);
+        paid(res.data.booking, held.start);
       });
     });
   };

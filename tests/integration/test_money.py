@@ -520,6 +520,21 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
         self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
 
+    def test_a_free_booking_that_has_started_is_not_cancelled_either(self):
+        a = register()
+        r = book(a, new_expert(0), hours_ahead(25))
+        self.assertStatus(r, 201, "free booking")
+        bid = r.json["booking"]["id"]
+        self.assertEqual(booking_row(bid)["status"], "scheduled")
+        self.assertEqual((self.quote(a, bid)["tier"], self.quote(a, bid)["cancellable"]),
+                         ("unpaid", True))
+        started(bid)
+        q = self.quote(a, bid)
+        self.assertEqual((q["tier"], q["cancellable"], q["refundCents"]), ("started", False, 0))
+        self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409, "booking_started")
+        self.assertEqual(booking_row(bid)["status"], "scheduled")
+        self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 0)
+
     def test_quote_is_the_owners_only(self):
         a, b = register(), register()
         bid, _ = self.paid_at(a, new_expert(100), 30)

@@ -5,7 +5,9 @@
  * form (left unpaid and taken up again from My bookings' Pay, then a declined card first, which
  * keeps the hold), the webhook arriving too; My bookings offers Move (to
  * another free time, more than a day ahead) and Cancel with the refund the
- * policy quotes; the expert completes a session that has started.
+ * policy quotes; a payment made after the hold ran out and someone else took
+ * the time is said to be refunded, not booked; the expert completes a session
+ * that has started.
  * The other bookings it needs are made through the API and paid at the emulator, as
  * a person and Stripe would; only the time passing is set in the database.
  */
@@ -189,6 +191,30 @@ async function expertBooking(t) {
     const r = dbRow('SELECT r.amount_cents FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.booking_id = ?',
       Number(booking.id));
     eq(r && r.amount_cents, 3000, 'refund');
+  });
+
+  await t.step('taken-while-paying', async () => {
+    // A hold that ran out while its payment form stayed open: someone else
+    // takes the time, the payment still goes through, and the page says it
+    // was refunded instead of "Booked".
+    await t.goto(`/experts/${expert}/schedule`);
+    const free = (await slotStarts(p)).filter((x) => !x.disabled).pop();
+    await p.click(`button[data-action="pick-time"][data-start="${free.start}"]`);
+    await p.waitForSelector('#pay:not([hidden])');
+    const mine = Number(dbValue('SELECT MAX(id) FROM bookings WHERE user_id = ?', customer.id));
+    db('UPDATE bookings SET created_at = created_at - INTERVAL 31 MINUTE WHERE id = ?', mine);
+    const taker = await t.another('taker');
+    await taker.signUp('taker');
+    eq((await taker.book(expert, free.start.replace(/\.\d+Z$/, 'Z'))).status, 'awaiting_payment',
+      'the time taken after the hold ran out');
+    const f = await t.frame('/elements/');   // the new page's payment form
+    await f.waitForSelector('#card');
+    await f.type('#card', '4242 4242 4242 4242');
+    await p.click('#pay-button');
+    await t.waitText('#booking-msg', 'This time was taken by someone else after your hold ran out, ' +
+      'so your payment has been refunded in full.');
+    assert(!(await p.$('#booking-msg[data-booked]')), 'shown as booked');
+    eq(dbRow('SELECT status FROM payments WHERE booking_id = ?', mine).status, 'refunded', 'payment');
   });
 
   await t.step('expert-completes', async () => {
