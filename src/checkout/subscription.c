@@ -86,6 +86,32 @@ tell_stripe(struct change *c, json_t **sub)
 }
 
 static cd_err
+ended(cd_req *r)
+{
+	return req_fail(r, CD_CONFLICT, "subscription_not_active",
+	    "This subscription has already ended.");
+}
+
+/*
+ * Stripe refused the change: if it has ended the plan and its event is
+ * still to come here, our row learns it now and the answer is the 409 of a
+ * plan that has ended; otherwise Stripe's error (err) stands.
+ */
+static cd_err
+ended_at_stripe(cd_req *r, const subscription_row *local, cd_err err)
+{
+	subscription_row now;
+	bool found;
+
+	if (err != CD_STRIPE ||
+	    subscription_sync(local->stripe_subscription_id) != CD_OK ||
+	    cstore_subscription_of(r->arena, local->id, r->user->id, &now,
+	    &found) != CD_OK || !found || now.live)
+		return err;
+	return ended(r);
+}
+
+static cd_err
 change(cd_req *r, bool cancel)
 {
 	struct change c = { r, cancel, NULL, NULL, 0 };
@@ -101,13 +127,12 @@ change(cd_req *r, bool cancel)
 		return req_fail(r, CD_NOT_FOUND, "subscription_not_found",
 		    "You have no such subscription.");
 	if (!local.live)	/* the plans Billing offers to cancel or keep */
-		return req_fail(r, CD_CONFLICT, "subscription_not_active",
-		    "This subscription has already ended.");
+		return ended(r);
 	if ((local.cancel_at_period_end != 0) == cancel)
 		return reply(r, r->ids[0]);
 	c.local = &local;
 	if ((err = tell_stripe(&c, &sub)) != CD_OK)
-		return err;
+		return ended_at_stripe(r, &local, err);
 	if (json_is_true(json_object_get(sub, "cancel_at_period_end")) !=
 	    cancel && strcmp(jstr(sub, "status") ?: "", "canceled") != 0)
 		return CD_STRIPE;

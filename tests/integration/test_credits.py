@@ -780,6 +780,33 @@ class SubscriptionTests(CreditsCase):
                                      local) == "canceled", 20, message="subscription ended")
         self.subscribe(u, "pro")
 
+    def test_a_plan_stripe_has_ended_is_409_before_its_event_comes(self):
+        """The period ends at Stripe while its event is held: resuming (or
+        cancelling) answers 409 subscription_not_active, not a 502, and the
+        row learns the end from Stripe at once."""
+        u = self.user()
+        _, sub = self.subscribe(u)
+        wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
+        self.assertStatus(u.post(f"/api/subscriptions/{local}/cancel", {}), 200, "cancel")
+        emu_hold()
+        try:
+            emu_ok("POST", f"/_emu/subscriptions/{sub}/end_period")
+            self.assertEqual(stripe_api("GET", f"/v1/subscriptions/{sub}").json["status"],
+                             "canceled")
+            self.assertError(u.post(f"/api/subscriptions/{local}/resume", {}), 409,
+                             "subscription_not_active")
+            self.assertEqual(db_scalar("SELECT status FROM subscriptions WHERE id = %s", local),
+                             "canceled")
+            self.assertError(u.post(f"/api/subscriptions/{local}/cancel", {}), 409,
+                             "subscription_not_active")
+        finally:
+            emu_release()
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(sub)), 20,
+                   message="held events processed")
+        self.assertEqual(db_scalar("SELECT status FROM subscriptions WHERE id = %s", local),
+                         "canceled")
+
     def test_cancel_at_period_end_then_it_ends(self):
         u, other = self.user(), self.user()
         sid, sub = self.subscribe(u)
