@@ -30,6 +30,7 @@
 #include "page.h"
 #include "pages_store.h"
 #include "request.h"
+#include "voice.h"
 
 /* A number formatted by format.h (integer arithmetic only), as JSON. */
 static json_t *
@@ -366,7 +367,9 @@ live_help_card(cd_req *r, json_t *d)
 
 /*
  * Voice minutes the user can spend now (*minutes) and the next expiry
- * (dashboard, /voice).
+ * (dashboard, /voice), after charging a session left open past its minutes
+ * (voice_settle), as the credits API does: the card never shows minutes a
+ * forgotten session has used.
  */
 static cd_err
 voice_card(cd_req *r, json_t *d, long long *minutes)
@@ -374,7 +377,8 @@ voice_card(cd_req *r, json_t *d, long long *minutes)
 	json_t *v;
 	cd_err err;
 
-	if ((err = voice_available(r->user->id, minutes)) != CD_OK)
+	if ((err = voice_settle(r->user->id)) != CD_OK ||
+	    (err = voice_available(r->user->id, minutes)) != CD_OK)
 		return err;
 	err = pstore_voice_json(r->user->id, &v);
 	if ((err = attach(d, "voice", err, v)) != CD_OK)

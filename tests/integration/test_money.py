@@ -308,6 +308,26 @@ class VoiceClockTests(VoiceCase):
         self.assertEqual(session_row(r.json["sessionId"])["status"], "active")
         self.assertUsageConsistent(u.id)
 
+    def test_the_pages_show_the_minutes_a_forgotten_session_used(self):
+        """A session left open past its minutes: the dashboard and /voice
+        charge it before showing the minutes, as the credits API does."""
+        u = firewall_user()
+        buy_voice(u)
+        buy_voice(u)
+        s = self.start(u).json["sessionId"]
+        db_exec("UPDATE voice_therapy_sessions SET available_minutes = 5 WHERE id = %s", s)
+        run_for(s, 5 * 60 + 31)
+        left = 2 * MINUTES - 5
+        for path, shown in (
+                ("/dashboard", rf'<p class="big">{left}</p>\s*<p class="muted">minutes remaining'),
+                ("/voice", rf'data-minutes-left>{left}<')):
+            page = u.get(path)
+            self.assertStatus(page, 200, path)
+            self.assertRegex(page.text, shown, path)
+        self.assertEqual(self.ended(s), ("ended", None, None, 300, 5, 5, "server"))
+        self.assertEqual(self.credits(u)["remainingMinutes"], 2 * MINUTES - 5)
+        self.assertUsageConsistent(u.id)
+
     def test_periodic_job_ends_overdue_sessions(self):
         u, v = firewall_user(), firewall_user()
         buy_voice(u)
