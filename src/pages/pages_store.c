@@ -541,12 +541,23 @@ pstore_users(cd_arena *a, const char *q, page_user **rows, size_t *n)
 	return ALL(&q_users_search, user_cols, rows, n, "sss", q, q, q);
 }
 
+/* The user filter as an id: only when it is all digits (else 0, no user). */
+static long long
+user_id_of(const char *user)
+{
+	char *end;
+	long long id;
+
+	id = strtoll(user, &end, 10);
+	return *user >= '0' && *user <= '9' && *end == '\0' ? id : 0;
+}
+
 cd_err
 pstore_audit(cd_arena *a, const page_audit_filter *f, long long before,
     long long limit, page_audit **rows, size_t *n)
 {
 	return ALL(&q_audit_filtered, audit_cols, rows, n, "isssisssssi", before,
-	    f->action, f->action, f->user, strtoll(f->user, NULL, 10), f->user,
+	    f->action, f->action, f->user, user_id_of(f->user), f->user,
 	    f->from, f->from, f->to, f->to, limit);
 }
 

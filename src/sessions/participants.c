@@ -44,6 +44,22 @@ check_mechanic(cd_req *r, long long user_id)
 	    "This user is not a mechanic.");
 }
 
+/* 409 own_consultation if user_id bought the consultation, else CD_OK. */
+static cd_err
+bought_it(cd_req *r, long long user_id)
+{
+	const char *role;
+	cd_err err;
+
+	if ((err = sstore_role_in(r->arena, r->ids[0], user_id, &role)) != CD_OK)
+		return err;
+	return role != NULL && strcmp(role, "customer") == 0 ?
+	    req_fail(r, CD_CONFLICT, "own_consultation", user_id == r->user->id ?
+	    "This is your own consultation: another mechanic must take it." :
+	    "This mechanic bought this consultation: assign another one.") :
+	    CD_OK;
+}
+
 static cd_err
 add_tx(void *arg)
 {
@@ -64,9 +80,10 @@ add_tx(void *arg)
 		return req_fail(r, CD_CONFLICT, "session_closed",
 		    "This consultation is closed.");
 	if ((err = check_mechanic(r, a->user_id)) != CD_OK ||
-	    (err = sstore_add_mechanic(r->ids[0], a->user_id, &a->added)) != CD_OK ||
-	    !a->added)
+	    (err = sstore_add_mechanic(r->ids[0], a->user_id, &a->added)) != CD_OK)
 		return err;
+	if (!a->added)		/* its mechanic already, or its buyer */
+		return bought_it(r, a->user_id);
 	if ((err = sstore_activate(r->ids[0], &moved)) != CD_OK)
 		return err;
 	details = req_own(r, json_pack("{s:I,s:s}", "userId",
@@ -130,10 +147,14 @@ take_tx(void *arg)
 	}
 	if ((err = sstore_add_mechanic(r->ids[0], r->user->id, &added)) != CD_OK)
 		return err;
-	/* Already in it: their own purchase.  The refusal rolls the take back. */
-	if (!added)
-		return req_fail(r, CD_CONFLICT, "own_consultation",
-		    "This is your own consultation: another mechanic must take it.");
+	/*
+	 * Already in it: their own purchase (a waiting one has no mechanic
+	 * yet).  The refusal rolls the take back.
+	 */
+	if (!added) {
+		err = bought_it(r, r->user->id);
+		return err != CD_OK ? err : CD_INTERNAL;
+	}
 	return audit_write("MECHANIC_TOOK_SESSION", "session",
 	    arena_printf(r->arena, "%lld", r->ids[0]), r->user->id,
 	    req_own(r, json_pack("{s:I}", "userId", (json_int_t)r->user->id)),

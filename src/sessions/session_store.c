@@ -29,6 +29,8 @@ static const cd_col session_cols[] = {
 	DB_TEXT(session_row, created_at),
 };
 static cd_sql q_status = CD_SQL("SELECT status FROM sessions WHERE id = ?");
+static cd_sql q_role_in = CD_SQL(
+    "SELECT role FROM session_participants WHERE session_id = ? AND user_id = ?");
 static cd_sql q_guard = CD_SQL(
     "UPDATE sessions SET version = version + 1 WHERE id = ?");
 static cd_sql q_activate = CD_SQL(
@@ -111,6 +113,13 @@ cd_err
 sstore_status(cd_arena *a, long long session_id, const char **status)
 {
 	return db_fetch_text(&q_status, a, status, NULL, "i", session_id);
+}
+
+cd_err
+sstore_role_in(cd_arena *a, long long session_id, long long user_id,
+    const char **role)
+{
+	return db_fetch_text(&q_role_in, a, role, NULL, "ii", session_id, user_id);
 }
 
 cd_err

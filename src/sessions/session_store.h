@@ -51,6 +51,9 @@ cd_err	 sstore_participants(cd_arena *, long long session_id,
 /* A user's role (users.role); *found false if there is no such user. */
 cd_err	 sstore_user_role(cd_arena *, long long user_id, const char **role,
 	    bool *found);
+/* The user's role in the consultation (customer, mechanic), NULL if none. */
+cd_err	 sstore_role_in(cd_arena *, long long session_id, long long user_id,
+	    const char **role);
 /* The user joins as mechanic (PRIMARY KEY session, user): *added false if in. */
 cd_err	 sstore_add_mechanic(long long session_id, long long user_id,
 	    bool *added);

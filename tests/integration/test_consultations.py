@@ -510,6 +510,9 @@ class MechanicQueue(Case):
         m = mechanic()
         sess = bought_chat(m)
         self.assertError(m.post(f"/api/sessions/{sess}/take", {}), 409, "own_consultation")
+        self.assertError(admin().post(f"/api/admin/sessions/{sess}/participants",
+                                      {"userId": m.id, "role": "mechanic"}), 409,
+                         "own_consultation")
         self.assertEqual(lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess),
                          "waiting")
         self.assertEqual(participants(sess), [{"user_id": m.id, "role": "customer"}])

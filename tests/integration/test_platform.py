@@ -342,6 +342,21 @@ class LongTextRowTests(Case):
             self.assertIn("x" * 70000, r.text)
 
 
+class AuditFilterTests(Case):
+
+    def test_the_user_filter_is_an_id_only_when_all_digits(self):
+        admin, x = lib.register(), lib.register()
+        lib.promote(admin, role="admin")
+        mark = "it-filter-" + lib.secrets.token_hex(4)
+        lib.db_exec("INSERT INTO audit_log (action, entity_type, entity_id, user_id, details)"
+                    " VALUES ('IT_FILTER', 'test', %s, %s, '{}')", mark, x.id)
+        for user, shown in ((str(x.id), True), (x.email, True),
+                            (f"{x.id}eleven@example.test", False)):
+            r = admin.get("/admin?" + lib.urllib.parse.urlencode({"user": user}))
+            self.assertStatus(r, 200, user)
+            self.assertEqual(mark in r.text, shown, user)
+
+
 class AdminUserTests(Case):
     """POST /api/admin/users/{id}: role and tier changes, audited, admins only."""
 
