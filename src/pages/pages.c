@@ -887,9 +887,11 @@ h_thank_you(cd_req *r)
 		if ((err = pstore_consultation(r->arena, r->user->id, id, &c,
 		    &found)) != CD_OK)
 			return err;
+		/* Closed: refunded before a mechanic took it (the only close). */
 		json_object_set_new(d, "consultation", found ? json_pack(
-		    "{s:I,s:s?,s:s?,s:I,s:b,s:s?,s:s?,s:s?,s:o}",
+		    "{s:I,s:s?,s:s?,s:b,s:I,s:b,s:s?,s:s?,s:s?,s:o}",
 		    "id", (json_int_t)c.id, "type", c.type, "status", c.status,
+		    "closed", strcmp(c.status ?: "", "closed") == 0,
 		    "amount_cents", (json_int_t)c.amount_cents,
 		    "is_video", c.is_video != 0, "plan_name", c.plan_name,
 		    "email", c.email, "mechanic", c.mechanic,

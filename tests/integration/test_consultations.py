@@ -463,6 +463,12 @@ class Refunds(Case):
         lib.wait_until(lambda: lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess)
                        == "closed", message="session closed after the refund")
         self.assertError(b.post(f"/api/sessions/{sess}/messages", {"body": "hi"}), 409)
+        page = b.get(f"/thank-you?session={sess}")
+        self.assertStatus(page, 200, "thank-you page")
+        self.assertIn("<h1>Consultation refunded</h1>", page.text)
+        self.assertIn(f"was refunded before a mechanic took it, so consultation #{sess} is closed.",
+                      page.text)
+        self.assertNotIn("A mechanic will take your consultation", page.text)
 
     def test_a_refund_leaves_a_started_consultation_alone(self):
         b, mech, boss = lib.register(), mechanic(), admin()
