@@ -113,6 +113,8 @@ cancel_tx(void *arg)
 	    (err = live_help_hour_back(s->user_id, &to_refund)) != CD_OK)
 		return err;
 	/* An hour a refund was owed goes to it, not back to the user. */
+	if (to_refund)
+		s->res = SLOT_HOUR_REFUNDED;
 	return audit_write("LIVE_HELP_CANCELLED", "live_help_slot",
 	    arena_printf(s->arena, "%lld", s->slot_id), s->user_id,
 	    arena_json(s->arena, json_pack("{s:I,s:i,s:i}", "slotId",
@@ -130,7 +132,13 @@ run(cd_err (*fn)(void *), long long user_id, long long slot_id, cd_arena *a,
 
 	err = db_tx(fn, &s);
 	*res = s.res;
-	return s.res != SLOT_DONE ? CD_OK : err;
+	return slot_done(s.res) ? err : CD_OK;
+}
+
+bool
+slot_done(slot_result res)
+{
+	return res == SLOT_DONE || res == SLOT_HOUR_REFUNDED;
 }
 
 cd_err

@@ -8,12 +8,18 @@
 #ifndef CD_SLOTS_H
 #define CD_SLOTS_H
 
+#include <stdbool.h>
+
 #include "arena.h"
 #include "error.h"
 
-/* What a booking or a cancel did; anything but SLOT_DONE changed nothing. */
+/*
+ * What a booking or a cancel did; anything but SLOT_DONE and
+ * SLOT_HOUR_REFUNDED changed nothing (slot_done).
+ */
 typedef enum slot_result {
 	SLOT_DONE,		/* booked, or cancelled with the hour given back */
+	SLOT_HOUR_REFUNDED,	/* cancelled; the hour went to a refund owed it */
 	SLOT_NOT_FOUND,		/* no upcoming slot with this id */
 	SLOT_FULL,		/* every seat is taken */
 	SLOT_NO_HOURS,		/* the user has no hour left to book with */
@@ -33,10 +39,13 @@ cd_err	 slot_book(long long user_id, long long slot_id, cd_arena *a,
 /*
  * Deletes the user's redemption (the guarded write: one cancel wins) while
  * the slot starts more than live_help_cancel_hours from now, and gives the
- * seat and the hour back, with an audit row, in one transaction.
+ * seat and the hour back (to a refund owed it: SLOT_HOUR_REFUNDED), with an
+ * audit row, in one transaction.
  */
 cd_err	 slot_cancel(long long user_id, long long slot_id, cd_arena *a,
 	    slot_result *res);
+/* The booking or cancel was made (SLOT_DONE or SLOT_HOUR_REFUNDED). */
+bool	 slot_done(slot_result res);
 
 /*
  * The upcoming slots every user sees, kept by each child: a reader's own

@@ -77,7 +77,7 @@ static const struct {
 static cd_err
 slot_refusal(cd_req *r, slot_result res)
 {
-	if (res == SLOT_DONE)
+	if (slot_done(res))
 		return CD_OK;
 	return req_fail(r, refusals[res].err, refusals[res].code,
 	    refusals[res].message);
@@ -90,14 +90,19 @@ seat(cd_req *r, cd_err (*fn)(long long, long long, cd_arena *, slot_result *),
 {
 	long long slot_id = r->ids[0], total, used;
 	slot_result res;
+	json_t *body;
 	cd_err err;
 
 	if ((err = fn(r->user->id, slot_id, r->arena, &res)) != CD_OK ||
 	    (err = slot_refusal(r, res)) != CD_OK ||
 	    (err = hours(r, NULL, &total, &used)) != CD_OK)
 		return err;
-	resp_json(r, status, json_pack("{s:I,s:I}", "slotId", (json_int_t)slot_id,
-	    "remainingHours", (json_int_t)(total - used)));
+	body = json_pack("{s:I,s:I}", "slotId", (json_int_t)slot_id,
+	    "remainingHours", (json_int_t)(total - used));
+	if (fn == slot_cancel)	/* false: the hour went to a refund owed it */
+		json_object_set_new(body, "hourReturned",
+		    json_boolean(res == SLOT_DONE));
+	resp_json(r, status, body);
 	return CD_OK;
 }
 

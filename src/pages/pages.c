@@ -639,6 +639,27 @@ booked_slots_json(const page_booked_slot *s, size_t n)
 	return list;
 }
 
+/* The sentence after a booking or cancel (live_help.js's ?done=), or NULL. */
+static const char *
+live_help_notice(const char *done)
+{
+	static const struct {
+		const char	*done, *notice;
+	} notices[] = {
+		{ "booked", "Booked: one Live Help hour was used. The slot is "
+		    "listed under My Live Help." },
+		{ "cancelled", "Cancelled: the hour is back in your balance." },
+		{ "refunded", "Cancelled: the hour went to the refund of the "
+		    "purchase it came from, so it is not back in your balance." },
+	};
+	size_t i;
+
+	for (i = 0; done != NULL && i < sizeof(notices) / sizeof(notices[0]); i++)
+		if (strcmp(done, notices[i].done) == 0)
+			return notices[i].notice;
+	return NULL;
+}
+
 /*
  * /live-help: the upcoming slots with their free seats (Book spends one
  * hour), and the user's booked slots (Cancel gives the hour back while the
@@ -649,7 +670,7 @@ h_live_help(cd_req *r)
 {
 	json_t *d = req_own(r, json_object()), *v;
 	long long uid = r->user->id;
-	const char *done = req_query(r, "done");
+	const char *done = req_query(r, "done"), *notice;
 	page_booked_slot *booked;
 	page_slot *slots;
 	size_t n;
@@ -665,12 +686,8 @@ h_live_help(cd_req *r)
 	err = pstore_policy_json(&v);
 	if ((err = attach(d, "policy", err, v)) != CD_OK)
 		return err;
-	if (done != NULL && strcmp(done, "booked") == 0)
-		json_object_set_new(d, "notice", json_string("Booked: one Live "
-		    "Help hour was used. The slot is listed under My Live Help."));
-	else if (done != NULL && strcmp(done, "cancelled") == 0)
-		json_object_set_new(d, "notice", json_string("Cancelled: the "
-		    "hour is back in your balance."));
+	if ((notice = live_help_notice(done)) != NULL)
+		json_object_set_new(d, "notice", json_string(notice));
 	return render(r, "live_help", "Live Help", d);
 }
 

@@ -12,6 +12,8 @@
     msg.classList.remove('error');
     msg.textContent = 'Working…';
     cd.post(url, {}).then(function (res) {
+      /* a cancelled hour a refund was owed goes to it, not back to the balance */
+      if (res.ok && res.data && res.data.hourReturned === false) done = 'refunded';
       if (res.ok) { window.location = '/live-help?done=' + done; return; }
       el.disabled = false;
       msg.textContent = cd.errorText(res);

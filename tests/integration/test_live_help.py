@@ -662,7 +662,9 @@ class RefundTests(Case):
         self.assertEqual(db_rows(owed, sid), [{"hours_refunded": 1, "hours_owed": 1}])
         r = a.post(f"/api/live-help-hour/{slot}/cancel", {})
         self.assertStatus(r, 200, "cancel the booked hour")
-        self.assertEqual(r.json["remainingHours"], 0)
+        self.assertEqual(r.json, {"slotId": slot, "remainingHours": 0, "hourReturned": False})
+        self.assertIn("Cancelled: the hour went to the refund of the purchase it came from",
+                      a.get("/live-help?done=refunded").text)
         self.assertEqual(totals(a.id), {"hours_total": 0, "hours_used": 0})
         self.assertEqual(db_rows(owed, sid), [{"hours_refunded": 2, "hours_owed": 0}])
         self.assertError(a.book(new_slot(3)), 402, "no_hours_left")
@@ -677,7 +679,9 @@ class RefundTests(Case):
         bought_live_help(a, 1)
         other = new_slot(3)
         self.assertStatus(a.book(other), 201)
-        self.assertStatus(a.post(f"/api/live-help-hour/{other}/cancel", {}), 200)
+        r = a.post(f"/api/live-help-hour/{other}/cancel", {})
+        self.assertStatus(r, 200)
+        self.assertIs(r.json["hourReturned"], True)
         self.assertEqual(totals(a.id), {"hours_total": 1, "hours_used": 0})
 
 
@@ -887,7 +891,7 @@ class CancelTests(Case):
         statuses = sorted(r.status for r in results)
         self.assertEqual(statuses, [200] + [404] * 4, [repr(r) for r in results])
         ok = [r for r in results if r.status == 200][0]
-        self.assertEqual(ok.json, {"slotId": slot, "remainingHours": 2})
+        self.assertEqual(ok.json, {"slotId": slot, "remainingHours": 2, "hourReturned": True})
         self.assertEqual(totals(a.id), {"hours_total": 2, "hours_used": 0})
         self.assertEqual(db_scalar("SELECT booked FROM live_help_slots WHERE id = %s", slot), 0)
         self.assertEqual(db_scalar("SELECT COUNT(*) FROM live_help_redemptions"
