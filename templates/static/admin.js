@@ -108,16 +108,38 @@
     });
   };
 
+  /* The value a select was shown with (or last saved as). */
+  function shown(select) {
+    for (var i = 0; i < select.options.length; i++)
+      if (select.options[i].defaultSelected) return select.options[i].value;
+    return null;
+  }
+  function setShown(select, value) {
+    select.value = value;
+    for (var i = 0; i < select.options.length; i++)
+      select.options[i].defaultSelected = select.options[i].value === value;
+  }
+
+  /*
+   * Only what this admin changed is sent, so that a change another admin
+   * made meanwhile to the other field is kept; the row then shows the user
+   * as the server has them.
+   */
   cd.actions['save-user'] = function (el) {
     var row = el.closest('tr');
-    var body = { role: row.querySelector('select[name="role"]').value,
-      tier: row.querySelector('select[name="tier"]').value };
+    var role = row.querySelector('select[name="role"]'), tier = row.querySelector('select[name="tier"]');
+    var body = {};
+    if (role.value !== shown(role)) body.role = role.value;
+    if (tier.value !== shown(tier)) body.tier = tier.value;
+    if (!body.role && !body.tier) { report('users-msg', 'Nothing to save: choose another role or tier first.', false); return; }
     el.disabled = true;
     cd.post('/api/admin/users/' + encodeURIComponent(el.getAttribute('data-user')), body)
       .then(function (res) {
         el.disabled = false;
         if (!res.ok) { report('users-msg', cd.errorText(res), true); return; }
         var u = res.data.user;
+        setShown(role, u.role);
+        setShown(tier, u.tier);
         report('users-msg', 'Saved: ' + u.email + ' is now ' + u.role + ' on the ' + u.tier + ' tier.', false);
       });
   };

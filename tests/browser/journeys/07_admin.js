@@ -114,6 +114,15 @@ async function adminConsole(t) {
       String(customer.id));
     eq(a.user_id, admin.id, 'audited as');
     assert(a.details.includes('"before"') && a.details.includes('"firewall"'), 'audit details ' + a.details);
+    // another admin makes the user a mechanic meanwhile; this page, not
+    // reloaded, changes only the tier: the other admin's role is kept
+    db("UPDATE users SET role = 'mechanic' WHERE id = ?", customer.id);
+    await p.select(`${sel} select[name="tier"]`, 'free');
+    await p.click(`${sel} button[data-action="save-user"]`);
+    await t.waitText('#users-msg', `Saved: ${customer.email} is now mechanic on the free tier.`);
+    const v = dbRow('SELECT role, tier FROM users WHERE id = ?', customer.id);
+    eq(`${v.role}/${v.tier}`, 'mechanic/free', 'the other admin\'s role kept');
+    eq(await p.$eval(`${sel} select[name="role"]`, (e) => e.value), 'mechanic', 'the row shows the role saved');
   });
 
   await t.step('audit-filter-and-pages', async () => {
@@ -122,8 +131,8 @@ async function adminConsole(t) {
     await p.type('input[name="user"]', admin.email);
     await t.clickAndWaitForNavigation('#audit ~ form button[type="submit"], form[action="/admin#audit"] button[type="submit"]');
     const rows = await p.$$eval('#audit-table tbody tr[data-audit]', (trs) => trs.map((tr) => tr.innerText));
-    eq(rows.length, 1, 'filtered audit rows');
-    assert(rows[0].includes('ADMIN_USER_UPDATED'), 'filtered row: ' + rows[0]);
+    eq(rows.length, 2, 'filtered audit rows (the two saves of change-user)');
+    assert(rows.every((r) => r.includes('ADMIN_USER_UPDATED')), 'filtered rows: ' + rows);
     // details start collapsed and open on a click
     assert(!(await p.$eval('#audit-table details', (d) => d.open)), 'details open by default');
     await p.click('#audit-table details summary');
