@@ -19,8 +19,14 @@
 #include "bookings.h"
 #include "db.h"
 
+/*
+ * amountCents, when sent, is what the admin was shown and paid by hand: a
+ * payout that would record another amount (a booking completed or refunded
+ * meanwhile) is refused, so the books never record what was not sent.
+ */
 static const cd_field payout_fields[] = {
 	{ "expertId", F_INT, F_REQUIRED, 1, CD_MAX_ID, NULL },
+	{ "amountCents", F_INT, 0, 1, CD_MAX_ID, NULL },
 };
 
 cd_err
@@ -61,6 +67,7 @@ struct payout {
 	long long	 expert_id;
 	long long	 id;
 	long long	 amount;
+	long long	 shown;		/* amountCents sent, or 0 */
 	json_t		*booking_ids;	/* request-owned */
 };
 
@@ -91,6 +98,12 @@ payout_tx(void *arg)
 	if (p->amount == 0)
 		return req_fail(r, CD_CONFLICT, "nothing_to_pay",
 		    "This expert has no completed bookings waiting for a payout.");
+	if (p->shown != 0 && p->shown != p->amount)
+		return req_fail(r, CD_CONFLICT, "payout_changed", arena_printf(
+		    r->arena, "This expert is now owed $%lld.%02lld, not $%lld.%02lld:"
+		    " a booking changed since the list was shown. Check the list"
+		    " again before marking it paid.", p->amount / 100,
+		    p->amount % 100, p->shown / 100, p->shown % 100));
 	if ((err = bstore_payout_insert(p->expert_id, p->amount, r->user->id,
 	    &p->id)) != CD_OK)
 		return err;
@@ -113,14 +126,15 @@ cd_err
 payout_create(cd_req *r)
 {
 	struct payout p;
-	cd_value v[1];
+	cd_value v[2];
 	cd_err err;
 
-	if ((err = req_fields(r, payout_fields, 1, v)) != CD_OK)
+	if ((err = req_fields(r, payout_fields, 2, v)) != CD_OK)
 		return err;
 	memset(&p, 0, sizeof(p));
 	p.r = r;
 	p.expert_id = v[0].i;
+	p.shown = v[1].present ? v[1].i : 0;
 	p.booking_ids = req_own(r, json_array());
 	if ((err = db_tx(payout_tx, &p)) != CD_OK)
 		return err;

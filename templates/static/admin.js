@@ -69,6 +69,7 @@
         b.setAttribute('data-action', 'mark-paid');
         b.setAttribute('data-expert', e.expertId);
         b.setAttribute('data-amount', money(e.amountCents));
+        b.setAttribute('data-cents', e.amountCents);
         b.setAttribute('data-name', e.name);
         cell(tr, '', 'num').appendChild(b);
       });
@@ -83,7 +84,9 @@
 
   cd.actions['mark-paid'] = function (el) {
     el.disabled = true;
-    cd.post('/api/admin/payouts', { expertId: parseInt(el.getAttribute('data-expert'), 10) })
+    /* the amount shown is the amount recorded, or the server refuses */
+    cd.post('/api/admin/payouts', { expertId: parseInt(el.getAttribute('data-expert'), 10),
+      amountCents: parseInt(el.getAttribute('data-cents'), 10) })
       .then(function (res) {
         if (!res.ok) { el.disabled = false; report('payouts-msg', cd.errorText(res), true); return; }
         report('payouts-msg', 'Marked paid: ' + money(res.data.payout.amountCents) + ' to ' +

@@ -830,6 +830,29 @@ class AdminTests(BookingCase):
         self.assertEqual([e for e in r.json["experts"] if e["expertId"] == eid], [])
         self.assertError(adm.post("/api/admin/payouts", {"expertId": 999999999}), 404)
 
+    def test_a_payout_records_only_the_amount_the_admin_was_shown(self):
+        """The admin was shown 904 cents and paid them by hand; a booking
+        completed meanwhile makes the payout 409 payout_changed, nothing
+        recorded, until the admin confirms the new amount."""
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(67, user=expert_user)
+        b1 = self.completed(a, expert_user, eid, 15)     # payout 904
+        shown = [e for e in adm.get("/api/admin/payouts/pending").json["experts"]
+                 if e["expertId"] == eid][0]["amountCents"]
+        self.assertEqual(shown, 904)
+        b2 = self.completed(a, expert_user, eid, 30)     # payout 1809, completed meanwhile
+        r = adm.post("/api/admin/payouts", {"expertId": eid, "amountCents": shown})
+        self.assertError(r, 409, "payout_changed")
+        self.assertIn("now owed $27.13, not $9.04", r.json["error"]["message"])
+        self.assertEqual(db_rows("SELECT id FROM payouts WHERE expert_id = %s", eid), [])
+        self.assertEqual(db_rows("SELECT booking_id FROM payout_items WHERE booking_id IN (%s, %s)",
+                                 b1, b2), [])
+        self.assertError(adm.post("/api/admin/payouts", {"expertId": eid, "amountCents": 0}), 400)
+        r = adm.post("/api/admin/payouts", {"expertId": eid, "amountCents": 2713})
+        self.assertStatus(r, 201, "payout of the amount now shown")
+        self.assertEqual((r.json["payout"]["amountCents"], r.json["payout"]["bookingIds"]),
+                         (2713, [b1, b2]))
+
     def test_refunded_booking_is_not_owed(self):
         adm, a, expert_user = admin(), register(), register()
         eid = new_expert(100, user=expert_user)
