@@ -36,6 +36,15 @@
 #define BOOKING_SCHEDULED(b) \
 	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NULL)"
 
+/*
+ * Whether booking alias b may hold a payment that stands (succeeded, not
+ * refunded): scheduled, completed, or cancelled by its customer when the
+ * policy refunded nothing.  The money check's rule.
+ */
+#define BOOKING_KEEPS_PAYMENT(b) \
+	"(" b ".status IN ('scheduled', 'completed') OR (" b ".status =" \
+	" 'cancelled_by_user' AND " b ".cancel_refund_cents <=> 0))"
+
 /* The full-refund hours of the cancellation policy of expert alias e. */
 #define BOOKING_FULL_REFUND_HOURS(e) \
 	"COALESCE(" e ".cancel_full_refund_hours, (SELECT int_value" \

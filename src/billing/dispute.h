@@ -9,8 +9,9 @@
  * one dispute_steps row (UNIQUE per dispute and step), plus the product's
  * own ledger or reversal rows, so redelivered events change nothing.
  * A dispute on an expert booking's payment marks the booking disputed (owed
- * to nobody), kept makes it owed again ('won'), lost reverses the payment like a
- * full refund (booking_disputed); its steps are counted in cents.
+ * to nobody), a close that keeps the money makes it owed again ('won'), lost
+ * reverses the payment like a full refund (booking_disputed); its steps are
+ * counted in cents.
  * Both take the dispute as retrieved from Stripe, with its charge (NULL
  * when Stripe has none): a subscription invoice's charge names the invoice
  * it paid, so no other call is needed to find the purchase.

@@ -15,7 +15,13 @@ static cd_sql q_ensure = CD_SQL(
  * guard of the chain (see db.h), so a concurrent move on another cluster
  * node fails certification instead of forking the chain. */
 static cd_sql q_lock = CD_SQL(
-    "SELECT balance FROM user_credits WHERE user_id = ? FOR UPDATE");
+    "SELECT balance, frozen FROM user_credits WHERE user_id = ? FOR UPDATE");
+struct held {
+	long long	 balance, frozen;
+};
+static const cd_col held_cols[] = {
+	DB_INT(struct held, balance), DB_INT(struct held, frozen),
+};
 static cd_sql q_move = CD_SQL(
     "UPDATE user_credits SET balance = balance + ?,"
     " total_earned = total_earned + IF(? = 'allocation', ?, IF(? = 'refund', ?, 0)),"
@@ -51,17 +57,29 @@ static const cd_col page_cols[] = {
 	DB_TEXT(cd_ledger_row, created_at),
 };
 
-cd_err
-ledger_balance_for_update(long long user_id, long long *balance)
+/* The user's row, made if missing and locked: balance and frozen. */
+static cd_err
+lock_held(long long user_id, struct held *h)
 {
 	size_t n;
 	cd_err err;
 
-	*balance = 0;
+	*h = (struct held){ 0, 0 };
 	if ((err = db_exec(&q_ensure, NULL, "i", user_id)) != CD_OK)
 		return err;
-	return db_fetch(&q_lock, NULL, db_int_col, 1, balance, sizeof(*balance), 1,
-	    &n, "i", user_id);
+	return db_fetch(&q_lock, NULL, held_cols, DB_NCOLS(held_cols), h,
+	    sizeof(*h), 1, &n, "i", user_id);
+}
+
+cd_err
+ledger_balance_for_update(long long user_id, long long *balance)
+{
+	struct held h;
+	cd_err err;
+
+	err = lock_held(user_id, &h);
+	*balance = h.balance;
+	return err;
 }
 
 cd_err
@@ -90,17 +108,14 @@ cd_err
 ledger_spendable_for_update(long long user_id, long long *spendable,
     long long *frozen)
 {
-	long long balance;
-	cd_balance user;
+	struct held h;
 	cd_err err;
 
-	*spendable = *frozen = 0;
-	if ((err = ledger_balance_for_update(user_id, &balance)) != CD_OK ||
-	    (err = ledger_balance(user_id, &user)) != CD_OK)
-		return err;
-	*spendable = ledger_spendable(balance, user.frozen);
-	*frozen = user.frozen;
-	return CD_OK;
+	err = lock_held(user_id, &h);
+	*spendable = ledger_spendable(h.balance, h.frozen);
+	if (frozen != NULL)
+		*frozen = h.frozen;
+	return err;
 }
 
 cd_err

@@ -65,8 +65,9 @@ typedef struct cd_ledger_row {
 cd_err	 ledger_balance(long long user_id, cd_balance *out);
 /*
  * What the user may spend now (ledger_spendable) and what open disputes
- * hold frozen, the row locked as by ledger_balance_for_update.  A refund
- * takes back no more than is spendable: frozen tokens are a dispute's.
+ * hold frozen (frozen may be NULL), the row locked as by
+ * ledger_balance_for_update, in one read.  A refund takes back no more than
+ * is spendable: frozen tokens are a dispute's.
  */
 cd_err	 ledger_spendable_for_update(long long user_id, long long *spendable,
 	    long long *frozen);
@@ -80,9 +81,9 @@ cd_err	 ledger_freeze(long long user_id, long long delta);
  * A dispute's step on a payment's credits, with the zero-delta ledger row
  * that records it: freezes what is still spendable of the left tokens the
  * payment granted and still stands, or with release unfreezes units (no
- * more than is frozen).  The
- * row's metadata names the payment ({ref_key: ref, paymentIntentId}) and
- * the frozenDelta.  *moved = the tokens moved.  Call inside a db_tx.
+ * more than is frozen).  The row's metadata names the payment ({ref_key:
+ * ref, paymentIntentId}) and the frozenDelta.  *moved = the tokens moved.
+ * Call inside a db_tx.
  */
 cd_err	 ledger_dispute_freeze(long long user_id, bool release, long long left,
 	    long long units, const char *ref_key, const char *ref,

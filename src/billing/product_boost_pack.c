@@ -97,7 +97,7 @@ grant(const cd_checkout *ck, bool *granted)
 static cd_err
 reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 {
-	long long target, delta, spendable, frozen;
+	long long target, delta, spendable;
 	struct applied p;
 	json_t *meta;
 	bool found;
@@ -113,7 +113,7 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	if (delta <= 0)
 		return CD_OK;
 	if ((err = ledger_spendable_for_update(ck->user_id, &spendable,
-	    &frozen)) != CD_OK)
+	    NULL)) != CD_OK)
 		return err;
 	/*
 	 * Only what was taken back counts as refunded; spent credits stay spent

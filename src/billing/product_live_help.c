@@ -90,7 +90,7 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	 * Only what was taken back counts as refunded; booked hours stay
 	 * booked, owed to the refund until their slot is cancelled.
 	 */
-	*units = delta < unused ? delta : unused > 0 ? unused : 0;
+	*units = delta < unused ? delta : unused;
 	if ((err = db_exec(&q_refunded, NULL, "iis", *units, delta - *units,
 	    ck->stripe_session_id)) != CD_OK || *units == 0)
 		return err;

@@ -422,15 +422,15 @@ lock_allocation(const char *invoice_id, cd_arena *a, struct invoice_credits *al,
 
 /*
  * Takes back the allocation's share for refunded of paid cents, never more
- * than the user may spend (frozen tokens are a dispute's); *units = taken.  Inside the caller's transaction,
- * after lock_allocation.
+ * than the user may spend (frozen tokens are a dispute's); *units = taken.
+ * Inside the caller's transaction, after lock_allocation.
  */
 static cd_err
 take_back(const char *invoice_id, const struct invoice_credits *al,
     long long refunded, long long paid, cd_arena *a, long long *units)
 {
 	long long delta = reverse_target(al->credits, refunded, paid) - al->reversed,
-	    spendable, frozen;
+	    spendable;
 	json_t *meta;
 	cd_entry e;
 	cd_err err;
@@ -439,7 +439,7 @@ take_back(const char *invoice_id, const struct invoice_credits *al,
 	if (delta <= 0)
 		return CD_OK;
 	if ((err = ledger_spendable_for_update(al->user_id, &spendable,
-	    &frozen)) != CD_OK)
+	    NULL)) != CD_OK)
 		return err;
 	*units = delta < spendable ? delta : spendable;
 	if (*units <= 0)

@@ -227,6 +227,15 @@ cancel_paid(struct cancel *c)
 	    true, c->decided ? &c->split : NULL, NULL);
 }
 
+/* Started, by the policy's own clock rule (calc.c), whatever was paid. */
+static bool
+has_started(const booking_terms *t)
+{
+	booking_split split;
+
+	return booking_refund_quote(t, &split) == CANCEL_STARTED;
+}
+
 /* 409 booking_started once booking id has started, by the database's clock. */
 static cd_err
 started(cd_req *r, long long id)
@@ -237,7 +246,7 @@ started(cd_req *r, long long id)
 
 	if ((err = booking_terms_of(id, &t, &found)) != CD_OK)
 		return err;
-	return found && t.to_start <= 0 ? refuse_started(r) : CD_OK;
+	return found && has_started(&t) ? refuse_started(r) : CD_OK;
 }
 
 cd_err
@@ -309,7 +318,7 @@ booking_cancel_quote(cd_req *r)
 		tier = tier_names[booking_refund_quote(&t, &split)];
 		if (t.decided < 0 && strcmp(tier, "started") == 0)
 			cancellable = false;
-	} else if (strcmp(status, "scheduled") == 0 && t.to_start <= 0) {
+	} else if (strcmp(status, "scheduled") == 0 && has_started(&t)) {
 		tier = "started";	/* free, and begun: as booking_cancel says */
 		cancellable = false;
 	} else if (!cancellable)

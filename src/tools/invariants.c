@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "booking_pay.h"
 #include "invariants.h"
 
 #define LIMIT " LIMIT 1000"
@@ -182,16 +183,16 @@ static cd_sql q_booking_refund = CD_SQL(
 /*
  * Every succeeded booking PaymentIntent has exactly one booking that holds
  * it: its one payments row (UNIQUE) names the booking whose PaymentIntent
- * it is; a payment that succeeded holds a scheduled or completed booking,
- * or one its customer cancelled when the policy refunded nothing; and a PaymentIntent whose payment_intent.succeeded was processed has a
+ * it is; a payment that succeeded holds a booking that may keep it
+ * (BOOKING_KEEPS_PAYMENT); and a PaymentIntent whose
+ * payment_intent.succeeded was processed has a
  * payment recorded as paid (refunded later or not).
  */
 static cd_sql q_booking_paid = CD_SQL(
     "SELECT p.booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
     " b.status AS booking_status, b.payment_intent_id AS booking_payment_intent"
     " FROM payments p JOIN bookings b ON b.id = p.booking_id"
-    " WHERE (p.status = 'succeeded' AND b.status NOT IN ('scheduled', 'completed')"
-    "   AND NOT (b.status = 'cancelled_by_user' AND b.cancel_refund_cents <=> 0))"
+    " WHERE (p.status = 'succeeded' AND NOT " BOOKING_KEEPS_PAYMENT("b") ")"
     "  OR (p.status IN ('pending', 'failed') AND EXISTS (SELECT 1 FROM stripe_events e"
     "   WHERE e.object_id = p.stripe_payment_intent_id"
     "   AND e.type = 'payment_intent.succeeded' AND e.processed_at IS NOT NULL))"
@@ -274,8 +275,7 @@ static cd_sql q_stripe_booking_unpaid = CD_SQL(
     " GROUP BY i.id, i.booking_id"
     " HAVING COUNT(p.id) <> 1"
     "  OR MIN(p.status) NOT IN ('succeeded', 'refunded', 'partially_refunded')"
-    "  OR (MIN(p.status) = 'succeeded' AND MIN(b.status) NOT IN ('scheduled', 'completed')"
-    "   AND MIN(b.status = 'cancelled_by_user' AND b.cancel_refund_cents <=> 0) = 0)"
+    "  OR (MIN(p.status) = 'succeeded' AND MIN(" BOOKING_KEEPS_PAYMENT("b") ") = 0)"
     " ORDER BY i.id" LIMIT);
 
 /*

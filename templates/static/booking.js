@@ -85,7 +85,7 @@
     var pays = booking && booking.paymentStatus;
     if (booking && booking.status === 'scheduled') { booked(startIso); return; }
     pay.hidden = true;
-    if (pays === 'refunded' || pays === 'partially_refunded') {
+    if (pays === 'refunded') {
       say(msg, 'This time was taken by someone else after your hold ran out, so your payment ' +
         'has been refunded in full. Please pick another time.', true);
       unlockSlots();

@@ -15,8 +15,8 @@ import threading
 from .lib import (Browser, Case, check_status, checkout_rows, completed_event, db_exec,
                   db_row, db_rows, db_scalar, emu_deliver, emu_fail, emu_hold, emu_ok, emu_pay,
                   emu_release, emu_state, env, event_processed, events_about, list_events,
-                  parallel, pay_and_confirm, register, session_event_ids, stack, stripe_api,
-                  stripe_session, wait_until)
+                  parallel, pay_and_confirm, refund_processed, register, session_event_ids,
+                  stack, stripe_api, stripe_session, wait_until)
 
 PACKS = {
     # id: (name, credits, bonus, price_cents, badge)
@@ -636,12 +636,7 @@ class RefundTests(CreditsCase):
                        " WHERE stripe_session_id = %s", sid)
         self.assertTrue(pi and pi.startswith("pi_"), pi)
         self.assertEqual(pi, stripe_session(sid)["payment_intent"])
-        r = stripe_api("POST", "/v1/refunds", {"payment_intent": pi})
-        self.assertStatus(r, 200, "refund")
-        ev = wait_until(lambda: events_about(r.json["charge"], "charge.refunded"), 10,
-                        message="charge.refunded event")
-        wait_until(lambda: event_processed(ev[0]["id"]), 20, message="refund processed")
-        return pi, ev[0]["id"]
+        return pi, refund_processed(pi)
 
     def test_full_refund_takes_the_pack_back(self):
         u = self.user()
