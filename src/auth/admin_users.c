@@ -3,8 +3,11 @@
  * or tier.  The change and its audit row (before and after) are one
  * transaction; the user row is written under its lock, so two admins
  * changing the same user each see what the other left.  An admin cannot
- * change their own role (nobody locks themselves out by accident).  A role
- * change ends every session of the user in the same transaction.
+ * change their own role (nobody locks themselves out by accident), and the
+ * change writes the acting admin's own row on the condition that they are
+ * still an admin, so two admins demoting each other at once cannot both
+ * commit and leave nobody to run the console.  A role change ends every
+ * session of the user in the same transaction.
  */
 #include <string.h>
 
@@ -46,9 +49,14 @@ change_tx(void *arg)
 	const char *role, *tier;
 	user_rights u;
 	json_t *details;
-	bool found;
+	bool found, still_admin;
 	cd_err err;
 
+	if ((err = ustore_guard_admin(r->user->id, &still_admin)) != CD_OK)
+		return err;
+	if (!still_admin)
+		return req_fail(r, CD_FORBIDDEN, "not_admin",
+		    "You are no longer an admin.");
 	if ((err = ustore_lock_rights(r->arena, r->ids[0], &u, &found)) != CD_OK)
 		return err;
 	if (!found)

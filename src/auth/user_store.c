@@ -22,6 +22,8 @@ static const cd_col rights_cols[] = {
 };
 static cd_sql q_update = CD_SQL(
     "UPDATE users SET role = ?, tier = ? WHERE id = ?");
+static cd_sql q_guard_admin = CD_SQL(
+    "UPDATE users SET version = version + 1 WHERE id = ? AND role = 'admin'");
 
 cd_err
 ustore_create(const char *email, const char *name, const char *hash,
@@ -66,4 +68,15 @@ cd_err
 ustore_set_rights(long long user_id, const char *role, const char *tier)
 {
 	return db_exec(&q_update, NULL, "ssi", role, tier, user_id);
+}
+
+cd_err
+ustore_guard_admin(long long admin_id, bool *still_admin)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	err = db_exec(&q_guard_admin, &n, "i", admin_id);
+	*still_admin = n > 0;
+	return err;
 }

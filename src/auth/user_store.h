@@ -36,5 +36,12 @@ cd_err	 ustore_lock_rights(cd_arena *, long long user_id, user_rights *,
 	    bool *found);
 cd_err	 ustore_set_rights(long long user_id, const char *role,
 	    const char *tier);
+/*
+ * Writes the acting admin's guard row (users.version) if the user is still
+ * an admin; *still_admin false if not.  Every change an admin makes to
+ * another user's rights writes it, so two admins demoting each other
+ * conflict instead of both committing.
+ */
+cd_err	 ustore_guard_admin(long long admin_id, bool *still_admin);
 
 #endif

@@ -13,7 +13,8 @@ exactly after each round:
     no credit goes below zero;
   - the credit ledger: allocations on different machines chain exactly;
   - chat: messages posted on three machines at once are read by a poller on
-    every machine in one order, none skipped.
+    every machine in one order, none skipped;
+  - admins: three demoting each other on three machines leave one admin.
 """
 
 import threading
@@ -314,3 +315,33 @@ class Races(Case):
         self.assertEqual(seqs, sorted(seqs))
         for m in (1, 2, 3):
             self.assertEqual(seen[m], rows, f"the poller on machine {m} skipped or repeated")
+
+    # ------------------------------------------------------------ admins
+
+    def test_admins_demoting_each_other_keep_one_across_machines(self):
+        """Three admins each demote the next at once, on three machines:
+        every change writes its actor's row, so at least one stays admin."""
+        admins = [lib.register() for _ in range(3)]
+        guarded = 0
+        ids = [u.id for u in admins]
+        for i in range(ROUNDS):
+            lib.db_exec("UPDATE users SET role = 'admin' WHERE id IN (%s, %s, %s)", *ids)
+            rs = self.racer.race(*[
+                (lambda k=k: on(admins[k], k + 1).post(
+                    f"/api/admin/users/{admins[(k + 1) % 3].id}", {"role": "customer"}))
+                for k in range(3)])
+            roles = [lib.db_scalar("SELECT role FROM users WHERE id = %s", u.id)
+                     for u in admins]
+            self.assertIn("admin", roles, f"round {i}: {rs!r}")
+            done = [r.status == 200 for r in rs]
+            for k, r in enumerate(rs):
+                if not done[k]:
+                    self.assertStatus(r, (401, 403), f"round {i}: {r!r}")
+                    guarded += r.status == 403
+            # a demotion that answered 200 is the one that took its target's role
+            self.assertEqual([roles[(k + 1) % 3] == "customer" for k in range(3)], done,
+                             f"round {i}: {rs!r}")
+            for k, u in enumerate(admins):
+                if roles[k] == "customer":
+                    u.login(u.email, u.password)
+        print(f"    {guarded} of {ROUNDS * 3} demotions refused by the guard", flush=True)

@@ -2,10 +2,12 @@
 
 import json
 import re
+import threading
 
 from . import lib
 from .lib import (Browser, Case, base_url, checkout_rows, db_row, db_scalar,
-                  emu_state, parse_set_cookie, promote, register, unique_email)
+                  emu_state, parallel, parse_set_cookie, promote, register,
+                  unique_email)
 
 
 def session_cookie(resp):
@@ -388,3 +390,33 @@ class AdminUserTests(Case):
         self.assertEqual(r.error_code, "own_role")
         self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
                                    " 'ADMIN_USER_UPDATED' AND entity_id = %s", str(u.id)), 1)
+
+    def test_two_admins_demoting_each_other_leave_one(self):
+        """Each change writes its actor's row, still an admin: one of the two demotions wins."""
+        rounds, won = 12, 0
+        for n in range(rounds):
+            a, b = register(), register()
+            promote(a, role="admin")
+            promote(b, role="admin")
+            barrier = threading.Barrier(2)
+
+            def demote(pair):
+                actor, target = pair
+                barrier.wait(10)
+                return actor.post(f"/api/admin/users/{target.id}", {"role": "customer"})
+            results = parallel(demote, [(a, b), (b, a)], threads=2)
+            roles = [db_scalar("SELECT role FROM users WHERE id = %s", u.id) for u in (a, b)]
+            self.assertEqual(sorted(roles), ["admin", "customer"], (n, results))
+            loser = (a, b)[roles.index("customer")]
+            winner = (a, b)[roles.index("admin")]
+            statuses = {u.id: r.status for u, r in zip((a, b), results)}
+            self.assertEqual(statuses[winner.id], 200, results)
+            # the demoted admin's request met its ended session (401) or its guard (403)
+            self.assertIn(statuses[loser.id], (401, 403), results)
+            if statuses[loser.id] == 403:
+                won += 1
+                self.assertEqual(results[(a, b).index(loser)].error_code, "not_admin")
+            self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
+                                       " 'ADMIN_USER_UPDATED' AND entity_id IN (%s, %s)",
+                                       str(a.id), str(b.id)), 1)
+        print(f"    {won} of {rounds} races reached the guard", flush=True)
