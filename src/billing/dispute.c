@@ -27,6 +27,13 @@ static cd_sql q_lost = CD_SQL(
 static cd_sql q_booking = CD_SQL(
     "UPDATE disputes SET user_id = ?, booking_id = ?, product = 'booking',"
     " units_frozen = ? WHERE stripe_dispute_id = ?");
+/* A payment has at most one dispute (one per charge, one charge that paid). */
+static cd_sql q_open_hold = CD_SQL(
+    "SELECT stripe_dispute_id, units_frozen FROM disputes"
+    " WHERE payment_intent_id = ? AND product = ? AND closed_at IS NULL"
+    " AND units_frozen > 0 LIMIT 1 FOR UPDATE");
+static cd_sql q_hold = CD_SQL(
+    "UPDATE disputes SET units_frozen = ? WHERE stripe_dispute_id = ?");
 static cd_sql q_step = CD_SQL(
     "INSERT INTO dispute_steps (stripe_dispute_id, step, product, units, units_lost)"
     " VALUES (?, ?, ?, ?, ?)");
@@ -127,18 +134,21 @@ won(struct disputed *x, long long frozen)
 	return step(x, "release", released, 0);
 }
 
-/* Lost: released, then reversed like a full refund; the rest is the loss. */
+/*
+ * Lost: released, then reversed like a full refund; what still stood and
+ * could not be taken back (used) is the loss.
+ */
 static cd_err
 lost(struct disputed *x, long long frozen)
 {
-	long long released = 0, granted = 0, units = 0, loss;
+	long long released = 0, standing = 0, units = 0, loss;
 	cd_err err;
 
 	if ((err = x->product->freeze(&x->ck, true, frozen, &released,
-	    &granted)) != CD_OK ||
+	    &standing)) != CD_OK ||
 	    (err = x->product->reverse(&x->ck, x->ck.amount_cents, &units)) != CD_OK)
 		return err;
-	loss = granted - units;
+	loss = standing - units;
 	if ((err = db_exec(&q_lost, NULL, "iis", units, loss, jstr(x->d, "id"))) !=
 	    CD_OK)
 		return err;
@@ -233,4 +243,45 @@ dispute_closed(const json_t *d, const json_t *charge)
 		err = db_tx(closed_tx, &x);
 	arena_free(a);
 	return err;
+}
+
+struct open_hold {
+	const char	*id;
+	long long	 frozen;
+};
+static const cd_col open_hold_cols[] = {
+	DB_TEXT(struct open_hold, id), DB_INT(struct open_hold, frozen),
+};
+
+cd_err
+dispute_hold_lift(const cd_product *p, const cd_checkout *ck, dispute_hold *h)
+{
+	long long released = 0, granted = 0;
+	struct open_hold o;
+	bool found;
+	cd_err err;
+
+	*h = (dispute_hold){ p, ck, NULL };
+	if (ck->payment_intent_id == NULL || p->freeze == NULL)
+		return CD_OK;
+	if ((err = db_fetch_row(&q_open_hold, ck->arena, open_hold_cols,
+	    DB_NCOLS(open_hold_cols), &o, sizeof(o), &found, "ss",
+	    ck->payment_intent_id, p->name)) != CD_OK || !found)
+		return err;
+	h->dispute_id = o.id;
+	return p->freeze(ck, true, o.frozen, &released, &granted);
+}
+
+cd_err
+dispute_hold_again(const dispute_hold *h)
+{
+	long long frozen = 0, granted = 0;
+	cd_err err;
+
+	if (h->dispute_id == NULL)
+		return CD_OK;
+	if ((err = h->product->freeze(h->ck, false, 0, &frozen, &granted)) !=
+	    CD_OK)
+		return err;
+	return db_exec(&q_hold, NULL, "is", frozen, h->dispute_id);
 }

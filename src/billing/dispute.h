@@ -22,8 +22,26 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "products.h"
 
 cd_err	 dispute_opened(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);
+
+/*
+ * A refund of a payment whose dispute is still open (an inquiry is often
+ * answered with a refund) takes from what the dispute holds: inside the
+ * refund's transaction, dispute_hold_lift releases the hold before the
+ * product's units are taken back and dispute_hold_again holds what is left
+ * of the purchase, written to the dispute row (the guard a concurrent close
+ * of the dispute also writes).  Without an open hold both do nothing.
+ */
+typedef struct dispute_hold {
+	const cd_product	*product;
+	const cd_checkout	*ck;
+	const char		*dispute_id;	/* NULL: no open hold */
+} dispute_hold;
+cd_err	 dispute_hold_lift(const cd_product *, const cd_checkout *,
+	    dispute_hold *);
+cd_err	 dispute_hold_again(const dispute_hold *);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "dispute.h"
 #include "fulfil.h"
 #include "log.h"
 #include "products.h"
@@ -319,6 +320,7 @@ reverse_tx(void *arg)
 {
 	struct reversal *rv = arg;
 	long long units = 0;
+	dispute_hold hold;
 	json_t *details;
 	bool fresh;
 	cd_err err;
@@ -327,7 +329,9 @@ reverse_tx(void *arg)
 	    rv->ck.payment_intent_id, rv->ck.product, rv->refunded, &fresh)) !=
 	    CD_OK || !fresh)
 		return err;
-	if ((err = rv->product->reverse(&rv->ck, rv->refunded, &units)) != CD_OK ||
+	if ((err = dispute_hold_lift(rv->product, &rv->ck, &hold)) != CD_OK ||
+	    (err = rv->product->reverse(&rv->ck, rv->refunded, &units)) != CD_OK ||
+	    (err = dispute_hold_again(&hold)) != CD_OK ||
 	    (err = reversal_units(rv->key, units)) != CD_OK)
 		return err;
 	if (rv->refunded >= rv->ck.amount_cents &&

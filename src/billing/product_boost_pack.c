@@ -149,7 +149,7 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	*frozen = 0;
 	if ((err = lock_purchase(ck, &p, &found)) != CD_OK || !found)
 		return err;
-	*granted = p.applied;
+	*granted = p.applied - p.refunded;
 	return ledger_dispute_freeze(ck->user_id, release, p.applied - p.refunded,
 	    units, "stripeSessionId", ck->stripe_session_id, ck->payment_intent_id, frozen);
 }

@@ -109,7 +109,7 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	*frozen = 0;
 	if ((err = lock_purchase(ck, &h, &found)) != CD_OK || !found)
 		return err;
-	*granted = h.hours;
+	*granted = h.hours - h.refunded - h.owed;
 	left = h.hours - h.refunded - h.owed;
 	unused = h.total - h.used - h.frozen;
 	if (!release)

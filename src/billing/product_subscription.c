@@ -25,6 +25,7 @@
 
 #include "crypto.h"
 #include "db.h"
+#include "dispute.h"
 #include "format.h"
 #include "fulfil.h"
 #include "ledger.h"
@@ -459,7 +460,9 @@ refund_tx(void *arg)
 {
 	struct sub_refund *sr = arg;
 	long long refunded = jint(sr->charge, "amount_refunded"), units = 0;
+	cd_checkout ck = { 0 };	/* the invoice, as its dispute names it */
 	struct invoice_credits al;
+	dispute_hold hold;
 	bool fresh, found;
 	cd_err err;
 
@@ -469,8 +472,13 @@ refund_tx(void *arg)
 		return err;
 	if (!found)	/* not ours */
 		return CD_OK;
-	if ((err = take_back(sr->invoice_id, &al, refunded,
-	    jint(sr->charge, "amount"), sr->arena, &units)) != CD_OK)
+	ck.invoice_id = sr->invoice_id;
+	ck.payment_intent_id = jstr(sr->charge, "payment_intent");
+	ck.arena = sr->arena;
+	if ((err = dispute_hold_lift(&product_subscription, &ck, &hold)) !=
+	    CD_OK || (err = take_back(sr->invoice_id, &al, refunded,
+	    jint(sr->charge, "amount"), sr->arena, &units)) != CD_OK ||
+	    (err = dispute_hold_again(&hold)) != CD_OK)
 		return err;
 	return reversal_units(sr->key, units);
 }
@@ -553,7 +561,7 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	*frozen = 0;
 	if ((err = lock_disputed(ck, &al, &found)) != CD_OK || !found)
 		return err;
-	*granted = al.credits;
+	*granted = al.credits - al.reversed;
 	return ledger_dispute_freeze(al.user_id, release, al.credits - al.reversed,
 	    units, "stripeInvoiceId", ck->invoice_id, ck->payment_intent_id, frozen);
 }

@@ -1,7 +1,11 @@
 /*
  * Voice AI Therapy minutes.  A paid session grants one credit of the pack's
- * minutes that expires after the configured number of days; a refund
- * deactivates whatever is left of that credit.
+ * minutes that expires after the configured number of days.  A partial
+ * refund takes back the refunded share of the pack's minutes (never minutes
+ * already used; minutes_refunded counts what it took), a full refund
+ * deactivates whatever is left.  A refund or dispute first ends the user's
+ * open session, charged by the server's clock, so the minutes it used are
+ * spent before anything is taken or frozen.
  */
 #include <stdio.h>
 
@@ -16,19 +20,22 @@ static cd_sql q_credit = CD_SQL(
     "  UTC_TIMESTAMP(6) + INTERVAL d.int_value DAY"
     " FROM platform_settings m, platform_settings d"
     " WHERE m.name = 'voice_minutes_per_pack' AND d.name = 'voice_validity_days'");
-static cd_sql q_left = CD_SQL(
-    "SELECT minutes_remaining FROM voice_therapy_credits"
-    " WHERE stripe_session_id = ? AND is_active = 1 FOR UPDATE");
+/* Read after the user's guard row is written: no other change interleaves. */
 static cd_sql q_granted = CD_SQL(
-    "SELECT minutes_purchased, minutes_remaining, minutes_frozen, is_active"
-    " FROM voice_therapy_credits WHERE stripe_session_id = ?");
+    "SELECT minutes_purchased, minutes_remaining, minutes_frozen, is_active,"
+    " minutes_refunded FROM voice_therapy_credits WHERE stripe_session_id = ?");
 struct granted {
-	long long	 purchased, remaining, frozen, active;
+	long long	 purchased, remaining, frozen, active, refunded;
 };
 static const cd_col granted_cols[] = {
 	DB_INT(struct granted, purchased), DB_INT(struct granted, remaining),
 	DB_INT(struct granted, frozen), DB_INT(struct granted, active),
+	DB_INT(struct granted, refunded),
 };
+static cd_sql q_refunded = CD_SQL(
+    "UPDATE voice_therapy_credits SET minutes_remaining = minutes_remaining - ?,"
+    " minutes_refunded = minutes_refunded + ?,"
+    " is_active = (minutes_remaining > 0) WHERE stripe_session_id = ?");
 /* Frozen minutes stay in minutes_remaining but cannot be used. */
 static cd_sql q_freeze = CD_SQL(
     "UPDATE voice_therapy_credits SET minutes_frozen = minutes_frozen + ?"
@@ -43,19 +50,47 @@ grant(const cd_checkout *ck, bool *granted)
 	    ck->stripe_session_id, ck->quantity, ck->quantity, ck->amount_cents);
 }
 
+/* The credit ck paid for, after the user's open session has been charged. */
 static cd_err
-reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
+settled_credit(const cd_checkout *ck, struct granted *g, bool *found)
 {
 	size_t n = 0;
 	cd_err err;
 
-	*units = 0;
-	/* after a session that is being ended has taken its minutes */
+	*found = false;
 	if ((err = voice_guard(ck->user_id)) != CD_OK ||
-	    (err = db_fetch(&q_left, NULL, db_int_col, 1, units, sizeof(*units),
-	    1, &n, "s", ck->stripe_session_id)) != CD_OK || n == 0)
+	    (err = voice_end_open(ck->user_id)) != CD_OK ||
+	    (err = db_fetch(&q_granted, NULL, granted_cols, DB_NCOLS(granted_cols),
+	    g, sizeof(*g), 1, &n, "s", ck->stripe_session_id)) != CD_OK)
 		return err;
-	return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
+	*found = n == 1;
+	return CD_OK;
+}
+
+static cd_err
+reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
+{
+	long long delta, usable;
+	struct granted g;
+	bool found;
+	cd_err err;
+
+	*units = 0;
+	if ((err = settled_credit(ck, &g, &found)) != CD_OK || !found || !g.active)
+		return err;
+	if (refunded_cents >= ck->amount_cents) {
+		*units = g.remaining;
+		return db_exec(&q_deactivate, NULL, "s", ck->stripe_session_id);
+	}
+	delta = g.purchased * refunded_cents / ck->amount_cents - g.refunded;
+	usable = g.remaining - g.frozen;
+	*units = delta < usable ? delta : usable;
+	if (*units <= 0) {
+		*units = 0;
+		return CD_OK;
+	}
+	return db_exec(&q_refunded, NULL, "iis", *units, *units,
+	    ck->stripe_session_id);
 }
 
 static cd_err
@@ -63,15 +98,13 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
     long long *granted)
 {
 	struct granted g;
-	size_t n = 0;
+	bool found;
 	cd_err err;
 
 	*frozen = 0;
-	if ((err = voice_guard(ck->user_id)) != CD_OK ||
-	    (err = db_fetch(&q_granted, NULL, granted_cols, DB_NCOLS(granted_cols),
-	    &g, sizeof(g), 1, &n, "s", ck->stripe_session_id)) != CD_OK || n == 0)
+	if ((err = settled_credit(ck, &g, &found)) != CD_OK || !found)
 		return err;
-	*granted = g.purchased;
+	*granted = g.purchased - g.refunded;
 	if (!release)
 		units = g.active ? g.remaining - g.frozen : 0;
 	if (units <= 0)

@@ -53,7 +53,8 @@ typedef struct cd_product {
 	/*
 	 * A dispute: freezes what the payment granted and is still unspent
 	 * (*units = frozen), or with release, unfreezes units.  *granted =
-	 * the units the payment granted.  NULL: nothing to freeze.
+	 * the units the payment granted that still stand (less what refunds
+	 * took back or are owed).  NULL: nothing to freeze.
 	 */
 	cd_err		(*freeze)(const cd_checkout *, bool release, long long units,
 			    long long *frozen, long long *granted);

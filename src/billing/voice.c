@@ -43,9 +43,13 @@ static cd_sql q_end = CD_SQL(
     " ended_at = UTC_TIMESTAMP(6), seconds_used = NULLIF(?, -1),"
     " seconds_charged = ?, minutes_requested = ?, minutes_deducted = ?,"
     " summary = ?, ended_by = ? WHERE id = ? AND status = 'active'");
-static cd_sql q_overdue = CD_SQL(
-    "SELECT id, available_minutes FROM voice_therapy_sessions"
-    " WHERE user_id = ? AND" OVERDUE " ORDER BY id");
+/* Open sessions, as struct open_session reads them. */
+#define OPEN_SESSIONS "SELECT id, available_minutes," \
+    " TIMESTAMPDIFF(SECOND, started_at, UTC_TIMESTAMP(6))" \
+    " FROM voice_therapy_sessions WHERE user_id = ? AND"
+static cd_sql q_overdue = CD_SQL(OPEN_SESSIONS OVERDUE " ORDER BY id");
+static cd_sql q_open_sessions = CD_SQL(
+    OPEN_SESSIONS " status = 'active' ORDER BY id");
 static cd_sql q_any_overdue = CD_SQL(
     "SELECT id FROM voice_therapy_sessions WHERE user_id = ? AND" OVERDUE " LIMIT 1");
 static cd_sql q_credits = CD_SQL(
@@ -72,18 +76,19 @@ static cd_sql q_overdue_users = CD_SQL(
     "SELECT DISTINCT user_id FROM voice_therapy_sessions WHERE" OVERDUE
     " LIMIT 1000");
 
-/* A credit minutes can be taken from; an overdue session. */
+/* A credit minutes can be taken from; an open session. */
 struct usable {
 	long long	 id, usable;
 };
 static const cd_col usable_cols[] = {
 	DB_INT(struct usable, id), DB_INT(struct usable, usable),
 };
-struct overdue {
-	long long	 id, available_minutes;
+struct open_session {
+	long long	 id, available_minutes, elapsed;
 };
-static const cd_col overdue_cols[] = {
-	DB_INT(struct overdue, id), DB_INT(struct overdue, available_minutes),
+static const cd_col open_session_cols[] = {
+	DB_INT(struct open_session, id), DB_INT(struct open_session, available_minutes),
+	DB_INT(struct open_session, elapsed),
 };
 
 cd_err
@@ -178,7 +183,7 @@ voice_close(long long user_id, long long session_id, long long charged_seconds,
 
 /* Ends sessions s[0..n), charging each in full. */
 static cd_err
-close_overdue(long long user_id, const struct overdue *s, size_t n)
+close_overdue(long long user_id, const struct open_session *s, size_t n)
 {
 	long long took;
 	cd_err err = CD_OK;
@@ -194,14 +199,34 @@ cd_err
 voice_end_overdue(long long user_id)
 {
 	cd_arena *a = arena_new();
-	struct overdue *sessions;
+	struct open_session *sessions;
 	size_t n;
 	cd_err err;
 
-	if ((err = db_fetch_all(&q_overdue, a, overdue_cols,
-	    DB_NCOLS(overdue_cols), sizeof(*sessions), &sessions, &n, "i",
+	if ((err = db_fetch_all(&q_overdue, a, open_session_cols,
+	    DB_NCOLS(open_session_cols), sizeof(*sessions), &sessions, &n, "i",
 	    user_id)) == CD_OK)
 		err = close_overdue(user_id, sessions, n);
+	arena_free(a);
+	return err;
+}
+
+cd_err
+voice_end_open(long long user_id)
+{
+	cd_arena *a = arena_new();
+	struct open_session *s;
+	long long grace, took;
+	size_t i, n = 0;
+	cd_err err;
+
+	if ((err = voice_grace(&grace)) == CD_OK)
+		err = db_fetch_all(&q_open_sessions, a, open_session_cols,
+		    DB_NCOLS(open_session_cols), sizeof(*s), &s, &n, "i", user_id);
+	for (i = 0; i < n && err == CD_OK; i++)
+		err = voice_close(user_id, s[i].id, voice_charge_seconds(
+		    s[i].elapsed, -1, s[i].available_minutes, grace), -1, NULL,
+		    "server", &took);
 	arena_free(a);
 	return err;
 }

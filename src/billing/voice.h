@@ -40,6 +40,13 @@ long long voice_charge_seconds(long long elapsed, long long client,
  */
 cd_err	 voice_end_overdue(long long user_id);
 
+/*
+ * Ends every open session of the user, charged by the server's clock so far
+ * (an overdue one in full), before a refund or dispute takes or freezes
+ * minutes.  Call inside a db_tx, after voice_guard.
+ */
+cd_err	 voice_end_open(long long user_id);
+
 /* voice_end_overdue in its own transaction, if the user has any (cheap read first). */
 cd_err	 voice_settle(long long user_id);
 

@@ -71,12 +71,13 @@ static cd_sql q_live_help_slot = CD_SQL(
 
 static cd_sql q_voice_credit = CD_SQL(
     "SELECT c.id AS credit_id, c.user_id, c.minutes_purchased, c.minutes_remaining,"
-    " COALESCE(u.used, 0) AS usage_minutes"
+    " c.minutes_refunded, COALESCE(u.used, 0) AS usage_minutes"
     " FROM voice_therapy_credits c"
     " LEFT JOIN (SELECT credit_id, SUM(minutes) AS used FROM voice_therapy_usage"
     "  GROUP BY credit_id) u ON u.credit_id = c.id"
     " WHERE c.minutes_remaining > c.minutes_purchased"
-    "  OR c.minutes_remaining + COALESCE(u.used, 0) <> c.minutes_purchased"
+    "  OR c.minutes_remaining + c.minutes_refunded + COALESCE(u.used, 0)"
+    "   <> c.minutes_purchased"
     " ORDER BY c.id" LIMIT);
 
 static cd_sql q_voice_session = CD_SQL(
@@ -325,7 +326,7 @@ const cd_invariant invariants[] = {
 	    " 0 <= used <= total", NULL, false, NULL, false, check_live_help_hours, true },
 	{ "live_help_slot", "a slot's booked seats = its redemptions <= capacity",
 	    &q_live_help_slot, false, NULL, false, NULL, true },
-	{ "voice_credit", "0 <= minutes_remaining <= purchased, purchased - remaining = usage",
+	{ "voice_credit", "0 <= minutes_remaining <= purchased, purchased - remaining - refunded = usage",
 	    &q_voice_credit, false, NULL, false, NULL, true },
 	{ "voice_session", "a session's minutes_deducted = its usage rows",
 	    &q_voice_session, false, NULL, false, NULL, false },

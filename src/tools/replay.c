@@ -691,7 +691,7 @@ static const struct compared compared[] = {
 	    "user_id, hours_total, hours_used, hours_frozen" },
 	{ "voice_therapy_credits", "@.voice_therapy_credits",
 	    "stripe_session_id, user_id, minutes_purchased, minutes_remaining,"
-	    " amount_cents, is_active, minutes_frozen" },
+	    " minutes_refunded, amount_cents, is_active, minutes_frozen" },
 	{ "boost_pack_purchases", "@.boost_pack_purchases",
 	    "stripe_session_id, user_id, boost_pack_id, payment_intent_id, amount_cents,"
 	    " credits_applied, credits_refunded" },

@@ -598,12 +598,16 @@ def stripe_session(session_id):
     return r.json
 
 
-def refund_processed(payment_intent):
-    """Refunds what is left of the PaymentIntent at Stripe and waits until
-    its charge.refunded is processed; returns that event's id."""
+def refund_processed(payment_intent, amount=None):
+    """Refunds amount cents (default: what is left) of the PaymentIntent at
+    Stripe and waits until its charge.refunded is processed; returns that
+    event's id."""
     charge = stripe_api("GET", f"/v1/payment_intents/{payment_intent}").json["latest_charge"]
     seen = {e["id"] for e in events_about(charge, "charge.refunded")}
-    r = stripe_api("POST", "/v1/refunds", {"payment_intent": payment_intent})
+    body = {"payment_intent": payment_intent}
+    if amount is not None:
+        body["amount"] = amount
+    r = stripe_api("POST", "/v1/refunds", body)
     check_status(r, 200, "refund")
     ev = wait_until(lambda: [e for e in events_about(charge, "charge.refunded")
                              if e["id"] not in seen], 10, message="charge.refunded event")

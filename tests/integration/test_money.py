@@ -13,8 +13,8 @@ import time
 from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
                   books_check, emu_hold, emu_pay, emu_release, env, http_request, wait_until, checkout_rows)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
-                           completed_processed, create_checkout, invoice_events, ledger,
-                           rate)
+                           buy_pack, completed_processed, create_checkout, invoice_events,
+                           ledger, pack_tokens, rate)
 from .lib import (audit_count, emu_slow, emu_state, parallel, promote, refund_processed,
                   register, reset_webhooks, statements_during, stripe_api)
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
@@ -349,6 +349,12 @@ class VoiceClockTests(VoiceCase):
         self.assertUsageConsistent(v.id)
 
 
+def booking_page_row(html, bid):
+    """The <tr> of booking bid on a bookings page."""
+    start = html.index(f'<tr data-booking="{bid}">')
+    return html[start:html.index("</tr>", start)]
+
+
 def hours_ahead(hours):
     """A start time `hours` from now (to the second), as the API takes it."""
     d = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=hours)
@@ -535,10 +541,33 @@ class CancellationPolicyTests(BookingCase):
                          "booking_cancelled")
         self.assertEqual(booking_row(bid)["status"], "scheduled")
         self.assertEqual(self.owed(adm, eid), [])
+        # the pages agree: the customer can still cancel (the refund is owed), the expert
+        # is offered no Complete, and both read "cancelling"
+        cancel_button = f'data-action="cancel-booking" data-booking="{bid}"'
+        promote(expert_user, role="expert")
+        self.assertIn(cancel_button, a.get("/dashboard").text)
+        row = booking_page_row(expert_user.get("/expert/bookings").text, bid)
+        self.assertNotIn("complete-booking", row)
+        self.assertIn("<td data-status>cancelling</td>", row)
         r = a.post(f"/api/bookings/{bid}/cancel", {})
         self.assertStatus(r, 200, "cancel again")
         self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
         self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
+        self.assertNotIn(cancel_button, a.get("/dashboard").text)
+        # the expert's page shows what the refund left them: $20.25, not the $40.50 payout
+        self.assertIn('<td class="num">$20.25</td>',
+                      booking_page_row(expert_user.get("/expert/bookings").text, bid))
+
+    def test_an_unpaid_hold_cannot_be_paid_once_its_time_has_started(self):
+        a = register()
+        j = self.created(a, new_expert(100))
+        bid = j["booking"]["id"]
+        self.assertStatus(a.post(f"/api/bookings/{bid}/pay", {}), 200, "pay before the start")
+        started(bid)
+        self.assertError(a.post(f"/api/bookings/{bid}/pay", {}), 409, "booking_started")
+        self.assertNotIn(f'data-pay-booking="{bid}"', a.get("/dashboard").text)
+        self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
+                         ("awaiting_payment", "pending"))
 
     def test_a_free_booking_that_has_started_is_not_cancelled_either(self):
         a = register()
@@ -1216,6 +1245,131 @@ class DisputeTests(VoiceCase):
         self.assertEqual(len(dispute_steps(dp)), 2)
         self.assertEqual(db_scalar("SELECT hours_total FROM user_live_help_totals"
                                    " WHERE user_id = %s", u.id), 1)
+
+
+def paid_with(sid):
+    """(PaymentIntent, cents paid) of a Checkout purchase."""
+    row = db_row("SELECT payment_intent_id, amount_cents FROM checkout_sessions"
+                 " WHERE stripe_session_id = %s", sid)
+    return row["payment_intent_id"], row["amount_cents"]
+
+
+def reversed_units(sid):
+    return [r["units_reversed"] for r in db_rows(
+        "SELECT units_reversed FROM payment_reversals WHERE stripe_session_id = %s"
+        " ORDER BY id", sid)]
+
+
+class RefundShareTests(VoiceCase):
+    """A refund takes its share of what the payment granted, from what an
+    open dispute holds too; Voice minutes in proportion, after the open
+    session is charged; a loss after a refund counts only what still stood."""
+
+    def credit(self, sid):
+        return db_row("SELECT minutes_remaining, minutes_refunded, minutes_frozen, is_active"
+                      " FROM voice_therapy_credits WHERE stripe_session_id = %s", sid)
+
+    def held(self, u):
+        return db_row("SELECT balance, frozen FROM user_credits WHERE user_id = %s", u.id)
+
+    def frozen_by(self, dp):
+        return db_scalar("SELECT units_frozen FROM disputes WHERE stripe_dispute_id = %s", dp)
+
+    def test_partial_refunds_of_voice_minutes_take_their_share_never_used_minutes(self):
+        u = firewall_user()
+        sid = buy_voice(u)
+        self.assertEqual(self.end(u, self.start(u).json["sessionId"], 300)
+                         .json["minutesDeducted"], 5)
+        pi, paid = paid_with(sid)
+        part = paid * 2 // 5
+        share = MINUTES * part // paid
+        self.assertGreater(share, 0)
+        refund_processed(pi, part)
+        self.assertEqual(self.credit(sid), {"minutes_remaining": MINUTES - 5 - share,
+                                            "minutes_refunded": share, "minutes_frozen": 0,
+                                            "is_active": 1})
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5 - share)
+        self.assertEqual(checkout_rows(u.id)[0]["status"], "fulfilled")
+        # four fifths refunded: its share is more than is left unused, so what is left
+        refund_processed(pi, part)
+        self.assertEqual(self.credit(sid), {"minutes_remaining": 0, "minutes_refunded": MINUTES - 5,
+                                            "minutes_frozen": 0, "is_active": 0})
+        refund_processed(pi)
+        self.assertEqual(reversed_units(sid), [share, MINUTES - 5 - share, 0])
+        self.assertEqual(checkout_rows(u.id)[0]["status"], "refunded")
+        self.assertEqual(self.credits(u)["remainingMinutes"], 0)
+        self.assertUsageConsistent(u.id)
+
+    def test_a_refund_while_an_inquiry_is_open_takes_what_it_holds(self):
+        """An inquiry is often answered with a refund: the refund takes the
+        held credits, so the inquiry's close has nothing left to release."""
+        u = register()
+        sid = buy_pack(u, "boost-small")
+        tokens = pack_tokens("boost-small")
+        dp = dispute_charge(charge_of(sid), inquiry=True)
+        self.assertEqual(self.held(u), {"balance": tokens, "frozen": tokens})
+        pi, paid = paid_with(sid)
+        half = paid // 2
+        took = tokens * half // paid
+        refund_processed(pi, half)
+        self.assertEqual(self.held(u), {"balance": tokens - took, "frozen": tokens - took})
+        self.assertEqual(self.frozen_by(dp), tokens - took)
+        refund_processed(pi)
+        self.assertEqual(self.held(u), {"balance": 0, "frozen": 0})
+        self.assertEqual(self.frozen_by(dp), 0)
+        self.assertEqual(reversed_units(sid), [took, tokens - took])
+        close_dispute(dp, "warning_closed")
+        self.assertEqual(self.held(u), {"balance": 0, "frozen": 0})
+        self.assertEqual(dispute_steps(dp), [("freeze", "boost_pack", tokens, 0),
+                                          ("release", "boost_pack", 0, 0)])
+
+    def test_live_help_hours_held_by_an_inquiry_are_taken_by_its_refund(self):
+        u = register()
+        sid = bought_live_help(u, 3)
+        dp = dispute_charge(charge_of(sid), inquiry=True)
+        pi, _ = paid_with(sid)
+        refund_processed(pi)
+        self.assertEqual(db_row("SELECT hours_total, hours_used, hours_frozen FROM"
+                                " user_live_help_totals WHERE user_id = %s", u.id),
+                         {"hours_total": 0, "hours_used": 0, "hours_frozen": 0})
+        self.assertEqual(self.frozen_by(dp), 0)
+        close_dispute(dp, "warning_closed")
+        self.assertEqual(u.get("/api/live-help-hour").json["remainingHours"], 0)
+        self.assertEqual(reversed_units(sid), [3])
+
+    def test_a_dispute_charges_the_open_voice_session_before_it_freezes(self):
+        u = firewall_user()
+        sid = buy_voice(u)
+        s = self.start(u).json["sessionId"]
+        run_for(s, 130)
+        dp = self.dispute_of(sid)
+        row = session_row(s)
+        self.assertEqual((row["status"], row["ended_by"], row["minutes_deducted"]),
+                         ("ended", "server", 3))
+        self.assertEqual(self.credit(sid), {"minutes_remaining": MINUTES - 3,
+                                            "minutes_refunded": 0,
+                                            "minutes_frozen": MINUTES - 3, "is_active": 1})
+        close_dispute(dp, "won")
+        self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 3)
+        self.assertUsageConsistent(u.id)
+
+    def test_a_loss_after_a_partial_refund_counts_only_what_still_stood(self):
+        u = register()
+        sid = buy_pack(u, "boost-small")
+        tokens = pack_tokens("boost-small")
+        pi, paid = paid_with(sid)
+        took = tokens * (paid // 2) // paid
+        refund_processed(pi, paid // 2)
+        dp = self.dispute_of(sid)
+        close_dispute(dp, "lost")
+        self.assertEqual(db_row("SELECT units_frozen, units_reversed, units_lost FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"units_frozen": tokens - took, "units_reversed": tokens - took,
+                          "units_lost": 0})
+        self.assertEqual(self.held(u), {"balance": 0, "frozen": 0})
+
+    def dispute_of(self, sid):
+        return open_dispute(sid)
 
 
 class BookingDisputeTests(BookingCase):

@@ -37,7 +37,7 @@ def buy_voice(u):
 
 def credit_rows(user_id):
     return db_rows("SELECT id, user_id, stripe_session_id, minutes_purchased, minutes_remaining,"
-                   " amount_cents, purchased_at, expires_at, is_active"
+                   " minutes_refunded, amount_cents, purchased_at, expires_at, is_active"
                    " FROM voice_therapy_credits WHERE user_id = %s ORDER BY id", user_id)
 
 
@@ -110,8 +110,8 @@ class VoiceCase(Case):
             self.assertLessEqual(c["minutes_remaining"], c["minutes_purchased"])
             used = db_scalar("SELECT COALESCE(SUM(minutes), 0) FROM voice_therapy_usage"
                              " WHERE credit_id = %s", c["id"])
-            self.assertEqual(int(used), c["minutes_purchased"] - c["minutes_remaining"],
-                             f"credit {c['id']}: usage rows vs minutes used")
+            self.assertEqual(int(used), c["minutes_purchased"] - c["minutes_remaining"]
+                             - c["minutes_refunded"], f"credit {c['id']}: usage rows vs minutes used")
             if c["minutes_remaining"] == 0:
                 self.assertEqual(c["is_active"], 0, f"exhausted credit {c['id']} still active")
         sessions = db_rows("SELECT * FROM voice_therapy_sessions WHERE user_id = %s", user_id)
@@ -130,7 +130,8 @@ class VoiceCase(Case):
                 self.assertEqual(len({x["credit_id"] for x in us}), len(us))
             else:
                 self.assertEqual(us, [], f"open session {s['id']} has usage rows")
-        total_used = sum(c["minutes_purchased"] - c["minutes_remaining"] for c in creds)
+        total_used = sum(c["minutes_purchased"] - c["minutes_remaining"] - c["minutes_refunded"]
+                         for c in creds)
         deducted = sum(s["minutes_deducted"] or 0 for s in sessions)
         self.assertEqual(total_used, deducted, "minutes used vs sum of minutes_deducted")
 
