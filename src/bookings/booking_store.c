@@ -99,7 +99,8 @@ static cd_sql q_mine = CD_SQL(
     " ORDER BY b.created_at DESC, b.id DESC LIMIT 200");
 static cd_sql q_state = CD_SQL(
     "SELECT b.id, b.user_id, e.user_id, b.status, p.status, b.payment_intent_id,"
-    " b.stripe_nonce, " BOOKING_HOLDS("b") " FROM bookings b"
+    " b.stripe_nonce, " BOOKING_HOLDS("b") ", b.start_time <= UTC_TIMESTAMP(6)"
+    " FROM bookings b"
     " JOIN experts e ON e.id = b.expert_id"
     " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
 static const cd_col keyed_cols[] = {
@@ -110,7 +111,7 @@ static const cd_col state_cols[] = {
 	DB_INT(booking_state, expert_user_id), DB_TEXT(booking_state, status),
 	DB_TEXT(booking_state, payment_status),
 	DB_TEXT(booking_state, payment_intent), DB_TEXT(booking_state, nonce),
-	DB_INT(booking_state, holds),
+	DB_INT(booking_state, holds), DB_INT(booking_state, started),
 };
 /* Not once a cancel has decided its refund: that refund is still owed. */
 static cd_sql q_complete = CD_SQL(

@@ -74,6 +74,9 @@ booking_confirm_payment(cd_req *r)
 static cd_err
 not_payable(cd_req *r, const booking_state *st)
 {
+	if (strcmp(st->status, "awaiting_payment") == 0 && st->started)
+		return req_fail(r, CD_CONFLICT, "booking_started",
+		    "This time has already started. Please pick another time.");
 	if (strcmp(st->status, "awaiting_payment") == 0)
 		return st->payment_intent == NULL ?
 		    req_fail(r, CD_CONFLICT, "payment_not_ready",
@@ -106,7 +109,7 @@ booking_pay_again(cd_req *r, long long id)
 			if ((err = apply_intent(r, pi)) != CD_OK ||
 			    (err = booking_own_state(r, id, &st)) != CD_OK)
 				return err;
-		} else if (st.holds &&
+		} else if (st.holds && !st.started &&
 		    (secret = jstr(pi, "client_secret")) == NULL)
 			return CD_STRIPE;
 	}

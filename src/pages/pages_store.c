@@ -12,10 +12,14 @@
 #define HUMAN_TIME "'%Y-%m-%d %H:%i UTC'"
 /* The same moment for <time datetime>, which app.js shows in the viewer's zone. */
 #define ISO_TIME "'%Y-%m-%dT%H:%i:%sZ'"
-/* An unpaid hold of booking b its customer can still pay (POST /api/bookings
- * for the same time answers it with its payment). */
+/* An unpaid hold of booking b its customer can still pay, before its start
+ * (POST /api/bookings for the same time answers it with its payment). */
 #define PAYABLE_HOLD "(b.status = 'awaiting_payment' AND " \
-    "b.payment_intent_id IS NOT NULL AND " BOOKING_HOLDS("b") ")"
+    "b.payment_intent_id IS NOT NULL AND " BOOKING_HOLDS("b") " AND " \
+    "b.start_time > UTC_TIMESTAMP())"
+/* A booking whose cancel decided a refund Stripe has not made yet. */
+#define CANCELLING(b) "(" b ".status = 'scheduled' AND " \
+    b ".cancel_refund_cents IS NOT NULL)"
 
 static cd_sql q_products = CD_SQL(
     "SELECT code, name, description, unit_amount_cents FROM products "
@@ -37,7 +41,7 @@ static cd_sql q_voice = CD_SQL(
     "SELECT DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
     "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso "
     "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
-    "AND minutes_remaining > 0 AND expires_at > UTC_TIMESTAMP()");
+    "AND minutes_remaining > minutes_frozen AND expires_at > UTC_TIMESTAMP()");
 static cd_sql q_balance = CD_SQL(
     "SELECT balance, bonus_earned, frozen FROM user_credits WHERE user_id = ?");
 static cd_sql q_my_sessions = CD_SQL(
@@ -51,10 +55,13 @@ static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "CASE WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
+    "CASE WHEN " CANCELLING("b") " THEN 'cancelling' "
+    "WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
     "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
     "END AS status, "
-    "b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP() AS can_cancel, "
+    /* a cancel whose refund failed can be tried again, even once started */
+    "b.status = 'scheduled' AND (b.start_time > UTC_TIMESTAMP() OR "
+    "b.cancel_refund_cents IS NOT NULL) AS can_cancel, "
     "b.expert_id, " PAYABLE_HOLD " AS can_pay, "
     BOOKING_MOVABLE("b", "e") " AS can_move "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
@@ -84,12 +91,16 @@ static cd_sql q_my_expert = CD_SQL(
     "FROM experts WHERE user_id = ?");
 /* The bookings of the expert this user is, for /expert/bookings. */
 static cd_sql q_expert_bookings = CD_SQL(
-    "SELECT b.id, u.name AS customer, b.duration_minutes, b.payout_cents, "
+    "SELECT b.id, u.name AS customer, b.duration_minutes, "
+    /* the payout of a payment that stands, less what refunds took back */
+    "IF(p.booking_id IS NULL, 0, " BOOKING_OWED_CENTS ") AS payout_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "REPLACE(b.status, '_', ' ') AS status, "
-    "b.status = 'scheduled' AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
+    "IF(" CANCELLING("b") ", 'cancelling', REPLACE(b.status, '_', ' ')) AS status, "
+    BOOKING_SCHEDULED("b") " AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
+    "LEFT JOIN payments p ON p.booking_id = b.id "
+    "AND p.status IN ('succeeded', 'partially_refunded') "
     "WHERE e.user_id = ? AND b.status IN ('scheduled', 'completed', 'cancelled_by_user') "
     "ORDER BY b.start_time DESC, b.id DESC LIMIT 100");
 static cd_sql q_transactions = CD_SQL(

@@ -140,10 +140,14 @@ take_tx(void *arg)
 	if (!moved) {
 		if ((err = sstore_status(r->arena, r->ids[0], &status)) != CD_OK)
 			return err;
-		return status != NULL ? req_fail(r, CD_CONFLICT, "already_taken",
-		    "Another mechanic has already taken this consultation.") :
-		    req_fail(r, CD_NOT_FOUND, "session_not_found",
-		    "No consultation with this id.");
+		if (status == NULL)
+			return req_fail(r, CD_NOT_FOUND, "session_not_found",
+			    "No consultation with this id.");
+		return strcmp(status, "closed") == 0 ?
+		    req_fail(r, CD_CONFLICT, "session_closed",
+		    "This consultation is closed.") :
+		    req_fail(r, CD_CONFLICT, "already_taken",
+		    "Another mechanic has already taken this consultation.");
 	}
 	if ((err = sstore_add_mechanic(r->ids[0], r->user->id, &added)) != CD_OK)
 		return err;

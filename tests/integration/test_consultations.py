@@ -463,6 +463,8 @@ class Refunds(Case):
         lib.wait_until(lambda: lib.db_scalar("SELECT status FROM sessions WHERE id = %s", sess)
                        == "closed", message="session closed after the refund")
         self.assertError(b.post(f"/api/sessions/{sess}/messages", {"body": "hi"}), 409)
+        # a mechanic whose queue page still showed it is told it closed, not that it was taken
+        self.assertError(mechanic().post(f"/api/sessions/{sess}/take", {}), 409, "session_closed")
         page = b.get(f"/thank-you?session={sess}")
         self.assertStatus(page, 200, "thank-you page")
         self.assertIn("<h1>Consultation refunded</h1>", page.text)
