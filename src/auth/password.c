@@ -92,9 +92,10 @@ do_change_password(cd_req *r)
 	cd_value v[2];
 	cd_err err;
 
+	/* the cheap check of the new password before the costly one of the current */
 	if ((err = req_fields(r, change_fields, 2, v)) != CD_OK ||
-	    (err = check_current(r, v[0].s)) != CD_OK ||
 	    (err = password_acceptable(r, v[1].s)) != CD_OK ||
+	    (err = check_current(r, v[0].s)) != CD_OK ||
 	    (err = session_new_token(&c.s)) != CD_OK)
 		return err;
 	if (password_hash(v[1].s, &hash) != 0)

@@ -128,6 +128,22 @@
     };
   }
 
+  /* Signs out; a page whose CSRF token is stale (another tab signed in
+     again, or changed the password) asks for the current one and tries
+     once more, so a click on Sign out never leaves the browser signed in
+     without saying so. */
+  function signOut() {
+    return post('/api/auth/logout', {}).then(function (res) {
+      if (res.status !== 403) return res;
+      return getJSON('/api/me').then(function (me) {
+        if (!me.ok || !me.data || !me.data.csrfToken) return me;
+        var m = document.querySelector('meta[name="csrf-token"]');
+        if (m) m.setAttribute('content', me.data.csrfToken);
+        return post('/api/auth/logout', {});
+      });
+    });
+  }
+
   var actions = {
     'buy-live-help': function (el) {
       var select = document.getElementById('live-help-hours');
@@ -139,7 +155,11 @@
     },
     'sign-out': function (el) {
       el.disabled = true;
-      post('/api/auth/logout', {}).then(function () { window.location = '/'; });
+      signOut().then(function (res) {
+        if (res.ok || res.status === 401) { window.location = '/'; return; }
+        el.disabled = false;
+        window.alert('You are still signed in: ' + errorText(res));
+      });
     },
     'sign-out-everywhere': function (el) {
       run(el, '/api/auth/logout-all', {}, function () { window.location = '/login'; });

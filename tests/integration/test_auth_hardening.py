@@ -137,6 +137,8 @@ class PasswordChangeTests(Case):
         self.assertError(self.change(a, a.password, "short-pw"), 400, "invalid_password")
         self.assertError(self.change(a, a.password, "password123"), 400, "weak_password")
         self.assertError(self.change(a, a.password, "z" * 12), 400, "weak_password")
+        # a weak new password is refused before the current one is checked
+        self.assertError(self.change(a, "wrong guess 12", "z" * 12), 400, "weak_password")
         self.assertError(a.post("/api/auth/password", {"currentPassword": a.password}), 400,
                          "missing_new_password")
         self.assertEqual(db_scalar("SELECT password_hash FROM users WHERE id = %s", a.id),
@@ -424,6 +426,12 @@ class RateLimitTests(Case):
         rate, burst = self.limits("CD_LIMIT_REGISTER", "10:50")
         passed = self.flood("/api/auth/register", rate, burst, b'{"email": ')
         self.assertEqual({r.status for r in passed}, {400})
+
+    def test_password_change_burst_gets_429(self):
+        """Each change checks the current password (a scrypt): limited like signing in."""
+        rate, burst = self.limits("CD_LIMIT_SIGNIN", "20:100")
+        passed = self.flood("/api/auth/password", rate, burst, b'{"currentPassword": ')
+        self.assertEqual({r.status for r in passed}, {401})
 
     def test_checkout_creation_burst_gets_429(self):
         rate, burst = self.limits("CD_LIMIT_CHECKOUT", "50:300")

@@ -1,6 +1,7 @@
 /*
  * Journey 10: the account page.  A password change keeps this browser signed
- * in and signs out the other one; the old password stops working; "Sign out
+ * in and signs out the other one; the old password stops working; Sign out
+ * works from a page whose CSRF token another tab made stale; "Sign out
  * everywhere" ends every session, this one included.
  */
 'use strict';
@@ -73,6 +74,20 @@ async function account(t) {
     eq(new URL(other.page.url()).pathname, '/login', 'signing in with the old password');
     await other.signIn(user.email, fresh);
     eq(new URL(other.page.url()).pathname, '/dashboard', 'signing in with the new password');
+  });
+
+  await t.step('sign-out-from-a-page-whose-token-is-stale', async () => {
+    // the same browser signs in again elsewhere (another tab): this page's CSRF token is old
+    const status = await other.page.evaluate(async (email, pw) => (await fetch('/api/auth/login', {
+      method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email: email, password: pw })
+    })).status, user.email, fresh);
+    eq(status, 200, 'signing in again in another tab');
+    await other.clickAndWaitForNavigation('button[data-action="sign-out"]');
+    eq(new URL(other.page.url()).pathname, '/', 'the page after Sign out');
+    await other.goto('/dashboard');
+    eq(new URL(other.page.url()).pathname, '/login', '/dashboard after signing out');
+    await other.signIn(user.email, fresh);
   });
 
   await t.step('sign-out-everywhere', async () => {
