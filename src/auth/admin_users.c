@@ -7,7 +7,8 @@
  * change writes the acting admin's own row on the condition that they are
  * still an admin, so two admins demoting each other at once cannot both
  * commit and leave nobody to run the console.  A role change ends every
- * session of the user in the same transaction.
+ * session of the user in the same transaction, and an expert demoted is
+ * taken off the marketplace (their bookings already made stay theirs).
  */
 #include <string.h>
 
@@ -67,6 +68,10 @@ change_tx(void *arg)
 		return req_fail(r, CD_CONFLICT, "own_role",
 		    "You cannot change your own role; ask another admin.");
 	if ((err = ustore_set_rights(r->ids[0], role, tier)) != CD_OK)
+		return err;
+	/* An expert no longer: off the marketplace, in the same transaction. */
+	if (strcmp(u.role, "expert") == 0 && strcmp(role, "expert") != 0 &&
+	    (err = ustore_expert_off(r->ids[0])) != CD_OK)
 		return err;
 	/* New rights start with a new sign-in: a role change ends the user's sessions. */
 	if (strcmp(role, u.role) != 0 &&

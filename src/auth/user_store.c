@@ -22,6 +22,9 @@ static const cd_col rights_cols[] = {
 };
 static cd_sql q_update = CD_SQL(
     "UPDATE users SET role = ?, tier = ? WHERE id = ?");
+/* The one experts statement of the auth family: a demotion's effect on the marketplace. */
+static cd_sql q_expert_off = CD_SQL(
+    "UPDATE experts SET active = 0 WHERE user_id = ?");
 static cd_sql q_guard_admin = CD_SQL(
     "UPDATE users SET version = version + 1 WHERE id = ? AND role = 'admin'");
 
@@ -79,4 +82,10 @@ ustore_guard_admin(long long admin_id, bool *still_admin)
 	err = db_exec(&q_guard_admin, &n, "i", admin_id);
 	*still_admin = n > 0;
 	return err;
+}
+
+cd_err
+ustore_expert_off(long long user_id)
+{
+	return db_exec(&q_expert_off, NULL, "i", user_id);
 }

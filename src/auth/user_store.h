@@ -37,6 +37,11 @@ cd_err	 ustore_lock_rights(cd_arena *, long long user_id, user_rights *,
 cd_err	 ustore_set_rights(long long user_id, const char *role,
 	    const char *tier);
 /*
+ * Takes the user's expert profile off the marketplace (experts.active = 0):
+ * no new bookings; those already made stay theirs to complete.
+ */
+cd_err	 ustore_expert_off(long long user_id);
+/*
  * Writes the acting admin's guard row (users.version) if the user is still
  * an admin; *still_admin false if not.  Every change an admin makes to
  * another user's rights writes it, so two admins demoting each other

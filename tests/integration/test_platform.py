@@ -391,6 +391,25 @@ class AdminUserTests(Case):
         self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
                                    " 'ADMIN_USER_UPDATED' AND entity_id = %s", str(u.id)), 1)
 
+    def test_an_expert_demoted_leaves_the_marketplace(self):
+        """The experts row makes the marketplace: a demotion takes it off, in
+        the same transaction; a booking already made stays the expert's."""
+        admin, ex, customer = register(), register(), register()
+        promote(admin, role="admin")
+        promote(ex, role="expert")
+        _, eid = lib.db_exec(
+            "INSERT INTO experts (user_id, name, headline, bio, rate_cents_per_minute, active)"
+            " VALUES (%s, 'Demoted expert', 'Soon gone', 'Made by test_platform.', 0, 1)", ex.id)
+        self.assertIn(eid, [e["id"] for e in customer.get("/api/experts").json["experts"]])
+        r = admin.post(f"/api/admin/users/{ex.id}", {"tier": "firewall"})
+        self.assertStatus(r, 200, "a tier change")
+        self.assertEqual(db_scalar("SELECT active FROM experts WHERE id = %s", eid), 1)
+        r = admin.post(f"/api/admin/users/{ex.id}", {"role": "customer"})
+        self.assertStatus(r, 200, "the demotion")
+        self.assertEqual(db_scalar("SELECT active FROM experts WHERE id = %s", eid), 0)
+        self.assertNotIn(eid, [e["id"] for e in customer.get("/api/experts").json["experts"]])
+        self.assertStatus(customer.get(f"/api/experts/{eid}"), 404, "the demoted expert's page")
+
     def test_two_admins_demoting_each_other_leave_one(self):
         """Each change writes its actor's row, still an admin: one of the two demotions wins."""
         rounds, won = 12, 0
