@@ -105,3 +105,21 @@ class ContentTypeTests(Case):
                               content_type=ct)
                 self.assertStatus(r, 200, ct)
         self.assertEqual(len(lib.checkout_rows(b.id)), before + 3)
+
+
+class NginxRefusalTests(Case):
+    """What nginx refuses itself, before any responder: its own status, and
+    on /api/ the SPEC's JSON error (a page elsewhere)."""
+
+    def test_refusals_on_the_api_are_json(self):
+        base = lib.base_url()
+        cases = [("TRACE", "/api/auth/logout", {}, 405),
+                 ("GET", "/api/me", {"Cookie": "x=" + "a" * 9000}, 400)]
+        for method, path, headers, status in cases:
+            with self.subTest(f"{method} {path}"):
+                r = lib.http_request(method, base + path, headers=headers)
+                self.assertError(r, status, "bad_request")
+        r = lib.http_request("TRACE", base + "/dashboard")
+        self.assertEqual(r.status, 405)
+        self.assertTrue(r.header("content-type", "").startswith("text/html"), r)
+        self.assertIn("<h1>Bad request</h1>", r.text)
