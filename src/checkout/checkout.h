@@ -23,6 +23,7 @@ struct sale {
 	bool		 subscription;
 	bool		 embedded;	/* ui_mode embedded: clientSecret, no url */
 	const char	*client_ref;	/* optional client key for retries */
+	const char	*stripe_ref;	/* names the Stripe request, else client_ref */
 	const char	*customer;	/* Stripe customer, or NULL */
 	const json_t	*audit_extra;	/* merged into the audit details */
 	const char	*audit_action;

@@ -24,12 +24,23 @@ static const cd_col pack_cols[] = {
 static cd_sql q_plan = CD_SQL(
     "SELECT id, name, monthly_credits, price_cents, currency,"
     " EXISTS (SELECT 1 FROM subscriptions WHERE user_id = ?"
-    "  AND status IN " SUBSCRIPTION_LIVE ")"
+    "  AND status IN " SUBSCRIPTION_LIVE "),"
+    " (SELECT COUNT(*) FROM checkout_sessions WHERE user_id = ?"
+    "  AND product = 'subscription')"
     " FROM subscription_plans WHERE id = ? AND active = 1");
 static const cd_col plan_cols[] = {
 	DB_TEXT(plan_row, id), DB_TEXT(plan_row, name),
 	DB_INT(plan_row, monthly_credits), DB_INT(plan_row, price_cents),
 	DB_TEXT(plan_row, currency), DB_INT(plan_row, subscribed),
+	DB_INT(plan_row, checkouts),
+};
+/* Stripe keeps a Checkout Session open for a day at most. */
+static cd_sql q_open_plans = CD_SQL(
+    "SELECT stripe_session_id, item_code FROM checkout_sessions"
+    " WHERE user_id = ? AND product = 'subscription' AND status = 'open'"
+    " AND created_at > UTC_TIMESTAMP(6) - INTERVAL 1 DAY ORDER BY id");
+static const cd_col open_plan_cols[] = {
+	DB_TEXT(open_plan, stripe_session_id), DB_TEXT(open_plan, item_code),
 };
 
 static cd_sql q_by_ref = CD_SQL(
@@ -101,7 +112,14 @@ cstore_plan(cd_arena *a, const char *id, long long user_id, plan_row *p,
     bool *found)
 {
 	return db_fetch_row(&q_plan, a, plan_cols, DB_NCOLS(plan_cols), p,
-	    sizeof(*p), found, "is", user_id, id);
+	    sizeof(*p), found, "iis", user_id, user_id, id);
+}
+
+cd_err
+cstore_open_plans(cd_arena *a, long long user_id, open_plan **rows, size_t *n)
+{
+	return db_fetch_all(&q_open_plans, a, open_plan_cols,
+	    DB_NCOLS(open_plan_cols), sizeof(**rows), rows, n, "i", user_id);
 }
 
 cd_err

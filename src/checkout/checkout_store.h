@@ -36,10 +36,17 @@ typedef struct plan_row {
 	const char	*id, *name;
 	long long	 monthly_credits, price_cents;
 	const char	*currency;
-	long long	 subscribed;
+	long long	 subscribed;	/* the user has a live plan */
+	long long	 checkouts;	/* plan checkouts the user ever started */
 } plan_row;
 cd_err	 cstore_plan(cd_arena *, const char *id, long long user_id, plan_row *,
 	    bool *found);
+/* The user's plan checkouts recorded open within Stripe's day, oldest first. */
+typedef struct open_plan {
+	const char	*stripe_session_id, *item_code;
+} open_plan;
+cd_err	 cstore_open_plans(cd_arena *, long long user_id, open_plan **rows,
+	    size_t *n);
 
 /* A Checkout Session recorded for a client key, and what it sells. */
 typedef struct session_ref {

@@ -174,7 +174,9 @@ start_checkout(cd_req *r, const struct sale *s, json_t **session)
 	if ((err = user_nonce(r, &nonce)) != CD_OK)
 		return err;
 	/* The client's key makes its retries one request; else a fresh one. */
-	if (s->client_ref != NULL)
+	if (s->stripe_ref != NULL)
+		ref = s->stripe_ref;
+	else if (s->client_ref != NULL)
 		ref = s->client_ref;
 	else if (random_token(token) == 0)
 		ref = token;

@@ -256,6 +256,12 @@ stripe_missing(const char *param)
 	    (last_error.status == 404 || strcmp(last_error.param, param) == 0);
 }
 
+bool
+stripe_idempotency_conflict(void)
+{
+	return strcmp(last_error.type, "idempotency_error") == 0;
+}
+
 /* Copies an error field, if it is a string, into a last_error buffer. */
 static void
 error_field(char *dst, size_t size, const json_t *error, const char *name)
@@ -279,6 +285,8 @@ stripe_parse_response(const char *method, const char *path, long status,
 	memset(&last_error, 0, sizeof(last_error));
 	if (status < 200 || status > 299) {
 		last_error.status = status;
+		error_field(last_error.type, sizeof(last_error.type),
+		    json_object_get(j, "error"), "type");
 		error_field(last_error.code, sizeof(last_error.code),
 		    json_object_get(j, "error"), "code");
 		error_field(last_error.param, sizeof(last_error.param),

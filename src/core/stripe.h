@@ -70,10 +70,13 @@ cd_err	 stripe_list(const char *path, const json_t *params, size_t max_pages,
  */
 struct stripe_error {
 	long	status;
+	char	type[32];
 	char	code[64];
 	char	param[64];
 };
 const struct stripe_error *stripe_last_error(void);
+/* The last call's Idempotency-Key was first used with other parameters. */
+bool	 stripe_idempotency_conflict(void);
 /* The last call was refused because Stripe has no object named by param. */
 bool	 stripe_missing(const char *param);
 

@@ -517,7 +517,9 @@ class RaceTests(CreditsCase):
         self.assertStatus(c, 200)
         self.assertEqual(c.json["email"], u.email)
         self.assertEqual(c.json["metadata"].get("user_id"), str(u.id))
-        self.assertEqual(len(checkout_rows(u.id)), n)
+        # the two plan checkouts started at once are one session
+        self.assertEqual(len({r.json["sessionId"] for r in res[-2:]}), 1)
+        self.assertEqual(len(checkout_rows(u.id)), n - 1)
         # later purchases reuse it
         sid = buy_pack(u, "boost-small")
         self.assertEqual(stripe_session(sid)["customer"], cus)
@@ -626,7 +628,8 @@ class StripeCustomerTests(CreditsCase):
         self.assertEqual({stripe_session(r.json["sessionId"])["customer"] for r in res}, {cus})
         self.assertEqual(emu_state()["customers"], customers + 1,
                          "concurrent replacements created more than one Stripe customer")
-        self.assertEqual(len(checkout_rows(u.id)), n + 1)
+        self.assertEqual(len({r.json["sessionId"] for r in res[-2:]}), 1)
+        self.assertEqual(len(checkout_rows(u.id)), n)
 
 
 class RefundTests(CreditsCase):
@@ -774,6 +777,66 @@ class SubscriptionTests(CreditsCase):
         wait_until(lambda: db_scalar("SELECT status FROM subscriptions WHERE id = %s",
                                      local) == "canceled", 20, message="subscription ended")
         self.subscribe(u, "pro")
+
+    def plan_checkout(self, u, plan):
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": plan})
+        self.assertStatus(r, 200, f"create-checkout {plan}")
+        return r.json["sessionId"]
+
+    def test_one_plan_checkout_can_be_paid_at_a_time(self):
+        """Two tabs, two plans: picking the second expires the first at
+        Stripe, so only one can be paid; the same plan again is the same
+        checkout."""
+        u = self.user()
+        starter = self.plan_checkout(u, "starter")
+        self.assertEqual(self.plan_checkout(u, "starter"), starter, "the same plan again")
+        pro = self.plan_checkout(u, "pro")
+        self.assertNotEqual(pro, starter)
+        self.assertEqual((stripe_session(starter)["status"], stripe_session(pro)["status"]),
+                         ("expired", "open"))
+        self.assertGreaterEqual(emu_pay(starter, expect=None).status, 400,
+                                "paying the expired checkout")
+        emu_pay(pro)
+        wait_until(lambda: db_scalar("SELECT COUNT(*) FROM subscriptions WHERE user_id = %s"
+                                     " AND status = 'active'", u.id) == 1, 20,
+                   message="the pro plan recorded")
+        self.assertEqual(db_rows("SELECT plan_id FROM subscriptions WHERE user_id = %s", u.id),
+                         [{"plan_id": "pro"}])
+
+    def test_a_plan_paid_meanwhile_is_fulfilled_and_the_next_refused(self):
+        u = self.user()
+        emu_hold()          # its events wait: only the next pick can learn it was paid
+        starter = self.plan_checkout(u, "starter")
+        emu_pay(starter)
+        self.assertError(create_checkout(u, {"purchaseType": "subscription", "planId": "pro"}),
+                         409, "already_subscribed")
+        self.assertEqual(checkout_rows(u.id)[-1]["status"], "fulfilled")
+        self.assertEqual(db_rows("SELECT plan_id FROM subscriptions WHERE user_id = %s", u.id),
+                         [{"plan_id": "starter"}])
+        self.assertEqual(db_scalar("SELECT COUNT(*) FROM checkout_sessions WHERE user_id = %s"
+                                   " AND product = 'subscription'", u.id), 1)
+        emu_release()
+
+    def test_plan_checkouts_started_at_once_leave_one_payable(self):
+        u = self.user()
+        n = 8
+        barrier = threading.Barrier(n)
+        plans = ["starter", "pro"] * (n // 2)
+
+        def go(plan):
+            barrier.wait(20)
+            return create_checkout(u, {"purchaseType": "subscription", "planId": plan})
+
+        res = parallel(go, plans, threads=n)
+        for r in res:
+            self.assertNotIsInstance(r, Exception, f"create-checkout raised {r!r}")
+            if r.status != 200:
+                self.assertError(r, 409, "checkout_in_progress")
+        answered = {r.json["sessionId"] for r in res if r.status == 200}
+        self.assertTrue(answered, res)
+        recorded = [x["stripe_session_id"] for x in checkout_rows(u.id)]
+        open_ = [sid for sid in recorded if stripe_session(sid)["status"] == "open"]
+        self.assertEqual(len(open_), 1, f"payable plan checkouts: {open_} of {recorded}")
 
     def test_a_plan_stripe_has_ended_is_409_before_its_event_comes(self):
         """The period ends at Stripe while its event is held: resuming (or
