@@ -23,7 +23,7 @@ static const cd_product *const products[] = {
 /* Our record of a checkout, as struct local below declares it. */
 #define LOCAL_COLS \
     "SELECT id, stripe_session_id, user_id, product, item_code, quantity," \
-    " amount_cents, currency FROM checkout_sessions"
+    " amount_cents, currency, status FROM checkout_sessions"
 static cd_sql q_local = CD_SQL(LOCAL_COLS " WHERE stripe_session_id = ?");
 static cd_sql q_local_by_intent = CD_SQL(LOCAL_COLS " WHERE payment_intent_id = ?");
 static cd_sql q_mark_fulfilled = CD_SQL(
@@ -45,12 +45,14 @@ static cd_sql q_reversal_units = CD_SQL(
 struct local {
 	cd_checkout	 ck;
 	const char	*currency;
+	const char	*status;	/* checkout_sessions.status */
 };
 static const cd_col local_cols[] = {
 	DB_INT(struct local, ck.id), DB_TEXT(struct local, ck.stripe_session_id),
 	DB_INT(struct local, ck.user_id), DB_TEXT(struct local, ck.product),
 	DB_TEXT(struct local, ck.item_code), DB_INT(struct local, ck.quantity),
 	DB_INT(struct local, ck.amount_cents), DB_TEXT(struct local, currency),
+	DB_TEXT(struct local, status),
 };
 
 const cd_product *
@@ -114,8 +116,16 @@ fulfil_local(const json_t *session, const struct local *local, cd_arena *a,
 
 	out->paid = status != NULL && (strcmp(status, "paid") == 0 ||
 	    strcmp(status, "no_payment_required") == 0);
-	if (!out->paid)
+	if (!out->paid) {
+		/* an async payment Stripe failed: the dashboard's notice says so */
+		if (local->status != NULL && strcmp(local->status, "failed") == 0)
+			snprintf(out->route, sizeof(out->route),
+			    "/dashboard?purchased=%lld", local->ck.id);
+		else
+			snprintf(out->route, sizeof(out->route),
+			    "/dashboard?payment=pending");
 		return CD_OK;
+	}
 	if (!matches_local(session, local)) {
 		log_error("fulfil: %s amount or currency differs from the local record",
 		    jstr(session, "id"));

@@ -19,7 +19,8 @@ typedef struct cd_fulfilment {
 	bool		 granted_now;	/* this call made the grant */
 	long long	 user_id;
 	char		 product[32];
-	char		 route[64];	/* /chat/{id}, /thank-you or /dashboard */
+	char		 route[64];	/* /chat/{id}, /thank-you or /dashboard;
+					   unpaid: pending, or the failure's notice */
 } cd_fulfilment;
 
 /*

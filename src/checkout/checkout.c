@@ -33,7 +33,7 @@ confirm_payment(cd_req *r)
 		    "No checkout with this session id.") : err;
 	resp_json(r, 200, json_pack("{s:b,s:b,s:s,s:s}", "paid", f.paid,
 	    "fulfilledNow", f.granted_now, "product", f.product,
-	    "route", f.paid ? f.route : "/dashboard?payment=pending"));
+	    "route", f.route));
 	return CD_OK;
 }
 
@@ -50,7 +50,7 @@ success_page(cd_req *r)
 		    "No checkout with this session id.");
 	if ((err = fulfil_session(id, r->user->id, &f)) != CD_OK)
 		return err;
-	resp_redirect(r, f.paid ? f.route : "/dashboard?payment=pending");
+	resp_redirect(r, f.route);
 	return CD_OK;
 }
 

@@ -323,7 +323,7 @@ class OrderingTests(Case):
         emu_ok("POST", f"/_emu/checkout/sessions/{sid}/pay", {"async": True})
         r = a.confirm(sid)
         self.assertStatus(r, 200)
-        self.assertEqual(r.json["paid"], False)
+        self.assertEqual((r.json["paid"], r.json["route"]), (False, "/dashboard?payment=pending"))
         emu_ok("POST", f"/_emu/checkout/sessions/{sid}/async", {"outcome": "failed"})
         failed = wait_until(lambda: events_about(sid, "checkout.session.async_payment_failed"),
                             10)
@@ -332,6 +332,13 @@ class OrderingTests(Case):
         self.assertEqual(db_scalar("SELECT status FROM checkout_sessions"
                                    " WHERE stripe_session_id = %s", sid), "failed")
         self.assertEqual(stripe_session(sid)["payment_status"], "unpaid")
+        # the buyer coming back is told it failed, not that it is being confirmed
+        ck = db_scalar("SELECT id FROM checkout_sessions WHERE stripe_session_id = %s", sid)
+        r = a.confirm(sid)
+        self.assertEqual((r.json["paid"], r.json["route"]), (False, f"/dashboard?purchased={ck}"))
+        page = a.get(r.json["route"])
+        self.assertIn("did not go through", page.text)
+        self.assertNotIn("being confirmed", page.text)
 
 
 class WebhookFailureTests(Case):
