@@ -7,15 +7,17 @@
  *
  * The row keeps Stripe's status, period end and cancel_at_period_end from
  * every subscription Stripe returns (always retrieved, never a payload).
- * Status only moves forward: canceled is final and the period end only ever
- * moves later, whatever order copies are written in.  cancel_at_period_end
- * moves both ways (the user cancels, then keeps the plan after all), so its
- * copies are ordered: whoever fetches or changes the subscription on its own
- * (the user's cancel or resume, customer.subscription.*) first takes a
- * ticket from the row, and the flag is written only from a copy whose ticket
- * is newer than that of the copy it came from.  A copy fetched on the way
- * (with an invoice) has no ticket: it can set the flag, never clear it, and
- * only until an ordered copy has written it.  Each change at Stripe sends
+ * canceled is final and the period end only ever moves later, whatever
+ * order copies are written in.  The status otherwise moves both ways
+ * (active, past_due, active again), and so does cancel_at_period_end (the
+ * user cancels, then keeps the plan after all), so their copies are
+ * ordered: whoever fetches or changes the subscription on its own (the
+ * user's cancel or resume, customer.subscription.*) first takes a ticket
+ * from the row, and status and flag are written only from a copy whose
+ * ticket is newer than that of the copy they came from (flag_ticket).  A
+ * copy fetched on the way (with an invoice) has no ticket: it can set the
+ * flag, never clear it, and write the status, only until an ordered copy
+ * has written them.  Each change at Stripe sends
  * customer.subscription.updated, whose copy is fetched after the change, so
  * the row ends where Stripe is.  A refunded invoice takes back its
  * allocation's credits in proportion, never more than the user's balance.
@@ -52,7 +54,8 @@ static cd_sql q_upsert_id = CD_SQL(
 /*
  * MariaDB assigns left to right, each assignment seeing those before it: the
  * flag comes first, so that the copy which cancels the row can still set it,
- * and it compares its ticket with flag_ticket before that moves (see the top).
+ * and flag and status compare the copy's ticket with flag_ticket before that
+ * moves (see the top).
  */
 static cd_sql q_sync = CD_SQL(
     "UPDATE subscriptions SET cancel_at_period_end = CASE"
@@ -60,10 +63,11 @@ static cd_sql q_sync = CD_SQL(
     "  WHEN ? > flag_ticket THEN ?"
     "  WHEN flag_ticket = 0 THEN GREATEST(cancel_at_period_end, ?)"
     "  ELSE cancel_at_period_end END,"
+    " status = CASE WHEN status = 'canceled' THEN status"
+    "  WHEN ? > flag_ticket OR flag_ticket = 0 THEN ? ELSE status END,"
     " flag_ticket = GREATEST(flag_ticket, ?),"
     " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
-    "  FROM_UNIXTIME(?)),"
-    " status = IF(status = 'canceled', status, ?)"
+    "  FROM_UNIXTIME(?))"
     " WHERE stripe_subscription_id = ?");
 static cd_sql q_ticket = CD_SQL(
     "UPDATE subscriptions SET sync_ticket = LAST_INSERT_ID(sync_ticket + 1)"
@@ -139,9 +143,9 @@ sync_row(const json_t *sub, long long ticket)
 	long long flag = json_is_true(json_object_get(sub,
 	    "cancel_at_period_end"));
 
-	return db_exec(&q_sync, NULL, "iiiiiss", ticket, flag, flag, ticket,
-	    jint(sub, "current_period_end"), jstr(sub, "status") ?: "active",
-	    jstr(sub, "id"));
+	return db_exec(&q_sync, NULL, "iiiisiis", ticket, flag, flag, ticket,
+	    jstr(sub, "status") ?: "active", ticket,
+	    jint(sub, "current_period_end"), jstr(sub, "id"));
 }
 
 struct ticket {

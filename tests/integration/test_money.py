@@ -897,6 +897,32 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertEqual(self.row(sub)["cancel_at_period_end"], 0)
         self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], False)
 
+    def test_a_late_past_due_copy_cannot_undo_a_recovery(self):
+        """A failed renewal's customer.subscription.updated is handled late:
+        its copy says past_due and its answer is slow; the plan recovers
+        meanwhile (the renewal is paid, its own update handled).  The older
+        copy, written last, must leave the plan active, as Stripe has it."""
+        u = self.user()
+        _, sub = self.settled(u)
+        emu_hold()
+        self.addCleanup(reset_webhooks)
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
+        upd = events_about(sub, "customer.subscription.updated")[-1]
+        emu_slow(f"/v1/subscriptions/{sub}", ms=int(3 * REACH_WAIT_S * 1000))
+        out = {}
+        late = threading.Thread(target=lambda: out.update(d=emu_deliver(upd["id"])))
+        late.start()
+        time.sleep(REACH_WAIT_S)    # its copy is made, and on its way
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
+        self.assertEqual(self.stripe_sub(sub)["status"], "active")
+        recovered = events_about(sub, "customer.subscription.updated")[-1]
+        self.assertNotEqual(recovered["id"], upd["id"])
+        self.assertEqual(emu_deliver(recovered["id"])["statuses"], [200])
+        self.assertEqual(self.row(sub)["status"], "active")
+        late.join(30)
+        self.assertEqual(out["d"]["statuses"], [200])
+        self.assertEqual(self.row(sub)["status"], "active", "a late copy undid the recovery")
+
     def test_a_copy_that_came_with_an_invoice_cannot_cancel_a_resumed_plan(self):
         """A failed renewal's invoice.payment_failed fetches the invoice with
         the subscription (still cancelling) and the answer is slow; the user
