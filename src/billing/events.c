@@ -125,6 +125,19 @@ on_session_failed(const json_t *object, cd_arena *a)
 }
 
 static cd_err
+on_session_expired(const json_t *object, cd_arena *a)
+{
+	json_t *session;
+	cd_err err;
+
+	if ((err = retrieve("checkout/sessions", "cs_", object, a, &session)) !=
+	    CD_OK || session == NULL ||
+	    strcmp(jstr(session, "status") ?: "", "expired") != 0)
+		return err;
+	return fulfil_expired(jstr(session, "id"));
+}
+
+static cd_err
 on_charge_refunded(const json_t *object, cd_arena *a)
 {
 	json_t *charge;
@@ -272,6 +285,7 @@ static const struct {
 	{ "checkout.session.completed", on_session_paid },
 	{ "checkout.session.async_payment_succeeded", on_session_paid },
 	{ "checkout.session.async_payment_failed", on_session_failed },
+	{ "checkout.session.expired", on_session_expired },
 	{ "payment_intent.succeeded", on_intent_succeeded },
 	{ "payment_intent.payment_failed", on_intent_failed },
 	{ "charge.refunded", on_charge_refunded },

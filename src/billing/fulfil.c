@@ -34,6 +34,9 @@ static cd_sql q_mark_refunded = CD_SQL(
 static cd_sql q_mark_failed = CD_SQL(
     "UPDATE checkout_sessions SET status = 'failed'"
     " WHERE stripe_session_id = ? AND status = 'open'");
+static cd_sql q_mark_expired = CD_SQL(
+    "UPDATE checkout_sessions SET status = 'expired'"
+    " WHERE stripe_session_id = ? AND status = 'open'");
 static cd_sql q_reversal = CD_SQL(
     "INSERT INTO payment_reversals (stripe_refund_id, stripe_session_id,"
     " payment_intent_id, product, amount_cents, units_reversed)"
@@ -316,6 +319,12 @@ fulfil_failed(const char *stripe_session_id)
 	if (n > 0)
 		log_info("checkout %s: async payment failed", stripe_session_id);
 	return CD_OK;
+}
+
+cd_err
+fulfil_expired(const char *stripe_session_id)
+{
+	return db_exec(&q_mark_expired, NULL, "s", stripe_session_id);
 }
 
 struct reversal {

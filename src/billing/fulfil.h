@@ -53,6 +53,8 @@ cd_err	 fulfil_checkout_of_intent(const char *intent, cd_arena *a,
 	    cd_checkout *ck);
 /* Marks an open local session failed (async payment failed). */
 cd_err	 fulfil_failed(const char *stripe_session_id);
+/* Marks an open local session expired (Stripe says it is). */
+cd_err	 fulfil_expired(const char *stripe_session_id);
 
 /*
  * payment_reversals, which guards every refund's reversal (this module owns

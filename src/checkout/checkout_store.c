@@ -44,12 +44,13 @@ static const cd_col open_plan_cols[] = {
 };
 
 static cd_sql q_by_ref = CD_SQL(
-    "SELECT stripe_session_id, product, url, client_secret, item_code, quantity"
-    " FROM checkout_sessions WHERE user_id = ? AND client_ref = ?");
+    "SELECT stripe_session_id, product, url, client_secret, item_code, quantity,"
+    " status = 'expired' FROM checkout_sessions WHERE user_id = ? AND client_ref = ?");
 static const cd_col ref_cols[] = {
 	DB_TEXT(session_ref, stripe_session_id), DB_TEXT(session_ref, product),
 	DB_TEXT(session_ref, url), DB_TEXT(session_ref, client_secret),
 	DB_TEXT(session_ref, item_code), DB_INT(session_ref, quantity),
+	DB_INT(session_ref, expired),
 };
 static cd_sql q_record = CD_SQL(
     "INSERT INTO checkout_sessions (stripe_session_id, user_id, product, item_code,"

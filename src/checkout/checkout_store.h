@@ -53,6 +53,7 @@ typedef struct session_ref {
 	const char	*stripe_session_id, *product, *url, *client_secret;
 	const char	*item_code;
 	long long	 quantity;
+	long long	 expired;	/* Stripe expired it: it can never be paid */
 } session_ref;
 cd_err	 cstore_session_by_ref(cd_arena *, long long user_id,
 	    const char *client_ref, session_ref *, bool *found);

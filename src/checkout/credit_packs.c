@@ -127,6 +127,8 @@ settle_open_plan(cd_req *r, const open_plan *p, const char *plan,
 		status = jstr(cs, "status") ?: "";
 		if (strcmp(status, "complete") == 0)
 			return already_paid(r, cs);
+		if (strcmp(status, "expired") == 0)
+			return fulfil_expired(p->stripe_session_id);
 		if (strcmp(status, "open") != 0)
 			return CD_OK;
 		if (strcmp(p->item_code, plan) == 0 &&

@@ -114,6 +114,9 @@ existing_session(cd_req *r, const struct sale *s, json_t **out)
 	    row.quantity != s->quantity)
 		return req_fail(r, CD_CONFLICT, "session_id_reused",
 		    "This session_id was already used for another purchase.");
+	if (row.expired)
+		return req_fail(r, CD_CONFLICT, "checkout_expired",
+		    "The checkout this session_id started has expired; start a new one with a new session_id.");
 	*out = json_pack("{s:s?,s:s?,s:s?}", "id", row.stripe_session_id,
 	    "url", row.url, "client_secret", row.client_secret);
 	return CD_OK;

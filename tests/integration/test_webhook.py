@@ -10,7 +10,7 @@ from .lib import (Browser, Case, audit_count, completed_event, db_close, db_scal
                   emu_pay,
                   emu_release, event_processed, events_about, make_event, post_webhook,
                   purchases_for_session, register, run_tool, session_event_ids, sign,
-                  signature, stack, start_live_help, stripe_event_row, stripe_session,
+                  signature, stack, start_live_help, stripe_api, stripe_event_row, stripe_session,
                   totals, wait_until)
 
 
@@ -339,6 +339,27 @@ class OrderingTests(Case):
         page = a.get(r.json["route"])
         self.assertIn("did not go through", page.text)
         self.assertNotIn("being confirmed", page.text)
+
+
+class ExpiredCheckoutTests(Case):
+
+    def test_an_expired_checkout_is_marked_and_its_key_starts_nothing(self):
+        a = register()
+        r = a.post("/api/buy/live_help", {"quantity": 1, "session_id": "key-expiring-1"})
+        self.assertStatus(r, 200, "buy")
+        sid = r.json["session_id"]
+        self.assertStatus(stripe_api("POST", f"/v1/checkout/sessions/{sid}/expire"), 200, "expire")
+        ev = wait_until(lambda: events_about(sid, "checkout.session.expired"), 10,
+                        message="checkout.session.expired")
+        wait_until(lambda: event_processed(ev[0]["id"]), 20, message="expiry processed")
+        self.assertEqual(db_scalar("SELECT status FROM checkout_sessions"
+                                   " WHERE stripe_session_id = %s", sid), "expired")
+        r = a.post("/api/buy/live_help", {"quantity": 1, "session_id": "key-expiring-1"})
+        self.assertError(r, 409, "checkout_expired")
+        r = a.post("/api/buy/live_help", {"quantity": 1, "session_id": "key-expiring-2"})
+        self.assertStatus(r, 200, "a new key")
+        self.assertNotEqual(r.json["session_id"], sid)
+        self.assertEqual(emu_deliver(ev[0]["id"])["statuses"], [200])
 
 
 class WebhookFailureTests(Case):
