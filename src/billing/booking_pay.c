@@ -804,3 +804,60 @@ booking_cancel_unpaid(long long booking_id, bool *done)
 		return err;
 	return db_exec(&q_pay_dropped, NULL, "i", booking_id);
 }
+
+/* Decided, not refunded: cancel_refund_cents is written before Stripe is asked. */
+static cd_sql q_unfinished = CD_SQL(
+    "SELECT id, user_id FROM bookings WHERE status = 'scheduled'"
+    " AND cancel_refund_cents IS NOT NULL ORDER BY id LIMIT 1000");
+struct unfinished {
+	long long	 id, user_id;
+};
+static const cd_col unfinished_cols[] = {
+	DB_INT(struct unfinished, id), DB_INT(struct unfinished, user_id),
+};
+
+/* Refunds and cancels booking u as its decided cancel; *done if it did. */
+static cd_err
+finish_cancel(const struct unfinished *u, bool *done)
+{
+	booking_terms t;
+	booking_split split;
+	bool found;
+	cd_err err;
+
+	*done = false;
+	if ((err = booking_terms_of(u->id, &t, &found)) != CD_OK || !found ||
+	    t.decided < 0)
+		return err;
+	booking_refund_divide(t.price, t.fee, t.decided, &split);
+	if ((err = booking_refund(u->id, u->user_id, "requested_by_customer",
+	    true, &split, NULL)) == CD_OK)
+		*done = true;
+	return err;
+}
+
+cd_err
+booking_finish_cancels(long long *done)
+{
+	cd_arena *a = arena_new();
+	struct unfinished *rows;
+	cd_err err, e, first = CD_OK;
+	size_t i, n = 0;
+	bool one;
+
+	*done = 0;
+	err = db_fetch_all(&q_unfinished, a, unfinished_cols,
+	    DB_NCOLS(unfinished_cols), sizeof(*rows), &rows, &n, "");
+	/* one failing (Stripe still refusing) does not stop the others */
+	for (i = 0; i < n && err == CD_OK; i++) {
+		if ((e = finish_cancel(&rows[i], &one)) != CD_OK) {
+			log_warn("booking %lld: its cancel's refund failed again",
+			    rows[i].id);
+			if (first == CD_OK)
+				first = e;
+		}
+		*done += one;
+	}
+	arena_free(a);
+	return err != CD_OK ? err : first;
+}

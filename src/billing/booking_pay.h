@@ -209,4 +209,13 @@ struct booking_terms;
 cd_err	 booking_terms_of(long long booking_id, struct booking_terms *t,
 	    bool *found);
 
+/*
+ * Finishes cancels whose decided refund Stripe did not make (the call
+ * failed and the customer never tried again): refunds what was decided and
+ * cancels, as the customer's cancel would have (same Idempotency-Key, so a
+ * cancel finishing at the same moment makes one refund).  The periodic
+ * job's; *done = bookings finished.
+ */
+cd_err	 booking_finish_cancels(long long *done);
+
 #endif

@@ -400,10 +400,20 @@ bstore_decide_refund(long long booking_id, long long refund,
 {
 	cd_err err;
 
-	if ((err = db_exec(&q_decide, NULL, "ii", refund, booking_id)) != CD_OK)
+	/* Read first under the row's lock: whether this call is the one deciding. */
+	if ((err = db_fetch_row(&q_decided, NULL, decided_cols,
+	    DB_NCOLS(decided_cols), d, sizeof(*d), found, "i", booking_id)) !=
+	    CD_OK || !*found)
 		return err;
-	return db_fetch_row(&q_decided, NULL, decided_cols, DB_NCOLS(decided_cols),
-	    d, sizeof(*d), found, "i", booking_id);
+	d->fresh = false;
+	if (d->decided)
+		return CD_OK;
+	if ((err = db_exec(&q_decide, NULL, "ii", refund, booking_id)) != CD_OK ||
+	    (err = db_fetch_row(&q_decided, NULL, decided_cols,
+	    DB_NCOLS(decided_cols), d, sizeof(*d), found, "i", booking_id)) != CD_OK)
+		return err;
+	d->fresh = d->decided;
+	return CD_OK;
 }
 
 cd_err

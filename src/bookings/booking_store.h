@@ -115,6 +115,7 @@ typedef struct booking_decision {
 	long long	 scheduled;	/* still scheduled */
 	long long	 decided;	/* a refund is decided */
 	long long	 refund;	/* the decided refund's cents */
+	bool		 fresh;		/* decided by this call */
 } booking_decision;
 /*
  * Decides refund_cents as the cancellation's refund unless one is decided

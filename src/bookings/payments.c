@@ -204,11 +204,15 @@ decide_tx(void *arg)
 	    CD_OK || !found)
 		return err;
 	c->scheduled = d.scheduled;
-	if (d.decided) {
-		c->decided = true;
-		booking_refund_divide(t.price, t.fee, d.refund, &c->split);
-	}
-	return CD_OK;
+	if (!d.decided)
+		return CD_OK;
+	c->decided = true;
+	booking_refund_divide(t.price, t.fee, d.refund, &c->split);
+	/* kept apart from the cancel's own row: its refund may fail and be retried */
+	return !d.fresh ? CD_OK : audit_write("BOOKING_CANCEL_DECIDED", "booking",
+	    arena_printf(c->r->arena, "%lld", c->id), c->r->user->id,
+	    req_own(c->r, json_pack("{s:I}", "refundCents",
+	    (json_int_t)d.refund)), "info");
 }
 
 /*

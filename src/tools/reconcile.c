@@ -8,7 +8,8 @@
  * moves past events that were processed, so a failure is retried next run.
  *
  * It also ends Voice AI Therapy sessions left open past their minutes
- * (charged in full), so a user who never comes back is charged too.
+ * (charged in full), so a user who never comes back is charged too, and
+ * finishes booking cancels whose decided refund Stripe did not make.
  *
  * Exit status: 0 all processed, 1 some failed (see the log).
  */
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "booking_pay.h"
 #include "cfg.h"
 #include "db.h"
 #include "events.h"
@@ -45,7 +47,8 @@ by_created(const void *a, const void *b)
 int
 main(void)
 {
-	long long since = 0, low_failed = -1, high = 0, voice_users = 0;
+	long long since = 0, low_failed = -1, high = 0, voice_users = 0,
+	    cancels = 0;
 	size_t i, n, seen = 0, done = 0, dups = 0, failed = 0;
 	json_t *all = json_array(), *base, **events;
 	bool dup;
@@ -59,6 +62,12 @@ main(void)
 	if (voice_users > 0)
 		printf("reconcile: ended overdue voice sessions of %lld users\n",
 		    voice_users);
+	/* a refund Stripe still refuses is tried again next run */
+	if (booking_finish_cancels(&cancels) != CD_OK)
+		failed++;
+	if (cancels > 0)
+		printf("reconcile: finished %lld booking cancels whose refund had"
+		    " failed\n", cancels);
 	base = json_pack("{s:i,s:I}", "limit", PAGE_LIMIT, "created[gte]",
 	    (json_int_t)since);
 	if (stripe_list("/v1/events", base, MAX_PAGES, all) != CD_OK)

@@ -596,7 +596,7 @@ taken_tx(void *arg)
 static const char *const kinds[] = { "stripe_events", "live_help_redemptions",
 	"voice_therapy_sessions", "credit_transactions", "sessions", "bookings",
 	"bookings", "bookings", "payouts", "live_help_booked", "live_help_cancelled",
-	"bookings", "bookings" };
+	"bookings", "bookings", "bookings" };
 #define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static cd_err
@@ -620,6 +620,7 @@ replay_step(int kind, const char *at, long long ref)
 	case 9: return db_tx(cancelled_booked_tx, &ref);
 	case 10: return db_tx(cancelled_tx, &ref);
 	case 11: return replay_booking_released(ref);
+	case 13: return db_tx(replay_booking_decided, &ref);
 	default: return db_tx(replay_booking_moved, &ref);
 	}
 }

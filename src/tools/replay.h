@@ -32,6 +32,7 @@ cd_err	 replay_bookings_prepare(void);
 cd_err	 replay_booking_created(void *booking_id);	/* db_tx */
 cd_err	 replay_booking_completed(void *booking_id);	/* db_tx */
 cd_err	 replay_booking_cancelled(long long booking_id);
+cd_err	 replay_booking_decided(void *booking_id);		/* db_tx */
 cd_err	 replay_booking_released(long long booking_id);
 cd_err	 replay_booking_moved(void *audit_id);		/* db_tx */
 cd_err	 replay_payout(void *payout_id);		/* db_tx */
@@ -39,17 +40,18 @@ cd_err	 replay_payout(void *payout_id);		/* db_tx */
 cd_err	 replay_booking_post(const char *path, const json_t *params, json_t **out);
 
 /*
- * The timeline's booking steps (kinds 5 to 8, 11 and 12, see replay.c), and when a
+ * The timeline's booking steps (kinds 5 to 8 and 11 to 13, see replay.c), and when a
  * PaymentIntent's success took effect: its BOOKING_PAID, if earlier than
  * the event's processing (the buyer's confirm-payment).
  */
 #define REPLAY_BOOKING_STEPS \
     " UNION ALL SELECT 5, b.id, b.created_at FROM @.bookings b" OF_USER("b.user_id") \
     " UNION ALL SELECT CASE s.action WHEN 'BOOKING_COMPLETED' THEN 6" \
-    "  WHEN 'BOOKING_CANCELLED' THEN 7 ELSE 11 END, s.booking_id, s.at" \
+    "  WHEN 'BOOKING_CANCELLED' THEN 7 WHEN 'BOOKING_CANCEL_DECIDED' THEN 13" \
+    "  ELSE 11 END, s.booking_id, s.at" \
     "  FROM replay_booking_steps s JOIN @.bookings b ON b.id = s.booking_id" \
     OF_USER("b.user_id") " AND s.action IN ('BOOKING_COMPLETED', 'BOOKING_CANCELLED'," \
-    "  'BOOKING_RELEASED')" \
+    "  'BOOKING_RELEASED', 'BOOKING_CANCEL_DECIDED')" \
     " UNION ALL SELECT 8, p.id, p.created_at FROM @.payouts p WHERE @replay_user = 0" \
     " UNION ALL SELECT 12, c.id, c.created_at FROM @.audit_log c" \
     OF_USER("c.user_id") " AND c.action = 'BOOKING_RESCHEDULED'"

@@ -11,9 +11,11 @@
  * payment decided on the time booked), BOOKING_CANCELLED and
  * BOOKING_COMPLETED when they happened, BOOKING_PAYMENT_FAILED without the
  * hold kept when the app found the PaymentIntent canceled.  A cancellation's refund is decided
- * by the policy and the clock at the time, and is kept in the booking's
- * cancel_refund_cents: the replay takes that decision and refunds it
- * through booking_refund(), which splits it between fee and payout again.
+ * by the policy and the clock at the time (BOOKING_CANCEL_DECIDED, before
+ * Stripe is asked: a cancel whose refund failed stays decided), and is kept
+ * in the booking's cancel_refund_cents: the replay takes that decision and
+ * refunds it through booking_refund(), which splits it between fee and
+ * payout again.
  * Stripe's answer to that refund is the refunds row live kept of it.
  */
 #include <stdio.h>
@@ -41,7 +43,8 @@ replay_bookings_prepare(void)
 	    " 'BOOKING_RELEASED', action), created_at,"
 	    " JSON_VALUE(details, '$.startTime') FROM @.audit_log"
 	    " WHERE entity_type = 'booking' AND (action IN ('BOOKING_CREATED',"
-	    " 'BOOKING_PAID', 'BOOKING_COMPLETED', 'BOOKING_CANCELLED')"
+	    " 'BOOKING_PAID', 'BOOKING_COMPLETED', 'BOOKING_CANCELLED',"
+	    " 'BOOKING_CANCEL_DECIDED')"
 	    " OR (action = 'BOOKING_PAYMENT_FAILED'"
 	    "  AND JSON_EXTRACT(details, '$.holdKept') = 'false'))"), NULL, "");
 }
@@ -164,6 +167,43 @@ decision(long long id, const struct booking_now *now, booking_split *split,
 	return err;
 }
 
+static cd_sql q_now = CD_SQL(
+    "SELECT b.user_id, b.status, b.price_cents, b.platform_fee_cents,"
+    " p.status AS payment_status FROM bookings b"
+    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
+
+/* The replayed booking now; CD_NOT_FOUND if it is not there. */
+static cd_err
+booking_now_of(long long id, cd_arena *a, struct booking_now *now)
+{
+	bool found;
+	cd_err err;
+
+	if ((err = db_fetch_row(&q_now, a, booking_now_cols,
+	    DB_NCOLS(booking_now_cols), now, sizeof(*now), &found, "i", id)) !=
+	    CD_OK)
+		return err;
+	return found ? CD_OK : CD_NOT_FOUND;
+}
+
+/* The customer's cancel decided its refund (made later, or not yet). */
+cd_err
+replay_booking_decided(void *arg)
+{
+	long long id = *(long long *)arg;
+	struct booking_now now;
+	booking_split split;
+	cd_arena *a = arena_new();
+	bool decided = false;
+	cd_err err;
+
+	if ((err = booking_now_of(id, a, &now)) == CD_OK &&
+	    (err = decision(id, &now, &split, &decided)) == CD_OK && !decided)
+		err = CD_CONFLICT;
+	arena_free(a);
+	return err;
+}
+
 /*
  * The customer cancelled: the decision first; then a paid booking is
  * refunded what was decided (nothing decided: the whole price, as for a
@@ -173,20 +213,15 @@ decision(long long id, const struct booking_now *now, booking_split *split,
 cd_err
 replay_booking_cancelled(long long id)
 {
-	static cd_sql q = CD_SQL(
-	    "SELECT b.user_id, b.status, b.price_cents, b.platform_fee_cents,"
-	    " p.status AS payment_status FROM bookings b"
-	    " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
 	booking_split split;
 	struct booking_now now, after;
 	cd_arena *a = arena_new();
-	bool found, decided;
+	bool decided;
 	cd_err err;
 
-	if ((err = db_fetch_row(&q, a, booking_now_cols, DB_NCOLS(booking_now_cols),
-	    &now, sizeof(now), &found, "i", id)) != CD_OK || !found) {
+	if ((err = booking_now_of(id, a, &now)) != CD_OK) {
 		arena_free(a);
-		return err != CD_OK ? err : CD_NOT_FOUND;
+		return err;
 	}
 	if ((err = decision(id, &now, &split, &decided)) == CD_OK) {
 		if (strcmp(now.payment_status ?: "", "succeeded") == 0)
@@ -195,9 +230,7 @@ replay_booking_cancelled(long long id)
 		else
 			err = db_tx(cancel_unpaid_tx, &id);
 	}
-	if (err == CD_OK && (err = db_fetch_row(&q, a, booking_now_cols,
-	    DB_NCOLS(booking_now_cols), &after, sizeof(after), NULL, "i",
-	    id)) == CD_OK &&
+	if (err == CD_OK && (err = booking_now_of(id, a, &after)) == CD_OK &&
 	    /* Live cancelled it (its audit row says so); so must the replay. */
 	    strcmp(after.status ?: "", "cancelled_by_user") != 0)
 		err = CD_CONFLICT;

@@ -558,6 +558,33 @@ class CancellationPolicyTests(BookingCase):
         self.assertIn('<td class="num">$20.25</td>',
                       booking_page_row(expert_user.get("/expert/bookings").text, bid))
 
+    def test_reconcile_finishes_a_cancel_whose_refund_failed(self):
+        """Stripe failed the cancel's refund and the customer never tried
+        again: the periodic job refunds what was decided, once, and the
+        replay of the books rebuilds the decision, then the cancel."""
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(150, user=expert_user)
+        bid, _ = self.paid_at(a, eid, 10)
+        emu_fail(count=3, status=500, path="/v1/refunds")
+        self.assertEqual(a.post(f"/api/bookings/{bid}/cancel", {}).status, 502)
+        emu_fail(count=0, path="/v1/refunds")
+        self.assertEqual(self.money(bid), ("scheduled", 2250, 0, 0, 0))
+        self.assertEqual(audit_count("BOOKING_CANCEL_DECIDED", str(bid)), 1)
+        rc, diffs = replayed(a.id)
+        self.assertEqual((rc, diffs), (0, []), "a cancel still being made replays as decided")
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertRegex(p.stdout, r"finished \d+ booking cancels")
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(self.owed(adm, eid), [(2025, [bid])])
+        p = run_tool("creditdesk-reconcile")
+        self.assertNotIn("booking cancels", p.stdout)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(audit_count("BOOKING_CANCEL_DECIDED", str(bid)), 1)
+        rc, diffs = replayed(a.id)
+        self.assertEqual((rc, diffs), (0, []))
+
     def test_an_unpaid_hold_cannot_be_paid_once_its_time_has_started(self):
         a = register()
         j = self.created(a, new_expert(100))
