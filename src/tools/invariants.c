@@ -40,15 +40,23 @@
 	" FROM checkout_sessions cs WHERE cs.stripe_session_id =" \
 	"  f.stripe_session_id COLLATE utf8mb4_unicode_ci AND cs.status IN " PAID ")"
 
-/* charge.refunded events as processed: the charge, its intent, the amount. */
+/*
+ * charge.refunded events as processed: the charge, its intent, the invoice
+ * it paid (a subscription's), the amount.
+ */
 #define REFUND_EVENTS \
 	"SELECT JSON_VALUE(payload, '$.data.object.id') AS charge_id," \
 	" JSON_VALUE(payload, '$.data.object.payment_intent') AS payment_intent," \
+	" JSON_VALUE(payload, '$.data.object.invoice') AS invoice," \
 	" MAX(CAST(JSON_VALUE(payload, '$.data.object.amount_refunded') AS SIGNED))" \
 	"  AS refunded_cents," \
 	" MAX(JSON_VALUE(payload, '$.data.object.refunded') = 'true') AS full_refund" \
 	" FROM stripe_events WHERE type = 'charge.refunded' AND processed_at IS NOT NULL" \
-	" GROUP BY 1, 2"
+	" GROUP BY 1, 2, 3"
+/* What each charge's reversals took in all: their cumulative key's largest. */
+#define REVERSED_BY_CHARGE \
+	"(SELECT SUBSTRING_INDEX(stripe_refund_id, '/', 1) AS charge_id," \
+	"  MAX(amount_cents) AS reversed_cents FROM payment_reversals GROUP BY 1)"
 
 /*
  * The groupings keep a row per user in an in-memory temporary table; the
@@ -158,17 +166,62 @@ static cd_sql q_unpaid_quick = CD_SQL(
     " + (SELECT COUNT(*) FROM audit_log WHERE action = 'PAYMENT_FULFILLED')"
     " - 2 * (SELECT COUNT(*) FROM checkout_sessions WHERE status IN " PAID ") AS n");
 
+/* A Checkout purchase's refunds, and a subscription invoice's (named by the invoice). */
 static cd_sql q_unreversed_refund = CD_SQL(
     "SELECT e.charge_id, e.payment_intent, cs.stripe_session_id, e.refunded_cents,"
     " COALESCE(r.reversed_cents, 0) AS reversed_cents"
     " FROM (" REFUND_EVENTS ") e"
     " JOIN checkout_sessions cs ON cs.payment_intent_id = e.payment_intent"
     "  AND cs.product <> 'subscription'"
-    " LEFT JOIN (SELECT SUBSTRING_INDEX(stripe_refund_id, '/', 1) AS charge_id,"
-    "  MAX(amount_cents) AS reversed_cents FROM payment_reversals GROUP BY 1) r"
-    "  ON r.charge_id = e.charge_id"
+    " LEFT JOIN " REVERSED_BY_CHARGE " r ON r.charge_id = e.charge_id"
     " WHERE e.refunded_cents > COALESCE(r.reversed_cents, 0)"
-    " ORDER BY e.charge_id" LIMIT);
+    " UNION ALL SELECT e.charge_id, e.payment_intent, a.stripe_invoice_id,"
+    " e.refunded_cents, COALESCE(r.reversed_cents, 0)"
+    " FROM (" REFUND_EVENTS ") e"
+    " JOIN subscription_allocations a ON a.stripe_invoice_id = e.invoice"
+    " LEFT JOIN " REVERSED_BY_CHARGE " r ON r.charge_id = e.charge_id"
+    " WHERE e.refunded_cents > COALESCE(r.reversed_cents, 0)"
+    " ORDER BY 1" LIMIT);
+
+/*
+ * What the purchases granted in credits, less what refunds took back (boost
+ * packs and subscription invoices), per user = the user's total_earned (the
+ * ledger's allocations and refunds, which credit_balance checks against the
+ * ledger): a grant or a refund that moved no credits, or credits that moved
+ * with no purchase, breaks it.
+ */
+#define NET_GRANTS \
+	"(SELECT user_id, SUM(net) AS net FROM (" \
+	" SELECT user_id, CAST(credits_applied AS SIGNED) - credits_refunded AS net" \
+	"  FROM boost_pack_purchases" \
+	" UNION ALL SELECT s.user_id, CAST(a.credits AS SIGNED) - a.credits_reversed" \
+	"  FROM subscription_allocations a JOIN subscriptions s ON s.id = a.subscription_id" \
+	") x GROUP BY user_id)"
+static cd_sql q_credit_grants = CD_SQL(
+    "SELECT g.user_id, g.net AS purchases_net, COALESCE(u.total_earned, 0) AS total_earned"
+    " FROM " NET_GRANTS " g LEFT JOIN user_credits u ON u.user_id = g.user_id"
+    " WHERE g.net <> COALESCE(u.total_earned, 0)"
+    " UNION ALL SELECT u.user_id, 0, u.total_earned FROM user_credits u"
+    " WHERE u.total_earned <> 0 AND NOT EXISTS (SELECT 1 FROM boost_pack_purchases b"
+    "  WHERE b.user_id = u.user_id) AND NOT EXISTS (SELECT 1 FROM subscriptions s"
+    "  JOIN subscription_allocations a ON a.subscription_id = s.id WHERE s.user_id = u.user_id)"
+    " ORDER BY 1" LIMIT);
+
+/*
+ * A refunded Checkout purchase leaves nothing usable: no Voice credit of it
+ * active; and Live Help hours owed to refunds are booked ones (at most the
+ * hours the user has used).
+ */
+static cd_sql q_refunded_units = CD_SQL(
+    "SELECT 'voice_therapy' AS holding, c.id, c.user_id, c.stripe_session_id AS ref,"
+    " c.minutes_remaining AS units FROM voice_therapy_credits c"
+    " JOIN checkout_sessions cs ON cs.stripe_session_id = c.stripe_session_id"
+    "  COLLATE utf8mb4_unicode_ci"
+    " WHERE cs.status = 'refunded' AND c.is_active = 1 AND c.minutes_remaining > 0"
+    " UNION ALL SELECT 'live_help_owed', p.user_id, p.user_id, NULL, SUM(p.hours_owed)"
+    " FROM live_help_purchases p LEFT JOIN user_live_help_totals t ON t.user_id = p.user_id"
+    " GROUP BY p.user_id HAVING SUM(p.hours_owed) > COALESCE(MAX(t.hours_used), 0)"
+    " ORDER BY 1, 2" LIMIT);
 
 static cd_sql q_booking_refund = CD_SQL(
     "SELECT p.booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
@@ -336,8 +389,14 @@ const cd_invariant invariants[] = {
 	{ "unpaid_fulfilment", "every fulfilment row and PAYMENT_FULFILLED audit row"
 	    " belongs to a paid Checkout Session",
 	    &q_unpaid_fulfilment, false, &q_unpaid_quick, false, NULL, false },
-	{ "unreversed_refund", "every refund of a Checkout payment has its reversal",
+	{ "unreversed_refund", "every refund of a Checkout payment or subscription"
+	    " invoice has its reversal",
 	    &q_unreversed_refund, false, NULL, false, NULL, false },
+	{ "credit_grants", "what purchases granted less what refunds took back ="
+	    " the user's total_earned", &q_credit_grants, false, NULL, false, NULL, false },
+	{ "refunded_units", "a refunded purchase leaves no usable Voice minutes; hours"
+	    " owed to refunds <= hours used", &q_refunded_units, false, NULL, false, NULL,
+	    false },
 	{ "booking_refund", "a booking payment is (partially) refunded exactly when it has"
 	    " one refund row",
 	    &q_booking_refund, false, NULL, false, NULL, false },

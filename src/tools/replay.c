@@ -720,7 +720,8 @@ static const struct compared compared[] = {
 	    " JOIN @.subscriptions s ON s.id = a.subscription_id) a",
 	    "stripe_invoice_id, stripe_subscription_id, user_id, credits, credits_reversed" },
 	/* Consultations: the paid session's room. */
-	{ "sessions", "@.sessions", "stripe_session_id, user_id, type, plan, amount_cents" },
+	{ "sessions", "@.sessions",
+	    "stripe_session_id, user_id, type, plan, amount_cents, status" },
 	/* Of Checkout payments and of bookings' (booking ids are the same in both). */
 	{ "disputes", "@.disputes",
 	    "stripe_dispute_id, user_id, charge_id, payment_intent_id, amount_cents, reason,"

@@ -1,6 +1,8 @@
 """Proving the books: creditdesk-check finds exactly the corruption put into a
 database (a ledger row changed, a duplicate fulfilment, an overfilled slot, a
-refund without its reversal, disputed credits thawed; a paid booking cancelled without its refund, a
+refund without its reversal (of a Checkout payment or a subscription invoice), disputed credits
+thawed, a refund that took no credits, refunded minutes usable again; a paid booking cancelled
+without its refund, a
 paid PaymentIntent's payment set back to pending, a booking refund's row
 removed) and nothing else, and with --stripe it compares
 our paid sessions with Stripe's own list.  A recorded run (as the reconcile
@@ -137,9 +139,35 @@ class CorruptionTests(Undoing):
         return {"check": "dispute_hold", "holding": "credits", "id": u.id, "frozen": 0,
                 "held": frozen}
 
+    def refund_without_credits(self):
+        """The purchase says its credits were refunded; the ledger never took them."""
+        u = register()
+        sid = buy_pack(u, "boost-small")
+        db_exec("UPDATE boost_pack_purchases SET credits_refunded = 100"
+                " WHERE stripe_session_id = %s", sid)
+        self.undo.append(lambda: db_exec("UPDATE boost_pack_purchases SET credits_refunded = 0"
+                                         " WHERE stripe_session_id = %s", sid))
+        earned = credits_row(u.id)["total_earned"]
+        return {"check": "credit_grants", "user_id": u.id, "purchases_net": earned - 100,
+                "total_earned": earned}
+
+    def revive_refunded_minutes(self):
+        from .test_voice_therapy import buy_voice, firewall_user
+        u = firewall_user()
+        sid = buy_voice(u)
+        refunded(sid)
+        c = db_row("SELECT id, minutes_remaining FROM voice_therapy_credits"
+                   " WHERE stripe_session_id = %s", sid)
+        db_exec("UPDATE voice_therapy_credits SET is_active = 1 WHERE id = %s", c["id"])
+        self.undo.append(lambda: db_exec("UPDATE voice_therapy_credits SET is_active = 0"
+                                         " WHERE id = %s", c["id"]))
+        return {"check": "refunded_units", "holding": "voice_therapy", "id": c["id"],
+                "user_id": u.id, "ref": sid, "units": c["minutes_remaining"]}
+
     def test_each_corruption_is_found_and_nothing_else(self):
         expected = [self.change_ledger_row(), self.duplicate_fulfilment(),
-                    self.overfill_slot(), self.drop_reversal(), self.thaw_disputed_credits()]
+                    self.overfill_slot(), self.drop_reversal(), self.thaw_disputed_credits(),
+                    self.refund_without_credits(), self.revive_refunded_minutes()]
         report = books_check()
         self.assertFalse(report["ok"])
         key = lambda f: (f["check"], json.dumps(f, sort_keys=True))  # noqa: E731
@@ -147,12 +175,39 @@ class CorruptionTests(Undoing):
         counts = {c["check"]: c["findings"] for c in report["checks"]}
         self.assertEqual({k: v for k, v in counts.items() if v},
                          {"credit_balance": 1, "fulfilment": 1, "live_help_slot": 1,
-                          "unreversed_refund": 1, "dispute_hold": 1})
+                          "unreversed_refund": 1, "dispute_hold": 1, "credit_grants": 1,
+                          "refunded_units": 1})
 
         for fn in reversed(self.undo):
             fn()
         self.undo = []
         self.assertEqual(books_check()["findings"], [], "clean once the corruption is undone")
+
+    def test_a_subscription_refund_without_its_reversal(self):
+        from .test_credits import allocations, create_checkout
+        u = register()
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+        self.assertStatus(r, 200)
+        sub = emu_pay(r.json["sessionId"]).json["subscription"]
+        wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        invoice = db_scalar("SELECT a.stripe_invoice_id FROM subscription_allocations a"
+                            " JOIN subscriptions s ON s.id = a.subscription_id"
+                            " WHERE s.stripe_subscription_id = %s", sub)
+        pi = stripe_api("GET", f"/v1/invoices/{invoice}").json["payment_intent"]
+        from .lib import refund_processed
+        refund_processed(pi)
+        rev = db_row("SELECT * FROM payment_reversals WHERE payment_intent_id = %s", pi)
+        self.assertIsNotNone(rev, "the invoice's refund was reversed")
+        db_exec("DELETE FROM payment_reversals WHERE id = %s", rev["id"])
+        cols = list(rev)
+        self.undo.append(lambda: db_exec(
+            f"INSERT INTO payment_reversals ({', '.join(cols)}) VALUES"
+            f" ({', '.join(['%s'] * len(cols))})", *[rev[c] for c in cols]))
+        charge = rev["stripe_refund_id"].split("/")[0]
+        findings = books_check()["findings"]
+        self.assertIn({"check": "unreversed_refund", "charge_id": charge, "payment_intent": pi,
+                       "stripe_session_id": invoice, "refunded_cents": rev["amount_cents"],
+                       "reversed_cents": 0}, findings)
 
     def test_fulfilment_without_a_paid_session(self):
         u = register()
