@@ -22,7 +22,7 @@ static const char dummy_hash[] =
 static const cd_field register_fields[] = {
 	{ "email", F_EMAIL, F_REQUIRED, 3, 254, NULL },
 	{ "password", F_STR, F_REQUIRED, 1, 200, NULL },
-	{ "name", F_STR, F_REQUIRED, 1, 100, NULL },
+	{ "name", F_TEXT, F_REQUIRED, 1, 100, NULL },
 };
 
 static const cd_field login_fields[] = {

@@ -192,7 +192,7 @@ check_csrf(cd_req *r, const cd_route *rt)
 	if (token == NULL || strlen(token) != strlen(r->user->csrf) ||
 	    !ct_equal(token, r->user->csrf, strlen(token)))
 		return req_fail(r, CD_FORBIDDEN, "csrf_token_invalid",
-		    "The request is missing its CSRF token. Reload the page and try again.");
+		    "This page is out of date (you may have signed in again elsewhere). Reload it and try again.");
 	return CD_OK;
 }
 

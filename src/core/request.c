@@ -239,6 +239,25 @@ invalid(cd_req *r, const cd_field *f)
 	return req_fail(r, CD_BAD_REQUEST, snake(r, "invalid_", f->name), msg);
 }
 
+/*
+ * Whether s (valid UTF-8: jansson checked it) has min..max characters, not
+ * all blank: what a person typed, counted as they would count it.
+ */
+static bool
+text_ok(const char *s, long long min, long long max)
+{
+	long long chars = 0;
+	bool text = false;
+
+	for (; *s != '\0'; s++) {
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			chars++;
+		if (!strchr(" \t\r\n", *s))
+			text = true;
+	}
+	return text && chars >= min && chars <= max;
+}
+
 /* Validates one value (a JSON value, or a string from the query). */
 static cd_err
 check_field(cd_req *r, const cd_field *f, const json_t *j, const char *s,
@@ -289,6 +308,10 @@ check_field(cd_req *r, const cd_field *f, const json_t *j, const char *s,
 			/* FALLTHROUGH */
 		case F_STR:
 			if (len < (size_t)f->min || len > (size_t)f->max)
+				return invalid(r, f);
+			break;
+		case F_TEXT:
+			if (!text_ok(s, f->min, f->max))
 				return invalid(r, f);
 			break;
 		}

@@ -104,6 +104,7 @@ void	 req_run_after(cd_req *);
 typedef enum cd_ftype {
 	F_INT,		/* min..max is the value range */
 	F_STR,		/* min..max is the length range in bytes */
+	F_TEXT,		/* min..max characters (UTF-8), not only blanks */
 	F_EMAIL,	/* a plausible address, at most max bytes */
 	F_ID,		/* Stripe or slug id: [A-Za-z0-9_-]{min,max} */
 	F_BOOL
@@ -122,7 +123,7 @@ typedef struct cd_field {
 typedef struct cd_value {
 	bool		 present;
 	long long	 i;		/* F_INT, F_BOOL */
-	const char	*s;		/* F_STR, F_EMAIL, F_ID (arena-owned) */
+	const char	*s;		/* F_STR, F_TEXT, F_EMAIL, F_ID (arena-owned) */
 } cd_value;
 
 /* Validates the JSON body (or, for GET, the query string) against the table. */

@@ -679,6 +679,9 @@ h_live_help(cd_req *r)
 	if ((err = live_help_card(r, d)) != CD_OK ||
 	    (err = pstore_slots(r->arena, uid, &slots, &n)) != CD_OK)
 		return err;
+	/* with no hour left a slot offers buying one, not a Book that must fail */
+	json_object_set_new(d, "canBook", json_boolean(json_integer_value(
+	    json_object_get(json_object_get(d, "liveHelp"), "remaining")) > 0));
 	json_object_set_new(d, "slots", slots_json(slots, n));
 	if ((err = pstore_booked_slots(r->arena, uid, &booked, &n)) != CD_OK)
 		return err;
@@ -742,12 +745,17 @@ h_expert_bookings(cd_req *r)
 static cd_err
 h_mechanic_queue(cd_req *r)
 {
-	json_t *d = req_own(r, json_object()), *v;
+	json_t *d = req_own(r, json_object()), *v, *row;
+	size_t i;
 	cd_err err;
 
 	err = pstore_waiting_json(&v);
 	if ((err = attach(d, "waiting", err, v)) != CD_OK)
 		return err;
+	/* a mechanic's own purchase is listed without Take (409 own_consultation) */
+	json_array_foreach(v, i, row)
+		json_object_set_new(row, "own", json_boolean(json_integer_value(
+		    json_object_get(row, "user_id")) == r->user->id));
 	return render(r, "mechanic_queue", "Queue", d);
 }
 
@@ -941,7 +949,21 @@ day_or_empty(cd_req *r, const char *name)
 	return i == 10 ? v : "";
 }
 
-/* "/admin?action=…&user=…&from=…&to=…[&before=id]#audit", in the arena. */
+/* tz=<minutes east of UTC>: the viewer's zone, in which the days are theirs. */
+static long long
+zone_or_utc(cd_req *r)
+{
+	const char *v = req_query(r, "tz");
+	char *end;
+	long long m;
+
+	if (v == NULL)
+		return 0;
+	m = strtoll(v, &end, 10);
+	return *v != '\0' && *end == '\0' && m >= -14 * 60 && m <= 14 * 60 ? m : 0;
+}
+
+/* "/admin?action=…&user=…&from=…&to=…&tz=…[&before=id]#audit", in the arena. */
 static const char *
 audit_href(cd_req *r, const page_audit_filter *f, long long before)
 {
@@ -956,6 +978,7 @@ audit_href(cd_req *r, const page_audit_filter *f, long long before)
 		buf_printf(&b, "%s%s=", i ? "&" : "", keys[i]);
 		esc_url_arg(&b, values[i]);
 	}
+	buf_printf(&b, "&tz=%lld", f->tz);
 	if (before > 0)
 		buf_printf(&b, "&before=%lld", before);
 	buf_puts(&b, "#audit");
@@ -996,7 +1019,7 @@ admin_audit(cd_req *r, json_t *d)
 {
 	page_audit_filter f = { query_or_empty(r, "action", 64),
 	    query_or_empty(r, "user", 254), day_or_empty(r, "from"),
-	    day_or_empty(r, "to") };
+	    day_or_empty(r, "to"), zone_or_utc(r) };
 	const char *v;
 	long long before = (v = req_query(r, "before")) ? strtoll(v, NULL, 10) : 0;
 	page_audit *rows;

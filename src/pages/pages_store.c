@@ -162,7 +162,8 @@ static cd_sql q_subscription = CD_SQL(
     "ORDER BY s.id DESC LIMIT 1");
 /* Paid consultations no mechanic has yet, oldest first (queue and admin). */
 static cd_sql q_waiting = CD_SQL(
-    "SELECT s.id, s.type, COALESCE(pr.name, s.plan) AS plan_name, u.name AS customer, "
+    "SELECT s.id, s.user_id, s.type, COALESCE(pr.name, s.plan) AS plan_name, "
+    "u.name AS customer, "
     "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso, "
     "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created FROM sessions s "
     "JOIN users u ON u.id = s.user_id LEFT JOIN products pr ON pr.code = s.plan "
@@ -212,8 +213,8 @@ static cd_sql q_audit_filtered = CD_SQL(
     "FROM audit_log a LEFT JOIN users u ON u.id = a.user_id "
     "WHERE a.id < ? AND (? = '' OR a.action = ?) "
     "AND (? = '' OR a.user_id = ? OR u.email = ?) "
-    "AND (? = '' OR a.created_at >= ?) "
-    "AND (? = '' OR a.created_at < ? + INTERVAL 1 DAY) "
+    "AND (? = '' OR a.created_at >= ? - INTERVAL ? MINUTE) "
+    "AND (? = '' OR a.created_at < ? + INTERVAL 1 DAY - INTERVAL ? MINUTE) "
     "ORDER BY a.id DESC LIMIT ?");
 static cd_sql q_audit_actions = CD_SQL(
     "SELECT DISTINCT action FROM audit_log ORDER BY action LIMIT 200");
@@ -567,9 +568,9 @@ cd_err
 pstore_audit(cd_arena *a, const page_audit_filter *f, long long before,
     long long limit, page_audit **rows, size_t *n)
 {
-	return ALL(&q_audit_filtered, audit_cols, rows, n, "isssisssssi", before,
+	return ALL(&q_audit_filtered, audit_cols, rows, n, "isssisssissii", before,
 	    f->action, f->action, f->user, user_id_of(f->user), f->user,
-	    f->from, f->from, f->to, f->to, limit);
+	    f->from, f->from, f->tz, f->to, f->to, f->tz, limit);
 }
 
 cd_err

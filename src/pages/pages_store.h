@@ -197,7 +197,8 @@ typedef struct page_audit {
 } page_audit;
 /* The audit log's filters, each off when "" (user: an id or an email). */
 typedef struct page_audit_filter {
-	const char	*action, *user, *from, *to;
+	const char	*action, *user, *from, *to;	/* from, to: days */
+	long long	 tz;	/* the days' zone, minutes east of UTC */
 } page_audit_filter;
 /* Up to limit entries below id before, newest first, filtered. */
 cd_err	 pstore_audit(cd_arena *, const page_audit_filter *, long long before,

@@ -30,35 +30,16 @@
 #include "session_store.h"
 #include "sessions.h"
 
-#define BODY_RULE "body must be text of 1 to 4000 characters."
-
 /* after=<message id>: the next 100; latest=1: the last 100 (a missed push). */
 static const cd_field after_fields[] = {
 	{ "after", F_INT, 0, 0, CD_MAX_ID, NULL },
 	{ "latest", F_INT, 0, 1, 1, NULL },
 };
 
-/* Bytes here (4 per character at most); characters are counted below. */
 static const cd_field message_fields[] = {
-	{ "body", F_STR, F_REQUIRED, 1, 4 * 4000,
+	{ "body", F_TEXT, F_REQUIRED, 1, 4000,
 	    "body is required (1 to 4000 characters)." },
 };
-
-/* 1 to 4000 UTF-8 characters (jansson has checked the encoding), not all blank. */
-static bool
-body_ok(const char *s)
-{
-	size_t chars = 0;
-	bool text = false;
-
-	for (; *s != '\0'; s++) {
-		if (((unsigned char)*s & 0xC0) != 0x80)
-			chars++;
-		if (!strchr(" \t\r\n", *s))
-			text = true;
-	}
-	return text && chars <= 4000;
-}
 
 cd_err
 messages_list(cd_req *r)
@@ -152,14 +133,8 @@ messages_post(cd_req *r)
 	cd_value v[1];
 	cd_err err;
 
-	err = req_fields(r, message_fields, 1, v);
-	if (err == CD_BAD_REQUEST && r->err_code != NULL &&
-	    strcmp(r->err_code, "invalid_body") == 0)	/* say characters, not bytes */
-		return req_fail(r, err, "invalid_body", BODY_RULE);
-	if (err != CD_OK)
+	if ((err = req_fields(r, message_fields, 1, v)) != CD_OK)
 		return err;
-	if (!body_ok(v[0].s))
-		return req_fail(r, CD_BAD_REQUEST, "invalid_body", BODY_RULE);
 	p.body = v[0].s;
 	if ((err = req_idempotency_key(r, &p.key)) != CD_OK ||
 	    (err = db_tx(post_tx, &p)) != CD_OK ||

@@ -100,7 +100,7 @@
     var id = el.getAttribute('data-session');
     var select = document.querySelector('select[data-mechanic-for="' + id + '"]');
     if (!select || !select.value) { report('assign-msg', 'There is no mechanic to assign yet.', true); return; }
-    var name = select.options[select.selectedIndex].text;
+    var name = select.options[select.selectedIndex].getAttribute('data-name');
     el.disabled = true;
     cd.post('/api/admin/sessions/' + encodeURIComponent(id) + '/participants',
       { userId: parseInt(select.value, 10), role: 'mechanic' }).then(function (res) {
@@ -139,13 +139,23 @@
     cd.post('/api/admin/users/' + encodeURIComponent(el.getAttribute('data-user')), body)
       .then(function (res) {
         el.disabled = false;
-        if (!res.ok) { report('users-msg', cd.errorText(res), true); return; }
+        if (!res.ok) {
+          /* refused: the row shows the user as they still are */
+          role.value = shown(role);
+          tier.value = shown(tier);
+          report('users-msg', cd.errorText(res), true);
+          return;
+        }
         var u = res.data.user;
         setShown(role, u.role);
         setShown(tier, u.tier);
         report('users-msg', 'Saved: ' + u.email + ' is now ' + u.role + ' on the ' + u.tier + ' tier.', false);
       });
   };
+
+  /* From and To are the viewer's days, as the rows' times are: their zone goes along. */
+  var tz = document.querySelector('[data-tz]');
+  if (tz) tz.value = String(-new Date().getTimezoneOffset());
 
   /* The action filter shows what the page was filtered by. */
   var sel = document.querySelector('[data-selected-action]');

@@ -23,9 +23,11 @@
   var held = null;	/* {booking, stripe, elements} */
 
   var money = window.creditdesk.money;
+  /* The message under a long list of times: brought into view, or it seems nothing happened. */
   function say(el, text, isError) {
     el.textContent = text;
     el.classList.toggle('error', !!isError);
+    if (text && el.scrollIntoView) el.scrollIntoView({ block: 'nearest' });
   }
   function localTime(iso) {
     var t = document.createElement('time');
@@ -55,10 +57,20 @@
     heldText.appendChild(document.createTextNode(' for you while you pay.'));
     cd.localTimes();
     var elements = s.elements({ clientSecret: secret });
-    elements.create('payment').mount('#payment-element');
-    held = { booking: booking, stripe: s, elements: elements };
+    var element = elements.create('payment');
+    element.mount('#payment-element');
+    held = { booking: booking, stripe: s, elements: elements, element: element };
     payBtn.textContent = 'Pay ' + money(booking.priceCents);
+    say(payMsg, '', false);
     pay.hidden = false;
+    if (pay.scrollIntoView) pay.scrollIntoView({ block: 'start' });
+  }
+
+  /* The payment form of another hold goes away before this one's opens. */
+  function closePayment() {
+    if (held && held.element && held.element.destroy) held.element.destroy();
+    held = null;
+    pay.hidden = true;
   }
 
   function booked(startIso) {
@@ -141,7 +153,11 @@
   };
   /* Back to a time held earlier (Pay now here, or Pay on My bookings): its payment form. */
   cd.actions['resume-booking'] = function (el) {
-    if (held) return;
+    if (held && String(held.booking.id) === el.getAttribute('data-booking')) {
+      if (pay.scrollIntoView) pay.scrollIntoView({ block: 'start' });
+      return;
+    }
+    closePayment();
     lockSlots(null);
     say(msg, 'Opening the payment…', false);
     cd.post('/api/bookings/' + el.getAttribute('data-booking') + '/pay', {}).then(function (res) {
@@ -156,7 +172,20 @@
     held.stripe.confirmPayment({ elements: held.elements, redirect: 'if_required' }).then(function (result) {
       if (result.error) {
         payBtn.disabled = false;
-        say(payMsg, result.error.message || 'The payment did not go through. Please try again.', true);
+        /* a card's own problem is Stripe's sentence; anything else, the hold as the server has it */
+        if (result.error.type === 'card_error' || result.error.type === 'validation_error') {
+          say(payMsg, result.error.message || 'The payment did not go through. Please try again.', true);
+          return;
+        }
+        cd.post('/api/bookings/' + held.booking.id + '/pay', {}).then(function (res) {
+          if (res.ok) {
+            say(payMsg, 'The payment did not go through. Please try again.', true);
+            return;
+          }
+          closePayment();
+          say(msg, cd.errorText(res), true);
+          unlockSlots();
+        });
         return;
       }
       cd.post('/api/bookings/' + held.booking.id + '/confirm-payment', {}).then(function (res) {
@@ -174,4 +203,5 @@
   var linked = /^#hold-(\d+)$/.exec(window.location.hash);
   var again = linked && document.querySelector('[data-hold="' + linked[1] + '"] [data-action="resume-booking"]');
   if (again) cd.actions['resume-booking'](again);
+  else if (linked) say(msg, 'This hold has expired. Please pick the time again.', true);
 })();

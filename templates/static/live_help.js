@@ -7,17 +7,22 @@
   var cd = window.creditdesk;
   var msg = document.getElementById('live-help-msg');
 
+  /* The message sits at the top of a long page: it is brought into view. */
+  function say(text, isError) {
+    msg.textContent = text;
+    msg.classList.toggle('error', !!isError);
+    if (msg.scrollIntoView) msg.scrollIntoView({ block: 'nearest' });
+  }
+
   function act(el, url, done) {
     el.disabled = true;
-    msg.classList.remove('error');
-    msg.textContent = 'Working…';
+    say('Working…', false);
     cd.post(url, {}).then(function (res) {
       /* a cancelled hour a refund was owed goes to it, not back to the balance */
       if (res.ok && res.data && res.data.hourReturned === false) done = 'refunded';
       if (res.ok) { window.location = '/live-help?done=' + done; return; }
       el.disabled = false;
-      msg.textContent = cd.errorText(res);
-      msg.classList.add('error');
+      say(cd.errorText(res), true);
     });
   }
 

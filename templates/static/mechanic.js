@@ -19,9 +19,13 @@
       }
       msg.textContent = cd.errorText(res);
       msg.classList.add('error');
-      if (res.status === 409 || res.status === 404) {
+      /* the row says what the refusal was: taken by another, closed by a refund, or gone */
+      var code = res.data && res.data.error ? res.data.error.code : '';
+      var state = { already_taken: 'Taken', session_closed: 'Closed', session_not_found: 'Gone',
+        own_consultation: 'Your own' }[code];
+      if (state) {
         var cell = el.parentNode;
-        cell.textContent = 'Taken';
+        cell.textContent = state;
         cell.classList.add('muted');
       } else {
         el.disabled = false;

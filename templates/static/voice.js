@@ -73,6 +73,9 @@
     say('Starting…', false);
     cd.post('/api/voice-therapy/start', {}).then(function (res) {
       el.disabled = false;
+      /* opened in another tab: the page again shows it, with its timer and End */
+      if (res.status === 409 && res.data && res.data.error &&
+          res.data.error.code === 'session_already_open') { window.location.reload(); return; }
       if (!res.ok) { say(cd.errorText(res), true); return; }
       say('Session started. Speak whenever you are ready.', false);
       begin(res.data.sessionId, Date.now(), res.data.availableMinutes);

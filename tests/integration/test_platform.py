@@ -20,6 +20,20 @@ def session_cookie(resp):
 
 class AuthTests(Case):
 
+    def test_a_name_is_counted_in_characters_and_cannot_be_blank(self):
+        for name in ("é" * 100, "名" * 100, "Ada"):
+            with self.subTest(name[:3]):
+                b = register(name=name)
+                self.assertEqual(db_scalar("SELECT name FROM users WHERE id = %s", b.id), name)
+        for name in ("é" * 101, " ", "\t\n "):
+            with self.subTest(repr(name[:3])):
+                r = Browser().post("/api/auth/register", {"email": unique_email(),
+                                                          "password": "a fine long passphrase 7",
+                                                          "name": name})
+                self.assertError(r, 400, "invalid_name")
+                self.assertEqual(r.json["error"]["message"],
+                                 "name must be text of 1 to 100 characters.")
+
     def test_register_then_sign_in_sets_session_cookie(self):
         email = unique_email("Reg").replace("Reg", "ReG")
         b = register(email=email, name="Ada <Tester>")

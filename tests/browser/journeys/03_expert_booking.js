@@ -62,6 +62,12 @@ async function expertBooking(t) {
       await p.waitForSelector('#pay:not([hidden])');
     });
     eq(await t.text('#pay-button'), 'Pay $30.00', 'pay button');
+    // the form is brought into view, and the other times only wait (not struck through as taken)
+    const top = await p.$eval('#pay', (e) => e.getBoundingClientRect().top);
+    assert(top >= 0 && top < await p.evaluate(() => window.innerHeight), `the payment form is at ${top}px`);
+    const waiting = await p.$eval('button[data-action="pick-time"]:disabled:not([title]):not(.chosen)',
+      (b) => getComputedStyle(b).textDecorationLine);
+    eq(waiting, 'none', 'a time waiting while one is held');
     booking = dbRow('SELECT COUNT(*) AS n, MAX(id) AS id, MAX(status) AS status, MAX(price_cents) AS price_cents, ' +
       'MAX(payment_intent_id) AS payment_intent_id, MAX(idempotency_key) AS idempotency_key FROM bookings ' +
       'WHERE user_id = ? AND expert_id = ?', customer.id, expert);

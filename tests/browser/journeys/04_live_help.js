@@ -84,8 +84,10 @@ async function liveHelp(t) {
   });
 
   await t.step('no-hours-left', async () => {
-    await p.click(`button[data-action="book-live-help"][data-slot="${spare}"]`);
-    await t.waitText('#live-help-msg', 'You have no Live Help hours left. Buy more to book a slot.');
+    // with no hour left a slot offers buying hours, not a Book that must fail
+    const row = `#slots tr[data-slot="${spare}"]`;
+    assert(!(await p.$(`${row} button[data-action="book-live-help"]`)), 'Book offered with no hours left');
+    eq(await t.text(`${row} a[href="/#live-help"]`), 'Buy hours to book', 'the slot offers');
     await t.assertHumanPage();
     eq(dbRow('SELECT booked FROM live_help_slots WHERE id = ?', spare).booked, 0, 'spare slot');
   });
