@@ -405,6 +405,26 @@ class AdminUserTests(Case):
         self.assertEqual(db_scalar("SELECT COUNT(*) FROM audit_log WHERE action ="
                                    " 'ADMIN_USER_UPDATED' AND entity_id = %s", str(u.id)), 1)
 
+    def test_the_audit_date_filter_uses_the_viewers_days(self):
+        """From and To are days in the viewer's zone (tz, minutes east of UTC),
+        as the rows' times are shown: a row belongs to its local day."""
+        import datetime
+        admin, u = register(), register()
+        promote(admin, role="admin")
+        self.assertStatus(admin.post(f"/api/admin/users/{u.id}", {"tier": "firewall"}), 200)
+        at = db_scalar("SELECT created_at FROM audit_log WHERE action = 'ADMIN_USER_UPDATED'"
+                       " AND entity_id = %s", str(u.id))
+        for tz in (-720, 720):
+            local = (at + datetime.timedelta(minutes=tz)).date()
+            for day, shown in ((local, True), (local + datetime.timedelta(days=1), False),
+                               (local - datetime.timedelta(days=1), False)):
+                q = lib.urllib.parse.urlencode({"action": "ADMIN_USER_UPDATED", "user": admin.email,
+                                                "from": day.isoformat(), "to": day.isoformat(),
+                                                "tz": tz})
+                r = admin.get("/admin?" + q)
+                self.assertStatus(r, 200)
+                self.assertEqual(f'title="user {u.id}"' in r.text, shown, (tz, day, at))
+
     def test_an_expert_demoted_leaves_the_marketplace(self):
         """The experts row makes the marketplace: a demotion takes it off, in
         the same transaction; a booking already made stays the expert's."""
