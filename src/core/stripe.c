@@ -659,6 +659,12 @@ stripe_list(const char *path, const json_t *params, size_t max_pages,
 		after = json_string_value(json_object_get(json_array_get(data,
 		    json_array_size(data) - 1), "id"));
 	}
+	/* more than max_pages: a part of the list would pass for the whole */
+	if (err == CD_OK && n == max_pages) {
+		log_error("stripe GET %s: more than %zu pages; not read whole",
+		    path, max_pages);
+		err = CD_STRIPE;
+	}
 	json_decref(page);
 	return err;
 }

@@ -59,7 +59,8 @@ void	 stripe_replay_source(stripe_replay_fn);
 void	 stripe_record(json_t *list);
 /*
  * GET a list endpoint page after page (params: filters and "limit"),
- * appending every object to all; stops after max_pages.
+ * appending every object to all.  A list longer than max_pages pages is
+ * CD_STRIPE (logged): no caller takes a part of a list for the whole.
  */
 cd_err	 stripe_list(const char *path, const json_t *params, size_t max_pages,
 	    json_t *all);

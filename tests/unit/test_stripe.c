@@ -318,6 +318,77 @@ START_TEST(response_error_detail)
 }
 END_TEST
 
+START_TEST(response_idempotency_conflict)
+{
+	const char *conflict = "{\"error\":{\"type\":\"idempotency_error\","
+	    "\"message\":\"Keys for idempotent requests can only be used with the"
+	    " same parameters they were first used with.\"}}";
+	const char *card = "{\"error\":{\"type\":\"card_error\","
+	    "\"code\":\"card_declined\",\"message\":\"Declined\"}}";
+	json_t *out = NULL;
+	cd_buf log = CD_BUF_INIT;
+
+	setup_cfg();
+	capture_begin();
+	ck_assert_int_eq(stripe_parse_response("POST", "/v1/checkout/sessions",
+	    400, conflict, strlen(conflict), &out), CD_STRIPE);
+	ck_assert_str_eq(stripe_last_error()->type, "idempotency_error");
+	ck_assert(stripe_idempotency_conflict());
+	ck_assert_int_eq(stripe_parse_response("POST", "/v1/payment_intents",
+	    402, card, strlen(card), &out), CD_STRIPE);
+	ck_assert(!stripe_idempotency_conflict());
+	ck_assert_int_eq(stripe_parse_response("GET", "/v1/x", 200, "{}", 2,
+	    &out), CD_OK);
+	json_decref(out);
+	ck_assert(!stripe_idempotency_conflict());
+	capture_end(&log);
+	buf_free(&log);
+}
+END_TEST
+
+/* A list of `list_pages` pages of one object each, served as Stripe would. */
+static int list_pages, list_served;
+static cd_err
+list_source(const char *method, const char *path, const json_t *params,
+    json_t **out)
+{
+	(void)method;
+	(void)path;
+	(void)params;
+	list_served++;
+	*out = json_pack("{s:[{s:s}],s:b}", "data", "id",
+	    list_served == 1 ? "evt_1" : "evt_n", "has_more",
+	    list_served < list_pages);
+	return CD_OK;
+}
+
+START_TEST(list_pages_and_limit)
+{
+	json_t *all = json_array(), *params = json_pack("{s:i}", "limit", 1);
+	cd_buf log = CD_BUF_INIT;
+
+	capture_begin();
+	stripe_replay_source(list_source);
+	/* the whole list within the limit */
+	list_pages = 3;
+	list_served = 0;
+	ck_assert_int_eq(stripe_list("/v1/events", params, 3, all), CD_OK);
+	ck_assert_int_eq(json_array_size(all), 3);
+	/* longer than the limit: an error, never a part taken for the whole */
+	list_pages = 5;
+	list_served = 0;
+	json_array_clear(all);
+	ck_assert_int_eq(stripe_list("/v1/events", params, 3, all), CD_STRIPE);
+	ck_assert_int_eq(list_served, 3);
+	stripe_replay_source(NULL);
+	capture_end(&log);
+	ck_assert_ptr_nonnull(strstr(buf_cstr(&log), "not read whole"));
+	buf_free(&log);
+	json_decref(params);
+	json_decref(all);
+}
+END_TEST
+
 START_TEST(response_error_logged)
 {
 	const char *body = "{\"error\":{\"type\":\"card_error\",\"message\":"
@@ -1346,6 +1417,8 @@ stripe_suite(void)
 	tcase_add_test(resp, response_bad_bodies);
 	tcase_add_test(resp, response_error_logged);
 	tcase_add_test(resp, response_error_detail);
+	tcase_add_test(resp, response_idempotency_conflict);
+	tcase_add_test(resp, list_pages_and_limit);
 	suite_add_tcase(s, resp);
 
 	tcase_set_timeout(call, 30);
