@@ -63,21 +63,32 @@
 	BOOKING_FULL_REFUND_HOURS(e) " HOUR)"
 
 /*
- * What a manual payout owes for booking alias b: completed (or cancelled
- * with its decided refund made), paid, not paid out yet, not a destination
- * charge, no dispute standing or lost.  BOOKING_OWED is the FROM ... WHERE
- * of those bookings; the payout and the replay of one use it both.
+ * What booking alias b owes its expert now, with its payment alias p: the
+ * payout less what refunds took back from it (BOOKING_OWED_CENTS) while the
+ * booking stands (completed, or cancelled with its decided refund made;
+ * paid; no dispute standing or lost), else nothing.
  */
 #define BOOKING_OWED_CENTS "(b.payout_cents - b.payout_refunded_cents)"
-#define BOOKING_OWED \
+#define BOOKING_EARNED_CENTS \
+    "IF((b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
+    "  AND b.refunded_cents = b.cancel_refund_cents))" \
+    "  AND p.status IN ('succeeded', 'partially_refunded')" \
+    "  AND (b.dispute_status IS NULL OR b.dispute_status = 'won')," \
+    "  CAST(b.payout_cents AS SIGNED) - b.payout_refunded_cents, 0)"
+/*
+ * A manual payout's line for booking alias b: what it owes now less what
+ * payouts paid for it so far.  A booking paid out and then refunded, or lost
+ * to a dispute, has a negative line: the expert's next payout takes it back.
+ * BOOKING_LINES is the FROM ... WHERE of the bookings with a line (not
+ * destination charges, where Stripe pays the expert); the payout and the
+ * replay of one use it both.
+ */
+#define BOOKING_LINE_CENTS "(" BOOKING_EARNED_CENTS " - (SELECT" \
+    " COALESCE(SUM(i.amount_cents), 0) FROM payout_items i WHERE i.booking_id = b.id))"
+#define BOOKING_LINES \
     " FROM bookings b JOIN experts e ON e.id = b.expert_id" \
     " JOIN payments p ON p.booking_id = b.id" \
-    "  AND p.status IN ('succeeded', 'partially_refunded')" \
-    " LEFT JOIN payout_items pi ON pi.booking_id = b.id" \
-    " WHERE (b.status = 'completed' OR (b.status = 'cancelled_by_user'" \
-    "  AND b.refunded_cents = b.cancel_refund_cents))" \
-    " AND " BOOKING_OWED_CENTS " > 0 AND pi.booking_id IS NULL AND b.destination_account IS NULL" \
-    " AND (b.dispute_status IS NULL OR b.dispute_status = 'won')"
+    " WHERE b.destination_account IS NULL AND " BOOKING_LINE_CENTS " <> 0"
 
 /*
  * A succeeded PaymentIntent: payment 'succeeded' and booking 'scheduled'

@@ -5,11 +5,14 @@
  * succeeded (a refunded payment is owed to nobody), or once it was
  * cancelled by the policy with less than everything refunded; the expert is
  * owed the payout less what the refund took back from it.  A booking whose
- * payment is disputed is owed to nobody until the dispute is won.  A payout pays all of an
- * expert's owed bookings in one transaction; UNIQUE payout_items.booking_id
- * makes a booking part of at most one payout, even if two admins pay the
- * same expert at once, and the expert's guard row (written first) makes
- * the second of them find nothing left instead of failing.
+ * payment is disputed is owed to nobody until the dispute is won.  A payout
+ * pays each of an expert's bookings its line, what it owes now less what
+ * payouts paid for it so far, in one transaction: a booking paid out and
+ * then refunded or lost to a dispute has a negative line, which the payout
+ * takes back from what the others are owed (an expert owing more than they
+ * are owed is paid nothing until that changes).  The expert's guard row,
+ * written first, makes a second admin paying the same expert at once find
+ * nothing left instead of paying a line twice.
  */
 #include <string.h>
 
@@ -77,8 +80,8 @@ payout_tx(void *arg)
 	struct payout *p = arg;
 	cd_req *r = p->r;
 	owed_booking *rows;
-	json_t *row, *details;
-	bool fresh, found;
+	json_t *details;
+	bool found;
 	size_t i, n;
 	cd_err err;
 
@@ -95,9 +98,12 @@ payout_tx(void *arg)
 		p->amount += rows[i].cents;
 		json_array_append_new(p->booking_ids, json_integer(rows[i].id));
 	}
-	if (p->amount == 0)
-		return req_fail(r, CD_CONFLICT, "nothing_to_pay",
-		    "This expert has no completed bookings waiting for a payout.");
+	if (p->amount <= 0)
+		return req_fail(r, CD_CONFLICT, "nothing_to_pay", p->amount == 0 ?
+		    "This expert has no completed bookings waiting for a payout." :
+		    arena_printf(r->arena, "This expert owes back $%lld.%02lld of"
+		    " earlier payouts (bookings refunded since); later bookings pay"
+		    " it off first.", -p->amount / 100, -p->amount % 100));
 	if (p->shown != 0 && p->shown != p->amount)
 		return req_fail(r, CD_CONFLICT, "payout_changed", arena_printf(
 		    r->arena, "This expert is now owed $%lld.%02lld, not $%lld.%02lld:"
@@ -107,14 +113,10 @@ payout_tx(void *arg)
 	if ((err = bstore_payout_insert(p->expert_id, p->amount, r->user->id,
 	    &p->id)) != CD_OK)
 		return err;
-	json_array_foreach(p->booking_ids, i, row) {
-		if ((err = bstore_payout_item(p->id,
-		    (long long)json_integer_value(row), &fresh)) != CD_OK)
+	for (i = 0; i < n; i++)
+		if ((err = bstore_payout_item(p->id, rows[i].id, rows[i].cents)) !=
+		    CD_OK)
 			return err;
-		if (!fresh)
-			return req_fail(r, CD_CONFLICT, "already_paid_out",
-			    "A booking in this payout was paid out meanwhile; try again.");
-	}
 	details = req_own(r, json_pack("{s:I,s:I,s:O}", "expertId",
 	    (json_int_t)p->expert_id, "amountCents", (json_int_t)p->amount,
 	    "bookingIds", p->booking_ids));

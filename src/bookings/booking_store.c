@@ -142,20 +142,20 @@ static const cd_col decided_cols[] = {
 
 /* Payouts. */
 static cd_sql q_owed = CD_SQL(
-    "SELECT b.id, b.expert_id, e.name, " BOOKING_OWED_CENTS " AS payout_cents" BOOKING_OWED
+    "SELECT b.id, b.expert_id, e.name, " BOOKING_LINE_CENTS " AS line_cents" BOOKING_LINES
     " ORDER BY b.expert_id, b.id");
 static const cd_col owed_cols[] = {
 	DB_INT(owed_booking, id), DB_INT(owed_booking, expert_id),
 	DB_TEXT(owed_booking, expert_name), DB_INT(owed_booking, cents),
 };
 static cd_sql q_owed_expert = CD_SQL(
-    "SELECT b.id, " BOOKING_OWED_CENTS " AS payout_cents" BOOKING_OWED
+    "SELECT b.id, " BOOKING_LINE_CENTS " AS line_cents" BOOKING_LINES
     " AND b.expert_id = ? ORDER BY b.id");
 static const cd_col owed_expert_cols[] = {
 	DB_INT(owed_booking, id), DB_INT(owed_booking, cents),
 };
 static cd_sql q_owed_total = CD_SQL(
-    "SELECT COALESCE(SUM" BOOKING_OWED_CENTS ", 0) AS cents" BOOKING_OWED);
+    "SELECT COALESCE(SUM" BOOKING_LINE_CENTS ", 0) AS cents" BOOKING_LINES);
 /* Paid by destination charges: Stripe pays the expert; listed, never owed. */
 static cd_sql q_destination = CD_SQL(
     "SELECT b.id AS bookingId, b.expert_id AS expertId, b.status,"
@@ -169,7 +169,7 @@ static cd_sql q_payout = CD_SQL(
     "INSERT INTO payouts (expert_id, amount_cents, status, created_by)"
     " VALUES (?, ?, 'paid', ?)");
 static cd_sql q_item = CD_SQL(
-    "INSERT INTO payout_items (payout_id, booking_id) VALUES (?, ?)");
+    "INSERT INTO payout_items (payout_id, booking_id, amount_cents) VALUES (?, ?, ?)");
 
 /* The admin metrics. */
 static cd_sql q_booking_counts = CD_SQL(
@@ -444,9 +444,9 @@ bstore_payout_insert(long long expert_id, long long amount, long long admin_id,
 }
 
 cd_err
-bstore_payout_item(long long payout_id, long long booking_id, bool *fresh)
+bstore_payout_item(long long payout_id, long long booking_id, long long cents)
 {
-	return db_insert_once(&q_item, fresh, NULL, "ii", payout_id, booking_id);
+	return db_exec(&q_item, NULL, "iii", payout_id, booking_id, cents);
 }
 
 /* One row of a figures statement into f's fields named by cols. */

@@ -125,15 +125,18 @@ typedef struct booking_decision {
 cd_err	 bstore_decide_refund(long long booking_id, long long refund_cents,
 	    booking_decision *, bool *found);
 
-/* A booking owed to its expert by a manual payout. */
+/*
+ * A booking's line in its expert's next manual payout (BOOKING_LINE_CENTS):
+ * owed, or (negative) taken back after a refund of a booking paid out.
+ */
 typedef struct owed_booking {
 	long long	 id, expert_id;
 	const char	*expert_name;
 	long long	 cents;
 } owed_booking;
-/* Every owed booking, by expert then booking, in arena a. */
+/* Every booking with a line, by expert then booking, in arena a. */
 cd_err	 bstore_owed(cd_arena *, owed_booking **rows, size_t *n);
-/* One expert's owed bookings (expert_name NULL), in arena a. */
+/* One expert's lines (expert_name NULL), in arena a. */
 cd_err	 bstore_owed_of(cd_arena *, long long expert_id, owed_booking **rows,
 	    size_t *n);
 /* Bookings paid by destination charges, as the API lists them. */
@@ -141,9 +144,9 @@ cd_err	 bstore_destination_json(json_t **rows);
 /* A paid payout row. */
 cd_err	 bstore_payout_insert(long long expert_id, long long amount_cents,
 	    long long admin_id, long long *payout_id);
-/* A booking into a payout (UNIQUE booking): *fresh false if it is in one. */
+/* A booking's line into a payout. */
 cd_err	 bstore_payout_item(long long payout_id, long long booking_id,
-	    bool *fresh);
+	    long long cents);
 
 /* The admin metrics' figures, each from its statement. */
 typedef struct booking_counts {

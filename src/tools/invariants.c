@@ -207,6 +207,14 @@ static cd_sql q_credit_grants = CD_SQL(
     "  JOIN subscription_allocations a ON a.subscription_id = s.id WHERE s.user_id = u.user_id)"
     " ORDER BY 1" LIMIT);
 
+/* A payout records what its lines paid (and took back), to the cent. */
+static cd_sql q_payout_sum = CD_SQL(
+    "SELECT p.id AS payout_id, p.expert_id, p.amount_cents,"
+    " COALESCE(SUM(i.amount_cents), 0) AS lines_cents"
+    " FROM payouts p LEFT JOIN payout_items i ON i.payout_id = p.id"
+    " GROUP BY p.id HAVING p.amount_cents <> COALESCE(SUM(i.amount_cents), 0)"
+    " ORDER BY p.id" LIMIT);
+
 /*
  * A refunded Checkout purchase leaves nothing usable: no Voice credit of it
  * active; and Live Help hours owed to refunds are booked ones (at most the
@@ -397,6 +405,8 @@ const cd_invariant invariants[] = {
 	{ "refunded_units", "a refunded purchase leaves no usable Voice minutes; hours"
 	    " owed to refunds <= hours used", &q_refunded_units, false, NULL, false, NULL,
 	    false },
+	{ "payout_sum", "a payout's amount = the sum of its lines",
+	    &q_payout_sum, false, NULL, false, NULL, false },
 	{ "booking_refund", "a booking payment is (partially) refunded exactly when it has"
 	    " one refund row",
 	    &q_booking_refund, false, NULL, false, NULL, false },

@@ -742,9 +742,10 @@ static const struct compared compared[] = {
 	    "stripe_refund_id, stripe_payment_intent_id, user_id, amount_cents, reason,"
 	    " stripe_transfer_reversal_id" },
 	/* A payout and its bookings; replayed for everyone only (no user_id). */
-	{ "payouts", "(SELECT p.*, NULL AS user_id, (SELECT GROUP_CONCAT(i.booking_id"
-	    " ORDER BY i.booking_id) FROM @.payout_items i WHERE i.payout_id = p.id) AS items"
-	    " FROM @.payouts p) p", "id, expert_id, amount_cents, status, items" },
+	{ "payouts", "(SELECT p.*, NULL AS user_id, (SELECT GROUP_CONCAT(CONCAT("
+	    "i.booking_id, ':', i.amount_cents) ORDER BY i.booking_id) FROM @.payout_items i"
+	    " WHERE i.payout_id = p.id) AS items FROM @.payouts p) p",
+	    "id, expert_id, amount_cents, status, items" },
 };
 
 /* text without its "@." marks: the same statement on the rebuild. */

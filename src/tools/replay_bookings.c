@@ -299,15 +299,17 @@ replay_payout(void *arg)
 	long long id = *(long long *)arg;
 	cd_err err;
 
+	/* the payout's lines as the replayed bookings have them, then live's items */
 	if ((err = db_exec(live_sql(&payout, "INSERT INTO payouts (id, expert_id,"
 	    " amount_cents, status, created_by) SELECT l.id, l.expert_id,"
-	    " (SELECT COALESCE(SUM" BOOKING_OWED_CENTS ", 0)" BOOKING_OWED
+	    " (SELECT COALESCE(SUM" BOOKING_LINE_CENTS ", 0)" BOOKING_LINES
 	    "  AND b.id IN (SELECT booking_id FROM @.payout_items WHERE payout_id = l.id)),"
 	    " l.status, l.created_by FROM @.payouts l WHERE l.id = ?"), NULL, "i",
 	    id)) != CD_OK)
 		return err;
 	return db_exec(live_sql(&items, "INSERT INTO payout_items"
-	    " SELECT * FROM @.payout_items WHERE payout_id = ?"), NULL, "i", id);
+	    " (payout_id, booking_id, amount_cents) SELECT payout_id, booking_id,"
+	    " amount_cents FROM @.payout_items WHERE payout_id = ?"), NULL, "i", id);
 }
 
 /*

@@ -63,6 +63,11 @@
         cell(tr, e.name);
         cell(tr, String(e.bookingIds.length), 'num');
         cell(tr, money(e.amountCents), 'num');
+        if (e.amountCents <= 0) {
+          /* bookings refunded after being paid out: the next payout takes it back */
+          cell(tr, 'Owes back ' + money(-e.amountCents), 'num muted');
+          return;
+        }
         var b = document.createElement('button');
         b.type = 'button';
         b.textContent = 'Mark paid';

@@ -892,15 +892,16 @@ class AdminTests(BookingCase):
             revenue = q("SELECT COALESCE(SUM(b.platform_fee_cents - b.fee_refunded_cents), 0)"
                         " FROM bookings b JOIN payments p ON p.booking_id = b.id"
                         " WHERE p.status IN ('succeeded', 'partially_refunded')")
-            owed = q("SELECT COALESCE(SUM(b.payout_cents - b.payout_refunded_cents), 0)"
+            # what each booking earns now less what payouts paid for it
+            owed = q("SELECT COALESCE(SUM(IF((b.status = 'completed' OR (b.status ="
+                     " 'cancelled_by_user' AND b.refunded_cents = b.cancel_refund_cents))"
+                     " AND p.status IN ('succeeded', 'partially_refunded')"
+                     " AND (b.dispute_status IS NULL OR b.dispute_status = 'won'),"
+                     " CAST(b.payout_cents AS SIGNED) - b.payout_refunded_cents, 0)"
+                     " - (SELECT COALESCE(SUM(i.amount_cents), 0) FROM payout_items i"
+                     " WHERE i.booking_id = b.id)), 0)"
                      " FROM bookings b JOIN payments p ON p.booking_id = b.id"
-                     " AND p.status IN ('succeeded', 'partially_refunded') WHERE"
-                     " (b.status = 'completed' OR (b.status = 'cancelled_by_user'"
-                     " AND b.refunded_cents = b.cancel_refund_cents))"
-                     " AND b.destination_account IS NULL"
-                     " AND (b.dispute_status IS NULL OR b.dispute_status = 'won')"
-                     " AND NOT EXISTS (SELECT 1 FROM payout_items i"
-                     " WHERE i.booking_id = b.id)")
+                     " WHERE b.destination_account IS NULL")
             return {"total": total, "paid": paid, "rateBps": paid * 10000 // total,
                     "succeeded": succ, "failed": failed, "refunded": refd,
                     "successRateBps": (succ + refd + part) * 10000 // (succ + refd + part + failed),

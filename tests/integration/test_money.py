@@ -1542,6 +1542,39 @@ class BookingDisputeTests(BookingCase):
         # status only forward: a won close arriving later changes nothing
         self.assertEqual(booking_row(bid)["dispute_status"], "lost")
 
+    def test_a_booking_lost_after_its_payout_is_taken_back_from_the_next(self):
+        """Paid out, then its payment lost to a dispute: the expert owes the
+        payout back; the next payout takes it from what later bookings earn,
+        each line recorded, the payout the sum of its lines."""
+        adm, a, expert_user = admin(), register(), register()
+        eid = new_expert(100, user=expert_user)              # 30 min: payout 2700
+        bid, pi = self.completed(a, expert_user, eid)
+        r = adm.post("/api/admin/payouts", {"expertId": eid, "amountCents": 2700})
+        self.assertStatus(r, 201, "the first payout")
+        close_dispute(dispute_intent(pi), "lost")
+        self.assertEqual(booking_row(bid)["payout_refunded_cents"], 2700)
+        self.assertEqual(self.owed(adm, eid), [(-2700, [bid])], "owed back")
+        r = adm.post("/api/admin/payouts", {"expertId": eid})
+        self.assertError(r, 409, "nothing_to_pay")
+        self.assertIn("owes back $27.00", r.json["error"]["message"])
+        # a later booking of 60 minutes earns 5400: the next payout is 5400 - 2700
+        later, _ = self.paid(a, eid, minutes=60)
+        started(later)
+        self.assertStatus(expert_user.post(f"/api/bookings/{later}/complete", {}), 200)
+        self.assertEqual(self.owed(adm, eid), [(2700, [bid, later])])
+        r = adm.post("/api/admin/payouts", {"expertId": eid, "amountCents": 2700})
+        self.assertStatus(r, 201, "the payout that takes it back")
+        pid = r.json["payout"]["id"]
+        self.assertEqual(db_rows("SELECT booking_id, amount_cents FROM payout_items"
+                                 " WHERE payout_id = %s ORDER BY booking_id", pid),
+                         [{"booking_id": bid, "amount_cents": -2700},
+                          {"booking_id": later, "amount_cents": 5400}])
+        self.assertEqual(self.owed(adm, eid), [])
+        self.assertEqual(db_scalar("SELECT SUM(amount_cents) FROM payout_items i"
+                                   " WHERE i.booking_id = %s", bid), 0)
+        rc, diffs = replayed(a.id)
+        self.assertEqual((rc, diffs), (0, []))
+
     def test_closed_without_the_opening_event(self):
         a = register()
         eid = new_expert(100)
