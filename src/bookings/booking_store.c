@@ -154,8 +154,10 @@ static cd_sql q_owed_expert = CD_SQL(
 static const cd_col owed_expert_cols[] = {
 	DB_INT(owed_booking, id), DB_INT(owed_booking, cents),
 };
+/* What experts are owed: each expert's lines, one owing back counted as 0. */
 static cd_sql q_owed_total = CD_SQL(
-    "SELECT COALESCE(SUM" BOOKING_LINE_CENTS ", 0) AS cents" BOOKING_LINES);
+    "SELECT COALESCE(SUM(GREATEST(due, 0)), 0) AS cents FROM (SELECT b.expert_id,"
+    " SUM" BOOKING_LINE_CENTS " AS due" BOOKING_LINES " GROUP BY b.expert_id) x");
 /* Paid by destination charges: Stripe pays the expert; listed, never owed. */
 static cd_sql q_destination = CD_SQL(
     "SELECT b.id AS bookingId, b.expert_id AS expertId, b.status,"

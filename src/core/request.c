@@ -229,6 +229,10 @@ invalid(cd_req *r, const cd_field *f)
 	case F_EMAIL:
 		msg = arena_printf(r->arena, "%s must be an email address.", f->name);
 		break;
+	case F_TEXT:
+		msg = arena_printf(r->arena, "%s must be text of %lld to %lld characters,"
+		    " not only spaces.", f->name, f->min, f->max);
+		break;
 	case F_BOOL:
 		msg = arena_printf(r->arena, "%s must be true or false.", f->name);
 		break;
@@ -239,6 +243,16 @@ invalid(cd_req *r, const cd_field *f)
 	return req_fail(r, CD_BAD_REQUEST, snake(r, "invalid_", f->name), msg);
 }
 
+/* Unicode's spaces, and the invisible characters a name could be made of. */
+static bool
+blank_char(unsigned long c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == 0xA0 ||
+	    c == 0x1680 || (c >= 0x2000 && c <= 0x200D) || c == 0x2028 ||
+	    c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x2060 ||
+	    c == 0x3000 || c == 0xFEFF;
+}
+
 /*
  * Whether s (valid UTF-8: jansson checked it) has min..max characters, not
  * all blank: what a person typed, counted as they would count it.
@@ -246,13 +260,19 @@ invalid(cd_req *r, const cd_field *f)
 static bool
 text_ok(const char *s, long long min, long long max)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	long long chars = 0;
+	unsigned long c;
 	bool text = false;
+	int more;
 
-	for (; *s != '\0'; s++) {
-		if (((unsigned char)*s & 0xC0) != 0x80)
-			chars++;
-		if (!strchr(" \t\r\n", *s))
+	while (*p != '\0') {
+		more = *p >= 0xF0 ? 3 : *p >= 0xE0 ? 2 : *p >= 0xC0 ? 1 : 0;
+		c = more == 0 ? *p : *p & (0x3F >> more);
+		for (p++; more > 0 && (*p & 0xC0) == 0x80; more--, p++)
+			c = c << 6 | (*p & 0x3F);
+		chars++;
+		if (!blank_char(c))
 			text = true;
 	}
 	return text && chars >= min && chars <= max;

@@ -92,8 +92,10 @@ static cd_sql q_my_expert = CD_SQL(
 /* The bookings of the expert this user is, for /expert/bookings. */
 static cd_sql q_expert_bookings = CD_SQL(
     "SELECT b.id, u.name AS customer, b.duration_minutes, "
-    /* the payout of a payment that stands, less what refunds took back */
-    "IF(p.booking_id IS NULL, 0, " BOOKING_OWED_CENTS ") AS payout_cents, "
+    /* the payout of a payment that stands, less what refunds took back; none while
+     * a dispute holds it or once one took it */
+    "IF(p.booking_id IS NULL OR b.dispute_status IN ('open', 'lost'), 0, "
+    BOOKING_OWED_CENTS ") AS payout_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
     "IF(" CANCELLING("b") ", 'cancelling', REPLACE(b.status, '_', ' ')) AS status, "

@@ -65,7 +65,8 @@
         cell(tr, money(e.amountCents), 'num');
         if (e.amountCents <= 0) {
           /* bookings refunded after being paid out: the next payout takes it back */
-          cell(tr, 'Owes back ' + money(-e.amountCents), 'num muted');
+          cell(tr, e.amountCents < 0 ? 'Owes back ' + money(-e.amountCents) : 'Nothing to pay',
+            'num muted');
           return;
         }
         var b = document.createElement('button');
@@ -159,8 +160,18 @@
   };
 
   /* From and To are the viewer's days, as the rows' times are: their zone goes along. */
+  /* the zone's offset on the From day (daylight saving moves it), else today's */
   var tz = document.querySelector('[data-tz]');
-  if (tz) tz.value = String(-new Date().getTimezoneOffset());
+  function zoneOf(day) {
+    var d = day ? new Date(day + 'T00:00') : new Date();
+    return String(-(isNaN(d.getTime()) ? new Date() : d).getTimezoneOffset());
+  }
+  if (tz) {
+    tz.value = zoneOf('');
+    tz.form.addEventListener('submit', function () {
+      tz.value = zoneOf(tz.form.elements.from.value || tz.form.elements.to.value);
+    });
+  }
 
   /* The action filter shows what the page was filtered by. */
   var sel = document.querySelector('[data-selected-action]');

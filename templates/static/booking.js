@@ -66,9 +66,11 @@
     if (pay.scrollIntoView) pay.scrollIntoView({ block: 'start' });
   }
 
-  /* The payment form of another hold goes away before this one's opens. */
+  /* The payment form goes away; its hold's notice (with Pay now) shows again. */
   function closePayment() {
     if (held && held.element && held.element.destroy) held.element.destroy();
+    var notice = held && document.querySelector('[data-hold="' + held.booking.id + '"]');
+    if (notice) notice.hidden = false;
     held = null;
     pay.hidden = true;
   }
@@ -157,6 +159,12 @@
       if (pay.scrollIntoView) pay.scrollIntoView({ block: 'start' });
       return;
     }
+    /* a time just picked has no notice here yet: the page again lists every hold */
+    if (held && !document.querySelector('[data-hold="' + held.booking.id + '"]')) {
+      window.location.hash = 'hold-' + el.getAttribute('data-booking');
+      window.location.reload();
+      return;
+    }
     closePayment();
     lockSlots(null);
     say(msg, 'Opening the payment…', false);
@@ -178,6 +186,8 @@
           return;
         }
         cd.post('/api/bookings/' + held.booking.id + '/pay', {}).then(function (res) {
+          /* paid meanwhile (another tab): it is booked */
+          if (res.ok && !res.data.clientSecret) { paid(res.data.booking, held.start); return; }
           if (res.ok) {
             say(payMsg, 'The payment did not go through. Please try again.', true);
             return;
@@ -203,5 +213,6 @@
   var linked = /^#hold-(\d+)$/.exec(window.location.hash);
   var again = linked && document.querySelector('[data-hold="' + linked[1] + '"] [data-action="resume-booking"]');
   if (again) cd.actions['resume-booking'](again);
-  else if (linked) say(msg, 'This hold has expired. Please pick the time again.', true);
+  else if (linked) say(msg, 'This hold can no longer be paid here: it has lapsed, or was paid or ' +
+    'cancelled meanwhile. See My bookings.', true);
 })();

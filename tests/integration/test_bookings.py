@@ -892,16 +892,18 @@ class AdminTests(BookingCase):
             revenue = q("SELECT COALESCE(SUM(b.platform_fee_cents - b.fee_refunded_cents), 0)"
                         " FROM bookings b JOIN payments p ON p.booking_id = b.id"
                         " WHERE p.status IN ('succeeded', 'partially_refunded')")
-            # what each booking earns now less what payouts paid for it
-            owed = q("SELECT COALESCE(SUM(IF((b.status = 'completed' OR (b.status ="
+            # per expert, what each booking earns now less what payouts paid for
+            # it; an expert owing back counts as owed nothing
+            owed = q("SELECT COALESCE(SUM(GREATEST(due, 0)), 0) FROM (SELECT b.expert_id,"
+                     " SUM(IF((b.status = 'completed' OR (b.status ="
                      " 'cancelled_by_user' AND b.refunded_cents = b.cancel_refund_cents))"
                      " AND p.status IN ('succeeded', 'partially_refunded')"
                      " AND (b.dispute_status IS NULL OR b.dispute_status = 'won'),"
                      " CAST(b.payout_cents AS SIGNED) - b.payout_refunded_cents, 0)"
                      " - (SELECT COALESCE(SUM(i.amount_cents), 0) FROM payout_items i"
-                     " WHERE i.booking_id = b.id)), 0)"
+                     " WHERE i.booking_id = b.id)) AS due"
                      " FROM bookings b JOIN payments p ON p.booking_id = b.id"
-                     " WHERE b.destination_account IS NULL")
+                     " WHERE b.destination_account IS NULL GROUP BY b.expert_id) x")
             return {"total": total, "paid": paid, "rateBps": paid * 10000 // total,
                     "succeeded": succ, "failed": failed, "refunded": refd,
                     "successRateBps": (succ + refd + part) * 10000 // (succ + refd + part + failed),

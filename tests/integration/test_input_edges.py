@@ -113,13 +113,13 @@ class NginxRefusalTests(Case):
 
     def test_refusals_on_the_api_are_json(self):
         base = lib.base_url()
-        cases = [("TRACE", "/api/auth/logout", {}, 405),
-                 ("GET", "/api/me", {"Cookie": "x=" + "a" * 9000}, 400)]
-        for method, path, headers, status in cases:
+        cases = [("TRACE", "/api/auth/logout", {}, 405, "method_not_allowed"),
+                 ("GET", "/api/me", {"Cookie": "x=" + "a" * 9000}, 400, "bad_request")]
+        for method, path, headers, status, code in cases:
             with self.subTest(f"{method} {path}"):
                 r = lib.http_request(method, base + path, headers=headers)
-                self.assertError(r, status, "bad_request")
+                self.assertError(r, status, code)
         r = lib.http_request("TRACE", base + "/dashboard")
         self.assertEqual(r.status, 405)
         self.assertTrue(r.header("content-type", "").startswith("text/html"), r)
-        self.assertIn("<h1>Bad request</h1>", r.text)
+        self.assertIn("<h1>Not allowed</h1>", r.text)

@@ -25,14 +25,14 @@ class AuthTests(Case):
             with self.subTest(name[:3]):
                 b = register(name=name)
                 self.assertEqual(db_scalar("SELECT name FROM users WHERE id = %s", b.id), name)
-        for name in ("é" * 101, " ", "\t\n "):
+        for name in ("é" * 101, " ", "\t\n ", "\u00a0\u3000\u200b"):
             with self.subTest(repr(name[:3])):
                 r = Browser().post("/api/auth/register", {"email": unique_email(),
                                                           "password": "a fine long passphrase 7",
                                                           "name": name})
                 self.assertError(r, 400, "invalid_name")
                 self.assertEqual(r.json["error"]["message"],
-                                 "name must be text of 1 to 100 characters.")
+                                 "name must be text of 1 to 100 characters, not only spaces.")
 
     def test_register_then_sign_in_sets_session_cookie(self):
         email = unique_email("Reg").replace("Reg", "ReG")

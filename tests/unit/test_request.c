@@ -150,6 +150,45 @@ START_TEST(fields_validate)
 }
 END_TEST
 
+/* A text field counts characters, not bytes, and refuses only-blank text. */
+START_TEST(fields_text)
+{
+	static const cd_field text[] = { { "name", F_TEXT, F_REQUIRED, 1, 3, NULL } };
+	static const struct {
+		const char *body;
+		cd_err err;
+	} cases[] = {
+		{ "{\"name\":\"abc\"}", CD_OK },
+		{ "{\"name\":\"abcd\"}", CD_BAD_REQUEST },
+		{ "{\"name\":\"\\u00e9\\u00e9\\u00e9\"}", CD_OK },		/* 6 bytes, 3 characters */
+		{ "{\"name\":\"\\u540d\\ud83d\\ude00x\"}", CD_OK },	/* 3, 4 and 1 bytes */
+		{ "{\"name\":\"\\u00e9\\u00e9\\u00e9\\u00e9\"}", CD_BAD_REQUEST },
+		{ "{\"name\":\"\"}", CD_BAD_REQUEST },
+		{ "{\"name\":\" \"}", CD_BAD_REQUEST },
+		{ "{\"name\":\"\\t\\n\"}", CD_BAD_REQUEST },
+		{ "{\"name\":\"\\u00a0\\u3000\\u200b\"}", CD_BAD_REQUEST },	/* Unicode blanks */
+		{ "{\"name\":\"\\u00a0a\"}", CD_OK },
+		{ "{\"name\":\"a\\u0000\"}", CD_BAD_REQUEST },
+	};
+	static cd_req r;
+	cd_value v;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&r, 0, sizeof(r));
+		r.arena = arena_new();
+		r.json = json_loads(cases[i].body, JSON_ALLOW_NUL, NULL);
+		ck_assert_ptr_nonnull(r.json);
+		ck_assert_msg(req_fields(&r, text, 1, &v) == cases[i].err, "case %zu: %s",
+		    i, cases[i].body);
+		if (cases[i].err != CD_OK)
+			ck_assert_str_eq(r.err_code, "invalid_name");
+		json_decref(r.json);
+		arena_free(r.arena);
+	}
+}
+END_TEST
+
 /* An email field hands the handler its normalised spelling. */
 START_TEST(fields_normalise_email)
 {
@@ -178,6 +217,7 @@ main(void)
 	tcase_add_test(tc, idempotency_keys);
 	tcase_add_test(tc, fields_validate);
 	tcase_add_test(tc, fields_normalise_email);
+	tcase_add_test(tc, fields_text);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }

@@ -223,6 +223,28 @@ async function expertBooking(t) {
     eq(dbRow('SELECT status FROM payments WHERE booking_id = ?', mine).status, 'refunded', 'payment');
   });
 
+  await t.step('switch-between-holds', async () => {
+    // two unpaid holds: Pay now on one, then on the other; the first keeps its notice
+    const other = await t.another('switcher');
+    await other.signUp('switcher');
+    const ex2 = newExpert(tag + 's');
+    await other.goto(`/experts/${ex2}/schedule`);
+    const free = (await slotStarts(other.page)).filter((s) => !s.disabled);
+    const a = await other.book(ex2, free[free.length - 3].start.replace(/\.\d+Z$/, 'Z'));
+    const b = await other.book(ex2, free[free.length - 1].start.replace(/\.\d+Z$/, 'Z'));
+    await other.goto(`/experts/${ex2}/schedule`);
+    await other.page.click(`[data-hold="${a.id}"] button[data-action="resume-booking"]`);
+    await other.page.waitForSelector('#pay:not([hidden])');
+    await other.page.click(`[data-hold="${b.id}"] button[data-action="resume-booking"]`);
+    await other.page.waitForFunction((id) => document.querySelector(`[data-hold="${id}"]`).hidden, {}, b.id);
+    await other.page.waitForSelector('#pay:not([hidden])');
+    assert(!(await other.page.$eval(`[data-hold="${a.id}"]`, (e) => e.hidden)),
+      'the first hold lost its notice when the second one\'s form opened');
+    eq(await other.page.$eval('#pay [data-held] time', (e) => e.getAttribute('datetime')),
+      await other.page.$eval(`[data-hold="${b.id}"] button`, (e) => e.getAttribute('data-start')),
+      'the form is the second hold\'s');
+  });
+
   await t.step('expert-completes', async () => {
     // the booking that has begun, paid: its expert completes it
     await t.signOut();
