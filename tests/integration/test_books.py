@@ -46,6 +46,17 @@ def refunded(sid):
 class Undoing(Case):
     """Books balanced before; each corruption's undo (self.undo) run after."""
 
+    def remove_reversal(self, column, value):
+        """Deletes the payment_reversals row whose column is value (put back after)."""
+        rev = db_row(f"SELECT * FROM payment_reversals WHERE {column} = %s", value)
+        self.assertIsNotNone(rev, "the refund was reversed")
+        db_exec("DELETE FROM payment_reversals WHERE id = %s", rev["id"])
+        cols = list(rev)
+        self.undo.append(lambda: db_exec(
+            f"INSERT INTO payment_reversals ({', '.join(cols)}) VALUES"
+            f" ({', '.join(['%s'] * len(cols))})", *[rev[c] for c in cols]))
+        return rev
+
     def setUp(self):
         super().setUp()
         assert_books_balance("before corrupting")
@@ -115,13 +126,7 @@ class CorruptionTests(Undoing):
         u = register()
         sid = bought_live_help(u, 1)
         charge = refunded(sid)
-        rev = db_row("SELECT * FROM payment_reversals WHERE stripe_session_id = %s", sid)
-        self.assertIsNotNone(rev, "the refund was reversed")
-        db_exec("DELETE FROM payment_reversals WHERE id = %s", rev["id"])
-        cols = list(rev)
-        self.undo.append(lambda: db_exec(
-            f"INSERT INTO payment_reversals ({', '.join(cols)}) VALUES"
-            f" ({', '.join(['%s'] * len(cols))})", *[rev[c] for c in cols]))
+        rev = self.remove_reversal("stripe_session_id", sid)
         return {"check": "unreversed_refund", "charge_id": charge,
                 "payment_intent": rev["payment_intent_id"], "stripe_session_id": sid,
                 "refunded_cents": rev["amount_cents"], "reversed_cents": 0}
@@ -196,13 +201,7 @@ class CorruptionTests(Undoing):
         pi = stripe_api("GET", f"/v1/invoices/{invoice}").json["payment_intent"]
         from .lib import refund_processed
         refund_processed(pi)
-        rev = db_row("SELECT * FROM payment_reversals WHERE payment_intent_id = %s", pi)
-        self.assertIsNotNone(rev, "the invoice's refund was reversed")
-        db_exec("DELETE FROM payment_reversals WHERE id = %s", rev["id"])
-        cols = list(rev)
-        self.undo.append(lambda: db_exec(
-            f"INSERT INTO payment_reversals ({', '.join(cols)}) VALUES"
-            f" ({', '.join(['%s'] * len(cols))})", *[rev[c] for c in cols]))
+        rev = self.remove_reversal("payment_intent_id", pi)
         charge = rev["stripe_refund_id"].split("/")[0]
         findings = books_check()["findings"]
         self.assertIn({"check": "unreversed_refund", "charge_id": charge, "payment_intent": pi,
