@@ -805,10 +805,15 @@ booking_cancel_unpaid(long long booking_id, bool *done)
 	return db_exec(&q_pay_dropped, NULL, "i", booking_id);
 }
 
-/* Decided, not refunded: cancel_refund_cents is written before Stripe is asked. */
+/*
+ * Decided, not refunded: cancel_refund_cents is written before Stripe is
+ * asked.  Only while the payment stands: one refunded meanwhile (a lost
+ * dispute, Stripe's Dashboard) has nothing left to finish.
+ */
 static cd_sql q_unfinished = CD_SQL(
-    "SELECT id, user_id FROM bookings WHERE status = 'scheduled'"
-    " AND cancel_refund_cents IS NOT NULL ORDER BY id LIMIT 1000");
+    "SELECT b.id, b.user_id FROM bookings b JOIN payments p ON p.booking_id = b.id"
+    " WHERE b.status = 'scheduled' AND b.cancel_refund_cents IS NOT NULL"
+    " AND p.status = 'succeeded' ORDER BY b.id LIMIT 1000");
 struct unfinished {
 	long long	 id, user_id;
 };

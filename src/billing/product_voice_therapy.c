@@ -50,16 +50,20 @@ grant(const cd_checkout *ck, bool *granted)
 	    ck->stripe_session_id, ck->quantity, ck->quantity, ck->amount_cents);
 }
 
-/* The credit ck paid for, after the user's open session has been charged. */
+/*
+ * The credit ck paid for; with settle, after the user's open session has
+ * been charged (before minutes are taken or frozen, not when released).
+ */
 static cd_err
-settled_credit(const cd_checkout *ck, struct granted *g, bool *found)
+settled_credit(const cd_checkout *ck, bool settle, struct granted *g,
+    bool *found)
 {
 	size_t n = 0;
 	cd_err err;
 
 	*found = false;
 	if ((err = voice_guard(ck->user_id)) != CD_OK ||
-	    (err = voice_end_open(ck->user_id)) != CD_OK ||
+	    (settle && (err = voice_end_open(ck->user_id)) != CD_OK) ||
 	    (err = db_fetch(&q_granted, NULL, granted_cols, DB_NCOLS(granted_cols),
 	    g, sizeof(*g), 1, &n, "s", ck->stripe_session_id)) != CD_OK)
 		return err;
@@ -76,7 +80,8 @@ reverse(const cd_checkout *ck, long long refunded_cents, long long *units)
 	cd_err err;
 
 	*units = 0;
-	if ((err = settled_credit(ck, &g, &found)) != CD_OK || !found || !g.active)
+	if ((err = settled_credit(ck, true, &g, &found)) != CD_OK || !found ||
+	    !g.active)
 		return err;
 	if (refunded_cents >= ck->amount_cents) {
 		*units = g.remaining;
@@ -102,9 +107,10 @@ freeze(const cd_checkout *ck, bool release, long long units, long long *frozen,
 	cd_err err;
 
 	*frozen = 0;
-	if ((err = settled_credit(ck, &g, &found)) != CD_OK || !found)
+	if ((err = settled_credit(ck, !release, &g, &found)) != CD_OK || !found)
 		return err;
-	*granted = g.purchased - g.refunded;
+	/* a full refund deactivated what was left: that stands no more either */
+	*granted = g.purchased - g.refunded - (g.active ? 0 : g.remaining);
 	if (!release)
 		units = g.active ? g.remaining - g.frozen : 0;
 	if (units <= 0)

@@ -296,20 +296,27 @@ cd_err
 replay_payout(void *arg)
 {
 	static cd_sql *payout, *items;
+	static cd_sql sum = CD_SQL(
+	    "UPDATE payouts SET amount_cents = (SELECT COALESCE(SUM(amount_cents), 0)"
+	    " FROM payout_items WHERE payout_id = ?) WHERE id = ?");
 	long long id = *(long long *)arg;
 	cd_err err;
 
-	/* the payout's lines as the replayed bookings have them, then live's items */
+	/*
+	 * Live's bookings of the payout, each with its line as the replayed
+	 * bookings have it (the lines first, then their sum), so a line live
+	 * paid wrongly shows, not only a wrong sum.
+	 */
 	if ((err = db_exec(live_sql(&payout, "INSERT INTO payouts (id, expert_id,"
-	    " amount_cents, status, created_by) SELECT l.id, l.expert_id,"
-	    " (SELECT COALESCE(SUM" BOOKING_LINE_CENTS ", 0)" BOOKING_LINES
-	    "  AND b.id IN (SELECT booking_id FROM @.payout_items WHERE payout_id = l.id)),"
+	    " amount_cents, status, created_by) SELECT l.id, l.expert_id, 0,"
 	    " l.status, l.created_by FROM @.payouts l WHERE l.id = ?"), NULL, "i",
-	    id)) != CD_OK)
+	    id)) != CD_OK ||
+	    (err = db_exec(live_sql(&items, "INSERT INTO payout_items"
+	    " (payout_id, booking_id, amount_cents) SELECT ?, b.id, " BOOKING_LINE_CENTS
+	    BOOKING_LINES " AND b.id IN (SELECT booking_id FROM @.payout_items"
+	    " WHERE payout_id = ?)"), NULL, "ii", id, id)) != CD_OK)
 		return err;
-	return db_exec(live_sql(&items, "INSERT INTO payout_items"
-	    " (payout_id, booking_id, amount_cents) SELECT payout_id, booking_id,"
-	    " amount_cents FROM @.payout_items WHERE payout_id = ?"), NULL, "i", id);
+	return db_exec(&sum, NULL, "ii", id, id);
 }
 
 /*

@@ -1421,6 +1421,29 @@ class RefundShareTests(VoiceCase):
                           "units_lost": 0})
         self.assertEqual(self.held(u), {"balance": 0, "frozen": 0})
 
+    def test_a_dispute_won_leaves_a_session_on_other_minutes_running(self):
+        u = firewall_user()
+        disputed = buy_voice(u)
+        buy_voice(u)
+        dp = self.dispute_of(disputed)
+        self.assertEqual(self.credit(disputed)["minutes_frozen"], MINUTES)
+        s = self.start(u).json["sessionId"]
+        run_for(s, 60)
+        close_dispute(dp, "won")
+        self.assertEqual(session_row(s)["status"], "active", "the won dispute ended the session")
+        self.assertEqual(self.credit(disputed)["minutes_frozen"], 0)
+
+    def test_a_dispute_lost_after_a_full_refund_loses_nothing(self):
+        u = firewall_user()
+        sid = buy_voice(u)
+        pi, _ = paid_with(sid)
+        refund_processed(pi)
+        dp = self.dispute_of(sid)
+        close_dispute(dp, "lost")
+        self.assertEqual(db_row("SELECT units_reversed, units_lost FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"units_reversed": 0, "units_lost": 0})
+
     def dispute_of(self, sid):
         return open_dispute(sid)
 
