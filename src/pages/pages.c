@@ -858,9 +858,13 @@ moving_card(cd_req *r, json_t *d)
 		json_object_set_new(d, "moveGone", json_true());
 		return CD_OK;
 	}
-	json_object_set_new(d, "moving", json_pack("{s:I,s:I,s:s?,s:s?}", "id",
+	/* moving closer than the full refund's window lowers what a cancel gives back */
+	json_object_set_new(d, "moving", json_pack("{s:I,s:I,s:s?,s:s?,s:I,s:s}", "id",
 	    (json_int_t)m.id, "duration_minutes", (json_int_t)m.duration_minutes,
-	    "start_iso", m.start_iso, "start", m.start));
+	    "start_iso", m.start_iso, "start", m.start, "full_hours",
+	    (json_int_t)m.full_hours, "late_percent", m.late_bps % 100 == 0 ?
+	    arena_printf(r->arena, "%lld", m.late_bps / 100) :
+	    arena_printf(r->arena, "%lld.%02lld", m.late_bps / 100, m.late_bps % 100)));
 	return CD_OK;
 }
 

@@ -80,7 +80,10 @@ static cd_sql q_my_holds = CD_SQL(
 static cd_sql q_movable = CD_SQL(
     "SELECT b.id, b.duration_minutes, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start "
+    "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
+    BOOKING_FULL_REFUND_HOURS("e") " AS full_hours, "
+    "COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings "
+    "WHERE name = 'cancel_late_refund_bps')) AS late_bps "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.id = ? AND b.user_id = ? AND b.expert_id = ? AND "
     BOOKING_MOVABLE("b", "e"));
@@ -268,6 +271,7 @@ static const cd_col booking_cols[] = {
 static const cd_col moving_cols[] = {
 	DB_INT(page_moving, id), DB_INT(page_moving, duration_minutes),
 	DB_TEXT(page_moving, start_iso), DB_TEXT(page_moving, start),
+	DB_INT(page_moving, full_hours), DB_INT(page_moving, late_bps),
 };
 static const cd_col hold_cols[] = {
 	DB_INT(page_hold, id), DB_INT(page_hold, duration_minutes),

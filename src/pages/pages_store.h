@@ -170,6 +170,7 @@ cd_err	 pstore_my_holds(cd_arena *, long long user_id, long long expert_id,
 typedef struct page_moving {
 	long long	 id, duration_minutes;
 	const char	*start_iso, *start;
+	long long	 full_hours, late_bps;	/* its expert's cancellation policy */
 } page_moving;
 cd_err	 pstore_movable(cd_arena *, long long booking_id, long long user_id,
 	    long long expert_id, page_moving *, bool *found);
