@@ -37,9 +37,12 @@ static cd_sql q_packs = CD_SQL(
     "credits + bonus_credits AS total_credits, price_cents, badge "
     "FROM boost_packs WHERE active = 1 ORDER BY sort_order, id");
 /* The next expiry; the minutes themselves come from voice_available. */
+/* ...and the minutes an open dispute holds (NULL when none), as the cards say. */
 static cd_sql q_voice = CD_SQL(
     "SELECT DATE_FORMAT(MIN(expires_at), " HUMAN_TIME ") AS expires, "
-    "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso "
+    "DATE_FORMAT(MIN(expires_at), " ISO_TIME ") AS expires_iso, "
+    "(SELECT NULLIF(SUM(minutes_frozen), 0) FROM voice_therapy_credits "
+    "WHERE user_id = ? AND is_active = 1 AND expires_at > UTC_TIMESTAMP()) AS held "
     "FROM voice_therapy_credits WHERE user_id = ? AND is_active = 1 "
     "AND minutes_remaining > minutes_frozen AND expires_at > UTC_TIMESTAMP()");
 static cd_sql q_balance = CD_SQL(
@@ -390,7 +393,7 @@ pstore_packs(cd_arena *a, page_pack **rows, size_t *n)
 cd_err
 pstore_voice_json(long long user_id, json_t **row)
 {
-	return db_row(&q_voice, row, "i", user_id);
+	return db_row(&q_voice, row, "ii", user_id, user_id);
 }
 
 cd_err

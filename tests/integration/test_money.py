@@ -1242,7 +1242,11 @@ class DisputeTests(VoiceCase):
         self.assertEqual(self.credits(u)["remainingMinutes"], 0)
         self.assertError(u.post("/api/voice-therapy/start", {}), 402, "no_voice_credits")
         self.assertEqual(dispute_steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0)])
+        # the pages say where the minutes are
+        self.assertIn(f"data-voice-held>{MINUTES - 5} more held", u.get("/dashboard").text)
+        self.assertIn(f"data-voice-held>{MINUTES - 5} more minute(s) held", u.get("/voice").text)
         close_dispute(dp, "won")
+        self.assertNotIn("data-voice-held", u.get("/dashboard").text)
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
         self.assertEqual(dispute_steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0),
                                           ("release", "voice_therapy", MINUTES - 5, 0)])
