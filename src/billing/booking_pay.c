@@ -812,7 +812,7 @@ booking_cancel_unpaid(long long booking_id, bool *done)
  */
 static cd_sql q_unfinished = CD_SQL(
     "SELECT b.id, b.user_id FROM bookings b JOIN payments p ON p.booking_id = b.id"
-    " WHERE b.status = 'scheduled' AND b.cancel_refund_cents IS NOT NULL"
+    " WHERE " BOOKING_CANCELLING("b")
     " AND p.status = 'succeeded' ORDER BY b.id LIMIT 1000");
 struct unfinished {
 	long long	 id, user_id;

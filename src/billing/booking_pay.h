@@ -35,6 +35,9 @@
  */
 #define BOOKING_SCHEDULED(b) \
 	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NULL)"
+/* Its twin: scheduled with a cancel's refund decided and not made yet. */
+#define BOOKING_CANCELLING(b) \
+	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NOT NULL)"
 
 /*
  * Whether booking alias b may hold a payment that stands (succeeded, not

@@ -17,9 +17,6 @@
 #define PAYABLE_HOLD "(b.status = 'awaiting_payment' AND " \
     "b.payment_intent_id IS NOT NULL AND " BOOKING_HOLDS("b") " AND " \
     "b.start_time > UTC_TIMESTAMP())"
-/* A booking whose cancel decided a refund Stripe has not made yet. */
-#define CANCELLING(b) "(" b ".status = 'scheduled' AND " \
-    b ".cancel_refund_cents IS NOT NULL)"
 
 static cd_sql q_products = CD_SQL(
     "SELECT code, name, description, unit_amount_cents FROM products "
@@ -58,7 +55,7 @@ static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "CASE WHEN " CANCELLING("b") " THEN 'cancelling' "
+    "CASE WHEN " BOOKING_CANCELLING("b") " THEN 'cancelling' "
     "WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
     "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
     "END AS status, "
@@ -104,7 +101,7 @@ static cd_sql q_expert_bookings = CD_SQL(
     BOOKING_OWED_CENTS ") AS payout_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "IF(" CANCELLING("b") ", 'cancelling', REPLACE(b.status, '_', ' ')) AS status, "
+    "IF(" BOOKING_CANCELLING("b") ", 'cancelling', REPLACE(b.status, '_', ' ')) AS status, "
     BOOKING_SCHEDULED("b") " AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
     "LEFT JOIN payments p ON p.booking_id = b.id "

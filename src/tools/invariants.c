@@ -166,21 +166,23 @@ static cd_sql q_unpaid_quick = CD_SQL(
     " + (SELECT COUNT(*) FROM audit_log WHERE action = 'PAYMENT_FULFILLED')"
     " - 2 * (SELECT COUNT(*) FROM checkout_sessions WHERE status IN " PAID ") AS n");
 
-/* A Checkout purchase's refunds, and a subscription invoice's (named by the invoice). */
+/*
+ * A Checkout purchase's refunds, and a subscription invoice's (named by the
+ * invoice): the refund events and the reversals read once, then matched to
+ * either purchase.
+ */
 static cd_sql q_unreversed_refund = CD_SQL(
-    "SELECT e.charge_id, e.payment_intent, cs.stripe_session_id, e.refunded_cents,"
-    " COALESCE(r.reversed_cents, 0) AS reversed_cents"
-    " FROM (" REFUND_EVENTS ") e"
+    "WITH e AS (SELECT e.*, COALESCE(r.reversed_cents, 0) AS reversed_cents"
+    "  FROM (" REFUND_EVENTS ") e LEFT JOIN " REVERSED_BY_CHARGE " r"
+    "  ON r.charge_id = e.charge_id"
+    "  WHERE e.refunded_cents > COALESCE(r.reversed_cents, 0))"
+    " SELECT e.charge_id, e.payment_intent, cs.stripe_session_id, e.refunded_cents,"
+    " e.reversed_cents FROM e"
     " JOIN checkout_sessions cs ON cs.payment_intent_id = e.payment_intent"
     "  AND cs.product <> 'subscription'"
-    " LEFT JOIN " REVERSED_BY_CHARGE " r ON r.charge_id = e.charge_id"
-    " WHERE e.refunded_cents > COALESCE(r.reversed_cents, 0)"
     " UNION ALL SELECT e.charge_id, e.payment_intent, a.stripe_invoice_id,"
-    " e.refunded_cents, COALESCE(r.reversed_cents, 0)"
-    " FROM (" REFUND_EVENTS ") e"
+    " e.refunded_cents, e.reversed_cents FROM e"
     " JOIN subscription_allocations a ON a.stripe_invoice_id = e.invoice"
-    " LEFT JOIN " REVERSED_BY_CHARGE " r ON r.charge_id = e.charge_id"
-    " WHERE e.refunded_cents > COALESCE(r.reversed_cents, 0)"
     " ORDER BY 1" LIMIT);
 
 /*

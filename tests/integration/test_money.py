@@ -739,6 +739,21 @@ class SubscriptionLifecycleTests(CreditsCase):
         wait_until(lambda: len(allocations(sub)) == 2, 20, message="renewal allocated")
         return sub, inv
 
+    def deliver_late(self, event_id, slow_path):
+        """Delivers the event in the background, Stripe's answer to slow_path
+        slow, and returns once its copy is on the way; the function returned
+        waits for the delivery and gives its statuses."""
+        emu_slow(slow_path, ms=int(3 * REACH_WAIT_S * 1000))
+        out = {}
+        late = threading.Thread(target=lambda: out.update(d=emu_deliver(event_id)))
+        late.start()
+        time.sleep(REACH_WAIT_S)    # its copy is made, and on its way
+
+        def landed():
+            late.join(30)
+            return out["d"]["statuses"]
+        return landed
+
     def row(self, sub):
         return db_row("SELECT status, UNIX_TIMESTAMP(current_period_end) AS period_end,"
                       " cancel_at_period_end FROM subscriptions WHERE stripe_subscription_id = %s",
@@ -910,16 +925,11 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.addCleanup(reset_webhooks)
         self.assertStatus(u.post(f"/api/subscriptions/{local}/cancel", {}), 200, "cancel")
         upd = events_about(sub, "customer.subscription.updated")[-1]
-        emu_slow(f"/v1/subscriptions/{sub}", ms=int(3 * REACH_WAIT_S * 1000))
-        out = {}
-        late = threading.Thread(target=lambda: out.update(d=emu_deliver(upd["id"])))
-        late.start()
-        time.sleep(REACH_WAIT_S)    # its copy is made, and on its way
+        landed = self.deliver_late(upd["id"], f"/v1/subscriptions/{sub}")
         r = u.post(f"/api/subscriptions/{local}/resume", {})
         self.assertStatus(r, 200, "resume while the older copy is on its way")
         self.assertIs(r.json["cancelAtPeriodEnd"], False)
-        late.join(30)
-        self.assertEqual(out["d"]["statuses"], [200])
+        self.assertEqual(landed(), [200])
         self.assertTrue(event_processed(upd["id"]))
         self.assertEqual(self.row(sub)["cancel_at_period_end"], 0)
         self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], False)
@@ -935,19 +945,14 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.addCleanup(reset_webhooks)
         emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
         upd = events_about(sub, "customer.subscription.updated")[-1]
-        emu_slow(f"/v1/subscriptions/{sub}", ms=int(3 * REACH_WAIT_S * 1000))
-        out = {}
-        late = threading.Thread(target=lambda: out.update(d=emu_deliver(upd["id"])))
-        late.start()
-        time.sleep(REACH_WAIT_S)    # its copy is made, and on its way
+        landed = self.deliver_late(upd["id"], f"/v1/subscriptions/{sub}")
         emu_ok("POST", f"/_emu/subscriptions/{sub}/renew")
         self.assertEqual(self.stripe_sub(sub)["status"], "active")
         recovered = events_about(sub, "customer.subscription.updated")[-1]
         self.assertNotEqual(recovered["id"], upd["id"])
         self.assertEqual(emu_deliver(recovered["id"])["statuses"], [200])
         self.assertEqual(self.row(sub)["status"], "active")
-        late.join(30)
-        self.assertEqual(out["d"]["statuses"], [200])
+        self.assertEqual(landed(), [200])
         self.assertEqual(self.row(sub)["status"], "active", "a late copy undid the recovery")
 
     def test_a_copy_that_came_with_an_invoice_cannot_cancel_a_resumed_plan(self):
@@ -965,16 +970,11 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.addCleanup(reset_webhooks)
         inv = emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
         failed = events_about(inv["id"], "invoice.payment_failed")[-1]
-        emu_slow(f"/v1/invoices/{inv['id']}", ms=int(3 * REACH_WAIT_S * 1000))
-        out = {}
-        late = threading.Thread(target=lambda: out.update(d=emu_deliver(failed["id"])))
-        late.start()
-        time.sleep(REACH_WAIT_S)
+        landed = self.deliver_late(failed["id"], f"/v1/invoices/{inv['id']}")
         r = u.post(f"/api/subscriptions/{local}/resume", {})
         self.assertStatus(r, 200, "resume while the invoice's copy is on its way")
         self.assertIs(r.json["cancelAtPeriodEnd"], False)
-        late.join(30)
-        self.assertEqual(out["d"]["statuses"], [200])
+        self.assertEqual(landed(), [200])
         self.assertEqual(self.row(sub)["cancel_at_period_end"], 0)
         self.assertEqual(self.row(sub)["status"], "past_due")
         self.assertIs(self.stripe_sub(sub)["cancel_at_period_end"], False)
