@@ -592,6 +592,20 @@ def t_refunds(rcv):
     r = emu("POST", f"/_emu/disputes/{dp}/close", {"status": "prevented"})
     check("a chargeback can be prevented", r.status == 200 and r.json["status"] == "prevented",
           r.text)
+    cs = new_session()
+    emu("POST", f"/_emu/checkout/sessions/{cs['id']}/pay", {"card": "4242424242424242"})
+    pi_id = api("GET", f"/v1/checkout/sessions/{cs['id']}").json["payment_intent"]
+    ch = api("GET", f"/v1/payment_intents/{pi_id}").json["latest_charge"]
+    q = emu("POST", f"/_emu/charges/{ch}/dispute", {"inquiry": True})
+    r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 100})
+    check("an inquiry's charge can be refunded", r.status == 200, r.text)
+    dp = emu("POST", f"/_emu/charges/{ch}/dispute", {"amount": 200}).json["id"]
+    r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 100})
+    check("a charged-back charge -> 400 charge_disputed", r.status == 400
+          and r.json["error"]["code"] == "charge_disputed", r.text)
+    emu("POST", f"/_emu/disputes/{dp}/close", {"status": "won"})
+    r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 100})
+    check("a chargeback won: the charge can be refunded again", r.status == 200, r.text)
 
 
 def t_subscription(rcv):

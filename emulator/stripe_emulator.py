@@ -1318,6 +1318,8 @@ class Billing(Resource):
 # ---------------------------------------------------------------------------
 
 class Refunds(Resource):
+    CHARGED_BACK = ("needs_response", "under_review", "lost")
+
     def create(self, ctx, params):
         pi_id = p_str(params, "payment_intent")
         ch_id = p_str(params, "charge")
@@ -1340,6 +1342,13 @@ class Refunds(Resource):
         if ch["status"] != "succeeded":
             raise StripeError(400, f"Charge {ch['id']} has not succeeded and cannot be refunded.",
                               param="charge")
+        # A chargeback takes the money back through the bank: until it is
+        # won, a refund would pay the customer twice (an inquiry, not yet a
+        # chargeback, may still be refunded).
+        if any(dp["charge"] == ch["id"] and dp["status"] in self.CHARGED_BACK
+               for dp in self.s.objects["dispute"].values()):
+            raise StripeError(400, f"Charge {ch['id']} has been charged back; "
+                              "it cannot be refunded.", code="charge_disputed")
         remaining = ch["amount"] - ch["amount_refunded"]
         if remaining <= 0:
             raise StripeError(400, f"Charge {ch['id']} has already been refunded.",

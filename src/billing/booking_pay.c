@@ -808,11 +808,12 @@ booking_cancel_unpaid(long long booking_id, bool *done)
 /*
  * Decided, not refunded: cancel_refund_cents is written before Stripe is
  * asked.  Only while the payment stands: one refunded meanwhile (a lost
- * dispute, Stripe's Dashboard) has nothing left to finish.
+ * dispute, Stripe's Dashboard) has nothing left to finish, one charged back
+ * waits for its dispute to be won.
  */
 static cd_sql q_unfinished = CD_SQL(
     "SELECT b.id, b.user_id FROM bookings b JOIN payments p ON p.booking_id = b.id"
-    " WHERE " BOOKING_CANCELLING("b")
+    " WHERE " BOOKING_CANCELLING("b") " AND NOT " BOOKING_CHARGED_BACK("b")
     " AND p.status = 'succeeded' ORDER BY b.id LIMIT 1000");
 struct unfinished {
 	long long	 id, user_id;

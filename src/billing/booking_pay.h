@@ -40,6 +40,18 @@
 	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NOT NULL)"
 
 /*
+ * Whether booking alias b's payment is charged back, the dispute still open:
+ * the bank takes the money back, so nothing may refund it until the dispute
+ * is won (Stripe refuses: charge_disputed).  An inquiry (warning_*) is not
+ * a chargeback yet and may still be refunded.  dispute_status first: the
+ * disputes of a booking are looked up only while one is open.
+ */
+#define BOOKING_CHARGED_BACK(b) \
+	"(" b ".dispute_status = 'open' AND EXISTS (SELECT 1 FROM disputes cb" \
+	" WHERE cb.booking_id = " b ".id AND cb.closed_at IS NULL" \
+	" AND cb.status NOT LIKE 'warning%'))"
+
+/*
  * Whether booking alias b may hold a payment that stands (succeeded, not
  * refunded): scheduled, completed, or cancelled by its customer when the
  * policy refunded nothing.  The money check's rule.

@@ -99,7 +99,8 @@ static cd_sql q_mine = CD_SQL(
     " ORDER BY b.created_at DESC, b.id DESC LIMIT 200");
 static cd_sql q_state = CD_SQL(
     "SELECT b.id, b.user_id, e.user_id, b.status, p.status, b.payment_intent_id,"
-    " b.stripe_nonce, " BOOKING_HOLDS("b") ", b.start_time <= UTC_TIMESTAMP(6)"
+    " b.stripe_nonce, " BOOKING_HOLDS("b") ", b.start_time <= UTC_TIMESTAMP(6),"
+    " " BOOKING_CHARGED_BACK("b")
     " FROM bookings b"
     " JOIN experts e ON e.id = b.expert_id"
     " LEFT JOIN payments p ON p.booking_id = b.id WHERE b.id = ?");
@@ -112,6 +113,7 @@ static const cd_col state_cols[] = {
 	DB_TEXT(booking_state, payment_status),
 	DB_TEXT(booking_state, payment_intent), DB_TEXT(booking_state, nonce),
 	DB_INT(booking_state, holds), DB_INT(booking_state, started),
+	DB_INT(booking_state, charged_back),
 };
 /* Not once a cancel has decided its refund: that refund is still owed. */
 static cd_sql q_complete = CD_SQL(

@@ -85,6 +85,7 @@ typedef struct booking_state {
 	const char	*nonce;			/* for its Idempotency-Keys */
 	long long	 holds;			/* holds its time (BOOKING_HOLDS) */
 	long long	 started;		/* its start time has come */
+	long long	 charged_back;		/* BOOKING_CHARGED_BACK */
 } booking_state;
 cd_err	 bstore_state(cd_arena *, long long booking_id, booking_state *,
 	    bool *found);

@@ -185,6 +185,14 @@ refuse_started(cd_req *r)
 }
 
 static cd_err
+refuse_disputed(cd_req *r)
+{
+	return req_fail(r, CD_CONFLICT, "payment_disputed",
+	    "Your bank is disputing this payment; the dispute decides what is paid back,"
+	    " so the booking cannot be cancelled until it closes.");
+}
+
+static cd_err
 decide_tx(void *arg)
 {
 	struct cancel *c = arg;
@@ -260,7 +268,8 @@ cd_err
 booking_cancel(cd_req *r)
 {
 	struct cancel c = { r, r->ids[0], false, false, { 0, 0, 0 } };
-	const char *status, *paid;
+	const char *status;
+	bool paid;
 	booking_state st;
 	cd_err err;
 
@@ -285,8 +294,11 @@ booking_cancel(cd_req *r)
 	 * nothing; two cancels at once share the refund's Idempotency-Key, so
 	 * Stripe makes one refund, and the refunds row's UNIQUE key one row.
 	 */
-	paid = st.payment_status;
-	if (paid != NULL && strcmp(paid, "succeeded") == 0)
+	paid = st.payment_status != NULL &&
+	    strcmp(st.payment_status, "succeeded") == 0;
+	if (paid && st.charged_back)
+		return refuse_disputed(r);
+	if (paid)
 		err = cancel_paid(&c);
 	else if (strcmp(status, "scheduled") == 0 && (err = started(r, c.id)) != CD_OK)
 		return err;	/* a free booking that has started, as a paid one */
@@ -321,7 +333,11 @@ booking_cancel_quote(cd_req *r)
 	paid = st.payment_status;
 	cancellable = strcmp(status, "awaiting_payment") == 0 ||
 	    strcmp(status, "scheduled") == 0;
-	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
+	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0 &&
+	    st.charged_back) {
+		tier = "disputed";	/* as booking_cancel refuses */
+		cancellable = false;
+	} else if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
 		tier = tier_names[booking_refund_quote(&t, &split)];
 		if (t.decided < 0 && strcmp(tier, "started") == 0)
 			cancellable = false;

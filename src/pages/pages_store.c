@@ -55,13 +55,16 @@ static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "CASE WHEN " BOOKING_CANCELLING("b") " THEN 'cancelling' "
+    "CASE WHEN b.status = 'scheduled' AND " BOOKING_CHARGED_BACK("b") " THEN 'disputed' "
+    "WHEN " BOOKING_CANCELLING("b") " THEN 'cancelling' "
     "WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
     "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
     "END AS status, "
-    /* a cancel whose refund failed can be tried again, even once started */
+    /* a cancel whose refund failed can be tried again, even once started;
+     * none while the payment is charged back (the dispute decides) */
     "b.status = 'scheduled' AND (b.start_time > UTC_TIMESTAMP() OR "
-    "b.cancel_refund_cents IS NOT NULL) AS can_cancel, "
+    "b.cancel_refund_cents IS NOT NULL) AND NOT " BOOKING_CHARGED_BACK("b")
+    " AS can_cancel, "
     "b.expert_id, " PAYABLE_HOLD " AS can_pay, "
     BOOKING_MOVABLE("b", "e") " AS can_move "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "

@@ -7,6 +7,7 @@ until the request under test is seen waiting for it, then letting go."""
 
 import datetime
 import json
+import re
 import threading
 import time
 
@@ -584,6 +585,31 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual(audit_count("BOOKING_CANCEL_DECIDED", str(bid)), 1)
         rc, diffs = replayed(a.id)
         self.assertEqual((rc, diffs), (0, []))
+
+    def test_a_cancel_decided_before_a_chargeback_waits_for_the_dispute(self):
+        """The cancel's refund failed, then the customer's bank charged the
+        payment back: the periodic job leaves the refund alone while the
+        dispute is open (Stripe would refuse it), and makes it once won."""
+        a = register()
+        bid, pi = self.paid_at(a, new_expert(150), 10)
+        emu_fail(count=3, status=500, path="/v1/refunds")
+        self.assertEqual(a.post(f"/api/bookings/{bid}/cancel", {}).status, 502)
+        emu_fail(count=0, path="/v1/refunds")
+        dp = dispute_intent(pi)
+        before = emu_state()["refunds"]
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertNotIn("booking cancels", p.stdout)
+        self.assertNotIn(f"booking {bid}", p.stderr)
+        self.assertEqual((emu_state()["refunds"], refund_rows(bid)), (before, []))
+        self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409, "payment_disputed")
+        self.assertEqual(self.money(bid), ("scheduled", 2250, 0, 0, 0))
+        close_dispute(dp, "won")
+        p = run_tool("creditdesk-reconcile")
+        self.assertRegex(p.stdout, r"finished \d+ booking cancels")
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
+        self.assertEqual(emu_state()["refunds"], before + 1)
+        self.assertEqual(replayed(a.id), (0, []))
 
     def test_an_unpaid_hold_cannot_be_paid_once_its_time_has_started(self):
         a = register()
@@ -1601,6 +1627,63 @@ class BookingDisputeTests(BookingCase):
                                    " WHERE i.booking_id = %s", bid), 0)
         rc, diffs = replayed(a.id)
         self.assertEqual((rc, diffs), (0, []))
+
+    def dashboard_row(self, browser, bid):
+        r = browser.get("/dashboard")
+        self.assertStatus(r, 200, "dashboard")
+        row = re.search(rf'<tr data-booking="{bid}">.*?</tr>', r.text, re.S)
+        self.assertIsNotNone(row, f"booking {bid} on the dashboard")
+        return row.group(0)
+
+    def test_a_charged_back_booking_is_not_cancelled_until_the_dispute_is_won(self):
+        """The bank takes a chargeback's money back: a refund on top would pay
+        the customer twice (Stripe refuses it, charge_disputed).  The cancel is
+        refused and decides nothing; once the dispute is won it refunds."""
+        a = register()
+        eid = new_expert(100)                            # 30 min: 3000
+        bid, pi = self.paid(a, eid)
+        refunds_before = emu_state()["refunds"]
+        dp = dispute_intent(pi)
+        q = a.get(f"/api/bookings/{bid}/cancellation")
+        self.assertStatus(q, 200, "quote")
+        self.assertEqual((q.json["cancellable"], q.json["tier"]), (False, "disputed"))
+        row = self.dashboard_row(a, bid)
+        self.assertIn("<td data-status>disputed</td>", row)
+        self.assertNotIn('data-action="cancel-booking"', row)
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertError(r, 409, "payment_disputed")
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["cancel_refund_cents"], b["refunded_cents"]),
+                         ("scheduled", None, 0))
+        self.assertEqual((refund_rows(bid), emu_state()["refunds"]), ([], refunds_before))
+        self.assertEqual(audit_count("BOOKING_CANCEL_DECIDED", str(bid)), 0)
+        close_dispute(dp, "won")
+        self.assertIn('data-action="cancel-booking"', self.dashboard_row(a, bid))
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel once the dispute is won")
+        self.assertEqual((r.json["booking"]["status"], booking_row(bid)["refunded_cents"]),
+                         ("cancelled_by_user", 3000))
+        self.assertEqual(emu_state()["refunds"], refunds_before + 1)
+        self.assertEqual(replayed(a.id), (0, []))
+
+    def test_an_inquiry_does_not_stop_a_cancel(self):
+        """An inquiry is not a chargeback yet: the cancel refunds as usual, and
+        the inquiry closing afterwards owes the expert nothing."""
+        adm, a = admin(), register()
+        eid = new_expert(100)
+        bid, pi = self.paid(a, eid)
+        dp = dispute_charge(stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"],
+                            inquiry=True)
+        self.assertEqual(a.get(f"/api/bookings/{bid}/cancellation").json["cancellable"], True)
+        r = a.post(f"/api/bookings/{bid}/cancel", {})
+        self.assertStatus(r, 200, "cancel during an inquiry")
+        self.assertEqual(booking_row(bid)["refunded_cents"], 3000)
+        close_dispute(dp, "warning_closed")
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["dispute_status"], b["refunded_cents"]),
+                         ("cancelled_by_user", "won", 3000))
+        self.assertEqual(self.owed(adm, eid), [])
+        self.assertEqual(replayed(a.id), (0, []))
 
     def test_closed_without_the_opening_event(self):
         a = register()
