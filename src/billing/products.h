@@ -78,6 +78,24 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * renewal's payment failed and Stripe tries it again.
  */
 #define SUBSCRIPTION_LIVE "('active', 'trialing', 'past_due')"
+
+/*
+ * Whether consultation participant alias p still takes part: a mechanic's
+ * row counts only while its user is a mechanic, so a mechanic demoted no
+ * longer reads or writes the rooms they took (the row stays: who served is
+ * history, and counts again if they are made a mechanic again).
+ */
+#define PARTICIPANT_STANDS(p) \
+	"(" p ".role <> 'mechanic' OR EXISTS (SELECT 1 FROM users pu" \
+	" WHERE pu.id = " p ".user_id AND pu.role = 'mechanic'))"
+/*
+ * Whether consultation alias s has a mechanic who still takes part; one
+ * without (none yet, or theirs demoted) is in the mechanics' queue.
+ */
+#define SESSION_HAS_MECHANIC(s) \
+	"EXISTS (SELECT 1 FROM session_participants pm JOIN users pu" \
+	" ON pu.id = pm.user_id WHERE pm.session_id = " s ".id" \
+	" AND pm.role = 'mechanic' AND pu.role = 'mechanic')"
 /*
  * Retrieves the invoice and its subscription from Stripe and, if the invoice
  * is paid, allocates the plan's monthly credits once for it.

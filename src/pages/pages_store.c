@@ -50,7 +50,8 @@ static cd_sql q_my_sessions = CD_SQL(
     "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created "
     "FROM sessions s JOIN session_participants p ON p.session_id = s.id "
     "LEFT JOIN products pr ON pr.code = s.plan "
-    "WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
+    "WHERE p.user_id = ? AND " PARTICIPANT_STANDS("p")
+    " ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
 static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
@@ -151,9 +152,10 @@ static cd_sql q_consultation = CD_SQL(
     "SELECT s.id, s.type, s.status, s.amount_cents, s.type = 'video' AS is_video, "
     "COALESCE(pr.name, s.plan) AS plan_name, u.email, "
     "(SELECT mu.name FROM session_participants mp JOIN users mu ON mu.id = mp.user_id "
-    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' ORDER BY mp.joined_at LIMIT 1) "
-    "AS mechanic FROM sessions s "
+    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' AND mu.role = 'mechanic' "
+    "ORDER BY mp.joined_at LIMIT 1) AS mechanic FROM sessions s "
     "JOIN session_participants me ON me.session_id = s.id AND me.user_id = ? "
+    "AND " PARTICIPANT_STANDS("me") " "
     "JOIN users u ON u.id = s.user_id "
     "LEFT JOIN products pr ON pr.code = s.plan WHERE s.id = ?");
 /* The plans on sale, and the user's current subscription (if any). */
@@ -168,15 +170,14 @@ static cd_sql q_subscription = CD_SQL(
     "JOIN subscription_plans p ON p.id = s.plan_id "
     "WHERE s.user_id = ? AND s.status IN " SUBSCRIPTION_LIVE " "
     "ORDER BY s.id DESC LIMIT 1");
-/* Paid consultations no mechanic has yet, oldest first (queue and admin). */
+/* Paid consultations no mechanic has (yet, or any more), oldest first (queue and admin). */
 static cd_sql q_waiting = CD_SQL(
     "SELECT s.id, s.user_id, s.type, COALESCE(pr.name, s.plan) AS plan_name, "
     "u.name AS customer, "
     "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso, "
     "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created FROM sessions s "
     "JOIN users u ON u.id = s.user_id LEFT JOIN products pr ON pr.code = s.plan "
-    "WHERE s.status = 'waiting' AND NOT EXISTS (SELECT 1 FROM session_participants p "
-    "WHERE p.session_id = s.id AND p.role = 'mechanic') "
+    "WHERE s.status IN ('waiting', 'active') AND NOT " SESSION_HAS_MECHANIC("s") " "
     "ORDER BY s.created_at, s.id LIMIT 100");
 /* The user's open Voice AI Therapy session, to resume its timer. */
 static cd_sql q_voice_open = CD_SQL(

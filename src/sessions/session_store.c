@@ -3,6 +3,7 @@
  * session_store.h.
  */
 #include "db.h"
+#include "products.h"
 #include "session_store.h"
 
 #define SESSION_SELECT \
@@ -14,7 +15,8 @@
 
 static cd_sql q_member = CD_SQL(
     SESSION_SELECT " JOIN session_participants p"
-    " ON p.session_id = s.id AND p.user_id = ? WHERE s.id = ?");
+    " ON p.session_id = s.id AND p.user_id = ? AND " PARTICIPANT_STANDS("p")
+    " WHERE s.id = ?");
 static cd_sql q_session = CD_SQL(SESSION_SELECT " WHERE s.id = ?");
 /*
  * One person has a handful of consultations; 100 is a backstop, not paging.
@@ -22,7 +24,8 @@ static cd_sql q_session = CD_SQL(SESSION_SELECT " WHERE s.id = ?");
  */
 static cd_sql q_mine = CD_SQL(
     SESSION_SELECT " JOIN session_participants p ON p.session_id = s.id"
-    " WHERE p.user_id = ? ORDER BY s.created_at DESC, s.id DESC LIMIT 100");
+    " WHERE p.user_id = ? AND " PARTICIPANT_STANDS("p")
+    " ORDER BY s.created_at DESC, s.id DESC LIMIT 100");
 static const cd_col session_cols[] = {
 	DB_INT(session_row, id), DB_TEXT(session_row, type),
 	DB_TEXT(session_row, plan), DB_TEXT(session_row, status),
@@ -30,16 +33,23 @@ static const cd_col session_cols[] = {
 };
 static cd_sql q_status = CD_SQL("SELECT status FROM sessions WHERE id = ?");
 static cd_sql q_role_in = CD_SQL(
-    "SELECT role FROM session_participants WHERE session_id = ? AND user_id = ?");
+    "SELECT p.role FROM session_participants p WHERE p.session_id = ?"
+    " AND p.user_id = ? AND " PARTICIPANT_STANDS("p"));
 static cd_sql q_guard = CD_SQL(
     "UPDATE sessions SET version = version + 1 WHERE id = ?");
+/*
+ * Waiting, or active with its mechanic demoted: the write that lets one
+ * mechanic in (version moves, so the row changes either way).
+ */
 static cd_sql q_activate = CD_SQL(
-    "UPDATE sessions SET status = 'active' WHERE id = ? AND status = 'waiting'");
+    "UPDATE sessions s SET s.status = 'active', s.version = s.version + 1"
+    " WHERE s.id = ? AND (s.status = 'waiting'"
+    " OR (s.status = 'active' AND NOT " SESSION_HAS_MECHANIC("s") "))");
 
 static cd_sql q_participants = CD_SQL(
     "SELECT p.user_id AS userId, u.name, p.role FROM session_participants p"
     " JOIN users u ON u.id = p.user_id WHERE p.session_id = ?"
-    " ORDER BY p.joined_at, p.user_id");
+    " AND " PARTICIPANT_STANDS("p") " ORDER BY p.joined_at, p.user_id");
 static const cd_col participant_cols[] = {
 	DB_INT(participant_row, user_id), DB_TEXT(participant_row, name),
 	DB_TEXT(participant_row, role),
@@ -67,7 +77,8 @@ static const cd_col message_cols[] = {
 static cd_sql q_message = CD_SQL(MESSAGE_SELECT " WHERE m.id = ?");
 static cd_sql q_state = CD_SQL(
     "SELECT s.status, s.version, EXISTS (SELECT 1 FROM session_participants p"
-    " WHERE p.session_id = s.id AND p.user_id = ?) AS member,"
+    " WHERE p.session_id = s.id AND p.user_id = ? AND " PARTICIPANT_STANDS("p")
+    ") AS member,"
     " COALESCE((SELECT m.id FROM session_messages m WHERE m.session_id = s.id"
     " ORDER BY m.seq DESC, m.id DESC LIMIT 1), 0) AS last_id"
     " FROM sessions s WHERE s.id = ?");

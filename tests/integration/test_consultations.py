@@ -548,3 +548,79 @@ class MechanicQueue(Case):
         self.assertStatus(r, 409, "take an assigned consultation")
         self.assertEqual(participants(sess), [{"user_id": b.id, "role": "customer"},
                                               {"user_id": m.id, "role": "mechanic"}])
+
+
+class DemotedMechanic(Case):
+    """A mechanic demoted leaves the rooms they took: they can no longer read,
+    write or subscribe; the customer's consultation is back in the queue (it
+    stays started), and one mechanic of those racing for it takes it."""
+
+    def test_a_demoted_mechanic_leaves_their_rooms_and_one_other_takes_over(self):
+        import threading
+        owner, m, boss = lib.register(), mechanic(), admin()
+        sess = bought_chat(owner)
+        self.assertStatus(m.post(f"/api/sessions/{sess}/take", {}), 201, "take")
+        self.assertStatus(m.post(f"/api/sessions/{sess}/messages", {"body": "On it."}), 201)
+        self.assertStatus(boss.post(f"/api/admin/users/{m.id}", {"role": "customer"}), 200)
+        m.login()
+        for path in (f"/api/sessions/{sess}", f"/api/sessions/{sess}/messages",
+                     f"/api/sessions/{sess}/stream"):
+            self.assertError(m.get(path), 404, "session_not_found")
+        self.assertError(m.post(f"/api/sessions/{sess}/messages", {"body": "Still here?"}),
+                         404, "session_not_found")
+        self.assertStatus(m.get(f"/chat/{sess}"), 404, "the room")
+        self.assertEqual(m.get("/api/sessions").json, {"sessions": []})
+        self.assertIn(f"/chat/{sess}", owner.get("/dashboard").text)
+        self.assertNotIn(f"/chat/{sess}", m.get("/dashboard").text)
+        # the customer's room: no mechanic any more, waiting again, the history kept
+        detail = owner.get(f"/api/sessions/{sess}").json
+        self.assertEqual((detail["status"], [p["userId"] for p in detail["participants"]]),
+                         ("active", [owner.id]))
+        room = owner.get(f"/chat/{sess}").text
+        self.assertIn(WAITING, room)
+        self.assertIn("On it.", room)
+        self.assertEqual(participants(sess), [{"user_id": owner.id, "role": "customer"},
+                                              {"user_id": m.id, "role": "mechanic"}])
+        # in the queue again; of two mechanics taking it at once, one wins
+        takers = [mechanic(), mechanic()]
+        self.assertIn(f'data-session="{sess}"', takers[0].get("/mechanic/queue").text)
+        barrier = threading.Barrier(2)
+
+        def take(t):
+            barrier.wait(10)
+            return t.post(f"/api/sessions/{sess}/take", {})
+
+        results = lib.parallel(take, takers, threads=2)
+        self.assertEqual(sorted((r.status, r.error_code) for r in results),
+                         [(201, None), (409, "already_taken")], [repr(r) for r in results])
+        winner = takers[[r.status for r in results].index(201)]
+        self.assertEqual(participants(sess)[2:], [{"user_id": winner.id, "role": "mechanic"}])
+        self.assertEqual(lib.audit_count("MECHANIC_TOOK_SESSION", str(sess)), 2)
+        self.assertNotIn(f'data-session="{sess}"', takers[0].get("/mechanic/queue").text)
+        self.assertNotIn(WAITING, owner.get(f"/chat/{sess}").text)
+        self.assertStatus(winner.get(f"/api/sessions/{sess}/messages"), 200)
+        # made a mechanic again: their row counts again
+        self.assertStatus(boss.post(f"/api/admin/users/{m.id}", {"role": "mechanic"}), 200)
+        m.login()
+        self.assertStatus(m.get(f"/api/sessions/{sess}"), 200, "re-promoted")
+
+    def test_takes_of_an_abandoned_consultation_race_to_one(self):
+        """Ten rounds: a consultation whose mechanic was demoted, three
+        mechanics taking it at once, exactly one joins each time."""
+        import threading
+        for _ in range(10):
+            owner, m = lib.register(), mechanic()
+            sess = bought_chat(owner)
+            self.assertStatus(m.post(f"/api/sessions/{sess}/take", {}), 201)
+            lib.promote(m, role="customer")
+            takers = [mechanic() for _ in range(3)]
+            barrier = threading.Barrier(3)
+
+            def take(t):
+                barrier.wait(10)
+                return t.post(f"/api/sessions/{sess}/take", {})
+
+            results = lib.parallel(take, takers, threads=3)
+            self.assertEqual(sorted(r.status for r in results), [201, 409, 409],
+                             [repr(r) for r in results])
+            self.assertEqual(len(participants(sess)), 3)
