@@ -353,8 +353,9 @@ family_env() {
 	checkout | bookings) FAMILY_ENV+=("${stripe[@]}") ;;
 	webhook) FAMILY_ENV+=("${stripe[@]}" STRIPE_WEBHOOK_SECRET="$STRIPE_WEBHOOK_SECRET") ;;
 	# Chat push: this machine's nginx publisher, or every machine's
-	# (CD_CHAT_PUBLISH, set by scripts/cluster.sh).
-	sessions) FAMILY_ENV+=(CD_CHAT_PUBLISH="${CD_CHAT_PUBLISH:-unix:$RUN/publish/chat-publish.sock}") ;;
+	# (CD_CHAT_PUBLISH, set by scripts/cluster.sh); auth ends the streams
+	# of sessions it ends.
+	sessions | auth) FAMILY_ENV+=(CD_CHAT_PUBLISH="${CD_CHAT_PUBLISH:-unix:$RUN/publish/chat-publish.sock}") ;;
 	esac
 }
 

@@ -75,7 +75,7 @@ change_tx(void *arg)
 		return err;
 	/* New rights start with a new sign-in: a role change ends the user's sessions. */
 	if (strcmp(role, u.role) != 0 &&
-	    (err = session_end_all(r->ids[0])) != CD_OK)
+	    (err = session_end_all(r, r->ids[0])) != CD_OK)
 		return err;
 	details = req_own(r, json_pack("{s:{s:s,s:s},s:{s:s,s:s}}",
 	    "before", "role", u.role, "tier", u.tier,

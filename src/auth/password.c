@@ -114,7 +114,7 @@ do_logout_all(cd_req *r)
 {
 	cd_err err;
 
-	if ((err = session_end_all(r->user->id)) != CD_OK ||
+	if ((err = session_end_all(r, r->user->id)) != CD_OK ||
 	    (err = session_end(r)) != CD_OK)
 		return err;
 	resp_status(r, 204);

@@ -6,6 +6,7 @@
 #include "cfg.h"
 #include "crypto.h"
 #include "db.h"
+#include "push.h"
 #include "session.h"
 
 /* The usual lookup: the session's columns and nothing else. */
@@ -180,6 +181,7 @@ session_replace(cd_req *r, const cd_new_session *s)
 		return err;
 	if (n != 1)	/* the current session ended meanwhile */
 		return CD_UNAUTHORIZED;
+	push_revoke(r, r->user->id);	/* the others' streams */
 	return db_exec(&q_delete_others, NULL, "is", r->user->id, hash);
 }
 
@@ -190,8 +192,9 @@ session_adopt(cd_req *r, const cd_new_session *s)
 }
 
 cd_err
-session_end_all(long long user_id)
+session_end_all(cd_req *r, long long user_id)
 {
+	push_revoke(r, user_id);
 	return db_exec(&q_delete_all, NULL, "i", user_id);
 }
 
@@ -203,6 +206,8 @@ session_end(cd_req *r)
 
 	if (hash != NULL && (err = db_exec(&q_delete, NULL, "s", hash)) != CD_OK)
 		return err;
+	if (r->user != NULL)
+		push_revoke(r, r->user->id);
 	set_cookie(r, "", 0);
 	r->user = NULL;
 	return CD_OK;

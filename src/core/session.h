@@ -74,7 +74,11 @@ cd_err	 session_load_with(cd_req *, cd_session_sql *);
  * sets the cookie and r->user.  remember: the 30-day lifetime.
  */
 cd_err	 session_start(cd_req *, long long user_id, bool remember);
-/* Ends the current session (if any) and clears the cookie. */
+/*
+ * Ends the current session (if any) and clears the cookie.  Ending
+ * sessions (here, session_replace, session_end_all) also ends the user's
+ * chat streams once r's answer has gone (push_revoke).
+ */
 cd_err	 session_end(cd_req *);
 
 /*
@@ -94,7 +98,7 @@ cd_err	 session_new_token(cd_new_session *);
 cd_err	 session_replace(cd_req *, const cd_new_session *);
 cd_err	 session_adopt(cd_req *, const cd_new_session *);
 /* Deletes every session of the user (sign out everywhere, role change). */
-cd_err	 session_end_all(long long user_id);
+cd_err	 session_end_all(cd_req *, long long user_id);
 
 /* The signed-in user as {id, email, name, role, tier} (new reference). */
 json_t	*session_user_json(const cd_user *);

@@ -5,7 +5,8 @@
  * takes part and hands the request to nginx's nchan subscriber with
  * X-Accel-Redirect, so a waiting browser holds a connection in nginx, never
  * a responder child; each message is published there once it has
- * committed (push.c).  The page catches up with GET …/messages?after=<last
+ * committed (push.c).  The stream subscribes to the caller's own channel
+ * too, which their sign-out ends (push_revoke), so no stream outlives it.  The page catches up with GET …/messages?after=<last
  * id seen> when its stream (re)connects, and polls that about once a
  * second where it has no EventSource (templates/static/chat.js).
  *
@@ -27,6 +28,7 @@
 
 #include "db.h"
 #include "page.h"
+#include "push.h"
 #include "session_store.h"
 #include "sessions.h"
 
@@ -143,12 +145,15 @@ messages_post(cd_req *r)
 	if (message == NULL)
 		return CD_INTERNAL;
 	if (!p.again)	/* a repeat was pushed the first time */
-		chat_push(r, r->ids[0], p.after, message);	/* committed: never before */
+		push_message(r, r->ids[0], p.after, message);	/* committed: never before */
 	resp_json(r, p.again ? 200 : 201, json_pack("{s:o}", "message", message));
 	return CD_OK;
 }
 
-/* The room's stream: participants only, then nchan holds the connection. */
+/*
+ * The room's stream: participants only, then nchan holds the connection,
+ * subscribed to the room's channel and the caller's.
+ */
 cd_err
 messages_stream(cd_req *r)
 {
@@ -158,7 +163,8 @@ messages_stream(cd_req *r)
 	if ((err = session_for_member(r, &session)) != CD_OK)
 		return err;
 	resp_header(r, "X-Accel-Redirect",
-	    arena_printf(r->arena, "/internal/chat/sub/%lld", r->ids[0]));
+	    arena_printf(r->arena, "/internal/chat/sub/%lld/%lld", r->ids[0],
+	    r->user->id));
 	resp_status(r, 200);
 	return CD_OK;
 }

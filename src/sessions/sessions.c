@@ -5,6 +5,7 @@
 #include "app.h"
 #include "holdings.h"
 #include "page.h"
+#include "push.h"
 #include "session_store.h"
 #include "sessions.h"
 
@@ -109,7 +110,7 @@ static const cd_route routes[] = {
 static int
 sessions_init(void)
 {
-	return page_init() != 0 ? -1 : chat_push_init();
+	return page_init() != 0 ? -1 : push_init();
 }
 
 static const cd_app app = {

@@ -1,8 +1,8 @@
 /*
  * creditdesk-sessions: paid consultations and their chat rooms.
  * sessions.c holds the route table and the read API, chat.c the room page,
- * its messages and their stream, push.c the publishing of each message to
- * nginx's push (nchan), participants.c the admin's "add a mechanic",
+ * its messages and their stream (published through core's push.c to
+ * nginx's push, nchan), participants.c the admin's "add a mechanic",
  * session_store.c the family's statements.
  *
  * Only participants see a consultation: to anyone else it does not exist
@@ -34,17 +34,6 @@ cd_err	 chat_room(cd_req *);
 cd_err	 messages_list(cd_req *);
 cd_err	 messages_post(cd_req *);
 cd_err	 messages_stream(cd_req *);
-/* Reads CD_CHAT_PUBLISH once, at start-up; 0 = ok. */
-int	 chat_push_init(void);
-/*
- * Publishes a committed message to the room's subscribers on every
- * configured nginx, once r's answer has gone, as {"after": <the id of the
- * message before it, 0 if none>, "message": <the messages API's JSON for
- * it>}; a page that has not seen "after" missed a push and catches up.
- * Failures are only logged.
- */
-void	 chat_push(cd_req *r, long long session, long long after,
-	    const json_t *message);
 cd_err	 participants_add(cd_req *);
 cd_err	 participants_take(cd_req *);
 

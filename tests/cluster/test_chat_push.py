@@ -5,7 +5,8 @@ publish each message to every machine's nginx (scripts/cluster.sh,
 CD_CHAT_PUBLISH).  A subscriber on machine 1, one on machine 2, and an
 EventSource and a WebSocket through the front (which passes the upgrade on)
 all get a message posted through machine 3, exactly.  A machine whose nginx
-hangs delays neither the sender nor the other machines' subscribers.
+hangs delays neither the sender nor the other machines' subscribers.  A
+sign-out on one machine ends the user's streams held by every machine.
 """
 
 import os
@@ -72,6 +73,24 @@ class ChatPush(Case):
             for s in streams:
                 s.close()
             ws.close()
+
+    def test_a_sign_out_on_machine_3_ends_the_streams_held_everywhere(self):
+        owner = lib.register()
+        sess = bought_chat(owner)
+        streams = [EventStream(on(owner, m), sess) for m in (1, 2)]
+        try:
+            for s in streams:
+                self.assertEqual(s.status, 200)
+            lib.wait_until(lambda: held(sess) == 2, timeout=10, message="two subscribers")
+            self.assertStatus(on(owner, 3).post("/api/auth/logout", {}), 204)
+            for n, s in enumerate(streams):
+                s.sock.settimeout(5)
+                with self.assertRaises(EOFError, msg=f"the stream on machine {n + 1}"):
+                    s.next_event()
+            self.assertEqual(held(sess), 0)
+        finally:
+            for s in streams:
+                s.close()
 
     def test_a_hung_machine_delays_neither_the_sender_nor_the_others(self):
         """Machine 1's nginx stopped (its publisher socket takes connections

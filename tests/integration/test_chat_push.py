@@ -207,6 +207,46 @@ class Push(Case):
                           (es.next_event() for _ in range(3))],
                          list(zip([got["message"]["id"]] + ids[:2], ids)))
 
+    def closes_within(self, es, seconds=5):
+        """The stream ends (nchan's 410, then the connection closes) in time."""
+        es.sock.settimeout(seconds)
+        with self.assertRaises(EOFError):
+            es.next_event()
+
+    def test_a_sign_out_ends_that_users_streams_at_once(self):
+        """Signed out: the user's streams end, and theirs only; reconnecting
+        with the ended session is refused, another of their sessions is let
+        in again and gets the next message."""
+        elsewhere = lib.Browser()
+        elsewhere.login(self.owner.email, self.owner.password)
+        mine, theirs, other_tab = (self.stream(self.owner), self.stream(self.mech),
+                                   self.stream(elsewhere))
+        wait_subscribed(self.sess, 3)
+        self.assertStatus(self.owner.post("/api/auth/logout", {}), 204)
+        self.closes_within(mine)
+        self.closes_within(other_tab)
+        self.assertError(self.owner.get(f"/api/sessions/{self.sess}/stream",
+                                        headers={"Accept": "text/event-stream"}, timeout=5), 401)
+        again = self.stream(elsewhere)
+        self.assertEqual(again.status, 200, "a session still valid is let in again")
+        wait_subscribed(self.sess, 2)
+        sent = self.mech.post(self.path, {"body": "still there?"})
+        self.assertStatus(sent, 201)
+        for es in (theirs, again):
+            self.assertEqual(es.next_event()["message"], sent.json["message"])
+
+    def test_a_mechanic_demoted_loses_the_stream_of_the_room(self):
+        es = self.stream(self.mech)
+        wait_subscribed(self.sess)
+        self.assertStatus(admin().post(f"/api/admin/users/{self.mech.id}", {"role": "customer"}),
+                          200)
+        self.closes_within(es)
+        self.mech.login()
+        self.assertError(self.mech.get(f"/api/sessions/{self.sess}/stream",
+                                       headers={"Accept": "text/event-stream"}, timeout=5),
+                         404, "session_not_found")
+        self.assertEqual(subscribers(self.sess), 0)
+
     def test_a_message_sent_again_with_its_key_shows_once(self):
         es = self.stream(self.owner)
         wait_subscribed(self.sess)
@@ -293,7 +333,8 @@ class Push(Case):
         self.assertEqual(subscribers(self.sess), 0, "nobody was subscribed")
 
     def test_internal_locations_are_closed_from_outside(self):
-        for method, path in (("GET", f"/internal/chat/sub/{self.sess}"),
+        for method, path in (("GET", f"/internal/chat/sub/{self.sess}/{self.owner.id}"),
+                             ("DELETE", f"/internal/chat/revoke/{self.owner.id}"),
                              ("GET", f"/internal/chat/publish/{self.sess}"),
                              ("POST", f"/internal/chat/publish/{self.sess}")):
             with self.subTest(path=path, method=method):

@@ -1,19 +1,21 @@
 /*
  * Chat push: a committed message is POSTed to the nchan publisher of every
  * machine's nginx, which hands it to the room's subscribers (EventSource,
- * WebSocket, long-poll; see nginx/creditdesk.conf.in).
+ * WebSocket, long-poll; see nginx/creditdesk.conf.in).  A user's streams
+ * are also ended on every machine when their sessions end (push_revoke).
  *
  * CD_CHAT_PUBLISH lists the publishers, comma-separated: "unix:<socket>"
  * (nginx's publisher socket, the local stack's way) or "http://host:port"
  * (a publisher on a private address).  Unset: the production socket,
- * unix:/run/creditdesk/publish/chat-publish.sock.  The list is read once, when the
- * child starts (chat_push_init); each target keeps one curl handle for the
- * child's whole life, and one curl multi handle keeps their connections, so
- * each is reused from one message to the next.
+ * unix:/run/creditdesk/publish/chat-publish.sock.  The list is read once per
+ * child (push_init, or the first push); each target keeps one curl handle
+ * for the child's whole life, and one curl multi handle keeps their
+ * connections, so each is reused from one request to the next.
  *
- * The POSTs go out once the sender's answer has gone (req_after), and to all
- * publishers at once: a slow or hung machine never delays the sender, and
- * costs the child one timeout (PUSH_TIMEOUT_MS) however many machines hang.
+ * The requests go out once the caller's answer has gone (req_after), and to
+ * all publishers at once: a slow or hung machine never delays the caller,
+ * and costs the child one timeout (PUSH_TIMEOUT_MS) however many machines
+ * hang.
  *
  * Push is an optimisation, never the record: the message is already
  * committed, and GET …/messages?after= (catch-up and polling) lists it
@@ -28,7 +30,7 @@
 #include <curl/curl.h>
 
 #include "log.h"
-#include "sessions.h"
+#include "push.h"
 
 #define PUSH_DEFAULT "unix:/run/creditdesk/publish/chat-publish.sock"
 #define PUSH_MAX_TARGETS 8
@@ -45,12 +47,16 @@ static size_t ntargets;
 static struct curl_slist *headers;
 static CURLM *multi;
 
-/* One message on its way: the room's publish path and the JSON, in the arena. */
+/*
+ * One request on its way, in the arena: a message POSTed to a room's
+ * channel, or (body NULL) a DELETE that ends a channel's subscribers.
+ */
 struct push {
 	char	path[64];
 	char	*body;
 	size_t	 len;
 };
+static int state;	/* push_init: 0 not yet, 1 ready, -1 failed */
 
 /* One entry of CD_CHAT_PUBLISH; false (and logged) if it is neither form. */
 static bool
@@ -74,11 +80,14 @@ parse_target(const char *s, struct target *t)
 }
 
 int
-chat_push_init(void)
+push_init(void)
 {
 	const char *env = getenv("CD_CHAT_PUBLISH");
 	char *list, *item, *save = NULL;
 
+	if (state != 0)
+		return state > 0 ? 0 : -1;
+	state = -1;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK ||
 	    (list = strdup(env != NULL && *env != '\0' ? env : PUSH_DEFAULT)) == NULL)
 		return -1;
@@ -90,7 +99,10 @@ chat_push_init(void)
 	headers = curl_slist_append(NULL, "Content-Type: application/json");
 	/* Never wait for "100 Continue" on a longer message. */
 	headers = curl_slist_append(headers, "Expect:");
-	return headers == NULL || (multi = curl_multi_init()) == NULL ? -1 : 0;
+	if (headers == NULL || (multi = curl_multi_init()) == NULL)
+		return -1;
+	state = 1;
+	return 0;
 }
 
 static size_t
@@ -108,13 +120,12 @@ target_handle(struct target *t)
 	if (t->socket != NULL)
 		curl_easy_setopt(t->h, CURLOPT_UNIX_SOCKET_PATH, t->socket);
 	curl_easy_setopt(t->h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(t->h, CURLOPT_USERAGENT, "creditdesk-sessions");
+	curl_easy_setopt(t->h, CURLOPT_USERAGENT, "creditdesk-push");
 	curl_easy_setopt(t->h, CURLOPT_PROTOCOLS_STR, "http");
 	curl_easy_setopt(t->h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(t->h, CURLOPT_CONNECTTIMEOUT_MS, PUSH_TIMEOUT_MS);
 	curl_easy_setopt(t->h, CURLOPT_TIMEOUT_MS, PUSH_TIMEOUT_MS);
 	curl_easy_setopt(t->h, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(t->h, CURLOPT_POST, 1L);
 	curl_easy_setopt(t->h, CURLOPT_PRIVATE, t);	/* for finish_one */
 	return t->h;
 }
@@ -127,7 +138,7 @@ log_target(const struct target *t, const char *path, const char *what)
 	    t->socket ? t->socket : t->base, path, what);
 }
 
-/* Adds the POST of p to t to the multi handle; false if it cannot. */
+/* Adds p's request to t to the multi handle; false if it cannot. */
 static bool
 start_one(struct target *t, const struct push *p)
 {
@@ -140,8 +151,14 @@ start_one(struct target *t, const struct push *p)
 	}
 	snprintf(url, sizeof url, "%s%s", t->base, p->path);
 	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)p->len);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, p->body);
+	if (p->body != NULL) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, NULL);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)p->len);
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, p->body);
+	} else {
+		curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
+	}
 	if (curl_multi_add_handle(multi, h) != CURLM_OK) {
 		log_target(t, p->path, "cannot start the request");
 		return false;
@@ -149,9 +166,12 @@ start_one(struct target *t, const struct push *p)
 	return true;
 }
 
-/* What one POST came to; nchan answers 201 (subscribers) or 202 (none). */
+/*
+ * What one request came to.  nchan answers a POST 201 (subscribers) or 202
+ * (none), a DELETE 200 (its subscribers ended) or 404 (it had none).
+ */
 static void
-finish_one(CURL *h, CURLcode rc, const char *path)
+finish_one(CURL *h, CURLcode rc, const struct push *p)
 {
 	struct target *t = NULL;
 	long status = 0;
@@ -160,11 +180,11 @@ finish_one(CURL *h, CURLcode rc, const char *path)
 	if (curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&t) != CURLE_OK || t == NULL)
 		return;
 	if (rc != CURLE_OK)
-		log_target(t, path, curl_easy_strerror(rc));
+		log_target(t, p->path, curl_easy_strerror(rc));
 	else if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status),
-	    status < 200 || status > 299) {
+	    (status < 200 || status > 299) && !(p->body == NULL && status == 404)) {
 		snprintf(what, sizeof what, "HTTP %ld", status);
-		log_target(t, path, what);
+		log_target(t, p->path, what);
 	}
 }
 
@@ -189,21 +209,29 @@ publish(void *arg)
 	} while (running > 0);
 	while ((m = curl_multi_info_read(multi, &left)) != NULL)
 		if (m->msg == CURLMSG_DONE)
-			finish_one(m->easy_handle, m->data.result, p->path);
+			finish_one(m->easy_handle, m->data.result, p);
 	for (i = 0; i < ntargets; i++)
 		if (started[i])
 			curl_multi_remove_handle(multi, targets[i].h);
 }
 
+/* Queues p (in r's arena) for every publisher once r's answer has gone. */
+static void
+send_after(cd_req *r, struct push *p)
+{
+	if (push_init() == 0 && ntargets > 0)
+		req_after(r, publish, p);
+}
+
 void
-chat_push(cd_req *r, long long session, long long after, const json_t *message)
+push_message(cd_req *r, long long room, long long after, const json_t *message)
 {
 	struct push *p;
 	json_t *event;
 	char *body;
 
-	if (ntargets == 0 || (event = json_pack("{s:I,s:O}", "after",
-	    (json_int_t)after, "message", message)) == NULL)
+	if ((event = json_pack("{s:I,s:O}", "after", (json_int_t)after,
+	    "message", message)) == NULL)
 		return;
 	body = json_dumps(event, JSON_COMPACT);
 	json_decref(event);
@@ -213,6 +241,17 @@ chat_push(cd_req *r, long long session, long long after, const json_t *message)
 	p->body = arena_strdup(r->arena, body);
 	p->len = strlen(body);
 	free(body);
-	snprintf(p->path, sizeof p->path, "/internal/chat/publish/%lld", session);
-	req_after(r, publish, p);
+	snprintf(p->path, sizeof p->path, "/internal/chat/publish/%lld", room);
+	send_after(r, p);
+}
+
+void
+push_revoke(cd_req *r, long long user_id)
+{
+	struct push *p = arena_alloc(r->arena, sizeof(*p));
+
+	p->body = NULL;
+	p->len = 0;
+	snprintf(p->path, sizeof p->path, "/internal/chat/revoke/%lld", user_id);
+	send_after(r, p);
 }
