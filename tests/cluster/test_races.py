@@ -14,7 +14,9 @@ exactly after each round:
   - the credit ledger: allocations on different machines chain exactly;
   - chat: messages posted on three machines at once are read by a poller on
     every machine in one order, none skipped;
-  - admins: three demoting each other on three machines leave one admin.
+  - admins: three demoting each other on three machines leave one admin;
+  - a consultation whose mechanic was demoted: three mechanics taking it on
+    three machines, one joins.
 """
 
 import threading
@@ -345,3 +347,25 @@ class Races(Case):
                 if roles[k] == "customer":
                     u.login(u.email, u.password)
         print(f"    {guarded} of {ROUNDS * 3} demotions refused by the guard", flush=True)
+
+    def test_one_mechanic_takes_over_an_abandoned_consultation_across_machines(self):
+        """The consultation's mechanic demoted: three mechanics take it at
+        once on three machines; the take writes the session row on the
+        condition that no mechanic stands, so exactly one joins."""
+        from tests.integration.test_consultations import bought_chat, mechanic, participants
+        for i in range(ROUNDS):
+            owner, first = lib.register(), mechanic()
+            sess = bought_chat(owner)
+            self.assertStatus(first.post(f"/api/sessions/{sess}/take", {}), 201)
+            lib.promote(first, role="customer")
+            takers = [mechanic() for _ in range(3)]
+            rs = self.racer.race(*[
+                (lambda k=k: on(takers[k], k + 1).post(f"/api/sessions/{sess}/take", {}))
+                for k in range(3)])
+            self.assertEqual(sorted(r.status for r in rs), [201, 409, 409], f"round {i}: {rs!r}")
+            for r in rs:
+                if r.status == 409:
+                    self.assertEqual(r.error_code, "already_taken", f"round {i}: {r!r}")
+            winner = takers[[r.status for r in rs].index(201)]
+            self.assertEqual(participants(sess)[2:], [{"user_id": winner.id, "role": "mechanic"}],
+                             f"round {i}")
