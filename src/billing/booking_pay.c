@@ -287,8 +287,10 @@ refund_unheld(const json_t *pi, cd_arena *a)
 		return CD_OK;
 	log_warn("booking %lld is %s but its payment succeeded: refunding",
 	    now.booking_id, bs);
-	return booking_refund(now.booking_id, 0, "booking_unavailable", false,
+	err = booking_refund(now.booking_id, 0, "booking_unavailable", false,
 	    NULL, NULL);
+	/* charged back already: the dispute gives the money back, not us */
+	return err == CD_STRIPE && stripe_charge_disputed() ? CD_OK : err;
 }
 
 /* booking_payment_succeeded_with inside its arena a. */
@@ -839,7 +841,8 @@ finish_cancel(const struct unfinished *u, bool *done)
 	if ((err = booking_refund(u->id, u->user_id, "requested_by_customer",
 	    true, &split, NULL)) == CD_OK)
 		*done = true;
-	return err;
+	/* a chargeback Stripe knows of and we do not yet: left for its dispute */
+	return err == CD_STRIPE && stripe_charge_disputed() ? CD_OK : err;
 }
 
 cd_err

@@ -43,13 +43,16 @@
  * Whether booking alias b's payment is charged back, the dispute still open:
  * the bank takes the money back, so nothing may refund it until the dispute
  * is won (Stripe refuses: charge_disputed).  An inquiry (warning_*) is not
- * a chargeback yet and may still be refunded.  dispute_status first: the
- * disputes of a booking are looked up only while one is open.
+ * a chargeback yet and may still be refunded.  Any dispute of the payment
+ * counts, also one that follows an inquiry (the first dispute alone names
+ * the booking); dispute_status first: only a payment ever disputed is
+ * looked up.  An inquiry that turns into a chargeback in place is not seen
+ * here: Stripe's refusal says it (stripe_charge_disputed).
  */
 #define BOOKING_CHARGED_BACK(b) \
-	"(" b ".dispute_status = 'open' AND EXISTS (SELECT 1 FROM disputes cb" \
-	" WHERE cb.booking_id = " b ".id AND cb.closed_at IS NULL" \
-	" AND cb.status NOT LIKE 'warning%'))"
+	"(" b ".dispute_status IS NOT NULL AND EXISTS (SELECT 1 FROM disputes cb" \
+	" WHERE cb.payment_intent_id = " b ".payment_intent_id" \
+	" AND cb.closed_at IS NULL AND cb.status NOT LIKE 'warning%'))"
 
 /*
  * Whether booking alias b may hold a payment that stands (succeeded, not

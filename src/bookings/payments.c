@@ -238,8 +238,11 @@ cancel_paid(struct cancel *c)
 		return err;
 	if (!c->decided && c->scheduled)
 		return refuse_started(c->r);
-	return booking_refund(c->id, c->r->user->id, "requested_by_customer",
+	err = booking_refund(c->id, c->r->user->id, "requested_by_customer",
 	    true, c->decided ? &c->split : NULL, NULL);
+	/* charged back since the check: decided, and made once the dispute is won */
+	return err == CD_STRIPE && stripe_charge_disputed() ?
+	    refuse_disputed(c->r) : err;
 }
 
 /* Started, by the policy's own clock rule (calc.c), whatever was paid. */

@@ -257,6 +257,12 @@ stripe_missing(const char *param)
 }
 
 bool
+stripe_charge_disputed(void)
+{
+	return strcmp(last_error.code, "charge_disputed") == 0;
+}
+
+bool
 stripe_idempotency_conflict(void)
 {
 	return strcmp(last_error.type, "idempotency_error") == 0;

@@ -78,6 +78,11 @@ struct stripe_error {
 const struct stripe_error *stripe_last_error(void);
 /* The last call's Idempotency-Key was first used with other parameters. */
 bool	 stripe_idempotency_conflict(void);
+/*
+ * The last call was a refund of a charge its customer's bank charged back
+ * (a dispute not won yet): the dispute decides its money, not a refund.
+ */
+bool	 stripe_charge_disputed(void);
 /* The last call was refused because Stripe has no object named by param. */
 bool	 stripe_missing(const char *param);
 

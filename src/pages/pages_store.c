@@ -52,12 +52,19 @@ static cd_sql q_my_sessions = CD_SQL(
     "LEFT JOIN products pr ON pr.code = s.plan "
     "WHERE p.user_id = ? AND " PARTICIPANT_STANDS("p")
     " ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
+/*
+ * The first arms of a booking's status on both sides' pages: a scheduled
+ * booking whose payment is charged back reads "disputed", one whose cancel
+ * is being made "cancelling".
+ */
+#define STATUS_IN_FLIGHT(b) \
+    "WHEN " b ".status = 'scheduled' AND " BOOKING_CHARGED_BACK(b) " THEN 'disputed' " \
+    "WHEN " BOOKING_CANCELLING(b) " THEN 'cancelling' "
 static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "CASE WHEN b.status = 'scheduled' AND " BOOKING_CHARGED_BACK("b") " THEN 'disputed' "
-    "WHEN " BOOKING_CANCELLING("b") " THEN 'cancelling' "
+    "CASE " STATUS_IN_FLIGHT("b")
     "WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
     "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
     "END AS status, "
@@ -105,7 +112,7 @@ static cd_sql q_expert_bookings = CD_SQL(
     BOOKING_OWED_CENTS ") AS payout_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "IF(" BOOKING_CANCELLING("b") ", 'cancelling', REPLACE(b.status, '_', ' ')) AS status, "
+    "CASE " STATUS_IN_FLIGHT("b") "ELSE REPLACE(b.status, '_', ' ') END AS status, "
     BOOKING_SCHEDULED("b") " AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
     "LEFT JOIN payments p ON p.booking_id = b.id "

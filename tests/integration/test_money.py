@@ -7,7 +7,6 @@ until the request under test is seen waiting for it, then letting go."""
 
 import datetime
 import json
-import re
 import threading
 import time
 
@@ -1628,26 +1627,22 @@ class BookingDisputeTests(BookingCase):
         rc, diffs = replayed(a.id)
         self.assertEqual((rc, diffs), (0, []))
 
-    def dashboard_row(self, browser, bid):
-        r = browser.get("/dashboard")
-        self.assertStatus(r, 200, "dashboard")
-        row = re.search(rf'<tr data-booking="{bid}">.*?</tr>', r.text, re.S)
-        self.assertIsNotNone(row, f"booking {bid} on the dashboard")
-        return row.group(0)
-
     def test_a_charged_back_booking_is_not_cancelled_until_the_dispute_is_won(self):
         """The bank takes a chargeback's money back: a refund on top would pay
         the customer twice (Stripe refuses it, charge_disputed).  The cancel is
         refused and decides nothing; once the dispute is won it refunds."""
-        a = register()
-        eid = new_expert(100)                            # 30 min: 3000
+        a, expert_user = register(), register()
+        eid = new_expert(100, user=expert_user)          # 30 min: 3000
+        promote(expert_user, role="expert")
         bid, pi = self.paid(a, eid)
         refunds_before = emu_state()["refunds"]
         dp = dispute_intent(pi)
+        self.assertIn("<td data-status>disputed</td>",
+                      booking_page_row(expert_user.get("/expert/bookings").text, bid))
         q = a.get(f"/api/bookings/{bid}/cancellation")
         self.assertStatus(q, 200, "quote")
         self.assertEqual((q.json["cancellable"], q.json["tier"]), (False, "disputed"))
-        row = self.dashboard_row(a, bid)
+        row = booking_page_row(a.get("/dashboard").text, bid)
         self.assertIn("<td data-status>disputed</td>", row)
         self.assertNotIn('data-action="cancel-booking"', row)
         r = a.post(f"/api/bookings/{bid}/cancel", {})
@@ -1658,13 +1653,65 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual((refund_rows(bid), emu_state()["refunds"]), ([], refunds_before))
         self.assertEqual(audit_count("BOOKING_CANCEL_DECIDED", str(bid)), 0)
         close_dispute(dp, "won")
-        self.assertIn('data-action="cancel-booking"', self.dashboard_row(a, bid))
+        self.assertIn('data-action="cancel-booking"', booking_page_row(a.get("/dashboard").text, bid))
         r = a.post(f"/api/bookings/{bid}/cancel", {})
         self.assertStatus(r, 200, "cancel once the dispute is won")
         self.assertEqual((r.json["booking"]["status"], booking_row(bid)["refunded_cents"]),
                          ("cancelled_by_user", 3000))
         self.assertEqual(emu_state()["refunds"], refunds_before + 1)
         self.assertEqual(replayed(a.id), (0, []))
+
+    def test_a_chargeback_after_an_inquiry_stops_the_cancel_too(self):
+        """The same payment disputed twice: an inquiry (open, or closed
+        without a chargeback), then a chargeback, which alone names no
+        booking; the cancel is refused all the same and decides nothing."""
+        for closed_first in (False, True):
+            with self.subTest(inquiry_closed_first=closed_first):
+                a = register()
+                bid, pi = self.paid(a, new_expert(100))
+                charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+                inquiry = dispute_charge(charge, inquiry=True)
+                if closed_first:
+                    close_dispute(inquiry, "warning_closed")
+                chargeback = dispute_charge(charge)
+                self.assertEqual(a.get(f"/api/bookings/{bid}/cancellation").json["tier"],
+                                 "disputed")
+                self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409,
+                                 "payment_disputed")
+                b = booking_row(bid)
+                self.assertEqual((b["status"], b["cancel_refund_cents"], b["refunded_cents"]),
+                                 ("scheduled", None, 0))
+                close_dispute(chargeback, "won")
+                if not closed_first:
+                    close_dispute(inquiry, "warning_closed")
+                self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200, "then cancel")
+                self.assertEqual(booking_row(bid)["refunded_cents"], 3000)
+
+    def test_a_chargeback_stripe_knows_of_first_refuses_the_cancel_clearly(self):
+        """An inquiry became a chargeback at Stripe before its event reached
+        us: Stripe refuses the refund (charge_disputed), the customer is told
+        why (409, not a provider failure), and the periodic job waits."""
+        a = register()
+        bid, pi = self.paid(a, new_expert(100))
+        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        emu_hold()
+        try:
+            dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {})["id"]
+            self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409, "payment_disputed")
+            b = booking_row(bid)
+            self.assertEqual((b["status"], b["cancel_refund_cents"]), ("scheduled", 3000),
+                             "decided before Stripe refused: made once the dispute is won")
+        finally:
+            emu_release()
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)), 20,
+                   message="dispute processed")
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(refund_rows(bid), [])
+        close_dispute(dp, "won")
+        p = run_tool("creditdesk-reconcile")
+        self.assertRegex(p.stdout, r"finished \d+ booking cancels")
+        self.assertEqual(booking_row(bid)["refunded_cents"], 3000)
 
     def test_an_inquiry_does_not_stop_a_cancel(self):
         """An inquiry is not a chargeback yet: the cancel refunds as usual, and
