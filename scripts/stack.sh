@@ -30,7 +30,7 @@
 # CD_DB_TIMEOUT, CD_BODY_LIMIT, CD_STRIPE_TIMEOUT_MS, CD_WEBHOOK_TOLERANCE,
 # CD_SESSION_IDLE and ASAN_OPTIONS are passed on to the responders when set;
 # CD_CHAT_PUBLISH (the chat push publishers, default this nginx's
-# run/publish/chat-publish.sock) to the sessions family.
+# run/publish/chat-publish.sock) to the sessions and auth families.
 # nginx's per-address limits, RATE:BURST (requests per second, and how many
 # more at once): CD_LIMIT_SIGNIN (20:100), CD_LIMIT_REGISTER (10:50),
 # CD_LIMIT_CHECKOUT (50:300); generous enough for the tests and benches,

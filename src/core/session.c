@@ -153,9 +153,14 @@ session_start(cd_req *r, long long user_id, bool remember)
 	unsigned long long n;
 	cd_err err;
 
-	/* A token the browser held before signing in is never promoted. */
+	/*
+	 * A token the browser held before signing in is never promoted; a
+	 * live one ends, and its user's streams with it.
+	 */
 	if (old != NULL && (err = db_exec(&q_delete, NULL, "s", old)) != CD_OK)
 		return err;
+	if (old != NULL && r->user != NULL)
+		push_revoke(r, r->user->id);
 	if ((err = session_new_token(&s)) != CD_OK)
 		return err;
 	sha256_hex(s.token, strlen(s.token), hash);

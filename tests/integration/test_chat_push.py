@@ -235,6 +235,16 @@ class Push(Case):
         for es in (theirs, again):
             self.assertEqual(es.next_event()["message"], sent.json["message"])
 
+    def test_signing_in_over_a_session_ends_its_streams(self):
+        """Another person signs in in the same browser: the session the
+        browser held ends, and its user's streams with it."""
+        es = self.stream(self.owner)
+        wait_subscribed(self.sess)
+        someone = lib.register()
+        self.owner.login(someone.email, someone.password)
+        self.closes_within(es)
+        self.assertEqual(subscribers(self.sess), 0)
+
     def test_a_mechanic_demoted_loses_the_stream_of_the_room(self):
         es = self.stream(self.mech)
         wait_subscribed(self.sess)
