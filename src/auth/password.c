@@ -94,8 +94,12 @@ do_change_password(cd_req *r)
 
 	/* the cheap check of the new password before the costly one of the current */
 	if ((err = req_fields(r, change_fields, 2, v)) != CD_OK ||
-	    (err = password_acceptable(r, v[1].s)) != CD_OK ||
-	    (err = check_current(r, v[0].s)) != CD_OK ||
+	    (err = password_acceptable(r, v[1].s)) != CD_OK)
+		return err;
+	if (strcmp(v[0].s, v[1].s) == 0)
+		return req_fail(r, CD_BAD_REQUEST, "same_password",
+		    "The new password is the one you have now: choose another.");
+	if ((err = check_current(r, v[0].s)) != CD_OK ||
 	    (err = session_new_token(&c.s)) != CD_OK)
 		return err;
 	if (password_hash(v[1].s, &hash) != 0)

@@ -900,33 +900,34 @@ h_schedule(cd_req *r)
 /*
  * /thank-you?session=<consultation id>: what was bought and what happens
  * next (a mechanic takes it, then gets in touch).  Only a participant sees
- * the consultation; anyone else gets the plain thank-you.
+ * the consultation; to anyone else, as to a bad id, it does not exist (it
+ * never says "Payment received" for a payment nobody made).
  */
 static cd_err
 h_thank_you(cd_req *r)
 {
-	json_t *d = req_own(r, json_object());
 	const char *v = req_query(r, "session");
 	page_consultation c;
-	long long id;
-	bool found;
+	long long id = v != NULL ? strtoll(v, NULL, 10) : 0;
+	bool found = false;
 	cd_err err;
 
-	if (r->user != NULL && v != NULL && (id = strtoll(v, NULL, 10)) > 0) {
-		if ((err = pstore_consultation(r->arena, r->user->id, id, &c,
-		    &found)) != CD_OK)
-			return err;
-		/* Closed: refunded before a mechanic took it (the only close). */
-		json_object_set_new(d, "consultation", found ? json_pack(
-		    "{s:I,s:s?,s:s?,s:b,s:I,s:b,s:s?,s:s?,s:s?,s:o}",
-		    "id", (json_int_t)c.id, "type", c.type, "status", c.status,
-		    "closed", strcmp(c.status ?: "", "closed") == 0,
-		    "amount_cents", (json_int_t)c.amount_cents,
-		    "is_video", c.is_video != 0, "plan_name", c.plan_name,
-		    "email", c.email, "mechanic", c.mechanic,
-		    "price", jmoney(c.amount_cents)) : json_null());
-	}
-	return render(r, "thank_you", "Thank you", d);
+	if (id > 0 && (err = pstore_consultation(r->arena, r->user->id, id, &c,
+	    &found)) != CD_OK)
+		return err;
+	if (!found)
+		return req_fail(r, CD_NOT_FOUND, "session_not_found",
+		    "There is no such consultation of yours; your dashboard lists them.");
+	/* Closed: refunded before a mechanic took it (the only close). */
+	return render(r, "thank_you", "Thank you", req_own(r, json_pack(
+	    "{s:{s:I,s:s?,s:s?,s:b,s:I,s:b,s:b,s:s?,s:s?,s:s?,s:o}}", "consultation",
+	    "id", (json_int_t)c.id, "type", c.type, "status", c.status,
+	    "closed", strcmp(c.status ?: "", "closed") == 0,
+	    "amount_cents", (json_int_t)c.amount_cents,
+	    "is_video", c.is_video != 0,
+	    "is_chat", strcmp(c.type ?: "", "chat") == 0, "plan_name", c.plan_name,
+	    "email", c.email, "mechanic", c.mechanic,
+	    "price", jmoney(c.amount_cents))));
 }
 
 #define AUDIT_PAGE 15	/* rows per page: one screen */
@@ -1203,7 +1204,7 @@ static const cd_route routes[] = {
 	{ "GET", "/expert/bookings",	h_expert_bookings, R_USER | R_EXPERT | R_PAGE },
 	{ "GET", "/experts",		h_experts,	R_PAGE },
 	{ "GET", "/experts/{id}/schedule", h_schedule,	R_PAGE },
-	{ "GET", "/thank-you",		h_thank_you,	R_PAGE },
+	{ "GET", "/thank-you",		h_thank_you,	R_USER | R_PAGE },
 	{ "GET", "/admin",		h_admin,	R_USER | R_ADMIN | R_PAGE },
 	{ "GET", "/api/admin/audit",	h_audit,	R_ADMIN },
 };

@@ -197,6 +197,10 @@
         say(button, 'The two new passwords are not the same.', true);
         return;
       }
+      if (v.newPassword === v.currentPassword) {
+        say(button, 'The new password is the one you have now: choose another.', true);
+        return;
+      }
       run(button, '/api/auth/password',
         { currentPassword: v.currentPassword, newPassword: v.newPassword },
         function (res) {
@@ -207,14 +211,21 @@
         });
     },
     /* Registering never signs in by itself (its answer is the same whether
-       the address was new or not), so a sign-in follows with the same pair. */
+       the address was new or not), so a sign-in follows with the same pair;
+       refused, the address already had an account with another password. */
     register: function (form, button) {
       var v = fieldsOf(form);
       run(button, '/api/auth/register',
         { email: v.email, password: v.password, name: v.name },
         function () {
-          run(button, '/api/auth/login', { email: v.email, password: v.password },
-            function () { afterSignIn(form); });
+          button.disabled = true;
+          post('/api/auth/login', { email: v.email, password: v.password }).then(function (res) {
+            button.disabled = false;
+            if (res.ok) { afterSignIn(form); return; }
+            say(button, res.status === 401 ?
+              'This email already has an account. Sign in with its password instead.' :
+              errorText(res), true);
+          });
         });
     }
   };

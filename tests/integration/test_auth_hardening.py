@@ -139,6 +139,7 @@ class PasswordChangeTests(Case):
         self.assertError(self.change(a, a.password, "z" * 12), 400, "weak_password")
         # a weak new password is refused before the current one is checked
         self.assertError(self.change(a, "wrong guess 12", "z" * 12), 400, "weak_password")
+        self.assertError(self.change(a, a.password, a.password), 400, "same_password")
         self.assertError(a.post("/api/auth/password", {"currentPassword": a.password}), 400,
                          "missing_new_password")
         self.assertEqual(db_scalar("SELECT password_hash FROM users WHERE id = %s", a.id),

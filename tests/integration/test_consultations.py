@@ -294,6 +294,27 @@ class Room(Case):
         self.assertEqual(set(detail), {"id", "type", "plan", "status", "createdAt", "participants"})
         self.assertEqual((detail["type"], detail["plan"]), ("chat", "chat10"))
 
+    def test_the_thank_you_page_is_the_buyers_only_and_says_what_they_bought(self):
+        """It never says "Payment received" for a payment nobody made: signed
+        out it asks to sign in, a consultation of someone else's or none at
+        all does not exist; a chat's page leads to its room."""
+        owner, other = lib.register(), lib.register()
+        sess = bought_chat(owner)
+        path = f"/thank-you?session={sess}"
+        out = lib.Browser().get(path)
+        self.assertStatus(out, 303)
+        self.assertEqual(out.header("location"), "/login?redirect=" + urllib.parse.quote(path, ""))
+        for who, p in ((other, path), (owner, "/thank-you?session=999999999"),
+                       (owner, "/thank-you?session=abc"), (owner, "/thank-you")):
+            page = who.get(p)
+            self.assertStatus(page, 404, p)
+            self.assertNotIn("Payment received", page.text, p)
+        page = owner.get(path)
+        self.assertStatus(page, 200)
+        self.assertIn("<h1>Payment received</h1>", page.text)
+        self.assertIn(f'<a class="button" href="/chat/{sess}">Open the chat room</a>', page.text)
+        self.assertNotIn("diagnostic", page.text)
+
     def test_my_sessions_newest_first(self):
         b = lib.register()
         first = bought_chat(b)

@@ -97,7 +97,7 @@ class SecurityHeaderTests(Case):
         expert = lib.db_scalar("SELECT MIN(id) FROM experts")
         for who, path in ((b, "/"), (anon, "/login"), (anon, "/register"), (b, "/dashboard"),
                           (b, "/settings/billing"), (b, "/experts"),
-                          (b, f"/experts/{expert}/schedule"), (b, "/thank-you"), (b, "/admin"),
+                          (b, f"/experts/{expert}/schedule"), (b, "/thank-you?session=1"), (b, "/admin"),
                           (b, "/api/checkout?plan=video15"), (b, "/nowhere")):
             with self.subTest(path):
                 page = who.get(path)

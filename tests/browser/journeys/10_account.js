@@ -1,5 +1,6 @@
 /*
- * Journey 10: the account page.  A password change keeps this browser signed
+ * Journey 10: the account page.  Signing up with a taken email says so; the
+ * same password again is refused; a password change keeps this browser signed
  * in and signs out the other one; the old password stops working; Sign out
  * works from a page whose CSRF token another tab made stale; "Sign out
  * everywhere" ends every session, this one included.
@@ -24,8 +25,30 @@ async function account(t) {
     assert((await t.text()).includes(user.email), 'the page does not say who is signed in');
   });
 
+  await t.step('sign-up-with-a-taken-email', async () => {
+    const newcomer = await t.another('newcomer');
+    await newcomer.goto('/register');
+    await newcomer.page.type('input[name="name"]', 'Someone else');
+    await newcomer.page.type('input[name="email"]', user.email);
+    await newcomer.page.type('input[name="password"]', password());
+    await newcomer.page.click('form[data-form="register"] button[type="submit"]');
+    await newcomer.waitText('form[data-form="register"] [data-msg]',
+      'This email already has an account. Sign in with its password instead.');
+    eq(new URL(newcomer.page.url()).pathname, '/register', 'the newcomer stays on');
+  });
+
   const fresh = password();
+  await t.step('the-same-password-again', async () => {
+    await p.type('input[name="currentPassword"]', user.password);
+    await p.type('input[name="newPassword"]', user.password);
+    await p.type('input[name="confirmPassword"]', user.password);
+    await p.click('form[data-form="password"] button[type="submit"]');
+    await t.waitText('form[data-form="password"] [data-msg]',
+      'The new password is the one you have now: choose another.');
+  });
+
   await t.step('mismatched-new-passwords', async () => {
+    await p.$eval('form[data-form="password"]', (f) => f.reset());
     await p.type('input[name="currentPassword"]', user.password);
     await p.type('input[name="newPassword"]', fresh);
     await p.type('input[name="confirmPassword"]', fresh + 'x');
