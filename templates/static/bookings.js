@@ -2,8 +2,9 @@
  * creditdesk bookings lists: Cancel (the customer, with the refund that
  * cancelling now would give, as GET /api/bookings/{id}/cancellation quotes
  * it, on the button; a booking the quote says cannot be cancelled loses its
- * button) and Complete (the expert, once the session has started); the
- * page reloads to show the new state.  On an expert's dashboard, Set up
+ * button; a paid one asks to be pressed again to confirm, and the page says
+ * what was refunded) and Complete (the expert, once the session has
+ * started); the page reloads to show the new state.  On an expert's dashboard, Set up
  * payouts / Continue onboarding opens Stripe's hosted onboarding (the URL
  * POST /api/experts/me/connect answers), and the state is asked for again
  * when the expert comes back.
@@ -12,18 +13,41 @@
   'use strict';
   var cd = window.creditdesk;
   var msg = document.getElementById('bookings-msg');
+  var DONE = 'creditdesk-bookings-done';	/* what was done, said after the reload */
 
-  function act(el, what) {
+  if (msg && window.sessionStorage && sessionStorage.getItem(DONE)) {
+    msg.textContent = sessionStorage.getItem(DONE);
+    sessionStorage.removeItem(DONE);
+  }
+
+  function act(el, what, done) {
     el.disabled = true;
     cd.post('/api/bookings/' + encodeURIComponent(el.getAttribute('data-booking')) + '/' + what, {})
       .then(function (res) {
-        if (res.ok) { window.location.reload(); return; }
+        if (res.ok) {
+          if (done && window.sessionStorage) sessionStorage.setItem(DONE, done);
+          window.location.reload();
+          return;
+        }
         el.disabled = false;
         if (msg) { msg.textContent = cd.errorText(res); msg.classList.add('error'); }
       });
   }
 
-  cd.actions['cancel-booking'] = function (el) { act(el, 'cancel'); };
+  /* A paid booking's money moves: the first press asks, the second cancels. */
+  cd.actions['cancel-booking'] = function (el) {
+    var id = el.getAttribute('data-booking');
+    var refund = el.getAttribute('data-refund-cents');
+    if (refund === null) { act(el, 'cancel', 'Booking #' + id + ' is cancelled.'); return; }
+    if (el.getAttribute('data-confirm') !== '1') {
+      el.setAttribute('data-confirm', '1');
+      el.textContent = Number(refund) > 0 ? 'Confirm: cancel and refund ' + cd.money(Number(refund)) :
+        'Confirm: cancel with no refund';
+      return;
+    }
+    act(el, 'cancel', 'Booking #' + id + ' is cancelled' + (Number(refund) > 0 ?
+      '; ' + cd.money(Number(refund)) + ' goes back to the card that paid.' : '.'));
+  };
 
   /* Each Cancel button shows the refund the policy gives right now. */
   function quote(el) {

@@ -192,8 +192,13 @@ async function expertBooking(t) {
     assert(await p.$(`tr[data-booking="${begun}"]`), 'the started booking is not listed');
     assert(!(await p.$(`tr[data-booking="${begun}"] button[data-action="cancel-booking"]`)),
       'Cancel offered for a booking that has started');
+    // a paid booking asks first: the first press only says what would happen
+    await p.click(`${sel} button[data-action="cancel-booking"]`);
+    await t.waitText(`${sel} button[data-action="cancel-booking"]`, 'Confirm: cancel and refund $30.00');
+    eq(await t.text(`${sel} [data-status]`), 'scheduled', 'status before confirming');
     await t.clickAndWaitForNavigation(`${sel} button[data-action="cancel-booking"]`);
     eq(await t.text(`${sel} [data-status]`), 'cancelled by user', 'status after cancelling');
+    await t.waitText('#bookings-msg', `Booking #${booking.id} is cancelled; $30.00 goes back to the card that paid.`);
     const r = dbRow('SELECT r.amount_cents FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.booking_id = ?',
       Number(booking.id));
     eq(r && r.amount_cents, 3000, 'refund');
