@@ -618,11 +618,12 @@ slots_json(const page_slot *s, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		json_array_append_new(list, json_pack("{s:I,s:s?,s:s?,s:I,s:I,s:b,s:b}",
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:s?,s:I,s:I,s:b,s:b,s:b}",
 		    "id", (json_int_t)s[i].id, "starts_iso", s[i].starts_iso,
 		    "starts", s[i].starts, "minutes", (json_int_t)s[i].minutes,
 		    "seats_left", (json_int_t)s[i].seats_left,
-		    "full", s[i].full != 0, "mine", s[i].mine != 0));
+		    "full", s[i].full != 0, "mine", s[i].mine != 0,
+		    "final", s[i].final != 0));
 	return list;
 }
 

@@ -140,7 +140,11 @@ static cd_sql q_lh_slots = CD_SQL(
     "DATE_FORMAT(s.starts_at, " HUMAN_TIME ") AS starts, "
     "TIMESTAMPDIFF(MINUTE, s.starts_at, s.ends_at) AS minutes, "
     "s.capacity - s.booked AS seats_left, s.booked >= s.capacity AS full, "
-    "r.id IS NOT NULL AS mine FROM live_help_slots s "
+    "r.id IS NOT NULL AS mine, "
+    /* booked now, it could not be cancelled: the same rule as can_cancel below */
+    "s.starts_at <= UTC_TIMESTAMP() + INTERVAL p.int_value HOUR AS final "
+    "FROM live_help_slots s "
+    "JOIN platform_settings p ON p.name = 'live_help_cancel_hours' "
     "LEFT JOIN live_help_redemptions r ON r.slot_id = s.id AND r.user_id = ? "
     "WHERE s.starts_at > UTC_TIMESTAMP() ORDER BY s.starts_at, s.id LIMIT 60");
 static cd_sql q_lh_booked = CD_SQL(
@@ -317,7 +321,7 @@ static const cd_col slot_cols[] = {
 	DB_INT(page_slot, id), DB_TEXT(page_slot, starts_iso),
 	DB_TEXT(page_slot, starts), DB_INT(page_slot, minutes),
 	DB_INT(page_slot, seats_left), DB_INT(page_slot, full),
-	DB_INT(page_slot, mine),
+	DB_INT(page_slot, mine), DB_INT(page_slot, final),
 };
 static const cd_col booked_slot_cols[] = {
 	DB_INT(page_booked_slot, id), DB_TEXT(page_booked_slot, starts_iso),

@@ -102,6 +102,7 @@ typedef struct page_slot {
 	long long	 id;
 	const char	*starts_iso, *starts;
 	long long	 minutes, seats_left, full, mine;
+	long long	 final;		/* inside the cancel window: booked for good */
 } page_slot;
 cd_err	 pstore_slots(cd_arena *, long long user_id, page_slot **rows,
 	    size_t *n);

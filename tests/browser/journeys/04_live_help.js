@@ -77,6 +77,12 @@ async function liveHelp(t) {
   });
 
   await t.step('book-near', async () => {
+    // a slot inside the cancel window says so before it is booked; one far off does not
+    await t.waitText(`#slots tr[data-slot="${near}"] [data-final]`,
+      'starts within 24 hours: cannot be cancelled once booked');
+    assert(await p.$(`#slots tr[data-slot="${spare}"] button[data-action="book-live-help"]`) &&
+      !(await p.$(`#slots tr[data-slot="${spare}"] [data-final]`)),
+      'a slot 5 days away said it could not be cancelled');
     await t.clickAndWaitForNavigation(`button[data-action="book-live-help"][data-slot="${near}"]`);
     eq(await t.text('[data-hours-left]'), '0', 'hours left');
     const row = await t.text(`#my-live-help tr[data-slot="${near}"]`);
