@@ -173,6 +173,29 @@
     });
   };
 
+  /*
+   * Letting an unpaid hold go (the one being paid for, or one listed): its
+   * cancel stops its PaymentIntent, and the times can be picked again.
+   */
+  cd.actions['release-hold'] = function (el) {
+    var id = el.getAttribute('data-booking') || (held && String(held.booking.id));
+    if (!id) return;
+    el.disabled = true;
+    say(msg, 'Letting that time go…', false);
+    cd.post('/api/bookings/' + encodeURIComponent(id) + '/cancel', {}).then(function (res) {
+      el.disabled = false;
+      if (!res.ok) { say(msg, cd.errorText(res), true); return; }
+      if (held && String(held.booking.id) === id) closePayment();
+      var notice = document.querySelector('[data-hold="' + id + '"]');
+      if (notice) notice.remove();
+      unlockSlots();
+      var b = res.data && res.data.booking;
+      say(msg, b && b.paymentStatus === 'refunded' ? 'Your payment had gone through; it is ' +
+        'refunded in full, and that time is free again: pick another.' :
+        'That time is free again: pick another.', false);
+    });
+  };
+
   cd.actions['pay-booking'] = function () {
     if (!held) return;
     payBtn.disabled = true;

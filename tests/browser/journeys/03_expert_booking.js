@@ -250,6 +250,32 @@ async function expertBooking(t) {
       'the form is the second hold\'s');
   });
 
+  await t.step('let-a-hold-go', async () => {
+    // a time picked, then the mind changed: the hold is let go and every time is free to pick
+    const chooser = await t.another('chooser');
+    const u = await chooser.signUp('chooser');
+    const ex3 = newExpert(tag + 'c');
+    await chooser.goto(`/experts/${ex3}/schedule`);
+    const free = (await slotStarts(chooser.page)).filter((s) => !s.disabled);
+    await chooser.page.click(`button[data-action="pick-time"][data-start="${free[0].start}"]`);
+    await chooser.page.waitForSelector('#pay:not([hidden])');
+    const hold = Number(dbValue('SELECT MAX(id) FROM bookings WHERE user_id = ?', u.id));
+    await chooser.page.click('#pay button[data-action="release-hold"]');
+    await chooser.waitText('#booking-msg', 'That time is free again: pick another.');
+    assert(await chooser.page.$eval('#pay', (e) => e.hidden), 'the payment form stayed open');
+    eq((await slotStarts(chooser.page)).filter((s) => !s.disabled).length, free.length,
+      'times that can be picked again');
+    eq(dbRow('SELECT status FROM bookings WHERE id = ?', hold).status, 'cancelled_by_user', 'the hold');
+    // a hold the page lists lets go the same way
+    const again = await chooser.book(ex3, free[1].start.replace(/\.\d+Z$/, 'Z'));
+    await chooser.goto(`/experts/${ex3}/schedule`);
+    await chooser.page.click(`[data-hold="${again.id}"] button[data-action="release-hold"]`);
+    await chooser.waitText('#booking-msg', 'That time is free again: pick another.');
+    assert(!(await chooser.page.$(`[data-hold="${again.id}"]`)), 'the hold notice stayed');
+    eq(dbRow('SELECT status FROM bookings WHERE id = ?', again.id).status, 'cancelled_by_user',
+      'the listed hold');
+  });
+
   await t.step('expert-completes', async () => {
     // the booking that has begun, paid: its expert completes it
     await t.signOut();
