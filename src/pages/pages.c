@@ -422,10 +422,11 @@ my_sessions_json(const page_session *s, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		json_array_append_new(list, json_pack("{s:I,s:s?,s:b,s:s?,s:s?,s:s?}",
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:b,s:s?,s:s?,s:s?,s:s?}",
 		    "id", (json_int_t)s[i].id, "type", s[i].type,
 		    "is_chat", s[i].is_chat != 0, "plan_name", s[i].plan_name,
-		    "status", s[i].status, "created", s[i].created));
+		    "status", s[i].status, "created", s[i].created,
+		    "created_iso", s[i].created_iso));
 	return list;
 }
 
@@ -535,11 +536,11 @@ transactions_json(const page_transaction *t, size_t n, long long tpc)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		json_array_append_new(list, json_pack("{s:I,s:s?,s:I,s:I,s:s?,s:o,s:o}",
+		json_array_append_new(list, json_pack("{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:o,s:o}",
 		    "id", (json_int_t)t[i].id, "description", t[i].description,
 		    "credits_delta", (json_int_t)t[i].credits_delta,
 		    "balance_after", (json_int_t)t[i].balance_after,
-		    "created", t[i].created,
+		    "created", t[i].created, "created_iso", t[i].created_iso,
 		    "delta", jdelta(t[i].credits_delta / tpc),
 		    "after", jcount(t[i].balance_after / tpc)));
 	return list;

@@ -47,7 +47,8 @@ static cd_sql q_balance = CD_SQL(
 static cd_sql q_my_sessions = CD_SQL(
     "SELECT s.id, s.type, s.type = 'chat' AS is_chat, "
     "COALESCE(pr.name, s.plan) AS plan_name, s.status, "
-    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created "
+    "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created, "
+    "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso "
     "FROM sessions s JOIN session_participants p ON p.session_id = s.id "
     "LEFT JOIN products pr ON pr.code = s.plan "
     "WHERE p.user_id = ? AND " PARTICIPANT_STANDS("p")
@@ -121,7 +122,8 @@ static cd_sql q_expert_bookings = CD_SQL(
     "ORDER BY b.start_time DESC, b.id DESC LIMIT 100");
 static cd_sql q_transactions = CD_SQL(
     "SELECT id, description, credits_delta, balance_after, "
-    "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created "
+    "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created, "
+    "DATE_FORMAT(created_at, " ISO_TIME ") AS created_iso "
     "FROM credit_transactions WHERE user_id = ? ORDER BY id DESC LIMIT 10");
 /* What a checkout of this user bought, for the notice after paying. */
 static cd_sql q_purchase = CD_SQL(
@@ -274,6 +276,7 @@ static const cd_col session_cols[] = {
 	DB_INT(page_session, id), DB_TEXT(page_session, type),
 	DB_INT(page_session, is_chat), DB_TEXT(page_session, plan_name),
 	DB_TEXT(page_session, status), DB_TEXT(page_session, created),
+	DB_TEXT(page_session, created_iso),
 };
 static const cd_col booking_cols[] = {
 	DB_INT(page_booking, id), DB_TEXT(page_booking, expert_name),
@@ -310,6 +313,7 @@ static const cd_col transaction_cols[] = {
 	DB_INT(page_transaction, id), DB_TEXT(page_transaction, description),
 	DB_INT(page_transaction, credits_delta),
 	DB_INT(page_transaction, balance_after), DB_TEXT(page_transaction, created),
+	DB_TEXT(page_transaction, created_iso),
 };
 static const cd_col purchase_cols[] = {
 	DB_TEXT(page_purchase, product), DB_INT(page_purchase, quantity),

@@ -45,7 +45,7 @@ typedef struct page_session {
 	long long	 id;
 	const char	*type;
 	long long	 is_chat;
-	const char	*plan_name, *status, *created;
+	const char	*plan_name, *status, *created, *created_iso;
 } page_session;
 cd_err	 pstore_my_sessions(cd_arena *, long long user_id, page_session **rows,
 	    size_t *n);
@@ -81,7 +81,7 @@ typedef struct page_transaction {
 	long long	 id;
 	const char	*description;
 	long long	 credits_delta, balance_after;
-	const char	*created;
+	const char	*created, *created_iso;
 } page_transaction;
 cd_err	 pstore_transactions(cd_arena *, long long user_id,
 	    page_transaction **rows, size_t *n);

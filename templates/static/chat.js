@@ -67,10 +67,6 @@
     m.classList.toggle('error', !!isError);
   }
 
-  function localTime(iso) {
-    var d = new Date(iso);
-    return isNaN(d.getTime()) ? iso : d.toLocaleString();
-  }
 
   function nearBottom() {
     return list.scrollHeight - list.scrollTop - list.clientHeight < 60;
@@ -89,7 +85,7 @@
     meta.className = 'meta';
     who.textContent = m.name;
     when.setAttribute('datetime', m.createdAt);
-    when.textContent = localTime(m.createdAt);
+    when.textContent = m.createdAt;	/* shown in the viewer's zone by localTimes */
     meta.appendChild(who);
     meta.appendChild(document.createTextNode(' '));
     meta.appendChild(when);
@@ -127,6 +123,7 @@
     });
     last = list.lastElementChild;
     if (last) lastId = parseInt(last.getAttribute('data-id'), 10) || lastId;
+    if (cd.localTimes) cd.localTimes();	/* the viewer's zone, as every page */
     if (list.children.length && empty) empty.parentNode.removeChild(empty);
     if (stick) list.scrollTop = list.scrollHeight;
   }
@@ -278,9 +275,6 @@
     });
   }
 
-  Array.prototype.forEach.call(room.querySelectorAll('.message time'), function (t) {
-    t.textContent = localTime(t.getAttribute('datetime'));
-  });
   list.scrollTop = list.scrollHeight;
   if (form) {
     form.addEventListener('submit', send);
