@@ -80,14 +80,15 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
 #define SUBSCRIPTION_LIVE "('active', 'trialing', 'past_due')"
 
 /*
- * Whether consultation participant alias p still takes part: a mechanic's
- * row counts only while its user is a mechanic, so a mechanic demoted no
+ * Whether consultation participant alias p still takes part: the customer,
+ * and a mechanic only while its user is a mechanic, so a mechanic demoted no
  * longer reads or writes the rooms they took (the row stays: who served is
- * history, and counts again if they are made a mechanic again).
+ * history; it counts again if they are made a mechanic again, unless another
+ * mechanic took the consultation over meanwhile and the row became 'left').
  */
 #define PARTICIPANT_STANDS(p) \
-	"(" p ".role <> 'mechanic' OR EXISTS (SELECT 1 FROM users pu" \
-	" WHERE pu.id = " p ".user_id AND pu.role = 'mechanic'))"
+	"(" p ".role = 'customer' OR (" p ".role = 'mechanic' AND EXISTS (SELECT 1" \
+	" FROM users pu WHERE pu.id = " p ".user_id AND pu.role = 'mechanic')))"
 /*
  * Whether consultation alias s has a mechanic who still takes part; one
  * without (none yet, or theirs demoted) is in the mechanics' queue.

@@ -58,6 +58,15 @@ static cd_sql q_user = CD_SQL("SELECT role FROM users WHERE id = ?");
 static cd_sql q_add = CD_SQL(
     "INSERT INTO session_participants (session_id, user_id, role)"
     " VALUES (?, ?, 'mechanic')");
+/* Back after leaving it: a mechanic again, taking it over again. */
+static cd_sql q_rejoin = CD_SQL(
+    "UPDATE session_participants SET role = 'mechanic', joined_at = UTC_TIMESTAMP(6)"
+    " WHERE session_id = ? AND user_id = ? AND role = 'left'");
+/* Its demoted mechanics, as another mechanic takes it over. */
+static cd_sql q_retire = CD_SQL(
+    "UPDATE session_participants p JOIN users u ON u.id = p.user_id"
+    " SET p.role = 'left' WHERE p.session_id = ? AND p.role = 'mechanic'"
+    " AND u.role <> 'mechanic'");
 
 static cd_sql q_cursor = CD_SQL(
     "SELECT seq FROM session_messages WHERE id = ? AND session_id = ?");
@@ -167,7 +176,16 @@ sstore_user_role(cd_arena *a, long long user_id, const char **role, bool *found)
 cd_err
 sstore_add_mechanic(long long session_id, long long user_id, bool *added)
 {
-	return db_insert_once(&q_add, added, NULL, "ii", session_id, user_id);
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&q_retire, NULL, "i", session_id)) != CD_OK ||
+	    (err = db_insert_once(&q_add, added, NULL, "ii", session_id,
+	    user_id)) != CD_OK || *added)
+		return err;
+	err = db_exec(&q_rejoin, &n, "ii", session_id, user_id);
+	*added = n > 0;
+	return err;
 }
 
 cd_err

@@ -54,7 +54,11 @@ cd_err	 sstore_user_role(cd_arena *, long long user_id, const char **role,
 /* The user's role in the consultation (customer, mechanic), NULL if none. */
 cd_err	 sstore_role_in(cd_arena *, long long session_id, long long user_id,
 	    const char **role);
-/* The user joins as mechanic (PRIMARY KEY session, user): *added false if in. */
+/*
+ * The user joins as mechanic (PRIMARY KEY session, user): *added false if in
+ * already (or its buyer).  Mechanics of it since demoted become 'left' first:
+ * the consultation is taken over, for good.
+ */
 cd_err	 sstore_add_mechanic(long long session_id, long long user_id,
 	    bool *added);
 

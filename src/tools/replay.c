@@ -282,7 +282,8 @@ static const char timeline_sql[] =
     " UNION ALL SELECT 3, t.id, t.created_at FROM @.credit_transactions t"
     OF_USER("t.user_id") " AND t.transaction_type = 'consumption'"
     " UNION ALL SELECT 4, s.id, MIN(p.joined_at) FROM @.sessions s"
-    " JOIN @.session_participants p ON p.session_id = s.id AND p.role = 'mechanic'"
+    " JOIN @.session_participants p ON p.session_id = s.id"
+    "  AND p.role IN ('mechanic', 'left')"
     OF_USER("s.user_id") " GROUP BY s.id"
     REPLAY_BOOKING_STEPS
     " UNION ALL SELECT 9, c.id, MAX(b.created_at) FROM @.audit_log c"

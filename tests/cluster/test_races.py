@@ -367,5 +367,7 @@ class Races(Case):
                 if r.status == 409:
                     self.assertEqual(r.error_code, "already_taken", f"round {i}: {r!r}")
             winner = takers[[r.status for r in rs].index(201)]
-            self.assertEqual(participants(sess)[2:], [{"user_id": winner.id, "role": "mechanic"}],
+            self.assertEqual(participants(sess), [{"user_id": owner.id, "role": "customer"},
+                                                  {"user_id": first.id, "role": "left"},
+                                                  {"user_id": winner.id, "role": "mechanic"}],
                              f"round {i}")

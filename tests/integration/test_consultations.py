@@ -615,15 +615,31 @@ class DemotedMechanic(Case):
         self.assertEqual(sorted((r.status, r.error_code) for r in results),
                          [(201, None), (409, "already_taken")], [repr(r) for r in results])
         winner = takers[[r.status for r in results].index(201)]
-        self.assertEqual(participants(sess)[2:], [{"user_id": winner.id, "role": "mechanic"}])
+        self.assertEqual(participants(sess), [{"user_id": owner.id, "role": "customer"},
+                                              {"user_id": m.id, "role": "left"},
+                                              {"user_id": winner.id, "role": "mechanic"}])
         self.assertEqual(lib.audit_count("MECHANIC_TOOK_SESSION", str(sess)), 2)
         self.assertNotIn(f'data-session="{sess}"', takers[0].get("/mechanic/queue").text)
         self.assertNotIn(WAITING, owner.get(f"/chat/{sess}").text)
         self.assertStatus(winner.get(f"/api/sessions/{sess}/messages"), 200)
-        # made a mechanic again: their row counts again
+        # made a mechanic again after the takeover: the room is no longer theirs
         self.assertStatus(boss.post(f"/api/admin/users/{m.id}", {"role": "mechanic"}), 200)
         m.login()
-        self.assertStatus(m.get(f"/api/sessions/{sess}"), 200, "re-promoted")
+        self.assertError(m.get(f"/api/sessions/{sess}"), 404, "session_not_found")
+        self.assertEqual([p["userId"] for p in owner.get(f"/api/sessions/{sess}").json[
+            "participants"]], [owner.id, winner.id])
+
+    def test_a_mechanic_made_one_again_before_a_takeover_keeps_their_room(self):
+        owner, m, boss = lib.register(), mechanic(), admin()
+        sess = bought_chat(owner)
+        self.assertStatus(m.post(f"/api/sessions/{sess}/take", {}), 201, "take")
+        for role, status in (("customer", 404), ("mechanic", 200)):
+            self.assertStatus(boss.post(f"/api/admin/users/{m.id}", {"role": role}), 200)
+            m.login()
+            self.assertStatus(m.get(f"/api/sessions/{sess}"), status, role)
+        self.assertEqual(participants(sess), [{"user_id": owner.id, "role": "customer"},
+                                              {"user_id": m.id, "role": "mechanic"}])
+        self.assertNotIn(WAITING, owner.get(f"/chat/{sess}").text)
 
     def test_takes_of_an_abandoned_consultation_race_to_one(self):
         """Ten rounds: a consultation whose mechanic was demoted, three
@@ -644,4 +660,5 @@ class DemotedMechanic(Case):
             results = lib.parallel(take, takers, threads=3)
             self.assertEqual(sorted(r.status for r in results), [201, 409, 409],
                              [repr(r) for r in results])
-            self.assertEqual(len(participants(sess)), 3)
+            self.assertEqual([p["role"] for p in participants(sess)],
+                             ["customer", "left", "mechanic"])
