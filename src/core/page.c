@@ -93,10 +93,26 @@ page_render(cd_req *r, int status, const char *name, json_t *data)
 	return CD_OK;
 }
 
+/* The error page's heading (and title) by its status. */
+static const char *
+error_heading(int status)
+{
+	switch (status) {
+	case 404:
+		return "Not found";
+	case 403:
+		return "Not allowed";
+	default:
+		return "Sorry, that did not work";
+	}
+}
+
 void
 page_error(cd_req *r, cd_err err)
 {
-	json_t *data = json_pack("{s:i,s:s}", "status", cd_err_status(err),
+	int status = cd_err_status(err);
+	json_t *data = json_pack("{s:i,s:s,s:s}", "status", status,
+	    "title", error_heading(status),
 	    "message", r->err_message ? r->err_message : cd_err_message(err));
 
 	if (templates == NULL ||

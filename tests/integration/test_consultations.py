@@ -309,6 +309,8 @@ class Room(Case):
             page = who.get(p)
             self.assertStatus(page, 404, p)
             self.assertNotIn("Payment received", page.text, p)
+            self.assertIn("<title>Not found · creditdesk</title>", page.text, p)
+            self.assertIn("<h1>Not found</h1>", page.text, p)
         page = owner.get(path)
         self.assertStatus(page, 200)
         self.assertIn("<h1>Payment received</h1>", page.text)
