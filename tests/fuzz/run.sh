@@ -9,7 +9,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 OUT=${FUZZ_OUT:-$REPO/tests/fuzz/out}
 SECONDS_EACH=${FUZZ_SECONDS:-20}
-CORE=(account_rules arena buf error escape request app cfg log metrics db session crypto page template template_render)
+CORE=(account_rules arena buf error escape request app cfg log metrics db session push crypto page template template_render)
 
 mkdir -p "$OUT"
 cd "$REPO"
