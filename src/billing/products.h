@@ -94,9 +94,8 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * without (none yet, or theirs demoted) is in the mechanics' queue.
  */
 #define SESSION_HAS_MECHANIC(s) \
-	"EXISTS (SELECT 1 FROM session_participants pm JOIN users pu" \
-	" ON pu.id = pm.user_id WHERE pm.session_id = " s ".id" \
-	" AND pm.role = 'mechanic' AND pu.role = 'mechanic')"
+	"EXISTS (SELECT 1 FROM session_participants pm WHERE pm.session_id = " \
+	s ".id AND pm.role = 'mechanic' AND " PARTICIPANT_STANDS("pm") ")"
 /*
  * Retrieves the invoice and its subscription from Stripe and, if the invoice
  * is paid, allocates the plan's monthly credits once for it.

@@ -336,14 +336,12 @@ booking_cancel_quote(cd_req *r)
 	paid = st.payment_status;
 	cancellable = strcmp(status, "awaiting_payment") == 0 ||
 	    strcmp(status, "scheduled") == 0;
-	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0 &&
-	    st.charged_back) {
-		tier = "disputed";	/* as booking_cancel refuses */
-		cancellable = false;
-	} else if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
-		tier = tier_names[booking_refund_quote(&t, &split)];
-		if (t.decided < 0 && strcmp(tier, "started") == 0)
-			cancellable = false;
+	if (cancellable && paid != NULL && strcmp(paid, "succeeded") == 0) {
+		/* charged back: as booking_cancel refuses, nothing quoted */
+		tier = st.charged_back ? "disputed" :
+		    tier_names[booking_refund_quote(&t, &split)];
+		cancellable = !st.charged_back &&
+		    !(t.decided < 0 && strcmp(tier, "started") == 0);
 	} else if (strcmp(status, "scheduled") == 0 && has_started(&t)) {
 		tier = "started";	/* free, and begun: as booking_cancel says */
 		cancellable = false;

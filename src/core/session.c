@@ -157,9 +157,9 @@ session_start(cd_req *r, long long user_id, bool remember)
 	 * A token the browser held before signing in is never promoted; a
 	 * live one ends, and its user's streams with it.
 	 */
-	if (old != NULL && (err = db_exec(&q_delete, NULL, "s", old)) != CD_OK)
+	if (old != NULL && (err = db_exec(&q_delete, &n, "s", old)) != CD_OK)
 		return err;
-	if (old != NULL && r->user != NULL)
+	if (old != NULL && n > 0 && r->user != NULL)
 		push_revoke(r, r->user->id);
 	if ((err = session_new_token(&s)) != CD_OK)
 		return err;
@@ -186,8 +186,10 @@ session_replace(cd_req *r, const cd_new_session *s)
 		return err;
 	if (n != 1)	/* the current session ended meanwhile */
 		return CD_UNAUTHORIZED;
-	push_revoke(r, r->user->id);	/* the others' streams */
-	return db_exec(&q_delete_others, NULL, "is", r->user->id, hash);
+	if ((err = db_exec(&q_delete_others, &n, "is", r->user->id, hash)) == CD_OK &&
+	    n > 0)
+		push_revoke(r, r->user->id);	/* the others' streams */
+	return err;
 }
 
 cd_err
@@ -199,19 +201,24 @@ session_adopt(cd_req *r, const cd_new_session *s)
 cd_err
 session_end_all(cd_req *r, long long user_id)
 {
-	push_revoke(r, user_id);
-	return db_exec(&q_delete_all, NULL, "i", user_id);
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&q_delete_all, &n, "i", user_id)) == CD_OK && n > 0)
+		push_revoke(r, user_id);
+	return err;
 }
 
 cd_err
 session_end(cd_req *r)
 {
 	const char *hash = cookie_hash(r);
+	unsigned long long n = 0;
 	cd_err err;
 
-	if (hash != NULL && (err = db_exec(&q_delete, NULL, "s", hash)) != CD_OK)
+	if (hash != NULL && (err = db_exec(&q_delete, &n, "s", hash)) != CD_OK)
 		return err;
-	if (r->user != NULL)
+	if (n > 0 && r->user != NULL)	/* ended here: its user's streams too */
 		push_revoke(r, r->user->id);
 	set_cookie(r, "", 0);
 	r->user = NULL;

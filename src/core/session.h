@@ -76,8 +76,9 @@ cd_err	 session_load_with(cd_req *, cd_session_sql *);
 cd_err	 session_start(cd_req *, long long user_id, bool remember);
 /*
  * Ends the current session (if any) and clears the cookie.  Ending
- * sessions (here, session_replace, session_end_all) also ends the user's
- * chat streams once r's answer has gone (push_revoke).
+ * sessions (here, session_start over a live one, session_replace,
+ * session_end_all) also ends the user's chat streams once r's answer has
+ * gone (push_revoke), once per request that ended any.
  */
 cd_err	 session_end(cd_req *);
 

@@ -165,8 +165,8 @@ static cd_sql q_consultation = CD_SQL(
     "SELECT s.id, s.type, s.status, s.amount_cents, s.type = 'video' AS is_video, "
     "COALESCE(pr.name, s.plan) AS plan_name, u.email, "
     "(SELECT mu.name FROM session_participants mp JOIN users mu ON mu.id = mp.user_id "
-    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' AND mu.role = 'mechanic' "
-    "ORDER BY mp.joined_at LIMIT 1) AS mechanic FROM sessions s "
+    "WHERE mp.session_id = s.id AND mp.role = 'mechanic' AND " PARTICIPANT_STANDS("mp")
+    " ORDER BY mp.joined_at LIMIT 1) AS mechanic FROM sessions s "
     "JOIN session_participants me ON me.session_id = s.id AND me.user_id = ? "
     "AND " PARTICIPANT_STANDS("me") " "
     "JOIN users u ON u.id = s.user_id "

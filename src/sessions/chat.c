@@ -6,9 +6,10 @@
  * X-Accel-Redirect, so a waiting browser holds a connection in nginx, never
  * a responder child; each message is published there once it has
  * committed (push.c).  The stream subscribes to the caller's own channel
- * too, which their sign-out ends (push_revoke), so no stream outlives it.  The page catches up with GET …/messages?after=<last
- * id seen> when its stream (re)connects, and polls that about once a
- * second where it has no EventSource (templates/static/chat.js).
+ * too, which their sign-out ends (push_revoke), so no stream outlives it.
+ * The page catches up with GET …/messages?after=<last id seen> when its
+ * stream (re)connects, and polls that about once a second where it has no
+ * EventSource (templates/static/chat.js).
  *
  * Catching up is only safe if a session's messages become visible in the
  * order they are listed: were the 11th to commit before the 10th, a reader

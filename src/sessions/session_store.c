@@ -64,9 +64,8 @@ static cd_sql q_rejoin = CD_SQL(
     " WHERE session_id = ? AND user_id = ? AND role = 'left'");
 /* Its demoted mechanics, as another mechanic takes it over. */
 static cd_sql q_retire = CD_SQL(
-    "UPDATE session_participants p JOIN users u ON u.id = p.user_id"
-    " SET p.role = 'left' WHERE p.session_id = ? AND p.role = 'mechanic'"
-    " AND u.role <> 'mechanic'");
+    "UPDATE session_participants p SET p.role = 'left'"
+    " WHERE p.session_id = ? AND p.role = 'mechanic' AND NOT " PARTICIPANT_STANDS("p"));
 
 static cd_sql q_cursor = CD_SQL(
     "SELECT seq FROM session_messages WHERE id = ? AND session_id = ?");

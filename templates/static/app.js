@@ -107,12 +107,13 @@
   }
 
   /* Runs one request with el disabled; done(res) handles success. */
-  function run(el, url, body, done) {
+  /* failed (optional) says what a refusal means where the server's sentence would not. */
+  function run(el, url, body, done, failed) {
     el.disabled = true;
     say(el, 'Working…', false);
     post(url, body).then(function (res) {
       el.disabled = false;
-      if (!res.ok) { say(el, errorText(res), true); return; }
+      if (!res.ok) { say(el, (failed && failed(res)) || errorText(res), true); return; }
       done(res);
     });
   }
@@ -218,14 +219,12 @@
       run(button, '/api/auth/register',
         { email: v.email, password: v.password, name: v.name },
         function () {
-          button.disabled = true;
-          post('/api/auth/login', { email: v.email, password: v.password }).then(function (res) {
-            button.disabled = false;
-            if (res.ok) { afterSignIn(form); return; }
-            say(button, res.status === 401 ?
-              'This email already has an account. Sign in with its password instead.' :
-              errorText(res), true);
-          });
+          run(button, '/api/auth/login', { email: v.email, password: v.password },
+            function () { afterSignIn(form); },
+            function (res) {
+              return res.status === 401 &&
+                'This email already has an account. Sign in with its password instead.';
+            });
         });
     }
   };
