@@ -585,6 +585,8 @@ def t_refunds(rcv):
           q.text)
     r = emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "won"})
     check("an inquiry is not won", r.status == 400, r.text)
+    r = emu("POST", f"/_emu/disputes/{dp}/escalate")
+    check("a chargeback is not escalated", r.status == 400, r.text)
     r = emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "warning_closed"})
     check("inquiry closed", r.status == 200 and r.json["status"] == "warning_closed", r.text)
     r = emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "warning_closed"})
@@ -599,6 +601,17 @@ def t_refunds(rcv):
     q = emu("POST", f"/_emu/charges/{ch}/dispute", {"inquiry": True})
     r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 100})
     check("an inquiry's charge can be refunded", r.status == 200, r.text)
+    r = emu("POST", f"/_emu/disputes/{q.json['id']}/escalate")
+    check("an inquiry escalated: the same dispute, now a chargeback",
+          r.status == 200 and r.json["id"] == q.json["id"]
+          and r.json["status"] == "needs_response", r.text)
+    check("charge.dispute.updated delivered", wait_for(
+        lambda: [e for e in rcv.events("charge.dispute.updated")
+                 if e["event"]["data"]["object"]["id"] == q.json["id"]]))
+    r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 100})
+    check("an escalated inquiry's charge -> 400 charge_disputed", r.status == 400
+          and r.json["error"]["code"] == "charge_disputed", r.text)
+    emu("POST", f"/_emu/disputes/{q.json['id']}/close", {"status": "won"})
     dp = emu("POST", f"/_emu/charges/{ch}/dispute", {"amount": 200}).json["id"]
     r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 100})
     check("a charged-back charge -> 400 charge_disputed", r.status == 400

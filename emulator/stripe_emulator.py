@@ -1520,6 +1520,15 @@ class Disputes(Resource):
     def retrieve(self, ctx, params, id):
         return self.s.get("dispute", id, "dispute")
 
+    def escalate(self, ctx, dp):
+        # The bank turns an inquiry into a chargeback: the same dispute, its
+        # status moved on (Stripe's charge.dispute.updated), the money taken.
+        if not dp["status"].startswith("warning_") or dp["status"] == "warning_closed":
+            raise StripeError(400, f"Dispute {dp['id']} is not an open inquiry.")
+        dp["status"] = "needs_response"
+        self.s.emit(ctx, "charge.dispute.updated", dp)
+        return dp
+
     def close(self, ctx, dp, outcome):
         if dp["status"] not in self.CLOSES:
             raise StripeError(400, f"Dispute {dp['id']} is already {dp['status']}.")
@@ -1861,6 +1870,11 @@ class Controls(Resource):
             dp = self.s.get("dispute", id, "dispute")
             return self.emu.disputes.close(CONTROL, dp, data.get("status"))
 
+    def escalate_dispute(self, data, id):
+        with self.s.lock:
+            dp = self.s.get("dispute", id, "dispute")
+            return self.emu.disputes.escalate(CONTROL, dp)
+
     def deliveries(self, data):
         eid = data.get("event_id")
         with self.s.lock:
@@ -2195,6 +2209,7 @@ class Emulator:
             ("POST", "/_emu/subscriptions/{id}/end_period", c.end_period),
             ("POST", "/_emu/charges/{id}/dispute", c.dispute),
             ("POST", "/_emu/disputes/{id}/close", c.close_dispute),
+            ("POST", "/_emu/disputes/{id}/escalate", c.escalate_dispute),
             ("POST", "/_emu/accounts/{id}/onboard", c.onboard),
             ("POST", "/_emu/events/{id}/deliver", c.deliver),
             ("GET", "/_emu/deliveries", c.deliveries),

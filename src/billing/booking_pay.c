@@ -106,6 +106,14 @@ static cd_sql q_book_reversed = CD_SQL(
 /* From any status: a dispute handled before the payment's own success too. */
 static cd_sql q_pay_reversed = CD_SQL(
     "UPDATE payments SET status = 'refunded' WHERE id = ? AND status <> 'refunded'");
+/*
+ * A cancel decided and not made whose payment went back another way (a lost
+ * chargeback, a full refund in Stripe's Dashboard): nothing is left to
+ * refund, so the booking is cancelled as its customer asked.
+ */
+static cd_sql q_cancel_settled = CD_SQL(
+    "UPDATE bookings b SET b.status = 'cancelled_by_user'"
+    " WHERE b.id = ? AND " BOOKING_CANCELLING("b"));
 
 cd_err
 booking_guard_expert(long long expert_id, bool active_only, bool *found)
@@ -444,6 +452,25 @@ whole(const booking_payment *local)
 	    local->payout_cents };
 }
 
+/*
+ * Booking row's decided cancel, settled by a payment back in full ("by":
+ * dispute or stripe); its own audit action, as no customer acted now.
+ */
+static cd_err
+cancel_settled(const booking_payment *row, const char *by, cd_arena *a)
+{
+	unsigned long long n = 0;
+	char idbuf[32];
+	cd_err err;
+
+	if ((err = db_exec(&q_cancel_settled, &n, "i", row->booking_id)) !=
+	    CD_OK || n == 0)
+		return err;
+	return audit_write("BOOKING_CANCEL_SETTLED", "booking",
+	    id_text(idbuf, sizeof(idbuf), row->booking_id), row->user_id,
+	    arena_json(a, json_pack("{s:s}", "refundedBy", by)), "info");
+}
+
 /* The booking's status change that goes with a refund, and its audit row. */
 static cd_err
 refund_status(struct refund_rec *rr, const char *booking, long long user)
@@ -460,7 +487,8 @@ refund_status(struct refund_rec *rr, const char *booking, long long user)
 		    "info");
 	}
 	if (rr->release) {
-		if ((err = db_exec(&q_book_failed, &n, "i",
+		if ((err = cancel_settled(rr->local, "stripe", rr->arena)) !=
+		    CD_OK || (err = db_exec(&q_book_failed, &n, "i",
 		    rr->local->booking_id)) != CD_OK || n == 0)
 			return err;
 		return audit_write("BOOKING_RELEASED", "booking", booking, user, NULL,
@@ -649,7 +677,8 @@ refund_seen_in(const json_t *charge, struct refund_rec *rr)
 	rr->source = "stripe";
 	/*
 	 * A booking refunded before it was ever confirmed gives its slot back;
-	 * a scheduled one stays as it is (the refund alone says nothing about
+	 * one whose cancel was decided is cancelled (cancel_settled); a
+	 * scheduled one stays as it is (the refund alone says nothing about
 	 * the appointment) and is no longer paid out, as its payment is
 	 * refunded.
 	 */
@@ -691,10 +720,13 @@ booking_of_intent(const char *payment_intent, cd_arena *a,
 	return payment_by_intent(payment_intent, a, row, found);
 }
 
-/* Lost: the refunds row (the dispute's id as its key), cents and status. */
+/*
+ * Lost: the refunds row (the dispute's id as its key), cents and status; a
+ * cancel decided and not made is settled by it.
+ */
 static cd_err
 dispute_reverse(const booking_payment *row, const char *dispute_id,
-    long long *cents)
+    long long *cents, cd_arena *a)
 {
 	bool fresh;
 	cd_err err;
@@ -708,7 +740,8 @@ dispute_reverse(const booking_payment *row, const char *dispute_id,
 	if ((err = db_insert_once(&q_refund_row, &fresh, NULL, "isiss",
 	    row->payment_id, dispute_id, *cents, "dispute_lost", NULL)) != CD_OK ||
 	    (err = db_exec(&q_book_reversed, NULL, "i", row->booking_id)) != CD_OK ||
-	    (err = db_exec(&q_book_failed, NULL, "i", row->booking_id)) != CD_OK)
+	    (err = db_exec(&q_book_failed, NULL, "i", row->booking_id)) != CD_OK ||
+	    (err = cancel_settled(row, "dispute", a)) != CD_OK)
 		return err;
 	return db_exec(&q_pay_reversed, NULL, "i", row->payment_id);
 }
@@ -746,7 +779,7 @@ booking_disputed(const booking_payment *row, const char *dispute_id,
 		return err;
 	*moved = true;
 	if (strcmp(to, "lost") == 0 &&
-	    (err = dispute_reverse(row, dispute_id, cents)) != CD_OK)
+	    (err = dispute_reverse(row, dispute_id, cents, a)) != CD_OK)
 		return err;
 	return dispute_audit(row, dispute_id, to, *cents, a);
 }
@@ -810,8 +843,8 @@ booking_cancel_unpaid(long long booking_id, bool *done)
 /*
  * Decided, not refunded: cancel_refund_cents is written before Stripe is
  * asked.  Only while the payment stands: one refunded meanwhile (a lost
- * dispute, Stripe's Dashboard) has nothing left to finish, one charged back
- * waits for its dispute to be won.
+ * dispute, Stripe's Dashboard) settled the cancel, one charged back waits
+ * for its dispute to be won.
  */
 static cd_sql q_unfinished = CD_SQL(
     "SELECT b.id, b.user_id FROM bookings b JOIN payments p ON p.booking_id = b.id"

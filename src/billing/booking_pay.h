@@ -46,8 +46,9 @@
  * a chargeback yet and may still be refunded.  Any dispute of the payment
  * counts, also one that follows an inquiry (the first dispute alone names
  * the booking); dispute_status first: only a payment ever disputed is
- * looked up.  An inquiry that turns into a chargeback in place is not seen
- * here: Stripe's refusal says it (stripe_charge_disputed).
+ * looked up.  An inquiry that turns into a chargeback in place is seen
+ * once its charge.dispute.updated is handled; until then Stripe's refusal
+ * says it (stripe_charge_disputed).
  */
 #define BOOKING_CHARGED_BACK(b) \
 	"(" b ".dispute_status IS NOT NULL AND EXISTS (SELECT 1 FROM disputes cb" \

@@ -20,6 +20,15 @@ static cd_sql q_frozen = CD_SQL(
 static cd_sql q_close = CD_SQL(
     "UPDATE disputes SET status = ?, closed_at = UTC_TIMESTAMP(6)"
     " WHERE stripe_dispute_id = ? AND closed_at IS NULL");
+/*
+ * An open dispute's status, only forward: an inquiry, then (if the bank
+ * turns it into one) a chargeback; a status out of this order moves nothing.
+ */
+#define OPEN_ORDER "'warning_needs_response', 'warning_under_review'," \
+	" 'needs_response', 'under_review'"
+static cd_sql q_moved = CD_SQL(
+    "UPDATE disputes SET status = ? WHERE stripe_dispute_id = ? AND closed_at IS NULL"
+    " AND FIELD(status, " OPEN_ORDER ") < FIELD(?, " OPEN_ORDER ")");
 static cd_sql q_row = CD_SQL(
     "SELECT units_frozen FROM disputes WHERE stripe_dispute_id = ?");
 static cd_sql q_lost = CD_SQL(
@@ -183,6 +192,26 @@ closed_tx(void *arg)
 }
 
 /*
+ * An inquiry the bank turned into a chargeback (or any move of an open
+ * dispute): what it froze stays frozen; the status is what makes it a
+ * chargeback that no refund may follow (BOOKING_CHARGED_BACK).
+ */
+static cd_err
+moved_tx(void *arg)
+{
+	struct disputed *x = arg;
+	const char *status = jstr(x->d, "status");
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&q_moved, &n, "sss", status, jstr(x->d, "id"),
+	    status)) != CD_OK || n == 0)
+		return err;
+	return audit_write("DISPUTE_UPDATED", "charge", jstr(x->d, "charge"), 0,
+	    x->d, strncmp(status, "warning_", 8) == 0 ? "warning" : "critical");
+}
+
+/*
  * The purchase the disputed payment made, if it is one of ours: an expert
  * booking (x->booking), a Checkout purchase or a subscription's invoice
  * (x->product), fulfilled first if its own events are still to come; owned
@@ -213,36 +242,50 @@ purchase_of(struct disputed *x, cd_arena *a)
 	return CD_OK;
 }
 
-cd_err
-dispute_opened(const json_t *d, const json_t *charge)
+/*
+ * The dispute opened, if its opening was missed (or this is it), then moved
+ * by then (NULL: nothing more).
+ */
+static cd_err
+open_then(const json_t *d, const json_t *charge, cd_err (*then)(void *))
 {
 	struct disputed x = { .d = d, .charge = charge };
 	cd_arena *a = arena_new();
 	cd_err err;
 
-	if ((err = purchase_of(&x, a)) == CD_OK)
-		err = db_tx(opened_tx, &x);
+	if ((err = purchase_of(&x, a)) == CD_OK &&
+	    (err = db_tx(opened_tx, &x)) == CD_OK && then != NULL)
+		err = db_tx(then, &x);
 	arena_free(a);
 	return err;
 }
 
-/* A closed dispute whose opening we missed is opened first. */
+static bool
+is_closed(const char *status)
+{
+	return kept(status) || strcmp(status, "lost") == 0;
+}
+
+cd_err
+dispute_opened(const json_t *d, const json_t *charge)
+{
+	return open_then(d, charge, NULL);
+}
+
+cd_err
+dispute_updated(const json_t *d, const json_t *charge)
+{
+	if (is_closed(jstr(d, "status") ?: ""))
+		return dispute_closed(d, charge);	/* Stripe has moved on */
+	return open_then(d, charge, moved_tx);
+}
+
 cd_err
 dispute_closed(const json_t *d, const json_t *charge)
 {
-	struct disputed x = { .d = d, .charge = charge };
-	const char *status = jstr(d, "status") ?: "";
-	cd_arena *a;
-	cd_err err;
-
-	if (!kept(status) && strcmp(status, "lost") != 0)
+	if (!is_closed(jstr(d, "status") ?: ""))
 		return CD_OK;	/* not closed yet */
-	a = arena_new();
-	if ((err = purchase_of(&x, a)) == CD_OK &&
-	    (err = db_tx(opened_tx, &x)) == CD_OK)
-		err = db_tx(closed_tx, &x);
-	arena_free(a);
-	return err;
+	return open_then(d, charge, closed_tx);
 }
 
 struct open_hold {

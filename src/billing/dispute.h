@@ -1,7 +1,8 @@
 /*
  * Disputed payments.  charge.dispute.created freezes what the payment
  * granted and is still unspent (the product's freeze hook: frozen units
- * cannot be spent), an inquiry's too.  charge.dispute.closed releases them
+ * cannot be spent), an inquiry's too; charge.dispute.updated records an
+ * inquiry turned into a chargeback (its status: nothing may refund it now).  charge.dispute.closed releases them
  * when the money stays with us (won, an inquiry's warning_closed,
  * prevented); when it is lost they are released and the payment is reversed
  * like a full refund (the product's reverse: never below what was used),
@@ -25,6 +26,7 @@
 #include "products.h"
 
 cd_err	 dispute_opened(const json_t *dispute, const json_t *charge);
+cd_err	 dispute_updated(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);
 
 /*

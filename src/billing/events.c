@@ -236,6 +236,12 @@ on_dispute_created(const json_t *object, cd_arena *a)
 }
 
 static cd_err
+on_dispute_updated(const json_t *object, cd_arena *a)
+{
+	return with_dispute(object, a, dispute_updated);
+}
+
+static cd_err
 on_dispute_closed(const json_t *object, cd_arena *a)
 {
 	return with_dispute(object, a, dispute_closed);
@@ -290,6 +296,7 @@ static const struct {
 	{ "payment_intent.payment_failed", on_intent_failed },
 	{ "charge.refunded", on_charge_refunded },
 	{ "charge.dispute.created", on_dispute_created },
+	{ "charge.dispute.updated", on_dispute_updated },
 	{ "charge.dispute.closed", on_dispute_closed },
 	{ "invoice.paid", on_invoice_paid },
 	{ "invoice.payment_failed", on_invoice_failed },

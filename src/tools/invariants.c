@@ -264,6 +264,17 @@ static cd_sql q_booking_paid = CD_SQL(
     " ORDER BY p.booking_id" LIMIT);
 
 /*
+ * A cancel decided is made or settled: no booking stays cancelling once its
+ * payment went back in full (by our refund, a lost chargeback or Stripe's
+ * Dashboard), where nothing is left to finish it.
+ */
+static cd_sql q_cancel_unsettled = CD_SQL(
+    "SELECT b.id AS booking_id, p.stripe_payment_intent_id, p.status AS payment_status,"
+    " b.cancel_refund_cents FROM bookings b JOIN payments p ON p.booking_id = b.id"
+    " WHERE " BOOKING_CANCELLING("b") " AND p.status = 'refunded'"
+    " ORDER BY b.id" LIMIT);
+
+/*
  * What open disputes hold, per holding: a user's frozen credits (boost packs
  * and subscription invoices), a user's frozen Live Help hours, a Voice
  * credit's frozen minutes.  A closed dispute holds nothing: won released
@@ -416,6 +427,8 @@ const cd_invariant invariants[] = {
 	    " that names it, held by a scheduled or completed booking (or one cancelled"
 	    " with no refund by the policy)",
 	    &q_booking_paid, false, NULL, false, NULL, false },
+	{ "cancel_unsettled", "no booking is left cancelling over a payment refunded"
+	    " in full", &q_cancel_unsettled, false, NULL, false, NULL, false },
 	{ "dispute_hold", "what is frozen (credits, hours, a Voice credit's minutes) ="
 	    " what open disputes hold", &q_dispute_hold, false, NULL, false, NULL, false },
 	{ "stale_event", "no verified event unprocessed for more than 10 minutes",

@@ -219,7 +219,9 @@ replay_booking_cancelled(long long id)
 	bool decided;
 	cd_err err;
 
-	if ((err = booking_now_of(id, a, &now)) != CD_OK) {
+	/* already cancelled: by a refund seen first, which settled the cancel */
+	if ((err = booking_now_of(id, a, &now)) != CD_OK ||
+	    strcmp(now.status ?: "", "cancelled_by_user") == 0) {
 		arena_free(a);
 		return err;
 	}

@@ -4,7 +4,7 @@ refund without its reversal (of a Checkout payment or a subscription invoice), d
 thawed, a refund that took no credits, refunded minutes usable again; a paid booking cancelled
 without its refund, a
 paid PaymentIntent's payment set back to pending, a booking refund's row
-removed) and nothing else, and with --stripe it compares
+removed, a cancel refunded in full left cancelling) and nothing else, and with --stripe it compares
 our paid sessions with Stripe's own list.  A recorded run (as the reconcile
 job makes one) shows on /admin, and --metrics writes the gauges.  Every corruption is undone before
 the test ends, so the module's own books check still passes."""
@@ -282,10 +282,23 @@ class BookingCorruptionTests(Undoing, BookingCase):
         return {"check": "booking_refund", "booking_id": bid, "stripe_payment_intent_id": pi,
                 "payment_status": "refunded", "refund_rows": 0}
 
+    def cancel_left_unsettled(self, u, eid):
+        """Cancelled and refunded in full, then put back to cancelling: a cancel
+        nothing is left to finish."""
+        bid, pi = self.paid(u, eid)
+        self.assertStatus(u.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
+        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        wait_until(lambda: events_done(ch, "charge.refunded"), message="charge.refunded")
+        db_exec("UPDATE bookings SET status = 'scheduled' WHERE id = %s", bid)
+        self.undo.append(lambda: db_exec("UPDATE bookings SET status = 'cancelled_by_user'"
+                                         " WHERE id = %s", bid))
+        return {"check": "cancel_unsettled", "booking_id": bid, "stripe_payment_intent_id": pi,
+                "payment_status": "refunded", "cancel_refund_cents": 3000}
+
     def test_each_booking_corruption_is_found_and_nothing_else(self):
         u, eid = register(), new_expert(100)
         expected = [self.cancelled_unrefunded(u, eid), self.paid_back_to_pending(u, eid),
-                    self.refund_row_removed(u, eid)]
+                    self.refund_row_removed(u, eid), self.cancel_left_unsettled(u, eid)]
         report = books_check()
         key = lambda f: (f["check"], f["booking_id"])  # noqa: E731
         self.assertEqual(sorted(report["findings"], key=key), sorted(expected, key=key))

@@ -610,6 +610,50 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual(emu_state()["refunds"], before + 1)
         self.assertEqual(replayed(a.id), (0, []))
 
+    def test_a_decided_cancel_is_settled_by_money_going_back_another_way(self):
+        """The cancel's refund failed, then the money went back without it:
+        the bank's, a chargeback lost, or a full refund made in Stripe's
+        Dashboard.  The booking is cancelled as the customer asked (it was
+        left "cancelling" for ever, nothing to finish it), nothing is refunded
+        on top, the expert is owed nothing, and the books replay."""
+        for way in ("lost chargeback", "refund in Stripe"):
+            with self.subTest(way=way):
+                adm, a = admin(), register()
+                eid = new_expert(150)                  # 30 min: 4500, fee 450, payout 4050
+                bid, pi = self.paid_at(a, eid, 10)
+                emu_fail(count=3, status=500, path="/v1/refunds")
+                self.assertEqual(a.post(f"/api/bookings/{bid}/cancel", {}).status, 502)
+                emu_fail(count=0, path="/v1/refunds")
+                self.assertEqual(self.money(bid), ("scheduled", 2250, 0, 0, 0))
+                if way == "lost chargeback":
+                    dp = dispute_intent(pi)
+                    close_dispute(dp, "lost")
+                    key, reason, by = dp, "dispute_lost", "dispute"
+                else:
+                    refund_processed(pi)
+                    key = newest_refund_of(pi)
+                    reason, by = "refunded_in_stripe", "stripe"
+                self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 4500, 450, 4050))
+                self.assertEqual(payment_row(bid)["status"], "refunded")
+                self.assertEqual([(r["stripe_refund_id"], r["amount_cents"], r["reason"])
+                                  for r in refund_rows(bid)], [(key, 4500, reason)])
+                self.assertEqual([json.loads(r["details"]) for r in db_rows(
+                    "SELECT details FROM audit_log WHERE action = 'BOOKING_CANCEL_SETTLED'"
+                    " AND entity_id = %s", str(bid))], [{"refundedBy": by}])
+                self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 0)
+                self.assertIn("<td data-status>cancelled by user</td>",
+                              booking_page_row(a.get("/dashboard").text, bid))
+                before = emu_state()["refunds"]
+                p = run_tool("creditdesk-reconcile")
+                self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+                self.assertNotIn("booking cancels", p.stdout)
+                self.assertEqual(emu_state()["refunds"], before)
+                self.assertEqual(self.owed(adm, eid), [])
+                redeliver(pi, key)
+                self.assertEqual(len(refund_rows(bid)), 1)
+                self.assertEqual(audit_count("BOOKING_CANCEL_SETTLED", str(bid)), 1)
+                self.assertEqual(replayed(a.id), (0, []))
+
     def test_an_unpaid_hold_cannot_be_paid_once_its_time_has_started(self):
         a = register()
         j = self.created(a, new_expert(100))
@@ -1211,6 +1255,19 @@ def close_dispute(dp, status):
         20, message="dispute closed")
 
 
+def escalate_dispute(dp):
+    """The bank turns inquiry dp into a chargeback; waits until that is processed."""
+    emu_ok("POST", f"/_emu/disputes/{dp}/escalate")
+    wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)) and db_scalar(
+        "SELECT status FROM disputes WHERE stripe_dispute_id = %s", dp) == "needs_response",
+        20, message="dispute escalated")
+
+
+def newest_refund_of(pi):
+    """The id of the PaymentIntent's newest refund at Stripe."""
+    return stripe_api("GET", "/v1/refunds", {"payment_intent": pi}).json["data"][0]["id"]
+
+
 def redeliver(*object_ids):
     """Every event about the objects delivered once more; each answered 200."""
     for e in [e for i in object_ids for e in events_about(i)]:
@@ -1730,6 +1787,41 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual((b["status"], b["dispute_status"], b["refunded_cents"]),
                          ("cancelled_by_user", "won", 3000))
         self.assertEqual(self.owed(adm, eid), [])
+        self.assertEqual(replayed(a.id), (0, []))
+
+    def test_an_inquiry_the_bank_turns_into_a_chargeback_stops_the_cancel(self):
+        """The bank turns an inquiry into a chargeback: the same dispute, its
+        status moved on (charge.dispute.updated).  Until then the cancel
+        would refund; from then on it is refused and decides nothing, as for
+        any chargeback, and once the dispute is won it refunds."""
+        a = register()
+        bid, pi = self.paid(a, new_expert(100))             # 30 min: 3000
+        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        dp = dispute_charge(charge, inquiry=True)
+        self.assertEqual(a.get(f"/api/bookings/{bid}/cancellation").json["tier"], "full")
+        escalate_dispute(dp)
+        self.assertEqual(db_row("SELECT status, closed_at, units_frozen FROM disputes"
+                                " WHERE stripe_dispute_id = %s", dp),
+                         {"status": "needs_response", "closed_at": None, "units_frozen": 2700})
+        self.assertEqual([(r["severity"], json.loads(r["details"])["status"]) for r in db_rows(
+            "SELECT severity, details FROM audit_log WHERE action = 'DISPUTE_UPDATED'"
+            " AND entity_id = %s", charge)], [("critical", "needs_response")])
+        q = a.get(f"/api/bookings/{bid}/cancellation").json
+        self.assertEqual((q["cancellable"], q["tier"]), (False, "disputed"))
+        self.assertNotIn('data-action="cancel-booking"', booking_page_row(
+            a.get("/dashboard").text, bid))
+        refunds_before = emu_state()["refunds"]
+        self.assertError(a.post(f"/api/bookings/{bid}/cancel", {}), 409, "payment_disputed")
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["cancel_refund_cents"], b["dispute_status"]),
+                         ("scheduled", None, "open"))
+        self.assertEqual(emu_state()["refunds"], refunds_before)
+        redeliver(dp)
+        self.assertEqual(audit_count("DISPUTE_UPDATED", charge), 1)
+        self.assertEqual(dispute_steps(dp), [("freeze", "booking", 2700, 0)])
+        close_dispute(dp, "won")
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel once won")
+        self.assertEqual(booking_row(bid)["refunded_cents"], 3000)
         self.assertEqual(replayed(a.id), (0, []))
 
     def test_closed_without_the_opening_event(self):
