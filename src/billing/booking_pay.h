@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "arena.h"
+#include "dispute.h"
 #include "error.h"
 
 /*
@@ -40,20 +41,18 @@
 	"(" b ".status = 'scheduled' AND " b ".cancel_refund_cents IS NOT NULL)"
 
 /*
- * Whether booking alias b's payment is charged back, the dispute still open:
- * the bank takes the money back, so nothing may refund it until the dispute
- * is won (Stripe refuses: charge_disputed).  An inquiry (warning_*) is not
- * a chargeback yet and may still be refunded.  Any dispute of the payment
- * counts, also one that follows an inquiry (the first dispute alone names
- * the booking); dispute_status first: only a payment ever disputed is
- * looked up.  An inquiry that turns into a chargeback in place is seen
- * once its charge.dispute.updated is handled; until then Stripe's refusal
- * says it (stripe_charge_disputed).
+ * Whether booking alias b's payment is charged back, the dispute still open
+ * (PAYMENT_CHARGED_BACK): the bank takes the money back, so nothing may
+ * refund it until the dispute is won (Stripe refuses: charge_disputed).  An
+ * inquiry (warning_*) is not a chargeback yet and may still be refunded.
+ * The first dispute alone names the booking, so dispute_status comes first:
+ * only a payment ever disputed is looked up.  An inquiry that turns into a
+ * chargeback in place is seen once its charge.dispute.updated is handled;
+ * until then Stripe's refusal says it (stripe_charge_disputed).
  */
 #define BOOKING_CHARGED_BACK(b) \
-	"(" b ".dispute_status IS NOT NULL AND EXISTS (SELECT 1 FROM disputes cb" \
-	" WHERE cb.payment_intent_id = " b ".payment_intent_id" \
-	" AND cb.closed_at IS NULL AND cb.status NOT LIKE 'warning%'))"
+	"(" b ".dispute_status IS NOT NULL AND " \
+	PAYMENT_CHARGED_BACK(b ".payment_intent_id") ")"
 
 /*
  * Whether booking alias b may hold a payment that stands (succeeded, not

@@ -25,6 +25,20 @@
 #include "error.h"
 #include "products.h"
 
+/*
+ * Whether the payment of the PaymentIntent in SQL column intent is being
+ * charged back: a dispute of it still open that is not an inquiry
+ * (warning_*, which may still be answered with a refund).  Any dispute of
+ * the payment counts, also one that follows an inquiry.
+ */
+#define PAYMENT_CHARGED_BACK(intent) \
+	"EXISTS (SELECT 1 FROM disputes cb WHERE cb.payment_intent_id = " intent \
+	" AND cb.closed_at IS NULL AND cb.status NOT LIKE 'warning%')"
+/* Whether a dispute of it closed lost: the bank took the money back. */
+#define PAYMENT_DISPUTE_LOST(intent) \
+	"EXISTS (SELECT 1 FROM disputes dl WHERE dl.payment_intent_id = " intent \
+	" AND dl.closed_at IS NOT NULL AND dl.status = 'lost')"
+
 cd_err	 dispute_opened(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_updated(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);

@@ -587,6 +587,64 @@ plans_card(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
+/* What a payment bought, as a person names it ("Live Help, 3 hours"). */
+static const char *
+payment_name(cd_req *r, const page_payment *p)
+{
+	long long n = p->units;
+
+	if (strcmp(p->kind, "booking") == 0)
+		return arena_printf(r->arena, "Session with %s", p->name);
+	if (strcmp(p->kind, "subscription") == 0)
+		return arena_printf(r->arena, "%s plan", p->name);
+	if (strcmp(p->kind, "live_help") == 0)
+		return arena_printf(r->arena, "%s, %lld hour%s", p->name, n,
+		    n == 1 ? "" : "s");
+	if (strcmp(p->kind, "voice_therapy") == 0)
+		return arena_printf(r->arena, "%s, %lld minute%s", p->name, n,
+		    n == 1 ? "" : "s");
+	return p->name;
+}
+
+/* A payment's state in words; a partial refund says how much it gave back. */
+static json_t *
+payment_status(const page_payment *p)
+{
+	static const char *const words[][2] = {
+		{ "paid", "Paid" }, { "refunded", "Refunded" },
+		{ "disputed", "Disputed" }, { "charged_back", "Charged back" },
+	};
+	size_t i;
+
+	if (strcmp(p->state, "partly_refunded") == 0)
+		return jfmt(format_cents, "Partly refunded: ", p->refunded_cents);
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(p->state, words[i][0]) == 0)
+			return json_string(words[i][1]);
+	return json_string(p->state);
+}
+
+/* The user's payments, newest first, attached to d. */
+static cd_err
+payments_list(cd_req *r, json_t *d)
+{
+	json_t *list = json_array();
+	page_payment *p;
+	size_t i, n;
+	cd_err err;
+
+	json_object_set_new(d, "payments", list);
+	if ((err = pstore_payments(r->arena, r->user->id, &p, &n)) != CD_OK)
+		return err;
+	for (i = 0; i < n; i++)
+		json_array_append_new(list, json_pack("{s:s?,s:o,s:s?,s:o,s:s?,s:s?}",
+		    "name", payment_name(r, &p[i]), "amount",
+		    jmoney(p[i].amount_cents), "state", p[i].state,
+		    "status", payment_status(&p[i]), "paid", p[i].paid,
+		    "paid_iso", p[i].paid_iso));
+	return CD_OK;
+}
+
 static cd_err
 h_billing(cd_req *r)
 {
@@ -606,7 +664,8 @@ h_billing(cd_req *r)
 	if ((err = pstore_transactions(r->arena, r->user->id, &tx, &n)) != CD_OK)
 		return err;
 	json_object_set_new(d, "transactions", transactions_json(tx, n, tpc));
-	if ((err = plans_card(r, d)) != CD_OK ||
+	if ((err = payments_list(r, d)) != CD_OK ||
+	    (err = plans_card(r, d)) != CD_OK ||
 	    (err = purchase_notice(r, d)) != CD_OK)
 		return err;
 	return render(r, "billing", "Billing", d);

@@ -5,6 +5,7 @@
 
 #include "booking_pay.h"
 #include "db.h"
+#include "dispute.h"
 #include "pages_store.h"
 #include "products.h"
 
@@ -125,17 +126,60 @@ static cd_sql q_transactions = CD_SQL(
     "DATE_FORMAT(created_at, " HUMAN_TIME ") AS created, "
     "DATE_FORMAT(created_at, " ISO_TIME ") AS created_iso "
     "FROM credit_transactions WHERE user_id = ? ORDER BY id DESC LIMIT 10");
+/*
+ * What checkout cs bought: its boost pack bp, plan sp or product pr, named
+ * by its item_code (pack and plan ids are ascii, compared byte for byte).
+ */
+#define CHECKOUT_ITEM \
+    "LEFT JOIN boost_packs bp ON cs.product = 'boost_pack' " \
+    "AND bp.id = CONVERT(cs.item_code USING ascii) " \
+    "LEFT JOIN subscription_plans sp ON cs.product = 'subscription' " \
+    "AND sp.id = CONVERT(cs.item_code USING ascii) " \
+    "LEFT JOIN products pr ON pr.code = cs.item_code "
 /* What a checkout of this user bought, for the notice after paying. */
 static cd_sql q_purchase = CD_SQL(
     "SELECT cs.product, cs.quantity, cs.status, bp.name AS pack_name, "
     "bp.credits + bp.bonus_credits AS pack_credits, sp.name AS plan_name, "
     "sp.monthly_credits, pr.name AS product_name FROM checkout_sessions cs "
-    "LEFT JOIN boost_packs bp ON cs.product = 'boost_pack' "
-    "AND bp.id = CONVERT(cs.item_code USING ascii) "
-    "LEFT JOIN subscription_plans sp ON cs.product = 'subscription' "
-    "AND sp.id = CONVERT(cs.item_code USING ascii) "
-    "LEFT JOIN products pr ON pr.code = cs.item_code "
-    "WHERE cs.id = ? AND cs.user_id = ?");
+    CHECKOUT_ITEM "WHERE cs.id = ? AND cs.user_id = ?");
+/*
+ * The user's payments, newest first, from our records: Checkout purchases
+ * paid (fulfilled, or refunded since) and the expert bookings' payments
+ * that succeeded.  Each arm gives what its own records decided: refunded in
+ * full (the checkout's or the payment's status), the cents refunds gave
+ * back (a checkout's reversals keep the running total, a booking its own),
+ * a dispute lost or a chargeback still open (the booking's dispute_status
+ * first, as on its pages); the state is read from those once, for both.
+ * A subscription's renewals are not here: no row of ours keeps what one
+ * invoice charged.  Voice AI Therapy names the minutes its credit got.
+ */
+static cd_sql q_payments = CD_SQL(
+    "SELECT kind, name, units, amount_cents, refunded_cents, "
+    "CASE WHEN lost THEN 'charged_back' WHEN charged_back THEN 'disputed' "
+    "WHEN refunded THEN 'refunded' WHEN refunded_cents > 0 THEN 'partly_refunded' "
+    "ELSE 'paid' END AS state, "
+    "DATE_FORMAT(paid_at, " HUMAN_TIME ") AS paid, "
+    "DATE_FORMAT(paid_at, " ISO_TIME ") AS paid_iso FROM ("
+    "(SELECT cs.product AS kind, COALESCE(bp.name, sp.name, pr.name, cs.item_code) "
+    "AS name, COALESCE(vc.minutes_purchased, cs.quantity) AS units, cs.amount_cents, "
+    "(SELECT COALESCE(MAX(r.amount_cents), 0) FROM payment_reversals r "
+    "WHERE r.stripe_session_id = cs.stripe_session_id) AS refunded_cents, "
+    "cs.status = 'refunded' AS refunded, "
+    PAYMENT_DISPUTE_LOST("cs.payment_intent_id") " AS lost, "
+    PAYMENT_CHARGED_BACK("cs.payment_intent_id") " AS charged_back, "
+    "COALESCE(cs.fulfilled_at, cs.created_at) AS paid_at, cs.id "
+    "FROM checkout_sessions cs " CHECKOUT_ITEM
+    "LEFT JOIN voice_therapy_credits vc ON vc.stripe_session_id = cs.stripe_session_id "
+    "WHERE cs.user_id = ? AND cs.status IN ('fulfilled', 'refunded') "
+    "ORDER BY paid_at DESC, cs.id DESC LIMIT 50) UNION ALL "
+    "(SELECT 'booking', e.name, b.duration_minutes, p.amount_cents, b.refunded_cents, "
+    "p.status = 'refunded', b.dispute_status <=> 'lost', "
+    BOOKING_CHARGED_BACK("b") ", p.created_at, p.id "
+    "FROM payments p JOIN bookings b ON b.id = p.booking_id "
+    "JOIN experts e ON e.id = b.expert_id WHERE b.user_id = ? "
+    "AND p.status IN ('succeeded', 'refunded', 'partially_refunded') "
+    "ORDER BY p.created_at DESC, p.id DESC LIMIT 50)) h "
+    "ORDER BY paid_at DESC, id DESC LIMIT 50");
 /* Live Help slots, for /live-help. */
 static cd_sql q_lh_slots = CD_SQL(
     "SELECT s.id, DATE_FORMAT(s.starts_at, " ISO_TIME ") AS starts_iso, "
@@ -315,6 +359,12 @@ static const cd_col transaction_cols[] = {
 	DB_INT(page_transaction, balance_after), DB_TEXT(page_transaction, created),
 	DB_TEXT(page_transaction, created_iso),
 };
+static const cd_col payment_cols[] = {
+	DB_TEXT(page_payment, kind), DB_TEXT(page_payment, name),
+	DB_INT(page_payment, units), DB_INT(page_payment, amount_cents),
+	DB_INT(page_payment, refunded_cents), DB_TEXT(page_payment, state),
+	DB_TEXT(page_payment, paid), DB_TEXT(page_payment, paid_iso),
+};
 static const cd_col purchase_cols[] = {
 	DB_TEXT(page_purchase, product), DB_INT(page_purchase, quantity),
 	DB_TEXT(page_purchase, status), DB_TEXT(page_purchase, pack_name),
@@ -454,6 +504,12 @@ pstore_transactions(cd_arena *a, long long user_id, page_transaction **rows,
     size_t *n)
 {
 	return ALL(&q_transactions, transaction_cols, rows, n, "i", user_id);
+}
+
+cd_err
+pstore_payments(cd_arena *a, long long user_id, page_payment **rows, size_t *n)
+{
+	return ALL(&q_payments, payment_cols, rows, n, "ii", user_id, user_id);
 }
 
 cd_err

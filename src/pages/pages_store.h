@@ -85,6 +85,19 @@ typedef struct page_transaction {
 } page_transaction;
 cd_err	 pstore_transactions(cd_arena *, long long user_id,
 	    page_transaction **rows, size_t *n);
+/*
+ * The user's payments, newest first (≤ 50): kind is the checkout's product
+ * or "booking"; name its pack's, plan's, product's or expert's; units the
+ * hours (Live Help) or minutes (Voice AI Therapy, a booking); state paid,
+ * refunded, partly_refunded, disputed or charged_back.
+ */
+typedef struct page_payment {
+	const char	*kind, *name;
+	long long	 units, amount_cents, refunded_cents;
+	const char	*state, *paid, *paid_iso;
+} page_payment;
+cd_err	 pstore_payments(cd_arena *, long long user_id, page_payment **rows,
+	    size_t *n);
 /* What one checkout of the user bought. */
 typedef struct page_purchase {
 	const char	*product;

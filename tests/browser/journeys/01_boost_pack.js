@@ -7,6 +7,12 @@
 
 const { assert, eq, dbRow, emu, eventually } = require('../lib');
 
+/* The Payments section's rows as "what | amount | status", one a line. */
+function payments(p) {
+  return p.$$eval('#payments tbody tr[data-payment]', (rows) => rows.map((tr) =>
+    [...tr.cells].slice(1).map((td) => td.innerText).join(' | ')).join('\n'));
+}
+
 async function buyPack(t) {
   const p = t.page;
   const user = await t.step('sign-up', () => t.signUp('boost'));
@@ -52,6 +58,7 @@ async function buyPack(t) {
     eq(u.pathname, '/settings/billing', 'page after paying');
     await t.waitText('[data-notice]', 'Payment received: you bought Power Boost (22,916 credits).');
     eq(await t.text('[data-balance]'), '22,916', 'balance shown');
+    eq(await payments(p), 'Power Boost | $10.00 | Paid', 'the Payments section');
     await t.assertHumanPage();
     const row = dbRow('SELECT boost_pack_id, amount_cents, credits_applied FROM boost_pack_purchases WHERE user_id = ?', user.id);
     assert(row, 'no boost_pack_purchases row');
@@ -82,6 +89,7 @@ async function buyPack(t) {
     await t.goto('/settings/billing');
     eq(await t.text('[data-balance]'), '0', 'credits available while disputed');
     eq(await t.text('[data-held]'), '22,916 more held while a payment of yours is disputed', 'credits held');
+    eq(await payments(p), 'Power Boost | $10.00 | Disputed', 'the Payments section while disputed');
   });
 }
 
