@@ -109,6 +109,27 @@ static cd_sql q_allocate = CD_SQL(
     "INSERT INTO subscription_allocations (subscription_id, stripe_invoice_id, credits)"
     " VALUES (?, ?, ?)");
 
+/*
+ * The tier the user's plans give (db/migrations/034_plan_tier.sql), written
+ * with every write of one of their subscriptions: premium while a plan that
+ * includes it is live (paid, in its trial or its renewal being retried).
+ * plan_changes moves so that the row is always written: two changes of one
+ * user's plans on two Galera nodes conflict instead of each reading the
+ * other's old status.
+ */
+static cd_sql q_plan_tier = CD_SQL(
+    "UPDATE users SET plan_changes = plan_changes + 1,"
+    " plan_tier = IF(EXISTS (SELECT 1 FROM subscriptions s"
+    "  JOIN subscription_plans p ON p.id = s.plan_id WHERE s.user_id = ?"
+    "  AND p.tier = 'firewall' AND s.status IN " SUBSCRIPTION_LIVE "),"
+    "  'firewall', 'free') WHERE id = ?");
+
+static cd_err
+plan_tier_sync(long long user_id)
+{
+	return db_exec(&q_plan_tier, NULL, "ii", user_id, user_id);
+}
+
 /* The random value a new row keeps for its Stripe Idempotency-Keys. */
 static cd_err
 new_nonce(char out[CD_TOKEN_LEN + 1])
@@ -130,6 +151,7 @@ grant(const cd_checkout *ck, bool *granted)
 	if ((err = new_nonce(nonce)) != CD_OK ||
 	    (err = db_exec(&q_upsert, NULL, "isssss", ck->user_id, ck->item_code,
 	    sub, ck->stripe_session_id, "active", nonce)) != CD_OK ||
+	    (err = plan_tier_sync(ck->user_id)) != CD_OK ||
 	    (err = db_exec(&q_claim, &n, "i", ck->id)) != CD_OK)
 		return err;
 	*granted = n == 1;
@@ -224,6 +246,7 @@ allocate_tx(void *arg)
 	if (sub <= 0)
 		return CD_INTERNAL;	/* the upsert always names the row */
 	if ((err = sync_row(a->sub, 0)) != CD_OK ||
+	    (err = plan_tier_sync(a->user_id)) != CD_OK ||
 	    (err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub,
 	    invoice_id, credits * rate)) != CD_OK || !fresh)
 		return err;
@@ -348,9 +371,10 @@ sync_tx(void *arg)
 
 	if ((err = new_nonce(nonce)) != CD_OK ||
 	    (err = db_insert(&q_upsert_id, &id, "isss", s->user_id, s->plan_id,
-	    jstr(s->sub, "id"), nonce)) != CD_OK)
+	    jstr(s->sub, "id"), nonce)) != CD_OK ||
+	    (err = sync_row(s->sub, s->ticket)) != CD_OK)
 		return err;
-	return sync_row(s->sub, s->ticket);
+	return plan_tier_sync(s->user_id);
 }
 
 cd_err

@@ -19,7 +19,7 @@ buy_voice_therapy(cd_req *r)
 
 	if (strcmp(r->user->tier, "firewall") != 0)
 		return req_fail(r, CD_FORBIDDEN, "premium_required",
-		    "Voice AI Therapy is part of the Firewall (premium) plan.");
+		    "Voice AI Therapy comes with a premium plan.");
 	if ((err = req_fields(r, fields, 1, v)) != CD_OK ||
 	    (err = load_product(r, "voice_therapy", &s)) != CD_OK)
 		return err;

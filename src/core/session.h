@@ -21,6 +21,13 @@
 
 #define CD_SESSION_COOKIE "cd_session"
 
+/*
+ * User alias u's tier: premium (firewall) when an admin granted it (tier) or
+ * a plan they subscribe to includes it (plan_tier, written with every change
+ * of their subscriptions: plan_tier_sync in product_subscription.c).
+ */
+#define CD_USER_TIER(u) \
+    "IF(" u ".plan_tier = 'firewall', 'firewall', " u ".tier)"
 
 /*
  * The session lookup's parts, for a route's own lookup (cd_route's
@@ -30,7 +37,8 @@
  * idle timeout.
  */
 #define CD_SESSION_COLUMNS \
-    "u.id, u.email, u.name, u.role, u.tier, s.csrf_token, s.remember," \
+    "u.id, u.email, u.name, u.role, " CD_USER_TIER("u") " AS tier," \
+    " s.csrf_token, s.remember," \
     " s.last_seen_at < UTC_TIMESTAMP(6) - INTERVAL 60 SECOND AS stale," \
     " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(6), s.expires_at) AS ttl"
 #define CD_SESSION_FROM \

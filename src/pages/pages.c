@@ -553,12 +553,12 @@ plans_json(const page_plan *p, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		json_array_append_new(list, json_pack("{s:s?,s:s?,s:I,s:I,s:o,s:o}",
+		json_array_append_new(list, json_pack("{s:s?,s:s?,s:I,s:I,s:o,s:o,s:b}",
 		    "id", p[i].id, "name", p[i].name,
 		    "monthly_credits", (json_int_t)p[i].monthly_credits,
 		    "price_cents", (json_int_t)p[i].price_cents,
 		    "credits", jcount(p[i].monthly_credits),
-		    "price", jmoney(p[i].price_cents)));
+		    "price", jmoney(p[i].price_cents), "premium", p[i].premium != 0));
 	return list;
 }
 
@@ -578,12 +578,13 @@ plans_card(cd_req *r, json_t *d)
 	if ((err = pstore_subscription(r->arena, r->user->id, &s, &found)) != CD_OK)
 		return err;
 	json_object_set_new(d, "subscription", found ? json_pack(
-	    "{s:I,s:s?,s:b,s:b,s:s?,s:s?,s:s?,s:I,s:o}", "id", (json_int_t)s.id,
+	    "{s:I,s:s?,s:b,s:b,s:s?,s:s?,s:s?,s:I,s:o,s:b}", "id", (json_int_t)s.id,
 	    "status", s.status, "ending", s.ending != 0,
 	    "pastDue", strcmp(s.status ?: "", "past_due") == 0,
 	    "period_end_iso", s.period_end_iso, "period_end", s.period_end,
 	    "name", s.name, "monthly_credits", (json_int_t)s.monthly_credits,
-	    "credits", jcount(s.monthly_credits)) : json_null());
+	    "credits", jcount(s.monthly_credits), "premium", s.premium != 0) :
+	    json_null());
 	return CD_OK;
 }
 

@@ -217,14 +217,15 @@ static cd_sql q_consultation = CD_SQL(
     "LEFT JOIN products pr ON pr.code = s.plan WHERE s.id = ?");
 /* The plans on sale, and the user's current subscription (if any). */
 static cd_sql q_plans = CD_SQL(
-    "SELECT id, name, monthly_credits, price_cents FROM subscription_plans "
+    "SELECT id, name, monthly_credits, price_cents, tier = 'firewall' AS premium "
+    "FROM subscription_plans "
     "WHERE active = 1 ORDER BY price_cents, id");
 static cd_sql q_subscription = CD_SQL(
     "SELECT s.id, s.status, s.cancel_at_period_end AS ending, "
     "DATE_FORMAT(s.current_period_end, " ISO_TIME ") AS period_end_iso, "
     "DATE_FORMAT(s.current_period_end, " HUMAN_TIME ") AS period_end, "
-    "p.name, p.monthly_credits FROM subscriptions s "
-    "JOIN subscription_plans p ON p.id = s.plan_id "
+    "p.name, p.monthly_credits, p.tier = 'firewall' AS premium "
+    "FROM subscriptions s JOIN subscription_plans p ON p.id = s.plan_id "
     "WHERE s.user_id = ? AND s.status IN " SUBSCRIPTION_LIVE " "
     "ORDER BY s.id DESC LIMIT 1");
 /* Paid consultations no mechanic has (yet, or any more), oldest first (queue and admin). */
@@ -390,12 +391,13 @@ static const cd_col consultation_cols[] = {
 static const cd_col plan_cols[] = {
 	DB_TEXT(page_plan, id), DB_TEXT(page_plan, name),
 	DB_INT(page_plan, monthly_credits), DB_INT(page_plan, price_cents),
+	DB_INT(page_plan, premium),
 };
 static const cd_col subscription_cols[] = {
 	DB_INT(page_subscription, id), DB_TEXT(page_subscription, status),
 	DB_INT(page_subscription, ending), DB_TEXT(page_subscription, period_end_iso),
 	DB_TEXT(page_subscription, period_end), DB_TEXT(page_subscription, name),
-	DB_INT(page_subscription, monthly_credits),
+	DB_INT(page_subscription, monthly_credits), DB_INT(page_subscription, premium),
 };
 static const cd_col experts_cols[] = {
 	DB_INT(page_expert, id), DB_TEXT(page_expert, name),

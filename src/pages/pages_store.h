@@ -138,10 +138,10 @@ typedef struct page_consultation {
 } page_consultation;
 cd_err	 pstore_consultation(cd_arena *, long long user_id, long long id,
 	    page_consultation *, bool *found);
-/* Subscription plans on sale. */
+/* Subscription plans on sale; premium: the plan includes the premium tier. */
 typedef struct page_plan {
 	const char	*id, *name;
-	long long	 monthly_credits, price_cents;
+	long long	 monthly_credits, price_cents, premium;
 } page_plan;
 cd_err	 pstore_plans(cd_arena *, page_plan **rows, size_t *n);
 /* The user's current subscription. */
@@ -150,7 +150,7 @@ typedef struct page_subscription {
 	const char	*status;
 	long long	 ending;
 	const char	*period_end_iso, *period_end, *name;
-	long long	 monthly_credits;
+	long long	 monthly_credits, premium;
 } page_subscription;
 cd_err	 pstore_subscription(cd_arena *, long long user_id,
 	    page_subscription *, bool *found);

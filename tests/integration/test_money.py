@@ -787,8 +787,8 @@ class SubscriptionLifecycleTests(CreditsCase):
     """Status and period end from Stripe's subscription events; a refunded
     invoice takes back its credits; cancelling at period end through Stripe."""
 
-    def subscribe(self, u):
-        r = create_checkout(u, {"purchaseType": "subscription", "planId": "starter"})
+    def subscribe(self, u, plan="starter"):
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": plan})
         self.assertStatus(r, 200)
         sid = r.json["sessionId"]
         sub = emu_pay(sid).json["subscription"]
@@ -1066,6 +1066,36 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertEqual((s["status"], s["cancel_at_period_end"]), ("canceled", True))
         self.assertEqual(self.row(sub), {"status": "canceled", "period_end": s["current_period_end"],
                                          "cancel_at_period_end": 1})
+
+    def test_the_pro_plan_gives_the_premium_tier_while_it_stands(self):
+        """Pro includes the premium (firewall) tier, so its subscriber can buy
+        Voice AI Therapy: from the first payment, through a renewal being
+        retried (past_due), until Stripe ends the plan.  Starter does not;
+        an admin's grant stands on its own."""
+        u, starter, granted = self.user(), self.user(), self.user()
+        self.assertEqual(u.get("/api/me").json["tier"], "free")
+        self.assertError(u.post("/api/stripe/voice-therapy", {}), 403)
+        _, sub = self.subscribe(u, plan="pro")
+        self.assertEqual(u.get("/api/me").json["tier"], "firewall")
+        self.assertStatus(u.post("/api/stripe/voice-therapy", {}), 200, "Voice with Pro")
+        self.assertIn('data-action="buy-voice"', u.get("/").text)
+        self.subscribe(starter)
+        self.assertEqual(starter.get("/api/me").json["tier"], "free")
+        self.assertError(starter.post("/api/stripe/voice-therapy", {}), 403)
+        emu_ok("POST", f"/_emu/subscriptions/{sub}/fail_renewal")
+        wait_until(lambda: self.row(sub)["status"] == "past_due", 20, message="past_due")
+        self.assertEqual(u.get("/api/me").json["tier"], "firewall", "kept while retried")
+        self.assertStatus(stripe_api("DELETE", f"/v1/subscriptions/{sub}"), 200, "ended")
+        wait_until(lambda: self.row(sub)["status"] == "canceled", 20, message="canceled")
+        self.assertEqual(u.get("/api/me").json["tier"], "free")
+        self.assertError(u.post("/api/stripe/voice-therapy", {}), 403)
+        self.assertEqual(db_row("SELECT tier, plan_tier FROM users WHERE id = %s", u.id),
+                         {"tier": "free", "plan_tier": "free"})
+        promote(granted, tier="firewall")
+        _, gsub = self.subscribe(granted, plan="pro")
+        self.assertStatus(stripe_api("DELETE", f"/v1/subscriptions/{gsub}"), 200, "ended")
+        wait_until(lambda: self.row(gsub)["status"] == "canceled", 20, message="canceled")
+        self.assertEqual(granted.get("/api/me").json["tier"], "firewall", "the grant stands")
 
     def test_cancel_at_period_end_then_canceled_and_final(self):
         u, other = self.user(), self.user()

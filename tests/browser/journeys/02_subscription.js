@@ -3,7 +3,7 @@
  * monthly credits, Subscribe through embedded Checkout, the active plan with
  * its renewal date, Cancel at period end shown as ending on that date, Keep
  * my plan undoing it, cancelled again, and a new subscription once the old
- * one has ended.
+ * one has ended: Pro, which includes Voice AI Therapy, so it can be bought.
  */
 'use strict';
 
@@ -57,6 +57,12 @@ async function subscription(t) {
     const plans = await t.text('#plans');
     assert(plans.includes('Starter') && plans.includes('20,833 credits every month'), 'Starter plan: ' + plans);
     assert(plans.includes('Pro') && plans.includes('62,500 credits every month'), 'Pro plan: ' + plans);
+    const premium = await p.$$eval('#plans article', (cards) => cards.map((c) =>
+      [c.querySelector('h3').textContent, !!c.querySelector('[data-premium]')]));
+    eq(JSON.stringify(premium), JSON.stringify([['Starter', false], ['Pro', true]]), 'plans with Voice AI Therapy');
+    await t.goto('/voice');
+    await t.waitText('main', 'Voice AI Therapy comes with a premium plan.');
+    await t.goto('/settings/billing');
   });
 
   let sub;
@@ -115,6 +121,14 @@ async function subscription(t) {
     eq(dbRow("SELECT COUNT(*) AS n FROM subscriptions WHERE user_id = ? AND status = 'active'", user.id).n, 1,
       'active subscriptions');
     eq(await t.text('[data-balance]'), '83,333', 'credits after both plans');
+    await t.waitText('#subscription [data-premium]', 'Includes Voice AI Therapy.');
+  });
+
+  await t.step('pro-gives-voice', async () => {
+    await t.goto('/');
+    await p.waitForSelector('#voice-therapy button[data-action="buy-voice"]');
+    await t.goto('/voice');
+    assert(!(await t.text('main')).includes('comes with a premium plan'), 'the premium note on /voice');
   });
 }
 
