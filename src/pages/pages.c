@@ -519,6 +519,9 @@ h_dashboard(cd_req *r)
 	    (err = ledger_rate(&tpc)) != CD_OK)	/* tokens to whole credits */
 		return err;
 	credits_shown(d, &b, tpc);
+	json_object_set_new(d, "voiceReady", json_boolean(minutes > 0));
+	json_object_set_new(d, "premium", json_boolean(strcmp(r->user->tier,
+	    "firewall") == 0));
 	if ((err = dashboard_lists(r, d)) != CD_OK)
 		return err;
 	json_object_set_new(d, "paymentPending",
@@ -757,8 +760,10 @@ h_live_help(cd_req *r)
 }
 
 /*
- * /voice: a Voice AI Therapy session for a premium user with minutes: Start,
- * a timer of the minutes left, End (voice.js); an open session resumes.
+ * /voice: a Voice AI Therapy session for a user with minutes: Start, a timer
+ * of the minutes left, End (voice.js); an open session resumes.  Buying
+ * takes the premium tier; minutes bought stay usable without it (a plan
+ * that ended), as the API lets them be.
  */
 static cd_err
 h_voice(cd_req *r)
@@ -768,13 +773,15 @@ h_voice(cd_req *r)
 	long long minutes;
 	cd_err err;
 
-	json_object_set_new(d, "premium", json_boolean(premium));
 	if ((err = voice_card(r, d, &minutes)) != CD_OK)
 		return err;
-	json_object_set_new(d, "hasMinutes", json_boolean(premium && minutes > 0));
 	err = pstore_voice_open_json(r->user->id, &v);
 	if ((err = attach(d, "open", err, v)) != CD_OK)
 		return err;
+	json_object_set_new(d, "premium", json_boolean(premium));
+	json_object_set_new(d, "hasMinutes", json_boolean(minutes > 0));
+	json_object_set_new(d, "usable", json_boolean(premium || minutes > 0 ||
+	    !json_is_null(GET(d, "open"))));
 	return render(r, "voice", "Voice AI Therapy", d);
 }
 

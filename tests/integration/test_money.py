@@ -1077,8 +1077,9 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertError(u.post("/api/stripe/voice-therapy", {}), 403)
         _, sub = self.subscribe(u, plan="pro")
         self.assertEqual(u.get("/api/me").json["tier"], "firewall")
-        self.assertStatus(u.post("/api/stripe/voice-therapy", {}), 200, "Voice with Pro")
         self.assertIn('data-action="buy-voice"', u.get("/").text)
+        self.assertIn('<a href="/#voice-therapy">Buy minutes</a>', u.get("/dashboard").text)
+        buy_voice(u)
         self.subscribe(starter)
         self.assertEqual(starter.get("/api/me").json["tier"], "free")
         self.assertError(starter.post("/api/stripe/voice-therapy", {}), 403)
@@ -1091,6 +1092,13 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertError(u.post("/api/stripe/voice-therapy", {}), 403)
         self.assertEqual(db_row("SELECT tier, plan_tier FROM users WHERE id = %s", u.id),
                          {"tier": "free", "plan_tier": "free"})
+        # the minutes bought stay usable once the plan has ended
+        self.assertIn('data-action="voice-start"', u.get("/voice").text)
+        self.assertIn('<a href="/voice">Start a session</a>', u.get("/dashboard").text)
+        self.assertStatus(u.post("/api/voice-therapy/start", {}), 200, "start without the plan")
+        self.assertIn('<a href="/settings/billing#plans">Comes with a premium plan</a>',
+                      starter.get("/dashboard").text)
+        self.assertNotIn('data-action="voice-start"', starter.get("/voice").text)
         promote(granted, tier="firewall")
         _, gsub = self.subscribe(granted, plan="pro")
         self.assertStatus(stripe_api("DELETE", f"/v1/subscriptions/{gsub}"), 200, "ended")
