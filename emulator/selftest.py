@@ -526,9 +526,14 @@ def t_refunds(rcv):
     cs = new_session()
     emu("POST", f"/_emu/checkout/sessions/{cs['id']}/pay", {"card": "4242424242424242"})
     pi_id = api("GET", f"/v1/checkout/sessions/{cs['id']}").json["payment_intent"]
+    emu("POST", "/_emu/slow", {"count": 1, "ms": 500, "path": "/v1/refunds",
+                               "method": "POST"})
+    t0 = time.time()
     r = api("POST", "/v1/refunds", {"payment_intent": pi_id, "amount": 1000,
                                      "reason": "requested_by_customer",
                                      "metadata": {"booking": 9}}, idem="refund-1")
+    check("a slow POST: its event before its answer", time.time() - t0 >= 0.5
+          and rcv.events("charge.refunded"), r.text)
     re1 = r.json
     check("partial refund", r.status == 200 and re1["id"].startswith("re_")
           and re1["amount"] == 1000 and re1["status"] == "succeeded"

@@ -463,6 +463,7 @@ class Store:
             self.slow_count = 0       # answers held back after they are made
             self.slow_ms = 0
             self.slow_path = ""
+            self.slow_method = "GET"
             self.webhook = dict(self.webhook_defaults)
 
     def add(self, obj):
@@ -1798,17 +1799,22 @@ class Controls(Resource):
         return {"count": count, "status": status, "path": path}
 
     def slow(self, data):
-        """The next count answers to GETs of paths starting with path are made
-        at once (the object as it is then) and sent ms later, as a slow
-        network would: a copy that is stale by the time it arrives."""
+        """The next count answers to requests (GETs unless method says) of
+        paths starting with path are made at once (the object as it is then,
+        its events sent) and answered ms later, as a slow network would: a
+        copy that is stale by the time it arrives, a change whose events
+        arrive before its answer."""
         count, ms, path = data.get("count", 1), data.get("ms", 1000), data.get("path", "")
+        method = data.get("method", "GET")
         if not isinstance(count, int) or count < 0 or not isinstance(ms, int) \
-                or not 0 <= ms <= 60000 or not isinstance(path, str):
-            raise StripeError(400, "count must be a non-negative integer, ms 0..60000 and "
-                              "path a string")
+                or not 0 <= ms <= 60000 or not isinstance(path, str) \
+                or method not in ("GET", "POST", "DELETE"):
+            raise StripeError(400, "count must be a non-negative integer, ms 0..60000, "
+                              "path a string and method GET, POST or DELETE")
         with self.s.lock:
             self.s.slow_count, self.s.slow_ms, self.s.slow_path = count, ms, path
-        return {"count": count, "ms": ms, "path": path}
+            self.s.slow_method = method
+        return {"count": count, "ms": ms, "path": path, "method": method}
 
     def delete_customer(self, data, id):
         with self.s.lock:
@@ -2308,16 +2314,17 @@ class Emulator:
         ctx = Ctx(request_id, key)
         if key:
             base.append(("Idempotency-Key", key))
-            return self._idempotent(key, path, body, query, base,
+            resp = self._idempotent(key, path, body, query, base,
                                     lambda: self._run(fn, ctx, params, args, base))
-        resp = self._run(fn, ctx, params, args, base)
-        if method == "GET":
-            with s.lock:
-                slow = s.slow_count > 0 and path.startswith(s.slow_path)
-                if slow:
-                    s.slow_count -= 1
+        else:
+            resp = self._run(fn, ctx, params, args, base)
+        with s.lock:
+            slow = s.slow_count > 0 and method == s.slow_method and \
+                path.startswith(s.slow_path)
             if slow:
-                time.sleep(s.slow_ms / 1000.0)
+                s.slow_count -= 1
+        if slow:
+            time.sleep(s.slow_ms / 1000.0)
         return resp
 
     def _run(self, fn, ctx, params, args, headers):

@@ -16,7 +16,8 @@ ALTER TABLE users
   ADD COLUMN plan_changes BIGINT UNSIGNED NOT NULL DEFAULT 0;
 
 -- Stripe's statuses in which a plan's benefits stand: paid, in its trial,
--- or its renewal being retried (past_due) before Stripe gives up.
+-- or its renewal being retried (past_due) before Stripe gives up
+-- (SUBSCRIPTION_LIVE and PLAN_GIVES_PREMIUM in src/billing/products.h).
 UPDATE users u SET u.plan_tier = 'firewall'
  WHERE EXISTS (SELECT 1 FROM subscriptions s
    JOIN subscription_plans p ON p.id = s.plan_id

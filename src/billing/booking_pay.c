@@ -420,7 +420,8 @@ struct refund_rec {
 	const char	*source;	/* "app" or "stripe" */
 	long long	 user_id;	/* for the audit rows; 0 = the booking's */
 	bool		 cancel;	/* also cancel the booking */
-	bool		 release;	/* unpaid booking: release its slot */
+	bool		 release;	/* unpaid booking: release its slot;
+					   a decided cancel: settle it */
 	cd_arena	*arena;		/* the operation's: audit details */
 };
 
@@ -630,10 +631,17 @@ booking_refund(long long booking_id, long long user_id, const char *reason,
 	if (refunded != NULL)
 		*refunded = false;
 	memset(&rr, 0, sizeof(rr));
+	/*
+	 * A cancel decided after the payment went back in full another way
+	 * (Stripe's Dashboard, a lost chargeback): nothing left to refund, the
+	 * booking is cancelled only.
+	 */
 	if ((err = payment_of(NULL, booking_id, a, &local, &found)) == CD_OK &&
-	    found && strcmp(local.payment_status, "succeeded") == 0) {
+	    found && (strcmp(local.payment_status, "succeeded") == 0 ||
+	    (cancel && strcmp(local.payment_status, "refunded") == 0))) {
 		rr.local = &local;
-		rr.split = part != NULL ? *part : whole(&local);
+		rr.split = strcmp(local.payment_status, "refunded") == 0 ?
+		    (booking_split){ 0, 0, 0 } : part != NULL ? *part : whole(&local);
 		rr.reason = reason;
 		rr.source = "app";
 		rr.user_id = user_id;
@@ -676,13 +684,17 @@ refund_seen_in(const json_t *charge, struct refund_rec *rr)
 	    jstr(latest, "reason") ?: "refunded_in_stripe";
 	rr->source = "stripe";
 	/*
-	 * A booking refunded before it was ever confirmed gives its slot back;
-	 * one whose cancel was decided is cancelled (cancel_settled); a
-	 * scheduled one stays as it is (the refund alone says nothing about
-	 * the appointment) and is no longer paid out, as its payment is
-	 * refunded.
+	 * Our own cancel's refund (its metadata says so), seen before our
+	 * record of it: the booking is cancelled as the app would
+	 * (BOOKING_CANCELLED).  Else a booking refunded before it was ever
+	 * confirmed gives its slot back; one whose cancel was decided is
+	 * cancelled (cancel_settled); a scheduled one stays as it is (the
+	 * refund alone says nothing about the appointment) and is no longer
+	 * paid out, as its payment is refunded.
 	 */
-	rr->release = true;
+	rr->cancel = strcmp(jstr(json_object_get(latest, "metadata"), "reason") ?:
+	    "", "requested_by_customer") == 0;
+	rr->release = !rr->cancel;
 	return db_tx(refund_tx, rr);
 }
 

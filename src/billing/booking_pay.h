@@ -148,8 +148,11 @@ bool	 booking_intent_failed(const json_t *payment_intent);
  * made outside the app: once the charge is fully refunded, one refunds row
  * (UNIQUE payment_id and stripe_refund_id) and payment 'refunded'; after a
  * partial refund already recorded (a cancel's share), the row stays that
- * one and the booking is refunded the rest, fee and payout whole.  Not a
- * booking's charge, or only partly refunded → CD_OK, nothing changed.
+ * one and the booking is refunded the rest, fee and payout whole.  The
+ * refund of our own cancel cancels the booking (BOOKING_CANCELLED), as the
+ * app would once its record commits; another settles a cancel decided and
+ * not made (BOOKING_CANCEL_SETTLED).  Not a booking's charge, or only
+ * partly refunded → CD_OK, nothing changed.
  */
 cd_err	 booking_refund_seen(const json_t *charge);
 /*
@@ -191,7 +194,8 @@ cd_err	 booking_of_intent(const char *payment_intent, cd_arena *a,
  * or lost).  While open the booking is owed to nobody; won makes it owed
  * again; lost reverses the payment like a full refund (its one refunds row,
  * keyed by the dispute, the whole price refunded from fee and payout,
- * payment 'refunded').  *cents is the payout held (open), released (won) or
+ * payment 'refunded'; a cancel decided and not made is settled:
+ * BOOKING_CANCEL_SETTLED).  *cents is the payout held (open), released (won) or
  * the cents reversed (lost); *moved is false if the status had moved already.
  * Its audit details belong to arena a.
  */
@@ -211,8 +215,9 @@ typedef struct booking_split {
  * (NULL: the whole price, fee and payout), payment 'refunded' or
  * 'partially_refunded', REFUND_ISSUED.  With cancel, the same transaction
  * moves the booking from awaiting_payment or scheduled to cancelled_by_user
- * (BOOKING_CANCELLED); a part of 0 cents cancels without a refund.  A
- * payment that is not 'succeeded' is not refunded (CD_OK; *refunded false).
+ * (BOOKING_CANCELLED); a part of 0 cents cancels without a refund, as does
+ * cancel on a payment refunded in full another way.  Any other payment that
+ * is not 'succeeded' is not refunded (CD_OK; *refunded false).
  */
 cd_err	 booking_refund(long long booking_id, long long user_id,
 	    const char *reason, bool cancel, const booking_split *part,

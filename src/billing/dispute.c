@@ -260,6 +260,7 @@ open_then(const json_t *d, const json_t *charge, cd_err (*then)(void *))
 	return err;
 }
 
+/* A final status: the dispute is over, kept or lost. */
 static bool
 is_closed(const char *status)
 {

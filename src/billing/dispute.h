@@ -2,11 +2,12 @@
  * Disputed payments.  charge.dispute.created freezes what the payment
  * granted and is still unspent (the product's freeze hook: frozen units
  * cannot be spent), an inquiry's too; charge.dispute.updated records an
- * inquiry turned into a chargeback (its status: nothing may refund it now).  charge.dispute.closed releases them
- * when the money stays with us (won, an inquiry's warning_closed,
- * prevented); when it is lost they are released and the payment is reversed
- * like a full refund (the product's reverse: never below what was used),
- * and what could not be taken back is recorded as the loss.  Each step is
+ * inquiry turned into a chargeback (its status: nothing may refund it
+ * now).  charge.dispute.closed releases them when the money stays with us
+ * (won, an inquiry's warning_closed, prevented); when it is lost they are
+ * released and the payment is reversed like a full refund (the product's
+ * reverse: never below what was used), and what could not be taken back is
+ * recorded as the loss.  Each step is
  * one dispute_steps row (UNIQUE per dispute and step), plus the product's
  * own ledger or reversal rows, so redelivered events change nothing.
  * A dispute on an expert booking's payment marks the booking disputed (owed

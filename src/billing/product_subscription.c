@@ -119,10 +119,8 @@ static cd_sql q_allocate = CD_SQL(
  */
 static cd_sql q_plan_tier = CD_SQL(
     "UPDATE users SET plan_changes = plan_changes + 1,"
-    " plan_tier = IF(EXISTS (SELECT 1 FROM subscriptions s"
-    "  JOIN subscription_plans p ON p.id = s.plan_id WHERE s.user_id = ?"
-    "  AND p.tier = 'firewall' AND s.status IN " SUBSCRIPTION_LIVE "),"
-    "  'firewall', 'free') WHERE id = ?");
+    " plan_tier = IF(" PLAN_GIVES_PREMIUM("?") ", 'firewall', 'free')"
+    " WHERE id = ?");
 
 static cd_err
 plan_tier_sync(long long user_id)

@@ -78,6 +78,11 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * renewal's payment failed and Stripe tries it again.
  */
 #define SUBSCRIPTION_LIVE "('active', 'trialing', 'past_due')"
+/* Whether a live plan of the user whose id is SQL u includes the premium tier. */
+#define PLAN_GIVES_PREMIUM(u) \
+	"EXISTS (SELECT 1 FROM subscriptions ps JOIN subscription_plans pp" \
+	" ON pp.id = ps.plan_id WHERE ps.user_id = " u " AND pp.tier = 'firewall'" \
+	" AND ps.status IN " SUBSCRIPTION_LIVE ")"
 
 /*
  * Whether consultation participant alias p still takes part: the customer,

@@ -17,7 +17,7 @@ buy_voice_therapy(cd_req *r)
 	cd_value v[1];
 	cd_err err;
 
-	if (strcmp(r->user->tier, "firewall") != 0)
+	if (!CD_USER_PREMIUM(r->user))
 		return req_fail(r, CD_FORBIDDEN, "premium_required",
 		    "Voice AI Therapy comes with a premium plan.");
 	if ((err = req_fields(r, fields, 1, v)) != CD_OK ||

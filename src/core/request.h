@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 #include <jansson.h>
 
 #include "arena.h"
@@ -32,6 +33,9 @@ typedef struct cd_user {
 	const char	*csrf;		/* the session's CSRF token */
 	const char	*session;	/* the session's token hash (its row's key) */
 } cd_user;
+
+/* Whether user u (NULL: signed out) has the premium tier (CD_USER_TIER). */
+#define CD_USER_PREMIUM(u) ((u) != NULL && strcmp((u)->tier, "firewall") == 0)
 
 typedef struct cd_req {
 	cd_arena	*arena;

@@ -233,8 +233,7 @@ h_explore(cd_req *r)
 	json_object_set_new(d, "consultations", consultation_cards(r, byc));
 	if ((err = packs_and_settings(r, d, false)) != CD_OK)
 		return err;
-	json_object_set_new(d, "isFirewall", json_boolean(r->user != NULL &&
-	    strcmp(r->user->tier, "firewall") == 0));
+	json_object_set_new(d, "isFirewall", json_boolean(CD_USER_PREMIUM(r->user)));
 	/* Checkout's cancel_url brings the buyer back here. */
 	json_object_set_new(d, "checkoutCancelled", json_boolean(
 	    (v = req_query(r, "checkout")) != NULL && strcmp(v, "cancelled") == 0));
@@ -520,8 +519,7 @@ h_dashboard(cd_req *r)
 		return err;
 	credits_shown(d, &b, tpc);
 	json_object_set_new(d, "voiceReady", json_boolean(minutes > 0));
-	json_object_set_new(d, "premium", json_boolean(strcmp(r->user->tier,
-	    "firewall") == 0));
+	json_object_set_new(d, "premium", json_boolean(CD_USER_PREMIUM(r->user)));
 	if ((err = dashboard_lists(r, d)) != CD_OK)
 		return err;
 	json_object_set_new(d, "paymentPending",
@@ -769,7 +767,7 @@ static cd_err
 h_voice(cd_req *r)
 {
 	json_t *d = req_own(r, json_object()), *v;
-	bool premium = strcmp(r->user->tier, "firewall") == 0;
+	bool premium = CD_USER_PREMIUM(r->user);
 	long long minutes;
 	cd_err err;
 

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "booking_pay.h"
+#include "products.h"
 #include "invariants.h"
 
 #define LIMIT " LIMIT 1000"
@@ -275,6 +276,16 @@ static cd_sql q_cancel_unsettled = CD_SQL(
     " ORDER BY b.id" LIMIT);
 
 /*
+ * A user's plan tier is what their live plans give: plan_tier_sync writes it
+ * with every subscription; a plan's tier changed by hand leaves its
+ * subscribers behind until their next change.
+ */
+static cd_sql q_plan_tier = CD_SQL(
+    "SELECT u.id AS user_id, u.plan_tier FROM users u"
+    " WHERE (u.plan_tier = 'firewall') <> " PLAN_GIVES_PREMIUM("u.id")
+    " ORDER BY u.id" LIMIT);
+
+/*
  * What open disputes hold, per holding: a user's frozen credits (boost packs
  * and subscription invoices), a user's frozen Live Help hours, a Voice
  * credit's frozen minutes.  A closed dispute holds nothing: won released
@@ -431,6 +442,8 @@ const cd_invariant invariants[] = {
 	    " in full", &q_cancel_unsettled, false, NULL, false, NULL, false },
 	{ "dispute_hold", "what is frozen (credits, hours, a Voice credit's minutes) ="
 	    " what open disputes hold", &q_dispute_hold, false, NULL, false, NULL, false },
+	{ "plan_tier", "a user's plan tier = what their live plans give",
+	    &q_plan_tier, false, NULL, false, NULL, false },
 	{ "stale_event", "no verified event unprocessed for more than 10 minutes",
 	    &q_stale_event, false, NULL, false, NULL, false },
 	{ "stripe_paid_unfulfilled", "every session Stripe reports paid is fulfilled",

@@ -576,10 +576,11 @@ def emu_fail(count=1, status=500, path=""):
     return emu_ok("POST", "/_emu/fail", {"count": count, "status": status, "path": path})
 
 
-def emu_slow(path, ms=1000, count=1):
-    """The next count answers to GETs of paths starting with path are made at
-    once and sent ms later."""
-    return emu_ok("POST", "/_emu/slow", {"count": count, "ms": ms, "path": path})
+def emu_slow(path, ms=1000, count=1, method="GET"):
+    """The next count answers to requests of method to paths starting with
+    path are made at once (their events sent) and answered ms later."""
+    return emu_ok("POST", "/_emu/slow", {"count": count, "ms": ms, "path": path,
+                                         "method": method})
 
 
 def emu_config(**changes):

@@ -208,6 +208,29 @@ class CorruptionTests(Undoing):
                        "stripe_session_id": invoice, "refunded_cents": rev["amount_cents"],
                        "reversed_cents": 0}, findings)
 
+    def test_a_plan_tier_left_behind_is_found(self):
+        """Pro's premium tier taken away by hand: its subscriber's plan tier
+        is left behind until their next subscription change, and the check
+        says so; a user with a plan tier and no plan is found too."""
+        from .test_credits import allocations, create_checkout
+        u, other = register(), register()
+        r = create_checkout(u, {"purchaseType": "subscription", "planId": "pro"})
+        self.assertStatus(r, 200)
+        sub = emu_pay(r.json["sessionId"]).json["subscription"]
+        wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+        self.assertEqual([f for f in books_check()["findings"] if f["check"] == "plan_tier"], [])
+        db_exec("UPDATE subscription_plans SET tier = 'free' WHERE id = 'pro'")
+        self.undo.append(lambda: db_exec(
+            "UPDATE subscription_plans SET tier = 'firewall' WHERE id = 'pro'"))
+        db_exec("UPDATE users SET plan_tier = 'firewall' WHERE id = %s", other.id)
+        self.undo.append(lambda: db_exec("UPDATE users SET plan_tier = 'free' WHERE id = %s",
+                                         other.id))
+        findings = [f for f in books_check()["findings"] if f.get("user_id") in (u.id, other.id)]
+        self.assertEqual(findings, [{"check": "plan_tier", "user_id": u.id,
+                                     "plan_tier": "firewall"},
+                                    {"check": "plan_tier", "user_id": other.id,
+                                     "plan_tier": "firewall"}])
+
     def test_fulfilment_without_a_paid_session(self):
         u = register()
         sid = "cs_test_orphan_" + u.email.split("@")[0].replace("-", "_")[-20:]

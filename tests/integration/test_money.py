@@ -654,6 +654,27 @@ class CancellationPolicyTests(BookingCase):
                 self.assertEqual(audit_count("BOOKING_CANCEL_SETTLED", str(bid)), 1)
                 self.assertEqual(replayed(a.id), (0, []))
 
+    def test_a_cancels_refund_seen_first_is_still_the_customers_cancel(self):
+        """Stripe's charge.refunded for the customer's own cancel arrives
+        before Stripe's answer to the refund (a slow network): the webhook
+        records the refund and cancels the booking as the app would, and the
+        audit says the customer cancelled it, once."""
+        a = register()
+        bid, _ = self.paid_at(a, new_expert(150), 48)        # full refund: 4500
+        emu_slow("/v1/refunds", ms=3000, method="POST")
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 4500, 4500, 450, 4050))
+        issued = db_rows("SELECT details FROM audit_log WHERE action = 'REFUND_ISSUED'"
+                         " AND entity_id = %s", str(bid))
+        self.assertEqual([json.loads(x["details"])["source"] for x in issued], ["stripe"],
+                         "the webhook recorded the refund first")
+        self.assertEqual([x["user_id"] for x in db_rows(
+            "SELECT user_id FROM audit_log WHERE action = 'BOOKING_CANCELLED'"
+            " AND entity_id = %s", str(bid))], [a.id])
+        self.assertEqual(audit_count("BOOKING_CANCEL_SETTLED", str(bid)), 0)
+        self.assertEqual(len(refund_rows(bid)), 1)
+        self.assertEqual(replayed(a.id), (0, []))
+
     def test_an_unpaid_hold_cannot_be_paid_once_its_time_has_started(self):
         a = register()
         j = self.created(a, new_expert(100))
