@@ -107,13 +107,17 @@ static cd_sql q_book_reversed = CD_SQL(
 static cd_sql q_pay_reversed = CD_SQL(
     "UPDATE payments SET status = 'refunded' WHERE id = ? AND status <> 'refunded'");
 /*
- * A cancel decided and not made whose payment went back another way (a lost
- * chargeback, a full refund in Stripe's Dashboard): nothing is left to
- * refund, so the booking is cancelled as its customer asked.
+ * The payment went back in full another way (a lost chargeback, a full
+ * refund in Stripe's Dashboard): a booking whose cancel was decided and not
+ * made is cancelled as its customer asked, nothing being left to refund.  A
+ * lost chargeback (the second parameter 1) also cancels a booking that has
+ * not started: its customer took the money back through their bank, so the
+ * time is not theirs any more (a refund in the Dashboard may be goodwill).
  */
 static cd_sql q_cancel_settled = CD_SQL(
     "UPDATE bookings b SET b.status = 'cancelled_by_user'"
-    " WHERE b.id = ? AND " BOOKING_CANCELLING("b"));
+    " WHERE b.id = ? AND (" BOOKING_CANCELLING("b") " OR (? AND"
+    " b.status = 'scheduled' AND b.start_time > UTC_TIMESTAMP()))");
 
 cd_err
 booking_guard_expert(long long expert_id, bool active_only, bool *found)
@@ -454,8 +458,8 @@ whole(const booking_payment *local)
 }
 
 /*
- * Booking row's decided cancel, settled by a payment back in full ("by":
- * dispute or stripe); its own audit action, as no customer acted now.
+ * Booking row cancelled by a payment back in full ("by": dispute or stripe;
+ * see q_cancel_settled); its own audit action, as no customer acted now.
  */
 static cd_err
 cancel_settled(const booking_payment *row, const char *by, cd_arena *a)
@@ -464,7 +468,8 @@ cancel_settled(const booking_payment *row, const char *by, cd_arena *a)
 	char idbuf[32];
 	cd_err err;
 
-	if ((err = db_exec(&q_cancel_settled, &n, "i", row->booking_id)) !=
+	if ((err = db_exec(&q_cancel_settled, &n, "ii", row->booking_id,
+	    (long long)(strcmp(by, "dispute") == 0))) !=
 	    CD_OK || n == 0)
 		return err;
 	return audit_write("BOOKING_CANCEL_SETTLED", "booking",
@@ -734,7 +739,7 @@ booking_of_intent(const char *payment_intent, cd_arena *a,
 
 /*
  * Lost: the refunds row (the dispute's id as its key), cents and status; a
- * cancel decided and not made is settled by it.
+ * cancel decided and not made, or a booking not started, is cancelled.
  */
 static cd_err
 dispute_reverse(const booking_payment *row, const char *dispute_id,

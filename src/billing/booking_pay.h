@@ -194,8 +194,8 @@ cd_err	 booking_of_intent(const char *payment_intent, cd_arena *a,
  * or lost).  While open the booking is owed to nobody; won makes it owed
  * again; lost reverses the payment like a full refund (its one refunds row,
  * keyed by the dispute, the whole price refunded from fee and payout,
- * payment 'refunded'; a cancel decided and not made is settled:
- * BOOKING_CANCEL_SETTLED).  *cents is the payout held (open), released (won) or
+ * payment 'refunded'; a cancel decided and not made, or a booking that has
+ * not started, is cancelled: BOOKING_CANCEL_SETTLED).  *cents is the payout held (open), released (won) or
  * the cents reversed (lost); *moved is false if the status had moved already.
  * Its audit details belong to arena a.
  */

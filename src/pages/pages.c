@@ -191,6 +191,39 @@ packs_json(const page_pack *p, size_t n, bool with_bonus)
 	return list;
 }
 
+/*
+ * The name of the cheapest plan on sale that includes the premium tier, as
+ * premiumPlan in d (absent if none does): what the pages name to a user
+ * without the tier.
+ */
+static void
+name_premium_plan(json_t *d, const page_plan *plans, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (plans[i].premium && plans[i].name != NULL) {
+			json_object_set_new(d, "premiumPlan",
+			    json_string(plans[i].name));
+			return;
+		}
+}
+
+/* What the pages name to a user without the premium tier, attached to d. */
+static cd_err
+premium_plan(cd_req *r, json_t *d)
+{
+	page_plan *plans;
+	size_t n;
+	cd_err err;
+
+	if (CD_USER_PREMIUM(r->user))
+		return CD_OK;
+	if ((err = pstore_plans(r->arena, &plans, &n)) == CD_OK)
+		name_premium_plan(d, plans, n);
+	return err;
+}
+
 /* The boost packs and the settings in words, attached to d. */
 static cd_err
 packs_and_settings(cd_req *r, json_t *d, bool with_bonus)
@@ -234,6 +267,8 @@ h_explore(cd_req *r)
 	if ((err = packs_and_settings(r, d, false)) != CD_OK)
 		return err;
 	json_object_set_new(d, "isFirewall", json_boolean(CD_USER_PREMIUM(r->user)));
+	if ((err = premium_plan(r, d)) != CD_OK)
+		return err;
 	/* Checkout's cancel_url brings the buyer back here. */
 	json_object_set_new(d, "checkoutCancelled", json_boolean(
 	    (v = req_query(r, "checkout")) != NULL && strcmp(v, "cancelled") == 0));
@@ -576,6 +611,7 @@ plans_card(cd_req *r, json_t *d)
 	if ((err = pstore_plans(r->arena, &plans, &n)) != CD_OK)
 		return err;
 	json_object_set_new(d, "plans", plans_json(plans, n));
+	name_premium_plan(d, plans, n);
 	if ((err = pstore_subscription(r->arena, r->user->id, &s, &found)) != CD_OK)
 		return err;
 	json_object_set_new(d, "subscription", found ? json_pack(
@@ -780,6 +816,8 @@ h_voice(cd_req *r)
 	json_object_set_new(d, "hasMinutes", json_boolean(minutes > 0));
 	json_object_set_new(d, "usable", json_boolean(premium || minutes > 0 ||
 	    !json_is_null(GET(d, "open"))));
+	if ((err = premium_plan(r, d)) != CD_OK)
+		return err;
 	return render(r, "voice", "Voice AI Therapy", d);
 }
 

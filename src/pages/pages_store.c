@@ -55,11 +55,13 @@ static cd_sql q_my_sessions = CD_SQL(
     "WHERE p.user_id = ? AND " PARTICIPANT_STANDS("p")
     " ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
 /*
- * The first arms of a booking's status on both sides' pages: a scheduled
- * booking whose payment is charged back reads "disputed", one whose cancel
- * is being made "cancelling".
+ * The first arms of a booking's status on both sides' pages: a booking
+ * whose payment was charged back (lost) reads "charged back", a scheduled
+ * one whose chargeback is open "disputed", one whose cancel is being made
+ * "cancelling".
  */
 #define STATUS_IN_FLIGHT(b) \
+    "WHEN " b ".dispute_status = 'lost' THEN 'charged back' " \
     "WHEN " b ".status = 'scheduled' AND " BOOKING_CHARGED_BACK(b) " THEN 'disputed' " \
     "WHEN " BOOKING_CANCELLING(b) " THEN 'cancelling' "
 static cd_sql q_my_bookings = CD_SQL(

@@ -628,11 +628,11 @@ class CancellationPolicyTests(BookingCase):
                 if way == "lost chargeback":
                     dp = dispute_intent(pi)
                     close_dispute(dp, "lost")
-                    key, reason, by = dp, "dispute_lost", "dispute"
+                    key, reason, by, shown = dp, "dispute_lost", "dispute", "charged back"
                 else:
                     refund_processed(pi)
                     key = newest_refund_of(pi)
-                    reason, by = "refunded_in_stripe", "stripe"
+                    reason, by, shown = "refunded_in_stripe", "stripe", "cancelled by user"
                 self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 4500, 450, 4050))
                 self.assertEqual(payment_row(bid)["status"], "refunded")
                 self.assertEqual([(r["stripe_refund_id"], r["amount_cents"], r["reason"])
@@ -641,7 +641,7 @@ class CancellationPolicyTests(BookingCase):
                     "SELECT details FROM audit_log WHERE action = 'BOOKING_CANCEL_SETTLED'"
                     " AND entity_id = %s", str(bid))], [{"refundedBy": by}])
                 self.assertEqual(audit_count("BOOKING_CANCELLED", str(bid)), 0)
-                self.assertIn("<td data-status>cancelled by user</td>",
+                self.assertIn(f"<td data-status>{shown}</td>",
                               booking_page_row(a.get("/dashboard").text, bid))
                 before = emu_state()["refunds"]
                 p = run_tool("creditdesk-reconcile")
@@ -1117,8 +1117,12 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertIn('data-action="voice-start"', u.get("/voice").text)
         self.assertIn('<a href="/voice">Start a session</a>', u.get("/dashboard").text)
         self.assertStatus(u.post("/api/voice-therapy/start", {}), 200, "start without the plan")
-        self.assertIn('<a href="/settings/billing#plans">Comes with a premium plan</a>',
+        self.assertIn('<a href="/settings/billing">Comes with a premium plan</a>',
                       starter.get("/dashboard").text)
+        self.assertIn("Voice AI Therapy comes with the Pro plan: to change to it, cancel this"
+                      " plan at period end, then subscribe to Pro.",
+                      starter.get("/settings/billing").text)
+        self.assertIn("Voice AI Therapy comes with the Pro plan.", starter.get("/voice").text)
         self.assertNotIn('data-action="voice-start"', starter.get("/voice").text)
         promote(granted, tier="firewall")
         _, gsub = self.subscribe(granted, plan="pro")
@@ -1709,6 +1713,33 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual(audit_count("BOOKING_DISPUTE", str(bid)), 2)
         # status only forward: a won close arriving later changes nothing
         self.assertEqual(booking_row(bid)["dispute_status"], "lost")
+
+    def test_a_chargeback_lost_before_the_start_cancels_the_booking(self):
+        """The customer's bank took the money back before the session: the
+        booking is cancelled, its time free for others, instead of staying
+        scheduled for an expert who will not be paid; both pages say
+        charged back, with nothing to cancel or move."""
+        adm, a, other, expert_user = admin(), register(), register(), register()
+        eid = new_expert(100, user=expert_user)
+        promote(expert_user, role="expert")
+        bid, pi = self.paid(a, eid)
+        start = booking_row(bid)["start_time"].strftime("%Y-%m-%dT%H:%M:%SZ")
+        close_dispute(dispute_intent(pi), "lost")
+        b = booking_row(bid)
+        self.assertEqual((b["status"], b["dispute_status"], b["refunded_cents"]),
+                         ("cancelled_by_user", "lost", 3000))
+        self.assertEqual([json.loads(x["details"]) for x in db_rows(
+            "SELECT details FROM audit_log WHERE action = 'BOOKING_CANCEL_SETTLED'"
+            " AND entity_id = %s", str(bid))], [{"refundedBy": "dispute"}])
+        row = booking_page_row(a.get("/dashboard").text, bid)
+        self.assertIn("<td data-status>charged back</td>", row)
+        self.assertNotIn('data-action="cancel-booking"', row)
+        self.assertNotIn("data-move-booking", row)
+        self.assertIn("<td data-status>charged back</td>",
+                      booking_page_row(expert_user.get("/expert/bookings").text, bid))
+        self.assertEqual(self.owed(adm, eid), [])
+        self.assertStatus(book(other, eid, start), 201, "the time is free again")
+        self.assertEqual(replayed(a.id), (0, []))
 
     def test_a_booking_lost_after_its_payout_is_taken_back_from_the_next(self):
         """Paid out, then its payment lost to a dispute: the expert owes the

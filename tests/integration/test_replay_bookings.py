@@ -88,7 +88,7 @@ class BookingReplayTests(BookingCase):
             "done": ("completed", 0, None), "full": ("cancelled_by_user", 3000, None),
             "late": ("cancelled_by_user", 750, None), "retried": ("scheduled", 0, None),
             "unpaid": ("cancelled_by_user", 0, None), "in_stripe": ("scheduled", 3000, None),
-            "lost": ("scheduled", 3000, "lost"), "won": ("scheduled", 0, "won"),
+            "lost": ("cancelled_by_user", 3000, "lost"), "won": ("scheduled", 0, "won"),
             "free": ("scheduled", 0, None)})
         rc, report = replay("--user", str(a.id))
         self.assertEqual((rc, report["differences"]), (0, []))

@@ -61,7 +61,7 @@ async function subscription(t) {
       [c.querySelector('h3').textContent, !!c.querySelector('[data-premium]')]));
     eq(JSON.stringify(premium), JSON.stringify([['Starter', false], ['Pro', true]]), 'plans with Voice AI Therapy');
     await t.goto('/voice');
-    await t.waitText('main', 'Voice AI Therapy comes with a premium plan.');
+    await t.waitText('main', 'Voice AI Therapy comes with the Pro plan.');
     await t.goto('/settings/billing');
   });
 
@@ -128,7 +128,7 @@ async function subscription(t) {
     await t.goto('/');
     await p.waitForSelector('#voice-therapy button[data-action="buy-voice"]');
     await t.goto('/voice');
-    assert(!(await t.text('main')).includes('comes with a premium plan'), 'the premium note on /voice');
+    assert(!(await t.text('main')).includes('comes with the'), 'the premium note on /voice');
   });
 }
 

@@ -15,7 +15,7 @@ async function voice(t) {
 
   await t.step('not-premium', async () => {
     await t.goto('/voice');
-    await t.waitText('main', 'Voice AI Therapy comes with a premium plan. See the plans');
+    await t.waitText('main', 'Voice AI Therapy comes with the Pro plan. See the plans');
   });
 
   db("UPDATE users SET tier = 'firewall' WHERE id = ?", user.id);
