@@ -472,7 +472,7 @@ my_bookings_json(const page_booking *b, size_t n)
 
 	for (i = 0; i < n; i++)
 		json_array_append_new(list, json_pack(
-		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:b,s:b,s:I,s:o}",
+		    "{s:I,s:s?,s:I,s:I,s:s?,s:s?,s:s?,s:b,s:b,s:b,s:I,s:o,s:o}",
 		    "id", (json_int_t)b[i].id, "expert_name", b[i].expert_name,
 		    "duration_minutes", (json_int_t)b[i].duration_minutes,
 		    "price_cents", (json_int_t)b[i].price_cents,
@@ -482,7 +482,9 @@ my_bookings_json(const page_booking *b, size_t n)
 		    "can_pay", b[i].can_pay != 0,
 		    "can_move", b[i].can_move != 0,
 		    "expert_id", (json_int_t)b[i].expert_id,
-		    "price", jmoney(b[i].price_cents)));
+		    "price", jmoney(b[i].price_cents), "refunded",
+		    b[i].refunded_cents > 0 ? jmoney(b[i].refunded_cents) :
+		    json_null()));
 	return list;
 }
 

@@ -78,7 +78,7 @@ static cd_sql q_my_bookings = CD_SQL(
     "b.cancel_refund_cents IS NOT NULL) AND NOT " BOOKING_CHARGED_BACK("b")
     " AS can_cancel, "
     "b.expert_id, " PAYABLE_HOLD " AS can_pay, "
-    BOOKING_MOVABLE("b", "e") " AS can_move "
+    BOOKING_MOVABLE("b", "e") " AS can_move, b.refunded_cents "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.user_id = ? ORDER BY b.start_time DESC, b.id DESC LIMIT 50");
 /* The user's unpaid holds of one expert's time, and until when each holds. */
@@ -331,7 +331,7 @@ static const cd_col booking_cols[] = {
 	DB_TEXT(page_booking, start), DB_TEXT(page_booking, start_iso),
 	DB_TEXT(page_booking, status), DB_INT(page_booking, can_cancel),
 	DB_INT(page_booking, expert_id), DB_INT(page_booking, can_pay),
-	DB_INT(page_booking, can_move),
+	DB_INT(page_booking, can_move), DB_INT(page_booking, refunded_cents),
 };
 static const cd_col moving_cols[] = {
 	DB_INT(page_moving, id), DB_INT(page_moving, duration_minutes),

@@ -58,6 +58,7 @@ typedef struct page_booking {
 	long long	 can_cancel;		/* scheduled, not started */
 	long long	 expert_id, can_pay;	/* an unpaid hold still held */
 	long long	 can_move;		/* BOOKING_MOVABLE */
+	long long	 refunded_cents;	/* by refunds or a lost chargeback */
 } page_booking;
 cd_err	 pstore_my_bookings(cd_arena *, long long user_id, page_booking **rows,
 	    size_t *n);

@@ -427,6 +427,8 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual((r.json["booking"]["status"], r.json["booking"]["paymentStatus"]),
                          ("cancelled_by_user", "partially_refunded"))
         self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
+        self.assertIn("<td>$45.00<br><span class=\"muted small\" data-refunded>$22.50 back to"
+                      " you</span></td>", booking_page_row(a.get("/dashboard").text, bid))
         rows = refund_rows(bid)
         self.assertEqual([x["amount_cents"] for x in rows], [2250])
         ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
@@ -1733,6 +1735,7 @@ class BookingDisputeTests(BookingCase):
             " AND entity_id = %s", str(bid))], [{"refundedBy": "dispute"}])
         row = booking_page_row(a.get("/dashboard").text, bid)
         self.assertIn("<td data-status>charged back</td>", row)
+        self.assertIn("$30.00 back to you", row)
         self.assertNotIn('data-action="cancel-booking"', row)
         self.assertNotIn("data-move-booking", row)
         self.assertIn("<td data-status>charged back</td>",
