@@ -819,9 +819,13 @@ class SubscriptionLifecycleTests(CreditsCase):
         return sid, sub
 
     def settled(self, u):
-        """subscribe(u), and its checkout's own event handled: nothing left to race."""
+        """subscribe(u), and its checkout's and first invoice's events handled:
+        nothing left to race (or to hold a webhook child while a test holds
+        a lock)."""
         sid, sub = self.subscribe(u)
-        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
+        wait_until(lambda: completed_processed([sid]) == 1 and invoice_events(sub) and all(
+            event_processed(e["id"]) for e in invoice_events(sub)), 20,
+            message="the checkout and its first invoice settled")
         return sid, sub
 
     def renewed(self, u):
@@ -883,9 +887,8 @@ class SubscriptionLifecycleTests(CreditsCase):
         waits; the user cancels meanwhile; the webhook's older copy, written
         after the cancel, must leave the cancel in place."""
         u = self.user()
-        sid, sub = self.subscribe(u)
+        sid, sub = self.settled(u)
         local = db_scalar("SELECT id FROM subscriptions WHERE stripe_subscription_id = %s", sub)
-        wait_until(lambda: completed_processed([sid]) == 1, 20, message="the checkout settled")
         h = Holder()
         h.run("LOCK TABLES platform_settings WRITE")  # the allocation reads its rate first
         try:
