@@ -70,15 +70,16 @@
 
 /*
  * Whether booking alias b (of expert alias e) can move to another time:
- * scheduled, no cancel decided, its expert still taking bookings, and still
- * as far from its start as a full refund allows (calc.h's CANCEL_FULL), so
- * that moving is never a way round the policy.  One definition for the
- * move and the pages.
+ * scheduled, no cancel decided, its expert still taking bookings, still as
+ * far from its start as a full refund allows (calc.h's CANCEL_FULL), so
+ * that moving is never a way round the policy, and its payment not charged
+ * back (the dispute decides whether the booking stands at all).  One
+ * definition for the move and the pages.
  */
 #define BOOKING_MOVABLE(b, e) \
 	"(" BOOKING_SCHEDULED(b) " AND " e ".active = 1" \
 	" AND " b ".start_time >= UTC_TIMESTAMP() + INTERVAL " \
-	BOOKING_FULL_REFUND_HOURS(e) " HOUR)"
+	BOOKING_FULL_REFUND_HOURS(e) " HOUR AND NOT " BOOKING_CHARGED_BACK(b) ")"
 
 /*
  * What booking alias b owes its expert now, with its payment alias p: the

@@ -492,13 +492,14 @@ bstore_figures(booking_figures *f)
 static cd_sql q_moving = CD_SQL(
     "SELECT b.user_id, b.expert_id, b.duration_minutes,"
     " " BOOKING_SCHEDULED("b") ", " BOOKING_MOVABLE("b", "e") ", " BOOKING_FULL_REFUND_HOURS("e") ","
+    " " BOOKING_CHARGED_BACK("b") ","
     " DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i:%s')"
     " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
 static const cd_col moving_cols[] = {
 	DB_INT(booking_moving, user_id), DB_INT(booking_moving, expert_id),
 	DB_INT(booking_moving, minutes), DB_INT(booking_moving, scheduled),
 	DB_INT(booking_moving, movable), DB_INT(booking_moving, full_hours),
-	DB_TEXT(booking_moving, start),
+	DB_INT(booking_moving, charged_back), DB_TEXT(booking_moving, start),
 };
 /* The guard of the move is this row: a cancel deciding first stops it. */
 static cd_sql q_move = CD_SQL(

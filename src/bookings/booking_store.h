@@ -99,6 +99,7 @@ typedef struct booking_moving {
 	long long	 scheduled;	/* scheduled, and no cancel decided */
 	long long	 movable;	/* BOOKING_MOVABLE */
 	long long	 full_hours;	/* the policy's full-refund hours */
+	long long	 charged_back;	/* BOOKING_CHARGED_BACK */
 	const char	*start;
 } booking_moving;
 cd_err	 bstore_moving(cd_arena *, long long booking_id, booking_moving *,

@@ -2,9 +2,9 @@
  * POST /api/bookings/{id}/reschedule {startTime}: the customer moves a
  * scheduled booking to another free time of the same expert, for the same
  * length and so the same price: no money moves.  Allowed while cancelling
- * would still refund in full (BOOKING_MOVABLE), so that moving is never a
- * way round the cancellation policy; a move to the time it has already
- * changes nothing.
+ * would still refund in full, so that moving is never a way round the
+ * cancellation policy, and while its payment is not charged back
+ * (BOOKING_MOVABLE); a move to the time it has already changes nothing.
  *
  * One transaction: the expert's guard row is written first, as a new hold
  * does (create.c), so a move and a hold racing for the same time are
@@ -46,6 +46,10 @@ not_movable(cd_req *r, const booking_moving *m)
 {
 	if (!m->scheduled)
 		return not_scheduled(r);
+	if (m->charged_back)
+		return req_fail(r, CD_CONFLICT, "payment_disputed",
+		    "Your bank is disputing this payment; the dispute decides whether"
+		    " the booking stands, so it cannot be moved until it closes.");
 	return req_fail(r, CD_CONFLICT, "too_late_to_move", arena_printf(
 	    r->arena, "This booking starts in less than %lld hours, so it can"
 	    " no longer be moved.", m->full_hours));

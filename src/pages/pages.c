@@ -417,7 +417,12 @@ voice_card(cd_req *r, json_t *d, long long *minutes)
 	err = pstore_voice_json(r->user->id, &v);
 	if ((err = attach(d, "voice", err, v)) != CD_OK)
 		return err;
-	json_object_set_new(GET(d, "voice"), "minutes", json_integer(*minutes));
+	v = GET(d, "voice");
+	json_object_set_new(v, "minutes", json_integer(*minutes));
+	/* the templates say "1 minute", "2 minutes" */
+	json_object_set_new(v, "minutesOne", json_boolean(*minutes == 1));
+	json_object_set_new(v, "heldOne", json_boolean(
+	    json_integer_value(json_object_get(v, "held")) == 1));
 	return CD_OK;
 }
 

@@ -47,7 +47,9 @@ static cd_sql q_balance = CD_SQL(
     "SELECT balance, bonus_earned, frozen FROM user_credits WHERE user_id = ?");
 static cd_sql q_my_sessions = CD_SQL(
     "SELECT s.id, s.type, s.type = 'chat' AS is_chat, "
-    "COALESCE(pr.name, s.plan) AS plan_name, s.status, "
+    "COALESCE(pr.name, s.plan) AS plan_name, "
+    "CASE s.status WHEN 'waiting' THEN 'Waiting for a mechanic' "
+    "WHEN 'active' THEN 'In progress' ELSE 'Closed' END AS status, "
     "DATE_FORMAT(s.created_at, " HUMAN_TIME ") AS created, "
     "DATE_FORMAT(s.created_at, " ISO_TIME ") AS created_iso "
     "FROM sessions s JOIN session_participants p ON p.session_id = s.id "
@@ -55,23 +57,27 @@ static cd_sql q_my_sessions = CD_SQL(
     "WHERE p.user_id = ? AND " PARTICIPANT_STANDS("p")
     " ORDER BY s.created_at DESC, s.id DESC LIMIT 50");
 /*
- * The first arms of a booking's status on both sides' pages: a booking
- * whose payment was charged back (lost) reads "charged back", a scheduled
- * one whose chargeback is open "disputed", one whose cancel is being made
- * "cancelling".
+ * A booking's status as both sides' pages name it.  First what is in
+ * flight: a booking whose payment was charged back (lost) reads "Charged
+ * back", a scheduled one whose chargeback is open "Disputed", one whose
+ * cancel is being made "Cancelling"; then its row's status, a cancel named
+ * as the reader sees it (cancelled).
  */
 #define STATUS_IN_FLIGHT(b) \
-    "WHEN " b ".dispute_status = 'lost' THEN 'charged back' " \
-    "WHEN " b ".status = 'scheduled' AND " BOOKING_CHARGED_BACK(b) " THEN 'disputed' " \
-    "WHEN " BOOKING_CANCELLING(b) " THEN 'cancelling' "
+    "WHEN " b ".dispute_status = 'lost' THEN 'Charged back' " \
+    "WHEN " b ".status = 'scheduled' AND " BOOKING_CHARGED_BACK(b) " THEN 'Disputed' " \
+    "WHEN " BOOKING_CANCELLING(b) " THEN 'Cancelling' "
+#define STATUS_NAME(b, cancelled) \
+    "CASE " b ".status WHEN 'scheduled' THEN 'Scheduled' " \
+    "WHEN 'completed' THEN 'Completed' WHEN 'cancelled_by_user' THEN '" cancelled "' " \
+    "WHEN 'payment_failed' THEN 'Payment failed' ELSE 'Awaiting payment' END "
 static cd_sql q_my_bookings = CD_SQL(
     "SELECT b.id, e.name AS expert_name, b.duration_minutes, b.price_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
     "CASE " STATUS_IN_FLIGHT("b")
-    "WHEN b.status <> 'awaiting_payment' THEN REPLACE(b.status, '_', ' ') "
-    "WHEN " BOOKING_HOLDS("b") " THEN 'awaiting payment' ELSE 'hold expired' "
-    "END AS status, "
+    "WHEN b.status = 'awaiting_payment' AND NOT " BOOKING_HOLDS("b") " THEN 'Hold expired' "
+    "ELSE " STATUS_NAME("b", "Cancelled") "END AS status, "
     /* a cancel whose refund failed can be tried again, even once started;
      * none while the payment is charged back (the dispute decides) */
     "b.status = 'scheduled' AND (b.start_time > UTC_TIMESTAMP() OR "
@@ -116,7 +122,7 @@ static cd_sql q_expert_bookings = CD_SQL(
     BOOKING_OWED_CENTS ") AS payout_cents, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
-    "CASE " STATUS_IN_FLIGHT("b") "ELSE REPLACE(b.status, '_', ' ') END AS status, "
+    "CASE " STATUS_IN_FLIGHT("b") "ELSE " STATUS_NAME("b", "Cancelled by the customer") "END AS status, "
     BOOKING_SCHEDULED("b") " AND b.start_time <= UTC_TIMESTAMP() AS can_complete "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id JOIN users u ON u.id = b.user_id "
     "LEFT JOIN payments p ON p.booking_id = b.id "

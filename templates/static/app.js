@@ -79,6 +79,11 @@
     return (cents < 0 ? '-$' : '$') + s + '.' + String(c % 100).padStart(2, '0');
   }
 
+  /* "1 minute", "3 minutes": a count with its word. */
+  function count(n, word) {
+    return n + ' ' + word + (n === 1 ? '' : 's');
+  }
+
   /* A sentence for a failed request: the server's own message, or what the
      status means to a person (never the number itself). */
   function errorText(res) {
@@ -232,7 +237,7 @@
   /* For the page scripts (loaded with defer, so after this file): they add
      their own actions and forms and reuse the request helpers. */
   window.creditdesk = {
-    post: post, postKeyed: postKeyed, newKey: newKey, getJSON: getJSON, money: money,
+    post: post, postKeyed: postKeyed, newKey: newKey, getJSON: getJSON, money: money, count: count,
     errorText: errorText, say: say, run: run,
     localPath: localPath, actions: actions, forms: forms
   };

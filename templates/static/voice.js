@@ -62,8 +62,10 @@
       endBtn.hidden = true;
       var left = box.querySelector('[data-minutes-left]');
       if (left) left.textContent = String(d.remainingMinutes);
+      var word = box.querySelector('[data-minutes-word]');
+      if (word) word.textContent = d.remainingMinutes === 1 ? 'minute' : 'minutes';
       say((outOfMinutes ? 'Your minutes ran out, so the session ended. ' : 'Session ended. ') +
-        d.minutesDeducted + ' minute(s) used, ' + d.remainingMinutes + ' left.', false);
+        cd.count(d.minutesDeducted, 'minute') + ' used, ' + d.remainingMinutes + ' left.', false);
       if (startBtn && d.remainingMinutes > 0) startBtn.hidden = false;
     });
   }

@@ -20,7 +20,8 @@ from .lib import (audit_count, emu_slow, emu_state, parallel, promote, refund_pr
 from .lib import (bought_live_help, emu_ok, event_processed, events_about, new_slot,
                   start_live_help, stripe_session)
 from .test_bookings import (BookingCase, admin, book, booking_row, emu_decline, emu_succeed,
-                            emu_fail, new_expert, payment_row, refund_rows, started, status_is)
+                            emu_fail, future, move, new_expert, payment_row, refund_rows, started,
+                            status_is)
 from .test_voice_therapy import (MINUTES, VoiceCase, buy_voice, firewall_user, run_for,
                                  session_row, usage_rows)
 
@@ -550,7 +551,7 @@ class CancellationPolicyTests(BookingCase):
         self.assertIn(cancel_button, a.get("/dashboard").text)
         row = booking_page_row(expert_user.get("/expert/bookings").text, bid)
         self.assertNotIn("complete-booking", row)
-        self.assertIn("<td data-status>cancelling</td>", row)
+        self.assertIn("<td data-status>Cancelling</td>", row)
         r = a.post(f"/api/bookings/{bid}/cancel", {})
         self.assertStatus(r, 200, "cancel again")
         self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 2250, 225, 2025))
@@ -630,11 +631,11 @@ class CancellationPolicyTests(BookingCase):
                 if way == "lost chargeback":
                     dp = dispute_intent(pi)
                     close_dispute(dp, "lost")
-                    key, reason, by, shown = dp, "dispute_lost", "dispute", "charged back"
+                    key, reason, by, shown = dp, "dispute_lost", "dispute", "Charged back"
                 else:
                     refund_processed(pi)
                     key = newest_refund_of(pi)
-                    reason, by, shown = "refunded_in_stripe", "stripe", "cancelled by user"
+                    reason, by, shown = "refunded_in_stripe", "stripe", "Cancelled"
                 self.assertEqual(self.money(bid), ("cancelled_by_user", 2250, 4500, 450, 4050))
                 self.assertEqual(payment_row(bid)["status"], "refunded")
                 self.assertEqual([(r["stripe_refund_id"], r["amount_cents"], r["reason"])
@@ -1393,8 +1394,8 @@ class DisputeTests(VoiceCase):
         self.assertError(u.post("/api/voice-therapy/start", {}), 402, "no_voice_credits")
         self.assertEqual(dispute_steps(dp), [("freeze", "voice_therapy", MINUTES - 5, 0)])
         # the pages say where the minutes are
-        self.assertIn(f"data-voice-held>{MINUTES - 5} more held", u.get("/dashboard").text)
-        self.assertIn(f"data-voice-held>{MINUTES - 5} more minute(s) held", u.get("/voice").text)
+        for page in ("/dashboard", "/voice"):
+            self.assertIn(f"data-voice-held>{MINUTES - 5} more minutes held", u.get(page).text)
         close_dispute(dp, "won")
         self.assertNotIn("data-voice-held", u.get("/dashboard").text)
         self.assertEqual(self.credits(u)["remainingMinutes"], MINUTES - 5)
@@ -1737,11 +1738,11 @@ class BookingDisputeTests(BookingCase):
             "SELECT details FROM audit_log WHERE action = 'BOOKING_CANCEL_SETTLED'"
             " AND entity_id = %s", str(bid))], [{"refundedBy": "dispute"}])
         row = booking_page_row(a.get("/dashboard").text, bid)
-        self.assertIn("<td data-status>charged back</td>", row)
+        self.assertIn("<td data-status>Charged back</td>", row)
         self.assertIn("$30.00 back to you", row)
         self.assertNotIn('data-action="cancel-booking"', row)
         self.assertNotIn("data-move-booking", row)
-        self.assertIn("<td data-status>charged back</td>",
+        self.assertIn("<td data-status>Charged back</td>",
                       booking_page_row(expert_user.get("/expert/bookings").text, bid))
         self.assertEqual(self.owed(adm, eid), [])
         self.assertStatus(book(other, eid, start), 201, "the time is free again")
@@ -1783,20 +1784,21 @@ class BookingDisputeTests(BookingCase):
     def test_a_charged_back_booking_is_not_cancelled_until_the_dispute_is_won(self):
         """The bank takes a chargeback's money back: a refund on top would pay
         the customer twice (Stripe refuses it, charge_disputed).  The cancel is
-        refused and decides nothing; once the dispute is won it refunds."""
+        refused and decides nothing, and so is a move (the dispute decides
+        whether the booking stands); once the dispute is won it refunds."""
         a, expert_user = register(), register()
         eid = new_expert(100, user=expert_user)          # 30 min: 3000
         promote(expert_user, role="expert")
         bid, pi = self.paid(a, eid)
         refunds_before = emu_state()["refunds"]
         dp = dispute_intent(pi)
-        self.assertIn("<td data-status>disputed</td>",
+        self.assertIn("<td data-status>Disputed</td>",
                       booking_page_row(expert_user.get("/expert/bookings").text, bid))
         q = a.get(f"/api/bookings/{bid}/cancellation")
         self.assertStatus(q, 200, "quote")
         self.assertEqual((q.json["cancellable"], q.json["tier"]), (False, "disputed"))
         row = booking_page_row(a.get("/dashboard").text, bid)
-        self.assertIn("<td data-status>disputed</td>", row)
+        self.assertIn("<td data-status>Disputed</td>", row)
         self.assertNotIn('data-action="cancel-booking"', row)
         r = a.post(f"/api/bookings/{bid}/cancel", {})
         self.assertError(r, 409, "payment_disputed")
@@ -1805,8 +1807,15 @@ class BookingDisputeTests(BookingCase):
                          ("scheduled", None, 0))
         self.assertEqual((refund_rows(bid), emu_state()["refunds"]), ([], refunds_before))
         self.assertEqual(audit_count("BOOKING_CANCEL_DECIDED", str(bid)), 0)
+        self.assertNotIn("data-move-booking", row)
+        before = booking_row(bid)["start_time"]
+        self.assertError(move(a, bid, future()[0]), 409, "payment_disputed")
+        self.assertEqual(booking_row(bid)["start_time"], before)
+        self.assertEqual(audit_count("BOOKING_RESCHEDULED", str(bid)), 0)
         close_dispute(dp, "won")
-        self.assertIn('data-action="cancel-booking"', booking_page_row(a.get("/dashboard").text, bid))
+        row = booking_page_row(a.get("/dashboard").text, bid)
+        self.assertIn('data-action="cancel-booking"', row)
+        self.assertIn(f'data-move-booking="{bid}"', row)
         r = a.post(f"/api/bookings/{bid}/cancel", {})
         self.assertStatus(r, 200, "cancel once the dispute is won")
         self.assertEqual((r.json["booking"]["status"], booking_row(bid)["refunded_cents"]),

@@ -376,6 +376,19 @@ class SessionTests(VoiceCase):
         self.assertEqual(credit_for(sid)["minutes_remaining"], MINUTES - 2 - 0 - 1 - 2 - 1)
         self.assertUsageConsistent(u.id)
 
+    def test_the_pages_count_minutes_in_words(self):
+        """One minute left is "1 minute", more is "minutes", on both pages."""
+        u = firewall_user()
+        buy_voice(u)
+        self.assertStatus(self.end(u, self.start(u).json["sessionId"], (MINUTES - 2) * 60), 200)
+        for left, word in ((2, "minutes"), (1, "minute")):
+            self.assertEqual(self.credits(u)["remainingMinutes"], left)
+            self.assertRegex(u.get("/dashboard").text,
+                             rf'<p class="big">{left}</p>\s*<p class="muted">{word} remaining</p>')
+            self.assertIn(f"data-minutes-left>{left}</strong> <span data-minutes-word>{word}</span> left",
+                          u.get("/voice").text)
+            self.assertStatus(self.end(u, self.start(u).json["sessionId"], 60), 200)
+
     def test_deducts_most_minutes_left_first_across_credits(self):
         u = firewall_user()
         s1, s2 = buy_voice(u), buy_voice(u)

@@ -83,7 +83,7 @@ async function expertBooking(t) {
     // page itself shows the hold and when it ends. Nothing new is held.
     await t.goto('/dashboard');
     const row = `tr[data-booking="${booking.id}"]`;
-    eq(await t.text(`${row} [data-status]`), 'awaiting payment', 'status of the hold');
+    eq(await t.text(`${row} [data-status]`), 'Awaiting payment', 'status of the hold');
     await t.waitText(`${row} button[data-action="cancel-booking"]`, 'Cancel');
     await t.clickAndWaitForNavigation(`${row} a[data-pay-booking="${booking.id}"]`);
     await p.waitForSelector('#pay:not([hidden])');
@@ -195,9 +195,9 @@ async function expertBooking(t) {
     // a paid booking asks first: the first press only says what would happen
     await p.click(`${sel} button[data-action="cancel-booking"]`);
     await t.waitText(`${sel} button[data-action="cancel-booking"]`, 'Confirm: cancel and refund $30.00');
-    eq(await t.text(`${sel} [data-status]`), 'scheduled', 'status before confirming');
+    eq(await t.text(`${sel} [data-status]`), 'Scheduled', 'status before confirming');
     await t.clickAndWaitForNavigation(`${sel} button[data-action="cancel-booking"]`);
-    eq(await t.text(`${sel} [data-status]`), 'cancelled by user', 'status after cancelling');
+    eq(await t.text(`${sel} [data-status]`), 'Cancelled', 'status after cancelling');
     await t.waitText('#bookings-msg', `Booking #${booking.id} is cancelled; $30.00 goes back to the card that paid.`);
     const r = dbRow('SELECT r.amount_cents FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.booking_id = ?',
       Number(booking.id));
@@ -288,7 +288,7 @@ async function expertBooking(t) {
     assert(!(await p.$(`tr[data-booking="${booking.id}"] button[data-action="complete-booking"]`)),
       'Complete offered for a cancelled booking');
     await t.clickAndWaitForNavigation(`tr[data-booking="${started}"] button[data-action="complete-booking"]`);
-    eq(await t.text(`tr[data-booking="${started}"] [data-status]`), 'completed', 'status after Complete');
+    eq(await t.text(`tr[data-booking="${started}"] [data-status]`), 'Completed', 'status after Complete');
     eq(dbRow('SELECT status FROM bookings WHERE id = ?', started).status, 'completed', 'booking row');
   });
 }

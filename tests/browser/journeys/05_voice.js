@@ -29,7 +29,7 @@ async function voice(t) {
     db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 735 SECOND" +
       " WHERE user_id = ? AND status = 'active'", user.id);
     await p.click('button[data-action="voice-end"]');
-    await t.waitText('#voice-msg', 'Session ended. 12 minute(s) used, 3 left.');
+    await t.waitText('#voice-msg', 'Session ended. 12 minutes used, 3 left.');
   });
   const expires = dbRow("SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ') AS e FROM voice_therapy_credits " +
     'WHERE user_id = ?', user.id).e;
@@ -51,8 +51,9 @@ async function voice(t) {
     db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 75 SECOND" +
       " WHERE user_id = ? AND status = 'active'", user.id);
     await p.click('button[data-action="voice-end"]');
-    await t.waitText('#voice-msg', 'Session ended. 1 minute(s) used, 2 left.');
+    await t.waitText('#voice-msg', 'Session ended. 1 minute used, 2 left.');
     eq(await t.text('[data-minutes-left]'), '2', 'minutes after ending');
+    eq(await t.text('[data-minutes-word]'), 'minutes', 'the word after ending');
     const s = dbRow("SELECT status, minutes_deducted FROM voice_therapy_sessions WHERE user_id = ? ORDER BY id DESC LIMIT 1", user.id);
     eq(`${s.status}/${s.minutes_deducted}`, 'ended/1', 'this session');
     eq(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining, 2,
@@ -72,8 +73,10 @@ async function voice(t) {
     eq(s.status, 'ended', 'second session');
     const left = Number(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining);
     eq(left, 2 - Number(s.minutes_deducted), 'credit after the second session');
-    await t.waitText('#voice-msg', `${s.minutes_deducted} minute(s) used, ${left} left.`);
+    const used = Number(s.minutes_deducted);
+    await t.waitText('#voice-msg', `${used} ${used === 1 ? 'minute' : 'minutes'} used, ${left} left.`);
     eq(await t.text('[data-minutes-left]'), String(left), 'minutes shown');
+    eq(await t.text('[data-minutes-word]'), left === 1 ? 'minute' : 'minutes', 'the word shown');
     assert(!(await p.$eval('[data-action="voice-end"]', (b) => b.offsetParent !== null)), 'End still shown');
   });
 }
