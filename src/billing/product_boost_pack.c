@@ -52,7 +52,10 @@ pack_description(cd_buf *b, const char *name, long long credits, long long bonus
 	if (name != NULL)
 		buf_printf(b, "%s: ", name);
 	format_count(b, credits);
-	buf_puts(b, " Pilot Credits (includes ");
+	buf_puts(b, " Pilot Credits");
+	if (bonus == 0)
+		return;
+	buf_puts(b, " (includes ");
 	format_count(b, bonus);
 	buf_puts(b, " bonus)");
 }

@@ -69,7 +69,10 @@ extern const cd_product product_boost_pack;
 extern const cd_product product_subscription;
 extern const cd_product product_consultation;
 
-/* "Name: 22,916 Pilot Credits (includes 2,083 bonus)"; name may be NULL. */
+/*
+ * "Name: 22,916 Pilot Credits (includes 2,083 bonus)", without the bonus
+ * when there is none; name may be NULL.
+ */
 void	 pack_description(cd_buf *, const char *name, long long credits,
 	    long long bonus);
 /*

@@ -226,7 +226,8 @@ class PackTests(CreditsCase):
                 self.assertEqual((m.get("stripeSessionId"), m.get("paymentIntentId"),
                                   m.get("boostPackId"), m.get("amountPaidCents")),
                                  (sid, pi, pack_id, price), m)
-                self.assertIn(name, t["description"])
+                self.assertEqual(t["description"], f"{name}: {credits + bonus:,} Pilot Credits"
+                                 + (f" (includes {bonus:,} bonus)" if bonus else ""))
                 bp = purchases(u.id)
                 self.assertEqual(len(bp), 1)
                 self.assertEqual((bp[0]["boost_pack_id"], bp[0]["stripe_session_id"],
