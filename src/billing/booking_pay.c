@@ -49,7 +49,7 @@ static cd_sql q_guard_expert = CD_SQL(
 static cd_sql q_guard_active_expert = CD_SQL(
     "UPDATE experts SET booking_version = booking_version + 1 WHERE id = ? AND active = 1");
 static cd_sql q_pay_succeeded = CD_SQL(
-    "UPDATE payments SET status = 'succeeded'"
+    "UPDATE payments SET status = 'succeeded', paid_at = UTC_TIMESTAMP(6)"
     " WHERE id = ? AND status IN ('pending', 'failed')");
 static cd_sql q_pay_failed = CD_SQL(
     "UPDATE payments SET status = 'failed' WHERE id = ? AND status = 'pending'");

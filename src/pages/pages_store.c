@@ -158,6 +158,8 @@ static cd_sql q_purchase = CD_SQL(
  * back (a checkout's reversals keep the running total, a booking its own),
  * a dispute lost or a chargeback still open (the booking's dispute_status
  * first, as on its pages); the state is read from those once, for both.
+ * A booking's payment is dated when it succeeded (paid_at; before
+ * migration 036 none was kept, and its hold's time stands in).
  * A subscription's renewals are not here: no row of ours keeps what one
  * invoice charged.  Voice AI Therapy names the minutes its credit got.
  */
@@ -182,11 +184,11 @@ static cd_sql q_payments = CD_SQL(
     "ORDER BY paid_at DESC, cs.id DESC LIMIT 50) UNION ALL "
     "(SELECT 'booking', e.name, b.duration_minutes, p.amount_cents, b.refunded_cents, "
     "p.status = 'refunded', b.dispute_status <=> 'lost', "
-    BOOKING_CHARGED_BACK("b") ", p.created_at, p.id "
+    BOOKING_CHARGED_BACK("b") ", COALESCE(p.paid_at, p.created_at) AS paid_at, p.id "
     "FROM payments p JOIN bookings b ON b.id = p.booking_id "
     "JOIN experts e ON e.id = b.expert_id WHERE b.user_id = ? "
     "AND p.status IN ('succeeded', 'refunded', 'partially_refunded') "
-    "ORDER BY p.created_at DESC, p.id DESC LIMIT 50)) h "
+    "ORDER BY COALESCE(p.paid_at, p.created_at) DESC, p.id DESC LIMIT 50)) h "
     "ORDER BY paid_at DESC, id DESC LIMIT 50");
 /* Live Help slots, for /live-help. */
 static cd_sql q_lh_slots = CD_SQL(

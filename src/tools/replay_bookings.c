@@ -69,7 +69,7 @@ replay_booking_created(void *arg)
 	    " b.cancel_refund_cents = NULL, b.dispute_status = NULL,"
 	    " b.stripe_transfer_id = NULL, b.stripe_application_fee_id = NULL WHERE b.id = ?");
 	static cd_sql pending = CD_SQL(
-	    "UPDATE payments SET status = 'pending', last_payment_error = NULL,"
+	    "UPDATE payments SET status = 'pending', paid_at = NULL, last_payment_error = NULL,"
 	    " failed_attempts = 0, last_failed_charge = NULL WHERE booking_id = ?");
 	long long id = *(long long *)arg;
 	cd_err err;

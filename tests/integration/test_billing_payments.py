@@ -3,11 +3,12 @@ first, named as a person says it, its amount in dollars and its status
 (Paid, Refunded, Partly refunded: $X, Disputed, Charged back), read from our
 records; another user's payments never appear."""
 
+import datetime
 import html
 import re
 import secrets
 
-from .lib import (Case, bought_live_help, check_status, db_scalar, pay_and_confirm,
+from .lib import (Case, bought_live_help, check_status, db_exec, db_scalar, pay_and_confirm,
                   refund_processed, register, wait_until)
 from .test_bookings import book, emu_succeed, new_expert, payment_row, status_is
 from .test_consultations import bought_chat
@@ -117,3 +118,19 @@ class PaymentsSectionTests(Case):
             ("Mega Boost", "$20.00", "Paid"),
         ])
 
+    def test_a_booking_is_dated_when_it_was_paid(self):
+        """Not when its hold asked for the payment: a hold paid ten minutes
+        after it was made reads the time the payment succeeded."""
+        a = register()
+        r = book(a, new_expert(100), hours_ahead(72))
+        self.assertStatus(r, 201, "create booking")
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        db_exec("UPDATE payments SET created_at = created_at - INTERVAL 10 MINUTE"
+                " WHERE booking_id = %s", bid)
+        self.assertIsNone(payment_row(bid)["paid_at"])
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        p = payment_row(bid)
+        self.assertGreaterEqual(p["paid_at"] - p["created_at"], datetime.timedelta(minutes=10))
+        (found,) = ROW.findall(payments_section(a.get("/settings/billing").text))
+        self.assertEqual(found[1], p["paid_at"].strftime("%Y-%m-%dT%H:%M:%SZ"))
