@@ -105,9 +105,10 @@ static const cd_col plan_cols[] = {
 static cd_sql q_ours = CD_SQL(
     "SELECT id FROM checkout_sessions WHERE user_id = ? AND product = 'subscription'"
     " AND item_code = ? LIMIT 1");
+/* With what the invoice charged and through which PaymentIntent (Payments). */
 static cd_sql q_allocate = CD_SQL(
-    "INSERT INTO subscription_allocations (subscription_id, stripe_invoice_id, credits)"
-    " VALUES (?, ?, ?)");
+    "INSERT INTO subscription_allocations (subscription_id, stripe_invoice_id, credits,"
+    " amount_cents, payment_intent_id) VALUES (?, ?, ?, ?, ?)");
 
 /*
  * The tier the user's plans give (db/migrations/034_plan_tier.sql), written
@@ -245,8 +246,9 @@ allocate_tx(void *arg)
 		return CD_INTERNAL;	/* the upsert always names the row */
 	if ((err = sync_row(a->sub, 0)) != CD_OK ||
 	    (err = plan_tier_sync(a->user_id)) != CD_OK ||
-	    (err = db_insert_once(&q_allocate, &fresh, NULL, "isi", sub,
-	    invoice_id, credits * rate)) != CD_OK || !fresh)
+	    (err = db_insert_once(&q_allocate, &fresh, NULL, "isiis", sub,
+	    invoice_id, credits * rate, jint(a->invoice, "amount_paid"),
+	    jstr(a->invoice, "payment_intent"))) != CD_OK || !fresh)
 		return err;
 	meta = arena_json(a->arena, json_pack("{s:s,s:s,s:s,s:I}",
 	    "stripeInvoiceId", invoice_id, "stripeSubscriptionId", a->sub_id,

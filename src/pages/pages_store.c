@@ -152,17 +152,22 @@ static cd_sql q_purchase = CD_SQL(
     CHECKOUT_ITEM "WHERE cs.id = ? AND cs.user_id = ?");
 /*
  * The user's payments, newest first, from our records: Checkout purchases
- * paid (fulfilled, or refunded since) and the expert bookings' payments
- * that succeeded.  Each arm gives what its own records decided: refunded in
- * full (the checkout's or the payment's status), the cents refunds gave
- * back (a checkout's reversals keep the running total, a booking its own),
- * a dispute lost or a chargeback still open (the booking's dispute_status
- * first, as on its pages); the state is read from those once, for both.
- * A booking's payment is dated when it succeeded (paid_at; before
- * migration 036 none was kept, and its hold's time stands in).
- * A subscription's renewals are not here: no row of ours keeps what one
- * invoice charged.  Voice AI Therapy names the minutes its credit got.
+ * paid (fulfilled, or refunded since), each paid invoice of their plans
+ * (the first and every renewal, by its allocation; not their checkouts,
+ * which the first invoice pays) and the expert bookings' payments that
+ * succeeded.  Each arm gives what its own records decided: refunded in
+ * full (the checkout's or the payment's status, an invoice's refunds
+ * reaching its amount), the cents refunds gave back (a checkout's and an
+ * invoice's reversals keep the running total, a booking its own), a
+ * dispute lost or a chargeback still open (the booking's dispute_status
+ * first, as on its pages); the state is read from those once, for all.
+ * Voice AI Therapy names the minutes its credit got.  A booking's payment
+ * is dated when it succeeded (paid_at; before migration 036 none was kept,
+ * and its hold's time stands in).
  */
+#define INVOICE_REFUNDED_CENTS \
+    "(SELECT COALESCE(MAX(r.amount_cents), 0) FROM payment_reversals r " \
+    "WHERE r.payment_intent_id = a.payment_intent_id AND r.product = 'subscription')"
 static cd_sql q_payments = CD_SQL(
     "SELECT kind, name, units, amount_cents, refunded_cents, "
     "CASE WHEN lost THEN 'charged_back' WHEN charged_back THEN 'disputed' "
@@ -170,7 +175,7 @@ static cd_sql q_payments = CD_SQL(
     "ELSE 'paid' END AS state, "
     "DATE_FORMAT(paid_at, " HUMAN_TIME ") AS paid, "
     "DATE_FORMAT(paid_at, " ISO_TIME ") AS paid_iso FROM ("
-    "(SELECT cs.product AS kind, COALESCE(bp.name, sp.name, pr.name, cs.item_code) "
+    "(SELECT cs.product AS kind, COALESCE(bp.name, pr.name, cs.item_code) "
     "AS name, COALESCE(vc.minutes_purchased, cs.quantity) AS units, cs.amount_cents, "
     "(SELECT COALESCE(MAX(r.amount_cents), 0) FROM payment_reversals r "
     "WHERE r.stripe_session_id = cs.stripe_session_id) AS refunded_cents, "
@@ -181,10 +186,19 @@ static cd_sql q_payments = CD_SQL(
     "FROM checkout_sessions cs " CHECKOUT_ITEM
     "LEFT JOIN voice_therapy_credits vc ON vc.stripe_session_id = cs.stripe_session_id "
     "WHERE cs.user_id = ? AND cs.status IN ('fulfilled', 'refunded') "
+    "AND cs.product <> 'subscription' "
     "ORDER BY paid_at DESC, cs.id DESC LIMIT 50) UNION ALL "
+    "(SELECT 'subscription', sp.name, 1, a.amount_cents, " INVOICE_REFUNDED_CENTS ", "
+    INVOICE_REFUNDED_CENTS " >= a.amount_cents, "
+    PAYMENT_DISPUTE_LOST("a.payment_intent_id") ", "
+    PAYMENT_CHARGED_BACK("a.payment_intent_id") ", a.created_at, a.id "
+    "FROM subscription_allocations a JOIN subscriptions s ON s.id = a.subscription_id "
+    "JOIN subscription_plans sp ON sp.id = s.plan_id "
+    "WHERE s.user_id = ? AND a.amount_cents > 0 "
+    "ORDER BY a.created_at DESC, a.id DESC LIMIT 50) UNION ALL "
     "(SELECT 'booking', e.name, b.duration_minutes, p.amount_cents, b.refunded_cents, "
     "p.status = 'refunded', b.dispute_status <=> 'lost', "
-    BOOKING_CHARGED_BACK("b") ", COALESCE(p.paid_at, p.created_at) AS paid_at, p.id "
+    BOOKING_CHARGED_BACK("b") ", COALESCE(p.paid_at, p.created_at), p.id "
     "FROM payments p JOIN bookings b ON b.id = p.booking_id "
     "JOIN experts e ON e.id = b.expert_id WHERE b.user_id = ? "
     "AND p.status IN ('succeeded', 'refunded', 'partially_refunded') "
@@ -521,7 +535,8 @@ pstore_transactions(cd_arena *a, long long user_id, page_transaction **rows,
 cd_err
 pstore_payments(cd_arena *a, long long user_id, page_payment **rows, size_t *n)
 {
-	return ALL(&q_payments, payment_cols, rows, n, "ii", user_id, user_id);
+	return ALL(&q_payments, payment_cols, rows, n, "iii", user_id, user_id,
+	    user_id);
 }
 
 cd_err

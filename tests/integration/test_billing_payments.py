@@ -8,11 +8,11 @@ import html
 import re
 import secrets
 
-from .lib import (Case, bought_live_help, check_status, db_exec, db_scalar, pay_and_confirm,
-                  refund_processed, register, wait_until)
+from .lib import (Case, bought_live_help, check_status, db_exec, db_row, db_scalar, emu_ok,
+                  pay_and_confirm, refund_processed, register, wait_until)
 from .test_bookings import book, emu_succeed, new_expert, payment_row, status_is
 from .test_consultations import bought_chat
-from .test_credits import buy_pack, create_checkout
+from .test_credits import allocations, buy_pack, create_checkout
 from .test_money import (charge_of, close_dispute, dispute_charge, dispute_intent, hours_ahead,
                          paid_with)
 from .test_voice_therapy import buy_voice, firewall_user
@@ -39,7 +39,10 @@ def bought_chat_session(u):
 def bought_plan(u, plan="starter"):
     r = create_checkout(u, {"purchaseType": "subscription", "planId": plan})
     check_status(r, 200, "create-checkout subscription")
-    return pay_and_confirm(u, r.json["sessionId"])
+    out = pay_and_confirm(u, r.json["sessionId"])
+    sub = db_scalar("SELECT stripe_subscription_id FROM subscriptions WHERE user_id = %s", u.id)
+    wait_until(lambda: len(allocations(sub)) == 1, 20, message="first invoice allocated")
+    return sub
 
 
 class PaymentsSectionTests(Case):
@@ -134,3 +137,27 @@ class PaymentsSectionTests(Case):
         self.assertGreaterEqual(p["paid_at"] - p["created_at"], datetime.timedelta(minutes=10))
         (found,) = ROW.findall(payments_section(a.get("/settings/billing").text))
         self.assertEqual(found[1], p["paid_at"].strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def test_a_plans_every_invoice_with_its_refunds_and_disputes(self):
+        """The first invoice and each renewal, each with what happened to its
+        own payment; the plan's checkout is not listed beside its first
+        invoice."""
+        u = register()
+        sub = bought_plan(u)
+        invoices = []
+        for n in (2, 3, 4):
+            invoices.append(emu_ok("POST", f"/_emu/subscriptions/{sub}/renew"))
+            wait_until(lambda: len(allocations(sub)) == n, 20, message=f"renewal {n} allocated")
+        for inv in invoices:
+            a = db_row("SELECT amount_cents, payment_intent_id FROM subscription_allocations"
+                       " WHERE stripe_invoice_id = %s", inv["id"])
+            self.assertEqual(a, {"amount_cents": 1000, "payment_intent_id": inv["payment_intent"]})
+        refund_processed(invoices[0]["payment_intent"], 400)
+        refund_processed(invoices[1]["payment_intent"])
+        dispute_intent(invoices[2]["payment_intent"])
+        self.assertEqual(self.rows(u), [
+            ("Starter plan", "$10.00", "Disputed"),
+            ("Starter plan", "$10.00", "Refunded"),
+            ("Starter plan", "$10.00", "Partly refunded: $4.00"),
+            ("Starter plan", "$10.00", "Paid"),
+        ])
