@@ -599,6 +599,43 @@ def t_refunds(rcv):
     r = emu("POST", f"/_emu/disputes/{dp}/close", {"status": "prevented"})
     check("a chargeback can be prevented", r.status == 200 and r.json["status"] == "prevented",
           r.text)
+    dp = emu("POST", f"/_emu/charges/{ch['id']}/dispute", {"amount": 300}).json["id"]
+    r = api("POST", f"/v1/disputes/{dp}", {"evidence": {"uncategorized_text": "Refunded."},
+                                           "submit": "false"})
+    check("evidence staged: still awaiting a response", r.status == 200
+          and r.json["status"] == "needs_response" and r.json["evidence_details"]["has_evidence"]
+          and r.json["evidence_details"]["submission_count"] == 0, r.text)
+    r = api("POST", f"/v1/disputes/{dp}", {"evidence": {"bogus": {"x": "1"}}})
+    check("evidence that is not text -> 400", r.status == 400, r.text)
+    r = api("POST", f"/v1/disputes/{dp}", {"evidence": {"uncategorized_text": "Refunded in full."}},
+            idem="evidence-1")
+    check("evidence submitted: under review", r.status == 200
+          and r.json["status"] == "under_review"
+          and r.json["evidence"]["uncategorized_text"] == "Refunded in full."
+          and r.json["evidence_details"]["submission_count"] == 1, r.text)
+    check("charge.dispute.updated for the submission", wait_for(
+        lambda: [e for e in rcv.events("charge.dispute.updated")
+                 if e["event"]["data"]["object"]["id"] == dp
+                 and e["event"]["data"]["object"]["status"] == "under_review"]))
+    r2 = api("POST", f"/v1/disputes/{dp}", {"evidence": {"uncategorized_text": "Refunded in full."}},
+             idem="evidence-1")
+    check("the same submission again: the same answer", r2.status == 200
+          and r2.json == r.json, r2.text)
+    r = api("POST", f"/v1/disputes/{dp}", {"evidence": {"uncategorized_text": "More."}})
+    check("evidence after submission -> 400", r.status == 400, r.text)
+    r = emu("POST", f"/_emu/disputes/{dp}/close", {"status": "won"})
+    check("a chargeback under review is decided", r.status == 200 and r.json["status"] == "won",
+          r.text)
+    r = api("POST", f"/v1/disputes/{dp}", {"evidence": {"uncategorized_text": "More."}})
+    check("evidence for a closed dispute -> 400", r.status == 400, r.text)
+    q = emu("POST", f"/_emu/charges/{ch['id']}/dispute", {"amount": 100, "inquiry": True}).json
+    r = api("POST", f"/v1/disputes/{q['id']}", {"evidence": {"uncategorized_text": "Refunded."}})
+    check("an inquiry answered: warning_under_review", r.status == 200
+          and r.json["status"] == "warning_under_review", r.text)
+    r = emu("POST", f"/_emu/disputes/{q['id']}/escalate")
+    check("an answered inquiry can still become a chargeback", r.status == 200
+          and r.json["status"] == "needs_response", r.text)
+    emu("POST", f"/_emu/disputes/{q['id']}/close", {"status": "won"})
     cs = new_session()
     emu("POST", f"/_emu/checkout/sessions/{cs['id']}/pay", {"card": "4242424242424242"})
     pi_id = api("GET", f"/v1/checkout/sessions/{cs['id']}").json["payment_intent"]

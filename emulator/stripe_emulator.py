@@ -11,7 +11,8 @@ and signed webhook deliveries (Stripe-Signature: t=...,v1=...) with retries.
 
 Covered subset: customers, Checkout Sessions (payment and subscription mode,
 hosted and embedded), PaymentIntents (create, confirm, cancel), charges,
-refunds, subscriptions, invoices, disputes and events (list + retrieve).
+refunds, subscriptions, invoices, disputes (and their evidence) and events
+(list + retrieve).
 A hosted checkout page (GET/POST /checkout/pay/{cs_id}) plays the part of
 checkout.stripe.com: 4242 4242 4242 4242 pays, 4000 0000 0000 0002 declines.
 A Stripe.js stand-in (GET /v3/, see stripe_js.py) mounts embedded Checkout
@@ -1493,7 +1494,13 @@ class Disputes(Resource):
     # Where each opening status may close: an inquiry (warning_needs_response)
     # is closed without a chargeback; a chargeback is won, lost or prevented.
     CLOSES = {"warning_needs_response": ("warning_closed",),
-              "needs_response": ("won", "lost", "prevented")}
+              "warning_under_review": ("warning_closed",),
+              "needs_response": ("won", "lost", "prevented"),
+              "under_review": ("won", "lost")}
+    # Submitting evidence puts a dispute under the bank's review; evidence
+    # can be given only while a response is awaited.
+    SUBMITTED = {"warning_needs_response": "warning_under_review",
+                 "needs_response": "under_review"}
 
     def open(self, ctx, ch, amount, inquiry=False):
         if ch["status"] != "succeeded":
@@ -1520,6 +1527,31 @@ class Disputes(Resource):
 
     def retrieve(self, ctx, params, id):
         return self.s.get("dispute", id, "dispute")
+
+    def update(self, ctx, params, id):
+        # Stripe's "Update a dispute": evidence (text fields), metadata, and
+        # submit (default true), which sends all the evidence to the bank.
+        dp = self.s.get("dispute", id, "dispute")
+        evidence = params.get("evidence") or {}
+        if not isinstance(evidence, dict):
+            raise StripeError(400, "Invalid hash", param="evidence")
+        for name in evidence:
+            p_str(evidence, name, f"evidence[{name}]", max_len=20000)
+        submit = p_bool(params, "submit", default=True)
+        if dp["status"] not in self.SUBMITTED:
+            raise StripeError(400, f"This dispute is {dp['status']}: its evidence can no longer"
+                              " be changed or submitted.")
+        metadata = params.get("metadata")
+        if isinstance(metadata, dict):
+            dp["metadata"].update(metadata)
+        dp["evidence"].update(evidence)
+        details = dp["evidence_details"]
+        details["has_evidence"] = bool(dp["evidence"])
+        if submit:
+            dp["status"] = self.SUBMITTED[dp["status"]]
+            details["submission_count"] += 1
+        self.s.emit(ctx, "charge.dispute.updated", dp)
+        return dp
 
     def escalate(self, ctx, dp):
         # The bank turns an inquiry into a chargeback: the same dispute, its
@@ -2193,6 +2225,7 @@ class Emulator:
                 ("customer", "subscription", "status", "collection_method"))),
             ("GET", "/v1/invoices/{id}", bl.retrieve_invoice),
             ("GET", "/v1/disputes/{id}", self.disputes.retrieve),
+            ("POST", "/v1/disputes/{id}", self.disputes.update),
             ("POST", "/v1/accounts", self.connect.create_account),
             ("GET", "/v1/accounts/{id}", self.connect.retrieve_account),
             ("POST", "/v1/account_links", self.connect.create_link),

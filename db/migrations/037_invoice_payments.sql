@@ -5,7 +5,8 @@
 -- payment_reversals named by that PaymentIntent, hence their new key.
 ALTER TABLE subscription_allocations
   ADD COLUMN amount_cents BIGINT UNSIGNED NULL AFTER credits,
-  ADD COLUMN payment_intent_id VARCHAR(255) NULL AFTER amount_cents;
+  ADD COLUMN payment_intent_id VARCHAR(255) NULL AFTER amount_cents,
+  ADD KEY ix_allocation_intent (payment_intent_id);
 ALTER TABLE payment_reversals ADD KEY ix_reversals_intent (payment_intent_id);
 
 -- Allocations made before: the amount from their ledger row's metadata

@@ -7,8 +7,11 @@
 #include "booking_pay.h"
 #include "db.h"
 #include "dispute.h"
+#include "format.h"
 #include "fulfil.h"
+#include "log.h"
 #include "products.h"
+#include "stripe.h"
 
 static cd_sql q_dispute = CD_SQL(
     "INSERT INTO disputes (stripe_dispute_id, charge_id, payment_intent_id,"
@@ -328,4 +331,125 @@ dispute_hold_again(const dispute_hold *h)
 	    CD_OK)
 		return err;
 	return db_exec(&q_hold, NULL, "is", frozen, h->dispute_id);
+}
+
+/*
+ * Whether the payment of the PaymentIntent in SQL column intent was given
+ * back in full by refunds: a Checkout purchase's (its status), an expert
+ * booking's (its payment's; a lost chargeback marks it too, but closes its
+ * dispute) or a plan invoice's (its reversals' running total).
+ */
+#define PAYMENT_REFUNDED_IN_FULL(intent) \
+	"(EXISTS (SELECT 1 FROM checkout_sessions rc WHERE rc.payment_intent_id = " \
+	intent " AND rc.status = 'refunded') OR EXISTS (SELECT 1 FROM payments rp" \
+	" WHERE rp.stripe_payment_intent_id = " intent " AND rp.status = 'refunded')" \
+	" OR EXISTS (SELECT 1 FROM subscription_allocations ra WHERE" \
+	" ra.payment_intent_id = " intent " AND (SELECT MAX(rr.amount_cents) FROM" \
+	" payment_reversals rr WHERE rr.payment_intent_id = " intent ")" \
+	" >= ra.amount_cents))"
+static cd_sql q_unanswered = CD_SQL(
+    "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents FROM disputes d"
+    " WHERE d.closed_at IS NULL"
+    " AND d.status IN ('warning_needs_response', 'needs_response')"
+    " AND NOT (d.answered_status <=> d.status)"
+    " AND " PAYMENT_REFUNDED_IN_FULL("d.payment_intent_id")
+    " ORDER BY d.id LIMIT 1000");
+struct unanswered {
+	const char	*id, *status, *charge;
+	long long	 cents;
+};
+static const cd_col unanswered_cols[] = {
+	DB_TEXT(struct unanswered, id), DB_TEXT(struct unanswered, status),
+	DB_TEXT(struct unanswered, charge), DB_INT(struct unanswered, cents),
+};
+static cd_sql q_answered = CD_SQL(
+    "UPDATE disputes SET answered_status = ? WHERE stripe_dispute_id = ?");
+
+struct answer {
+	const struct unanswered	*u;
+	const json_t		*evidence;	/* as submitted */
+	bool			 refused;	/* by Stripe: not submitted */
+};
+
+static cd_err
+answered_tx(void *arg)
+{
+	const struct answer *an = arg;
+	json_t *details;
+	cd_err err;
+
+	if ((err = db_exec(&q_answered, NULL, "ss", an->u->status,
+	    an->u->id)) != CD_OK)
+		return err;
+	details = json_pack("{s:s,s:s,s:O}", "dispute", an->u->id, "status",
+	    an->u->status, "evidence", an->evidence);
+	err = audit_write(an->refused ? "DISPUTE_ANSWER_REFUSED" :
+	    "DISPUTE_ANSWERED", "charge", an->u->charge, 0, details,
+	    an->refused ? "critical" : "warning");
+	json_decref(details);
+	return err;
+}
+
+/*
+ * Submits the refund as dispute u's evidence (*submitted), and records that
+ * it did, or that Stripe refused it.
+ */
+static cd_err
+answer(const struct unanswered *u, cd_arena *a, bool *submitted)
+{
+	cd_buf *text = buf_in(a);
+	struct answer an = { u, NULL, false };
+	json_t *params, *out = NULL;
+	char path[300], key[300];
+	long status;
+	cd_err err;
+
+	buf_puts(text, "This payment was refunded in full to the customer's card"
+	    " before the bank decided: ");
+	format_cents(text, u->cents);
+	buf_puts(text, " went back to them, as the refunds on this charge in"
+	    " Stripe show. Nothing remains to be paid back.");
+	params = arena_json(a, json_pack("{s:{s:s},s:b}", "evidence",
+	    "uncategorized_text", buf_cstr(text), "submit", 1));
+	an.evidence = json_object_get(params, "evidence");
+	snprintf(path, sizeof(path), "/v1/disputes/%s", u->id);
+	snprintf(key, sizeof(key), "dispute-%s-answer-%s", u->id, u->status);
+	err = stripe_call("POST", path, params, key, &out);
+	arena_json(a, out);
+	status = stripe_last_error()->status;
+	if (err == CD_NOT_FOUND || (err == CD_STRIPE && status >= 400 &&
+	    status < 500 && status != 429)) {
+		log_warn("dispute %s: Stripe refused its answer", u->id);
+		an.refused = true;
+	} else if (err != CD_OK)
+		return err;
+	*submitted = !an.refused;
+	return db_tx(answered_tx, &an);
+}
+
+cd_err
+dispute_answer_refunded(long long *done)
+{
+	cd_arena *a = arena_new();
+	struct unanswered *rows;
+	cd_err err, e, first = CD_OK;
+	size_t i, n = 0;
+	bool submitted;
+
+	*done = 0;
+	err = db_fetch_all(&q_unanswered, a, unanswered_cols,
+	    DB_NCOLS(unanswered_cols), sizeof(*rows), &rows, &n, "");
+	/* one Stripe cannot take now does not stop the others */
+	for (i = 0; i < n && err == CD_OK; i++) {
+		submitted = false;
+		if ((e = answer(&rows[i], a, &submitted)) != CD_OK) {
+			log_warn("dispute %s: not answered, tried again next run",
+			    rows[i].id);
+			if (first == CD_OK)
+				first = e;
+		} else
+			*done += submitted;
+	}
+	arena_free(a);
+	return err != CD_OK ? err : first;
 }

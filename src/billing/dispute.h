@@ -45,6 +45,17 @@ cd_err	 dispute_updated(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);
 
 /*
+ * Answers the bank for each open dispute of a payment we had refunded in
+ * full (creditdesk-reconcile): the refund is its evidence, submitted once
+ * for each status that awaits a response (an inquiry, then the chargeback
+ * the bank may turn it into).  Unanswered, the bank decides for the
+ * customer, who would have the money back twice.  *done counts those
+ * answered now; one Stripe refuses (closed, answered in the Dashboard) is
+ * not asked again, one Stripe could not be reached is asked next run.
+ */
+cd_err	 dispute_answer_refunded(long long *done);
+
+/*
  * A refund of a payment whose dispute is still open (an inquiry is often
  * answered with a refund) takes from what the dispute holds: inside the
  * refund's transaction, dispute_hold_lift releases the hold before the

@@ -8,8 +8,10 @@
  * moves past events that were processed, so a failure is retried next run.
  *
  * It also ends Voice AI Therapy sessions left open past their minutes
- * (charged in full), so a user who never comes back is charged too, and
- * finishes booking cancels whose decided refund Stripe did not make.
+ * (charged in full), so a user who never comes back is charged too,
+ * finishes booking cancels whose decided refund Stripe did not make, and
+ * answers the disputes of payments refunded in full (the refund is the
+ * evidence), which the bank would otherwise decide for the customer.
  *
  * Exit status: 0 all processed, 1 some failed (see the log).
  */
@@ -20,6 +22,7 @@
 #include "booking_pay.h"
 #include "cfg.h"
 #include "db.h"
+#include "dispute.h"
 #include "events.h"
 #include "log.h"
 #include "stripe.h"
@@ -48,7 +51,7 @@ int
 main(void)
 {
 	long long since = 0, low_failed = -1, high = 0, voice_users = 0,
-	    cancels = 0;
+	    cancels = 0, answers = 0;
 	size_t i, n, seen = 0, done = 0, dups = 0, failed = 0;
 	json_t *all = json_array(), *base, **events;
 	bool dup;
@@ -68,6 +71,11 @@ main(void)
 	if (cancels > 0)
 		printf("reconcile: finished %lld booking cancels whose refund had"
 		    " failed\n", cancels);
+	if (dispute_answer_refunded(&answers) != CD_OK)
+		failed++;
+	if (answers > 0)
+		printf("reconcile: answered %lld disputes of refunded payments\n",
+		    answers);
 	base = json_pack("{s:i,s:I}", "limit", PAGE_LIMIT, "created[gte]",
 	    (json_int_t)since);
 	if (stripe_list("/v1/events", base, MAX_PAGES, all) != CD_OK)
