@@ -874,16 +874,17 @@ static const cd_col unfinished_cols[] = {
 	DB_INT(struct unfinished, id), DB_INT(struct unfinished, user_id),
 };
 
-/* Refunds and cancels booking u as its decided cancel; *done if it did. */
+/* Refunds and cancels booking row as its decided cancel; *done if it did. */
 static cd_err
-finish_cancel(const struct unfinished *u, bool *done)
+finish_cancel(const void *row, cd_arena *a, bool *done)
 {
+	const struct unfinished *u = row;
 	booking_terms t;
 	booking_split split;
 	bool found;
 	cd_err err;
 
-	*done = false;
+	(void)a;
 	if ((err = booking_terms_of(u->id, &t, &found)) != CD_OK || !found ||
 	    t.decided < 0)
 		return err;
@@ -892,31 +893,18 @@ finish_cancel(const struct unfinished *u, bool *done)
 	    true, &split, NULL)) == CD_OK)
 		*done = true;
 	/* a chargeback Stripe knows of and we do not yet: left for its dispute */
-	return err == CD_STRIPE && stripe_charge_disputed() ? CD_OK : err;
+	if (err == CD_STRIPE && stripe_charge_disputed())
+		return CD_OK;
+	if (err != CD_OK)
+		log_warn("booking %lld: its cancel's refund failed again", u->id);
+	return err;
 }
 
 cd_err
 booking_finish_cancels(long long *done)
 {
-	cd_arena *a = arena_new();
-	struct unfinished *rows;
-	cd_err err, e, first = CD_OK;
-	size_t i, n = 0;
-	bool one;
-
-	*done = 0;
-	err = db_fetch_all(&q_unfinished, a, unfinished_cols,
-	    DB_NCOLS(unfinished_cols), sizeof(*rows), &rows, &n, "");
 	/* one failing (Stripe still refusing) does not stop the others */
-	for (i = 0; i < n && err == CD_OK; i++) {
-		if ((e = finish_cancel(&rows[i], &one)) != CD_OK) {
-			log_warn("booking %lld: its cancel's refund failed again",
-			    rows[i].id);
-			if (first == CD_OK)
-				first = e;
-		}
-		*done += one;
-	}
-	arena_free(a);
-	return err != CD_OK ? err : first;
+	return db_each_row(&q_unfinished, unfinished_cols,
+	    DB_NCOLS(unfinished_cols), sizeof(struct unfinished), finish_cancel,
+	    done);
 }

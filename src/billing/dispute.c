@@ -391,14 +391,15 @@ answered_tx(void *arg)
 }
 
 /*
- * Submits the refund as dispute u's evidence (*submitted), and records that
- * it did, or that Stripe refused it.
+ * Submits the refund as dispute row's evidence (*submitted), and records
+ * that it did, or that Stripe refused it.
  */
 static cd_err
-answer(const struct unanswered *u, cd_arena *a, bool *submitted)
+answer(const void *row, cd_arena *a, bool *submitted)
 {
-	cd_buf *text = buf_in(a);
+	const struct unanswered *u = row;
 	struct answer an = { u, NULL, false };
+	cd_buf *text = buf_in(a);
 	json_t *params, *out = NULL;
 	char path[300], key[300];
 	long status;
@@ -421,35 +422,19 @@ answer(const struct unanswered *u, cd_arena *a, bool *submitted)
 	    status < 500 && status != 429)) {
 		log_warn("dispute %s: Stripe refused its answer", u->id);
 		an.refused = true;
-	} else if (err != CD_OK)
+	} else if (err != CD_OK) {
+		log_warn("dispute %s: not answered, tried again next run", u->id);
 		return err;
-	*submitted = !an.refused;
-	return db_tx(answered_tx, &an);
+	}
+	if ((err = db_tx(answered_tx, &an)) == CD_OK)
+		*submitted = !an.refused;
+	return err;
 }
 
 cd_err
 dispute_answer_refunded(long long *done)
 {
-	cd_arena *a = arena_new();
-	struct unanswered *rows;
-	cd_err err, e, first = CD_OK;
-	size_t i, n = 0;
-	bool submitted;
-
-	*done = 0;
-	err = db_fetch_all(&q_unanswered, a, unanswered_cols,
-	    DB_NCOLS(unanswered_cols), sizeof(*rows), &rows, &n, "");
 	/* one Stripe cannot take now does not stop the others */
-	for (i = 0; i < n && err == CD_OK; i++) {
-		submitted = false;
-		if ((e = answer(&rows[i], a, &submitted)) != CD_OK) {
-			log_warn("dispute %s: not answered, tried again next run",
-			    rows[i].id);
-			if (first == CD_OK)
-				first = e;
-		} else
-			*done += submitted;
-	}
-	arena_free(a);
-	return err != CD_OK ? err : first;
+	return db_each_row(&q_unanswered, unanswered_cols,
+	    DB_NCOLS(unanswered_cols), sizeof(struct unanswered), answer, done);
 }

@@ -932,6 +932,29 @@ db_fetch_all(cd_sql *q, cd_arena *a, const cd_col *cols, size_t ncols,
 	return err;
 }
 
+cd_err
+db_each_row(cd_sql *q, const cd_col *cols, size_t ncols, size_t stride,
+    cd_err (*fn)(const void *, cd_arena *, bool *), long long *done)
+{
+	cd_arena *a = arena_new();
+	cd_err err, first;
+	size_t i, n = 0;
+	char *rows;
+	bool did;
+
+	*done = 0;
+	first = db_fetch_all(q, a, cols, ncols, stride, &rows, &n, "");
+	for (i = 0; i < n; i++) {
+		did = false;
+		if ((err = fn(rows + i * stride, a, &did)) != CD_OK &&
+		    first == CD_OK)
+			first = err;
+		*done += did;
+	}
+	arena_free(a);
+	return first;
+}
+
 const cd_col db_int_col[1] = { { DB_COL_INT, 0 } };
 static const cd_col text_col[1] = { { DB_COL_TEXT, 0 } };
 

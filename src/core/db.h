@@ -191,6 +191,15 @@ cd_err	 db_fetch(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 cd_err	 db_fetch_all(cd_sql *, cd_arena *a, const cd_col *, size_t ncols,
 	    size_t stride, void *rows, size_t *n, const char *fmt, ...);
 /*
+ * A periodic job's pass: fn for each row of q (which takes no parameters),
+ * in order, the rows and fn's work in one arena freed at the end.  One row
+ * failing does not stop the others: *done counts the rows fn says it did
+ * (*did), and the first failure is returned after the last row.
+ */
+cd_err	 db_each_row(cd_sql *, const cd_col *, size_t ncols, size_t stride,
+	    cd_err (*fn)(const void *row, cd_arena *, bool *did),
+	    long long *done);
+/*
  * The first row into *out, a struct of size bytes (zeroed first, so it
  * reads as zeros and NULLs when there is no row); *found (may be NULL):
  * there was one.
