@@ -362,8 +362,10 @@ static const cd_col unanswered_cols[] = {
 	DB_TEXT(struct unanswered, id), DB_TEXT(struct unanswered, status),
 	DB_TEXT(struct unanswered, charge), DB_INT(struct unanswered, cents),
 };
+/* Whoever records the answer first writes its audit row: one per answer. */
 static cd_sql q_answered = CD_SQL(
-    "UPDATE disputes SET answered_status = ? WHERE stripe_dispute_id = ?");
+    "UPDATE disputes SET answered_status = ? WHERE stripe_dispute_id = ?"
+    " AND NOT (answered_status <=> ?)");
 
 struct answer {
 	const struct unanswered	*u;
@@ -375,11 +377,12 @@ static cd_err
 answered_tx(void *arg)
 {
 	const struct answer *an = arg;
+	unsigned long long n = 0;
 	json_t *details;
 	cd_err err;
 
-	if ((err = db_exec(&q_answered, NULL, "ss", an->u->status,
-	    an->u->id)) != CD_OK)
+	if ((err = db_exec(&q_answered, &n, "sss", an->u->status, an->u->id,
+	    an->u->status)) != CD_OK || n == 0)
 		return err;
 	details = json_pack("{s:s,s:s,s:O}", "dispute", an->u->id, "status",
 	    an->u->status, "evidence", an->evidence);

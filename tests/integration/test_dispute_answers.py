@@ -5,7 +5,8 @@ chargeback the bank may turn it into).  Unanswered, the bank would decide
 for the customer, who would have the money back twice."""
 
 from .lib import (audit_count, db_scalar, emu_fail, emu_hold, emu_release, event_processed,
-                  events_about, refund_processed, register, run_tool, stripe_api, wait_until)
+                  events_about, parallel, refund_processed, register, run_tool, stripe_api,
+                  wait_until)
 from .test_billing_payments import bought_plan
 from .test_bookings import BookingCase, new_expert, payment_row
 from .test_credits import buy_pack
@@ -137,3 +138,19 @@ class DisputeAnswerTests(BookingCase):
         self.status_is(dp, "under_review")
         self.reconcile()
         self.assertEqual(submissions(dp), 1)
+
+    def test_two_passes_at_once_answer_once(self):
+        """Two machines' periodic jobs at the same moment: one submission at
+        Stripe (one Idempotency-Key) and one answer recorded."""
+        for _ in range(3):
+            u = register()
+            sid = buy_pack(u, "boost-small")
+            refund_processed(paid_with(sid)[0])
+            dp = dispute_intent(paid_with(sid)[0])
+            runs = parallel(lambda _: run_tool("creditdesk-reconcile"), range(2), threads=2)
+            self.assertEqual([r.returncode for r in runs], [0, 0],
+                             [r.stdout + r.stderr for r in runs])
+            self.assertEqual((submissions(dp), answered(dp)), (1, "needs_response"))
+            charge = db_scalar("SELECT charge_id FROM disputes WHERE stripe_dispute_id = %s", dp)
+            self.assertEqual(audit_count("DISPUTE_ANSWERED", charge), 1)
+            self.status_is(dp, "under_review")
