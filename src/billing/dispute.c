@@ -408,6 +408,8 @@ answer(const void *row, cd_arena *a, bool *submitted)
 	long status;
 	cd_err err;
 
+	if (!stripe_id_ok(u->id, "dp_"))
+		return CD_OK;	/* not a dispute Stripe could have named */
 	buf_puts(text, "This payment was refunded in full to the customer's card"
 	    " before the bank decided: ");
 	format_cents(text, u->cents);
@@ -420,9 +422,9 @@ answer(const void *row, cd_arena *a, bool *submitted)
 	snprintf(key, sizeof(key), "dispute-%s-answer-%s", u->id, u->status);
 	err = stripe_call("POST", path, params, key, &out);
 	arena_json(a, out);
+	/* 400: this dispute takes no answer; not a key, rate or server fault */
 	status = stripe_last_error()->status;
-	if (err == CD_NOT_FOUND || (err == CD_STRIPE && status >= 400 &&
-	    status < 500 && status != 429)) {
+	if (err == CD_NOT_FOUND || (err == CD_STRIPE && status == 400)) {
 		log_warn("dispute %s: Stripe refused its answer", u->id);
 		an.refused = true;
 	} else if (err != CD_OK) {
