@@ -333,27 +333,9 @@ dispute_hold_again(const dispute_hold *h)
 	return db_exec(&q_hold, NULL, "is", frozen, h->dispute_id);
 }
 
-/*
- * Whether the payment of the PaymentIntent in SQL column intent was given
- * back in full by refunds: a Checkout purchase's (its status), an expert
- * booking's (its payment's; a lost chargeback marks it too, but closes its
- * dispute) or a plan invoice's (its reversals' running total).
- */
-#define PAYMENT_REFUNDED_IN_FULL(intent) \
-	"(EXISTS (SELECT 1 FROM checkout_sessions rc WHERE rc.payment_intent_id = " \
-	intent " AND rc.status = 'refunded') OR EXISTS (SELECT 1 FROM payments rp" \
-	" WHERE rp.stripe_payment_intent_id = " intent " AND rp.status = 'refunded')" \
-	" OR EXISTS (SELECT 1 FROM subscription_allocations ra WHERE" \
-	" ra.payment_intent_id = " intent " AND (SELECT MAX(rr.amount_cents) FROM" \
-	" payment_reversals rr WHERE rr.payment_intent_id = " intent ")" \
-	" >= ra.amount_cents))"
 static cd_sql q_unanswered = CD_SQL(
     "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents FROM disputes d"
-    " WHERE d.closed_at IS NULL"
-    " AND d.status IN ('warning_needs_response', 'needs_response')"
-    " AND NOT (d.answered_status <=> d.status)"
-    " AND " PAYMENT_REFUNDED_IN_FULL("d.payment_intent_id")
-    " ORDER BY d.id LIMIT 1000");
+    " WHERE " DISPUTE_UNANSWERED("d") " ORDER BY d.id LIMIT 1000");
 struct unanswered {
 	const char	*id, *status, *charge;
 	long long	 cents;

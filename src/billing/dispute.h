@@ -56,6 +56,27 @@ cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_answer_refunded(long long *done);
 
 /*
+ * Whether the payment of the PaymentIntent in SQL column intent was given
+ * back in full by refunds: a Checkout purchase's (its status), an expert
+ * booking's (its payment's; a lost chargeback marks it too, but closes its
+ * dispute) or a plan invoice's (its reversals' running total).
+ */
+#define PAYMENT_REFUNDED_IN_FULL(intent) \
+	"(EXISTS (SELECT 1 FROM checkout_sessions rc WHERE rc.payment_intent_id = " \
+	intent " AND rc.status = 'refunded') OR EXISTS (SELECT 1 FROM payments rp" \
+	" WHERE rp.stripe_payment_intent_id = " intent " AND rp.status = 'refunded')" \
+	" OR EXISTS (SELECT 1 FROM subscription_allocations ra WHERE" \
+	" ra.payment_intent_id = " intent " AND (SELECT MAX(rr.amount_cents) FROM" \
+	" payment_reversals rr WHERE rr.payment_intent_id = " intent ")" \
+	" >= ra.amount_cents))"
+
+/* Whether dispute alias d is one dispute_answer_refunded has still to answer. */
+#define DISPUTE_UNANSWERED(d) \
+	"(" d ".closed_at IS NULL AND " d ".status IN ('warning_needs_response'," \
+	" 'needs_response') AND NOT (" d ".answered_status <=> " d ".status) AND " \
+	PAYMENT_REFUNDED_IN_FULL(d ".payment_intent_id") ")"
+
+/*
  * A refund of a payment whose dispute is still open (an inquiry is often
  * answered with a refund) takes from what the dispute holds: inside the
  * refund's transaction, dispute_hold_lift releases the hold before the

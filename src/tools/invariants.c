@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "booking_pay.h"
+#include "dispute.h"
 #include "products.h"
 #include "invariants.h"
 
@@ -276,6 +277,17 @@ static cd_sql q_cancel_unsettled = CD_SQL(
     " ORDER BY b.id" LIMIT);
 
 /*
+ * The periodic job answers a dispute of a payment refunded in full as soon
+ * as it runs (dispute_answer_refunded); one still waiting an hour after it
+ * opened is one Stripe would not take, which the bank will decide for the
+ * customer unless someone answers it in the Dashboard.
+ */
+static cd_sql q_dispute_unanswered = CD_SQL(
+    "SELECT d.stripe_dispute_id, d.status, d.payment_intent_id FROM disputes d"
+    " WHERE " DISPUTE_UNANSWERED("d")
+    " AND d.created_at < UTC_TIMESTAMP(6) - INTERVAL 1 HOUR ORDER BY d.id" LIMIT);
+
+/*
  * A user's plan tier is what their live plans give: plan_tier_sync writes it
  * with every subscription; a plan's tier changed by hand leaves its
  * subscribers behind until their next change.
@@ -442,6 +454,9 @@ const cd_invariant invariants[] = {
 	    " in full", &q_cancel_unsettled, false, NULL, false, NULL, false },
 	{ "dispute_hold", "what is frozen (credits, hours, a Voice credit's minutes) ="
 	    " what open disputes hold", &q_dispute_hold, false, NULL, false, NULL, false },
+	{ "dispute_unanswered", "no dispute of a payment refunded in full waits more"
+	    " than an hour for its answer", &q_dispute_unanswered, false, NULL, false,
+	    NULL, false },
 	{ "plan_tier", "a user's plan tier = what their live plans give",
 	    &q_plan_tier, false, NULL, false, NULL, false },
 	{ "stale_event", "no verified event unprocessed for more than 10 minutes",

@@ -15,8 +15,8 @@ import os
 from .lib import (Case, all_processed, assert_books_balance, books_check, bought_live_help,
                   db_exec, db_row, db_rows, db_scalar, emu_config, emu_hold, emu_pay,
                   emu_release, env, event_processed, events_about, grant_hours, new_slot,
-                  promote, register, run_tool, session_event_ids, start_live_help, stripe_api,
-                  stripe_session, totals, wait_until)
+                  promote, refund_processed, register, run_tool, session_event_ids,
+                  start_live_help, stripe_api, stripe_session, totals, wait_until)
 from .test_bookings import BookingCase, events_done, new_expert, refund_rows
 from .test_credits import buy_pack
 
@@ -230,6 +230,27 @@ class CorruptionTests(Undoing):
                                      "plan_tier": "firewall"},
                                     {"check": "plan_tier", "user_id": other.id,
                                      "plan_tier": "firewall"}])
+
+    def test_a_dispute_left_unanswered_is_found_until_it_is_answered(self):
+        """A dispute of a payment refunded in full, an hour old and not yet
+        answered (the periodic job did not run, or Stripe would not take
+        it), is a finding until the job answers it."""
+        from .test_money import dispute_intent, paid_with
+        pi = paid_with(buy_pack(register(), "boost-small"))[0]
+        refund_processed(pi)
+        dp = dispute_intent(pi)
+        mine = lambda: [f for f in books_check()["findings"]  # noqa: E731
+                        if f["check"] == "dispute_unanswered"]
+        self.assertEqual(mine(), [], "within the hour the job has to answer it")
+        aged = "UPDATE disputes SET created_at = created_at {} INTERVAL 2 HOUR" \
+               " WHERE stripe_dispute_id = %s"
+        db_exec(aged.format("-"), dp)
+        self.undo.append(lambda: db_exec(aged.format("+"), dp))
+        self.assertEqual(mine(), [{"check": "dispute_unanswered", "stripe_dispute_id": dp,
+                                   "status": "needs_response", "payment_intent_id": pi}])
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(mine(), [])
 
     def test_fulfilment_without_a_paid_session(self):
         u = register()
