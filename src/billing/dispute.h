@@ -66,8 +66,7 @@ cd_err	 dispute_answer_refunded(long long *done);
 	intent " AND rc.status = 'refunded') OR EXISTS (SELECT 1 FROM payments rp" \
 	" WHERE rp.stripe_payment_intent_id = " intent " AND rp.status = 'refunded')" \
 	" OR EXISTS (SELECT 1 FROM subscription_allocations ra WHERE" \
-	" ra.payment_intent_id = " intent " AND (SELECT MAX(rr.amount_cents) FROM" \
-	" payment_reversals rr WHERE rr.payment_intent_id = " intent ")" \
+	" ra.payment_intent_id = " intent " AND " INVOICE_REFUNDED_CENTS("ra") \
 	" >= ra.amount_cents))"
 
 /* Whether dispute alias d is one dispute_answer_refunded has still to answer. */

@@ -81,6 +81,14 @@ void	 pack_description(cd_buf *, const char *name, long long credits,
  * renewal's payment failed and Stripe tries it again.
  */
 #define SUBSCRIPTION_LIVE "('active', 'trialing', 'past_due')"
+/*
+ * What refunds gave back of the invoice whose allocation alias is a: the
+ * running total its reversals keep (named by the invoice's PaymentIntent).
+ */
+#define INVOICE_REFUNDED_CENTS(a) \
+	"(SELECT COALESCE(MAX(ir.amount_cents), 0) FROM payment_reversals ir" \
+	" WHERE ir.payment_intent_id = " a ".payment_intent_id" \
+	" AND ir.product = 'subscription')"
 /* Whether a live plan of the user whose id is SQL u includes the premium tier. */
 #define PLAN_GIVES_PREMIUM(u) \
 	"EXISTS (SELECT 1 FROM subscriptions ps JOIN subscription_plans pp" \

@@ -43,6 +43,11 @@ cd_err	 booking_pay(cd_req *);
  * (hold_released), a payment still being set up (payment_not_ready).
  */
 cd_err	 booking_pay_again(cd_req *, long long id);
+/*
+ * 409 payment_disputed: the booking's payment is charged back, so the
+ * dispute decides what becomes of it; what (e.g. "cancelled") cannot be done.
+ */
+cd_err	 booking_refuse_disputed(cd_req *, const char *what);
 cd_err	 booking_cancel(cd_req *);
 cd_err	 booking_cancel_quote(cd_req *);
 

@@ -47,9 +47,7 @@ not_movable(cd_req *r, const booking_moving *m)
 	if (!m->scheduled)
 		return not_scheduled(r);
 	if (m->charged_back)
-		return req_fail(r, CD_CONFLICT, "payment_disputed",
-		    "Your bank is disputing this payment; the dispute decides whether"
-		    " the booking stands, so it cannot be moved until it closes.");
+		return booking_refuse_disputed(r, "moved");
 	return req_fail(r, CD_CONFLICT, "too_late_to_move", arena_printf(
 	    r->arena, "This booking starts in less than %lld hours, so it can"
 	    " no longer be moved.", m->full_hours));

@@ -184,12 +184,13 @@ refuse_started(cd_req *r)
 	    "This booking has started; it can no longer be cancelled.");
 }
 
-static cd_err
-refuse_disputed(cd_req *r)
+cd_err
+booking_refuse_disputed(cd_req *r, const char *what)
 {
-	return req_fail(r, CD_CONFLICT, "payment_disputed",
-	    "Your bank is disputing this payment; the dispute decides what is paid back,"
-	    " so the booking cannot be cancelled until it closes.");
+	return req_fail(r, CD_CONFLICT, "payment_disputed", arena_printf(
+	    r->arena, "Your bank is disputing this payment; the dispute decides"
+	    " what becomes of the booking, so it cannot be %s until the dispute"
+	    " closes.", what));
 }
 
 static cd_err
@@ -242,7 +243,7 @@ cancel_paid(struct cancel *c)
 	    true, c->decided ? &c->split : NULL, NULL);
 	/* charged back since the check: decided, and made once the dispute is won */
 	return err == CD_STRIPE && stripe_charge_disputed() ?
-	    refuse_disputed(c->r) : err;
+	    booking_refuse_disputed(c->r, "cancelled") : err;
 }
 
 /* Started, by the policy's own clock rule (calc.c), whatever was paid. */
@@ -300,7 +301,7 @@ booking_cancel(cd_req *r)
 	paid = st.payment_status != NULL &&
 	    strcmp(st.payment_status, "succeeded") == 0;
 	if (paid && st.charged_back)
-		return refuse_disputed(r);
+		return booking_refuse_disputed(r, "cancelled");
 	if (paid)
 		err = cancel_paid(&c);
 	else if (strcmp(status, "scheduled") == 0 && (err = started(r, c.id)) != CD_OK)

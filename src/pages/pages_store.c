@@ -165,13 +165,13 @@ static cd_sql q_purchase = CD_SQL(
  * is dated when it succeeded (paid_at; before migration 036 none was kept,
  * and its hold's time stands in).
  */
-#define INVOICE_REFUNDED_CENTS \
-    "(SELECT COALESCE(MAX(r.amount_cents), 0) FROM payment_reversals r " \
-    "WHERE r.payment_intent_id = a.payment_intent_id AND r.product = 'subscription')"
 static cd_sql q_payments = CD_SQL(
     "SELECT kind, name, units, amount_cents, refunded_cents, "
     "CASE WHEN lost THEN 'charged_back' WHEN charged_back THEN 'disputed' "
-    "WHEN refunded THEN 'refunded' WHEN refunded_cents > 0 THEN 'partly_refunded' "
+    /* an invoice is refunded in full once its refunds reach what it charged */
+    "WHEN refunded OR (kind = 'subscription' AND refunded_cents >= amount_cents) "
+    "THEN 'refunded' "
+    "WHEN refunded_cents > 0 THEN 'partly_refunded' "
     "ELSE 'paid' END AS state, "
     "DATE_FORMAT(paid_at, " HUMAN_TIME ") AS paid, "
     "DATE_FORMAT(paid_at, " ISO_TIME ") AS paid_iso FROM ("
@@ -188,8 +188,8 @@ static cd_sql q_payments = CD_SQL(
     "WHERE cs.user_id = ? AND cs.status IN ('fulfilled', 'refunded') "
     "AND cs.product <> 'subscription' "
     "ORDER BY paid_at DESC, cs.id DESC LIMIT 50) UNION ALL "
-    "(SELECT 'subscription', sp.name, 1, a.amount_cents, " INVOICE_REFUNDED_CENTS ", "
-    INVOICE_REFUNDED_CENTS " >= a.amount_cents, "
+    "(SELECT 'subscription', sp.name, 1, a.amount_cents, " INVOICE_REFUNDED_CENTS("a")
+    ", 0, "
     PAYMENT_DISPUTE_LOST("a.payment_intent_id") ", "
     PAYMENT_CHARGED_BACK("a.payment_intent_id") ", a.created_at, a.id "
     "FROM subscription_allocations a JOIN subscriptions s ON s.id = a.subscription_id "
