@@ -7,10 +7,11 @@
 # Every table: SELECT, INSERT, UPDATE, DELETE — except two that are
 # append-only by grants:
 #   audit_log      SELECT, INSERT: an audit row is never changed or removed;
-#   stripe_events  SELECT, INSERT, UPDATE (processed_at, effect_at): an event
-#                  is never deleted and its id, type and body never change;
-#                  stamping when it took effect and marking it processed are
-#                  the only updates the code makes.
+#   stripe_events  SELECT, INSERT, UPDATE (processed_at, processed_by,
+#                  effect_at): an event is never deleted and its id, type and
+#                  body never change; stamping when it took effect and marking
+#                  it processed (and by whom) are the only updates the code
+#                  makes.
 # schema_migrations is the migrator's alone.  Privileges add up, so the
 # account must hold no database-level grant: one left from an older set-up is
 # revoked once the table grants are in place.
@@ -41,7 +42,7 @@ for who in "$@"; do
 		stmts+="GRANT SELECT, INSERT, UPDATE, DELETE ON \`$DB\`.\`$t\` TO $who;"
 	done
 	stmts+="GRANT SELECT, INSERT ON \`$DB\`.audit_log TO $who;"
-	stmts+="GRANT SELECT, INSERT, UPDATE (processed_at, effect_at) ON \`$DB\`.stripe_events TO $who;"
+	stmts+="GRANT SELECT, INSERT, UPDATE (processed_at, processed_by, effect_at) ON \`$DB\`.stripe_events TO $who;"
 	if [[ -n $(sql "SELECT 1 FROM mysql.db WHERE User = '$user' AND Host = '$host' AND Db = '$DB'") ]]; then
 		stmts+="REVOKE ALL PRIVILEGES ON \`$DB\`.* FROM $who;"
 	fi

@@ -25,11 +25,12 @@ static cd_sql q_record = CD_SQL(
 /* An event no handler acts on is stored already processed: one commit. */
 static cd_sql q_record_done = CD_SQL(
     "INSERT INTO stripe_events (event_id, type, object_id, stripe_created, payload, source,"
-    " processed_at) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6))");
+    " processed_at, processed_by) VALUES (?, ?, ?, ?, ?, ?, UTC_TIMESTAMP(6), source)");
 static cd_sql q_state = CD_SQL(
     "SELECT processed_at FROM stripe_events WHERE event_id = ?");
+/* processed_by: reconcile's, of an event the webhook stored, is a recovery. */
 static cd_sql q_processed = CD_SQL(
-    "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6)"
+    "UPDATE stripe_events SET processed_at = UTC_TIMESTAMP(6), processed_by = ?"
     " WHERE event_id = ? AND processed_at IS NULL");
 
 /*
@@ -354,6 +355,7 @@ handler_for(const char *type)
 
 struct processing {
 	const char	*event_id;
+	const char	*source;	/* "webhook" or "reconcile": who processes it */
 	const json_t	*answers;	/* what Stripe answered the handler */
 	cd_arena	*arena;
 };
@@ -384,7 +386,7 @@ processed_tx(void *arg)
 	cd_err err;
 	size_t i;
 
-	if ((err = db_exec(&q_processed, &n, "s", p->event_id)) != CD_OK || n == 0)
+	if ((err = db_exec(&q_processed, &n, "ss", p->source, p->event_id)) != CD_OK || n == 0)
 		return err;
 	json_array_foreach(p->answers, i, ans) {
 		params = json_object_get(ans, "params");
@@ -412,9 +414,10 @@ already_processed(const char *id, cd_arena *a, bool *done)
 
 /* Runs the event's handler, recording what Stripe answers it. */
 static cd_err
-handle(const char *id, event_fn fn, const json_t *object, cd_arena *a)
+handle(const char *id, const char *source, event_fn fn, const json_t *object,
+    cd_arena *a)
 {
-	struct processing p = { id, NULL, a };
+	struct processing p = { id, source, NULL, a };
 	json_t *answers = arena_json(a, json_array());
 	cd_err err;
 
@@ -453,8 +456,8 @@ event_accept_in(const json_t *event, const char *raw, size_t rawlen,
 	    *duplicate))
 		return err;
 	if (fn == NULL)		/* stored unprocessed before it had no handler */
-		return db_exec(&q_processed, NULL, "s", id);
-	return handle(id, fn, object, a);
+		return db_exec(&q_processed, NULL, "ss", source, id);
+	return handle(id, source, fn, object, a);
 }
 
 cd_err

@@ -1,7 +1,8 @@
 /*
  * Recording a run of the books check: one integrity_runs row with its
  * findings and the number of events reconcile recovered since the previous
- * run (stripe_events stored by reconcile after that run that a handler
+ * run (stripe_events reconcile processed after that run, whether it stored
+ * them or the webhook stored them and could not act on them, that a handler
  * acted on: effect_at; events no handler acts on, which reconcile lists
  * too, recover nothing), counted in the same statement so two runs never
  * count an event twice or miss one.
@@ -14,7 +15,7 @@
 static cd_sql q_record = CD_SQL(
     "INSERT INTO integrity_runs (ran_at, events_recovered, findings, details)"
     " SELECT UTC_TIMESTAMP(6), COUNT(*), ?, ? FROM stripe_events"
-    " WHERE source = 'reconcile' AND effect_at IS NOT NULL AND received_at >"
+    " WHERE processed_by = 'reconcile' AND effect_at IS NOT NULL AND processed_at >"
     "  (SELECT COALESCE(MAX(ran_at), '1970-01-01') FROM integrity_runs)");
 
 cd_err

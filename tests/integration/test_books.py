@@ -13,10 +13,11 @@ import json
 import os
 
 from .lib import (Case, all_processed, assert_books_balance, books_check, bought_live_help,
-                  db_exec, db_row, db_rows, db_scalar, emu_config, emu_hold, emu_pay,
-                  emu_release, env, event_processed, events_about, grant_hours, new_slot,
-                  promote, refund_processed, register, run_tool, session_event_ids,
-                  start_live_help, stripe_api, stripe_session, totals, wait_until)
+                  completed_event, db_exec, db_row, db_rows, db_scalar, emu_config, emu_fail,
+                  emu_hold, emu_pay, emu_release, env, event_processed, events_about,
+                  grant_hours, hours_total, new_slot, post_webhook, promote, refund_processed,
+                  register, run_tool, session_event_ids, start_live_help, stripe_api,
+                  stripe_session, totals, wait_until)
 from .test_bookings import BookingCase, events_done, new_expert, refund_rows
 from .test_credits import buy_pack
 
@@ -458,7 +459,7 @@ class RecordedRunTests(Case):
         ids = session_event_ids(sid)
         marks = ",".join(["%s"] * len(ids))
         # recovered: what reconcile stored and a handler acted on (not types nothing handles)
-        recovered = db_scalar(f"SELECT COUNT(*) FROM stripe_events WHERE source = 'reconcile'"
+        recovered = db_scalar(f"SELECT COUNT(*) FROM stripe_events WHERE processed_by = 'reconcile'"
                               f" AND effect_at IS NOT NULL AND event_id IN ({marks})", *ids)
         self.assertGreaterEqual(recovered, 1, "reconcile stored the session's events")
 
@@ -470,6 +471,40 @@ class RecordedRunTests(Case):
         self.assertIn(f"Last run {ran} UTC: {recovered} events recovered,", page)
         self.assertIn('<strong class="findings">0 findings</strong>', page)
         self.assertIn("No findings: the books balance.", page)
+        self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")
+
+    def test_an_event_the_webhook_stored_but_could_not_act_on_is_recovered_once(self):
+        record()
+        u = register()
+        sid = start_live_help(u, 1)
+        emu_config(enabled=False)
+        emu_pay(sid)
+        event = completed_event(sid)
+        # the webhook stores the event, then cannot retrieve the session
+        emu_fail(count=100, status=500, path=f"/v1/checkout/sessions/{sid}")
+        try:
+            r = post_webhook(json.dumps(event))
+        finally:
+            emu_fail(count=0, path=f"/v1/checkout/sessions/{sid}")
+        self.assertStatus(r, 502, "the webhook could not act on the event")
+        stored = db_row("SELECT source, processed_at, processed_by FROM stripe_events"
+                        " WHERE event_id = %s", event["id"])
+        self.assertEqual((stored["source"], stored["processed_at"], stored["processed_by"]),
+                         ("webhook", None, None))
+        self.assertEqual(hours_total(u.id), 0)
+
+        p = run_tool("creditdesk-reconcile")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(hours_total(u.id), 1)
+        self.assertEqual(db_scalar("SELECT processed_by FROM stripe_events WHERE event_id = %s",
+                                   event["id"]), "reconcile")
+        ids = session_event_ids(sid)
+        marks = ",".join(["%s"] * len(ids))
+        recovered = db_rows(f"SELECT event_id, source FROM stripe_events"
+                            f" WHERE processed_by = 'reconcile' AND effect_at IS NOT NULL"
+                            f" AND event_id IN ({marks}) ORDER BY id", *ids)
+        self.assertIn({"event_id": event["id"], "source": "webhook"}, recovered)
+        self.assertEqual(record()["events_recovered"], len(recovered))
         self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")
 
     def test_admin_shows_the_findings_of_the_last_run(self):

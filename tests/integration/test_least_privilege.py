@@ -103,7 +103,7 @@ class DatabaseGrantTests(Case):
         self.assertEqual(len(events), 1, grants)
         updatable = re.search(r"UPDATE \(([^)]*)\)", events[0])
         self.assertEqual(sorted(updatable.group(1).split(", ")) if updatable else None,
-                         ["`effect_at`", "`processed_at`"], events[0])
+                         ["`effect_at`", "`processed_at`", "`processed_by`"], events[0])
 
     def test_a_table_added_by_a_later_migration_gets_the_grants_on_start(self):
         # A new name each run: grants outlive a dropped table of the same name.
