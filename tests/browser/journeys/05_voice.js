@@ -79,6 +79,23 @@ async function voice(t) {
     eq(await t.text('[data-minutes-word]'), left === 1 ? 'minute' : 'minutes', 'the word shown');
     assert(!(await p.$eval('[data-action="voice-end"]', (b) => b.offsetParent !== null)), 'End still shown');
   });
+
+  // A last session, backdated past what is left, uses the rest.
+  await t.step('none-left', async () => {
+    await t.goto('/voice');
+    await p.click('button[data-action="voice-start"]');
+    await t.waitText('[data-timer]', /left/);
+    db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 600 SECOND" +
+      " WHERE user_id = ? AND status = 'active'", user.id);
+    await p.click('button[data-action="voice-end"]');
+    await t.waitText('#voice-msg', /, 0 left\.$/);
+    eq(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining,
+      0, 'minutes left');
+    await t.goto('/voice');
+    eq(await t.text('#voice-session > p'), 'You have 0 minutes left.', 'the count');
+    eq(await t.text('[data-voice-buy]'), 'Buy minutes', 'what to do next');
+    assert(!(await p.$('button[data-action="voice-start"]')), 'Start offered without minutes');
+  });
 }
 
 module.exports = [{ name: 'voice-session', run: voice }];
