@@ -162,8 +162,9 @@ static cd_sql q_purchase = CD_SQL(
  * dispute lost or a chargeback still open (the booking's dispute_status
  * first, as on its pages); the state is read from those once, for all.
  * Voice AI Therapy names the minutes its credit got.  A booking's payment
- * is dated when it succeeded (paid_at; before migration 036 none was kept,
- * and its hold's time stands in).
+ * is dated when it succeeded (paid_at; migration 040 filled it in from the
+ * audit for payments made before 036; where none could be, its hold's time
+ * stands in).
  */
 static cd_sql q_payments = CD_SQL(
     "SELECT kind, name, units, amount_cents, refunded_cents, "

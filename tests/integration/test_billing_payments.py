@@ -5,6 +5,7 @@ records; another user's payments never appear."""
 
 import datetime
 import html
+import pathlib
 import re
 import secrets
 
@@ -19,6 +20,9 @@ from .test_voice_therapy import buy_voice, firewall_user
 
 ROW = re.compile(r'<tr data-payment="([a-z_]+)"><td><time datetime="([^"]+)">([^<]+)</time>'
                  r'</td><td>([^<]*)</td><td class="num">([^<]+)</td><td>([^<]+)</td></tr>')
+
+MIGRATION_040 = (pathlib.Path(__file__).resolve().parents[2] / "db" / "migrations"
+                 / "040_payment_paid_at_backfill.sql")
 
 
 def payments_section(page):
@@ -137,6 +141,32 @@ class PaymentsSectionTests(Case):
         self.assertGreaterEqual(p["paid_at"] - p["created_at"], datetime.timedelta(minutes=10))
         (found,) = ROW.findall(payments_section(a.get("/settings/billing").text))
         self.assertEqual(found[1], p["paid_at"].strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    def test_a_booking_paid_before_paid_at_was_kept_is_dated_by_its_audit(self):
+        """Migration 040 dates a payment that succeeded before paid_at was
+        kept (036) by its BOOKING_PAID audit row, written when it succeeded;
+        a payment not made keeps none."""
+        a = register()
+        expert = new_expert(100)
+        r, waiting = book(a, expert, hours_ahead(72)), book(a, expert, hours_ahead(96))
+        self.assertStatus(r, 201, "create booking")
+        self.assertStatus(waiting, 201, "create the second booking")
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        unpaid = waiting.json["booking"]["id"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        paid = payment_row(bid)["paid_at"]
+        audited = db_scalar("SELECT created_at FROM audit_log WHERE action = 'BOOKING_PAID'"
+                            " AND entity_id = %s", str(bid))
+        self.assertLess(abs(audited - paid), datetime.timedelta(milliseconds=50))
+        db_exec("UPDATE payments SET paid_at = NULL, created_at = created_at - INTERVAL 10 MINUTE"
+                " WHERE booking_id = %s", bid)
+
+        db_exec(MIGRATION_040.read_text())
+        self.assertEqual(payment_row(bid)["paid_at"], audited)
+        self.assertIsNone(payment_row(unpaid)["paid_at"])
+        (found,) = ROW.findall(payments_section(a.get("/settings/billing").text))
+        self.assertEqual(found[1], audited.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     def test_a_plans_every_invoice_with_its_refunds_and_disputes(self):
         """The first invoice and each renewal, each with what happened to its
