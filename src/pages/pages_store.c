@@ -61,14 +61,18 @@ static cd_sql q_my_sessions = CD_SQL(
  * flight: a booking whose payment was charged back (lost) reads "Charged
  * back", a scheduled one whose chargeback is open "Disputed", one whose
  * cancel is being made "Cancelling"; then its row's status, a cancel named
- * as the reader sees it (cancelled).
+ * as the reader sees it (cancelled).  A scheduled booking reads by the
+ * clock: Scheduled, In progress, then Ended until its expert completes it.
  */
+#define SCHEDULED_NAME(b) \
+    "CASE WHEN " b ".start_time > UTC_TIMESTAMP() THEN 'Scheduled' " \
+    "WHEN " b ".end_time > UTC_TIMESTAMP() THEN 'In progress' ELSE 'Ended' END "
 #define STATUS_IN_FLIGHT(b) \
     "WHEN " b ".dispute_status = 'lost' THEN 'Charged back' " \
     "WHEN " b ".status = 'scheduled' AND " BOOKING_CHARGED_BACK(b) " THEN 'Disputed' " \
     "WHEN " BOOKING_CANCELLING(b) " THEN 'Cancelling' "
 #define STATUS_NAME(b, cancelled) \
-    "CASE " b ".status WHEN 'scheduled' THEN 'Scheduled' " \
+    "CASE " b ".status WHEN 'scheduled' THEN " SCHEDULED_NAME(b) \
     "WHEN 'completed' THEN 'Completed' WHEN 'cancelled_by_user' THEN '" cancelled "' " \
     "WHEN 'payment_failed' THEN 'Payment failed' ELSE 'Awaiting payment' END "
 static cd_sql q_my_bookings = CD_SQL(

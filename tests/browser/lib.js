@@ -85,13 +85,17 @@ class Journey {
   async step(name, fn) {
     this.stepName = name;
     if (process.env.CD_BROWSER_DEBUG) console.log(`  .. ${this.name}: ${name} at ${new Date().toISOString().slice(11, 23)}`);
+    let result;
     try {
-      return await fn();
+      result = await fn();
     } catch (e) {
       await this.screenshot(name);
       e.step = name;
       throw e;
     }
+    // CD_BROWSER_SHOTS=all: every step's page, to read the journeys as a person sees them
+    if (process.env.CD_BROWSER_SHOTS === 'all') await this.screenshot(name);
+    return result;
   }
 
   async screenshot(step) {

@@ -192,6 +192,7 @@ async function expertBooking(t) {
     assert(await p.$(`tr[data-booking="${begun}"]`), 'the started booking is not listed');
     assert(!(await p.$(`tr[data-booking="${begun}"] button[data-action="cancel-booking"]`)),
       'Cancel offered for a booking that has started');
+    eq(await t.text(`tr[data-booking="${begun}"] [data-status]`), 'In progress', 'a booking under way');
     // a paid booking asks first: the first press only says what would happen
     await p.click(`${sel} button[data-action="cancel-booking"]`);
     await t.waitText(`${sel} button[data-action="cancel-booking"]`, 'Confirm: cancel and refund $30.00');
@@ -287,6 +288,11 @@ async function expertBooking(t) {
     await t.clickAndWaitForNavigation('a[href="/expert/bookings"]');
     assert(!(await p.$(`tr[data-booking="${booking.id}"] button[data-action="complete-booking"]`)),
       'Complete offered for a cancelled booking');
+    eq(await t.text(`tr[data-booking="${started}"] [data-status]`), 'In progress', 'status before its end');
+    db('UPDATE bookings SET start_time = start_time - INTERVAL 30 MINUTE, end_time = end_time - INTERVAL 30 MINUTE' +
+      ' WHERE id = ?', started);
+    await t.goto('/expert/bookings');
+    eq(await t.text(`tr[data-booking="${started}"] [data-status]`), 'Ended', 'status once over');
     await t.clickAndWaitForNavigation(`tr[data-booking="${started}"] button[data-action="complete-booking"]`);
     eq(await t.text(`tr[data-booking="${started}"] [data-status]`), 'Completed', 'status after Complete');
     eq(dbRow('SELECT status FROM bookings WHERE id = ?', started).status, 'completed', 'booking row');
