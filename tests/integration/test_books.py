@@ -448,19 +448,34 @@ class RecordedRunTests(Case):
         self.assertStatus(r, 200, "/admin")
         return r.text
 
-    def test_a_run_records_the_events_reconcile_recovered(self):
+    def paid_unheard(self):
+        """After a recorded run, a user and a Live Help purchase paid while
+        no webhook is delivered: (user, session id)."""
         record()
         u = register()
         sid = start_live_help(u, 1)
         emu_config(enabled=False)
         emu_pay(sid)
+        return u, sid
+
+    def reconcile(self):
         p = run_tool("creditdesk-reconcile")
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+    @staticmethod
+    def recovered(sid):
+        """The session's events reconcile processed and a handler acted on
+        (not types nothing handles), whoever stored them."""
         ids = session_event_ids(sid)
         marks = ",".join(["%s"] * len(ids))
-        # recovered: what reconcile stored and a handler acted on (not types nothing handles)
-        recovered = db_scalar(f"SELECT COUNT(*) FROM stripe_events WHERE processed_by = 'reconcile'"
-                              f" AND effect_at IS NOT NULL AND event_id IN ({marks})", *ids)
+        return db_rows(f"SELECT event_id, source FROM stripe_events"
+                       f" WHERE processed_by = 'reconcile' AND effect_at IS NOT NULL"
+                       f" AND event_id IN ({marks}) ORDER BY id", *ids)
+
+    def test_a_run_records_the_events_reconcile_recovered(self):
+        _, sid = self.paid_unheard()
+        self.reconcile()
+        recovered = len(self.recovered(sid))
         self.assertGreaterEqual(recovered, 1, "reconcile stored the session's events")
 
         run = record()
@@ -474,11 +489,7 @@ class RecordedRunTests(Case):
         self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")
 
     def test_an_event_the_webhook_stored_but_could_not_act_on_is_recovered_once(self):
-        record()
-        u = register()
-        sid = start_live_help(u, 1)
-        emu_config(enabled=False)
-        emu_pay(sid)
+        u, sid = self.paid_unheard()
         event = completed_event(sid)
         # the webhook stores the event, then cannot retrieve the session
         emu_fail(count=100, status=500, path=f"/v1/checkout/sessions/{sid}")
@@ -493,16 +504,11 @@ class RecordedRunTests(Case):
                          ("webhook", None, None))
         self.assertEqual(hours_total(u.id), 0)
 
-        p = run_tool("creditdesk-reconcile")
-        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.reconcile()
         self.assertEqual(hours_total(u.id), 1)
         self.assertEqual(db_scalar("SELECT processed_by FROM stripe_events WHERE event_id = %s",
                                    event["id"]), "reconcile")
-        ids = session_event_ids(sid)
-        marks = ",".join(["%s"] * len(ids))
-        recovered = db_rows(f"SELECT event_id, source FROM stripe_events"
-                            f" WHERE processed_by = 'reconcile' AND effect_at IS NOT NULL"
-                            f" AND event_id IN ({marks}) ORDER BY id", *ids)
+        recovered = self.recovered(sid)
         self.assertIn({"event_id": event["id"], "source": "webhook"}, recovered)
         self.assertEqual(record()["events_recovered"], len(recovered))
         self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")

@@ -22,15 +22,17 @@ async function voice(t) {
   // 15 minutes bought and paid, 12 of them used in a first session (the
   // server's clock backdated), so that 3 are left, as a customer would have.
   await t.step('buy-minutes', () => t.buyVoice());
-  await t.step('use-twelve', async () => {
+  // A session started on /voice whose start the server's clock puts seconds earlier, ended.
+  const sessionOf = async (seconds, said) => {
     await t.goto('/voice');
     await p.click('button[data-action="voice-start"]');
     await t.waitText('[data-timer]', /left/);
-    db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 735 SECOND" +
-      " WHERE user_id = ? AND status = 'active'", user.id);
+    db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL ? SECOND" +
+      " WHERE user_id = ? AND status = 'active'", seconds, user.id);
     await p.click('button[data-action="voice-end"]');
-    await t.waitText('#voice-msg', 'Session ended. 12 minutes used, 3 left.');
-  });
+    await t.waitText('#voice-msg', said);
+  };
+  await t.step('use-twelve', () => sessionOf(735, 'Session ended. 12 minutes used, 3 left.'));
   const expires = dbRow("SELECT DATE_FORMAT(expires_at, '%Y-%m-%dT%H:%i:%sZ') AS e FROM voice_therapy_credits " +
     'WHERE user_id = ?', user.id).e;
 
@@ -82,13 +84,7 @@ async function voice(t) {
 
   // A last session, backdated past what is left, uses the rest.
   await t.step('none-left', async () => {
-    await t.goto('/voice');
-    await p.click('button[data-action="voice-start"]');
-    await t.waitText('[data-timer]', /left/);
-    db("UPDATE voice_therapy_sessions SET started_at = started_at - INTERVAL 600 SECOND" +
-      " WHERE user_id = ? AND status = 'active'", user.id);
-    await p.click('button[data-action="voice-end"]');
-    await t.waitText('#voice-msg', /, 0 left\.$/);
+    await sessionOf(600, /, 0 left\.$/);
     eq(dbRow('SELECT minutes_remaining FROM voice_therapy_credits WHERE user_id = ?', user.id).minutes_remaining,
       0, 'minutes left');
     await t.goto('/voice');
