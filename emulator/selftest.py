@@ -699,6 +699,35 @@ def t_subscription(rcv):
     check("renewal invoice.paid delivered",
           wait_for(lambda: [g for g in rcv.events("invoice.paid")
                             if g["event"]["data"]["object"]["id"] == inv2["id"]]))
+    # a plan change: a new Price, the item on it from the next renewal
+    r = api("POST", "/v1/prices", {"currency": "usd", "unit_amount": 2500,
+                                   "recurring": {"interval": "month"},
+                                   "product_data": {"name": "Pro"}})
+    price = r.json
+    check("price created", r.status == 200 and price["id"].startswith("price_")
+          and price["unit_amount"] == 2500 and price["recurring"]["interval"] == "month"
+          and price["product"].startswith("prod_"), r.text)
+    item = sub2["items"]["data"][0]["id"]
+    r = api("POST", f"/v1/subscriptions/{sub['id']}",
+            {"items": [{"id": item, "price": price["id"]}],
+             "proration_behavior": "create_prorations", "metadata": {"plan": "max"}})
+    check("prorations refused, nothing changed", r.status == 400
+          and api("GET", f"/v1/subscriptions/{sub['id']}").json["metadata"]["plan"] == "pro",
+          r.text)
+    r = api("POST", f"/v1/subscriptions/{sub['id']}",
+            {"items": [{"id": "si_nope", "price": price["id"]}], "proration_behavior": "none"})
+    check("unknown item refused", r.status == 400, r.text)
+    r = api("POST", f"/v1/subscriptions/{sub['id']}",
+            {"items": [{"id": item, "price": price["id"]}], "proration_behavior": "none",
+             "metadata": {"plan": "max"}})
+    check("item on the new price", r.status == 200
+          and r.json["items"]["data"][0]["price"]["id"] == price["id"]
+          and r.json["items"]["data"][0]["id"] == item and r.json["metadata"]["plan"] == "max",
+          r.text)
+    inv3 = emu("POST", f"/_emu/subscriptions/{sub['id']}/renew").json
+    check("the next renewal charges the new price", inv3["amount_paid"] == 2500
+          and inv3["lines"]["data"][0]["description"] == "1 \u00d7 Pro"
+          and inv3["subscription_details"]["metadata"]["plan"] == "max", inv3)
     # embedded mode
     es = new_session("subscription", ui_mode="embedded", success_url=None, cancel_url=None,
                      return_url="http://127.0.0.1:9/return?session_id={CHECKOUT_SESSION_ID}")

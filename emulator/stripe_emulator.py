@@ -437,6 +437,7 @@ OBJECT_TYPES = {
     "event": "events", "account": "accounts", "account_link": "account_links",
     "transfer": "transfers", "transfer_reversal": "transfer_reversals",
     "application_fee": "application_fees", "fee_refund": "fee_refunds",
+    "price": "prices",
 }
 
 
@@ -882,6 +883,38 @@ class PaymentIntents(Resource):
 # Checkout Sessions
 # ---------------------------------------------------------------------------
 
+def new_price(pd, lab):
+    """A Price from price_data-shaped params (currency, unit_amount,
+    product_data[name], recurring): (price, product name, description)."""
+    currency = p_currency(pd, "currency", f"{lab}[currency]")
+    unit = p_int(pd, "unit_amount", f"{lab}[unit_amount]", required=True, minimum=0)
+    prod = p_obj(pd, "product_data", f"{lab}[product_data]")
+    if p_str(pd, "product"):
+        raise no_such("product", pd["product"], param=f"{lab}[product]", status=400)
+    name = p_str(prod, "name", f"{lab}[product_data][name]", required=True)
+    desc = p_str(prod, "description", f"{lab}[product_data][description]")
+    rec = p_obj(pd, "recurring", f"{lab}[recurring]")
+    recurring = None
+    if rec:
+        recurring = {
+            "aggregate_usage": None,
+            "interval": p_enum(rec, "interval", ["day", "week", "month", "year"],
+                               f"{lab}[recurring][interval]", required=True),
+            "interval_count": p_int(rec, "interval_count", f"{lab}[recurring][interval_count]",
+                                    minimum=1) or 1,
+            "trial_period_days": None, "usage_type": "licensed",
+        }
+    price = {
+        "id": new_id("price"), "object": "price", "active": True, "billing_scheme": "per_unit",
+        "created": now(), "currency": currency, "livemode": False, "lookup_key": None,
+        "metadata": {}, "nickname": None, "product": new_id("prod"),
+        "recurring": recurring, "tax_behavior": "unspecified",
+        "type": "recurring" if recurring else "one_time",
+        "unit_amount": unit, "unit_amount_decimal": str(unit),
+    }
+    return price, name, desc
+
+
 class CheckoutSessions(Resource):
     def _line_items(self, params, mode):
         raw = p_list(params, "line_items")
@@ -899,36 +932,9 @@ class CheckoutSessions(Resource):
             if not pd:
                 raise StripeError(400, f"Missing required param: {lab}[price_data].",
                                   code="parameter_missing", param=f"{lab}[price_data]")
-            currency = p_currency(pd, "currency", f"{lab}[price_data][currency]")
-            unit = p_int(pd, "unit_amount", f"{lab}[price_data][unit_amount]", required=True,
-                         minimum=0)
-            prod = p_obj(pd, "product_data", f"{lab}[price_data][product_data]")
-            if p_str(pd, "product"):
-                raise no_such("product", pd["product"], param=f"{lab}[price_data][product]",
-                              status=400)
-            name = p_str(prod, "name", f"{lab}[price_data][product_data][name]", required=True)
-            desc = p_str(prod, "description", f"{lab}[price_data][product_data][description]")
-            rec = p_obj(pd, "recurring", f"{lab}[price_data][recurring]")
-            recurring = None
-            if rec:
-                recurring = {
-                    "aggregate_usage": None,
-                    "interval": p_enum(rec, "interval", ["day", "week", "month", "year"],
-                                       f"{lab}[price_data][recurring][interval]", required=True),
-                    "interval_count": p_int(rec, "interval_count",
-                                            f"{lab}[price_data][recurring][interval_count]",
-                                            minimum=1) or 1,
-                    "trial_period_days": None, "usage_type": "licensed",
-                }
+            price, name, desc = new_price(pd, f"{lab}[price_data]")
+            currency, unit = price["currency"], price["unit_amount"]
             qty = p_int(li, "quantity", f"{lab}[quantity]", required=True, minimum=1)
-            price = {
-                "id": new_id("price"), "object": "price", "active": True, "billing_scheme": "per_unit",
-                "created": now(), "currency": currency, "livemode": False, "lookup_key": None,
-                "metadata": {}, "nickname": None, "product": new_id("prod"),
-                "recurring": recurring, "tax_behavior": "unspecified",
-                "type": "recurring" if recurring else "one_time",
-                "unit_amount": unit, "unit_amount_decimal": str(unit),
-            }
             items.append({
                 "id": new_id("li"), "object": "item", "amount_discount": 0,
                 "amount_subtotal": unit * qty, "amount_tax": 0, "amount_total": unit * qty,
@@ -1283,11 +1289,49 @@ class Billing(Resource):
         self.s.emit(ctx, "customer.subscription.deleted", sub)
         return sub
 
+    def create_price(self, ctx, params):
+        if not p_str(params, "product") and not p_obj(params, "product_data"):
+            raise StripeError(400, "Missing required param: product_data.",
+                              code="parameter_missing", param="product_data")
+        price, name, _ = new_price(params, "")
+        self.s.add(dict(price, _name=name))
+        return price
+
+    def _new_items(self, params, sub):
+        """items[n][id] + items[n][price]: each item of sub on another
+        recurring price of its currency and interval, checked before any
+        changes (no prorations: the emulator bills a change from the next
+        renewal, as proration_behavior=none does)."""
+        changes = []
+        for i, it in enumerate(p_list(params, "items")):
+            lab = f"items[{i}]"
+            if not isinstance(it, dict):
+                raise StripeError(400, f"Invalid object: {lab}", param=lab)
+            si = next((x for x in sub["items"]["data"] if x["id"] == it.get("id")), None)
+            if si is None:
+                raise no_such("subscription_item", it.get("id"), param=f"{lab}[id]", status=400)
+            price = self.s.get("price", p_str(it, "price", f"{lab}[price]", required=True),
+                               "price", param=f"{lab}[price]")
+            if (price["recurring"] is None or price["currency"] != sub["currency"] or
+                    (price["recurring"]["interval"], price["recurring"]["interval_count"])
+                    != sub["_interval"]):
+                raise StripeError(400, "The price must be recurring, in the subscription's "
+                                  "currency and billing interval.", param=f"{lab}[price]")
+            changes.append((si, price))
+        if changes and p_enum(params, "proration_behavior",
+                              ["create_prorations", "none", "always_invoice"]) != "none":
+            raise StripeError(400, "The emulator bills a price change from the next renewal "
+                              "only: pass proration_behavior=none.", param="proration_behavior")
+        return changes
+
     def update_subscription(self, ctx, params, id):
         sub = self.s.get("subscription", id, "subscription")
         cape = p_bool(params, "cancel_at_period_end")
         if sub["status"] == "canceled":
             raise StripeError(400, f"Subscription {id} is canceled; it cannot be updated.")
+        for si, price in self._new_items(params, sub):
+            si["price"] = view(price)
+            sub["_descriptions"][price["id"]] = price["_name"]
         if cape is not None:
             sub.update(cancel_at_period_end=cape,
                        cancel_at=sub["current_period_end"] if cape else None,
@@ -2219,6 +2263,7 @@ class Emulator:
             ("GET", "/v1/refunds/{id}", self.refunds.retrieve),
             ("GET", "/v1/subscriptions/{id}", bl.retrieve_subscription),
             ("POST", "/v1/subscriptions/{id}", bl.update_subscription),
+            ("POST", "/v1/prices", bl.create_price),
             ("DELETE", "/v1/subscriptions/{id}", bl.cancel_subscription),
             ("GET", "/v1/invoices", self.list_of_kind(
                 "invoice", "/v1/invoices",

@@ -21,6 +21,13 @@
  * customer.subscription.updated, whose copy is fetched after the change, so
  * the row ends where Stripe is.  A refunded invoice takes back its
  * allocation's credits in proportion, never more than the user's balance.
+ *
+ * A plan change (checkout/subscription.c) names the new plan in the
+ * subscription's metadata from the next renewal on; each copy's plan is
+ * kept as renews_as, ordered like the flag.  An invoice is the plan it was
+ * made for (the metadata copied onto it), allocates that plan's credits and
+ * makes the subscription that plan, unless a newer invoice already has
+ * (plan_since): so the tier follows the plan paid for.
  */
 #include <stdio.h>
 #include <string.h>
@@ -65,6 +72,8 @@ static cd_sql q_sync = CD_SQL(
     "  ELSE cancel_at_period_end END,"
     " status = CASE WHEN status = 'canceled' THEN status"
     "  WHEN ? > flag_ticket OR flag_ticket = 0 THEN ? ELSE status END,"
+    " renews_as = CASE WHEN ? > flag_ticket OR flag_ticket = 0"
+    "  THEN (SELECT p.id FROM subscription_plans p WHERE p.id = ?) ELSE renews_as END,"
     " flag_ticket = GREATEST(flag_ticket, ?),"
     " current_period_end = GREATEST(COALESCE(current_period_end, FROM_UNIXTIME(0)),"
     "  FROM_UNIXTIME(?))"
@@ -101,14 +110,21 @@ struct plan {
 static const cd_col plan_cols[] = {
 	DB_TEXT(struct plan, name), DB_INT(struct plan, credits),
 };
-/* Evidence that we created a checkout for this user and plan. */
+/*
+ * Evidence that the subscription is ours: a checkout we created for this
+ * user and plan, or our row of it (its plan changed since).
+ */
 static cd_sql q_ours = CD_SQL(
-    "SELECT id FROM checkout_sessions WHERE user_id = ? AND product = 'subscription'"
-    " AND item_code = ? LIMIT 1");
+    "SELECT 1 FROM checkout_sessions WHERE user_id = ? AND product = 'subscription'"
+    " AND item_code = ? UNION ALL SELECT 1 FROM subscriptions WHERE user_id = ?"
+    " AND stripe_subscription_id = ? LIMIT 1");
+/* The plan a newer invoice paid for is the subscription's from then on. */
+static cd_sql q_plan_since = CD_SQL(
+    "UPDATE subscriptions SET plan_id = ?, plan_since = ? WHERE id = ? AND plan_since <= ?");
 /* With what the invoice charged and through which PaymentIntent (Payments). */
 static cd_sql q_allocate = CD_SQL(
-    "INSERT INTO subscription_allocations (subscription_id, stripe_invoice_id, credits,"
-    " amount_cents, payment_intent_id) VALUES (?, ?, ?, ?, ?)");
+    "INSERT INTO subscription_allocations (subscription_id, plan_id, stripe_invoice_id,"
+    " credits, amount_cents, payment_intent_id) VALUES (?, ?, ?, ?, ?, ?)");
 
 /*
  * The tier the user's plans give (db/migrations/034_plan_tier.sql), written
@@ -164,8 +180,9 @@ sync_row(const json_t *sub, long long ticket)
 	long long flag = json_is_true(json_object_get(sub,
 	    "cancel_at_period_end"));
 
-	return db_exec(&q_sync, NULL, "iiiisiis", ticket, flag, flag, ticket,
+	return db_exec(&q_sync, NULL, "iiiisisiis", ticket, flag, flag, ticket,
 	    jstr(sub, "status") ?: "active", ticket,
+	    jstr(json_object_get(sub, "metadata"), "item"), ticket,
 	    jint(sub, "current_period_end"), jstr(sub, "id"));
 }
 
@@ -217,7 +234,7 @@ allocate_tx(void *arg)
 {
 	struct allocation *a = arg;
 	const char *invoice_id = json_string_value(json_object_get(a->invoice, "id"));
-	long long rate, credits, sub;
+	long long rate, credits, sub, created;
 	char nonce[CD_TOKEN_LEN + 1];
 	struct plan plan;
 	json_t *meta;
@@ -244,10 +261,13 @@ allocate_tx(void *arg)
 		return err;
 	if (sub <= 0)
 		return CD_INTERNAL;	/* the upsert always names the row */
-	if ((err = sync_row(a->sub, 0)) != CD_OK ||
+	created = jint(a->invoice, "created");
+	if ((err = db_exec(&q_plan_since, NULL, "siii", a->plan_id, created, sub,
+	    created)) != CD_OK ||
+	    (err = sync_row(a->sub, 0)) != CD_OK ||
 	    (err = plan_tier_sync(a->user_id)) != CD_OK ||
-	    (err = db_insert_once(&q_allocate, &fresh, NULL, "isiis", sub,
-	    invoice_id, credits * rate, jint(a->invoice, "amount_paid"),
+	    (err = db_insert_once(&q_allocate, &fresh, NULL, "issiis", sub,
+	    a->plan_id, invoice_id, credits * rate, jint(a->invoice, "amount_paid"),
 	    jstr(a->invoice, "payment_intent"))) != CD_OK || !fresh)
 		return err;
 	meta = arena_json(a->arena, json_pack("{s:s,s:s,s:s,s:I}",
@@ -257,6 +277,20 @@ allocate_tx(void *arg)
 	e = (cd_entry){ a->user_id, credits * rate, 0, "allocation",
 	    "subscription_renewal", buf_cstr(desc), meta };
 	return ledger_apply(&e, NULL);
+}
+
+/*
+ * The plan an invoice charged for: its subscription's as the invoice was
+ * made (a plan changed since names only later invoices), else the
+ * subscription's now.
+ */
+static const char *
+invoice_plan(const json_t *invoice, const json_t *sub)
+{
+	const char *item = jstr(json_object_get(json_object_get(invoice,
+	    "subscription_details"), "metadata"), "item");
+
+	return item != NULL ? item : jstr(json_object_get(sub, "metadata"), "item");
 }
 
 static cd_err
@@ -274,13 +308,13 @@ invoice_paid(const json_t *invoice, const json_t *subscription, cd_arena *arena)
 	a.sub = subscription;
 	a.sub_id = jstr(subscription, "id");
 	a.user_id = jint(meta, "user_id");
-	a.plan_id = jstr(meta, "item");
+	a.plan_id = invoice_plan(invoice, subscription);
 	a.arena = arena;
 	if (a.sub_id == NULL || a.user_id <= 0 || a.plan_id == NULL ||
 	    jstr(invoice, "id") == NULL)
 		return CD_OK;	/* not a subscription we sold */
-	if ((err = db_fetch_int(&q_ours, &ours, "is", a.user_id, a.plan_id)) !=
-	    CD_OK)
+	if ((err = db_fetch_int(&q_ours, &ours, "isis", a.user_id, a.plan_id,
+	    a.user_id, a.sub_id)) != CD_OK)
 		return err;
 	if (ours == 0) {
 		log_warn("invoice %s: no checkout of ours for this subscription",
@@ -347,7 +381,8 @@ ours(const json_t *sub, long long *user_id, const char **plan_id)
 		*user_id = 0;
 		return CD_OK;
 	}
-	if ((err = db_fetch_int(&q_ours, &id, "is", *user_id, *plan_id)) != CD_OK)
+	if ((err = db_fetch_int(&q_ours, &id, "isis", *user_id, *plan_id,
+	    *user_id, jstr(sub, "id"))) != CD_OK)
 		return err;
 	if (id == 0)
 		*user_id = 0;

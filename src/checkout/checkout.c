@@ -65,6 +65,7 @@ static const cd_route routes[] = {
 	{ "GET", "/api/sessions/resolve-by-stripe", resolve_by_stripe, R_USER },
 	{ "POST", "/api/subscriptions/{id}/cancel", cancel_subscription, R_USER },
 	{ "POST", "/api/subscriptions/{id}/resume", resume_subscription, R_USER },
+	{ "POST", "/api/subscriptions/{id}/plan", change_subscription_plan, R_USER },
 };
 
 static const cd_app app = {

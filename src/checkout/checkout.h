@@ -56,5 +56,6 @@ cd_err	 checkout_plan_page(cd_req *);
 cd_err	 resolve_by_stripe(cd_req *);
 cd_err	 cancel_subscription(cd_req *);
 cd_err	 resume_subscription(cd_req *);
+cd_err	 change_subscription_plan(cd_req *);
 
 #endif

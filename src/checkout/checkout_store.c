@@ -70,20 +70,22 @@ static cd_sql q_replace_customer = CD_SQL(
 
 static cd_sql q_subscription = CD_SQL(
     "SELECT id, stripe_subscription_id, stripe_nonce, status IN " SUBSCRIPTION_LIVE ","
-    " cancel_at_period_end FROM subscriptions WHERE id = ? AND user_id = ?");
+    " cancel_at_period_end, status = 'past_due', COALESCE(renews_as, plan_id)"
+    " FROM subscriptions WHERE id = ? AND user_id = ?");
 static const cd_col subscription_cols[] = {
 	DB_INT(subscription_row, id),
 	DB_TEXT(subscription_row, stripe_subscription_id),
 	DB_TEXT(subscription_row, nonce), DB_INT(subscription_row, live),
 	DB_INT(subscription_row, cancel_at_period_end),
+	DB_INT(subscription_row, past_due), DB_TEXT(subscription_row, renews_as),
 };
 static cd_sql q_subscription_view = CD_SQL(
-    "SELECT id, plan_id, status, cancel_at_period_end,"
+    "SELECT id, plan_id, COALESCE(renews_as, plan_id), status, cancel_at_period_end,"
     " DATE_FORMAT(current_period_end, '%Y-%m-%dT%H:%i:%sZ') AS currentPeriodEnd"
     " FROM subscriptions WHERE id = ?");
 static const cd_col view_cols[] = {
 	DB_INT(subscription_view, id), DB_TEXT(subscription_view, plan_id),
-	DB_TEXT(subscription_view, status),
+	DB_TEXT(subscription_view, renews_as), DB_TEXT(subscription_view, status),
 	DB_INT(subscription_view, cancel_at_period_end),
 	DB_TEXT(subscription_view, current_period_end),
 };

@@ -80,19 +80,21 @@ cd_err	 cstore_set_customer(long long user_id, const char *customer);
 cd_err	 cstore_replace_customer(long long user_id, const char *gone,
 	    const char *customer);
 
-/* The user's subscription as cancelling decides on it. */
+/* The user's subscription as cancelling or changing its plan decides on it. */
 typedef struct subscription_row {
 	long long	 id;
 	const char	*stripe_subscription_id, *nonce;
 	long long	 live;		/* status IN SUBSCRIPTION_LIVE */
 	long long	 cancel_at_period_end;
+	long long	 past_due;	/* its renewal is being retried */
+	const char	*renews_as;	/* the plan of its next renewal */
 } subscription_row;
 cd_err	 cstore_subscription_of(cd_arena *, long long id, long long user_id,
 	    subscription_row *, bool *found);
 /* A subscription as the page and the API show it. */
 typedef struct subscription_view {
 	long long	 id;
-	const char	*plan_id, *status;
+	const char	*plan_id, *renews_as, *status;
 	long long	 cancel_at_period_end;
 	const char	*current_period_end;	/* "YYYY-MM-DDTHH:MM:SSZ" or NULL */
 } subscription_view;

@@ -605,12 +605,45 @@ plans_json(const page_plan *p, size_t n)
 	return list;
 }
 
+/*
+ * What a live subscription can change to, attached to its object o: the
+ * plan it renews as when that is another ("renews", with Keep), else the
+ * other plans on sale ("changes"); nothing while it ends or its renewal is
+ * unpaid.
+ */
+static void
+plan_changes(json_t *o, const page_subscription *s, const page_plan *plans,
+    size_t n)
+{
+	json_t *others = json_array();
+	size_t i;
+
+	json_object_set_new(o, "changes", others);
+	if (s->ending || strcmp(s->status ?: "", "past_due") == 0)
+		return;
+	if (strcmp(s->renews.id, s->plan_id) != 0) {
+		json_object_set_new(o, "renews", json_pack(
+		    "{s:s?,s:o,s:o,s:I,s:s,s:s?}", "name", s->renews.name,
+		    "credits", jcount(s->renews.monthly_credits),
+		    "price", jmoney(s->renews.price_cents),
+		    "subscription", (json_int_t)s->id, "keep_plan", s->plan_id,
+		    "keep_name", s->name));
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (strcmp(plans[i].id, s->plan_id) != 0)
+			json_array_append_new(others, json_pack("{s:I,s:s,s:s?}",
+			    "subscription", (json_int_t)s->id, "plan", plans[i].id,
+			    "name", plans[i].name));
+}
+
 /* The plans on sale and the user's current subscription, attached to d. */
 static cd_err
 plans_card(cd_req *r, json_t *d)
 {
 	page_subscription s;
 	page_plan *plans;
+	json_t *o;
 	size_t n;
 	bool found;
 	cd_err err;
@@ -621,14 +654,19 @@ plans_card(cd_req *r, json_t *d)
 	name_premium_plan(d, plans, n);
 	if ((err = pstore_subscription(r->arena, r->user->id, &s, &found)) != CD_OK)
 		return err;
-	json_object_set_new(d, "subscription", found ? json_pack(
-	    "{s:I,s:s?,s:b,s:b,s:s?,s:s?,s:s?,s:I,s:o,s:b}", "id", (json_int_t)s.id,
-	    "status", s.status, "ending", s.ending != 0,
+	if (!found) {
+		json_object_set_new(d, "subscription", json_null());
+		return CD_OK;
+	}
+	o = json_pack("{s:I,s:s?,s:b,s:b,s:s?,s:s?,s:s?,s:s?,s:I,s:o,s:b}", "id",
+	    (json_int_t)s.id, "status", s.status, "ending", s.ending != 0,
 	    "pastDue", strcmp(s.status ?: "", "past_due") == 0,
 	    "period_end_iso", s.period_end_iso, "period_end", s.period_end,
-	    "name", s.name, "monthly_credits", (json_int_t)s.monthly_credits,
-	    "credits", jcount(s.monthly_credits), "premium", s.premium != 0) :
-	    json_null());
+	    "plan_id", s.plan_id, "name", s.name,
+	    "monthly_credits", (json_int_t)s.monthly_credits,
+	    "credits", jcount(s.monthly_credits), "premium", s.premium != 0);
+	plan_changes(o, &s, plans, n);
+	json_object_set_new(d, "subscription", o);
 	return CD_OK;
 }
 

@@ -198,7 +198,7 @@ static cd_sql q_payments = CD_SQL(
     PAYMENT_DISPUTE_LOST("a.payment_intent_id") ", "
     PAYMENT_CHARGED_BACK("a.payment_intent_id") ", a.created_at, a.id "
     "FROM subscription_allocations a JOIN subscriptions s ON s.id = a.subscription_id "
-    "JOIN subscription_plans sp ON sp.id = s.plan_id "
+    "JOIN subscription_plans sp ON sp.id = COALESCE(a.plan_id, s.plan_id) "
     "WHERE s.user_id = ? AND a.amount_cents > 0 "
     "ORDER BY a.created_at DESC, a.id DESC LIMIT 50) UNION ALL "
     "(SELECT 'booking', e.name, b.duration_minutes, p.amount_cents, b.refunded_cents, "
@@ -249,12 +249,15 @@ static cd_sql q_plans = CD_SQL(
     "SELECT id, name, monthly_credits, price_cents, tier = 'firewall' AS premium "
     "FROM subscription_plans "
     "WHERE active = 1 ORDER BY price_cents, id");
+/* With the plan it renews as (a plan change's, else its own). */
 static cd_sql q_subscription = CD_SQL(
     "SELECT s.id, s.status, s.cancel_at_period_end AS ending, "
     "DATE_FORMAT(s.current_period_end, " ISO_TIME ") AS period_end_iso, "
     "DATE_FORMAT(s.current_period_end, " HUMAN_TIME ") AS period_end, "
-    "p.name, p.monthly_credits, p.tier = 'firewall' AS premium "
+    "p.id, p.name, p.monthly_credits, p.tier = 'firewall' AS premium, "
+    "n.id, n.name, n.monthly_credits, n.price_cents "
     "FROM subscriptions s JOIN subscription_plans p ON p.id = s.plan_id "
+    "JOIN subscription_plans n ON n.id = COALESCE(s.renews_as, s.plan_id) "
     "WHERE s.user_id = ? AND s.status IN " SUBSCRIPTION_LIVE " "
     "ORDER BY s.id DESC LIMIT 1");
 /* Paid consultations no mechanic has (yet, or any more), oldest first (queue and admin). */
@@ -425,8 +428,12 @@ static const cd_col plan_cols[] = {
 static const cd_col subscription_cols[] = {
 	DB_INT(page_subscription, id), DB_TEXT(page_subscription, status),
 	DB_INT(page_subscription, ending), DB_TEXT(page_subscription, period_end_iso),
-	DB_TEXT(page_subscription, period_end), DB_TEXT(page_subscription, name),
+	DB_TEXT(page_subscription, period_end), DB_TEXT(page_subscription, plan_id),
+	DB_TEXT(page_subscription, name),
 	DB_INT(page_subscription, monthly_credits), DB_INT(page_subscription, premium),
+	DB_TEXT(page_subscription, renews.id), DB_TEXT(page_subscription, renews.name),
+	DB_INT(page_subscription, renews.monthly_credits),
+	DB_INT(page_subscription, renews.price_cents),
 };
 static const cd_col experts_cols[] = {
 	DB_INT(page_expert, id), DB_TEXT(page_expert, name),

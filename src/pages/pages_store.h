@@ -145,13 +145,14 @@ typedef struct page_plan {
 	long long	 monthly_credits, price_cents, premium;
 } page_plan;
 cd_err	 pstore_plans(cd_arena *, page_plan **rows, size_t *n);
-/* The user's current subscription. */
+/* The user's current subscription, and the plan it renews as. */
 typedef struct page_subscription {
 	long long	 id;
 	const char	*status;
 	long long	 ending;
-	const char	*period_end_iso, *period_end, *name;
+	const char	*period_end_iso, *period_end, *plan_id, *name;
 	long long	 monthly_credits, premium;
+	page_plan	 renews;	/* its premium is not read */
 } page_subscription;
 cd_err	 pstore_subscription(cd_arena *, long long user_id,
 	    page_subscription *, bool *found);

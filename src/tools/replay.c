@@ -83,8 +83,8 @@ answer_for(const char *path, const json_t *params)
 /*
  * A subscription no stored event carried (invoice.paid names it, and only
  * customer.subscription.* events carry it): the one the product keeps in
- * its row, as retrieve() returns it, with the user and plan of the
- * checkout that sold it as its metadata.  The row holds the latest state,
+ * its row, as retrieve() returns it, with its user and the plan it renews
+ * as (the checkout's, or a plan change's) as its metadata.  The row holds the latest state,
  * which is where a replay ends: status and period end only move forward.
  */
 struct kept_sub {
@@ -112,7 +112,8 @@ subscription_as_kept(const char *id, json_t **out)
 	cd_err err;
 
 	if ((err = db_fetch_row(live_sql(&q, "SELECT status, cancel_at_period_end,"
-	    " user_id, plan_id, COALESCE(UNIX_TIMESTAMP(current_period_end), 0)"
+	    " user_id, COALESCE(renews_as, plan_id),"
+	    " COALESCE(UNIX_TIMESTAMP(current_period_end), 0)"
 	    " FROM @.subscriptions WHERE stripe_subscription_id = ?"), a,
 	    kept_sub_cols, DB_NCOLS(kept_sub_cols), &row, sizeof(row), &found,
 	    "s", id)) != CD_OK || !found) {
@@ -713,13 +714,16 @@ static const struct compared compared[] = {
 	    " LEFT JOIN @.checkout_sessions cs ON cs.payment_intent_id = r.payment_intent_id"
 	    " WHERE r.product = 'subscription') r",
 	    "stripe_refund_id, payment_intent_id, amount_cents, units_reversed, user_id" },
+	/* renews_as is kept from the first copy after migration 041 on */
 	{ "subscriptions", "@.subscriptions",
-	    "stripe_subscription_id, user_id, plan_id, stripe_session_id, status,"
+	    "stripe_subscription_id, user_id, plan_id,"
+	    " COALESCE(renews_as, plan_id) AS renews_as, stripe_session_id, status,"
 	    " cancel_at_period_end" },
 	{ "subscription_allocations", "(SELECT a.*, s.user_id, s.stripe_subscription_id"
 	    " FROM @.subscription_allocations a"
 	    " JOIN @.subscriptions s ON s.id = a.subscription_id) a",
-	    "stripe_invoice_id, stripe_subscription_id, user_id, credits, credits_reversed" },
+	    "stripe_invoice_id, stripe_subscription_id, user_id, plan_id, credits,"
+	    " credits_reversed" },
 	/* Consultations: the paid session's room. */
 	{ "sessions", "@.sessions",
 	    "stripe_session_id, user_id, type, plan, amount_cents, status" },

@@ -66,13 +66,16 @@
       'Subscribe to ' + (el.getAttribute('data-name') || 'a plan'));
   };
 
-  /* Cancel at period end, or keep the plan after all: then the page again. */
-  function changeSubscription(el, what) {
+  /* Cancel at period end, keep the plan after all, or renew as another plan: then the page again. */
+  function changeSubscription(el, what, body) {
     cd.run(el, '/api/subscriptions/' + encodeURIComponent(el.getAttribute('data-subscription')) +
-      '/' + what, {}, function () { window.location.reload(); });
+      '/' + what, body || {}, function () { window.location.reload(); });
   }
   cd.actions['cancel-subscription'] = function (el) { changeSubscription(el, 'cancel'); };
   cd.actions['resume-subscription'] = function (el) { changeSubscription(el, 'resume'); };
+  cd.actions['change-plan'] = function (el) {
+    changeSubscription(el, 'plan', { planId: el.getAttribute('data-plan') });
+  };
 
   document.addEventListener('click', function (ev) {
     if (ev.target.closest('[data-close-checkout]')) closeCheckout();

@@ -1125,9 +1125,9 @@ class SubscriptionLifecycleTests(CreditsCase):
         self.assertStatus(u.post("/api/voice-therapy/start", {}), 200, "start without the plan")
         self.assertIn('<a href="/settings/billing">Comes with a premium plan</a>',
                       starter.get("/dashboard").text)
-        self.assertIn("Voice AI Therapy comes with the Pro plan: to change to it, cancel this"
-                      " plan at period end, then subscribe to Pro.",
-                      starter.get("/settings/billing").text)
+        billing = starter.get("/settings/billing").text
+        self.assertIn("Voice AI Therapy comes with the Pro plan.</p>", billing)
+        self.assertIn('data-plan="pro">Change to Pro at renewal</button>', billing)
         self.assertIn("Voice AI Therapy comes with the Pro plan.", starter.get("/voice").text)
         self.assertNotIn('data-action="voice-start"', starter.get("/voice").text)
         promote(granted, tier="firewall")

@@ -3,7 +3,9 @@
  * monthly credits, Subscribe through embedded Checkout, the active plan with
  * its renewal date, Cancel at period end shown as ending on that date, Keep
  * my plan undoing it, cancelled again, and a new subscription once the old
- * one has ended: Pro, which includes Voice AI Therapy, so it can be bought.
+ * one has ended: Pro, which includes Voice AI Therapy, so it can be bought;
+ * then Pro changed to Starter at renewal (and kept, and changed again), and
+ * the renewal that makes it Starter.
  */
 'use strict';
 
@@ -129,6 +131,36 @@ async function subscription(t) {
     await p.waitForSelector('#voice-therapy button[data-action="buy-voice"]');
     await t.goto('/voice');
     assert(!(await t.text('main')).includes('comes with the'), 'the premium note on /voice');
+  });
+
+  // Pro renews as Starter from its next renewal; Keep undoes that until then.
+  let pro;
+  await t.step('change-plan', async () => {
+    pro = dbRow("SELECT id, stripe_subscription_id FROM subscriptions WHERE user_id = ? AND status = 'active'",
+      user.id);
+    await t.goto('/settings/billing');
+    await p.click('button[data-action="change-plan"][data-plan="starter"]');
+    await t.waitText('[data-plan-change]',
+      'From then it renews as the Starter plan: 20,833 credits every month for $10.00 a month.');
+    eq((await stripeSub(pro.stripe_subscription_id)).items.data[0].price.unit_amount, 1000, "Stripe's price");
+    await p.click('button[data-action="change-plan"][data-plan="pro"]');
+    await t.waitText('#subscription', 'Change to Starter at renewal');
+    assert(!(await p.$('[data-plan-change]')), 'the change still shown');
+    eq((await stripeSub(pro.stripe_subscription_id)).items.data[0].price.unit_amount, 2500, "Stripe's price kept");
+    await p.click('button[data-action="change-plan"][data-plan="starter"]');
+    await t.waitText('[data-plan-change]', 'renews as the Starter plan');
+    eq(audits(user, 'SUBSCRIPTION_PLAN_CHANGED'), 3, 'plan change audit rows');
+    eq(await t.text('[data-balance]'), '83,333', 'no credits at the change');
+  });
+
+  await t.step('renews-as-starter', async () => {
+    await emu(`/_emu/subscriptions/${pro.stripe_subscription_id}/renew`);
+    await eventually(() => dbRow('SELECT plan_id FROM subscriptions WHERE id = ?', Number(pro.id)).plan_id === 'starter',
+      'the renewal to make the plan Starter');
+    await t.goto('/settings/billing');
+    await t.waitText('#subscription h3', 'Starter plan');
+    await t.waitText('#subscription [data-premium-note]', 'Voice AI Therapy comes with the Pro plan.');
+    eq(await t.text('[data-balance]'), '104,166', "credits after Starter's first renewal");
   });
 }
 
