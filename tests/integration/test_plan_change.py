@@ -8,7 +8,7 @@ renews as changes nothing; choosing its own plan again undoes a change."""
 import time
 
 from .lib import (audit_count, db_row, db_rows, db_scalar, emu_hold, emu_ok, emu_release,
-                  event_processed, events_about, stripe_api, wait_until)
+                  event_processed, events_about, parallel, stripe_api, wait_until)
 from .test_billing_payments import ROW, payments_section
 from .test_credits import STARTER_CREDITS, CreditsCase, allocations, rate
 from . import test_money     # not its classes by name: they would run here again
@@ -106,6 +106,32 @@ class PlanChangeTests(CreditsCase):
         self.assertEqual(row(sub), {"plan_id": "starter", "renews_as": "starter",
                                     "plan_tier": "free"})
         self.assertEqual(replayed(u.id), (0, []))
+
+    def test_concurrent_changes_end_where_stripe_is(self):
+        """Two tabs clicking at once: 8 changes to Pro and 8 back to Starter
+        reach Stripe in any order; once Stripe's news of each is handled, our
+        row renews as the plan Stripe's item is priced for, every change made
+        at Stripe was audited, and the renewal allocates that plan."""
+        u = self.user()
+        _, sub = self.settled(u)
+        steps = ["pro", "starter"] * 8
+        out = parallel(lambda plan: u.post(f"/api/subscriptions/{local_id(sub)}/plan",
+                                           {"planId": plan}), steps)
+        for plan, r in zip(steps, out):
+            self.assertNotIsInstance(r, Exception, plan)
+            self.assertStatus(r, 200, plan)
+        changes = events_about(sub, "customer.subscription.updated")
+        self.assertGreaterEqual(len(changes), 1)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(sub)), 30,
+                   message="every change's event handled")
+        amount, plan = stripe_item(sub)
+        self.assertEqual(amount, {"pro": 2500, "starter": 1000}[plan])
+        self.assertEqual(row(sub)["renews_as"], plan)
+        self.assertEqual(audit_count("SUBSCRIPTION_PLAN_CHANGED", str(local_id(sub))),
+                         len(changes))
+        self.renew(sub, 2)
+        self.assertEqual(plan_allocations(sub)[-1][::2], (plan, amount))
+        self.assertEqual(row(sub)["plan_id"], plan)
 
     def test_a_cancelled_unpaid_or_ended_plan_is_not_changed(self):
         u = self.user()
