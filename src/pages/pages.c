@@ -612,14 +612,14 @@ plans_json(const page_plan *p, size_t n)
  * unpaid.
  */
 static void
-plan_changes(json_t *o, const page_subscription *s, const page_plan *plans,
-    size_t n)
+plan_changes(json_t *o, const page_subscription *s, bool past_due,
+    const page_plan *plans, size_t n)
 {
 	json_t *others = json_array();
 	size_t i;
 
 	json_object_set_new(o, "changes", others);
-	if (s->ending || strcmp(s->status ?: "", "past_due") == 0)
+	if (s->ending || past_due)
 		return;
 	if (strcmp(s->renews.id, s->plan_id) != 0) {
 		json_object_set_new(o, "renews", json_pack(
@@ -645,7 +645,7 @@ plans_card(cd_req *r, json_t *d)
 	page_plan *plans;
 	json_t *o;
 	size_t n;
-	bool found;
+	bool found, past_due;
 	cd_err err;
 
 	if ((err = pstore_plans(r->arena, &plans, &n)) != CD_OK)
@@ -658,14 +658,15 @@ plans_card(cd_req *r, json_t *d)
 		json_object_set_new(d, "subscription", json_null());
 		return CD_OK;
 	}
+	past_due = strcmp(s.status ?: "", "past_due") == 0;
 	o = json_pack("{s:I,s:s?,s:b,s:b,s:s?,s:s?,s:s?,s:s?,s:I,s:o,s:b}", "id",
 	    (json_int_t)s.id, "status", s.status, "ending", s.ending != 0,
-	    "pastDue", strcmp(s.status ?: "", "past_due") == 0,
+	    "pastDue", past_due,
 	    "period_end_iso", s.period_end_iso, "period_end", s.period_end,
 	    "plan_id", s.plan_id, "name", s.name,
 	    "monthly_credits", (json_int_t)s.monthly_credits,
 	    "credits", jcount(s.monthly_credits), "premium", s.premium != 0);
-	plan_changes(o, &s, plans, n);
+	plan_changes(o, &s, past_due, plans, n);
 	json_object_set_new(d, "subscription", o);
 	return CD_OK;
 }

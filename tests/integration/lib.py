@@ -945,6 +945,12 @@ class Case(_unittest.TestCase):
         self.assertIn(resp.status, exp, f"{what}: expected HTTP {status}, got {resp!r}")
         return resp
 
+    def assertEachStatus(self, whats, resps, status):
+        """Each answer of parallel() (exceptions come as values) has status."""
+        for what, r in zip(whats, resps):
+            self.assertNotIsInstance(r, Exception, what)
+            self.assertStatus(r, status, what)
+
     def assertError(self, resp, status, code=None, what=""):
         """The SPEC's error shape: {"error":{"code":snake_case,"message":text}}."""
         self.assertStatus(resp, status, what)
