@@ -197,21 +197,27 @@ closed_tx(void *arg)
 /*
  * An inquiry the bank turned into a chargeback (or any move of an open
  * dispute): what it froze stays frozen; the status is what makes it a
- * chargeback that no refund may follow (BOOKING_CHARGED_BACK).
+ * chargeback that no refund may follow (BOOKING_CHARGED_BACK).  A booking's
+ * chargeback also writes its expert's guard row, which a move writes first
+ * (move.c): a move either commits before it or reads it and is refused.
  */
 static cd_err
 moved_tx(void *arg)
 {
 	struct disputed *x = arg;
 	const char *status = jstr(x->d, "status");
+	bool chargeback = strncmp(status, "warning_", 8) != 0, found;
 	unsigned long long n = 0;
 	cd_err err;
 
 	if ((err = db_exec(&q_moved, &n, "sss", status, jstr(x->d, "id"),
 	    status)) != CD_OK || n == 0)
 		return err;
+	if (x->is_booking && chargeback && (err = booking_guard_expert(
+	    x->booking.expert_id, false, &found)) != CD_OK)
+		return err;
 	return audit_write("DISPUTE_UPDATED", "charge", jstr(x->d, "charge"), 0,
-	    x->d, strncmp(status, "warning_", 8) == 0 ? "warning" : "critical");
+	    x->d, chargeback ? "critical" : "warning");
 }
 
 /*

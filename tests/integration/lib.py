@@ -546,6 +546,11 @@ def stripe_api(method, path, params=None, idempotency_key=None, timeout=30):
     return http_request(method, url, body=body, headers=hdrs, timeout=timeout)
 
 
+
+def latest_charge(pi):
+    """The id of PaymentIntent pi's latest charge at Stripe."""
+    return stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+
 def emu_pay(session_id, card=CARD_OK, expect=200):
     r = emu("POST", f"/_emu/checkout/sessions/{session_id}/pay", {"card": card.replace(" ", "")})
     if expect is not None:

@@ -11,7 +11,7 @@ import json
 import secrets
 import threading
 
-from .lib import (Browser, Case, audit_count, db_exec, db_row, db_rows, db_scalar,
+from .lib import (latest_charge, Browser, Case, audit_count, db_exec, db_row, db_rows, db_scalar,
                   emu, emu_fail, emu_hold, emu_ok, emu_release, emu_state,
                   event_processed, events_about, parallel, promote, register,
                   stripe_api, wait_until)
@@ -562,7 +562,7 @@ class CancelTests(BookingCase):
         re_ = stripe_api("GET", f"/v1/refunds/{rows[0]['stripe_refund_id']}").json
         self.assertEqual((re_["payment_intent"], re_["amount"]), (pi, 4500))
         # the charge.refunded webhook for our own refund adds nothing
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = latest_charge(pi)
         wait_until(lambda: events_done(ch, "charge.refunded"),
                    message="charge.refunded processed")
         # a second cancel: same state, no second refund

@@ -12,7 +12,7 @@ the test ends, so the module's own books check still passes."""
 import json
 import os
 
-from .lib import (Case, all_processed, assert_books_balance, books_check, bought_live_help,
+from .lib import (latest_charge, Case, all_processed, assert_books_balance, books_check, bought_live_help,
                   completed_event, db_exec, db_row, db_rows, db_scalar, emu_config, emu_fail,
                   emu_hold, emu_pay, emu_release, env, event_processed, events_about,
                   grant_hours, hours_total, new_slot, post_webhook, promote, refund_processed,
@@ -317,7 +317,7 @@ class BookingCorruptionTests(Undoing, BookingCase):
         self.assertStatus(u.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
         row = wait_until(lambda: (refund_rows(bid) or [None])[0], message="refund row")
         # Stripe's charge.refunded too, or it would record the refund again
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = latest_charge(pi)
         wait_until(lambda: events_done(ch, "charge.refunded"), message="charge.refunded")
         db_exec("DELETE FROM refunds WHERE id = %s", row["id"])
         cols = list(row)
@@ -332,7 +332,7 @@ class BookingCorruptionTests(Undoing, BookingCase):
         nothing is left to finish."""
         bid, pi = self.paid(u, eid)
         self.assertStatus(u.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = latest_charge(pi)
         wait_until(lambda: events_done(ch, "charge.refunded"), message="charge.refunded")
         db_exec("UPDATE bookings SET status = 'scheduled' WHERE id = %s", bid)
         self.undo.append(lambda: db_exec("UPDATE bookings SET status = 'cancelled_by_user'"

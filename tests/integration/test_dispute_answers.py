@@ -4,7 +4,7 @@ evidence, once for each status that awaits a response (an inquiry, then the
 chargeback the bank may turn it into).  Unanswered, the bank would decide
 for the customer, who would have the money back twice."""
 
-from .lib import (audit_count, db_scalar, emu_fail, emu_hold, emu_release, event_processed,
+from .lib import (latest_charge, audit_count, db_scalar, emu_fail, emu_hold, emu_release, event_processed,
                   events_about, parallel, refund_processed, register, run_tool, stripe_api,
                   wait_until)
 from .test_billing_payments import bought_plan
@@ -51,7 +51,7 @@ class DisputeAnswerTests(BookingCase):
     def test_an_inquiry_of_a_refunded_booking_is_answered_then_its_chargeback(self):
         a = register()
         bid, pi = self.paid(a, new_expert(100))              # 30 minutes: $30.00
-        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = latest_charge(pi)
         dp = dispute_charge(charge, inquiry=True)
         self.reconcile()                                     # the payment stands: no answer
         self.assertEqual((submissions(dp), answered(dp)), (0, None))

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 
-from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
+from .lib import (latest_charge, Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
                   books_check, emu_hold, emu_pay, emu_release, env, http_request, wait_until, checkout_rows)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            buy_pack, completed_processed, create_checkout, invoice_events,
@@ -432,7 +432,7 @@ class CancellationPolicyTests(BookingCase):
                       " you</span></td>", booking_page_row(a.get("/dashboard").text, bid))
         rows = refund_rows(bid)
         self.assertEqual([x["amount_cents"] for x in rows], [2250])
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = latest_charge(pi)
         charge = stripe_api("GET", f"/v1/charges/{ch}").json
         self.assertEqual((charge["amount_refunded"], charge["refunded"]), (2250, False))
         # cancelling again refunds nothing more
@@ -779,7 +779,7 @@ class ReverseOrderTests(BookingCase):
         status_is(bid, "scheduled", "succeeded")
         self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
         refunds = emu_state()["refunds"]
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = latest_charge(pi)
         self.deliver_all([pi, ch])
         self.assertEqual((booking_row(bid)["status"], payment_row(bid)["status"]),
                          ("cancelled_by_user", "refunded"))
@@ -1292,8 +1292,7 @@ class SubscriptionLifecycleTests(CreditsCase):
 
 
 def charge_of(session_id):
-    pi = stripe_session(session_id)["payment_intent"]
-    return stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+    return latest_charge(stripe_session(session_id)["payment_intent"])
 
 
 def dispute_charge(charge, inquiry=False):
@@ -1307,7 +1306,7 @@ def dispute_charge(charge, inquiry=False):
 
 def dispute_intent(pi):
     """A dispute of the PaymentIntent's charge, opened and processed; returns its id."""
-    return dispute_charge(stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"])
+    return dispute_charge(latest_charge(pi))
 
 
 def open_dispute(session_id):
@@ -1605,6 +1604,16 @@ class BookingDisputeTests(BookingCase):
     """A dispute on a booking's payment: owed to nobody while open; won makes
     it owed again; lost reverses the payment like a full refund."""
 
+
+    def paid_booking(self):
+        """A customer, an expert at 100 an hour and their paid 30-minute
+        booking (3,000 cents): (customer, expert id, booking id, intent)."""
+        a, expert_user = register(), register()
+        eid = new_expert(100, user=expert_user)
+        promote(expert_user, role="expert")
+        bid, pi = self.paid(a, eid)
+        return a, eid, bid, pi
+
     def completed(self, customer, expert_user, eid):
         bid, pi = self.paid(customer, eid)
         started(bid)
@@ -1658,7 +1667,7 @@ class BookingDisputeTests(BookingCase):
         bid, pi = j["booking"]["id"], j["booking"]["paymentIntentId"]
         emu_hold()
         emu_succeed(pi)
-        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = latest_charge(pi)
         dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {})["id"]
         emu_ok("POST", f"/_emu/disputes/{dp}/close", {"status": "lost"})
         release_newest_first((dp, "charge.dispute.closed"), (pi, "payment_intent.succeeded"))
@@ -1821,6 +1830,62 @@ class BookingDisputeTests(BookingCase):
         self.assertEqual(emu_state()["refunds"], refunds_before + 1)
         self.assertEqual(replayed(a.id), (0, []))
 
+    def test_a_chargeback_opened_while_a_move_waits_stops_the_move(self):
+        """The dispute's transaction writes the expert's guard row, which a
+        move writes first: a move that comes while the chargeback is being
+        recorded waits for it, then reads it and is refused.  A test
+        transaction holds the booking's row, where the dispute's waits."""
+        a, eid, bid, pi = self.paid_booking()
+        before = booking_row(bid)["start_time"]
+        out, h = {}, Holder()
+        try:
+            h.run("SELECT id FROM bookings WHERE id = %s FOR UPDATE", bid)
+            dp = emu_ok("POST", f"/_emu/charges/{latest_charge(pi)}/dispute", {})["id"]
+            wait_until(lambda: row_locked("SELECT id FROM experts WHERE id = %s FOR UPDATE", eid),
+                       10, message="the dispute holds the expert's guard row")
+            t = in_thread(lambda: move(a, bid, future()[0]), out, "move")
+            time.sleep(REACH_WAIT_S)            # the move waits for the guard row
+        finally:
+            h.commit()
+        t.join(30)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)), 20,
+                   message="dispute processed")
+        self.assertError(out["move"], 409, "payment_disputed")
+        self.assertEqual((booking_row(bid)["start_time"], booking_row(bid)["dispute_status"]),
+                         (before, "open"))
+        self.assertEqual(audit_count("BOOKING_RESCHEDULED", str(bid)), 0)
+
+    def test_an_inquiry_made_a_chargeback_while_a_move_waits_comes_after_the_move(self):
+        """An inquiry does not stop a move; the bank making it a chargeback
+        does.  A move that read the booking during the inquiry and waits to
+        write it (a test transaction holds the booking's row) commits before
+        the chargeback, never after it: the chargeback waits for the
+        expert's guard row the move holds.  Without that write the
+        chargeback commits first and the booking moves while charged back."""
+        a, eid, bid, pi = self.paid_booking()
+        dp = dispute_charge(latest_charge(pi), inquiry=True)
+        out, h = {}, Holder()
+        try:
+            h.run("SELECT id FROM bookings WHERE id = %s FOR UPDATE", bid)
+            t = in_thread(lambda: move(a, bid, future()[0]), out, "move")
+            wait_until(lambda: row_locked("SELECT id FROM experts WHERE id = %s FOR UPDATE", eid),
+                       10, message="the move holds the expert's guard row")
+            time.sleep(REACH_WAIT_S)            # past its read, at the booking's row
+            emu_ok("POST", f"/_emu/disputes/{dp}/escalate")
+            time.sleep(REACH_WAIT_S)            # the chargeback handled as far as it goes
+        finally:
+            h.commit()
+        t.join(30)
+        wait_until(lambda: all(event_processed(e["id"]) for e in events_about(dp)) and db_scalar(
+            "SELECT status FROM disputes WHERE stripe_dispute_id = %s", dp) == "needs_response",
+            20, message="dispute escalated")
+        self.assertStatus(out["move"], 200, "the move, during the inquiry")
+        order = db_rows("SELECT action FROM audit_log WHERE action IN"
+                        " ('BOOKING_RESCHEDULED', 'DISPUTE_UPDATED') AND entity_id IN (%s, %s)"
+                        " ORDER BY id", str(bid), latest_charge(pi))
+        self.assertEqual([r["action"] for r in order], ["BOOKING_RESCHEDULED", "DISPUTE_UPDATED"])
+        self.assertError(move(a, bid, future()[0]), 409, "payment_disputed")
+
     def test_a_chargeback_after_an_inquiry_stops_the_cancel_too(self):
         """The same payment disputed twice: an inquiry (open, or closed
         without a chargeback), then a chargeback, which alone names no
@@ -1829,7 +1894,7 @@ class BookingDisputeTests(BookingCase):
             with self.subTest(inquiry_closed_first=closed_first):
                 a = register()
                 bid, pi = self.paid(a, new_expert(100))
-                charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+                charge = latest_charge(pi)
                 inquiry = dispute_charge(charge, inquiry=True)
                 if closed_first:
                     close_dispute(inquiry, "warning_closed")
@@ -1853,7 +1918,7 @@ class BookingDisputeTests(BookingCase):
         why (409, not a provider failure), and the periodic job waits."""
         a = register()
         bid, pi = self.paid(a, new_expert(100))
-        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = latest_charge(pi)
         emu_hold()
         try:
             dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {})["id"]
@@ -1879,7 +1944,7 @@ class BookingDisputeTests(BookingCase):
         adm, a = admin(), register()
         eid = new_expert(100)
         bid, pi = self.paid(a, eid)
-        dp = dispute_charge(stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"],
+        dp = dispute_charge(latest_charge(pi),
                             inquiry=True)
         self.assertEqual(a.get(f"/api/bookings/{bid}/cancellation").json["cancellable"], True)
         r = a.post(f"/api/bookings/{bid}/cancel", {})
@@ -1899,7 +1964,7 @@ class BookingDisputeTests(BookingCase):
         any chargeback, and once the dispute is won it refunds."""
         a = register()
         bid, pi = self.paid(a, new_expert(100))             # 30 min: 3000
-        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = latest_charge(pi)
         dp = dispute_charge(charge, inquiry=True)
         self.assertEqual(a.get(f"/api/bookings/{bid}/cancellation").json["tier"], "full")
         escalate_dispute(dp)
@@ -1931,7 +1996,7 @@ class BookingDisputeTests(BookingCase):
         a = register()
         eid = new_expert(100)
         bid, pi = self.paid(a, eid)
-        ch = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch = latest_charge(pi)
         emu_hold()
         try:
             dp = emu_ok("POST", f"/_emu/charges/{ch}/dispute")["id"]
@@ -2208,7 +2273,7 @@ class ConnectTests(BookingCase):
         self.assertIsNone(booking_row(manual["id"])["destination_account"])
         emu_succeed(pi)
         status_is(bid, "scheduled", "succeeded")
-        ch_id = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        ch_id = latest_charge(pi)
         ch = stripe_api("GET", f"/v1/charges/{ch_id}").json
         b = booking_row(bid)
         self.assertEqual((b["destination_account"], b["stripe_transfer_id"],

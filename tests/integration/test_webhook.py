@@ -5,7 +5,7 @@ going away, reconcile, and out-of-order delivery (issue 2, tests 5, 8, 11,
 import json
 import time
 
-from .lib import (Browser, Case, audit_count, completed_event, db_close, db_scalar,
+from .lib import (latest_charge, Browser, Case, audit_count, completed_event, db_close, db_scalar,
                   emu_config, emu_deliver, emu_deliveries, emu_fail, emu_hold, emu_ok,
                   emu_pay,
                   emu_release, event_processed, events_about, make_event, post_webhook,
@@ -398,8 +398,7 @@ class WebhookFailureTests(Case):
         sid = start_live_help(a, 1)
         emu_pay(sid)
         pi = stripe_session(sid)["payment_intent"]
-        from .lib import stripe_api
-        charge = stripe_api("GET", f"/v1/payment_intents/{pi}").json["latest_charge"]
+        charge = latest_charge(pi)
         dp = emu_ok("POST", f"/_emu/charges/{charge}/dispute", {})
         ev = wait_until(lambda: events_about(dp["id"], "charge.dispute.created"), 10)
         wait_until(lambda: event_processed(ev[0]["id"]), 20)
