@@ -325,7 +325,8 @@ static cd_sql q_mechanics = CD_SQL(
     "SELECT id, name, email FROM users WHERE role = 'mechanic' ORDER BY name, id LIMIT 200");
 /* The latest books check (creditdesk-check --record) and its findings. */
 static cd_sql q_books_run = CD_SQL(
-    "SELECT id, DATE_FORMAT(ran_at, '%Y-%m-%d %H:%i:%s') AS ran, events_recovered,"
+    "SELECT id, DATE_FORMAT(ran_at, '%Y-%m-%d %H:%i:%s') AS ran,"
+    " DATE_FORMAT(ran_at, " ISO_TIME ") AS ran_iso, events_recovered,"
     " findings FROM integrity_runs ORDER BY id DESC LIMIT 1");
 static cd_sql q_books_findings = CD_SQL(
     "SELECT f.code, f.finding FROM integrity_runs r, JSON_TABLE(r.details, '$[*]'"

@@ -42,6 +42,35 @@
     return td;
   }
 
+  /*
+   * The experts owed the most come first; past PAYOUTS_SHOWN of them, one
+   * button shows the rest (and the list stays whole once shown).
+   */
+  var PAYOUTS_SHOWN = 20, allPayouts = false;
+
+  function payoutRow(body, e) {
+    var tr = body.insertRow();
+    tr.setAttribute('data-expert', e.expertId);
+    cell(tr, e.name);
+    cell(tr, String(e.bookingIds.length), 'num');
+    cell(tr, money(e.amountCents), 'num');
+    if (e.amountCents <= 0) {
+      /* bookings refunded after being paid out: the next payout takes it back */
+      cell(tr, e.amountCents < 0 ? 'Owes back ' + money(-e.amountCents) : 'Nothing to pay',
+        'num muted');
+      return;
+    }
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = 'Mark paid';
+    b.setAttribute('data-action', 'mark-paid');
+    b.setAttribute('data-expert', e.expertId);
+    b.setAttribute('data-amount', money(e.amountCents));
+    b.setAttribute('data-cents', e.amountCents);
+    b.setAttribute('data-name', e.name);
+    cell(tr, '', 'num').appendChild(b);
+  }
+
   function loadPayouts() {
     var body = document.querySelector('#payouts-table tbody');
     getJson('/api/admin/payouts/pending').then(function (res) {
@@ -57,30 +86,30 @@
         cell(tr1, 'No expert is owed anything.', 'muted').colSpan = 4;
         return;
       }
-      experts.forEach(function (e) {
-        var tr = body.insertRow();
-        tr.setAttribute('data-expert', e.expertId);
-        cell(tr, e.name);
-        cell(tr, String(e.bookingIds.length), 'num');
-        cell(tr, money(e.amountCents), 'num');
-        if (e.amountCents <= 0) {
-          /* bookings refunded after being paid out: the next payout takes it back */
-          cell(tr, e.amountCents < 0 ? 'Owes back ' + money(-e.amountCents) : 'Nothing to pay',
-            'num muted');
-          return;
-        }
-        var b = document.createElement('button');
-        b.type = 'button';
-        b.textContent = 'Mark paid';
-        b.setAttribute('data-action', 'mark-paid');
-        b.setAttribute('data-expert', e.expertId);
-        b.setAttribute('data-amount', money(e.amountCents));
-        b.setAttribute('data-cents', e.amountCents);
-        b.setAttribute('data-name', e.name);
-        cell(tr, '', 'num').appendChild(b);
+      experts.sort(function (a, b) {
+        return b.amountCents - a.amountCents || a.name.localeCompare(b.name) || a.expertId - b.expertId;
       });
+      var shown = allPayouts ? experts.length : Math.min(experts.length, PAYOUTS_SHOWN);
+      experts.slice(0, shown).forEach(function (e) { payoutRow(body, e); });
+      if (shown < experts.length) {
+        var more = document.createElement('button');
+        more.type = 'button';
+        more.className = 'secondary-button';
+        more.textContent = 'Show all ' + experts.length + ' experts';
+        more.setAttribute('data-action', 'show-all-payouts');
+        var tr2 = body.insertRow();
+        tr2.setAttribute('data-more', '');
+        var td = cell(tr2, '');
+        td.colSpan = 4;
+        td.appendChild(more);
+      }
     });
   }
+
+  cd.actions['show-all-payouts'] = function () {
+    allPayouts = true;
+    loadPayouts();
+  };
 
   function report(id, text, isError) {
     var m = document.getElementById(id);

@@ -482,8 +482,9 @@ class RecordedRunTests(Case):
         self.assertEqual((run["events_recovered"], run["findings"], json.loads(run["details"])),
                          (recovered, 0, []))
         page = self.admin_page()
-        ran = run["ran_at"].strftime("%Y-%m-%d %H:%M:%S")
-        self.assertIn(f"Last run {ran} UTC: {recovered} events recovered,", page)
+        ran, iso = (run["ran_at"].strftime(f) for f in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"))
+        self.assertIn(f'Last run <time datetime="{iso}">{ran} UTC</time>:'
+                      f" {recovered} events recovered,", page)
         self.assertIn('<strong class="findings">0 findings</strong>', page)
         self.assertIn("No findings: the books balance.", page)
         self.assertEqual(record()["events_recovered"], 0, "each event is counted by one run")

@@ -79,6 +79,22 @@ async function adminConsole(t) {
 
   await t.step('mark-paid', async () => {
     const sel = `#payouts-table tr[data-expert="${owed.expert}"]`;
+    await p.waitForSelector('#payouts-table tr[data-expert]');
+    /* the experts owed the most first, 20 of them, then a button for the rest */
+    const pending = await p.evaluate(() => fetch('/api/admin/payouts/pending',
+      { headers: { Accept: 'application/json' } }).then((r) => r.json()));
+    const rows = () => p.$$eval('#payouts-table tr[data-expert]', (trs) =>
+      trs.map((tr) => Number(tr.cells[2].textContent.replace(/[^\d-]/g, ''))));
+    const shown = await rows();
+    eq(shown.length, Math.min(20, pending.experts.length), 'payout rows shown');
+    assert(shown.every((c, i) => i === 0 || shown[i - 1] >= c), 'owed most first: ' + shown);
+    if (pending.experts.length > 20) {
+      await t.waitText('#payouts-table tr[data-more]', `Show all ${pending.experts.length} experts`);
+      await p.click('button[data-action="show-all-payouts"]');
+      await p.waitForFunction((n) => document.querySelectorAll('#payouts-table tr[data-expert]').length === n,
+        {}, pending.experts.length);
+    }
+    eq(await p.$('#payouts-table tr[data-more]'), null, 'no button once all are shown');
     await p.waitForSelector(sel);
     assert((await t.text(sel)).includes('$27.00'), 'owed amount: ' + (await t.text(sel)));
     await p.click(`${sel} button[data-action="mark-paid"]`);
