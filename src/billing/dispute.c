@@ -339,16 +339,31 @@ dispute_hold_again(const dispute_hold *h)
 	return db_exec(&q_hold, NULL, "is", frozen, h->dispute_id);
 }
 
+/* When booking b's cancel was decided: its audit row's time. */
+#define CANCEL_DECIDED_AT "(SELECT MIN(a.created_at) FROM audit_log a WHERE" \
+	" a.action = 'BOOKING_CANCEL_DECIDED'" \
+	" AND a.entity_id = CAST(b.id AS CHAR) COLLATE utf8mb4_bin)"
+/* With a booking refunded in part by its cancel, the cancel's facts. */
 static cd_sql q_unanswered = CD_SQL(
-    "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents FROM disputes d"
+    "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents,"
+    " b.id IS NOT NULL AS by_policy, b.price_cents, b.refunded_cents,"
+    " b.duration_minutes, DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i') AS start,"
+    " DATE_FORMAT(" CANCEL_DECIDED_AT ", '%Y-%m-%d %H:%i') AS cancelled,"
+    " TIMESTAMPDIFF(MINUTE, " CANCEL_DECIDED_AT ", b.start_time) AS notice"
+    " FROM disputes d LEFT JOIN bookings b ON b.id = d.booking_id AND "
+    BOOKING_CANCEL_REFUNDED_IN_PART("b")
     " WHERE " DISPUTE_UNANSWERED("d") " ORDER BY d.id LIMIT 1000");
 struct unanswered {
-	const char	*id, *status, *charge;
-	long long	 cents;
+	const char	*id, *status, *charge, *start, *cancelled;
+	long long	 cents, by_policy, price, refunded, minutes, notice;
 };
 static const cd_col unanswered_cols[] = {
 	DB_TEXT(struct unanswered, id), DB_TEXT(struct unanswered, status),
 	DB_TEXT(struct unanswered, charge), DB_INT(struct unanswered, cents),
+	DB_INT(struct unanswered, by_policy), DB_INT(struct unanswered, price),
+	DB_INT(struct unanswered, refunded), DB_INT(struct unanswered, minutes),
+	DB_TEXT(struct unanswered, start), DB_TEXT(struct unanswered, cancelled),
+	DB_INT(struct unanswered, notice),
 };
 /* Whoever records the answer first writes its audit row: one per answer. */
 static cd_sql q_answered = CD_SQL(
@@ -381,16 +396,72 @@ answered_tx(void *arg)
 	return err;
 }
 
+/* "4 hours and 59 minutes", "1 hour", "45 minutes": how long before. */
+static void
+notice_words(cd_buf *b, long long minutes)
+{
+	long long h = minutes / 60, m = minutes % 60;
+
+	if (h > 0)
+		buf_printf(b, "%lld hour%s%s", h, h == 1 ? "" : "s",
+		    m > 0 ? " and " : "");
+	if (m > 0 || h == 0)
+		buf_printf(b, "%lld minute%s", m, m == 1 ? "" : "s");
+}
+
+/* What the policy refunded: "$15.00 of its $30.00 price was refunded". */
+static void
+policy_refund(cd_buf *b, const struct unanswered *u)
+{
+	if (u->refunded == 0)
+		buf_puts(b, "none of its ");
+	else {
+		format_cents(b, u->refunded);
+		buf_puts(b, " of its ");
+	}
+	format_cents(b, u->price);
+	buf_puts(b, " price was refunded to their card");
+}
+
+/* The evidence: the refund in full, or the cancel the policy refunded in part. */
+static json_t *
+evidence(const struct unanswered *u, cd_arena *a)
+{
+	cd_buf *text = buf_in(a);
+
+	if (!u->by_policy) {
+		buf_puts(text, "This payment was refunded in full to the customer's"
+		    " card before the bank decided: ");
+		format_cents(text, u->cents);
+		buf_puts(text, " went back to them, as the refunds on this charge"
+		    " in Stripe show. Nothing remains to be paid back.");
+		return json_pack("{s:s}", "uncategorized_text", buf_cstr(text));
+	}
+	buf_puts(text, "The customer cancelled this booking ");
+	if (u->cancelled != NULL) {	/* its decision's audit row */
+		buf_printf(text, "on %s UTC, ", u->cancelled);
+		notice_words(text, u->notice);
+		buf_putc(text, ' ');
+	}
+	buf_printf(text, "before the session it reserved (%s UTC, %lld minutes"
+	    " with an expert). Under the cancellation policy shown to them when"
+	    " booking, ", u->start, u->minutes);
+	policy_refund(text, u);
+	buf_puts(text, "; the rest pays for the expert's time, which was held"
+	    " for them until they cancelled.");
+	return json_pack("{s:s,s:s%}", "cancellation_rebuttal", buf_cstr(text),
+	    "service_date", u->start, (size_t)10);
+}
+
 /*
- * Submits the refund as dispute row's evidence (*submitted), and records
- * that it did, or that Stripe refused it.
+ * Submits dispute row's evidence (*submitted), and records that it did, or
+ * that Stripe refused it.
  */
 static cd_err
 answer(const void *row, cd_arena *a, bool *submitted)
 {
 	const struct unanswered *u = row;
 	struct answer an = { u, NULL, false };
-	cd_buf *text = buf_in(a);
 	json_t *params, *out = NULL;
 	char path[300], key[300];
 	long status;
@@ -398,13 +469,8 @@ answer(const void *row, cd_arena *a, bool *submitted)
 
 	if (!stripe_id_ok(u->id, "dp_"))
 		return CD_OK;	/* not a dispute Stripe could have named */
-	buf_puts(text, "This payment was refunded in full to the customer's card"
-	    " before the bank decided: ");
-	format_cents(text, u->cents);
-	buf_puts(text, " went back to them, as the refunds on this charge in"
-	    " Stripe show. Nothing remains to be paid back.");
-	params = arena_json(a, json_pack("{s:{s:s},s:b}", "evidence",
-	    "uncategorized_text", buf_cstr(text), "submit", 1));
+	params = arena_json(a, json_pack("{s:o,s:b}", "evidence", evidence(u, a),
+	    "submit", 1));
 	an.evidence = json_object_get(params, "evidence");
 	snprintf(path, sizeof(path), "/v1/disputes/%s", u->id);
 	snprintf(key, sizeof(key), "dispute-%s-answer-%s", u->id, u->status);
@@ -425,7 +491,7 @@ answer(const void *row, cd_arena *a, bool *submitted)
 }
 
 cd_err
-dispute_answer_refunded(long long *done)
+dispute_answer(long long *done)
 {
 	/* one Stripe cannot take now does not stop the others */
 	return db_each_row(&q_unanswered, unanswered_cols,

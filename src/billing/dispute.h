@@ -45,15 +45,20 @@ cd_err	 dispute_updated(const json_t *dispute, const json_t *charge);
 cd_err	 dispute_closed(const json_t *dispute, const json_t *charge);
 
 /*
- * Answers the bank for each open dispute of a payment we had refunded in
- * full (creditdesk-reconcile): the refund is its evidence, submitted once
- * for each status that awaits a response (an inquiry, then the chargeback
- * the bank may turn it into).  Unanswered, the bank decides for the
- * customer, who would have the money back twice.  *done counts those
- * answered now; one Stripe refuses (closed, answered in the Dashboard) is
- * not asked again, one Stripe could not be reached is asked next run.
+ * Answers the bank for each open dispute we hold the evidence for
+ * (creditdesk-reconcile), submitted once for each status that awaits a
+ * response (an inquiry, then the chargeback the bank may turn it into):
+ * - a payment we had refunded in full: the refund.  Unanswered, the bank
+ *   decides for the customer, who would have the money back twice;
+ * - a booking its customer cancelled, refunded in part (or not at all) by
+ *   the cancellation policy: the cancel, when and how long before the
+ *   session, and what the policy refunded.  Unanswered, the expert's share
+ *   of the time held for the customer goes back with the rest.
+ * *done counts those answered now; one Stripe refuses (closed, answered in
+ * the Dashboard) is not asked again, one Stripe could not be reached is
+ * asked next run.
  */
-cd_err	 dispute_answer_refunded(long long *done);
+cd_err	 dispute_answer(long long *done);
 
 /*
  * Whether the payment of the PaymentIntent in SQL column intent was given
@@ -69,11 +74,21 @@ cd_err	 dispute_answer_refunded(long long *done);
 	" ra.payment_intent_id = " intent " AND " INVOICE_REFUNDED_CENTS("ra") \
 	" >= ra.amount_cents))"
 
-/* Whether dispute alias d is one dispute_answer_refunded has still to answer. */
+/*
+ * Whether booking alias b was cancelled by its customer and refunded what
+ * the cancellation policy gave, less than its price (nothing, late enough).
+ */
+#define BOOKING_CANCEL_REFUNDED_IN_PART(b) \
+	"(" b ".status = 'cancelled_by_user' AND " b ".cancel_refund_cents <" \
+	" " b ".price_cents AND " b ".refunded_cents = " b ".cancel_refund_cents)"
+
+/* Whether dispute alias d is one dispute_answer has still to answer. */
 #define DISPUTE_UNANSWERED(d) \
 	"(" d ".closed_at IS NULL AND " d ".status IN ('warning_needs_response'," \
-	" 'needs_response') AND NOT (" d ".answered_status <=> " d ".status) AND " \
-	PAYMENT_REFUNDED_IN_FULL(d ".payment_intent_id") ")"
+	" 'needs_response') AND NOT (" d ".answered_status <=> " d ".status) AND (" \
+	PAYMENT_REFUNDED_IN_FULL(d ".payment_intent_id") " OR EXISTS (SELECT 1" \
+	" FROM bookings cp WHERE cp.id = " d ".booking_id AND " \
+	BOOKING_CANCEL_REFUNDED_IN_PART("cp") ")))"
 
 /*
  * A refund of a payment whose dispute is still open (an inquiry is often

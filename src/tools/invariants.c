@@ -277,10 +277,11 @@ static cd_sql q_cancel_unsettled = CD_SQL(
     " ORDER BY b.id" LIMIT);
 
 /*
- * The periodic job answers a dispute of a payment refunded in full as soon
- * as it runs (dispute_answer_refunded); one still waiting an hour after it
- * opened is one Stripe would not take, which the bank will decide for the
- * customer unless someone answers it in the Dashboard.
+ * The periodic job answers a dispute of a payment refunded in full, or of a
+ * booking its customer cancelled under the policy, as soon as it runs
+ * (dispute_answer); one still waiting an hour after it opened is one Stripe
+ * would not take, which the bank will decide for the customer unless
+ * someone answers it in the Dashboard.
  */
 static cd_sql q_dispute_unanswered = CD_SQL(
     "SELECT d.stripe_dispute_id, d.status, d.payment_intent_id FROM disputes d"
@@ -454,8 +455,9 @@ const cd_invariant invariants[] = {
 	    " in full", &q_cancel_unsettled, false, NULL, false, NULL, false },
 	{ "dispute_hold", "what is frozen (credits, hours, a Voice credit's minutes) ="
 	    " what open disputes hold", &q_dispute_hold, false, NULL, false, NULL, false },
-	{ "dispute_unanswered", "no dispute of a payment refunded in full waits more"
-	    " than an hour for its answer", &q_dispute_unanswered, false, NULL, false,
+	{ "dispute_unanswered", "no dispute of a payment refunded in full or of a"
+	    " booking cancelled under the policy waits more than an hour for its"
+	    " answer", &q_dispute_unanswered, false, NULL, false,
 	    NULL, false },
 	{ "plan_tier", "a user's plan tier = what their live plans give",
 	    &q_plan_tier, false, NULL, false, NULL, false },

@@ -71,11 +71,11 @@ main(void)
 	if (cancels > 0)
 		printf("reconcile: finished %lld booking cancels whose refund had"
 		    " failed\n", cancels);
-	if (dispute_answer_refunded(&answers) != CD_OK)
+	if (dispute_answer(&answers) != CD_OK)
 		failed++;
 	if (answers > 0)
-		printf("reconcile: answered %lld disputes of refunded payments\n",
-		    answers);
+		printf("reconcile: answered %lld disputes with their refund or"
+		    " cancel\n", answers);
 	base = json_pack("{s:i,s:I}", "limit", PAGE_LIMIT, "created[gte]",
 	    (json_int_t)since);
 	if (stripe_list("/v1/events", base, MAX_PAGES, all) != CD_OK)

@@ -11,9 +11,9 @@ import json
 import secrets
 import threading
 
-from .lib import (latest_charge, Browser, Case, audit_count, db_exec, db_row, db_rows, db_scalar,
+from .lib import (Browser, Case, audit_count, db_exec, db_row, db_rows, db_scalar,
                   emu, emu_fail, emu_hold, emu_ok, emu_release, emu_state,
-                  event_processed, events_about, parallel, promote, register,
+                  event_processed, events_about, latest_charge, parallel, promote, register,
                   stripe_api, wait_until)
 
 

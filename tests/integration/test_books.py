@@ -12,10 +12,10 @@ the test ends, so the module's own books check still passes."""
 import json
 import os
 
-from .lib import (latest_charge, Case, all_processed, assert_books_balance, books_check, bought_live_help,
+from .lib import (Case, all_processed, assert_books_balance, books_check, bought_live_help,
                   completed_event, db_exec, db_row, db_rows, db_scalar, emu_config, emu_fail,
                   emu_hold, emu_pay, emu_release, env, event_processed, events_about,
-                  grant_hours, hours_total, new_slot, post_webhook, promote, refund_processed,
+                  grant_hours, hours_total, latest_charge, new_slot, post_webhook, promote, refund_processed,
                   register, run_tool, session_event_ids, start_live_help, stripe_api,
                   stripe_session, totals, wait_until)
 from .test_bookings import BookingCase, events_done, new_expert, refund_rows

@@ -1,17 +1,23 @@
-"""A dispute of a payment we had refunded in full is answered: the periodic
-job (creditdesk-reconcile) submits the refund to the bank as the dispute's
-evidence, once for each status that awaits a response (an inquiry, then the
-chargeback the bank may turn it into).  Unanswered, the bank would decide
-for the customer, who would have the money back twice."""
+"""A dispute we hold the evidence for is answered: the periodic job
+(creditdesk-reconcile) submits it to the bank, once for each status that
+awaits a response (an inquiry, then the chargeback the bank may turn it
+into).  For a payment we had refunded in full the evidence is the refund:
+unanswered, the bank would decide for the customer, who would have the money
+back twice.  For a booking its customer cancelled late, refunded in part by
+the cancellation policy, it is the cancel: unanswered, the rest (the
+expert's time held for them) would go back too."""
 
-from .lib import (latest_charge, audit_count, db_scalar, emu_fail, emu_hold, emu_release, event_processed,
-                  events_about, parallel, refund_processed, register, run_tool, stripe_api,
-                  wait_until)
+import re
+
+from .lib import (audit_count, books_check, db_exec, db_scalar, emu_fail, emu_hold, emu_release,
+                  event_processed, events_about, latest_charge, parallel, refund_processed,
+                  register, run_tool, stripe_api, wait_until)
 from .test_billing_payments import bought_plan
-from .test_bookings import BookingCase, new_expert, payment_row
+from .test_bookings import (BookingCase, book, booking_row, emu_succeed, new_expert,
+                            payment_row, status_is)
 from .test_credits import buy_pack
 from .test_money import (close_dispute, dispute_charge, dispute_intent, escalate_dispute,
-                         paid_with, replayed)
+                         hours_ahead, paid_with, replayed)
 
 
 def stripe_dispute(dp):
@@ -38,7 +44,7 @@ class DisputeAnswerTests(BookingCase):
         p = run_tool("creditdesk-reconcile")
         self.assertEqual(p.returncode, rc, p.stdout + p.stderr)
         if answers:
-            self.assertIn(f"answered {answers} disputes of refunded payments", p.stdout)
+            self.assertIn(f"answered {answers} disputes with their refund or cancel", p.stdout)
         else:
             self.assertNotIn("answered", p.stdout)
         return p
@@ -107,6 +113,51 @@ class DisputeAnswerTests(BookingCase):
                       stripe_dispute(disputes[1])["evidence"]["uncategorized_text"])
         self.reconcile()
         self.assertEqual(replayed(u.id), (0, []))
+
+    def test_a_booking_cancelled_late_is_answered_with_its_cancel(self):
+        """Cancelled 5 hours before it starts, half refunded by the policy,
+        then charged back: the answer is the cancel, when and how long before
+        the session, and what the policy refunded.  Left unanswered for an
+        hour, the books check names it."""
+        a = register()
+        r = book(a, new_expert(100), hours_ahead(5), 30)       # 30 minutes: $30.00
+        self.assertStatus(r, 201, "book")
+        bid, pi = r.json["booking"]["id"], r.json["booking"]["paymentIntentId"]
+        emu_succeed(pi)
+        status_is(bid, "scheduled", "succeeded")
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200, "cancel")
+        wait_until(lambda: payment_row(bid)["status"] == "partially_refunded",
+                   message="half refunded")
+        charge = latest_charge(pi)
+        dp = dispute_charge(charge)
+        unanswered = lambda: [f["stripe_dispute_id"] for f in books_check()["findings"]  # noqa: E731
+                              if f["check"] == "dispute_unanswered"]
+        aged = "UPDATE disputes SET created_at = created_at {} INTERVAL 2 HOUR" \
+               " WHERE stripe_dispute_id = %s"
+        db_exec(aged.format("-"), dp)
+        try:
+            self.assertEqual(unanswered(), [dp])
+            self.reconcile(answers=1)
+            self.assertEqual(unanswered(), [])
+        finally:
+            db_exec(aged.format("+"), dp)
+
+        d = stripe_dispute(dp)
+        self.assertEqual((d["status"], submissions(dp), answered(dp)),
+                         ("under_review", 1, "needs_response"))
+        start = booking_row(bid)["start_time"]
+        self.assertEqual(sorted(d["evidence"]), ["cancellation_rebuttal", "service_date"])
+        self.assertEqual(d["evidence"]["service_date"], start.strftime("%Y-%m-%d"))
+        self.assertRegex(d["evidence"]["cancellation_rebuttal"], "^The customer cancelled this"
+                         r" booking on \d{4}-\d\d-\d\d \d\d:\d\d UTC, (5 hours|4 hours and \d\d? minutes?)"
+                         " before the session"
+                         f" it reserved \\({re.escape(start.strftime('%Y-%m-%d %H:%M'))} UTC,"
+                         r" 30 minutes with an expert\)\. Under the cancellation policy shown to"
+                         r" them when booking, \$15\.00 of its \$30\.00 price was refunded to"
+                         r" their card; the rest pays for the expert's time")
+        self.reconcile()                                       # answered once
+        self.assertEqual((submissions(dp), audit_count("DISPUTE_ANSWERED", charge)), (1, 1))
+        self.assertEqual(replayed(a.id), (0, []))
 
     def test_stripe_unreachable_is_asked_again_and_a_refusal_is_not(self):
         u = register()

@@ -10,8 +10,9 @@ import json
 import threading
 import time
 
-from .lib import (latest_charge, Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
-                  books_check, emu_hold, emu_pay, emu_release, env, http_request, wait_until, checkout_rows)
+from .lib import (Case, _db_connect, check_status, run_tool, db_exec, db_row, db_rows, db_scalar, emu_deliver,
+                  books_check, emu_hold, emu_pay, emu_release, env, http_request, latest_charge,
+                  wait_until, checkout_rows)
 from .test_credits import (STARTER_CREDITS, CreditsCase, allocations, balance,
                            buy_pack, completed_processed, create_checkout, invoice_events,
                            ledger, pack_tokens, rate)

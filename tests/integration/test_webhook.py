@@ -5,10 +5,10 @@ going away, reconcile, and out-of-order delivery (issue 2, tests 5, 8, 11,
 import json
 import time
 
-from .lib import (latest_charge, Browser, Case, audit_count, completed_event, db_close, db_scalar,
+from .lib import (Browser, Case, audit_count, completed_event, db_close, db_scalar,
                   emu_config, emu_deliver, emu_deliveries, emu_fail, emu_hold, emu_ok,
                   emu_pay,
-                  emu_release, event_processed, events_about, make_event, post_webhook,
+                  emu_release, event_processed, events_about, latest_charge, make_event, post_webhook,
                   purchases_for_session, register, run_tool, session_event_ids, sign,
                   signature, stack, start_live_help, stripe_api, stripe_event_row, stripe_session,
                   totals, wait_until)
