@@ -257,6 +257,19 @@
   localTimes();
   window.creditdesk.localTimes = localTimes;
 
+  /* Each cell of a "stack" table is named by its column's heading (app.css). */
+  Array.prototype.forEach.call(document.querySelectorAll('table.stack'), function (table) {
+    var heads = Array.prototype.map.call(table.querySelectorAll('thead th'), function (th) {
+      return th.textContent.trim();
+    });
+    Array.prototype.forEach.call(table.querySelectorAll('tbody tr'), function (tr) {
+      if (tr.cells.length !== heads.length) return;   /* "No bookings yet." */
+      Array.prototype.forEach.call(tr.cells, function (td, i) {
+        if (heads[i]) td.setAttribute('data-label', heads[i]);
+      });
+    });
+  });
+
   document.addEventListener('click', function (ev) {
     var el = ev.target.closest('[data-action]');
     if (!el || !actions[el.getAttribute('data-action')]) return;

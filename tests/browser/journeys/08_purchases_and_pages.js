@@ -2,7 +2,8 @@
  * Journey 8: every purchase ends on a page that says what was bought and
  * where to find it (voice minutes and a video consultation here; boost packs
  * and Live Help in their own journeys); errors are sentences; /favicon.ico
- * exists; no page is wider than a 390 px phone screen.
+ * exists; no page is wider than a 390 px phone screen, and a person's own
+ * tables read there as a card per row.
  */
 'use strict';
 
@@ -59,7 +60,20 @@ async function purchasesEndWell(t) {
       await t.goto(path);
       const w = await p.evaluate(() => document.documentElement.scrollWidth);
       assert(w <= 390, `${path} is ${w}px wide on a 390px screen`);
+      /* a person's own tables read as a card per row: nothing to scroll sideways for */
+      const tables = await p.$$eval('table.stack', (ts) => ts.map((tb) => ({
+        sideways: tb.scrollWidth > tb.clientWidth + 1,
+        offScreen: Array.from(tb.querySelectorAll('td button, td a, td time'))
+          .filter((el) => el.getBoundingClientRect().right > window.innerWidth).length,
+      })));
+      tables.forEach((x, i) => {
+        assert(!x.sideways, `${path}: table ${i} scrolls sideways`);
+        eq(x.offScreen, 0, `${path}: table ${i}, controls and times off the screen`);
+      });
     }
+    await t.goto('/settings/billing');
+    eq(await p.$eval('#payments tbody tr', (tr) => Array.from(tr.cells, (td) => td.getAttribute('data-label'))),
+      ['Date', 'What', 'Amount', 'Status'], "a payment's cells named by their columns");
   });
 }
 
