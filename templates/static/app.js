@@ -242,16 +242,22 @@
     localPath: localPath, actions: actions, forms: forms
   };
 
-  /* <time datetime="…Z"> elements show the moment in the viewer's time zone. */
+  /*
+   * <time datetime="…Z"> elements show the moment in the viewer's time zone;
+   * data-show="time" ones only its time (a heading names the day).
+   */
   function localTimes() {
-    var fmt;
+    var fmt, timeOnly;
     try {
       fmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', year: 'numeric',
         month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+      timeOnly = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit',
+        timeZoneName: 'short' });
     } catch (e) { return; }
     Array.prototype.forEach.call(document.querySelectorAll('time[datetime]'), function (t) {
       var d = new Date(t.getAttribute('datetime'));
-      if (!isNaN(d.getTime())) t.textContent = fmt.format(d);
+      if (!isNaN(d.getTime()))
+        t.textContent = (t.getAttribute('data-show') === 'time' ? timeOnly : fmt).format(d);
     });
   }
   localTimes();

@@ -40,6 +40,25 @@
     return typeof window.Stripe === 'function' && meta ? window.Stripe(meta.getAttribute('content')) : null;
   }
 
+  /* A heading for each day of the times, in the viewer's time zone. */
+  function dayHeadings() {
+    var slots = document.getElementById('slots'), last = null, day;
+    try {
+      day = new Intl.DateTimeFormat(undefined, { weekday: 'long', year: 'numeric', month: 'long',
+        day: 'numeric' });
+    } catch (e) { return; }
+    Array.prototype.forEach.call(slots.querySelectorAll('button.slot'), function (b) {
+      var name = day.format(new Date(b.getAttribute('data-start')));
+      if (name === last) return;
+      var h = document.createElement('h3');
+      h.className = 'slot-day';
+      h.textContent = name;
+      slots.insertBefore(h, b);
+      last = name;
+    });
+  }
+  dayHeadings();
+
   function lockSlots(chosen) {
     Array.prototype.forEach.call(document.querySelectorAll('[data-action="pick-time"]'), function (b) {
       b.disabled = true;

@@ -51,7 +51,26 @@ async function expertBooking(t) {
     assert(after.find((s) => s.start === slots[i - 1].start).disabled, 'an unpaid hold is not greyed');
     assert(!after.find((s) => s.start === start).disabled, 'the chosen time is greyed');
     const label = await p.$eval(`button[data-start="${start}"] time`, (e) => e.textContent);
-    assert(/GMT\+9/.test(label), `times not in the viewer's zone: ${label}`);
+    assert(/^\d\d:\d\d [AP]M GMT\+9$/.test(label), `times not in the viewer's zone: ${label}`);
+    /* each time under a heading of its own day in the viewer's zone, one heading a day */
+    const days = await p.evaluate(() => {
+      const day = (iso) => new Date(iso).toLocaleDateString('en-US', { timeZone: 'Asia/Tokyo',
+        weekday: 'long', year: 'numeric', month: 'long', day: 'numeric' });
+      const out = { misplaced: [], headings: [], days: new Set() };
+      let heading = null;
+      for (const el of document.querySelectorAll('#slots > *')) {
+        if (el.matches('h3.slot-day')) {
+          heading = el.textContent;
+          out.headings.push(heading);
+        } else {
+          out.days.add(day(el.getAttribute('data-start')));
+          if (day(el.getAttribute('data-start')) !== heading) out.misplaced.push(el.getAttribute('data-start'));
+        }
+      }
+      return { misplaced: out.misplaced, headings: out.headings, days: [...out.days] };
+    });
+    eq(days.misplaced, [], 'times under another day');
+    eq(days.headings, days.days, 'one heading a day, in order');
   });
 
   await t.step('hold', async () => {
