@@ -801,15 +801,12 @@ booking_disputed(const booking_payment *row, const char *dispute_id,
 	return dispute_audit(row, dispute_id, to, *cents, a);
 }
 
-/* The booking with its expert's policy (or the platform's), by the DB clock. */
+/* The booking with the policy it was made under, by the DB clock. */
 static cd_sql q_terms = CD_SQL(
     "SELECT b.price_cents, b.platform_fee_cents,"
     " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), b.start_time),"
-    " " BOOKING_FULL_REFUND_HOURS("e") ","
-    " COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings"
-    "  WHERE name = 'cancel_late_refund_bps')),"
-    " COALESCE(b.cancel_refund_cents, -1)"
-    " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
+    " b.full_refund_hours, b.late_refund_bps, COALESCE(b.cancel_refund_cents, -1)"
+    " FROM bookings b WHERE b.id = ?");
 static const cd_col terms_cols[] = {
 	DB_INT(booking_terms, price), DB_INT(booking_terms, fee),
 	DB_INT(booking_terms, to_start), DB_INT(booking_terms, full_hours),

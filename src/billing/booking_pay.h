@@ -63,10 +63,17 @@
 	"(" b ".status IN ('scheduled', 'completed') OR (" b ".status =" \
 	" 'cancelled_by_user' AND " b ".cancel_refund_cents <=> 0))"
 
-/* The full-refund hours of the cancellation policy of expert alias e. */
-#define BOOKING_FULL_REFUND_HOURS(e) \
+/*
+ * The cancellation policy expert alias e takes bookings under now (its own,
+ * else the platform's): a new booking keeps it (bookings.full_refund_hours,
+ * late_refund_bps, migration 042), whatever either becomes later.
+ */
+#define EXPERT_FULL_REFUND_HOURS(e) \
 	"COALESCE(" e ".cancel_full_refund_hours, (SELECT int_value" \
 	" FROM platform_settings WHERE name = 'cancel_full_refund_hours'))"
+#define EXPERT_LATE_REFUND_BPS(e) \
+	"COALESCE(" e ".cancel_late_refund_bps, (SELECT int_value" \
+	" FROM platform_settings WHERE name = 'cancel_late_refund_bps'))"
 
 /*
  * Whether booking alias b (of expert alias e) can move to another time:
@@ -79,7 +86,7 @@
 #define BOOKING_MOVABLE(b, e) \
 	"(" BOOKING_SCHEDULED(b) " AND " e ".active = 1" \
 	" AND " b ".start_time >= UTC_TIMESTAMP() + INTERVAL " \
-	BOOKING_FULL_REFUND_HOURS(e) " HOUR AND NOT " BOOKING_CHARGED_BACK(b) ")"
+	b ".full_refund_hours HOUR AND NOT " BOOKING_CHARGED_BACK(b) ")"
 
 /*
  * What booking alias b owes its expert now, with its payment alias p: the

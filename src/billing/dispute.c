@@ -347,6 +347,7 @@ dispute_hold_again(const dispute_hold *h)
 static cd_sql q_unanswered = CD_SQL(
     "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents,"
     " b.id IS NOT NULL AS by_policy, b.price_cents, b.refunded_cents,"
+    " b.full_refund_hours, b.late_refund_bps,"
     " b.duration_minutes, DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i') AS start,"
     " DATE_FORMAT(" CANCEL_DECIDED_AT ", '%Y-%m-%d %H:%i') AS cancelled,"
     " TIMESTAMPDIFF(MINUTE, " CANCEL_DECIDED_AT ", b.start_time) AS notice"
@@ -355,13 +356,16 @@ static cd_sql q_unanswered = CD_SQL(
     " WHERE " DISPUTE_UNANSWERED("d") " ORDER BY d.id LIMIT 1000");
 struct unanswered {
 	const char	*id, *status, *charge, *start, *cancelled;
-	long long	 cents, by_policy, price, refunded, minutes, notice;
+	long long	 cents, by_policy, price, refunded, full_hours, late_bps;
+	long long	 minutes, notice;
 };
 static const cd_col unanswered_cols[] = {
 	DB_TEXT(struct unanswered, id), DB_TEXT(struct unanswered, status),
 	DB_TEXT(struct unanswered, charge), DB_INT(struct unanswered, cents),
 	DB_INT(struct unanswered, by_policy), DB_INT(struct unanswered, price),
-	DB_INT(struct unanswered, refunded), DB_INT(struct unanswered, minutes),
+	DB_INT(struct unanswered, refunded),
+	DB_INT(struct unanswered, full_hours), DB_INT(struct unanswered, late_bps),
+	DB_INT(struct unanswered, minutes),
 	DB_TEXT(struct unanswered, start), DB_TEXT(struct unanswered, cancelled),
 	DB_INT(struct unanswered, notice),
 };
@@ -445,7 +449,10 @@ evidence(const struct unanswered *u, cd_arena *a)
 	}
 	buf_printf(text, "before the session it reserved (%s UTC, %lld minutes"
 	    " with an expert). Under the cancellation policy shown to them when"
-	    " booking, ", u->start, u->minutes);
+	    " booking (in full up to %lld hours before the session, ", u->start,
+	    u->minutes, u->full_hours);
+	format_bps(text, u->late_bps);
+	buf_puts(text, " of the price after that), ");
 	policy_refund(text, u);
 	buf_puts(text, "; the rest pays for the expert's time, which was held"
 	    " for them until they cancelled.");

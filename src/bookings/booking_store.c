@@ -45,11 +45,13 @@ static cd_sql q_account = CD_SQL(
 static cd_sql q_fee = CD_SQL(
     "SELECT int_value FROM platform_settings WHERE name = 'platform_fee_bps'");
 static cd_sql q_terms = CD_SQL(
-    "SELECT user_id, rate_cents_per_minute, stripe_account_id,"
-    " charges_enabled AND payouts_enabled FROM experts WHERE id = ?");
+    "SELECT e.user_id, e.rate_cents_per_minute, e.stripe_account_id,"
+    " e.charges_enabled AND e.payouts_enabled, " EXPERT_FULL_REFUND_HOURS("e") ","
+    " " EXPERT_LATE_REFUND_BPS("e") " FROM experts e WHERE e.id = ?");
 static const cd_col terms_cols[] = {
 	DB_INT(expert_terms, user_id), DB_INT(expert_terms, rate),
 	DB_TEXT(expert_terms, account), DB_INT(expert_terms, onboarded),
+	DB_INT(expert_terms, full_hours), DB_INT(expert_terms, late_bps),
 };
 /*
  * Read after the expert's guard row is written (as every plain read of the
@@ -76,9 +78,10 @@ static cd_sql q_unpaid_holds = CD_SQL(
     " AND " BOOKING_HOLDS("b"));
 static cd_sql q_insert = CD_SQL(
     "INSERT INTO bookings (user_id, expert_id, start_time, end_time,"
-    " duration_minutes, price_cents, platform_fee_cents, payout_cents, status,"
-    " stripe_nonce, destination_account, idempotency_key)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    " duration_minutes, price_cents, platform_fee_cents, payout_cents,"
+    " full_refund_hours, late_refund_bps, status, stripe_nonce,"
+    " destination_account, idempotency_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
 static cd_sql q_payment = CD_SQL(
     "INSERT INTO payments (booking_id, stripe_payment_intent_id, amount_cents, status)"
     " VALUES (?, ?, ?, 'pending')");
@@ -348,9 +351,10 @@ bstore_keyed(const booking_row *b, booking_keyed *k, bool *found)
 cd_err
 bstore_insert(const booking_row *b, long long *id)
 {
-	return db_insert(&q_insert, id, "iissiiiissss", b->user_id, b->expert_id,
-	    b->start, b->end, b->minutes, b->price, b->fee, b->payout, b->status,
-	    b->nonce, b->destination, b->key);
+	return db_insert(&q_insert, id, "iissiiiiiissss", b->user_id,
+	    b->expert_id, b->start, b->end, b->minutes, b->price, b->fee,
+	    b->payout, b->full_hours, b->late_bps, b->status, b->nonce,
+	    b->destination, b->key);
 }
 
 cd_err
@@ -491,7 +495,7 @@ bstore_figures(booking_figures *f)
 /* Moving a booking (move.c). */
 static cd_sql q_moving = CD_SQL(
     "SELECT b.user_id, b.expert_id, b.duration_minutes,"
-    " " BOOKING_SCHEDULED("b") ", " BOOKING_MOVABLE("b", "e") ", " BOOKING_FULL_REFUND_HOURS("e") ","
+    " " BOOKING_SCHEDULED("b") ", " BOOKING_MOVABLE("b", "e") ", b.full_refund_hours,"
     " " BOOKING_CHARGED_BACK("b") ","
     " DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i:%s')"
     " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");

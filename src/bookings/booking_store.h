@@ -43,6 +43,7 @@ cd_err	 bstore_fee_bps(long long *bps, bool *found);
 typedef struct expert_terms {
 	long long	 user_id, rate, onboarded;
 	const char	*account;	/* NULL if none */
+	long long	 full_hours, late_bps;	/* its cancellation policy now */
 } expert_terms;
 cd_err	 bstore_expert_terms(cd_arena *, long long expert_id, expert_terms *,
 	    bool *found);
@@ -58,6 +59,7 @@ typedef struct booking_row {
 	long long	 user_id, expert_id;
 	const char	*start, *end;
 	long long	 minutes, price, fee, payout;
+	long long	 full_hours, late_bps;	/* the policy it is made under */
 	const char	*status;
 	const char	*nonce;
 	const char	*destination;	/* NULL: not a destination charge */

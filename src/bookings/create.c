@@ -151,6 +151,7 @@ hold_tx(void *arg)
 		    "The expert is already booked for part of this time.");
 	row = (booking_row){ r->user->id, b->expert_id, b->start, b->end,
 	    b->minutes, b->money.price, b->money.fee, b->money.payout,
+	    e.full_hours, e.late_bps,
 	    b->money.price > 0 ? "awaiting_payment" : "scheduled", b->nonce,
 	    *b->destination && b->money.price > 0 ? b->destination : NULL,
 	    b->key };

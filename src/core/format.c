@@ -46,3 +46,12 @@ format_cents(cd_buf *b, long long cents)
 	put_grouped(b, v / 100);
 	buf_printf(b, ".%02llu", v % 100);
 }
+
+void
+format_bps(cd_buf *b, long long bps)
+{
+	if (bps % 100 == 0)
+		buf_printf(b, "%lld%%", bps / 100);
+	else
+		buf_printf(b, "%lld.%02lld%%", bps / 100, bps % 100);
+}

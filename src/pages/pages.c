@@ -987,6 +987,16 @@ holds_card(cd_req *r, json_t *d)
 	return CD_OK;
 }
 
+/* Basis points as a percentage, in the request's arena: "33.33%". */
+static const char *
+percent_text(cd_req *r, long long bps)
+{
+	cd_buf *b = buf_in(r->arena);
+
+	format_bps(b, bps);
+	return buf_cstr(b);
+}
+
 /*
  * ?move=<booking>: the user is moving that booking of this expert, attached
  * to d as "moving" (or "moveGone" when it can no longer move).
@@ -1013,10 +1023,20 @@ moving_card(cd_req *r, json_t *d)
 	json_object_set_new(d, "moving", json_pack("{s:I,s:I,s:s?,s:s?,s:I,s:s}", "id",
 	    (json_int_t)m.id, "duration_minutes", (json_int_t)m.duration_minutes,
 	    "start_iso", m.start_iso, "start", m.start, "full_hours",
-	    (json_int_t)m.full_hours, "late_percent", m.late_bps % 100 == 0 ?
-	    arena_printf(r->arena, "%lld", m.late_bps / 100) :
-	    arena_printf(r->arena, "%lld.%02lld", m.late_bps / 100, m.late_bps % 100)));
+	    (json_int_t)m.full_hours, "late_percent", percent_text(r, m.late_bps)));
 	return CD_OK;
+}
+
+/*
+ * The cancellation policy a booking of this expert is made under now, as
+ * the customer reads it before picking a time: the booking keeps it.
+ */
+static json_t *
+policy_json(cd_req *r, const page_expert *e)
+{
+	return json_pack("{s:I,s:s?}", "full_hours", (json_int_t)e->full_hours,
+	    "late", e->late_bps == 0 ? NULL :
+	    arena_printf(r->arena, "%s of its price", percent_text(r, e->late_bps)));
 }
 
 static cd_err
@@ -1035,6 +1055,7 @@ h_schedule(cd_req *r)
 		return req_fail(r, CD_NOT_FOUND, "expert_not_found",
 		    "There is no such expert.");
 	json_object_set_new(d, "expert", expert_json(&e));
+	json_object_set_new(d, "policy", policy_json(r, &e));
 	if ((err = hours_card(r, d)) != CD_OK || (err = holds_card(r, d)) != CD_OK ||
 	    (err = moving_card(r, d)) != CD_OK)
 		return err;

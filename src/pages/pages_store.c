@@ -106,9 +106,7 @@ static cd_sql q_movable = CD_SQL(
     "SELECT b.id, b.duration_minutes, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
-    BOOKING_FULL_REFUND_HOURS("e") " AS full_hours, "
-    "COALESCE(e.cancel_late_refund_bps, (SELECT int_value FROM platform_settings "
-    "WHERE name = 'cancel_late_refund_bps')) AS late_bps "
+    "b.full_refund_hours AS full_hours, b.late_refund_bps AS late_bps "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.id = ? AND b.user_id = ? AND b.expert_id = ? AND "
     BOOKING_MOVABLE("b", "e"));
@@ -279,8 +277,9 @@ static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute FROM experts "
     "WHERE active = 1 ORDER BY name, id");
 static cd_sql q_expert = CD_SQL(
-    "SELECT id, name, headline, bio, rate_cents_per_minute FROM experts "
-    "WHERE id = ? AND active = 1");
+    "SELECT e.id, e.name, e.headline, e.bio, e.rate_cents_per_minute, "
+    EXPERT_FULL_REFUND_HOURS("e") ", " EXPERT_LATE_REFUND_BPS("e") " "
+    "FROM experts e WHERE e.id = ? AND e.active = 1");
 /*
  * The bookable hours of the next days (08:00–19:00 UTC starts), each busy
  * when a booking or a live unpaid hold overlaps it (the same rule as
@@ -444,6 +443,7 @@ static const cd_col expert_cols[] = {
 	DB_INT(page_expert, id), DB_TEXT(page_expert, name),
 	DB_TEXT(page_expert, headline), DB_TEXT(page_expert, bio),
 	DB_INT(page_expert, rate_cents_per_minute),
+	DB_INT(page_expert, full_hours), DB_INT(page_expert, late_bps),
 };
 static const cd_col hour_cols[] = {
 	DB_TEXT(page_hour, start_iso), DB_TEXT(page_hour, start),

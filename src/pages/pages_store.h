@@ -160,11 +160,12 @@ cd_err	 pstore_subscription(cd_arena *, long long user_id,
 cd_err	 pstore_waiting_json(json_t **rows);
 /* The user's open Voice session {id, available_minutes, started_iso}. */
 cd_err	 pstore_voice_open_json(long long user_id, json_t **row);
-/* Active experts (bio only for one). */
+/* Active experts (bio and cancellation policy only for one). */
 typedef struct page_expert {
 	long long	 id;
 	const char	*name, *headline, *bio;
 	long long	 rate_cents_per_minute;
+	long long	 full_hours, late_bps;	/* what a booking now is made under */
 } page_expert;
 cd_err	 pstore_experts(cd_arena *, page_expert **rows, size_t *n);
 cd_err	 pstore_expert(cd_arena *, long long id, page_expert *, bool *found);

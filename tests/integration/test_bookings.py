@@ -707,12 +707,17 @@ class MoveTests(BookingCase):
         page = a.get(f"/experts/{eid}/schedule?move={bid}").text
         self.assertIn(f'data-moving="{bid}" data-minutes="30"', page)
         self.assertNotIn('id="duration"', page)
-        # what moving into the late window does to a later cancel, by the expert's policy
+        # what moving into the late window does to a later cancel, by the booking's policy
         self.assertIn("At a new time less than 24 hours away, cancelling it later refunds 50%,"
                       " not all of it.", page)
+        self.assertNotIn("data-policy", page, "a move is told the booking's policy instead")
+        # the expert's policy changed since: the booking keeps the one it was made under
         db_exec("UPDATE experts SET cancel_late_refund_bps = 3333 WHERE id = %s", eid)
-        self.assertIn("less than 24 hours away, cancelling it later refunds 33.33%",
+        self.assertIn("less than 24 hours away, cancelling it later refunds 50%",
                       a.get(f"/experts/{eid}/schedule?move={bid}").text)
+        later, _ = self.paid(a, eid)
+        self.assertIn("less than 24 hours away, cancelling it later refunds 33.33%",
+                      a.get(f"/experts/{eid}/schedule?move={later}").text)
         for who, path in ((other, f"/experts/{eid}/schedule?move={bid}"),
                           (a, f"/experts/{new_expert(100)}/schedule?move={bid}"),
                           (a, f"/experts/{eid}/schedule?move=x")):

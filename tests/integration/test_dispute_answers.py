@@ -153,7 +153,8 @@ class DisputeAnswerTests(BookingCase):
                          " before the session"
                          f" it reserved \\({re.escape(start.strftime('%Y-%m-%d %H:%M'))} UTC,"
                          r" 30 minutes with an expert\)\. Under the cancellation policy shown to"
-                         r" them when booking, \$15\.00 of its \$30\.00 price was refunded to"
+                         r" them when booking \(in full up to 24 hours before the session, 50% of"
+                         r" the price after that\), \$15\.00 of its \$30\.00 price was refunded to"
                          r" their card; the rest pays for the expert's time")
         self.reconcile()                                       # answered once
         self.assertEqual((submissions(dp), audit_count("DISPUTE_ANSWERED", charge)), (1, 1))

@@ -7,6 +7,7 @@ until the request under test is seen waiting for it, then letting go."""
 
 import datetime
 import json
+import re
 import threading
 import time
 
@@ -467,6 +468,37 @@ class CancellationPolicyTests(BookingCase):
         self.assertStatus(a.post(f"/api/bookings/{bid2}/cancel", {}), 200)
         self.assertEqual(self.money(bid2), ("cancelled_by_user", 503, 503, 51, 452))
         self.assertEqual(self.owed(adm, eid2), [(452, [bid2])])
+
+    def test_a_booking_keeps_the_policy_it_was_made_under(self):
+        """The schedule page shows the expert's policy before a time is
+        picked; the booking keeps it.  The expert changing theirs later
+        changes what the page shows and what later bookings get, not what a
+        cancel of this one refunds."""
+        adm, a = admin(), register()
+        eid = new_expert(100)                      # 30 min: 3000, fee 300, payout 2700
+        policy = lambda: re.search(r"<p class=\"policy\" data-policy>([^<]*)</p>",  # noqa: E731
+                                   a.get(f"/experts/{eid}/schedule").text).group(1)
+        self.assertEqual(policy(), "Cancelling up to 24 hours before the session refunds it in"
+                         " full; later, 50% of its price; once it has started, nothing. The"
+                         " booking keeps this policy.")
+        bid, _ = self.paid_at(a, eid, 30)
+        db_exec("UPDATE experts SET cancel_full_refund_hours = 48, cancel_late_refund_bps = 0"
+                " WHERE id = %s", eid)
+        self.assertEqual(policy(), "Cancelling up to 48 hours before the session refunds it in"
+                         " full; later, nothing; once it has started, nothing. The booking"
+                         " keeps this policy.")
+        self.assertEqual((booking_row(bid)["full_refund_hours"], booking_row(bid)["late_refund_bps"]),
+                         (24, 5000))
+        q = self.quote(a, bid)                     # 30 h ahead: in full, under its own 24 h
+        self.assertEqual((q["tier"], q["refundCents"], q["policy"]),
+                         ("full", 3000, {"fullRefundHours": 24, "lateRefundBps": 5000}))
+        later, _ = self.paid_at(a, eid, 33)        # made under the new policy: 33 h is late
+        q = self.quote(a, later)
+        self.assertEqual((q["tier"], q["refundCents"], q["policy"]),
+                         ("partial", 0, {"fullRefundHours": 48, "lateRefundBps": 0}))
+        self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
+        self.assertEqual(self.money(bid), ("cancelled_by_user", 3000, 3000, 300, 2700))
+        self.assertEqual(replayed(a.id), (0, []))
 
     def test_cancel_after_the_start_refunds_nothing_and_is_refused(self):
         adm, a = admin(), register()
