@@ -24,8 +24,10 @@ static cd_sql q_experts = CD_SQL(
     "SELECT id, name, headline, rate_cents_per_minute AS ratePerMinuteCents"
     " FROM experts WHERE active = 1 ORDER BY id");
 static cd_sql q_expert = CD_SQL(
-    "SELECT id, name, headline, bio, rate_cents_per_minute AS ratePerMinuteCents"
-    " FROM experts WHERE id = ? AND active = 1");
+    "SELECT e.id, e.name, e.headline, e.bio, e.rate_cents_per_minute AS ratePerMinuteCents,"
+    " " EXPERT_FULL_REFUND_HOURS("e") " AS fullRefundHours,"
+    " " EXPERT_LATE_REFUND_BPS("e") " AS lateRefundBps"
+    " FROM experts e WHERE e.id = ? AND e.active = 1");
 
 /* Connect. */
 static cd_sql q_me = CD_SQL(
@@ -40,6 +42,23 @@ static cd_sql q_nonce = CD_SQL(
     "UPDATE experts SET stripe_nonce = ? WHERE id = ? AND stripe_nonce = ''");
 static cd_sql q_account = CD_SQL(
     "UPDATE experts SET stripe_account_id = ? WHERE id = ? AND stripe_account_id IS NULL");
+
+/*
+ * An expert's own cancellation policy.  The guard row is written first, so
+ * the read after it sees the policy a change committed just before.
+ */
+static cd_sql q_guard_by_user = CD_SQL(
+    "UPDATE experts SET booking_version = booking_version + 1 WHERE user_id = ?");
+static cd_sql q_policy = CD_SQL(
+    "SELECT e.id, " EXPERT_FULL_REFUND_HOURS("e") ", " EXPERT_LATE_REFUND_BPS("e")
+    " FROM experts e WHERE e.user_id = ?");
+static const cd_col policy_cols[] = {
+	DB_INT(expert_policy, expert_id), DB_INT(expert_policy, full_hours),
+	DB_INT(expert_policy, late_bps),
+};
+static cd_sql q_set_policy = CD_SQL(
+    "UPDATE experts SET cancel_full_refund_hours = ?, cancel_late_refund_bps = ?"
+    " WHERE id = ?");
 
 /* Holding a slot. */
 static cd_sql q_fee = CD_SQL(
@@ -282,6 +301,26 @@ bstore_expert_of_user(cd_arena *a, long long user_id, expert_account *x,
 {
 	return db_fetch_row(&q_me, a, me_cols, DB_NCOLS(me_cols), x, sizeof(*x),
 	    found, "i", user_id);
+}
+
+cd_err
+bstore_expert_policy(long long user_id, expert_policy *p, bool *found)
+{
+	unsigned long long n = 0;
+	cd_err err;
+
+	if ((err = db_exec(&q_guard_by_user, &n, "i", user_id)) != CD_OK ||
+	    (*found = n == 1) == false)
+		return err;
+	return db_fetch_row(&q_policy, NULL, policy_cols, DB_NCOLS(policy_cols),
+	    p, sizeof(*p), found, "i", user_id);
+}
+
+cd_err
+bstore_set_expert_policy(const expert_policy *p)
+{
+	return db_exec(&q_set_policy, NULL, "iii", p->full_hours, p->late_bps,
+	    p->expert_id);
 }
 
 cd_err

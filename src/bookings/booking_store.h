@@ -32,6 +32,15 @@ typedef struct expert_account {
 /* The expert row of a user; *found false if the user is no expert. */
 cd_err	 bstore_expert_of_user(cd_arena *, long long user_id, expert_account *,
 	    bool *found);
+/* An expert's cancellation policy in force (its own, else the platform's). */
+typedef struct expert_policy {
+	long long	 expert_id, full_hours, late_bps;
+} expert_policy;
+/* Inside a transaction: writes the guard row of the user's expert row,
+ * then reads its policy; *found false if the user is no expert. */
+cd_err	 bstore_expert_policy(long long user_id, expert_policy *, bool *found);
+/* Makes p the expert's own policy. */
+cd_err	 bstore_set_expert_policy(const expert_policy *p);
 /* Stores the expert's nonce unless one is stored already. */
 cd_err	 bstore_expert_nonce(long long expert_id, const char *nonce);
 /* Stores the expert's account id unless one is stored already. */

@@ -12,6 +12,7 @@ static const cd_route routes[] = {
 	{ "GET", "/api/experts/{id}", expert_get, 0 },
 	{ "GET", "/api/experts/me/connect", expert_connect_state, R_USER },
 	{ "POST", "/api/experts/me/connect", expert_connect, R_USER },
+	{ "POST", "/api/experts/me/policy", expert_set_policy, R_USER },
 	{ "GET", "/api/bookings", bookings_list, R_USER },
 	{ "POST", "/api/bookings", booking_create, R_USER },
 	{ "POST", "/api/bookings/{id}/pay", booking_pay, R_USER },

@@ -14,6 +14,7 @@
 /* experts.c */
 cd_err	 experts_list(cd_req *);
 cd_err	 expert_get(cd_req *);
+cd_err	 expert_set_policy(cd_req *);
 
 /* connect.c */
 cd_err	 expert_connect(cd_req *);

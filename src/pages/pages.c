@@ -513,9 +513,11 @@ dashboard_lists(cd_req *r, json_t *d)
 	json_object_set_new(d, "bookings", my_bookings_json(bookings, n));
 	if ((err = pstore_my_expert(uid, &e, &found)) != CD_OK)
 		return err;
-	json_object_set_new(d, "expert", found ? json_pack("{s:I,s:b,s:b}", "id",
-	    (json_int_t)e.id, "has_account", e.has_account != 0,
-	    "payouts_active", e.payouts_active != 0) : json_null());
+	json_object_set_new(d, "expert", found ? json_pack("{s:I,s:b,s:b,s:I,s:I}",
+	    "id", (json_int_t)e.id, "has_account", e.has_account != 0,
+	    "payouts_active", e.payouts_active != 0, "full_hours",
+	    (json_int_t)e.full_hours, "late_bps", (json_int_t)e.late_bps) :
+	    json_null());
 	return CD_OK;
 }
 

@@ -112,9 +112,10 @@ static cd_sql q_movable = CD_SQL(
     BOOKING_MOVABLE("b", "e"));
 /* The expert this user is, and whether Stripe pays them out (Connect). */
 static cd_sql q_my_expert = CD_SQL(
-    "SELECT id, stripe_account_id IS NOT NULL AS has_account, "
-    "charges_enabled = 1 AND payouts_enabled = 1 AS payouts_active "
-    "FROM experts WHERE user_id = ?");
+    "SELECT e.id, e.stripe_account_id IS NOT NULL AS has_account, "
+    "e.charges_enabled = 1 AND e.payouts_enabled = 1 AS payouts_active, "
+    EXPERT_FULL_REFUND_HOURS("e") ", " EXPERT_LATE_REFUND_BPS("e") " "
+    "FROM experts e WHERE e.user_id = ?");
 /* The bookings of the expert this user is, for /expert/bookings. */
 static cd_sql q_expert_bookings = CD_SQL(
     "SELECT b.id, u.name AS customer, b.duration_minutes, "
@@ -377,6 +378,7 @@ static const cd_col hold_cols[] = {
 static const cd_col expert_account_cols[] = {
 	DB_INT(page_expert_account, id), DB_INT(page_expert_account, has_account),
 	DB_INT(page_expert_account, payouts_active),
+	DB_INT(page_expert_account, full_hours), DB_INT(page_expert_account, late_bps),
 };
 static const cd_col expert_booking_cols[] = {
 	DB_INT(page_expert_booking, id), DB_TEXT(page_expert_booking, customer),

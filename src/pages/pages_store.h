@@ -65,6 +65,7 @@ cd_err	 pstore_my_bookings(cd_arena *, long long user_id, page_booking **rows,
 /* The expert this user is, and whether Stripe pays them out. */
 typedef struct page_expert_account {
 	long long	 id, has_account, payouts_active;
+	long long	 full_hours, late_bps;	/* the policy new bookings take */
 } page_expert_account;
 cd_err	 pstore_my_expert(long long user_id, page_expert_account *, bool *found);
 /* The bookings of the expert this user is (≤ 100). */

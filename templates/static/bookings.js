@@ -83,4 +83,18 @@
     });
   }
   cd.actions['complete-booking'] = function (el) { act(el, 'complete'); };
+
+  /* An expert's cancellation policy: the late refund is shown as a percentage, sent in basis points. */
+  var policy = document.querySelector('form[data-form="expert-policy"]');
+  if (policy) policy.elements.latePercent.value = String(Number(policy.getAttribute('data-late-bps')) / 100);
+  cd.forms['expert-policy'] = function (form, button) {
+    var hours = Number(form.elements.fullRefundHours.value);
+    var bps = Math.round(Number(form.elements.latePercent.value) * 100);
+    cd.run(button, '/api/experts/me/policy', { fullRefundHours: hours, lateRefundBps: bps },
+      function (res) {
+        var p = res.data.policy;
+        cd.say(button, 'Saved: bookings made from now on refund in full up to ' + p.fullRefundHours +
+          ' hours before, then ' + (p.lateRefundBps / 100) + '% of the price.', false);
+      });
+  };
 })();

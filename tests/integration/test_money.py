@@ -500,6 +500,43 @@ class CancellationPolicyTests(BookingCase):
         self.assertEqual(self.money(bid), ("cancelled_by_user", 3000, 3000, 300, 2700))
         self.assertEqual(replayed(a.id), (0, []))
 
+    def test_an_expert_sets_their_own_policy_for_later_bookings(self):
+        """POST /api/experts/me/policy: the expert's own policy, audited with
+        what it was; the bookings made before keep theirs.  Bad values and a
+        user who is no expert change nothing."""
+        a, expert_user, someone = register(), register(), register()
+        eid = new_expert(100, user=expert_user)
+        promote(expert_user, role="expert")
+        before, _ = self.paid_at(a, eid, 10)      # 50% under the platform's policy
+        path = "/api/experts/me/policy"
+        for body, field in (({"fullRefundHours": 169, "lateRefundBps": 0}, "fullRefundHours"),
+                            ({"fullRefundHours": -1, "lateRefundBps": 0}, "fullRefundHours"),
+                            ({"fullRefundHours": 12, "lateRefundBps": 10001}, "lateRefundBps"),
+                            ({"fullRefundHours": 12}, "lateRefundBps"),
+                            ({"fullRefundHours": 1.5, "lateRefundBps": 2500}, "fullRefundHours")):
+            r = expert_user.post(path, body)
+            self.assertStatus(r, 400, str(body))
+            self.assertIn(field, r.json["error"]["message"], str(body))
+        self.assertError(someone.post(path, {"fullRefundHours": 1, "lateRefundBps": 0}),
+                         403, "not_an_expert")
+        self.assertEqual(db_row("SELECT cancel_full_refund_hours AS h, cancel_late_refund_bps AS b"
+                                " FROM experts WHERE id = %s", eid), {"h": None, "b": None})
+
+        r = expert_user.post(path, {"fullRefundHours": 6, "lateRefundBps": 2500})
+        self.assertStatus(r, 200)
+        self.assertEqual(r.json, {"policy": {"fullRefundHours": 6, "lateRefundBps": 2500}})
+        self.assertEqual(db_row("SELECT cancel_full_refund_hours AS h, cancel_late_refund_bps AS b"
+                                " FROM experts WHERE id = %s", eid), {"h": 6, "b": 2500})
+        self.assertEqual(json.loads(db_scalar(
+            "SELECT details FROM audit_log WHERE action = 'EXPERT_POLICY_CHANGED'"
+            " AND entity_id = %s", str(eid))),
+            {"from": {"fullRefundHours": 24, "lateRefundBps": 5000},
+             "to": {"fullRefundHours": 6, "lateRefundBps": 2500}})
+        self.assertEqual(a.get(f"/api/experts/{eid}").json["expert"]["lateRefundBps"], 2500)
+        after, _ = self.paid_at(a, eid, 5)        # 5 h ahead: late under 6 h, 25%
+        self.assertEqual([(self.quote(a, b)["tier"], self.quote(a, b)["refundCents"])
+                          for b in (before, after)], [("partial", 1500), ("partial", 750)])
+
     def test_cancel_after_the_start_refunds_nothing_and_is_refused(self):
         adm, a = admin(), register()
         eid = new_expert(150)

@@ -3,7 +3,9 @@
  * payouts"; Stripe's hosted onboarding (the emulator's page) is left half
  * way, so the dashboard then offers "Continue onboarding"; finishing it
  * brings the expert back to a dashboard that reads "Payouts through Stripe:
- * active", and the expert's row has charges and payouts enabled.
+ * active", and the expert's row has charges and payouts enabled.  The
+ * expert then sets their cancellation policy, which their schedule page
+ * states to customers.
  */
 'use strict';
 
@@ -47,6 +49,25 @@ async function expertPayouts(t) {
       'AND object_id = ? AND processed_at IS NOT NULL', row.stripe_account_id)) === 1, 'the account.updated webhook');
     await t.goto('/dashboard');       // server-rendered from the row
     eq(await t.text('#payouts [data-connect-status]'), 'Payouts through Stripe: active', 'after a reload');
+  });
+
+  await t.step('cancellation-policy', async () => {
+    const form = '#policy form[data-form="expert-policy"]';
+    eq(await p.$eval(`${form} [name="fullRefundHours"]`, (e) => e.value), '24', 'the platform\'s hours shown');
+    eq(await p.$eval(`${form} [name="latePercent"]`, (e) => e.value), '50', 'the platform\'s late refund shown');
+    await p.$eval(`${form} [name="fullRefundHours"]`, (e) => { e.value = ''; });
+    await p.type(`${form} [name="fullRefundHours"]`, '12');
+    await p.$eval(`${form} [name="latePercent"]`, (e) => { e.value = ''; });
+    await p.type(`${form} [name="latePercent"]`, '33.33');
+    await p.click(`${form} button[type="submit"]`);
+    await t.waitText(`${form} [data-msg]`,
+      'Saved: bookings made from now on refund in full up to 12 hours before, then 33.33% of the price.');
+    const row = dbRow('SELECT cancel_full_refund_hours AS h, cancel_late_refund_bps AS b FROM experts WHERE id = ?', expert);
+    eq(`${row.h}/${row.b}`, '12/3333', 'the policy stored in basis points');
+    await t.goto(`/experts/${expert}/schedule`);
+    eq(await t.text('[data-policy]'), 'Cancelling up to 12 hours before the session refunds it in full; ' +
+      'later, 33.33% of its price; once it has started, nothing. The booking keeps this policy.',
+    'the policy a customer reads before picking a time');
   });
 }
 
