@@ -805,8 +805,9 @@ booking_disputed(const booking_payment *row, const char *dispute_id,
 static cd_sql q_terms = CD_SQL(
     "SELECT b.price_cents, b.platform_fee_cents,"
     " TIMESTAMPDIFF(SECOND, UTC_TIMESTAMP(), b.start_time),"
-    " b.full_refund_hours, b.late_refund_bps, COALESCE(b.cancel_refund_cents, -1)"
-    " FROM bookings b WHERE b.id = ?");
+    " " BOOKING_FULL_REFUND_HOURS("b", "e") ", " BOOKING_LATE_REFUND_BPS("b", "e") ","
+    " COALESCE(b.cancel_refund_cents, -1)"
+    " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");
 static const cd_col terms_cols[] = {
 	DB_INT(booking_terms, price), DB_INT(booking_terms, fee),
 	DB_INT(booking_terms, to_start), DB_INT(booking_terms, full_hours),

@@ -74,6 +74,15 @@
 #define EXPERT_LATE_REFUND_BPS(e) \
 	"COALESCE(" e ".cancel_late_refund_bps, (SELECT int_value" \
 	" FROM platform_settings WHERE name = 'cancel_late_refund_bps'))"
+/*
+ * The policy booking alias b (of expert alias e) was made under; a booking
+ * made by a release from before its columns (a rolling deploy) reads its
+ * expert's.
+ */
+#define BOOKING_FULL_REFUND_HOURS(b, e) \
+	"COALESCE(" b ".full_refund_hours, " EXPERT_FULL_REFUND_HOURS(e) ")"
+#define BOOKING_LATE_REFUND_BPS(b, e) \
+	"COALESCE(" b ".late_refund_bps, " EXPERT_LATE_REFUND_BPS(e) ")"
 
 /*
  * Whether booking alias b (of expert alias e) can move to another time:
@@ -86,7 +95,7 @@
 #define BOOKING_MOVABLE(b, e) \
 	"(" BOOKING_SCHEDULED(b) " AND " e ".active = 1" \
 	" AND " b ".start_time >= UTC_TIMESTAMP() + INTERVAL " \
-	b ".full_refund_hours HOUR AND NOT " BOOKING_CHARGED_BACK(b) ")"
+	BOOKING_FULL_REFUND_HOURS(b, e) " HOUR AND NOT " BOOKING_CHARGED_BACK(b) ")"
 
 /*
  * What booking alias b owes its expert now, with its payment alias p: the

@@ -347,12 +347,13 @@ dispute_hold_again(const dispute_hold *h)
 static cd_sql q_unanswered = CD_SQL(
     "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents,"
     " b.id IS NOT NULL AS by_policy, b.price_cents, b.refunded_cents,"
-    " b.full_refund_hours, b.late_refund_bps,"
+    " " BOOKING_FULL_REFUND_HOURS("b", "e") ", " BOOKING_LATE_REFUND_BPS("b", "e") ","
     " b.duration_minutes, DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i') AS start,"
     " DATE_FORMAT(" CANCEL_DECIDED_AT ", '%Y-%m-%d %H:%i') AS cancelled,"
     " TIMESTAMPDIFF(MINUTE, " CANCEL_DECIDED_AT ", b.start_time) AS notice"
     " FROM disputes d LEFT JOIN bookings b ON b.id = d.booking_id AND "
     BOOKING_CANCEL_REFUNDED_IN_PART("b")
+    " LEFT JOIN experts e ON e.id = b.expert_id"
     " WHERE " DISPUTE_UNANSWERED("d") " ORDER BY d.id LIMIT 1000");
 struct unanswered {
 	const char	*id, *status, *charge, *start, *cancelled;

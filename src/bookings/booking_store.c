@@ -534,7 +534,8 @@ bstore_figures(booking_figures *f)
 /* Moving a booking (move.c). */
 static cd_sql q_moving = CD_SQL(
     "SELECT b.user_id, b.expert_id, b.duration_minutes,"
-    " " BOOKING_SCHEDULED("b") ", " BOOKING_MOVABLE("b", "e") ", b.full_refund_hours,"
+    " " BOOKING_SCHEDULED("b") ", " BOOKING_MOVABLE("b", "e") ","
+    " " BOOKING_FULL_REFUND_HOURS("b", "e") ","
     " " BOOKING_CHARGED_BACK("b") ","
     " DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i:%s')"
     " FROM bookings b JOIN experts e ON e.id = b.expert_id WHERE b.id = ?");

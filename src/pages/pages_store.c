@@ -106,7 +106,8 @@ static cd_sql q_movable = CD_SQL(
     "SELECT b.id, b.duration_minutes, "
     "DATE_FORMAT(b.start_time, " ISO_TIME ") AS start_iso, "
     "DATE_FORMAT(b.start_time, " HUMAN_TIME ") AS start, "
-    "b.full_refund_hours AS full_hours, b.late_refund_bps AS late_bps "
+    BOOKING_FULL_REFUND_HOURS("b", "e") " AS full_hours, "
+    BOOKING_LATE_REFUND_BPS("b", "e") " AS late_bps "
     "FROM bookings b JOIN experts e ON e.id = b.expert_id "
     "WHERE b.id = ? AND b.user_id = ? AND b.expert_id = ? AND "
     BOOKING_MOVABLE("b", "e"));

@@ -499,6 +499,14 @@ class CancellationPolicyTests(BookingCase):
         self.assertStatus(a.post(f"/api/bookings/{bid}/cancel", {}), 200)
         self.assertEqual(self.money(bid), ("cancelled_by_user", 3000, 3000, 300, 2700))
         self.assertEqual(replayed(a.id), (0, []))
+        # a booking inserted without one (by the release before, during a
+        # rolling deploy) reads its expert's policy
+        db_exec("UPDATE bookings SET full_refund_hours = NULL, late_refund_bps = NULL"
+                " WHERE id = %s", later)
+        db_exec("UPDATE experts SET cancel_full_refund_hours = 12 WHERE id = %s", eid)
+        q = self.quote(a, later)
+        self.assertEqual((q["tier"], q["refundCents"], q["policy"]),
+                         ("full", 3000, {"fullRefundHours": 12, "lateRefundBps": 0}))
 
     def test_an_expert_sets_their_own_policy_for_later_bookings(self):
         """POST /api/experts/me/policy: the expert's own policy, audited with
