@@ -309,8 +309,9 @@ bstore_expert_policy(long long user_id, expert_policy *p, bool *found)
 	unsigned long long n = 0;
 	cd_err err;
 
+	*found = false;
 	if ((err = db_exec(&q_guard_by_user, &n, "i", user_id)) != CD_OK ||
-	    (*found = n == 1) == false)
+	    n == 0)		/* rows matched: 0 when the user is no expert */
 		return err;
 	return db_fetch_row(&q_policy, NULL, policy_cols, DB_NCOLS(policy_cols),
 	    p, sizeof(*p), found, "i", user_id);
