@@ -339,21 +339,20 @@ dispute_hold_again(const dispute_hold *h)
 	return db_exec(&q_hold, NULL, "is", frozen, h->dispute_id);
 }
 
-/* When booking b's cancel was decided: its audit row's time. */
-#define CANCEL_DECIDED_AT "(SELECT MIN(a.created_at) FROM audit_log a WHERE" \
-	" a.action = 'BOOKING_CANCEL_DECIDED'" \
-	" AND a.entity_id = CAST(b.id AS CHAR) COLLATE utf8mb4_bin)"
 /* With a booking refunded in part by its cancel, the cancel's facts. */
 static cd_sql q_unanswered = CD_SQL(
     "SELECT d.stripe_dispute_id, d.status, d.charge_id, d.amount_cents,"
     " b.id IS NOT NULL AS by_policy, b.price_cents, b.refunded_cents,"
     " " BOOKING_FULL_REFUND_HOURS("b", "e") ", " BOOKING_LATE_REFUND_BPS("b", "e") ","
     " b.duration_minutes, DATE_FORMAT(b.start_time, '%Y-%m-%d %H:%i') AS start,"
-    " DATE_FORMAT(" CANCEL_DECIDED_AT ", '%Y-%m-%d %H:%i') AS cancelled,"
-    " TIMESTAMPDIFF(MINUTE, " CANCEL_DECIDED_AT ", b.start_time) AS notice"
+    " DATE_FORMAT(c.created_at, '%Y-%m-%d %H:%i') AS cancelled,"
+    " TIMESTAMPDIFF(MINUTE, c.created_at, b.start_time) AS notice"
     " FROM disputes d LEFT JOIN bookings b ON b.id = d.booking_id AND "
     BOOKING_CANCEL_REFUNDED_IN_PART("b")
     " LEFT JOIN experts e ON e.id = b.expert_id"
+    /* when the cancel was decided: its one audit row (written when fresh) */
+    " LEFT JOIN audit_log c ON c.action = 'BOOKING_CANCEL_DECIDED'"
+    " AND c.entity_id = CAST(b.id AS CHAR) COLLATE utf8mb4_bin"
     " WHERE " DISPUTE_UNANSWERED("d") " ORDER BY d.id LIMIT 1000");
 struct unanswered {
 	const char	*id, *status, *charge, *start, *cancelled;
